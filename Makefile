@@ -1,0 +1,165 @@
+# kart — GNU Makefile.
+#
+#   make                 build/libkart.a, build/libkart.so.0, build/kart.pc
+#   make check           install missing packages, build, run every suite
+#   make bench           install missing packages, build, run kart-bench --quick
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make clean
+#
+# Knobs: V=1 (show commands), CC=clang, SAN=address,undefined or SAN=thread
+# (sanitizer build, in its own directory), URING=0 / NUMA=0 (build without
+# io_uring / libnuma; the default is to use them when pkg-config finds them).
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+AR ?= ar
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+SOVERSION := 0
+VERSION := 0.1.0
+
+comma := ,
+have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo 1 || echo 0)
+
+URING ?= $(call have,liburing)
+NUMA ?= $(call have,numa)
+HAVE_CHECK := $(call have,check)
+HAVE_LIBUV := $(call have,libuv)
+HAVE_LIBEVENT := $(call have,libevent)
+
+# Each configuration builds in its own directory so that switching between
+# them never mixes objects; the default one is build/ itself.
+OUT := build$(if $(SAN),/san-$(subst $(comma),-,$(SAN)))$(if $(filter 0,$(URING)),/nouring)$(if $(filter 0,$(NUMA)),/nonuma)
+
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+OPT ?= -O2 -g
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread -Iinclude -Icore
+LIB_CFLAGS := -fPIC -fvisibility=hidden -DKART_BUILDING=1
+LIBS := -pthread
+
+ifneq ($(SAN),)
+BASE_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDSAN := -fsanitize=$(SAN)
+endif
+
+LIB_SRC := $(wildcard core/*.c) compat/epoll.c compat/poll.c compat/select.c numa/topology.c
+ifeq ($(URING),1)
+LIB_SRC += $(wildcard uring/*.c)
+BASE_CFLAGS += -DKART_HAVE_URING=1 $(shell $(PKG_CONFIG) --cflags liburing)
+LIBS += $(shell $(PKG_CONFIG) --libs liburing)
+PC_REQUIRES += liburing
+endif
+ifeq ($(NUMA),1)
+BASE_CFLAGS += -DKART_HAVE_NUMA=1
+LIBS += -lnuma
+PC_LIBS_PRIVATE += -lnuma
+endif
+
+CFLAGS_ALL := $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+LIB_OBJ := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRC))
+
+TEST_SRC := $(wildcard tests/check_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(OUT)/tests/%,$(TEST_SRC))
+TEST_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_CFLAGS := -DKART_BENCH_HAVE_LIBUV=$(HAVE_LIBUV) -DKART_BENCH_HAVE_LIBEVENT=$(HAVE_LIBEVENT)
+BENCH_LIBS :=
+ifeq ($(HAVE_LIBUV),1)
+BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libuv)
+endif
+ifeq ($(HAVE_LIBEVENT),1)
+BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libevent)
+endif
+
+.PHONY: all lib check check-run bench bench-run install uninstall clean deps tests
+all: lib $(OUT)/kart-bench
+
+lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
+
+# A stamp of the flags: changing CC or CFLAGS rebuilds everything.
+$(OUT)/.flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS_ALL) $(LIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL) $(LIBS)' > $@
+FORCE:
+
+$(OUT)/obj/%.o: %.c $(OUT)/.flags
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUT)/libkart.a: $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $^ $(LIBS) $(LDFLAGS)
+	$(Q)ln -sf libkart.so.$(SOVERSION) $(OUT)/libkart.so
+
+gen_pc = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|$(PC_REQUIRES)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' kart.pc.in
+
+$(OUT)/kart.pc: kart.pc.in Makefile $(OUT)/.flags
+	$(call say,GEN,$@)
+	$(Q)$(gen_pc) > $@
+
+$(OUT)/tests/%: tests/%.c tests/testutil.h $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+
+tests: $(TEST_BIN)
+
+$(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
+	$(call say,CC,$@)
+	$(Q)$(CC) $(filter-out -Icore,$(CFLAGS_ALL)) $(BENCH_CFLAGS) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
+
+deps:
+	@scripts/deps.sh
+
+# check and bench first make sure the packages are there (installing them
+# when they are not), then build and run in a fresh make that sees them.
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: lib tests
+	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" scripts/run-tests.sh $(TEST_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: lib $(OUT)/kart-bench
+	$(OUT)/kart-bench --quick --json $(OUT)/bench.json $(BENCH_ARGS)
+
+install: lib
+	$(call say,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(INCLUDEDIR)/kart $(DESTDIR)$(LIBDIR)/pkgconfig
+	$(Q)install -m 644 include/kart.h $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)install -m 644 include/kart/*.h $(DESTDIR)$(INCLUDEDIR)/kart/
+	$(Q)install -m 644 $(OUT)/libkart.a $(DESTDIR)$(LIBDIR)/
+	$(Q)install -m 755 $(OUT)/libkart.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/
+	$(Q)ln -sf libkart.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkart.so
+	$(Q)$(gen_pc) > $(DESTDIR)$(LIBDIR)/pkgconfig/kart.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/kart $(DESTDIR)$(INCLUDEDIR)/kart.h
+	rm -f $(DESTDIR)$(LIBDIR)/libkart.a $(DESTDIR)$(LIBDIR)/libkart.so* $(DESTDIR)$(LIBDIR)/pkgconfig/kart.pc
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d)

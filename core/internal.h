@@ -1,0 +1,170 @@
+/*
+ * core/internal.h — private to libkart: the backend contract and the
+ * selector's registration table.
+ *
+ * A backend is one file exporting one `kart__backend_ops` table filled with
+ * designated initializers (the shape of Redis's ae_epoll.c and fio's
+ * ioengine_ops). The core keeps the authoritative registration table — fd
+ * number to events, flags, user data and a generation — so that every
+ * backend shares one set of rules: validation, -EEXIST/-ENOENT, masking of
+ * reported events, one-shot emulation, and dropping events for fds that
+ * were unregistered. A backend only translates between that table and its
+ * kernel interface.
+ */
+#ifndef KART_INTERNAL_H
+#define KART_INTERNAL_H
+
+#include <kart.h>
+#include <poll.h>
+#include <stdbool.h>
+
+#define KART__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Internal capability bits, above the public KART_CAP_* ones. */
+#define KART__CAP_NATIVE_ONESHOT 0x100u /* the kernel disarms after one report */
+#define KART__CAP_CHECKS_FD 0x200u /* add itself fails with EBADF/EPERM */
+
+/* One registration. `gen` changes on every register and modify, so that a
+ * backend whose kernel requests outlive an unregister (io_uring) can tell a
+ * stale completion from a current one. */
+typedef struct kart__reg {
+    void *data;
+    uint32_t events; /* KART_* event bits and flags as registered */
+    uint32_t gen;
+    bool registered;
+    bool internal; /* the selector's own wake-up fd: never reported */
+    bool disarmed; /* one-shot emulation: reported, waiting for modify */
+} kart__reg;
+
+/* What a backend's wait hands to the core: an fd, KART_* bits, and the
+ * generation of the registration the kernel reported for, or 0 when the
+ * backend's kernel interface cannot outlive an unregister (poll, select).
+ * The core drops an entry whose generation is not the current one. */
+typedef struct kart__ready {
+    int fd;
+    uint32_t events;
+    uint32_t gen;
+} kart__ready;
+
+/* Generations are never 0, so that 0 can mean "not checked". */
+static inline uint32_t kart__next_gen(uint32_t gen)
+{
+    return gen + 1 ? gen + 1 : 1;
+}
+
+typedef struct kart__backend_ops {
+    const char *name;
+    unsigned caps; /* KART_CAP_* | KART__CAP_* */
+    /* Sets sel->backend_state. Returns 0 or a negative errno (the core
+     * skips a backend whose init fails when none was forced). */
+    int (*init)(kart_selector *sel, const kart_selector_options *opts);
+    void (*fini)(kart_selector *sel);
+    /* reg is already filled in (events, gen); add and mod may fail with a
+     * negative errno, in which case the core leaves its table as before. */
+    int (*add)(kart_selector *sel, int fd, const kart__reg *reg);
+    int (*mod)(kart_selector *sel, int fd, uint32_t old_events,
+               const kart__reg *reg);
+    /* Must not fail for an fd that was closed behind the selector's back. */
+    int (*del)(kart_selector *sel, int fd, const kart__reg *reg);
+    /* Waits once (EINTR may be returned: the core retries) and stores at
+     * most max ready entries; readiness that does not fit stays for the
+     * next call. Entries for unregistered fds are dropped by the core, and
+     * returning 0 before the timeout is harmless: the core waits again
+     * for the time left. */
+    int (*wait)(kart_selector *sel, kart__ready *out, int max,
+                int64_t timeout_ns);
+} kart__backend_ops;
+
+struct kart_selector {
+    const kart__backend_ops *ops;
+    void *backend_state;
+    kart__reg *regs; /* indexed by fd */
+    int nregs;       /* allocated entries */
+    int count;       /* registered fds, the wake-up fd excluded */
+    int wake_fd;     /* eventfd (or the read end of a pipe) */
+    int wake_wfd;    /* the fd written by kart_selector_wake() */
+    kart__ready *scratch;
+    int nscratch;
+};
+
+/* Backends compiled into this build. */
+extern const kart__backend_ops kart__backend_uring;
+extern const kart__backend_ops kart__backend_epoll;
+extern const kart__backend_ops kart__backend_kqueue;
+extern const kart__backend_ops kart__backend_poll;
+extern const kart__backend_ops kart__backend_select;
+
+/* The registration for fd, or NULL when fd is outside the table. */
+static inline kart__reg *kart__selector_reg(const kart_selector *sel, int fd)
+{
+    return (fd >= 0 && fd < sel->nregs) ? &sel->regs[fd] : NULL;
+}
+
+/* Translations between KART_* bits and poll(2)'s (epoll and io_uring use
+ * the same values for these bits on Linux). */
+static inline short kart__to_poll(uint32_t events)
+{
+    short p = 0;
+    if (events & KART_READABLE) {
+        p |= POLLIN;
+#ifdef POLLRDHUP
+        p |= POLLRDHUP;
+#endif
+    }
+    if (events & KART_WRITABLE)
+        p |= POLLOUT;
+    if (events & KART_PRIORITY)
+        p |= POLLPRI;
+    return p;
+}
+
+static inline uint32_t kart__from_poll(unsigned revents)
+{
+    uint32_t e = 0;
+    if (revents & POLLIN)
+        e |= KART_READABLE;
+    if (revents & POLLOUT)
+        e |= KART_WRITABLE;
+    if (revents & POLLPRI)
+        e |= KART_PRIORITY;
+    if (revents & POLLHUP)
+        e |= KART_HANGUP;
+    if (revents & POLLERR)
+        e |= KART_ERROR;
+#ifdef POLLRDHUP
+    if (revents & POLLRDHUP)
+        e |= KART_RDHUP;
+#endif
+    return e;
+}
+
+/* Absolute deadline for a relative timeout (negative stays negative). */
+static inline int64_t kart__deadline(int64_t timeout_ns)
+{
+    if (timeout_ns < 0)
+        return -1;
+    int64_t now = kart_now_ns();
+    return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
+/* Time left until an absolute deadline (negative: forever; never below 0
+ * otherwise). */
+static inline int64_t kart__time_left(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - kart_now_ns();
+    return left > 0 ? left : 0;
+}
+
+/* Milliseconds for poll(2)/epoll_wait(2), rounded up so that a wait never
+ * returns before its timeout; clamps to INT_MAX. */
+int kart__timeout_ms(int64_t timeout_ns);
+
+/* Drains the selector's wake-up fd (used by backends that see it ready). */
+void kart__selector_drain_wake(kart_selector *sel);
+
+/* Logs through the runtime's log handler (stderr when KART_DEBUG is set). */
+void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,422 @@
+/*
+ * core/selector.c — the selector every backend sits behind.
+ *
+ * The one idea here: the core owns the registration table, so the rules
+ * users see (validation, -EEXIST/-ENOENT, which bits are reported,
+ * one-shot, no event after unregister, EINTR retry, wake-up) are written
+ * once and hold on every backend; a backend only speaks to its kernel
+ * interface. The wake-up fd is an ordinary registration marked internal.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+static const kart__backend_ops *const all_backends[] = {
+#ifdef KART_HAVE_URING
+    &kart__backend_uring,
+#endif
+#ifdef __linux__
+    &kart__backend_epoll,
+#endif
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||   \
+    defined(__OpenBSD__) || defined(__DragonFly__)
+    &kart__backend_kqueue,
+#endif
+    &kart__backend_poll,
+    &kart__backend_select,
+};
+
+KART_API const char *const *kart_backends(void)
+{
+    static const char *names[KART__ARRAY_LEN(all_backends) + 1];
+    static _Atomic int ready;
+    if (!ready) {
+        /* Idempotent: concurrent first callers write the same pointers. */
+        for (size_t i = 0; i < KART__ARRAY_LEN(all_backends); i++)
+            __atomic_store_n(&names[i], all_backends[i]->name, __ATOMIC_RELAXED);
+        ready = 1;
+    }
+    return names;
+}
+
+static const kart__backend_ops *find_backend(const char *name)
+{
+    for (size_t i = 0; i < KART__ARRAY_LEN(all_backends); i++)
+        if (strcmp(all_backends[i]->name, name) == 0)
+            return all_backends[i];
+    return NULL;
+}
+
+static int grow_table(kart_selector *sel, int fd)
+{
+    if (fd < sel->nregs)
+        return 0;
+    int n = sel->nregs ? sel->nregs : 64;
+    while (n <= fd) {
+        if (n > (1 << 29))
+            return -ENOMEM;
+        n *= 2;
+    }
+    kart__reg *r = realloc(sel->regs, (size_t)n * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    memset(r + sel->nregs, 0, (size_t)(n - sel->nregs) * sizeof(*r));
+    sel->regs = r;
+    sel->nregs = n;
+    return 0;
+}
+
+static int open_wake_fds(kart_selector *sel)
+{
+#ifdef __linux__
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    sel->wake_fd = sel->wake_wfd = fd;
+#else
+    int p[2];
+    if (pipe(p) < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+    }
+    sel->wake_fd = p[0];
+    sel->wake_wfd = p[1];
+#endif
+    return 0;
+}
+
+static void close_wake_fds(kart_selector *sel)
+{
+    if (sel->wake_wfd >= 0 && sel->wake_wfd != sel->wake_fd)
+        close(sel->wake_wfd);
+    if (sel->wake_fd >= 0)
+        close(sel->wake_fd);
+    sel->wake_fd = sel->wake_wfd = -1;
+}
+
+static int start_backend(kart_selector *sel, const kart__backend_ops *ops,
+                         const kart_selector_options *opts)
+{
+    sel->ops = ops;
+    int err = ops->init(sel, opts);
+    if (err < 0) {
+        sel->ops = NULL;
+        return err;
+    }
+    err = grow_table(sel, sel->wake_fd);
+    if (err == 0) {
+        kart__reg *r = &sel->regs[sel->wake_fd];
+        *r = (kart__reg){.events = KART_READABLE, .gen = kart__next_gen(r->gen),
+                         .registered = true, .internal = true};
+        err = ops->add(sel, sel->wake_fd, r);
+        if (err < 0)
+            r->registered = r->internal = false;
+    }
+    if (err < 0) {
+        ops->fini(sel);
+        sel->ops = NULL;
+        sel->backend_state = NULL;
+    }
+    return err;
+}
+
+KART_API int kart_selector_create(kart_selector **out,
+                                  const kart_selector_options *opts)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    kart_selector_options defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    const char *forced = opts->backend;
+    if (!forced) {
+        const char *env = getenv("KART_BACKEND");
+        if (env && *env)
+            forced = env;
+    }
+    if (forced && !*forced)
+        return -EINVAL;
+
+    kart_selector *sel = calloc(1, sizeof(*sel));
+    if (!sel)
+        return -ENOMEM;
+    sel->wake_fd = sel->wake_wfd = -1;
+    int err = open_wake_fds(sel);
+    if (err < 0) {
+        free(sel);
+        return err;
+    }
+
+    if (forced) {
+        const kart__backend_ops *ops = find_backend(forced);
+        err = ops ? start_backend(sel, ops, opts) : KART_EUNKNOWNBACKEND;
+    } else {
+        err = KART_ENOBACKEND;
+        for (size_t i = 0; i < KART__ARRAY_LEN(all_backends); i++) {
+            int e = start_backend(sel, all_backends[i], opts);
+            if (e == 0) {
+                err = 0;
+                break;
+            }
+            /* A host may forbid io_uring (seccomp, the io_uring_disabled
+             * sysctl, memlock limits): fall through to the next one. */
+            kart__debug("backend %s unavailable: %s", all_backends[i]->name,
+                        kart_strerror(e));
+        }
+    }
+    if (err < 0) {
+        close_wake_fds(sel);
+        free(sel->regs);
+        free(sel);
+        return err;
+    }
+    *out = sel;
+    return 0;
+}
+
+KART_API void kart_selector_free(kart_selector *sel)
+{
+    if (!sel)
+        return;
+    sel->ops->fini(sel);
+    close_wake_fds(sel);
+    free(sel->regs);
+    free(sel->scratch);
+    free(sel);
+}
+
+KART_API const char *kart_selector_backend(const kart_selector *sel)
+{
+    return sel->ops->name;
+}
+
+KART_API unsigned kart_selector_caps(const kart_selector *sel)
+{
+    return sel->ops->caps & (KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART_CAP_FDSET_LIMIT);
+}
+
+KART_API int kart_selector_count(const kart_selector *sel)
+{
+    return sel->count;
+}
+
+KART_API int kart_backend_probe(const char *name)
+{
+    if (!name || !*name)
+        return -EINVAL;
+    kart_selector *sel;
+    kart_selector_options o = {.backend = name};
+    int err = kart_selector_create(&sel, &o);
+    if (err == 0)
+        kart_selector_free(sel);
+    return err;
+}
+
+static int check_events(const kart_selector *sel, uint32_t events)
+{
+    if (events & ~(KART_EVENT_MASK | KART_FLAG_MASK))
+        return -EINVAL;
+    if (!(events & KART_EVENT_MASK))
+        return -EINVAL;
+    /* epoll's EPOLLEXCLUSIVE admits neither one-shot nor POLLPRI/POLLRDHUP;
+     * the rule is the same on every backend so that code moves freely. */
+    if ((events & KART_EXCLUSIVE) && (events & (KART_ONESHOT | KART_PRIORITY)))
+        return -EINVAL;
+    if ((events & KART_EDGE) && !(sel->ops->caps & KART_CAP_EDGE))
+        return -ENOTSUP;
+    return 0;
+}
+
+/* epoll refuses regular files and directories itself; the other backends
+ * would report them as always ready, so the core refuses them the same way
+ * to keep one behaviour. */
+static int check_fd(const kart_selector *sel, int fd)
+{
+    if (sel->ops->caps & KART__CAP_CHECKS_FD)
+        return 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return -EPERM;
+    return 0;
+}
+
+KART_API int kart_selector_register(kart_selector *sel, int fd,
+                                    uint32_t events, void *data)
+{
+    if (fd < 0)
+        return -EBADF;
+    int err = check_events(sel, events);
+    if (err < 0)
+        return err;
+    kart__reg *r = kart__selector_reg(sel, fd);
+    if (r && r->registered)
+        return -EEXIST;
+    if ((err = check_fd(sel, fd)) < 0)
+        return err;
+    if ((err = grow_table(sel, fd)) < 0)
+        return err;
+    r = &sel->regs[fd];
+    kart__reg old = *r;
+    *r = (kart__reg){.data = data, .events = events, .gen = kart__next_gen(old.gen),
+                     .registered = true};
+    err = sel->ops->add(sel, fd, r);
+    if (err < 0) {
+        *r = old;
+        return err;
+    }
+    sel->count++;
+    return 0;
+}
+
+static kart__reg *user_reg(const kart_selector *sel, int fd)
+{
+    kart__reg *r = kart__selector_reg(sel, fd);
+    return (r && r->registered && !r->internal) ? r : NULL;
+}
+
+KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events,
+                                  void *data)
+{
+    if (fd < 0)
+        return -EBADF;
+    kart__reg *r = user_reg(sel, fd);
+    if (!r)
+        return -ENOENT;
+    int err = check_events(sel, events);
+    if (err < 0)
+        return err;
+    kart__reg old = *r;
+    *r = (kart__reg){.data = data, .events = events, .gen = kart__next_gen(old.gen),
+                     .registered = true};
+    err = sel->ops->mod(sel, fd, old.events, r);
+    if (err < 0)
+        *r = old;
+    return err;
+}
+
+KART_API int kart_selector_unregister(kart_selector *sel, int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    kart__reg *r = user_reg(sel, fd);
+    if (!r)
+        return -ENOENT;
+    sel->ops->del(sel, fd, r);
+    *r = (kart__reg){.gen = kart__next_gen(r->gen)};
+    sel->count--;
+    return 0;
+}
+
+KART_API int kart_selector_get(const kart_selector *sel, int fd,
+                               uint32_t *events, void **data)
+{
+    if (fd < 0)
+        return -EBADF;
+    const kart__reg *r = user_reg(sel, fd);
+    if (!r)
+        return -ENOENT;
+    if (events)
+        *events = r->events;
+    if (data)
+        *data = r->data;
+    return 0;
+}
+
+void kart__selector_drain_wake(kart_selector *sel)
+{
+    uint64_t buf[8];
+    while (read(sel->wake_fd, buf, sizeof(buf)) > 0 && sel->wake_fd != sel->wake_wfd)
+        ;
+}
+
+KART_API int kart_selector_wake(kart_selector *sel)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(sel->wake_wfd, &one, sel->wake_fd == sel->wake_wfd ? 8 : 1);
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN: a wake-up is already pending, which is all we want. */
+    return (n < 0 && errno != EAGAIN) ? -errno : 0;
+}
+
+/* Turns the backend's raw readiness into what the user asked to see.
+ * Returns 0 to drop the entry. */
+static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
+{
+    uint32_t want = (r->events & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR;
+    if ((r->events & KART_READABLE) && !(r->events & KART_EXCLUSIVE))
+        want |= KART_RDHUP;
+    uint32_t ev = raw & want;
+    if (!ev)
+        return 0;
+    if ((r->events & KART_ONESHOT) && !(sel->ops->caps & KART__CAP_NATIVE_ONESHOT)) {
+        kart__reg disarmed = *r;
+        disarmed.events &= ~KART_EVENT_MASK;
+        /* Without event bits a backend stops watching the fd entirely. */
+        sel->ops->mod(sel, fd, r->events, &disarmed);
+        r->disarmed = true;
+    }
+    return ev;
+}
+
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events,
+                                int max, int64_t timeout_ns)
+{
+    if (!events || max < 1)
+        return -EINVAL;
+    if (max > sel->nscratch) {
+        kart__ready *s = realloc(sel->scratch, (size_t)max * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        sel->scratch = s;
+        sel->nscratch = max;
+    }
+    int64_t deadline = kart__deadline(timeout_ns);
+    for (;;) {
+        int n = sel->ops->wait(sel, sel->scratch, max, timeout_ns);
+        if (n == -EINTR) {
+            timeout_ns = kart__time_left(deadline);
+            continue;
+        }
+        if (n < 0)
+            return n;
+        int out = 0;
+        bool woken = false;
+        for (int i = 0; i < n; i++) {
+            int fd = sel->scratch[i].fd;
+            kart__reg *r = kart__selector_reg(sel, fd);
+            if (!r || !r->registered || r->disarmed ||
+                (sel->scratch[i].gen && sel->scratch[i].gen != r->gen))
+                continue;
+            if (r->internal) {
+                kart__selector_drain_wake(sel);
+                woken = true;
+                continue;
+            }
+            uint32_t ev = filter(sel, r, fd, sel->scratch[i].events);
+            if (ev)
+                events[out++] = (kart_event){.fd = fd, .events = ev, .data = r->data};
+        }
+        if (out > 0 || woken)
+            return out;
+        /* Nothing for the user (a timeout, or only stale entries): keep
+         * waiting for whatever time is left. */
+        timeout_ns = kart__time_left(deadline);
+        if (timeout_ns == 0)
+            return 0;
+    }
+}

@@ -1,0 +1,15 @@
+/*
+ * kart.h — the umbrella header of libkart: include this, or the module
+ * headers under kart/ one by one.
+ *
+ * Link with `pkg-config --cflags --libs kart`.
+ */
+#ifndef KART_H
+#define KART_H
+
+#include <kart/common.h>
+#include <kart/selector.h>
+#include <kart/loop.h>
+#include <kart/numa.h>
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * kart/common.h — what every kart header shares: the export macro, error
+ * codes beyond errno, kart_strerror() and the version.
+ *
+ * Conventions (see DESIGN.md): a function returns int, 0 or a count on
+ * success and a negative errno on failure; nothing is ever left in errno.
+ * Durations are int64_t nanoseconds on CLOCK_MONOTONIC; a negative timeout
+ * waits forever and zero does not block.
+ */
+#ifndef KART_COMMON_H
+#define KART_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KART_BUILDING) && defined(__GNUC__)
+#define KART_API __attribute__((visibility("default")))
+#else
+#define KART_API
+#endif
+
+#define KART_VERSION_MAJOR 0
+#define KART_VERSION_MINOR 1
+#define KART_VERSION_PATCH 0
+
+/*
+ * Errors that no errno names live in a reserved range below -20000, so that
+ * they can never collide with a negative errno.
+ */
+enum {
+    KART_EBASE = -20000,
+    /* No backend could be started (every candidate failed or was forced off). */
+    KART_ENOBACKEND = -20001,
+    /* The named backend is not compiled in or not known. */
+    KART_EUNKNOWNBACKEND = -20002,
+};
+
+/* Names any value a kart function returns: 0, a negative errno or a KART_E*
+ * code. Never returns NULL; unknown codes get "unknown error". */
+KART_API const char *kart_strerror(int err);
+
+/* The symbolic name of an error, such as "EINVAL" or "KART_ENOBACKEND";
+ * "UNKNOWN" for codes it does not know. */
+KART_API const char *kart_err_name(int err);
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+KART_API const char *kart_version_string(void);
+
+/* The current time in nanoseconds on CLOCK_MONOTONIC. */
+KART_API int64_t kart_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,267 @@
+/*
+ * kart/loop.h — the event loop: fd watchers, timers, signals, child exits
+ * and a cross-thread wake-up, on top of a selector (kart/selector.h).
+ *
+ * Handles are allocated by the caller (embed them in your own structs) and
+ * set up with kart_<handle>_init(). A started handle is "active": it keeps
+ * kart_loop_run(KART_RUN_DEFAULT) going unless kart_handle_unref() was
+ * called on it. Stopping a handle — any handle, from inside any callback,
+ * its own included — is always safe; once kart_<handle>_stop() returns, its
+ * callback will not run again and its memory may be freed.
+ *
+ * Threads: a loop belongs to the thread that runs it. The only call another
+ * thread may make is kart_async_send(). Fork: the child must not use the
+ * parent's loop (io_uring rings are not shared); it creates its own.
+ */
+#ifndef KART_LOOP_H
+#define KART_LOOP_H
+
+#include <kart/common.h>
+#include <kart/selector.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kart_loop kart_loop;
+
+typedef enum kart_run_mode {
+    KART_RUN_DEFAULT = 0, /* until no active referenced handle is left, or stop */
+    KART_RUN_ONCE = 1,    /* one iteration, blocking until something happens */
+    KART_RUN_NOWAIT = 2,  /* one iteration, never blocking */
+} kart_run_mode;
+
+typedef enum kart_handle_type {
+    KART_HANDLE_IO = 1,
+    KART_HANDLE_TIMER,
+    KART_HANDLE_SIGNAL,
+    KART_HANDLE_CHILD,
+    KART_HANDLE_ASYNC,
+} kart_handle_type;
+
+/* The part every handle starts with. Public: data. Read-only: loop, type.
+ * The rest is private. */
+typedef struct kart_handle {
+    void *data;
+    kart_loop *loop;
+    uint8_t type;
+    uint8_t flags_;  /* private: active, unreferenced */
+    uint16_t pad_;
+    uint32_t pending_; /* private */
+} kart_handle;
+
+typedef struct kart_loop_options {
+    kart_selector_options selector; /* backend choice and ring size */
+} kart_loop_options;
+
+/*
+ * Creates a loop. opts may be NULL.
+ * Errors: as kart_selector_create(), plus -EMFILE/-ENFILE for its wake-up
+ * fd.
+ */
+KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts);
+
+/*
+ * Frees a loop. Errors: -EBUSY (handles are still active: stop them first;
+ * the loop is left intact). NULL returns 0.
+ */
+KART_API int kart_loop_free(kart_loop *loop);
+
+/*
+ * Runs the loop. KART_RUN_DEFAULT runs until no active referenced handle
+ * is left or kart_loop_stop() is called; ONCE runs one iteration, waiting
+ * for at least one event or due timer if any handle is active; NOWAIT runs
+ * one iteration without blocking. Returns 1 if active referenced handles
+ * remain, 0 if none, or a negative error: -EINVAL (bad mode or NULL loop),
+ * -EBUSY (called from inside a callback of the same loop), or a backend
+ * failure.
+ */
+KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode);
+
+/* Makes kart_loop_run() return after the current iteration. Loop thread
+ * only (other threads: use an async handle whose callback calls it). */
+KART_API void kart_loop_stop(kart_loop *loop);
+
+/* The loop's cached time (ns, CLOCK_MONOTONIC), updated at the start of
+ * each iteration; kart_loop_update_time() refreshes it. */
+KART_API int64_t kart_loop_now(const kart_loop *loop);
+KART_API void kart_loop_update_time(kart_loop *loop);
+
+/* The selector backend the loop runs ("uring", "epoll", ...). */
+KART_API const char *kart_loop_backend_name(const kart_loop *loop);
+
+/* Counts the active handles (referenced or not). */
+KART_API int kart_loop_active_handles(const kart_loop *loop);
+
+/* Unreferenced active handles do not keep KART_RUN_DEFAULT running. */
+KART_API void kart_handle_ref(kart_handle *h);
+KART_API void kart_handle_unref(kart_handle *h);
+/* 1 while the handle is started, else 0. */
+KART_API int kart_handle_is_active(const kart_handle *h);
+
+/* ---- fd watchers ---- */
+
+typedef struct kart_io kart_io;
+/* events: KART_READABLE ... KART_RDHUP as reported by the selector. */
+typedef void (*kart_io_cb)(kart_io *io, uint32_t events);
+
+struct kart_io {
+    kart_handle base;
+    int fd;           /* read-only */
+    uint32_t events_; /* private */
+    kart_io_cb cb_;   /* private */
+};
+
+/* Prepares a watcher for fd. Errors: -EINVAL (NULL loop or io), -EBADF
+ * (fd negative). */
+KART_API int kart_io_init(kart_loop *loop, kart_io *io, int fd);
+
+/*
+ * Starts (or changes) watching for events, which take the selector's bits
+ * and flags (KART_EDGE, KART_ONESHOT, ...). One watcher per fd per loop.
+ * Errors: -EINVAL (cb NULL or bad events), -EEXIST (another watcher
+ * watches this fd), and the selector's register errors (-EBADF, -EPERM,
+ * -ENOTSUP, -ERANGE, -ENOMEM).
+ */
+KART_API int kart_io_start(kart_io *io, uint32_t events, kart_io_cb cb);
+
+/* Stops watching. Stopping a stopped watcher is a no-op returning 0. */
+KART_API int kart_io_stop(kart_io *io);
+
+/* ---- timers ---- */
+
+typedef struct kart_timer kart_timer;
+typedef void (*kart_timer_cb)(kart_timer *timer);
+
+struct kart_timer {
+    kart_handle base;
+    int64_t deadline_; /* private */
+    int64_t repeat_;   /* private */
+    uint64_t seq_;     /* private: start order, breaks deadline ties */
+    uint32_t heap_index_; /* private */
+    kart_timer_cb cb_; /* private */
+};
+
+/* Errors: -EINVAL (NULL loop or timer). */
+KART_API int kart_timer_init(kart_loop *loop, kart_timer *timer);
+
+/*
+ * Starts the timer: cb runs timeout_ns after the loop's cached now, then
+ * every repeat_ns if repeat_ns > 0. Starting an active timer restarts it.
+ * Due timers fire in deadline order, ties in start order.
+ * Errors: -EINVAL (cb NULL, negative timeout or repeat), -ENOMEM.
+ */
+KART_API int kart_timer_start(kart_timer *timer, kart_timer_cb cb,
+                              int64_t timeout_ns, int64_t repeat_ns);
+
+/* Stops the timer; a no-op returning 0 if it is not active. */
+KART_API int kart_timer_stop(kart_timer *timer);
+
+/* Restarts a repeating timer from now with its repeat interval.
+ * Errors: -EINVAL (never started, or repeat is 0). */
+KART_API int kart_timer_again(kart_timer *timer);
+
+/* Sets the repeat interval used after the next firing. Errors: -EINVAL
+ * (negative). */
+KART_API int kart_timer_set_repeat(kart_timer *timer, int64_t repeat_ns);
+KART_API int64_t kart_timer_get_repeat(const kart_timer *timer);
+
+/* Nanoseconds until the timer is due (0 if overdue); -1 if not active. */
+KART_API int64_t kart_timer_due_in(const kart_timer *timer);
+
+/* ---- signals ---- */
+
+typedef struct kart_signal kart_signal;
+typedef void (*kart_signal_cb)(kart_signal *sig, int signum);
+
+struct kart_signal {
+    kart_handle base;
+    int signum;             /* read-only */
+    kart_signal_cb cb_;     /* private */
+    kart_signal *next_;     /* private */
+};
+
+/* Errors: -EINVAL (NULL loop or handle). */
+KART_API int kart_signal_init(kart_loop *loop, kart_signal *sig);
+
+/*
+ * Runs cb on the loop thread each time signum arrives. On Linux the signal
+ * is received through a signalfd: kart blocks it in the calling thread
+ * while any watcher for it is active, and restores the mask afterwards.
+ * Block the signal in the program's other threads too (before starting
+ * them), or they may take it first. Several watchers of one signal on one
+ * loop all run; between loops, one loop receives each occurrence.
+ * Errors: -EINVAL (cb NULL, signum not a catchable signal: SIGKILL,
+ * SIGSTOP or out of range), -EMFILE, -ENOMEM.
+ */
+KART_API int kart_signal_start(kart_signal *sig, kart_signal_cb cb, int signum);
+
+/* Stops watching; a no-op returning 0 if not active. */
+KART_API int kart_signal_stop(kart_signal *sig);
+
+/* ---- child processes ---- */
+
+typedef struct kart_child kart_child;
+/* status: the exit code (>= 0) for a normal exit, or -N when killed by
+ * signal N, as Python's Process.exitcode. */
+typedef void (*kart_child_cb)(kart_child *child, int status);
+
+struct kart_child {
+    kart_handle base;
+    pid_t pid;          /* read-only */
+    int fd_;            /* private: pidfd, or -1 */
+    kart_child_cb cb_;  /* private */
+    kart_child *next_;  /* private */
+};
+
+/* Errors: -EINVAL (NULL loop or handle). */
+KART_API int kart_child_init(kart_loop *loop, kart_child *child);
+
+/*
+ * Runs cb once when child process pid exits, and reaps it. The watcher is
+ * stopped before cb runs. On Linux it uses a pidfd; where pidfds are
+ * missing (before Linux 5.3) and on other systems, SIGCHLD.
+ * Errors: -EINVAL (cb NULL or pid <= 0), -ESRCH (no such process),
+ * -ECHILD (not a child of this process), -EEXIST (another watcher already
+ * watches pid on this loop), -EMFILE, -ENOMEM.
+ */
+KART_API int kart_child_start(kart_child *child, kart_child_cb cb, pid_t pid);
+
+/* Stops watching without reaping; a no-op returning 0 if not active. */
+KART_API int kart_child_stop(kart_child *child);
+
+/* ---- async wake-up ---- */
+
+typedef struct kart_async kart_async;
+typedef void (*kart_async_cb)(kart_async *async);
+
+struct kart_async {
+    kart_handle base;
+    _Atomic uint32_t pending_; /* private */
+    kart_async_cb cb_;         /* private */
+    kart_async *next_;         /* private */
+};
+
+/* Starts an async handle: from then on, kart_async_send() from any thread
+ * makes cb run on the loop thread. Errors: -EINVAL (NULL argument). */
+KART_API int kart_async_init(kart_loop *loop, kart_async *async,
+                             kart_async_cb cb);
+
+/*
+ * Makes the handle's callback run soon on the loop's thread. Safe from any
+ * thread and from signal handlers. Sends before the callback runs coalesce
+ * into one call. Returns 0, or -EINVAL (NULL) or the error of writing the
+ * loop's wake-up fd.
+ */
+KART_API int kart_async_send(kart_async *async);
+
+/* Stops the handle; a no-op returning 0 if not active. Must not race with
+ * a kart_async_send() on another thread that may still touch it. */
+KART_API int kart_async_stop(kart_async *async);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — makes sure the packages kart builds, tests and
+# benchmarks with are installed.
+#
+# On Debian and Ubuntu it installs what is missing with apt-get (as root, or
+# through sudo) and says what it installed. Elsewhere it prints what to
+# install and exits non-zero if something required is missing.
+#
+#   scripts/deps.sh           check, install what is missing
+#   scripts/deps.sh --list    print the Debian package names and exit
+set -u
+
+# Debian package, and how to tell that it is present.
+required=(
+  "pkg-config:command -v pkg-config"
+  "check:pkg-config --exists check"
+  "liburing-dev:pkg-config --exists liburing"
+  "libnuma-dev:pkg-config --exists numa"
+)
+# The benchmark peers and test helpers: wanted, not required to build.
+optional=(
+  "libuv1-dev:pkg-config --exists libuv"
+  "libevent-dev:pkg-config --exists libevent"
+  "python3:command -v python3"
+)
+
+if [ "${1:-}" = "--list" ]; then
+  for e in "${required[@]}" "${optional[@]}"; do echo "${e%%:*}"; done
+  exit 0
+fi
+
+missing=()
+for e in "${required[@]}" "${optional[@]}"; do
+  pkg=${e%%:*}
+  test=${e#*:}
+  if ! (eval "$test") >/dev/null 2>&1; then
+    missing+=("$pkg")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "kart: missing packages: ${missing[*]}" >&2
+  echo "kart: this host has no apt-get; install the equivalents yourself:" >&2
+  echo "  liburing (>= 2.0), libnuma, check (libcheck), pkg-config;" >&2
+  echo "  for the benchmarks also libuv, libevent and python3." >&2
+  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel pkgconf libuv-devel libevent-devel" >&2
+  echo "  macOS:  brew install check pkg-config libuv libevent (io_uring and libnuma are Linux-only)" >&2
+  for e in "${required[@]}"; do
+    case " ${missing[*]} " in *" ${e%%:*} "*) exit 1 ;; esac
+  done
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "kart: missing packages: ${missing[*]}; run as root or install sudo:" >&2
+  echo "  apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "kart: installing missing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! "${sudo[@]}" apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
+  # A fresh machine often has no package lists yet.
+  "${sudo[@]}" apt-get update -q >/dev/null 2>&1
+  if ! "${sudo[@]}" apt-get install -y -q "${missing[@]}"; then
+    echo "kart: apt-get could not install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "kart: installed ${missing[*]}"

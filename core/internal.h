@@ -55,8 +55,10 @@ static inline uint32_t kart__next_gen(uint32_t gen)
 typedef struct kart__backend_ops {
     const char *name;
     unsigned caps; /* KART_CAP_* | KART__CAP_* */
-    /* Sets sel->backend_state. Returns 0 or a negative errno (the core
-     * skips a backend whose init fails when none was forced). */
+    /* Sets sel->backend_state, and may clear bits of sel->caps (preset to
+     * ops->caps) that this kernel cannot honour. Returns 0 or a negative
+     * errno (the core skips a backend whose init fails when none was
+     * forced). */
     int (*init)(kart_selector *sel, const kart_selector_options *opts);
     void (*fini)(kart_selector *sel);
     /* reg is already filled in (events, gen); add and mod may fail with a
@@ -78,6 +80,7 @@ typedef struct kart__backend_ops {
 struct kart_selector {
     const kart__backend_ops *ops;
     void *backend_state;
+    unsigned caps; /* ops->caps, less what init found the kernel lacks */
     kart__reg *regs; /* indexed by fd */
     int nregs;       /* allocated entries */
     int count;       /* registered fds, the wake-up fd excluded */

@@ -108,6 +108,7 @@ static int start_backend(kart_selector *sel, const kart__backend_ops *ops,
                          const kart_selector_options *opts)
 {
     sel->ops = ops;
+    sel->caps = ops->caps;
     int err = ops->init(sel, opts);
     if (err < 0) {
         sel->ops = NULL;
@@ -203,7 +204,7 @@ KART_API const char *kart_selector_backend(const kart_selector *sel)
 
 KART_API unsigned kart_selector_caps(const kart_selector *sel)
 {
-    return sel->ops->caps & (KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART_CAP_FDSET_LIMIT);
+    return sel->caps & (KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART_CAP_FDSET_LIMIT);
 }
 
 KART_API int kart_selector_count(const kart_selector *sel)
@@ -233,7 +234,7 @@ static int check_events(const kart_selector *sel, uint32_t events)
      * the rule is the same on every backend so that code moves freely. */
     if ((events & KART_EXCLUSIVE) && (events & (KART_ONESHOT | KART_PRIORITY)))
         return -EINVAL;
-    if ((events & KART_EDGE) && !(sel->ops->caps & KART_CAP_EDGE))
+    if ((events & KART_EDGE) && !(sel->caps & KART_CAP_EDGE))
         return -ENOTSUP;
     return 0;
 }
@@ -243,7 +244,7 @@ static int check_events(const kart_selector *sel, uint32_t events)
  * to keep one behaviour. */
 static int check_fd(const kart_selector *sel, int fd)
 {
-    if (sel->ops->caps & KART__CAP_CHECKS_FD)
+    if (sel->caps & KART__CAP_CHECKS_FD)
         return 0;
     struct stat st;
     if (fstat(fd, &st) < 0)
@@ -363,7 +364,7 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
     uint32_t ev = raw & want;
     if (!ev)
         return 0;
-    if ((r->events & KART_ONESHOT) && !(sel->ops->caps & KART__CAP_NATIVE_ONESHOT)) {
+    if ((r->events & KART_ONESHOT) && !(sel->caps & KART__CAP_NATIVE_ONESHOT)) {
         kart__reg disarmed = *r;
         disarmed.events &= ~KART_EVENT_MASK;
         /* Without event bits a backend stops watching the fd entirely. */

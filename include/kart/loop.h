@@ -47,9 +47,7 @@ typedef struct kart_handle {
     void *data;
     kart_loop *loop;
     uint8_t type;
-    uint8_t flags_;  /* private: active, unreferenced */
-    uint16_t pad_;
-    uint32_t pending_; /* private */
+    uint8_t flags_; /* private: active, unreferenced */
 } kart_handle;
 
 typedef struct kart_loop_options {
@@ -121,6 +119,8 @@ KART_API int kart_io_init(kart_loop *loop, kart_io *io, int fd);
 /*
  * Starts (or changes) watching for events, which take the selector's bits
  * and flags (KART_EDGE, KART_ONESHOT, ...). One watcher per fd per loop.
+ * A KART_ONESHOT watcher is stopped just before its callback runs; start
+ * it again to re-arm it. Stop a watcher before closing its fd.
  * Errors: -EINVAL (cb NULL or bad events), -EEXIST (another watcher
  * watches this fd), and the selector's register errors (-EBADF, -EPERM,
  * -ENOTSUP, -ERANGE, -ENOMEM).
@@ -205,7 +205,8 @@ KART_API int kart_signal_stop(kart_signal *sig);
 
 typedef struct kart_child kart_child;
 /* status: the exit code (>= 0) for a normal exit, or -N when killed by
- * signal N, as Python's Process.exitcode. */
+ * signal N, as Python's Process.exitcode; INT_MIN if someone else reaped
+ * the child first (another waitpid(), or SIGCHLD set to SIG_IGN). */
 typedef void (*kart_child_cb)(kart_child *child, int status);
 
 struct kart_child {

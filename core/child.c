@@ -1,0 +1,153 @@
+/*
+ * core/child.c — child-exit watchers.
+ *
+ * On Linux 5.3+ each watched child gets a pidfd, which becomes readable
+ * when the child exits: no signal handler, no global state, and no race
+ * with other code that waits for other children. Where pidfd_open is
+ * missing, the loop watches SIGCHLD (through its signalfd) and polls each
+ * watched pid with a non-blocking waitid() when one arrives. Either way the
+ * child is reaped with waitid(P_PID) for exactly that pid, so kart never
+ * steals the exit status of a child it was not asked about.
+ */
+#include "loop_private.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+bool kart__test_no_pidfd;
+
+KART_API int kart_child_init(kart_loop *loop, kart_child *child)
+{
+    if (!loop || !child)
+        return -EINVAL;
+    kart__handle_init(&child->base, loop, KART_HANDLE_CHILD);
+    child->pid = 0;
+    child->fd_ = -1;
+    child->cb_ = NULL;
+    child->next_ = NULL;
+    return 0;
+}
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    if (!kart__test_no_pidfd) {
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        return fd >= 0 ? fd : -errno;
+    }
+#endif
+    (void)pid;
+    return -ENOSYS;
+}
+
+/* Python's convention: the exit code, or minus the signal that killed. */
+static int exit_status(const siginfo_t *info)
+{
+    return info->si_code == CLD_EXITED ? info->si_status : -info->si_status;
+}
+
+static void unlink_child(kart_loop *loop, kart_child *child)
+{
+    if (loop->child_cursor == child)
+        loop->child_cursor = child->next_;
+    for (kart_child **p = &loop->children; *p; p = &(*p)->next_)
+        if (*p == child) {
+            *p = child->next_;
+            break;
+        }
+}
+
+KART_API int kart_child_stop(kart_child *child)
+{
+    if (!child)
+        return -EINVAL;
+    if (!kart__handle_active(&child->base))
+        return 0;
+    kart_loop *loop = child->base.loop;
+    unlink_child(loop, child);
+    if (child->fd_ >= 0) {
+        kart_selector_unregister(loop->sel, child->fd_);
+        close(child->fd_);
+        child->fd_ = -1;
+    } else if (--loop->sigchld_users == 0) {
+        kart__signum_unwatch(loop, SIGCHLD);
+    }
+    kart__handle_stop(&child->base);
+    return 0;
+}
+
+KART_API int kart_child_start(kart_child *child, kart_child_cb cb, pid_t pid)
+{
+    if (!child || !cb || pid <= 0)
+        return -EINVAL;
+    kart_loop *loop = child->base.loop;
+    kart_child_stop(child);
+    for (kart_child *c = loop->children; c; c = c->next_)
+        if (c->pid == pid)
+            return -EEXIST;
+    siginfo_t info = {0};
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return (kill(pid, 0) < 0 && errno == ESRCH) ? -ESRCH : -ECHILD;
+
+    int fd = open_pidfd(pid);
+    if (fd >= 0) {
+        int err = kart_selector_register(loop->sel, fd, KART_READABLE, &child->base);
+        if (err < 0) {
+            close(fd);
+            return err;
+        }
+    } else if (fd == -ENOSYS) {
+        if (loop->sigchld_users == 0) {
+            int err = kart__signum_watch(loop, SIGCHLD);
+            if (err < 0)
+                return err;
+        }
+        loop->sigchld_users++;
+        /* The child may have exited before SIGCHLD was blocked, and that
+         * SIGCHLD is gone: send this thread one, so that a reap runs. */
+        pthread_kill(pthread_self(), SIGCHLD);
+    } else {
+        return fd;
+    }
+    child->pid = pid;
+    child->fd_ = fd >= 0 ? fd : -1;
+    child->cb_ = cb;
+    child->next_ = loop->children;
+    loop->children = child;
+    kart__handle_start(&child->base);
+    return 0;
+}
+
+/* Reaps child if it has exited, then stops the watcher and calls back. */
+static void try_reap(kart_child *child)
+{
+    siginfo_t info = {0};
+    int status;
+    if (waitid(P_PID, (id_t)child->pid, &info, WEXITED | WNOHANG) == 0) {
+        if (info.si_pid == 0)
+            return; /* still running: a spurious wake-up */
+        status = exit_status(&info);
+    } else {
+        status = INT_MIN; /* reaped elsewhere (or SIGCHLD set to SIG_IGN) */
+    }
+    kart_child_stop(child);
+    child->cb_(child, status);
+}
+
+void kart__child_dispatch(kart_child *child)
+{
+    try_reap(child);
+}
+
+void kart__children_reap(kart_loop *loop)
+{
+    for (kart_child *c = loop->children; c; c = loop->child_cursor) {
+        loop->child_cursor = c->next_;
+        if (c->fd_ < 0)
+            try_reap(c);
+    }
+    loop->child_cursor = NULL;
+}

@@ -1,0 +1,245 @@
+/*
+ * core/loop.c — the event loop: one selector, a timer heap, and the
+ * dispatch of ready fds to handles.
+ *
+ * The clever part is what makes "stop any handle from any callback" safe
+ * without reference counts: the selector's registration table is the truth.
+ * Before a ready fd's callback runs, the loop checks that the fd is still
+ * registered to that same handle; a handle stopped (and maybe freed) by an
+ * earlier callback in the same batch is therefore never touched.
+ *
+ * One iteration: update the cached time, run due timers, wait once in the
+ * selector (the timeout is the next timer's deadline), dispatch, run async
+ * callbacks. Nothing is polled per event beyond what the backend needs.
+ */
+#include "loop_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KART__EVENTS_MIN 64
+#define KART__EVENTS_MAX 4096
+
+KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    kart_loop *loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return -ENOMEM;
+    loop->events = malloc(KART__EVENTS_MIN * sizeof(*loop->events));
+    if (!loop->events) {
+        free(loop);
+        return -ENOMEM;
+    }
+    loop->nevents = KART__EVENTS_MIN;
+    int err = kart_selector_create(&loop->sel, opts ? &opts->selector : NULL);
+    if (err < 0) {
+        free(loop->events);
+        free(loop);
+        return err;
+    }
+    loop->sigfd = -1;
+    sigemptyset(&loop->sigmask);
+    kart__handle_init(&loop->sig_tag, loop, KART_HANDLE_SIGNAL);
+    loop->now = kart_now_ns();
+    *out = loop;
+    return 0;
+}
+
+KART_API int kart_loop_free(kart_loop *loop)
+{
+    if (!loop)
+        return 0;
+    if (loop->active > 0 || loop->running)
+        return -EBUSY;
+    kart_selector_free(loop->sel);
+    kart__timers_fini(loop);
+    free(loop->events);
+    free(loop);
+    return 0;
+}
+
+KART_API void kart_loop_stop(kart_loop *loop)
+{
+    loop->stop_requested = true;
+}
+
+KART_API int64_t kart_loop_now(const kart_loop *loop)
+{
+    return loop->now;
+}
+
+KART_API void kart_loop_update_time(kart_loop *loop)
+{
+    loop->now = kart_now_ns();
+}
+
+KART_API const char *kart_loop_backend_name(const kart_loop *loop)
+{
+    return kart_selector_backend(loop->sel);
+}
+
+KART_API int kart_loop_active_handles(const kart_loop *loop)
+{
+    return loop->active;
+}
+
+KART_API void kart_handle_ref(kart_handle *h)
+{
+    if (!(h->flags_ & KART__HANDLE_UNREF))
+        return;
+    h->flags_ &= (uint8_t)~KART__HANDLE_UNREF;
+    if (h->flags_ & KART__HANDLE_ACTIVE)
+        h->loop->active_ref++;
+}
+
+KART_API void kart_handle_unref(kart_handle *h)
+{
+    if (h->flags_ & KART__HANDLE_UNREF)
+        return;
+    h->flags_ |= KART__HANDLE_UNREF;
+    if (h->flags_ & KART__HANDLE_ACTIVE)
+        h->loop->active_ref--;
+}
+
+KART_API int kart_handle_is_active(const kart_handle *h)
+{
+    return kart__handle_active(h);
+}
+
+/* ---- fd watchers ---- */
+
+KART_API int kart_io_init(kart_loop *loop, kart_io *io, int fd)
+{
+    if (!loop || !io)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    kart__handle_init(&io->base, loop, KART_HANDLE_IO);
+    io->fd = fd;
+    io->events_ = 0;
+    io->cb_ = NULL;
+    return 0;
+}
+
+KART_API int kart_io_start(kart_io *io, uint32_t events, kart_io_cb cb)
+{
+    if (!io || !cb)
+        return -EINVAL;
+    kart_selector *sel = io->base.loop->sel;
+    int err = kart__handle_active(&io->base)
+                  ? kart_selector_modify(sel, io->fd, events, &io->base)
+                  : kart_selector_register(sel, io->fd, events, &io->base);
+    if (err < 0)
+        return err;
+    io->events_ = events;
+    io->cb_ = cb;
+    kart__handle_start(&io->base);
+    return 0;
+}
+
+KART_API int kart_io_stop(kart_io *io)
+{
+    if (!io)
+        return -EINVAL;
+    if (!kart__handle_active(&io->base))
+        return 0;
+    kart_selector_unregister(io->base.loop->sel, io->fd);
+    kart__handle_stop(&io->base);
+    return 0;
+}
+
+/* ---- running ---- */
+
+static void dispatch(kart_loop *loop, int n)
+{
+    for (int i = 0; i < n; i++) {
+        kart_event *ev = &loop->events[i];
+        const kart__reg *r = kart__selector_reg(loop->sel, ev->fd);
+        /* A callback earlier in this batch may have stopped (and freed) the
+         * handle this event was for: the table says whether it is current. */
+        if (!r || !r->registered || r->data != ev->data)
+            continue;
+        kart_handle *h = ev->data;
+        switch (h->type) {
+        case KART_HANDLE_IO: {
+            kart_io *io = (kart_io *)h;
+            uint32_t mask = (io->events_ & KART_EVENT_MASK) | KART_HANGUP |
+                            KART_ERROR | KART_RDHUP;
+            /* A one-shot watcher is stopped before its callback, as a child
+             * watcher is: the fd is then free to be closed or watched anew. */
+            if (io->events_ & KART_ONESHOT)
+                kart_io_stop(io);
+            if (ev->events & mask)
+                io->cb_(io, ev->events & mask);
+            break;
+        }
+        case KART_HANDLE_SIGNAL:
+            kart__signals_dispatch(loop);
+            break;
+        case KART_HANDLE_CHILD:
+            kart__child_dispatch((kart_child *)h);
+            break;
+        default:
+            break;
+        }
+    }
+    /* A full batch suggests more are ready: take more next time. */
+    if (n == loop->nevents && loop->nevents < KART__EVENTS_MAX) {
+        kart_event *e = realloc(loop->events, (size_t)loop->nevents * 2 * sizeof(*e));
+        if (e) {
+            loop->events = e;
+            loop->nevents *= 2;
+        }
+    }
+}
+
+static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode)
+{
+    if (mode == KART_RUN_NOWAIT || loop->stop_requested || loop->active_ref == 0)
+        return 0;
+    int64_t next = kart__timers_next_deadline(loop);
+    if (next < 0)
+        return -1;
+    return next > loop->now ? next - loop->now : 0;
+}
+
+KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
+{
+    if (!loop || (mode != KART_RUN_DEFAULT && mode != KART_RUN_ONCE &&
+                  mode != KART_RUN_NOWAIT))
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    loop->running = true;
+    loop->stop_requested = false;
+    int err = 0;
+    loop->now = kart_now_ns();
+    for (;;) {
+        kart__timers_run(loop);
+        if (loop->stop_requested || (mode == KART_RUN_DEFAULT && loop->active_ref == 0))
+            break;
+        int n = kart_selector_wait(loop->sel, loop->events, loop->nevents,
+                                   poll_timeout(loop, mode));
+        loop->now = kart_now_ns();
+        if (n < 0) {
+            err = n;
+            break;
+        }
+        dispatch(loop, n);
+        if (atomic_exchange_explicit(&loop->async_signalled, 0, memory_order_acquire))
+            kart__asyncs_dispatch(loop);
+        if (mode != KART_RUN_DEFAULT) {
+            kart__timers_run(loop);
+            break;
+        }
+    }
+    loop->running = false;
+    loop->stop_requested = false;
+    if (err < 0)
+        return err;
+    return loop->active_ref > 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * core/loop_private.h — the loop's state, shared by the files that
+ * implement its handles (loop.c, timer.c, signal.c, child.c, async.c).
+ */
+#ifndef KART_LOOP_PRIVATE_H
+#define KART_LOOP_PRIVATE_H
+
+#include "internal.h"
+
+#include <signal.h>
+
+#define KART__HANDLE_ACTIVE 0x1u
+#define KART__HANDLE_UNREF 0x2u
+
+/* One entry of the timer heap. The deadline and start sequence live in the
+ * entry, so sifting compares without touching the timers themselves. */
+typedef struct kart__timer_entry {
+    int64_t deadline;
+    uint64_t seq;
+    kart_timer *timer;
+} kart__timer_entry;
+
+typedef struct kart__timer_heap {
+    kart__timer_entry *e;
+    uint32_t n, cap;
+} kart__timer_heap;
+
+struct kart_loop {
+    kart_selector *sel;
+    int64_t now;
+    bool stop_requested;
+    bool running;
+    int active;     /* active handles */
+    int active_ref; /* active handles that keep the loop alive */
+
+    kart_event *events;
+    int nevents;
+
+    kart__timer_heap timers;
+    uint64_t timer_seq;
+
+    /* Signals: one signalfd per loop for the union of watched signals. */
+    int sigfd;
+    kart_handle sig_tag; /* the selector's data for sigfd */
+    sigset_t sigmask;
+    kart_signal *signals;
+    kart_signal *sig_cursor; /* next watcher to call while dispatching */
+    unsigned sigcount[_NSIG];
+    bool sig_was_blocked[_NSIG];
+
+    /* Child watchers; pidfd ones are also registered in the selector. */
+    kart_child *children;
+    kart_child *child_cursor;
+    int sigchld_users; /* children watched through SIGCHLD, not a pidfd */
+
+    /* Async handles; async_signalled is set by any thread before it wakes
+     * the selector, so that an iteration without it skips the scan. */
+    kart_async *asyncs;
+    kart_async *async_cursor;
+    _Atomic uint32_t async_signalled;
+};
+
+static inline bool kart__handle_active(const kart_handle *h)
+{
+    return h->flags_ & KART__HANDLE_ACTIVE;
+}
+
+static inline void kart__handle_start(kart_handle *h)
+{
+    if (h->flags_ & KART__HANDLE_ACTIVE)
+        return;
+    h->flags_ |= KART__HANDLE_ACTIVE;
+    h->loop->active++;
+    if (!(h->flags_ & KART__HANDLE_UNREF))
+        h->loop->active_ref++;
+}
+
+static inline void kart__handle_stop(kart_handle *h)
+{
+    if (!(h->flags_ & KART__HANDLE_ACTIVE))
+        return;
+    h->flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    h->loop->active--;
+    if (!(h->flags_ & KART__HANDLE_UNREF))
+        h->loop->active_ref--;
+}
+
+static inline void kart__handle_init(kart_handle *h, kart_loop *loop, kart_handle_type type)
+{
+    void *data = h->data;
+    *h = (kart_handle){.data = data, .loop = loop, .type = (uint8_t)type};
+}
+
+/* timer.c */
+int64_t kart__timers_next_deadline(const kart_loop *loop); /* -1: none */
+void kart__timers_run(kart_loop *loop);
+void kart__timers_fini(kart_loop *loop);
+
+/* signal.c */
+void kart__signals_dispatch(kart_loop *loop);
+/* Counted watching of a signal number, for the loop's own needs. */
+int kart__signum_watch(kart_loop *loop, int signum);
+void kart__signum_unwatch(kart_loop *loop, int signum);
+
+/* child.c */
+void kart__child_dispatch(kart_child *child);
+void kart__children_reap(kart_loop *loop); /* on SIGCHLD */
+extern bool kart__test_no_pidfd;           /* tests force the SIGCHLD path */
+
+/* async.c */
+void kart__asyncs_dispatch(kart_loop *loop);
+
+#endif

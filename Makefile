@@ -137,7 +137,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: lib tests
-	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" scripts/run-tests.sh $(TEST_BIN)
+	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

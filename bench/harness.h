@@ -1,0 +1,137 @@
+/*
+ * bench/harness.h — the shape of a kart-bench scenario, and the harness
+ * that runs scenarios against implementations.
+ *
+ * A scenario is a set of cases (each with its parameters, so that results
+ * compare like with like) and a set of implementations of the same work:
+ * kart on each backend and the peers. An implementation's run function does
+ * one short timed round and fills in the scenario's metrics. The harness
+ * interleaves implementations round by round (these machines drift by a
+ * quarter within seconds) and reports, per implementation, the median over
+ * rounds and the median of the per-round ratios to a baseline.
+ *
+ * An implementation may offer modes (level- or edge-triggered, libuv's poll
+ * handle or its stream API): the harness tries each briefly before the
+ * rounds and keeps the fastest, so that every contender runs its best
+ * honest variant, and the report says which.
+ */
+#ifndef KART_BENCH_HARNESS_H
+#define KART_BENCH_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BENCH_MAX_PARAMS 4
+#define BENCH_MAX_METRICS 3
+#define BENCH_MAX_MODES 3
+#define BENCH_MAX_CASES 8
+#define BENCH_MAX_IMPLS 16
+
+typedef struct bench_param {
+    const char *key;
+    long value;
+} bench_param;
+
+typedef struct bench_case {
+    int nparams;
+    bench_param params[BENCH_MAX_PARAMS];
+} bench_case;
+
+typedef struct bench_metric {
+    const char *name; /* "ops_per_s" */
+    const char *unit; /* "op/s" */
+    bool higher_better;
+} bench_metric;
+
+/* What a run function gets, and where it leaves its metrics. */
+typedef struct bench_ctx {
+    const bench_case *c;
+    int mode;       /* index into the implementation's modes; 0 if none */
+    double seconds; /* how long a duration-bound round should last */
+    bool quick;
+    double value[BENCH_MAX_METRICS];
+} bench_ctx;
+
+typedef struct bench_impl bench_impl;
+/* Returns 0, or -ENOTSUP when this mode does not apply here (the harness
+ * then drops the mode). A failed correctness check calls bench_fail(). */
+typedef int (*bench_run_fn)(const bench_impl *impl, bench_ctx *ctx);
+
+struct bench_impl {
+    char name[32];
+    const char *skip; /* NULL: available; else why not */
+    const char *modes[BENCH_MAX_MODES + 1]; /* NULL-terminated; may be empty */
+    bench_run_fn run;
+    const char *arg; /* kart's backend name, for the kart-<backend> impls */
+};
+
+typedef struct bench_scenario {
+    const char *name;
+    const char *summary;
+    const char *baseline; /* implementation the ratios divide by */
+    int nmetrics;
+    const bench_metric *metrics; /* metrics[0] is the one modes are chosen by */
+    /* Fills out[] with the cases, fewer or smaller ones when quick. */
+    int (*cases)(bench_case *out, bool quick);
+    /* Fills out[] with every implementation, available or not. */
+    int (*impls)(bench_impl *out);
+    /* Seconds per duration-bound round, full and quick. */
+    double seconds, quick_seconds;
+} bench_scenario;
+
+extern const bench_scenario bench_pingpong;
+extern const bench_scenario bench_timers;
+
+/* ---- helpers for scenarios ---- */
+
+/* Prints "kart-bench: <scenario>/<impl>: message" and exits with status 1:
+ * a benchmark that computed the wrong thing must not report a number. */
+__attribute__((noreturn, format(printf, 1, 2))) void bench_fail(const char *fmt, ...);
+
+/* The value of a case's parameter; bench_fail() if it has none. */
+long bench_param_get(const bench_case *c, const char *key);
+
+/* CLOCK_MONOTONIC in nanoseconds, independent of kart. */
+int64_t bench_now_ns(void);
+
+/* Adds kart-<backend> for uring, epoll, poll, select and any other
+ * compiled-in backend; the ones that do not start here carry the reason
+ * from kart_backend_probe(). When edge_mode is set, backends that honour
+ * KART_EDGE get the modes {"level", "edge"}. Returns the count added. */
+int bench_add_kart_backends(bench_impl *out, bench_run_fn run, bool edge_mode);
+
+/* ---- the harness ---- */
+
+typedef struct bench_options {
+    bool quick;
+    int rounds;              /* 0: the default */
+    const char *baseline;    /* NULL: each scenario's own */
+    const char *const *only; /* NULL-terminated impl names, or NULL for all */
+    FILE *table;             /* stdout, or stderr when JSON goes to stdout */
+} bench_options;
+
+/* Runs every case of a scenario and writes its tables (and JSON lines to
+ * json, when not NULL). */
+void bench_run_scenario(const bench_scenario *s, const bench_options *o, FILE *json);
+
+/* ---- reporting (report.c) ---- */
+
+typedef struct bench_result {
+    const bench_impl *impl;
+    const char *mode;  /* chosen mode, or NULL */
+    int rounds;
+    double median[BENCH_MAX_METRICS];
+    double ratio[BENCH_MAX_METRICS]; /* NaN when there is no baseline */
+} bench_result;
+
+/* "AMD EPYC, 2 CPUs, Linux 6.1.0, 2025-01-31T12:00:00Z" */
+const char *bench_machine(void);
+void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
+                       const bench_result *r, int n, const char *baseline);
+void bench_print_json(FILE *out, const bench_scenario *s, const bench_case *c,
+                      const bench_result *r, int n, const char *baseline);
+/* "pairs=1 timers=200000" into buf. */
+const char *bench_case_label(const bench_case *c, char *buf, int size);
+
+#endif

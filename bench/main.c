@@ -1,0 +1,207 @@
+/*
+ * bench/main.c — kart-bench's command line.
+ *
+ *   kart-bench [--quick] [--json FILE|-] [--list] [--impl A,B,...]
+ *              [--rounds N] [--baseline IMPL] [SCENARIO ...]
+ *
+ * Runs the named scenarios (all of them by default), each against every
+ * implementation that starts here, and prints a table per case. With
+ * --json, one JSON object per line per (case, implementation, metric) goes
+ * to FILE, or to stdout with "-" (the tables then go to stderr so that
+ * stdout stays parseable). Exit status: 0, 1 when a run failed its
+ * correctness check, 2 for a bad command line.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <kart.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const bench_scenario *const scenarios[] = {&bench_pingpong, &bench_timers};
+#define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(*scenarios)))
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kart-bench [--quick] [--json FILE|-] [--list] [--impl A,B,...]\n"
+            "                  [--rounds N] [--baseline IMPL] [SCENARIO ...]\n"
+            "scenarios:");
+    for (int i = 0; i < NSCENARIOS; i++)
+        fprintf(out, " %s", scenarios[i]->name);
+    fprintf(out, "\n");
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "kart-bench: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    usage(stderr);
+    exit(2);
+}
+
+static const bench_scenario *find_scenario(const char *name)
+{
+    for (int i = 0; i < NSCENARIOS; i++)
+        if (strcmp(scenarios[i]->name, name) == 0)
+            return scenarios[i];
+    return NULL;
+}
+
+static void list(const bench_scenario *const *sel, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const bench_scenario *s = sel[i];
+        bench_case cases[BENCH_MAX_CASES];
+        bench_impl impls[BENCH_MAX_IMPLS];
+        char label[128];
+        printf("%s: %s\n  baseline: %s\n  cases:", s->name, s->summary, s->baseline);
+        int nc = s->cases(cases, false);
+        for (int c = 0; c < nc; c++)
+            printf("%s %s", c ? "," : "", bench_case_label(&cases[c], label, sizeof(label)));
+        nc = s->cases(cases, true);
+        printf("\n  quick cases:");
+        for (int c = 0; c < nc; c++)
+            printf("%s %s", c ? "," : "", bench_case_label(&cases[c], label, sizeof(label)));
+        printf("\n  implementations:\n");
+        int ni = s->impls(impls);
+        for (int k = 0; k < ni; k++) {
+            printf("    %-12s %s", impls[k].name,
+                   impls[k].skip ? "skipped: " : "available");
+            if (impls[k].skip)
+                printf("%s", impls[k].skip);
+            else if (impls[k].modes[0]) {
+                printf(", modes:");
+                for (int m = 0; impls[k].modes[m]; m++)
+                    printf(" %s", impls[k].modes[m]);
+            }
+            printf("\n");
+        }
+    }
+}
+
+/* Splits "a,b,c" into a NULL-terminated array (the string is modified). */
+static const char **split(char *s)
+{
+    size_t n = 2;
+    for (char *p = s; *p; p++)
+        n += *p == ',';
+    const char **v = calloc(n, sizeof(*v));
+    if (!v)
+        bad_usage("out of memory");
+    size_t k = 0;
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ","))
+        v[k++] = tok;
+    return v;
+}
+
+/* Whether some selected scenario has an implementation of this name. */
+static bool impl_known(const bench_scenario *const *sel, int n, const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        bench_impl impls[BENCH_MAX_IMPLS];
+        int ni = sel[i]->impls(impls);
+        for (int k = 0; k < ni; k++)
+            if (strcmp(impls[k].name, name) == 0)
+                return true;
+    }
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    bench_options o = {.table = stdout};
+    const char **only = NULL;
+    const char *json_path = NULL;
+    bool do_list = false;
+    const bench_scenario *sel[NSCENARIOS];
+    int nsel = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--quick") == 0) {
+            o.quick = true;
+        } else if (strcmp(a, "--list") == 0) {
+            do_list = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0 || strcmp(a, "--impl") == 0 ||
+                   strcmp(a, "--rounds") == 0 || strcmp(a, "--baseline") == 0) {
+            if (i + 1 >= argc)
+                bad_usage("%s needs a value", a);
+            char *v = argv[++i];
+            if (a[2] == 'j') {
+                json_path = v;
+            } else if (a[2] == 'i') {
+                free(only);
+                o.only = only = split(v);
+                if (!only[0])
+                    bad_usage("--impl needs at least one name");
+            } else if (a[2] == 'b') {
+                o.baseline = v;
+            } else {
+                char *end;
+                long r = strtol(v, &end, 10);
+                if (*v == '\0' || *end != '\0' || r < 1 || r > 1000)
+                    bad_usage("--rounds takes a number from 1 to 1000, not '%s'", v);
+                o.rounds = (int)r;
+            }
+        } else if (a[0] == '-') {
+            bad_usage("unknown option '%s'", a);
+        } else {
+            const bench_scenario *s = find_scenario(a);
+            if (!s)
+                bad_usage("unknown scenario '%s'", a);
+            bool dup = false;
+            for (int k = 0; k < nsel; k++)
+                dup |= sel[k] == s;
+            if (!dup)
+                sel[nsel++] = s;
+        }
+    }
+    if (nsel == 0)
+        for (int i = 0; i < NSCENARIOS; i++)
+            sel[nsel++] = scenarios[i];
+
+    for (const char *const *p = o.only; p && *p; p++)
+        if (!impl_known(sel, nsel, *p))
+            bad_usage("unknown implementation '%s' for the scenarios chosen "
+                      "(--list names them)", *p);
+    if (o.baseline && !impl_known(sel, nsel, o.baseline))
+        bad_usage("unknown baseline implementation '%s'", o.baseline);
+
+    if (do_list) {
+        list(sel, nsel);
+        return 0;
+    }
+
+    FILE *json = NULL;
+    if (json_path && strcmp(json_path, "-") == 0) {
+        json = stdout;
+        o.table = stderr;
+    } else if (json_path) {
+        json = fopen(json_path, "w");
+        if (!json) {
+            fprintf(stderr, "kart-bench: cannot write %s: %s\n", json_path,
+                    kart_strerror(-errno));
+            return 2;
+        }
+    }
+
+    fprintf(o.table, "kart-bench%s on %s\n", o.quick ? " --quick" : "", bench_machine());
+    fflush(o.table);
+    for (int i = 0; i < nsel; i++)
+        bench_run_scenario(sel[i], &o, json);
+    if (json && json != stdout && fclose(json) != 0) {
+        fprintf(stderr, "kart-bench: writing %s failed\n", json_path);
+        return 1;
+    }
+    free(only);
+    return 0;
+}

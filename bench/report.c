@@ -92,9 +92,12 @@ void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
     int rounds = 0;
     for (int i = 0; i < n; i++)
         rounds = r[i].rounds > rounds ? r[i].rounds : rounds;
-    fprintf(out, "\n%s %s (%d rounds; ratio: median of per-round ratios to %s)\n", s->name,
-            bench_case_label(c, label, sizeof(label)), rounds,
-            baseline ? baseline : "nothing: baseline not run");
+    fprintf(out, "\n%s %s (%d round%s; ", s->name, bench_case_label(c, label, sizeof(label)),
+            rounds, rounds == 1 ? "" : "s");
+    if (baseline)
+        fprintf(out, "ratio: median of per-round ratios to %s)\n", baseline);
+    else
+        fprintf(out, "no ratios: the baseline did not run)\n");
     for (int m = 0; m < s->nmetrics; m++)
         fprintf(out, "  %s: %s, %s is better\n", s->metrics[m].name, s->metrics[m].unit,
                 s->metrics[m].higher_better ? "higher" : "lower");

@@ -91,7 +91,9 @@ static int run_one(const bench_scenario *s, const bench_impl *impl, bench_ctx *c
 static int choose_mode(const bench_scenario *s, const bench_impl *impl, const bench_case *c,
                        const bench_options *o, double seconds, const char *label)
 {
-    enum { TRIALS = 3 };
+    /* Five short alternating trials: fewer let one noisy moment on a
+     * shared two-core machine pick the slower mode. */
+    enum { TRIALS = 5 };
     int nmodes = 0;
     while (impl->modes[nmodes])
         nmodes++;
@@ -99,7 +101,7 @@ static int choose_mode(const bench_scenario *s, const bench_impl *impl, const be
         return 0;
     double v[BENCH_MAX_MODES][TRIALS];
     bool dead[BENCH_MAX_MODES] = {false};
-    bench_ctx ctx = {.c = c, .seconds = seconds / 3 > 0.05 ? seconds / 3 : 0.05,
+    bench_ctx ctx = {.c = c, .seconds = seconds / 4 > 0.05 ? seconds / 4 : 0.05,
                      .quick = o->quick};
     for (int t = 0; t < TRIALS; t++) {
         for (int i = 0; i < nmodes; i++) {

@@ -78,9 +78,11 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_CFLAGS := -DKART_BENCH_HAVE_LIBUV=$(HAVE_LIBUV) -DKART_BENCH_HAVE_LIBEVENT=$(HAVE_LIBEVENT)
 BENCH_LIBS :=
 ifeq ($(HAVE_LIBUV),1)
+BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libuv)
 BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libuv)
 endif
 ifeq ($(HAVE_LIBEVENT),1)
+BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libevent)
 BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libevent)
 endif
 

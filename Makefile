@@ -74,6 +74,9 @@ TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(OUT)/tests/%,$(TEST_SRC))
 TEST_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(patsubst examples/%.c,$(OUT)/examples/%,$(EXAMPLE_SRC))
+
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_CFLAGS := -DKART_BENCH_HAVE_LIBUV=$(HAVE_LIBUV) -DKART_BENCH_HAVE_LIBEVENT=$(HAVE_LIBEVENT)
 BENCH_LIBS :=
@@ -86,8 +89,10 @@ BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libevent)
 BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libevent)
 endif
 
-.PHONY: all lib check check-run bench bench-run install uninstall clean deps tests
-all: lib $(OUT)/kart-bench
+examples: $(EXAMPLE_BIN)
+
+.PHONY: all lib examples check check-run bench bench-run install uninstall clean deps tests
+all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
 
@@ -125,6 +130,12 @@ $(OUT)/tests/%: tests/%.c tests/testutil.h $(OUT)/libkart.a
 	$(Q)$(CC) $(CFLAGS_ALL) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
 
 tests: $(TEST_BIN)
+
+# Examples use only the public headers, like a program outside the tree.
+$(OUT)/examples/%: examples/%.c $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(filter-out -Icore,$(CFLAGS_ALL)) -o $@ $< $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 
 $(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
 	$(call say,CC,$@)

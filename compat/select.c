@@ -30,6 +30,10 @@
 #include <sys/select.h>
 #include <time.h>
 
+/* The longest single wait (a day): macOS's select(2) refuses timeouts of
+ * more than 10^8 seconds with EINVAL. The core waits again for the rest. */
+#define SL_MAX_WAIT_NS (INT64_C(86400) * 1000000000)
+
 typedef struct select_state {
     fd_set rd, wr, ex;    /* what is watched */
     fd_set rrd, rwr, rex; /* what one select(2) call reported */
@@ -194,7 +198,7 @@ static int sl_wait(kart_selector *sel, kart__ready *out, int max,
     int err = reserve(st, max);
     if (err < 0)
         return err;
-    int n = do_select(st, timeout_ns);
+    int n = do_select(st, timeout_ns > SL_MAX_WAIT_NS ? SL_MAX_WAIT_NS : timeout_ns);
     if (n <= 0)
         return n;
 

@@ -1,9 +1,460 @@
-/* uring/uring.c — placeholder until the io_uring backend lands. */
+/*
+ * uring/uring.c — the io_uring backend of the selector (Linux 5.5 and later;
+ * KART_EDGE needs 5.13).
+ *
+ * Readiness is asked for with IORING_OP_POLL_ADD. The one clever idea:
+ * level-triggered mode is a single-shot poll that is re-armed at the start
+ * of the next wait, in the same io_uring_enter as that wait. If the fd is
+ * still ready, the kernel completes the new poll at once, which is exactly
+ * level-triggered behaviour at no extra system call. KART_EDGE is a
+ * multishot poll, re-armed only when the kernel ends it; KART_ONESHOT is a
+ * single-shot poll that is not re-armed.
+ *
+ * Each request's user_data holds the fd and a sequence number that is new
+ * for every request; the fd's table entry names the one request that is
+ * current. A completion for any other (one that outlived a modify, an
+ * unregister or a cancel) is dropped, so no event of an old registration is
+ * ever reported, even for an fd number that is reused.
+ *
+ * A poll completion carries the bits of the wake-up, not of a fresh poll,
+ * and since 5.13 the kernel adds POLLRDHUP to every poll. A completion with
+ * nothing the registration reports (RDHUP on a write-only registration
+ * whose peer shut down) would complete again at once if re-armed; such an
+ * fd is "parked" on a multishot poll instead, which reports only new
+ * wake-ups, until one brings a real event.
+ *
+ * Every wait is at most one io_uring_enter: the queued adds, re-arms and
+ * cancels go in with the wait (more only when more are queued than the
+ * submission ring holds). Unregister is the exception: it submits its
+ * cancel at once, because a poll request holds a reference to its file, and
+ * a socket closed right after unregistering would otherwise stay open (no
+ * EOF for the peer) until the next wait.
+ *
+ * The completion ring is twice the submission ring. Kernels with
+ * IORING_FEAT_NODROP (5.5) keep what does not fit on an overflow list that
+ * each io_uring_enter with GETEVENTS flushes; a multishot poll that cannot
+ * post is ended with a final completion (without IORING_CQE_F_MORE) on that
+ * list, and is re-armed here. Completions that do not fit in the caller's
+ * array stay in the ring for the next wait.
+ */
 #include "internal.h"
+
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#ifndef EPOLLEXCLUSIVE
+#define EPOLLEXCLUSIVE (1u << 28)
+#endif
+
+/* user_data of requests that are not polls for a registration (cancels,
+ * the multishot probe): sequence 0, which a poll never has. liburing's own
+ * timeouts (on kernels without IORING_FEAT_EXT_ARG) carry fd -1. */
+#define UD_INTERNAL UINT64_C(0)
+#define UD_PROBE UINT64_C(1)
+
+typedef struct ur_fd {
+    uint32_t seq; /* the poll request the kernel may hold, 0: none */
+    bool parked;  /* that request is a parking multishot poll */
+    int pos;      /* where this wait stored the fd's entry, to merge */
+} ur_fd;
+
+/* Work for the next wait: arm or park the registration (fd, gen) if it is
+ * still current, or cancel the request (fd, seq). */
+enum { TODO_ARM, TODO_PARK, TODO_CANCEL };
+typedef struct ur_todo {
+    int fd;
+    uint32_t id; /* gen, or seq for TODO_CANCEL */
+    int kind;
+} ur_todo;
+
+typedef struct uring_state {
+    struct io_uring ring;
+    uint32_t seq;
+    ur_fd *fds;
+    int nfds;
+    ur_todo *todo;
+    int ntodo, todo_cap;
+} uring_state;
+
+static uint64_t ud_of(int fd, uint32_t seq)
+{
+    return (uint64_t)seq << 32 | (uint32_t)fd;
+}
+
+/* An SQE, submitting what is queued when the ring is full. */
+static struct io_uring_sqe *get_sqe(uring_state *st, int *err)
+{
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&st->ring))) {
+        int n = io_uring_submit(&st->ring);
+        if (n <= 0) {
+            *err = n < 0 ? n : -EBUSY;
+            return NULL;
+        }
+    }
+    return sqe;
+}
+
+/* Makes room for n SQEs, so that a modify queues both or neither. */
+static int reserve_sqes(uring_state *st, unsigned n)
+{
+    if (io_uring_sq_space_left(&st->ring) >= n)
+        return 0;
+    int err = io_uring_submit(&st->ring);
+    if (err < 0)
+        return err;
+    return io_uring_sq_space_left(&st->ring) >= n ? 0 : -EBUSY;
+}
+
+static int arm(kart_selector *sel, uring_state *st, int fd, const kart__reg *reg,
+               bool park)
+{
+    int err;
+    struct io_uring_sqe *sqe = get_sqe(st, &err);
+    if (!sqe)
+        return err;
+    unsigned mask = (uint16_t)kart__to_poll(reg->events);
+    /* Since 5.18 a wake-up that matches a poll only through POLLPRI is
+     * ignored, so a priority-only poll would never fire. The wake-ups that
+     * carry POLLPRI (a socket's data_ready) also carry POLLRDBAND, which
+     * tcp_poll never reports: asking for it lets them through. */
+    if (reg->events & KART_PRIORITY)
+        mask |= POLLRDBAND;
+    if ((reg->events & KART_EXCLUSIVE) && (sel->caps & KART_CAP_EXCLUSIVE))
+        mask = (mask & ~(unsigned)POLLRDHUP) | EPOLLEXCLUSIVE;
+    park = park && (sel->caps & KART_CAP_EDGE);
+    if (park || (reg->events & (KART_EDGE | KART_ONESHOT)) == KART_EDGE)
+        io_uring_prep_poll_multishot(sqe, fd, mask);
+    else
+        io_uring_prep_poll_add(sqe, fd, mask);
+    st->seq = st->seq + 1 ? st->seq + 1 : 1;
+    io_uring_sqe_set_data64(sqe, ud_of(fd, st->seq));
+    st->fds[fd] = (ur_fd){.seq = st->seq, .parked = park};
+    return 0;
+}
+
+/* ASYNC_CANCEL rather than POLL_REMOVE: since the poll rework (5.17) a
+ * POLL_REMOVE that races with a wake-up fails with -EALREADY and leaves a
+ * multishot poll armed, while a cancel marks the request and always ends it. */
+static int cancel(uring_state *st, int fd, uint32_t seq)
+{
+    int err;
+    struct io_uring_sqe *sqe = get_sqe(st, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_cancel64(sqe, ud_of(fd, seq), 0);
+    io_uring_sqe_set_data64(sqe, UD_INTERNAL);
+    return 0;
+}
+
+/* Makes room for n more entries in the todo list. */
+static int todo_room(uring_state *st, int n)
+{
+    if (st->ntodo + n <= st->todo_cap)
+        return 0;
+    int cap = st->todo_cap ? st->todo_cap * 2 : 64;
+    ur_todo *p = realloc(st->todo, (size_t)cap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    st->todo = p;
+    st->todo_cap = cap;
+    return 0;
+}
+
+/* Multishot poll (5.13) cannot be told from plain poll by
+ * io_uring_get_probe(), which knows only opcodes. So ask the kernel: before
+ * 5.13 a POLL_ADD with IORING_POLL_ADD_MULTI in sqe->len fails with -EINVAL,
+ * after it the first completion for an always-ready fd carries
+ * IORING_CQE_F_MORE. The probe is then cancelled; its late completions have
+ * internal user_data and are ignored by wait. */
+static bool probe_multishot(uring_state *st)
+{
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return false;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
+    io_uring_prep_poll_multishot(sqe, efd, POLLOUT);
+    io_uring_sqe_set_data64(sqe, UD_PROBE);
+    struct io_uring_cqe *cqe = NULL;
+    int err = io_uring_submit(&st->ring);
+    if (err == 1) {
+        do
+            err = io_uring_wait_cqe(&st->ring, &cqe);
+        while (err == -EINTR);
+    }
+    bool ok = err == 0 && cqe->user_data == UD_PROBE && cqe->res > 0 &&
+              (cqe->flags & IORING_CQE_F_MORE);
+    if (err == 0)
+        io_uring_cqe_seen(&st->ring, cqe);
+    if (ok) {
+        sqe = io_uring_get_sqe(&st->ring);
+        io_uring_prep_cancel64(sqe, UD_PROBE, 0);
+        io_uring_sqe_set_data64(sqe, UD_INTERNAL);
+        io_uring_submit(&st->ring);
+    }
+    close(efd);
+    return ok;
+}
+
 static int ur_init(kart_selector *sel, const kart_selector_options *opts)
 {
-    (void)sel;
-    (void)opts;
-    return -ENOSYS;
+    uring_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    unsigned entries = opts->uring_entries ? opts->uring_entries : 256;
+    entries = entries < 2 ? 2 : entries > 32768 ? 32768 : entries;
+    /* COOP_TASKRUN (5.19) runs completions when we enter the kernel anyway
+     * instead of interrupting the thread; SUBMIT_ALL (5.18) keeps one failed
+     * SQE from holding back the rest of a batch. Older kernels refuse the
+     * flags with -EINVAL. SINGLE_ISSUER and DEFER_TASKRUN are left out: a
+     * selector may be created on one thread and run on another. */
+    struct io_uring_params p = {
+        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        .cq_entries = 2 * entries};
+    int err = io_uring_queue_init_params(entries, &st->ring, &p);
+    if (err == -EINVAL) {
+        p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * entries};
+        err = io_uring_queue_init_params(entries, &st->ring, &p);
+    }
+    /* Without NODROP (before 5.5) a full completion ring loses events. */
+    if (err == 0 && !(p.features & IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&st->ring);
+        err = -ENOSYS;
+    }
+    if (err < 0) {
+        free(st);
+        return err;
+    }
+    sel->backend_state = st;
+    /* EPOLLEXCLUSIVE is bit 28, read from sqe->poll32_events since 5.9. */
+    if (!(p.features & IORING_FEAT_POLL_32BITS))
+        sel->caps &= ~KART_CAP_EXCLUSIVE;
+    if (!probe_multishot(st)) {
+        kart__debug("uring: no multishot poll, KART_EDGE unavailable");
+        sel->caps &= ~KART_CAP_EDGE;
+    }
+    /* The ring fd is not registered (io_uring_register_ring_fd): the
+     * registration belongs to the thread that makes it, and a selector may
+     * be run by another thread, which would then enter a wrong ring. */
+    return 0;
 }
-const kart__backend_ops kart__backend_uring = {.name = "uring", .init = ur_init};
+
+static void ur_fini(kart_selector *sel)
+{
+    uring_state *st = sel->backend_state;
+    io_uring_queue_exit(&st->ring);
+    free(st->fds);
+    free(st->todo);
+    free(st);
+}
+
+static int ur_add(kart_selector *sel, int fd, const kart__reg *reg)
+{
+    uring_state *st = sel->backend_state;
+    if (fd >= st->nfds) {
+        int n = st->nfds ? st->nfds : 64;
+        while (n <= fd)
+            n *= 2;
+        ur_fd *f = realloc(st->fds, (size_t)n * sizeof(*f));
+        if (!f)
+            return -ENOMEM;
+        memset(f + st->nfds, 0, (size_t)(n - st->nfds) * sizeof(*f));
+        st->fds = f;
+        st->nfds = n;
+    }
+    return arm(sel, st, fd, reg, false);
+}
+
+/* A cancel and a new poll rather than IORING_POLL_UPDATE, which fails when
+ * the old poll has just completed, something we cannot see from here. */
+static int ur_mod(kart_selector *sel, int fd, uint32_t old_events,
+                  const kart__reg *reg)
+{
+    (void)old_events;
+    uring_state *st = sel->backend_state;
+    uint32_t seq = st->fds[fd].seq;
+    int err = reserve_sqes(st, seq ? 2 : 1);
+    if (err < 0)
+        return err;
+    if (seq)
+        cancel(st, fd, seq);
+    return arm(sel, st, fd, reg, false);
+}
+
+static int ur_del(kart_selector *sel, int fd, const kart__reg *reg)
+{
+    (void)reg;
+    uring_state *st = sel->backend_state;
+    uint32_t seq = st->fds[fd].seq;
+    st->fds[fd].seq = 0;
+    if (!seq)
+        return 0; /* its poll completed: the kernel holds nothing */
+    if (cancel(st, fd, seq) < 0) {
+        if (todo_room(st, 1) == 0)
+            st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = seq, .kind = TODO_CANCEL};
+        else
+            kart__debug("uring: cannot cancel the poll of fd %d", fd);
+        return 0;
+    }
+    io_uring_submit(&st->ring);
+    return 0;
+}
+
+/* Queues the work left by earlier calls. An arm whose registration was
+ * modified or unregistered meanwhile is dropped; work the ring cannot take
+ * now is kept for the next wait. */
+static void flush_todo(kart_selector *sel, uring_state *st)
+{
+    int kept = 0, err = 0;
+    for (int i = 0; i < st->ntodo; i++) {
+        ur_todo t = st->todo[i];
+        const kart__reg *r = kart__selector_reg(sel, t.fd);
+        if (t.kind != TODO_CANCEL && (!r || !r->registered || r->gen != t.id))
+            continue;
+        if (err == 0)
+            err = t.kind == TODO_CANCEL ? cancel(st, t.fd, t.id)
+                                        : arm(sel, st, t.fd, r, t.kind == TODO_PARK);
+        if (err < 0)
+            st->todo[kept++] = t;
+    }
+    st->ntodo = kept;
+}
+
+/* The KART_* bits of a completion that the registration reports (the
+ * core's rule: what was asked, HANGUP, ERROR, and RDHUP with READABLE). */
+static uint32_t reported(int fd, const kart__reg *r, unsigned res)
+{
+    /* The wake-ups of a socket's data carry POLLPRI whether or not urgent
+     * data came: only poll(2) can tell. */
+    if ((r->events & KART_PRIORITY) && (res & POLLPRI)) {
+        struct pollfd p = {.fd = fd, .events = POLLPRI};
+        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLPRI))
+            res &= ~(unsigned)POLLPRI;
+    }
+    uint32_t want = (r->events & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR;
+    if ((r->events & KART_READABLE) && !(r->events & KART_EXCLUSIVE))
+        want |= KART_RDHUP;
+    return kart__from_poll(res) & want;
+}
+
+/* Moves completions into out after its first n entries: at most max
+ * entries, one per fd (a multishot poll may complete several times in one
+ * wait), stale ones dropped. What does not fit stays in the ring. */
+static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n,
+                int max)
+{
+    struct io_uring_cqe *c;
+    unsigned head, seen = 0;
+    int err = 0;
+    io_uring_for_each_cqe(&st->ring, head, c)
+    {
+        int fd = (int)(uint32_t)c->user_data;
+        uint32_t seq = (uint32_t)(c->user_data >> 32);
+        const kart__reg *r = kart__selector_reg(sel, fd);
+        if (seq == 0 || !r || !r->registered || fd >= st->nfds ||
+            st->fds[fd].seq != seq) {
+            seen++;
+            continue;
+        }
+        ur_fd *f = &st->fds[fd];
+        bool more = c->flags & IORING_CQE_F_MORE;
+        bool oneshot = r->events & KART_ONESHOT;
+        bool edge = (r->events & (KART_EDGE | KART_ONESHOT)) == KART_EDGE;
+        uint32_t ev = 0;
+        bool unpark = false;
+        int next = -1; /* a TODO_ARM or TODO_PARK to queue */
+        if (c->res >= 0) {
+            ev = reported(fd, r, (unsigned)c->res);
+            if (ev) {
+                /* A real event ends parking: the fd goes back to its own
+                 * mode at the next wait. */
+                unpark = f->parked && more;
+                if ((!more || f->parked) && !oneshot)
+                    next = TODO_ARM;
+            } else if (!more) {
+                next = edge ? TODO_ARM : TODO_PARK;
+            }
+        } else if (c->res == -ECANCELED) {
+            /* Not our cancel (that makes the request stale): the kernel
+             * ends the polls of a thread that exits. Nothing was reported,
+             * so even a one-shot registration is armed again. */
+            next = f->parked ? TODO_PARK : TODO_ARM;
+        } else if (c->res != -EBADF) {
+            /* -EBADF: the fd was closed before its poll went in, a misuse
+             * that epoll and poll silence too. */
+            ev = KART_ERROR;
+        }
+        bool merge = ev && f->pos < n && out[f->pos].fd == fd;
+        if (ev && !merge && n == max)
+            break;
+        if (todo_room(st, 2) < 0) {
+            err = -ENOMEM;
+            break;
+        }
+        seen++;
+        if (unpark)
+            st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = seq, .kind = TODO_CANCEL};
+        if (!more || unpark)
+            f->seq = 0;
+        if (next >= 0)
+            st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = r->gen, .kind = next};
+        if (merge) {
+            out[f->pos].events |= ev;
+        } else if (ev) {
+            f->pos = n;
+            out[n++] = (kart__ready){.fd = fd, .events = ev, .gen = r->gen};
+        }
+    }
+    io_uring_cq_advance(&st->ring, seen);
+    return n ? n : err;
+}
+
+static int ur_wait(kart_selector *sel, kart__ready *out, int max,
+                   int64_t timeout_ns)
+{
+    uring_state *st = sel->backend_state;
+    flush_todo(sel, st);
+    /* Completions left by the last wait come first. With some in hand the
+     * wait must not block: one io_uring_enter then submits what is queued
+     * (re-arms that may complete at once) and flushes overflowed
+     * completions, or none at all when there is nothing to do. */
+    int n = reap(sel, st, out, 0, max);
+    if (n != 0) {
+        if (n < 0 || n == max ||
+            (!io_uring_sq_ready(&st->ring) && !io_uring_cq_has_overflow(&st->ring)))
+            return n;
+        io_uring_submit_and_get_events(&st->ring);
+        return reap(sel, st, out, n, max);
+    }
+    struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                                   .tv_nsec = timeout_ns % 1000000000};
+    struct io_uring_cqe *cqe;
+    /* Submits, flushes overflowed completions and waits for one, all in
+     * one io_uring_enter. */
+    int ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
+                                               timeout_ns < 0 ? NULL : &ts, NULL);
+    n = reap(sel, st, out, 0, max);
+    if (n != 0)
+        return n;
+    /* -ETIME is a timeout. -EBUSY (5.x kernels: the overflow list could
+     * not be flushed into a full ring) and -EAGAIN (no memory for requests)
+     * clear once completions are reaped: the core calls again. */
+    if (ret == -ETIME || ret == -EBUSY || ret == -EAGAIN || ret >= 0)
+        return 0;
+    return ret;
+}
+
+const kart__backend_ops kart__backend_uring = {
+    .name = "uring",
+    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT,
+    .init = ur_init,
+    .fini = ur_fini,
+    .add = ur_add,
+    .mod = ur_mod,
+    .del = ur_del,
+    .wait = ur_wait,
+};

@@ -326,7 +326,15 @@ START_TEST(priority_data_reported)
     kart_selector *s = open_sel(backend);
     int sv[2];
     tcp_pair(sv);
-    ck_assert_int_eq(kart_selector_register(s, sv[1], KART_PRIORITY, NULL), 0);
+    int err = kart_selector_register(s, sv[1], KART_PRIORITY, NULL);
+    if (err == -ENOTSUP && strcmp(backend, "kqueue") == 0) {
+        printf("skipped: priority data on this kqueue (no EVFILT_EXCEPT)\n");
+        kart_selector_free(s);
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    ck_assert_int_eq(err, 0);
     ck_assert_uint_eq(events_for(s, sv[1], 0), 0);
     ck_assert_int_eq(send(sv[0], "!", 1, MSG_OOB), 1);
     ck_assert_uint_eq(events_for(s, sv[1], 1000 * KT_MS), KART_PRIORITY);

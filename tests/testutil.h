@@ -63,7 +63,8 @@ static inline void kt_print_backends(void)
             strncat(skipped, one, sizeof(skipped) - strlen(skipped) - 1);
         }
     }
-#if !defined(__APPLE__) && !defined(__FreeBSD__)
+#if !defined(__APPLE__) && !defined(__FreeBSD__) && !defined(__NetBSD__) &&                   \
+    !defined(__OpenBSD__) && !defined(__DragonFly__)
     strncat(skipped, " kqueue (not on this OS)", sizeof(skipped) - strlen(skipped) - 1);
 #endif
 #ifndef KART_HAVE_URING

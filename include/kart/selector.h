@@ -111,8 +111,9 @@ KART_API unsigned kart_selector_caps(const kart_selector *sel);
  * KART_PRIORITY, optionally with KART_EDGE, KART_ONESHOT, KART_EXCLUSIVE).
  * Errors: -EBADF (fd is not open), -EEXIST (fd is already registered),
  * -EINVAL (events has unknown bits, no event bit, or EXCLUSIVE with
- * ONESHOT or PRIORITY), -ENOTSUP (a flag this backend cannot honour: KART_EDGE on
- * poll and select), -EPERM (fd is a regular file or directory, which
+ * ONESHOT or PRIORITY), -ENOTSUP (what this backend cannot honour: KART_EDGE on
+ * poll and select; KART_PRIORITY on kqueue systems without EVFILT_EXCEPT,
+ * such as FreeBSD and NetBSD), -EPERM (fd is a regular file or directory, which
  * cannot be waited on), -ERANGE (select backend: fd >= FD_SETSIZE),
  * -ENOMEM.
  */

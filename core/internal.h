@@ -107,7 +107,7 @@ static inline kart__reg *kart__selector_reg(const kart_selector *sel, int fd)
  * the same values for these bits on Linux). */
 static inline short kart__to_poll(uint32_t events)
 {
-    short p = 0;
+    short p = 0; /* short: the type of struct pollfd's events */
     if (events & KART_READABLE) {
         p |= POLLIN;
 #ifdef POLLRDHUP
@@ -139,6 +139,18 @@ static inline uint32_t kart__from_poll(unsigned revents)
         e |= KART_RDHUP;
 #endif
     return e;
+}
+
+/* The bits a registration reports: what it asked for, plus hang-up and
+ * error always, plus peer half-close for readers (not for exclusive ones:
+ * epoll's EPOLLEXCLUSIVE admits no EPOLLRDHUP, and the rule is kept on
+ * every backend). */
+static inline uint32_t kart__wanted(uint32_t events)
+{
+    uint32_t want = (events & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR;
+    if ((events & KART_READABLE) && !(events & KART_EXCLUSIVE))
+        want |= KART_RDHUP;
+    return want;
 }
 
 /* Absolute deadline for a relative timeout (negative stays negative). */

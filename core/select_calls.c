@@ -50,10 +50,8 @@ KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns)
     if (r >= 0) {
         r = 0;
         for (int i = 0; i < n; i++) {
-            uint32_t want = fds[i].events | KART_HANGUP | KART_ERROR;
-            if (fds[i].events & KART_READABLE)
-                want |= KART_RDHUP;
-            fds[i].revents = (kart__from_poll((unsigned)p[i].revents) & want) |
+            fds[i].revents = (kart__from_poll((unsigned)p[i].revents) &
+                              kart__wanted(fds[i].events)) |
                              ((p[i].revents & POLLNVAL) ? KART_ERROR : 0);
             r += fds[i].revents != 0;
         }

@@ -358,10 +358,7 @@ KART_API int kart_selector_wake(kart_selector *sel)
  * Returns 0 to drop the entry. */
 static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
 {
-    uint32_t want = (r->events & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR;
-    if ((r->events & KART_READABLE) && !(r->events & KART_EXCLUSIVE))
-        want |= KART_RDHUP;
-    uint32_t ev = raw & want;
+    uint32_t ev = raw & kart__wanted(r->events);
     if (!ev)
         return 0;
     if ((r->events & KART_ONESHOT) && !(sel->caps & KART__CAP_NATIVE_ONESHOT)) {

@@ -335,10 +335,7 @@ static uint32_t reported(int fd, const kart__reg *r, unsigned res)
         if (poll(&p, 1, 0) != 1 || !(p.revents & POLLPRI))
             res &= ~(unsigned)POLLPRI;
     }
-    uint32_t want = (r->events & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR;
-    if ((r->events & KART_READABLE) && !(r->events & KART_EXCLUSIVE))
-        want |= KART_RDHUP;
-    return kart__from_poll(res) & want;
+    return kart__from_poll(res) & kart__wanted(r->events);
 }
 
 /* Moves completions into out after its first n entries: at most max

@@ -4,9 +4,12 @@
  *
  * The clever part is what makes "stop any handle from any callback" safe
  * without reference counts: the selector's registration table is the truth.
- * Before a ready fd's callback runs, the loop checks that the fd is still
- * registered to that same handle; a handle stopped (and maybe freed) by an
- * earlier callback in the same batch is therefore never touched.
+ * When a wait returns, the loop notes the generation of each ready fd's
+ * registration; before the fd's callback runs, it checks that the fd is
+ * still registered under that same generation. A handle stopped (and maybe
+ * freed) by an earlier callback in the same batch is therefore never
+ * touched, and neither is a handle started since on the same fd number
+ * (even the same struct), which would otherwise get the old readiness.
  *
  * One iteration: update the cached time, run due timers, wait once in the
  * selector (the timeout is the next timer's deadline), dispatch, run async
@@ -30,7 +33,10 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
     if (!loop)
         return -ENOMEM;
     loop->events = malloc(KART__EVENTS_MIN * sizeof(*loop->events));
-    if (!loop->events) {
+    loop->event_gens = malloc(KART__EVENTS_MIN * sizeof(*loop->event_gens));
+    if (!loop->events || !loop->event_gens) {
+        free(loop->events);
+        free(loop->event_gens);
         free(loop);
         return -ENOMEM;
     }
@@ -38,6 +44,7 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
     int err = kart_selector_create(&loop->sel, opts ? &opts->selector : NULL);
     if (err < 0) {
         free(loop->events);
+        free(loop->event_gens);
         free(loop);
         return err;
     }
@@ -58,6 +65,7 @@ KART_API int kart_loop_free(kart_loop *loop)
     kart_selector_free(loop->sel);
     kart__timers_fini(loop);
     free(loop->events);
+    free(loop->event_gens);
     free(loop);
     return 0;
 }
@@ -154,14 +162,41 @@ KART_API int kart_io_stop(kart_io *io)
 
 /* ---- running ---- */
 
+/* Notes the generation of each ready fd's registration, as the wait left
+ * them: dispatch() compares against these. */
+static void note_generations(kart_loop *loop, int n)
+{
+    for (int i = 0; i < n; i++)
+        loop->event_gens[i] = kart__selector_reg(loop->sel, loop->events[i].fd)->gen;
+}
+
+/* Doubles both event arrays; on failure they stay as they were. */
+static void grow_events(kart_loop *loop)
+{
+    size_t n = (size_t)loop->nevents * 2;
+    kart_event *e = realloc(loop->events, n * sizeof(*e));
+    if (!e)
+        return;
+    loop->events = e;
+    uint32_t *g = realloc(loop->event_gens, n * sizeof(*g));
+    if (!g)
+        return;
+    loop->event_gens = g;
+    loop->nevents = (int)n;
+}
+
 static void dispatch(kart_loop *loop, int n)
 {
     for (int i = 0; i < n; i++) {
         kart_event *ev = &loop->events[i];
         const kart__reg *r = kart__selector_reg(loop->sel, ev->fd);
         /* A callback earlier in this batch may have stopped (and freed) the
-         * handle this event was for: the table says whether it is current. */
-        if (!r || !r->registered || r->data != ev->data)
+         * handle this event was for, or closed its fd and started a watcher
+         * (maybe the same struct) on the reused number: the table's
+         * generation says whether the event is still current. A modify
+         * also changes it; the fd's level, or for an edge-triggered
+         * watcher the re-armed registration, reports it again. */
+        if (!r || !r->registered || r->gen != loop->event_gens[i])
             continue;
         kart_handle *h = ev->data;
         switch (h->type) {
@@ -188,13 +223,8 @@ static void dispatch(kart_loop *loop, int n)
         }
     }
     /* A full batch suggests more are ready: take more next time. */
-    if (n == loop->nevents && loop->nevents < KART__EVENTS_MAX) {
-        kart_event *e = realloc(loop->events, (size_t)loop->nevents * 2 * sizeof(*e));
-        if (e) {
-            loop->events = e;
-            loop->nevents *= 2;
-        }
-    }
+    if (n == loop->nevents && loop->nevents < KART__EVENTS_MAX)
+        grow_events(loop);
 }
 
 static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode)
@@ -229,6 +259,7 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
             err = n;
             break;
         }
+        note_generations(loop, n);
         dispatch(loop, n);
         if (atomic_exchange_explicit(&loop->async_signalled, 0, memory_order_acquire))
             kart__asyncs_dispatch(loop);

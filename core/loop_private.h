@@ -34,6 +34,7 @@ struct kart_loop {
     int active_ref; /* active handles that keep the loop alive */
 
     kart_event *events;
+    uint32_t *event_gens; /* each event's registration generation */
     int nevents;
 
     kart__timer_heap timers;

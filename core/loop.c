@@ -227,9 +227,14 @@ static void dispatch(kart_loop *loop, int n)
         grow_events(loop);
 }
 
-static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode)
+/* fired: how many timers this iteration has already run. */
+static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode, int fired)
 {
     if (mode == KART_RUN_NOWAIT || loop->stop_requested || loop->active_ref == 0)
+        return 0;
+    /* ONCE waits for something to happen; a timer that was already due
+     * has happened, so the iteration only collects what else is ready. */
+    if (mode == KART_RUN_ONCE && fired > 0)
         return 0;
     int64_t next = kart__timers_next_deadline(loop);
     if (next < 0)
@@ -249,11 +254,11 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
     int err = 0;
     loop->now = kart_now_ns();
     for (;;) {
-        kart__timers_run(loop);
+        int fired = kart__timers_run(loop);
         if (loop->stop_requested || (mode == KART_RUN_DEFAULT && loop->active_ref == 0))
             break;
         int n = kart_selector_wait(loop->sel, loop->events, loop->nevents,
-                                   poll_timeout(loop, mode));
+                                   poll_timeout(loop, mode, fired));
         loop->now = kart_now_ns();
         if (n < 0) {
             err = n;

@@ -94,7 +94,7 @@ static inline void kart__handle_init(kart_handle *h, kart_loop *loop, kart_handl
 
 /* timer.c */
 int64_t kart__timers_next_deadline(const kart_loop *loop); /* -1: none */
-void kart__timers_run(kart_loop *loop);
+int kart__timers_run(kart_loop *loop); /* returns how many fired */
 void kart__timers_fini(kart_loop *loop);
 
 /* signal.c */

@@ -115,12 +115,13 @@ static int schedule(kart_timer *t, int64_t timeout_ns)
                                           .deadline = t->deadline_, .seq = t->seq_, .timer = t});
 }
 
-void kart__timers_run(kart_loop *loop)
+int kart__timers_run(kart_loop *loop)
 {
     kart__timer_heap *h = &loop->timers;
     /* Timers started by the callbacks of this run (a zero timeout, a short
      * repeat) wait for the next iteration, so they cannot starve I/O. */
     uint64_t batch_end = loop->timer_seq;
+    int fired = 0;
     while (h->n && h->e[0].deadline <= loop->now && h->e[0].seq < batch_end) {
         kart_timer *t = h->e[0].timer;
         heap_remove(h, 0);
@@ -128,8 +129,10 @@ void kart__timers_run(kart_loop *loop)
          * callback may stop or restart it. */
         if (t->repeat_ == 0 || schedule(t, t->repeat_) < 0)
             kart__handle_stop(&t->base);
+        fired++;
         t->cb_(t);
     }
+    return fired;
 }
 
 KART_API int kart_timer_init(kart_loop *loop, kart_timer *timer)

@@ -46,8 +46,7 @@ struct kart_loop {
     sigset_t sigmask;
     kart_signal *signals;
     kart_signal *sig_cursor; /* next watcher to call while dispatching */
-    unsigned sigcount[_NSIG];
-    bool sig_was_blocked[_NSIG];
+    unsigned sigcount[_NSIG]; /* this loop's watchers of each signal */
 
     /* Child watchers; pidfd ones are also registered in the selector. */
     kart_child *children;

@@ -3,16 +3,18 @@
  *
  * A signalfd only sees signals that are blocked, so starting the first
  * watcher of a signal blocks it in the calling (loop) thread and the last
- * stop restores the thread's mask as it was. The signalfd's mask is the
- * union of the watched signals; it is widened and narrowed in place by
- * calling signalfd() on the same fd again, so the fd stays registered in
- * the selector the whole time any watcher is active.
+ * stop, counted over every loop of that thread, restores the thread's mask
+ * as it was. The signalfd's mask is the union of the watched signals; it
+ * is widened and narrowed in place by calling signalfd() on the same fd
+ * again, so the fd stays registered in the selector the whole time any
+ * watcher is active.
  */
 #include "loop_private.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 KART_API int kart_signal_init(kart_loop *loop, kart_signal *sig)
@@ -47,22 +49,52 @@ static int update_sigfd(kart_loop *loop)
     return 0;
 }
 
+/* The signal mask belongs to the thread, and one thread may run several
+ * loops: blocking is counted per thread, so that one loop's last stop does
+ * not unblock a signal that another loop of the thread still watches (its
+ * signalfd would go deaf, and the default action would run). Handles are
+ * started and stopped on their loop's thread, so the counts stay paired. */
+static _Thread_local unsigned thread_watched[_NSIG];
+static _Thread_local bool thread_was_blocked[_NSIG];
+
+static void thread_block(int signum)
+{
+    if (thread_watched[signum]++ > 0)
+        return;
+    sigset_t one, old;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    pthread_sigmask(SIG_BLOCK, &one, &old);
+    thread_was_blocked[signum] = sigismember(&old, signum) == 1;
+}
+
+static void thread_unblock(int signum)
+{
+    if (--thread_watched[signum] > 0 || thread_was_blocked[signum])
+        return;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    /* An occurrence that arrived while watched but was not read yet
+     * belonged to the watchers: consume it, or unblocking would hand it to
+     * the default action (which ends the process for most signals). */
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&one, NULL, &zero) == signum)
+        ;
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+}
+
 /* Adds signum to the watched set: blocks it and widens the signalfd. */
 int kart__signum_watch(kart_loop *loop, int signum)
 {
     if (loop->sigcount[signum]++ > 0)
         return 0;
-    sigset_t one, old;
-    sigemptyset(&one);
-    sigaddset(&one, signum);
-    pthread_sigmask(SIG_BLOCK, &one, &old);
-    loop->sig_was_blocked[signum] = sigismember(&old, signum) == 1;
+    thread_block(signum);
     sigaddset(&loop->sigmask, signum);
     int err = update_sigfd(loop);
     if (err < 0) {
         sigdelset(&loop->sigmask, signum);
-        if (!loop->sig_was_blocked[signum])
-            pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        thread_unblock(signum);
         loop->sigcount[signum]--;
     }
     return err;
@@ -80,12 +112,7 @@ void kart__signum_unwatch(kart_loop *loop, int signum)
     } else {
         update_sigfd(loop); /* narrowing an existing signalfd cannot fail */
     }
-    if (!loop->sig_was_blocked[signum]) {
-        sigset_t one;
-        sigemptyset(&one);
-        sigaddset(&one, signum);
-        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-    }
+    thread_unblock(signum);
 }
 
 static int signal_start(kart_signal *sig, kart_signal_cb cb, int signum)

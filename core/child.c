@@ -99,7 +99,10 @@ KART_API int kart_child_start(kart_child *child, kart_child_cb cb, pid_t pid)
             close(fd);
             return err;
         }
-    } else if (fd == -ENOSYS) {
+    } else if (fd == -ENOSYS || fd == -EPERM) {
+        /* pidfd_open has no permission check of its own, so EPERM comes
+         * from a seccomp filter that does not know it (Docker's default
+         * profile before 20.10, for one): fall back as for ENOSYS. */
         if (loop->sigchld_users == 0) {
             int err = kart__signum_watch(loop, SIGCHLD);
             if (err < 0)

@@ -103,6 +103,11 @@ KART_API int kart_child_start(kart_child *child, kart_child_cb cb, pid_t pid)
         /* pidfd_open has no permission check of its own, so EPERM comes
          * from a seccomp filter that does not know it (Docker's default
          * profile before 20.10, for one): fall back as for ENOSYS. */
+        struct sigaction sa;
+        /* With SIGCHLD ignored, the kernel reaps exiting children itself
+         * and sends no SIGCHLD at all: this path would wait forever. */
+        if (sigaction(SIGCHLD, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            return -ECHILD;
         if (loop->sigchld_users == 0) {
             int err = kart__signum_watch(loop, SIGCHLD);
             if (err < 0)

@@ -920,6 +920,44 @@ static void switch_to_readable_cb(kart_io *io, uint32_t events)
     ck_assert_int_eq(kart_io_start(io, KART_READABLE, io_rec_cb), 0);
 }
 
+/* More ready fds than one batch holds (the loop starts with room for 64
+ * and grows): every watcher still runs exactly once. */
+#define NMANY_FDS 300
+static int many_io_calls[NMANY_FDS];
+
+static void many_io_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    many_io_calls[(intptr_t)io->base.data]++;
+    ck_assert_int_eq(kart_io_stop(io), 0);
+}
+
+START_TEST(io_more_ready_fds_than_a_batch_all_run_once)
+{
+    LOOP_OR_SKIP(_i);
+    int (*sv)[2] = calloc(NMANY_FDS, sizeof(*sv));
+    kart_io *io = calloc(NMANY_FDS, sizeof(*io));
+    ck_assert(sv && io);
+    for (int k = 0; k < NMANY_FDS; k++) {
+        kt_socketpair(sv[k]);
+        kt_write(sv[k][1], "x");
+        kart_io_init(loop, &io[k], sv[k][0]);
+        io[k].base.data = (void *)(intptr_t)k;
+        ck_assert_int_eq(kart_io_start(&io[k], KART_READABLE, many_io_cb), 0);
+    }
+    /* Every round: ONCE, then all watchers must still be consistent. */
+    while (kart_loop_run(loop, KART_RUN_ONCE) == 1)
+        ;
+    for (int k = 0; k < NMANY_FDS; k++) {
+        ck_assert_int_eq(many_io_calls[k], 1);
+        close2(sv[k]);
+    }
+    close_loop(loop);
+    free(sv);
+    free(io);
+}
+END_TEST
+
 START_TEST(io_start_again_changes_events)
 {
     LOOP_OR_SKIP(_i);
@@ -1908,6 +1946,7 @@ START_TEST(child_stop_leaves_it_unreaped)
 }
 END_TEST
 
+
 static void child_never_cb(kart_child *c, int status)
 {
     (void)c;
@@ -1920,6 +1959,41 @@ static void assert_child_start_fails(kart_child *c, kart_child_cb cb, pid_t pid,
     ck_assert_int_eq(kart_child_start(c, cb, pid), err);
     ck_assert_int_eq(kart_handle_is_active(&c->base), 0);
     ck_assert_int_eq(kart_loop_active_handles(c->base.loop), before);
+}
+
+/* Reaped behind the watcher's back, or auto-reaped with SIGCHLD ignored:
+ * the status is INT_MIN. */
+static void child_reaped_elsewhere(kart_loop *loop)
+{
+    rec r = {0};
+    kart_child c;
+    kart_child_init(loop, &c);
+    c.base.data = &r;
+    pid_t pid = fork_exit(8);
+    ck_assert_int_eq(kart_child_start(&c, child_rec_cb, pid), 0);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.value, INT_MIN);
+
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    ck_assert_int_eq(sigaction(SIGCHLD, &ign, &old), 0);
+    r.calls = 0;
+    pid = fork_pause();
+    if (kart__test_no_pidfd) {
+        /* The kernel sends no SIGCHLD for a child it reaps itself, so the
+         * SIGCHLD path could never see the exit: refused. */
+        assert_child_start_fails(&c, child_never_cb, pid, -ECHILD);
+        kill(pid, SIGKILL);
+    } else {
+        ck_assert_int_eq(kart_child_start(&c, child_rec_cb, pid), 0);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+        ck_assert_int_eq(r.calls, 1);
+        ck_assert_int_eq(r.value, INT_MIN);
+    }
+    ck_assert_int_eq(sigaction(SIGCHLD, &old, NULL), 0);
 }
 
 static void child_errors(kart_loop *loop)
@@ -1967,6 +2041,14 @@ static void child_errors(kart_loop *loop)
         ;
 }
 
+START_TEST(child_reaped_elsewhere_is_int_min)
+{
+    LOOP_OR_SKIP(_i);
+    child_reaped_elsewhere(loop);
+    close_loop(loop);
+}
+END_TEST
+
 START_TEST(child_errors_with_pidfd)
 {
     LOOP_OR_SKIP(_i);
@@ -1988,6 +2070,7 @@ START_TEST(child_via_sigchld)
     child_exited_before_start(loop);
     two_children_at_once(loop);
     child_stop_does_not_reap(loop);
+    child_reaped_elsewhere(loop);
     child_errors(loop);
     /* SIGCHLD is unblocked again once no child is watched. */
     assert_same_mask(&before);
@@ -2316,6 +2399,7 @@ int main(void)
     tcase_add_loop_test(tc, io_watchers_stopped_and_freed_in_a_batch_never_run, 0, nb);
     tcase_add_loop_test(tc, io_fd_closed_and_reused_in_a_batch_gets_no_stale_event, 0, nb);
     tcase_add_loop_test(tc, io_oneshot_runs_once_until_restarted, 0, nb);
+    tcase_add_loop_test(tc, io_more_ready_fds_than_a_batch_all_run_once, 0, nb);
     tcase_add_loop_test(tc, io_start_again_changes_events, 0, nb);
     tcase_add_loop_test(tc, io_reports_hangup_and_rdhup, 0, nb);
     suite_add_tcase(s, tc);
@@ -2350,6 +2434,7 @@ int main(void)
     tcase_add_loop_test(tc, child_killed_is_minus_signal, 0, nb);
     tcase_add_loop_test(tc, child_that_exited_before_start_is_reported, 0, nb);
     tcase_add_loop_test(tc, child_stop_leaves_it_unreaped, 0, nb);
+    tcase_add_loop_test(tc, child_reaped_elsewhere_is_int_min, 0, nb);
     tcase_add_loop_test(tc, child_errors_with_pidfd, 0, nb);
     tcase_add_loop_test(tc, child_via_sigchld, 0, nb);
     tcase_add_loop_test(tc, child_when_seccomp_refuses_pidfd, 0, nb);

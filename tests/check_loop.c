@@ -867,6 +867,52 @@ START_TEST(io_fd_closed_and_reused_in_a_batch_gets_no_stale_event)
 }
 END_TEST
 
+/* Two ready watchers; the first to run changes the other's registration
+ * (kart_io_start again). The batch's old event for it is dropped, but its
+ * readiness must not be lost, even edge-triggered. */
+static kart_io mod_w[2];
+static int mod_calls[2];
+static uint32_t mod_flags;
+
+static void modify_other_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    int self = io == &mod_w[1];
+    if (mod_calls[0] + mod_calls[1] == 0)
+        ck_assert_int_eq(kart_io_start(&mod_w[!self], KART_READABLE | mod_flags, modify_other_cb), 0);
+    mod_calls[self]++;
+}
+
+START_TEST(io_watcher_modified_in_a_batch_keeps_its_readiness)
+{
+    LOOP_OR_SKIP(_i);
+    mod_flags = (backend_caps() & KART_CAP_EDGE) ? KART_EDGE : 0;
+    int a[2], b[2];
+    kt_socketpair(a);
+    kt_socketpair(b);
+    kt_write(a[1], "x");
+    kt_write(b[1], "x");
+    kart_io_init(loop, &mod_w[0], a[0]);
+    kart_io_init(loop, &mod_w[1], b[0]);
+    ck_assert_int_eq(kart_io_start(&mod_w[0], KART_READABLE | mod_flags, modify_other_cb), 0);
+    ck_assert_int_eq(kart_io_start(&mod_w[1], KART_READABLE | mod_flags, modify_other_cb), 0);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    if (mod_flags) {
+        ck_assert_int_eq(mod_calls[0], 1);
+        ck_assert_int_eq(mod_calls[1], 1);
+    } else {
+        ck_assert_int_ge(mod_calls[0], 1);
+        ck_assert_int_ge(mod_calls[1], 1);
+    }
+    kart_io_stop(&mod_w[0]);
+    kart_io_stop(&mod_w[1]);
+    close_loop(loop);
+    close2(a);
+    close2(b);
+}
+END_TEST
+
 static void oneshot_rearm_cb(kart_io *io, uint32_t events)
 {
     rec *r = io->base.data;
@@ -2398,6 +2444,7 @@ int main(void)
     tcase_add_loop_test(tc, io_stop_inside_own_callback, 0, nb);
     tcase_add_loop_test(tc, io_watchers_stopped_and_freed_in_a_batch_never_run, 0, nb);
     tcase_add_loop_test(tc, io_fd_closed_and_reused_in_a_batch_gets_no_stale_event, 0, nb);
+    tcase_add_loop_test(tc, io_watcher_modified_in_a_batch_keeps_its_readiness, 0, nb);
     tcase_add_loop_test(tc, io_oneshot_runs_once_until_restarted, 0, nb);
     tcase_add_loop_test(tc, io_more_ready_fds_than_a_batch_all_run_once, 0, nb);
     tcase_add_loop_test(tc, io_start_again_changes_events, 0, nb);

@@ -10,15 +10,11 @@
 #include "loop_private.h"
 
 #include <limits.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
@@ -2127,10 +2123,16 @@ END_TEST
 /* A container whose seccomp profile refuses pidfd_open with EPERM (Docker
  * before 20.10 did so for system calls it did not know) must still see
  * its children exit. */
+#ifdef __linux__
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #if defined(__x86_64__)
 #define KT_AUDIT_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
 #define KT_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
 #endif
 
 START_TEST(child_when_seccomp_refuses_pidfd)

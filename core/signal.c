@@ -30,7 +30,17 @@ KART_API int kart_signal_init(kart_loop *loop, kart_signal *sig)
 
 static bool catchable(int signum)
 {
-    return signum > 0 && signum < _NSIG && signum != SIGKILL && signum != SIGSTOP;
+    if (signum <= 0 || signum >= _NSIG || signum == SIGKILL || signum == SIGSTOP)
+        return false;
+#ifdef SIGRTMIN
+    /* The C library keeps the numbers between the standard signals and
+     * SIGRTMIN (glibc's 32 and 33, musl's 32 to 34) for its threads, and
+     * its pthread_sigmask() silently refuses to block them: a signalfd
+     * would never see them, and they would reach the process unblocked. */
+    if (signum >= 32 && signum < SIGRTMIN)
+        return false;
+#endif
+    return true;
 }
 
 static int update_sigfd(kart_loop *loop)

@@ -1814,7 +1814,27 @@ START_TEST(signal_errors)
         ck_assert_int_eq(kart_signal_start(&s, signal_never_cb, bad[k]), -EINVAL);
         ck_assert_int_eq(kart_handle_is_active(&s.base), 0);
     }
+    /* The C library keeps the numbers below SIGRTMIN for itself (glibc's
+     * 32 and 33) and will not block them, so a signalfd cannot get them. */
+    for (int sig = 32; sig < SIGRTMIN; sig++) {
+        ck_assert_int_eq(kart_signal_start(&s, signal_never_cb, sig), -EINVAL);
+        ck_assert_int_eq(kart_handle_is_active(&s.base), 0);
+    }
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    ck_assert_int_eq(kart_signal_stop(&s), 0);
+    assert_same_mask(&before);
+    /* The first and last real-time signals are fine. */
+    rec r = {0};
+    s.base.data = &r;
+    ck_assert_int_eq(kart_signal_start(&s, signal_rec_cb, SIGRTMIN), 0);
+    raise(SIGRTMIN);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.value, SIGRTMIN);
+    ck_assert_int_eq(kart_signal_start(&s, signal_rec_cb, SIGRTMAX), 0);
+    raise(SIGRTMAX);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.value, SIGRTMAX);
+    ck_assert_int_eq(r.calls, 2);
     ck_assert_int_eq(kart_signal_stop(&s), 0);
     assert_same_mask(&before);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);

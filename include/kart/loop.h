@@ -56,8 +56,9 @@ typedef struct kart_loop_options {
 
 /*
  * Creates a loop. opts may be NULL.
- * Errors: as kart_selector_create(), plus -EMFILE/-ENFILE for its wake-up
- * fd.
+ * Errors: those of kart_selector_create() (-EINVAL, KART_EUNKNOWNBACKEND,
+ * KART_ENOBACKEND, a forced backend's own error, -EMFILE, -ENFILE,
+ * -ENOMEM).
  */
 KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts);
 
@@ -70,16 +71,19 @@ KART_API int kart_loop_free(kart_loop *loop);
 /*
  * Runs the loop. KART_RUN_DEFAULT runs until no active referenced handle
  * is left or kart_loop_stop() is called; ONCE runs one iteration, waiting
- * for at least one event or due timer if any handle is active; NOWAIT runs
- * one iteration without blocking. Returns 1 if active referenced handles
- * remain, 0 if none, or a negative error: -EINVAL (bad mode or NULL loop),
- * -EBUSY (called from inside a callback of the same loop), or a backend
- * failure.
+ * for at least one event or due timer if any active handle is referenced
+ * (it may still return without running a callback, after a wake-up that
+ * had nothing left to do); NOWAIT runs one iteration without blocking.
+ * Returns 1 if active referenced handles remain, 0 if none, or a negative
+ * error: -EINVAL (bad mode or NULL loop), -EBUSY (called from inside a
+ * callback of the same loop), or a backend failure.
  */
 KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode);
 
-/* Makes kart_loop_run() return after the current iteration. Loop thread
- * only (other threads: use an async handle whose callback calls it). */
+/* Makes a running kart_loop_run() return after the current iteration; a
+ * call while the loop is not running has no effect (each run starts
+ * afresh). Loop thread only (other threads: use an async handle whose
+ * callback calls it). */
 KART_API void kart_loop_stop(kart_loop *loop);
 
 /* The loop's cached time (ns, CLOCK_MONOTONIC), updated at the start of
@@ -121,13 +125,15 @@ KART_API int kart_io_init(kart_loop *loop, kart_io *io, int fd);
  * and flags (KART_EDGE, KART_ONESHOT, ...). One watcher per fd per loop.
  * A KART_ONESHOT watcher is stopped just before its callback runs; start
  * it again to re-arm it. Stop a watcher before closing its fd.
- * Errors: -EINVAL (cb NULL or bad events), -EEXIST (another watcher
+ * A failed change of an active watcher keeps its old registration.
+ * Errors: -EINVAL (NULL io or cb, bad events), -EEXIST (another watcher
  * watches this fd), and the selector's register errors (-EBADF, -EPERM,
  * -ENOTSUP, -ERANGE, -ENOMEM).
  */
 KART_API int kart_io_start(kart_io *io, uint32_t events, kart_io_cb cb);
 
-/* Stops watching. Stopping a stopped watcher is a no-op returning 0. */
+/* Stops watching. Stopping a stopped watcher is a no-op returning 0.
+ * Errors: -EINVAL (NULL). */
 KART_API int kart_io_stop(kart_io *io);
 
 /* ---- timers ---- */
@@ -149,22 +155,27 @@ KART_API int kart_timer_init(kart_loop *loop, kart_timer *timer);
 
 /*
  * Starts the timer: cb runs timeout_ns after the loop's cached now, then
- * every repeat_ns if repeat_ns > 0. Starting an active timer restarts it.
- * Due timers fire in deadline order, ties in start order.
- * Errors: -EINVAL (cb NULL, negative timeout or repeat), -ENOMEM.
+ * every repeat_ns if repeat_ns > 0. Starting an active timer restarts it
+ * (on -ENOMEM it is left stopped). Due timers fire in deadline order, ties
+ * in start order; a timer started by a timer callback with a deadline
+ * already due fires in the next iteration, so it cannot starve I/O.
+ * Errors: -EINVAL (NULL timer or cb, negative timeout or repeat), -ENOMEM.
  */
 KART_API int kart_timer_start(kart_timer *timer, kart_timer_cb cb,
                               int64_t timeout_ns, int64_t repeat_ns);
 
-/* Stops the timer; a no-op returning 0 if it is not active. */
+/* Stops the timer; a no-op returning 0 if it is not active.
+ * Errors: -EINVAL (NULL). */
 KART_API int kart_timer_stop(kart_timer *timer);
 
 /* Restarts a repeating timer from now with its repeat interval.
  * Errors: -EINVAL (never started, or repeat is 0). */
 KART_API int kart_timer_again(kart_timer *timer);
 
-/* Sets the repeat interval used after the next firing. Errors: -EINVAL
- * (negative). */
+/* Sets the repeat interval. A firing schedules the next one before its
+ * callback runs, so a change made inside the timer's own callback takes
+ * effect one firing later (as in libuv). Errors: -EINVAL (NULL or
+ * negative). */
 KART_API int kart_timer_set_repeat(kart_timer *timer, int64_t repeat_ns);
 KART_API int64_t kart_timer_get_repeat(const kart_timer *timer);
 
@@ -189,16 +200,21 @@ KART_API int kart_signal_init(kart_loop *loop, kart_signal *sig);
 /*
  * Runs cb on the loop thread each time signum arrives. On Linux the signal
  * is received through a signalfd: kart blocks it in the calling thread
- * while any watcher for it is active, and restores the mask afterwards.
- * Block the signal in the program's other threads too (before starting
- * them), or they may take it first. Several watchers of one signal on one
- * loop all run; between loops, one loop receives each occurrence.
- * Errors: -EINVAL (cb NULL, signum not a catchable signal: SIGKILL,
- * SIGSTOP or out of range), -EMFILE, -ENOMEM.
+ * while any watcher for it (on any loop of that thread) is active, and
+ * when the last one stops restores the thread's mask as it was, after
+ * discarding an occurrence that arrived but was not dispatched yet. Block
+ * the signal in the program's other threads too (before starting them), or
+ * they may take it first. Several watchers of one signal on one loop all
+ * run; between loops, one loop receives each occurrence. Starting an
+ * active watcher on another signal stops it first.
+ * Errors: -EINVAL (NULL sig or cb; signum not a catchable signal: SIGKILL,
+ * SIGSTOP, out of range, or reserved by the C library between 32 and
+ * SIGRTMIN), -EMFILE, -ENOMEM.
  */
 KART_API int kart_signal_start(kart_signal *sig, kart_signal_cb cb, int signum);
 
-/* Stops watching; a no-op returning 0 if not active. */
+/* Stops watching; a no-op returning 0 if not active. Errors: -EINVAL
+ * (NULL). */
 KART_API int kart_signal_stop(kart_signal *sig);
 
 /* ---- child processes ---- */
@@ -206,7 +222,8 @@ KART_API int kart_signal_stop(kart_signal *sig);
 typedef struct kart_child kart_child;
 /* status: the exit code (>= 0) for a normal exit, or -N when killed by
  * signal N, as Python's Process.exitcode; INT_MIN if someone else reaped
- * the child first (another waitpid(), or SIGCHLD set to SIG_IGN). */
+ * the child first (another waitpid(), or, on the pidfd path, SIGCHLD set
+ * to SIG_IGN). */
 typedef void (*kart_child_cb)(kart_child *child, int status);
 
 struct kart_child {
@@ -222,15 +239,25 @@ KART_API int kart_child_init(kart_loop *loop, kart_child *child);
 
 /*
  * Runs cb once when child process pid exits, and reaps it. The watcher is
- * stopped before cb runs. On Linux it uses a pidfd; where pidfds are
- * missing (before Linux 5.3) and on other systems, SIGCHLD.
- * Errors: -EINVAL (cb NULL or pid <= 0), -ESRCH (no such process),
- * -ECHILD (not a child of this process), -EEXIST (another watcher already
- * watches pid on this loop), -EMFILE, -ENOMEM.
+ * stopped before cb runs. On Linux it uses a pidfd. Where pidfd_open is
+ * missing (before Linux 5.3) or refused (EPERM from a seccomp filter), it
+ * falls back to SIGCHLD through the loop's signalfd: SIGCHLD is then
+ * blocked in the calling thread while such children are watched (block it
+ * in other threads too), and each start sends the thread one SIGCHLD so
+ * that a child that exited before the start is seen; a SIGCHLD watcher of
+ * your own sees those extra occurrences.
+ * Starting an active watcher stops it first; if the start then fails the
+ * watcher stays stopped.
+ * Errors: -EINVAL (NULL child or cb, or pid <= 0), -ESRCH (no such
+ * process), -ECHILD (not a child of this process; on the SIGCHLD path also
+ * when SIGCHLD is set to SIG_IGN, since the kernel then reaps children
+ * itself), -EEXIST (another watcher already watches pid on this loop),
+ * -EMFILE, -ENOMEM.
  */
 KART_API int kart_child_start(kart_child *child, kart_child_cb cb, pid_t pid);
 
-/* Stops watching without reaping; a no-op returning 0 if not active. */
+/* Stops watching without reaping; a no-op returning 0 if not active.
+ * Errors: -EINVAL (NULL). */
 KART_API int kart_child_stop(kart_child *child);
 
 /* ---- async wake-up ---- */
@@ -258,7 +285,8 @@ KART_API int kart_async_init(kart_loop *loop, kart_async *async,
  */
 KART_API int kart_async_send(kart_async *async);
 
-/* Stops the handle; a no-op returning 0 if not active. Must not race with
+/* Stops the handle; a no-op returning 0 if not active; -EINVAL for NULL.
+ * Must not race with
  * a kart_async_send() on another thread that may still touch it. */
 KART_API int kart_async_stop(kart_async *async);
 

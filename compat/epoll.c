@@ -9,10 +9,13 @@
  *    events could otherwise be mistaken for a new file that reuses N.
  *  - EPOLLEXCLUSIVE cannot be changed by EPOLL_CTL_MOD (EINVAL), so a
  *    modify that involves it removes and re-adds the fd.
- * Timeouts use epoll_pwait2 (Linux 5.11) for nanosecond precision, falling
- * back to epoll_wait's milliseconds, rounded up, where it is missing.
+ * Timeouts that are not whole milliseconds use epoll_pwait2 (Linux 5.11)
+ * for nanosecond precision, falling back to epoll_wait's milliseconds,
+ * rounded up, where it is missing.
  */
 #include "internal.h"
+
+#ifdef __linux__
 
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -108,19 +111,21 @@ static int ep_wait(kart_selector *sel, kart__ready *out, int max,
         st->evs = e;
         st->nevs = max;
     }
-    int n = -1;
+    int ms = kart__timeout_ms(timeout_ns), n;
 #ifdef SYS_epoll_pwait2
-    if (!st->no_pwait2) {
+    /* Plain epoll_wait when milliseconds lose nothing (forever, zero, whole
+     * milliseconds); epoll_pwait2 only for the precision it adds. */
+    if (timeout_ns > 0 && timeout_ns % 1000000 != 0 && !st->no_pwait2) {
         struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
                               .tv_nsec = timeout_ns % 1000000000};
-        n = (int)syscall(SYS_epoll_pwait2, st->epfd, st->evs, max,
-                         timeout_ns < 0 ? NULL : &ts, NULL, 0);
-        if (n < 0 && errno == ENOSYS)
+        n = (int)syscall(SYS_epoll_pwait2, st->epfd, st->evs, max, &ts, NULL, 0);
+        if (n < 0 && errno == ENOSYS) {
             st->no_pwait2 = true;
-    }
-    if (st->no_pwait2)
+            n = epoll_wait(st->epfd, st->evs, max, ms);
+        }
+    } else
 #endif
-        n = epoll_wait(st->epfd, st->evs, max, kart__timeout_ms(timeout_ns));
+        n = epoll_wait(st->epfd, st->evs, max, ms);
     if (n < 0)
         return -errno;
     for (int i = 0; i < n; i++) {
@@ -143,3 +148,5 @@ const kart__backend_ops kart__backend_epoll = {
     .del = ep_del,
     .wait = ep_wait,
 };
+
+#endif /* __linux__ */

@@ -4,7 +4,7 @@
  * On Linux 5.3+ each watched child gets a pidfd, which becomes readable
  * when the child exits: no signal handler, no global state, and no race
  * with other code that waits for other children. Where pidfd_open is
- * missing, the loop watches SIGCHLD (through its signalfd) and polls each
+ * missing, the loop watches SIGCHLD (through its signal source) and polls each
  * watched pid with a non-blocking waitid() when one arrives. Either way the
  * child is reaped with waitid(P_PID) for exactly that pid, so kart never
  * steals the exit status of a child it was not asked about.
@@ -12,7 +12,6 @@
 #include "loop_private.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,9 +113,9 @@ KART_API int kart_child_start(kart_child *child, kart_child_cb cb, pid_t pid)
                 return err;
         }
         loop->sigchld_users++;
-        /* The child may have exited before SIGCHLD was blocked, and that
-         * SIGCHLD is gone: send this thread one, so that a reap runs. */
-        pthread_kill(pthread_self(), SIGCHLD);
+        /* The child may have exited before SIGCHLD was watched, and that
+         * SIGCHLD is gone: make one arrive, so that a reap runs. */
+        kart__sigsource_kick(SIGCHLD);
     } else {
         return fd;
     }

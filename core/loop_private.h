@@ -9,6 +9,24 @@
 
 #include <signal.h>
 
+#ifndef _NSIG
+#define _NSIG NSIG
+#endif
+
+/* Where a loop hears signals: a signalfd on Linux, a kqueue's EVFILT_SIGNAL
+ * on the BSDs and macOS. KART_SIGNAL_KQUEUE may be defined to pick the
+ * kqueue source on Linux too, for the test build over a kqueue emulation. */
+#if defined(__linux__) && !defined(KART_SIGNAL_KQUEUE)
+#define KART_SIGNAL_SIGNALFD 1
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||                     \
+    defined(__OpenBSD__) || defined(__DragonFly__)
+#ifndef KART_SIGNAL_KQUEUE
+#define KART_SIGNAL_KQUEUE 1
+#endif
+#else
+#error "kart's loop hears signals through signalfd (Linux) or kqueue (BSD, macOS)"
+#endif
+
 #define KART__HANDLE_ACTIVE 0x1u
 #define KART__HANDLE_UNREF 0x2u
 
@@ -40,8 +58,10 @@ struct kart_loop {
     kart__timer_heap timers;
     uint64_t timer_seq;
 
-    /* Signals: one signalfd per loop for the union of watched signals. */
+    /* Signals: one fd per loop (signalfd or kqueue) for the union of the
+     * watched signals. */
     int sigfd;
+    int nsignums; /* distinct signal numbers watched */
     kart_handle sig_tag; /* the selector's data for sigfd */
     sigset_t sigmask;
     kart_signal *signals;
@@ -101,6 +121,17 @@ void kart__signals_dispatch(kart_loop *loop);
 /* Counted watching of a signal number, for the loop's own needs. */
 int kart__signum_watch(kart_loop *loop, int signum);
 void kart__signum_unwatch(kart_loop *loop, int signum);
+
+/* signal_signalfd.c or signal_kqueue.c: the loop's signal source. add and
+ * del are called when a loop's first watcher of signum starts and its last
+ * stops; add opens loop->sigfd and registers it in the selector when it is
+ * the first, del closes it after the last. read stores the numbers of
+ * signals that arrived (0 when none). kick makes signum arrive at this
+ * thread's loops. */
+int kart__sigsource_add(kart_loop *loop, int signum);
+void kart__sigsource_del(kart_loop *loop, int signum);
+int kart__sigsource_read(kart_loop *loop, int *signums, int max);
+void kart__sigsource_kick(int signum);
 
 /* child.c */
 void kart__child_dispatch(kart_child *child);

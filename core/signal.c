@@ -1,21 +1,13 @@
 /*
- * core/signal.c — signal watchers through one signalfd per loop.
+ * core/signal.c — signal watchers: the bookkeeping every system shares.
  *
- * A signalfd only sees signals that are blocked, so starting the first
- * watcher of a signal blocks it in the calling (loop) thread and the last
- * stop, counted over every loop of that thread, restores the thread's mask
- * as it was. The signalfd's mask is the union of the watched signals; it
- * is widened and narrowed in place by calling signalfd() on the same fd
- * again, so the fd stays registered in the selector the whole time any
- * watcher is active.
+ * Each loop counts its watchers per signal number and hears the signals
+ * through one fd registered in its selector: a signalfd on Linux
+ * (core/signal_signalfd.c), a kqueue with EVFILT_SIGNAL filters on the BSDs
+ * and macOS (core/signal_kqueue.c). This file keeps the watcher lists and
+ * dispatches; the two sources only start, stop and read signal numbers.
  */
 #include "loop_private.h"
-
-#include <pthread.h>
-#include <stdlib.h>
-#include <sys/signalfd.h>
-#include <time.h>
-#include <unistd.h>
 
 KART_API int kart_signal_init(kart_loop *loop, kart_signal *sig)
 {
@@ -41,88 +33,6 @@ static bool catchable(int signum)
         return false;
 #endif
     return true;
-}
-
-static int update_sigfd(kart_loop *loop)
-{
-    int fd = signalfd(loop->sigfd, &loop->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (loop->sigfd < 0) {
-        int err = kart_selector_register(loop->sel, fd, KART_READABLE, &loop->sig_tag);
-        if (err < 0) {
-            close(fd);
-            return err;
-        }
-        loop->sigfd = fd;
-    }
-    return 0;
-}
-
-/* The signal mask belongs to the thread, and one thread may run several
- * loops: blocking is counted per thread, so that one loop's last stop does
- * not unblock a signal that another loop of the thread still watches (its
- * signalfd would go deaf, and the default action would run). Handles are
- * started and stopped on their loop's thread, so the counts stay paired. */
-static _Thread_local unsigned thread_watched[_NSIG];
-static _Thread_local bool thread_was_blocked[_NSIG];
-
-static void thread_block(int signum)
-{
-    if (thread_watched[signum]++ > 0)
-        return;
-    sigset_t one, old;
-    sigemptyset(&one);
-    sigaddset(&one, signum);
-    pthread_sigmask(SIG_BLOCK, &one, &old);
-    thread_was_blocked[signum] = sigismember(&old, signum) == 1;
-}
-
-static void thread_unblock(int signum)
-{
-    if (--thread_watched[signum] > 0 || thread_was_blocked[signum])
-        return;
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, signum);
-    /* An occurrence that arrived while watched but was not read yet
-     * belonged to the watchers: consume it, or unblocking would hand it to
-     * the default action (which ends the process for most signals). */
-    struct timespec zero = {0, 0};
-    while (sigtimedwait(&one, NULL, &zero) == signum)
-        ;
-    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-}
-
-/* Adds signum to the watched set: blocks it and widens the signalfd. */
-int kart__signum_watch(kart_loop *loop, int signum)
-{
-    if (loop->sigcount[signum]++ > 0)
-        return 0;
-    thread_block(signum);
-    sigaddset(&loop->sigmask, signum);
-    int err = update_sigfd(loop);
-    if (err < 0) {
-        sigdelset(&loop->sigmask, signum);
-        thread_unblock(signum);
-        loop->sigcount[signum]--;
-    }
-    return err;
-}
-
-void kart__signum_unwatch(kart_loop *loop, int signum)
-{
-    if (--loop->sigcount[signum] > 0)
-        return;
-    sigdelset(&loop->sigmask, signum);
-    if (sigisemptyset(&loop->sigmask)) {
-        kart_selector_unregister(loop->sel, loop->sigfd);
-        close(loop->sigfd);
-        loop->sigfd = -1;
-    } else {
-        update_sigfd(loop); /* narrowing an existing signalfd cannot fail */
-    }
-    thread_unblock(signum);
 }
 
 static int signal_start(kart_signal *sig, kart_signal_cb cb, int signum)
@@ -172,13 +82,35 @@ KART_API int kart_signal_stop(kart_signal *sig)
     return 0;
 }
 
+/* Adds signum to the loop's watched set (the loop's own SIGCHLD use
+ * included). */
+int kart__signum_watch(kart_loop *loop, int signum)
+{
+    if (loop->sigcount[signum]++ > 0)
+        return 0;
+    loop->nsignums++;
+    int err = kart__sigsource_add(loop, signum);
+    if (err < 0) {
+        loop->sigcount[signum]--;
+        loop->nsignums--;
+    }
+    return err;
+}
+
+void kart__signum_unwatch(kart_loop *loop, int signum)
+{
+    if (--loop->sigcount[signum] > 0)
+        return;
+    loop->nsignums--;
+    kart__sigsource_del(loop, signum);
+}
+
 void kart__signals_dispatch(kart_loop *loop)
 {
-    struct signalfd_siginfo info[16];
-    ssize_t n;
-    while (loop->sigfd >= 0 && (n = read(loop->sigfd, info, sizeof(info))) > 0) {
-        for (size_t i = 0; i < (size_t)n / sizeof(info[0]); i++) {
-            int signum = (int)info[i].ssi_signo;
+    int got[16], n;
+    while (loop->sigfd >= 0 && (n = kart__sigsource_read(loop, got, 16)) > 0) {
+        for (int i = 0; i < n; i++) {
+            int signum = got[i];
             if (signum == SIGCHLD && loop->sigchld_users > 0)
                 kart__children_reap(loop);
             /* The cursor lets a callback stop any watcher, the next one

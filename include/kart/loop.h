@@ -198,8 +198,13 @@ struct kart_signal {
 KART_API int kart_signal_init(kart_loop *loop, kart_signal *sig);
 
 /*
- * Runs cb on the loop thread each time signum arrives. On Linux the signal
- * is received through a signalfd: kart blocks it in the calling thread
+ * Runs cb on the loop thread each time signum arrives.
+ * On the BSDs and macOS the loop hears it through a kqueue EVFILT_SIGNAL
+ * filter, and while any watcher of it is active in the process its
+ * disposition is SIG_IGN (SIGCHLD: an empty handler), restored after the
+ * last stop; a handler of your own does not run meanwhile.
+ * On Linux the signal is received through a signalfd: kart blocks it in
+ * the calling thread
  * while any watcher for it (on any loop of that thread) is active, and
  * when the last one stops restores the thread's mask as it was, after
  * discarding an occurrence that arrived but was not dispatched yet. Block
@@ -241,9 +246,11 @@ KART_API int kart_child_init(kart_loop *loop, kart_child *child);
  * Runs cb once when child process pid exits, and reaps it. The watcher is
  * stopped before cb runs. On Linux it uses a pidfd. Where pidfd_open is
  * missing (before Linux 5.3) or refused (EPERM from a seccomp filter), it
- * falls back to SIGCHLD through the loop's signalfd: SIGCHLD is then
- * blocked in the calling thread while such children are watched (block it
- * in other threads too), and each start sends the thread one SIGCHLD so
+ * falls back to SIGCHLD, heard as kart_signal_start() hears signals (on
+ * Linux SIGCHLD is then blocked in the calling thread while such children
+ * are watched: block it in other threads too); the BSDs and macOS always
+ * take this path. Each start sends one SIGCHLD (to the thread on Linux, to
+ * the process elsewhere) so
  * that a child that exited before the start is seen; a SIGCHLD watcher of
  * your own sees those extra occurrences.
  * Starting an active watcher stops it first; if the start then fails the

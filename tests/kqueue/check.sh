@@ -6,7 +6,9 @@
 # BSD without EV_RECEIPT/EV_DISPATCH). Then it builds libkart with the
 # kqueue backend on top of kqemu.c, a test-only kqueue emulation over
 # epoll, and runs the selector, loop and compat suites with kqueue among
-# the backends. Neither replaces a run on a real BSD or macOS kernel.
+# the backends; the loop there hears signals through EVFILT_SIGNAL
+# (core/signal_kqueue.c) as on those systems. Neither replaces a run on a
+# real BSD or macOS kernel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stub=tests/kqueue
@@ -14,15 +16,17 @@ cc=${KQ_CC:-clang}
 W="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter"
 for os in __APPLE__ __FreeBSD__ __NetBSD__ __OpenBSD__ __DragonFly__; do
   for v in "" KQSTUB_MACOS KQSTUB_NETBSD KQSTUB_OLD; do
-    $cc $W -D$os ${v:+-D$v} -I$stub -Iinclude -Icore -fsyntax-only compat/kqueue.c
+    for f in compat/kqueue.c core/signal_kqueue.c; do
+      $cc $W -D$os -DKART_SIGNAL_KQUEUE ${v:+-D$v} -I$stub -Iinclude -Icore -fsyntax-only $f
+    done
   done
 done
-echo "kqueue.c: compiles for 5 OS macros x 4 header variants"
+echo "kqueue.c, signal_kqueue.c: compile for 5 OS macros x 4 header variants"
 
 out=build/kqemu
 mkdir -p $out/obj
 for variant in KQSTUB_MACOS KQSTUB_FREEBSD; do
-  CF="$W -O1 -g -D__FreeBSD__ -D$variant -fsanitize=address,undefined -fno-sanitize-recover=all -I$stub -Iinclude -Icore"
+  CF="$W -O1 -g -D__FreeBSD__ -DKART_SIGNAL_KQUEUE -D$variant -fsanitize=address,undefined -fno-sanitize-recover=all -I$stub -Iinclude -Icore"
   rm -f $out/obj/*.o
   for f in core/*.c compat/*.c numa/topology.c $stub/kqemu.c; do
     $cc $CF -Wno-missing-prototypes -DKART_BUILDING=1 -fvisibility=hidden -c "$f" -o "$out/obj/$(basename "$f" .c).o"

@@ -2,7 +2,10 @@
  * suites against compat/kqueue.c: a knote (ident, filter) is an epoll
  * registration of its own dup of the fd (epoll keys on (file, fd), so the
  * read and write knotes of one fd are independent). Close removal is
- * emulated by dropping knotes whose ident no longer names the same file. */
+ * emulated by dropping knotes whose ident no longer names the same file.
+ * EVFILT_SIGNAL knotes hold a signalfd of their own (the signal blocked in
+ * the calling thread, so that Linux queues it even while ignored) and
+ * report the number of deliveries read from it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,6 +17,9 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,6 +58,8 @@ int kqueue(void)
 
 static bool same_file(knote *k)
 {
+    if (k->filter == EVFILT_SIGNAL)
+        return true; /* the ident is a signal number, not an fd */
     struct stat st;
     return fstat((int)k->ident, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino;
 }
@@ -60,13 +68,31 @@ static void drop(int ep, knote *k)
 {
     epoll_ctl(ep, EPOLL_CTL_DEL, k->dupfd, NULL);
     close(k->dupfd);
+    if (k->filter == EVFILT_SIGNAL) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, (int)k->ident);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    }
     k->used = false;
+}
+
+/* A signal knote's fd: a signalfd for that one signal, blocked here. */
+static int signal_fd(int signum)
+{
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    pthread_sigmask(SIG_BLOCK, &one, NULL);
+    return signalfd(-1, &one, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
 static int arm(int ep, knote *k, int op)
 {
     struct epoll_event ev = {.data.u64 = (uint64_t)(k - kqs[ep].kn)};
     ev.events = (k->filter == EVFILT_READ ? EPOLLIN | EPOLLRDHUP : EPOLLOUT);
+    if (k->filter == EVFILT_SIGNAL)
+        ev.events = EPOLLIN;
 #ifdef EVFILT_EXCEPT
     if (k->filter == EVFILT_EXCEPT)
         ev.events = EPOLLPRI;
@@ -91,8 +117,8 @@ static int reg(int ep, const struct kevent *c)
 {
     kqemu_changes++;
     kq *q = &kqs[ep];
-    struct stat st;
-    if (fstat((int)c->ident, &st) < 0)
+    struct stat st = {0};
+    if (c->filter != EVFILT_SIGNAL && fstat((int)c->ident, &st) < 0)
         return EBADF;
     knote *k = NULL;
     for (int i = 0; i < q->n; i++)
@@ -117,7 +143,8 @@ static int reg(int ep, const struct kevent *c)
 #endif
                                           ),
                      .dev = st.st_dev, .ino = st.st_ino};
-        k->dupfd = fcntl((int)c->ident, F_DUPFD_CLOEXEC, 0);
+        k->dupfd = c->filter == EVFILT_SIGNAL ? signal_fd((int)c->ident)
+                                              : fcntl((int)c->ident, F_DUPFD_CLOEXEC, 0);
         k->udata = c->udata;
         k->fflags = c->fflags;
         if (arm(ep, k, EPOLL_CTL_ADD) < 0) {
@@ -193,6 +220,14 @@ int kevent(int ep, const struct kevent *changes, kqstub_count_t nchanges,
         uint32_t e = evs[i].events;
         struct kevent r = {.ident = k->ident, .filter = (kqstub_filter_t)k->filter,
                            .flags = (kqstub_flags_t)k->flags, .udata = k->udata};
+        if (k->filter == EVFILT_SIGNAL) {
+            struct signalfd_siginfo si;
+            while (read(k->dupfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                r.data++;
+            if (r.data)
+                events[out++] = r;
+            continue;
+        }
         bool eof = k->filter == EVFILT_READ ? (e & (EPOLLRDHUP | EPOLLHUP)) != 0
                                             : (e & (EPOLLHUP | EPOLLERR)) != 0;
 #ifdef EVFILT_EXCEPT

@@ -13,12 +13,14 @@
 #if defined(KQSTUB_NETBSD)
 #define EVFILT_READ 0U
 #define EVFILT_WRITE 1U
+#define EVFILT_SIGNAL 5U
 typedef uint32_t kqstub_filter_t;
 typedef uint32_t kqstub_flags_t;
 typedef size_t kqstub_count_t;
 #else
 #define EVFILT_READ (-1)
 #define EVFILT_WRITE (-2)
+#define EVFILT_SIGNAL (-6)
 typedef short kqstub_filter_t;
 typedef unsigned short kqstub_flags_t;
 typedef int kqstub_count_t;
@@ -46,6 +48,10 @@ struct kevent {
     uint64_t ext[4];
 #endif
 };
+
+#define EV_SET(kevp, a, b, c, d, e, f)                                         \
+    (*(kevp) = (struct kevent){.ident = (a), .filter = (b), .flags = (c),         \
+                               .fflags = (d), .data = (e), .udata = (f)})
 
 #define EV_ADD 0x0001
 #define EV_DELETE 0x0002

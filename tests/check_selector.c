@@ -34,22 +34,6 @@ static uint32_t events_for(kart_selector *s, int fd, int64_t timeout_ns)
     return got;
 }
 
-/* A connected TCP pair on 127.0.0.1. */
-static void tcp_pair(int sv[2])
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(listen(l, 1), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
-    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(connect(sv[0], (struct sockaddr *)&a, sizeof(a)), 0);
-    sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    ck_assert_int_ge(sv[1], 0);
-    close(l);
-}
-
 /* ---- creation ---- */
 
 START_TEST(create_rejects_bad_arguments)
@@ -325,7 +309,7 @@ START_TEST(priority_data_reported)
     KT_BACKEND_OR_SKIP(_i);
     kart_selector *s = open_sel(backend);
     int sv[2];
-    tcp_pair(sv);
+    kt_tcp_pair(sv);
     int err = kart_selector_register(s, sv[1], KART_PRIORITY, NULL);
     if (err == -ENOTSUP && strcmp(backend, "kqueue") == 0) {
         printf("skipped: priority data on this kqueue (no EVFILT_EXCEPT)\n");

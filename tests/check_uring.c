@@ -540,29 +540,14 @@ START_TEST(unwanted_rdhup_neither_spins_nor_hides_events)
 }
 END_TEST
 
-/* A connected TCP pair on 127.0.0.1 (urgent data needs TCP). */
-static void tcp_pair(int sv[2])
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(listen(l, 1), 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
-    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(connect(sv[0], (struct sockaddr *)&a, sizeof(a)), 0);
-    sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    ck_assert_int_ge(sv[1], 0);
-    close(l);
-}
-
+/* Urgent data needs TCP: kt_tcp_pair(). */
 START_TEST(priority_only_for_urgent_data)
 {
     /* A socket's data wake-up carries POLLPRI even without urgent data. */
     URING_OR_SKIP(s, 0);
     int sv[2];
     kart_event ev[4];
-    tcp_pair(sv);
+    kt_tcp_pair(sv);
     ck_assert_int_eq(kart_selector_register(s, sv[1], KART_READABLE | KART_PRIORITY, NULL), 0);
     ck_assert_int_eq(kart_selector_wait(s, ev, 4, 0), 0);
     ck_assert_int_eq(send(sv[0], "n", 1, 0), 1);

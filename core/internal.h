@@ -176,10 +176,8 @@ static inline int64_t kart__time_left(int64_t deadline)
  * returns before its timeout; clamps to INT_MAX. */
 int kart__timeout_ms(int64_t timeout_ns);
 
-/* Drains the selector's wake-up fd (used by backends that see it ready). */
-void kart__selector_drain_wake(kart_selector *sel);
-
-/* Logs through the runtime's log handler (stderr when KART_DEBUG is set). */
+/* A line on stderr about what the runtime noticed (a backend skipped, and
+ * why), printed only when the KART_DEBUG environment variable is set. */
 void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

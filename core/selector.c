@@ -336,7 +336,8 @@ KART_API int kart_selector_get(const kart_selector *sel, int fd,
     return 0;
 }
 
-void kart__selector_drain_wake(kart_selector *sel)
+/* One read resets an eventfd; a pipe is read until it is empty. */
+static void drain_wake(kart_selector *sel)
 {
     uint64_t buf[8];
     while (read(sel->wake_fd, buf, sizeof(buf)) > 0 && sel->wake_fd != sel->wake_wfd)
@@ -401,7 +402,7 @@ KART_API int kart_selector_wait(kart_selector *sel, kart_event *events,
                 (sel->scratch[i].gen && sel->scratch[i].gen != r->gen))
                 continue;
             if (r->internal) {
-                kart__selector_drain_wake(sel);
+                drain_wake(sel);
                 woken = true;
                 continue;
             }

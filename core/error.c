@@ -17,6 +17,7 @@ static const struct kart_code kart_codes[] = {
     {KART_ENOBACKEND, "KART_ENOBACKEND", "no event backend could be started"},
     {KART_EUNKNOWNBACKEND, "KART_EUNKNOWNBACKEND",
      "unknown or not compiled-in event backend"},
+    {KART_EBROKEN, "KART_EBROKEN", "barrier is broken"},
 };
 
 static const struct kart_code *find_kart_code(int err)

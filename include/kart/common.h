@@ -38,6 +38,8 @@ enum {
     KART_ENOBACKEND = -20001,
     /* The named backend is not compiled in or not known. */
     KART_EUNKNOWNBACKEND = -20002,
+    /* A barrier is broken (a timeout, abort or reset while waiting). */
+    KART_EBROKEN = -20003,
 };
 
 /* Names any value a kart function returns: 0, a negative errno or a KART_E*

@@ -1,0 +1,20 @@
+/*
+ * core/futex.c — the per-thread id cache of core/futex.h, and its reset
+ * in fork children: the child's only thread has a new kernel id, and a
+ * stale one would make it look like the owner of locks its parent holds.
+ */
+#include "futex.h"
+
+#include <pthread.h>
+
+_Thread_local uint32_t kart__tid_cache;
+
+static void forget_tid(void)
+{
+    kart__tid_cache = 0;
+}
+
+__attribute__((constructor)) static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, forget_tid);
+}

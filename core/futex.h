@@ -1,0 +1,71 @@
+/*
+ * core/futex.h — the one place kart talks to futex(2): wait and wake on a
+ * 32-bit word, private or shared between processes, with an absolute
+ * CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET takes an absolute time, so a
+ * retried wait never stretches its timeout), plus the spin that comes
+ * before sleeping.
+ */
+#ifndef KART_FUTEX_H
+#define KART_FUTEX_H
+
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How many times a blocking call re-checks its word before sleeping: long
+ * enough to cover a short critical section on another core, short enough
+ * that a sleeper costs little CPU. */
+#define KART__SPIN 100
+
+static inline void kart__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Sleeps while *word == expected, until woken or deadline (absolute ns on
+ * CLOCK_MONOTONIC; negative: forever). Returns 0 (woken, maybe
+ * spuriously), -EAGAIN (the word already differed), -ETIMEDOUT or -EINTR.
+ * Callers re-check their condition in every case. */
+static inline int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                                   int64_t deadline, bool shared)
+{
+    struct timespec ts, *tp = NULL;
+    if (deadline >= 0) {
+        ts.tv_sec = deadline / 1000000000;
+        ts.tv_nsec = deadline % 1000000000;
+        tp = &ts;
+    }
+    int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    long r = syscall(SYS_futex, (uint32_t *)word, op, expected, tp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return r == 0 ? 0 : -errno;
+}
+
+/* Wakes at most n sleepers (INT32_MAX: all); returns how many woke. */
+static inline int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared)
+{
+    int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    long r = syscall(SYS_futex, (uint32_t *)word, op, n, NULL, NULL, 0);
+    return r < 0 ? -errno : (int)r;
+}
+
+/* The caller's kernel thread id, cached per thread; core/futex.c clears
+ * the cache in a fork child, whose one thread has a new id. */
+extern _Thread_local uint32_t kart__tid_cache;
+
+static inline uint32_t kart__tid(void)
+{
+    if (!kart__tid_cache)
+        kart__tid_cache = (uint32_t)syscall(SYS_gettid);
+    return kart__tid_cache;
+}
+
+#endif

@@ -1,0 +1,258 @@
+/*
+ * kart/sync.h — locks and the other synchronization primitives of
+ * Python's threading module, on Linux futexes, shareable between
+ * processes.
+ *
+ * Every object here is caller-allocated (embed it, or place it in shared
+ * memory) and set up with kart_<object>_init(obj, flags, ...):
+ *  - KART_SYNC_SHARED: the object works between processes when it lives in
+ *    memory they all map (MAP_SHARED, a memfd, a file): fork children and
+ *    unrelated processes alike. Without it, futex waits use the cheaper
+ *    process-private form and the object must not be shared.
+ *  - KART_SYNC_ROBUST (locks only): when the holder dies, the next
+ *    acquirer gets -EOWNERDEAD and owns the lock; it calls
+ *    kart_lock_consistent() once it has repaired the protected state, or
+ *    releases without doing so, after which every acquire fails with
+ *    -ENOTRECOVERABLE (pthread's robust semantics).
+ *
+ * Timeouts are int64_t nanoseconds on CLOCK_MONOTONIC: negative waits
+ * forever, 0 does not block. Blocking calls spin briefly, then sleep in
+ * the kernel, and are correct under spurious wake-ups. A wait interrupted
+ * by a signal goes on with the time left (EINTR never surfaces).
+ *
+ * Objects need no _destroy beyond kart_lock_destroy() for robust locks,
+ * which hold kernel-visible state; the others may simply be freed when no
+ * thread uses them.
+ */
+#ifndef KART_SYNC_H
+#define KART_SYNC_H
+
+#include <kart/common.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KART_SYNC_SHARED 0x1u
+#define KART_SYNC_ROBUST 0x2u
+
+/* ---- Lock (threading.Lock) ---- */
+
+/* Private fields end in '_': read them through the functions. */
+typedef struct kart_lock {
+    _Atomic uint32_t word_;  /* 0 free, 1 held, 2 held with waiters */
+    _Atomic uint32_t owner_; /* native thread id of the holder, 0 if none */
+    uint32_t flags_;
+    uint32_t state_; /* robust locks: consistent, inconsistent, unrecoverable */
+    pthread_mutex_t robust_; /* robust locks only: the kernel's robust list
+                              * belongs to the C library, so these use its
+                              * robust mutex */
+} kart_lock;
+
+/* Errors: -EINVAL (NULL, or unknown flags), and for robust locks the
+ * errors of pthread_mutex_init (-ENOMEM, -ENOTSUP where robust mutexes
+ * are missing). */
+KART_API int kart_lock_init(kart_lock *lock, unsigned flags);
+
+/* Releases what a robust lock holds. Errors: -EINVAL (NULL), -EBUSY (the
+ * lock is held). A non-robust lock needs no destroy, but accepts it. */
+KART_API int kart_lock_destroy(kart_lock *lock);
+
+/*
+ * Acquires the lock: timeout < 0 blocks, 0 tries once, > 0 waits at most
+ * that long. Returns 0 when acquired.
+ * Errors: -EINVAL (NULL), -EBUSY (timeout 0 and the lock is held),
+ * -ETIMEDOUT, -EDEADLK (the caller already holds this lock: it would wait
+ * forever), and for robust locks -EOWNERDEAD (acquired, but the previous
+ * holder died: repair, then kart_lock_consistent()) and -ENOTRECOVERABLE.
+ */
+KART_API int kart_lock_acquire(kart_lock *lock, int64_t timeout_ns);
+
+/*
+ * Releases the lock. As with Python's Lock, any thread may release it
+ * (robust locks: only the holder). Errors: -EINVAL (NULL), -EPERM (the
+ * lock is not held; robust: not held by the caller).
+ */
+KART_API int kart_lock_release(kart_lock *lock);
+
+/* After -EOWNERDEAD: marks the lock usable again. Errors: -EINVAL (NULL,
+ * not robust, or not in the owner-died state), -EPERM (not the holder). */
+KART_API int kart_lock_consistent(kart_lock *lock);
+
+/* 1 if held, 0 if not. */
+KART_API int kart_lock_locked(kart_lock *lock);
+
+/* 1 if the calling thread holds it. */
+KART_API int kart_lock_held_by_me(const kart_lock *lock);
+
+/* ---- RLock (threading.RLock) ---- */
+
+typedef struct kart_rlock {
+    kart_lock lock_;
+    uint32_t depth_;
+} kart_rlock;
+
+/* Errors: as kart_lock_init. */
+KART_API int kart_rlock_init(kart_rlock *rlock, unsigned flags);
+KART_API int kart_rlock_destroy(kart_rlock *rlock);
+
+/* Acquires, or deepens the caller's hold. Returns the new depth (>= 1).
+ * Errors: as kart_lock_acquire, less -EDEADLK. */
+KART_API int kart_rlock_acquire(kart_rlock *rlock, int64_t timeout_ns);
+
+/* Returns the depth left (0: released). Errors: -EINVAL (NULL), -EPERM
+ * (the caller does not hold it). */
+KART_API int kart_rlock_release(kart_rlock *rlock);
+
+/* The holder's native thread id (0 if free), and the depth. */
+KART_API int kart_rlock_owner(const kart_rlock *rlock);
+KART_API int kart_rlock_depth(const kart_rlock *rlock);
+
+/* ---- Condition (threading.Condition) over a kart_lock ---- */
+
+typedef struct kart_cond {
+    _Atomic uint32_t seq_;
+    _Atomic uint32_t waiters_;
+    uint32_t flags_;
+} kart_cond;
+
+/* flags: KART_SYNC_SHARED. Errors: -EINVAL. */
+KART_API int kart_cond_init(kart_cond *cond, unsigned flags);
+
+/*
+ * Releases lock, waits to be notified or for the timeout, re-acquires
+ * lock. Returns 0 when notified (or woken spuriously: re-check your
+ * predicate, or use kart_cond_wait_for), -ETIMEDOUT when the time ran out
+ * (the lock is held again either way).
+ * Errors: -EINVAL (NULL), -EPERM (the caller does not hold lock), and a
+ * robust lock's -EOWNERDEAD / -ENOTRECOVERABLE from re-acquiring.
+ */
+KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns);
+
+/* Waits until pred(arg) is true (checked first, and after each wake-up),
+ * for at most timeout_ns in all. Returns 0 when pred is true, -ETIMEDOUT
+ * if it is still false when the time runs out. Errors: as kart_cond_wait,
+ * and -EINVAL for a NULL pred. */
+KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock,
+                                bool (*pred)(void *arg), void *arg,
+                                int64_t timeout_ns);
+
+/* Wakes up to n waiters (n >= 1) / all waiters. The caller must hold lock.
+ * Errors: -EINVAL (NULL, n < 1), -EPERM (lock not held by the caller). */
+KART_API int kart_cond_notify(kart_cond *cond, kart_lock *lock, int n);
+KART_API int kart_cond_notify_all(kart_cond *cond, kart_lock *lock);
+
+/* ---- Semaphore and BoundedSemaphore ---- */
+
+typedef struct kart_sem {
+    _Atomic uint32_t value_;
+    _Atomic uint32_t waiters_;
+    uint32_t flags_;
+    uint32_t bound_; /* 0: unbounded */
+} kart_sem;
+
+/* Errors: -EINVAL (NULL, unknown flags, value < 0 or > INT32_MAX). */
+KART_API int kart_sem_init(kart_sem *sem, int value, unsigned flags);
+/* A BoundedSemaphore: release past the initial value fails. */
+KART_API int kart_sem_init_bounded(kart_sem *sem, int value, unsigned flags);
+
+/* Takes one unit. Errors: -EINVAL, -EBUSY (timeout 0, none left),
+ * -ETIMEDOUT. */
+KART_API int kart_sem_acquire(kart_sem *sem, int64_t timeout_ns);
+
+/* Gives back n units (n >= 1), waking as many waiters. Errors: -EINVAL
+ * (NULL, n < 1), -EOVERFLOW (bounded: the value would pass its bound;
+ * nothing is released). */
+KART_API int kart_sem_release(kart_sem *sem, int n);
+
+/* The current value. */
+KART_API int kart_sem_value(const kart_sem *sem);
+
+/* ---- Event (threading.Event) ---- */
+
+typedef struct kart_flag {
+    _Atomic uint32_t set_;
+    _Atomic uint32_t waiters_;
+    uint32_t flags_;
+} kart_flag;
+
+/* Python's threading.Event (named kart_flag, since kart_event is the
+ * selector's). Errors: -EINVAL. */
+KART_API int kart_flag_init(kart_flag *flag, unsigned flags);
+KART_API int kart_flag_set(kart_flag *flag);
+KART_API int kart_flag_clear(kart_flag *flag);
+/* 1 if set, 0 if not. */
+KART_API int kart_flag_is_set(const kart_flag *flag);
+/* Waits until set. Errors: -EINVAL, -ETIMEDOUT (still clear), -EBUSY
+ * (timeout 0 and clear). */
+KART_API int kart_flag_wait(kart_flag *flag, int64_t timeout_ns);
+
+/* ---- Barrier (threading.Barrier) ---- */
+
+typedef void (*kart_barrier_action)(void *arg);
+
+typedef struct kart_barrier {
+    _Atomic uint32_t seq_;    /* the generation, bumped when a round ends */
+    _Atomic uint32_t count_;  /* arrived in this round */
+    _Atomic uint32_t broken_;
+    uint32_t parties_;
+    uint32_t flags_;
+    kart_barrier_action action_;
+    void *action_arg_;
+} kart_barrier;
+
+/*
+ * parties >= 1 threads meet at kart_barrier_wait(). action (may be NULL)
+ * runs in one of them, the last to arrive, before any is released; with
+ * KART_SYNC_SHARED the action and its argument must be valid in every
+ * process (fork children share them).
+ * Errors: -EINVAL (NULL, parties < 1, unknown flags).
+ */
+KART_API int kart_barrier_init(kart_barrier *b, int parties, unsigned flags,
+                               kart_barrier_action action, void *arg);
+
+/*
+ * Waits until all parties have arrived. Returns a distinct index in
+ * 0..parties-1 for each of them.
+ * Errors: -EINVAL, KART_EBROKEN (the barrier is or becomes broken: a
+ * timeout, kart_barrier_abort() or kart_barrier_reset() while waiting),
+ * -ETIMEDOUT (this waiter's time ran out; the barrier is now broken for
+ * all).
+ */
+KART_API int kart_barrier_wait(kart_barrier *b, int64_t timeout_ns);
+
+/* Breaks the barrier: current and future waiters get KART_EBROKEN until
+ * reset. */
+KART_API int kart_barrier_abort(kart_barrier *b);
+/* Back to the empty, unbroken state; current waiters get KART_EBROKEN. */
+KART_API int kart_barrier_reset(kart_barrier *b);
+KART_API int kart_barrier_parties(const kart_barrier *b);
+KART_API int kart_barrier_n_waiting(const kart_barrier *b);
+KART_API int kart_barrier_broken(const kart_barrier *b);
+
+/* ---- RWLock (not in Python; servers want it) ---- */
+
+typedef struct kart_rwlock {
+    _Atomic uint32_t state_;  /* readers count, writer bit, waiting-writer bits */
+    _Atomic uint32_t rseq_;
+    _Atomic uint32_t wseq_;
+    uint32_t flags_;
+} kart_rwlock;
+
+/* Writers are preferred: a waiting writer holds off new readers, so a
+ * steady stream of readers cannot starve it. Errors: -EINVAL. */
+KART_API int kart_rwlock_init(kart_rwlock *rw, unsigned flags);
+/* Errors: -EINVAL, -EBUSY (timeout 0), -ETIMEDOUT, -EAGAIN (2^30 readers). */
+KART_API int kart_rwlock_rdlock(kart_rwlock *rw, int64_t timeout_ns);
+/* Errors: -EINVAL, -EBUSY (timeout 0), -ETIMEDOUT. */
+KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns);
+/* Releases a read or the write hold. Errors: -EINVAL, -EPERM (not held). */
+KART_API int kart_rwlock_unlock(kart_rwlock *rw);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,165 @@
+/*
+ * kart/thread.h — threads as Python's threading and _thread give them:
+ * start with a name, stack size, CPU affinity, detached or joinable; join
+ * with a timeout; identity; the list of live threads; a hook for a thread
+ * whose function reports failure; thread-local storage; run-once; and
+ * timers that share one timer thread (threading.Timer, as kart_alarm).
+ *
+ * Threads that kart did not start (the main thread, threads from
+ * pthread_create) are known to kart_thread_current() too: the first call
+ * on such a thread adopts it.
+ */
+#ifndef KART_THREAD_H
+#define KART_THREAD_H
+
+#include <kart/common.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kart_thread kart_thread;
+
+/* A thread's function: 0 for success; any other value is a failure that
+ * the excepthook hears about and that join reports. */
+typedef int (*kart_thread_fn)(void *arg);
+
+typedef struct kart_thread_options {
+    const char *name;        /* at most 15 bytes reach /proc and top; NULL: "kart-N" */
+    size_t stack_size;       /* 0: the default; else at least PTHREAD_STACK_MIN */
+    const cpu_set_t *cpus;   /* NULL: inherit the creator's affinity */
+    bool detached;           /* not joinable; its resources go when it ends */
+} kart_thread_options;
+
+/*
+ * Starts fn(arg) in a new thread. *out (may be NULL for a detached thread)
+ * stays valid until kart_thread_join() succeeds on it, or, for a detached
+ * thread, until it ends.
+ * Errors: -EINVAL (fn NULL; out NULL for a joinable thread; stack size
+ * below PTHREAD_STACK_MIN; an empty or non-existent CPU set), -EAGAIN (no
+ * more threads), -ENOMEM.
+ */
+KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
+                               const kart_thread_options *opts);
+
+/*
+ * Waits for the thread to end, at most timeout_ns (negative: forever, 0:
+ * only check), then frees it and stores its function's return value in
+ * *result (if not NULL). On -ETIMEDOUT the thread is still joinable.
+ * Errors: -EINVAL (NULL, detached, or adopted rather than started by
+ * kart), -EDEADLK (a thread joining itself), -ETIMEDOUT, -EBUSY (another
+ * thread is already joining it).
+ */
+KART_API int kart_thread_join(kart_thread *t, int64_t timeout_ns, int *result);
+
+/* 1 while the thread's function runs. */
+KART_API int kart_thread_is_alive(const kart_thread *t);
+
+/* The process-unique identifier (never reused while the process lives),
+ * and the kernel's thread id (what /proc and top show). */
+KART_API uint64_t kart_thread_ident(const kart_thread *t);
+KART_API pid_t kart_thread_native_id(const kart_thread *t);
+KART_API const char *kart_thread_name(const kart_thread *t);
+
+/* The calling thread (adopted on first use if kart did not start it), and
+ * the main thread (the one that first used kart, normally main()). */
+KART_API kart_thread *kart_thread_current(void);
+KART_API kart_thread *kart_thread_main(void);
+
+/* A snapshot of one live thread. */
+typedef struct kart_thread_info {
+    uint64_t ident;
+    pid_t native_id;
+    char name[16];
+    bool daemon; /* detached */
+} kart_thread_info;
+
+/* The number of live threads kart knows (started by kart, or adopted). */
+KART_API int kart_thread_count(void);
+
+/* Stores at most max snapshots of live threads and returns how many there
+ * are in all (which may exceed max); a consistent snapshot even while
+ * threads start and end. Errors: -EINVAL (out NULL with max > 0). */
+KART_API int kart_thread_list(kart_thread_info *out, int max);
+
+/* What the excepthook hears when a thread's function returns non-zero. */
+typedef struct kart_thread_failure {
+    const kart_thread_info *thread;
+    int result;
+} kart_thread_failure;
+
+typedef void (*kart_thread_excepthook)(const kart_thread_failure *failure, void *arg);
+
+/* Sets the hook (NULL: the default, which prints one line to stderr) and
+ * returns the previous one. It runs on the failing thread. */
+KART_API kart_thread_excepthook kart_thread_set_excepthook(kart_thread_excepthook hook,
+                                                           void *arg);
+
+/* ---- thread-local storage and run-once ---- */
+
+typedef struct kart_tls {
+    pthread_key_t key_;
+    bool valid_;
+} kart_tls;
+
+/* Creates a slot; destructor (may be NULL) runs with a thread's non-NULL
+ * value when that thread ends. Errors: -EINVAL (NULL), -EAGAIN (no more
+ * keys), -ENOMEM. */
+KART_API int kart_tls_create(kart_tls *tls, void (*destructor)(void *));
+/* Errors: -EINVAL (NULL or deleted). */
+KART_API int kart_tls_delete(kart_tls *tls);
+KART_API int kart_tls_set(kart_tls *tls, void *value);
+/* NULL when unset (or tls is NULL or deleted). */
+KART_API void *kart_tls_get(const kart_tls *tls);
+
+typedef struct kart_once {
+    _Atomic uint32_t state_;
+} kart_once;
+#define KART_ONCE_INIT {0}
+
+/* Runs fn(arg) exactly once across all callers; later and concurrent
+ * callers return after it has finished. Returns 0, or -EINVAL (NULL). */
+KART_API int kart_once_run(kart_once *once, void (*fn)(void *), void *arg);
+
+/* ---- Timer (threading.Timer): kart_alarm ---- */
+
+typedef void (*kart_alarm_fn)(void *arg);
+
+typedef struct kart_alarm {
+    kart_alarm_fn fn_;
+    void *arg_;
+    int64_t deadline_;
+    uint64_t seq_;
+    uint32_t index_;
+    _Atomic uint32_t state_; /* idle, waiting, running, done, cancelled */
+} kart_alarm;
+
+/*
+ * Runs fn(arg) once, delay_ns from now, on the process's one timer thread
+ * (started on first use; ten thousand alarms are ten thousand heap
+ * entries, not threads). The alarm must stay valid until it is done or
+ * cancelled (kart_alarm_join()).
+ * Errors: -EINVAL (NULL, negative delay), -EBUSY (already waiting or
+ * running), -EAGAIN / -ENOMEM (the timer thread could not start).
+ */
+KART_API int kart_alarm_start(kart_alarm *alarm, int64_t delay_ns,
+                              kart_alarm_fn fn, void *arg);
+
+/* Cancels a waiting alarm. Returns 0 if it was cancelled in time (fn will
+ * not run), -EALREADY if fn is running or has run, -EINVAL (NULL, never
+ * started). */
+KART_API int kart_alarm_cancel(kart_alarm *alarm);
+
+/* Waits until the alarm is done or cancelled. Errors: -EINVAL,
+ * -ETIMEDOUT, -EDEADLK (called from the alarm's own function). */
+KART_API int kart_alarm_join(kart_alarm *alarm, int64_t timeout_ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

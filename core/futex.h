@@ -16,6 +16,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* ThreadSanitizer cannot see the ordering a futex-based primitive
+ * creates: each primitive marks its release points (unlock, post, set)
+ * and acquire points (lock, wait returning) on the object's address. */
+#if defined(__SANITIZE_THREAD__)
+#define KART__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KART__TSAN 1
+#endif
+#endif
+#ifdef KART__TSAN
+#include <sanitizer/tsan_interface.h>
+#define KART__TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
+#define KART__TSAN_RELEASE(addr) __tsan_release((void *)(addr))
+#else
+#define KART__TSAN_ACQUIRE(addr) ((void)0)
+#define KART__TSAN_RELEASE(addr) ((void)0)
+#endif
+
 /* How many times a blocking call re-checks its word before sleeping: long
  * enough to cover a short critical section on another core, short enough
  * that a sleeper costs little CPU. */

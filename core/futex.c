@@ -5,9 +5,21 @@
  */
 #include "futex.h"
 
+#include <sys/syscall.h>
+
 #include <pthread.h>
 
 _Thread_local uint32_t kart__tid_cache;
+
+uint32_t kart__tid_slow(void)
+{
+#if defined(__linux__)
+    return (uint32_t)syscall(SYS_gettid);
+#else
+    static _Atomic uint32_t next = 1;
+    return atomic_fetch_add(&next, 1);
+#endif
+}
 
 static void forget_tid(void)
 {

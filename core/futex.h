@@ -1,20 +1,33 @@
 /*
- * core/futex.h — the one place kart talks to futex(2): wait and wake on a
- * 32-bit word, private or shared between processes, with an absolute
- * CLOCK_MONOTONIC deadline (FUTEX_WAIT_BITSET takes an absolute time, so a
- * retried wait never stretches its timeout), plus the spin that comes
- * before sleeping.
+ * core/futex.h — the one place kart's primitives wait: sleep while a
+ * 32-bit word holds a value, and wake sleepers, privately or between
+ * processes, with an absolute CLOCK_MONOTONIC deadline (so a retried wait
+ * never stretches its timeout); plus the spin that comes before sleeping.
+ *
+ * On Linux this is futex(2) (FUTEX_WAIT_BITSET takes an absolute time).
+ * Elsewhere — and on Linux when built with KART_FUTEX_PARKING_LOT, which
+ * is how the fallback is tested — compat/futex_parking.c provides the same
+ * two calls over a hashed table of pthread mutexes and condition
+ * variables; that table lives in one process, so KART__FUTEX_SHARED is 0
+ * there and the primitives refuse KART_SYNC_SHARED with -ENOTSUP.
  */
 #ifndef KART_FUTEX_H
 #define KART_FUTEX_H
 
 #include "internal.h"
 
-#include <linux/futex.h>
 #include <stdatomic.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__linux__) && !defined(KART_FUTEX_PARKING_LOT)
+#define KART__FUTEX_NATIVE 1
+#define KART__FUTEX_SHARED 1
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#else
+#define KART__FUTEX_SHARED 0
+#endif
 
 /* ThreadSanitizer cannot see the ordering a futex-based primitive
  * creates: each primitive marks its release points (unlock, post, set)
@@ -49,6 +62,7 @@ static inline void kart__cpu_relax(void)
 #endif
 }
 
+#ifdef KART__FUTEX_NATIVE
 /* Sleeps while *word == expected, until woken or deadline (absolute ns on
  * CLOCK_MONOTONIC; negative: forever). Returns 0 (woken, maybe
  * spuriously), -EAGAIN (the word already differed), -ETIMEDOUT or -EINTR.
@@ -76,14 +90,25 @@ static inline int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared)
     return r < 0 ? -errno : (int)r;
 }
 
+#else
+/* compat/futex_parking.c: the same contract as the futex versions. */
+int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
+                     bool shared);
+int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared);
+#endif
+
 /* The caller's kernel thread id, cached per thread; core/futex.c clears
  * the cache in a fork child, whose one thread has a new id. */
 extern _Thread_local uint32_t kart__tid_cache;
 
+/* A number for the calling thread: its kernel id on Linux, elsewhere a
+ * process-unique number handed out on first use. Never 0. */
+uint32_t kart__tid_slow(void);
+
 static inline uint32_t kart__tid(void)
 {
     if (!kart__tid_cache)
-        kart__tid_cache = (uint32_t)syscall(SYS_gettid);
+        kart__tid_cache = kart__tid_slow();
     return kart__tid_cache;
 }
 

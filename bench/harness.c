@@ -146,6 +146,15 @@ static bool selected(const bench_options *o, const char *name)
     return false;
 }
 
+/* The index in run[] of the implementation named, or -1 if it did not run. */
+static int find_run(const bench_result *res, const int *run, int nrun, const char *name)
+{
+    for (int k = 0; name && k < nrun; k++)
+        if (strcmp(res[run[k]].impl->name, name) == 0)
+            return k;
+    return -1;
+}
+
 static void run_case(const bench_scenario *s, const bench_case *c, const bench_impl *impls,
                      int nimpls, const bench_options *o, FILE *json)
 {
@@ -156,14 +165,12 @@ static void run_case(const bench_scenario *s, const bench_case *c, const bench_i
     bench_case_label(c, label, sizeof(label));
 
     bench_result res[BENCH_MAX_IMPLS];
-    int run[BENCH_MAX_IMPLS], mode[BENCH_MAX_IMPLS], nrun = 0, nres = 0, base = -1;
+    int run[BENCH_MAX_IMPLS], mode[BENCH_MAX_IMPLS], nrun = 0, nres = 0;
     for (int i = 0; i < nimpls; i++) {
-        if (!selected(o, impls[i].name))
+        if (!selected(o, impls[i].name) || (s->runs && !s->runs(c, &impls[i])))
             continue;
         res[nres] = (bench_result){.impl = &impls[i]};
         if (!impls[i].skip) {
-            if (strcmp(impls[i].name, baseline) == 0)
-                base = nrun;
             mode[nrun] = choose_mode(s, &impls[i], c, o, seconds, label);
             res[nres].mode = impls[i].modes[mode[nrun]];
             res[nres].rounds = rounds;
@@ -204,6 +211,10 @@ static void run_case(const bench_scenario *s, const bench_case *c, const bench_i
 
     for (int k = 0; k < nrun; k++) {
         bench_result *rs = &res[run[k]];
+        /* --baseline overrides all; else the variant's own peer, if any. */
+        const char *bname = !o->baseline && rs->impl->peer ? rs->impl->peer : baseline;
+        int base = find_run(res, run, nrun, bname);
+        rs->baseline = base >= 0 ? bname : NULL;
         for (int m = 0; m < s->nmetrics; m++) {
             for (int r = 0; r < rounds; r++)
                 tmp[r] = vals[((size_t)k * rounds + r) * BENCH_MAX_METRICS + m];
@@ -219,10 +230,9 @@ static void run_case(const bench_scenario *s, const bench_case *c, const bench_i
     }
     free(vals);
     free(tmp);
-    const char *shown = base >= 0 ? baseline : NULL;
-    bench_print_table(o->table, s, c, res, nres, shown);
+    bench_print_table(o->table, s, c, res, nres);
     if (json)
-        bench_print_json(json, s, c, res, nres, shown);
+        bench_print_json(json, s, c, res, nres);
 }
 
 void bench_run_scenario(const bench_scenario *s, const bench_options *o, FILE *json)

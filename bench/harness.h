@@ -8,7 +8,9 @@
  * one short timed round and fills in the scenario's metrics. The harness
  * interleaves implementations round by round (these machines drift by a
  * quarter within seconds) and reports, per implementation, the median over
- * rounds and the median of the per-round ratios to a baseline.
+ * rounds and the median of the per-round ratios to a baseline (the
+ * scenario's, or the implementation's own peer: kart-shared against
+ * pthread-shared). A case may run only some of the implementations.
  *
  * An implementation may offer modes (level- or edge-triggered, libuv's poll
  * handle or its stream API): the harness tries each briefly before the
@@ -64,6 +66,10 @@ struct bench_impl {
     const char *modes[BENCH_MAX_MODES + 1]; /* NULL-terminated; may be empty */
     bench_run_fn run;
     const char *arg; /* kart's backend name, for the kart-<backend> impls */
+    /* The implementation this one's ratios divide by, when that is not the
+     * scenario's baseline: a variant (process-shared, robust) is compared
+     * with the same variant of the peer. */
+    const char *peer;
 };
 
 typedef struct bench_scenario {
@@ -76,12 +82,18 @@ typedef struct bench_scenario {
     int (*cases)(bench_case *out, bool quick);
     /* Fills out[] with every implementation, available or not. */
     int (*impls)(bench_impl *out);
+    /* Whether a case runs this implementation (an RWLock case among mutex
+     * cases); NULL: every case runs every implementation. */
+    bool (*runs)(const bench_case *c, const bench_impl *impl);
     /* Seconds per duration-bound round, full and quick. */
     double seconds, quick_seconds;
 } bench_scenario;
 
 extern const bench_scenario bench_pingpong;
 extern const bench_scenario bench_timers;
+extern const bench_scenario bench_locks;
+extern const bench_scenario bench_cond;
+extern const bench_scenario bench_sem;
 
 /* ---- helpers for scenarios ---- */
 
@@ -123,14 +135,15 @@ typedef struct bench_result {
     int rounds;
     double median[BENCH_MAX_METRICS];
     double ratio[BENCH_MAX_METRICS]; /* NaN when there is no baseline */
+    const char *baseline; /* what ratio divides by; NULL when it did not run */
 } bench_result;
 
 /* "AMD EPYC, 2 CPUs, Linux 6.1.0, 2025-01-31T12:00:00Z" */
 const char *bench_machine(void);
 void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
-                       const bench_result *r, int n, const char *baseline);
+                       const bench_result *r, int n);
 void bench_print_json(FILE *out, const bench_scenario *s, const bench_case *c,
-                      const bench_result *r, int n, const char *baseline);
+                      const bench_result *r, int n);
 /* "pairs=1 timers=200000" into buf. */
 const char *bench_case_label(const bench_case *c, char *buf, int size);
 

@@ -86,27 +86,41 @@ static const char *fmt_value(double v, char *buf, size_t size)
 }
 
 void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
-                       const bench_result *r, int n, const char *baseline)
+                       const bench_result *r, int n)
 {
     char label[128], v[64];
     int rounds = 0;
-    for (int i = 0; i < n; i++)
+    /* One baseline for every row that has one, or each row's own peer
+     * (then named at the end of the row). */
+    const char *baseline = NULL;
+    bool mixed = false;
+    for (int i = 0; i < n; i++) {
         rounds = r[i].rounds > rounds ? r[i].rounds : rounds;
+        if (r[i].baseline && baseline && strcmp(r[i].baseline, baseline) != 0)
+            mixed = true;
+        if (r[i].baseline && !baseline)
+            baseline = r[i].baseline;
+    }
     fprintf(out, "\n%s %s (%d round%s; ", s->name, bench_case_label(c, label, sizeof(label)),
             rounds, rounds == 1 ? "" : "s");
-    if (baseline)
+    if (mixed)
+        fprintf(out, "ratio: median of per-round ratios to the peer after 'vs')\n");
+    else if (baseline)
         fprintf(out, "ratio: median of per-round ratios to %s)\n", baseline);
     else
         fprintf(out, "no ratios: the baseline did not run)\n");
     for (int m = 0; m < s->nmetrics; m++)
         fprintf(out, "  %s: %s, %s is better\n", s->metrics[m].name, s->metrics[m].unit,
                 s->metrics[m].higher_better ? "higher" : "lower");
-    fprintf(out, "  %-12s", "impl");
+    int w = 12; /* the name column: as wide as the longest name */
+    for (int i = 0; i < n; i++)
+        w = (int)strlen(r[i].impl->name) > w ? (int)strlen(r[i].impl->name) : w;
+    fprintf(out, "  %-*s", w, "impl");
     for (int m = 0; m < s->nmetrics; m++)
         fprintf(out, " %18s %6s", s->metrics[m].name, "ratio");
     fprintf(out, "  mode\n");
     for (int i = 0; i < n; i++) {
-        fprintf(out, "  %-12s", r[i].impl->name);
+        fprintf(out, "  %-*s", w, r[i].impl->name);
         if (r[i].impl->skip) {
             fprintf(out, " skipped (%s)\n", r[i].impl->skip);
             continue;
@@ -118,7 +132,10 @@ void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
             else
                 fprintf(out, " %5.2fx", r[i].ratio[m]);
         }
-        fprintf(out, "  %s\n", r[i].mode ? r[i].mode : "");
+        fprintf(out, "  %s", r[i].mode ? r[i].mode : "");
+        if (mixed && r[i].baseline && strcmp(r[i].baseline, r[i].impl->name) != 0)
+            fprintf(out, "vs %s", r[i].baseline);
+        fprintf(out, "\n");
     }
     fflush(out);
 }
@@ -165,7 +182,7 @@ static void json_params(FILE *out, const bench_case *c)
  * "not run here" from "not part of the scenario".
  */
 void bench_print_json(FILE *out, const bench_scenario *s, const bench_case *c,
-                      const bench_result *r, int n, const char *baseline)
+                      const bench_result *r, int n)
 {
     for (int i = 0; i < n; i++) {
         if (r[i].impl->skip) {
@@ -182,9 +199,9 @@ void bench_print_json(FILE *out, const bench_scenario *s, const bench_case *c,
             fprintf(out, ",\"metric\":\"%s\",\"value\":%.3f,\"unit\":\"%s\",\"better\":\"%s\"",
                     mt->name, r[i].median[m], mt->unit, mt->higher_better ? "higher" : "lower");
             json_params(out, c);
-            if (baseline && !isnan(r[i].ratio[m])) {
+            if (r[i].baseline && !isnan(r[i].ratio[m])) {
                 fprintf(out, ",\"ratio\":%.4f,\"baseline\":", r[i].ratio[m]);
-                json_str(out, baseline);
+                json_str(out, r[i].baseline);
             }
             fprintf(out, ",\"rounds\":%d", r[i].rounds);
             if (r[i].mode)

@@ -30,19 +30,20 @@ typedef struct kart_thread kart_thread;
 typedef int (*kart_thread_fn)(void *arg);
 
 typedef struct kart_thread_options {
-    const char *name;        /* at most 15 bytes reach /proc and top; NULL: "kart-N" */
+    const char *name;        /* truncated to 15 bytes (the kernel's limit); NULL: "kart-IDENT" */
     size_t stack_size;       /* 0: the default; else at least PTHREAD_STACK_MIN */
     const cpu_set_t *cpus;   /* NULL: inherit the creator's affinity */
     bool detached;           /* not joinable; its resources go when it ends */
 } kart_thread_options;
 
 /*
- * Starts fn(arg) in a new thread. *out (may be NULL for a detached thread)
- * stays valid until kart_thread_join() succeeds on it, or, for a detached
- * thread, until it ends.
+ * Starts fn(arg) in a new thread. When it returns, the thread is running,
+ * has its name and kernel id, and is in kart_thread_list()/count(). *out
+ * (may be NULL for a detached thread) stays valid until kart_thread_join()
+ * succeeds on it, or, for a detached thread, until it ends.
  * Errors: -EINVAL (fn NULL; out NULL for a joinable thread; stack size
- * below PTHREAD_STACK_MIN; an empty or non-existent CPU set), -EAGAIN (no
- * more threads), -ENOMEM.
+ * below PTHREAD_STACK_MIN; a CPU set with no CPU this machine has, or one
+ * the process may not use), -EAGAIN (no more threads), -ENOMEM.
  */
 KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
                                const kart_thread_options *opts);
@@ -51,23 +52,31 @@ KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
  * Waits for the thread to end, at most timeout_ns (negative: forever, 0:
  * only check), then frees it and stores its function's return value in
  * *result (if not NULL). On -ETIMEDOUT the thread is still joinable.
- * Errors: -EINVAL (NULL, detached, or adopted rather than started by
- * kart), -EDEADLK (a thread joining itself), -ETIMEDOUT, -EBUSY (another
- * thread is already joining it).
+ * Errors: -EINVAL (NULL, detached, adopted rather than started by kart, or
+ * a thread of the parent seen in a fork child), -EDEADLK (a thread joining
+ * itself), -ETIMEDOUT, -EBUSY (another thread is already joining it).
  */
 KART_API int kart_thread_join(kart_thread *t, int64_t timeout_ns, int *result);
 
-/* 1 while the thread's function runs. */
+/* 1 while the thread's function runs (for an adopted thread: until it
+ * ends); 0 for NULL. */
 KART_API int kart_thread_is_alive(const kart_thread *t);
 
-/* The process-unique identifier (never reused while the process lives),
- * and the kernel's thread id (what /proc and top show). */
+/* The process-unique identifier (never reused while the process lives,
+ * never 0), and the kernel's thread id (what /proc and top show). 0 or
+ * NULL for a NULL thread. */
 KART_API uint64_t kart_thread_ident(const kart_thread *t);
 KART_API pid_t kart_thread_native_id(const kart_thread *t);
 KART_API const char *kart_thread_name(const kart_thread *t);
 
-/* The calling thread (adopted on first use if kart did not start it), and
- * the main thread (the one that first used kart, normally main()). */
+/* The calling thread (adopted on first use if kart did not start it; an
+ * adopted thread leaves the list when it ends), and the main thread (the
+ * one whose kernel id is the process id, adopted when first asked for,
+ * from any thread). NULL only when there is no memory to adopt.
+ *
+ * Fork: in the child, the thread that forked is the main thread and the
+ * only one listed; the parent's other threads are not alive there and not
+ * joinable (-EINVAL). */
 KART_API kart_thread *kart_thread_current(void);
 KART_API kart_thread *kart_thread_main(void);
 
@@ -79,12 +88,15 @@ typedef struct kart_thread_info {
     bool daemon; /* detached */
 } kart_thread_info;
 
-/* The number of live threads kart knows (started by kart, or adopted). */
+/* The number of live threads kart knows (started by kart, or adopted): a
+ * started thread counts from kart_thread_start()'s return until its
+ * function (and the excepthook) has returned. */
 KART_API int kart_thread_count(void);
 
 /* Stores at most max snapshots of live threads and returns how many there
  * are in all (which may exceed max); a consistent snapshot even while
- * threads start and end. Errors: -EINVAL (out NULL with max > 0). */
+ * threads start and end. Errors: -EINVAL (out NULL with max > 0, or max
+ * negative). */
 KART_API int kart_thread_list(kart_thread_info *out, int max);
 
 /* What the excepthook hears when a thread's function returns non-zero. */
@@ -95,8 +107,11 @@ typedef struct kart_thread_failure {
 
 typedef void (*kart_thread_excepthook)(const kart_thread_failure *failure, void *arg);
 
-/* Sets the hook (NULL: the default, which prints one line to stderr) and
- * returns the previous one. It runs on the failing thread. */
+/* Sets the hook (NULL: the default, which prints "kart: thread NAME (ident
+ * N) failed with RESULT" to stderr) and returns the previous one. It runs
+ * on the failing thread, once, after the function returned and before the
+ * thread leaves the list; failure and its thread snapshot live only for
+ * the call. */
 KART_API kart_thread_excepthook kart_thread_set_excepthook(kart_thread_excepthook hook,
                                                            void *arg);
 
@@ -111,19 +126,27 @@ typedef struct kart_tls {
  * value when that thread ends. Errors: -EINVAL (NULL), -EAGAIN (no more
  * keys), -ENOMEM. */
 KART_API int kart_tls_create(kart_tls *tls, void (*destructor)(void *));
-/* Errors: -EINVAL (NULL or deleted). */
+/* Errors: -EINVAL (NULL or deleted). Destructors do not run for values
+ * still set. */
 KART_API int kart_tls_delete(kart_tls *tls);
+/* Sets the calling thread's value. Errors: -EINVAL (NULL or deleted),
+ * -ENOMEM. */
 KART_API int kart_tls_set(kart_tls *tls, void *value);
 /* NULL when unset (or tls is NULL or deleted). */
 KART_API void *kart_tls_get(const kart_tls *tls);
 
 typedef struct kart_once {
-    _Atomic uint32_t state_;
+    _Atomic uint32_t state_; /* 0 new, 1 running, 2 done, 3 running with sleepers */
+    _Atomic uint32_t owner_; /* the kernel id of the thread running fn */
 } kart_once;
-#define KART_ONCE_INIT {0}
+#define KART_ONCE_INIT {0, 0}
 
 /* Runs fn(arg) exactly once across all callers; later and concurrent
- * callers return after it has finished. Returns 0, or -EINVAL (NULL). */
+ * callers return after it has finished. Only for threads of one process
+ * (a once running in another thread at fork never finishes in the child).
+ * Errors: -EINVAL (once or fn NULL), -EDEADLK (fn itself, directly or not,
+ * calls kart_once_run() on the same once: that inner call fails instead of
+ * waiting forever). */
 KART_API int kart_once_run(kart_once *once, void (*fn)(void *), void *arg);
 
 /* ---- Timer (threading.Timer): kart_alarm ---- */
@@ -138,25 +161,35 @@ typedef struct kart_alarm {
     uint32_t index_;
     _Atomic uint32_t state_; /* idle, waiting, running, done, cancelled */
 } kart_alarm;
+/* An alarm must start zeroed: `kart_alarm a = KART_ALARM_INIT;` (or {0}). */
+#define KART_ALARM_INIT {0}
 
 /*
- * Runs fn(arg) once, delay_ns from now, on the process's one timer thread
- * (started on first use; ten thousand alarms are ten thousand heap
- * entries, not threads). The alarm must stay valid until it is done or
- * cancelled (kart_alarm_join()).
- * Errors: -EINVAL (NULL, negative delay), -EBUSY (already waiting or
- * running), -EAGAIN / -ENOMEM (the timer thread could not start).
+ * Runs fn(arg) once, not before delay_ns from now, on the process's one
+ * timer thread (a detached kart thread named "kart-timer", started on
+ * first use; ten thousand alarms are ten thousand heap entries, not
+ * threads). Alarms fire in deadline order, ties in start order. A done or
+ * cancelled alarm may be started again. The alarm must stay valid until
+ * it is done or cancelled (kart_alarm_join()).
+ * Fork: the child has no timer thread; alarms waiting in the parent are
+ * cancelled in the child, and the child's first start makes a new thread.
+ * Errors: -EINVAL (alarm or fn NULL, negative delay), -EBUSY (already
+ * waiting or running), -EAGAIN / -ENOMEM (the timer thread could not
+ * start, or no memory for the heap).
  */
 KART_API int kart_alarm_start(kart_alarm *alarm, int64_t delay_ns,
                               kart_alarm_fn fn, void *arg);
 
 /* Cancels a waiting alarm. Returns 0 if it was cancelled in time (fn will
- * not run), -EALREADY if fn is running or has run, -EINVAL (NULL, never
- * started). */
+ * not run; also for an alarm already cancelled), -EALREADY if fn is
+ * running or has run, -EINVAL (NULL, never started). */
 KART_API int kart_alarm_cancel(kart_alarm *alarm);
 
-/* Waits until the alarm is done or cancelled. Errors: -EINVAL,
- * -ETIMEDOUT, -EDEADLK (called from the alarm's own function). */
+/* Waits until the alarm is done or cancelled, at most timeout_ns
+ * (negative: forever, 0: only check). Errors: -EINVAL (NULL, never
+ * started), -ETIMEDOUT, -EDEADLK (called on the timer thread, that is
+ * from an alarm's function, for an alarm not yet finished: it could never
+ * finish). */
 KART_API int kart_alarm_join(kart_alarm *alarm, int64_t timeout_ns);
 
 #ifdef __cplusplus

@@ -148,46 +148,54 @@ KART_API int kart_cond_notify_all(kart_cond *cond, kart_lock *lock);
 /* ---- Semaphore and BoundedSemaphore ---- */
 
 typedef struct kart_sem {
-    _Atomic uint32_t value_;
-    _Atomic uint32_t waiters_;
+    _Atomic uint32_t value_;   /* the futex word: sleepers wait while it is 0 */
+    _Atomic uint32_t waiters_; /* release skips the system call at 0 */
     uint32_t flags_;
-    uint32_t bound_; /* 0: unbounded */
+    uint32_t bound_; /* INT32_MAX when unbounded */
 } kart_sem;
 
-/* Errors: -EINVAL (NULL, unknown flags, value < 0 or > INT32_MAX). */
+/* A counting semaphore holding value units; flags: KART_SYNC_SHARED.
+ * Errors: -EINVAL (NULL, other flags, value < 0). */
 KART_API int kart_sem_init(kart_sem *sem, int value, unsigned flags);
-/* A BoundedSemaphore: release past the initial value fails. */
+/* A BoundedSemaphore: release past the initial value fails. Errors: as
+ * kart_sem_init. */
 KART_API int kart_sem_init_bounded(kart_sem *sem, int value, unsigned flags);
 
-/* Takes one unit. Errors: -EINVAL, -EBUSY (timeout 0, none left),
+/* Takes one unit: timeout < 0 blocks, 0 tries once, > 0 waits at most
+ * that long. Errors: -EINVAL (NULL), -EBUSY (timeout 0, none left),
  * -ETIMEDOUT. */
 KART_API int kart_sem_acquire(kart_sem *sem, int64_t timeout_ns);
 
-/* Gives back n units (n >= 1), waking as many waiters. Errors: -EINVAL
- * (NULL, n < 1), -EOVERFLOW (bounded: the value would pass its bound;
- * nothing is released). */
+/* Gives back n units (n >= 1), waking up to n waiters. Errors: -EINVAL
+ * (NULL, n < 1), -EOVERFLOW (the value would pass its bound, or INT32_MAX
+ * for an unbounded semaphore; nothing is released). */
 KART_API int kart_sem_release(kart_sem *sem, int n);
 
-/* The current value. */
+/* The current value (>= 0). Errors: -EINVAL (NULL). */
 KART_API int kart_sem_value(const kart_sem *sem);
 
 /* ---- Event (threading.Event) ---- */
 
 typedef struct kart_flag {
-    _Atomic uint32_t set_;
-    _Atomic uint32_t waiters_;
+    _Atomic uint32_t word_;    /* bit 0: set; the rest counts sets */
+    _Atomic uint32_t waiters_; /* set skips the system call at 0 */
     uint32_t flags_;
 } kart_flag;
 
 /* Python's threading.Event (named kart_flag, since kart_event is the
- * selector's). Errors: -EINVAL. */
+ * selector's), clear at first; flags: KART_SYNC_SHARED.
+ * Errors: -EINVAL (NULL, other flags). */
 KART_API int kart_flag_init(kart_flag *flag, unsigned flags);
+/* Sets the flag and wakes every waiter. Errors: -EINVAL (NULL). */
 KART_API int kart_flag_set(kart_flag *flag);
+/* Clears the flag. Errors: -EINVAL (NULL). */
 KART_API int kart_flag_clear(kart_flag *flag);
-/* 1 if set, 0 if not. */
+/* 1 if set, 0 if not. Errors: -EINVAL (NULL). */
 KART_API int kart_flag_is_set(const kart_flag *flag);
-/* Waits until set. Errors: -EINVAL, -ETIMEDOUT (still clear), -EBUSY
- * (timeout 0 and clear). */
+/* Waits until set: returns 0 at once if it is set, or when a set happens
+ * while waiting (even if it is cleared again before this waiter runs, as
+ * with Python's Event). Errors: -EINVAL (NULL), -EBUSY (timeout 0 and
+ * clear), -ETIMEDOUT (still clear). */
 KART_API int kart_flag_wait(kart_flag *flag, int64_t timeout_ns);
 
 /* ---- Barrier (threading.Barrier) ---- */
@@ -195,40 +203,56 @@ KART_API int kart_flag_wait(kart_flag *flag, int64_t timeout_ns);
 typedef void (*kart_barrier_action)(void *arg);
 
 typedef struct kart_barrier {
-    _Atomic uint32_t seq_;    /* the generation, bumped when a round ends */
-    _Atomic uint32_t count_;  /* arrived in this round */
-    _Atomic uint32_t broken_;
+    _Atomic uint32_t state_;   /* the futex word: arrivals, phase bits */
+    _Atomic uint32_t waiters_; /* wake-ups skip the system call at 0 */
     uint32_t parties_;
     uint32_t flags_;
     kart_barrier_action action_;
     void *action_arg_;
 } kart_barrier;
 
+/* The most parties a barrier takes. */
+#define KART_BARRIER_MAX_PARTIES ((1 << 29) - 1)
+
 /*
- * parties >= 1 threads meet at kart_barrier_wait(). action (may be NULL)
- * runs in one of them, the last to arrive, before any is released; with
- * KART_SYNC_SHARED the action and its argument must be valid in every
- * process (fork children share them).
- * Errors: -EINVAL (NULL, parties < 1, unknown flags).
+ * parties threads (1..KART_BARRIER_MAX_PARTIES) meet at
+ * kart_barrier_wait(). action (may be NULL) runs in one of them, the last
+ * to arrive, before any is released; with KART_SYNC_SHARED the action
+ * and its argument must be valid in every process (fork children share
+ * them). Errors: -EINVAL (NULL, parties out of range, other flags).
+ *
+ * A round ends when its last party arrives; the next round fills only
+ * once every party of the previous one has left kart_barrier_wait(), so
+ * more threads than parties may use a barrier (they pass in groups).
  */
 KART_API int kart_barrier_init(kart_barrier *b, int parties, unsigned flags,
                                kart_barrier_action action, void *arg);
 
 /*
- * Waits until all parties have arrived. Returns a distinct index in
- * 0..parties-1 for each of them.
- * Errors: -EINVAL, KART_EBROKEN (the barrier is or becomes broken: a
- * timeout, kart_barrier_abort() or kart_barrier_reset() while waiting),
- * -ETIMEDOUT (this waiter's time ran out; the barrier is now broken for
- * all).
+ * Waits until all parties have arrived. Returns the caller's arrival
+ * order in its round, 0..parties-1 (distinct; the last to arrive, which
+ * runs the action, gets parties-1). The timeout counts from the call,
+ * including any wait for the previous round's parties to leave.
+ * Errors: -EINVAL (NULL), KART_EBROKEN (the barrier is or becomes broken:
+ * another waiter's timeout, kart_barrier_abort() or kart_barrier_reset()
+ * while waiting), -ETIMEDOUT (this waiter's time ran out; the barrier is
+ * now broken for all).
+ * While the action runs the round is complete: a timeout, abort or reset
+ * at that moment does not break it. Its parties all return their index;
+ * after an abort the barrier is broken from the next round on, and after
+ * a reset it simply goes on.
  */
 KART_API int kart_barrier_wait(kart_barrier *b, int64_t timeout_ns);
 
 /* Breaks the barrier: current and future waiters get KART_EBROKEN until
- * reset. */
+ * reset (an abort during a reset leaves it broken). Errors: -EINVAL. */
 KART_API int kart_barrier_abort(kart_barrier *b);
-/* Back to the empty, unbroken state; current waiters get KART_EBROKEN. */
+/* Back to the empty, unbroken state; current waiters get KART_EBROKEN,
+ * and new ones wait until those have left. Errors: -EINVAL. */
 KART_API int kart_barrier_reset(kart_barrier *b);
+/* The parties; the parties waiting in the current round (0 while a round
+ * drains or the barrier is broken); 1 if broken, 0 if not.
+ * Errors: -EINVAL (NULL). */
 KART_API int kart_barrier_parties(const kart_barrier *b);
 KART_API int kart_barrier_n_waiting(const kart_barrier *b);
 KART_API int kart_barrier_broken(const kart_barrier *b);
@@ -236,20 +260,34 @@ KART_API int kart_barrier_broken(const kart_barrier *b);
 /* ---- RWLock (not in Python; servers want it) ---- */
 
 typedef struct kart_rwlock {
-    _Atomic uint32_t state_;  /* readers count, writer bit, waiting-writer bits */
-    _Atomic uint32_t rseq_;
-    _Atomic uint32_t wseq_;
+    _Atomic uint32_t state_;  /* readers count, writer bit, writers-wait bit */
+    _Atomic uint32_t rseq_;   /* futex word of sleeping readers */
+    _Atomic uint32_t wseq_;   /* futex word of sleeping writers */
+    _Atomic uint32_t rwait_;  /* readers asleep or about to be */
+    _Atomic uint32_t wwait_;  /* writers waiting */
     uint32_t flags_;
 } kart_rwlock;
 
+/* The most read holds at once (2^30 - 1). */
+#define KART_RWLOCK_MAX_READERS ((1 << 30) - 1)
+
 /* Writers are preferred: a waiting writer holds off new readers, so a
- * steady stream of readers cannot starve it. Errors: -EINVAL. */
+ * steady stream of readers cannot starve it (a steady stream of writers
+ * can starve readers). A thread that takes a second read hold while a
+ * writer waits deadlocks. flags: KART_SYNC_SHARED.
+ * Errors: -EINVAL (NULL, other flags). */
 KART_API int kart_rwlock_init(kart_rwlock *rw, unsigned flags);
-/* Errors: -EINVAL, -EBUSY (timeout 0), -ETIMEDOUT, -EAGAIN (2^30 readers). */
+/* Takes a read hold. Errors: -EINVAL (NULL), -EBUSY (timeout 0 and a
+ * writer holds or waits), -ETIMEDOUT, -EAGAIN (KART_RWLOCK_MAX_READERS
+ * holds already). */
 KART_API int kart_rwlock_rdlock(kart_rwlock *rw, int64_t timeout_ns);
-/* Errors: -EINVAL, -EBUSY (timeout 0), -ETIMEDOUT. */
+/* Takes the write hold. Errors: -EINVAL (NULL), -EBUSY (timeout 0 and
+ * held), -ETIMEDOUT. */
 KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns);
-/* Releases a read or the write hold. Errors: -EINVAL, -EPERM (not held). */
+/* Releases the write hold if a writer holds the lock, else one read hold.
+ * Ownership is not tracked (as with Python's Lock): any thread may release,
+ * and a thread that releases a read hold it never took takes another
+ * reader's. Errors: -EINVAL (NULL), -EPERM (neither held). */
 KART_API int kart_rwlock_unlock(kart_rwlock *rw);
 
 #ifdef __cplusplus

@@ -103,8 +103,15 @@ static int wait_at_gate(void *arg)
 
 /* ---- start and join ---- */
 
+static void quiet_hook(const kart_thread_failure *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+}
+
 START_TEST(start_join_returns_function_result)
 {
+    kart_thread_set_excepthook(quiet_hook, NULL);
     kart_thread *t;
     ck_assert_int_eq(kart_thread_start(&t, return_arg, (void *)(intptr_t)42, NULL), 0);
     int result = -1;
@@ -132,6 +139,16 @@ START_TEST(start_rejects_bad_arguments)
     ck_assert_int_lt(sysconf(_SC_NPROCESSORS_CONF), CPU_SETSIZE);
     kart_thread_options missing = {.cpus = &far};
     ck_assert_int_eq(kart_thread_start(&t, return_arg, NULL, &missing), -EINVAL);
+    ck_assert_int_eq(kart_thread_count(), 0);
+}
+END_TEST
+
+START_TEST(start_reports_no_room_for_a_stack)
+{
+    /* No machine here maps a 64 TiB stack: pthread_create says EAGAIN. */
+    kart_thread *t;
+    kart_thread_options huge = {.stack_size = (size_t)1 << 46};
+    ck_assert_int_eq(kart_thread_start(&t, return_arg, NULL, &huge), -EAGAIN);
     ck_assert_int_eq(kart_thread_count(), 0);
 }
 END_TEST
@@ -755,12 +772,13 @@ START_TEST(alarm_cancelled_in_time_never_runs)
 {
     kart_alarm a = KART_ALARM_INIT, b = KART_ALARM_INIT;
     _Atomic int calls = 0, other = 0;
-    ck_assert_int_eq(kart_alarm_start(&a, 50 * KT_MS, count_call, &calls), 0);
+    /* A second is ample margin for the cancel to come in time. */
+    ck_assert_int_eq(kart_alarm_start(&a, 1000 * KT_MS, count_call, &calls), 0);
     ck_assert_int_eq(kart_alarm_cancel(&a), 0);
     ck_assert_int_eq(kart_alarm_cancel(&a), 0);
     ck_assert_int_eq(kart_alarm_join(&a, 0), 0);
     /* Let its deadline pass, with a later alarm as the witness. */
-    ck_assert_int_eq(kart_alarm_start(&b, 100 * KT_MS, count_call, &other), 0);
+    ck_assert_int_eq(kart_alarm_start(&b, 1100 * KT_MS, count_call, &other), 0);
     ck_assert_int_eq(kart_alarm_join(&b, -1), 0);
     ck_assert_int_eq(other, 1);
     ck_assert_int_eq(calls, 0);
@@ -895,6 +913,7 @@ int main(void)
     TCase *tc = tcase_create("thread");
     tcase_add_test(tc, start_join_returns_function_result);
     tcase_add_test(tc, start_rejects_bad_arguments);
+    tcase_add_test(tc, start_reports_no_room_for_a_stack);
     tcase_add_test(tc, join_timeout_leaves_thread_joinable);
     tcase_add_test(tc, join_reports_each_error);
     tcase_add_test(tc, name_reaches_proc_truncated);

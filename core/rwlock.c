@@ -91,9 +91,10 @@ KART_API int kart_rwlock_rdlock(kart_rwlock *rw, int64_t timeout_ns)
                 uint32_t seq = atomic_load(&rw->rseq_);
                 if ((r = try_read(rw)) != 0)
                     break;
-                if (kart__futex_wait(&rw->rseq_, seq, deadline, is_shared(rw)) == -ETIMEDOUT &&
-                    (r = try_read(rw)) == 0) {
-                    r = -ETIMEDOUT;
+                if (kart__futex_wait(&rw->rseq_, seq, deadline, is_shared(rw)) == -ETIMEDOUT) {
+                    /* A last try: a hold free now is still ours. */
+                    if ((r = try_read(rw)) == 0)
+                        r = -ETIMEDOUT;
                     break;
                 }
             }
@@ -151,8 +152,9 @@ KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns)
                 kart__cpu_relax();
                 continue;
             }
-            if (kart__futex_wait(&rw->wseq_, seq, deadline, is_shared(rw)) == -ETIMEDOUT &&
-                !try_write(rw)) {
+            if (kart__futex_wait(&rw->wseq_, seq, deadline, is_shared(rw)) == -ETIMEDOUT) {
+                if (try_write(rw))
+                    break;
                 writer_gives_up(rw);
                 return -ETIMEDOUT;
             }

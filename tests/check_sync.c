@@ -630,6 +630,56 @@ START_TEST(barrier_abort_during_action_breaks_next_round)
 }
 END_TEST
 
+static kart_barrier chaos_barrier;
+static atomic_int chaos_idx[NTHREADS], chaos_done;
+
+/* Waits with short and endless timeouts, resetting after each break;
+ * ends when the test aborts the barrier for good. */
+static void *barrier_chaos_thread(void *arg)
+{
+    unsigned seed = (unsigned)(intptr_t)arg;
+    intptr_t bad = 0;
+    for (int i = 0; i < 400; i++) {
+        seed = seed * 1103515245 + 12345;
+        int64_t timeout = (seed >> 16) % 4 == 0 ? 200000 : -1;
+        int r = kart_barrier_wait(&chaos_barrier, timeout);
+        if (r >= 0 && r < NTHREADS)
+            atomic_fetch_add(&chaos_idx[r], 1);
+        else if (r == -ETIMEDOUT || r == KART_EBROKEN)
+            kart_barrier_reset(&chaos_barrier);
+        else
+            bad = 1;
+    }
+    atomic_fetch_add(&chaos_done, 1);
+    return (void *)bad;
+}
+
+START_TEST(barrier_stress_timeouts_and_resets)
+{
+    pthread_t t[NTHREADS];
+    ck_assert_int_eq(kart_barrier_init(&chaos_barrier, NTHREADS, 0, NULL, NULL), 0);
+    for (int i = 0; i < NTHREADS; i++)
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, barrier_chaos_thread, (void *)(intptr_t)(i + 1)), 0);
+    /* A thread whose partners have all finished would wait for ever:
+     * aborting frees it, and again after any reset it makes. */
+    int64_t end = kart_now_ns() + 30000 * KT_MS;
+    while (atomic_load(&chaos_done) < NTHREADS) {
+        ck_assert(kart_now_ns() < end);
+        usleep(20000);
+        if (atomic_load(&chaos_done) > 0)
+            ck_assert_int_eq(kart_barrier_abort(&chaos_barrier), 0);
+    }
+    ck_assert_int_eq(join_sum(t, NTHREADS), 0);
+    /* A round hands out every index or none. */
+    for (int i = 1; i < NTHREADS; i++)
+        ck_assert_int_eq(atomic_load(&chaos_idx[i]), atomic_load(&chaos_idx[0]));
+    ck_assert_int_eq(kart_barrier_reset(&chaos_barrier), 0);
+    ck_assert_int_eq(kart_barrier_n_waiting(&chaos_barrier), 0);
+    ck_assert_int_eq(kart_barrier_broken(&chaos_barrier), 0);
+}
+END_TEST
+
 #define FORK_ROUNDS 100
 struct shared_barrier {
     kart_barrier b;
@@ -849,9 +899,13 @@ static void *rw_mixer(void *arg)
     for (int i = 0; i < RW_ITERS; i++) {
         seed = seed * 1103515245 + 12345;
         int pick = (seed >> 16) % 8;
-        int64_t timeout = pick == 7 ? 0 : pick == 6 ? 1000 * KT_MS : -1;
+        /* Short timeouts too, so that writers give up while readers and
+         * other writers wait on them. */
+        int64_t timeout = pick == 7 ? 0 : pick == 6 || pick == 1 ? 20000 : -1;
         if (pick < 2) {
             int r = kart_rwlock_wrlock(&the_rw, timeout);
+            if (r == -ETIMEDOUT)
+                continue;
             if (r != 0)
                 return (void *)1;
             guarded.a++;
@@ -859,7 +913,7 @@ static void *rw_mixer(void *arg)
             kart_rwlock_unlock(&the_rw);
         } else {
             int r = kart_rwlock_rdlock(&the_rw, timeout);
-            if (r == -EBUSY)
+            if (r == -EBUSY || r == -ETIMEDOUT)
                 continue;
             if (r != 0)
                 return (void *)1;
@@ -919,6 +973,7 @@ int main(void)
     tcase_add_test(tc, barrier_abort_breaks_waiters_and_future_waits);
     tcase_add_test(tc, barrier_reset_breaks_waiters_then_works);
     tcase_add_test(tc, barrier_abort_during_action_breaks_next_round);
+    tcase_add_test(tc, barrier_stress_timeouts_and_resets);
     tcase_add_test(tc, barrier_shared_across_fork);
     suite_add_tcase(s, tc);
 

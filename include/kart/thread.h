@@ -171,8 +171,10 @@ typedef struct kart_alarm {
  * threads). Alarms fire in deadline order, ties in start order. A done or
  * cancelled alarm may be started again. The alarm must stay valid until
  * it is done or cancelled (kart_alarm_join()).
- * Fork: the child has no timer thread; alarms waiting in the parent are
- * cancelled in the child, and the child's first start makes a new thread.
+ * Alarms belong to one process (not for shared memory). Fork: the child
+ * has no timer thread; alarms waiting in the parent are cancelled in the
+ * child, one running at the fork is done there, and the child's first
+ * start makes a new timer thread.
  * Errors: -EINVAL (alarm or fn NULL, negative delay), -EBUSY (already
  * waiting or running), -EAGAIN / -ENOMEM (the timer thread could not
  * start, or no memory for the heap).

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const bench_scenario *const scenarios[] = {&bench_pingpong, &bench_timers};
+static const bench_scenario *const scenarios[] = {&bench_pingpong, &bench_timers, &bench_sem};
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(*scenarios)))
 
 static void usage(FILE *out)
@@ -71,7 +71,7 @@ static void list(const bench_scenario *const *sel, int n)
         printf("\n  implementations:\n");
         int ni = s->impls(impls);
         for (int k = 0; k < ni; k++) {
-            printf("    %-12s %s", impls[k].name,
+            printf("    %-16s %s", impls[k].name,
                    impls[k].skip ? "skipped: " : "available");
             if (impls[k].skip)
                 printf("%s", impls[k].skip);

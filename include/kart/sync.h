@@ -43,10 +43,12 @@ extern "C" {
 
 /* Private fields end in '_': read them through the functions. */
 typedef struct kart_lock {
-    _Atomic uint32_t word_;  /* 0 free, 1 held, 2 held with waiters */
+    _Atomic uint32_t word_;  /* 0 free, 1 held, 2 held with waiters (robust
+                              * locks: 1 while held, a mirror) */
     _Atomic uint32_t owner_; /* native thread id of the holder, 0 if none */
+    _Atomic uint32_t state_; /* robust locks: consistent, inconsistent,
+                              * unrecoverable */
     uint32_t flags_;
-    uint32_t state_; /* robust locks: consistent, inconsistent, unrecoverable */
     pthread_mutex_t robust_; /* robust locks only: the kernel's robust list
                               * belongs to the C library, so these use its
                               * robust mutex */
@@ -58,16 +60,18 @@ typedef struct kart_lock {
 KART_API int kart_lock_init(kart_lock *lock, unsigned flags);
 
 /* Releases what a robust lock holds. Errors: -EINVAL (NULL), -EBUSY (the
- * lock is held). A non-robust lock needs no destroy, but accepts it. */
+ * lock is held, or its holder died and nobody has acquired it since). A
+ * non-robust lock needs no destroy, but accepts it. */
 KART_API int kart_lock_destroy(kart_lock *lock);
 
 /*
  * Acquires the lock: timeout < 0 blocks, 0 tries once, > 0 waits at most
  * that long. Returns 0 when acquired.
  * Errors: -EINVAL (NULL), -EBUSY (timeout 0 and the lock is held),
- * -ETIMEDOUT, -EDEADLK (the caller already holds this lock: it would wait
- * forever), and for robust locks -EOWNERDEAD (acquired, but the previous
- * holder died: repair, then kart_lock_consistent()) and -ENOTRECOVERABLE.
+ * -ETIMEDOUT, -EDEADLK (the caller already holds this lock, whatever the
+ * timeout: it could only wait in vain), and for robust locks -EOWNERDEAD
+ * (acquired, but the previous holder died: repair, then
+ * kart_lock_consistent()) and -ENOTRECOVERABLE (not acquired).
  */
 KART_API int kart_lock_acquire(kart_lock *lock, int64_t timeout_ns);
 
@@ -79,63 +83,74 @@ KART_API int kart_lock_acquire(kart_lock *lock, int64_t timeout_ns);
 KART_API int kart_lock_release(kart_lock *lock);
 
 /* After -EOWNERDEAD: marks the lock usable again. Errors: -EINVAL (NULL,
- * not robust, or not in the owner-died state), -EPERM (not the holder). */
+ * not robust, or not in the owner-died state), -EPERM (the caller does not
+ * hold it). */
 KART_API int kart_lock_consistent(kart_lock *lock);
 
-/* 1 if held, 0 if not. */
+/* 1 if held (robust: also when its holder died and nobody has acquired
+ * it since), 0 if not. Errors: -EINVAL (NULL). */
 KART_API int kart_lock_locked(kart_lock *lock);
 
-/* 1 if the calling thread holds it. */
+/* 1 if the calling thread holds it, 0 if not. Errors: -EINVAL (NULL). */
 KART_API int kart_lock_held_by_me(const kart_lock *lock);
 
 /* ---- RLock (threading.RLock) ---- */
 
 typedef struct kart_rlock {
     kart_lock lock_;
-    uint32_t depth_;
+    _Atomic uint32_t depth_; /* written by the holder only */
 } kart_rlock;
 
 /* Errors: as kart_lock_init. */
 KART_API int kart_rlock_init(kart_rlock *rlock, unsigned flags);
+/* Errors: as kart_lock_destroy. */
 KART_API int kart_rlock_destroy(kart_rlock *rlock);
 
 /* Acquires, or deepens the caller's hold. Returns the new depth (>= 1).
- * Errors: as kart_lock_acquire, less -EDEADLK. */
+ * Errors: as kart_lock_acquire, less -EDEADLK, plus -EAGAIN (the depth
+ * would pass INT_MAX). After -EOWNERDEAD the caller holds it at depth 1. */
 KART_API int kart_rlock_acquire(kart_rlock *rlock, int64_t timeout_ns);
 
 /* Returns the depth left (0: released). Errors: -EINVAL (NULL), -EPERM
  * (the caller does not hold it). */
 KART_API int kart_rlock_release(kart_rlock *rlock);
 
-/* The holder's native thread id (0 if free), and the depth. */
+/* After -EOWNERDEAD from a robust RLock. Errors: as kart_lock_consistent. */
+KART_API int kart_rlock_consistent(kart_rlock *rlock);
+
+/* The holder's native thread id (0 if free) and the holder's depth (0 if
+ * free). Errors: -EINVAL (NULL). */
 KART_API int kart_rlock_owner(const kart_rlock *rlock);
 KART_API int kart_rlock_depth(const kart_rlock *rlock);
 
 /* ---- Condition (threading.Condition) over a kart_lock ---- */
 
 typedef struct kart_cond {
-    _Atomic uint32_t seq_;
-    _Atomic uint32_t waiters_;
+    _Atomic uint32_t seq_;     /* bumped by every notify */
+    _Atomic uint32_t waiters_; /* notify skips the system call at 0 */
     uint32_t flags_;
 } kart_cond;
 
-/* flags: KART_SYNC_SHARED. Errors: -EINVAL. */
+/* flags: KART_SYNC_SHARED. Errors: -EINVAL (NULL, other flags). */
 KART_API int kart_cond_init(kart_cond *cond, unsigned flags);
 
 /*
  * Releases lock, waits to be notified or for the timeout, re-acquires
- * lock. Returns 0 when notified (or woken spuriously: re-check your
- * predicate, or use kart_cond_wait_for), -ETIMEDOUT when the time ran out
- * (the lock is held again either way).
+ * lock (however long that takes). Returns 0 when notified (or woken
+ * spuriously: re-check your predicate, or use kart_cond_wait_for),
+ * -ETIMEDOUT when the time ran out (the lock is held again either way).
+ * A condition works with any lock (shared, robust), but always the same
+ * one, and a shared lock needs a shared condition.
  * Errors: -EINVAL (NULL), -EPERM (the caller does not hold lock), and a
- * robust lock's -EOWNERDEAD / -ENOTRECOVERABLE from re-acquiring.
+ * robust lock's -EOWNERDEAD (held again, holder died meanwhile) /
+ * -ENOTRECOVERABLE (not held) from re-acquiring.
  */
 KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns);
 
-/* Waits until pred(arg) is true (checked first, and after each wake-up),
- * for at most timeout_ns in all. Returns 0 when pred is true, -ETIMEDOUT
- * if it is still false when the time runs out. Errors: as kart_cond_wait,
- * and -EINVAL for a NULL pred. */
+/* Waits until pred(arg) is true (checked first, and after each wake-up,
+ * with the lock held), for at most timeout_ns in all. Returns 0 when pred
+ * is true, -ETIMEDOUT if it is still false when the time runs out.
+ * Errors: as kart_cond_wait, and -EINVAL for a NULL pred. */
 KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock,
                                 bool (*pred)(void *arg), void *arg,
                                 int64_t timeout_ns);

@@ -8,7 +8,9 @@
  * kart (kart_sem) is compared with POSIX sem_t (posix-sem), kart-shared
  * (KART_SYNC_SHARED) with a process-shared sem_t (posix-sem-shared) across
  * fork, and kart-barrier with pthread_barrier. Every object sits in a
- * MAP_SHARED mapping.
+ * MAP_SHARED mapping. Beside the rate, the CPU time both sides spent per
+ * round trip: a primitive that spins before it sleeps may buy its rate
+ * with CPU that a sleeper leaves to others.
  *
  * Side 0 keeps the time, from the first token side 1 sends (so the other
  * side is running, thread or child) to the moment it decides to stop; it
@@ -38,6 +40,7 @@ typedef struct sem_mem {
     _Atomic uint64_t stop_round; /* barrier: the last round, 0 until known */
     uint64_t trips[2];
     uint64_t index_sum[2]; /* barrier: the indices each side got */
+    int64_t cpu[2];        /* CPU time of each side, ns */
     int64_t start, stop_at;
     double seconds;
 } sem_mem;
@@ -184,6 +187,14 @@ static void pthread_barrier_side(sem_mem *m, int me)
 
 /* ---- running the sides ---- */
 
+/* Runs one side and records its CPU time. */
+static void run_side(sem_mem *m, int me, void (*side)(sem_mem *m, int me))
+{
+    int64_t cpu = sync_cpu_ns();
+    side(m, me);
+    m->cpu[me] = sync_cpu_ns() - cpu;
+}
+
 typedef struct side_arg {
     sem_mem *m;
     int me;
@@ -193,19 +204,19 @@ typedef struct side_arg {
 static void *as_thread(void *arg)
 {
     side_arg *a = arg;
-    a->side(a->m, a->me);
+    run_side(a->m, a->me, a->side);
     return NULL;
 }
 
 static int kart_as_child(void *arg)
 {
-    kart_side(arg, 1);
+    run_side(arg, 1, kart_side);
     return 0;
 }
 
 static int posix_as_child(void *arg)
 {
-    posix_side(arg, 1);
+    run_side(arg, 1, posix_side);
     return 0;
 }
 
@@ -223,7 +234,7 @@ static void drive(bench_ctx *ctx, sem_mem *m, void (*side)(sem_mem *, int),
 {
     if (child) {
         pid_t pid = sync_fork(child, m);
-        side(m, 0);
+        run_side(m, 0, side);
         sync_reap(pid);
     } else {
         side_arg a[2] = {{m, 0, side}, {m, 1, side}};
@@ -236,6 +247,7 @@ static void drive(bench_ctx *ctx, sem_mem *m, void (*side)(sem_mem *, int),
     /* Ping-pong: every trip counted is timed; barrier: all but round 1. */
     uint64_t timed = m->trips[0] - (atomic_load(&m->stop_round) != 0);
     ctx->value[0] = (double)timed * 1e9 / (double)(m->stop_at - m->start);
+    ctx->value[1] = (double)(m->cpu[0] + m->cpu[1]) / (double)m->trips[0];
 }
 
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
@@ -304,7 +316,10 @@ static int run_pthread_barrier(const bench_impl *impl, bench_ctx *ctx)
 
 /* ---- the scenario ---- */
 
-static const bench_metric metrics[] = {{"round_trips_per_s", "rt/s", true}};
+static const bench_metric metrics[] = {
+    {"round_trips_per_s", "rt/s", true},
+    {"cpu_ns_per_rt", "ns", false}, /* both sides together */
+};
 
 static int cases(bench_case *out, bool quick)
 {
@@ -346,7 +361,7 @@ const bench_scenario bench_sem = {
     .summary = "semaphore ping-pong round trips/s (2 threads; parent and forked child), "
                "and barrier round trips/s (2 threads)",
     .baseline = "posix-sem",
-    .nmetrics = 1,
+    .nmetrics = 2,
     .metrics = metrics,
     .cases = cases,
     .impls = impls,

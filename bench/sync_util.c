@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 void *sync_map(size_t size)
@@ -67,6 +68,14 @@ void sync_reap(pid_t pid)
             bench_fail("waitpid: %s", strerror(errno));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         bench_fail("the child process failed (status 0x%x)", status);
+}
+
+int64_t sync_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        bench_fail("clock_gettime(CLOCK_THREAD_CPUTIME_ID): %s", strerror(errno));
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 bool sync_case_has(const bench_case *c, const char *key)

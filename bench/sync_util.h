@@ -30,6 +30,10 @@ pid_t sync_fork(int (*fn)(void *), void *arg);
 /* Waits for the child; bench_fail() unless it exited with status 0. */
 void sync_reap(pid_t pid);
 
+/* The calling thread's CPU time in nanoseconds: what a side spends
+ * spinning shows here, while sleeping does not. */
+int64_t sync_cpu_ns(void);
+
 /* Whether the case has this parameter. */
 bool sync_case_has(const bench_case *c, const char *key);
 

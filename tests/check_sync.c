@@ -5,9 +5,12 @@
  * know that threads are asleep, or to reach a limit no test could fill. */
 #include "testutil.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define NTHREADS 8
@@ -939,6 +942,71 @@ START_TEST(rwlock_stress_invariant_holds)
 }
 END_TEST
 
+/* ---- Interruptions: signals and spurious wake-ups ---- */
+
+static kart_sem intr_sem;
+static kart_flag intr_flag;
+static kart_barrier intr_barrier;
+
+struct intr_case {
+    int which;
+    int result;
+    int64_t elapsed;
+};
+
+static void *intr_waiter(void *arg)
+{
+    struct intr_case *c = arg;
+    int64_t t0 = kart_now_ns(), timeout = 150 * KT_MS;
+    switch (c->which) {
+    case 0: c->result = kart_sem_acquire(&intr_sem, timeout); break;
+    case 1: c->result = kart_flag_wait(&intr_flag, timeout); break;
+    case 2: c->result = kart_barrier_wait(&intr_barrier, timeout); break;
+    case 3: c->result = kart_rwlock_rdlock(&the_rw, timeout); break;
+    default: c->result = kart_rwlock_wrlock(&the_rw, timeout); break;
+    }
+    c->elapsed = kart_now_ns() - t0;
+    return NULL;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/* Pokes a waiter with signals (no SA_RESTART) and with futex wake-ups on
+ * every word it might sleep on; it must wait out its whole timeout. */
+START_TEST(signals_and_spurious_wakeups_do_not_end_waits)
+{
+    struct sigaction sa = {.sa_handler = on_usr1};
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    ck_assert_int_eq(kart_sem_init(&intr_sem, 0, 0), 0);
+    ck_assert_int_eq(kart_flag_init(&intr_flag, 0), 0);
+    ck_assert_int_eq(kart_barrier_init(&intr_barrier, 2, 0, NULL, NULL), 0);
+    ck_assert_int_eq(kart_rwlock_init(&the_rw, 0), 0);
+    ck_assert_int_eq(kart_rwlock_wrlock(&the_rw, 0), 0);
+    _Atomic uint32_t *words[] = {&intr_sem.value_, &intr_flag.word_, &intr_barrier.state_,
+                                 &the_rw.rseq_, &the_rw.wseq_};
+    for (int which = 0; which < 5; which++) {
+        struct intr_case c = {.which = which};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, intr_waiter, &c), 0);
+        for (int i = 0; i < 10; i++) {
+            usleep(10000);
+            pthread_kill(t, SIGUSR1);
+            for (int w = 0; w < 5; w++)
+                syscall(SYS_futex, (uint32_t *)words[w], FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
+                        NULL, 0);
+        }
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_msg(c.result == -ETIMEDOUT, "case %d: %d", which, c.result);
+        ck_assert_int_ge(c.elapsed, 150 * KT_MS);
+    }
+    ck_assert_int_eq(kart_barrier_broken(&intr_barrier), 1);
+    ck_assert_int_eq(kart_rwlock_unlock(&the_rw), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sync");
@@ -985,6 +1053,10 @@ int main(void)
     tcase_add_test(tc, rwlock_waiting_writer_holds_off_readers);
     tcase_add_test(tc, rwlock_writer_not_starved_by_readers);
     tcase_add_test(tc, rwlock_stress_invariant_holds);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("interruptions");
+    tcase_add_test(tc, signals_and_spurious_wakeups_do_not_end_waits);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

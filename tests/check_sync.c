@@ -942,6 +942,81 @@ START_TEST(rwlock_stress_invariant_holds)
 }
 END_TEST
 
+struct shared_rw {
+    kart_rwlock rw;
+    long a, b; /* a + b == 0 outside the write hold */
+    atomic_int broken;
+};
+
+START_TEST(rwlock_shared_across_fork)
+{
+    struct shared_rw *sh = shared_map(sizeof(*sh));
+    ck_assert_int_eq(kart_rwlock_init(&sh->rw, KART_SYNC_SHARED), 0);
+    pid_t pids[4];
+    for (int c = 0; c < 4; c++) {
+        pids[c] = fork();
+        ck_assert_int_ge(pids[c], 0);
+        if (pids[c] == 0) {
+            for (int i = 0; i < 3000; i++) {
+                if ((i + c) % 4 == 0) {
+                    if (kart_rwlock_wrlock(&sh->rw, -1) != 0)
+                        _exit(1);
+                    sh->a++;
+                    sh->b--;
+                } else {
+                    if (kart_rwlock_rdlock(&sh->rw, -1) != 0)
+                        _exit(1);
+                    if (sh->a + sh->b != 0)
+                        atomic_fetch_add(&sh->broken, 1);
+                }
+                if (kart_rwlock_unlock(&sh->rw) != 0)
+                    _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    reap(pids, 4);
+    ck_assert_int_eq(atomic_load(&sh->broken), 0);
+    ck_assert_int_eq(sh->a, 3000);
+    ck_assert_int_eq(sh->b, -3000);
+    munmap(sh, sizeof(*sh));
+}
+END_TEST
+
+/* Two mappings of one memfd stand for two unrelated processes: shared
+ * futexes key on the page, not the address. */
+static kart_sem *twin_sem;
+
+static void *twin_waiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)kart_sem_acquire(twin_sem, 10000 * KT_MS);
+}
+
+START_TEST(sem_shared_through_two_mappings)
+{
+    int fd = memfd_create("kart-sync", MFD_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 4096), 0);
+    kart_sem *one = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    kart_sem *two = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(one, MAP_FAILED);
+    ck_assert_ptr_ne(two, MAP_FAILED);
+    ck_assert_ptr_ne(one, two);
+    ck_assert_int_eq(kart_sem_init(one, 0, KART_SYNC_SHARED), 0);
+    twin_sem = one;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, twin_waiter, NULL), 0);
+    await_count(&two->waiters_, 1);
+    ck_assert_int_eq(kart_sem_release(two, 1), 0);
+    ck_assert_int_eq((intptr_t)barrier_result(t), 0);
+    ck_assert_int_eq(kart_sem_value(two), 0);
+    munmap(one, 4096);
+    munmap(two, 4096);
+    close(fd);
+}
+END_TEST
+
 /* ---- Interruptions: signals and spurious wake-ups ---- */
 
 static kart_sem intr_sem;
@@ -1019,6 +1094,7 @@ int main(void)
     tcase_add_test(tc, sem_release_n_wakes_n_waiters);
     tcase_add_test(tc, sem_stress_8_threads);
     tcase_add_test(tc, sem_shared_across_fork);
+    tcase_add_test(tc, sem_shared_through_two_mappings);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("flag");
@@ -1053,6 +1129,7 @@ int main(void)
     tcase_add_test(tc, rwlock_waiting_writer_holds_off_readers);
     tcase_add_test(tc, rwlock_writer_not_starved_by_readers);
     tcase_add_test(tc, rwlock_stress_invariant_holds);
+    tcase_add_test(tc, rwlock_shared_across_fork);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("interruptions");

@@ -5,6 +5,7 @@
  * run on all four kinds (plain, shared, robust, robust and shared). */
 #include "testutil.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -648,6 +649,30 @@ START_TEST(robust_rlock_of_exited_thread_is_eownerdead)
     ck_assert_int_eq(kart_rlock_release(&r), 0);
     ck_assert_int_eq(kart_rlock_acquire(&r, 0), 1);
     ck_assert_int_eq(kart_rlock_release(&r), 0);
+
+    /* Released without being made consistent: unrecoverable. */
+    ck_assert_int_eq(join(spawn(rlock_acquire_twice_and_exit, &r)), 2);
+    ck_assert_int_eq(kart_rlock_acquire(&r, 50 * KT_MS), -EOWNERDEAD);
+    ck_assert_int_eq(kart_rlock_release(&r), 0);
+    ck_assert_int_eq(kart_rlock_acquire(&r, -1), -ENOTRECOVERABLE);
+    ck_assert_int_eq(kart_rlock_depth(&r), 0);
+}
+END_TEST
+
+/* The depth limit, reached by setting the private counter: two billion
+ * real acquires would take too long. */
+START_TEST(rlock_depth_past_int_max_is_eagain)
+{
+    kart_rlock r;
+    ck_assert_int_eq(kart_rlock_init(&r, 0), 0);
+    ck_assert_int_eq(kart_rlock_acquire(&r, -1), 1);
+    atomic_store(&r.depth_, INT_MAX - 1);
+    ck_assert_int_eq(kart_rlock_acquire(&r, -1), INT_MAX);
+    ck_assert_int_eq(kart_rlock_acquire(&r, -1), -EAGAIN);
+    ck_assert_int_eq(kart_rlock_depth(&r), INT_MAX);
+    ck_assert_int_eq(kart_rlock_release(&r), INT_MAX - 1);
+    atomic_store(&r.depth_, 1);
+    ck_assert_int_eq(kart_rlock_release(&r), 0);
 }
 END_TEST
 
@@ -1016,6 +1041,36 @@ START_TEST(cond_wait_reports_dead_holder_of_robust_lock)
 }
 END_TEST
 
+/* While a waiter waits, one thread dies holding the lock and the next
+ * releases it without making it consistent: the waiter cannot take it
+ * back, and says so. */
+static void *orphan_then_abandon(void *p)
+{
+    flagbox *b = p;
+    if (join(spawn(acquire_and_exit, &b->lock)) != 0)
+        return (void *)1;
+    if (kart_lock_acquire(&b->lock, -1) != -EOWNERDEAD)
+        return (void *)2;
+    if (kart_cond_notify(&b->cond, &b->lock, 1) != 0)
+        return (void *)3;
+    return (void *)(intptr_t)kart_lock_release(&b->lock);
+}
+
+START_TEST(cond_wait_reports_unrecoverable_lock)
+{
+    static flagbox b;
+    memset(&b, 0, sizeof(b));
+    ck_assert_int_eq(kart_lock_init(&b.lock, KART_SYNC_ROBUST), 0);
+    ck_assert_int_eq(kart_cond_init(&b.cond, 0), 0);
+    ck_assert_int_eq(kart_lock_acquire(&b.lock, -1), 0);
+    pthread_t t = spawn(orphan_then_abandon, &b);
+    ck_assert_int_eq(kart_cond_wait(&b.cond, &b.lock, 10000 * KT_MS), -ENOTRECOVERABLE);
+    ck_assert_int_eq(join(t), 0);
+    ck_assert_int_eq(kart_lock_held_by_me(&b.lock), 0);
+    ck_assert_int_eq(kart_cond_wait(&b.cond, &b.lock, 0), -EPERM);
+}
+END_TEST
+
 /* ---- Condition: a bounded buffer ---- */
 
 #define SLOTS 8
@@ -1180,6 +1235,7 @@ int main(void)
     tcase_add_test(tc, rlock_calls_reject_null_and_unknown_flags);
     tcase_add_loop_test(tc, rlock_depth_and_owner, 0, NKINDS);
     tcase_add_test(tc, robust_rlock_of_exited_thread_is_eownerdead);
+    tcase_add_test(tc, rlock_depth_past_int_max_is_eagain);
     tcase_add_loop_test(tc, rlock_stress_with_nesting_counts_exactly, 0, NKINDS);
     suite_add_tcase(s, tc);
 
@@ -1194,6 +1250,7 @@ int main(void)
     tcase_add_loop_test(tc, cond_notify_one_wakes_one_and_notify_all_the_rest, 0, NKINDS);
     tcase_add_test(tc, cond_notify_all_wakes_every_waiter);
     tcase_add_test(tc, cond_wait_reports_dead_holder_of_robust_lock);
+    tcase_add_test(tc, cond_wait_reports_unrecoverable_lock);
     tcase_add_test(tc, cond_bounded_buffer_passes_every_item);
     suite_add_tcase(s, tc);
     return kt_run(s);

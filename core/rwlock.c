@@ -171,15 +171,13 @@ KART_API int kart_rwlock_unlock(kart_rwlock *rw)
         return -EINVAL;
     KART__TSAN_RELEASE(rw);
     uint32_t s = atomic_load(&rw->state_), next;
-    bool writers;
     do {
-        writers = atomic_load(&rw->wwait_) != 0;
         if (s & WRITER)
             /* WWAIT stays up while writers wait, so no reader slips in
              * ahead of them; it is only ever kept here, never raised: a
              * writer that gave up since the count was read may have just
              * cleared it, and then this compare-and-swap fails. */
-            next = s & ~(WRITER | (writers ? 0 : WWAIT));
+            next = s & ~(WRITER | (atomic_load(&rw->wwait_) ? 0 : WWAIT));
         else if (s & READERS)
             next = s - 1;
         else

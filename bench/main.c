@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const bench_scenario *const scenarios[] = {&bench_pingpong, &bench_timers, &bench_sem};
+static const bench_scenario *const scenarios[] = {&bench_pingpong, &bench_timers, &bench_locks,
+                                                   &bench_cond, &bench_sem};
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(*scenarios)))
 
 static void usage(FILE *out)

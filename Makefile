@@ -8,7 +8,8 @@
 #
 # Knobs: V=1 (show commands), CC=clang, SAN=address,undefined or SAN=thread
 # (sanitizer build, in its own directory), URING=0 / NUMA=0 (build without
-# io_uring / libnuma; the default is to use them when pkg-config finds them).
+# io_uring / libnuma; the default is to use them when pkg-config finds them),
+# FUTEX=parking (the BSD/macOS wait fallback instead of futex(2), to test it).
 
 CC ?= cc
 ifeq ($(origin CC),default)
@@ -33,7 +34,7 @@ HAVE_LIBEVENT := $(call have,libevent)
 
 # Each configuration builds in its own directory so that switching between
 # them never mixes objects; the default one is build/ itself.
-OUT := build$(if $(SAN),/san-$(subst $(comma),-,$(SAN)))$(if $(filter 0,$(URING)),/nouring)$(if $(filter 0,$(NUMA)),/nonuma)
+OUT := build$(if $(SAN),/san-$(subst $(comma),-,$(SAN)))$(if $(filter 0,$(URING)),/nouring)$(if $(filter 0,$(NUMA)),/nonuma)$(if $(filter parking,$(FUTEX)),/parking)
 
 ifeq ($(V),1)
 Q :=
@@ -52,6 +53,13 @@ LIBS := -pthread
 ifneq ($(SAN),)
 BASE_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDSAN := -fsanitize=$(SAN)
+else
+# Catch undefined symbols in the shared library (not under sanitizers:
+# clang leaves their runtimes to the executable).
+LDDEFS := -Wl,-z,defs
+endif
+ifeq ($(FUTEX),parking)
+BASE_CFLAGS += -DKART_FUTEX_PARKING_LOT=1
 endif
 
 LIB_SRC := $(wildcard core/*.c) $(wildcard compat/*.c) numa/topology.c
@@ -113,7 +121,7 @@ $(OUT)/libkart.a: $(LIB_OBJ)
 
 $(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ)
 	$(call say,LD,$@)
-	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $^ $(LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared $(LDDEFS) -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $^ $(LIBS) $(LDFLAGS)
 	$(Q)ln -sf libkart.so.$(SOVERSION) $(OUT)/libkart.so
 
 gen_pc = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \

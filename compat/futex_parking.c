@@ -8,10 +8,15 @@
  * wait computed from the monotonic deadline). The word is compared under
  * the bucket's mutex, and a waker takes the same mutex before it
  * broadcasts, so a wake between the compare and the sleep cannot be lost.
- * A wake broadcasts to the whole bucket: sleepers on other words sharing
- * it wake spuriously and re-check, which the futex contract allows. The
- * buckets live in this process, so waits between processes are not
- * possible here (KART__FUTEX_SHARED is 0).
+ * Each sleeper lists itself in its bucket; a wake marks at most n sleepers
+ * on that word and broadcasts, and only the marked ones leave, so wake(1)
+ * releases one sleeper as futex(2) does.
+ *
+ * The buckets live in one process, so a waker in another process cannot
+ * reach them: a shared wait therefore sleeps at most SHARED_SLICE_NS at a
+ * time and returns as a spurious wake-up, so that its caller re-checks the
+ * word in shared memory. Between processes the fallback is correct with up
+ * to a millisecond of extra latency; within one it wakes at once.
  */
 #include "futex.h"
 
@@ -21,11 +26,19 @@
 #include <stdint.h>
 
 #define BUCKETS 256
+#define SHARED_SLICE_NS 1000000
+
+/* A sleeper, on its own stack, listed in its bucket until it leaves. */
+typedef struct sleeper {
+    const void *word;
+    bool woken;
+    struct sleeper *next;
+} sleeper;
 
 typedef struct bucket {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    unsigned sleepers;
+    sleeper *sleepers;
 } bucket;
 
 static bucket buckets[BUCKETS];
@@ -69,36 +82,56 @@ static struct timespec cond_deadline(int64_t deadline)
 int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
                      bool shared)
 {
-    if (shared)
-        return -ENOTSUP;
+    bool sliced = false;
+    if (shared) {
+        int64_t slice_end = kart_now_ns() + SHARED_SLICE_NS;
+        if (deadline < 0 || deadline > slice_end) {
+            deadline = slice_end;
+            sliced = true;
+        }
+    }
     bucket *b = bucket_of(word);
     int err = 0;
     pthread_mutex_lock(&b->lock);
     if (atomic_load(word) != expected) {
-        err = -EAGAIN;
-    } else {
-        b->sleepers++;
+        pthread_mutex_unlock(&b->lock);
+        return -EAGAIN;
+    }
+    sleeper me = {.word = word, .next = b->sleepers};
+    b->sleepers = &me;
+    struct timespec ts = deadline >= 0 ? cond_deadline(deadline) : (struct timespec){0, 0};
+    while (!me.woken) {
         if (deadline < 0) {
             pthread_cond_wait(&b->cond, &b->lock);
-        } else {
-            struct timespec ts = cond_deadline(deadline);
-            if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == ETIMEDOUT)
-                err = -ETIMEDOUT;
+        } else if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == ETIMEDOUT) {
+            /* A sliced shared wait ends as a spurious wake-up. */
+            err = me.woken || sliced ? 0 : -ETIMEDOUT;
+            break;
         }
-        b->sleepers--;
     }
+    for (sleeper **p = &b->sleepers; *p; p = &(*p)->next)
+        if (*p == &me) {
+            *p = me.next;
+            break;
+        }
     pthread_mutex_unlock(&b->lock);
     return err;
 }
 
+/* Marks at most n sleepers on word as woken, then wakes the bucket: the
+ * others go back to sleep, so notify(1) releases one waiter, as with
+ * futex(2). */
 int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared)
 {
-    (void)n;
-    if (shared)
-        return -ENOTSUP;
+    (void)shared; /* sleepers in other processes poll the word themselves */
     bucket *b = bucket_of(word);
+    int woken = 0;
     pthread_mutex_lock(&b->lock);
-    int woken = (int)b->sleepers;
+    for (sleeper *s = b->sleepers; s && woken < n; s = s->next)
+        if (s->word == (const void *)word && !s->woken) {
+            s->woken = true;
+            woken++;
+        }
     if (woken)
         pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->lock);

@@ -50,9 +50,13 @@ KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns
         return r;
     }
     bool shared = cond->flags_ & KART_SYNC_SHARED;
+    /* Sleep until a notify moves seq_ on or the deadline passes: a wake-up
+     * that left seq_ alone (EINTR, a spurious futex return, the sliced
+     * shared waits of the parking-lot fallback) goes back to sleep. */
     do
         r = kart__futex_wait(&cond->seq_, seq, deadline, shared);
-    while (r == -EINTR);
+    while (r == -EINTR ||
+           (r == 0 && atomic_load_explicit(&cond->seq_, memory_order_relaxed) == seq));
     atomic_fetch_sub_explicit(&cond->waiters_, 1, memory_order_relaxed);
     /* A notify that raced with the timeout counts as a notify. */
     bool timed_out = r == -ETIMEDOUT &&

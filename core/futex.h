@@ -8,8 +8,8 @@
  * Elsewhere — and on Linux when built with KART_FUTEX_PARKING_LOT, which
  * is how the fallback is tested — compat/futex_parking.c provides the same
  * two calls over a hashed table of pthread mutexes and condition
- * variables; that table lives in one process, so KART__FUTEX_SHARED is 0
- * there and the primitives refuse KART_SYNC_SHARED with -ENOTSUP.
+ * variables; since that table lives in one process, a shared wait there
+ * re-checks its word every millisecond.
  */
 #ifndef KART_FUTEX_H
 #define KART_FUTEX_H
@@ -22,11 +22,8 @@
 
 #if defined(__linux__) && !defined(KART_FUTEX_PARKING_LOT)
 #define KART__FUTEX_NATIVE 1
-#define KART__FUTEX_SHARED 1
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#else
-#define KART__FUTEX_SHARED 0
 #endif
 
 /* ThreadSanitizer cannot see the ordering a futex-based primitive

@@ -15,6 +15,10 @@
  *    releases without doing so, after which every acquire fails with
  *    -ENOTRECOVERABLE (pthread's robust semantics).
  *
+ * On the BSDs and macOS the primitives wait through a fallback
+ * (compat/futex_parking.c): within a process they wake at once; between
+ * processes a sleeper re-checks every millisecond.
+ *
  * Timeouts are int64_t nanoseconds on CLOCK_MONOTONIC: negative waits
  * forever, 0 does not block. Blocking calls spin briefly, then sleep in
  * the kernel, and are correct under spurious wake-ups. A wait interrupted
@@ -156,6 +160,9 @@ KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock,
                                 int64_t timeout_ns);
 
 /* Wakes up to n waiters (n >= 1) / all waiters. The caller must hold lock.
+ * (On the BSDs and macOS, where waits between processes poll, a notify on
+ * a KART_SYNC_SHARED condition may release more than n: every waiter
+ * re-checks its predicate, as with any condition variable.)
  * Errors: -EINVAL (NULL, n < 1), -EPERM (lock not held by the caller). */
 KART_API int kart_cond_notify(kart_cond *cond, kart_lock *lock, int n);
 KART_API int kart_cond_notify_all(kart_cond *cond, kart_lock *lock);

@@ -56,10 +56,9 @@ static void wake_all(kart_barrier *b)
  * Returns 0 (moved, or a spurious wake-up) or -ETIMEDOUT. */
 static int await_change(kart_barrier *b, uint32_t seen, int64_t deadline)
 {
-    for (int i = 0; i < KART__SPIN; i++) {
+    for (kart__spin sp = {0, 0}; kart__spin_next(&sp);) {
         if (atomic_load_explicit(&b->state_, memory_order_relaxed) != seen)
             return 0;
-        kart__cpu_relax();
     }
     atomic_fetch_add(&b->waiters_, 1);
     int r = kart__futex_wait(&b->state_, seen, deadline, is_shared(b));

@@ -50,6 +50,11 @@ KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns
         return r;
     }
     bool shared = cond->flags_ & KART_SYNC_SHARED;
+    /* A notify often follows within microseconds (a ping-pong): look for
+     * it briefly before paying for a sleep. */
+    for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)
+        if (atomic_load_explicit(&cond->seq_, memory_order_relaxed) != seq)
+            break;
     /* Sleep until a notify moves seq_ on or the deadline passes: a wake-up
      * that left seq_ alone (EINTR, a spurious futex return, the sliced
      * shared waits of the parking-lot fallback) goes back to sleep. */

@@ -67,11 +67,9 @@ KART_API int kart_flag_wait(kart_flag *flag, int64_t timeout_ns)
         bool shared = flag->flags_ & KART_SYNC_SHARED;
         /* seen is clear, and clearing a clear word leaves it as it is:
          * any change is a set. */
-        for (int i = 0; i < KART__SPIN; i++) {
-            kart__cpu_relax();
+        for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)
             if (atomic_load_explicit(&flag->word_, memory_order_acquire) != seen)
                 goto done;
-        }
         for (;;) {
             atomic_fetch_add(&flag->waiters_, 1);
             int r = kart__futex_wait(&flag->word_, seen, deadline, shared);

@@ -150,8 +150,7 @@ static int acquire_slow(kart_lock *lock, int64_t timeout_ns)
     if (timeout_ns == 0)
         return -EBUSY;
     int64_t deadline = kart__deadline(timeout_ns);
-    for (int i = 0; i < KART__SPIN; i++) {
-        kart__cpu_relax();
+    for (kart__spin sp = {0, 0}; kart__spin_next(&sp);) {
         uint32_t c = atomic_load_explicit(&lock->word_, memory_order_relaxed);
         if (c == 0 && atomic_compare_exchange_weak_explicit(
                           &lock->word_, &c, 1, memory_order_acquire, memory_order_relaxed))
@@ -186,7 +185,7 @@ KART_API int kart_lock_acquire(kart_lock *lock, int64_t timeout_ns)
 
 static int robust_release(kart_lock *lock)
 {
-    if (kart_lock_held_by_me(lock) != 1)
+    if (atomic_load_explicit(&lock->owner_, memory_order_relaxed) != kart__tid())
         return -EPERM;
     /* Released without kart_lock_consistent(): glibc makes the mutex
      * unrecoverable, and so do we, before anyone else can take it. */

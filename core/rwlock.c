@@ -81,10 +81,8 @@ KART_API int kart_rwlock_rdlock(kart_rwlock *rw, int64_t timeout_ns)
         if (timeout_ns == 0)
             return -EBUSY;
         int64_t deadline = kart__deadline(timeout_ns);
-        for (int i = 0; i < KART__SPIN && r == 0; i++) {
-            kart__cpu_relax();
+        for (kart__spin sp = {0, 0}; r == 0 && kart__spin_next(&sp);)
             r = try_read(rw);
-        }
         if (r == 0) {
             atomic_fetch_add(&rw->rwait_, 1);
             for (;;) {
@@ -140,7 +138,8 @@ KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns)
             return -EBUSY;
         int64_t deadline = kart__deadline(timeout_ns);
         atomic_fetch_add(&rw->wwait_, 1);
-        for (int i = 0;; i++) {
+        kart__spin sp = {0, 0};
+        for (;;) {
             uint32_t seq = atomic_load(&rw->wseq_);
             /* Re-asserted on every round: another writer's unlock or give
              * up may have cleared it while this one was counted. */
@@ -148,10 +147,8 @@ KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns)
                 atomic_fetch_or(&rw->state_, WWAIT);
             if (try_write(rw))
                 break;
-            if (i < KART__SPIN) {
-                kart__cpu_relax();
+            if (kart__spin_next(&sp))
                 continue;
-            }
             if (kart__futex_wait(&rw->wseq_, seq, deadline, is_shared(rw)) == -ETIMEDOUT) {
                 if (try_write(rw))
                     break;

@@ -56,8 +56,7 @@ KART_API int kart_sem_acquire(kart_sem *sem, int64_t timeout_ns)
         if (timeout_ns == 0)
             return -EBUSY;
         int64_t deadline = kart__deadline(timeout_ns);
-        for (int i = 0; i < KART__SPIN; i++) {
-            kart__cpu_relax();
+        for (kart__spin sp = {0, 0}; kart__spin_next(&sp);) {
             if (try_take(sem))
                 goto taken;
         }

@@ -98,7 +98,16 @@ static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
 {
     int64_t deadline = timeout_ns ? kart__deadline(timeout_ns) : 0;
     struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 30)
     int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#else
+    /* Elsewhere only the realtime clock is offered: convert the time left. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t at = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + kart__time_left(deadline);
+    ts = (struct timespec){.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+    int r = pthread_mutex_timedlock(m, &ts);
+#endif
     return r == ETIMEDOUT && timeout_ns == 0 ? EBUSY : r;
 }
 #else

@@ -192,7 +192,17 @@ KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
         return -EINVAL;
     if (opts->stack_size && opts->stack_size < (size_t)PTHREAD_STACK_MIN)
         return -EINVAL;
-    if (opts->cpus && (CPU_COUNT(opts->cpus) == 0 || !cpus_exist(opts->cpus)))
+    /* The CPUs to run on: the caller's set, the NUMA node's, or both. */
+    cpu_set_t node_cpus;
+    const cpu_set_t *cpus = opts->cpus;
+    if (opts->numa_bind) {
+        if (kart_numa_node_cpus(opts->numa_node, &node_cpus) < 0)
+            return -EINVAL;
+        if (cpus)
+            CPU_AND(&node_cpus, &node_cpus, cpus);
+        cpus = &node_cpus;
+    }
+    if (cpus && (CPU_COUNT(cpus) == 0 || !cpus_exist(cpus)))
         return -EINVAL;
 
     kart_thread *t = calloc(1, sizeof(*t));
@@ -216,8 +226,8 @@ KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
     }
     if (opts->stack_size)
         err = pthread_attr_setstacksize(&attr, opts->stack_size);
-    if (!err && opts->cpus)
-        err = pthread_attr_setaffinity_np(&attr, sizeof(cpu_set_t), opts->cpus);
+    if (!err && cpus)
+        err = pthread_attr_setaffinity_np(&attr, sizeof(cpu_set_t), cpus);
     if (!err && opts->detached)
         err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     struct start_block b = {.t = t};

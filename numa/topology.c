@@ -7,9 +7,14 @@
 #define KART_BUILDING 1
 #include <kart/numa.h>
 
+#include <stdbool.h>
+
 #include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef KART_HAVE_NUMA
 #include <numa.h>
@@ -56,4 +61,48 @@ KART_API int kart_numa_node_count(void)
 #endif
     int n = sysfs_node_count();
     return n > 0 ? n : 1;
+}
+
+/* Parses a kernel CPU list ("0-3,8,10-11") into cpus; false if malformed. */
+static bool parse_cpulist(const char *s, cpu_set_t *cpus)
+{
+    CPU_ZERO(cpus);
+    while (*s && *s != '\n') {
+        char *end;
+        long lo = strtol(s, &end, 10), hi = lo;
+        if (end == s || lo < 0)
+            return false;
+        if (*end == '-') {
+            s = end + 1;
+            hi = strtol(s, &end, 10);
+            if (end == s || hi < lo)
+                return false;
+        }
+        for (long c = lo; c <= hi && c < CPU_SETSIZE; c++)
+            CPU_SET((size_t)c, cpus);
+        s = *end == ',' ? end + 1 : end;
+    }
+    return true;
+}
+
+KART_API int kart_numa_node_cpus(int node, cpu_set_t *cpus)
+{
+    if (!cpus || node < 0)
+        return -EINVAL;
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        bool ok = fgets(buf, sizeof(buf), f) && parse_cpulist(buf, cpus);
+        fclose(f);
+        return ok && CPU_COUNT(cpus) > 0 ? 0 : -ENOENT;
+    }
+    /* No node directories at all: the machine is one node. */
+    if (node != 0 || sysfs_node_count() > 0)
+        return -ENOENT;
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    CPU_ZERO(cpus);
+    for (long c = 0; c < n && c < CPU_SETSIZE; c++)
+        CPU_SET((size_t)c, cpus);
+    return CPU_COUNT(cpus) > 0 ? 0 : -ENOENT;
 }

@@ -55,6 +55,17 @@ START_TEST(numa_reports_at_least_one_node)
 }
 END_TEST
 
+START_TEST(numa_node_cpus_of_node_zero)
+{
+    cpu_set_t cpus;
+    ck_assert_int_eq(kart_numa_node_cpus(0, &cpus), 0);
+    ck_assert_int_ge(CPU_COUNT(&cpus), 1);
+    ck_assert_int_eq(kart_numa_node_cpus(0, NULL), -EINVAL);
+    ck_assert_int_eq(kart_numa_node_cpus(-1, &cpus), -EINVAL);
+    ck_assert_int_eq(kart_numa_node_cpus(100000, &cpus), -ENOENT);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("error");
@@ -65,6 +76,7 @@ int main(void)
     tcase_add_test(tc, version_matches_macros);
     tcase_add_test(tc, now_is_monotonic);
     tcase_add_test(tc, numa_reports_at_least_one_node);
+    tcase_add_test(tc, numa_node_cpus_of_node_zero);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

@@ -323,6 +323,57 @@ START_TEST(affinity_to_one_cpu_is_honoured)
 }
 END_TEST
 
+START_TEST(numa_node_binding_is_honoured)
+{
+    cpu_set_t node0;
+    ck_assert_int_eq(kart_numa_node_cpus(0, &node0), 0);
+    struct seen s = {0};
+    kart_thread *t;
+    kart_thread_options o = {.numa_bind = true, .numa_node = 0};
+    ck_assert_int_eq(kart_thread_start(&t, record, &s, &o), 0);
+    ck_assert_int_eq(kart_thread_join(t, -1, NULL), 0);
+    ck_assert(s.on_cpu);
+    ck_assert(CPU_ISSET((size_t)s.cpu, &node0));
+    /* With a CPU set too: only the CPUs in both. */
+    int last = -1;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &node0))
+            last = i;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    struct seen u = {0};
+    o.cpus = &one;
+    ck_assert_int_eq(kart_thread_start(&t, record, &u, &o), 0);
+    ck_assert_int_eq(kart_thread_join(t, -1, NULL), 0);
+    ck_assert_int_eq(u.ncpus, 1);
+    ck_assert_int_eq(u.cpu, last);
+}
+END_TEST
+
+START_TEST(numa_node_binding_errors)
+{
+    kart_thread *t;
+    struct seen s = {0};
+    kart_thread_options o = {.numa_bind = true, .numa_node = 100000};
+    ck_assert_int_eq(kart_thread_start(&t, record, &s, &o), -EINVAL);
+    o.numa_node = -1;
+    ck_assert_int_eq(kart_thread_start(&t, record, &s, &o), -EINVAL);
+    /* A CPU set that misses every CPU of the node. */
+    cpu_set_t node0, none;
+    ck_assert_int_eq(kart_numa_node_cpus(0, &node0), 0);
+    CPU_ZERO(&none);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (!CPU_ISSET(i, &node0)) {
+            CPU_SET(i, &none);
+            break;
+        }
+    o.numa_node = 0;
+    o.cpus = &none;
+    ck_assert_int_eq(kart_thread_start(&t, record, &s, &o), -EINVAL);
+}
+END_TEST
+
 START_TEST(detached_thread_leaves_the_count)
 {
     int c0 = kart_thread_count();
@@ -926,6 +977,8 @@ int main(void)
     tcase_add_test(tc, name_reaches_proc_truncated);
     tcase_add_test(tc, stack_size_is_honoured);
     tcase_add_test(tc, affinity_to_one_cpu_is_honoured);
+    tcase_add_test(tc, numa_node_binding_is_honoured);
+    tcase_add_test(tc, numa_node_binding_errors);
     tcase_add_test(tc, detached_thread_leaves_the_count);
     tcase_add_test(tc, identity_is_distinct_and_native);
     tcase_add_test(tc, main_from_another_thread_is_the_main_thread);

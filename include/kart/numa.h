@@ -11,6 +11,7 @@
 #define KART_NUMA_H
 
 #include <kart/common.h>
+#include <sched.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,6 +22,15 @@ KART_API int kart_numa_available(void);
 
 /* The number of memory nodes, at least 1. */
 KART_API int kart_numa_node_count(void);
+
+/*
+ * Stores in *cpus the CPUs of memory node `node` (from
+ * /sys/devices/system/node/nodeN/cpulist; on a machine without NUMA
+ * information, node 0 holds every configured CPU).
+ * Errors: -EINVAL (cpus NULL, node negative), -ENOENT (no such node, or a
+ * node without CPUs).
+ */
+KART_API int kart_numa_node_cpus(int node, cpu_set_t *cpus);
 
 /* "libnuma", "sysfs" or "none": where the figures above come from. */
 KART_API const char *kart_numa_source(void);

@@ -34,6 +34,9 @@ typedef struct kart_thread_options {
     size_t stack_size;       /* 0: the default; else at least PTHREAD_STACK_MIN */
     const cpu_set_t *cpus;   /* NULL: inherit the creator's affinity */
     bool detached;           /* not joinable; its resources go when it ends */
+    bool numa_bind;          /* run on the CPUs of NUMA node numa_node (with
+                              * cpus too: on the CPUs in both) */
+    int numa_node;
 } kart_thread_options;
 
 /*
@@ -43,7 +46,8 @@ typedef struct kart_thread_options {
  * succeeds on it, or, for a detached thread, until it ends.
  * Errors: -EINVAL (fn NULL; out NULL for a joinable thread; stack size
  * below PTHREAD_STACK_MIN; a CPU set with no CPU this machine has, or one
- * the process may not use), -EAGAIN (no more threads), -ENOMEM.
+ * the process may not use; numa_bind with a node that does not exist, or
+ * whose CPUs miss all of cpus), -EAGAIN (no more threads), -ENOMEM.
  */
 KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
                                const kart_thread_options *opts);

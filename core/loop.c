@@ -266,7 +266,11 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
         }
         note_generations(loop, n);
         dispatch(loop, n);
-        if (atomic_exchange_explicit(&loop->async_signalled, 0, memory_order_acquire))
+        /* A plain load first: the locked exchange only when a send came
+         * (a send also wakes the selector, so one missed here is seen on
+         * the next iteration). */
+        if (atomic_load_explicit(&loop->async_signalled, memory_order_relaxed) &&
+            atomic_exchange_explicit(&loop->async_signalled, 0, memory_order_acquire))
             kart__asyncs_dispatch(loop);
         if (mode != KART_RUN_DEFAULT) {
             kart__timers_run(loop);

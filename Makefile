@@ -47,7 +47,10 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT ?= -O2 -g
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread -Iinclude -Icore
-LIB_CFLAGS := -fPIC -fvisibility=hidden -DKART_BUILDING=1
+# Exported functions are called inside the library directly, not through
+# the PLT: nobody may interpose them (-fno-semantic-interposition within a
+# file, -Bsymbolic-functions across files at link time).
+LIB_CFLAGS := -fPIC -fvisibility=hidden -fno-semantic-interposition -DKART_BUILDING=1
 LIBS := -pthread
 
 ifneq ($(SAN),)
@@ -107,7 +110,7 @@ lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
 # A stamp of the flags: changing CC or CFLAGS rebuilds everything.
 $(OUT)/.flags: FORCE
 	@mkdir -p $(@D)
-	@echo '$(CC) $(CFLAGS_ALL) $(LIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL) $(LIBS)' > $@
+	@echo '$(CC) $(CFLAGS_ALL) $(LIB_CFLAGS) $(LIBS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL) $(LIB_CFLAGS) $(LIBS)' > $@
 FORCE:
 
 $(OUT)/obj/%.o: %.c $(OUT)/.flags
@@ -119,9 +122,9 @@ $(OUT)/libkart.a: $(LIB_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ)
+$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ) Makefile
 	$(call say,LD,$@)
-	$(Q)$(CC) -shared $(LDDEFS) -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $^ $(LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared $(LDDEFS) -Wl,-Bsymbolic-functions -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $(LIB_OBJ) $(LIBS) $(LDFLAGS)
 	$(Q)ln -sf libkart.so.$(SOVERSION) $(OUT)/libkart.so
 
 gen_pc = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \

@@ -9,7 +9,7 @@
 
 #include <pthread.h>
 
-_Thread_local uint32_t kart__tid_cache;
+_Thread_local uint32_t kart__tid_cache __attribute__((tls_model("initial-exec")));
 
 uint32_t kart__tid_slow(void)
 {

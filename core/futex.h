@@ -126,7 +126,9 @@ int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared);
 
 /* The caller's kernel thread id, cached per thread; core/futex.c clears
  * the cache in a fork child, whose one thread has a new id. */
-extern _Thread_local uint32_t kart__tid_cache;
+/* initial-exec: read at a fixed offset from the thread pointer, not
+ * through __tls_get_addr, which matters in libkart.so on every lock. */
+extern _Thread_local uint32_t kart__tid_cache __attribute__((tls_model("initial-exec")));
 
 /* A number for the calling thread: its kernel id on Linux, elsewhere a
  * process-unique number handed out on first use. Never 0. */

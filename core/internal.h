@@ -176,6 +176,12 @@ static inline int64_t kart__time_left(int64_t deadline)
  * returns before its timeout; clamps to INT_MAX. */
 int kart__timeout_ms(int64_t timeout_ns);
 
+/* kart_selector_wait() that also stores, for each event, the generation
+ * of the registration it was reported for (gens may be NULL): the loop
+ * compares them before each callback. */
+int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens,
+                             int max, int64_t timeout_ns);
+
 /* A line on stderr about what the runtime noticed (a backend skipped, and
  * why), printed only when the KART_DEBUG environment variable is set. */
 void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

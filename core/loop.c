@@ -162,14 +162,6 @@ KART_API int kart_io_stop(kart_io *io)
 
 /* ---- running ---- */
 
-/* Notes the generation of each ready fd's registration, as the wait left
- * them: dispatch() compares against these. */
-static void note_generations(kart_loop *loop, int n)
-{
-    for (int i = 0; i < n; i++)
-        loop->event_gens[i] = kart__selector_reg(loop->sel, loop->events[i].fd)->gen;
-}
-
 /* Doubles both event arrays; on failure they stay as they were. */
 static void grow_events(kart_loop *loop)
 {
@@ -257,14 +249,13 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
         int fired = kart__timers_run(loop);
         if (loop->stop_requested || (mode == KART_RUN_DEFAULT && loop->active_ref == 0))
             break;
-        int n = kart_selector_wait(loop->sel, loop->events, loop->nevents,
-                                   poll_timeout(loop, mode, fired));
+        int n = kart__selector_wait_gens(loop->sel, loop->events, loop->event_gens,
+                                         loop->nevents, poll_timeout(loop, mode, fired));
         loop->now = kart_now_ns();
         if (n < 0) {
             err = n;
             break;
         }
-        note_generations(loop, n);
         dispatch(loop, n);
         /* A plain load first: the locked exchange only when a send came
          * (a send also wakes the selector, so one missed here is seen on

@@ -375,6 +375,12 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
 KART_API int kart_selector_wait(kart_selector *sel, kart_event *events,
                                 int max, int64_t timeout_ns)
 {
+    return kart__selector_wait_gens(sel, events, NULL, max, timeout_ns);
+}
+
+int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens,
+                             int max, int64_t timeout_ns)
+{
     if (!events || max < 1)
         return -EINVAL;
     if (max > sel->nscratch) {
@@ -407,8 +413,11 @@ KART_API int kart_selector_wait(kart_selector *sel, kart_event *events,
                 continue;
             }
             uint32_t ev = filter(sel, r, fd, sel->scratch[i].events);
-            if (ev)
+            if (ev) {
+                if (gens)
+                    gens[out] = r->gen;
                 events[out++] = (kart_event){.fd = fd, .events = ev, .data = r->data};
+            }
         }
         if (out > 0 || woken)
             return out;

@@ -28,6 +28,7 @@ have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo 1 || echo 0)
 
 URING ?= $(call have,liburing)
 NUMA ?= $(call have,numa)
+CRYPTO ?= $(call have,libcrypto)
 HAVE_CHECK := $(call have,check)
 HAVE_LIBUV := $(call have,libuv)
 HAVE_LIBEVENT := $(call have,libevent)
@@ -65,7 +66,7 @@ ifeq ($(FUTEX),parking)
 BASE_CFLAGS += -DKART_FUTEX_PARKING_LOT=1
 endif
 
-LIB_SRC := $(wildcard core/*.c) $(wildcard compat/*.c) numa/topology.c
+LIB_SRC := $(wildcard core/*.c) $(wildcard compat/*.c) $(wildcard numa/*.c)
 ifeq ($(URING),1)
 LIB_SRC += $(wildcard uring/*.c)
 BASE_CFLAGS += -DKART_HAVE_URING=1 $(shell $(PKG_CONFIG) --cflags liburing)
@@ -76,6 +77,12 @@ ifeq ($(NUMA),1)
 BASE_CFLAGS += -DKART_HAVE_NUMA=1
 LIBS += -lnuma
 PC_LIBS_PRIVATE += -lnuma
+endif
+# OpenSSL's libcrypto: the HMACs of the connection handshake.
+ifeq ($(CRYPTO),1)
+BASE_CFLAGS += -DKART_HAVE_OPENSSL=1 $(shell $(PKG_CONFIG) --cflags libcrypto)
+LIBS += $(shell $(PKG_CONFIG) --libs libcrypto)
+PC_REQUIRES += libcrypto
 endif
 
 CFLAGS_ALL := $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
@@ -102,7 +109,7 @@ endif
 
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-kqueue check check-run bench bench-run install uninstall clean deps tests
+.PHONY: all lib examples check-kqueue check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -167,6 +174,35 @@ check-run: lib tests
 # header, then the suites over a test-only kqueue emulation (needs clang).
 check-kqueue:
 	@tests/kqueue/check.sh
+
+# libFuzzer targets: fuzz/fuzz_<name>.c, each defining
+# LLVMFuzzerTestOneInput, linked with a clang ASan+UBSan build of the library
+# (internal headers visible). `make fuzz` builds them all and runs each for
+# FUZZ_TIME seconds from fuzz/corpus/<name>/ (if present); a crash fails.
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_OUT := build/fuzz
+FUZZ_BIN := $(patsubst fuzz/%.c,$(FUZZ_OUT)/%,$(FUZZ_SRC))
+FUZZ_TIME ?= 20
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+
+fuzz: fuzz-build
+	@set -e; for f in $(FUZZ_BIN); do \
+	  n=$${f##*/}; c=fuzz/corpus/$${n#fuzz_}; \
+	  echo "  FUZZ    $$n ($(FUZZ_TIME) s)"; \
+	  mkdir -p $(FUZZ_OUT)/corpus-$$n; \
+	  $$f -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+	    $(FUZZ_OUT)/corpus-$$n $$( [ -d $$c ] && echo $$c ) 2>$(FUZZ_OUT)/$$n.log \
+	    || { tail -40 $(FUZZ_OUT)/$$n.log; exit 1; }; \
+	done; [ -n "$(FUZZ_BIN)" ] || echo "  FUZZ    no targets in fuzz/"
+
+fuzz-build:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory CC=clang OUT=$(FUZZ_OUT) SAN= \
+	  CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link -fno-omit-frame-pointer" $(FUZZ_OUT)/libkart.a $(FUZZ_BIN)
+
+$(FUZZ_OUT)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OUT)/libkart.a
+	$(call say,CC,$<)
+	$(Q)clang $(CFLAGS_ALL) -fsanitize=fuzzer -Ifuzz -o $@ $< $(FUZZ_OUT)/libkart.a $(LIBS) $(LDFLAGS)
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

@@ -89,11 +89,9 @@ typedef struct bench_scenario {
     double seconds, quick_seconds;
 } bench_scenario;
 
-extern const bench_scenario bench_pingpong;
-extern const bench_scenario bench_timers;
-extern const bench_scenario bench_locks;
-extern const bench_scenario bench_cond;
-extern const bench_scenario bench_sem;
+#define BENCH_SCENARIO(name) extern const bench_scenario bench_##name;
+#include "scenarios.h"
+#undef BENCH_SCENARIO
 
 /* ---- helpers for scenarios ---- */
 

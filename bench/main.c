@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const bench_scenario *const scenarios[] = {&bench_pingpong, &bench_timers, &bench_locks,
-                                                   &bench_cond, &bench_sem};
+static const bench_scenario *const scenarios[] = {
+#define BENCH_SCENARIO(name) &bench_##name,
+#include "scenarios.h"
+#undef BENCH_SCENARIO
+};
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(*scenarios)))
 
 static void usage(FILE *out)

@@ -16,12 +16,13 @@ required=(
   "check:pkg-config --exists check"
   "liburing-dev:pkg-config --exists liburing"
   "libnuma-dev:pkg-config --exists numa"
+  "libssl-dev:pkg-config --exists libcrypto"
+  "python3:command -v python3"
 )
 # The benchmark peers and test helpers: wanted, not required to build.
 optional=(
   "libuv1-dev:pkg-config --exists libuv"
   "libevent-dev:pkg-config --exists libevent"
-  "python3:command -v python3"
 )
 
 if [ "${1:-}" = "--list" ]; then
@@ -42,10 +43,10 @@ done
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "kart: missing packages: ${missing[*]}" >&2
   echo "kart: this host has no apt-get; install the equivalents yourself:" >&2
-  echo "  liburing (>= 2.0), libnuma, check (libcheck), pkg-config;" >&2
-  echo "  for the benchmarks also libuv, libevent and python3." >&2
-  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel pkgconf libuv-devel libevent-devel" >&2
-  echo "  macOS:  brew install check pkg-config libuv libevent (io_uring and libnuma are Linux-only)" >&2
+  echo "  liburing (>= 2.0), libnuma, check (libcheck), OpenSSL's libcrypto, pkg-config, python3;" >&2
+  echo "  for the benchmarks also libuv and libevent." >&2
+  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel openssl-devel python3 pkgconf libuv-devel libevent-devel" >&2
+  echo "  macOS:  brew install check pkg-config openssl python libuv libevent (io_uring and libnuma are Linux-only)" >&2
   for e in "${required[@]}"; do
     case " ${missing[*]} " in *" ${e%%:*} "*) exit 1 ;; esac
   done

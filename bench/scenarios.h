@@ -1,0 +1,12 @@
+/*
+ * bench/scenarios.h — every kart-bench scenario, one line each, in the order
+ * kart-bench runs them. harness.h declares them from this list and main.c
+ * builds its table from it, so adding a scenario is one line here (and its
+ * file). Kept one entry per line so parallel branches merge cleanly
+ * (.gitattributes: merge=union).
+ */
+BENCH_SCENARIO(pingpong)
+BENCH_SCENARIO(timers)
+BENCH_SCENARIO(locks)
+BENCH_SCENARIO(cond)
+BENCH_SCENARIO(sem)

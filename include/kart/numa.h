@@ -218,8 +218,9 @@ KART_API int kart_numa_bind_memory(void *addr, size_t len, int node);
  * The node that holds the page at addr now (move_pages(2) in query mode;
  * nothing moves). Always the machine's real node, also under a "test"
  * topology. To check where memory landed.
- * Errors: -EINVAL (addr NULL), -ENOENT (the page was never touched),
- * -EFAULT (addr not mapped, or only read so far: the shared zero page),
+ * Errors: -EINVAL (addr NULL), -ENOENT (the page was never touched;
+ * kernels before 6.5 say -EFAULT), -EFAULT (addr not mapped, or only read
+ * so far: the shared zero page),
  * -ENOSYS / -EPERM (the kernel or a container refuses the query).
  */
 KART_API int kart_numa_memory_node(const void *addr);

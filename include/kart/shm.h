@@ -71,8 +71,8 @@ typedef struct kart_shm kart_shm;
 /*
  * Checks a segment name against Python's (and POSIX's portable) rules: a
  * leading '/', at least one more character, no other '/', at most
- * KART_SHM_NAME_MAX bytes. Returns 0 when valid. Errors: -EINVAL (NULL or
- * invalid), -ENAMETOOLONG (longer than KART_SHM_NAME_MAX).
+ * KART_SHM_NAME_MAX bytes. Returns 0 when valid. Errors: -EINVAL (NULL,
+ * or any rule broken, length included).
  */
 KART_API int kart_shm_name_check(const char *name);
 
@@ -82,7 +82,7 @@ KART_API int kart_shm_name_check(const char *name);
  * ("/kart-<pid>-<random>"; read it with kart_shm_name()). The segment is
  * created with mode 0600. flags: KART_SHM_TRACK.
  * Errors: -EINVAL (out NULL, size 0, unknown flags, invalid name),
- * -ENAMETOOLONG, -EEXIST (the name exists), -EACCES, -EMFILE, -ENFILE,
+ * -EEXIST (the name exists), -EACCES, -EMFILE, -ENFILE,
  * -ENOMEM, -ENOSPC / -EFBIG (no room for size bytes), -ENOSYS (no POSIX
  * shared memory), and with KART_SHM_TRACK the errors of starting the
  * tracker (-EAGAIN, -ENOMEM from fork; -EMFILE). On failure the name is
@@ -94,7 +94,7 @@ KART_API int kart_shm_create(kart_shm **out, const char *name, size_t size, unsi
  * Attaches an existing named segment and maps all of it (its size is the
  * segment's size now). flags: KART_SHM_RDONLY, KART_SHM_UNLINK.
  * Errors: -EINVAL (out NULL, unknown flags, invalid name, or a segment of
- * size 0, which cannot be mapped), -ENAMETOOLONG, -ENOENT (no such
+ * size 0, which cannot be mapped), -ENOENT (no such
  * segment), -EACCES, -EMFILE, -ENFILE, -ENOMEM.
  */
 KART_API int kart_shm_attach(kart_shm **out, const char *name, unsigned flags);
@@ -149,22 +149,22 @@ KART_API int kart_shm_close(kart_shm *shm);
  */
 KART_API int kart_shm_unlink(kart_shm *shm);
 
-/* As kart_shm_unlink, by name. Errors: -EINVAL (invalid name),
- * -ENAMETOOLONG, -ENOENT, -EACCES. */
+/* As kart_shm_unlink, by name. Errors: -EINVAL (invalid name), -ENOENT,
+ * -EACCES. */
 KART_API int kart_shm_unlink_name(const char *name);
 
 /*
  * Registers a name with this process's tracker (starting it if needed),
  * as KART_SHM_TRACK does at create: for a segment this process did not
  * create but must not leak. Registering a name twice is harmless.
- * Errors: -EINVAL, -ENAMETOOLONG (name), and the tracker's start errors
+ * Errors: -EINVAL (invalid name), and the tracker's start errors
  * (-EAGAIN, -ENOMEM, -EMFILE).
  */
 KART_API int kart_shm_track(const char *name);
 
 /* Unregisters a name from this process's tracker without unlinking it
- * (ownership handed to another process). Errors: -EINVAL, -ENAMETOOLONG
- * (name), -ESRCH (no tracker running here). */
+ * (ownership handed to another process). Errors: -EINVAL (invalid
+ * name), -ESRCH (no tracker running here). */
 KART_API int kart_shm_untrack(const char *name);
 
 /* The pid of the tracker this process talks to, or 0 when none has been

@@ -14,5 +14,6 @@
 #include <kart/sync.h>
 #include <kart/thread.h>
 #include <kart/shm.h>
+#include <kart/shared.h>
 
 #endif

@@ -15,5 +15,6 @@
 #include <kart/thread.h>
 #include <kart/shm.h>
 #include <kart/shared.h>
+#include <kart/mmap.h>
 
 #endif

@@ -187,18 +187,16 @@ KART_API int kart_shm_from_fd(kart_shm **out, int fd, unsigned flags)
     if (fd < 0)
         return -EBADF;
     bool rdonly = flags & KART_SHM_RDONLY;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    if (!rdonly && (fl & O_ACCMODE) == O_RDONLY)
-        return -EACCES;
-    if ((fl & O_ACCMODE) == O_WRONLY)
-        return -EACCES;
     struct stat st;
     if (fstat(fd, &st) != 0)
         return -errno;
     if (!S_ISREG(st.st_mode))
         return -ENODEV;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if ((fl & O_ACCMODE) == O_WRONLY || (!rdonly && (fl & O_ACCMODE) == O_RDONLY))
+        return -EACCES;
     if (st.st_size <= 0)
         return -EINVAL;
     return wrap(out, fd, (size_t)st.st_size, rdonly, NULL);

@@ -209,7 +209,8 @@ KART_API int64_t kart_mmap_read(kart_mmap *m, void *buf, size_t n)
     size_t left = m->len - m->pos;
     if (n > left)
         n = left;
-    memcpy(buf, m->addr + m->pos, n);
+    if (n)
+        memcpy(buf, m->addr + m->pos, n);
     m->pos += n;
     return (int64_t)n;
 }
@@ -233,7 +234,8 @@ KART_API int64_t kart_mmap_readline(kart_mmap *m, void *buf, size_t cap)
     size_t n = nl ? (size_t)(nl - start) + 1 : left;
     if (n > cap)
         n = cap;
-    memcpy(buf, start, n);
+    if (n)
+        memcpy(buf, start, n);
     m->pos += n;
     return (int64_t)n;
 }
@@ -246,7 +248,8 @@ KART_API int64_t kart_mmap_write(kart_mmap *m, const void *buf, size_t n)
         return -EACCES;
     if (n > m->len - m->pos)
         return -ERANGE;
-    memcpy(m->addr + m->pos, buf, n);
+    if (n)
+        memcpy(m->addr + m->pos, buf, n);
     m->pos += n;
     return (int64_t)n;
 }

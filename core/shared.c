@@ -248,6 +248,8 @@ static int copy_out(kart_array *a, size_t start, size_t stop, void *out)
         return -EINVAL;
     if (start > stop || stop > a->count)
         return -ERANGE;
+    if (start == stop)
+        return 0;
     int err = guard(a);
     if (err)
         return err;
@@ -262,6 +264,8 @@ static int copy_in(kart_array *a, size_t start, size_t stop, const void *in)
         return -EINVAL;
     if (start > stop || stop > a->count)
         return -ERANGE;
+    if (start == stop)
+        return 0;
     int err = guard(a);
     if (err)
         return err;

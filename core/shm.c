@@ -78,19 +78,34 @@ static void make_name(char buf[64])
     snprintf(buf, 64, "/kart-%ld-%016llx", (long)getpid(), (unsigned long long)r);
 }
 
-static int create_named(kart_shm **out, const char *name, size_t size, unsigned flags)
+/*
+ * Creates and maps one name. With KART_SHM_TRACK the name is registered
+ * with the tracker before it exists when it is a generated one (nobody
+ * else can own it, so a creator killed at any instant leaves no leak),
+ * and just after it is created when the caller chose it (registering it
+ * first could, should the creator die before O_EXCL refused it, let the
+ * tracker unlink somebody else's segment).
+ */
+static int create_named(kart_shm **out, const char *name, size_t size, unsigned flags,
+                        bool generated)
 {
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return -errno;
-    int err = 0;
-    bool tracked = false;
-    if (flags & KART_SHM_TRACK) {
-        err = kart__shm_tracker_send('R', name);
-        if (err == -EPIPE && (err = kart__shm_tracker_ensure()) == 0)
-            err = kart__shm_tracker_send('R', name);
-        tracked = err == 0;
+    bool track = flags & KART_SHM_TRACK, tracked = false;
+    int err;
+    if (track && generated) {
+        if ((err = kart_shm_track(name)) != 0)
+            return err;
+        tracked = true;
     }
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        err = -errno;
+        if (tracked)
+            kart__shm_tracker_send('U', name);
+        return err;
+    }
+    err = 0;
+    if (track && !tracked)
+        tracked = (err = kart_shm_track(name)) == 0;
     char *copy = NULL;
     if (!err)
         err = set_size(fd, size);
@@ -124,12 +139,12 @@ KART_API int kart_shm_create(kart_shm **out, const char *name, size_t size, unsi
             return err;
     }
     if (name)
-        return create_named(out, name, size, flags);
+        return create_named(out, name, size, flags, false);
     int err = -EEXIST;
     for (int tries = 0; tries < 64 && err == -EEXIST; tries++) {
         char gen[64];
         make_name(gen);
-        err = create_named(out, gen, size, flags);
+        err = create_named(out, gen, size, flags, true);
     }
     return err;
 }

@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <kart/shm.h>
+#include <dirent.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -551,6 +552,57 @@ START_TEST(tracker_holds_no_fds_of_its_creator)
 }
 END_TEST
 
+/* Names /dev/shm holds that kart generated for pid ("/kart-<pid>-…"). */
+static int generated_left(pid_t pid)
+{
+    char prefix[64];
+    int len = snprintf(prefix, sizeof(prefix), "kart-%ld-", (long)pid);
+    DIR *d = opendir("/dev/shm");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strncmp(e->d_name, prefix, (size_t)len) == 0;
+    closedir(d);
+    return n;
+}
+
+START_TEST(tracker_survives_kills_at_random_instants)
+{
+    enum { KILLS = 20 };
+    pid_t pids[KILLS];
+    unsigned seed = (unsigned)getpid();
+    for (int k = 0; k < KILLS; k++) {
+        pids[k] = fork();
+        ck_assert_int_ge(pids[k], 0);
+        if (pids[k] == 0) {
+            /* create (generated names, tracked), sometimes unlink, never
+             * stop: the kill lands anywhere in this */
+            for (unsigned i = 0;; i++) {
+                kart_shm *s;
+                if (kart_shm_create(&s, NULL, 4096, KART_SHM_TRACK) != 0)
+                    _exit(1);
+                if (i % 3 == 0)
+                    kart_shm_unlink(s);
+                kart_shm_close(s);
+            }
+        }
+        usleep(1000 + rand_r(&seed) % 15000);
+        ck_assert_int_eq(kill(pids[k], SIGKILL), 0);
+        int st;
+        ck_assert_int_eq(waitpid(pids[k], &st, 0), pids[k]);
+        ck_assert_msg(WIFSIGNALED(st), "creator %d failed before the kill", k);
+    }
+    int64_t end = kart_now_ns() + 10000 * KT_MS;
+    for (int k = 0; k < KILLS; k++) {
+        int left;
+        while ((left = generated_left(pids[k])) > 0 && kart_now_ns() < end)
+            usleep(5000);
+        ck_assert_msg(left == 0, "%d names of creator %d leaked", left, k);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shm");
@@ -576,6 +628,7 @@ int main(void)
     tc = tcase_create("tracker");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, tracker_unlinks_after_sigkill);
+    tcase_add_test(tc, tracker_survives_kills_at_random_instants);
     tcase_add_test(tc, tracker_unlinks_after_exit_and_waits_for_children);
     tcase_add_test(tc, unlink_unregisters);
     tcase_add_test(tc, track_and_untrack_by_name);

@@ -23,7 +23,13 @@
  *    gone — the creator and the fork children that inherited it, whether
  *    they exited, were killed (SIGKILL too) or exec'd — the tracker unlinks
  *    every name registered and not yet unlinked, then exits. Unlinking a
- *    tracked name through kart_shm_unlink*() unregisters it.
+ *    tracked name through kart_shm_unlink*() unregisters it. A generated
+ *    name (name NULL) is registered before it is created, so a creator
+ *    killed at any instant leaks nothing; a name the caller chose is
+ *    registered just after it is created (registering first could let the
+ *    tracker of a creator that died before O_EXCL refused the name unlink
+ *    somebody else's segment), which leaves a window of a few
+ *    instructions.
  *  - For a private handoff (one creator, one attacher), attach with
  *    KART_SHM_UNLINK: the name goes at once and the bytes live on while
  *    the two hold them.

@@ -192,9 +192,28 @@ static int start_locked(void)
     return 0;
 }
 
+/* A fork child has one thread: if another thread of the parent held
+ * tracker_mu at the fork, nobody in the child would ever release it. */
+static void reset_in_child(void)
+{
+    pthread_mutex_init(&tracker_mu, NULL);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, reset_in_child);
+}
+
+static void lock_tracker(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_atfork);
+    pthread_mutex_lock(&tracker_mu);
+}
+
 int kart__shm_tracker_ensure(void)
 {
-    pthread_mutex_lock(&tracker_mu);
+    lock_tracker();
     int err = tracker_fd >= 0 ? 0 : start_locked();
     pthread_mutex_unlock(&tracker_mu);
     return err;
@@ -206,7 +225,7 @@ int kart__shm_tracker_send(char op, const char *name)
     size_t len = strlen(name);
     msg[0] = op;
     memcpy(msg + 1, name, len);
-    pthread_mutex_lock(&tracker_mu);
+    lock_tracker();
     int err = 0;
     if (tracker_fd < 0) {
         err = -ESRCH;
@@ -231,7 +250,7 @@ int kart__shm_tracker_send(char op, const char *name)
 
 KART_API pid_t kart_shm_tracker_pid(void)
 {
-    pthread_mutex_lock(&tracker_mu);
+    lock_tracker();
     pid_t pid = tracker_pid;
     pthread_mutex_unlock(&tracker_mu);
     return pid;

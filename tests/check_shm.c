@@ -10,6 +10,8 @@
 
 #include <kart/shm.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -603,6 +605,41 @@ START_TEST(tracker_survives_kills_at_random_instants)
 }
 END_TEST
 
+static atomic_bool hammer_stop;
+
+static void *hammer(void *arg)
+{
+    const char *name = arg;
+    while (!atomic_load(&hammer_stop))
+        if (kart_shm_track(name) != 0 || kart_shm_untrack(name) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+START_TEST(fork_while_another_thread_uses_the_tracker)
+{
+    /* the name is never created: tracking it costs the tracker an ENOENT */
+    char name[96];
+    snprintf(name, sizeof(name), "%s", tname("busy"));
+    ck_assert_int_eq(kart_shm_track(name), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hammer, name), 0);
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            alarm(5); /* a deadlock fails the test instead of hanging it */
+            _exit(kart_shm_track(name) == 0 && kart_shm_untrack(name) == 0 ? 0 : 1);
+        }
+        reap_ok(pid);
+    }
+    atomic_store(&hammer_stop, true);
+    void *r;
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    ck_assert_ptr_null(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shm");
@@ -633,6 +670,7 @@ int main(void)
     tcase_add_test(tc, unlink_unregisters);
     tcase_add_test(tc, track_and_untrack_by_name);
     tcase_add_test(tc, tracker_holds_no_fds_of_its_creator);
+    tcase_add_test(tc, fork_while_another_thread_uses_the_tracker);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

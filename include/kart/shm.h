@@ -43,7 +43,9 @@
  *
  * Threads: a handle is immutable between create and close; any thread may
  * use it and its bytes. kart_shm_close() must not race other uses of the
- * same handle. The tracker is started once per process, thread-safely.
+ * same handle. The tracker is started once per process, thread-safely,
+ * and a fork at any moment (even while another thread talks to the
+ * tracker) leaves the child able to use it.
  *
  * Errors are negative errnos; every failing call leaves nothing behind (no
  * name, fd, mapping or memory).

@@ -13,5 +13,8 @@
 #include <kart/numa.h>
 #include <kart/sync.h>
 #include <kart/thread.h>
+#include <kart/shm.h>
+#include <kart/shared.h>
+#include <kart/mmap.h>
 
 #endif

@@ -1,0 +1,203 @@
+/*
+ * kart/shared.h — typed values and arrays in shared memory (Python's
+ * multiprocessing.Value and Array, sharedctypes), raw or guarded by a
+ * process-shared lock.
+ *
+ * An object lives either in an anonymous MAP_SHARED mapping (fork
+ * children inherit it: create it before forking) or in a named segment
+ * (kart/shm.h) that unrelated processes attach by name. The shared bytes
+ * hold a small header (type, element size, count, the lock) followed by
+ * the elements; the kart_value / kart_array handle is process-local.
+ *
+ * Element types: KART_CT_INT8 … KART_CT_UINT64, KART_CT_FLOAT,
+ * KART_CT_DOUBLE in the machine's byte order, and KART_CT_BYTES, an
+ * opaque element of elem_size bytes (a fixed-size record or string).
+ *
+ * Locking: with KART_SHARED_LOCK (Python's lock=True) every get and set
+ * takes the object's lock (a kart_lock with KART_SYNC_SHARED), so each is
+ * atomic with respect to the others; kart_*_lock()/unlock() hold it across
+ * a read-modify-write (`with v.get_lock(): v.value += 1`). Add
+ * KART_SHARED_ROBUST to survive a holder that dies: get and set then go on
+ * (the element the dead process was writing may be half-written), and
+ * kart_*_lock() returns -EOWNERDEAD so the caller can repair. Without a
+ * lock (Python's lock=False, "raw") get and set are plain copies: the
+ * caller synchronizes, or gets torn values.
+ *
+ * Fork: the child inherits the handle and the mapping; both processes
+ * call _free on their copy. Threads: a handle may be used by many threads
+ * at once (it never changes after create); _free must not race other
+ * uses. Named objects: the segment's lifetime rules are kart/shm.h's;
+ * _free never unlinks the name, _unlink does.
+ *
+ * Index and slice errors are -ERANGE; type mismatches -EINVAL.
+ */
+#ifndef KART_SHARED_H
+#define KART_SHARED_H
+
+#include <kart/common.h>
+#include <kart/sync.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kart_ctype {
+    KART_CT_INT8 = 1,
+    KART_CT_UINT8,
+    KART_CT_INT16,
+    KART_CT_UINT16,
+    KART_CT_INT32,
+    KART_CT_UINT32,
+    KART_CT_INT64,
+    KART_CT_UINT64,
+    KART_CT_FLOAT,
+    KART_CT_DOUBLE,
+    KART_CT_BYTES,
+} kart_ctype;
+
+/* Guard every access with a process-shared lock. */
+#define KART_SHARED_LOCK 0x1u
+/* With KART_SHARED_LOCK: a robust lock (see above). */
+#define KART_SHARED_ROBUST 0x2u
+/* Named objects: register the segment with the tracker (KART_SHM_TRACK). */
+#define KART_SHARED_TRACK 0x4u
+
+typedef struct kart_array kart_array;
+typedef struct kart_value kart_value;
+
+/* ---- Array ---- */
+
+/*
+ * Creates an array of count elements, zero-filled, in an anonymous shared
+ * mapping. elem_size: 0 or the type's size for numeric types; the element
+ * size (> 0) for KART_CT_BYTES. flags: KART_SHARED_LOCK, KART_SHARED_ROBUST.
+ * Errors: -EINVAL (out NULL, unknown type, bad elem_size, count 0, unknown
+ * flags, ROBUST without LOCK, or TRACK here), -ENOMEM (also when
+ * count × elem_size overflows), and kart_lock_init's.
+ */
+KART_API int kart_array_create(kart_array **out, kart_ctype type, size_t elem_size,
+                               size_t count, unsigned flags);
+
+/* As kart_array_create, in a new named segment (kart_shm_create, name NULL
+ * for a generated one); flags may add KART_SHARED_TRACK. Errors: those of
+ * kart_array_create (less TRACK) and of kart_shm_create. */
+KART_API int kart_array_create_named(kart_array **out, const char *name, kart_ctype type,
+                                     size_t elem_size, size_t count, unsigned flags);
+
+/*
+ * Attaches an array created by kart_array_create_named, by name; its
+ * type, size and lock come from the segment. flags: 0.
+ * Errors: -EINVAL (out NULL, flags), kart_shm_attach's (-ENOENT …),
+ * -EAGAIN (the creator has not finished setting it up: retry), -EPROTO
+ * (the segment does not hold a kart array: wrong header or size).
+ */
+KART_API int kart_array_attach(kart_array **out, const char *name, unsigned flags);
+
+/* Unmaps and frees the handle (never unlinks). Errors: -EINVAL (NULL). */
+KART_API int kart_array_free(kart_array *a);
+
+/* Unlinks the segment's name (kart_shm_unlink). Errors: -EINVAL (NULL, or
+ * an anonymous array), -ENOENT, -EACCES. */
+KART_API int kart_array_unlink(kart_array *a);
+
+/* The segment's name, or NULL (anonymous, or a NULL a). */
+KART_API const char *kart_array_name(const kart_array *a);
+
+/* Number of elements; 0 for NULL. */
+KART_API size_t kart_array_len(const kart_array *a);
+
+/* Element type; 0 for NULL. */
+KART_API kart_ctype kart_array_type(const kart_array *a);
+
+/* Size of one element in bytes; 0 for NULL. */
+KART_API size_t kart_array_elem_size(const kart_array *a);
+
+/* The first element (aligned to 64 bytes), for raw access; NULL for NULL. */
+KART_API void *kart_array_data(const kart_array *a);
+
+/* The guarding lock, or NULL (no KART_SHARED_LOCK, or a NULL a). */
+KART_API kart_lock *kart_array_get_lock(const kart_array *a);
+
+/* Copies element i into out (elem_size bytes), under the lock if any.
+ * Errors: -EINVAL (NULL), -ERANGE (i ≥ len). */
+KART_API int kart_array_get(kart_array *a, size_t i, void *out);
+
+/* Stores element i from in. Errors: -EINVAL (NULL), -ERANGE (i ≥ len). */
+KART_API int kart_array_set(kart_array *a, size_t i, const void *in);
+
+/* Copies elements [start, stop) into out, all under one hold of the lock.
+ * Errors: -EINVAL (NULL a, or out NULL with a non-empty slice), -ERANGE
+ * (start > stop or stop > len). */
+KART_API int kart_array_get_slice(kart_array *a, size_t start, size_t stop, void *out);
+
+/* Stores elements [start, stop) from in. Errors: as kart_array_get_slice. */
+KART_API int kart_array_set_slice(kart_array *a, size_t start, size_t stop, const void *in);
+
+/* Element i of an integer array as int64_t. Errors: -EINVAL (NULL, or not
+ * an integer type), -ERANGE (i ≥ len, or a uint64 above INT64_MAX). */
+KART_API int kart_array_get_int(kart_array *a, size_t i, int64_t *out);
+
+/* Stores v into element i of an integer array. Errors: -EINVAL (NULL, not
+ * an integer type), -ERANGE (i ≥ len, or v does not fit the type). */
+KART_API int kart_array_set_int(kart_array *a, size_t i, int64_t v);
+
+/* Element i of any numeric array as a double. Errors: -EINVAL (NULL, or
+ * KART_CT_BYTES), -ERANGE (i ≥ len). */
+KART_API int kart_array_get_double(kart_array *a, size_t i, double *out);
+
+/* Stores v into element i of a float or double array. Errors: -EINVAL
+ * (NULL, not KART_CT_FLOAT/DOUBLE), -ERANGE (i ≥ len). */
+KART_API int kart_array_set_double(kart_array *a, size_t i, double v);
+
+/*
+ * Acquires the array's lock (kart_lock_acquire: timeout < 0 waits, 0 tries).
+ * Errors: -EINVAL (NULL, or no lock), -EBUSY, -ETIMEDOUT, -EDEADLK (the
+ * caller already holds it: get/set would deadlock, use kart_array_data),
+ * and for robust locks -EOWNERDEAD (acquired) and -ENOTRECOVERABLE.
+ */
+KART_API int kart_array_lock(kart_array *a, int64_t timeout_ns);
+
+/* Releases it. Errors: -EINVAL (NULL, or no lock), -EPERM (not held). */
+KART_API int kart_array_unlock(kart_array *a);
+
+/* ---- Value: one element ---- */
+
+/* As kart_array_create with count 1. */
+KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size,
+                               unsigned flags);
+/* As kart_array_create_named with count 1. */
+KART_API int kart_value_create_named(kart_value **out, const char *name, kart_ctype type,
+                                     size_t elem_size, unsigned flags);
+/* As kart_array_attach; -EPROTO also when the segment holds an array of
+ * more than one element. */
+KART_API int kart_value_attach(kart_value **out, const char *name, unsigned flags);
+/* As kart_array_free, kart_array_unlink. */
+KART_API int kart_value_free(kart_value *v);
+KART_API int kart_value_unlink(kart_value *v);
+KART_API const char *kart_value_name(const kart_value *v);
+KART_API kart_ctype kart_value_type(const kart_value *v);
+KART_API size_t kart_value_size(const kart_value *v);
+KART_API void *kart_value_data(const kart_value *v);
+KART_API kart_lock *kart_value_get_lock(const kart_value *v);
+/* As kart_array_get / set … at index 0 (so never -ERANGE from the index). */
+KART_API int kart_value_get(kart_value *v, void *out);
+KART_API int kart_value_set(kart_value *v, const void *in);
+KART_API int kart_value_get_int(kart_value *v, int64_t *out);
+KART_API int kart_value_set_int(kart_value *v, int64_t x);
+KART_API int kart_value_get_double(kart_value *v, double *out);
+KART_API int kart_value_set_double(kart_value *v, double x);
+/*
+ * Adds delta to an integer value under its lock and stores the result in
+ * *out (NULL: not wanted): the read-modify-write Python spells
+ * `with v.get_lock(): v.value += delta`. Errors: -EINVAL (NULL, not an
+ * integer type, or no lock), -ERANGE (the sum does not fit the type;
+ * nothing stored), and the lock's errors as in kart_value_lock.
+ */
+KART_API int kart_value_add(kart_value *v, int64_t delta, int64_t *out);
+KART_API int kart_value_lock(kart_value *v, int64_t timeout_ns);
+KART_API int kart_value_unlock(kart_value *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -38,6 +38,10 @@ extern char **environ;
 
 bool kart__test_process_no_pidfd;
 
+/* Python's process identity, which default names show: a child's number
+ * among its parent's children after its parent's own identity ("Process-2"
+ * is this process's second child, "Process-2:1" that child's first). */
+static char identity[sizeof(((kart_process *)0)->ident)]; /* "" in the first process */
 static _Atomic unsigned name_counter;
 
 /* ---- making and freeing ---- */
@@ -55,10 +59,14 @@ static int init_common(kart_process **out, const char *name, bool daemon, kart_p
     p->sentinel = -1;
     p->fork_gen = kart__fork_gen();
     p->daemon = daemon;
+    unsigned n = atomic_fetch_add(&name_counter, 1) + 1;
+    /* Past 127 bytes (a chain of dozens of forks) the identity is cut. */
+    if (snprintf(p->ident, sizeof(p->ident), "%s%s%u", identity, identity[0] ? ":" : "", n) < 0)
+        p->ident[0] = '\0';
     if (name)
         strcpy(p->name, name);
     else
-        snprintf(p->name, sizeof(p->name), "Process-%u", atomic_fetch_add(&name_counter, 1) + 1);
+        snprintf(p->name, sizeof(p->name), "Process-%s", p->ident);
     *pp = p;
     return 0;
 }
@@ -283,6 +291,8 @@ __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, 
             raise(SIGKILL);
     }
     kart__proc_child_setup(p->daemon, wfd);
+    memcpy(identity, p->ident, sizeof(identity));
+    atomic_store_explicit(&name_counter, 0, memory_order_relaxed);
     int code = p->fn(p->arg);
     kart__proc_exit_cleanup();
     fflush(NULL);
@@ -533,7 +543,7 @@ KART_API int kart_process_is_alive(kart_process *p)
     int state = poll_state(p);
     if (state < 0)
         return state;
-    return state == KART_PROC_RUNNING || state == KART_PROC_STARTING;
+    return state == KART_PROC_RUNNING;
 }
 
 KART_API int kart_process_exitcode(kart_process *p, int *code)

@@ -47,6 +47,7 @@ struct kart_process {
     int nfds;
     bool search_path, new_session;
 
+    char ident[128]; /* "2:1": see identity in process.c */
     char name[256];
 };
 

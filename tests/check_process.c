@@ -199,6 +199,37 @@ START_TEST(names_and_state_before_start)
 }
 END_TEST
 
+/* A child's children are named after it: "Process-M:1" and on. */
+static int name_grandchildren(void *arg)
+{
+    const char *parent = arg;
+    kart_process *a, *b;
+    if (kart_process_create(&a, return_arg, NULL, NULL) != 0 ||
+        kart_process_create(&b, return_arg, NULL, NULL) != 0)
+        return 1;
+    char want[300];
+    snprintf(want, sizeof(want), "%s:1", parent);
+    int bad = strcmp(kart_process_name(a), want) != 0;
+    snprintf(want, sizeof(want), "%s:2", parent);
+    bad |= strcmp(kart_process_name(b), want) != 0;
+    kart_process_free(a);
+    kart_process_free(b);
+    return bad ? 2 : 0;
+}
+
+static char child_name[300];
+
+START_TEST(child_names)
+{
+    kart_process *p;
+    ck_assert_int_eq(kart_process_create(&p, name_grandchildren, child_name, NULL), 0);
+    snprintf(child_name, sizeof(child_name), "%s", kart_process_name(p));
+    ck_assert_int_eq(strncmp(child_name, "Process-", 8), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    finish(p, 0);
+}
+END_TEST
+
 START_TEST(exit_codes)
 {
     finish(start_fn(return_arg, (void *)0, false), 0);
@@ -1128,6 +1159,7 @@ static Suite *process_suite(void)
     TCase *basic = tcase_create("basic");
     tcase_add_test(basic, create_errors);
     tcase_add_test(basic, names_and_state_before_start);
+    tcase_add_test(basic, child_names);
     tcase_add_test(basic, exit_codes);
     tcase_add_test(basic, start_join_and_pid);
     tcase_add_test(basic, join_forever);

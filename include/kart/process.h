@@ -43,8 +43,9 @@ typedef struct kart_process kart_process;
 typedef int (*kart_process_fn)(void *arg);
 
 typedef struct kart_process_options {
-    /* NULL: "Process-N", N counting the processes this process created
-     * (Python's names). Copied; at most 255 bytes. */
+    /* NULL: Python's names: "Process-N" for this process's Nth process
+     * object, "Process-M:N" for the Nth made in the child "Process-M".
+     * Copied; at most 255 bytes. */
     const char *name;
     /* Killed when its parent exits or dies (see kart_process_start()). */
     bool daemon;

@@ -506,22 +506,34 @@ KART_API int kart_process_join(kart_process *p, int64_t timeout_ns)
     if (state != KART_PROC_RUNNING || timeout_ns == 0)
         return state_result(state);
     int64_t deadline = kart__deadline(timeout_ns);
-    /* A pipe sentinel closes early when the child execs (its write end is
-     * close-on-exec) or hands the fd to a program: then only polling with
-     * a growing pause is left. */
+    /* A pipe sentinel can close early, when the child execs (its write end
+     * is close-on-exec): then only polling with a growing pause is left.
+     * It can also close late, when a child another thread forked at the
+     * same moment inherited the write end: so it is waited on in slices,
+     * looking at the child between them. */
     int64_t pause = 100000; /* ns */
     for (;;) {
         pthread_mutex_lock(&kart__proc_lock);
         bool stale = p->sentinel_stale;
         pthread_mutex_unlock(&kart__proc_lock);
         if (!stale) {
-            bool ready = wait_sentinel(p->sentinel, deadline);
+            int64_t until = deadline;
+            if (!p->sentinel_is_pidfd) {
+                int64_t slice = kart__deadline(50 * 1000000);
+                if (until < 0 || slice < until)
+                    until = slice;
+            }
+            bool ready = wait_sentinel(p->sentinel, until);
             state = poll_state(p);
-            if (state != KART_PROC_RUNNING || !ready)
+            if (state != KART_PROC_RUNNING)
                 return state_result(state);
-            pthread_mutex_lock(&kart__proc_lock);
-            p->sentinel_stale = true;
-            pthread_mutex_unlock(&kart__proc_lock);
+            if (ready) {
+                pthread_mutex_lock(&kart__proc_lock);
+                p->sentinel_stale = true;
+                pthread_mutex_unlock(&kart__proc_lock);
+            } else if (kart__time_left(deadline) == 0) {
+                return -ETIMEDOUT;
+            }
             continue;
         }
         int64_t left = kart__time_left(deadline);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -137,6 +138,8 @@ static void read_all(int fd, char *buf, size_t size)
         n += (size_t)r;
     buf[n] = '\0';
 }
+
+static int wait_orphan(pid_t pid);
 
 /* ---- basics ---- */
 
@@ -531,6 +534,43 @@ START_TEST(pipe_sentinel)
     ck_assert(!readable(kart_process_sentinel(p), 10));
     ck_assert(readable(kart_process_sentinel(p), 10000));
     finish(p, 6);
+    close(pfd[0]);
+    close(pfd[1]);
+    kart__test_process_no_pidfd = false;
+}
+END_TEST
+
+/* A grandchild made without fork() (so without kart's fork handlers)
+ * keeps its parent's pipe sentinel open after the parent ends. */
+static int leak_sentinel(void *arg)
+{
+    long g = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    if (g == 0) {
+        struct timespec ts = {5, 0};
+        nanosleep(&ts, NULL);
+        _exit(0);
+    }
+    pid_t pid = (pid_t)g;
+    return write((int)(intptr_t)arg, &pid, sizeof(pid)) == sizeof(pid) ? 0 : 1;
+}
+
+START_TEST(pipe_sentinel_held_open)
+{
+    kart__test_process_no_pidfd = true;
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int pfd[2];
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    kart_process *p = start_fn(leak_sentinel, (void *)(intptr_t)pfd[1], false);
+    pid_t g = 0;
+    ck_assert_int_eq(read(pfd[0], &g, sizeof(g)), (ssize_t)sizeof(g));
+    /* The sentinel stays quiet, but join sees the end within its slice. */
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_process_join(p, 3000 * KT_MS), 0);
+    ck_assert_int_lt(kart_now_ns() - t0, 2000 * KT_MS);
+    ck_assert(!readable(kart_process_sentinel(p), 0));
+    finish(p, 0);
+    ck_assert_int_eq(kill(g, SIGKILL), 0);
+    ck_assert_int_eq(wait_orphan(g), -SIGKILL);
     close(pfd[0]);
     close(pfd[1]);
     kart__test_process_no_pidfd = false;
@@ -1176,6 +1216,7 @@ static Suite *process_suite(void)
     tcase_add_loop_test(sentinel, sentinel_in_loop, 0, kt_nbackends());
     tcase_add_test(sentinel, pipe_sentinel);
     tcase_add_test(sentinel, pipe_sentinel_exec);
+    tcase_add_test(sentinel, pipe_sentinel_held_open);
     suite_add_tcase(s, sentinel);
 
     TCase *sp = tcase_create("spawn");

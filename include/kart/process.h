@@ -190,9 +190,11 @@ KART_API int kart_process_daemon(const kart_process *p);
 /*
  * An fd that becomes readable when the child ends and stays readable after:
  * a pidfd on Linux 5.3+, else the read end of a pipe whose write end only
- * the child holds (a forked child that passes it on to a process of its own
- * without kart, or a spawned program's own children, can keep it open past
- * the child's end: join still works). For poll, select, kart_io and wait;
+ * the child holds. The pipe can close early (a forked child that execs) or
+ * late (a spawned program's own children, a process another thread forked
+ * at the same moment, or one the child made without fork(), inherit the
+ * write end); kart_process_join() does not depend on it. For poll, select,
+ * kart_io and wait;
  * the fd belongs to the object: do not read or close it. Valid from start
  * until free.
  * Errors: -EINVAL (NULL), KART_ENOTSTARTED.

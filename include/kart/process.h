@@ -120,9 +120,11 @@ KART_API int kart_process_create_spawn(kart_process **out, const char *path,
  * Errors: -EINVAL (NULL), -EALREADY (started before), -EPERM (in a daemon
  * child forked by kart: as in Python, daemons may not have children),
  * -ECHILD (an object made by the parent, seen in a fork child), -ENOENT,
- * -EACCES, -ENOEXEC… (spawn: the program could not be run; no child is
- * left behind), -EAGAIN (no more processes), -EMFILE, -ENOMEM. After an
- * error the object may be freed, or started again.
+ * -EACCES, -ENOEXEC… (spawn: the program, or cwd, could not be used; no
+ * child is left behind), -EBADF (spawn: an fd action's parent_fd is not
+ * open; closing an fd that is not open is not an error), -EAGAIN (no more
+ * processes), -EMFILE, -ENOMEM. After an error the object may be freed, or
+ * started again.
  *
  * What a forked child inherits: the memory of the parent as it was (copy on
  * write), every fd (including the parent's other children's sentinels),

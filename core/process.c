@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -281,6 +282,15 @@ static void abandon(pid_t pid)
         ;
 }
 
+/* The child's way out, called through pointers that the dynamic linker
+ * filled in when the library was loaded. A direct call would go through a
+ * lazily bound PLT entry that the parent never used, so every child would
+ * run a symbol lookup of its own, faulting in (and copying) a dozen pages:
+ * a tenth of a fork's cost here. volatile keeps the compiler from turning
+ * it back into a direct call. */
+static void (*volatile exit_now)(int) = _exit;
+static int (*volatile flush)(FILE *) = fflush;
+
 __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, int wfd)
 {
     if (p->daemon) {
@@ -295,8 +305,9 @@ __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, 
     atomic_store_explicit(&name_counter, 0, memory_order_relaxed);
     int code = p->fn(p->arg);
     kart__proc_exit_cleanup();
-    fflush(NULL);
-    _exit(code);
+    flush(NULL);
+    exit_now(code);
+    _exit(code); /* not reached */
 }
 
 static int start_fork(kart_process *p)
@@ -307,9 +318,13 @@ static int start_fork(kart_process *p)
         return -errno;
     pid_t parent = getpid();
     /* Python flushes its standard streams before forking, so that what
-     * was written is not written again by the child. */
-    fflush(stdout);
-    fflush(stderr);
+     * was written is not written again by the child. Only when they hold
+     * something: a flush takes the stream's lock, a write to a page that
+     * the previous fork made copy-on-write. */
+    if (__fpending(stdout))
+        fflush(stdout);
+    if (__fpending(stderr))
+        fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) {
         int err = -errno;
@@ -498,6 +513,28 @@ static bool wait_sentinel(int fd, int64_t deadline)
     }
 }
 
+/* Without a timeout the kernel's own wait is best: it wakes the joiner
+ * as the child ends, whatever the sentinel is. WNOWAIT leaves the child a
+ * zombie, so its pid stays its own until it is reaped under the lock (and
+ * other threads may join it at the same time). */
+static int join_forever(kart_process *p)
+{
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof(info));
+        int r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        /* Ended, or ECHILD: reaped by another thread or another reaper,
+         * which poll_state tells apart. */
+        int state = poll_state(p);
+        if (state != KART_PROC_RUNNING)
+            return state_result(state);
+        if (r < 0)
+            return 1; /* no wait this way: the caller waits on the sentinel */
+    }
+}
+
 KART_API int kart_process_join(kart_process *p, int64_t timeout_ns)
 {
     int state = poll_state(p);
@@ -505,6 +542,11 @@ KART_API int kart_process_join(kart_process *p, int64_t timeout_ns)
         return state;
     if (state != KART_PROC_RUNNING || timeout_ns == 0)
         return state_result(state);
+    if (timeout_ns < 0) {
+        int r = join_forever(p);
+        if (r != 1)
+            return r;
+    }
     int64_t deadline = kart__deadline(timeout_ns);
     /* A pipe sentinel can close early, when the child execs (its write end
      * is close-on-exec): then only polling with a growing pause is left.

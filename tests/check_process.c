@@ -287,6 +287,12 @@ START_TEST(join_forever)
 }
 END_TEST
 
+static int slow_return(void *arg)
+{
+    usleep(50 * 1000);
+    return (int)(intptr_t)arg;
+}
+
 static void on_alarm(int sig)
 {
     (void)sig;
@@ -309,6 +315,12 @@ START_TEST(join_ignores_signals)
     setitimer(ITIMER_REAL, &off, NULL);
     kt_write(pfd[1], "s");
     finish(p, 's');
+    /* And without a timeout. */
+    p = start_fn(slow_return, (void *)9, false);
+    setitimer(ITIMER_REAL, &it, NULL);
+    ck_assert_int_eq(kart_process_join(p, -1), 0);
+    setitimer(ITIMER_REAL, &off, NULL);
+    finish(p, 9);
     close(pfd[1]);
     close(pfd[0]);
 }

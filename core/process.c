@@ -44,6 +44,8 @@ bool kart__test_process_no_pidfd;
  * is this process's second child, "Process-2:1" that child's first). */
 static char identity[sizeof(((kart_process *)0)->ident)]; /* "" in the first process */
 static _Atomic unsigned name_counter;
+/* This process's own name (Python's current_process().name). */
+static char current_name[sizeof(((kart_process *)0)->name)] = "MainProcess";
 
 /* ---- making and freeing ---- */
 
@@ -190,6 +192,11 @@ KART_API const char *kart_process_name(const kart_process *p)
     return p ? p->name : "";
 }
 
+KART_API const char *kart_process_current_name(void)
+{
+    return current_name;
+}
+
 KART_API int kart_process_daemon(const kart_process *p)
 {
     return p && p->daemon;
@@ -302,6 +309,7 @@ __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, 
     }
     kart__proc_child_setup(p->daemon, wfd);
     memcpy(identity, p->ident, sizeof(identity));
+    memcpy(current_name, p->name, sizeof(current_name));
     atomic_store_explicit(&name_counter, 0, memory_order_relaxed);
     int code = p->fn(p->arg);
     kart__proc_exit_cleanup();

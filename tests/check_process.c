@@ -213,6 +213,7 @@ static int name_grandchildren(void *arg)
     char want[300];
     snprintf(want, sizeof(want), "%s:1", parent);
     int bad = strcmp(kart_process_name(a), want) != 0;
+    bad |= strcmp(kart_process_current_name(), parent) != 0;
     snprintf(want, sizeof(want), "%s:2", parent);
     bad |= strcmp(kart_process_name(b), want) != 0;
     kart_process_free(a);
@@ -228,6 +229,7 @@ START_TEST(child_names)
     ck_assert_int_eq(kart_process_create(&p, name_grandchildren, child_name, NULL), 0);
     snprintf(child_name, sizeof(child_name), "%s", kart_process_name(p));
     ck_assert_int_eq(strncmp(child_name, "Process-", 8), 0);
+    ck_assert_str_eq(kart_process_current_name(), "MainProcess");
     ck_assert_int_eq(kart_process_start(p), 0);
     finish(p, 0);
 }

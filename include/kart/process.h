@@ -186,6 +186,11 @@ KART_API pid_t kart_process_pid(const kart_process *p);
 /* The name; "" for NULL. Valid until free. */
 KART_API const char *kart_process_name(const kart_process *p);
 
+/* The name of the process the caller runs in (Python's
+ * current_process().name): "MainProcess", or in a child kart forked, that
+ * child's name. */
+KART_API const char *kart_process_current_name(void);
+
 /* 1 for a daemon, 0 otherwise (and for NULL). */
 KART_API int kart_process_daemon(const kart_process *p);
 

@@ -29,7 +29,11 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
 #include <sys/prctl.h>
+#elif defined(__FreeBSD__)
+#include <sys/procctl.h>
+#endif
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -301,7 +305,12 @@ static int (*volatile flush)(FILE *) = fflush;
 __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, int wfd)
 {
     if (p->daemon) {
+#if defined(__linux__)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+#elif defined(__FreeBSD__)
+        int sig = SIGKILL;
+        procctl(P_PID, 0, PROC_PDEATHSIG_CTL, &sig);
+#endif
         /* The parent may have died before the request: then nobody will
          * send the signal, and the child was re-parented already. */
         if (getppid() != parent)

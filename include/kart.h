@@ -16,5 +16,6 @@
 #include <kart/shm.h>
 #include <kart/shared.h>
 #include <kart/mmap.h>
+#include <kart/process.h>
 
 #endif

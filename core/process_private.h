@@ -1,0 +1,93 @@
+/*
+ * core/process_private.h — what core/process.c, core/process_registry.c and
+ * core/cpucount.c share, and the hooks the tests use.
+ */
+#ifndef KART_PROCESS_PRIVATE_H
+#define KART_PROCESS_PRIVATE_H
+
+#include "internal.h"
+
+#include <kart/process.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+enum {
+    KART_PROC_NEW,      /* made, not started */
+    KART_PROC_STARTING, /* a start is under way (in one thread) */
+    KART_PROC_RUNNING,  /* started, not yet reaped */
+    KART_PROC_ENDED,    /* reaped: exitcode holds the code */
+    KART_PROC_LOST,     /* ended, but another reaper took its status */
+};
+
+struct kart_process {
+    /* Guarded by kart__proc_lock (one lock for every object and the list:
+     * it is held only for short non-blocking steps, never while waiting). */
+    int state;
+    int exitcode;
+    pid_t pid;
+    int sentinel;       /* pidfd or pipe read end; -1 before start */
+    bool sentinel_is_pidfd;
+    bool sentinel_stale; /* readable while the child still runs (see join) */
+    kart_process *prev, *next; /* the active list, while listed */
+    bool listed;
+
+    unsigned fork_gen; /* kart__fork_gen() of the process that made it */
+    bool daemon;
+
+    /* fork target */
+    kart_process_fn fn;
+    void *arg;
+
+    /* spawn target (NULL path: a fork target); one allocation each */
+    char *path;
+    char **argv;
+    char **envp; /* NULL: the environment at start time */
+    char *cwd;
+    kart_spawn_fd *fds;
+    int nfds;
+    bool search_path, new_session;
+
+    char ident[128]; /* "2:1": see identity in process.c */
+    char name[256];
+};
+
+/* The lock of the list of active children and of every object's state. */
+extern pthread_mutex_t kart__proc_lock;
+
+/* How many forks (through fork(), which runs fork handlers) lie between
+ * the first process and this one: an object made in an ancestor carries a
+ * smaller number than the current one. The loop could use the same
+ * number to refuse being run in a fork child. */
+unsigned kart__fork_gen(void);
+
+/* Under kart__proc_lock: link a started process at the tail of the active
+ * list / unlink it (a no-op when not listed). */
+void kart__proc_list_add(kart_process *p);
+void kart__proc_list_remove(kart_process *p);
+
+/* Under kart__proc_lock: reaps p if it has ended (unlisting it) and
+ * returns its state. */
+int kart__proc_reap_locked(kart_process *p);
+/* Under kart__proc_lock: signals p if it still runs (reaping it first if
+ * it has ended: -ESRCH). */
+int kart__proc_signal_locked(kart_process *p, int signum);
+
+/* Registers the at-exit clean-up once per process. */
+void kart__proc_atexit_once(void);
+
+/* The at-exit clean-up: kills daemon children, then joins every child. */
+void kart__proc_exit_cleanup(void);
+
+/* The child side after kart's fork: set before fn runs. */
+void kart__proc_child_setup(bool daemon, int sentinel_wfd);
+/* Whether this process is a daemon child that kart forked. */
+bool kart__proc_is_daemon(void);
+
+/* Tests: take the pipe sentinel path as if pidfd_open were missing. */
+extern bool kart__test_process_no_pidfd;
+
+/* The CPU count with /proc and /sys read under root ("" for the real
+ * ones) and the affinity count given (tests fake both). */
+int kart__cpu_count_at(const char *root, int affinity_cpus);
+
+#endif

@@ -18,6 +18,7 @@ static const struct kart_code kart_codes[] = {
     {KART_EUNKNOWNBACKEND, "KART_EUNKNOWNBACKEND",
      "unknown or not compiled-in event backend"},
     {KART_EBROKEN, "KART_EBROKEN", "barrier is broken"},
+    {KART_ETASKDONE, "KART_ETASKDONE", "task_done() called more times than messages were put"},
 };
 
 static const struct kart_code *find_kart_code(int err)

@@ -40,6 +40,8 @@ enum {
     KART_EUNKNOWNBACKEND = -20002,
     /* A barrier is broken (a timeout, abort or reset while waiting). */
     KART_EBROKEN = -20003,
+    /* Queues: task_done() called more times than messages were put. */
+    KART_ETASKDONE = -20501,
 };
 
 /* Names any value a kart function returns: 0, a negative errno or a KART_E*

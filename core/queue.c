@@ -66,8 +66,11 @@ static inline uint32_t advance(const kart_queue *q, uint32_t off, size_t n)
     return (uint32_t)(o >= q->cap ? o - q->cap : o);
 }
 
+/* n may be 0 with a NULL pointer (an empty message): memcpy may not see it. */
 static void ring_write(kart_queue *q, uint32_t off, const void *src, size_t n)
 {
+    if (!n)
+        return;
     size_t first = q->cap - off < n ? q->cap - off : n;
     memcpy(q->ring + off, src, first);
     if (n > first)
@@ -76,6 +79,8 @@ static void ring_write(kart_queue *q, uint32_t off, const void *src, size_t n)
 
 static void ring_read(const kart_queue *q, uint32_t off, void *dst, size_t n)
 {
+    if (!n)
+        return;
     size_t first = q->cap - off < n ? q->cap - off : n;
     memcpy(dst, q->ring + off, first);
     if (n > first)

@@ -142,7 +142,7 @@ START_TEST(null_queue_everywhere)
     ck_assert_int_eq(kart_queue_unfinished(NULL), -EINVAL);
     ck_assert_int_eq(kart_queue_free(NULL), -EINVAL);
     /* Not a queue: its magic is missing. */
-    static uint64_t junk[64];
+    static _Alignas(64) uint64_t junk[64];
     ck_assert_int_eq(kart_queue_free((kart_queue *)junk), -EINVAL);
 }
 END_TEST

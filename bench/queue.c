@@ -406,7 +406,13 @@ static int run_mqueue(const bench_impl *impl, bench_ctx *ctx)
     return 0;
 }
 
-/* ---- python: multiprocessing.Queue, the same protocol ---- */
+/* ---- python: multiprocessing.Queue, the same protocol ----
+ *
+ * Bounded (maxsize: 1 MiB of messages, at most PYTHON_MAXSIZE of them) like
+ * the others: unbounded, its put only appends to the producer's own list
+ * and a feeder thread writes it out later, so a round would queue up
+ * seconds of messages in 0.15 s and spend them draining. */
+#define PYTHON_MAXSIZE 1024
 
 static const char python_script[] =
     "import multiprocessing as mp, sys, time\n"
@@ -427,7 +433,7 @@ static const char python_script[] =
     "    with finish.get_lock(): finish.value = max(finish.value, now)\n"
     "if __name__ == '__main__':\n"
     "    nprod, size, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])\n"
-    "    ctx = mp.get_context('fork'); q = ctx.Queue()\n"
+    "    ctx = mp.get_context('fork'); q = ctx.Queue(int(sys.argv[4]))\n"
     "    bar = ctx.Barrier(2 * nprod + 1)\n"
     "    sent, received = ctx.Value('q', 0), ctx.Value('q', 0); finish = ctx.Value('d', 0.0)\n"
     "    ps = [ctx.Process(target=producer, args=(q, bar, size, seconds, nprod, sent)) for _ in "
@@ -443,9 +449,10 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
     (void)impl;
     char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "python3 -c \"$KART_BENCH_PY\" %ld %ld %.3f",
-             bench_param_get(ctx->c, "producers"), bench_param_get(ctx->c, "bytes"),
-             ctx->seconds);
+    long size = bench_param_get(ctx->c, "bytes");
+    long maxsize = BUFFER_BYTES / size > PYTHON_MAXSIZE ? PYTHON_MAXSIZE : BUFFER_BYTES / size;
+    snprintf(cmd, sizeof(cmd), "python3 -c \"$KART_BENCH_PY\" %ld %ld %.3f %ld",
+             bench_param_get(ctx->c, "producers"), size, ctx->seconds, maxsize);
     setenv("KART_BENCH_PY", python_script, 1);
     fflush(NULL);
     FILE *p = popen(cmd, "r");

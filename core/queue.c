@@ -493,37 +493,90 @@ KART_API int kart_queue_join(kart_queue *q, int64_t timeout_ns)
 
 /* ---- creating and attaching ---- */
 
+/* The capacity as rounded, or 0 when out of range. */
+static size_t ring_bytes(size_t capacity)
+{
+    size_t cap = capacity ? capacity : KART_QUEUE_DEFAULT_CAPACITY;
+    if (cap < KART_QUEUE_MIN_CAPACITY || cap > KART_QUEUE_MAX_CAPACITY)
+        return 0;
+    return (cap + 7) & ~(size_t)7;
+}
+
+/* Sets up the header in zeroed or reused memory; magic goes last, so an
+ * attacher never sees a half-made queue. map_size 0: the caller's memory. */
+static int setup(kart_queue *q, size_t map_size, size_t cap, unsigned flags)
+{
+    memset(q, 0, sizeof(*q));
+    q->map_size = map_size;
+    q->cap = (uint32_t)cap;
+    q->flags = flags;
+    int r = kart_lock_init(&q->plock, KART_SYNC_SHARED | KART_SYNC_ROBUST);
+    if (!r)
+        r = kart_lock_init(&q->clock, KART_SYNC_SHARED | KART_SYNC_ROBUST);
+    if (!r)
+        atomic_store_explicit(&q->magic, KART__QUEUE_MAGIC, memory_order_release);
+    return r;
+}
+
 KART_API int kart_queue_create(kart_queue **out, const kart_queue_options *opts)
 {
     kart_queue_options o = opts ? *opts : (kart_queue_options){0};
-    if (!out)
-        return -EINVAL;
-    size_t cap = o.capacity ? o.capacity : KART_QUEUE_DEFAULT_CAPACITY;
-    if (cap < KART_QUEUE_MIN_CAPACITY || cap > KART_QUEUE_MAX_CAPACITY ||
-        (o.flags & ~KART_QUEUE_JOINABLE))
+    size_t cap = ring_bytes(o.capacity);
+    if (!out || !cap || (o.flags & ~KART_QUEUE_JOINABLE))
         return -EINVAL;
     if (o.name && kart__queue_name_check(o.name))
         return -EINVAL;
-    cap = (cap + 7) & ~(size_t)7;
     size_t size = sizeof(kart_queue) + cap;
     void *p;
     int r = kart__queue_map_new(o.name, o.mode, size, &p);
     if (r)
         return r;
-    kart_queue *q = p;
-    q->map_size = size;
-    q->cap = (uint32_t)cap;
-    q->flags = o.flags;
-    r = kart_lock_init(&q->plock, KART_SYNC_SHARED | KART_SYNC_ROBUST);
-    if (!r)
-        r = kart_lock_init(&q->clock, KART_SYNC_SHARED | KART_SYNC_ROBUST);
+    r = setup(p, size, cap, o.flags);
     if (r) {
         kart__queue_unmap(p, size);
         if (o.name)
             kart__queue_name_unlink(o.name);
         return r;
     }
-    atomic_store_explicit(&q->magic, KART__QUEUE_MAGIC, memory_order_release);
+    *out = p;
+    return 0;
+}
+
+KART_API long kart_queue_footprint(size_t capacity)
+{
+    size_t cap = ring_bytes(capacity);
+    return cap ? (long)(sizeof(kart_queue) + cap) : -EINVAL;
+}
+
+KART_API int kart_queue_init(kart_queue **out, void *mem, size_t size, size_t capacity,
+                             unsigned flags)
+{
+    size_t cap = ring_bytes(capacity);
+    if (!out || !mem || ((uintptr_t)mem & 63) || !cap || (flags & ~KART_QUEUE_JOINABLE))
+        return -EINVAL;
+    if (size < sizeof(kart_queue) + cap)
+        return -ENOSPC;
+    int r = setup(mem, 0, cap, flags);
+    if (r)
+        return r;
+    *out = mem;
+    return 0;
+}
+
+KART_API int kart_queue_attach(kart_queue **out, void *mem, size_t size)
+{
+    if (!out || !mem || ((uintptr_t)mem & 63))
+        return -EINVAL;
+    if (size < sizeof(kart_queue))
+        return -ENOSPC;
+    kart_queue *q = mem;
+    uint64_t magic = atomic_load_explicit(&q->magic, memory_order_acquire);
+    if (magic == 0)
+        return -EAGAIN;
+    if (magic != KART__QUEUE_MAGIC || q->map_size != 0)
+        return -EINVAL;
+    if (size < sizeof(kart_queue) + q->cap)
+        return -ENOSPC;
     *out = q;
     return 0;
 }
@@ -576,5 +629,5 @@ KART_API int kart_queue_free(kart_queue *q)
         return -EINVAL;
     /* The locks are not destroyed: other processes may still map the
      * queue, and a glibc robust mutex holds nothing outside it. */
-    return kart__queue_unmap(q, q->map_size);
+    return q->map_size ? kart__queue_unmap(q, q->map_size) : 0;
 }

@@ -201,6 +201,78 @@ START_TEST(open_rejects_bad_names_and_segments)
 }
 END_TEST
 
+/* A queue in caller-provided memory: a memfd mapped twice, at two
+ * addresses, stands for memory shared by other means. */
+START_TEST(init_and_attach_in_caller_memory)
+{
+    long need = kart_queue_footprint(4096);
+    ck_assert_int_gt(need, 4096);
+    ck_assert_int_eq(kart_queue_footprint(0), kart_queue_footprint(KART_QUEUE_DEFAULT_CAPACITY));
+    ck_assert_int_eq(kart_queue_footprint(3), -EINVAL);
+    int fd = memfd_create("kart-queue-test", MFD_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, need), 0);
+    char *a = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *b = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(a, MAP_FAILED);
+    ck_assert_ptr_ne(b, MAP_FAILED);
+    ck_assert_ptr_ne(a, b);
+
+    kart_queue *qa, *qb;
+    ck_assert_int_eq(kart_queue_attach(&qb, b, (size_t)need), -EAGAIN); /* zeroed */
+    ck_assert_int_eq(kart_queue_init(NULL, a, (size_t)need, 4096, 0), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, NULL, (size_t)need, 4096, 0), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, a + 8, (size_t)need, 4096, 0), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need, 3, 0), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need, 4096, 0x40), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need - 1, 4096, 0), -ENOSPC);
+    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need, 4096, KART_QUEUE_JOINABLE), 0);
+    ck_assert_ptr_eq(qa, (kart_queue *)a);
+
+    ck_assert_int_eq(kart_queue_attach(NULL, b, (size_t)need), -EINVAL);
+    ck_assert_int_eq(kart_queue_attach(&qb, NULL, (size_t)need), -EINVAL);
+    ck_assert_int_eq(kart_queue_attach(&qb, b + 8, (size_t)need), -EINVAL);
+    ck_assert_int_eq(kart_queue_attach(&qb, b, 64), -ENOSPC);
+    ck_assert_int_eq(kart_queue_attach(&qb, b, (size_t)need - 8), -ENOSPC);
+    ck_assert_int_eq(kart_queue_attach(&qb, b, (size_t)need), 0);
+    ck_assert_int_eq(kart_queue_capacity(qb), 4096);
+    put_str(qa, "from a");
+    get_str(qb, "from a");
+    ck_assert_int_eq(kart_queue_task_done(qb), 0);
+    ck_assert_int_eq(kart_queue_join(qa, 0), 0);
+
+    /* A process that maps the memfd on its own. */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *c = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        kart_queue *qc;
+        if (c == MAP_FAILED || kart_queue_attach(&qc, c, (size_t)need) != 0)
+            _exit(1);
+        _exit(kart_queue_put(qc, "from c", 6, -1) == 0 ? 0 : 2);
+    }
+    reap(pid);
+    get_str(qa, "from c");
+
+    /* free leaves caller memory mapped. */
+    ck_assert_int_eq(kart_queue_free(qa), 0);
+    ck_assert_int_eq(kart_queue_free(qb), 0);
+    put_str(qb, "still mapped");
+    get_str(qa, "still mapped");
+    ck_assert_int_eq(munmap(a, (size_t)need), 0);
+    ck_assert_int_eq(munmap(b, (size_t)need), 0);
+    close(fd);
+
+    /* Not a queue; a queue kart_queue_create made (attach it by name). */
+    static _Alignas(64) char junk[8192];
+    memset(junk, 0x5a, sizeof(junk));
+    ck_assert_int_eq(kart_queue_attach(&qb, junk, sizeof(junk)), -EINVAL);
+    kart_queue *made = make(64, 0);
+    ck_assert_int_eq(kart_queue_attach(&qb, made, (size_t)kart_queue_footprint(64)), -EINVAL);
+    ck_assert_int_eq(kart_queue_free(made), 0);
+}
+END_TEST
+
 /* ---- put and get ---- */
 
 START_TEST(fifo_and_sizes)
@@ -730,6 +802,7 @@ int main(void)
     tcase_add_test(tc, null_queue_everywhere);
     tcase_add_test(tc, named_create_open_unlink);
     tcase_add_test(tc, open_rejects_bad_names_and_segments);
+    tcase_add_test(tc, init_and_attach_in_caller_memory);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("put_get");

@@ -11,7 +11,10 @@
  * also be attached by unrelated processes with kart_queue_open(); it stays
  * in /dev/shm until kart_queue_unlink(). kart_queue_free() unmaps the
  * calling process's view only; the queue itself lives while any process
- * maps it.
+ * maps it. A queue can also be placed in memory the caller shares by
+ * other means (a kart/shm.h segment, a memfd sent over a unix socket, a
+ * file): kart_queue_init() there, kart_queue_attach() in the others; then
+ * the caller owns the memory and kart_queue_free() leaves it mapped.
  *
  * Capacity is in bytes: each message takes its length plus a 4-byte
  * header, rounded up to a multiple of 8. A put waits while the message
@@ -94,13 +97,35 @@ KART_API int kart_joinablequeue_create(kart_queue **q, size_t capacity);
  * up: try again), -EACCES, -EMFILE, -ENOMEM. */
 KART_API int kart_queue_open(kart_queue **q, const char *name);
 
+/* The bytes of memory a queue of `capacity` bytes needs in caller-provided
+ * memory (kart_queue_init), or -EINVAL (capacity out of range, as in
+ * kart_queue_create). */
+KART_API long kart_queue_footprint(size_t capacity);
+
+/* Sets up a queue in caller-provided shared memory: mem (64-byte aligned,
+ * zero-filled or not), size bytes, at least kart_queue_footprint(capacity);
+ * flags as options.flags. Other processes mapping the same memory, at any
+ * address, call kart_queue_attach(). Errors: -EINVAL (q or mem NULL, mem
+ * misaligned, capacity out of range, unknown flags), -ENOSPC (size below
+ * the footprint), and those of kart_lock_init (-ENOMEM, -ENOTSUP). */
+KART_API int kart_queue_init(kart_queue **q, void *mem, size_t size, size_t capacity,
+                             unsigned flags);
+
+/* Uses a queue another process set up with kart_queue_init() in memory
+ * this one maps at mem. Errors: -EINVAL (q or mem NULL, misaligned, not a
+ * kart queue, or one that kart_queue_create made), -ENOSPC (size smaller
+ * than the queue), -EAGAIN (not set up yet). */
+KART_API int kart_queue_attach(kart_queue **q, void *mem, size_t size);
+
 /* Removes a queue's name; processes that map it keep using it. Errors:
  * -EINVAL (badly formed name), -ENOENT, -EACCES. */
 KART_API int kart_queue_unlink(const char *name);
 
 /* Unmaps the caller's view (other processes keep theirs); q must not be
  * used afterwards by this process, nor by threads of it that are still
- * inside a call. Errors: -EINVAL (NULL, or not a queue). */
+ * inside a call. A queue in caller-provided memory (kart_queue_init) is
+ * left as it is: the caller unmaps it. Errors: -EINVAL (NULL, or not a
+ * queue). */
 KART_API int kart_queue_free(kart_queue *q);
 
 /* Puts one message of len bytes (0 allowed), waiting up to timeout_ns for

@@ -317,10 +317,11 @@ static int get_locked(kart_queue *q, char *buf, size_t cap, struct iovec *out, i
         }
         uint32_t data = advance(q, off, KART__QUEUE_HDR);
         size_t half = len / 2;
-        ring_read(q, data, buf + filled, half);
+        char *dst = buf ? buf + filled : NULL; /* NULL buf: cap 0, empty messages */
+        ring_read(q, data, dst, half);
         FAULT(KART__QF_GET_HALF);
-        ring_read(q, advance(q, data, half), buf + filled + half, len - half);
-        out[k] = (struct iovec){buf + filled, len};
+        ring_read(q, advance(q, data, half), dst ? dst + half : NULL, len - half);
+        out[k] = (struct iovec){dst, len};
         filled += len;
         off = advance(q, off, msg_size(len));
         seq++;

@@ -347,11 +347,15 @@ KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct io
         int r = take(q, &q->clock);
         if (r)
             return r;
-        /* closed is read before the tail: when it says closed, every put
-         * has committed, and an empty ring stays empty. */
-        bool closed = atomic_load(&q->closed);
         size_t need = 0;
         r = get_locked(q, buf, cap, msgs, max, &need);
+        /* Found empty: is it closed? closed is read before a second look
+         * at the tail, so when it says closed every put has committed and
+         * that look sees them all. (Not read while messages flow: it
+         * shares the producers' cache line.) */
+        bool closed = false;
+        if (r == 0 && (closed = atomic_load(&q->closed)))
+            r = get_locked(q, buf, cap, msgs, max, &need);
         give(&q->clock);
         if (r == -ENOBUFS)
             msgs[0] = (struct iovec){NULL, need};

@@ -3,9 +3,13 @@
  * across the ring's wrap; put_many/get_many packing and partial counts;
  * exact qsize/empty/full; close draining; timeouts never early; blocked
  * callers woken by put, get, close and task_done; named queues attached by
- * name; threads and forked processes exchanging checksummed messages, each
- * delivered exactly once. (Crashes: check_queue_crash.c.) */
+ * name, and queues in caller memory mapped at two addresses; the 32-bit
+ * counts wrapping (set through the private layout); threads and forked
+ * processes exchanging checksummed messages, each delivered exactly once.
+ * (Crashes: check_queue_crash.c.) */
 #include "testutil.h"
+
+#include "queue_private.h" /* counts_wrap sets the counters near 2^32 */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -443,6 +447,43 @@ START_TEST(qsize_empty_full_exact)
 }
 END_TEST
 
+/* The counts of puts, gets and dones are 32-bit and wrap: qsize, full and
+ * the joinable count must not notice. */
+START_TEST(counts_wrap)
+{
+    kart_queue *q = make(256, KART_QUEUE_JOINABLE);
+    uint64_t start = (uint64_t)0xfffffff0u << 32;
+    atomic_store(&q->tail, start);
+    atomic_store(&q->head, start);
+    atomic_store(&q->head_seen, start);
+    atomic_store(&q->tail_seen, start);
+    atomic_store(&q->dones, 0xfffffff0u);
+    char b[8];
+    size_t len;
+    for (int i = 0; i < 40; i++) {
+        ck_assert_int_eq(kart_queue_put(q, &i, 4, 0), 0);
+        ck_assert_int_eq(kart_queue_put(q, &i, 4, 0), 0);
+        ck_assert_int_eq(kart_queue_qsize(q), 2);
+        ck_assert_int_eq(kart_queue_unfinished(q), 2);
+        ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), 0);
+        ck_assert_int_eq(memcmp(b, &i, 4), 0);
+        ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), 0);
+        ck_assert_int_eq(kart_queue_empty(q), 1);
+        ck_assert_int_eq(kart_queue_task_done(q), 0);
+        ck_assert_int_eq(kart_queue_task_done(q), 0);
+        ck_assert_int_eq(kart_queue_task_done(q), KART_ETASKDONE);
+        ck_assert_int_eq(kart_queue_join(q, 0), 0);
+    }
+    /* Fill it across the wrap: 32 messages of 8 bytes. */
+    for (int i = 0; i < 32; i++)
+        ck_assert_int_eq(kart_queue_put(q, &i, 4, 0), 0);
+    ck_assert_int_eq(kart_queue_full(q), 1);
+    ck_assert_int_eq(kart_queue_qsize(q), 32);
+    ck_assert_int_eq(kart_queue_put(q, b, 0, 0), -EAGAIN);
+    ck_assert_int_eq(kart_queue_free(q), 0);
+}
+END_TEST
+
 /* ---- close ---- */
 
 START_TEST(close_drains_then_epipe)
@@ -812,6 +853,7 @@ int main(void)
     tcase_add_test(tc, get_errors);
     tcase_add_test(tc, put_many_and_get_many);
     tcase_add_test(tc, qsize_empty_full_exact);
+    tcase_add_test(tc, counts_wrap);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("close_and_wake");

@@ -250,7 +250,7 @@ END_TEST
 #define MAXID (1u << 20)
 #define SLOT_BYTES 1200 /* four messages of up to 300 bytes */
 #define KILLS 300
-#define KILL_SECONDS 12
+#define KILL_SECONDS 10
 
 typedef struct arena {
     kart_queue *q;
@@ -359,7 +359,7 @@ START_TEST(random_kills_lose_nothing)
     for (int r = 0; r < NPROD + NCONS; r++)
         pids[r] = spawn(a, r, seed + (unsigned)r);
     int kills = 0;
-    int64_t end = kart_now_ns() + KILL_SECONDS * INT64_C(1000000000);
+    int64_t began = kart_now_ns(), end = began + KILL_SECONDS * INT64_C(1000000000);
     while (kills < KILLS && kart_now_ns() < end) {
         usleep(rand_r(&seed) % 3000);
         int r = (int)(rand_r(&seed) % (NPROD + NCONS));
@@ -388,20 +388,25 @@ START_TEST(random_kills_lose_nothing)
     if (n > MAXID)
         n = MAXID;
     uint32_t returned = 0, delivered = 0, excused = 0;
+    /* Plain ifs: a million ck_assert calls are slow under the sanitizers. */
     for (uint32_t id = 0; id < n; id++) {
         int d = atomic_load(&a->delivered[id]), st = atomic_load(&a->state[id]);
-        ck_assert_msg(d <= 1, "message %u delivered %d times", id, d);
-        ck_assert_msg(st != 0 || d == 0, "message %u delivered but never put", id);
+        if (d > 1)
+            ck_abort_msg("message %u delivered %d times", id, d);
+        if (st == 0 && d != 0)
+            ck_abort_msg("message %u delivered but never put", id);
         if (st == 2) {
             returned++;
-            ck_assert_msg(d == 1 || a->lost_ok[id], "message %u put but never delivered", id);
+            if (d == 0 && !a->lost_ok[id])
+                ck_abort_msg("message %u put but never delivered", id);
             excused += d == 0;
         }
         delivered += (uint32_t)d;
     }
-    printf("random kills: %d kills, %u messages put, %u delivered, %d drained at the end, "
-           "%u taken by consumers as they died\n",
-           kills + NPROD + NCONS, returned, delivered, left, excused);
+    printf("random kills: %d kills in %.1f s, %u messages put, %u delivered, %d drained at "
+           "the end, %u taken by consumers as they died\n",
+           kills + NPROD + NCONS, (double)(kart_now_ns() - began) / 1e9, returned, delivered,
+           left, excused);
     ck_assert_int_ge(kills, 100);
     ck_assert_uint_gt(delivered, 1000);
 

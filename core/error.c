@@ -19,6 +19,7 @@ static const struct kart_code kart_codes[] = {
      "unknown or not compiled-in event backend"},
     {KART_EBROKEN, "KART_EBROKEN", "barrier is broken"},
     {KART_ENOTSTARTED, "KART_ENOTSTARTED", "process not started"},
+    {KART_ETASKDONE, "KART_ETASKDONE", "task_done() called more times than messages were put"},
 };
 
 static const struct kart_code *find_kart_code(int err)

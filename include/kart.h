@@ -11,6 +11,7 @@
 #include <kart/selector.h>
 #include <kart/loop.h>
 #include <kart/numa.h>
+#include <kart/queue.h>
 #include <kart/sync.h>
 #include <kart/thread.h>
 #include <kart/shm.h>

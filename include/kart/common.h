@@ -42,6 +42,8 @@ enum {
     KART_EBROKEN = -20003,
     /* A process object was not started (kart/process.h). */
     KART_ENOTSTARTED = -20201,
+    /* Queues: task_done() called more times than messages were put. */
+    KART_ETASKDONE = -20501,
 };
 
 /* Names any value a kart function returns: 0, a negative errno or a KART_E*

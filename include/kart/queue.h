@@ -1,0 +1,202 @@
+/*
+ * kart/queue.h — multiprocessing's Queue, SimpleQueue and JoinableQueue for
+ * C: a bounded queue of variable-size messages (byte strings), for many
+ * producers and many consumers, threads and processes alike, with no
+ * feeder thread: a message is in the queue when kart_queue_put() returns.
+ *
+ * Where it lives: the whole queue (its state and its ring of messages) is
+ * one shared mapping, and a kart_queue * points at it. An anonymous queue
+ * (kart_queue_create() without a name) is inherited over fork(): the
+ * child uses the same pointer. A named queue (options.name, "/name") can
+ * also be attached by unrelated processes with kart_queue_open(); it stays
+ * in /dev/shm until kart_queue_unlink(). kart_queue_free() unmaps the
+ * calling process's view only; the queue itself lives while any process
+ * maps it. A queue can also be placed in memory the caller shares by
+ * other means (a kart/shm.h segment, a memfd sent over a unix socket, a
+ * file): kart_queue_init() there, kart_queue_attach() in the others; then
+ * the caller owns the memory and kart_queue_free() leaves it mapped.
+ *
+ * Capacity is in bytes: each message takes its length plus a 4-byte
+ * header, rounded up to a multiple of 8. A put waits while the message
+ * does not fit; a message that could never fit (longer than the capacity
+ * less 4) is refused with -EMSGSIZE.
+ *
+ * SimpleQueue (kart_simplequeue_create) is a Queue with a large default
+ * capacity (KART_SIMPLEQUEUE_CAPACITY, reserved but touched only as it
+ * fills) and no task accounting: Python's SimpleQueue is unbounded; here a
+ * put into a SimpleQueue that holds 16 MiB waits like any other.
+ * JoinableQueue (KART_QUEUE_JOINABLE) adds task_done() and join().
+ *
+ * Crash safety: a producer or consumer killed at any instant, even SIGKILL
+ * inside a call, never corrupts the queue. A message is committed by one
+ * atomic store after it is fully written, and taken by one atomic store
+ * after it is fully copied out: a message whose put returned is delivered
+ * exactly once (unless a consumer dies between taking it and returning it
+ * to its caller, where it is gone with that consumer), a half-written one
+ * never. Producers (and consumers) serialize on a robust process-shared
+ * lock; a dead holder's successor finds nothing to repair and goes on.
+ *
+ * Threads and processes: every function is thread-safe and works from any
+ * process that maps the queue. Timeouts are int64_t nanoseconds on
+ * CLOCK_MONOTONIC: negative waits forever, 0 never waits. A blocking call
+ * spins briefly, then sleeps on a futex. Timeouts bound the wait for room
+ * or for a message; the internal locks, held only while a message is
+ * copied, are always taken.
+ */
+#ifndef KART_QUEUE_H
+#define KART_QUEUE_H
+
+#include <kart/common.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kart_queue kart_queue;
+
+#define KART_QUEUE_DEFAULT_CAPACITY ((size_t)1 << 20)  /* 1 MiB */
+#define KART_SIMPLEQUEUE_CAPACITY ((size_t)16 << 20)   /* 16 MiB */
+#define KART_QUEUE_MIN_CAPACITY ((size_t)16)
+#define KART_QUEUE_MAX_CAPACITY ((size_t)0xFFFFFFF8u) /* 4 GiB less 8 */
+
+/* options.flags */
+#define KART_QUEUE_JOINABLE 0x1u /* task_done() and join() */
+
+typedef struct kart_queue_options {
+    size_t capacity;  /* bytes; 0: KART_QUEUE_DEFAULT_CAPACITY. Rounded up to
+                       * a multiple of 8. */
+    unsigned flags;   /* KART_QUEUE_JOINABLE */
+    const char *name; /* NULL: anonymous, shared with fork children; else
+                       * "/name" (one leading slash, no other, at most 250
+                       * bytes): a named queue others may kart_queue_open() */
+    mode_t mode;      /* named queues: permission bits; 0: 0600 */
+} kart_queue_options;
+
+/* Creates a queue (opts NULL: anonymous, default capacity, plain).
+ * Errors: -EINVAL (q NULL, capacity outside [KART_QUEUE_MIN_CAPACITY,
+ * KART_QUEUE_MAX_CAPACITY], unknown flags, a badly formed name), -EEXIST
+ * (a queue or segment of that name exists), -ENOMEM, and for named queues
+ * the errors of shm_open/ftruncate (-EACCES, -ENOSPC, -EMFILE...). On
+ * error nothing is left behind (no mapping, no name). */
+KART_API int kart_queue_create(kart_queue **q, const kart_queue_options *opts);
+
+/* A SimpleQueue: anonymous, KART_SIMPLEQUEUE_CAPACITY, no task
+ * accounting. Errors: -EINVAL (q NULL), -ENOMEM. */
+KART_API int kart_simplequeue_create(kart_queue **q);
+
+/* A JoinableQueue: anonymous, `capacity` bytes (0: the default).
+ * Errors: those of kart_queue_create. */
+KART_API int kart_joinablequeue_create(kart_queue **q, size_t capacity);
+
+/* Attaches the named queue another process created. Errors: -EINVAL (q or
+ * name NULL, a badly formed name, a segment that is not a kart queue),
+ * -ENOENT (no such name), -EAGAIN (its creator has not finished setting it
+ * up: try again), -EACCES, -EMFILE, -ENOMEM. */
+KART_API int kart_queue_open(kart_queue **q, const char *name);
+
+/* The bytes of memory a queue of `capacity` bytes needs in caller-provided
+ * memory (kart_queue_init), or -EINVAL (capacity out of range, as in
+ * kart_queue_create). */
+KART_API long kart_queue_footprint(size_t capacity);
+
+/* Sets up a queue in caller-provided shared memory: mem (64-byte aligned,
+ * zero-filled or not), size bytes, at least kart_queue_footprint(capacity);
+ * flags as options.flags. Other processes mapping the same memory, at any
+ * address, call kart_queue_attach(). Errors: -EINVAL (q or mem NULL, mem
+ * misaligned, capacity out of range, unknown flags), -ENOSPC (size below
+ * the footprint), and those of kart_lock_init (-ENOMEM, -ENOTSUP). */
+KART_API int kart_queue_init(kart_queue **q, void *mem, size_t size, size_t capacity,
+                             unsigned flags);
+
+/* Uses a queue another process set up with kart_queue_init() in memory
+ * this one maps at mem. Errors: -EINVAL (q or mem NULL, misaligned, not a
+ * kart queue, or one that kart_queue_create made), -ENOSPC (size smaller
+ * than the queue), -EAGAIN (not set up yet). */
+KART_API int kart_queue_attach(kart_queue **q, void *mem, size_t size);
+
+/* Removes a queue's name; processes that map it keep using it. Errors:
+ * -EINVAL (badly formed name), -ENOENT, -EACCES. */
+KART_API int kart_queue_unlink(const char *name);
+
+/* Unmaps the caller's view (other processes keep theirs); q must not be
+ * used afterwards by this process, nor by threads of it that are still
+ * inside a call. A queue in caller-provided memory (kart_queue_init) is
+ * left as it is: the caller unmaps it. Errors: -EINVAL (NULL, or not a
+ * queue). */
+KART_API int kart_queue_free(kart_queue *q);
+
+/* Puts one message of len bytes (0 allowed), waiting up to timeout_ns for
+ * room. Returns 0. Errors: -EINVAL (q NULL, msg NULL with len > 0),
+ * -EMSGSIZE (it can never fit: len > capacity - 4), -EPIPE (the queue is
+ * closed), -EAGAIN (no room and timeout 0), -ETIMEDOUT. */
+KART_API int kart_queue_put(kart_queue *q, const void *msg, size_t len, int64_t timeout_ns);
+
+/* Puts msgs[0..n) in order, under one lock and one commit: waits up to
+ * timeout_ns for room for msgs[0], then adds the following ones while
+ * they fit without waiting. Returns how many were put (1..n). Errors:
+ * -EINVAL (q or msgs NULL, n < 1, a NULL base with a length), -EMSGSIZE
+ * (one of them can never fit: checked for all before any is put),
+ * -EPIPE, -EAGAIN, -ETIMEDOUT (nothing was put). */
+KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, int n,
+                                 int64_t timeout_ns);
+
+/* Takes the oldest message into buf (cap bytes), waiting up to timeout_ns
+ * for one; *len gets its length. Returns 0. Errors: -EINVAL (q or len
+ * NULL, buf NULL with cap > 0), -ENOBUFS (the message is longer than cap:
+ * *len gets its length and it stays first in the queue), -EPIPE (closed
+ * and nothing left), -EAGAIN (empty and timeout 0), -ETIMEDOUT. */
+KART_API int kart_queue_get(kart_queue *q, void *buf, size_t cap, size_t *len,
+                            int64_t timeout_ns);
+
+/* Takes up to max messages, packed one after another into buf (cap
+ * bytes), under one lock and one commit: waits up to timeout_ns for the
+ * first, then takes those already there while they fit. msgs[i] gets
+ * each one's place in buf and length. Returns how many (1..max). Errors:
+ * -EINVAL (q, msgs NULL, max < 1, buf NULL with cap > 0), -ENOBUFS (the
+ * first is longer than cap: msgs[0].iov_len gets its length, it stays),
+ * -EPIPE, -EAGAIN, -ETIMEDOUT. */
+KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs,
+                                 int max, int64_t timeout_ns);
+
+/* The number of messages in the queue at one instant (exact: taken with
+ * the consumers' lock held). Errors: -EINVAL (NULL). */
+KART_API long kart_queue_qsize(kart_queue *q);
+
+/* 1 if no message is in the queue, else 0. Errors: -EINVAL (NULL). */
+KART_API int kart_queue_empty(kart_queue *q);
+
+/* 1 if not even an empty message fits now, else 0 (exact: taken with the
+ * producers' lock held). Errors: -EINVAL (NULL). */
+KART_API int kart_queue_full(kart_queue *q);
+
+/* The capacity in bytes (as rounded), or -EINVAL (NULL). */
+KART_API long kart_queue_capacity(kart_queue *q);
+
+/* Closes the queue for every process: later puts fail with -EPIPE, gets
+ * drain what is left and then fail with -EPIPE; waiters wake. Closing
+ * twice is harmless. Errors: -EINVAL (NULL). */
+KART_API int kart_queue_close(kart_queue *q);
+
+/* 1 once closed, else 0; -EINVAL (NULL). */
+KART_API int kart_queue_closed(kart_queue *q);
+
+/* JoinableQueue: marks one message put earlier as processed. Errors:
+ * -EINVAL (NULL), -ENOTSUP (not joinable), KART_ETASKDONE (called more
+ * times than messages were put). */
+KART_API int kart_queue_task_done(kart_queue *q);
+
+/* JoinableQueue: waits until every message put has been marked done.
+ * Errors: -EINVAL (NULL), -ENOTSUP (not joinable), -ETIMEDOUT (-EAGAIN
+ * with timeout 0: some are not done). */
+KART_API int kart_queue_join(kart_queue *q, int64_t timeout_ns);
+
+/* JoinableQueue: messages put but not yet marked done; -EINVAL, -ENOTSUP. */
+KART_API long kart_queue_unfinished(kart_queue *q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -13,5 +13,6 @@
 #include <kart/numa.h>
 #include <kart/sync.h>
 #include <kart/thread.h>
+#include <kart/conn.h>
 
 #endif

@@ -53,8 +53,8 @@ def main():
                 a = l.address
                 if isinstance(a, tuple):
                     a = ("[%s]:%d" if ":" in a[0] else "%s:%d") % a[:2]
-                elif a.startswith("\0"):
-                    a = "@" + a[1:]
+                elif isinstance(a, bytes):  # the abstract namespace
+                    a = "@" + a[1:].decode()
                 print(a, flush=True)
                 with l.accept() as c:
                     echo(c)

@@ -163,13 +163,17 @@ typedef void (*kart_conn_recv_cb)(kart_conn *c, int status, const void *msg, siz
  * and watched by a kart_io of that loop whenever a send is queued or a
  * receive is active. The blocking calls keep working (they wait in poll()
  * when the fd is not ready), but not while loop operations on the same
- * direction are pending (-EBUSY). Loop thread only.
- * Errors: -EINVAL (NULL), -EBUSY (already attached), -ENOMEM, and those of
- * kart_io_init.
+ * direction are pending (-EBUSY). Loop thread only. Detach (or close) the
+ * connection before freeing the loop. The message pointer a receive
+ * callback gets stays valid until the callback returns or calls a receive
+ * function of the same connection.
+ * Errors: -EINVAL (NULL), -EBUSY (already attached), and those of
+ * fcntl(F_SETFL).
  */
 KART_API int kart_conn_attach(kart_conn *c, kart_loop *loop);
 
 /* Stops the loop operations (pending sends complete with -ECANCELED,
+ * their callbacks running inside this call,
  * unsent parts lost: the connection is aborted if a message was cut), and
  * puts the fd back in blocking mode. Errors: -EINVAL (NULL or not
  * attached). */
@@ -233,7 +237,9 @@ typedef struct kart_auth {
 
 /*
  * Python's deliver_challenge: sends a challenge, checks the reply, sends
- * "#WELCOME#" or "#FAILURE#". Errors: -EINVAL (NULL c or auth, no authkey,
+ * "#WELCOME#" or "#FAILURE#". On any error the connection is aborted
+ * (KART_ECONNABORTED from then on): an unauthenticated stream is not to be
+ * used. Errors: -EINVAL (NULL c or auth, no authkey,
  * unknown digest), -ENOTSUP (built without OpenSSL), KART_EAUTH (the digest
  * was wrong or of a refused kind), KART_EHANDSHAKE (the reply is not a
  * digest: wrong length, bad prefix, unknown digest name), -ETIMEDOUT, and
@@ -243,7 +249,7 @@ KART_API int kart_conn_deliver_challenge(kart_conn *c, const kart_auth *auth);
 
 /*
  * Python's answer_challenge: receives a challenge, sends the digest, reads
- * the verdict. Errors: -EINVAL, -ENOTSUP as above; KART_EHANDSHAKE (not a
+ * the verdict; on any error the connection is aborted. Errors: -EINVAL, -ENOTSUP as above; KART_EHANDSHAKE (not a
  * "#CHALLENGE#" message, a challenge under 20 bytes, an unknown digest
  * name); KART_EAUTH (the peer refused our digest); -ETIMEDOUT; the
  * send/receive errors.
@@ -265,7 +271,7 @@ KART_API int kart_conn_answer_challenge(kart_conn *c, const kart_auth *auth);
  * Port 0 lets the system pick one: kart_listener_address() tells it.
  */
 typedef struct kart_listener_options {
-    int backlog;    /* 0: the default, 128 (Python's) */
+    int backlog;    /* 0: the default, 128 (Python's Listener defaults to 1) */
     kart_auth auth; /* the handshake every accepted connection goes through */
 } kart_listener_options;
 
@@ -320,7 +326,8 @@ typedef enum kart_waitable_kind {
     KART_WAIT_CONN = 1,     /* ready: a receive would not block */
     KART_WAIT_LISTENER = 2, /* ready: a peer is waiting to be accepted */
     KART_WAIT_FD = 3,       /* ready: readable, or hung up (a process
-                               sentinel, a pipe, any pollable fd) */
+                               sentinel such as a pidfd, a pipe, any
+                               pollable fd) */
 } kart_waitable_kind;
 
 typedef struct kart_waitable {
@@ -339,8 +346,8 @@ typedef struct kart_waitable {
  * Returns the number ready (0 on timeout). Restarts after EINTR with the
  * time left. A connection with a message in its read-ahead buffer is ready
  * at once. Errors: -EINVAL (NULL w with n > 0, negative n, a bad kind, a
- * NULL object, a negative fd), -EBADF (a connection that does not receive),
- * -ENOMEM.
+ * NULL object, a negative fd), -EBADF (a connection that does not receive,
+ * or an fd that is not open), -ENOMEM.
  */
 KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns);
 

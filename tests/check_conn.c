@@ -179,6 +179,7 @@ START_TEST(send_rejects_bad_arguments)
     int peer;
     kart_conn *c = raw_pair(&peer);
     ck_assert_int_eq(kart_conn_send_bytes(c, NULL, 1), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_bytes(c, "x", SIZE_MAX), -EMSGSIZE);
     size_t n;
     void *m;
     ck_assert_int_eq(kart_conn_recv_bytes(c, NULL, &n, 1), -EINVAL);
@@ -444,6 +445,8 @@ START_TEST(loop_sends_and_receives_whole_messages)
     ck_assert_int_eq(kart_conn_recv_start(rd, 1 << 20, on_recv, &s), -EBUSY);
     size_t n;
     ck_assert_int_eq(kart_conn_recv_bytes_into(rd, NULL, 0, &n), -EBUSY);
+    void *m;
+    ck_assert_int_eq(kart_conn_recv_bytes(rd, &m, &n, 10), -EBUSY);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(s.sent, NLOOP);
     ck_assert_int_eq(s.received, NLOOP);
@@ -492,6 +495,7 @@ START_TEST(loop_errors)
     ck_assert_int_eq(kart_conn_attach(a, loop), -EBUSY);
     ck_assert_int_eq(kart_conn_send_async(NULL, "x", 1, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_conn_send_async(a, NULL, 1, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_async(a, "x", SIZE_MAX, NULL, NULL), -EMSGSIZE);
     ck_assert_int_eq(kart_conn_recv_start(NULL, 10, on_recv, NULL), -EINVAL);
     ck_assert_int_eq(kart_conn_recv_start(a, 10, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_conn_recv_stop(NULL), -EINVAL);
@@ -535,6 +539,33 @@ static void count_recv(kart_conn *c, int status, const void *msg, size_t len, vo
     if (++*n == 100)
         kart_conn_recv_stop(c);
 }
+
+static int send_status = 1;
+static void on_send_status(kart_conn *c, int status, void *arg)
+{
+    send_status = status;
+}
+
+START_TEST(loop_send_to_closed_peer_fails)
+{
+    kart_loop *loop;
+    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
+    kart_conn *a, *b;
+    ck_assert_int_eq(kart_pipe(&a, &b, _i, 0), 0);
+    kart_conn *w = _i ? a : b, *r = _i ? b : a;
+    kart_conn_close(r);
+    ck_assert_int_eq(kart_conn_attach(w, loop), 0);
+    ck_assert_int_eq(kart_conn_send_async(w, "abc", 3, on_send_status, NULL), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert(send_status == -EPIPE || send_status == -ECONNRESET);
+    ck_assert_int_eq(kart_conn_send_async(w, "abc", 3, NULL, NULL), KART_ECONNABORTED);
+    sigset_t pend;
+    sigpending(&pend);
+    ck_assert(!sigismember(&pend, SIGPIPE));
+    kart_conn_close(w);
+    ck_assert_int_eq(kart_loop_free(loop), 0);
+}
+END_TEST
 
 START_TEST(loop_delivers_what_is_already_buffered)
 {
@@ -656,6 +687,7 @@ int main(void)
     tcase_add_loop_test(tc, loop_sends_and_receives_whole_messages, 0, 3);
     tcase_add_test(tc, loop_errors);
     tcase_add_test(tc, loop_delivers_what_is_already_buffered);
+    tcase_add_loop_test(tc, loop_send_to_closed_peer_fails, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wait");

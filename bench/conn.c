@@ -1,6 +1,6 @@
 /*
  * bench/conn.c — the `conn` scenario: messages per second across a fork,
- * over a kart Pipe (kart_pipe, duplex: a socketpair), over a raw socketpair
+ * over a kart Pipe (kart_conn_pipe, duplex: a socketpair), over a raw socketpair
  * with read/write of exactly one message's bytes (`raw-socketpair`, the
  * baseline: framing-free), and over Python's multiprocessing Pipe with
  * send_bytes/recv_bytes (`python`: a python3 started by the bench, timing
@@ -99,9 +99,9 @@ static void open_chan(const bench_impl *impl, chan *ch)
 {
     if (strcmp(impl->arg, "kart") == 0) {
         kart_conn *a, *b;
-        int err = kart_pipe(&a, &b, 1, 0);
+        int err = kart_conn_pipe(&a, &b, 1, 0);
         if (err)
-            bench_fail("kart_pipe: %s", kart_strerror(err));
+            bench_fail("kart_conn_pipe: %s", kart_strerror(err));
         *ch = (chan){k_send, k_recv, a, b, k_close};
     } else {
         int sv[2];

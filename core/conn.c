@@ -95,7 +95,7 @@ KART_API int kart_conn_from_fd(kart_conn **out, int fd, unsigned flags)
     return conn_new(out, fd, flags);
 }
 
-KART_API int kart_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags)
+KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags)
 {
     if (!a || !b || (flags & ~KART_CONN_EXACT))
         return -EINVAL;

@@ -291,7 +291,7 @@ KART_API int kart_listener_fileno(const kart_listener *l)
     return l ? l->fd : -EINVAL;
 }
 
-KART_API int kart_listener_close(kart_listener *l)
+KART_API int kart_listener_free(kart_listener *l)
 {
     if (!l)
         return 0;
@@ -331,7 +331,7 @@ static int connect_dl(int fd, const struct sockaddr_storage *ss, socklen_t len,
     return err;
 }
 
-KART_API int kart_client(kart_conn **out, const char *address, const kart_auth *auth)
+KART_API int kart_conn_connect(kart_conn **out, const char *address, const kart_auth *auth)
 {
     if (!out || !address)
         return -EINVAL;

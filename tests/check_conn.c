@@ -1,4 +1,4 @@
-/* Description: kart/conn.h's connections: kart_pipe (duplex and one-way),
+/* Description: kart/conn.h's connections: kart_conn_pipe (duplex and one-way),
  * kart_conn_from_fd, send/recv/recv_into/poll/close/fileno with every
  * documented error; Python's wire format byte for byte; bad input (bad
  * lengths, too long, truncated, EOF) aborting cleanly; SIGPIPE never
@@ -52,9 +52,9 @@ static kart_conn *raw_pair(int *peer)
 START_TEST(create_rejects_bad_arguments)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(NULL, &b, 1, 0), -EINVAL);
-    ck_assert_int_eq(kart_pipe(&a, NULL, 1, 0), -EINVAL);
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0x80), -EINVAL);
+    ck_assert_int_eq(kart_conn_pipe(NULL, &b, 1, 0), -EINVAL);
+    ck_assert_int_eq(kart_conn_pipe(&a, NULL, 1, 0), -EINVAL);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0x80), -EINVAL);
     ck_assert_int_eq(kart_conn_from_fd(NULL, 0, KART_CONN_READABLE), -EINVAL);
     ck_assert_int_eq(kart_conn_from_fd(&a, 0, 0), -EINVAL);
     ck_assert_int_eq(kart_conn_from_fd(&a, 0, KART_CONN_EXACT), -EINVAL);
@@ -75,7 +75,7 @@ END_TEST
 START_TEST(pipe_fds_are_cloexec_and_owned)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     int fa = kart_conn_fileno(a), fb = kart_conn_fileno(b);
     ck_assert_int_ge(fa, 0);
     ck_assert(fcntl(fa, F_GETFD) & FD_CLOEXEC);
@@ -93,7 +93,7 @@ START_TEST(duplex_sizes_both_ways)
 {
     static const size_t sizes[] = {0, 1, 64, 1023, 1024, 1025, 16385, 65535, 65536, 65537, 300000};
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) { /* echo everything, then exit */
@@ -151,7 +151,7 @@ END_TEST
 START_TEST(oneway_pipe_directions)
 {
     kart_conn *r, *w;
-    ck_assert_int_eq(kart_pipe(&r, &w, 0, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&r, &w, 0, 0), 0);
     struct stat st;
     ck_assert_int_eq(fstat(kart_conn_fileno(r), &st), 0);
     ck_assert(S_ISFIFO(st.st_mode));
@@ -196,7 +196,7 @@ END_TEST
 START_TEST(recv_into_short_buffer_keeps_the_message)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
     uint8_t msg[100], in[100];
     fill_pattern(msg, sizeof(msg), 7);
     ck_assert_int_eq(kart_conn_send_bytes(a, msg, sizeof(msg)), 0);
@@ -222,7 +222,7 @@ END_TEST
 START_TEST(poll_waits_and_times_out)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     ck_assert_int_eq(kart_conn_poll(b, 0), 0);
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_conn_poll(b, 30 * KT_MS), 0);
@@ -289,7 +289,7 @@ START_TEST(eintr_is_retried)
     struct sigaction sa = {.sa_handler = on_alarm};
     ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     pid_t pid = fork();
     if (pid == 0) {
         kart_conn_close(a);
@@ -376,13 +376,13 @@ START_TEST(sigpipe_never_raised)
 {
     ck_assert_ptr_eq(signal(SIGPIPE, SIG_DFL), SIG_DFL);
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     kart_conn_close(b);
     int r = kart_conn_send_bytes(a, "x", 1);
     ck_assert(r == -EPIPE || r == -ECONNRESET);
     ck_assert_int_eq(kart_conn_send_bytes(a, "x", 1), KART_ECONNABORTED);
     kart_conn_close(a);
-    ck_assert_int_eq(kart_pipe(&a, &b, 0, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 0, 0), 0);
     kart_conn_close(a); /* the reading end */
     uint8_t big[5000] = {0};
     ck_assert_int_eq(kart_conn_send_bytes(b, big, sizeof(big)), -EPIPE);
@@ -396,7 +396,7 @@ END_TEST
 START_TEST(readahead_and_exact)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(kart_conn_send_bytes(a, "abcd", 4), 0);
     char buf[4];
@@ -475,7 +475,7 @@ START_TEST(loop_sends_and_receives_whole_messages)
     kart_loop *loop;
     ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, mode != 1, mode == 2 ? KART_CONN_EXACT : 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, mode != 1, mode == 2 ? KART_CONN_EXACT : 0), 0);
     kart_conn *rd = mode == 1 ? a : b, *wr = mode == 1 ? b : a;
     ck_assert_int_eq(kart_conn_attach(rd, loop), 0);
     ck_assert_int_eq(kart_conn_attach(wr, loop), 0);
@@ -531,7 +531,7 @@ START_TEST(loop_errors)
     kart_loop *loop;
     ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     ck_assert_int_eq(kart_conn_attach(NULL, loop), -EINVAL);
     ck_assert_int_eq(kart_conn_attach(a, NULL), -EINVAL);
     ck_assert_int_eq(kart_conn_detach(a), -EINVAL);
@@ -556,7 +556,7 @@ START_TEST(loop_errors)
     ck_assert(!(fcntl(kart_conn_fileno(a), F_GETFL) & O_NONBLOCK));
     /* Direction errors. */
     kart_conn *r, *w;
-    ck_assert_int_eq(kart_pipe(&r, &w, 0, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&r, &w, 0, 0), 0);
     ck_assert_int_eq(kart_conn_attach(r, loop), 0);
     ck_assert_int_eq(kart_conn_attach(w, loop), 0);
     ck_assert_int_eq(kart_conn_send_async(r, "x", 1, NULL, NULL), -EBADF);
@@ -598,7 +598,7 @@ START_TEST(loop_send_to_closed_peer_fails)
     kart_loop *loop;
     ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, _i, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, _i, 0), 0);
     kart_conn *w = _i ? a : b, *r = _i ? b : a;
     kart_conn_close(r);
     ck_assert_int_eq(kart_conn_attach(w, loop), 0);
@@ -617,7 +617,7 @@ END_TEST
 START_TEST(loop_delivers_what_is_already_buffered)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     for (int i = 0; i < 101; i++)
         ck_assert_int_eq(kart_conn_send_bytes(a, "abcd", 4), 0);
     char buf[4];
@@ -642,8 +642,8 @@ END_TEST
 START_TEST(wait_over_conns_and_fds)
 {
     kart_conn *a, *b, *c, *d;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
-    ck_assert_int_eq(kart_pipe(&c, &d, 0, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&c, &d, 0, 0), 0);
     int p[2];
     kt_pipe(p);
     kart_waitable w[3] = {

@@ -99,7 +99,7 @@ START_TEST(python_client_to_kart_listener)
     pid = py_start((const char *[]){"connect", addr, "00", NULL}, NULL);
     ck_assert_int_eq(kart_listener_accept(l, &c, 30000 * KT_MS), KART_EAUTH);
     ck_assert_int_eq(py_wait(pid), 3);
-    kart_listener_close(l);
+    kart_listener_free(l);
 }
 END_TEST
 
@@ -121,11 +121,11 @@ START_TEST(kart_client_to_python_listener)
         kart_auth a = {.authkey = wrong ? "bad" : KEY, .authkey_len = wrong ? 3 : strlen(KEY)};
         kart_conn *c;
         if (wrong) {
-            ck_assert_int_eq(kart_client(&c, addr, &a), KART_EAUTH);
+            ck_assert_int_eq(kart_conn_connect(&c, addr, &a), KART_EAUTH);
             ck_assert_int_eq(py_wait(pid), 3);
             continue;
         }
-        ck_assert_int_eq(kart_client(&c, addr, &a), 0);
+        ck_assert_int_eq(kart_conn_connect(&c, addr, &a), 0);
         exchange(c);
         kart_conn_close(c);
         ck_assert_int_eq(py_wait(pid), 0);
@@ -145,7 +145,7 @@ START_TEST(require_modern_refuses_python_311)
     fclose(out);
     kart_auth a = {.authkey = KEY, .authkey_len = strlen(KEY), .require_modern = 1};
     kart_conn *c;
-    ck_assert_int_eq(kart_client(&c, addr, &a), KART_EAUTH);
+    ck_assert_int_eq(kart_conn_connect(&c, addr, &a), KART_EAUTH);
     ck_assert_int_eq(py_wait(pid), 3);
 }
 END_TEST

@@ -112,7 +112,7 @@ static int handshake(side_fn here, const kart_auth *ha, side_fn there, const kar
                      int *child_rc)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -187,7 +187,7 @@ END_TEST
 START_TEST(handshake_rejects_bad_arguments)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     kart_auth ok = {.authkey = KEY, .authkey_len = 3};
     kart_auth nokey = {0};
     kart_auth badlen = {.authkey = NULL, .authkey_len = 3};
@@ -247,7 +247,7 @@ END_TEST
 START_TEST(handshake_silent_peer_times_out)
 {
     kart_conn *a, *b;
-    ck_assert_int_eq(kart_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     kart_auth au = {.authkey = KEY, .authkey_len = 3, .timeout_ns = 50 * KT_MS};
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_conn_deliver_challenge(a, &au), -ETIMEDOUT);
@@ -268,7 +268,7 @@ static pid_t client_child(const char *addr, const kart_auth *auth)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         kart_conn *c;
-        int r = kart_client(&c, addr, auth);
+        int r = kart_conn_connect(&c, addr, auth);
         if (r)
             _exit(r == KART_EAUTH ? 3 : r == KART_EHANDSHAKE ? 4 : 5);
         void *m;
@@ -329,9 +329,9 @@ START_TEST(listener_unix_path)
     serve_one(l, &o.auth);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(kart_listener_close(l), 0);
+    ck_assert_int_eq(kart_listener_free(l), 0);
     ck_assert_int_eq(stat(path, &st), -1); /* unlinked */
-    ck_assert_int_eq(kart_listener_close(NULL), 0);
+    ck_assert_int_eq(kart_listener_free(NULL), 0);
 }
 END_TEST
 
@@ -359,7 +359,7 @@ START_TEST(listener_abstract_and_tcp)
         ck_assert(strncmp(got, "127.0.0.1:", 10) == 0 && strcmp(got, "127.0.0.1:0") != 0);
     ck_assert_int_ge(kart_listener_fileno(l), 0);
     serve_one(l, &o.auth);
-    kart_listener_close(l);
+    kart_listener_free(l);
 }
 END_TEST
 
@@ -368,7 +368,7 @@ START_TEST(listener_without_auth)
     kart_listener *l;
     ck_assert_int_eq(kart_listener_create(&l, "127.0.0.1:0", NULL), 0);
     serve_one(l, NULL);
-    kart_listener_close(l);
+    kart_listener_free(l);
 }
 END_TEST
 
@@ -387,7 +387,7 @@ START_TEST(listener_wrong_key_fails_both_sides)
     ck_assert_int_eq(child_status(pid), 3);
     /* The listener goes on serving. */
     serve_one(l, &o.auth);
-    kart_listener_close(l);
+    kart_listener_free(l);
 }
 END_TEST
 
@@ -401,7 +401,7 @@ START_TEST(listener_silent_peer_cannot_hold_it)
     kart_listener_address(l, addr, sizeof(addr));
     /* A client that connects and says nothing (no authkey). */
     kart_conn *silent;
-    ck_assert_int_eq(kart_client(&silent, addr, NULL), 0);
+    ck_assert_int_eq(kart_conn_connect(&silent, addr, NULL), 0);
     kart_conn *c;
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_listener_accept(l, &c, -1), -ETIMEDOUT);
@@ -413,7 +413,7 @@ START_TEST(listener_silent_peer_cannot_hold_it)
     free(m);
     ck_assert_int_eq(kart_conn_recv_bytes(silent, &m, &n, 256), KART_EEOF);
     kart_conn_close(silent);
-    kart_listener_close(l);
+    kart_listener_free(l);
 }
 END_TEST
 
@@ -445,14 +445,14 @@ START_TEST(listener_and_client_errors)
     ck_assert_int_eq(kart_listener_accept(l, &c, 20 * KT_MS), -ETIMEDOUT);
     char addr[64];
     kart_listener_address(l, addr, sizeof(addr));
-    kart_listener_close(l);
-    ck_assert_int_eq(kart_client(NULL, addr, NULL), -EINVAL);
-    ck_assert_int_eq(kart_client(&c, NULL, NULL), -EINVAL);
-    ck_assert_int_eq(kart_client(&c, "", NULL), -EINVAL);
-    ck_assert_int_eq(kart_client(&c, addr, NULL), -ECONNREFUSED);
-    ck_assert_int_eq(kart_client(&c, "/nonexistent-dir/x.sock", NULL), -ENOENT);
+    kart_listener_free(l);
+    ck_assert_int_eq(kart_conn_connect(NULL, addr, NULL), -EINVAL);
+    ck_assert_int_eq(kart_conn_connect(&c, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_conn_connect(&c, "", NULL), -EINVAL);
+    ck_assert_int_eq(kart_conn_connect(&c, addr, NULL), -ECONNREFUSED);
+    ck_assert_int_eq(kart_conn_connect(&c, "/nonexistent-dir/x.sock", NULL), -ENOENT);
     kart_auth bad = {.authkey = NULL, .authkey_len = 2};
-    ck_assert_int_eq(kart_client(&c, addr, &bad), -EINVAL);
+    ck_assert_int_eq(kart_conn_connect(&c, addr, &bad), -EINVAL);
 }
 END_TEST
 
@@ -465,13 +465,13 @@ START_TEST(wait_over_a_listener)
     char addr[64];
     kart_listener_address(l, addr, sizeof(addr));
     kart_conn *cl, *sv;
-    ck_assert_int_eq(kart_client(&cl, addr, NULL), 0);
+    ck_assert_int_eq(kart_conn_connect(&cl, addr, NULL), 0);
     ck_assert_int_eq(kart_conn_wait(&w, 1, 5000 * KT_MS), 1);
     ck_assert_int_eq(w.ready, 1);
     ck_assert_int_eq(kart_listener_accept(l, &sv, 0), 0);
     kart_conn_close(cl);
     kart_conn_close(sv);
-    kart_listener_close(l);
+    kart_listener_free(l);
 }
 END_TEST
 

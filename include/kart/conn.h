@@ -1,6 +1,6 @@
 /*
  * kart/conn.h — message connections, wire-compatible with Python's
- * multiprocessing.connection: Pipe (kart_pipe), Listener and Client with
+ * multiprocessing.connection: Pipe (kart_conn_pipe), Listener and Client with
  * the authkey handshake, and wait() over connections, listeners and fds.
  *
  * Framing is Python's exactly: each message is a 4-byte big-endian signed
@@ -54,7 +54,7 @@ extern "C" {
 typedef struct kart_conn kart_conn;
 typedef struct kart_listener kart_listener;
 
-/* Connection flags (kart_conn_from_fd, kart_pipe). */
+/* Connection flags (kart_conn_from_fd, kart_conn_pipe). */
 #define KART_CONN_READABLE 0x1u /* the connection receives */
 #define KART_CONN_WRITABLE 0x2u /* the connection sends */
 #define KART_CONN_EXACT 0x4u    /* no read-ahead: see above */
@@ -72,7 +72,7 @@ typedef struct kart_listener kart_listener;
  * Both fds are close-on-exec. Errors: -EINVAL (NULL out pointer, unknown
  * flag), -EMFILE, -ENFILE, -ENOMEM.
  */
-KART_API int kart_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags);
+KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags);
 
 /*
  * Wraps an open fd (a socket, a pipe end, a FIFO, a terminal) in a
@@ -308,7 +308,7 @@ KART_API int kart_listener_fileno(const kart_listener *l);
 
 /* Closes the listening socket, unlinks a unix socket path it created, and
  * frees the listener. NULL returns 0. */
-KART_API int kart_listener_close(kart_listener *l);
+KART_API int kart_listener_free(kart_listener *l);
 
 /*
  * Connects to address and, if auth has an authkey, runs the handshake
@@ -318,7 +318,7 @@ KART_API int kart_listener_close(kart_listener *l);
  * -ECONNREFUSED, -ENOENT, -ETIMEDOUT, -EHOSTUNREACH, -EMFILE, -ENOMEM, and
  * the handshake's errors.
  */
-KART_API int kart_client(kart_conn **out, const char *address, const kart_auth *auth);
+KART_API int kart_conn_connect(kart_conn **out, const char *address, const kart_auth *auth);
 
 /* ---- wait ---- */
 

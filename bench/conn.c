@@ -6,6 +6,10 @@
  * send_bytes/recv_bytes (`python`: a python3 started by the bench, timing
  * itself, the same shape of run).
  *
+ * `kart-batch` is the same kart Pipe with the sender handing 16 messages at
+ * a time to kart_conn_send_many (one writev), in the streams only: what a
+ * sender that has several messages ready can get; the receiver is the same.
+ *
  * Cases: round trips of 64-byte messages (the parent sends, the child
  * echoes); one-way streams of 64-byte and 64 KiB messages (the child sends
  * as fast as it can, the parent receives). The parent counts what it
@@ -97,7 +101,7 @@ static void r_close(void *h)
 
 static void open_chan(const bench_impl *impl, chan *ch)
 {
-    if (strcmp(impl->arg, "kart") == 0) {
+    if (strncmp(impl->arg, "kart", 4) == 0) {
         kart_conn *a, *b;
         int err = kart_conn_pipe(&a, &b, 1, 0);
         if (err)
@@ -111,12 +115,30 @@ static void open_chan(const bench_impl *impl, chan *ch)
     }
 }
 
+#define SEND_BATCH 16 /* kart-batch: messages per kart_conn_send_many */
+
+/* kart-batch's sender: numbered messages, SEND_BATCH per call. */
+static void send_batches(kart_conn *c, size_t size)
+{
+    struct iovec msgs[SEND_BATCH];
+    for (int i = 0; i < SEND_BATCH; i++)
+        msgs[i] = (struct iovec){calloc(1, size), size};
+    for (uint64_t seq = 0;;) {
+        for (int i = 0; i < SEND_BATCH; i++, seq++)
+            memcpy(msgs[i].iov_base, &seq, sizeof(seq));
+        if (kart_conn_send_many(c, msgs, SEND_BATCH) != 0)
+            _exit(0);
+    }
+}
+
 /* The child: echo (round trips) or send numbered messages (stream) until
  * the parent closes its end. */
-static void child(chan *ch, size_t size, int stream)
+static void child(chan *ch, size_t size, int stream, bool batch)
 {
     signal(SIGPIPE, SIG_IGN);
     ch->close(ch->mine);
+    if (batch)
+        send_batches(ch->theirs, size);
     uint8_t *buf = calloc(1, size);
     if (stream) {
         for (uint64_t seq = 0;; seq++) {
@@ -141,7 +163,7 @@ static int run_native(const bench_impl *impl, bench_ctx *ctx)
     if (pid < 0)
         bench_fail("fork: %s", strerror(errno));
     if (pid == 0)
-        child(&ch, size, stream);
+        child(&ch, size, stream, strcmp(impl->arg, "kart-batch") == 0);
     ch.close(ch.theirs);
     uint8_t *out = calloc(1, size), *in = calloc(1, size);
     uint64_t n = 0;
@@ -241,13 +263,26 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
         _exit(127);
     }
     close(p[1]);
+    /* Everything python3 prints, up to its exit. */
     char line[64] = "";
-    ssize_t r = read(p[0], line, sizeof(line) - 1);
+    size_t got = 0;
+    int read_errno = 0;
+    for (;;) {
+        ssize_t r = read(p[0], line + got, sizeof(line) - 1 - got);
+        if (r > 0 && (got += (size_t)r) < sizeof(line) - 1)
+            continue;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            read_errno = errno;
+        break;
+    }
     close(p[0]);
     int st;
     waitpid(pid, &st, 0);
-    if (r <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        bench_fail("python3 failed (status %d)", st);
+    if (got == 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        bench_fail("python3 failed (status %d, read: %s)", st,
+                   read_errno ? strerror(read_errno) : "ok");
     ctx->value[0] = strtod(line, NULL);
     return 0;
 }
@@ -267,10 +302,18 @@ static int cases(bench_case *out, bool quick)
     return 3;
 }
 
+/* kart-batch (kart_conn_send_many, 16 messages a call) is a one-way
+ * sender: streams only. */
+static bool runs(const bench_case *c, const bench_impl *impl)
+{
+    return strcmp(impl->arg, "kart-batch") != 0 || bench_param_get(c, "stream") == 1;
+}
+
 static int impls(bench_impl *out)
 {
     int n = 0;
     out[n++] = (bench_impl){.name = "kart", .run = run_native, .arg = "kart"};
+    out[n++] = (bench_impl){.name = "kart-batch", .run = run_native, .arg = "kart-batch"};
     out[n++] = (bench_impl){.name = "raw-socketpair", .run = run_native, .arg = "raw"};
     out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "python",
                             .skip = system("command -v python3 >/dev/null 2>&1") == 0
@@ -288,6 +331,7 @@ const bench_scenario bench_conn = {
     .metrics = metrics,
     .cases = cases,
     .impls = impls,
+    .runs = runs,
     .seconds = 1.0,
     .quick_seconds = 0.3,
 };

@@ -261,6 +261,66 @@ KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len)
     return kart__conn_send_dl(c, buf, len, KART__NO_DEADLINE);
 }
 
+/* send_many packs small messages with their headers here; larger ones
+ * keep their own iovec. */
+#define PACK_BYTES 16384
+#define PACK_IOVS 1024
+
+KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n)
+{
+    if (!c || n < 0 || (!msgs && n > 0))
+        return -EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (!msgs[i].iov_base && msgs[i].iov_len > 0)
+            return -EINVAL;
+        if (msgs[i].iov_len > KART_CONN_MAX_MESSAGE)
+            return -EMSGSIZE;
+    }
+    if (!(c->flags & KART_CONN_WRITABLE))
+        return -EBADF;
+    if (c->state == KART__CONN_ABORTED)
+        return KART_ECONNABORTED;
+    if (c->sq_head)
+        return -EBUSY;
+    uint8_t *pack = malloc(PACK_BYTES);
+    struct iovec *iov = malloc(PACK_IOVS * sizeof(*iov));
+    int err = pack && iov ? 0 : -ENOMEM;
+    size_t used = 0;
+    int niov = 0;
+    for (int i = 0; i < n && !err; i++) {
+        size_t len = msgs[i].iov_len;
+        bool small = len <= KART__CONN_COPY_MAX;
+        size_t room = small ? 12 + len : 12;
+        if (used + room > PACK_BYTES || niov + 2 > PACK_IOVS) {
+            err = kart__conn_writev_all(c, iov, niov, KART__NO_DEADLINE);
+            used = 0;
+            niov = 0;
+        }
+        if (err)
+            break;
+        uint8_t *at = pack + used;
+        size_t h = kart__frame_encode(at, len);
+        if (small && len)
+            memcpy(at + h, msgs[i].iov_base, len);
+        size_t packed = small ? h + len : h;
+        /* Extend the last part when it ends where this one starts. */
+        if (niov > 0 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == at)
+            iov[niov - 1].iov_len += packed;
+        else
+            iov[niov++] = (struct iovec){at, packed};
+        used += packed;
+        if (!small)
+            iov[niov++] = msgs[i];
+    }
+    if (!err && niov > 0)
+        err = kart__conn_writev_all(c, iov, niov, KART__NO_DEADLINE);
+    free(pack);
+    free(iov);
+    if (err == -ENOMEM && used == 0 && niov == 0)
+        return err;
+    return err ? kart__conn_abort(c, err) : 0;
+}
+
 /* ---- reading ---- */
 
 static int ensure_rbuf(kart_conn *c)

@@ -176,6 +176,68 @@ START_TEST(oneway_pipe_directions)
 }
 END_TEST
 
+START_TEST(send_many_packs_messages)
+{
+    kart_conn *a, *b;
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, _i, 0), 0);
+    kart_conn *r = _i ? b : a, *w = _i ? a : b;
+    enum { N = 3000 };
+    static uint8_t data[N][40];
+    static uint8_t big[2][70000];
+    static struct iovec msgs[N + 2];
+    for (int i = 0; i < N; i++) {
+        fill_pattern(data[i], sizeof(data[i]), (unsigned)i);
+        msgs[i] = (struct iovec){data[i], (size_t)(i % 41)};
+    }
+    fill_pattern(big[0], sizeof(big[0]), 5000);
+    fill_pattern(big[1], sizeof(big[1]), 5001);
+    /* Large ones among small ones, at the start and in the middle. */
+    msgs[N] = msgs[0];
+    msgs[0] = (struct iovec){big[0], sizeof(big[0])};
+    msgs[N + 1] = msgs[1500];
+    msgs[1500] = (struct iovec){big[1], 2000};
+    pid_t pid = fork();
+    if (pid == 0) {
+        kart_conn_close(w);
+        static uint8_t in[70000];
+        for (int i = 0; i < N + 2; i++) {
+            size_t n;
+            if (kart_conn_recv_bytes_into(r, in, sizeof(in), &n) != 0 || n != msgs[i].iov_len ||
+                memcmp(in, msgs[i].iov_base, n) != 0)
+                _exit(1);
+        }
+        size_t n;
+        _exit(kart_conn_recv_bytes_into(r, in, sizeof(in), &n) == KART_EEOF ? 0 : 2);
+    }
+    kart_conn_close(r);
+    ck_assert_int_eq(kart_conn_send_many(w, msgs, N + 2), 0);
+    ck_assert_int_eq(kart_conn_send_many(w, msgs, 0), 0);
+    kart_conn_close(w);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
+START_TEST(send_many_rejects_bad_arguments)
+{
+    kart_conn *r, *w;
+    ck_assert_int_eq(kart_conn_pipe(&r, &w, 0, 0), 0);
+    struct iovec ok = {"x", 1}, nul = {NULL, 1}, huge = {"x", SIZE_MAX};
+    ck_assert_int_eq(kart_conn_send_many(NULL, &ok, 1), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_many(w, NULL, 1), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_many(w, &ok, -1), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_many(w, &nul, 1), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_many(w, &huge, 1), -EMSGSIZE);
+    ck_assert_int_eq(kart_conn_send_many(r, &ok, 1), -EBADF);
+    kart_conn_close(r);
+    ck_assert_int_eq(kart_conn_send_many(w, &ok, 1), -EPIPE);
+    ck_assert_int_eq(kart_conn_send_many(w, &ok, 1), KART_ECONNABORTED);
+    kart_conn_close(w);
+}
+END_TEST
+
 START_TEST(send_rejects_bad_arguments)
 {
     int peer;
@@ -735,6 +797,8 @@ int main(void)
     tcase_add_loop_test(tc, duplex_sizes_both_ways, 0, 2);
     tcase_add_test(tc, oneway_pipe_directions);
     tcase_add_test(tc, send_rejects_bad_arguments);
+    tcase_add_loop_test(tc, send_many_packs_messages, 0, 2);
+    tcase_add_test(tc, send_many_rejects_bad_arguments);
     tcase_add_loop_test(tc, recv_into_short_buffer_keeps_the_message, 0, 2);
     tcase_add_test(tc, poll_waits_and_times_out);
     tcase_add_test(tc, wire_format_is_pythons);

@@ -46,6 +46,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +104,18 @@ KART_API int kart_conn_fileno(const kart_conn *c);
  * message may have been sent: the connection is then aborted.
  */
 KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len);
+
+/*
+ * Sends n messages (msgs[i].iov_base, msgs[i].iov_len), in order, with as
+ * few system calls as the kernel allows: small messages are packed with
+ * their headers into one buffer and everything goes out in writevs of up to
+ * 1024 parts. The receiver sees n ordinary messages. Blocks until all are
+ * in the kernel. Returns 0. Errors: those of kart_conn_send_bytes, and
+ * -EINVAL for NULL msgs with n > 0, n < 0, or a NULL base with a length;
+ * after an error some of the messages may have been sent (the connection
+ * is then aborted).
+ */
+KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n);
 
 /*
  * Receives one whole message into a new malloc()ed buffer (*out; free() it;

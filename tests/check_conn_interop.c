@@ -70,10 +70,11 @@ static void exchange(kart_conn *c)
  * sends a legacy challenge) → kart Listener. */
 START_TEST(python_client_to_kart_listener)
 {
-    char unix_path[64];
+    char unix_path[64], abstract[64];
     snprintf(unix_path, sizeof(unix_path), "/tmp/kart-interop-%d.sock", (int)getpid());
+    snprintf(abstract, sizeof(abstract), "@kart-interop-%d", (int)getpid());
     unlink(unix_path);
-    const char *addrs[] = {"127.0.0.1:0", unix_path};
+    const char *addrs[] = {"127.0.0.1:0", unix_path, abstract};
     kart_listener_options o = {.auth = {.authkey = KEY, .authkey_len = strlen(KEY)}};
     kart_listener *l;
     ck_assert_int_eq(kart_listener_create(&l, addrs[_i], &o), 0);
@@ -175,7 +176,7 @@ int main(void)
     Suite *s = suite_create("conn_interop");
     TCase *tc = tcase_create("python");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, python_client_to_kart_listener, 0, 2);
+    tcase_add_loop_test(tc, python_client_to_kart_listener, 0, 3);
     tcase_add_loop_test(tc, kart_client_to_python_listener, 0, 3);
     tcase_add_test(tc, require_modern_refuses_python_311);
     tcase_add_test(tc, python_connection_over_kart_pipe);

@@ -462,6 +462,29 @@ int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got,
     return 0;
 }
 
+int kart__conn_assemble(kart_conn *c, int64_t deadline, bool nowait)
+{
+    size_t len = (size_t)c->len;
+    for (;;) {
+        if (!c->asm_buf || (c->asm_got == c->asm_cap && c->asm_cap < len)) {
+            size_t cap = c->asm_buf ? c->asm_cap * 2 : KART__CONN_ASM_FIRST;
+            if (cap > len)
+                cap = len;
+            uint8_t *p = realloc(c->asm_buf, cap ? cap : 1);
+            if (!p)
+                return -ENOMEM;
+            if (!c->asm_buf)
+                c->asm_got = 0;
+            c->asm_buf = p;
+            c->asm_cap = cap;
+        }
+        int err = kart__conn_read_payload(c, c->asm_buf, c->asm_cap, &c->asm_got, deadline,
+                                          nowait);
+        if (err || c->asm_got == len)
+            return err;
+    }
+}
+
 static int recv_checks(kart_conn *c)
 {
     if (!(c->flags & KART_CONN_READABLE))
@@ -481,13 +504,7 @@ int kart__conn_recv_dl(kart_conn *c, void **out, size_t *len, size_t maxlen, int
         return err;
     if (c->len > maxlen)
         return kart__conn_abort(c, KART_ETOOLONG);
-    if (!c->asm_buf) {
-        c->asm_buf = malloc(c->len ? (size_t)c->len : 1);
-        if (!c->asm_buf)
-            return -ENOMEM;
-        c->asm_got = 0;
-    }
-    err = kart__conn_read_payload(c, c->asm_buf, (size_t)c->len, &c->asm_got, deadline, false);
+    err = kart__conn_assemble(c, deadline, false);
     if (err)
         return err;
     *out = c->asm_buf;
@@ -520,8 +537,7 @@ KART_API int kart_conn_recv_bytes_into(kart_conn *c, void *buf, size_t cap, size
     }
     if (c->asm_buf) {
         /* A loop receive stopped half-way through this message. */
-        err = kart__conn_read_payload(c, c->asm_buf, (size_t)c->len, &c->asm_got,
-                                      KART__NO_DEADLINE, false);
+        err = kart__conn_assemble(c, KART__NO_DEADLINE, false);
         if (err)
             return err;
         memcpy(buf, c->asm_buf, (size_t)c->len);

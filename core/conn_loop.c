@@ -229,15 +229,8 @@ static void do_recvs(kart_conn *c)
             deliver(c, 0, m, (size_t)c->len);
             continue;
         }
-        if (err == 0 && !c->asm_buf) {
-            c->asm_buf = malloc(c->len ? (size_t)c->len : 1);
-            c->asm_got = 0;
-            if (!c->asm_buf)
-                err = -ENOMEM;
-        }
         if (err == 0)
-            err = kart__conn_read_payload(c, c->asm_buf, (size_t)c->len, &c->asm_got,
-                                          KART__NO_DEADLINE, true);
+            err = kart__conn_assemble(c, KART__NO_DEADLINE, true);
         if (err == 0) {
             uint8_t *m = c->asm_buf;
             c->asm_buf = NULL;

@@ -15,6 +15,8 @@
 
 /* The read-ahead buffer: one read takes in this much at most. */
 #define KART__CONN_RBUF 65536
+/* A payload's first allocation, doubled as more of it arrives. */
+#define KART__CONN_ASM_FIRST ((size_t)1 << 20)
 /* Messages up to this size are copied behind their header and sent with
  * one send(); larger ones go out as a two-part writev. */
 #define KART__CONN_COPY_MAX 1024
@@ -54,7 +56,7 @@ struct kart_conn {
     uint64_t len;
     /* A payload being assembled across loop iterations (loop receives). */
     uint8_t *asm_buf;
-    size_t asm_got;
+    size_t asm_got, asm_cap;
     /* Loop state (conn_loop.c). */
     kart_loop *loop;
     kart_io io;
@@ -90,6 +92,13 @@ int kart__conn_recv_dl(kart_conn *c, void **out, size_t *len, size_t maxlen,
 int kart__conn_need_header(kart_conn *c, int64_t deadline, bool nowait);
 int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got,
                             int64_t deadline, bool nowait);
+
+/* Assembles the current message (its header read) in c->asm_buf, which
+ * grows as bytes arrive: a peer that announces a long message and sends
+ * little makes us hold about what it sent, not what it announced.
+ * Returns 0 when all of it is in; -EAGAIN, -ETIMEDOUT, -ENOMEM leave the
+ * partial message for the next call. */
+int kart__conn_assemble(kart_conn *c, int64_t deadline, bool nowait);
 
 /* Aborts the connection after a protocol or I/O error and returns err. */
 int kart__conn_abort(kart_conn *c, int err);

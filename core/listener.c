@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -304,9 +305,41 @@ KART_API int kart_listener_free(kart_listener *l)
     return 0;
 }
 
+/* A unix connect waits (when the listener's backlog is full) for at most
+ * SO_SNDTIMEO: set it to the time left, connect blocking, clear it. */
+static int connect_unix_dl(int fd, const struct sockaddr_storage *ss, socklen_t len,
+                           int64_t deadline)
+{
+    struct timeval tv = {0, 0};
+    if (deadline != KART__NO_DEADLINE) {
+        int64_t left = deadline - kart_now_ns();
+        if (left < 1000)
+            left = 1000; /* 0 would mean no limit */
+        tv.tv_sec = (time_t)(left / 1000000000);
+        tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
+    }
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    int err = 0;
+    while (connect(fd, (const struct sockaddr *)ss, len) != 0) {
+        err = -errno;
+        if (err != -EINTR)
+            break;
+        err = 0;
+    }
+    if (err == -EISCONN) /* an interrupted connect went through after all */
+        err = 0;
+    if (err == -EAGAIN || err == -EINPROGRESS)
+        err = -ETIMEDOUT;
+    struct timeval zero = {0, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof(zero));
+    return err;
+}
+
 static int connect_dl(int fd, const struct sockaddr_storage *ss, socklen_t len,
                       int64_t deadline)
 {
+    if (ss->ss_family == AF_UNIX)
+        return connect_unix_dl(fd, ss, len, deadline);
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
@@ -321,9 +354,6 @@ static int connect_dl(int fd, const struct sockaddr_storage *ss, socklen_t len,
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl);
                 err = -so;
             }
-        } else if (err == -EAGAIN) {
-            /* A unix listener's backlog is full. */
-            err = -ECONNREFUSED;
         }
     }
     if (err == 0 && fcntl(fd, F_SETFL, fl) < 0)

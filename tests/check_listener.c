@@ -23,57 +23,88 @@ static void hex(const uint8_t *p, size_t n, char *out)
         sprintf(out + 2 * i, "%02x", p[i]);
 }
 
-/* Python's hmac.new(key, msg, digest).digest(), through python3. */
-static size_t py_hmac(const char *digest, const void *key, size_t kn, const uint8_t *msg,
-                      size_t n, uint8_t *out)
+/* Python's hmac.new(key, msg, digest).digest() for n (digest, msg) pairs
+ * under one key, through one python3: out[i] gets each, outlen[i] its
+ * length. */
+static void py_hmacs(int n, const char *const *digest, const uint8_t *const *msg,
+                     const size_t *msglen, const void *key, size_t kn, uint8_t (*out)[64],
+                     size_t *outlen)
 {
-    char kx[256], mx[512], cmd[1024], line[256];
+    static char cmd[16384];
+    char kx[256];
     hex(key, kn, kx);
-    hex(msg, n, mx);
-    snprintf(cmd, sizeof(cmd), "python3 %s hmac %s '%s' '%s'", PEER, digest, kx, mx);
+    int at = snprintf(cmd, sizeof(cmd), "python3 %s hmac", PEER);
+    for (int i = 0; i < n; i++) {
+        char mx[512];
+        hex(msg[i], msglen[i], mx);
+        at += snprintf(cmd + at, sizeof(cmd) - (size_t)at, " %s '%s' '%s'", digest[i], kx, mx);
+    }
+    ck_assert_int_lt(at, (int)sizeof(cmd));
     FILE *f = popen(cmd, "r");
     ck_assert_ptr_nonnull(f);
-    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+    for (int i = 0; i < n; i++) {
+        char line[256];
+        ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+        outlen[i] = strlen(line) / 2;
+        for (size_t j = 0; j < outlen[i]; j++)
+            sscanf(line + 2 * j, "%2hhx", &out[i][j]);
+    }
     ck_assert_int_eq(pclose(f), 0);
-    size_t len = strlen(line) / 2;
-    for (size_t i = 0; i < len; i++)
-        sscanf(line + 2 * i, "%2hhx", &out[i]);
-    return len;
 }
 
 static const char *const digests[] = {"md5", "sha256", "sha384", "sha3_256", "sha3_384"};
 
 START_TEST(responses_match_pythons_hmac)
 {
-    uint8_t msg[60], resp[KART__AUTH_MAX_RESPONSE], want[64];
+    /* Five modern challenges, a legacy one, and a 3.12 challenge that a
+     * 3.11 client answers with a raw HMAC-MD5 of it all. */
+    static uint8_t msgs[7][60];
+    size_t lens[7];
+    const char *names[7];
+    const uint8_t *mp[7];
+    for (int d = 0; d < 5; d++) {
+        int pre = sprintf((char *)msgs[d], "{%s}", digests[d]);
+        for (int i = 0; i < 40; i++)
+            msgs[d][pre + i] = (uint8_t)(i * 13 + d);
+        lens[d] = (size_t)pre + 40;
+        names[d] = digests[d];
+    }
+    for (int i = 0; i < 20; i++)
+        msgs[5][i] = (uint8_t)(200 - i);
+    lens[5] = 20;
+    names[5] = "md5";
+    memcpy(msgs[6], msgs[1], lens[1]);
+    lens[6] = lens[1];
+    names[6] = "md5";
+    for (int i = 0; i < 7; i++)
+        mp[i] = msgs[i];
+    uint8_t want[7][64];
+    size_t wn[7];
+    py_hmacs(7, names, mp, lens, KEY, strlen(KEY), want, wn);
+
+    uint8_t resp[KART__AUTH_MAX_RESPONSE];
     size_t rn;
     for (int d = 0; d < 5; d++) {
-        int pre = sprintf((char *)msg, "{%s}", digests[d]);
-        for (int i = 0; i < 40; i++)
-            msg[pre + i] = (uint8_t)(i * 13 + d);
-        size_t n = (size_t)pre + 40;
-        ck_assert_int_eq(kart__auth_response(KEY, strlen(KEY), msg, n, resp, &rn), 0);
-        size_t wn = py_hmac(digests[d], KEY, strlen(KEY), msg, n, want);
-        ck_assert_uint_eq(rn, (size_t)pre + wn);
-        ck_assert_mem_eq(resp, msg, (size_t)pre); /* the reply names the digest */
-        ck_assert_mem_eq(resp + pre, want, wn);
-        ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msg, n, resp, rn, 1), 0);
+        size_t pre = lens[d] - 40;
+        ck_assert_int_eq(kart__auth_response(KEY, strlen(KEY), msgs[d], lens[d], resp, &rn), 0);
+        ck_assert_uint_eq(rn, pre + wn[d]);
+        ck_assert_mem_eq(resp, msgs[d], pre); /* the reply names the digest */
+        ck_assert_mem_eq(resp + pre, want[d], wn[d]);
+        ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msgs[d], lens[d], resp, rn, 1), 0);
         resp[rn - 1] ^= 1;
-        ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msg, n, resp, rn, 0), KART_EAUTH);
+        ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msgs[d], lens[d], resp, rn, 0),
+                         KART_EAUTH);
     }
     /* Legacy: a 20-byte challenge gets a raw 16-byte HMAC-MD5. */
-    for (int i = 0; i < 20; i++)
-        msg[i] = (uint8_t)(200 - i);
-    ck_assert_int_eq(kart__auth_response(KEY, strlen(KEY), msg, 20, resp, &rn), 0);
+    ck_assert_int_eq(kart__auth_response(KEY, strlen(KEY), msgs[5], 20, resp, &rn), 0);
     ck_assert_uint_eq(rn, 16);
-    ck_assert_uint_eq(py_hmac("md5", KEY, strlen(KEY), msg, 20, want), 16);
-    ck_assert_mem_eq(resp, want, 16);
-    ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msg, 20, resp, 16, 0), 0);
-    ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msg, 20, resp, 16, 1), KART_EAUTH);
-    /* A 3.11 client answers a 3.12 challenge with a raw HMAC-MD5 of it all. */
-    int pre = sprintf((char *)msg, "{sha256}");
-    ck_assert_uint_eq(py_hmac("md5", KEY, strlen(KEY), msg, (size_t)pre + 40, want), 16);
-    ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msg, (size_t)pre + 40, want, 16, 0), 0);
+    ck_assert_uint_eq(wn[5], 16);
+    ck_assert_mem_eq(resp, want[5], 16);
+    ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msgs[5], 20, resp, 16, 0), 0);
+    ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msgs[5], 20, resp, 16, 1), KART_EAUTH);
+    /* 3.11's raw MD5 answer to a modern challenge is accepted. */
+    ck_assert_uint_eq(wn[6], 16);
+    ck_assert_int_eq(kart__auth_verify(KEY, strlen(KEY), msgs[6], lens[6], want[6], 16, 0), 0);
 }
 END_TEST
 
@@ -456,6 +487,30 @@ START_TEST(listener_and_client_errors)
 }
 END_TEST
 
+/* A unix listener that accepts no one: once its backlog is full, a
+ * connect waits, and gives up with -ETIMEDOUT at the deadline. */
+START_TEST(client_times_out_on_a_full_backlog)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/kart-backlog-%d.sock", (int)getpid());
+    unlink(path);
+    kart_listener_options o = {.backlog = 1};
+    kart_listener *l;
+    ck_assert_int_eq(kart_listener_create(&l, path, &o), 0);
+    kart_conn *c[8];
+    kart_auth quick = {.timeout_ns = 50 * KT_MS};
+    int n = 0, r = 0;
+    while (n < 8 && (r = kart_conn_connect(&c[n], path, &quick)) == 0)
+        n++;
+    ck_assert_int_eq(r, -ETIMEDOUT);
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_le(n, 3);
+    for (int i = 0; i < n; i++)
+        kart_conn_close(c[i]);
+    kart_listener_free(l);
+}
+END_TEST
+
 START_TEST(wait_over_a_listener)
 {
     kart_listener *l;
@@ -479,6 +534,7 @@ int main(void)
 {
     Suite *s = suite_create("listener");
     TCase *tc = tcase_create("auth");
+    tcase_set_timeout(tc, 60); /* python3 starts, and handshakes fork */
     tcase_add_test(tc, responses_match_pythons_hmac);
     tcase_add_test(tc, split_follows_pythons_rules);
     tcase_add_test(tc, handshake_every_digest_and_legacy);
@@ -490,6 +546,7 @@ int main(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("listener");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, listener_unix_path);
     tcase_add_loop_test(tc, listener_abstract_and_tcp, 0, 4);
     tcase_add_test(tc, listener_without_auth);
@@ -497,6 +554,7 @@ int main(void)
     tcase_add_test(tc, listener_silent_peer_cannot_hold_it);
     tcase_add_test(tc, listener_and_client_errors);
     tcase_add_test(tc, wait_over_a_listener);
+    tcase_add_test(tc, client_times_out_on_a_full_backlog);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

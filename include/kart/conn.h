@@ -327,6 +327,8 @@ KART_API int kart_listener_free(kart_listener *l);
  * Connects to address and, if auth has an authkey, runs the handshake
  * (answer_challenge then deliver_challenge, as Python's Client). auth may
  * be NULL. auth->timeout_ns bounds the connect and the handshake together.
+ * A unix listener whose backlog is full makes the connect wait, up to the
+ * same deadline.
  * Errors: -EINVAL (NULL out, malformed address), -ENOTSUP (no OpenSSL),
  * -ECONNREFUSED, -ENOENT, -ETIMEDOUT, -EHOSTUNREACH, -EMFILE, -ENOMEM, and
  * the handshake's errors.

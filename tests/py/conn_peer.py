@@ -6,8 +6,9 @@ Python's own multiprocessing.connection against a kart peer.
   conn_peer.py connect ADDRESS KEY  Client: sends the test messages, checks
                                     each echo, closes
   conn_peer.py fd N                 Connection(N): echoes until EOF
-  conn_peer.py hmac DIGEST KEYHEX MSGHEX
-                                    prints hmac.new(key, msg, digest) in hex
+  conn_peer.py hmac DIGEST KEYHEX MSGHEX [DIGEST KEYHEX MSGHEX...]
+                                    prints hmac.new(key, msg, digest) in hex,
+                                    one line per triple
 
 KEY is the authkey as hex, or '-' for none. ADDRESS "host:port" is TCP,
 "@name" the abstract namespace, anything else a unix path. Exits 0 on
@@ -68,8 +69,10 @@ def main():
         elif mode == "fd":
             echo(Connection(int(sys.argv[2])))
         elif mode == "hmac":
-            k, m = bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4])
-            print(hmac.new(k, m, sys.argv[2]).hexdigest())
+            args = sys.argv[2:]
+            for i in range(0, len(args), 3):
+                k, m = bytes.fromhex(args[i + 1]), bytes.fromhex(args[i + 2])
+                print(hmac.new(k, m, args[i]).hexdigest())
     except AuthenticationError as e:
         print("AuthenticationError:", e, file=sys.stderr)
         return 3

@@ -303,6 +303,10 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
 /*
  * Accepts one connection and runs the handshake if the listener has an
  * authkey (deliver_challenge then answer_challenge, as Python's Listener).
+ * Several threads (or forked processes) may accept on one listener at
+ * once; each peer goes to one of them. From an event loop: watch
+ * kart_listener_fileno() for KART_READABLE and accept with timeout 0 (the
+ * handshake itself then blocks, within its own timeout).
  * Waits up to timeout_ns for a peer (negative: forever); the handshake has
  * its own timeout. A peer that fails the handshake is closed.
  * Errors: -EINVAL (NULL), -ETIMEDOUT (no peer came), -EMFILE, -ENFILE,

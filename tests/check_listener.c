@@ -10,6 +10,7 @@
 #include "auth_private.h"
 #include "conn_private.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -511,6 +512,46 @@ START_TEST(client_times_out_on_a_full_backlog)
 }
 END_TEST
 
+static void *accept_one(void *arg)
+{
+    kart_listener *l = arg;
+    kart_conn *c;
+    int r = kart_listener_accept(l, &c, 20000 * KT_MS);
+    if (r == 0) {
+        r = kart_conn_send_bytes(c, "hi", 2);
+        kart_conn_close(c);
+    }
+    return (void *)(intptr_t)r;
+}
+
+START_TEST(listener_accepts_in_several_threads)
+{
+    kart_listener_options o = {.auth = {.authkey = KEY, .authkey_len = strlen(KEY)}};
+    kart_listener *l;
+    ck_assert_int_eq(kart_listener_create(&l, "127.0.0.1:0", &o), 0);
+    char addr[64];
+    kart_listener_address(l, addr, sizeof(addr));
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, accept_one, l), 0);
+    kart_conn *c[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(kart_conn_connect(&c[i], addr, &o.auth), 0);
+        char buf[2];
+        size_t n;
+        ck_assert_int_eq(kart_conn_recv_bytes_into(c[i], buf, 2, &n), 0);
+        ck_assert_mem_eq(buf, "hi", 2);
+    }
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ck_assert_int_eq((int)(intptr_t)r, 0);
+        kart_conn_close(c[i]);
+    }
+    kart_listener_free(l);
+}
+END_TEST
+
 START_TEST(wait_over_a_listener)
 {
     kart_listener *l;
@@ -554,6 +595,7 @@ int main(void)
     tcase_add_test(tc, listener_silent_peer_cannot_hold_it);
     tcase_add_test(tc, listener_and_client_errors);
     tcase_add_test(tc, wait_over_a_listener);
+    tcase_add_test(tc, listener_accepts_in_several_threads);
     tcase_add_test(tc, client_times_out_on_a_full_backlog);
     suite_add_tcase(s, tc);
     return kt_run(s);

@@ -375,6 +375,8 @@ static ssize_t fill(kart_conn *c, size_t want, int64_t deadline, bool nowait)
     size_t room = c->rcap - c->rend;
     if ((c->flags & KART_CONN_EXACT) && room > want - avail)
         room = want - avail;
+    else if (c->big && room > KART__CONN_HDR_MAX - avail)
+        room = KART__CONN_HDR_MAX - avail; /* a header, not the payload */
     struct iovec iov = {c->rbuf + c->rend, room};
     ssize_t r = read_iov(c, &iov, 1, deadline, nowait);
     if (r > 0)
@@ -407,6 +409,7 @@ int kart__conn_need_header(kart_conn *c, int64_t deadline, bool nowait)
             c->rpos += (size_t)h;
             c->len = len;
             c->have_len = true;
+            c->big = !(c->flags & KART_CONN_EXACT) && len >= KART__CONN_BIG;
             return 0;
         }
         if (h < 0)
@@ -437,13 +440,16 @@ int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got,
             continue;
         }
         ssize_t r;
-        if (!exact && left < KART__CONN_RBUF / 2) {
+        if (!exact && !c->big && left < KART__CONN_RBUF / 2) {
             r = fill(c, left, deadline, nowait);
         } else {
             /* Straight into the destination; the rest of the readv's room
-             * is the read-ahead buffer, for what follows. */
+             * is the read-ahead buffer, for what follows (after a large
+             * message, just the next header: its payload is likely large
+             * too, and had better land in its own destination). */
             c->rpos = c->rend = 0;
-            struct iovec iov[2] = {{dst + *got, left}, {c->rbuf, exact ? 0 : c->rcap}};
+            size_t spill = exact ? 0 : c->big ? KART__CONN_HDR_MAX : c->rcap;
+            struct iovec iov[2] = {{dst + *got, left}, {c->rbuf, spill}};
             r = read_iov(c, iov, exact ? 1 : 2, deadline, nowait);
             if (r > 0) {
                 size_t n = (size_t)r;

@@ -15,6 +15,10 @@
 
 /* The read-ahead buffer: one read takes in this much at most. */
 #define KART__CONN_RBUF 65536
+/* From this length on a message is "large" (see struct kart_conn.big). */
+#define KART__CONN_BIG ((size_t)16384)
+/* The longest frame header. */
+#define KART__CONN_HDR_MAX 12
 /* A payload's first allocation, doubled as more of it arrives. */
 #define KART__CONN_ASM_FIRST ((size_t)1 << 20)
 /* Messages up to this size are copied behind their header and sent with
@@ -53,6 +57,9 @@ struct kart_conn {
     size_t rcap, rpos, rend;
     /* The next message's length, once its header is read. */
     bool have_len;
+    /* That message (or, before its header, the last one) is large: read
+     * payloads straight into their destination and only headers ahead. */
+    bool big;
     uint64_t len;
     /* A payload being assembled across loop iterations (loop receives). */
     uint8_t *asm_buf;

@@ -95,8 +95,10 @@ KART_API int kart_conn_fileno(const kart_conn *c);
 
 /*
  * Sends one message of len bytes (len may be 0). Blocks until all of it is
- * in the kernel, through partial writes and EINTR. A message up to 64 KiB
- * goes out with its header in one system call; a larger one with a writev.
+ * in the kernel, through partial writes and EINTR. Header and payload go
+ * out in one system call unless the kernel takes them in parts: a message
+ * up to 1 KiB is copied behind its header, a larger one is a two-part
+ * writev.
  * Errors: -EINVAL (NULL c, or NULL buf with len > 0), -EBADF (not a
  * writable connection), -EBUSY (loop sends are pending on it), -EPIPE (the
  * peer closed its end), -ECONNRESET, -EMSGSIZE (len > KART_CONN_MAX_MESSAGE),
@@ -122,16 +124,18 @@ KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n);
  * an empty message gives a non-NULL 1-byte allocation and *len 0). Blocks
  * until the message is in. maxlen bounds what the peer may make us
  * allocate: a longer message aborts the connection (Python's "bad message
- * length").
+ * length"). Past 1 MiB the buffer grows as the payload arrives, so a peer
+ * that announces more than it sends costs about what it sent.
  * Errors: -EINVAL (NULL argument), -EBADF (not a readable connection),
  * -EBUSY (a loop receive is active on it), KART_EEOF (the peer closed the
  * connection between messages), KART_ETRUNCATED (it closed in the middle
  * of one), KART_EBADFRAME (a negative length other than -1, or an 8-byte
  * length past INT64_MAX), KART_ETOOLONG (longer than maxlen),
  * KART_ECONNABORTED (an earlier error aborted it), -ENOMEM (the message
- * stays queued), -ECONNRESET and other read(2) errors. The last five
- * (except -ENOMEM) leave the connection aborted; KART_EEOF leaves it at
- * EOF (later calls return KART_EEOF again).
+ * stays queued: retry), -ECONNRESET and other read(2) errors.
+ * KART_ETRUNCATED, KART_EBADFRAME, KART_ETOOLONG and read errors leave the
+ * connection aborted; KART_EEOF leaves it at EOF (later calls return
+ * KART_EEOF again).
  */
 KART_API int kart_conn_recv_bytes(kart_conn *c, void **out, size_t *len, size_t maxlen);
 
@@ -141,8 +145,8 @@ KART_API int kart_conn_recv_bytes(kart_conn *c, void **out, size_t *len, size_t 
  * set to the length needed and leaves the message queued: call again with
  * a bigger buffer (Python's BufferTooShort, without losing the message).
  * buf may be NULL when cap is 0 (to learn the next message's length).
- * Errors: those of kart_conn_recv_bytes() except KART_ETOOLONG and -ENOMEM,
- * plus -EMSGSIZE as above.
+ * Errors: those of kart_conn_recv_bytes() except KART_ETOOLONG, plus
+ * -EMSGSIZE as above.
  */
 KART_API int kart_conn_recv_bytes_into(kart_conn *c, void *buf, size_t cap, size_t *len);
 

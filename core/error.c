@@ -20,6 +20,14 @@ static const struct kart_code kart_codes[] = {
     {KART_EBROKEN, "KART_EBROKEN", "barrier is broken"},
     {KART_ENOTSTARTED, "KART_ENOTSTARTED", "process not started"},
     {KART_ETASKDONE, "KART_ETASKDONE", "task_done() called more times than messages were put"},
+    {KART_EAUTH, "KART_EAUTH", "authentication failed: wrong digest"},
+    {KART_EEOF, "KART_EEOF", "end of file: the peer closed the connection"},
+    {KART_ETRUNCATED, "KART_ETRUNCATED", "end of file in the middle of a message"},
+    {KART_EBADFRAME, "KART_EBADFRAME", "malformed message length"},
+    {KART_ETOOLONG, "KART_ETOOLONG", "message longer than the receiver's maximum"},
+    {KART_EHANDSHAKE, "KART_EHANDSHAKE", "authentication handshake protocol error"},
+    {KART_ECONNABORTED, "KART_ECONNABORTED",
+     "connection aborted by an earlier protocol or I/O error"},
 };
 
 static const struct kart_code *find_kart_code(int err)

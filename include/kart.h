@@ -18,5 +18,6 @@
 #include <kart/shared.h>
 #include <kart/mmap.h>
 #include <kart/process.h>
+#include <kart/conn.h>
 
 #endif

@@ -44,6 +44,21 @@ enum {
     KART_ENOTSTARTED = -20201,
     /* Queues: task_done() called more times than messages were put. */
     KART_ETASKDONE = -20501,
+    /* Connections (kart/conn.h), -203xx. */
+    /* The authkey handshake failed: a wrong digest, either side. */
+    KART_EAUTH = -20300,
+    /* The peer closed the connection between messages. */
+    KART_EEOF = -20301,
+    /* The peer closed the connection in the middle of a message. */
+    KART_ETRUNCATED = -20302,
+    /* A malformed frame header: a negative length other than -1. */
+    KART_EBADFRAME = -20303,
+    /* A message longer than the receiver's maximum. */
+    KART_ETOOLONG = -20304,
+    /* The handshake broke its protocol (not a challenge, bad digest prefix). */
+    KART_EHANDSHAKE = -20305,
+    /* The connection was aborted by an earlier protocol or I/O error. */
+    KART_ECONNABORTED = -20306,
 };
 
 /* Names any value a kart function returns: 0, a negative errno or a KART_E*

@@ -67,6 +67,12 @@ static void timed_out(kart_timer *t)
     kart_req *r = (kart_req *)((char *)t - offsetof(kart_req, t_.timer_));
     r->flags_ &= ~KR_TIMER;
     r->flags_ |= KR_TIMEDOUT;
+#ifdef KART_HAVE_URING
+    if (r->loop->io->native) {
+        kart__uio_cancel(r); /* a send waiting behind the head */
+        return;
+    }
+#endif
     kart__emul_cancel(r);
 }
 

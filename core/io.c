@@ -576,7 +576,9 @@ static void sendq_push(kart_sock *sock, kart_req *req)
     else
         sock->sendq_ = req;
     sock->sendq_tail_ = req;
-    if (!native(sock->base.loop) && req->deadline_ >= 0)
+    /* A timeout runs on a loop timer while the request waits; natively the
+     * head's timeout is a linked one instead (the kick stops the timer). */
+    if (req->deadline_ >= 0 && (!native(sock->base.loop) || !idle))
         kart__emul_timeout_start(req);
     if (!idle)
         return;
@@ -714,10 +716,10 @@ KART_API int kart_req_cancel(kart_req *req)
 {
     if (!req)
         return -EINVAL;
+    if ((req->flags_ & KR_CANCEL) && req->state_ != KR_IDLE)
+        return 0; /* asked already */
     if (req->state_ != KR_PENDING || req->type == KART_REQ_CLOSE)
         return -EALREADY;
-    if (req->flags_ & KR_CANCEL)
-        return 0;
     req->flags_ |= KR_CANCEL;
 #ifdef KART_HAVE_URING
     if (native(req->loop))

@@ -40,6 +40,7 @@
 #define KR_INFLIGHT 0x04u /* io_uring holds it */
 #define KR_TIMER 0x08u    /* emulation: t_.timer_ is running */
 #define KR_BACKOFF 0x10u  /* accept paused at the fd limit */
+#define KR_POLLWAIT 0x20u /* io_uring: accept waits for readiness at the limit */
 
 /* kart_buf.flags_ */
 #define KB_LENT 0x1u

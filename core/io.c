@@ -60,6 +60,7 @@ static void pool_free(kart__bufpool *pool)
     if (pool->mem)
         munmap(pool->mem, pool->memsz);
     free(pool->bufs);
+    free(pool->sends);
     free(pool->free);
     free(pool);
 }
@@ -81,8 +82,9 @@ static int pool_create(kart_loop *loop, uint32_t count, uint32_t size, kart__buf
         return -ENOMEM;
     }
     pool->bufs = calloc(count, sizeof(*pool->bufs));
+    pool->sends = calloc(count, sizeof(*pool->sends));
     pool->free = malloc(count * sizeof(*pool->free));
-    if (!pool->bufs || !pool->free) {
+    if (!pool->bufs || !pool->sends || !pool->free) {
         pool_free(pool);
         return -ENOMEM;
     }
@@ -605,6 +607,29 @@ KART_API int kart_sock_send(kart_sock *sock, kart_req *req, const void *buf, siz
     req->len_ = len;
     sendq_push(sock, req);
     return 0;
+}
+
+static void buf_sent(kart_req *req, int res)
+{
+    kart__bufsend *bs = (kart__bufsend *)req;
+    kart_sock *sock = req->sock;
+    kart_send_buf_cb cb = bs->cb;
+    kart_buf_release(bs->buf);
+    if (cb)
+        cb(sock, res);
+}
+
+KART_API int kart_sock_send_buf(kart_sock *sock, kart_buf *buf, size_t len, kart_send_buf_cb cb)
+{
+    if (!sock || !buf || !(buf->flags_ & KB_LENT) || len > buf->size)
+        return -EINVAL;
+    kart__bufpool *pool = buf->pool_;
+    kart__bufsend *bs = &pool->sends[buf->id_];
+    if (bs->req.state_ != KR_IDLE)
+        return -EINVAL;
+    bs->cb = cb;
+    bs->buf = buf;
+    return kart_sock_send(sock, &bs->req, buf->base, len, -1, buf_sent);
 }
 
 KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_req_cb cb)

@@ -45,12 +45,20 @@
 /* kart_buf.flags_ */
 #define KB_LENT 0x1u
 
+/* The request kart_sock_send_buf() uses for one buffer. */
+typedef struct kart__bufsend {
+    kart_req req;
+    kart_send_buf_cb cb;
+    kart_buf *buf;
+} kart__bufsend;
+
 typedef struct kart__bufpool {
     kart_loop *loop;
     char *mem;
     size_t memsz;
     uint32_t count, size;
     kart_buf *bufs;
+    kart__bufsend *sends; /* one per buffer, for kart_sock_send_buf() */
     uint32_t *free; /* emulation: a stack of free buffer ids */
     uint32_t nfree;
     uint32_t lent;

@@ -234,6 +234,78 @@ START_TEST(echo_round_trips)
 }
 END_TEST
 
+static void echo_sent(kart_sock *s, int res)
+{
+    conn *c = s->base.data;
+    ck_assert_int_gt(res, 0);
+    c->norder++;
+}
+
+static void echo_recv(kart_sock *s, int n, kart_buf *b)
+{
+    conn *c = s->base.data;
+    c->recv_calls++;
+    if (n <= 0) {
+        c->eof++;
+        return;
+    }
+    c->ngot += (size_t)n;
+    /* Checks of kart_sock_send_buf's errors, on a real lent buffer. */
+    ck_assert_int_eq(kart_sock_send_buf(NULL, b, (size_t)n, echo_sent), -EINVAL);
+    ck_assert_int_eq(kart_sock_send_buf(s, NULL, (size_t)n, echo_sent), -EINVAL);
+    ck_assert_int_eq(kart_sock_send_buf(s, b, (size_t)b->size + 1, echo_sent), -EINVAL);
+    ck_assert_int_eq(kart_sock_send_buf(s, b, (size_t)n, echo_sent), 0);
+    ck_assert_int_eq(kart_sock_send_buf(s, b, (size_t)n, echo_sent), -EINVAL); /* in flight */
+}
+
+START_TEST(zero_copy_echo_with_send_buf)
+{
+    IO_LOOP_OR_SKIP(_i, 0);
+    int sv[2];
+    kt_tcp_pair(sv);
+    conn c;
+    conn_init(loop, &c, sv[1]);
+    ck_assert_int_eq(kart_sock_recv_start(&c.sock, echo_recv), 0);
+    char out[4000], back[4000];
+    for (int k = 0; k < 4000; k++)
+        out[k] = (char)(k * 13);
+    for (int k = 0; k < 40; k++)
+        ck_assert_int_eq(write(sv[0], out + k * 100, 100), 100);
+    size_t got = 0;
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    int64_t end0 = kart_now_ns() + 5000 * KT_MS;
+    while (got < sizeof(back)) {
+        ck_assert(kart_now_ns() < end0);
+        run_for(loop, 1);
+        ssize_t r = read(sv[0], back + got, sizeof(back) - got);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    ck_assert_mem_eq(back, out, sizeof(back));
+    ck_assert_int_eq(c.ngot, 4000);
+    kart_io_stats st;
+    int64_t end = kart_now_ns() + 5000 * KT_MS;
+    do {
+        ck_assert(kart_now_ns() < end);
+        run_for(loop, 2);
+        kart_loop_io_stats(loop, &st);
+    } while (st.bufs_lent > 0); /* every buffer back once sent */
+    ck_assert_int_eq(c.norder, c.recv_calls);
+    /* A released buffer is not lent: -EINVAL. */
+    kart_buf *b = NULL;
+    c.hold = true;
+    ck_assert_int_eq(kart_sock_recv_start(&c.sock, on_recv), 0);
+    kt_write(sv[0], "x");
+    run_until(loop, &c.nheld, 1);
+    b = c.held[0];
+    kart_buf_release(b);
+    ck_assert_int_eq(kart_sock_send_buf(&c.sock, b, 1, echo_sent), -EINVAL);
+    conn_close(loop, &c);
+    close(sv[0]);
+    close_loop(loop);
+}
+END_TEST
+
 START_TEST(sends_complete_whole_and_in_order)
 {
     /* Sends far larger than the socket buffer, queued back to back, reach
@@ -1092,6 +1164,7 @@ int main(void)
     TCase *tc = tcase_create("recv_send");
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, echo_round_trips, 0, nb);
+    tcase_add_loop_test(tc, zero_copy_echo_with_send_buf, 0, nb);
     tcase_add_loop_test(tc, sends_complete_whole_and_in_order, 0, nb);
     tcase_add_loop_test(tc, zero_length_send_completes_with_zero, 0, nb);
     tcase_add_loop_test(tc, recv_stop_and_restart_lose_nothing, 0, nb);

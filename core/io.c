@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define POOL_COUNT_DEFAULT 256
+#define POOL_COUNT_DEFAULT 512
 #define POOL_SIZE_DEFAULT 16384
 #define POOL_COUNT_MAX 32768
 #define POOL_SIZE_MAX (16u << 20)

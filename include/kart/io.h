@@ -80,7 +80,7 @@ struct kart_buf {
 
 /*
  * Sizes the loop's receive buffer pool: count buffers of size bytes each.
- * Without this call a loop gets 256 buffers of 16 KiB the first time a
+ * Without this call a loop gets 512 buffers of 16 KiB the first time a
  * receive starts. The pool's memory is allocated here, once; receives
  * never allocate. When every buffer is lent out, receives pause (no data is
  * lost, the kernel keeps it) and resume as soon as a buffer is released.

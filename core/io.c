@@ -393,6 +393,10 @@ KART_API int kart_sock_init(kart_loop *loop, kart_sock *sock, int fd)
         return -EBADF;
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
+#ifdef SO_NOSIGPIPE
+    int one = 1; /* where MSG_NOSIGNAL is missing */
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+#endif
     void *data = sock->base.data;
     memset(sock, 0, sizeof(*sock));
     sock->base.data = data;
@@ -810,7 +814,7 @@ int kart__accept_fd_limit(kart_req *req)
         close(io->reserve_fd);
         io->reserve_fd = -1;
         for (int i = 0; i < 64; i++) {
-            int fd = accept4(req->sock->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            int fd = kart__accept_nb(req->sock->fd);
             if (fd < 0)
                 break;
             close(fd);

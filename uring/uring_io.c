@@ -267,7 +267,8 @@ int kart__uio_send_kick(kart_sock *s)
         if (r->type == KART_REQ_SHUTDOWN)
             io_uring_prep_shutdown(sqe, s->fd, (int)r->off_);
         else
-            io_uring_prep_send(sqe, s->fd, (const char *)r->buf_ + r->done_,
+            io_uring_prep_send(sqe, s->fd,
+                               r->buf_ ? (const char *)r->buf_ + r->done_ : NULL,
                                r->len_ - r->done_, MSG_NOSIGNAL);
         req_tag(st, sqe, r);
         s->flags_ |= KS_SEND_INFLIGHT;

@@ -601,6 +601,37 @@ START_TEST(connect_can_be_cancelled)
 }
 END_TEST
 
+START_TEST(connect_times_out)
+{
+    /* A listener whose accept queue is full drops new SYNs: the connect
+     * hangs until its timeout. */
+    IO_LOOP_OR_SKIP(_i, 0);
+    struct sockaddr_in a;
+    int l = tcp_listener(&a, 0);
+    int filler[4], nf = 0;
+    for (; nf < 4; nf++) {
+        filler[nf] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(filler[nf], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(20000);
+    conn c;
+    conn_init(loop, &c, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    op o = {0};
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a),
+                                       100 * KT_MS, on_op),
+                     0);
+    run_until(loop, &o.calls, 1);
+    ck_assert_int_eq(o.res, -ETIMEDOUT);
+    ck_assert_int_ge(kart_now_ns() - t0, 99 * KT_MS);
+    conn_close(loop, &c);
+    for (int k = 0; k < nf; k++)
+        close(filler[k]);
+    close(l);
+    close_loop(loop);
+}
+END_TEST
+
 /* ---- accept ---- */
 
 typedef struct acceptor {
@@ -721,6 +752,9 @@ START_TEST(accept_survives_the_descriptor_limit)
     while ((fd = dup(0)) >= 0)
         fillers[nfill++] = fd;
     ck_assert_int_eq(errno, EMFILE);
+    /* No descriptor for kart's spare: the start fails. */
+    ck_assert_int_eq(kart_sock_accept(&lc.sock, &acc.req, on_accept), -EMFILE);
+    ck_assert_int_eq(kart_req_is_active(&acc.req), 0);
     /* One left for kart's spare, taken by the start. (io_uring's accept
      * reads the limit when it is submitted: start after lowering it.) */
     close(fillers[--nfill]);
@@ -1178,6 +1212,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, connect_succeeds_and_is_refused, 0, nb);
     tcase_add_loop_test(tc, connect_can_be_cancelled, 0, nb);
+    tcase_add_loop_test(tc, connect_times_out, 0, nb);
     suite_add_tcase(s, tc);
     tc = tcase_create("accept");
     tcase_set_timeout(tc, 30);

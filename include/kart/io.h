@@ -105,7 +105,9 @@ KART_API void kart_buf_release(kart_buf *buf);
  * sends, and so on. */
 typedef void (*kart_recv_cb)(kart_sock *sock, int nread, kart_buf *buf);
 
-/* A socket on the loop. Public: base.data. Read-only: base.loop, fd. */
+/* A socket on the loop. Public: base.data. Read-only: base.loop, fd.
+ * The handle calls of kart/loop.h (ref, unref, is_active) do not apply to
+ * it: its operations count as the loop's active handles instead. */
 struct kart_sock {
     kart_handle base;
     int fd;
@@ -171,7 +173,6 @@ struct kart_req {
     int64_t off_;       /* private */
     int64_t deadline_;  /* private */
     int32_t res_;       /* private */
-    uint32_t gen_;      /* private */
     union {
         int64_t ts_[2];     /* private: io_uring's linked timeout */
         kart_timer timer_;  /* private: the emulation's timeout */

@@ -77,6 +77,7 @@ typedef struct kart__io {
     kart_sock *resume;          /* receives to (re)arm or feed a stash */
     kart_sock *starved;         /* receives waiting for a free buffer */
     int nrecv;                  /* sockets receiving (KS_RECV) */
+    int nrecv_held;             /* multishot receives io_uring holds */
     uint32_t pool_count, pool_size;
     kart__bufpool *pool;
     kart_io_stats stats;

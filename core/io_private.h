@@ -29,7 +29,6 @@
 #define KS_SEND_WAIT 0x080u     /* emulation: the head waits for writable */
 #define KS_CLOSE_DONE 0x100u    /* the close's own result is known */
 #define KS_STARVED 0x200u       /* the receive waits for a free buffer */
-#define KS_NONBLOCK 0x400u      /* O_NONBLOCK checked */
 
 /* kart_req.state_ */
 #define KR_IDLE 0

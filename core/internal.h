@@ -209,4 +209,11 @@ int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *g
  * why), printed only when the KART_DEBUG environment variable is set. */
 void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* How many forks (through fork(), which runs fork handlers) lie between
+ * the first process and this one: an object made in an ancestor carries a
+ * smaller number than the current one. Processes use it to refuse parent
+ * objects in a child, loops to refuse being run there (their io_uring ring
+ * is the parent's). core/process_registry.c. */
+unsigned kart__fork_gen(void);
+
 #endif

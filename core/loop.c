@@ -59,6 +59,7 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
     sigemptyset(&loop->sigmask);
     kart__handle_init(&loop->sig_tag, loop, KART_HANDLE_SIGNAL);
     loop->now = kart_now_ns();
+    loop->fork_gen = kart__fork_gen();
     *out = loop;
     return 0;
 }
@@ -253,6 +254,10 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
         return -EINVAL;
     if (loop->running)
         return -EBUSY;
+    /* A fork child shares the parent's io_uring ring and signalfd: running
+     * the parent's loop would steal its completions. It makes its own. */
+    if (loop->fork_gen != kart__fork_gen())
+        return -ECHILD;
     loop->running = true;
     loop->stop_requested = false;
     int err = 0;

@@ -49,6 +49,7 @@ struct kart_loop {
     int64_t now;
     bool stop_requested;
     bool running;
+    unsigned fork_gen; /* kart__fork_gen() of the process that made it */
     int active;     /* active handles */
     int active_ref; /* active handles that keep the loop alive */
 

@@ -54,11 +54,6 @@ struct kart_process {
 /* The lock of the list of active children and of every object's state. */
 extern pthread_mutex_t kart__proc_lock;
 
-/* How many forks (through fork(), which runs fork handlers) lie between
- * the first process and this one: an object made in an ancestor carries a
- * smaller number than the current one. The loop could use the same
- * number to refuse being run in a fork child. */
-unsigned kart__fork_gen(void);
 
 /* Under kart__proc_lock: link a started process at the tail of the active
  * list / unlink it (a no-op when not listed). */

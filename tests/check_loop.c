@@ -249,6 +249,47 @@ START_TEST(run_rejects_bad_mode_and_null)
 }
 END_TEST
 
+/* A fork child must not run its parent's loop (on io_uring it would take
+ * the parent's completions from the shared ring); it makes its own. */
+START_TEST(run_in_a_fork_child_is_echild)
+{
+    LOOP_OR_SKIP(_i);
+    rec r = {0};
+    kart_timer t;
+    kart_timer_init(loop, &t);
+    t.base.data = &r;
+    ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, 0, 0), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int code = 0;
+        if (kart_loop_run(loop, KART_RUN_NOWAIT) != -ECHILD)
+            code |= 1;
+        kart_loop *own;
+        kart_loop_options o = {.selector = {.backend = backend}};
+        if (kart_loop_create(&own, &o) != 0)
+            _exit(code | 2);
+        rec cr = {0};
+        kart_timer ct;
+        kart_timer_init(own, &ct);
+        ct.base.data = &cr;
+        kart_timer_start(&ct, timer_rec_cb, 0, 0);
+        if (kart_loop_run(own, KART_RUN_DEFAULT) != 0 || cr.calls != 1)
+            code |= 4;
+        if (kart_loop_free(own) != 0)
+            code |= 8;
+        _exit(code);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+    /* The parent's loop is untouched. */
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(r.calls, 1);
+    close_loop(loop);
+}
+END_TEST
+
 static int nested_results[4];
 
 static void nested_run_cb(kart_timer *t)
@@ -2448,6 +2489,7 @@ int main(void)
 
     TCase *tc = tcase_create("run");
     tcase_add_test(tc, create_rejects_bad_arguments);
+    tcase_add_loop_test(tc, run_in_a_fork_child_is_echild, 0, nb);
     tcase_add_loop_test(tc, create_runs_the_backend_asked_for, 0, nb);
     tcase_add_loop_test(tc, create_without_free_fds_is_emfile, 0, nb);
     tcase_add_loop_test(tc, free_with_active_handles_is_ebusy, 0, nb);

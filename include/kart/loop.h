@@ -76,7 +76,9 @@ KART_API int kart_loop_free(kart_loop *loop);
  * had nothing left to do); NOWAIT runs one iteration without blocking.
  * Returns 1 if active referenced handles remain, 0 if none, or a negative
  * error: -EINVAL (bad mode or NULL loop), -EBUSY (called from inside a
- * callback of the same loop), or a backend failure.
+ * callback of the same loop), -ECHILD (the loop was made by the parent of
+ * this forked process: a child makes its own loop; it may only free the
+ * parent's), or a backend failure.
  */
 KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode);
 

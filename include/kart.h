@@ -10,6 +10,7 @@
 #include <kart/common.h>
 #include <kart/selector.h>
 #include <kart/loop.h>
+#include <kart/io.h>
 #include <kart/numa.h>
 #include <kart/sync.h>
 #include <kart/thread.h>

@@ -1,0 +1,347 @@
+/*
+ * kart/io.h — completion-based I/O on the loop: accept, connect, recv,
+ * send, shutdown and close on sockets; read and write at an offset on
+ * files. Start an operation, and its callback runs on the loop thread when
+ * it is done, with the result.
+ *
+ * On the io_uring backend the operations go through the ring: a multishot
+ * accept, a multishot recv into buffers the kernel picks from a provided-
+ * buffer ring, sends, connects, reads and writes as ring requests, a linked
+ * timeout per operation, everything submitted in the one io_uring_enter
+ * that each loop turn makes anyway. On epoll, poll and select (and kqueue)
+ * the same API is emulated with non-blocking system calls driven by
+ * readiness (a send is tried at once when the socket's queue is empty).
+ * Behaviour is the same on every backend; kart_loop_io_stats() says which
+ * way a loop goes.
+ *
+ * Objects (all caller-allocated, nothing is allocated per operation):
+ *  - kart_sock: a socket on the loop. It holds what operations on one
+ *    socket share: the ordered send queue and the receive. Embed it in your
+ *    connection struct.
+ *  - kart_req: one operation in flight (like libuv's uv_write_t). Embed it
+ *    too; it must stay valid, unmoved and unused by another start until its
+ *    callback has run its final time.
+ *  - kart_buf: a receive buffer, lent by the loop's buffer pool to the
+ *    receive callback and handed back with kart_buf_release().
+ *
+ * Rules every operation keeps:
+ *  - A callback never runs inside the call that started the operation; it
+ *    runs from kart_loop_run(). When a start fails (it returns a negative
+ *    error), the callback never runs.
+ *  - Exactly one final callback per started operation, whatever happens:
+ *    success, error, timeout (-ETIMEDOUT), cancel (-ECANCELED). A cancel or
+ *    a timeout that races with completion yields one or the other, never
+ *    both. After the final callback the request is free for reuse or
+ *    freeing (the callback itself may reuse it).
+ *  - Every pending operation (and an active receive) keeps the loop running
+ *    and counts in kart_loop_active_handles(); kart_loop_free() refuses
+ *    (-EBUSY) while any is pending.
+ *  - Errors are negative errnos (or KART_E* codes), never left in errno.
+ *    SIGPIPE is never raised by a send (MSG_NOSIGNAL).
+ *
+ * Threads: everything here is for the loop's own thread; buffers too must
+ * be released on it. Fork: a child must not touch the parent's loop, its
+ * sockets or its buffers.
+ */
+#ifndef KART_IO_H
+#define KART_IO_H
+
+#include <kart/common.h>
+#include <kart/loop.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* kart_sock's handle type (kart_handle.type), next to loop.h's. */
+#define KART_HANDLE_SOCK 16
+
+typedef struct kart_sock kart_sock;
+typedef struct kart_req kart_req;
+typedef struct kart_buf kart_buf;
+
+/* ---- the buffer pool ---- */
+
+/* One buffer of the loop's pool. base and size are read-only; the rest is
+ * private. The struct itself belongs to the pool: do not copy it to
+ * release it. */
+struct kart_buf {
+    char *base;        /* the memory: size bytes */
+    uint32_t size;     /* the pool's buffer size */
+    uint32_t id_;      /* private */
+    uint32_t len_;     /* private: bytes held back after a receive stop */
+    uint32_t flags_;   /* private */
+    kart_buf *next_;   /* private */
+    void *pool_;       /* private */
+};
+
+/*
+ * Sizes the loop's receive buffer pool: count buffers of size bytes each.
+ * Without this call a loop gets 256 buffers of 16 KiB the first time a
+ * receive starts. The pool's memory is allocated here, once; receives
+ * never allocate. When every buffer is lent out, receives pause (no data is
+ * lost, the kernel keeps it) and resume as soon as a buffer is released.
+ * Errors: -EINVAL (NULL loop; count not a power of two in [1, 32768]; size
+ * 0, above 16 MiB or not a multiple of 64), -EBUSY (a receive is active or
+ * a buffer is lent: the pool stays as it was), -ENOMEM.
+ */
+KART_API int kart_loop_set_bufpool(kart_loop *loop, uint32_t count, uint32_t size);
+
+/* Hands a buffer lent by a receive callback back to its pool, at any time
+ * and in any order (after the data was sent on, for instance). Releasing
+ * a buffer twice, or one that is not lent, is a no-op. NULL is a no-op. */
+KART_API void kart_buf_release(kart_buf *buf);
+
+/* ---- sockets ---- */
+
+/* The receive callback. nread > 0: buf->base holds nread new bytes and buf
+ * is lent to you until kart_buf_release(buf). nread == 0: the peer shut
+ * down its writing side (EOF), buf is NULL, and the receive is stopped.
+ * nread < 0: an error (-ECONNRESET, ...), buf is NULL, the receive is
+ * stopped. The callback may stop the receive, close the socket, start
+ * sends, and so on. */
+typedef void (*kart_recv_cb)(kart_sock *sock, int nread, kart_buf *buf);
+
+/* A socket on the loop. Public: base.data. Read-only: base.loop, fd. */
+struct kart_sock {
+    kart_handle base;
+    int fd;
+    uint32_t flags_;        /* private */
+    uint32_t events_;       /* private: readiness registered (emulation) */
+    uint32_t nops_;         /* private: operations not yet delivered */
+    kart_recv_cb recv_cb_;  /* private */
+    kart_req *sendq_;       /* private: head of the ordered send queue */
+    kart_req *sendq_tail_;  /* private */
+    kart_req *accept_;      /* private: the active accept */
+    kart_req *connect_;     /* private: the pending connect */
+    kart_req *close_;       /* private: the pending close */
+    kart_buf *stash_;       /* private: received after a stop, delivered first */
+    kart_sock *next_;       /* private: the loop's list of paused receives */
+};
+
+/*
+ * Puts socket fd on the loop. The socket must be a connected or listening
+ * stream socket, or one to connect; kart makes it non-blocking if it is
+ * not (accepted sockets already are). Nothing is registered with the
+ * kernel until an operation starts. The fd stays yours to close (with
+ * kart_sock_close(), or close(2) once no operation is pending).
+ * Errors: -EINVAL (NULL loop or sock), -EBADF (fd negative or not open).
+ */
+KART_API int kart_sock_init(kart_loop *loop, kart_sock *sock, int fd);
+
+/* An operation's callback. result: what the operation returns (below) or a
+ * negative error. */
+typedef void (*kart_req_cb)(kart_req *req, int result);
+
+/* What a request is for (kart_req.type). */
+typedef enum kart_req_type {
+    KART_REQ_NONE = 0,
+    KART_REQ_ACCEPT,
+    KART_REQ_CONNECT,
+    KART_REQ_SEND,
+    KART_REQ_SHUTDOWN,
+    KART_REQ_CLOSE,
+    KART_REQ_READ,
+    KART_REQ_WRITE,
+} kart_req_type;
+
+/* One operation. Public: data. Read-only: loop, sock (NULL for file
+ * operations), type. The rest is private. Zero it (or let a start fill it)
+ * before first use; no _init is needed. */
+struct kart_req {
+    void *data;
+    kart_loop *loop;
+    kart_sock *sock;
+    uint8_t type;
+    uint8_t state_;     /* private */
+    uint16_t flags_;    /* private */
+    int32_t fd_;        /* private */
+    kart_req_cb cb_;    /* private */
+    kart_req *next_;    /* private */
+    const void *buf_;   /* private */
+    size_t len_;        /* private */
+    size_t done_;       /* private */
+    int64_t off_;       /* private */
+    int64_t deadline_;  /* private */
+    int32_t res_;       /* private */
+    uint32_t gen_;      /* private */
+    union {
+        int64_t ts_[2];     /* private: io_uring's linked timeout */
+        kart_timer timer_;  /* private: the emulation's timeout */
+    } t_;
+};
+
+/*
+ * Accepts connections on listening socket `listener`, until cancelled or
+ * failed: cb runs once per accepted connection with its fd (non-blocking,
+ * close-on-exec; put it on a loop with kart_sock_init()), and finally once
+ * with a negative result, after which req is free. On io_uring this is one
+ * multishot accept, re-armed whenever the kernel ends it.
+ * Running out of file descriptors (EMFILE, ENFILE) never reaches cb and
+ * never spins the loop: kart holds a spare descriptor, and when the limit
+ * is hit it frees it to accept and at once close the waiting connections
+ * (their clients see the connection closed) rather than leave them to
+ * wake the loop forever; if even that fails, accepting pauses and is
+ * retried with a growing delay (1 ms to 1 s). Accepting resumes by itself
+ * once descriptors are free again (kart_loop_io_stats() counts the hits).
+ * Transient errors (ECONNABORTED, EPROTO, EPERM from a firewall) are
+ * skipped too.
+ * Final results: -ECANCELED (kart_req_cancel() or kart_sock_close()),
+ * -EINVAL (the socket is not listening), -ENOTSOCK, -EBADF, -ENOMEM.
+ * Errors: -EINVAL (NULL argument; req is pending), -EBUSY (an accept is
+ * already active on this socket), -EPIPE (the socket is being closed),
+ * -ENOMEM (the spare descriptor could not be opened: -EMFILE, -ENFILE).
+ */
+KART_API int kart_sock_accept(kart_sock *listener, kart_req *req, kart_req_cb cb);
+
+/*
+ * Connects sock to addr (addrlen bytes; the address must stay valid until
+ * cb runs). cb runs once with 0 when connected, or a negative error:
+ * -ECONNREFUSED, -ENETUNREACH, -EHOSTUNREACH, -ETIMEDOUT (the kernel's, or
+ * timeout_ns elapsed), -ECANCELED, ... timeout_ns < 0: no timeout of
+ * kart's own.
+ * Errors: -EINVAL (NULL sock, req, addr or cb; req pending; addrlen 0 or
+ * larger than struct sockaddr_storage), -EBUSY (a connect is already
+ * pending on sock), -EPIPE (the socket is being closed).
+ */
+KART_API int kart_sock_connect(kart_sock *sock, kart_req *req, const struct sockaddr *addr,
+                               socklen_t addrlen, int64_t timeout_ns, kart_req_cb cb);
+
+/*
+ * Starts receiving: cb runs each time data arrives, with a buffer lent
+ * from the loop's pool (see kart_recv_cb), until kart_sock_recv_stop(),
+ * EOF or an error. On io_uring this is one multishot recv into the
+ * provided-buffer ring, re-armed whenever the kernel ends it. Fairness: a
+ * socket gets at most one buffer per loop turn on the readiness backends,
+ * and the kernel's own bound on io_uring, so a busy peer cannot starve
+ * the others. Data is delivered in order, never lost: what arrives after
+ * a stop is kept and delivered first when the receive starts again.
+ * Starting an active receive changes its callback.
+ * Errors: -EINVAL (NULL sock or cb), -EPIPE (the socket is being closed),
+ * -ENOMEM (the default pool could not be allocated), and the selector's
+ * register errors on readiness backends (-EEXIST when a kart_io watcher
+ * watches the same fd).
+ */
+KART_API int kart_sock_recv_start(kart_sock *sock, kart_recv_cb cb);
+
+/* Stops receiving; cb will not run again until the next start. A no-op
+ * returning 0 when not receiving. Errors: -EINVAL (NULL). */
+KART_API int kart_sock_recv_stop(kart_sock *sock);
+
+/*
+ * Sends len bytes from buf (which must stay valid and unchanged until cb
+ * runs). Sends on one socket complete in order, each in full: a partial
+ * send is finished before the next starts. cb runs once with len, or a
+ * negative error: -EPIPE or -ECONNRESET (the peer is gone), -ETIMEDOUT
+ * (not all sent within timeout_ns of this call; timeout_ns < 0: none),
+ * -ECANCELED (kart_req_cancel(), kart_sock_close()). After an error the
+ * bytes sent so far are unknown to the peer's order: close the socket.
+ * len 0 completes with 0.
+ * Errors: -EINVAL (NULL sock, req or cb; buf NULL with len > 0; req
+ * pending; len above INT32_MAX), -EPIPE (the socket is being closed or was
+ * shut down for writing by kart_sock_shutdown()).
+ */
+KART_API int kart_sock_send(kart_sock *sock, kart_req *req, const void *buf, size_t len,
+                            int64_t timeout_ns, kart_req_cb cb);
+
+/*
+ * shutdown(2) in order with the sends: queued sends go out first, then the
+ * socket is shut down (how: SHUT_RD, SHUT_WR or SHUT_RDWR). cb runs with 0
+ * or a negative error (-ENOTCONN, -ECANCELED, ...). After SHUT_WR or
+ * SHUT_RDWR further sends are refused with -EPIPE.
+ * Errors: -EINVAL (NULL argument, req pending, bad how), -EPIPE (the
+ * socket is being closed, or was already shut down for writing).
+ */
+KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_req_cb cb);
+
+/*
+ * Closes the socket: stops the receive, cancels every pending operation on
+ * it (their callbacks run with -ECANCELED, or with their result if they
+ * completed first), closes the fd, and finally runs cb with 0 (or the
+ * error of close(2), the fd being closed all the same). Once cb has run,
+ * no callback for this socket or its requests will run again, and its
+ * memory may be freed: cb is the place to free a connection struct.
+ * Buffers lent earlier stay valid until released.
+ * Errors: -EINVAL (NULL sock, req or cb; req pending), -EALREADY (a close
+ * is already pending).
+ */
+KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb);
+
+/* ---- files ---- */
+
+/*
+ * Reads up to len bytes at offset from fd (a regular file, a block device:
+ * anything pread(2) takes; offset < 0 reads at the file position, as
+ * read(2)). cb runs with the bytes read (0 at end of file) or a negative
+ * error (-EBADF, -EISDIR, -EINVAL, -ETIMEDOUT, -ECANCELED, ...). The
+ * readiness backends do the pread(2) inside the call (a regular file is
+ * always ready) and deliver the result from the loop, as io_uring does.
+ * timeout_ns < 0: none.
+ * Errors: -EINVAL (NULL loop, req or cb; buf NULL with len > 0; req
+ * pending; len above INT32_MAX), -EBADF (fd negative).
+ */
+KART_API int kart_file_read(kart_loop *loop, kart_req *req, int fd, void *buf, size_t len,
+                            int64_t offset, int64_t timeout_ns, kart_req_cb cb);
+
+/* Writes len bytes from buf at offset (offset < 0: at the file position,
+ * as write(2)); cb runs with the bytes written (which may be short, as
+ * with pwrite(2)) or a negative error (-EBADF, -ENOSPC, -EFBIG, -EIO, ...).
+ * Errors as kart_file_read(). */
+KART_API int kart_file_write(kart_loop *loop, kart_req *req, int fd, const void *buf,
+                             size_t len, int64_t offset, int64_t timeout_ns, kart_req_cb cb);
+
+/* ---- cancel ---- */
+
+/*
+ * Asks for a pending request to end: its callback runs once more, from
+ * the loop, with -ECANCELED, or with its real result if that won the race
+ * (then it was done anyway). A multishot accept ends with -ECANCELED. A
+ * close cannot be cancelled.
+ * Errors: -EINVAL (NULL), -EALREADY (not pending: never started, or its
+ * final callback has run or is already being delivered; or a close).
+ */
+KART_API int kart_req_cancel(kart_req *req);
+
+/* 1 while the request is pending (started, final callback not yet run),
+ * else 0. */
+KART_API int kart_req_is_active(const kart_req *req);
+
+/* ---- introspection ---- */
+
+typedef struct kart_io_stats {
+    /* 1 when operations go through io_uring, 0 when they are emulated
+     * over readiness. */
+    int native;
+    /* Times the completion ring overflowed into the kernel's overflow list
+     * (io_uring). Nothing is lost: the completions are flushed and handled
+     * in order at the next enter. */
+    uint64_t cq_overflows;
+    /* Completions the kernel reports as dropped: 0 unless the kernel ran
+     * out of memory for its overflow list. */
+    uint64_t cq_dropped;
+    /* Times a receive found no free buffer and paused (io_uring: ENOBUFS
+     * from the provided-buffer ring), each resumed once a buffer came back. */
+    uint64_t enobufs;
+    /* Multishot requests (accept, recv) re-armed after the kernel ended
+     * them. */
+    uint64_t rearms;
+    /* Accepts that hit EMFILE or ENFILE. */
+    uint64_t accept_fd_limit;
+    /* Connections accepted and closed at once to drain the backlog at the
+     * descriptor limit. */
+    uint64_t accept_dropped;
+    /* System calls that entered the ring (submit and wait). */
+    uint64_t enters;
+    /* Buffers now lent to callbacks, and the pool's size. */
+    uint32_t bufs_lent;
+    uint32_t bufs_total;
+} kart_io_stats;
+
+/* Fills *out. Errors: -EINVAL (NULL argument). */
+KART_API int kart_loop_io_stats(const kart_loop *loop, kart_io_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -32,9 +32,11 @@ static bool atexit_set;
 static void kill_all(void)
 {
     for (int i = 0; i < nservers; i++) {
-        if (servers[i].leader > 0) {
-            kill(servers[i].leader, SIGKILL);
-            waitpid(servers[i].leader, NULL, 0);
+        /* A negative leader is a process group (nginx and its worker). */
+        pid_t l = servers[i].leader;
+        if (l != 0) {
+            kill(l, SIGKILL);
+            waitpid(l > 0 ? l : -l, NULL, 0);
             servers[i].leader = 0;
         }
     }

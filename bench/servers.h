@@ -23,7 +23,8 @@
 typedef struct bench_server {
     char key[64];  /* "echo/raw-epoll": one instance per key */
     pid_t pid;     /* the process whose CPU counts (nginx: its worker) */
-    pid_t leader;  /* the process started (and killed at exit) */
+    pid_t leader;  /* the process started (and killed at exit); negative:
+                    * a process group */
     int port;
     int64_t rss_fresh_kib; /* resident memory right after it started */
 } bench_server;

@@ -96,9 +96,19 @@ static void conn_free(srv_conn *c)
     free(c);
 }
 
+/* The receive buffer pool: a buffer stays lent while its bytes are being
+ * sent back, so the pool must outnumber the connections that have one in
+ * flight at once (the default, 256, is short of 300 busy connections).
+ * 1024 of 16 KiB: a 16 KiB request fits one buffer. The memory is only
+ * reserved here; pages become resident as buffers are first used. */
+static int worker_init(srv_worker *w)
+{
+    return kart_loop_set_bufpool(w->loop, 1024, 16384);
+}
+
 int main(int argc, char **argv)
 {
-    static const srv_program prog = {
-        .name = "echo-server", .conn_new = conn_new, .conn_free = conn_free};
+    static const srv_program prog = {.name = "echo-server", .conn_new = conn_new,
+                                     .conn_free = conn_free, .worker_init = worker_init};
     return srv_main(&prog, argc, argv);
 }

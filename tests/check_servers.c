@@ -25,7 +25,7 @@ typedef struct server {
 
 static const char *example_path(const char *name)
 {
-    static char path[PATH_MAX];
+    static char path[PATH_MAX + 64];
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     ck_assert_int_gt(n, 0);

@@ -77,6 +77,20 @@ typedef struct kart__backend_ops {
                 int64_t timeout_ns);
 } kart__backend_ops;
 
+/* A completion of a native I/O operation (io_uring), collected by the
+ * backend's wait for the loop to hand to core/io (user_data with
+ * KART__UD_OP set). */
+typedef struct kart__cqe {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+} kart__cqe;
+
+/* user_data bit 63 marks a native I/O operation: the rest is a pointer
+ * (8-aligned, so its low 3 bits carry a kind). Poll requests keep bit 63
+ * clear. */
+#define KART__UD_OP (UINT64_C(1) << 63)
+
 struct kart_selector {
     const kart__backend_ops *ops;
     void *backend_state;
@@ -88,7 +102,16 @@ struct kart_selector {
     int wake_wfd;    /* the fd written by kart_selector_wake() */
     kart__ready *scratch;
     int nscratch;
+    /* Native I/O completions collected by the last wait, for the loop. */
+    kart__cqe *cqes;
+    int ncqes, cqe_cap;
 };
+
+/* Set by kart_loop_create() around its kart_selector_create(): the
+ * selector is a loop's, which belongs to one thread for good, so the
+ * io_uring backend may make its ring single-issuer (a bare selector may
+ * move between threads, and keeps a ring any thread can enter). */
+extern _Thread_local bool kart__selector_for_loop;
 
 /* Backends compiled into this build. */
 extern const kart__backend_ops kart__backend_uring;

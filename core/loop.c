@@ -11,17 +11,22 @@
  * touched, and neither is a handle started since on the same fd number
  * (even the same struct), which would otherwise get the old readiness.
  *
- * One iteration: update the cached time, run due timers, wait once in the
- * selector (the timeout is the next timer's deadline), dispatch, run async
- * callbacks. Nothing is polled per event beyond what the backend needs.
+ * One iteration: update the cached time, run due timers, deliver queued
+ * I/O results, wait once in the selector (the timeout is the next timer's
+ * deadline, or zero while I/O results wait), dispatch readiness, then the
+ * completions of native I/O operations (io_uring) the same wait collected,
+ * then queued I/O results again, then async callbacks. Nothing is polled
+ * per event beyond what the backend needs.
  */
-#include "loop_private.h"
+#include "io_private.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define KART__EVENTS_MIN 64
+
+_Thread_local bool kart__selector_for_loop;
 #define KART__EVENTS_MAX 4096
 
 KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
@@ -41,7 +46,9 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
         return -ENOMEM;
     }
     loop->nevents = KART__EVENTS_MIN;
+    kart__selector_for_loop = true;
     int err = kart_selector_create(&loop->sel, opts ? &opts->selector : NULL);
+    kart__selector_for_loop = false;
     if (err < 0) {
         free(loop->events);
         free(loop->event_gens);
@@ -60,8 +67,9 @@ KART_API int kart_loop_free(kart_loop *loop)
 {
     if (!loop)
         return 0;
-    if (loop->active > 0 || loop->running)
+    if (loop->active > 0 || loop->running || kart__io_busy(loop))
         return -EBUSY;
+    kart__io_fini(loop); /* before the selector: the buffer ring is the ring's */
     kart_selector_free(loop->sel);
     kart__timers_fini(loop);
     free(loop->events);
@@ -210,6 +218,9 @@ static void dispatch(kart_loop *loop, int n)
         case KART_HANDLE_CHILD:
             kart__child_dispatch((kart_child *)h);
             break;
+        case KART_HANDLE_SOCK:
+            kart__emul_ready((kart_sock *)h, ev->events);
+            break;
         default:
             break;
         }
@@ -222,7 +233,8 @@ static void dispatch(kart_loop *loop, int n)
 /* fired: how many timers this iteration has already run. */
 static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode, int fired)
 {
-    if (mode == KART_RUN_NOWAIT || loop->stop_requested || loop->active_ref == 0)
+    if (mode == KART_RUN_NOWAIT || loop->stop_requested || loop->active_ref == 0 ||
+        kart__io_has_work(loop))
         return 0;
     /* ONCE waits for something to happen; a timer that was already due
      * has happened, so the iteration only collects what else is ready. */
@@ -247,6 +259,10 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
     loop->now = kart_now_ns();
     for (;;) {
         int fired = kart__timers_run(loop);
+        /* Results of operations started outside the loop's callbacks (or
+         * ended by a timer) are delivered before the wait. */
+        if (loop->io)
+            kart__io_flush(loop);
         if (loop->stop_requested || (mode == KART_RUN_DEFAULT && loop->active_ref == 0))
             break;
         int n = kart__selector_wait_gens(loop->sel, loop->events, loop->event_gens,
@@ -257,6 +273,12 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
             break;
         }
         dispatch(loop, n);
+#ifdef KART_HAVE_URING
+        if (loop->sel->ncqes)
+            kart__uio_complete(loop);
+#endif
+        if (loop->io)
+            kart__io_flush(loop);
         /* A plain load first: the locked exchange only when a send came
          * (a send also wakes the selector, so one missed here is seen on
          * the next iteration). */

@@ -1,6 +1,7 @@
 /*
  * core/loop_private.h — the loop's state, shared by the files that
- * implement its handles (loop.c, timer.c, signal.c, child.c, async.c).
+ * implement its handles (loop.c, timer.c, signal.c, child.c, async.c) and
+ * completion-based I/O (core/io*.c, compat/io_emul.c, uring/uring_io.c).
  */
 #ifndef KART_LOOP_PRIVATE_H
 #define KART_LOOP_PRIVATE_H
@@ -78,6 +79,10 @@ struct kart_loop {
     kart_async *asyncs;
     kart_async *async_cursor;
     _Atomic uint32_t async_signalled;
+
+    /* Completion-based I/O (kart/io.h, core/io_private.h), created by the
+     * first operation. */
+    struct kart__io *io;
 };
 
 static inline bool kart__handle_active(const kart_handle *h)
@@ -103,6 +108,20 @@ static inline void kart__handle_stop(kart_handle *h)
     h->loop->active--;
     if (!(h->flags_ & KART__HANDLE_UNREF))
         h->loop->active_ref--;
+}
+
+/* A pending I/O operation (or an active receive) counts as an active,
+ * referenced handle: it keeps the loop running and the loop unfreeable. */
+static inline void kart__op_start(kart_loop *loop)
+{
+    loop->active++;
+    loop->active_ref++;
+}
+
+static inline void kart__op_end(kart_loop *loop)
+{
+    loop->active--;
+    loop->active_ref--;
 }
 
 static inline void kart__handle_init(kart_handle *h, kart_loop *loop, kart_handle_type type)

@@ -419,7 +419,8 @@ int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *g
                 events[out++] = (kart_event){.fd = fd, .events = ev, .data = r->data};
             }
         }
-        if (out > 0 || woken)
+        /* Native I/O completions (io_uring) are news for the loop too. */
+        if (out > 0 || woken || sel->ncqes > 0)
             return out;
         /* Nothing for the user (a timeout, or only stale entries): keep
          * waiting for whatever time is left. */

@@ -37,13 +37,16 @@
  * list, and is re-armed here. Completions that do not fit in the caller's
  * array stay in the ring for the next wait.
  */
-#include "internal.h"
+#include "uring_private.h"
 
-#include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #ifndef EPOLLEXCLUSIVE
@@ -56,41 +59,45 @@
 #define UD_INTERNAL UINT64_C(0)
 #define UD_PROBE UINT64_C(1)
 
-typedef struct ur_fd {
-    uint32_t seq; /* the poll request the kernel may hold, 0: none */
-    bool parked;  /* that request is a parking multishot poll */
-    int pos;      /* where this wait stored the fd's entry, to merge */
-} ur_fd;
-
-/* Work for the next wait: arm or park the registration (fd, gen) if it is
- * still current, or cancel the request (fd, seq). */
-enum { TODO_ARM, TODO_PARK, TODO_CANCEL };
-typedef struct ur_todo {
-    int fd;
-    uint32_t id; /* gen, or seq for TODO_CANCEL */
-    int kind;
-} ur_todo;
-
-typedef struct uring_state {
-    struct io_uring ring;
-    uint32_t seq;
-    ur_fd *fds;
-    int nfds;
-    ur_todo *todo;
-    int ntodo, todo_cap;
-} uring_state;
-
 static uint64_t ud_of(int fd, uint32_t seq)
 {
     return (uint64_t)seq << 32 | (uint32_t)fd;
 }
 
-/* An SQE, submitting what is queued when the ring is full. */
-static struct io_uring_sqe *get_sqe(uring_state *st, int *err)
+/* The first entry into a disabled single-issuer ring enables it: the
+ * calling thread becomes the one thread allowed to submit, and registers
+ * the ring fd, which spares the kernel an fd lookup on every enter. */
+static int enable(uring_state *st)
+{
+    if (st->enabled)
+        return 0;
+    if (st->single_issuer) {
+        /* The raw call: liburing 2.3 declares io_uring_enable_rings() but
+         * does not export it. */
+        if (syscall(__NR_io_uring_register, st->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                    NULL, 0) < 0)
+            return -errno;
+        if (io_uring_register_ring_fd(&st->ring) < 0)
+            kart__debug("uring: the ring fd could not be registered");
+    }
+    st->enabled = true;
+    return 0;
+}
+
+int kart__ur_submit(uring_state *st)
+{
+    int err = enable(st);
+    if (err < 0)
+        return err;
+    st->enters++;
+    return io_uring_submit(&st->ring);
+}
+
+struct io_uring_sqe *kart__ur_sqe(uring_state *st, int *err)
 {
     struct io_uring_sqe *sqe;
     while (!(sqe = io_uring_get_sqe(&st->ring))) {
-        int n = io_uring_submit(&st->ring);
+        int n = kart__ur_submit(st);
         if (n <= 0) {
             *err = n < 0 ? n : -EBUSY;
             return NULL;
@@ -99,16 +106,18 @@ static struct io_uring_sqe *get_sqe(uring_state *st, int *err)
     return sqe;
 }
 
-/* Makes room for n SQEs, so that a modify queues both or neither. */
-static int reserve_sqes(uring_state *st, unsigned n)
+int kart__ur_reserve(uring_state *st, unsigned n)
 {
     if (io_uring_sq_space_left(&st->ring) >= n)
         return 0;
-    int err = io_uring_submit(&st->ring);
+    int err = kart__ur_submit(st);
     if (err < 0)
         return err;
     return io_uring_sq_space_left(&st->ring) >= n ? 0 : -EBUSY;
 }
+
+#define get_sqe kart__ur_sqe
+#define reserve_sqes kart__ur_reserve
 
 static int arm(kart_selector *sel, uring_state *st, int fd, const kart__reg *reg,
                bool park)
@@ -131,7 +140,8 @@ static int arm(kart_selector *sel, uring_state *st, int fd, const kart__reg *reg
         io_uring_prep_poll_multishot(sqe, fd, mask);
     else
         io_uring_prep_poll_add(sqe, fd, mask);
-    st->seq = st->seq + 1 ? st->seq + 1 : 1;
+    /* 31 bits: bit 63 of user_data marks native I/O operations. */
+    st->seq = (st->seq + 1) & 0x7fffffffu ? (st->seq + 1) & 0x7fffffffu : 1;
     io_uring_sqe_set_data64(sqe, ud_of(fd, st->seq));
     st->fds[fd] = (ur_fd){.seq = st->seq, .parked = park};
     return 0;
@@ -169,35 +179,55 @@ static int todo_room(uring_state *st, int n)
  * io_uring_get_probe(), which knows only opcodes. So ask the kernel: before
  * 5.13 a POLL_ADD with IORING_POLL_ADD_MULTI in sqe->len fails with -EINVAL,
  * after it the first completion for an always-ready fd carries
- * IORING_CQE_F_MORE. The probe is then cancelled; its late completions have
- * internal user_data and are ignored by wait. */
-static bool probe_multishot(uring_state *st)
+ * IORING_CQE_F_MORE. The question is put once per process, to a small ring
+ * of its own (the selector's may not be entered yet: see enable()). */
+static bool probe_multishot(void)
 {
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (efd < 0)
+    static _Atomic int known; /* 0: not asked yet, 1: yes, 2: no */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k)
+        return k == 1;
+    struct io_uring ring;
+    if (io_uring_queue_init(2, &ring, 0) < 0)
         return false;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
-    io_uring_prep_poll_multishot(sqe, efd, POLLOUT);
-    io_uring_sqe_set_data64(sqe, UD_PROBE);
-    struct io_uring_cqe *cqe = NULL;
-    int err = io_uring_submit(&st->ring);
-    if (err == 1) {
-        do
-            err = io_uring_wait_cqe(&st->ring, &cqe);
-        while (err == -EINTR);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    bool ok = false;
+    if (efd >= 0) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_poll_multishot(sqe, efd, POLLOUT);
+        io_uring_sqe_set_data64(sqe, UD_PROBE);
+        struct io_uring_cqe *cqe = NULL;
+        int err = io_uring_submit(&ring);
+        if (err == 1) {
+            do
+                err = io_uring_wait_cqe(&ring, &cqe);
+            while (err == -EINTR);
+        }
+        ok = err == 0 && cqe->user_data == UD_PROBE && cqe->res > 0 &&
+             (cqe->flags & IORING_CQE_F_MORE);
     }
-    bool ok = err == 0 && cqe->user_data == UD_PROBE && cqe->res > 0 &&
-              (cqe->flags & IORING_CQE_F_MORE);
-    if (err == 0)
-        io_uring_cqe_seen(&st->ring, cqe);
-    if (ok) {
-        sqe = io_uring_get_sqe(&st->ring);
-        io_uring_prep_cancel64(sqe, UD_PROBE, 0);
-        io_uring_sqe_set_data64(sqe, UD_INTERNAL);
-        io_uring_submit(&st->ring);
-    }
-    close(efd);
+    io_uring_queue_exit(&ring); /* ends the probe's poll too */
+    if (efd >= 0)
+        close(efd);
+    atomic_store_explicit(&known, ok ? 1 : 2, memory_order_relaxed);
     return ok;
+}
+
+/* Multishot receive with provided-buffer rings and multishot accept came
+ * in 6.0 (buffer rings 5.19); no probe tells them apart from the plain
+ * opcodes, so the kernel's version decides. KART_URING_NATIVE_IO=0 in the
+ * environment turns native operations off (the emulation then runs over
+ * this backend's polls), for tests and comparisons. */
+static bool native_io_ok(void)
+{
+    const char *env = getenv("KART_URING_NATIVE_IO");
+    if (env && strcmp(env, "0") == 0)
+        return false;
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+        return false;
+    return major > 6 || (major == 6 && minor >= 0);
 }
 
 static int ur_init(kart_selector *sel, const kart_selector_options *opts)
@@ -207,18 +237,30 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
         return -ENOMEM;
     unsigned entries = opts->uring_entries ? opts->uring_entries : 256;
     entries = entries < 2 ? 2 : entries > 32768 ? 32768 : entries;
-    /* COOP_TASKRUN (5.19) runs completions when we enter the kernel anyway
-     * instead of interrupting the thread; SUBMIT_ALL (5.18) keeps one failed
-     * SQE from holding back the rest of a batch. Older kernels refuse the
-     * flags with -EINVAL. SINGLE_ISSUER and DEFER_TASKRUN are left out: a
-     * selector may be created on one thread and run on another. */
-    struct io_uring_params p = {
-        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        .cq_entries = 2 * entries};
-    int err = io_uring_queue_init_params(entries, &st->ring, &p);
-    if (err == -EINVAL) {
-        p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * entries};
+    /* SINGLE_ISSUER (6.0) and DEFER_TASKRUN (6.1): completions are run only
+     * when the owning thread enters the ring to wait, in one batch, never
+     * by interrupting it. The owner is the first thread that enters it
+     * (R_DISABLED until then, see enable()), so a loop may be created on
+     * one thread and run on another. Only a loop's selector gets them: a
+     * bare selector may move from thread to thread. Where they are
+     * refused, or for a bare selector: COOP_TASKRUN
+     * (5.19) still runs completions only when we enter the kernel anyway,
+     * and SUBMIT_ALL (5.18) keeps one failed SQE from holding back the rest
+     * of a batch. Older kernels refuse all of them with -EINVAL. */
+    static const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+            IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    struct io_uring_params p;
+    int err = -EINVAL;
+    for (size_t i = kart__selector_for_loop ? 0 : 1; i < KART__ARRAY_LEN(tries) && err == -EINVAL;
+         i++) {
+        p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | tries[i],
+                                     .cq_entries = 2 * entries};
         err = io_uring_queue_init_params(entries, &st->ring, &p);
+        st->single_issuer = err == 0 && (tries[i] & IORING_SETUP_SINGLE_ISSUER);
     }
     /* Without NODROP (before 5.5) a full completion ring loses events. */
     if (err == 0 && !(p.features & IORING_FEAT_NODROP)) {
@@ -233,13 +275,12 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
     /* EPOLLEXCLUSIVE is bit 28, read from sqe->poll32_events since 5.9. */
     if (!(p.features & IORING_FEAT_POLL_32BITS))
         sel->caps &= ~KART_CAP_EXCLUSIVE;
-    if (!probe_multishot(st)) {
+    if (!probe_multishot()) {
         kart__debug("uring: no multishot poll, KART_EDGE unavailable");
         sel->caps &= ~KART_CAP_EDGE;
     }
-    /* The ring fd is not registered (io_uring_register_ring_fd): the
-     * registration belongs to the thread that makes it, and a selector may
-     * be run by another thread, which would then enter a wrong ring. */
+    st->native_io = native_io_ok();
+    st->enabled = !st->single_issuer;
     return 0;
 }
 
@@ -247,6 +288,9 @@ static void ur_fini(kart_selector *sel)
 {
     uring_state *st = sel->backend_state;
     io_uring_queue_exit(&st->ring);
+    free(sel->cqes);
+    sel->cqes = NULL;
+    sel->ncqes = sel->cqe_cap = 0;
     free(st->fds);
     free(st->todo);
     free(st);
@@ -300,7 +344,7 @@ static int ur_del(kart_selector *sel, int fd, const kart__reg *reg)
             kart__debug("uring: cannot cancel the poll of fd %d", fd);
         return 0;
     }
-    io_uring_submit(&st->ring);
+    kart__ur_submit(st);
     return 0;
 }
 
@@ -347,8 +391,27 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n,
     struct io_uring_cqe *c;
     unsigned head, seen = 0;
     int err = 0;
+    if (io_uring_cq_has_overflow(&st->ring))
+        st->overflows++;
     io_uring_for_each_cqe(&st->ring, head, c)
     {
+        if (c->user_data & KART__UD_OP) {
+            /* A native I/O operation's: handed to the loop as it is. */
+            if (sel->ncqes == sel->cqe_cap) {
+                int cap = sel->cqe_cap ? sel->cqe_cap * 2 : 256;
+                kart__cqe *q = realloc(sel->cqes, (size_t)cap * sizeof(*q));
+                if (!q) {
+                    err = -ENOMEM;
+                    break;
+                }
+                sel->cqes = q;
+                sel->cqe_cap = cap;
+            }
+            sel->cqes[sel->ncqes++] =
+                (kart__cqe){.ud = c->user_data, .res = c->res, .flags = c->flags};
+            seen++;
+            continue;
+        }
         int fd = (int)(uint32_t)c->user_data;
         uint32_t seq = (uint32_t)(c->user_data >> 32);
         const kart__reg *r = kart__selector_reg(sel, fd);
@@ -414,16 +477,20 @@ static int ur_wait(kart_selector *sel, kart__ready *out, int max,
                    int64_t timeout_ns)
 {
     uring_state *st = sel->backend_state;
+    int err = enable(st);
+    if (err < 0)
+        return err;
     flush_todo(sel, st);
     /* Completions left by the last wait come first. With some in hand the
      * wait must not block: one io_uring_enter then submits what is queued
-     * (re-arms that may complete at once) and flushes overflowed
-     * completions, or none at all when there is nothing to do. */
+     * (re-arms that may complete at once, new operations) and flushes
+     * overflowed completions, or none at all when there is nothing to do. */
     int n = reap(sel, st, out, 0, max);
-    if (n != 0) {
+    if (n != 0 || sel->ncqes) {
         if (n < 0 || n == max ||
             (!io_uring_sq_ready(&st->ring) && !io_uring_cq_has_overflow(&st->ring)))
             return n;
+        st->enters++;
         io_uring_submit_and_get_events(&st->ring);
         return reap(sel, st, out, n, max);
     }
@@ -432,10 +499,11 @@ static int ur_wait(kart_selector *sel, kart__ready *out, int max,
     struct io_uring_cqe *cqe;
     /* Submits, flushes overflowed completions and waits for one, all in
      * one io_uring_enter. */
+    st->enters++;
     int ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
                                                timeout_ns < 0 ? NULL : &ts, NULL);
     n = reap(sel, st, out, 0, max);
-    if (n != 0)
+    if (n != 0 || sel->ncqes)
         return n;
     /* -ETIME is a timeout. -EBUSY (5.x kernels: the overflow list could
      * not be flushed into a full ring) and -EAGAIN (no memory for requests)

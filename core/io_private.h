@@ -1,0 +1,123 @@
+/*
+ * core/io_private.h — completion-based I/O (kart/io.h) inside the library:
+ * the state the front end (core/io.c) shares with the two ways of doing
+ * the operations: natively through io_uring (uring/uring_io.c) and
+ * emulated over readiness (compat/io_emul.c).
+ *
+ * Division of labour: core/io.c validates, counts pending operations,
+ * owns the buffer pool and the queue of results waiting to be delivered,
+ * and delivers every final callback (kart__req_finish). A mode only starts
+ * operations and turns what the kernel says into kart__req_finish() calls
+ * (from the loop's dispatch) or kart__req_defer() calls (from inside a
+ * start, where a callback must not run yet).
+ */
+#ifndef KART_IO_PRIVATE_H
+#define KART_IO_PRIVATE_H
+
+#include "loop_private.h"
+
+/* kart_sock.flags_ */
+#define KS_RECV 0x001u          /* the user receives (recv_cb_ set) */
+#define KS_RECV_INFLIGHT 0x002u /* io_uring holds a multishot recv */
+#define KS_RECV_CANCEL 0x004u   /* ... and a cancel for it was submitted */
+#define KS_LISTED 0x008u        /* on the loop's resume list */
+#define KS_CLOSING 0x010u       /* kart_sock_close() was called */
+#define KS_WR_SHUT 0x020u       /* a SHUT_WR/RDWR is queued or done */
+#define KS_SEND_INFLIGHT 0x040u /* io_uring holds the send queue's head */
+#define KS_SEND_WAIT 0x080u     /* emulation: the head waits for writable */
+#define KS_CLOSE_DONE 0x100u    /* the close's own result is known */
+#define KS_STARVED 0x200u       /* the receive waits for a free buffer */
+#define KS_NONBLOCK 0x400u      /* O_NONBLOCK checked */
+
+/* kart_req.state_ */
+#define KR_IDLE 0
+#define KR_PENDING 1
+#define KR_DONE 2 /* result set, on the loop's delivery queue */
+
+/* kart_req.flags_ */
+#define KR_CANCEL 0x01u   /* kart_req_cancel() (or a close) asked to end it */
+#define KR_TIMEDOUT 0x02u /* its timeout fired */
+#define KR_INFLIGHT 0x04u /* io_uring holds it */
+#define KR_TIMER 0x08u    /* emulation: t_.timer_ is running */
+#define KR_BACKOFF 0x10u  /* accept paused at the fd limit */
+
+/* kart_buf.flags_ */
+#define KB_LENT 0x1u
+
+typedef struct kart__bufpool {
+    kart_loop *loop;
+    char *mem;
+    size_t memsz;
+    uint32_t count, size;
+    kart_buf *bufs;
+    uint32_t *free; /* emulation: a stack of free buffer ids */
+    uint32_t nfree;
+    uint32_t lent;
+    /* io_uring's provided-buffer ring, when native. */
+    void *br;
+    size_t brsz;
+    bool registered;
+} kart__bufpool;
+
+typedef struct kart__io {
+    bool native;
+    int reserve_fd; /* the spare descriptor for EMFILE; -1 when none */
+    kart_req *done, *done_tail; /* results waiting to be delivered */
+    kart_sock *resume;          /* receives to (re)arm or feed a stash */
+    kart_sock *starved;         /* receives waiting for a free buffer */
+    int nrecv;                  /* sockets receiving (KS_RECV) */
+    uint32_t pool_count, pool_size;
+    kart__bufpool *pool;
+    kart_io_stats stats;
+} kart__io;
+
+/* core/io.c */
+kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */
+void kart__io_fini(kart_loop *loop);
+bool kart__io_has_work(const kart_loop *loop); /* the loop must not block */
+void kart__io_flush(kart_loop *loop);          /* deliver and resume */
+int kart__pool_ready(kart_loop *loop);         /* creates the pool if need be */
+kart_buf *kart__pool_take(kart__bufpool *pool);/* emulation; NULL when empty */
+void kart__req_finish(kart_req *req, int res); /* final callback, now */
+void kart__req_defer(kart_req *req, int res);  /* final callback, from the loop */
+void kart__sock_resume(kart_sock *sock);       /* put on the resume list */
+void kart__sock_starve(kart_sock *sock);       /* wait for a buffer release */
+bool kart__io_busy(const kart_loop *loop);     /* buffers are lent */
+void kart__recv_deliver(kart_sock *sock, int n, kart_buf *buf);
+void kart__recv_end(kart_sock *sock, int res); /* EOF or error: final */
+void kart__sock_maybe_closed(kart_sock *sock); /* close cb once all is done */
+void kart__sendq_pop(kart_sock *sock);         /* the head is done */
+int kart__accept_fd_limit(kart_req *req);      /* EMFILE/ENFILE: drain, back off */
+void kart__accept_backoff(kart_req *req);      /* pause accepting a while */
+
+/* compat/io_emul.c: the emulation over readiness. */
+void kart__emul_ready(kart_sock *sock, uint32_t events); /* loop dispatch */
+int kart__emul_update(kart_sock *sock);        /* registration <- state */
+int kart__emul_accept(kart_req *req);
+int kart__emul_connect(kart_req *req, const struct sockaddr *addr, socklen_t len);
+void kart__emul_send_kick(kart_sock *sock);    /* try the queue's head now */
+int kart__emul_file(kart_req *req);
+void kart__emul_close(kart_sock *sock);
+void kart__emul_cancel(kart_req *req);
+void kart__emul_timeout_start(kart_req *req);
+void kart__emul_timeout_stop(kart_req *req);
+
+#ifdef KART_HAVE_URING
+/* uring/uring_io.c: the native operations. */
+bool kart__uio_supported(kart_selector *sel);
+void kart__uio_complete(kart_loop *loop); /* the CQEs the wait collected */
+int kart__uio_pool_register(kart__bufpool *pool);
+void kart__uio_pool_unregister(kart__bufpool *pool);
+void kart__uio_buf_return(kart__bufpool *pool, kart_buf *buf);
+int kart__uio_accept(kart_req *req);
+int kart__uio_connect(kart_req *req, const struct sockaddr *addr, socklen_t len);
+int kart__uio_recv_arm(kart_sock *sock);
+void kart__uio_recv_cancel(kart_sock *sock);
+int kart__uio_send_kick(kart_sock *sock);
+int kart__uio_file(kart_req *req);
+int kart__uio_close(kart_sock *sock);
+int kart__uio_cancel(kart_req *req);
+void kart__uio_stats(kart_selector *sel, kart_io_stats *out);
+#endif
+
+#endif

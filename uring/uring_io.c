@@ -1,0 +1,519 @@
+/*
+ * uring/uring_io.c — completion-based I/O (kart/io.h) as io_uring requests.
+ *
+ * Every operation is an SQE whose user_data is the request (or, for a
+ * socket's receive, the socket) with bit 63 set; the backend's wait hands
+ * those completions to the loop, which calls kart__uio_complete() once per
+ * turn. SQEs are only queued here: they reach the kernel in the io_uring_
+ * enter the next wait makes anyway, so a turn that answers a hundred
+ * sockets costs one system call (more only when the submission ring fills).
+ *
+ *  - accept: one multishot accept per listener, re-armed when the kernel
+ *    ends it (a completion without IORING_CQE_F_MORE).
+ *  - recv: one multishot recv per socket, the kernel picking buffers from a
+ *    provided-buffer ring (group 0) that mirrors the loop's pool: a buffer
+ *    id in the completion names the kart_buf lent to the callback, and a
+ *    release puts it back in the ring with two stores, no system call. When
+ *    the ring runs dry the recv ends with -ENOBUFS; the socket then waits on
+ *    the loop's starved list and is re-armed after the next release. The
+ *    kernel bounds how much one multishot takes per wake-up, and every
+ *    completion is handled in ring order, so one busy socket cannot starve
+ *    the others.
+ *  - send: one request per socket in flight, the head of the socket's
+ *    queue; a short send resubmits the rest before the next one goes, which
+ *    is what keeps sends whole and in order (two sends in flight on one
+ *    socket could interleave when the first is retried by the kernel).
+ *  - connect, read, write, shutdown, close: one request each.
+ *  - timeouts: an IORING_OP_LINK_TIMEOUT linked to the request, its
+ *    timespec kept in the request (the kernel reads it at submission). The
+ *    timeout's own completion is ignored (user_data 0); the request's
+ *    -ECANCELED becomes -ETIMEDOUT unless the user asked for a cancel.
+ *  - cancel: IORING_OP_ASYNC_CANCEL by user_data; whichever of the result
+ *    and -ECANCELED the kernel posts is the one completion delivered.
+ */
+#include "uring_private.h"
+
+#include "io_private.h"
+
+#include <stddef.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define BGID 0       /* the provided-buffer group of the loop's pool */
+#define UDK_RECV 1u  /* user_data kind: a socket's receive */
+#define UDK_MASK 7u
+
+static inline uring_state *state_of(kart_loop *loop)
+{
+    return loop->sel->backend_state;
+}
+
+static inline uint64_t ud_req(const kart_req *r)
+{
+    return KART__UD_OP | (uint64_t)(uintptr_t)r;
+}
+
+static inline uint64_t ud_recv(const kart_sock *s)
+{
+    return KART__UD_OP | (uint64_t)(uintptr_t)s | UDK_RECV;
+}
+
+bool kart__uio_supported(kart_selector *sel)
+{
+    return sel->ops == &kart__backend_uring && ((uring_state *)sel->backend_state)->native_io;
+}
+
+void kart__uio_stats(kart_selector *sel, kart_io_stats *out)
+{
+    uring_state *st = sel->backend_state;
+    out->enters = st->enters;
+    out->cq_overflows = st->overflows;
+    out->cq_dropped = st->ring.cq.koverflow ? *st->ring.cq.koverflow : 0;
+}
+
+/* ---- the provided-buffer ring ---- */
+
+int kart__uio_pool_register(kart__bufpool *p)
+{
+    uring_state *st = state_of(p->loop);
+    p->brsz = (size_t)p->count * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, p->brsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED)
+        return -ENOMEM;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = p->count, .bgid = BGID};
+    int err = io_uring_register_buf_ring(&st->ring, &reg, 0);
+    if (err < 0) {
+        munmap(br, p->brsz);
+        return err;
+    }
+    p->br = br;
+    io_uring_buf_ring_init(br);
+    int mask = io_uring_buf_ring_mask(p->count);
+    for (uint32_t i = 0; i < p->count; i++)
+        io_uring_buf_ring_add(br, p->bufs[i].base, p->size, (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(br, (int)p->count);
+    p->nfree = 0; /* the ring, not the stack, holds the free buffers */
+    p->registered = true;
+    return 0;
+}
+
+void kart__uio_pool_unregister(kart__bufpool *p)
+{
+    io_uring_unregister_buf_ring(&state_of(p->loop)->ring, BGID);
+    munmap(p->br, p->brsz);
+    p->br = NULL;
+    p->registered = false;
+}
+
+void kart__uio_buf_return(kart__bufpool *p, kart_buf *b)
+{
+    io_uring_buf_ring_add(p->br, b->base, p->size, (unsigned short)b->id_,
+                          io_uring_buf_ring_mask(p->count), 0);
+    io_uring_buf_ring_advance(p->br, 1);
+}
+
+/* ---- starting ---- */
+
+/* The request's SQE, with room for its linked timeout behind it. */
+static struct io_uring_sqe *req_sqe(uring_state *st, kart_req *r, int *err)
+{
+    int e = kart__ur_reserve(st, r->deadline_ >= 0 ? 2 : 1);
+    if (e < 0) {
+        *err = e;
+        return NULL;
+    }
+    return io_uring_get_sqe(&st->ring);
+}
+
+/* Tags the SQE as r's and links its timeout. */
+static void req_tag(uring_state *st, struct io_uring_sqe *sqe, kart_req *r)
+{
+    io_uring_sqe_set_data64(sqe, ud_req(r));
+    r->flags_ |= KR_INFLIGHT;
+    if (r->deadline_ < 0)
+        return;
+    sqe->flags |= IOSQE_IO_LINK;
+    int64_t left = r->deadline_ - kart_now_ns();
+    if (left < 1)
+        left = 1;
+    r->t_.ts_[0] = left / 1000000000;
+    r->t_.ts_[1] = left % 1000000000;
+    struct io_uring_sqe *t = io_uring_get_sqe(&st->ring);
+    io_uring_prep_link_timeout(t, (struct __kernel_timespec *)(void *)r->t_.ts_, 0);
+    io_uring_sqe_set_data64(t, 0);
+}
+
+int kart__uio_accept(kart_req *r)
+{
+    uring_state *st = state_of(r->loop);
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_multishot_accept(sqe, r->fd_, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_req(r));
+    r->flags_ |= KR_INFLIGHT;
+    return 0;
+}
+
+int kart__uio_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
+{
+    uring_state *st = state_of(r->loop);
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = req_sqe(st, r, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_connect(sqe, r->fd_, addr, len);
+    req_tag(st, sqe, r);
+    return 0;
+}
+
+int kart__uio_file(kart_req *r)
+{
+    uring_state *st = state_of(r->loop);
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = req_sqe(st, r, &err);
+    if (!sqe)
+        return err;
+    /* An offset of -1 (all ones) reads or writes at the file position. */
+    if (r->type == KART_REQ_READ)
+        io_uring_prep_read(sqe, r->fd_, (void *)r->buf_, (unsigned)r->len_, (uint64_t)r->off_);
+    else
+        io_uring_prep_write(sqe, r->fd_, r->buf_, (unsigned)r->len_, (uint64_t)r->off_);
+    req_tag(st, sqe, r);
+    return 0;
+}
+
+int kart__uio_recv_arm(kart_sock *s)
+{
+    uring_state *st = state_of(s->base.loop);
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, ud_recv(s));
+    s->flags_ |= KS_RECV_INFLIGHT;
+    s->flags_ &= ~KS_RECV_CANCEL;
+    s->nops_++;
+    return 0;
+}
+
+static int cancel_ud(uring_state *st, uint64_t ud)
+{
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    return 0;
+}
+
+void kart__uio_recv_cancel(kart_sock *s)
+{
+    if ((s->flags_ & (KS_RECV_INFLIGHT | KS_RECV_CANCEL)) != KS_RECV_INFLIGHT)
+        return;
+    /* Should the ring refuse the cancel, the multishot runs on and what it
+     * brings is stashed until the next start (or dropped by a close). */
+    if (cancel_ud(state_of(s->base.loop), ud_recv(s)) == 0)
+        s->flags_ |= KS_RECV_CANCEL;
+}
+
+/* Submits the send queue's head (the rest of it, after a short send). A
+ * head the ring cannot take fails, and the next one is tried. */
+int kart__uio_send_kick(kart_sock *s)
+{
+    uring_state *st = state_of(s->base.loop);
+    while (s->sendq_ && !(s->flags_ & (KS_SEND_INFLIGHT | KS_CLOSING))) {
+        kart_req *r = s->sendq_;
+        int err = -EBUSY;
+        struct io_uring_sqe *sqe = req_sqe(st, r, &err);
+        if (!sqe) {
+            kart__sendq_pop(s);
+            kart__req_defer(r, err);
+            continue;
+        }
+        if (r->type == KART_REQ_SHUTDOWN)
+            io_uring_prep_shutdown(sqe, s->fd, (int)r->off_);
+        else
+            io_uring_prep_send(sqe, s->fd, (const char *)r->buf_ + r->done_,
+                               r->len_ - r->done_, MSG_NOSIGNAL);
+        req_tag(st, sqe, r);
+        s->flags_ |= KS_SEND_INFLIGHT;
+    }
+    return 0;
+}
+
+int kart__uio_cancel(kart_req *r)
+{
+    kart_sock *s = r->sock;
+    if (r->flags_ & KR_BACKOFF) {
+        /* A paused accept: nothing in the kernel, the timer stops. */
+        s->accept_ = NULL;
+        kart__req_defer(r, -ECANCELED);
+        return 0;
+    }
+    if (!(r->flags_ & KR_INFLIGHT)) {
+        /* Waiting in the send queue behind the head. */
+        kart_req **p = &s->sendq_, *prev = NULL;
+        while (*p && *p != r) {
+            prev = *p;
+            p = &(*p)->next_;
+        }
+        if (*p) {
+            *p = r->next_;
+            if (s->sendq_tail_ == r)
+                s->sendq_tail_ = prev;
+            r->next_ = NULL;
+            kart__req_defer(r, -ECANCELED);
+        }
+        return 0;
+    }
+    int err = cancel_ud(state_of(r->loop), ud_req(r));
+    if (err < 0)
+        r->flags_ &= ~KR_CANCEL;
+    return err;
+}
+
+int kart__uio_close(kart_sock *s)
+{
+    uring_state *st = state_of(s->base.loop);
+    kart_req *a = s->accept_;
+    if (a && (a->flags_ & KR_BACKOFF)) {
+        s->accept_ = NULL;
+        kart__req_defer(a, -ECANCELED);
+    } else if (a && (a->flags_ & KR_INFLIGHT)) {
+        a->flags_ |= KR_CANCEL;
+        cancel_ud(st, ud_req(a));
+    }
+    if (s->connect_ && (s->connect_->flags_ & KR_INFLIGHT)) {
+        s->connect_->flags_ |= KR_CANCEL;
+        cancel_ud(st, ud_req(s->connect_));
+    }
+    /* The head may be in flight; what waits behind it never went out. */
+    kart_req *h = s->sendq_;
+    if (h && (h->flags_ & KR_INFLIGHT)) {
+        h->flags_ |= KR_CANCEL;
+        cancel_ud(st, ud_req(h));
+        h = h->next_;
+        s->sendq_->next_ = NULL;
+        s->sendq_tail_ = s->sendq_;
+    } else {
+        s->sendq_ = s->sendq_tail_ = NULL;
+    }
+    while (h) {
+        kart_req *next = h->next_;
+        h->next_ = NULL;
+        kart__req_defer(h, -ECANCELED);
+        h = next;
+    }
+    kart__uio_recv_cancel(s);
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_close(sqe, s->fd);
+    io_uring_sqe_set_data64(sqe, ud_req(s->close_));
+    s->close_->flags_ |= KR_INFLIGHT;
+    return 0;
+}
+
+/* ---- completions ---- */
+
+/* What a request's -ECANCELED means: its linked timeout fired unless the
+ * user (or a close) cancelled it. */
+static int cancel_result(const kart_req *r, int res)
+{
+    if (res == -ECANCELED && !(r->flags_ & KR_CANCEL) && r->deadline_ >= 0)
+        return -ETIMEDOUT;
+    return res;
+}
+
+static void rearm_accept(kart_req *r)
+{
+    kart_sock *l = r->sock;
+    if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING)) {
+        l->accept_ = NULL;
+        kart__req_finish(r, -ECANCELED);
+        return;
+    }
+    r->loop->io->stats.rearms++;
+    int err = kart__uio_accept(r);
+    if (err < 0) {
+        l->accept_ = NULL;
+        kart__req_finish(r, err);
+    }
+}
+
+static void on_accept(kart_req *r, int res, bool more)
+{
+    kart_sock *l = r->sock;
+    if (!more)
+        r->flags_ &= ~KR_INFLIGHT;
+    if (res >= 0) {
+        r->off_ = 0; /* the back-off delay starts afresh */
+        /* After a cancel or a close nobody expects a connection: it is
+         * closed, as the kernel would had the cancel come first. */
+        if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING))
+            close(res);
+        else
+            r->cb_(r, res);
+        if (!more && r->state_ == KR_PENDING && !(r->flags_ & KR_INFLIGHT))
+            rearm_accept(r);
+        return;
+    }
+    if (more)
+        return; /* the multishot goes on */
+    switch (res) {
+    case -ECANCELED:
+        if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING)) {
+            l->accept_ = NULL;
+            kart__req_finish(r, -ECANCELED);
+            return;
+        }
+        rearm_accept(r); /* not ours: the kernel's (a thread's exit) */
+        return;
+    case -EINTR:
+    case -EAGAIN:
+    case -ECONNABORTED:
+    case -EPROTO:
+    case -EPERM:
+        rearm_accept(r);
+        return;
+    case -EMFILE:
+    case -ENFILE:
+        if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING) || !kart__accept_fd_limit(r))
+            rearm_accept(r);
+        return;
+    case -ENOBUFS:
+    case -ENOMEM:
+        if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING))
+            rearm_accept(r);
+        else
+            kart__accept_backoff(r);
+        return;
+    default:
+        l->accept_ = NULL;
+        kart__req_finish(r, res);
+    }
+}
+
+static void on_send(kart_req *r, int res)
+{
+    kart_sock *s = r->sock;
+    r->flags_ &= ~KR_INFLIGHT;
+    s->flags_ &= ~KS_SEND_INFLIGHT;
+    int out;
+    if (res >= 0 && r->type == KART_REQ_SEND) {
+        r->done_ += (size_t)res;
+        if (r->done_ >= r->len_) {
+            out = (int)r->len_;
+        } else if ((r->flags_ & KR_CANCEL) || (s->flags_ & KS_CLOSING)) {
+            out = -ECANCELED;
+        } else if (r->deadline_ >= 0 && kart_now_ns() >= r->deadline_) {
+            out = -ETIMEDOUT;
+        } else {
+            kart__uio_send_kick(s); /* the rest, before anything else */
+            return;
+        }
+    } else {
+        out = cancel_result(r, res);
+    }
+    kart__sendq_pop(s);
+    kart__req_finish(r, out);
+    kart__uio_send_kick(s);
+}
+
+static void on_recv(kart_sock *s, int res, uint32_t flags)
+{
+    kart_loop *loop = s->base.loop;
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more) {
+        s->flags_ &= ~(KS_RECV_INFLIGHT | KS_RECV_CANCEL);
+        s->nops_--;
+    }
+    bool closing = s->flags_ & KS_CLOSING;
+    if (res > 0) {
+        kart__bufpool *pool = loop->io->pool;
+        kart_buf *b = &pool->bufs[flags >> IORING_CQE_BUFFER_SHIFT];
+        b->flags_ = KB_LENT;
+        pool->lent++;
+        if (closing)
+            kart_buf_release(b);
+        else
+            kart__recv_deliver(s, res, b);
+    } else if (res == 0) {
+        if (!closing)
+            kart__recv_end(s, 0);
+    } else if (res == -ENOBUFS) {
+        if (!more && (s->flags_ & KS_RECV) && !closing) {
+            kart__bufpool *pool = loop->io->pool;
+            if (pool->lent == pool->count) {
+                kart__sock_starve(s);
+                return;
+            }
+            loop->io->stats.enobufs++;
+        }
+    } else if (res != -ECANCELED) {
+        if (!closing)
+            kart__recv_end(s, res);
+    }
+    if (closing) {
+        kart__sock_maybe_closed(s);
+        return;
+    }
+    /* The kernel ended the multishot (a full CQ, a cancel we no longer
+     * want, ENOBUFS with buffers back): arm a new one if still receiving. */
+    if (!more && res != 0 && (s->flags_ & (KS_RECV | KS_RECV_INFLIGHT)) == KS_RECV) {
+        loop->io->stats.rearms++;
+        int err = kart__uio_recv_arm(s);
+        if (err < 0)
+            kart__recv_end(s, err);
+    }
+}
+
+void kart__uio_complete(kart_loop *loop)
+{
+    kart_selector *sel = loop->sel;
+    /* Callbacks never wait, so no new completions join while this runs. */
+    for (int i = 0; i < sel->ncqes; i++) {
+        kart__cqe c = sel->cqes[i];
+        uintptr_t p = (uintptr_t)(c.ud & ~(KART__UD_OP | UDK_MASK));
+        if ((c.ud & UDK_MASK) == UDK_RECV) {
+            on_recv((kart_sock *)p, c.res, c.flags);
+            continue;
+        }
+        kart_req *r = (kart_req *)p;
+        switch (r->type) {
+        case KART_REQ_ACCEPT:
+            on_accept(r, c.res, c.flags & IORING_CQE_F_MORE);
+            break;
+        case KART_REQ_SEND:
+        case KART_REQ_SHUTDOWN:
+            on_send(r, c.res);
+            break;
+        case KART_REQ_CLOSE: {
+            kart_sock *s = r->sock;
+            r->flags_ &= ~KR_INFLIGHT;
+            r->res_ = c.res;
+            s->flags_ |= KS_CLOSE_DONE;
+            kart__sock_maybe_closed(s);
+            break;
+        }
+        case KART_REQ_CONNECT:
+            r->flags_ &= ~KR_INFLIGHT;
+            r->sock->connect_ = NULL;
+            kart__req_finish(r, cancel_result(r, c.res));
+            break;
+        default:
+            r->flags_ &= ~KR_INFLIGHT;
+            kart__req_finish(r, cancel_result(r, c.res));
+            break;
+        }
+    }
+    sel->ncqes = 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * uring/uring_private.h — the io_uring backend's state, shared by the
+ * readiness side (uring.c) and the native I/O operations (uring_io.c).
+ */
+#ifndef KART_URING_PRIVATE_H
+#define KART_URING_PRIVATE_H
+
+#include "internal.h"
+
+#include <liburing.h>
+
+typedef struct ur_fd {
+    uint32_t seq; /* the poll request the kernel may hold, 0: none */
+    bool parked;  /* that request is a parking multishot poll */
+    int pos;      /* where this wait stored the fd's entry, to merge */
+} ur_fd;
+
+/* Work for the next wait: arm or park the registration (fd, gen) if it is
+ * still current, or cancel the request (fd, seq). */
+enum { TODO_ARM, TODO_PARK, TODO_CANCEL };
+typedef struct ur_todo {
+    int fd;
+    uint32_t id; /* gen, or seq for TODO_CANCEL */
+    int kind;
+} ur_todo;
+
+typedef struct uring_state {
+    struct io_uring ring;
+    uint32_t seq;
+    ur_fd *fds;
+    int nfds;
+    ur_todo *todo;
+    int ntodo, todo_cap;
+    /* The ring starts disabled (IORING_SETUP_R_DISABLED) when it is single-
+     * issuer, and is enabled by the first thread that enters it, which
+     * then owns it (and registers the ring fd). */
+    bool enabled;
+    bool single_issuer;
+    bool native_io;     /* completion-based operations go through the ring */
+    uint64_t enters;    /* io_uring_enter calls made */
+    uint64_t overflows; /* times the completion ring was seen overflowed */
+} uring_state;
+
+
+/* uring.c: an SQE, entering the kernel to submit what is queued when the
+ * ring is full (NULL and *err on failure); room for n SQEs at once; a
+ * submission of what is queued. Each enables the ring first if need be. */
+struct io_uring_sqe *kart__ur_sqe(uring_state *st, int *err);
+int kart__ur_reserve(uring_state *st, unsigned n);
+int kart__ur_submit(uring_state *st);
+
+#endif

@@ -60,6 +60,7 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
         srv_conn_close(&c->base);
         return;
     }
+    /* A free slot exists: the receive stops while all are busy. */
     int slot = __builtin_ctz(~c->busy);
     c->buf[slot] = buf;
     c->busy |= 1u << slot;

@@ -127,6 +127,7 @@ static int hold_cases(bench_case *out, bool quick)
 static int impls_with(bench_impl *out, bench_run_fn run)
 {
     int n = bench_add_kart_backends(out, run, false);
+    bench_skip_select(out, n);
     out[n++] = (bench_impl){.name = "raw-epoll", .run = run};
 #if KART_BENCH_HAVE_LIBUV
     out[n++] = (bench_impl){.name = "libuv", .run = run};
@@ -151,13 +152,6 @@ static int hold_impls(bench_impl *out)
     return impls_with(out, run_hold);
 }
 
-/* select(2) is bounded by FD_SETSIZE and is no server backend: the kart
- * servers here are the ones the issue names (uring, epoll, poll). */
-static bool runs(const bench_case *c, const bench_impl *impl)
-{
-    (void)c;
-    return !impl->arg || strcmp(impl->arg, "select") != 0;
-}
 
 const bench_scenario bench_echo = {
     .name = "echo",
@@ -168,7 +162,6 @@ const bench_scenario bench_echo = {
     .metrics = echo_metrics,
     .cases = echo_cases,
     .impls = echo_impls,
-    .runs = runs,
     .seconds = 1.0,
     .quick_seconds = 0.25,
 };
@@ -182,7 +175,6 @@ const bench_scenario bench_echo_hold = {
     .metrics = hold_metrics,
     .cases = hold_cases,
     .impls = hold_impls,
-    .runs = runs,
     .seconds = 1.0,
     .quick_seconds = 0.25,
 };

@@ -325,6 +325,7 @@ static int impls(bench_impl *out)
     const char *no_wrk = find_program("wrk", buf, sizeof(buf)) ? NULL
                          : "wrk not installed (apt-get install wrk)";
     int n = bench_add_kart_backends(out, run_http, false);
+    bench_skip_select(out, n);
     for (int i = 0; i < n; i++)
         if (!out[i].skip && no_wrk)
             out[i].skip = no_wrk;
@@ -337,11 +338,6 @@ static int impls(bench_impl *out)
     return n;
 }
 
-static bool runs(const bench_case *c, const bench_impl *impl)
-{
-    (void)c;
-    return !impl->arg || strcmp(impl->arg, "select") != 0;
-}
 
 const bench_scenario bench_http = {
     .name = "http",
@@ -352,7 +348,6 @@ const bench_scenario bench_http = {
     .metrics = metrics,
     .cases = cases,
     .impls = impls,
-    .runs = runs,
     .seconds = 2.0,
     .quick_seconds = 1.0,
 };

@@ -224,3 +224,10 @@ bench_server *bench_server_exec(const char *key, char *const argv[])
     }
     return add(key, pid, pid, port);
 }
+
+void bench_skip_select(bench_impl *impls, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (impls[i].arg && strcmp(impls[i].arg, "select") == 0 && !impls[i].skip)
+            impls[i].skip = "select(2) holds at most FD_SETSIZE fds: not a server backend";
+}

@@ -63,6 +63,11 @@ int bench_pin_cpu(int cpu);
  * if it is not there. */
 const char *bench_sibling_path(const char *rel, char *buf, size_t size);
 
+/* Marks kart-select skipped among the n implementations: select(2) is
+ * bounded by FD_SETSIZE, no backend for servers of many connections. The
+ * echo and http scenarios run kart on uring, epoll and poll. */
+void bench_skip_select(bench_impl *impls, int n);
+
 /* Raises RLIMIT_NOFILE's soft limit to at least want (up to the hard
  * limit); returns the new soft limit. */
 long bench_raise_nofile(long want);

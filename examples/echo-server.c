@@ -97,16 +97,30 @@ static void conn_free(srv_conn *c)
     free(c);
 }
 
-/* The receive buffer pool. A buffer stays lent while its bytes are being
- * sent back, so the pool must outnumber the buffers in flight at once; on
- * io_uring those are the receives one loop turn completes, and 300 busy
- * connections never paused a 256-buffer pool (kart_loop_io_stats():
- * enobufs 0), so 512 leaves room. Not more: the kernel hands the buffers
- * out in ring order, so every one of them is cycled through the caches;
- * 512 x 16 KiB is 8 MiB, and a 16 KiB request still fits one buffer. */
+/*
+ * The receive buffer pool. A buffer stays lent while its bytes are being
+ * sent back, so the pool must outnumber the buffers in flight at once, or
+ * receives pause until one comes back (kart_loop_io_stats(): enobufs).
+ *  - io_uring: the kernel hands buffers out in ring order, so every buffer
+ *    of the pool cycles through the caches and becomes resident: keep it
+ *    small. 512 x 16 KiB (8 MiB); 10,000 busy connections never ran it dry
+ *    (a receive only takes a buffer when data is there, and sends complete
+ *    within the same enter).
+ *  - readiness backends: kart emulates the receives, and a readable socket
+ *    takes its buffer before the loop delivers the send completions that
+ *    return earlier ones, so one turn can hold a buffer per ready socket
+ *    (thousands of the 10,000). 512 ran dry there, and each pause and
+ *    resume costs two epoll_ctl calls: 4096. The emulation's free buffers
+ *    are a stack, so only the peak in use ever becomes resident.
+ * 16 KiB: a 16 KiB request fits one buffer.
+ */
 static int worker_init(srv_worker *w)
 {
-    return kart_loop_set_bufpool(w->loop, 512, 16384);
+    kart_io_stats st;
+    int err = kart_loop_io_stats(w->loop, &st);
+    if (err < 0)
+        return err;
+    return kart_loop_set_bufpool(w->loop, st.native ? 512 : 4096, 16384);
 }
 
 int main(int argc, char **argv)

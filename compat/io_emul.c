@@ -67,6 +67,12 @@ static void timed_out(kart_timer *t)
     kart_req *r = (kart_req *)((char *)t - offsetof(kart_req, t_.timer_));
     r->flags_ &= ~KR_TIMER;
     r->flags_ |= KR_TIMEDOUT;
+#ifdef KART_HAVE_URING
+    if (r->loop->io->native) {
+        kart__uio_cancel(r); /* a send waiting behind the head */
+        return;
+    }
+#endif
     kart__emul_cancel(r);
 }
 
@@ -100,8 +106,9 @@ static void flush_sends(kart_sock *s, bool now)
         if (r->type == KART_REQ_SHUTDOWN) {
             res = shutdown(s->fd, (int)r->off_) < 0 ? -errno : 0;
         } else {
-            ssize_t n = send(s->fd, (const char *)r->buf_ + r->done_, r->len_ - r->done_,
-                             MSG_NOSIGNAL);
+            /* (A zero-length send may come with a NULL buffer.) */
+            const char *p = r->buf_ ? (const char *)r->buf_ + r->done_ : NULL;
+            ssize_t n = send(s->fd, p, r->len_ - r->done_, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -160,7 +167,7 @@ static void do_accept(kart_sock *s)
         if (s->accept_ != r || r->state_ != KR_PENDING || (r->flags_ & KR_BACKOFF) ||
             (s->flags_ & KS_CLOSING))
             return;
-        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = kart__accept_nb(s->fd);
         if (fd >= 0) {
             r->off_ = 0; /* the back-off delay starts afresh */
             r->cb_(r, fd);

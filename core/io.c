@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define POOL_COUNT_DEFAULT 256
+#define POOL_COUNT_DEFAULT 512
 #define POOL_SIZE_DEFAULT 16384
 #define POOL_COUNT_MAX 32768
 #define POOL_SIZE_MAX (16u << 20)
@@ -60,6 +60,7 @@ static void pool_free(kart__bufpool *pool)
     if (pool->mem)
         munmap(pool->mem, pool->memsz);
     free(pool->bufs);
+    free(pool->sends);
     free(pool->free);
     free(pool);
 }
@@ -81,8 +82,9 @@ static int pool_create(kart_loop *loop, uint32_t count, uint32_t size, kart__buf
         return -ENOMEM;
     }
     pool->bufs = calloc(count, sizeof(*pool->bufs));
+    pool->sends = calloc(count, sizeof(*pool->sends));
     pool->free = malloc(count * sizeof(*pool->free));
-    if (!pool->bufs || !pool->free) {
+    if (!pool->bufs || !pool->sends || !pool->free) {
         pool_free(pool);
         return -ENOMEM;
     }
@@ -391,6 +393,10 @@ KART_API int kart_sock_init(kart_loop *loop, kart_sock *sock, int fd)
         return -EBADF;
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
+#ifdef SO_NOSIGPIPE
+    int one = 1; /* where MSG_NOSIGNAL is missing */
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+#endif
     void *data = sock->base.data;
     memset(sock, 0, sizeof(*sock));
     sock->base.data = data;
@@ -576,7 +582,9 @@ static void sendq_push(kart_sock *sock, kart_req *req)
     else
         sock->sendq_ = req;
     sock->sendq_tail_ = req;
-    if (!native(sock->base.loop) && req->deadline_ >= 0)
+    /* A timeout runs on a loop timer while the request waits; natively the
+     * head's timeout is a linked one instead (the kick stops the timer). */
+    if (req->deadline_ >= 0 && (!native(sock->base.loop) || !idle))
         kart__emul_timeout_start(req);
     if (!idle)
         return;
@@ -603,6 +611,29 @@ KART_API int kart_sock_send(kart_sock *sock, kart_req *req, const void *buf, siz
     req->len_ = len;
     sendq_push(sock, req);
     return 0;
+}
+
+static void buf_sent(kart_req *req, int res)
+{
+    kart__bufsend *bs = (kart__bufsend *)req;
+    kart_sock *sock = req->sock;
+    kart_send_buf_cb cb = bs->cb;
+    kart_buf_release(bs->buf);
+    if (cb)
+        cb(sock, res);
+}
+
+KART_API int kart_sock_send_buf(kart_sock *sock, kart_buf *buf, size_t len, kart_send_buf_cb cb)
+{
+    if (!sock || !buf || !(buf->flags_ & KB_LENT) || len > buf->size)
+        return -EINVAL;
+    kart__bufpool *pool = buf->pool_;
+    kart__bufsend *bs = &pool->sends[buf->id_];
+    if (bs->req.state_ != KR_IDLE)
+        return -EINVAL;
+    bs->cb = cb;
+    bs->buf = buf;
+    return kart_sock_send(sock, &bs->req, buf->base, len, -1, buf_sent);
 }
 
 KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_req_cb cb)
@@ -714,10 +745,10 @@ KART_API int kart_req_cancel(kart_req *req)
 {
     if (!req)
         return -EINVAL;
+    if ((req->flags_ & KR_CANCEL) && req->state_ != KR_IDLE)
+        return 0; /* asked already */
     if (req->state_ != KR_PENDING || req->type == KART_REQ_CLOSE)
         return -EALREADY;
-    if (req->flags_ & KR_CANCEL)
-        return 0;
     req->flags_ |= KR_CANCEL;
 #ifdef KART_HAVE_URING
     if (native(req->loop))
@@ -783,7 +814,7 @@ int kart__accept_fd_limit(kart_req *req)
         close(io->reserve_fd);
         io->reserve_fd = -1;
         for (int i = 0; i < 64; i++) {
-            int fd = accept4(req->sock->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            int fd = kart__accept_nb(req->sock->fd);
             if (fd < 0)
                 break;
             close(fd);

@@ -16,6 +16,8 @@
 
 #include "loop_private.h"
 
+#include <sys/socket.h>
+
 /* kart_sock.flags_ */
 #define KS_RECV 0x001u          /* the user receives (recv_cb_ set) */
 #define KS_RECV_INFLIGHT 0x002u /* io_uring holds a multishot recv */
@@ -40,9 +42,17 @@
 #define KR_INFLIGHT 0x04u /* io_uring holds it */
 #define KR_TIMER 0x08u    /* emulation: t_.timer_ is running */
 #define KR_BACKOFF 0x10u  /* accept paused at the fd limit */
+#define KR_POLLWAIT 0x20u /* io_uring: accept waits for readiness at the limit */
 
 /* kart_buf.flags_ */
 #define KB_LENT 0x1u
+
+/* The request kart_sock_send_buf() uses for one buffer. */
+typedef struct kart__bufsend {
+    kart_req req;
+    kart_send_buf_cb cb;
+    kart_buf *buf;
+} kart__bufsend;
 
 typedef struct kart__bufpool {
     kart_loop *loop;
@@ -50,6 +60,7 @@ typedef struct kart__bufpool {
     size_t memsz;
     uint32_t count, size;
     kart_buf *bufs;
+    kart__bufsend *sends; /* one per buffer, for kart_sock_send_buf() */
     uint32_t *free; /* emulation: a stack of free buffer ids */
     uint32_t nfree;
     uint32_t lent;
@@ -70,6 +81,27 @@ typedef struct kart__io {
     kart__bufpool *pool;
     kart_io_stats stats;
 } kart__io;
+
+/* accept(2) of a non-blocking, close-on-exec connection; macOS has no
+ * accept4, nor MSG_NOSIGNAL (kart_sock_init sets SO_NOSIGPIPE there). */
+#ifdef __APPLE__
+#include <fcntl.h>
+#define MSG_NOSIGNAL 0
+static inline int kart__accept_nb(int fd)
+{
+    int c = accept(fd, NULL, NULL);
+    if (c >= 0) {
+        fcntl(c, F_SETFD, FD_CLOEXEC);
+        fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+    }
+    return c;
+}
+#else
+static inline int kart__accept_nb(int fd)
+{
+    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+#endif
 
 /* core/io.c */
 kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */

@@ -35,12 +35,14 @@
 
 #include "io_private.h"
 
+#include <poll.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define BGID 0       /* the provided-buffer group of the loop's pool */
 #define UDK_RECV 1u  /* user_data kind: a socket's receive */
+#define UDK_POLL 2u  /* user_data kind: an accept's wait for readiness */
 #define UDK_MASK 7u
 
 static inline uring_state *state_of(kart_loop *loop)
@@ -51,6 +53,12 @@ static inline uring_state *state_of(kart_loop *loop)
 static inline uint64_t ud_req(const kart_req *r)
 {
     return KART__UD_OP | (uint64_t)(uintptr_t)r;
+}
+
+/* The user_data of what the kernel holds for r now. */
+static inline uint64_t ud_held(const kart_req *r)
+{
+    return ud_req(r) | ((r->flags_ & KR_POLLWAIT) ? UDK_POLL : 0);
 }
 
 static inline uint64_t ud_recv(const kart_sock *s)
@@ -157,6 +165,23 @@ int kart__uio_accept(kart_req *r)
     return 0;
 }
 
+/* At the descriptor limit io_uring's accept fails at once even with an
+ * empty backlog (it takes the descriptor before it looks), so re-arming it
+ * would spin: wait for a connection with a one-shot poll instead, and
+ * accept again (or drain again) when one comes. */
+static int accept_poll(kart_req *r)
+{
+    uring_state *st = state_of(r->loop);
+    int err = -EBUSY;
+    struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
+    if (!sqe)
+        return err;
+    io_uring_prep_poll_add(sqe, r->fd_, POLLIN);
+    io_uring_sqe_set_data64(sqe, ud_req(r) | UDK_POLL);
+    r->flags_ |= KR_INFLIGHT | KR_POLLWAIT;
+    return 0;
+}
+
 int kart__uio_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
 {
     uring_state *st = state_of(r->loop);
@@ -230,6 +255,8 @@ int kart__uio_send_kick(kart_sock *s)
     uring_state *st = state_of(s->base.loop);
     while (s->sendq_ && !(s->flags_ & (KS_SEND_INFLIGHT | KS_CLOSING))) {
         kart_req *r = s->sendq_;
+        if (r->flags_ & KR_TIMER)
+            kart__emul_timeout_stop(r); /* the linked timeout takes over */
         int err = -EBUSY;
         struct io_uring_sqe *sqe = req_sqe(st, r, &err);
         if (!sqe) {
@@ -240,7 +267,8 @@ int kart__uio_send_kick(kart_sock *s)
         if (r->type == KART_REQ_SHUTDOWN)
             io_uring_prep_shutdown(sqe, s->fd, (int)r->off_);
         else
-            io_uring_prep_send(sqe, s->fd, (const char *)r->buf_ + r->done_,
+            io_uring_prep_send(sqe, s->fd,
+                               r->buf_ ? (const char *)r->buf_ + r->done_ : NULL,
                                r->len_ - r->done_, MSG_NOSIGNAL);
         req_tag(st, sqe, r);
         s->flags_ |= KS_SEND_INFLIGHT;
@@ -269,11 +297,12 @@ int kart__uio_cancel(kart_req *r)
             if (s->sendq_tail_ == r)
                 s->sendq_tail_ = prev;
             r->next_ = NULL;
-            kart__req_defer(r, -ECANCELED);
+            bool timed = (r->flags_ & KR_TIMEDOUT) && !(r->flags_ & KR_CANCEL);
+            kart__req_defer(r, timed ? -ETIMEDOUT : -ECANCELED);
         }
         return 0;
     }
-    int err = cancel_ud(state_of(r->loop), ud_req(r));
+    int err = cancel_ud(state_of(r->loop), ud_held(r));
     if (err < 0)
         r->flags_ &= ~KR_CANCEL;
     return err;
@@ -288,7 +317,7 @@ int kart__uio_close(kart_sock *s)
         kart__req_defer(a, -ECANCELED);
     } else if (a && (a->flags_ & KR_INFLIGHT)) {
         a->flags_ |= KR_CANCEL;
-        cancel_ud(st, ud_req(a));
+        cancel_ud(st, ud_held(a));
     }
     if (s->connect_ && (s->connect_->flags_ & KR_INFLIGHT)) {
         s->connect_->flags_ |= KR_CANCEL;
@@ -386,8 +415,15 @@ static void on_accept(kart_req *r, int res, bool more)
         return;
     case -EMFILE:
     case -ENFILE:
-        if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING) || !kart__accept_fd_limit(r))
+        if ((r->flags_ & KR_CANCEL) || (l->flags_ & KS_CLOSING)) {
             rearm_accept(r);
+        } else if (!kart__accept_fd_limit(r)) {
+            int err = accept_poll(r);
+            if (err < 0) {
+                l->accept_ = NULL;
+                kart__req_finish(r, err);
+            }
+        }
         return;
     case -ENOBUFS:
     case -ENOMEM:
@@ -488,6 +524,12 @@ void kart__uio_complete(kart_loop *loop)
             continue;
         }
         kart_req *r = (kart_req *)p;
+        if ((c.ud & UDK_MASK) == UDK_POLL) {
+            /* The listener is readable (or the wait was cancelled). */
+            r->flags_ &= ~(KR_INFLIGHT | KR_POLLWAIT);
+            rearm_accept(r);
+            continue;
+        }
         switch (r->type) {
         case KART_REQ_ACCEPT:
             on_accept(r, c.res, c.flags & IORING_CQE_F_MORE);

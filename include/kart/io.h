@@ -35,12 +35,14 @@
  *    freeing (the callback itself may reuse it).
  *  - Every pending operation (and an active receive) keeps the loop running
  *    and counts in kart_loop_active_handles(); kart_loop_free() refuses
- *    (-EBUSY) while any is pending.
+ *    (-EBUSY) while any is pending, or while a buffer is lent.
  *  - Errors are negative errnos (or KART_E* codes), never left in errno.
  *    SIGPIPE is never raised by a send (MSG_NOSIGNAL).
  *
  * Threads: everything here is for the loop's own thread; buffers too must
- * be released on it. Fork: a child must not touch the parent's loop, its
+ * be released on it. On io_uring (Linux 6.0 and later) a loop's ring is
+ * single-issuer: the first thread that runs the loop (or enters its ring)
+ * owns it for good. Fork: a child must not touch the parent's loop, its
  * sockets or its buffers.
  */
 #ifndef KART_IO_H
@@ -78,7 +80,7 @@ struct kart_buf {
 
 /*
  * Sizes the loop's receive buffer pool: count buffers of size bytes each.
- * Without this call a loop gets 256 buffers of 16 KiB the first time a
+ * Without this call a loop gets 512 buffers of 16 KiB the first time a
  * receive starts. The pool's memory is allocated here, once; receives
  * never allocate. When every buffer is lent out, receives pause (no data is
  * lost, the kernel keeps it) and resume as soon as a buffer is released.
@@ -103,7 +105,9 @@ KART_API void kart_buf_release(kart_buf *buf);
  * sends, and so on. */
 typedef void (*kart_recv_cb)(kart_sock *sock, int nread, kart_buf *buf);
 
-/* A socket on the loop. Public: base.data. Read-only: base.loop, fd. */
+/* A socket on the loop. Public: base.data. Read-only: base.loop, fd.
+ * The handle calls of kart/loop.h (ref, unref, is_active) do not apply to
+ * it: its operations count as the loop's active handles instead. */
 struct kart_sock {
     kart_handle base;
     int fd;
@@ -124,8 +128,12 @@ struct kart_sock {
  * Puts socket fd on the loop. The socket must be a connected or listening
  * stream socket, or one to connect; kart makes it non-blocking if it is
  * not (accepted sockets already are). Nothing is registered with the
- * kernel until an operation starts. The fd stays yours to close (with
- * kart_sock_close(), or close(2) once no operation is pending).
+ * kernel until an operation starts. base.data is kept; the rest of *sock
+ * is overwritten.
+ * Lifetime: end a socket with kart_sock_close(), and free its memory in
+ * the close callback, never from any other callback of the socket (the
+ * loop may still be working on it). A socket on which no operation was
+ * ever started may simply be dropped (its fd closed with close(2)).
  * Errors: -EINVAL (NULL loop or sock), -EBADF (fd negative or not open).
  */
 KART_API int kart_sock_init(kart_loop *loop, kart_sock *sock, int fd);
@@ -147,8 +155,8 @@ typedef enum kart_req_type {
 } kart_req_type;
 
 /* One operation. Public: data. Read-only: loop, sock (NULL for file
- * operations), type. The rest is private. Zero it (or let a start fill it)
- * before first use; no _init is needed. */
+ * operations), type. The rest is private. Zero it before its first start
+ * (no _init is needed); a start fills everything but data. */
 struct kart_req {
     void *data;
     kart_loop *loop;
@@ -165,7 +173,6 @@ struct kart_req {
     int64_t off_;       /* private */
     int64_t deadline_;  /* private */
     int32_t res_;       /* private */
-    uint32_t gen_;      /* private */
     union {
         int64_t ts_[2];     /* private: io_uring's linked timeout */
         kart_timer timer_;  /* private: the emulation's timeout */
@@ -191,7 +198,8 @@ struct kart_req {
  * -EINVAL (the socket is not listening), -ENOTSOCK, -EBADF, -ENOMEM.
  * Errors: -EINVAL (NULL argument; req is pending), -EBUSY (an accept is
  * already active on this socket), -EPIPE (the socket is being closed),
- * -ENOMEM (the spare descriptor could not be opened: -EMFILE, -ENFILE).
+ * -EMFILE or -ENFILE (the loop's spare descriptor, opened by its first
+ * accept, could not be opened), -ENOMEM.
  */
 KART_API int kart_sock_accept(kart_sock *listener, kart_req *req, kart_req_cb cb);
 
@@ -244,6 +252,22 @@ KART_API int kart_sock_recv_stop(kart_sock *sock);
  */
 KART_API int kart_sock_send(kart_sock *sock, kart_req *req, const void *buf, size_t len,
                             int64_t timeout_ns, kart_req_cb cb);
+
+/* The callback of kart_sock_send_buf(): result as kart_sock_send's. */
+typedef void (*kart_send_buf_cb)(kart_sock *sock, int result);
+
+/*
+ * Sends the first len bytes of a buffer lent by a receive callback and
+ * releases the buffer once the send is done: the zero-copy echo, with no
+ * request of yours to manage (the pool keeps one per buffer). Ordered with
+ * the socket's other sends as kart_sock_send() is. cb (NULL for none) runs
+ * once with len or a negative error, the buffer already released.
+ * Errors: -EINVAL (NULL sock or buf, buf not lent, len larger than
+ * buf->size, or the buffer already being sent), -EPIPE (the socket is
+ * being closed or was shut down for writing). On an error the buffer
+ * stays lent to you.
+ */
+KART_API int kart_sock_send_buf(kart_sock *sock, kart_buf *buf, size_t len, kart_send_buf_cb cb);
 
 /*
  * shutdown(2) in order with the sends: queued sends go out first, then the
@@ -338,7 +362,9 @@ typedef struct kart_io_stats {
     uint32_t bufs_total;
 } kart_io_stats;
 
-/* Fills *out. Errors: -EINVAL (NULL argument). */
+/* Fills *out. Errors: -EINVAL (NULL argument). Setting the environment
+ * variable KART_URING_NATIVE_IO=0 before a loop is created makes an
+ * io_uring loop emulate the operations too (native is then 0). */
 KART_API int kart_loop_io_stats(const kart_loop *loop, kart_io_stats *out);
 
 #ifdef __cplusplus

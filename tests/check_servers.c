@@ -117,6 +117,8 @@ static void send_all(int fd, const void *p, size_t n)
     const char *c = p;
     while (n > 0) {
         ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
         ck_assert_msg(k > 0, "send: %s", strerror(errno));
         c += k;
         n -= (size_t)k;
@@ -129,6 +131,8 @@ static void recv_exact(int fd, void *p, size_t n)
     char *c = p;
     while (n > 0) {
         ssize_t k = recv(fd, c, n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
         ck_assert_msg(k > 0, "recv: %s", k == 0 ? "end of stream" : strerror(errno));
         c += k;
         n -= (size_t)k;
@@ -142,6 +146,8 @@ static size_t recv_to_eof(int fd, char *buf, size_t size)
     for (;;) {
         ck_assert_uint_lt(n, size - 1);
         ssize_t k = recv(fd, buf + n, size - 1 - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
         if (k == 0)
             break;
         ck_assert_msg(k > 0, "recv: %s", strerror(errno));

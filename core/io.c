@@ -127,11 +127,11 @@ kart_buf *kart__pool_take(kart__bufpool *pool)
     return b;
 }
 
+/* A receive the user runs, or one io_uring still holds after a stop (its
+ * completions name buffers of the current pool). */
 static bool any_receive(const kart_loop *loop)
 {
-    /* A receive counts in nrecv while the user receives or the kernel
-     * holds one. */
-    return loop->io && loop->io->nrecv > 0;
+    return loop->io && (loop->io->nrecv > 0 || loop->io->nrecv_held > 0);
 }
 
 KART_API int kart_loop_set_bufpool(kart_loop *loop, uint32_t count, uint32_t size)
@@ -144,6 +144,13 @@ KART_API int kart_loop_set_bufpool(kart_loop *loop, uint32_t count, uint32_t siz
         return -ENOMEM;
     if (any_receive(loop) || (io->pool && io->pool->lent))
         return -EBUSY;
+    /* io_uring has one buffer group: the old ring goes before the new one
+     * is registered. After a failure the next receive creates a pool of the
+     * old size again. */
+    if (io->native) {
+        pool_free(io->pool);
+        io->pool = NULL;
+    }
     kart__bufpool *pool;
     int err = pool_create(loop, count, size, &pool);
     if (err < 0)

@@ -29,7 +29,6 @@
 #define KS_SEND_WAIT 0x080u     /* emulation: the head waits for writable */
 #define KS_CLOSE_DONE 0x100u    /* the close's own result is known */
 #define KS_STARVED 0x200u       /* the receive waits for a free buffer */
-#define KS_NONBLOCK 0x400u      /* O_NONBLOCK checked */
 
 /* kart_req.state_ */
 #define KR_IDLE 0
@@ -77,6 +76,7 @@ typedef struct kart__io {
     kart_sock *resume;          /* receives to (re)arm or feed a stash */
     kart_sock *starved;         /* receives waiting for a free buffer */
     int nrecv;                  /* sockets receiving (KS_RECV) */
+    int nrecv_held;             /* multishot receives io_uring holds */
     uint32_t pool_count, pool_size;
     kart__bufpool *pool;
     kart_io_stats stats;

@@ -1116,6 +1116,37 @@ START_TEST(starved_receives_resume_when_buffers_come_back)
 }
 END_TEST
 
+START_TEST(bufpool_is_busy_until_a_stopped_receive_is_gone)
+{
+    IO_LOOP_OR_SKIP(_i, 0);
+    int sv[2];
+    kt_tcp_pair(sv);
+    conn c;
+    conn_init(loop, &c, sv[1]);
+    ck_assert_int_eq(kart_sock_recv_start(&c.sock, on_recv), 0);
+    ck_assert_int_eq(kart_loop_set_bufpool(loop, 8, 1024), -EBUSY);
+    run_for(loop, 5);
+    ck_assert_int_eq(kart_sock_recv_stop(&c.sock), 0);
+    kart_io_stats st;
+    kart_loop_io_stats(loop, &st);
+    /* io_uring still holds the receive until its cancel completes. */
+    int err = kart_loop_set_bufpool(loop, 8, 1024);
+    ck_assert_int_eq(err, st.native ? -EBUSY : 0);
+    run_for(loop, 20);
+    ck_assert_int_eq(kart_loop_set_bufpool(loop, 8, 1024), 0);
+    kart_loop_io_stats(loop, &st);
+    ck_assert_int_eq(st.bufs_total, 8);
+    /* The new pool works. */
+    ck_assert_int_eq(kart_sock_recv_start(&c.sock, on_recv), 0);
+    kt_write(sv[0], "new pool");
+    run_until(loop, (int *)&c.ngot, 8);
+    ck_assert_mem_eq(c.got, "new pool", 8);
+    conn_close(loop, &c);
+    close(sv[0]);
+    close_loop(loop);
+}
+END_TEST
+
 START_TEST(many_connections_through_a_tiny_ring)
 {
     /* A 2-entry ring (4 completions) and 40 connections echoing at once:
@@ -1361,6 +1392,7 @@ int main(void)
     tc = tcase_create("pool_ring");
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, starved_receives_resume_when_buffers_come_back, 0, nb);
+    tcase_add_loop_test(tc, bufpool_is_busy_until_a_stopped_receive_is_gone, 0, nb);
     tcase_add_loop_test(tc, many_connections_through_a_tiny_ring, 0, nb);
     suite_add_tcase(s, tc);
     tc = tcase_create("loop_errors");

@@ -224,6 +224,7 @@ int kart__uio_recv_arm(kart_sock *s)
     s->flags_ |= KS_RECV_INFLIGHT;
     s->flags_ &= ~KS_RECV_CANCEL;
     s->nops_++;
+    s->base.loop->io->nrecv_held++;
     return 0;
 }
 
@@ -471,6 +472,7 @@ static void on_recv(kart_sock *s, int res, uint32_t flags)
     if (!more) {
         s->flags_ &= ~(KS_RECV_INFLIGHT | KS_RECV_CANCEL);
         s->nops_--;
+        loop->io->nrecv_held--;
     }
     bool closing = s->flags_ & KS_CLOSING;
     if (res > 0) {

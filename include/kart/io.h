@@ -85,8 +85,11 @@ struct kart_buf {
  * never allocate. When every buffer is lent out, receives pause (no data is
  * lost, the kernel keeps it) and resume as soon as a buffer is released.
  * Errors: -EINVAL (NULL loop; count not a power of two in [1, 32768]; size
- * 0, above 16 MiB or not a multiple of 64), -EBUSY (a receive is active or
- * a buffer is lent: the pool stays as it was), -ENOMEM.
+ * 0, above 16 MiB or not a multiple of 64), -EBUSY (a receive is active, a
+ * stopped one is still being cancelled in the kernel, or a buffer is lent:
+ * the pool stays as it was; run the loop and retry), -ENOMEM (the old pool
+ * stays, or on io_uring, where the old pool goes first, the next receive
+ * makes one of the old size again).
  */
 KART_API int kart_loop_set_bufpool(kart_loop *loop, uint32_t count, uint32_t size);
 

@@ -156,6 +156,12 @@ $(OUT)/examples/%: examples/%.c $(OUT)/libkart.a
 	$(call say,CC,$<)
 	$(Q)$(CC) $(filter-out -Icore,$(CFLAGS_ALL)) -o $@ $< $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 
+# The example servers: their shared headers, and tests/check_servers, which
+# runs them (tests are otherwise built before the examples).
+$(OUT)/examples/echo-server $(OUT)/examples/http-server: examples/server.h
+$(OUT)/examples/http-server: examples/http_parse.h
+$(OUT)/tests/check_servers: $(OUT)/examples/echo-server $(OUT)/examples/http-server
+
 $(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
 	$(call say,CC,$@)
 	$(Q)$(CC) $(filter-out -Icore,$(CFLAGS_ALL)) $(BENCH_CFLAGS) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)

@@ -1,0 +1,180 @@
+/*
+ * bench/echo.c — the `echo` and `echo_hold` scenarios: TCP echo servers on
+ * CPU 0 under the load generator (loadgen.c) on CPU 1.
+ *
+ * On two cores the generator saturates its own, so requests per second
+ * alone hardly tells servers apart; each round therefore also reports the
+ * server's CPU time per request over the same window, read from the
+ * server process's own CPU clock. kart's servers are the shipped example,
+ * build/examples/echo-server, exec'd once per backend; the peers
+ * (echo_peers.c) are forked. Every server stays up across rounds, so the
+ * harness can interleave them round by round.
+ *
+ * `echo_hold` holds many connections at once (10,000; 2,000 with --quick),
+ * each primed with a checked echo, and reports the server's resident
+ * memory per connection (with every connection open, less the fresh
+ * server's) along with throughput and CPU per request over all of them.
+ */
+#include "echo_peers.h"
+#include "loadgen.h"
+#include "servers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static void run_round(const bench_server *srv, bench_ctx *ctx, int conns, int size, int pipeline)
+{
+    lg_params p = {.port = srv->port, .conns = conns, .size = size, .pipeline = pipeline,
+                   .seconds = ctx->seconds, .server = srv->pid};
+    lg_result r;
+    lg_run(&p, &r);
+    if (r.requests == 0)
+        bench_fail("no request completed");
+    ctx->value[0] = (double)r.requests * 1e9 / (double)r.ns;
+    /* A server that sleeps through a window entirely cannot have served
+     * it; a zero reading means the clock did not tick, so count 1 ns. */
+    ctx->value[1] = (double)(r.server_cpu_ns > 0 ? r.server_cpu_ns : 1) / 1e3 / (double)r.requests;
+    ctx->value[2] = (double)(r.server_rss_kib - srv->rss_fresh_kib) / conns;
+}
+
+static bench_server_fn peer_fn(const char *name)
+{
+#if KART_BENCH_HAVE_LIBUV
+    if (strcmp(name, "libuv") == 0)
+        return echo_serve_libuv;
+#endif
+#if KART_BENCH_HAVE_LIBEVENT
+    if (strcmp(name, "libevent") == 0)
+        return echo_serve_libevent;
+#endif
+    if (strcmp(name, "raw-epoll") == 0)
+        return echo_serve_raw_epoll;
+    bench_fail("no echo server for %s", name);
+}
+
+/* The server of impl for scenario `scen`, started on first use. */
+static const bench_server *server_for(const char *scen, const bench_impl *impl)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s/%s", scen, impl->name);
+    bench_server *s = bench_server_find(key);
+    if (s)
+        return s;
+    if (impl->arg) {
+        char path[512];
+        if (!bench_sibling_path("examples/echo-server", path, sizeof(path)))
+            bench_fail("build/examples/echo-server is not built (make)");
+        char backend[32];
+        snprintf(backend, sizeof(backend), "%s", impl->arg);
+        char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", backend, NULL};
+        return bench_server_exec(key, argv);
+    }
+    return bench_server_fork(key, peer_fn(impl->name));
+}
+
+static int run_echo(const bench_impl *impl, bench_ctx *ctx)
+{
+    const bench_server *s = server_for("echo", impl);
+    run_round(s, ctx, (int)bench_param_get(ctx->c, "conns"), (int)bench_param_get(ctx->c, "size"),
+              (int)bench_param_get(ctx->c, "pipeline"));
+    return 0;
+}
+
+static int run_hold(const bench_impl *impl, bench_ctx *ctx)
+{
+    int conns = (int)bench_param_get(ctx->c, "conns");
+    /* The generator and the server each hold one fd per connection. */
+    if (bench_raise_nofile(conns + 256) < conns + 64)
+        bench_fail("RLIMIT_NOFILE cannot be raised to %d", conns + 64);
+    const bench_server *s = server_for("echo_hold", impl);
+    run_round(s, ctx, conns, (int)bench_param_get(ctx->c, "size"), 1);
+    if (!(ctx->value[2] > 0))
+        bench_fail("the server's memory did not grow with %d connections open", conns);
+    /* Metrics in the scenario's order: memory first. */
+    double v[3] = {ctx->value[2], ctx->value[0], ctx->value[1]};
+    memcpy(ctx->value, v, sizeof(v));
+    return 0;
+}
+
+static const bench_metric echo_metrics[] = {
+    {"req_per_s", "req/s", true},
+    {"cpu_us_per_req", "us/req", false},
+};
+
+static const bench_metric hold_metrics[] = {
+    {"kib_per_conn", "KiB/conn", false},
+    {"req_per_s", "req/s", true},
+    {"cpu_us_per_req", "us/req", false},
+};
+
+static int echo_cases(bench_case *out, bool quick)
+{
+    (void)quick;
+    static const long c[][3] = {{1, 64, 1}, {50, 128, 1}, {300, 128, 1}, {50, 16384, 1},
+                                {300, 128, 16}};
+    for (int i = 0; i < 5; i++)
+        out[i] = (bench_case){3, {{"conns", c[i][0]}, {"size", c[i][1]}, {"pipeline", c[i][2]}}};
+    return 5;
+}
+
+static int hold_cases(bench_case *out, bool quick)
+{
+    out[0] = (bench_case){2, {{"conns", quick ? 2000 : 10000}, {"size", 64}}};
+    return 1;
+}
+
+static int impls_with(bench_impl *out, bench_run_fn run)
+{
+    int n = bench_add_kart_backends(out, run, false);
+    bench_skip_select(out, n);
+    out[n++] = (bench_impl){.name = "raw-epoll", .run = run};
+#if KART_BENCH_HAVE_LIBUV
+    out[n++] = (bench_impl){.name = "libuv", .run = run};
+#else
+    out[n++] = (bench_impl){.name = "libuv", .skip = "libuv not installed"};
+#endif
+#if KART_BENCH_HAVE_LIBEVENT
+    out[n++] = (bench_impl){.name = "libevent", .run = run};
+#else
+    out[n++] = (bench_impl){.name = "libevent", .skip = "libevent not installed"};
+#endif
+    return n;
+}
+
+static int echo_impls(bench_impl *out)
+{
+    return impls_with(out, run_echo);
+}
+
+static int hold_impls(bench_impl *out)
+{
+    return impls_with(out, run_hold);
+}
+
+
+const bench_scenario bench_echo = {
+    .name = "echo",
+    .summary = "TCP echo servers on CPU 0 under a checking load generator on CPU 1: "
+               "requests/s and server CPU per request",
+    .baseline = "raw-epoll",
+    .nmetrics = 2,
+    .metrics = echo_metrics,
+    .cases = echo_cases,
+    .impls = echo_impls,
+    .seconds = 1.0,
+    .quick_seconds = 0.25,
+};
+
+const bench_scenario bench_echo_hold = {
+    .name = "echo_hold",
+    .summary = "many concurrent echo connections, each checked: server memory per "
+               "connection, requests/s and CPU per request",
+    .baseline = "raw-epoll",
+    .nmetrics = 3,
+    .metrics = hold_metrics,
+    .cases = hold_cases,
+    .impls = hold_impls,
+    .seconds = 1.0,
+    .quick_seconds = 0.25,
+};

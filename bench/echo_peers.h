@@ -1,0 +1,16 @@
+/*
+ * bench/echo_peers.h — the echo servers of the peers (echo_peers.c), each
+ * a bench_server_fn: it serves a listening socket forever.
+ */
+#ifndef KART_BENCH_ECHO_PEERS_H
+#define KART_BENCH_ECHO_PEERS_H
+
+void echo_serve_raw_epoll(int lfd);
+#if KART_BENCH_HAVE_LIBUV
+void echo_serve_libuv(int lfd);
+#endif
+#if KART_BENCH_HAVE_LIBEVENT
+void echo_serve_libevent(int lfd);
+#endif
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * bench/servers.c — starting, measuring and stopping the server processes
+ * of the echo and http scenarios (see servers.h).
+ */
+#include "servers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SERVERS 32
+
+static bench_server servers[MAX_SERVERS];
+static int nservers;
+static bool atexit_set;
+
+/* Kills every server still up; registered with atexit(), so that it also
+ * runs when bench_fail() exits. */
+static void kill_all(void)
+{
+    for (int i = 0; i < nservers; i++) {
+        /* A negative leader is a process group (nginx and its worker). */
+        pid_t l = servers[i].leader;
+        if (l != 0) {
+            kill(l, SIGKILL);
+            waitpid(l > 0 ? l : -l, NULL, 0);
+            servers[i].leader = 0;
+        }
+    }
+    nservers = 0;
+}
+
+bench_server *bench_server_find(const char *key)
+{
+    for (int i = 0; i < nservers; i++)
+        if (strcmp(servers[i].key, key) == 0)
+            return &servers[i];
+    return NULL;
+}
+
+int bench_pin_cpu(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(n > 0 ? cpu % (int)n : 0, &set);
+    return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+long bench_raise_nofile(long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    if ((long)rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want
+                          ? (rlim_t)want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (long)rl.rlim_cur;
+}
+
+int64_t bench_proc_cpu_ns(pid_t pid)
+{
+    clockid_t cid;
+    struct timespec ts;
+    if (clock_getcpuclockid(pid, &cid) != 0 || clock_gettime(cid, &ts) < 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t bench_proc_rss_kib(pid_t pid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    long size, resident;
+    if (sscanf(buf, "%ld %ld", &size, &resident) != 2)
+        return -1;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+const char *bench_sibling_path(const char *rel, char *buf, size_t size)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    if ((size_t)snprintf(buf, size, "%s/%s", self, rel) >= size)
+        return NULL;
+    return access(buf, X_OK) == 0 ? buf : NULL;
+}
+
+static bench_server *add(const char *key, pid_t leader, pid_t pid, int port)
+{
+    if (nservers == MAX_SERVERS)
+        bench_fail("too many servers");
+    if (!atexit_set) {
+        atexit(kill_all);
+        atexit_set = true;
+    }
+    bench_server *s = &servers[nservers++];
+    *s = (bench_server){.leader = leader, .pid = pid, .port = port};
+    snprintf(s->key, sizeof(s->key), "%s", key);
+    s->rss_fresh_kib = bench_proc_rss_kib(pid);
+    return s;
+}
+
+bench_server *bench_server_adopt(const char *key, pid_t leader, pid_t pid, int port)
+{
+    return add(key, leader, pid, port);
+}
+
+/* In a child: dies with kart-bench, runs on CPU 0. */
+static void child_setup(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        _exit(1);
+    bench_pin_cpu(0);
+}
+
+bench_server *bench_server_fork(const char *key, bench_server_fn fn)
+{
+    bench_server *s = bench_server_find(key);
+    if (s)
+        return s;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (lfd < 0)
+        bench_fail("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0)
+        bench_fail("listen: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_setup();
+        fn(lfd);
+        _exit(0);
+    }
+    close(lfd);
+    return add(key, pid, pid, ntohs(sa.sin_port));
+}
+
+bench_server *bench_server_exec(const char *key, char *const argv[])
+{
+    bench_server *s = bench_server_find(key);
+    if (s)
+        return s;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        bench_fail("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_setup();
+        dup2(p[1], STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    /* The first line: the port. Bounded wait, so a server that never gets
+     * ready fails the run instead of hanging it. */
+    char line[256];
+    size_t n = 0;
+    int64_t deadline = bench_now_ns() + 10 * INT64_C(1000000000);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    while (n < sizeof(line) - 1 && !memchr(line, '\n', n)) {
+        ssize_t k = read(p[0], line + n, sizeof(line) - 1 - n);
+        if (k > 0) {
+            n += (size_t)k;
+        } else if (k == 0 || (errno != EAGAIN && errno != EINTR) || bench_now_ns() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            bench_fail("%s did not print its port", argv[0]);
+        } else {
+            usleep(1000);
+        }
+    }
+    close(p[0]);
+    line[n] = 0;
+    char *d = line;
+    while (*d && (*d < '0' || *d > '9'))
+        d++;
+    int port = atoi(d);
+    if (port <= 0 || port > 65535) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        bench_fail("%s printed no port: %s", argv[0], line);
+    }
+    return add(key, pid, pid, port);
+}
+
+void bench_skip_select(bench_impl *impls, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (impls[i].arg && strcmp(impls[i].arg, "select") == 0 && !impls[i].skip)
+            impls[i].skip = "select(2) holds at most FD_SETSIZE fds: not a server backend";
+}

@@ -1,0 +1,339 @@
+/*
+ * examples/http-server.c — a minimal HTTP/1.1 keep-alive server on kart's
+ * completion I/O (kart/io.h): `GET /` answers 200 "Hello, World!".
+ *
+ *   build/examples/http-server --port P [--host H] [--threads N] [--backend B]
+ *
+ * The frame (loops per thread, SO_REUSEPORT, pinning, signals) is
+ * examples/server.h; the request parser is examples/http_parse.h (fuzzed by
+ * fuzz/fuzz_http.c). Behaviour:
+ *  - GET or HEAD of / → 200 with "Hello, World!"; another target → 404;
+ *    another method → 405. Keep-alive by default for HTTP/1.1, on request
+ *    for HTTP/1.0; "Connection: close" is honoured.
+ *  - Pipelined requests are answered in order, and every response a
+ *    received buffer produces goes out in one send.
+ *  - A malformed request gets 400, a head over 8 KiB gets 431; both close
+ *    the connection once the response is out. Request bodies
+ *    (Content-Length) are read and discarded; chunked bodies are refused
+ *    (400).
+ *
+ * The data path: requests are parsed straight from the buffer the receive
+ * lends (only a request split across two receives is copied, into the
+ * connection's own buffer), responses are copied from a prebuilt one into
+ * the connection's output buffer, and nothing is allocated per request.
+ * Two output buffers alternate: one being sent, one filling.
+ *
+ * This is the very program kart-bench's `http` scenario measures.
+ */
+#include "http_parse.h"
+#include "server.h"
+
+#include <time.h>
+
+#define MAX_HEAD 8192
+/* Output held back before the connection stops reading: a client that
+ * pipelines without reading its responses cannot grow it without bound. */
+#define MAX_OUT (256 * 1024)
+
+typedef struct outbuf {
+    char *p;
+    size_t len, cap;
+} outbuf;
+
+typedef struct http_conn {
+    srv_conn base;        /* first: a kart_sock * is an http_conn * */
+    kart_req send_req, shut_req;
+    outbuf out[2];
+    int filling;          /* the out[] being appended to */
+    int sending;          /* out[!filling] is in flight */
+    int paused;           /* receive stopped: too much output pending */
+    int finishing;        /* close after the responses queued so far */
+    int shut;             /* the write side's shutdown is queued */
+    uint64_t skip;        /* body bytes still to discard */
+    char *in;             /* a request split across receives */
+    size_t in_len, in_cap;
+} http_conn;
+
+/* Per worker: the prebuilt responses, redone when the second changes
+ * (the Date header). */
+typedef struct http_worker {
+    int64_t second;
+    char ok[256], ok_head[256];
+    size_t ok_len, ok_head_len;
+    char date[64];
+} http_worker;
+
+static void on_recv(kart_sock *sock, int nread, kart_buf *buf);
+
+static void refresh(http_worker *hw, kart_loop *loop)
+{
+    int64_t now = kart_loop_now(loop) / 1000000000;
+    if (now == hw->second)
+        return;
+    hw->second = now;
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(hw->date, sizeof(hw->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    static const char body[] = "Hello, World!";
+    hw->ok_head_len = (size_t)snprintf(hw->ok_head, sizeof(hw->ok_head),
+                                       "HTTP/1.1 200 OK\r\nServer: kart\r\nDate: %s\r\n"
+                                       "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
+                                       hw->date, sizeof(body) - 1);
+    memcpy(hw->ok, hw->ok_head, hw->ok_head_len);
+    memcpy(hw->ok + hw->ok_head_len, body, sizeof(body) - 1);
+    hw->ok_len = hw->ok_head_len + sizeof(body) - 1;
+}
+
+static int append(outbuf *o, const char *p, size_t n)
+{
+    if (o->len + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 2048;
+        while (cap < o->len + n)
+            cap *= 2;
+        char *q = realloc(o->p, cap);
+        if (!q)
+            return -1;
+        o->p = q;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+/* Appends a whole response. Extra headers (Connection) go in before the
+ * blank line that ends the head. */
+static int respond(http_conn *c, int status, const char *reason, const char *extra, bool head_only)
+{
+    outbuf *o = &c->out[c->filling];
+    http_worker *hw = c->base.w->data;
+    if (status == 200 && !extra)
+        return head_only ? append(o, hw->ok_head, hw->ok_head_len) : append(o, hw->ok, hw->ok_len);
+    char hdr[512];
+    const char *body = status == 200 ? "Hello, World!" : reason;
+    int n = snprintf(hdr, sizeof(hdr),
+                     "HTTP/1.1 %d %s\r\nServer: kart\r\nDate: %s\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: %zu\r\n%s%s\r\n",
+                     status, reason, hw->date, strlen(body) + (status == 200 ? 0 : 1),
+                     status == 405 ? "Allow: GET, HEAD\r\n" : "", extra ? extra : "");
+    if (append(o, hdr, (size_t)n) < 0)
+        return -1;
+    if (head_only)
+        return 0;
+    return status == 200 ? append(o, body, strlen(body))
+                         : append(o, body, strlen(body)) < 0 ? -1 : append(o, "\n", 1);
+}
+
+static void on_sent(kart_req *req, int result);
+
+static void on_shut(kart_req *req, int result)
+{
+    if (result < 0)
+        srv_conn_close(req->data);
+}
+
+/* Sends what has been appended, if no send is in flight; queues the
+ * write side's shutdown behind the last response of a closing
+ * connection. */
+static void flush(http_conn *c)
+{
+    if (c->base.closing)
+        return;
+    outbuf *o = &c->out[c->filling];
+    if (!c->sending && o->len > 0) {
+        if (kart_sock_send(&c->base.sock, &c->send_req, o->p, o->len, -1, on_sent) < 0) {
+            srv_conn_close(&c->base);
+            return;
+        }
+        c->sending = 1;
+        c->filling ^= 1;
+    }
+    if (c->finishing && !c->shut && c->out[c->filling].len == 0) {
+        /* A half-close, not a close: the client reads every response
+         * before it sees the end, and no reset from unread input can
+         * overtake them. The receive goes on, discarding, until EOF. */
+        c->shut = 1;
+        if (kart_sock_shutdown(&c->base.sock, &c->shut_req, SHUT_WR, on_shut) < 0)
+            srv_conn_close(&c->base);
+    }
+}
+
+static void on_sent(kart_req *req, int result)
+{
+    http_conn *c = (http_conn *)req->sock;
+    c->sending = 0;
+    c->out[c->filling ^ 1].len = 0;
+    if (result < 0) {
+        srv_conn_close(&c->base);
+        return;
+    }
+    flush(c);
+    if (c->paused && !c->base.closing && c->out[c->filling].len < MAX_OUT) {
+        c->paused = 0;
+        if (kart_sock_recv_start(&c->base.sock, on_recv) < 0)
+            srv_conn_close(&c->base);
+    }
+}
+
+/* Answers the requests in data[0, len); returns the bytes consumed (the
+ * rest is the start of a request not complete yet), or -1 to close. */
+static long process(http_conn *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->finishing) {
+        if (c->skip) {
+            size_t k = len - off < c->skip ? len - off : (size_t)c->skip;
+            off += k;
+            c->skip -= k;
+            continue;
+        }
+        http_request r;
+        int n = http_parse_request(data + off, len - off, MAX_HEAD, &r);
+        if (n == HTTP_INCOMPLETE)
+            break;
+        if (n < 0) {
+            c->finishing = 1;
+            off = len;
+            if (n == HTTP_TOO_LARGE ? respond(c, 431, "Request Header Fields Too Large",
+                                              "Connection: close\r\n", false)
+                                    : respond(c, 400, "Bad Request", "Connection: close\r\n",
+                                              false))
+                return -1;
+            break;
+        }
+        off += (size_t)n;
+        c->skip = r.content_length;
+        bool get = r.method_len == 3 && memcmp(r.method, "GET", 3) == 0;
+        bool head = r.method_len == 4 && memcmp(r.method, "HEAD", 4) == 0;
+        const char *extra = NULL;
+        if (!r.keep_alive) {
+            c->finishing = 1;
+            extra = "Connection: close\r\n";
+        } else if (r.minor == 0) {
+            extra = "Connection: keep-alive\r\n";
+        }
+        int err;
+        if (!get && !head)
+            err = respond(c, 405, "Method Not Allowed", extra, false);
+        else if (r.target_len == 1 && r.target[0] == '/')
+            err = respond(c, 200, "OK", extra, head);
+        else
+            err = respond(c, 404, "Not Found", extra, head);
+        if (err < 0)
+            return -1;
+    }
+    return (long)off;
+}
+
+static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
+{
+    http_conn *c = (http_conn *)sock;
+    if (nread <= 0) { /* EOF or an error: the receive has stopped */
+        srv_conn_close(&c->base);
+        return;
+    }
+    if (c->finishing) { /* after the last response: discard until EOF */
+        kart_buf_release(buf);
+        return;
+    }
+    refresh(c->base.w->data, sock->base.loop);
+    const char *data = buf->base;
+    size_t len = (size_t)nread;
+    if (c->in_len > 0) {
+        /* The start of a request came earlier: append, parse the whole. */
+        if (c->in_len + len > c->in_cap) {
+            size_t cap = c->in_len + len;
+            char *q = realloc(c->in, cap);
+            if (!q) {
+                kart_buf_release(buf);
+                srv_conn_close(&c->base);
+                return;
+            }
+            c->in = q;
+            c->in_cap = cap;
+        }
+        memcpy(c->in + c->in_len, data, len);
+        kart_buf_release(buf);
+        buf = NULL;
+        data = c->in;
+        len = c->in_len + len;
+    }
+    long used = process(c, data, len);
+    if (used < 0) {
+        kart_buf_release(buf);
+        srv_conn_close(&c->base);
+        return;
+    }
+    size_t rest = len - (size_t)used;
+    if (rest > 0 && !c->finishing) {
+        /* Less than MAX_HEAD: a longer head got its 431 in process(). */
+        if (buf) {
+            if (rest > c->in_cap) {
+                char *q = realloc(c->in, MAX_HEAD);
+                if (!q) {
+                    kart_buf_release(buf);
+                    srv_conn_close(&c->base);
+                    return;
+                }
+                c->in = q;
+                c->in_cap = MAX_HEAD;
+            }
+            memcpy(c->in, data + used, rest);
+        } else {
+            memmove(c->in, c->in + used, rest);
+        }
+    }
+    c->in_len = c->finishing ? 0 : rest;
+    kart_buf_release(buf);
+    flush(c);
+    if (!c->base.closing && c->out[c->filling].len >= MAX_OUT) {
+        c->paused = 1;
+        kart_sock_recv_stop(sock);
+    }
+}
+
+static srv_conn *conn_new(srv_worker *w, int fd)
+{
+    http_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    srv_conn_link(w, &c->base);
+    c->shut_req.data = c;
+    if (kart_sock_init(w->loop, &c->base.sock, fd) < 0 ||
+        kart_sock_recv_start(&c->base.sock, on_recv) < 0)
+        srv_conn_close(&c->base);
+    return &c->base;
+}
+
+static void conn_free(srv_conn *base)
+{
+    http_conn *c = (http_conn *)base;
+    free(c->out[0].p);
+    free(c->out[1].p);
+    free(c->in);
+    free(c);
+}
+
+static int worker_init(srv_worker *w)
+{
+    http_worker *hw = calloc(1, sizeof(*hw));
+    if (!hw)
+        return -ENOMEM;
+    hw->second = -1;
+    w->data = hw;
+    refresh(hw, w->loop);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const srv_program prog = {.name = "http-server", .conn_new = conn_new,
+                                     .conn_free = conn_free, .worker_init = worker_init};
+    int status = srv_main(&prog, argc, argv);
+    for (int i = 0; i < srv_nworkers; i++)
+        free(srv_workers[i].data);
+    return status;
+}

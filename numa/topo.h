@@ -1,0 +1,47 @@
+/*
+ * numa/topo.h — the topology numa/topology.c reads once and the other
+ * numa/ files share. Private to numa/, which depends on nothing else in
+ * the library.
+ */
+#ifndef KART_NUMA_TOPO_H
+#define KART_NUMA_TOPO_H
+
+#include <kart/numa.h>
+
+#include <stdbool.h>
+
+/* One memory node. */
+typedef struct kart__numa_node {
+    int id;
+    int ncpus;
+    cpu_set_t cpus;
+} kart__numa_node;
+
+/* What kart_numa_* answer from; immutable once published. */
+typedef struct kart__numa_topo {
+    const char *source;   /* "libnuma", "sysfs", "none", "test" */
+    char *root;           /* the node directory for meminfo (sysfs, test) */
+    bool fake;            /* a "test" tree: no real placement */
+    int n;                /* number of nodes */
+    kart__numa_node *nodes; /* ascending id */
+    int *dist;            /* n × n, by index: dist[i * n + j] */
+    int cpu_node[CPU_SETSIZE]; /* node id of each CPU, -1 for none */
+    struct kart__numa_topo *older; /* earlier ones, kept by reloads */
+} kart__numa_topo;
+
+/* The topology, read at the first call. Never NULL: when even memory for
+ * it is lacking, a static one-node topology stands in. */
+const kart__numa_topo *kart__numa_topo_get(void);
+
+/* The index of node id `node` in t->nodes: -EINVAL when negative, -ENOENT
+ * when absent. */
+int kart__numa_index(const kart__numa_topo *t, int node);
+
+/* Forgets the probe behind kart_numa_policy_available (numa/memory.c). */
+void kart__numa_policy_reset(void);
+
+/* A line on stderr when KART_DEBUG is set (numa/ has its own: it uses
+ * nothing from core/). */
+void kart__numa_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

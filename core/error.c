@@ -18,6 +18,10 @@ static const struct kart_code kart_codes[] = {
     {KART_EUNKNOWNBACKEND, "KART_EUNKNOWNBACKEND",
      "unknown or not compiled-in event backend"},
     {KART_EBROKEN, "KART_EBROKEN", "barrier is broken"},
+    {KART_EWORKERDIED, "KART_EWORKERDIED", "the pool worker running the task died"},
+    {KART_EPOOLCLOSED, "KART_EPOOLCLOSED", "the pool is closed or terminated"},
+    {KART_EPOOLRUNNING, "KART_EPOOLRUNNING",
+     "the pool is still running: close or terminate it before joining"},
 };
 
 static const struct kart_code *find_kart_code(int err)

@@ -11,6 +11,7 @@
 #include <kart/selector.h>
 #include <kart/loop.h>
 #include <kart/numa.h>
+#include <kart/pool.h>
 #include <kart/sync.h>
 #include <kart/thread.h>
 

@@ -73,15 +73,8 @@
 extern "C" {
 #endif
 
-/* Errors of this module (kart/common.h reserves -207xx for pools). */
-enum {
-    /* The worker running the task died (signal, crash, exit). */
-    KART_EWORKERDIED = -20700,
-    /* The pool is closed or terminated: it takes no new work. */
-    KART_EPOOLCLOSED = -20701,
-    /* kart_pool_join() on a pool that is neither closed nor terminated. */
-    KART_EPOOLRUNNING = -20702,
-};
+/* Errors of this module (KART_EWORKERDIED, KART_EPOOLCLOSED,
+ * KART_EPOOLRUNNING) are in kart/common.h. */
 
 typedef struct kart_pool kart_pool;
 typedef struct kart_future kart_future;

@@ -14,8 +14,9 @@
 
 /* How long an idle worker polls the queues before it sleeps: rounds of a
  * look and 32 pauses, yielding now and then (some tens of microseconds),
- * so that a stream of submits or the next map finds it awake. */
-#define KP_IDLE_ROUNDS 96
+ * so that a stream of submits or the next map finds it awake (libgomp's
+ * threads spin before sleeping too). */
+#define KP_IDLE_ROUNDS 300
 
 static size_t align_up(size_t v, size_t a)
 {
@@ -58,6 +59,7 @@ void kp_worker_loop(kart_pool *p, int w)
         if (!kp_work_once(p, w, me->node) && atomic_load(&p->sh->state) == KP_RUNNING)
             kart__futex_wait(&q->seq, seq, -1, p->shared);
         atomic_fetch_sub(&q->sleepers, 1);
+        atomic_store(&q->waking, 0);
     }
 }
 
@@ -190,7 +192,7 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     size_t o_nodes = off;
     off = align_up(off + (size_t)N * sizeof(kp_node), KP_LINE);
     size_t o_workers = off;
-    off = align_up(off + (size_t)(W ? W : 1) * sizeof(kp_worker), KP_LINE);
+    off = align_up(off + (size_t)(W + KP_HELPERS) * sizeof(kp_worker), KP_LINE);
     size_t o_victims = off;
     off = align_up(off + (size_t)W * (size_t)W * sizeof(int), KP_LINE);
     size_t o_jobs = off;
@@ -297,12 +299,13 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->max_tasks = o.max_tasks_per_child;
     p->result_size = o.result_size ? o.result_size : 64;
     p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
+    p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
     p->free_head = p->limbo_head = UINT32_MAX;
     kart_lock_init(&p->slot_lock, 0);
     kart_lock_init(&p->heap_lock, 0);
     kart_lock_init(&p->life_lock, 0);
     for (int i = 0; i < 64; i++)
-        kart_lock_init(&p->push_lock[i], 0);
+        kart_lock_init(&p->push[i].lock, 0);
     int n = kart_numa_nodes(p->node_ids, 64);
     p->nnodes = n < 1 ? 1 : n > 64 ? 64 : n;
     if (n < 1)
@@ -316,7 +319,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     }
     p->nworkers = W;
     int rc = -ENOMEM;
-    p->busy_snap = calloc((size_t)(W ? W : 1), sizeof(uint32_t));
+    p->busy_snap = calloc((size_t)(W + KP_HELPERS), sizeof(uint32_t));
     if (!p->busy_snap || (rc = build_arena(p, &o, node_of, bind)) < 0) {
         free(node_of);
         free(p->busy_snap);
@@ -350,11 +353,11 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
 static void set_state(kart_pool *p, uint32_t state)
 {
     for (int i = 0; i < p->nnodes; i++)
-        kart_lock_acquire(&p->push_lock[i], -1);
+        kart_lock_acquire(&p->push[i].lock, -1);
     if (atomic_load(&p->sh->state) < state)
         atomic_store(&p->sh->state, state);
     for (int i = 0; i < p->nnodes; i++)
-        kart_lock_release(&p->push_lock[i]);
+        kart_lock_release(&p->push[i].lock);
     for (int i = 0; i < p->nnodes; i++) {
         atomic_fetch_add(&p->nodes[i].seq, 1);
         kart__futex_wake(&p->nodes[i].seq, INT32_MAX, p->shared);
@@ -436,7 +439,8 @@ KART_API int kart_pool_free(kart_pool *pool)
         for (int k = 0; k < 3; k++)
             if (j->bufs[k] && pool->kind != KART_POOL_PROCESSES)
                 free(j->bufs[k]);
-        for (kp_cb *c = j->cbs; c;) {
+        kp_cb *c = atomic_load(&j->cbs);
+        while (c && c != KP_FIRED) {
             kp_cb *n = c->next;
             free(c);
             c = n;

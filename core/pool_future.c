@@ -97,19 +97,16 @@ static int add_cb(kart_future *f, kart_future_cb cb, void *arg, bool on_error_on
     if (!c)
         return -ENOMEM;
     *c = (kp_cb){NULL, cb, arg, on_error_only};
-    while (atomic_flag_test_and_set_explicit(&f->cb_lock, memory_order_acquire))
-        kart__cpu_relax();
-    bool fired = f->cb_fired;
-    if (!fired) {
-        *f->cb_tail = c;
-        f->cb_tail = &c->next;
+    kp_cb *head = atomic_load(&f->cbs);
+    while (head != KP_FIRED) {
+        c->next = head;
+        if (atomic_compare_exchange_weak(&f->cbs, &head, c))
+            return 0;
     }
-    atomic_flag_clear_explicit(&f->cb_lock, memory_order_release);
-    if (fired) {
-        free(c);
-        if (!on_error_only || f->err)
-            cb(f, arg);
-    }
+    /* Already published: run it here. */
+    free(c);
+    if (!on_error_only || f->err)
+        cb(f, arg);
     return 0;
 }
 

@@ -33,7 +33,7 @@ static void recycle_limbo(kart_pool *p)
 {
     uint32_t *busy = p->busy_snap;
     int nb = 0;
-    for (int w = 0; w < p->nworkers; w++) {
+    for (int w = 0; w < p->nworkers + KP_HELPERS; w++) {
         uint64_t b = atomic_load(&p->workers[w].busy);
         if (b)
             busy[nb++] = (uint32_t)((b & ~KP_BUSY) >> 16);
@@ -86,11 +86,8 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
     j->res_len = 0;
     j->copy_out = NULL;
     j->iter = NULL;
-    j->cbs = NULL;
-    j->cb_tail = &j->cbs;
-    j->cb_fired = false;
+    atomic_store_explicit(&j->cbs, NULL, memory_order_relaxed);
     j->pushed = false;
-    atomic_flag_clear(&j->cb_lock);
     j->err = 0;
     atomic_store_explicit(&j->fail, UINT64_MAX, memory_order_relaxed);
     atomic_store_explicit(&j->finished, 0, memory_order_relaxed);
@@ -107,12 +104,6 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
  * busy on it. */
 static void slot_release(kart_pool *p, struct kart_future *j)
 {
-    for (kp_cb *c = j->cbs; c;) {
-        kp_cb *n = c->next;
-        free(c);
-        c = n;
-    }
-    j->cbs = NULL;
     atomic_fetch_add(&j->gen, 1);
     atomic_store_explicit(&j->state, KS_FREE, memory_order_relaxed);
     kart_lock_acquire(&p->slot_lock, -1);
@@ -228,6 +219,10 @@ int kp_caller_node(const kart_pool *p)
 
 static void wake_one_node(kart_pool *p, kp_node *q, int n)
 {
+    /* One wake-up in flight is enough for single tasks: the worker it
+     * wakes clears `waking` and looks at the queue afterwards. */
+    if (n == 1 && atomic_exchange(&q->waking, 1))
+        return;
     atomic_fetch_add(&q->seq, 1);
     kart__futex_wake(&q->seq, n, p->shared);
 }
@@ -370,9 +365,10 @@ static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
         goto out;
     uint32_t nr = j->nranges;
     _Atomic uint64_t *rs = j->ranges;
-    bool own_range = me && nr > 1 && (int)nr == p->nworkers;
+    bool worker = w >= 0 && w < p->nworkers; /* else a helper or the caller */
+    bool own_range = worker && nr > 1 && (int)nr == p->nworkers;
     _Atomic uint64_t *own = own_range ? &rs[(uint32_t)w * KP_RSTRIDE] : &rs[0];
-    uint64_t limit = me && p->max_tasks ? (uint64_t)p->max_tasks : UINT64_MAX;
+    uint64_t limit = worker && p->max_tasks ? (uint64_t)p->max_tasks : UINT64_MAX;
     for (;;) {
         uint32_t c, lo, hi;
         if (me && atomic_load_explicit(&me->tasks, memory_order_relaxed) >= limit)
@@ -405,7 +401,7 @@ static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
         }
         done++;
         ran++;
-        if (me)
+        if (worker)
             atomic_store_explicit(&me->tasks, atomic_load_explicit(&me->tasks, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
     }
@@ -419,38 +415,89 @@ out:
     return ran > 0;
 }
 
-/* One look at the queues, own node first, then by distance: runs what it
- * can claim from the first job with work. Returns whether it ran any. */
+/* One look at the queues, own node first, then by distance. A map at
+ * the head of a ring is joined where it stands (every worker may claim
+ * its chunks; the head moves past it once nothing is left to claim).
+ * Single tasks at the head are taken in a batch, by moving the head past
+ * them in one compare-and-swap (up to 16, and no more than a fair share
+ * of what is queued), and then claimed one by one: a busy queue costs
+ * workers one contended operation per batch, not one per task. Returns
+ * whether it ran anything. */
 bool kp_work_once(kart_pool *p, int w, int node)
 {
     kp_node *home = &p->nodes[node];
+    int fair = 2 * (p->nworkers > 0 ? p->nworkers : 1);
     for (int oi = 0; oi < home->norder; oi++) {
         kp_node *q = &p->nodes[home->order[oi]];
-        uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
-        for (uint64_t s = h; s < t; s++) {
-            uint64_t ref = atomic_load_explicit(&q->ring[s & q->ring_mask], memory_order_relaxed);
-            if (job_work(p, slot_of(p, ref), ref, w))
-                return true;
-            if (s == h) {
-                /* Nothing left to claim at the head: step past it. */
-                if (atomic_compare_exchange_strong(&q->head, &h, h + 1))
-                    h++;
-                else if (h > s + 1)
-                    s = h - 1;
+        for (;;) {
+            uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
+            if (h >= t)
+                break;
+            uint64_t refs[16];
+            refs[0] = atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed);
+            struct kart_future *j = slot_of(p, refs[0]);
+            if (j->nranges > 1) {
+                if (job_work(p, j, refs[0], w))
+                    return true;
+                atomic_compare_exchange_strong(&q->head, &h, h + 1);
+                continue;
             }
+            uint64_t lim = (t - h) / (uint64_t)fair, k = 1;
+            lim = lim < 1 ? 1 : lim > 16 ? 16 : lim;
+            while (k < lim) {
+                refs[k] = atomic_load_explicit(&q->ring[(h + k) & q->ring_mask],
+                                               memory_order_relaxed);
+                if (slot_of(p, refs[k])->nranges > 1)
+                    break;
+                k++;
+            }
+            /* While the head is still h, no entry in [h, h + k) can have
+             * been overwritten (a push needs tail - head < ring size). */
+            if (!atomic_compare_exchange_strong(&q->head, &h, h + k))
+                continue;
+            bool ran = false;
+            for (uint64_t i = 0; i < k; i++)
+                ran |= job_work(p, slot_of(p, refs[i]), refs[i], w) > 0;
+            if (ran)
+                return true;
         }
     }
     return false;
+}
+
+/* Process pools, after a death: the dead worker may have taken ring
+ * entries it never claimed. Every unfinished job with chunks left goes
+ * into its ring again (a second entry for a job is harmless: entries are
+ * hints, claims go through the ranges). */
+void kp_repush_all(kart_pool *p)
+{
+    kart_lock_acquire(&p->slot_lock, -1);
+    uint32_t n = p->bump;
+    kart_lock_release(&p->slot_lock);
+    for (uint32_t s = 0; s < n; s++) {
+        struct kart_future *j = &p->jobs[s];
+        if (!j->pushed || atomic_load(&j->state) != KS_QUEUED || atomic_load(&j->finished))
+            continue;
+        uint32_t g = atomic_load(&j->gen) & 0xffff;
+        if (!has_work(j, g))
+            continue;
+        kart_lock_acquire(&p->push[j->node].lock, -1);
+        push_ref(p, &p->nodes[j->node], kp_ref(s, g));
+        kart_lock_release(&p->push[j->node].lock);
+        kp_wake_node(p, (int)j->node, true);
+    }
 }
 
 /* ---- finishing ---- */
 
 void kp_finish(kart_pool *p, struct kart_future *j)
 {
-    uint32_t z = 0;
-    if (!atomic_compare_exchange_strong(&j->finished, &z, 1))
-        return;
+    /* Only process pools finish other than by the pending count reaching
+     * zero (which happens once): the sweep may race with it. */
     if (p->kind == KART_POOL_PROCESSES) {
+        uint32_t z = 0;
+        if (!atomic_compare_exchange_strong(&j->finished, &z, 1))
+            return;
         atomic_fetch_or(&p->sh->donemap[j->slot / 64], UINT64_C(1) << (j->slot % 64));
         kp_proc_notify(p);
     } else {
@@ -468,13 +515,13 @@ void kp_publish(kart_pool *p, struct kart_future *j)
     atomic_store(&j->state, KS_DONE);
     if (atomic_load(&j->waiters))
         kart__futex_wake(&j->state, INT32_MAX, false);
-    while (atomic_flag_test_and_set_explicit(&j->cb_lock, memory_order_acquire))
-        kart__cpu_relax();
-    kp_cb *list = j->cbs;
-    j->cbs = NULL;
-    j->cb_tail = &j->cbs;
-    j->cb_fired = true;
-    atomic_flag_clear_explicit(&j->cb_lock, memory_order_release);
+    kp_cb *list = NULL, *stack = atomic_exchange(&j->cbs, KP_FIRED);
+    while (stack) { /* newest first: reverse into the order of adding */
+        kp_cb *n = stack->next;
+        stack->next = list;
+        list = stack;
+        stack = n;
+    }
     while (list) {
         kp_cb *n = list->next;
         if (!list->on_error_only || j->err)
@@ -560,19 +607,19 @@ int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
             ;
         return 0;
     }
-    kart_lock_acquire(&p->push_lock[node], -1);
+    kart_lock_acquire(&p->push[node].lock, -1);
     if (atomic_load(&p->sh->state) != KP_RUNNING) {
-        kart_lock_release(&p->push_lock[node]);
+        kart_lock_release(&p->push[node].lock);
         return KART_EPOOLCLOSED;
     }
     if (j->nchunks == 0) {
-        kart_lock_release(&p->push_lock[node]);
+        kart_lock_release(&p->push[node].lock);
         kp_finish(p, j);
         return 0;
     }
     push_ref(p, &p->nodes[node], ref);
     j->pushed = true;
-    kart_lock_release(&p->push_lock[node]);
+    kart_lock_release(&p->push[node].lock);
     kp_wake_node(p, node, wake_all);
     return 0;
 }
@@ -773,10 +820,31 @@ KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, siz
 
 /* ---- waiting ---- */
 
+/* A thread waiting on a future of a thread pool runs queued tasks while
+ * it waits, in one of the helper slots (which carry the busy marks that
+ * keep the slots it claims from being recycled under it). */
+void kp_help(kart_pool *p, struct kart_future *f, int64_t deadline)
+{
+    uint32_t used = atomic_load(&p->helpers_used);
+    int h;
+    do {
+        if (used == (1u << KP_HELPERS) - 1)
+            return;
+        h = __builtin_ctz(~used);
+    } while (!atomic_compare_exchange_weak(&p->helpers_used, &used, used | (1u << h)));
+    int w = p->nworkers + h, node = kp_caller_node(p);
+    while (atomic_load_explicit(&f->state, memory_order_acquire) != KS_DONE &&
+           (deadline < 0 || kart_now_ns() < deadline) && kp_work_once(p, w, node))
+        ;
+    atomic_fetch_and(&p->helpers_used, ~(1u << h));
+}
+
 int kp_wait_state(struct kart_future *f, int64_t deadline)
 {
     if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
         return 0;
+    if (f->pool->help && deadline != 0)
+        kp_help(f->pool, f, deadline);
     for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)
         if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
             return 0;

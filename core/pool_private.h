@@ -55,6 +55,7 @@
 #define KP_LINE 64
 #define KP_INLINE 192            /* argument and result bytes kept in the slot */
 #define KP_MAX_JOBS (1 << 20)
+#define KP_HELPERS 8              /* waiting threads that may help at once */
 #define KP_MAX_CHUNKS ((1u << 24) - 1)
 #define KP_RSTRIDE (KP_LINE / sizeof(uint64_t)) /* range words one line apart */
 
@@ -77,6 +78,8 @@ static inline uint64_t kp_ref(uint32_t slot, uint32_t gen)
 enum { KJ_BYTES, KJ_PTR, KJ_ITEMS };          /* what fn is */
 enum { KS_FREE, KS_QUEUED, KS_DONE };         /* kart_future.state */
 enum { KP_RUNNING, KP_CLOSED, KP_TERMINATED }; /* kp_shared.state */
+
+#define KP_FIRED ((kp_cb *)1)
 
 typedef struct kp_cb {
     struct kp_cb *next;
@@ -111,12 +114,10 @@ struct kart_future {
     _Atomic uint32_t refs;     /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
     bool pushed;               /* in a ring: terminate may cancel it */
-    atomic_flag cb_lock;
-    bool cb_fired;
     int err;                   /* set at publication */
     uint32_t slot;
     uint32_t node;             /* index of the node queue it went to */
-    kp_cb *cbs, **cb_tail;
+    _Atomic(kp_cb *) cbs;      /* pushed newest first; KP_FIRED once published */
     kart_pool *pool;
     char *copy_out;            /* process maps: the caller's out array */
     void *bufs[3];             /* heap blocks to release with the slot */
@@ -131,6 +132,7 @@ typedef struct kp_node {
     _Alignas(KP_LINE) _Atomic uint64_t tail;
     _Alignas(KP_LINE) _Atomic uint32_t seq;     /* eventcount: sleepers wait on it */
     _Atomic uint32_t sleepers;
+    _Atomic uint32_t waking;    /* a wake-up is on its way: no need for another */
     _Atomic uint64_t *ring;     /* ring_mask + 1 entries */
     uint64_t ring_mask;
     int id;                     /* the NUMA node id */
@@ -168,6 +170,8 @@ struct kart_pool {
     kart_pool_kind kind;
     bool shared;                /* futex waits between processes */
     int nworkers, nnodes;
+    bool help;                  /* waiters run queued tasks (thread pools) */
+    _Atomic uint32_t helpers_used; /* a bit per helper slot, after the workers' */
     kart_pool_init_fn init;
     void *initarg;
     int max_tasks;
@@ -181,20 +185,23 @@ struct kart_pool {
     kp_worker *workers;
     struct kart_future *jobs;
     /* slots: free list, never-used bump, and the released waiting for no
-     * worker to be busy on them (limbo) */
-    kart_lock slot_lock;
+     * worker to be busy on them (limbo); on lines of their own, away from
+     * what workers read */
+    _Alignas(KP_LINE) kart_lock slot_lock;
     uint32_t free_head, bump, limbo_head, nlimbo;
     uint32_t *busy_snap;        /* nworkers entries, for recycle_limbo */
     /* the arena heap (process pools): power-of-two blocks, parent only */
-    kart_lock heap_lock;
+    _Alignas(KP_LINE) kart_lock heap_lock;
     char *heap;
     size_t heap_size;
     size_t heap_next[64];       /* per node: next unused offset in its part */
     size_t heap_end[64];
     uint64_t heap_free[64][48]; /* per node and size class: offset + 1 of a free block */
-    kart_lock push_lock[64];    /* per node: appending to its ring */
+    struct {
+        _Alignas(KP_LINE) kart_lock lock;
+    } push[64];                 /* per node: appending to its ring */
     /* workers */
-    _Atomic uint32_t live;      /* thread workers running, a futex word */
+    _Alignas(KP_LINE) _Atomic uint32_t live;      /* thread workers running, a futex word */
     kart_thread *watcher;       /* process pools: the parent's watcher */
     _Atomic uint32_t spawned;   /* the watcher started the first workers */
     int spawn_rc;
@@ -211,6 +218,7 @@ void kp_heap_free(kart_pool *p, void *ptr, size_t size);
 int kp_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out);
 void kp_push(kart_pool *p, struct kart_future *j, int node, bool wake_all);
 bool kp_work_once(kart_pool *p, int w, int node);
+void kp_repush_all(kart_pool *p);
 void kp_finish(kart_pool *p, struct kart_future *j);
 void kp_publish(kart_pool *p, struct kart_future *j);
 void kp_fail_chunk(struct kart_future *j, uint32_t c, int err);
@@ -221,6 +229,7 @@ int kp_node_index(const kart_pool *p, int node_id);
 int kp_caller_node(const kart_pool *p);
 void kp_wake_node(kart_pool *p, int node, bool all);
 int kp_wait_state(struct kart_future *f, int64_t deadline);
+void kp_help(kart_pool *p, struct kart_future *f, int64_t deadline);
 
 /* pool.c */
 void kp_worker_loop(kart_pool *p, int w);

@@ -180,6 +180,7 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     }
     atomic_store(&me->busy, 0);
     atomic_fetch_add(&p->sh->deaths, 1);
+    kp_repush_all(p);
     uint32_t state = atomic_load(&p->sh->state);
     bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KP_EXIT_DRAINED;
     if (state == KP_RUNNING || (state == KP_CLOSED && !normal)) {

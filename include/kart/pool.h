@@ -40,6 +40,14 @@
  * lets it: binding that fails leaves it unbound, which
  * kart_pool_worker_info reports).
  *
+ * Helping. A thread that waits on a thread pool's future (wait, result,
+ * apply, map) runs queued tasks of the pool while its future is not done,
+ * as OpenMP's taskwait and Java's ForkJoinPool do, so that waiting never
+ * leaves a CPU idle (and tasks hot in the submitter's cache run there).
+ * Pools with an initializer never help (their tasks may rely on what it
+ * set up in each worker), nor those created with no_help (for callers
+ * that wait while holding locks their tasks take).
+ *
  * Lifetime: close (no more submits; workers end once the queues are
  * drained), terminate (no more submits; queued tasks are cancelled with
  * -ECANCELED; process workers are killed and their running tasks fail
@@ -130,6 +138,8 @@ typedef struct kart_pool_options {
                                     * 0: 256 MiB (reserved, not committed) */
     kart_pool_placement placement;
     int per_node;                  /* workers per node for PLACE_PER_NODE */
+    bool no_help;                  /* thread pools: waiters do not run tasks
+                                    * (see "Helping" above) */
 } kart_pool_options;
 
 /*

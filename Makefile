@@ -3,6 +3,7 @@
 #   make                 build/libkart.a, build/libkart.so.0, build/kart.pc
 #   make check           install missing packages, build, run every suite
 #   make bench           install missing packages, build, run kart-bench --quick
+#   make check-numa      the NUMA suites on a two-node QEMU guest (needs qemu)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean
 #
@@ -118,7 +119,7 @@ endif
 
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-kqueue check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
+.PHONY: all lib examples check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -183,6 +184,29 @@ check-run: lib tests
 # header, then the suites over a test-only kqueue emulation (needs clang).
 check-kqueue:
 	@tests/kqueue/check.sh
+
+# make check-numa: a real two-node NUMA machine. Debian's kernel boots under
+# QEMU (TCG) with the programs of QEMU_TESTS as its init, each built from
+# tests/<name>.c and linked statically against $(OUT)/libkart.a; every one
+# must exit 0 (tests/numa/qemu-run.sh; about a minute). Needs qemu-system-x86
+# and linux-image-amd64, which scripts/deps.sh --qemu installs. Other suites
+# join by adding their names: make check-numa QEMU_TESTS="... check_pool".
+QEMU_TESTS ?= numa/qemu_numa check_numa
+QEMU_OUT := $(OUT)/qemu
+QEMU_BIN := $(addprefix $(QEMU_OUT)/,$(QEMU_TESTS))
+QEMU_LIBS := $(LIBS) $(shell $(PKG_CONFIG) --static --libs check 2>/dev/null)
+
+check-numa:
+	@scripts/deps.sh --qemu
+	@$(MAKE) --no-print-directory check-numa-run
+
+check-numa-run: $(QEMU_OUT)/numa/qemu_init $(QEMU_BIN)
+	@tests/numa/qemu-run.sh $(QEMU_OUT) $^
+
+$(QEMU_OUT)/%: tests/%.c tests/testutil.h $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CCSTATIC,$@)
+	$(Q)$(CC) -static $(CFLAGS_ALL) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart.a $(QEMU_LIBS) $(LDFLAGS)
 
 # libFuzzer targets: fuzz/fuzz_<name>.c, each defining
 # LLVMFuzzerTestOneInput, linked with a clang ASan+UBSan build of the library

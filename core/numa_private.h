@@ -6,7 +6,7 @@
 #define KART_NUMA_PRIVATE_H
 
 /*
- * Forgets the topology read so far (and the probe behind
+ * Forgets the topology read so far (and with it the probe behind
  * kart_numa_policy_available), so that the next kart_numa_* call reads it
  * again, KART_NUMA_SYSFS included: a test sets or unsets that variable,
  * then calls this. Not safe while another thread uses kart_numa_*; the

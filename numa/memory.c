@@ -63,20 +63,14 @@ static bool refused(int err)
 
 /* ---- the probe ---- */
 
-static _Atomic int policy_probe = -1;
-
-void kart__numa_policy_reset(void)
-{
-    atomic_store(&policy_probe, -1);
-}
-
 KART_API int kart_numa_policy_available(void)
 {
-    int v = atomic_load(&policy_probe);
+    kart__numa_topo *t = kart__numa_topo_get();
+    int v = atomic_load(&t->policy);
     if (v >= 0)
         return v;
     v = 0;
-    if (!kart__numa_topo_get()->fake) {
+    if (!t->fake) {
         /* MPOL_DEFAULT on a page of our own: refused only where policies
          * are (seccomp's EPERM, ENOSYS). */
         size_t p = page_size();
@@ -89,7 +83,7 @@ KART_API int kart_numa_policy_available(void)
             munmap(m, p);
         }
     }
-    atomic_store(&policy_probe, v);
+    atomic_store(&t->policy, v);
     return v;
 }
 

@@ -17,7 +17,8 @@ typedef struct kart__numa_node {
     cpu_set_t cpus;
 } kart__numa_node;
 
-/* What kart_numa_* answer from; immutable once published. */
+/* What kart_numa_* answer from; immutable once published but for the
+ * policy probe's cache. */
 typedef struct kart__numa_topo {
     const char *source;   /* "libnuma", "sysfs", "none", "test" */
     char *root;           /* the node directory for meminfo (sysfs, test) */
@@ -26,19 +27,17 @@ typedef struct kart__numa_topo {
     kart__numa_node *nodes; /* ascending id */
     int *dist;            /* n × n, by index: dist[i * n + j] */
     int cpu_node[CPU_SETSIZE]; /* node id of each CPU, -1 for none */
+    _Atomic int policy;   /* kart_numa_policy_available: -1 until probed */
     struct kart__numa_topo *older; /* earlier ones, kept by reloads */
 } kart__numa_topo;
 
 /* The topology, read at the first call. Never NULL: when even memory for
  * it is lacking, a static one-node topology stands in. */
-const kart__numa_topo *kart__numa_topo_get(void);
+kart__numa_topo *kart__numa_topo_get(void);
 
 /* The index of node id `node` in t->nodes: -EINVAL when negative, -ENOENT
  * when absent. */
 int kart__numa_index(const kart__numa_topo *t, int node);
-
-/* Forgets the probe behind kart_numa_policy_available (numa/memory.c). */
-void kart__numa_policy_reset(void);
 
 /* A line on stderr when KART_DEBUG is set (numa/ has its own: it uses
  * nothing from core/). */

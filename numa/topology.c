@@ -138,6 +138,7 @@ static kart__numa_topo *topo_new(const char *source, int n)
         return NULL;
     t->source = source;
     t->n = n;
+    t->policy = -1;
     t->nodes = calloc((size_t)n, sizeof(*t->nodes));
     t->dist = calloc((size_t)n * (size_t)n, sizeof(int));
     if (!t->nodes || !t->dist) {
@@ -315,7 +316,7 @@ static kart__numa_topo fallback;
 static kart__numa_node fallback_node;
 static int fallback_dist = KART_NUMA_LOCAL_DISTANCE;
 
-const kart__numa_topo *kart__numa_topo_get(void)
+kart__numa_topo *kart__numa_topo_get(void)
 {
     kart__numa_topo *t = atomic_load_explicit(&current, memory_order_acquire);
     if (t)
@@ -328,6 +329,7 @@ const kart__numa_topo *kart__numa_topo_get(void)
             t = &fallback;
             t->source = "none";
             t->n = 1;
+            t->policy = -1;
             t->nodes = &fallback_node;
             t->dist = &fallback_dist;
             CPU_ZERO(&fallback_node.cpus);
@@ -349,7 +351,6 @@ void kart__numa_reload(void)
         retired = t;
     }
     pthread_mutex_unlock(&load_lock);
-    kart__numa_policy_reset();
 }
 
 int kart__numa_index(const kart__numa_topo *t, int node)

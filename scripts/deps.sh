@@ -7,7 +7,9 @@
 # install and exits non-zero if something required is missing.
 #
 #   scripts/deps.sh           check, install what is missing
+#   scripts/deps.sh --qemu    also the packages of `make check-numa`
 #   scripts/deps.sh --list    print the Debian package names and exit
+#                             (--list --qemu: with those of check-numa)
 set -u
 
 # Debian package, and how to tell that it is present.
@@ -24,6 +26,15 @@ optional=(
   "libuv1-dev:pkg-config --exists libuv"
   "libevent-dev:pkg-config --exists libevent"
 )
+# `make check-numa` only (scripts/deps.sh --qemu): QEMU, and a kernel to
+# boot as a two-node NUMA guest (Debian's, in /boot; not booted on the host).
+qemu=(
+  "qemu-system-x86:command -v qemu-system-x86_64"
+  "linux-image-amd64:ls /boot/vmlinuz-*"
+)
+want_qemu=0
+for a in "$@"; do [ "$a" = "--qemu" ] && want_qemu=1; done
+[ $want_qemu -eq 1 ] && optional+=("${qemu[@]}")
 
 if [ "${1:-}" = "--list" ]; then
   for e in "${required[@]}" "${optional[@]}"; do echo "${e%%:*}"; done

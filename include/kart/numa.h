@@ -197,7 +197,8 @@ KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nod
 /*
  * Unmaps memory from kart_numa_alloc_*; size as given there. NULL is a
  * no-op (returns 0).
- * Errors: -EINVAL (p not page-aligned, or size 0 with p not NULL).
+ * Errors: -EINVAL (p not page-aligned, size 0 with p not NULL, or a
+ * range munmap refuses, such as one past the end of the address space).
  */
 KART_API int kart_numa_free(void *p, size_t size);
 
@@ -208,8 +209,9 @@ KART_API int kart_numa_free(void *p, size_t size);
  * touched there when the kernel allows (MPOL_MF_MOVE: pages this process
  * alone maps).
  * Returns 0, or KART_NUMA_UNBOUND when the policy was not applied.
- * Errors: -EINVAL (addr NULL or not page-aligned, len 0, node negative),
- * -ENOENT (no such node), -EFAULT (part of the range is not mapped),
+ * Errors: -EINVAL (addr NULL or not page-aligned, len 0 or past the end
+ * of the address space, node negative), -ENOENT (no such node), -EFAULT
+ * (part of the range is not mapped),
  * -ENOMEM (the kernel ran out of memory).
  */
 KART_API int kart_numa_bind_memory(void *addr, size_t len, int node);
@@ -218,8 +220,9 @@ KART_API int kart_numa_bind_memory(void *addr, size_t len, int node);
  * The node that holds the page at addr now (move_pages(2) in query mode;
  * nothing moves). Always the machine's real node, also under a "test"
  * topology. To check where memory landed.
- * Errors: -EINVAL (addr NULL), -ENOENT (the page was never touched),
- * -EFAULT (addr not mapped, or only read so far: the shared zero page),
+ * Errors: -EINVAL (addr NULL), -ENOENT (the page was never touched;
+ * kernels before 6.5 say -EFAULT), -EFAULT (addr not mapped, or only read
+ * so far: the shared zero page),
  * -ENOSYS / -EPERM (the kernel or a container refuses the query).
  */
 KART_API int kart_numa_memory_node(const void *addr);

@@ -379,21 +379,16 @@ KART_API int kart_pool_terminate(kart_pool *pool)
     if (!pool)
         return -EINVAL;
     set_state(pool, KP_TERMINATED);
-    /* Cancel what is queued: note the queued jobs' references under the
-     * slot lock, then cancel by reference (a slot reused since fails the
-     * generation check). */
-    kart_lock_acquire(&pool->slot_lock, -1);
-    uint32_t n = pool->bump;
-    uint64_t *refs = malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
-    uint32_t k = 0;
-    for (uint32_t s = 0; refs && s < n; s++) {
-        struct kart_future *j = &pool->jobs[s];
-        if (j->pushed && atomic_load(&j->state) == KS_QUEUED)
-            refs[k++] = kp_ref(s, atomic_load(&j->gen));
-    }
-    kart_lock_release(&pool->slot_lock);
-    for (uint32_t i = 0; i < k; i++)
+    /* Cancel what is queued, by reference (a slot reused since fails the
+     * generation check), pinned so that no slot is recycled under us. */
+    uint64_t *refs;
+    uint32_t k = kp_collect_pushed(pool, &refs);
+    int h = kp_pin(pool);
+    for (uint32_t i = 0; i < k; i++) {
+        atomic_store(&pool->workers[h].busy, KP_BUSY | refs[i]);
         kp_cancel_rest(pool, &pool->jobs[refs[i] >> 16], (uint32_t)refs[i] & 0xffff, -ECANCELED);
+    }
+    kp_unpin(pool, h);
     free(refs);
     if (pool->kind == KART_POOL_PROCESSES)
         kp_proc_kill_all(pool);

@@ -5,6 +5,7 @@
  */
 #include "pool_private.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,7 +88,7 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
     j->copy_out = NULL;
     j->iter = NULL;
     atomic_store_explicit(&j->cbs, NULL, memory_order_relaxed);
-    j->pushed = false;
+    atomic_store_explicit(&j->pushed, 0, memory_order_relaxed);
     j->err = 0;
     atomic_store_explicit(&j->fail, UINT64_MAX, memory_order_relaxed);
     atomic_store_explicit(&j->finished, 0, memory_order_relaxed);
@@ -253,6 +254,29 @@ static bool has_work(struct kart_future *j, uint32_t g)
     return false;
 }
 
+/* A parent thread that must read a job it holds no reference to takes a
+ * helper slot, whose busy mark keeps the job's slot (and its buffers)
+ * from being recycled meanwhile; it waits for one if all are taken. */
+int kp_pin(kart_pool *p)
+{
+    for (;;) {
+        uint32_t used = atomic_load(&p->helpers_used);
+        if (used != (1u << KP_HELPERS) - 1) {
+            int h = __builtin_ctz(~used);
+            if (atomic_compare_exchange_weak(&p->helpers_used, &used, used | (1u << h)))
+                return p->nworkers + h;
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+void kp_unpin(kart_pool *p, int h)
+{
+    atomic_store(&p->workers[h].busy, 0);
+    atomic_fetch_and(&p->helpers_used, ~(1u << (h - p->nworkers)));
+}
+
 /* Appends a reference to the node's ring. With the ring full (entries of
  * exhausted jobs that no worker has stepped past yet, behind a job that
  * still has work), the head entry is taken off and, if its job still has
@@ -266,7 +290,12 @@ static void push_ref(kart_pool *p, kp_node *q, uint64_t ref)
         if (!atomic_compare_exchange_strong(&q->head, &h, h + 1))
             continue;
         struct kart_future *oj = slot_of(p, old);
-        if (has_work(oj, (uint32_t)old & 0xffff)) {
+        int pin = kp_pin(p);
+        atomic_store(&p->workers[pin].busy, KP_BUSY | old);
+        bool live = (atomic_load(&oj->gen) & 0xffff) == (old & 0xffff) &&
+                    has_work(oj, (uint32_t)old & 0xffff);
+        kp_unpin(p, pin);
+        if (live) {
             atomic_store_explicit(&q->ring[t & q->ring_mask], old, memory_order_relaxed);
             atomic_store(&q->tail, ++t);
         }
@@ -451,6 +480,14 @@ bool kp_work_once(kart_pool *p, int w, int node)
                     break;
                 k++;
             }
+            kp_worker *me = w >= 0 && w < p->nworkers && p->kind == KART_POOL_PROCESSES
+                                ? &p->workers[w]
+                                : NULL;
+            if (me) {
+                for (uint64_t i = 0; i < k; i++)
+                    atomic_store_explicit(&me->batch[i], refs[i], memory_order_relaxed);
+                atomic_store(&me->nbatch, (uint32_t)k);
+            }
             /* While the head is still h, no entry in [h, h + k) can have
              * been overwritten (a push needs tail - head < ring size). */
             if (!atomic_compare_exchange_strong(&q->head, &h, h + k))
@@ -458,6 +495,8 @@ bool kp_work_once(kart_pool *p, int w, int node)
             bool ran = false;
             for (uint64_t i = 0; i < k; i++)
                 ran |= job_work(p, slot_of(p, refs[i]), refs[i], w) > 0;
+            if (me)
+                atomic_store(&me->nbatch, 0);
             if (ran)
                 return true;
         }
@@ -466,26 +505,48 @@ bool kp_work_once(kart_pool *p, int w, int node)
 }
 
 /* Process pools, after a death: the dead worker may have taken ring
- * entries it never claimed. Every unfinished job with chunks left goes
- * into its ring again (a second entry for a job is harmless: entries are
- * hints, claims go through the ranges). */
-void kp_repush_all(kart_pool *p)
+ * entries it never claimed. Those of its last batch whose jobs still have
+ * chunks left go into their rings again (a second entry for a job is
+ * harmless: entries are hints, claims go through the ranges). */
+void kp_repush_worker(kart_pool *p, int w)
+{
+    kp_worker *dead = &p->workers[w];
+    uint32_t n = atomic_load(&dead->nbatch);
+    int h = kp_pin(p);
+    for (uint32_t i = 0; i < n && i < 16; i++) {
+        uint64_t ref = atomic_load(&dead->batch[i]);
+        struct kart_future *j = slot_of(p, ref);
+        atomic_store(&p->workers[h].busy, KP_BUSY | ref);
+        uint32_t g = (uint32_t)ref & 0xffff;
+        if ((atomic_load(&j->gen) & 0xffff) != g || !has_work(j, g))
+            continue;
+        int node = (int)j->node;
+        kart_lock_acquire(&p->push[node].lock, -1);
+        push_ref(p, &p->nodes[node], ref);
+        kart_lock_release(&p->push[node].lock);
+        kp_wake_node(p, node, true);
+    }
+    kp_unpin(p, h);
+    atomic_store(&dead->nbatch, 0);
+}
+
+/* The references of every job pushed and not yet published, noted under
+ * the slot lock (which orders them after the setup of their jobs). The
+ * caller frees *out. Returns how many, 0 when out of memory. */
+uint32_t kp_collect_pushed(kart_pool *p, uint64_t **out)
 {
     kart_lock_acquire(&p->slot_lock, -1);
-    uint32_t n = p->bump;
-    kart_lock_release(&p->slot_lock);
-    for (uint32_t s = 0; s < n; s++) {
+    uint32_t n = p->bump, k = 0;
+    uint64_t *refs = malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
+    for (uint32_t s = 0; refs && s < n; s++) {
         struct kart_future *j = &p->jobs[s];
-        if (!j->pushed || atomic_load(&j->state) != KS_QUEUED || atomic_load(&j->finished))
-            continue;
-        uint32_t g = atomic_load(&j->gen) & 0xffff;
-        if (!has_work(j, g))
-            continue;
-        kart_lock_acquire(&p->push[j->node].lock, -1);
-        push_ref(p, &p->nodes[j->node], kp_ref(s, g));
-        kart_lock_release(&p->push[j->node].lock);
-        kp_wake_node(p, (int)j->node, true);
+        if (atomic_load_explicit(&j->pushed, memory_order_acquire) &&
+            atomic_load(&j->state) == KS_QUEUED)
+            refs[k++] = kp_ref(s, atomic_load(&j->gen));
     }
+    kart_lock_release(&p->slot_lock);
+    *out = refs;
+    return k;
 }
 
 /* ---- finishing ---- */
@@ -507,6 +568,7 @@ void kp_finish(kart_pool *p, struct kart_future *j)
 
 void kp_publish(kart_pool *p, struct kart_future *j)
 {
+    KART__TSAN_ACQUIRE(j);
     uint64_t f = atomic_load(&j->fail);
     j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
     if (j->copy_out && j->n && j->out_size)
@@ -617,8 +679,9 @@ int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
         kp_finish(p, j);
         return 0;
     }
+    KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
     push_ref(p, &p->nodes[node], ref);
-    j->pushed = true;
+    atomic_store_explicit(&j->pushed, 1, memory_order_release);
     kart_lock_release(&p->push[node].lock);
     kp_wake_node(p, node, wake_all);
     return 0;

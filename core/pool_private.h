@@ -113,7 +113,7 @@ struct kart_future {
     _Atomic uint32_t waiters;
     _Atomic uint32_t refs;     /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
-    bool pushed;               /* in a ring: terminate may cancel it */
+    _Atomic uint32_t pushed;   /* in a ring (set under the push lock): scans may touch it */
     int err;                   /* set at publication */
     uint32_t slot;
     uint32_t node;             /* index of the node queue it went to */
@@ -148,6 +148,10 @@ typedef struct kp_worker {
     _Atomic uint64_t tasks;
     _Atomic int32_t generation;
     _Atomic uint32_t bound;
+    /* process pools: the ring entries taken in the last batch, so that
+     * the watcher can queue them again if this worker dies with them */
+    _Atomic uint32_t nbatch;
+    _Atomic uint64_t batch[16];
     int node;                   /* node index */
     int index;
     kart_pool *pool;
@@ -218,7 +222,10 @@ void kp_heap_free(kart_pool *p, void *ptr, size_t size);
 int kp_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out);
 void kp_push(kart_pool *p, struct kart_future *j, int node, bool wake_all);
 bool kp_work_once(kart_pool *p, int w, int node);
-void kp_repush_all(kart_pool *p);
+void kp_repush_worker(kart_pool *p, int w);
+int kp_pin(kart_pool *p);
+void kp_unpin(kart_pool *p, int h);
+uint32_t kp_collect_pushed(kart_pool *p, uint64_t **out);
 void kp_finish(kart_pool *p, struct kart_future *j);
 void kp_publish(kart_pool *p, struct kart_future *j);
 void kp_fail_chunk(struct kart_future *j, uint32_t c, int err);

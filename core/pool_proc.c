@@ -141,6 +141,7 @@ static void recheck_flagged(kart_pool *p, watch *wt)
     for (size_t i = 0; i < wt->nflagged; i++) {
         uint64_t ref = wt->flagged[i];
         struct kart_future *j = &p->jobs[ref >> 16];
+        KART__TSAN_ACQUIRE(j);
         if ((atomic_load(&j->gen) & 0xffff) != (ref & 0xffff) || atomic_load(&j->finished))
             continue;
         if (atomic_load(&p->sh->state) == KP_TERMINATED)
@@ -180,7 +181,7 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     }
     atomic_store(&me->busy, 0);
     atomic_fetch_add(&p->sh->deaths, 1);
-    kp_repush_all(p);
+    kp_repush_worker(p, w);
     uint32_t state = atomic_load(&p->sh->state);
     bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KP_EXIT_DRAINED;
     if (state == KP_RUNNING || (state == KP_CLOSED && !normal)) {
@@ -210,19 +211,22 @@ static bool ended(kart_pool *p, int w, int *status)
 static void final_sweep(kart_pool *p)
 {
     int err = atomic_load(&p->sh->state) == KP_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
-    kart_lock_acquire(&p->slot_lock, -1);
-    uint32_t n = p->bump;
-    kart_lock_release(&p->slot_lock);
-    for (uint32_t s = 0; s < n; s++) {
-        struct kart_future *j = &p->jobs[s];
-        if (!j->pushed || atomic_load(&j->state) != KS_QUEUED || atomic_load(&j->finished))
+    uint64_t *refs;
+    uint32_t n = kp_collect_pushed(p, &refs);
+    /* Only this thread publishes jobs of a process pool, so none of these
+     * can be released meanwhile. */
+    for (uint32_t i = 0; i < n; i++) {
+        struct kart_future *j = &p->jobs[refs[i] >> 16];
+        KART__TSAN_ACQUIRE(j);
+        if ((atomic_load(&j->gen) & 0xffff) != (refs[i] & 0xffff) || atomic_load(&j->finished))
             continue;
-        kp_cancel_rest(p, j, atomic_load(&j->gen), err);
+        kp_cancel_rest(p, j, (uint32_t)refs[i], err);
         for (uint32_t c = 0; c < j->nchunks && j->st; c++)
             if (!atomic_load(&j->st[c]))
                 kp_fail_chunk(j, c, err);
         kp_finish(p, j);
     }
+    free(refs);
 }
 
 static int watcher_main(void *arg)

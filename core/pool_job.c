@@ -79,7 +79,7 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
     j->slot = s;
     j->pool = p;
     j->ranges = &j->range;
-    j->nranges = 1;
+    atomic_store_explicit(&j->nranges, 1, memory_order_relaxed);
     j->st = NULL;
     j->fn = NULL;
     j->pfn = NULL;
@@ -246,7 +246,7 @@ void kp_wake_node(kart_pool *p, int node, bool all)
 /* Whether a job still has chunks nobody claimed. */
 static bool has_work(struct kart_future *j, uint32_t g)
 {
-    for (uint32_t i = 0; i < j->nranges; i++) {
+    for (uint32_t i = 0; i < kp_nranges(j); i++) {
         uint64_t v = atomic_load(&j->ranges[i * KP_RSTRIDE]);
         if (kp_rg_gen(v) == g && kp_rg_lo(v) < kp_rg_hi(v))
             return true;
@@ -392,7 +392,7 @@ static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
     uint32_t done = 0, ran = 0;
     if ((atomic_load(&j->gen) & 0xffff) != g)
         goto out;
-    uint32_t nr = j->nranges;
+    uint32_t nr = kp_nranges(j);
     _Atomic uint64_t *rs = j->ranges;
     bool worker = w >= 0 && w < p->nworkers; /* else a helper or the caller */
     bool own_range = worker && nr > 1 && (int)nr == p->nworkers;
@@ -465,7 +465,7 @@ bool kp_work_once(kart_pool *p, int w, int node)
             uint64_t refs[16];
             refs[0] = atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed);
             struct kart_future *j = slot_of(p, refs[0]);
-            if (j->nranges > 1) {
+            if (kp_nranges(j) > 1) {
                 if (job_work(p, j, refs[0], w))
                     return true;
                 atomic_compare_exchange_strong(&q->head, &h, h + 1);
@@ -476,7 +476,7 @@ bool kp_work_once(kart_pool *p, int w, int node)
             while (k < lim) {
                 refs[k] = atomic_load_explicit(&q->ring[(h + k) & q->ring_mask],
                                                memory_order_relaxed);
-                if (slot_of(p, refs[k])->nranges > 1)
+                if (kp_nranges(slot_of(p, refs[k])) > 1)
                     break;
                 k++;
             }
@@ -492,6 +492,10 @@ bool kp_work_once(kart_pool *p, int w, int node)
              * been overwritten (a push needs tail - head < ring size). */
             if (!atomic_compare_exchange_strong(&q->head, &h, h + k))
                 continue;
+            /* More is queued than this batch: pass the wake-up on, since
+             * one wake-up in flight per node is all submitters send. */
+            if (t > h + k && atomic_load(&q->sleepers))
+                kp_wake_node(p, home->order[oi], false);
             bool ran = false;
             for (uint64_t i = 0; i < k; i++)
                 ran |= job_work(p, slot_of(p, refs[i]), refs[i], w) > 0;
@@ -518,6 +522,7 @@ void kp_repush_worker(kart_pool *p, int w)
         struct kart_future *j = slot_of(p, ref);
         atomic_store(&p->workers[h].busy, KP_BUSY | ref);
         uint32_t g = (uint32_t)ref & 0xffff;
+        KART__TSAN_ACQUIRE(j); /* set up before its push, as the dead worker saw */
         if ((atomic_load(&j->gen) & 0xffff) != g || !has_work(j, g))
             continue;
         int node = (int)j->node;
@@ -601,7 +606,7 @@ void kp_publish(kart_pool *p, struct kart_future *j)
 static uint32_t claim_rest(struct kart_future *j, uint32_t g, int err)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < j->nranges; i++) {
+    for (uint32_t i = 0; i < kp_nranges(j); i++) {
         _Atomic uint64_t *r = &j->ranges[i * KP_RSTRIDE];
         uint64_t v = atomic_load(r);
         for (;;) {
@@ -837,7 +842,7 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
             goto fail;
         j->ranges = r;
     }
-    j->nranges = nr;
+    atomic_store_explicit(&j->nranges, nr, memory_order_relaxed);
     for (uint32_t i = 0; i < nr; i++)
         atomic_store_explicit(&j->ranges[i * KP_RSTRIDE],
                               kp_rg(g, (uint32_t)((uint64_t)i * nc / nr),

@@ -93,7 +93,8 @@ struct kart_future {
     _Alignas(KP_LINE) _Atomic uint64_t range; /* the range of a one-range job */
     _Atomic uint64_t *ranges;  /* nranges words KP_RSTRIDE apart */
     _Atomic uint32_t gen;      /* bumped when the slot is released */
-    uint32_t nranges, nchunks;
+    _Atomic uint32_t nranges;  /* atomic: workers peek at ring entries' jobs */
+    uint32_t nchunks;
     int kind;                  /* KJ_* */
     kart_task_fn fn;
     kart_task_ptr_fn pfn;
@@ -249,6 +250,11 @@ void kp_proc_notify(kart_pool *p);
 
 /* pool_imap.c */
 void kp_iter_notify(struct kart_pool_iter *it);
+
+static inline uint32_t kp_nranges(const struct kart_future *j)
+{
+    return atomic_load_explicit(&((struct kart_future *)j)->nranges, memory_order_relaxed);
+}
 
 static inline uint32_t kp_chunks(size_t n, size_t chunk)
 {

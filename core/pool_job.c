@@ -342,15 +342,20 @@ static void run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
         atomic_store_explicit(&j->st[c], 1, memory_order_release);
 }
 
-static bool take_front(_Atomic uint64_t *r, uint32_t g, uint32_t *c)
+/* Takes [*c, *c + *k) from the front of a range: an eighth of what it
+ * holds, at least 1 and at most `most`. */
+static bool take_front(_Atomic uint64_t *r, uint32_t g, uint32_t most, uint32_t *c, uint32_t *k)
 {
     uint64_t v = atomic_load_explicit(r, memory_order_relaxed);
     for (;;) {
         uint32_t lo = kp_rg_lo(v), hi = kp_rg_hi(v);
         if (kp_rg_gen(v) != g || lo >= hi)
             return false;
-        if (atomic_compare_exchange_weak(r, &v, kp_rg(g, lo + 1, hi))) {
+        uint32_t n = (hi - lo) / 8;
+        n = n < 1 ? 1 : n > most ? most : n;
+        if (atomic_compare_exchange_weak(r, &v, kp_rg(g, lo + n, hi))) {
             *c = lo;
+            *k = n;
             return true;
         }
     }
@@ -399,12 +404,17 @@ static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
     _Atomic uint64_t *own = own_range ? &rs[(uint32_t)w * KP_RSTRIDE] : &rs[0];
     uint64_t limit = worker && p->max_tasks ? (uint64_t)p->max_tasks : UINT64_MAX;
     for (;;) {
-        uint32_t c, lo, hi;
-        if (me && atomic_load_explicit(&me->tasks, memory_order_relaxed) >= limit)
+        uint32_t c, k, lo, hi;
+        uint64_t ran_here = worker ? atomic_load_explicit(&me->tasks, memory_order_relaxed) : 0;
+        if (ran_here >= limit)
             break;
-        if (take_front(own, g, &c)) {
-            run_chunk(p, j, c);
-        } else {
+        /* From its own range a worker takes an eighth of what is left (up
+         * to 64 chunks) in one compare-and-swap: thieves still find the
+         * rest, and a long range costs few atomic operations. */
+        uint64_t most = own_range ? 64 : 1;
+        if (limit - ran_here < most)
+            most = limit - ran_here;
+        if (!take_front(own, g, (uint32_t)most, &c, &k)) {
             account(p, j, done);
             done = 0;
             bool got = false;
@@ -422,17 +432,18 @@ static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
                 c = lo;
             } else {
                 for (uint32_t i = 1; i < nr && !got; i++)
-                    got = take_front(&rs[i * KP_RSTRIDE], g, &c);
+                    got = take_front(&rs[i * KP_RSTRIDE], g, 1, &c, &k);
                 if (!got)
                     break;
             }
-            run_chunk(p, j, c);
+            k = 1;
         }
-        done++;
-        ran++;
+        for (uint32_t i = 0; i < k; i++)
+            run_chunk(p, j, c + i);
+        done += k;
+        ran += k;
         if (worker)
-            atomic_store_explicit(&me->tasks, atomic_load_explicit(&me->tasks, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
+            atomic_store_explicit(&me->tasks, ran_here + k, memory_order_relaxed);
     }
     account(p, j, done);
 out:

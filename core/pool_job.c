@@ -477,13 +477,31 @@ bool kp_work_once(kart_pool *p, int w, int node)
             refs[0] = atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed);
             struct kart_future *j = slot_of(p, refs[0]);
             if (kp_nranges(j) > 1) {
+                /* Maps are the workers': a helper (a waiting thread) would
+                 * oversubscribe the CPUs the pool was sized for, and has
+                 * no range of its own to take from. */
+                if (w >= p->nworkers)
+                    break;
                 if (job_work(p, j, refs[0], w))
                     return true;
+                /* A worker at its task limit claims nothing: it must not
+                 * take the map off the ring for the others. */
+                if (w >= 0 && w < p->nworkers && p->max_tasks &&
+                    atomic_load(&p->workers[w].tasks) >= (uint64_t)p->max_tasks)
+                    return false;
                 atomic_compare_exchange_strong(&q->head, &h, h + 1);
                 continue;
             }
             uint64_t lim = (t - h) / (uint64_t)fair, k = 1;
             lim = lim < 1 ? 1 : lim > 16 ? 16 : lim;
+            /* A worker near its task limit takes no more than it may run. */
+            if (w >= 0 && w < p->nworkers && p->max_tasks) {
+                uint64_t ran = atomic_load(&p->workers[w].tasks);
+                if (ran >= (uint64_t)p->max_tasks)
+                    return false;
+                if (lim > (uint64_t)p->max_tasks - ran)
+                    lim = (uint64_t)p->max_tasks - ran;
+            }
             while (k < lim) {
                 refs[k] = atomic_load_explicit(&q->ring[(h + k) & q->ring_mask],
                                                memory_order_relaxed);

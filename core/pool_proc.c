@@ -181,6 +181,12 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     }
     atomic_store(&me->busy, 0);
     atomic_fetch_add(&p->sh->deaths, 1);
+    /* It may have died woken but before it cleared its node's `waking`
+     * flag (which stops further wake-ups): clear it, and wake the node. */
+    kp_node *q = &p->nodes[me->node];
+    atomic_store(&q->waking, 0);
+    atomic_fetch_add(&q->seq, 1);
+    kart__futex_wake(&q->seq, INT32_MAX, true);
     kp_repush_worker(p, w);
     uint32_t state = atomic_load(&p->sh->state);
     bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KP_EXIT_DRAINED;

@@ -103,6 +103,8 @@ static kart_pool_kind kind_of_loop(int i)
     return i == 0 ? KART_POOL_THREADS : KART_POOL_INLINE;
 }
 
+static int t_item(const void *arg, size_t len, void *res, size_t *res_len);
+
 /* ---- create ---- */
 
 START_TEST(create_rejects_bad_options)
@@ -929,6 +931,24 @@ START_TEST(max_tasks_recycles_workers)
     }
     ck_assert_int_ge(gens, 60 / 5 - 2);
     ck_assert_int_ge(atomic_load(&inits), 12);
+    /* many queued at once: none is lost to a worker leaving */
+    kart_future *f[300];
+    for (uint64_t i = 0; i < 300; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f[i]), 0);
+    for (uint64_t i = 0; i < 300; i++) {
+        uint64_t y;
+        size_t len = 8;
+        ck_assert_int_eq(kart_future_result(f[i], 10000 * MS, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f[i]);
+    }
+    uint32_t in[500];
+    uint64_t out[500];
+    for (int i = 0; i < 500; i++)
+        in[i] = (uint32_t)i;
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 4, out, 8, 500, 1), 0);
+    for (int i = 0; i < 500; i++)
+        ck_assert_uint_eq(out[i], (uint64_t)i * 3 + 1);
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_join(p, -1), 0);
     kart_pool_free(p);

@@ -75,8 +75,10 @@ static int t_die(const void *arg, size_t len, void *res, size_t *res_len)
     memcpy(&how, arg, sizeof(how));
     if (how == 0)
         raise(SIGKILL);
-    else if (how == 1)
+    else if (how == 1) {
+        signal(SIGSEGV, SIG_DFL); /* a plain crash, not a sanitizer's report */
         raise(SIGSEGV);
+    }
     _exit(3);
 }
 
@@ -285,6 +287,24 @@ START_TEST(proc_initializer_and_max_tasks)
         ck_assert_int_le(same, 3);
     }
     ck_assert_int_ge(atomic_load(&sh->inits), 10);
+    /* many queued at once: none is lost to a worker leaving */
+    kart_future *f[100];
+    for (uint64_t i = 0; i < 100; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f[i]), 0);
+    for (uint64_t i = 0; i < 100; i++) {
+        uint64_t y;
+        size_t len = 8;
+        ck_assert_int_eq(kart_future_result(f[i], 10000 * MS, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f[i]);
+    }
+    size_t n = 300;
+    uint64_t in[300], out[300];
+    for (size_t i = 0; i < n; i++)
+        in[i] = i;
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, 1), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(out[i], spin_work(i, 200));
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
     kart_pool_free(p);

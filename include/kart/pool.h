@@ -22,7 +22,8 @@
  * allocation per task): wait with a timeout, done, successful, the
  * result, cancel (while queued), done and error callbacks, or a callback
  * run on an event loop's thread (kart_pool_bridge). Every future must be
- * released with kart_future_free(); kart_pool_free() releases those left.
+ * released with kart_future_free(); kart_pool_free() releases those left
+ * (iterators, though, must be freed before the pool).
  *
  * Maps. kart_pool_map() runs fn over an array of fixed-size items in
  * chunks (default chunk: ceil(n / (4 x workers)), as Python), items
@@ -41,7 +42,8 @@
  * kart_pool_worker_info reports).
  *
  * Helping. A thread that waits on a thread pool's future (wait, result,
- * apply, map) runs queued tasks of the pool while its future is not done,
+ * apply) runs queued single tasks of the pool while its future is not
+ * done (the chunks of maps are left to the workers),
  * as OpenMP's taskwait and Java's ForkJoinPool do, so that waiting never
  * leaves a CPU idle (and tasks hot in the submitter's cache run there).
  * Pools with an initializer never help (their tasks may rely on what it
@@ -151,7 +153,7 @@ typedef struct kart_pool_options {
 KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts);
 
 /* Terminates the pool if it still runs, joins it and frees it with every
- * future and iterator left. Errors: -EINVAL (NULL). */
+ * future left (iterators must be freed before). Errors: -EINVAL (NULL). */
 KART_API int kart_pool_free(kart_pool *pool);
 
 /* The pool's kind, and its number of workers (0 for inline pools). -EINVAL

@@ -8,8 +8,9 @@
  *  - KART_POOL_PROCESSES: forked worker processes; a task's argument and
  *    result travel as bytes through a shared-memory arena mapped before
  *    the fork (function pointers stay valid: same binary); a worker that
- *    dies (killed, crashed, exited) fails the task it ran with
- *    KART_EWORKERDIED and is replaced, and the pool goes on serving;
+ *    dies (killed, crashed, exited) fails the task it ran (for a map, the
+ *    chunks it had taken) with KART_EWORKERDIED and is replaced, and the
+ *    pool goes on serving;
  *  - KART_POOL_INLINE: no workers; every task runs in the calling thread
  *    (the job of Python's dummy modules): submit runs the task before it
  *    returns, imap runs a chunk per next().
@@ -43,9 +44,9 @@
  *
  * Helping. A thread that waits on a thread pool's future (wait, result,
  * apply) runs queued single tasks of the pool while its future is not
- * done (the chunks of maps are left to the workers),
- * as OpenMP's taskwait and Java's ForkJoinPool do, so that waiting never
- * leaves a CPU idle (and tasks hot in the submitter's cache run there).
+ * done (the chunks of maps are left to the workers), as OpenMP's taskwait
+ * and Java's ForkJoinPool do, so that waiting never leaves a CPU idle (and
+ * tasks hot in the submitter's cache run there).
  * Pools with an initializer never help (their tasks may rely on what it
  * set up in each worker), nor those created with no_help (for callers
  * that wait while holding locks their tasks take).
@@ -65,9 +66,10 @@
  *
  * Fork: process pools fork from a thread of the pool (kept in the parent
  * to watch the workers); a child starts with only the worker loop, so a
- * task must not rely on locks that other threads of the parent held at
- * that moment (the C library's own are reset). A pool is not usable in a
- * child forked by the user.
+ * task or initializer must not take locks that other threads of the
+ * parent may hold at that moment (the C library's malloc and stdio locks
+ * are reset by fork; a test framework's, say, are not). A pool is not
+ * usable in a child forked by the user.
  */
 #ifndef KART_POOL_H
 #define KART_POOL_H

@@ -301,11 +301,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
     p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
     p->free_head = p->limbo_head = UINT32_MAX;
-    kart_lock_init(&p->slot_lock, 0);
-    kart_lock_init(&p->heap_lock, 0);
     kart_lock_init(&p->life_lock, 0);
-    for (int i = 0; i < 64; i++)
-        kart_lock_init(&p->push[i].lock, 0);
     int n = kart_numa_nodes(p->node_ids, 64);
     p->nnodes = n < 1 ? 1 : n > 64 ? 64 : n;
     if (n < 1)
@@ -353,11 +349,11 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
 static void set_state(kart_pool *p, uint32_t state)
 {
     for (int i = 0; i < p->nnodes; i++)
-        kart_lock_acquire(&p->push[i].lock, -1);
+        kp_lock_take(&p->push[i].lock);
     if (atomic_load(&p->sh->state) < state)
         atomic_store(&p->sh->state, state);
     for (int i = 0; i < p->nnodes; i++)
-        kart_lock_release(&p->push[i].lock);
+        kp_lock_give(&p->push[i].lock);
     for (int i = 0; i < p->nnodes; i++) {
         atomic_fetch_add(&p->nodes[i].seq, 1);
         kart__futex_wake(&p->nodes[i].seq, INT32_MAX, p->shared);

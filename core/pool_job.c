@@ -61,7 +61,7 @@ static void recycle_limbo(kart_pool *p)
 
 int kp_slot_alloc(kart_pool *p, struct kart_future **out)
 {
-    kart_lock_acquire(&p->slot_lock, -1);
+    kp_lock_take(&p->slot_lock);
     if (p->free_head == UINT32_MAX && p->bump == p->max_jobs && p->nlimbo)
         recycle_limbo(p);
     uint32_t s;
@@ -71,10 +71,10 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
     } else if (p->bump < p->max_jobs) {
         s = p->bump++;
     } else {
-        kart_lock_release(&p->slot_lock);
+        kp_lock_give(&p->slot_lock);
         return -EAGAIN;
     }
-    kart_lock_release(&p->slot_lock);
+    kp_lock_give(&p->slot_lock);
     struct kart_future *j = &p->jobs[s];
     j->slot = s;
     j->pool = p;
@@ -107,14 +107,14 @@ static void slot_release(kart_pool *p, struct kart_future *j)
 {
     atomic_fetch_add(&j->gen, 1);
     atomic_store_explicit(&j->state, KS_FREE, memory_order_relaxed);
-    kart_lock_acquire(&p->slot_lock, -1);
+    kp_lock_take(&p->slot_lock);
     j->next_free = p->limbo_head;
     p->limbo_head = j->slot;
     p->nlimbo++;
     /* Keep the limbo short when the free list still has slots. */
     if (p->nlimbo >= 64)
         recycle_limbo(p);
-    kart_lock_release(&p->slot_lock);
+    kp_lock_give(&p->slot_lock);
 }
 
 void kp_job_unref(kart_pool *p, struct kart_future *j)
@@ -144,7 +144,7 @@ void *kp_heap_alloc(kart_pool *p, int node, size_t size)
         return NULL;
     size_t bsz = (size_t)1 << k;
     void *r = NULL;
-    kart_lock_acquire(&p->heap_lock, -1);
+    kp_lock_take(&p->heap_lock);
     for (int t = 0; t < p->nnodes && !r; t++) {
         int nd = (node + t) % p->nnodes;
         if (p->heap_free[nd][k]) {
@@ -159,7 +159,7 @@ void *kp_heap_alloc(kart_pool *p, int node, size_t size)
             }
         }
     }
-    kart_lock_release(&p->heap_lock);
+    kp_lock_give(&p->heap_lock);
     return r;
 }
 
@@ -176,11 +176,11 @@ void kp_heap_free(kart_pool *p, void *ptr, size_t size)
     int nd = 0;
     while (nd + 1 < p->nnodes && off >= p->heap_end[nd])
         nd++;
-    kart_lock_acquire(&p->heap_lock, -1);
+    kp_lock_take(&p->heap_lock);
     uint64_t next = p->heap_free[nd][k];
     memcpy(ptr, &next, sizeof(next));
     p->heap_free[nd][k] = off + 1;
-    kart_lock_release(&p->heap_lock);
+    kp_lock_give(&p->heap_lock);
 }
 
 int kp_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out)
@@ -555,9 +555,9 @@ void kp_repush_worker(kart_pool *p, int w)
         if ((atomic_load(&j->gen) & 0xffff) != g || !has_work(j, g))
             continue;
         int node = (int)j->node;
-        kart_lock_acquire(&p->push[node].lock, -1);
+        kp_lock_take(&p->push[node].lock);
         push_ref(p, &p->nodes[node], ref);
-        kart_lock_release(&p->push[node].lock);
+        kp_lock_give(&p->push[node].lock);
         kp_wake_node(p, node, true);
     }
     kp_unpin(p, h);
@@ -569,7 +569,7 @@ void kp_repush_worker(kart_pool *p, int w)
  * caller frees *out. Returns how many, 0 when out of memory. */
 uint32_t kp_collect_pushed(kart_pool *p, uint64_t **out)
 {
-    kart_lock_acquire(&p->slot_lock, -1);
+    kp_lock_take(&p->slot_lock);
     uint32_t n = p->bump, k = 0;
     uint64_t *refs = malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
     for (uint32_t s = 0; refs && s < n; s++) {
@@ -578,7 +578,7 @@ uint32_t kp_collect_pushed(kart_pool *p, uint64_t **out)
             atomic_load(&j->state) == KS_QUEUED)
             refs[k++] = kp_ref(s, atomic_load(&j->gen));
     }
-    kart_lock_release(&p->slot_lock);
+    kp_lock_give(&p->slot_lock);
     *out = refs;
     return k;
 }
@@ -703,20 +703,39 @@ int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
             ;
         return 0;
     }
-    kart_lock_acquire(&p->push[node].lock, -1);
+    kp_node *q = &p->nodes[node];
+    if (p->help && j->nchunks == 1 &&
+        atomic_load_explicit(&q->tail, memory_order_relaxed) -
+                atomic_load_explicit(&q->head, memory_order_relaxed) >
+            64 * (uint64_t)p->nworkers &&
+        atomic_load(&p->sh->state) == KP_RUNNING) {
+        /* Task throttling, as libgomp's: with this much queued, one more
+         * entry gains nothing, and the caller's time is better spent on
+         * the work itself. */
+        uint32_t used = atomic_load(&p->helpers_used);
+        if (used != (1u << KP_HELPERS) - 1) {
+            int h = __builtin_ctz(~used);
+            if (atomic_compare_exchange_strong(&p->helpers_used, &used, used | (1u << h))) {
+                job_work(p, j, ref, p->nworkers + h);
+                atomic_fetch_and(&p->helpers_used, ~(1u << h));
+                return 0;
+            }
+        }
+    }
+    kp_lock_take(&p->push[node].lock);
     if (atomic_load(&p->sh->state) != KP_RUNNING) {
-        kart_lock_release(&p->push[node].lock);
+        kp_lock_give(&p->push[node].lock);
         return KART_EPOOLCLOSED;
     }
     if (j->nchunks == 0) {
-        kart_lock_release(&p->push[node].lock);
+        kp_lock_give(&p->push[node].lock);
         kp_finish(p, j);
         return 0;
     }
     KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
-    push_ref(p, &p->nodes[node], ref);
+    push_ref(p, q, ref);
     atomic_store_explicit(&j->pushed, 1, memory_order_release);
-    kart_lock_release(&p->push[node].lock);
+    kp_lock_give(&p->push[node].lock);
     kp_wake_node(p, node, wake_all);
     return 0;
 }

@@ -75,6 +75,29 @@ static inline uint64_t kp_ref(uint32_t slot, uint32_t gen)
 }
 #define KP_BUSY (UINT64_C(1) << 63)
 
+/* The parent's short critical sections (slot lists, the heap, appending
+ * to a ring): a test-and-test-and-set lock, one exchange to take and one
+ * store to give back, yielding the CPU while a holder that may have been
+ * preempted keeps it. Never shared with workers. */
+typedef struct kp_lock {
+    _Atomic uint32_t held;
+} kp_lock;
+
+static inline void kp_lock_take(kp_lock *l)
+{
+    while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
+        for (kart__spin sp = {0, 0};
+             atomic_load_explicit(&l->held, memory_order_relaxed);)
+            if (!kart__spin_next(&sp))
+                sched_yield();
+    }
+}
+
+static inline void kp_lock_give(kp_lock *l)
+{
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
 enum { KJ_BYTES, KJ_PTR, KJ_ITEMS };          /* what fn is */
 enum { KS_FREE, KS_QUEUED, KS_DONE };         /* kart_future.state */
 enum { KP_RUNNING, KP_CLOSED, KP_TERMINATED }; /* kp_shared.state */
@@ -192,18 +215,18 @@ struct kart_pool {
     /* slots: free list, never-used bump, and the released waiting for no
      * worker to be busy on them (limbo); on lines of their own, away from
      * what workers read */
-    _Alignas(KP_LINE) kart_lock slot_lock;
+    _Alignas(KP_LINE) kp_lock slot_lock;
     uint32_t free_head, bump, limbo_head, nlimbo;
     uint32_t *busy_snap;        /* nworkers entries, for recycle_limbo */
     /* the arena heap (process pools): power-of-two blocks, parent only */
-    _Alignas(KP_LINE) kart_lock heap_lock;
+    _Alignas(KP_LINE) kp_lock heap_lock;
     char *heap;
     size_t heap_size;
     size_t heap_next[64];       /* per node: next unused offset in its part */
     size_t heap_end[64];
     uint64_t heap_free[64][48]; /* per node and size class: offset + 1 of a free block */
     struct {
-        _Alignas(KP_LINE) kart_lock lock;
+        _Alignas(KP_LINE) kp_lock lock;
     } push[64];                 /* per node: appending to its ring */
     /* workers */
     _Alignas(KP_LINE) _Atomic uint32_t live;      /* thread workers running, a futex word */

@@ -498,6 +498,37 @@ START_TEST(waiter_helps_unless_told_not_to)
 }
 END_TEST
 
+START_TEST(submit_runs_inline_when_queue_is_deep)
+{
+    gate_close();
+    kart_pool *p = make(KART_POOL_THREADS, 1);
+    kart_future *block, *f[80];
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    await_started(1);
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    for (int i = 0; i < 80; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_tid, NULL, 0, &f[i]), 0);
+    /* the first 64 (per worker) wait in the queue; the rest ran here */
+    for (int i = 0; i < 64; i++)
+        ck_assert_int_eq(kart_future_done(f[i]), 0);
+    for (int i = 65; i < 80; i++) {
+        ck_assert_int_eq(kart_future_done(f[i]), 1);
+        pid_t tid = 0;
+        size_t len = sizeof(tid);
+        ck_assert_int_eq(kart_future_result(f[i], 0, &tid, &len), 0);
+        ck_assert_int_eq(tid, me);
+    }
+    atomic_store(&gate, 1);
+    for (int i = 0; i < 80; i++) {
+        ck_assert_int_eq(kart_future_wait(f[i], -1), 0);
+        kart_future_free(f[i]);
+    }
+    kart_future_wait(block, -1);
+    kart_future_free(block);
+    kart_pool_free(p);
+}
+END_TEST
+
 /* ---- map ---- */
 
 static _Atomic long item_calls;
@@ -1182,6 +1213,7 @@ int main(void)
     tcase_add_test(tc, too_many_jobs_is_eagain);
     tcase_add_test(tc, stress_4_submitters);
     tcase_add_test(tc, waiter_helps_unless_told_not_to);
+    tcase_add_test(tc, submit_runs_inline_when_queue_is_deep);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("map");

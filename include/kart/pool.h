@@ -46,7 +46,10 @@
  * apply) runs queued single tasks of the pool while its future is not
  * done (the chunks of maps are left to the workers), as OpenMP's taskwait
  * and Java's ForkJoinPool do, so that waiting never leaves a CPU idle (and
- * tasks hot in the submitter's cache run there).
+ * tasks hot in the submitter's cache run there). Likewise a submit that
+ * finds more than 64 tasks per worker queued on its node runs its task at
+ * once in the caller and returns a done future (libgomp's task throttling,
+ * Java's caller-runs policy): one more queue entry would gain nothing.
  * Pools with an initializer never help (their tasks may rely on what it
  * set up in each worker), nor those created with no_help (for callers
  * that wait while holding locks their tasks take).

@@ -386,8 +386,9 @@ KART_API int kart_pool_terminate(kart_pool *pool)
     }
     kp_unpin(pool, h);
     free(refs);
-    if (pool->kind == KART_POOL_PROCESSES)
-        kp_proc_kill_all(pool);
+    /* Process workers are killed by the watcher (set_state woke it): only
+     * the thread that reaps them may signal them, or a pid reaped and
+     * reused meanwhile could be hit. */
     return 0;
 }
 

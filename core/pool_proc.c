@@ -93,6 +93,8 @@ int kp_proc_spawn(kart_pool *p, int w)
     return 0;
 }
 
+/* Watcher thread only (it alone reaps, so a pid marked alive here is
+ * still this pool's child). */
 void kp_proc_kill_all(kart_pool *p)
 {
     for (int w = 0; w < p->nworkers; w++) {
@@ -100,7 +102,6 @@ void kp_proc_kill_all(kart_pool *p)
         if (pid > 0 && atomic_load(&p->workers[w].alive))
             kill(pid, SIGKILL);
     }
-    kp_proc_notify(p);
 }
 
 /* ---- the watcher ---- */

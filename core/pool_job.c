@@ -105,7 +105,9 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
  * busy on it. */
 static void slot_release(kart_pool *p, struct kart_future *j)
 {
-    atomic_fetch_add(&j->gen, 1);
+    /* Sequentially consistent: ordered before the limbo's look at the
+     * workers' busy marks (which they set before reading gen). */
+    atomic_store(&j->gen, atomic_load_explicit(&j->gen, memory_order_relaxed) + 1);
     atomic_store_explicit(&j->state, KS_FREE, memory_order_relaxed);
     kp_lock_take(&p->slot_lock);
     j->next_free = p->limbo_head;
@@ -689,6 +691,25 @@ void kp_sweep_check(kart_pool *p, struct kart_future *j)
 
 /* ---- submitting ---- */
 
+/* Runs a one-chunk job of a thread or inline pool in the caller before
+ * anyone else can see it (no ring entry, no future handed out yet): no
+ * claim, no waiters, no callbacks to race with, so plain stores publish
+ * it. */
+static void run_here(kart_pool *p, struct kart_future *j)
+{
+    uint32_t g = atomic_load_explicit(&j->gen, memory_order_relaxed) & 0xffff;
+    atomic_store_explicit(&j->range, kp_rg(g, 1, 1), memory_order_relaxed);
+    run_chunk(p, j, 0);
+    uint64_t f = atomic_load_explicit(&j->fail, memory_order_relaxed);
+    j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
+    atomic_store_explicit(&j->pending, 0, memory_order_relaxed);
+    atomic_store_explicit(&j->cbs, KP_FIRED, memory_order_relaxed);
+    atomic_store_explicit(&j->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&j->state, KS_DONE, memory_order_release);
+    if (j->iter)
+        kp_iter_notify(j->iter);
+}
+
 int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
 {
     j->node = (uint32_t)node;
@@ -697,6 +718,10 @@ int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
     if (p->kind == KART_POOL_INLINE) {
         if (atomic_load(&p->sh->state) != KP_RUNNING)
             return KART_EPOOLCLOSED;
+        if (j->nchunks == 1) {
+            run_here(p, j);
+            return 0;
+        }
         if (j->nchunks == 0)
             kp_finish(p, j);
         while (job_work(p, j, ref, -1))
@@ -712,15 +737,8 @@ int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
         /* Task throttling, as libgomp's: with this much queued, one more
          * entry gains nothing, and the caller's time is better spent on
          * the work itself. */
-        uint32_t used = atomic_load(&p->helpers_used);
-        if (used != (1u << KP_HELPERS) - 1) {
-            int h = __builtin_ctz(~used);
-            if (atomic_compare_exchange_strong(&p->helpers_used, &used, used | (1u << h))) {
-                job_work(p, j, ref, p->nworkers + h);
-                atomic_fetch_and(&p->helpers_used, ~(1u << h));
-                return 0;
-            }
-        }
+        run_here(p, j);
+        return 0;
     }
     kp_lock_take(&p->push[node].lock);
     if (atomic_load(&p->sh->state) != KP_RUNNING) {

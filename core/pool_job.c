@@ -325,20 +325,27 @@ static void run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
         if (rc)
             kp_fail_chunk(j, c, rc);
     } else {
+        /* In locals: the calls below could write anywhere, as far as the
+         * compiler knows, so fields would be loaded again per item. */
+        kart_task_fn fn = j->fn;
+        size_t in_size = j->in_size, out_size = j->out_size;
         size_t first = (size_t)c * j->chunk;
         size_t last = first + j->chunk < j->n ? first + j->chunk : j->n;
-        for (size_t i = first; i < last; i++) {
-            size_t len = j->out_size;
-            int rc = j->fn(j->in + i * j->in_size, j->in_size, j->out + i * j->out_size, &len);
-            if (rc == 0 && len > j->out_size)
+        const char *in = j->in + first * in_size;
+        char *out = j->out + first * out_size;
+        size_t len = out_size;
+        for (size_t i = first; i < last; i++, in += in_size, out += out_size) {
+            len = out_size;
+            int rc = fn(in, in_size, out, &len);
+            if (__builtin_expect(rc == 0 && len > out_size, 0))
                 rc = -EMSGSIZE;
-            if (rc) {
+            if (__builtin_expect(rc != 0, 0)) {
                 kp_fail_chunk(j, c, rc);
                 break;
             }
-            if (j->kind == KJ_BYTES)
-                j->res_len = len;
         }
+        if (j->kind == KJ_BYTES)
+            j->res_len = len;
     }
     if (j->st)
         atomic_store_explicit(&j->st[c], 1, memory_order_release);

@@ -108,6 +108,15 @@ BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libevent)
 BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libevent)
 endif
 
+# The `pool` scenario's OpenMP peers (bench/pool.c): built with -fopenmp
+# when the compiler has it, reported as skipped when not.
+HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
+BENCH_CFLAGS += -DKART_BENCH_HAVE_OPENMP=$(HAVE_OPENMP)
+ifeq ($(HAVE_OPENMP),1)
+BENCH_CFLAGS += -fopenmp
+BENCH_LIBS += -fopenmp
+endif
+
 examples: $(EXAMPLE_BIN)
 
 .PHONY: all lib examples check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build

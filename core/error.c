@@ -28,6 +28,10 @@ static const struct kart_code kart_codes[] = {
     {KART_EHANDSHAKE, "KART_EHANDSHAKE", "authentication handshake protocol error"},
     {KART_ECONNABORTED, "KART_ECONNABORTED",
      "connection aborted by an earlier protocol or I/O error"},
+    {KART_EWORKERDIED, "KART_EWORKERDIED", "the pool worker running the task died"},
+    {KART_EPOOLCLOSED, "KART_EPOOLCLOSED", "the pool is closed or terminated"},
+    {KART_EPOOLRUNNING, "KART_EPOOLRUNNING",
+     "the pool is still running: close or terminate it before joining"},
 };
 
 static const struct kart_code *find_kart_code(int err)

@@ -13,6 +13,7 @@
 #include <kart/io.h>
 #include <kart/numa.h>
 #include <kart/queue.h>
+#include <kart/pool.h>
 #include <kart/sync.h>
 #include <kart/thread.h>
 #include <kart/shm.h>

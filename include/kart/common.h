@@ -59,6 +59,13 @@ enum {
     KART_EHANDSHAKE = -20305,
     /* The connection was aborted by an earlier protocol or I/O error. */
     KART_ECONNABORTED = -20306,
+    /* Pools (-207xx): the worker running the task died (signal, crash,
+     * exit). */
+    KART_EWORKERDIED = -20700,
+    /* The pool is closed or terminated: it takes no new work. */
+    KART_EPOOLCLOSED = -20701,
+    /* kart_pool_join() on a pool that is neither closed nor terminated. */
+    KART_EPOOLRUNNING = -20702,
 };
 
 /* Names any value a kart function returns: 0, a negative errno or a KART_E*

@@ -1,0 +1,488 @@
+/*
+ * core/pool.c — creating pools (placement of workers on NUMA nodes, the
+ * arena's layout), the worker loop, thread workers, and close, terminate,
+ * join and free.
+ */
+#include "pool_private.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* How long an idle worker polls the queues before it sleeps: rounds of a
+ * look and 32 pauses, yielding now and then (some tens of microseconds),
+ * so that a stream of submits or the next map finds it awake (libgomp's
+ * threads spin before sleeping too). */
+#define KP_IDLE_ROUNDS 300
+
+static size_t align_up(size_t v, size_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+/* ---- the worker loop ---- */
+
+static bool retiring(kart_pool *p, kp_worker *me)
+{
+    return p->max_tasks &&
+           atomic_load_explicit(&me->tasks, memory_order_relaxed) >= (uint64_t)p->max_tasks;
+}
+
+/* Runs work until the pool is closed and drained or terminated, or until
+ * this worker has run max_tasks_per_child chunks. */
+void kp_worker_loop(kart_pool *p, int w)
+{
+    kp_worker *me = &p->workers[w];
+    kp_node *q = &p->nodes[me->node];
+    for (;;) {
+        if (retiring(p, me))
+            return;
+        if (kp_work_once(p, w, me->node))
+            continue;
+        bool found = false;
+        for (int i = 0; i < KP_IDLE_ROUNDS && !found; i++) {
+            for (int k = 0; k < 32; k++)
+                kart__cpu_relax();
+            if (i % 8 == 7)
+                sched_yield();
+            found = kp_work_once(p, w, me->node);
+        }
+        if (found)
+            continue;
+        if (atomic_load(&p->sh->state) != KP_RUNNING)
+            return; /* closed and nothing left, or terminated */
+        uint32_t seq = atomic_load(&q->seq);
+        atomic_fetch_add(&q->sleepers, 1);
+        if (!kp_work_once(p, w, me->node) && atomic_load(&p->sh->state) == KP_RUNNING)
+            kart__futex_wait(&q->seq, seq, -1, p->shared);
+        atomic_fetch_sub(&q->sleepers, 1);
+        atomic_store(&q->waking, 0);
+    }
+}
+
+/* ---- thread workers ---- */
+
+static int start_thread(kart_pool *p, int w);
+
+static int thread_main(void *arg)
+{
+    kp_worker *me = arg;
+    kart_pool *p = me->pool;
+    atomic_store(&me->tid, (int32_t)kart_thread_native_id(kart_thread_current()));
+    atomic_store(&me->alive, 1);
+    if (p->init)
+        p->init(p->initarg);
+    for (;;) {
+        kp_worker_loop(p, me->index);
+        if (!retiring(p, me) || atomic_load(&p->sh->state) == KP_TERMINATED)
+            break;
+        /* Recycled: a fresh thread takes the slot. If none can start,
+         * this one goes on. */
+        atomic_store(&me->tasks, 0);
+        atomic_fetch_add(&me->generation, 1);
+        if (start_thread(p, me->index) == 0)
+            return 0;
+    }
+    atomic_store(&me->alive, 0);
+    if (atomic_fetch_sub(&p->live, 1) == 1)
+        kart__futex_wake(&p->live, INT32_MAX, false);
+    return 0;
+}
+
+/* Starts the thread of slot w, bound to its node when placed; binding
+ * that the system refuses (or a test topology's CPUs that do not exist)
+ * leaves it unbound. A replacement inherits the live count of the
+ * thread it replaces, so only the first start counts. */
+static int start_thread(kart_pool *p, int w)
+{
+    kp_worker *me = &p->workers[w];
+    char name[16];
+    snprintf(name, sizeof(name), "kart-pool-%d", w);
+    kart_thread_options o = {.name = name, .detached = true};
+    if (atomic_load(&me->bound)) {
+        o.numa_bind = true;
+        o.numa_node = p->node_ids[me->node];
+    }
+    int rc = kart_thread_start(NULL, thread_main, me, &o);
+    if (rc == -EINVAL && o.numa_bind) {
+        atomic_store(&me->bound, 0);
+        o.numa_bind = false;
+        rc = kart_thread_start(NULL, thread_main, me, &o);
+    }
+    return rc;
+}
+
+/* ---- creation ---- */
+
+static int usable_cpus(void)
+{
+    cpu_set_t s;
+    if (sched_getaffinity(0, sizeof(s), &s) == 0 && CPU_COUNT(&s) > 0)
+        return CPU_COUNT(&s);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Which node each worker serves, and whether it is bound there. */
+static int place(kart_pool *p, const kart_pool_options *o, int **node_of, bool *bind)
+{
+    int ncpu[64], with_cpus[64], nwc = 0;
+    for (int i = 0; i < p->nnodes; i++) {
+        cpu_set_t s;
+        ncpu[i] = kart_numa_node_cpus(p->node_ids[i], &s) == 0 ? CPU_COUNT(&s) : 0;
+        if (ncpu[i])
+            with_cpus[nwc++] = i;
+    }
+    if (nwc == 0) {
+        with_cpus[nwc++] = 0;
+        ncpu[0] = 1;
+    }
+    int W;
+    if (o->kind == KART_POOL_INLINE)
+        W = 0;
+    else if (o->placement == KART_POOL_PLACE_PER_NODE)
+        W = o->per_node * nwc;
+    else
+        W = o->workers ? o->workers : usable_cpus();
+    int *nodes = calloc((size_t)(W ? W : 1), sizeof(int));
+    if (!nodes)
+        return -ENOMEM;
+    *bind = o->placement != KART_POOL_PLACE_NONE && p->nnodes > 0;
+    for (int w = 0; w < W; w++) {
+        switch (o->placement) {
+        case KART_POOL_PLACE_COMPACT: {
+            int total = 0;
+            for (int k = 0; k < nwc; k++)
+                total += ncpu[with_cpus[k]];
+            int slot = w % total, k = 0;
+            while (slot >= ncpu[with_cpus[k]])
+                slot -= ncpu[with_cpus[k++]];
+            nodes[w] = with_cpus[k];
+            break;
+        }
+        case KART_POOL_PLACE_PER_NODE:
+            nodes[w] = with_cpus[w / o->per_node];
+            break;
+        default: /* spread, and unplaced workers on several nodes */
+            nodes[w] = with_cpus[w % nwc];
+            break;
+        }
+    }
+    *node_of = nodes;
+    return W;
+}
+
+static int node_distance(kart_pool *p, int a, int b)
+{
+    int d = kart_numa_distance(p->node_ids[a], p->node_ids[b]);
+    return d < 0 ? (a == b ? 10 : 20) : d;
+}
+
+/* Lays out the arena and fills in nodes, workers and rings. */
+static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node_of, bool bind)
+{
+    int W = p->nworkers, N = p->nnodes;
+    uint64_t ring = 1;
+    while (ring < 2 * (uint64_t)p->max_jobs)
+        ring <<= 1;
+    size_t off = align_up(sizeof(kp_shared), KP_LINE);
+    size_t o_nodes = off;
+    off = align_up(off + (size_t)N * sizeof(kp_node), KP_LINE);
+    size_t o_workers = off;
+    off = align_up(off + (size_t)(W + KP_HELPERS) * sizeof(kp_worker), KP_LINE);
+    size_t o_victims = off;
+    off = align_up(off + (size_t)W * (size_t)W * sizeof(int), KP_LINE);
+    size_t o_jobs = off;
+    off = align_up(off + (size_t)p->max_jobs * sizeof(struct kart_future), KP_LINE);
+    size_t o_rings = off;
+    off = align_up(off + (size_t)N * ring * sizeof(uint64_t), KP_LINE);
+    size_t o_done = off;
+    off = align_up(off + ((size_t)p->max_jobs + 63) / 64 * sizeof(uint64_t), 4096);
+    size_t o_heap = off;
+    if (p->kind == KART_POOL_PROCESSES)
+        off += o->arena_size ? align_up(o->arena_size, 4096) : (size_t)256 << 20;
+    p->arena_size = off;
+    int flags = (p->kind == KART_POOL_PROCESSES ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS |
+                MAP_NORESERVE;
+    void *a = mmap(NULL, off, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (a == MAP_FAILED)
+        return -ENOMEM;
+    p->arena = a;
+    p->sh = a;
+    p->sh->mgr_efd = -1;
+    p->sh->donemap = (_Atomic uint64_t *)(p->arena + o_done);
+    p->nodes = (kp_node *)(p->arena + o_nodes);
+    p->workers = (kp_worker *)(p->arena + o_workers);
+    p->jobs = (struct kart_future *)(p->arena + o_jobs);
+    for (int i = 0; i < N; i++) {
+        kp_node *q = &p->nodes[i];
+        q->id = p->node_ids[i];
+        q->ring = (_Atomic uint64_t *)(p->arena + o_rings) + (size_t)i * ring;
+        q->ring_mask = ring - 1;
+        int ids[64];
+        int n = kart_numa_nodes_by_distance(q->id, ids, 64);
+        q->norder = 0;
+        for (int k = 0; k < n && k < 64; k++) {
+            int idx = kp_node_index(p, ids[k]);
+            if (idx >= 0)
+                q->order[q->norder++] = idx;
+        }
+        if (q->norder == 0 || q->order[0] != i) { /* no distances: self, then by index */
+            q->norder = 0;
+            q->order[q->norder++] = i;
+            for (int k = 0; k < N; k++)
+                if (k != i)
+                    q->order[q->norder++] = k;
+        }
+    }
+    int *victims = (int *)(p->arena + o_victims);
+    for (int w = 0; w < W; w++) {
+        kp_worker *me = &p->workers[w];
+        me->index = w;
+        me->pool = p;
+        me->node = node_of[w];
+        me->pidfd = -1;
+        atomic_store(&me->bound, bind);
+        p->nodes[me->node].nworkers++;
+        /* The others, same node first, then by distance (stable by index). */
+        me->victims = victims + (size_t)w * (size_t)W;
+        int n = 0;
+        for (int v = 0; v < W; v++)
+            if (v != w)
+                me->victims[n++] = v;
+        for (int i = 1; i < n; i++) {
+            int v = me->victims[i], k = i;
+            int dv = node_distance(p, me->node, node_of[v]);
+            while (k > 0 && node_distance(p, me->node, node_of[me->victims[k - 1]]) > dv) {
+                me->victims[k] = me->victims[k - 1];
+                k--;
+            }
+            me->victims[k] = v;
+        }
+    }
+    if (p->kind == KART_POOL_PROCESSES) {
+        p->heap = p->arena + o_heap;
+        p->heap_size = off - o_heap;
+        size_t part = p->heap_size / (size_t)N & ~(size_t)4095;
+        for (int i = 0; i < N; i++) {
+            p->heap_next[i] = (size_t)i * part;
+            p->heap_end[i] = i == N - 1 ? p->heap_size : (size_t)(i + 1) * part;
+            /* Chunk buffers come from the part of the node whose queue
+             * the job goes to; where memory policy is refused, this is
+             * ordinary memory. */
+            if (N > 1)
+                kart_numa_bind_memory(p->heap + p->heap_next[i], p->heap_end[i] - p->heap_next[i],
+                                      p->node_ids[i]);
+        }
+    }
+    return 0;
+}
+
+KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
+{
+    kart_pool_options o = opts ? *opts : (kart_pool_options){0};
+    if (!out || (unsigned)o.kind > KART_POOL_INLINE ||
+        (unsigned)o.placement > KART_POOL_PLACE_PER_NODE || o.workers < 0 ||
+        o.max_tasks_per_child < 0 || o.max_jobs < 0 || o.max_jobs > KP_MAX_JOBS ||
+        (o.placement == KART_POOL_PLACE_PER_NODE && o.per_node < 1))
+        return -EINVAL;
+    kart_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->kind = o.kind;
+    p->shared = o.kind == KART_POOL_PROCESSES;
+    p->init = o.initializer;
+    p->initarg = o.initarg;
+    p->max_tasks = o.max_tasks_per_child;
+    p->result_size = o.result_size ? o.result_size : 64;
+    p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
+    p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
+    p->free_head = p->limbo_head = UINT32_MAX;
+    kart_lock_init(&p->life_lock, 0);
+    int n = kart_numa_nodes(p->node_ids, 64);
+    p->nnodes = n < 1 ? 1 : n > 64 ? 64 : n;
+    if (n < 1)
+        p->node_ids[0] = 0;
+    int *node_of = NULL;
+    bool bind = false;
+    int W = place(p, &o, &node_of, &bind);
+    if (W < 0) {
+        free(p);
+        return W;
+    }
+    p->nworkers = W;
+    int rc = -ENOMEM;
+    p->busy_snap = calloc((size_t)(W + KP_HELPERS), sizeof(uint32_t));
+    if (!p->busy_snap || (rc = build_arena(p, &o, node_of, bind)) < 0) {
+        free(node_of);
+        free(p->busy_snap);
+        free(p);
+        return rc;
+    }
+    free(node_of);
+    if (p->kind == KART_POOL_THREADS) {
+        for (int w = 0; w < W; w++) {
+            atomic_fetch_add(&p->live, 1);
+            if ((rc = start_thread(p, w)) < 0) {
+                atomic_fetch_sub(&p->live, 1);
+                kart_pool_free(p);
+                return rc;
+            }
+        }
+    } else if (p->kind == KART_POOL_PROCESSES) {
+        if ((rc = kp_proc_start(p)) < 0) {
+            kart_pool_free(p);
+            return rc;
+        }
+    } else if (p->init) {
+        p->init(p->initarg);
+    }
+    *out = p;
+    return 0;
+}
+
+/* ---- lifetime ---- */
+
+static void set_state(kart_pool *p, uint32_t state)
+{
+    for (int i = 0; i < p->nnodes; i++)
+        kp_lock_take(&p->push[i].lock);
+    if (atomic_load(&p->sh->state) < state)
+        atomic_store(&p->sh->state, state);
+    for (int i = 0; i < p->nnodes; i++)
+        kp_lock_give(&p->push[i].lock);
+    for (int i = 0; i < p->nnodes; i++) {
+        atomic_fetch_add(&p->nodes[i].seq, 1);
+        kart__futex_wake(&p->nodes[i].seq, INT32_MAX, p->shared);
+    }
+    if (p->kind == KART_POOL_PROCESSES)
+        kp_proc_notify(p);
+}
+
+KART_API int kart_pool_close(kart_pool *pool)
+{
+    if (!pool)
+        return -EINVAL;
+    set_state(pool, KP_CLOSED);
+    return 0;
+}
+
+KART_API int kart_pool_terminate(kart_pool *pool)
+{
+    if (!pool)
+        return -EINVAL;
+    set_state(pool, KP_TERMINATED);
+    /* Cancel what is queued, by reference (a slot reused since fails the
+     * generation check), pinned so that no slot is recycled under us. */
+    uint64_t *refs;
+    uint32_t k = kp_collect_pushed(pool, &refs);
+    int h = kp_pin(pool);
+    for (uint32_t i = 0; i < k; i++) {
+        atomic_store(&pool->workers[h].busy, KP_BUSY | refs[i]);
+        kp_cancel_rest(pool, &pool->jobs[refs[i] >> 16], (uint32_t)refs[i] & 0xffff, -ECANCELED);
+    }
+    kp_unpin(pool, h);
+    free(refs);
+    /* Process workers are killed by the watcher (set_state woke it): only
+     * the thread that reaps them may signal them, or a pid reaped and
+     * reused meanwhile could be hit. */
+    return 0;
+}
+
+KART_API int kart_pool_join(kart_pool *pool, int64_t timeout_ns)
+{
+    if (!pool)
+        return -EINVAL;
+    if (atomic_load(&pool->sh->state) == KP_RUNNING)
+        return KART_EPOOLRUNNING;
+    int64_t deadline = kp_deadline(timeout_ns);
+    _Atomic uint32_t *word = pool->kind == KART_POOL_PROCESSES ? &pool->watcher_done : &pool->live;
+    uint32_t until = pool->kind == KART_POOL_PROCESSES ? 1 : 0;
+    for (;;) {
+        uint32_t v = atomic_load(word);
+        if (v == until)
+            break;
+        if (kart__futex_wait(word, v, deadline, false) == -ETIMEDOUT && atomic_load(word) != until)
+            return -ETIMEDOUT;
+    }
+    if (pool->kind == KART_POOL_PROCESSES) {
+        kart_lock_acquire(&pool->life_lock, -1);
+        if (pool->watcher) {
+            kart_thread_join(pool->watcher, -1, NULL);
+            pool->watcher = NULL;
+        }
+        kart_lock_release(&pool->life_lock);
+    }
+    return 0;
+}
+
+KART_API int kart_pool_free(kart_pool *pool)
+{
+    if (!pool)
+        return -EINVAL;
+    if (atomic_load(&pool->sh->state) != KP_TERMINATED)
+        kart_pool_terminate(pool);
+    kart_pool_join(pool, -1);
+    for (uint32_t s = 0; s < pool->bump; s++) {
+        struct kart_future *j = &pool->jobs[s];
+        for (int k = 0; k < 3; k++)
+            if (j->bufs[k] && pool->kind != KART_POOL_PROCESSES)
+                free(j->bufs[k]);
+        kp_cb *c = atomic_load(&j->cbs);
+        while (c && c != KP_FIRED) {
+            kp_cb *n = c->next;
+            free(c);
+            c = n;
+        }
+    }
+    if (pool->sh->mgr_efd >= 0)
+        close(pool->sh->mgr_efd);
+    munmap(pool->arena, pool->arena_size);
+    free(pool->busy_snap);
+    free(pool);
+    return 0;
+}
+
+/* ---- facts ---- */
+
+KART_API int kart_pool_kind_of(const kart_pool *pool)
+{
+    return pool ? (int)pool->kind : -EINVAL;
+}
+
+KART_API int kart_pool_workers(const kart_pool *pool)
+{
+    return pool ? pool->nworkers : -EINVAL;
+}
+
+KART_API int kart_pool_worker_info_get(const kart_pool *pool, int i, kart_pool_worker_info *info)
+{
+    if (!pool || !info)
+        return -EINVAL;
+    if (i < 0 || i >= pool->nworkers)
+        return -ENOENT;
+    kp_worker *w = &pool->workers[i];
+    info->node = pool->node_ids[w->node];
+    info->bound = atomic_load(&w->bound);
+    info->pid = pool->kind == KART_POOL_PROCESSES ? atomic_load(&w->pid) : getpid();
+    info->tid = atomic_load(&w->tid);
+    info->tasks = atomic_load(&w->tasks);
+    info->generation = atomic_load(&w->generation);
+    return 0;
+}
+
+KART_API int kart_pool_node_order(const kart_pool *pool, int node, int *order, int max)
+{
+    if (!pool || max < 0 || (!order && max > 0) || node < 0)
+        return -EINVAL;
+    int i = kp_node_index(pool, node);
+    if (i < 0)
+        return i;
+    const kp_node *q = &pool->nodes[i];
+    for (int k = 0; k < q->norder && k < max; k++)
+        order[k] = pool->node_ids[q->order[k]];
+    return q->norder;
+}

@@ -1,0 +1,337 @@
+/*
+ * core/pool_proc.c — process pools: forking workers, and the watcher
+ * thread that the parent keeps for them.
+ *
+ * The watcher forks every worker (so that their parent-death signal is
+ * tied to a thread that lives as long as the pool), publishes the jobs
+ * workers finish (they set a bit per slot in the arena's done map and
+ * write the watcher's eventfd when it sleeps), and notices deaths through
+ * a pidfd per worker (waitpid polling every 50 ms where pidfd_open is
+ * missing). A worker that dies while busy on a job flags it; the job is
+ * swept (its lost chunks fail with KART_EWORKERDIED) once no live worker
+ * is busy on it. Dead workers are replaced unless the pool is terminated,
+ * and, once closed, unless they ended normally (drained). When no worker
+ * is left and none will be started, whatever is still unfinished is
+ * failed, the last jobs are published, and the watcher ends: that is
+ * what kart_pool_join() waits for.
+ */
+#include "pool_private.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KP_EXIT_DRAINED 0
+#define KP_EXIT_RETIRED 3
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -1 : (int)fd;
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+void kp_proc_notify(kart_pool *p)
+{
+    if (p->kind != KART_POOL_PROCESSES)
+        return;
+    if (atomic_load(&p->sh->mgr_armed) && atomic_exchange(&p->sh->mgr_armed, 0)) {
+        uint64_t one = 1;
+        ssize_t r = write(p->sh->mgr_efd, &one, sizeof(one));
+        (void)r; /* EAGAIN: the counter is already non-zero, the watcher wakes */
+    }
+}
+
+static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(KP_EXIT_DRAINED);
+    kp_worker *me = &p->workers[w];
+    atomic_store(&me->pid, (int32_t)getpid());
+    atomic_store(&me->tid, (int32_t)getpid());
+    if (atomic_load(&me->bound) && kart_numa_bind_thread_node(0, p->node_ids[me->node]) < 0)
+        atomic_store(&me->bound, 0);
+    if (p->init)
+        p->init(p->initarg);
+    kp_worker_loop(p, w);
+    bool retired = p->max_tasks &&
+                   atomic_load(&me->tasks) >= (uint64_t)p->max_tasks;
+    _exit(retired ? KP_EXIT_RETIRED : KP_EXIT_DRAINED);
+}
+
+/* Forks the worker of slot w (from the watcher thread). */
+int kp_proc_spawn(kart_pool *p, int w)
+{
+    kp_worker *me = &p->workers[w];
+    atomic_store(&me->busy, 0);
+    atomic_store(&me->tasks, 0);
+    atomic_store(&me->pid, 0);
+    atomic_store(&me->alive, 1); /* before the child can become busy */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        atomic_store(&me->alive, 0);
+        return e == ENOMEM ? -ENOMEM : -EAGAIN;
+    }
+    if (pid == 0)
+        child_main(p, w, parent);
+    atomic_store(&me->pid, (int32_t)pid);
+    me->pidfd = open_pidfd(pid);
+    me->reaped = false;
+    return 0;
+}
+
+/* Watcher thread only (it alone reaps, so a pid marked alive here is
+ * still this pool's child). */
+void kp_proc_kill_all(kart_pool *p)
+{
+    for (int w = 0; w < p->nworkers; w++) {
+        pid_t pid = atomic_load(&p->workers[w].pid);
+        if (pid > 0 && atomic_load(&p->workers[w].alive))
+            kill(pid, SIGKILL);
+    }
+}
+
+/* ---- the watcher ---- */
+
+typedef struct watch {
+    uint64_t *flagged; /* references of jobs to sweep */
+    size_t nflagged, cap;
+    bool *respawn;     /* slots waiting for a new worker */
+} watch;
+
+static void publish_done(kart_pool *p)
+{
+    uint32_t words = (p->max_jobs + 63) / 64;
+    for (uint32_t i = 0; i < words; i++) {
+        if (!atomic_load_explicit(&p->sh->donemap[i], memory_order_relaxed))
+            continue;
+        uint64_t bits = atomic_exchange(&p->sh->donemap[i], 0);
+        while (bits) {
+            int b = __builtin_ctzll(bits);
+            bits &= bits - 1;
+            kp_publish(p, &p->jobs[i * 64 + (uint32_t)b]);
+        }
+    }
+}
+
+static bool any_done(kart_pool *p)
+{
+    uint32_t words = (p->max_jobs + 63) / 64;
+    for (uint32_t i = 0; i < words; i++)
+        if (atomic_load(&p->sh->donemap[i]))
+            return true;
+    return false;
+}
+
+static void recheck_flagged(kart_pool *p, watch *wt)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < wt->nflagged; i++) {
+        uint64_t ref = wt->flagged[i];
+        struct kart_future *j = &p->jobs[ref >> 16];
+        KART__TSAN_ACQUIRE(j);
+        if ((atomic_load(&j->gen) & 0xffff) != (ref & 0xffff) || atomic_load(&j->finished))
+            continue;
+        if (atomic_load(&p->sh->state) == KP_TERMINATED)
+            kp_cancel_rest(p, j, (uint32_t)ref, -ECANCELED);
+        kp_sweep_check(p, j);
+        if (!atomic_load(&j->finished))
+            wt->flagged[k++] = ref;
+    }
+    wt->nflagged = k;
+}
+
+static void on_death(kart_pool *p, watch *wt, int w, int status)
+{
+    kp_worker *me = &p->workers[w];
+    atomic_store(&me->alive, 0);
+    if (me->pidfd >= 0)
+        close(me->pidfd);
+    me->pidfd = -1;
+    me->reaped = true;
+    uint64_t b = atomic_load(&me->busy);
+    if (b) {
+        uint64_t ref = b & ~KP_BUSY;
+        struct kart_future *j = &p->jobs[ref >> 16];
+        if ((atomic_load(&j->gen) & 0xffff) == (ref & 0xffff)) {
+            atomic_store(&j->dead_seen, 1);
+            if (wt->nflagged == wt->cap) {
+                size_t cap = wt->cap ? wt->cap * 2 : 16;
+                uint64_t *n = realloc(wt->flagged, cap * sizeof(uint64_t));
+                if (n) {
+                    wt->flagged = n;
+                    wt->cap = cap;
+                }
+            }
+            if (wt->nflagged < wt->cap)
+                wt->flagged[wt->nflagged++] = ref;
+        }
+    }
+    atomic_store(&me->busy, 0);
+    atomic_fetch_add(&p->sh->deaths, 1);
+    /* It may have died woken but before it cleared its node's `waking`
+     * flag (which stops further wake-ups): clear it, and wake the node. */
+    kp_node *q = &p->nodes[me->node];
+    atomic_store(&q->waking, 0);
+    atomic_fetch_add(&q->seq, 1);
+    kart__futex_wake(&q->seq, INT32_MAX, true);
+    kp_repush_worker(p, w);
+    uint32_t state = atomic_load(&p->sh->state);
+    bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KP_EXIT_DRAINED;
+    if (state == KP_RUNNING || (state == KP_CLOSED && !normal)) {
+        atomic_fetch_add(&me->generation, 1);
+        wt->respawn[w] = true;
+    }
+}
+
+/* Whether worker w has ended; reaps it. */
+static bool ended(kart_pool *p, int w, int *status)
+{
+    kp_worker *me = &p->workers[w];
+    pid_t pid = atomic_load(&me->pid);
+    if (pid <= 0)
+        return false;
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid)
+        return true;
+    if (r < 0 && errno == ECHILD) { /* reaped by someone else */
+        *status = 0;
+        return kill(pid, 0) != 0;
+    }
+    return false;
+}
+
+/* Nothing runs any more: fail whatever is unfinished. */
+static void final_sweep(kart_pool *p)
+{
+    int err = atomic_load(&p->sh->state) == KP_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
+    uint64_t *refs;
+    uint32_t n = kp_collect_pushed(p, &refs);
+    /* Only this thread publishes jobs of a process pool, so none of these
+     * can be released meanwhile. */
+    for (uint32_t i = 0; i < n; i++) {
+        struct kart_future *j = &p->jobs[refs[i] >> 16];
+        KART__TSAN_ACQUIRE(j);
+        if ((atomic_load(&j->gen) & 0xffff) != (refs[i] & 0xffff) || atomic_load(&j->finished))
+            continue;
+        kp_cancel_rest(p, j, (uint32_t)refs[i], err);
+        for (uint32_t c = 0; c < j->nchunks && j->st; c++)
+            if (!atomic_load(&j->st[c]))
+                kp_fail_chunk(j, c, err);
+        kp_finish(p, j);
+    }
+    free(refs);
+}
+
+static int watcher_main(void *arg)
+{
+    kart_pool *p = arg;
+    int W = p->nworkers;
+    watch wt = {0};
+    wt.respawn = calloc((size_t)W, sizeof(bool));
+    struct pollfd *fds = calloc((size_t)W + 1, sizeof(*fds));
+    int *fdw = calloc((size_t)W + 1, sizeof(int));
+    int rc = wt.respawn && fds && fdw ? 0 : -ENOMEM;
+    for (int w = 0; w < W && rc == 0; w++)
+        rc = kp_proc_spawn(p, w);
+    p->spawn_rc = rc;
+    atomic_store(&p->spawned, 1);
+    kart__futex_wake(&p->spawned, INT32_MAX, false);
+    if (rc < 0) {
+        atomic_store(&p->sh->state, KP_TERMINATED);
+        kp_proc_kill_all(p);
+    }
+    for (;;) {
+        uint64_t drain;
+        while (read(p->sh->mgr_efd, &drain, sizeof(drain)) > 0)
+            ;
+        publish_done(p);
+        uint32_t state = atomic_load(&p->sh->state);
+        if (state == KP_TERMINATED)
+            kp_proc_kill_all(p);
+        int alive = 0;
+        bool polling = false;
+        for (int w = 0; w < W; w++) {
+            kp_worker *me = &p->workers[w];
+            int status;
+            if (atomic_load(&me->alive) && ended(p, w, &status))
+                on_death(p, &wt, w, status);
+            if (wt.respawn[w] && atomic_load(&p->sh->state) != KP_TERMINATED) {
+                if (kp_proc_spawn(p, w) == 0)
+                    wt.respawn[w] = false;
+                else
+                    polling = true; /* try again shortly */
+            } else {
+                wt.respawn[w] = false;
+            }
+            if (atomic_load(&me->alive)) {
+                alive++;
+                if (me->pidfd < 0)
+                    polling = true;
+            }
+        }
+        recheck_flagged(p, &wt);
+        publish_done(p);
+        if (atomic_load(&p->sh->state) != KP_RUNNING && alive == 0) {
+            final_sweep(p);
+            publish_done(p);
+            break;
+        }
+        int n = 0;
+        fds[n] = (struct pollfd){.fd = p->sh->mgr_efd, .events = POLLIN};
+        fdw[n++] = -1;
+        for (int w = 0; w < W; w++)
+            if (atomic_load(&p->workers[w].alive) && p->workers[w].pidfd >= 0) {
+                fds[n] = (struct pollfd){.fd = p->workers[w].pidfd, .events = POLLIN};
+                fdw[n++] = w;
+            }
+        atomic_store(&p->sh->mgr_armed, 1);
+        if (any_done(p) || atomic_load(&p->sh->state) != state) {
+            atomic_store(&p->sh->mgr_armed, 0);
+            continue;
+        }
+        poll(fds, (nfds_t)n, polling || wt.nflagged ? 50 : -1);
+        atomic_store(&p->sh->mgr_armed, 0);
+    }
+    free(wt.flagged);
+    free(wt.respawn);
+    free(fds);
+    free(fdw);
+    atomic_store(&p->watcher_done, 1);
+    kart__futex_wake(&p->watcher_done, INT32_MAX, false);
+    return 0;
+}
+
+int kp_proc_start(kart_pool *p)
+{
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0)
+        return errno == ENOMEM ? -ENOMEM : -EMFILE;
+    p->sh->mgr_efd = efd;
+    kart_thread_options o = {.name = "kart-pool-watch"};
+    int rc = kart_thread_start(&p->watcher, watcher_main, p, &o);
+    if (rc < 0)
+        return rc;
+    while (!atomic_load(&p->spawned))
+        kart__futex_wait(&p->spawned, 0, -1, false);
+    if (p->spawn_rc < 0) {
+        kart_thread_join(p->watcher, -1, NULL);
+        p->watcher = NULL;
+        atomic_store(&p->watcher_done, 1);
+        return p->spawn_rc;
+    }
+    return 0;
+}

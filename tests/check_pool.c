@@ -1,0 +1,1262 @@
+/* Description: thread and inline pools of kart/pool.h — creating them,
+ * submit/apply with futures (wait, result, done, successful, error,
+ * cancel, done and error callbacks, completion on an event loop), map and
+ * map_async with chunks, imap and imap_unordered (lazy, in order or not,
+ * failing chunks, failing sources), close/terminate/join, initializer and
+ * max tasks per child, helping waiters, and NUMA placement on the test
+ * topologies under tests/numa (placement of workers, the order in which
+ * queues and workers are robbed, the queue a submit goes to). Every
+ * documented error of every function. Process pools: check_pool_proc.c.
+ * Some cases peek at core/pool_private.h to see placement and queues. */
+#include "testutil.h"
+
+#include "numa_private.h"
+#include "pool_private.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+
+#define MS KT_MS
+
+/* ---- tasks ---- */
+
+static int t_square(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    uint64_t x;
+    ck_assert_uint_eq(len, 8);
+    memcpy(&x, arg, 8);
+    x *= x;
+    ck_assert_uint_ge(*res_len, 8);
+    memcpy(res, &x, 8);
+    *res_len = 8;
+    return 0;
+}
+
+/* Fails with the (negative) int it is given. */
+static int t_fail(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    int e;
+    memcpy(&e, arg, sizeof(e));
+    *res_len = 0;
+    return e;
+}
+
+/* Claims one byte more than the capacity. */
+static int t_too_long(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    *res_len += 1;
+    return 0;
+}
+
+/* Writes the calling thread's kernel id. */
+static int t_tid(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    pid_t t = (pid_t)syscall(SYS_gettid);
+    memcpy(res, &t, sizeof(t));
+    *res_len = sizeof(t);
+    return 0;
+}
+
+static _Atomic int gate, started;
+
+/* Runs until the gate opens. */
+static int t_block(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    atomic_fetch_add(&started, 1);
+    while (!atomic_load(&gate))
+        usleep(200);
+    *res_len = 0;
+    return 0;
+}
+
+static void gate_close(void)
+{
+    atomic_store(&gate, 0);
+    atomic_store(&started, 0);
+}
+
+static void await_started(int n)
+{
+    for (int i = 0; i < 20000 && atomic_load(&started) < n; i++)
+        usleep(500);
+    ck_assert_int_ge(atomic_load(&started), n);
+}
+
+static int t_ptr(void *arg, void **res)
+{
+    *res = (char *)arg + 1;
+    return arg ? 0 : -EFAULT;
+}
+
+static kart_pool *make(kart_pool_kind kind, int workers)
+{
+    kart_pool *p;
+    kart_pool_options o = {.kind = kind, .workers = workers};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    return p;
+}
+
+static kart_pool_kind kind_of_loop(int i)
+{
+    return i == 0 ? KART_POOL_THREADS : KART_POOL_INLINE;
+}
+
+static int t_item(const void *arg, size_t len, void *res, size_t *res_len);
+
+/* ---- create ---- */
+
+START_TEST(create_rejects_bad_options)
+{
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(NULL, NULL), -EINVAL);
+    kart_pool_options o = {.kind = 7};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    o = (kart_pool_options){.placement = 9};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    o = (kart_pool_options){.workers = -1};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    o = (kart_pool_options){.max_tasks_per_child = -1};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    o = (kart_pool_options){.max_jobs = -1};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    o = (kart_pool_options){.max_jobs = (1 << 20) + 1};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    o = (kart_pool_options){.placement = KART_POOL_PLACE_PER_NODE, .per_node = 0};
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+    ck_assert_int_eq(kart_pool_free(NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_kind_of(NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_workers(NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(create_defaults)
+{
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, NULL), 0);
+    cpu_set_t s;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(s), &s), 0);
+    ck_assert_int_eq(kart_pool_workers(p), CPU_COUNT(&s));
+    ck_assert_int_eq(kart_pool_kind_of(p), KART_POOL_THREADS);
+    ck_assert_int_eq(kart_pool_free(p), 0);
+    p = make(KART_POOL_INLINE, 3);
+    ck_assert_int_eq(kart_pool_workers(p), 0);
+    ck_assert_int_eq(kart_pool_kind_of(p), KART_POOL_INLINE);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- submit, futures ---- */
+
+START_TEST(submit_returns_result)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    kart_future *f;
+    uint64_t x = 12, y = 0;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_done(f), 1);
+    ck_assert_int_eq(kart_future_successful(f), 1);
+    ck_assert_int_eq(kart_future_error(f), 0);
+    ck_assert_int_eq(kart_future_cancelled(f), 0);
+    size_t len = 8;
+    ck_assert_int_eq(kart_future_result(f, -1, &y, &len), 0);
+    ck_assert_uint_eq(len, 8);
+    ck_assert_uint_eq(y, 144);
+    /* too small a buffer: the length needed */
+    len = 3;
+    ck_assert_int_eq(kart_future_result(f, -1, &y, &len), -EMSGSIZE);
+    ck_assert_uint_eq(len, 8);
+    len = 1;
+    ck_assert_int_eq(kart_future_result(f, -1, NULL, &len), -EINVAL);
+    ck_assert_int_eq(kart_future_result(f, -1, &y, NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_result(NULL, -1, &y, &len), -EINVAL);
+    void *ptr;
+    ck_assert_int_eq(kart_future_result_ptr(f, -1, &ptr), -EINVAL);
+    ck_assert_int_eq(kart_future_cancel(f), 0);
+    ck_assert_int_eq(kart_future_free(f), 0);
+    ck_assert_int_eq(kart_future_free(NULL), -EINVAL);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(submit_rejects_bad_arguments)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    kart_future *f;
+    uint64_t x = 1;
+    ck_assert_int_eq(kart_pool_submit(NULL, t_square, &x, 8, &f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit(p, NULL, &x, 8, &f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit(p, t_square, NULL, 8, &f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit_node(p, -2, t_square, &x, 8, &f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit_node(p, 4096, t_square, &x, 8, &f), -ENOENT);
+    ck_assert_int_eq(kart_pool_submit_ptr(NULL, t_ptr, NULL, &f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit_ptr(p, NULL, NULL, &f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit_ptr(p, t_ptr, NULL, NULL), -EINVAL);
+    /* node 0 exists everywhere */
+    ck_assert_int_eq(kart_pool_submit_node(p, 0, t_square, &x, 8, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    kart_future_free(f);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), KART_EPOOLCLOSED);
+    ck_assert_int_eq(kart_pool_submit_ptr(p, t_ptr, &x, &f), KART_EPOOLCLOSED);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(task_errors_surface)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    kart_future *f;
+    int e = -EIO;
+    ck_assert_int_eq(kart_pool_submit(p, t_fail, &e, sizeof(e), &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_error(f), -EIO);
+    ck_assert_int_eq(kart_future_successful(f), 0);
+    size_t len = 0;
+    ck_assert_int_eq(kart_future_result(f, -1, NULL, &len), -EIO);
+    kart_future_free(f);
+    /* a result longer than its capacity */
+    ck_assert_int_eq(kart_pool_submit(p, t_too_long, NULL, 0, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_error(f), -EMSGSIZE);
+    kart_future_free(f);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(pointer_tasks)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    char buf[4];
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit_ptr(p, t_ptr, buf, &f), 0);
+    void *r = NULL;
+    ck_assert_int_eq(kart_future_result_ptr(f, -1, &r), 0);
+    ck_assert_ptr_eq(r, buf + 1);
+    size_t len = 0;
+    ck_assert_int_eq(kart_future_result(f, -1, NULL, &len), -EINVAL);
+    ck_assert_int_eq(kart_future_result_ptr(f, -1, NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_result_ptr(NULL, -1, &r), -EINVAL);
+    kart_future_free(f);
+    ck_assert_int_eq(kart_pool_submit_ptr(p, t_ptr, NULL, &f), 0);
+    ck_assert_int_eq(kart_future_result_ptr(f, -1, &r), -EFAULT);
+    kart_future_free(f);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(apply_runs_and_reports)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    uint64_t x = 9, y = 0;
+    size_t len = 8;
+    ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, &y, &len), 0);
+    ck_assert_uint_eq(y, 81);
+    len = 4;
+    ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, &y, &len), -EMSGSIZE);
+    ck_assert_uint_eq(len, 8);
+    int e = -ENOSPC;
+    len = 0;
+    ck_assert_int_eq(kart_pool_apply(p, t_fail, &e, sizeof(e), NULL, &len), -ENOSPC);
+    ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, &y, NULL), -EINVAL);
+    len = 8;
+    ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, NULL, &len), -EINVAL);
+    ck_assert_int_eq(kart_pool_apply(NULL, t_square, &x, 8, &y, &len), -EINVAL);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, &y, &len), KART_EPOOLCLOSED);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(wait_times_out_not_early)
+{
+    gate_close();
+    kart_pool_options o = {.workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &f), 0);
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_future_wait(f, 20 * MS), -ETIMEDOUT);
+    ck_assert_int_ge(kart_now_ns() - t0, 20 * MS);
+    ck_assert_int_eq(kart_future_wait(f, 0), -ETIMEDOUT);
+    ck_assert_int_eq(kart_future_done(f), 0);
+    ck_assert_int_eq(kart_future_successful(f), -EAGAIN);
+    ck_assert_int_eq(kart_future_error(f), -EAGAIN);
+    size_t len = 0;
+    ck_assert_int_eq(kart_future_result(f, 5 * MS, NULL, &len), -ETIMEDOUT);
+    ck_assert_int_eq(kart_future_wait(NULL, 0), -EINVAL);
+    ck_assert_int_eq(kart_future_done(NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_successful(NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_error(NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_cancelled(NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_cancel(NULL), -EINVAL);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_successful(f), 1);
+    kart_future_free(f);
+    kart_pool_free(p);
+}
+END_TEST
+
+static _Atomic int cb_order[8], cb_n, err_cb_n;
+
+static void rec_cb(kart_future *f, void *arg)
+{
+    int i = atomic_fetch_add(&cb_n, 1);
+    if (i < 8)
+        atomic_store(&cb_order[i], (int)(intptr_t)arg);
+}
+
+static void err_cb(kart_future *f, void *arg)
+{
+    atomic_fetch_add(&err_cb_n, 1);
+    ck_assert_int_ne(kart_future_error(f), 0);
+}
+
+START_TEST(cancel_queued_task)
+{
+    gate_close();
+    atomic_store(&cb_n, 0);
+    atomic_store(&err_cb_n, 0);
+    kart_pool_options o = {.workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *run, *queued;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &run), 0);
+    await_started(1);
+    uint64_t x = 3;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &queued), 0);
+    ck_assert_int_eq(kart_future_add_done_callback(queued, rec_cb, (void *)1), 0);
+    ck_assert_int_eq(kart_future_add_error_callback(queued, err_cb, NULL), 0);
+    ck_assert_int_eq(kart_future_cancel(queued), 1);
+    ck_assert_int_eq(kart_future_cancel(queued), 0);
+    ck_assert_int_eq(kart_future_cancelled(queued), 1);
+    ck_assert_int_eq(kart_future_wait(queued, 1000 * MS), 0);
+    ck_assert_int_eq(kart_future_error(queued), -ECANCELED);
+    ck_assert_int_eq(kart_future_successful(queued), 0);
+    ck_assert_int_eq(atomic_load(&cb_n), 1);
+    ck_assert_int_eq(atomic_load(&err_cb_n), 1);
+    /* running: too late */
+    ck_assert_int_eq(kart_future_cancel(run), 0);
+    ck_assert_int_eq(kart_future_cancelled(run), 0);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(kart_future_wait(run, -1), 0);
+    ck_assert_int_eq(kart_future_error(run), 0);
+    ck_assert_int_eq(kart_future_cancel(run), 0);
+    kart_future_free(run);
+    kart_future_free(queued);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(callbacks_run_in_order)
+{
+    gate_close();
+    atomic_store(&cb_n, 0);
+    atomic_store(&err_cb_n, 0);
+    kart_pool_options o = {.workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &f), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(kart_future_add_done_callback(f, rec_cb, (void *)(intptr_t)(i + 1)), 0);
+    ck_assert_int_eq(kart_future_add_error_callback(f, err_cb, NULL), 0);
+    ck_assert_int_eq(kart_future_add_done_callback(NULL, rec_cb, NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_add_done_callback(f, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_add_error_callback(NULL, err_cb, NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_add_error_callback(f, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(atomic_load(&cb_n), 0);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    /* the callbacks ran before the waiter was woken or after: wait a bit */
+    for (int i = 0; i < 2000 && atomic_load(&cb_n) < 3; i++)
+        usleep(500);
+    ck_assert_int_eq(atomic_load(&cb_n), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(atomic_load(&cb_order[i]), i + 1);
+    ck_assert_int_eq(atomic_load(&err_cb_n), 0); /* it succeeded */
+    /* added once done: runs at once, here */
+    ck_assert_int_eq(kart_future_add_done_callback(f, rec_cb, (void *)9), 0);
+    ck_assert_int_eq(atomic_load(&cb_n), 4);
+    ck_assert_int_eq(atomic_load(&cb_order[3]), 9);
+    ck_assert_int_eq(kart_future_add_error_callback(f, err_cb, NULL), 0);
+    ck_assert_int_eq(atomic_load(&err_cb_n), 0);
+    kart_future_free(f);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(too_many_jobs_is_eagain)
+{
+    gate_close();
+    kart_pool_options o = {.workers = 1, .max_jobs = 4, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *f[5];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &f[i]), 0);
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &f[4]), -EAGAIN);
+    uint64_t x = 1, y;
+    ck_assert_int_eq(kart_pool_map(p, t_square, &x, 8, &y, 8, 1, 0), -EAGAIN);
+    atomic_store(&gate, 1);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(kart_future_wait(f[i], -1), 0);
+        kart_future_free(f[i]);
+    }
+    /* the slots come back */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &f[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(kart_future_wait(f[i], -1), 0);
+        kart_future_free(f[i]);
+    }
+    kart_pool_free(p);
+}
+END_TEST
+
+typedef struct stress_arg {
+    kart_pool *p;
+    int base, bad;
+} stress_arg;
+
+static void *stress_submitter(void *arg)
+{
+    stress_arg *a = arg;
+    kart_future *f[64];
+    for (int round = 0; round < 100; round++) {
+        for (int i = 0; i < 64; i++) {
+            uint64_t x = (uint64_t)(a->base + round * 64 + i);
+            if (kart_pool_submit(a->p, t_square, &x, 8, &f[i]) != 0)
+                a->bad++;
+        }
+        for (int i = 0; i < 64; i++) {
+            uint64_t x = (uint64_t)(a->base + round * 64 + i), y = 0;
+            size_t len = 8;
+            if (kart_future_result(f[i], -1, &y, &len) != 0 || y != x * x)
+                a->bad++;
+            kart_future_free(f[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(stress_4_submitters)
+{
+    kart_pool *p = make(KART_POOL_THREADS, 3);
+    pthread_t t[4];
+    stress_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (stress_arg){p, i * 100000, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, stress_submitter, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(a[i].bad, 0);
+    }
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(waiter_helps_unless_told_not_to)
+{
+    gate_close();
+    kart_pool *p = make(KART_POOL_THREADS, 1);
+    kart_future *block, *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    await_started(1);
+    /* the only worker is busy: the waiter runs the task itself */
+    ck_assert_int_eq(kart_pool_submit(p, t_tid, NULL, 0, &f), 0);
+    pid_t tid = 0;
+    size_t len = sizeof(tid);
+    ck_assert_int_eq(kart_future_result(f, 2000 * MS, &tid, &len), 0);
+    ck_assert_int_eq(tid, (pid_t)syscall(SYS_gettid));
+    kart_future_free(f);
+    atomic_store(&gate, 1);
+    kart_future_wait(block, -1);
+    kart_future_free(block);
+    kart_pool_free(p);
+
+    gate_close();
+    kart_pool_options o = {.workers = 1, .no_help = true};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    await_started(1);
+    ck_assert_int_eq(kart_pool_submit(p, t_tid, NULL, 0, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, 30 * MS), -ETIMEDOUT);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(kart_future_result(f, -1, &tid, &len), 0);
+    ck_assert_int_ne(tid, (pid_t)syscall(SYS_gettid));
+    kart_future_free(f);
+    kart_future_wait(block, -1);
+    kart_future_free(block);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(submit_runs_inline_when_queue_is_deep)
+{
+    gate_close();
+    kart_pool *p = make(KART_POOL_THREADS, 1);
+    kart_future *block, *f[80];
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    await_started(1);
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    for (int i = 0; i < 80; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_tid, NULL, 0, &f[i]), 0);
+    /* the first 64 (per worker) wait in the queue; the rest ran here */
+    for (int i = 0; i < 64; i++)
+        ck_assert_int_eq(kart_future_done(f[i]), 0);
+    for (int i = 65; i < 80; i++) {
+        ck_assert_int_eq(kart_future_done(f[i]), 1);
+        pid_t tid = 0;
+        size_t len = sizeof(tid);
+        ck_assert_int_eq(kart_future_result(f[i], 0, &tid, &len), 0);
+        ck_assert_int_eq(tid, me);
+    }
+    atomic_store(&gate, 1);
+    for (int i = 0; i < 80; i++) {
+        ck_assert_int_eq(kart_future_wait(f[i], -1), 0);
+        kart_future_free(f[i]);
+    }
+    kart_future_wait(block, -1);
+    kart_future_free(block);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- map ---- */
+
+static _Atomic long item_calls;
+
+static int t_item(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    atomic_fetch_add_explicit(&item_calls, 1, memory_order_relaxed);
+    uint32_t x;
+    memcpy(&x, arg, 4);
+    uint64_t y = (uint64_t)x * 3 + 1;
+    memcpy(res, &y, 8);
+    return 0;
+}
+
+START_TEST(map_matches_serial)
+{
+    kart_pool *p = make(kind_of_loop(_i), 3);
+    static const size_t ns[] = {0, 1, 7, 1000, 100003};
+    static const size_t chunks[] = {0, 1, 3, 100004};
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 4; b++) {
+            size_t n = ns[a];
+            uint32_t *in = malloc((n + 1) * 4);
+            uint64_t *out = calloc(n + 1, 8);
+            for (size_t i = 0; i < n; i++)
+                in[i] = (uint32_t)(i * 7 + 3);
+            atomic_store(&item_calls, 0);
+            ck_assert_int_eq(kart_pool_map(p, t_item, in, 4, out, 8, n, chunks[b]), 0);
+            ck_assert_int_eq(atomic_load(&item_calls), (long)n);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_uint_eq(out[i], (uint64_t)in[i] * 3 + 1);
+            free(in);
+            free(out);
+        }
+    kart_pool_free(p);
+}
+END_TEST
+
+/* Fails items 500 (-EDOM) and 900 (-ERANGE); squares the rest. */
+static int t_item_fail(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    uint32_t x;
+    memcpy(&x, arg, 4);
+    if (x == 500)
+        return -EDOM;
+    if (x == 900)
+        return -ERANGE;
+    uint64_t y = (uint64_t)x * x;
+    memcpy(res, &y, 8);
+    return 0;
+}
+
+START_TEST(map_reports_first_failing_chunk)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    size_t n = 2000;
+    uint32_t *in = malloc(n * 4);
+    uint64_t *out = calloc(n, 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (uint32_t)i;
+    ck_assert_int_eq(kart_pool_map(p, t_item_fail, in, 4, out, 8, n, 10), -EDOM);
+    /* chunks that did not fail hold their results */
+    for (size_t i = 0; i < n; i++)
+        if (i / 10 != 50 && i / 10 != 90)
+            ck_assert_uint_eq(out[i], (uint64_t)i * i);
+    free(in);
+    free(out);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(map_rejects_bad_arguments)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    uint32_t in = 1;
+    uint64_t out;
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_map(NULL, t_item, &in, 4, &out, 8, 1, 0), -EINVAL);
+    ck_assert_int_eq(kart_pool_map(p, NULL, &in, 4, &out, 8, 1, 0), -EINVAL);
+    ck_assert_int_eq(kart_pool_map(p, t_item, NULL, 4, &out, 8, 1, 0), -EINVAL);
+    ck_assert_int_eq(kart_pool_map(p, t_item, &in, 4, NULL, 8, 1, 0), -EINVAL);
+    ck_assert_int_eq(kart_pool_map(p, t_item, NULL, 4, NULL, 8, 0, 0), 0);
+    ck_assert_int_eq(kart_pool_map_async(p, t_item, &in, 4, &out, 8, 1, 0, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_map_async(p, t_item, &in, 4, &out, 8, 0, 0, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_error(f), 0);
+    size_t len = 0;
+    ck_assert_int_eq(kart_future_result(f, -1, NULL, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    kart_future_free(f);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_map(p, t_item, &in, 4, &out, 8, 1, 0), KART_EPOOLCLOSED);
+    ck_assert_int_eq(kart_pool_map_async(p, t_item, &in, 4, &out, 8, 1, 0, &f),
+                     KART_EPOOLCLOSED);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(map_async_and_cancel)
+{
+    gate_close();
+    kart_pool_options o = {.workers = 2, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    size_t n = 5000;
+    uint32_t *in = malloc(n * 4);
+    uint64_t *out = calloc(n, 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (uint32_t)i;
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_map_async(p, t_item, in, 4, out, 8, n, 7, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_error(f), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(out[i], (uint64_t)i * 3 + 1);
+    kart_future_free(f);
+    /* both workers blocked: the map cannot start, and cancel stops it */
+    kart_future *b[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &b[i]), 0);
+    await_started(2);
+    atomic_store(&item_calls, 0);
+    ck_assert_int_eq(kart_pool_map_async(p, t_item, in, 4, out, 8, n, 7, &f), 0);
+    ck_assert_int_eq(kart_future_cancel(f), 1);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_error(f), -ECANCELED);
+    ck_assert_int_eq(kart_future_cancelled(f), 1);
+    ck_assert_int_eq(atomic_load(&item_calls), 0);
+    kart_future_free(f);
+    atomic_store(&gate, 1);
+    for (int i = 0; i < 2; i++) {
+        kart_future_wait(b[i], -1);
+        kart_future_free(b[i]);
+    }
+    free(in);
+    free(out);
+    kart_pool_free(p);
+}
+END_TEST
+
+static int t_nothing(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    atomic_fetch_add_explicit(&item_calls, 1, memory_order_relaxed);
+    return 0;
+}
+
+START_TEST(map_past_2_24_chunks)
+{
+    kart_pool *p = make(KART_POOL_THREADS, 2);
+    atomic_store(&item_calls, 0);
+    size_t n = (1u << 24) + 1000;
+    ck_assert_int_eq(kart_pool_map(p, t_nothing, NULL, 0, NULL, 0, n, 1), 0);
+    ck_assert_int_eq(atomic_load(&item_calls), (long)n);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- imap ---- */
+
+typedef struct src_state {
+    uint32_t next, n;
+    _Atomic uint32_t pulled;
+    int fail_at; /* -1: never */
+} src_state;
+
+static int src_fn(void *ctx, void *item)
+{
+    src_state *s = ctx;
+    if ((int)s->next == s->fail_at)
+        return -EPROTO;
+    if (s->next == s->n)
+        return 0;
+    memcpy(item, &s->next, 4);
+    s->next++;
+    atomic_fetch_add(&s->pulled, 1);
+    return 1;
+}
+
+START_TEST(imap_ordered_and_lazy)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    src_state s = {0, 1000, 0, -1};
+    kart_pool_iter *it;
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 5, 0, &it), 0);
+    /* a window of 2 chunks per worker (2 workers; inline: 1), not all */
+    uint32_t window = kart_pool_kind_of(p) == KART_POOL_INLINE ? 2 * 5 : 4 * 5;
+    ck_assert_uint_le(atomic_load(&s.pulled), window);
+    for (uint32_t i = 0; i < 1000; i++) {
+        uint64_t y;
+        ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 1);
+        ck_assert_uint_eq(y, (uint64_t)i * 3 + 1);
+        ck_assert_uint_le(atomic_load(&s.pulled), i + 1 + window);
+    }
+    uint64_t y;
+    ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 0);
+    ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 0);
+    ck_assert_int_eq(kart_pool_iter_free(it), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(imap_unordered_gives_each_once)
+{
+    kart_pool *p = make(kind_of_loop(_i), 3);
+    src_state s = {0, 3000, 0, -1};
+    kart_pool_iter *it;
+    ck_assert_int_eq(
+        kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 0, KART_POOL_UNORDERED, &it), 0);
+    uint8_t *seen = calloc(3000, 1);
+    uint64_t y;
+    for (int i = 0; i < 3000; i++) {
+        ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 1);
+        ck_assert_uint_eq((y - 1) % 3, 0);
+        uint64_t x = (y - 1) / 3;
+        ck_assert_uint_lt(x, 3000);
+        ck_assert_int_eq(seen[x], 0);
+        seen[x] = 1;
+    }
+    ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 0);
+    free(seen);
+    kart_pool_iter_free(it);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(imap_failing_chunk_and_source)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    src_state s = {0, 1000, 0, 1000 - 3};
+    kart_pool_iter *it;
+    /* chunks of 10: items 500..509 fail with -EDOM, 900..909 -ERANGE;
+     * the source fails after 997 items */
+    ck_assert_int_eq(kart_pool_imap(p, t_item_fail, src_fn, &s, 4, 8, 10, 0, &it), 0);
+    for (uint32_t i = 0; i < 997; i++) {
+        uint64_t y;
+        int rc = kart_pool_iter_next(it, -1, &y);
+        if (i / 10 == 50)
+            ck_assert_int_eq(rc, -EDOM);
+        else if (i / 10 == 90)
+            ck_assert_int_eq(rc, -ERANGE);
+        else {
+            ck_assert_int_eq(rc, 1);
+            ck_assert_uint_eq(y, (uint64_t)i * i);
+        }
+    }
+    uint64_t y;
+    ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), -EPROTO);
+    ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 0);
+    kart_pool_iter_free(it);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(imap_rejects_bad_arguments)
+{
+    kart_pool *p = make(kind_of_loop(_i), 2);
+    src_state s = {0, 10, 0, -1};
+    kart_pool_iter *it;
+    ck_assert_int_eq(kart_pool_imap(NULL, t_item, src_fn, &s, 4, 8, 1, 0, &it), -EINVAL);
+    ck_assert_int_eq(kart_pool_imap(p, NULL, src_fn, &s, 4, 8, 1, 0, &it), -EINVAL);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, NULL, &s, 4, 8, 1, 0, &it), -EINVAL);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 1, 0, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 0, 8, 1, 0, &it), -EINVAL);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 1, 4, &it), -EINVAL);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 1, 0, &it), 0);
+    ck_assert_int_eq(kart_pool_iter_next(NULL, -1, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_iter_next(it, -1, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_iter_free(it), 0);
+    ck_assert_int_eq(kart_pool_iter_free(NULL), -EINVAL);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 1, 0, &it), KART_EPOOLCLOSED);
+    kart_pool_free(p);
+}
+END_TEST
+
+static int t_block_item(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    return t_block(arg, len, res, res_len);
+}
+
+START_TEST(imap_next_times_out)
+{
+    gate_close();
+    kart_pool_options o = {.workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    for (unsigned flags = 0; flags < 2; flags++) {
+        gate_close();
+        src_state s = {0, 3, 0, -1};
+        kart_pool_iter *it;
+        ck_assert_int_eq(kart_pool_imap(p, t_block_item, src_fn, &s, 4, 0, 1, flags, &it), 0);
+        int64_t t0 = kart_now_ns();
+        ck_assert_int_eq(kart_pool_iter_next(it, 20 * MS, NULL), -ETIMEDOUT);
+        ck_assert_int_ge(kart_now_ns() - t0, 20 * MS);
+        atomic_store(&gate, 1);
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(kart_pool_iter_next(it, -1, NULL), 1);
+        ck_assert_int_eq(kart_pool_iter_next(it, -1, NULL), 0);
+        kart_pool_iter_free(it);
+    }
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- lifetime ---- */
+
+START_TEST(close_drains_then_join)
+{
+    kart_pool *p = make(KART_POOL_THREADS, 2);
+    ck_assert_int_eq(kart_pool_join(p, 0), KART_EPOOLRUNNING);
+    kart_future *f[100];
+    for (uint64_t i = 0; i < 100; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f[i]), 0);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_join(p, -1), 0);
+    for (uint64_t i = 0; i < 100; i++) {
+        ck_assert_int_eq(kart_future_done(f[i]), 1);
+        uint64_t y;
+        size_t len = 8;
+        ck_assert_int_eq(kart_future_result(f[i], 0, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f[i]);
+    }
+    ck_assert_int_eq(kart_pool_join(NULL, 0), -EINVAL);
+    ck_assert_int_eq(kart_pool_close(NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_terminate(NULL), -EINVAL);
+    kart_pool_free(p);
+    /* inline: nothing to wait for */
+    p = make(KART_POOL_INLINE, 0);
+    ck_assert_int_eq(kart_pool_join(p, 0), KART_EPOOLRUNNING);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_join(p, 0), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(terminate_cancels_queued)
+{
+    gate_close();
+    kart_pool_options o = {.workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *run, *q[5];
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &run), 0);
+    await_started(1);
+    for (uint64_t i = 0; i < 5; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &q[i]), 0);
+    ck_assert_int_eq(kart_pool_terminate(p), 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(kart_future_wait(q[i], 1000 * MS), 0);
+        ck_assert_int_eq(kart_future_error(q[i]), -ECANCELED);
+        kart_future_free(q[i]);
+    }
+    /* join times out while the running task runs */
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_pool_join(p, 20 * MS), -ETIMEDOUT);
+    ck_assert_int_ge(kart_now_ns() - t0, 20 * MS);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(kart_pool_join(p, -1), 0);
+    ck_assert_int_eq(kart_future_error(run), 0);
+    kart_future_free(run);
+    uint64_t x = 1;
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), KART_EPOOLCLOSED);
+    kart_pool_free(p);
+}
+END_TEST
+
+static _Atomic int inits;
+static _Thread_local int init_mark;
+
+static void init_fn(void *arg)
+{
+    ck_assert_ptr_eq(arg, &inits);
+    atomic_fetch_add(&inits, 1);
+    init_mark = 42;
+}
+
+static int t_init_seen(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    *res_len = 0;
+    return init_mark == 42 ? 0 : -ENOENT;
+}
+
+START_TEST(initializer_runs_in_every_worker)
+{
+    for (int k = 0; k < 2; k++) {
+        atomic_store(&inits, 0);
+        kart_pool_options o = {.kind = kind_of_loop(k), .workers = 3, .initializer = init_fn,
+                               .initarg = &inits};
+        kart_pool *p;
+        ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+        for (int i = 0; i < 50; i++) {
+            size_t len = 0;
+            ck_assert_int_eq(kart_pool_apply(p, t_init_seen, NULL, 0, NULL, &len), 0);
+        }
+        kart_pool_close(p);
+        kart_pool_join(p, -1);
+        ck_assert_int_eq(atomic_load(&inits), k == 0 ? 3 : 1);
+        kart_pool_free(p);
+        init_mark = 0;
+    }
+}
+END_TEST
+
+START_TEST(max_tasks_recycles_workers)
+{
+    atomic_store(&inits, 0);
+    kart_pool_options o = {.workers = 2, .max_tasks_per_child = 5, .initializer = init_fn,
+                           .initarg = &inits};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    pid_t tids[60];
+    for (int i = 0; i < 60; i++) {
+        size_t len = sizeof(pid_t);
+        ck_assert_int_eq(kart_pool_apply(p, t_tid, NULL, 0, &tids[i], &len), 0);
+    }
+    /* at most 5 tasks per thread */
+    for (int i = 0; i < 60; i++) {
+        int same = 0;
+        for (int k = 0; k < 60; k++)
+            same += tids[k] == tids[i];
+        ck_assert_int_le(same, 5);
+    }
+    int gens = 0;
+    for (int w = 0; w < 2; w++) {
+        kart_pool_worker_info info;
+        ck_assert_int_eq(kart_pool_worker_info_get(p, w, &info), 0);
+        gens += info.generation;
+    }
+    ck_assert_int_ge(gens, 60 / 5 - 2);
+    ck_assert_int_ge(atomic_load(&inits), 12);
+    /* many queued at once: none is lost to a worker leaving */
+    kart_future *f[300];
+    for (uint64_t i = 0; i < 300; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f[i]), 0);
+    for (uint64_t i = 0; i < 300; i++) {
+        uint64_t y;
+        size_t len = 8;
+        ck_assert_int_eq(kart_future_result(f[i], 10000 * MS, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f[i]);
+    }
+    uint32_t in[500];
+    uint64_t out[500];
+    for (int i = 0; i < 500; i++)
+        in[i] = (uint32_t)i;
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 4, out, 8, 500, 1), 0);
+    for (int i = 0; i < 500; i++)
+        ck_assert_uint_eq(out[i], (uint64_t)i * 3 + 1);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_join(p, -1), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(worker_info_reports)
+{
+    kart_pool *p = make(KART_POOL_THREADS, 2);
+    kart_pool_worker_info info;
+    ck_assert_int_eq(kart_pool_worker_info_get(NULL, 0, &info), -EINVAL);
+    ck_assert_int_eq(kart_pool_worker_info_get(p, 0, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_worker_info_get(p, 2, &info), -ENOENT);
+    ck_assert_int_eq(kart_pool_worker_info_get(p, -1, &info), -ENOENT);
+    uint32_t in[100];
+    uint64_t out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = (uint32_t)i;
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 4, out, 8, 100, 1), 0);
+    uint64_t tasks = 0;
+    for (int w = 0; w < 2; w++) {
+        ck_assert_int_eq(kart_pool_worker_info_get(p, w, &info), 0);
+        ck_assert_int_eq(info.pid, getpid());
+        ck_assert_int_eq(info.node, 0 + info.node); /* a node id */
+        ck_assert_int_eq(info.bound, 0);
+        tasks += info.tasks;
+    }
+    ck_assert_uint_le(tasks, 100);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- NUMA placement on test topologies ---- */
+
+static void use_topo(const char *name)
+{
+    if (name) {
+        char dir[4096];
+        const char *slash = strrchr(__FILE__, '/');
+        int len = slash ? (int)(slash - __FILE__) : 1;
+        snprintf(dir, sizeof(dir), "%.*s/numa/%s", len, slash ? __FILE__ : ".", name);
+        ck_assert_msg(access(dir, R_OK) == 0, "no test tree %s", dir);
+        setenv("KART_NUMA_SYSFS", dir, 1);
+    } else {
+        unsetenv("KART_NUMA_SYSFS");
+    }
+    kart__numa_reload();
+}
+
+static kart_pool *placed(kart_pool_placement pl, int workers, int per_node)
+{
+    kart_pool_options o = {.workers = workers, .placement = pl, .per_node = per_node};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    return p;
+}
+
+static void expect_nodes(kart_pool *p, const int *want, int n)
+{
+    ck_assert_int_eq(kart_pool_workers(p), n);
+    for (int w = 0; w < n; w++) {
+        kart_pool_worker_info info;
+        ck_assert_int_eq(kart_pool_worker_info_get(p, w, &info), 0);
+        ck_assert_msg(info.node == want[w], "worker %d on node %d, not %d", w, info.node,
+                      want[w]);
+    }
+}
+
+START_TEST(placement_policies_two_nodes)
+{
+    use_topo("topo-2node");
+    kart_pool *p = placed(KART_POOL_PLACE_SPREAD, 4, 0);
+    expect_nodes(p, (int[]){0, 1, 0, 1}, 4);
+    kart_pool_free(p);
+    /* a CPU on each node: fill node 0, then 1, then wrap */
+    p = placed(KART_POOL_PLACE_COMPACT, 3, 0);
+    expect_nodes(p, (int[]){0, 1, 0}, 3);
+    kart_pool_free(p);
+    p = placed(KART_POOL_PLACE_PER_NODE, 0, 2);
+    expect_nodes(p, (int[]){0, 0, 1, 1}, 4);
+    kart_pool_free(p);
+    use_topo(NULL);
+}
+END_TEST
+
+START_TEST(placement_compact_four_nodes)
+{
+    use_topo("topo-4node"); /* two CPUs a node */
+    kart_pool *p = placed(KART_POOL_PLACE_COMPACT, 5, 0);
+    expect_nodes(p, (int[]){0, 0, 1, 1, 2}, 5);
+    kart_pool_free(p);
+    use_topo(NULL);
+}
+END_TEST
+
+START_TEST(queue_steal_order_by_distance)
+{
+    use_topo("topo-4node");
+    kart_pool *p = placed(KART_POOL_PLACE_PER_NODE, 0, 1);
+    int order[4];
+    ck_assert_int_eq(kart_pool_node_order(p, 0, order, 4), 4);
+    ck_assert_mem_eq(order, ((int[]){0, 1, 2, 3}), sizeof(order));
+    ck_assert_int_eq(kart_pool_node_order(p, 2, order, 4), 4);
+    ck_assert_mem_eq(order, ((int[]){2, 3, 0, 1}), sizeof(order));
+    ck_assert_int_eq(kart_pool_node_order(p, 3, order, 4), 4);
+    ck_assert_mem_eq(order, ((int[]){3, 2, 1, 0}), sizeof(order));
+    ck_assert_int_eq(kart_pool_node_order(p, 1, order, 2), 4);
+    ck_assert_mem_eq(order, ((int[]){1, 0}), 2 * sizeof(int));
+    ck_assert_int_eq(kart_pool_node_order(NULL, 0, order, 4), -EINVAL);
+    ck_assert_int_eq(kart_pool_node_order(p, -1, order, 4), -EINVAL);
+    ck_assert_int_eq(kart_pool_node_order(p, 0, order, -1), -EINVAL);
+    ck_assert_int_eq(kart_pool_node_order(p, 0, NULL, 4), -EINVAL);
+    ck_assert_int_eq(kart_pool_node_order(p, 0, NULL, 0), 4);
+    ck_assert_int_eq(kart_pool_node_order(p, 9, order, 4), -ENOENT);
+    /* map chunks: worker 3 (node 3) robs node 2's worker first, then 1, then 0 */
+    kp_worker *w3 = &p->workers[3];
+    ck_assert_int_eq(w3->victims[0], 2);
+    ck_assert_int_eq(w3->victims[1], 1);
+    ck_assert_int_eq(w3->victims[2], 0);
+    kp_worker *w0 = &p->workers[0];
+    ck_assert_int_eq(w0->victims[0], 1);
+    ck_assert_int_eq(w0->victims[1], 2);
+    ck_assert_int_eq(w0->victims[2], 3);
+    kart_pool_free(p);
+    use_topo(NULL);
+}
+END_TEST
+
+START_TEST(submit_goes_to_named_or_own_node)
+{
+    use_topo("topo-2node");
+    kart_pool *p = placed(KART_POOL_PLACE_PER_NODE, 0, 1);
+    uint64_t x = 5;
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit_node(p, 1, t_square, &x, 8, &f), 0);
+    ck_assert_uint_eq(f->node, 1);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    kart_future_free(f);
+    ck_assert_int_eq(kart_pool_submit_node(p, 2, t_square, &x, 8, &f), -ENOENT);
+    /* from CPU 1 (node 1 in this tree), a plain submit goes to node 1 */
+    cpu_set_t one, old;
+    sched_getaffinity(0, sizeof(old), &old);
+    CPU_ZERO(&one);
+    CPU_SET(1, &one);
+    if (CPU_ISSET(1, &old) && sched_setaffinity(0, sizeof(one), &one) == 0) {
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
+        ck_assert_uint_eq(f->node, 1);
+        kart_future_wait(f, -1);
+        kart_future_free(f);
+        sched_setaffinity(0, sizeof(old), &old);
+    }
+    /* all the work runs, whichever node's queue it went to */
+    uint32_t in[1000];
+    uint64_t out[1000];
+    for (int i = 0; i < 1000; i++)
+        in[i] = (uint32_t)i;
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 4, out, 8, 1000, 1), 0);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_uint_eq(out[i], (uint64_t)i * 3 + 1);
+    kart_pool_free(p);
+    use_topo(NULL);
+}
+END_TEST
+
+/* ---- completion on an event loop ---- */
+
+static _Atomic int loop_hits;
+static pid_t loop_tid;
+
+static void on_loop_cb(kart_future *f, void *arg)
+{
+    ck_assert_int_eq((pid_t)syscall(SYS_gettid), loop_tid);
+    ck_assert_int_eq(kart_future_done(f), 1);
+    atomic_fetch_add(&loop_hits, 1);
+    if (atomic_load(&loop_hits) == 20)
+        kart_loop_stop(arg);
+}
+
+START_TEST(futures_complete_on_loop_thread)
+{
+    kart_loop *loop;
+    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
+    kart_pool_bridge *b;
+    ck_assert_int_eq(kart_pool_bridge_create(NULL, &b), -EINVAL);
+    ck_assert_int_eq(kart_pool_bridge_create(loop, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_bridge_create(loop, &b), 0);
+    loop_tid = (pid_t)syscall(SYS_gettid);
+    atomic_store(&loop_hits, 0);
+    kart_pool_options o = {.workers = 2, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *f[20];
+    for (uint64_t i = 0; i < 20; i++) {
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f[i]), 0);
+        ck_assert_int_eq(kart_future_on_loop(f[i], b, on_loop_cb, loop), 0);
+    }
+    ck_assert_int_eq(kart_future_on_loop(NULL, b, on_loop_cb, loop), -EINVAL);
+    ck_assert_int_eq(kart_future_on_loop(f[0], NULL, on_loop_cb, loop), -EINVAL);
+    ck_assert_int_eq(kart_future_on_loop(f[0], b, NULL, loop), -EINVAL);
+    int64_t t0 = kart_now_ns();
+    while (atomic_load(&loop_hits) < 20 && kart_now_ns() - t0 < 10000 * MS)
+        kart_loop_run(loop, KART_RUN_ONCE);
+    ck_assert_int_eq(atomic_load(&loop_hits), 20);
+    for (int i = 0; i < 20; i++)
+        kart_future_free(f[i]);
+    kart_pool_free(p);
+    ck_assert_int_eq(kart_pool_bridge_free(b), 0);
+    ck_assert_int_eq(kart_pool_bridge_free(NULL), -EINVAL);
+    kart_loop_free(loop);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("create");
+    tcase_add_test(tc, create_rejects_bad_options);
+    tcase_add_test(tc, create_defaults);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("submit");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, submit_returns_result, 0, 2);
+    tcase_add_loop_test(tc, submit_rejects_bad_arguments, 0, 2);
+    tcase_add_loop_test(tc, task_errors_surface, 0, 2);
+    tcase_add_loop_test(tc, pointer_tasks, 0, 2);
+    tcase_add_loop_test(tc, apply_runs_and_reports, 0, 2);
+    tcase_add_test(tc, wait_times_out_not_early);
+    tcase_add_test(tc, cancel_queued_task);
+    tcase_add_test(tc, callbacks_run_in_order);
+    tcase_add_test(tc, too_many_jobs_is_eagain);
+    tcase_add_test(tc, stress_4_submitters);
+    tcase_add_test(tc, waiter_helps_unless_told_not_to);
+    tcase_add_test(tc, submit_runs_inline_when_queue_is_deep);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("map");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, map_matches_serial, 0, 2);
+    tcase_add_loop_test(tc, map_reports_first_failing_chunk, 0, 2);
+    tcase_add_loop_test(tc, map_rejects_bad_arguments, 0, 2);
+    tcase_add_test(tc, map_async_and_cancel);
+    tcase_add_test(tc, map_past_2_24_chunks);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("imap");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, imap_ordered_and_lazy, 0, 2);
+    tcase_add_loop_test(tc, imap_unordered_gives_each_once, 0, 2);
+    tcase_add_loop_test(tc, imap_failing_chunk_and_source, 0, 2);
+    tcase_add_loop_test(tc, imap_rejects_bad_arguments, 0, 2);
+    tcase_add_test(tc, imap_next_times_out);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("life");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, close_drains_then_join);
+    tcase_add_test(tc, terminate_cancels_queued);
+    tcase_add_test(tc, initializer_runs_in_every_worker);
+    tcase_add_test(tc, max_tasks_recycles_workers);
+    tcase_add_test(tc, worker_info_reports);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("numa");
+    tcase_add_test(tc, placement_policies_two_nodes);
+    tcase_add_test(tc, placement_compact_four_nodes);
+    tcase_add_test(tc, queue_steal_order_by_distance);
+    tcase_add_test(tc, submit_goes_to_named_or_own_node);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("loop");
+    tcase_add_test(tc, futures_complete_on_loop_thread);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

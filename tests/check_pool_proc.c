@@ -1,0 +1,529 @@
+/* Description: process pools of kart/pool.h — tasks and maps whose
+ * arguments and results travel through the shared arena, the errors of
+ * each function that differ for processes (pointer tasks, a full arena),
+ * initializer and max tasks per child in forked workers, close, terminate
+ * and join, and dead workers: a task that is killed, crashes or exits
+ * fails with KART_EWORKERDIED, its worker is replaced, and the pool goes
+ * on; then many rounds of maps, imaps and submits while a thread kills
+ * workers at random, each bounded in time (the pool must never hang). */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#define MS KT_MS
+
+/* Shared with the workers: mapped before the pool forks them. */
+typedef struct shared {
+    _Atomic int gate, started, inits;
+} shared;
+static shared *sh;
+
+static void map_shared(void)
+{
+    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(sh, MAP_FAILED);
+}
+
+static kart_pool *make(int workers)
+{
+    kart_pool *p;
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = workers};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    return p;
+}
+
+/* ---- tasks ---- */
+
+static uint64_t spin_work(uint64_t x, int steps)
+{
+    for (int i = 0; i < steps; i++)
+        x = (x * 6364136223846793005u + 1442695040888963407u) ^ (x >> 29);
+    return x;
+}
+
+static int t_square(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    uint64_t x;
+    memcpy(&x, arg, 8);
+    x *= x;
+    memcpy(res, &x, 8);
+    *res_len = 8;
+    return 0;
+}
+
+static int t_pid(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    pid_t p = getpid();
+    memcpy(res, &p, sizeof(p));
+    *res_len = sizeof(p);
+    return 0;
+}
+
+static int t_fail(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    *res_len = 0;
+    return -EIO;
+}
+
+/* How a task leaves: 0 SIGKILL, 1 SIGSEGV, 2 _exit(3). */
+static int t_die(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    int how;
+    memcpy(&how, arg, sizeof(how));
+    if (how == 0)
+        raise(SIGKILL);
+    else if (how == 1) {
+        signal(SIGSEGV, SIG_DFL); /* a plain crash, not a sanitizer's report */
+        raise(SIGSEGV);
+    }
+    _exit(3);
+}
+
+static int t_block(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    atomic_fetch_add(&sh->started, 1);
+    while (!atomic_load(&sh->gate))
+        usleep(200);
+    *res_len = 0;
+    return 0;
+}
+
+/* Reverses its argument bytes into the result (large payloads). */
+static int t_reverse(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    if (*res_len < len)
+        return -ENOSPC;
+    for (size_t i = 0; i < len; i++)
+        ((unsigned char *)res)[i] = ((const unsigned char *)arg)[len - 1 - i];
+    *res_len = len;
+    return 0;
+}
+
+static int t_item(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    uint64_t x;
+    memcpy(&x, arg, 8);
+    x = spin_work(x, 200);
+    memcpy(res, &x, 8);
+    return 0;
+}
+
+/* Some microseconds of work: the killer finds workers busy. */
+static int t_heavy(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    uint64_t x;
+    memcpy(&x, arg, 8);
+    x = spin_work(x, 5000);
+    memcpy(res, &x, 8);
+    return 0;
+}
+
+static void await_started(int n)
+{
+    for (int i = 0; i < 20000 && atomic_load(&sh->started) < n; i++)
+        usleep(500);
+    ck_assert_int_ge(atomic_load(&sh->started), n);
+}
+
+/* ---- basics ---- */
+
+START_TEST(proc_submit_apply_map)
+{
+    kart_pool *p = make(2);
+    ck_assert_int_eq(kart_pool_kind_of(p), KART_POOL_PROCESSES);
+    uint64_t x = 11, y = 0;
+    size_t len = 8;
+    ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, &y, &len), 0);
+    ck_assert_uint_eq(y, 121);
+    pid_t pid;
+    len = sizeof(pid);
+    ck_assert_int_eq(kart_pool_apply(p, t_pid, NULL, 0, &pid, &len), 0);
+    ck_assert_int_ne(pid, getpid());
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_fail, NULL, 0, &f), 0);
+    ck_assert_int_eq(kart_future_wait(f, -1), 0);
+    ck_assert_int_eq(kart_future_error(f), -EIO);
+    kart_future_free(f);
+    size_t n = 30000;
+    uint64_t *in = malloc(n * 8), *out = calloc(n, 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = i;
+    static const size_t chunks[] = {1, 0, 7, 30001};
+    for (int c = 0; c < 4; c++) {
+        memset(out, 0, n * 8);
+        ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, chunks[c]), 0);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_uint_eq(out[i], spin_work(i, 200));
+    }
+    free(in);
+    free(out);
+    ck_assert_int_eq(kart_pool_join(p, 0), KART_EPOOLRUNNING);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+static int t_ptr(void *arg, void **res)
+{
+    return 0;
+}
+
+START_TEST(proc_pointer_tasks_unsupported)
+{
+    kart_pool *p = make(1);
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit_ptr(p, t_ptr, NULL, &f), -ENOTSUP);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(proc_large_arguments_and_results)
+{
+    kart_pool *p;
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = 2, .result_size = 200000};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    size_t n = 150000;
+    unsigned char *a = malloc(n), *r = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (unsigned char)(i * 31);
+    for (int round = 0; round < 20; round++) {
+        size_t len = n;
+        ck_assert_int_eq(kart_pool_apply(p, t_reverse, a, n, r, &len), 0);
+        ck_assert_uint_eq(len, n);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_uint_eq(r[i], a[n - 1 - i]);
+    }
+    free(a);
+    free(r);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(proc_arena_full_is_enomem)
+{
+    kart_pool *p;
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = 1, .arena_size = 1 << 20};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    size_t n = 1 << 20;
+    uint64_t *in = calloc(n, 8), *out = calloc(n, 8);
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, 0), -ENOMEM);
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_reverse, in, 2 << 20, &f), -ENOMEM);
+    /* and it still works within bounds */
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, 1000, 0), 0);
+    free(in);
+    free(out);
+    kart_pool_free(p);
+}
+END_TEST
+
+typedef struct src_state {
+    uint64_t next, n;
+} src_state;
+
+static int src_fn(void *ctx, void *item)
+{
+    src_state *s = ctx;
+    if (s->next == s->n)
+        return 0;
+    memcpy(item, &s->next, 8);
+    s->next++;
+    return 1;
+}
+
+START_TEST(proc_imap_both_orders)
+{
+    kart_pool *p = make(2);
+    for (unsigned flags = 0; flags < 2; flags++) {
+        src_state s = {0, 2000};
+        kart_pool_iter *it;
+        ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 8, 8, 3, flags, &it), 0);
+        uint64_t sum = 0, want = 0;
+        for (uint64_t i = 0; i < 2000; i++) {
+            uint64_t y;
+            ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 1);
+            if (!flags)
+                ck_assert_uint_eq(y, spin_work(i, 200));
+            sum += y;
+            want += spin_work(i, 200);
+        }
+        ck_assert_uint_eq(sum, want);
+        uint64_t y;
+        ck_assert_int_eq(kart_pool_iter_next(it, -1, &y), 0);
+        kart_pool_iter_free(it);
+    }
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- worker lives ---- */
+
+/* Runs in a child forked from the pool's watcher thread while the test's
+ * thread may hold Check's locks: no ck_assert here (see pool.h on fork). */
+static void init_fn(void *arg)
+{
+    if (arg == sh)
+        atomic_fetch_add(&sh->inits, 1);
+}
+
+START_TEST(proc_initializer_and_max_tasks)
+{
+    map_shared();
+    kart_pool *p;
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = 2, .initializer = init_fn,
+                           .initarg = sh, .max_tasks_per_child = 3};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    pid_t pids[30];
+    for (int i = 0; i < 30; i++) {
+        size_t len = sizeof(pid_t);
+        ck_assert_int_eq(kart_pool_apply(p, t_pid, NULL, 0, &pids[i], &len), 0);
+    }
+    for (int i = 0; i < 30; i++) {
+        int same = 0;
+        for (int k = 0; k < 30; k++)
+            same += pids[k] == pids[i];
+        ck_assert_int_le(same, 3);
+    }
+    ck_assert_int_ge(atomic_load(&sh->inits), 10);
+    /* many queued at once: none is lost to a worker leaving */
+    kart_future *f[100];
+    for (uint64_t i = 0; i < 100; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f[i]), 0);
+    for (uint64_t i = 0; i < 100; i++) {
+        uint64_t y;
+        size_t len = 8;
+        ck_assert_int_eq(kart_future_result(f[i], 10000 * MS, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f[i]);
+    }
+    size_t n = 300;
+    uint64_t in[300], out[300];
+    for (size_t i = 0; i < n; i++)
+        in[i] = i;
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, 1), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(out[i], spin_work(i, 200));
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(proc_dead_worker_fails_its_task)
+{
+    kart_pool *p = make(2);
+    for (int how = 0; how < 3; how++) {
+        kart_pool_worker_info before[2];
+        for (int w = 0; w < 2; w++)
+            kart_pool_worker_info_get(p, w, &before[w]);
+        kart_future *f;
+        ck_assert_int_eq(kart_pool_submit(p, t_die, &how, sizeof(how), &f), 0);
+        ck_assert_int_eq(kart_future_wait(f, 10000 * MS), 0);
+        ck_assert_int_eq(kart_future_error(f), KART_EWORKERDIED);
+        size_t len = 0;
+        ck_assert_int_eq(kart_future_result(f, 0, NULL, &len), KART_EWORKERDIED);
+        kart_future_free(f);
+        /* the pool goes on, with a new worker in the dead one's place */
+        uint64_t x = 3, y;
+        len = 8;
+        ck_assert_int_eq(kart_pool_apply(p, t_square, &x, 8, &y, &len), 0);
+        ck_assert_uint_eq(y, 9);
+        int gens = 0;
+        for (int w = 0; w < 2; w++) {
+            kart_pool_worker_info info;
+            kart_pool_worker_info_get(p, w, &info);
+            gens += info.generation - before[w].generation;
+        }
+        ck_assert_int_eq(gens, 1);
+    }
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(proc_terminate_kills_running)
+{
+    map_shared();
+    kart_pool *p = make(2);
+    kart_future *run, *queued[4];
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &run), 0);
+    await_started(1);
+    uint64_t x = 1;
+    kart_future *b2;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &b2), 0);
+    await_started(2);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &queued[i]), 0);
+    ck_assert_int_eq(kart_pool_terminate(p), 0);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    ck_assert_int_eq(kart_future_error(run), -ECANCELED);
+    ck_assert_int_eq(kart_future_error(b2), -ECANCELED);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(kart_future_error(queued[i]), -ECANCELED);
+        kart_future_free(queued[i]);
+    }
+    kart_future_free(run);
+    kart_future_free(b2);
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &run), KART_EPOOLCLOSED);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(proc_cancel_and_join_timeout)
+{
+    map_shared();
+    kart_pool *p = make(1);
+    kart_future *run, *q;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &run), 0);
+    await_started(1);
+    uint64_t x = 2;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &q), 0);
+    ck_assert_int_eq(kart_future_cancel(q), 1);
+    ck_assert_int_eq(kart_future_wait(q, 10000 * MS), 0);
+    ck_assert_int_eq(kart_future_error(q), -ECANCELED);
+    ck_assert_int_eq(kart_future_cancel(run), 0);
+    kart_pool_close(p);
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_pool_join(p, 30 * MS), -ETIMEDOUT);
+    ck_assert_int_ge(kart_now_ns() - t0, 30 * MS);
+    atomic_store(&sh->gate, 1);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    ck_assert_int_eq(kart_future_error(run), 0);
+    kart_future_free(run);
+    kart_future_free(q);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* ---- killing workers at random ---- */
+
+typedef struct killer {
+    kart_pool *p;
+    _Atomic int stop;
+    int kills;
+    unsigned seed;
+} killer;
+
+static void *killer_main(void *arg)
+{
+    killer *k = arg;
+    while (!atomic_load(&k->stop)) {
+        usleep(1000 + rand_r(&k->seed) % 4000);
+        int w = (int)(rand_r(&k->seed) % (unsigned)kart_pool_workers(k->p));
+        kart_pool_worker_info info;
+        if (kart_pool_worker_info_get(k->p, w, &info) == 0 && info.pid > 0 &&
+            info.pid != getpid() && kill(info.pid, SIGKILL) == 0)
+            k->kills++;
+    }
+    return NULL;
+}
+
+START_TEST(proc_random_kills_never_hang)
+{
+    kart_pool *p = make(3);
+    killer k = {.p = p, .seed = 12345u + (unsigned)getpid()};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, killer_main, &k), 0);
+    size_t n = 2000;
+    uint64_t *in = malloc(n * 8), *out = malloc(n * 8);
+    for (size_t i = 0; i < n; i++)
+        in[i] = i;
+    int ok = 0, died = 0, item_died = 0;
+    int64_t t0 = kart_now_ns();
+    for (int round = 0; round < 60 && kart_now_ns() - t0 < 8000 * MS; round++) {
+        /* a map: whole, or failed with the dead worker's error */
+        kart_future *f;
+        ck_assert_int_eq(kart_pool_map_async(p, t_heavy, in, 8, out, 8, n, round % 3 ? 1 : 0, &f),
+                         0);
+        ck_assert_int_eq(kart_future_wait(f, 20000 * MS), 0);
+        int e = kart_future_error(f);
+        ck_assert_msg(e == 0 || e == KART_EWORKERDIED, "map: %s", kart_err_name(e));
+        if (e == 0) {
+            ok++;
+            for (size_t i = 0; i < n; i++)
+                ck_assert_uint_eq(out[i], spin_work(i, 5000));
+        } else {
+            died++;
+        }
+        kart_future_free(f);
+        /* an imap: each item right, or failed with the dead worker's error */
+        src_state s = {0, 500};
+        kart_pool_iter *it;
+        ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 8, 8, 2, 0, &it), 0);
+        for (uint64_t i = 0; i < 500; i++) {
+            uint64_t y;
+            int rc = kart_pool_iter_next(it, 20000 * MS, &y);
+            ck_assert_msg(rc == 1 || rc == KART_EWORKERDIED, "imap: %s", kart_err_name(rc));
+            if (rc == 1)
+                ck_assert_uint_eq(y, spin_work(i, 200));
+            else
+                item_died++;
+        }
+        uint64_t y;
+        ck_assert_int_eq(kart_pool_iter_next(it, 20000 * MS, &y), 0);
+        kart_pool_iter_free(it);
+        /* single tasks */
+        kart_future *fs[16];
+        for (uint64_t i = 0; i < 16; i++)
+            ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &fs[i]), 0);
+        for (uint64_t i = 0; i < 16; i++) {
+            uint64_t r = 0;
+            size_t len = 8;
+            int rc = kart_future_result(fs[i], 20000 * MS, &r, &len);
+            ck_assert_msg(rc == 0 || rc == KART_EWORKERDIED, "submit: %s", kart_err_name(rc));
+            if (rc == 0)
+                ck_assert_uint_eq(r, i * i);
+            kart_future_free(fs[i]);
+        }
+    }
+    atomic_store(&k.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_gt(k.kills, 0);
+    ck_assert_int_gt(ok + died, 0);
+    ck_assert_int_ge(item_died, 0);
+    /* after the storm, everything works again */
+    ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, 1), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(out[i], spin_work(i, 200));
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    free(in);
+    free(out);
+    kart_pool_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pool_proc");
+    TCase *tc = tcase_create("basics");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, proc_submit_apply_map);
+    tcase_add_test(tc, proc_pointer_tasks_unsupported);
+    tcase_add_test(tc, proc_large_arguments_and_results);
+    tcase_add_test(tc, proc_arena_full_is_enomem);
+    tcase_add_test(tc, proc_imap_both_orders);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("workers");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, proc_initializer_and_max_tasks);
+    tcase_add_test(tc, proc_dead_worker_fails_its_task);
+    tcase_add_test(tc, proc_terminate_kills_running);
+    tcase_add_test(tc, proc_cancel_and_join_timeout);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("kills");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, proc_random_kills_never_hang);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

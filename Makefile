@@ -197,7 +197,7 @@ check-kqueue:
 # must exit 0 (tests/numa/qemu-run.sh; about a minute). Needs qemu-system-x86
 # and linux-image-amd64, which scripts/deps.sh --qemu installs. Other suites
 # join by adding their names: make check-numa QEMU_TESTS="... check_pool".
-QEMU_TESTS ?= numa/qemu_numa check_numa
+QEMU_TESTS ?= numa/qemu_numa check_numa check_pool
 QEMU_OUT := $(OUT)/qemu
 QEMU_BIN := $(addprefix $(QEMU_OUT)/,$(QEMU_TESTS))
 QEMU_LIBS := $(LIBS) $(shell $(PKG_CONFIG) --static --libs check 2>/dev/null)

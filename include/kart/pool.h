@@ -139,7 +139,10 @@ typedef struct kart_pool_options {
     size_t result_size;            /* a submitted task's result capacity in
                                     * bytes; 0: 256 */
     int max_jobs;                  /* submits and maps in flight (futures not
-                                    * yet freed count); 0: 4096 */
+                                    * yet freed count; a freed future's slot
+                                    * returns once the worker that ran it has
+                                    * let go, a moment after its wait
+                                    * returned); 0: 4096 */
     size_t arena_size;             /* process pools: shared bytes for
                                     * arguments, results and map arrays;
                                     * 0: 256 MiB (reserved, not committed) */

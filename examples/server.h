@@ -283,7 +283,8 @@ static int srv_main(const srv_program *prog, int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     int port = -1, threads = 1;
-    for (int i = 1; i < argc; i++) {
+    /* Every flag takes a value: the loop steps over both. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -308,7 +309,6 @@ static int srv_main(const srv_program *prog, int argc, char **argv)
             fprintf(stderr, "%s: bad value for %s: %s\n", prog->name, a, v);
             return 2;
         }
-        i++;
     }
     if (port < 0) {
         srv_usage(prog->name);

@@ -531,8 +531,11 @@ bool kp_work_once(kart_pool *p, int w, int node)
             if (!atomic_compare_exchange_strong(&q->head, &h, h + k))
                 continue;
             /* More is queued than this batch: pass the wake-up on, since
-             * one wake-up in flight per node is all submitters send. */
-            if (t > h + k && atomic_load(&q->sleepers))
+             * one wake-up in flight per node is all submitters send. Not
+             * only to this node's sleepers: when this worker was its
+             * node's only one, the second submit's wake-up was swallowed
+             * by the first's, and a sleeper of the next node must steal. */
+            if (t > h + k)
                 kp_wake_node(p, home->order[oi], false);
             bool ran = false;
             for (uint64_t i = 0; i < k; i++)

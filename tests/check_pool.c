@@ -1072,6 +1072,33 @@ START_TEST(placement_policies_two_nodes)
 }
 END_TEST
 
+/* One worker a node, both asleep: two tasks queued on one node must run on
+ * both workers at once (the second submit's wake-up is swallowed by the
+ * first's, so the worker that takes the first passes a wake-up on to the
+ * next node). The tasks block until the gate opens, so a task stuck behind
+ * the other shows as a start that never comes. */
+START_TEST(two_nodes_one_worker_each_run_two_tasks)
+{
+    use_topo("topo-2node");
+    for (int round = 0; round < 20; round++) {
+        gate_close();
+        kart_pool *p = placed(KART_POOL_PLACE_SPREAD, 2, 0);
+        usleep(20000); /* past the idle spin: both workers asleep */
+        kart_future *f[2];
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_eq(kart_pool_submit_node(p, 0, t_block, NULL, 0, &f[i]), 0);
+        await_started(2);
+        atomic_store(&gate, 1);
+        for (int i = 0; i < 2; i++) {
+            ck_assert_int_eq(kart_future_wait(f[i], -1), 0);
+            kart_future_free(f[i]);
+        }
+        kart_pool_free(p);
+    }
+    use_topo(NULL);
+}
+END_TEST
+
 START_TEST(placement_compact_four_nodes)
 {
     use_topo("topo-4node"); /* two CPUs a node */
@@ -1253,6 +1280,7 @@ int main(void)
     tc = tcase_create("numa");
     tcase_add_test(tc, placement_policies_two_nodes);
     tcase_add_test(tc, placement_compact_four_nodes);
+    tcase_add_test(tc, two_nodes_one_worker_each_run_two_tasks);
     tcase_add_test(tc, queue_steal_order_by_distance);
     tcase_add_test(tc, submit_goes_to_named_or_own_node);
     suite_add_tcase(s, tc);

@@ -117,6 +117,7 @@ BENCH_CFLAGS += -fopenmp
 BENCH_LIBS += -fopenmp
 endif
 
+.DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
 
 .PHONY: all lib examples check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build

@@ -67,7 +67,7 @@ static const bench_server *server_for(const char *scen, const bench_impl *impl)
             bench_fail("build/examples/echo-server is not built (make)");
         char backend[32];
         snprintf(backend, sizeof(backend), "%s", impl->arg);
-        char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", backend, NULL};
+        char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", backend, "--stats", NULL};
         return bench_server_exec(key, argv);
     }
     return bench_server_fork(key, peer_fn(impl->name));

@@ -226,7 +226,7 @@ static const bench_server *start_kart(const char *key, const char *backend)
     if (!bench_sibling_path("examples/http-server", path, sizeof(path)))
         bench_fail("build/examples/http-server is not built (make)");
     snprintf(b, sizeof(b), "%s", backend);
-    char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", b, NULL};
+    char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", b, "--stats", NULL};
     s = bench_server_exec(key, argv);
     check_hello(key, s->port);
     return s;

@@ -27,6 +27,8 @@ typedef struct bench_server {
                     * a process group */
     int port;
     int64_t rss_fresh_kib; /* resident memory right after it started */
+    bool graceful; /* kart's example servers: stopped with SIGTERM, they
+                    * print their I/O counters (--stats) as they exit */
 } bench_server;
 
 /* A server body for a forked child: serves the listening socket lfd

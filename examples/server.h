@@ -76,6 +76,7 @@ struct srv_worker {
     kart_sem *ready;
     kart_thread *thread;
     void *data;           /* the program's per-worker state */
+    kart_io_stats stats;  /* its loop's, taken just before the loop is freed */
 };
 
 static srv_worker srv_workers[SRV_MAX_THREADS];
@@ -215,7 +216,37 @@ static int srv_run(srv_worker *w)
         fprintf(stderr, "%s: loop %d: %s\n", w->prog->name, w->index, kart_strerror(err));
         return err;
     }
+    kart_loop_io_stats(w->loop, &w->stats);
     return kart_loop_free(w->loop);
+}
+
+/* --stats: the loops' I/O counters summed, one line on stderr at a clean
+ * exit, so that whoever runs the server (kart-bench) sees whether the
+ * completion ring overflowed, receives ran out of buffers, or accepts hit
+ * the descriptor limit while it was measured. */
+static void srv_print_stats(const srv_program *prog, int threads, const char *backend)
+{
+    kart_io_stats t = {0};
+    for (int i = 0; i < threads; i++) {
+        const kart_io_stats *s = &srv_workers[i].stats;
+        t.native |= s->native;
+        t.enters += s->enters;
+        t.cq_overflows += s->cq_overflows;
+        t.cq_dropped += s->cq_dropped;
+        t.enobufs += s->enobufs;
+        t.rearms += s->rearms;
+        t.accept_fd_limit += s->accept_fd_limit;
+        t.accept_dropped += s->accept_dropped;
+    }
+    fprintf(stderr,
+            "%s (%s, %s): %llu ring enters, %llu CQ overflows (%llu completions dropped), "
+            "%llu receives paused without a buffer, %llu multishot re-arms, "
+            "%llu accepts at the descriptor limit (%llu connections dropped)\n",
+            prog->name, backend, t.native ? "native completions" : "emulated completions",
+            (unsigned long long)t.enters, (unsigned long long)t.cq_overflows,
+            (unsigned long long)t.cq_dropped, (unsigned long long)t.enobufs,
+            (unsigned long long)t.rearms, (unsigned long long)t.accept_fd_limit,
+            (unsigned long long)t.accept_dropped);
 }
 
 static int srv_thread(void *arg)
@@ -265,11 +296,12 @@ static int srv_listen(const char *host, int port, int *bound_port)
 static void srv_usage(const char *name)
 {
     fprintf(stderr,
-            "usage: %s --port P [--host H] [--threads N] [--backend B]\n"
+            "usage: %s --port P [--host H] [--threads N] [--backend B] [--stats]\n"
             "  --port P     TCP port (0: pick one; the port is printed when ready)\n"
             "  --host H     numeric IPv4 or IPv6 address to listen on (127.0.0.1)\n"
             "  --threads N  loops, one per thread, each pinned to a CPU (1)\n"
-            "  --backend B  kart backend: uring, epoll, poll, select (kart's choice)\n",
+            "  --backend B  kart backend: uring, epoll, poll, select (kart's choice)\n"
+            "  --stats      at a clean exit, print the loops' I/O counters on stderr\n",
             name);
 }
 
@@ -282,14 +314,19 @@ static void srv_usage(const char *name)
 static int srv_main(const srv_program *prog, int argc, char **argv)
 {
     const char *host = "127.0.0.1";
-    int port = -1, threads = 1;
-    /* Every flag takes a value: the loop steps over both. */
+    int port = -1, threads = 1, stats = 0;
+    /* Each flag but --help and --stats takes a value: the loop steps over
+     * both. */
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             srv_usage(prog->name);
             return 0;
+        } else if (strcmp(a, "--stats") == 0) {
+            stats = 1;
+            i--;
+            continue;
         } else if (!v) {
             srv_usage(prog->name);
             return 2;
@@ -380,12 +417,15 @@ static int srv_main(const srv_program *prog, int argc, char **argv)
            threads == 1 ? "" : "s", kart_loop_backend_name(w0->loop));
     fflush(stdout);
 
+    const char *backend = kart_loop_backend_name(w0->loop);
     int status = srv_run(w0) < 0;
     for (int i = 1; i < threads; i++) {
         int result = 0;
         kart_thread_join(srv_workers[i].thread, -1, &result);
         status |= result != 0;
     }
+    if (stats)
+        srv_print_stats(prog, threads, backend);
     return status;
 }
 

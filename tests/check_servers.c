@@ -438,6 +438,53 @@ START_TEST(test_cli)
 }
 END_TEST
 
+/* --stats: a clean exit prints the loop's I/O counters on stderr (what
+ * kart-bench shows after its echo and http runs). */
+START_TEST(test_stats)
+{
+    BACKEND_OR_SKIP(_i);
+    const char *path = example_path("echo-server");
+    int out[2], err[2];
+    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        execl(path, "echo-server", "--port", "0", "--stats", "--backend", backend, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    char line[256] = {0};
+    struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+    ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+    ck_assert_int_gt(read(out[0], line, sizeof(line) - 1), 0);
+    server s = {.pid = pid};
+    ck_assert_int_eq(sscanf(line, "listening on port %d", &s.port), 1);
+    int fd = dial(&s);
+    char in[5];
+    send_all(fd, "hello", 5);
+    recv_exact(fd, in, 5);
+    close(fd);
+    stop(&s, SIGTERM);
+    char text[1024] = {0};
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof(text) - 1 && (k = read(err[0], text + n, sizeof(text) - 1 - n)) > 0)
+        n += (size_t)k;
+    close(out[0]);
+    close(err[0]);
+    ck_assert_msg(strstr(text, "echo-server (") && strstr(text, backend) &&
+                      strstr(text, " CQ overflows (") && strstr(text, "receives paused"),
+                  "stderr: %s", text);
+    /* The emulation enters no ring. */
+    if (strcmp(backend, "uring") != 0)
+        ck_assert_msg(strstr(text, "emulated completions): 0 ring enters"), "stderr: %s", text);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("servers");
@@ -455,6 +502,7 @@ static Suite *suite(void)
     tc = tcase_create("cli");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_cli);
+    tcase_add_loop_test(tc, test_stats, 0, NBACKENDS);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -207,14 +207,17 @@ static void give(kart__qlock *lock)
     pthread_mutex_unlock(&lock->m);
 }
 
-/* A robust, process-shared mutex (default type: the queue never relocks). */
+/* A robust, process-shared, error-checking mutex: a put or get called
+ * again by the holder (from a signal handler) gets -EDEADLK, not a hang. */
 static int lock_init(kart__qlock *lock)
 {
     pthread_mutexattr_t attr;
     int r = pthread_mutexattr_init(&attr);
     if (r)
         return -r;
-    r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    r = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    if (!r)
+        r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     if (!r)
         r = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     if (!r)

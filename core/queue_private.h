@@ -45,8 +45,8 @@
 
 /* A side's lock: the C library's robust, process-shared mutex, used
  * directly rather than through kart_lock. The queue needs none of
- * kart_lock's extras (timed tries, the -ENOTRECOVERABLE guard, owner
- * checks: a holder here never relocks, never leaves a lock inconsistent
+ * kart_lock's extras (timed tries, the -ENOTRECOVERABLE guard, the
+ * owner and word mirrors: a holder here never leaves a lock inconsistent
  * and always releases its own), and on the one-message path they cost
  * about a fifth of the time. held mirrors the mutex (1 from acquiring to
  * releasing) so that a would-be taker can spin on a plain load. */

@@ -3,7 +3,8 @@
  * written, committed, woken — kart__queue_fault_set in core/
  * queue_private.h), with the message inside the ring or split across its
  * end, and the queue must then hold exactly the committed messages, none
- * torn, and work on (the dead holder's lock is recovered); a sleeper whose
+ * torn, and work on (the dead holder's lock is recovered, also when
+ * holders die one after another); a sleeper whose
  * waker died between commit and wake-up still wakes. Random: producers and
  * consumers forked over one queue are SIGKILLed at random instants,
  * hundreds of times, then every message whose put returned must be
@@ -189,6 +190,41 @@ START_TEST(consumer_dies_at_each_step)
     put_id(q, 2);
     uint32_t after[] = {2};
     expect_ids(q, after, 1);
+    ck_assert_int_eq(kart_queue_free(q), 0);
+}
+END_TEST
+
+/* Holders die one after another, each having just recovered the lock its
+ * predecessor left: every lock stays recoverable (owner-dead again, never
+ * unrecoverable), qsize and full recover them as well as put and get do,
+ * and nothing queued is lost. */
+START_TEST(locks_recover_after_successive_dead_holders)
+{
+    kart_queue *q = ring_at(0);
+    put_id(q, 4);
+    for (int i = 0; i < 6; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            unsigned char m[300];
+            size_t len;
+            kart__queue_fault_set(i % 2 ? KART__QF_GET_LOCKED : KART__QF_PUT_LOCKED);
+            if (i % 2)
+                kart_queue_get(q, m, sizeof(m), &len, -1);
+            else
+                kart_queue_put(q, m, make_msg(2, m), -1);
+            _exit(0);
+        }
+        expect_killed(pid);
+    }
+    ck_assert_int_eq(kart_queue_qsize(q), 1);
+    ck_assert_int_eq(kart_queue_full(q), 0);
+    put_id(q, 10);
+    uint32_t want[] = {4, 10};
+    expect_ids(q, want, 2);
+    ck_assert_int_eq(kart_queue_close(q), 0);
+    unsigned char m[300];
+    ck_assert_int_eq(kart_queue_put(q, m, make_msg(2, m), 0), -EPIPE);
     ck_assert_int_eq(kart_queue_free(q), 0);
 }
 END_TEST
@@ -428,6 +464,7 @@ int main(void)
     int nget = KART__QF_GET_WOKEN - KART__QF_GET_LOCKED + 1;
     tcase_add_loop_test(tc, producer_dies_at_each_step, 0, nput * 2);
     tcase_add_loop_test(tc, consumer_dies_at_each_step, 0, nget * 2);
+    tcase_add_test(tc, locks_recover_after_successive_dead_holders);
     tcase_add_test(tc, sleeper_wakes_when_waker_dies);
     suite_add_tcase(s, tc);
 

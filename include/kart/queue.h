@@ -107,7 +107,8 @@ KART_API long kart_queue_footprint(size_t capacity);
  * flags as options.flags. Other processes mapping the same memory, at any
  * address, call kart_queue_attach(). Errors: -EINVAL (q or mem NULL, mem
  * misaligned, capacity out of range, unknown flags), -ENOSPC (size below
- * the footprint), and those of kart_lock_init (-ENOMEM, -ENOTSUP). */
+ * the footprint), and those of setting up its robust mutexes (-ENOMEM,
+ * -ENOTSUP). */
 KART_API int kart_queue_init(kart_queue **q, void *mem, size_t size, size_t capacity,
                              unsigned flags);
 

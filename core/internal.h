@@ -16,6 +16,7 @@
 
 #include <kart.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #define KART__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -215,5 +216,10 @@ void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * objects in a child, loops to refuse being run there (their io_uring ring
  * is the parent's). core/process_registry.c. */
 unsigned kart__fork_gen(void);
+
+/* Initializes a robust, error-checking pthread mutex (process-shared when
+ * shared): the one kart_lock's KART_SYNC_ROBUST and the queue's locks
+ * stand on. 0 or -errno. core/lock.c. */
+int kart__robust_mutex_init(pthread_mutex_t *m, bool shared);
 
 #endif

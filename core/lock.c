@@ -39,7 +39,7 @@ static bool is_robust(const kart_lock *lock)
     return lock->flags_ & KART_SYNC_ROBUST;
 }
 
-static int robust_init(kart_lock *lock, unsigned flags)
+int kart__robust_mutex_init(pthread_mutex_t *m, bool shared)
 {
     pthread_mutexattr_t attr;
     int r = pthread_mutexattr_init(&attr);
@@ -50,12 +50,17 @@ static int robust_init(kart_lock *lock, unsigned flags)
     r = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
     if (!r)
         r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (!r && (flags & KART_SYNC_SHARED))
+    if (!r && shared)
         r = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     if (!r)
-        r = pthread_mutex_init(&lock->robust_, &attr);
+        r = pthread_mutex_init(m, &attr);
     pthread_mutexattr_destroy(&attr);
     return -r;
+}
+
+static int robust_init(kart_lock *lock, unsigned flags)
+{
+    return kart__robust_mutex_init(&lock->robust_, flags & KART_SYNC_SHARED);
 }
 
 KART_API int kart_lock_init(kart_lock *lock, unsigned flags)

@@ -211,20 +211,8 @@ static void give(kart__qlock *lock)
  * again by the holder (from a signal handler) gets -EDEADLK, not a hang. */
 static int lock_init(kart__qlock *lock)
 {
-    pthread_mutexattr_t attr;
-    int r = pthread_mutexattr_init(&attr);
-    if (r)
-        return -r;
-    r = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-    if (!r)
-        r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (!r)
-        r = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (!r)
-        r = pthread_mutex_init(&lock->m, &attr);
-    pthread_mutexattr_destroy(&attr);
     atomic_init(&lock->held, 0);
-    return -r;
+    return kart__robust_mutex_init(&lock->m, true);
 }
 
 /* ---- put ---- */

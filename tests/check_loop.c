@@ -2370,14 +2370,6 @@ static void send_from_handler(int signum)
     errno = saved;
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define KT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KT_TSAN 1
-#endif
-#endif
-
 #ifndef KT_TSAN
 static void *kill_later_main(void *arg)
 {

@@ -21,13 +21,6 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 
-#if defined(__SANITIZE_THREAD__) /* gcc */
-#define KT_TSAN 1
-#elif defined(__has_feature) /* clang */
-#if __has_feature(thread_sanitizer)
-#define KT_TSAN 1
-#endif
-#endif
 #ifdef KT_TSAN
 /* The fork-safety cases fork while other threads run. */
 const char *__tsan_default_options(void);
@@ -37,13 +30,6 @@ const char *__tsan_default_options(void)
 }
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KT_ASAN 1
-#endif
-#endif
 
 /* ---- helpers ---- */
 

@@ -13,13 +13,6 @@
 
 /* ---- helpers ---- */
 
-#if defined(__SANITIZE_THREAD__) /* gcc */
-#define KT_TSAN 1
-#elif defined(__has_feature) /* clang */
-#if __has_feature(thread_sanitizer)
-#define KT_TSAN 1
-#endif
-#endif
 #ifdef KT_TSAN
 /* The fork case starts a timer thread in the child of a threaded parent,
  * which ThreadSanitizer refuses by default; kart supports it. */

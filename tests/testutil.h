@@ -19,6 +19,25 @@
 
 #define KT_MS (INT64_C(1000000))
 
+/* KT_TSAN / KT_ASAN: the suite is built with ThreadSanitizer /
+ * AddressSanitizer (gcc's macro, or clang's __has_feature), for the few
+ * cases those tools cannot run (a thread started in the fork child of a
+ * threaded parent). */
+#if defined(__SANITIZE_THREAD__)
+#define KT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KT_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define KT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KT_ASAN 1
+#endif
+#endif
+
 /* Number of compiled-in backends; loop tests run _i over [0, n). */
 static inline int kt_nbackends(void)
 {

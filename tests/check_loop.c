@@ -183,7 +183,7 @@ START_TEST(create_without_free_fds_is_emfile)
     KT_BACKEND_OR_SKIP(_i);
     struct rlimit old, rl;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-    int lowest = dup(0);
+    int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(lowest, 0);
     close(lowest);
     /* No new descriptor fits under the limit. */
@@ -2233,7 +2233,7 @@ static struct rlimit no_more_fds(void)
 {
     struct rlimit old, rl;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-    int lowest = dup(0);
+    int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(lowest, 0);
     close(lowest);
     rl = old;

@@ -18,6 +18,7 @@
  * closing its end: the child sees EPIPE or EOF and exits.
  */
 #include "harness.h"
+#include "python.h"
 
 #include <errno.h>
 #include <kart.h>
@@ -245,45 +246,17 @@ static const char py_script[] =
 
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
-    char size[32], stream[8], secs[32];
+    (void)impl;
+    char size[32], stream[8], secs[32], out[128];
     snprintf(size, sizeof(size), "%ld", bench_param_get(ctx->c, "size"));
     snprintf(stream, sizeof(stream), "%ld", bench_param_get(ctx->c, "stream"));
     snprintf(secs, sizeof(secs), "%g", ctx->seconds);
-    int p[2];
-    if (pipe(p) != 0)
-        bench_fail("pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execlp("python3", "python3", "-c", py_script, size, stream, secs, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    /* Everything python3 prints, up to its exit. */
-    char line[64] = "";
-    size_t got = 0;
-    int read_errno = 0;
-    for (;;) {
-        ssize_t r = read(p[0], line + got, sizeof(line) - 1 - got);
-        if (r > 0 && (got += (size_t)r) < sizeof(line) - 1)
-            continue;
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            read_errno = errno;
-        break;
-    }
-    close(p[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (got == 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        bench_fail("python3 failed (status %d, read: %s)", st,
-                   read_errno ? strerror(read_errno) : "ok");
-    ctx->value[0] = strtod(line, NULL);
+    const char *const args[] = {size, stream, secs, NULL};
+    if (!bench_python_run(py_script, args, out, sizeof(out)))
+        bench_fail("python3 failed: %s", out);
+    ctx->value[0] = strtod(out, NULL);
+    if (ctx->value[0] <= 0)
+        bench_fail("python3 printed %s", out);
     return 0;
 }
 
@@ -316,9 +289,7 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "kart-batch", .run = run_native, .arg = "kart-batch"};
     out[n++] = (bench_impl){.name = "raw-socketpair", .run = run_native, .arg = "raw"};
     out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "python",
-                            .skip = system("command -v python3 >/dev/null 2>&1") == 0
-                                        ? NULL
-                                        : "python3 not found"};
+                            .skip = bench_python_skip()};
     return n;
 }
 

@@ -26,6 +26,7 @@
  * and every figure is a per-item rate, so ratios stay comparable.
  */
 #include "harness.h"
+#include "python.h"
 
 #include <kart.h>
 #include <pthread.h>
@@ -377,39 +378,22 @@ static const char py_script[] =
     "            t1 = time.perf_counter()\n"
     "    print('rate %f' % (n / (t1 - t0)))\n";
 
-static const char *py_skip(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = system("python3 -c 'import multiprocessing' >/dev/null 2>&1") == 0;
-    return have ? NULL : "python3 with multiprocessing not found";
-}
-
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
     bool map = is_map(ctx->c);
     long chunk = map ? bench_param_get(ctx->c, "chunk") : 0;
     long n = !map ? PY_TASKS : chunk == 1 ? PY_MAP1 : PY_MAPD;
-    char path[] = "/tmp/kart-bench-pool-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        bench_fail("mkstemp");
-    FILE *s = fdopen(fd, "w");
-    fputs(py_script, s);
-    fclose(s);
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "python3 %s %s %s %ld %ld %d", path, impl->arg,
-             map ? "map" : "tasks", n, chunk, nworkers());
-    FILE *pp = popen(cmd, "r");
-    double rate = 0;
-    char line[256];
-    while (pp && fgets(line, sizeof(line), pp))
-        if (sscanf(line, "rate %lf", &rate) == 1)
-            break;
-    int st = pp ? pclose(pp) : -1;
-    unlink(path);
-    if (st != 0 || rate <= 0)
-        bench_fail("python3 failed (status %d)", st);
+    char items[32], chunks[32], workers[32], out[256];
+    snprintf(items, sizeof(items), "%ld", n);
+    snprintf(chunks, sizeof(chunks), "%ld", chunk);
+    snprintf(workers, sizeof(workers), "%d", nworkers());
+    const char *const args[] = {impl->arg, map ? "map" : "tasks", items, chunks, workers, NULL};
+    if (!bench_python_run(py_script, args, out, sizeof(out)))
+        bench_fail("python3 failed: %s", out);
+    const char *line = strstr(out, "rate ");
+    double rate = line ? strtod(line + 5, NULL) : 0;
+    if (rate <= 0)
+        bench_fail("python3 printed %s", out);
     ctx->value[0] = rate;
     return 0;
 }
@@ -449,9 +433,9 @@ static int impls(bench_impl *out)
 #endif
     out[n++] = (bench_impl){.name = "pthread", .run = run_pthread, .arg = ""};
     out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "processes",
-                            .skip = py_skip(), .peer = "python"};
+                            .skip = bench_python_skip(), .peer = "python"};
     out[n++] = (bench_impl){.name = "python-threads", .run = run_python, .arg = "threads",
-                            .skip = py_skip()};
+                            .skip = bench_python_skip()};
     return n;
 }
 

@@ -30,6 +30,7 @@
  * over the time from the start to the last consumer's finish, and sent
  * must equal received. Data messages start with byte 0, stops with byte 1.
  */
+#include "python.h"
 #include "sync_util.h"
 
 #include <errno.h>
@@ -447,22 +448,20 @@ static const char python_script[] =
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
     (void)impl;
-    char cmd[8192];
     long size = bench_param_get(ctx->c, "bytes");
     long maxsize = BUFFER_BYTES / size > PYTHON_MAXSIZE ? PYTHON_MAXSIZE : BUFFER_BYTES / size;
-    snprintf(cmd, sizeof(cmd), "python3 -c \"$KART_BENCH_PY\" %ld %ld %.3f %ld",
-             bench_param_get(ctx->c, "producers"), size, ctx->seconds, maxsize);
-    setenv("KART_BENCH_PY", python_script, 1);
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        bench_fail("popen python3: %s", strerror(errno));
+    char producers[32], bytes[32], secs[32], max[32], out[256];
+    snprintf(producers, sizeof(producers), "%ld", bench_param_get(ctx->c, "producers"));
+    snprintf(bytes, sizeof(bytes), "%ld", size);
+    snprintf(secs, sizeof(secs), "%.3f", ctx->seconds);
+    snprintf(max, sizeof(max), "%ld", maxsize);
+    const char *const args[] = {producers, bytes, secs, max, NULL};
+    if (!bench_python_run(python_script, args, out, sizeof(out)))
+        bench_fail("python3 failed: %s", out);
     unsigned long long sent = 0, received = 0;
     double elapsed = 0;
-    int got = fscanf(p, "%llu %llu %lf", &sent, &received, &elapsed);
-    int status = pclose(p);
-    if (got != 3 || status != 0)
-        bench_fail("python3 failed (status 0x%x)", status);
+    if (sscanf(out, "%llu %llu %lf", &sent, &received, &elapsed) != 3)
+        bench_fail("python3 printed %s", out);
     if (sent != received || sent == 0 || elapsed <= 0)
         bench_fail("%llu messages sent, %llu received", sent, received);
     ctx->value[0] = (double)received / elapsed;
@@ -506,17 +505,13 @@ static bool runs(const bench_case *c, const bench_impl *impl)
 
 static int impls(bench_impl *out)
 {
-    static const char *no_python;
-    no_python = system("python3 -c 'import multiprocessing' >/dev/null 2>&1") == 0
-                    ? NULL
-                    : "python3 with multiprocessing not found";
     int n = 0;
     out[n++] = (bench_impl){.name = "kart", .run = run_kart, .arg = "one"};
     out[n++] = (bench_impl){.name = "kart-batch", .run = run_kart, .arg = "batch"};
     out[n++] = (bench_impl){.name = "pipe", .run = run_pipe, .arg = ""};
     out[n++] = (bench_impl){.name = "unix-socket", .run = run_socket, .arg = ""};
     out[n++] = (bench_impl){.name = "mqueue", .run = run_mqueue, .arg = ""};
-    out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "", .skip = no_python};
+    out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "", .skip = bench_python_skip()};
     return n;
 }
 

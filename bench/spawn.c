@@ -15,6 +15,7 @@
  * Every child's exit code is checked (0), so a failed start cannot count.
  */
 #include "harness.h"
+#include "python.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,41 +156,7 @@ static const char python_script[] =
     "        break\n"
     "print(n / t)\n";
 
-/* Runs python3 with the script and returns what it printed, or NULL. */
-static bool run_python_script(const char *const args[], char *out, size_t size)
-{
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return false;
-    char *argv[8] = {"python3", "-c", (char *)python_script};
-    int n = 3;
-    for (int i = 0; args[i] && n < 7; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    kart_spawn_fd fds[] = {{1, pfd[1]}};
-    kart_spawn_options o = {.search_path = true, .fds = fds, .nfds = 1};
-    kart_process *p;
-    bool ok = kart_process_create_spawn(&p, "python3", argv, NULL, &o) == 0;
-    if (ok && kart_process_start(p) != 0) {
-        kart_process_free(p);
-        ok = false;
-    }
-    close(pfd[1]);
-    size_t len = 0;
-    ssize_t r;
-    while (ok && len + 1 < size && (r = read(pfd[0], out + len, size - 1 - len)) > 0)
-        len += (size_t)r;
-    out[len] = '\0';
-    close(pfd[0]);
-    if (!ok)
-        return false;
-    int code = -1;
-    kart_process_join(p, -1);
-    kart_process_exitcode(p, &code);
-    kart_process_free(p);
-    return code == 0;
-}
-
+/* python3 on the script, one round: its rate. */
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
     (void)impl;
@@ -197,21 +164,12 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
     snprintf(secs, sizeof(secs), "%g", ctx->seconds);
     snprintf(batch, sizeof(batch), "%ld", bench_param_get(ctx->c, "batch"));
     const char *args[] = {secs, batch, NULL};
-    if (!run_python_script(args, out, sizeof(out)))
+    if (!bench_python_run(python_script, args, out, sizeof(out)))
         bench_fail("python3 failed: %s", out);
     ctx->value[0] = strtod(out, NULL);
     if (ctx->value[0] <= 0)
         bench_fail("python3 printed %s", out);
     return 0;
-}
-
-/* python3 with multiprocessing, or why not. */
-static const char *python_skip(void)
-{
-    char out[128];
-    const char *args[] = {"0", "1", NULL};
-    return run_python_script(args, out, sizeof(out)) ? NULL
-                                                     : "python3 with multiprocessing not found";
 }
 
 /* ---- the scenario ---- */
@@ -237,7 +195,7 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "raw-fork", .run = run_raw, .arg = "fork"};
     out[n++] = (bench_impl){.name = "posix-spawn", .run = run_raw, .arg = "spawn",
                             .peer = "posix-spawn"};
-    out[n++] = (bench_impl){.name = "python", .run = run_python, .skip = python_skip()};
+    out[n++] = (bench_impl){.name = "python", .run = run_python, .skip = bench_python_skip()};
     return n;
 }
 

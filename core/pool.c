@@ -382,7 +382,7 @@ KART_API int kart_pool_terminate(kart_pool *pool)
     int h = kp_pin(pool);
     for (uint32_t i = 0; i < k; i++) {
         atomic_store(&pool->workers[h].busy, KP_BUSY | refs[i]);
-        kp_cancel_rest(pool, &pool->jobs[refs[i] >> 16], (uint32_t)refs[i] & 0xffff, -ECANCELED);
+        kp_cancel_rest(pool, kp_slot_of(pool, refs[i]), (uint32_t)refs[i] & 0xffff, -ECANCELED);
     }
     kp_unpin(pool, h);
     free(refs);

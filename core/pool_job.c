@@ -1,205 +1,14 @@
 /*
- * core/pool_job.c — the pools' engine: job slots, the arena heap, the node
- * rings, claiming and running chunks, finishing and publishing jobs (see
- * core/pool_private.h for the design).
+ * core/pool_job.c — the pools' engine: the node rings, claiming and running
+ * chunks, finishing and publishing jobs, and helping while waiting (see
+ * core/pool_private.h for the design; slots and the heap are in
+ * core/pool_mem.c, submitting and maps in core/pool_submit.c).
  */
 #include "pool_private.h"
 
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- slots ---- */
-
-static struct kart_future *slot_of(kart_pool *p, uint64_t ref)
-{
-    return &p->jobs[ref >> 16];
-}
-
-static void release_bufs(kart_pool *p, struct kart_future *j)
-{
-    for (int k = 0; k < 3; k++) {
-        if (j->bufs[k])
-            kp_heap_free(p, j->bufs[k], j->buf_sizes[k]);
-        j->bufs[k] = NULL;
-    }
-}
-
-/* Moves every slot of the limbo that no worker is busy on to the free
- * list. Called with slot_lock held. A worker announces busy before it
- * reads a slot's generation, and release bumps the generation before the
- * slot enters the limbo, so a slot not seen busy here is not being
- * claimed from (a late worker sees the new generation and leaves). */
-static void recycle_limbo(kart_pool *p)
-{
-    uint32_t *busy = p->busy_snap;
-    int nb = 0;
-    for (int w = 0; w < p->nworkers + KP_HELPERS; w++) {
-        uint64_t b = atomic_load(&p->workers[w].busy);
-        if (b)
-            busy[nb++] = (uint32_t)((b & ~KP_BUSY) >> 16);
-    }
-    uint32_t *prev = &p->limbo_head;
-    for (uint32_t s = p->limbo_head; s != UINT32_MAX;) {
-        struct kart_future *j = &p->jobs[s];
-        uint32_t next = j->next_free;
-        bool held = false;
-        for (int i = 0; i < nb && !held; i++)
-            held = busy[i] == s;
-        if (held) {
-            prev = &j->next_free;
-        } else {
-            *prev = next;
-            p->nlimbo--;
-            release_bufs(p, j);
-            j->next_free = p->free_head;
-            p->free_head = s;
-        }
-        s = next;
-    }
-}
-
-int kp_slot_alloc(kart_pool *p, struct kart_future **out)
-{
-    kp_lock_take(&p->slot_lock);
-    if (p->free_head == UINT32_MAX && p->bump == p->max_jobs && p->nlimbo)
-        recycle_limbo(p);
-    uint32_t s;
-    if (p->free_head != UINT32_MAX) {
-        s = p->free_head;
-        p->free_head = p->jobs[s].next_free;
-    } else if (p->bump < p->max_jobs) {
-        s = p->bump++;
-    } else {
-        kp_lock_give(&p->slot_lock);
-        return -EAGAIN;
-    }
-    kp_lock_give(&p->slot_lock);
-    struct kart_future *j = &p->jobs[s];
-    j->slot = s;
-    j->pool = p;
-    j->ranges = &j->range;
-    atomic_store_explicit(&j->nranges, 1, memory_order_relaxed);
-    j->st = NULL;
-    j->fn = NULL;
-    j->pfn = NULL;
-    j->parg = j->pres = NULL;
-    j->res_len = 0;
-    j->copy_out = NULL;
-    j->iter = NULL;
-    atomic_store_explicit(&j->cbs, NULL, memory_order_relaxed);
-    atomic_store_explicit(&j->pushed, 0, memory_order_relaxed);
-    j->err = 0;
-    atomic_store_explicit(&j->fail, UINT64_MAX, memory_order_relaxed);
-    atomic_store_explicit(&j->finished, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->dead_seen, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->waiters, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->cancelled, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->refs, 2, memory_order_relaxed);
-    atomic_store_explicit(&j->state, KS_QUEUED, memory_order_relaxed);
-    *out = j;
-    return 0;
-}
-
-/* The last hold is gone: the slot waits in the limbo until no worker is
- * busy on it. */
-static void slot_release(kart_pool *p, struct kart_future *j)
-{
-    /* Sequentially consistent: ordered before the limbo's look at the
-     * workers' busy marks (which they set before reading gen). */
-    atomic_store(&j->gen, atomic_load_explicit(&j->gen, memory_order_relaxed) + 1);
-    atomic_store_explicit(&j->state, KS_FREE, memory_order_relaxed);
-    kp_lock_take(&p->slot_lock);
-    j->next_free = p->limbo_head;
-    p->limbo_head = j->slot;
-    p->nlimbo++;
-    /* Keep the limbo short when the free list still has slots. */
-    if (p->nlimbo >= 64)
-        recycle_limbo(p);
-    kp_lock_give(&p->slot_lock);
-}
-
-void kp_job_unref(kart_pool *p, struct kart_future *j)
-{
-    if (atomic_fetch_sub(&j->refs, 1) == 1)
-        slot_release(p, j);
-}
-
-/* ---- the heap ---- */
-
-static int size_class(size_t size)
-{
-    int k = 6;
-    while (((size_t)1 << k) < size)
-        k++;
-    return k;
-}
-
-void *kp_heap_alloc(kart_pool *p, int node, size_t size)
-{
-    if (p->kind != KART_POOL_PROCESSES) {
-        size_t sz = (size + KP_LINE - 1) & ~(size_t)(KP_LINE - 1);
-        return aligned_alloc(KP_LINE, sz ? sz : KP_LINE);
-    }
-    int k = size_class(size);
-    if (k >= 48)
-        return NULL;
-    size_t bsz = (size_t)1 << k;
-    void *r = NULL;
-    kp_lock_take(&p->heap_lock);
-    for (int t = 0; t < p->nnodes && !r; t++) {
-        int nd = (node + t) % p->nnodes;
-        if (p->heap_free[nd][k]) {
-            size_t off = p->heap_free[nd][k] - 1;
-            r = p->heap + off;
-            memcpy(&p->heap_free[nd][k], r, sizeof(uint64_t));
-        } else {
-            size_t off = (p->heap_next[nd] + bsz - 1) & ~(bsz < 4096 ? bsz - 1 : 4095);
-            if (off + bsz <= p->heap_end[nd]) {
-                p->heap_next[nd] = off + bsz;
-                r = p->heap + off;
-            }
-        }
-    }
-    kp_lock_give(&p->heap_lock);
-    return r;
-}
-
-void kp_heap_free(kart_pool *p, void *ptr, size_t size)
-{
-    if (!ptr)
-        return;
-    if (p->kind != KART_POOL_PROCESSES) {
-        free(ptr);
-        return;
-    }
-    int k = size_class(size);
-    size_t off = (size_t)((char *)ptr - p->heap);
-    int nd = 0;
-    while (nd + 1 < p->nnodes && off >= p->heap_end[nd])
-        nd++;
-    kp_lock_take(&p->heap_lock);
-    uint64_t next = p->heap_free[nd][k];
-    memcpy(ptr, &next, sizeof(next));
-    p->heap_free[nd][k] = off + 1;
-    kp_lock_give(&p->heap_lock);
-}
-
-int kp_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out)
-{
-    int k = 0;
-    while (k < 3 && j->bufs[k])
-        k++;
-    if (k == 3)
-        return -ENOMEM;
-    void *b = kp_heap_alloc(p, node, size);
-    if (!b)
-        return -ENOMEM;
-    j->bufs[k] = b;
-    j->buf_sizes[k] = size;
-    *out = b;
-    return 0;
-}
 
 /* ---- nodes ---- */
 
@@ -283,7 +92,7 @@ void kp_unpin(kart_pool *p, int h)
  * exhausted jobs that no worker has stepped past yet, behind a job that
  * still has work), the head entry is taken off and, if its job still has
  * work, appended again. Called with the node's push lock. */
-static void push_ref(kart_pool *p, kp_node *q, uint64_t ref)
+void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref)
 {
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     while (t - atomic_load(&q->head) > q->ring_mask) {
@@ -291,7 +100,7 @@ static void push_ref(kart_pool *p, kp_node *q, uint64_t ref)
         uint64_t old = atomic_load(&q->ring[h & q->ring_mask]);
         if (!atomic_compare_exchange_strong(&q->head, &h, h + 1))
             continue;
-        struct kart_future *oj = slot_of(p, old);
+        struct kart_future *oj = kp_slot_of(p, old);
         int pin = kp_pin(p);
         atomic_store(&p->workers[pin].busy, KP_BUSY | old);
         bool live = (atomic_load(&oj->gen) & 0xffff) == (old & 0xffff) &&
@@ -316,7 +125,9 @@ void kp_fail_chunk(struct kart_future *j, uint32_t c, int err)
         ;
 }
 
-static void run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
+/* Runs chunk c of job j in this thread (or fails it with -ECANCELED once
+ * the pool is terminated), and accounts for it. */
+void kp_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
 {
     if (atomic_load_explicit(&p->sh->state, memory_order_relaxed) == KP_TERMINATED) {
         kp_fail_chunk(j, c, -ECANCELED);
@@ -397,7 +208,7 @@ static void account(kart_pool *p, struct kart_future *j, uint32_t done)
 /* Claims and runs chunks of job `ref` as worker w (-1: the caller of an
  * inline pool, or a helper without a range of its own). Returns 1 if it
  * ran a chunk, 0 if the job had nothing left to claim. */
-static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
+int kp_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
 {
     kp_worker *me = w >= 0 ? &p->workers[w] : NULL;
     if (me)
@@ -448,7 +259,7 @@ static int job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
             k = 1;
         }
         for (uint32_t i = 0; i < k; i++)
-            run_chunk(p, j, c + i);
+            kp_run_chunk(p, j, c + i);
         done += k;
         ran += k;
         if (worker)
@@ -484,14 +295,14 @@ bool kp_work_once(kart_pool *p, int w, int node)
                 break;
             uint64_t refs[16];
             refs[0] = atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed);
-            struct kart_future *j = slot_of(p, refs[0]);
+            struct kart_future *j = kp_slot_of(p, refs[0]);
             if (kp_nranges(j) > 1) {
                 /* Maps are the workers': a helper (a waiting thread) would
                  * oversubscribe the CPUs the pool was sized for, and has
                  * no range of its own to take from. */
                 if (w >= p->nworkers)
                     break;
-                if (job_work(p, j, refs[0], w))
+                if (kp_job_work(p, j, refs[0], w))
                     return true;
                 /* A worker at its task limit claims nothing: it must not
                  * take the map off the ring for the others. */
@@ -514,7 +325,7 @@ bool kp_work_once(kart_pool *p, int w, int node)
             while (k < lim) {
                 refs[k] = atomic_load_explicit(&q->ring[(h + k) & q->ring_mask],
                                                memory_order_relaxed);
-                if (kp_nranges(slot_of(p, refs[k])) > 1)
+                if (kp_nranges(kp_slot_of(p, refs[k])) > 1)
                     break;
                 k++;
             }
@@ -539,7 +350,7 @@ bool kp_work_once(kart_pool *p, int w, int node)
                 kp_wake_node(p, home->order[oi], false);
             bool ran = false;
             for (uint64_t i = 0; i < k; i++)
-                ran |= job_work(p, slot_of(p, refs[i]), refs[i], w) > 0;
+                ran |= kp_job_work(p, kp_slot_of(p, refs[i]), refs[i], w) > 0;
             if (me)
                 atomic_store(&me->nbatch, 0);
             if (ran)
@@ -560,7 +371,7 @@ void kp_repush_worker(kart_pool *p, int w)
     int h = kp_pin(p);
     for (uint32_t i = 0; i < n && i < 16; i++) {
         uint64_t ref = atomic_load(&dead->batch[i]);
-        struct kart_future *j = slot_of(p, ref);
+        struct kart_future *j = kp_slot_of(p, ref);
         atomic_store(&p->workers[h].busy, KP_BUSY | ref);
         uint32_t g = (uint32_t)ref & 0xffff;
         KART__TSAN_ACQUIRE(j); /* set up before its push, as the dead worker saw */
@@ -568,7 +379,7 @@ void kp_repush_worker(kart_pool *p, int w)
             continue;
         int node = (int)j->node;
         kp_lock_take(&p->push[node].lock);
-        push_ref(p, &p->nodes[node], ref);
+        kp_push_ref(p, &p->nodes[node], ref);
         kp_lock_give(&p->push[node].lock);
         kp_wake_node(p, node, true);
     }
@@ -605,6 +416,9 @@ void kp_finish(kart_pool *p, struct kart_future *j)
         uint32_t z = 0;
         if (!atomic_compare_exchange_strong(&j->finished, &z, 1))
             return;
+        /* A worker killed here leaves j finished with no done bit: the
+         * watcher finds that and publishes j itself (pool_proc.c). */
+        kp_fault(KP_FAULT_FINISH_CLAIMED);
         atomic_fetch_or(&p->sh->donemap[j->slot / 64], UINT64_C(1) << (j->slot % 64));
         kp_proc_notify(p);
     } else {
@@ -697,269 +511,6 @@ void kp_sweep_check(kart_pool *p, struct kart_future *j)
             atomic_store(&j->st[c], 1);
         }
     kp_finish(p, j);
-}
-
-/* ---- submitting ---- */
-
-/* Runs a one-chunk job of a thread or inline pool in the caller before
- * anyone else can see it (no ring entry, no future handed out yet): no
- * claim, no waiters, no callbacks to race with, so plain stores publish
- * it. */
-static void run_here(kart_pool *p, struct kart_future *j)
-{
-    uint32_t g = atomic_load_explicit(&j->gen, memory_order_relaxed) & 0xffff;
-    atomic_store_explicit(&j->range, kp_rg(g, 1, 1), memory_order_relaxed);
-    run_chunk(p, j, 0);
-    uint64_t f = atomic_load_explicit(&j->fail, memory_order_relaxed);
-    j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
-    atomic_store_explicit(&j->pending, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->cbs, KP_FIRED, memory_order_relaxed);
-    atomic_store_explicit(&j->refs, 1, memory_order_relaxed);
-    atomic_store_explicit(&j->state, KS_DONE, memory_order_release);
-    if (j->iter)
-        kp_iter_notify(j->iter);
-}
-
-int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
-{
-    j->node = (uint32_t)node;
-    atomic_store_explicit(&j->pending, j->nchunks, memory_order_relaxed);
-    uint64_t ref = kp_ref(j->slot, atomic_load(&j->gen));
-    if (p->kind == KART_POOL_INLINE) {
-        if (atomic_load(&p->sh->state) != KP_RUNNING)
-            return KART_EPOOLCLOSED;
-        if (j->nchunks == 1) {
-            run_here(p, j);
-            return 0;
-        }
-        if (j->nchunks == 0)
-            kp_finish(p, j);
-        while (job_work(p, j, ref, -1))
-            ;
-        return 0;
-    }
-    kp_node *q = &p->nodes[node];
-    if (p->help && j->nchunks == 1 &&
-        atomic_load_explicit(&q->tail, memory_order_relaxed) -
-                atomic_load_explicit(&q->head, memory_order_relaxed) >
-            64 * (uint64_t)p->nworkers &&
-        atomic_load(&p->sh->state) == KP_RUNNING) {
-        /* Task throttling, as libgomp's: with this much queued, one more
-         * entry gains nothing, and the caller's time is better spent on
-         * the work itself. */
-        run_here(p, j);
-        return 0;
-    }
-    kp_lock_take(&p->push[node].lock);
-    if (atomic_load(&p->sh->state) != KP_RUNNING) {
-        kp_lock_give(&p->push[node].lock);
-        return KART_EPOOLCLOSED;
-    }
-    if (j->nchunks == 0) {
-        kp_lock_give(&p->push[node].lock);
-        kp_finish(p, j);
-        return 0;
-    }
-    KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
-    push_ref(p, q, ref);
-    atomic_store_explicit(&j->pushed, 1, memory_order_release);
-    kp_lock_give(&p->push[node].lock);
-    kp_wake_node(p, node, wake_all);
-    return 0;
-}
-
-/* Gives back a slot that was never submitted. */
-static void job_abort(kart_pool *p, struct kart_future *j)
-{
-    atomic_store(&j->refs, 1);
-    kp_job_unref(p, j);
-}
-
-static int check_node(const kart_pool *p, int node)
-{
-    if (node < -1)
-        return -EINVAL;
-    if (node == -1)
-        return kp_caller_node(p);
-    return kp_node_index(p, node);
-}
-
-static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
-                         kart_task_ptr_fn pfn, const void *arg, size_t arg_len, void *parg,
-                         kart_future **out)
-{
-    int nd = check_node(p, node);
-    if (nd < 0)
-        return nd;
-    if (atomic_load(&p->sh->state) != KP_RUNNING)
-        return KART_EPOOLCLOSED;
-    struct kart_future *j;
-    int rc = kp_slot_alloc(p, &j);
-    if (rc)
-        return rc;
-    uint32_t g = atomic_load(&j->gen) & 0xffff;
-    j->kind = kind;
-    j->fn = fn;
-    j->pfn = pfn;
-    j->parg = parg;
-    j->n = 1;
-    j->chunk = 1;
-    j->nchunks = 1;
-    j->in_size = arg_len;
-    j->out_size = kind == KJ_BYTES ? p->result_size : 0;
-    atomic_store_explicit(&j->range, kp_rg(g, 0, 1), memory_order_relaxed);
-    if (p->kind == KART_POOL_PROCESSES) {
-        atomic_store_explicit(&j->st1, 0, memory_order_relaxed);
-        j->st = &j->st1;
-    }
-    if (kind == KJ_BYTES) {
-        size_t in_room = (arg_len + 15) & ~(size_t)15;
-        char *buf;
-        if (in_room + j->out_size <= KP_INLINE) {
-            buf = (char *)j->inl;
-        } else if ((rc = kp_job_buf(p, j, nd, in_room + j->out_size, (void **)&buf))) {
-            job_abort(p, j);
-            return rc;
-        }
-        if (arg_len)
-            memcpy(buf, arg, arg_len);
-        j->in = buf;
-        j->out = buf + in_room;
-    }
-    rc = kp_submit_job(p, j, nd, false);
-    if (rc) {
-        job_abort(p, j);
-        return rc;
-    }
-    *out = j;
-    return 0;
-}
-
-KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn,
-                                   const void *arg, size_t arg_len, kart_future **out)
-{
-    if (!pool || !fn || !out || (!arg && arg_len))
-        return -EINVAL;
-    return submit_common(pool, node, KJ_BYTES, fn, NULL, arg, arg_len, NULL, out);
-}
-
-KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg,
-                              size_t arg_len, kart_future **out)
-{
-    return kart_pool_submit_node(pool, -1, fn, arg, arg_len, out);
-}
-
-KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *arg,
-                                  kart_future **out)
-{
-    if (!pool || !fn || !out)
-        return -EINVAL;
-    if (pool->kind == KART_POOL_PROCESSES)
-        return -ENOTSUP;
-    return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, out);
-}
-
-KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg,
-                             size_t arg_len, void *result, size_t *result_len)
-{
-    if (!result_len || (!result && *result_len))
-        return -EINVAL;
-    kart_future *f;
-    int rc = kart_pool_submit(pool, fn, arg, arg_len, &f);
-    if (rc)
-        return rc;
-    rc = kart_future_result(f, -1, result, result_len);
-    kart_future_free(f);
-    return rc;
-}
-
-/* ---- maps ---- */
-
-KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in,
-                                 size_t in_size, void *out, size_t out_size, size_t n,
-                                 size_t chunk, kart_future **out_future)
-{
-    if (!pool || !fn || !out_future || (n && ((!in && in_size) || (!out && out_size))))
-        return -EINVAL;
-    if (atomic_load(&pool->sh->state) != KP_RUNNING)
-        return KART_EPOOLCLOSED;
-    int nw = pool->nworkers > 0 ? pool->nworkers : 1;
-    if (chunk == 0) {
-        chunk = (n + 4 * (size_t)nw - 1) / (4 * (size_t)nw);
-        if (chunk == 0)
-            chunk = 1;
-    }
-    if (n / chunk >= KP_MAX_CHUNKS)
-        chunk = (n + KP_MAX_CHUNKS - 1) / KP_MAX_CHUNKS;
-    if (in_size && n > SIZE_MAX / in_size)
-        return -EINVAL;
-    if (out_size && n > SIZE_MAX / out_size)
-        return -EINVAL;
-    struct kart_future *j;
-    int rc = kp_slot_alloc(pool, &j);
-    if (rc)
-        return rc;
-    int nd = kp_caller_node(pool);
-    uint32_t g = atomic_load(&j->gen) & 0xffff;
-    uint32_t nc = kp_chunks(n, chunk);
-    j->kind = KJ_ITEMS;
-    j->fn = fn;
-    j->n = n;
-    j->chunk = chunk;
-    j->nchunks = nc;
-    j->in_size = in_size;
-    j->out_size = out_size;
-    j->in = in;
-    j->out = out;
-    uint32_t nr = pool->nworkers > 1 && nc > 1 ? (uint32_t)pool->nworkers : 1;
-    if (nr > 1) {
-        void *r;
-        if ((rc = kp_job_buf(pool, j, nd, (size_t)nr * KP_LINE, &r)))
-            goto fail;
-        j->ranges = r;
-    }
-    atomic_store_explicit(&j->nranges, nr, memory_order_relaxed);
-    for (uint32_t i = 0; i < nr; i++)
-        atomic_store_explicit(&j->ranges[i * KP_RSTRIDE],
-                              kp_rg(g, (uint32_t)((uint64_t)i * nc / nr),
-                                    (uint32_t)((uint64_t)(i + 1) * nc / nr)),
-                              memory_order_relaxed);
-    if (pool->kind == KART_POOL_PROCESSES && n) {
-        /* One block for the chunk marks, the input and the output. */
-        size_t st_room = (nc + 63) & ~(size_t)63;
-        size_t in_room = (n * in_size + 63) & ~(size_t)63;
-        char *b;
-        if ((rc = kp_job_buf(pool, j, nd, st_room + in_room + n * out_size, (void **)&b)))
-            goto fail;
-        memset(b, 0, nc);
-        j->st = (_Atomic uint8_t *)b;
-        if (in_size)
-            memcpy(b + st_room, in, n * in_size);
-        j->in = b + st_room;
-        j->out = b + st_room + in_room;
-        j->copy_out = out;
-    }
-    rc = kp_submit_job(pool, j, nd, true);
-    if (rc)
-        goto fail;
-    *out_future = j;
-    return 0;
-fail:
-    job_abort(pool, j);
-    return rc;
-}
-
-KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
-                           void *out, size_t out_size, size_t n, size_t chunk)
-{
-    kart_future *f;
-    int rc = kart_pool_map_async(pool, fn, in, in_size, out, out_size, n, chunk, &f);
-    if (rc)
-        return rc;
-    kart_future_wait(f, -1);
-    rc = f->err;
-    kart_future_free(f);
-    return rc;
 }
 
 /* ---- waiting ---- */

@@ -238,7 +238,17 @@ struct kart_pool {
     int node_ids[64];
 };
 
-/* pool_job.c */
+/* The job slot a ring entry refers to (the slot index is above the low
+ * 16 bits, which hold the generation). */
+static inline struct kart_future *kp_slot_of(kart_pool *p, uint64_t ref)
+{
+    return &p->jobs[ref >> 16];
+}
+
+/* pool_mem.c, pool_job.c, pool_submit.c */
+void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref);
+void kp_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c);
+int kp_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w);
 int kp_slot_alloc(kart_pool *p, struct kart_future **out);
 void kp_job_unref(kart_pool *p, struct kart_future *j);
 void *kp_heap_alloc(kart_pool *p, int node, size_t size);
@@ -270,6 +280,14 @@ int kp_proc_start(kart_pool *p);
 int kp_proc_spawn(kart_pool *p, int w);
 void kp_proc_kill_all(kart_pool *p);
 void kp_proc_notify(kart_pool *p);
+
+/* Test-only fault injection: with step armed and *countdown at 1, the
+ * first process worker to reach that step SIGKILLs itself (the counter,
+ * in memory the test shares with the workers, drops to 0: exactly one
+ * death). Steps: */
+enum { KP_FAULT_NONE = 0, KP_FAULT_FINISH_CLAIMED /* finished won, done bit not set */ };
+void kart__pool_fault_set(int step, _Atomic int *countdown);
+void kp_fault(int step);
 
 /* pool_imap.c */
 void kp_iter_notify(struct kart_pool_iter *it);

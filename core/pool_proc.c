@@ -52,8 +52,34 @@ void kp_proc_notify(kart_pool *p)
     }
 }
 
+/* ---- fault injection (tests only) ---- */
+
+static int fault_step;
+static _Atomic int *fault_countdown;
+static bool in_worker; /* set in the worker processes only */
+
+void kart__pool_fault_set(int step, _Atomic int *countdown)
+{
+    fault_step = step;
+    fault_countdown = countdown;
+}
+
+void kp_fault(int step)
+{
+    if (__builtin_expect(fault_step != step, 1) || !in_worker || !fault_countdown)
+        return;
+    int c = atomic_load(fault_countdown);
+    while (c > 0 && !atomic_compare_exchange_weak(fault_countdown, &c, c - 1))
+        ;
+    if (c == 1)
+        raise(SIGKILL);
+}
+
+/* ---- workers ---- */
+
 static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t parent)
 {
+    in_worker = true;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(KP_EXIT_DRAINED);
@@ -136,6 +162,35 @@ static bool any_done(kart_pool *p)
     return false;
 }
 
+static bool done_bit(kart_pool *p, const struct kart_future *j)
+{
+    return atomic_load(&p->sh->donemap[j->slot / 64]) & (UINT64_C(1) << (j->slot % 64));
+}
+
+/* A worker that wins the race to finish a job (finished 0 -> 1) sets the
+ * job's done bit next; killed between the two, it leaves a job that is
+ * finished but that nobody will ever publish. The winner is busy on the
+ * job from before its claim to after the bit, so a finished job of
+ * generation ref with no live worker busy on it, no done bit and still
+ * unpublished is such a job: the watcher, the only publisher, publishes
+ * it. (Unpublished, the job keeps the pool's reference, so its slot
+ * cannot be released meanwhile; gen is read again after state because a
+ * slot released and taken again gets its new generation before it is
+ * queued.) Watcher only. Returns false while a live worker is busy on
+ * the job (look again later), true when there is nothing left to do. */
+static bool rescue_finished(kart_pool *p, struct kart_future *j, uint64_t ref)
+{
+    uint64_t busy = KP_BUSY | ref;
+    for (int w = 0; w < p->nworkers; w++)
+        if (atomic_load(&p->workers[w].alive) && atomic_load(&p->workers[w].busy) == busy)
+            return false;
+    if (done_bit(p, j) || atomic_load(&j->state) != KS_QUEUED ||
+        (atomic_load(&j->gen) & 0xffff) != (ref & 0xffff))
+        return true;
+    kp_publish(p, j);
+    return true;
+}
+
 static void recheck_flagged(kart_pool *p, watch *wt)
 {
     size_t k = 0;
@@ -143,8 +198,13 @@ static void recheck_flagged(kart_pool *p, watch *wt)
         uint64_t ref = wt->flagged[i];
         struct kart_future *j = &p->jobs[ref >> 16];
         KART__TSAN_ACQUIRE(j);
-        if ((atomic_load(&j->gen) & 0xffff) != (ref & 0xffff) || atomic_load(&j->finished))
+        if ((atomic_load(&j->gen) & 0xffff) != (ref & 0xffff))
             continue;
+        if (atomic_load(&j->finished)) {
+            if (!rescue_finished(p, j, ref))
+                wt->flagged[k++] = ref;
+            continue;
+        }
         if (atomic_load(&p->sh->state) == KP_TERMINATED)
             kp_cancel_rest(p, j, (uint32_t)ref, -ECANCELED);
         kp_sweep_check(p, j);
@@ -225,8 +285,12 @@ static void final_sweep(kart_pool *p)
     for (uint32_t i = 0; i < n; i++) {
         struct kart_future *j = &p->jobs[refs[i] >> 16];
         KART__TSAN_ACQUIRE(j);
-        if ((atomic_load(&j->gen) & 0xffff) != (refs[i] & 0xffff) || atomic_load(&j->finished))
+        if ((atomic_load(&j->gen) & 0xffff) != (refs[i] & 0xffff))
             continue;
+        if (atomic_load(&j->finished)) {
+            rescue_finished(p, j, refs[i]); /* nobody is alive to be busy */
+            continue;
+        }
         kp_cancel_rest(p, j, (uint32_t)refs[i], err);
         for (uint32_t c = 0; c < j->nchunks && j->st; c++)
             if (!atomic_load(&j->st[c]))

@@ -1,0 +1,273 @@
+/*
+ * core/pool_submit.c — putting work into a pool: submit and apply (one
+ * task), map and map_async (an array in chunks), with the thread and
+ * inline pools' shortcut of running a lone chunk in the caller (see
+ * core/pool_private.h for the design).
+ */
+#include "pool_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- submitting ---- */
+
+/* Runs a one-chunk job of a thread or inline pool in the caller before
+ * anyone else can see it (no ring entry, no future handed out yet): no
+ * claim, no waiters, no callbacks to race with, so plain stores publish
+ * it. */
+static void run_here(kart_pool *p, struct kart_future *j)
+{
+    uint32_t g = atomic_load_explicit(&j->gen, memory_order_relaxed) & 0xffff;
+    atomic_store_explicit(&j->range, kp_rg(g, 1, 1), memory_order_relaxed);
+    kp_run_chunk(p, j, 0);
+    uint64_t f = atomic_load_explicit(&j->fail, memory_order_relaxed);
+    j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
+    atomic_store_explicit(&j->pending, 0, memory_order_relaxed);
+    atomic_store_explicit(&j->cbs, KP_FIRED, memory_order_relaxed);
+    atomic_store_explicit(&j->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&j->state, KS_DONE, memory_order_release);
+    if (j->iter)
+        kp_iter_notify(j->iter);
+}
+
+int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
+{
+    j->node = (uint32_t)node;
+    atomic_store_explicit(&j->pending, j->nchunks, memory_order_relaxed);
+    uint64_t ref = kp_ref(j->slot, atomic_load(&j->gen));
+    if (p->kind == KART_POOL_INLINE) {
+        if (atomic_load(&p->sh->state) != KP_RUNNING)
+            return KART_EPOOLCLOSED;
+        if (j->nchunks == 1) {
+            run_here(p, j);
+            return 0;
+        }
+        if (j->nchunks == 0)
+            kp_finish(p, j);
+        while (kp_job_work(p, j, ref, -1))
+            ;
+        return 0;
+    }
+    kp_node *q = &p->nodes[node];
+    if (p->help && j->nchunks == 1 &&
+        atomic_load_explicit(&q->tail, memory_order_relaxed) -
+                atomic_load_explicit(&q->head, memory_order_relaxed) >
+            64 * (uint64_t)p->nworkers &&
+        atomic_load(&p->sh->state) == KP_RUNNING) {
+        /* Task throttling, as libgomp's: with this much queued, one more
+         * entry gains nothing, and the caller's time is better spent on
+         * the work itself. */
+        run_here(p, j);
+        return 0;
+    }
+    kp_lock_take(&p->push[node].lock);
+    if (atomic_load(&p->sh->state) != KP_RUNNING) {
+        kp_lock_give(&p->push[node].lock);
+        return KART_EPOOLCLOSED;
+    }
+    if (j->nchunks == 0) {
+        kp_lock_give(&p->push[node].lock);
+        kp_finish(p, j);
+        return 0;
+    }
+    KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
+    kp_push_ref(p, q, ref);
+    atomic_store_explicit(&j->pushed, 1, memory_order_release);
+    kp_lock_give(&p->push[node].lock);
+    kp_wake_node(p, node, wake_all);
+    return 0;
+}
+
+/* Gives back a slot that was never submitted. */
+static void job_abort(kart_pool *p, struct kart_future *j)
+{
+    atomic_store(&j->refs, 1);
+    kp_job_unref(p, j);
+}
+
+static int check_node(const kart_pool *p, int node)
+{
+    if (node < -1)
+        return -EINVAL;
+    if (node == -1)
+        return kp_caller_node(p);
+    return kp_node_index(p, node);
+}
+
+static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
+                         kart_task_ptr_fn pfn, const void *arg, size_t arg_len, void *parg,
+                         kart_future **out)
+{
+    int nd = check_node(p, node);
+    if (nd < 0)
+        return nd;
+    if (atomic_load(&p->sh->state) != KP_RUNNING)
+        return KART_EPOOLCLOSED;
+    struct kart_future *j;
+    int rc = kp_slot_alloc(p, &j);
+    if (rc)
+        return rc;
+    uint32_t g = atomic_load(&j->gen) & 0xffff;
+    j->kind = kind;
+    j->fn = fn;
+    j->pfn = pfn;
+    j->parg = parg;
+    j->n = 1;
+    j->chunk = 1;
+    j->nchunks = 1;
+    j->in_size = arg_len;
+    j->out_size = kind == KJ_BYTES ? p->result_size : 0;
+    atomic_store_explicit(&j->range, kp_rg(g, 0, 1), memory_order_relaxed);
+    if (p->kind == KART_POOL_PROCESSES) {
+        atomic_store_explicit(&j->st1, 0, memory_order_relaxed);
+        j->st = &j->st1;
+    }
+    if (kind == KJ_BYTES) {
+        size_t in_room = (arg_len + 15) & ~(size_t)15;
+        char *buf;
+        if (in_room + j->out_size <= KP_INLINE) {
+            buf = (char *)j->inl;
+        } else if ((rc = kp_job_buf(p, j, nd, in_room + j->out_size, (void **)&buf))) {
+            job_abort(p, j);
+            return rc;
+        }
+        if (arg_len)
+            memcpy(buf, arg, arg_len);
+        j->in = buf;
+        j->out = buf + in_room;
+    }
+    rc = kp_submit_job(p, j, nd, false);
+    if (rc) {
+        job_abort(p, j);
+        return rc;
+    }
+    *out = j;
+    return 0;
+}
+
+KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn,
+                                   const void *arg, size_t arg_len, kart_future **out)
+{
+    if (!pool || !fn || !out || (!arg && arg_len))
+        return -EINVAL;
+    return submit_common(pool, node, KJ_BYTES, fn, NULL, arg, arg_len, NULL, out);
+}
+
+KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg,
+                              size_t arg_len, kart_future **out)
+{
+    return kart_pool_submit_node(pool, -1, fn, arg, arg_len, out);
+}
+
+KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *arg,
+                                  kart_future **out)
+{
+    if (!pool || !fn || !out)
+        return -EINVAL;
+    if (pool->kind == KART_POOL_PROCESSES)
+        return -ENOTSUP;
+    return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, out);
+}
+
+KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg,
+                             size_t arg_len, void *result, size_t *result_len)
+{
+    if (!result_len || (!result && *result_len))
+        return -EINVAL;
+    kart_future *f;
+    int rc = kart_pool_submit(pool, fn, arg, arg_len, &f);
+    if (rc)
+        return rc;
+    rc = kart_future_result(f, -1, result, result_len);
+    kart_future_free(f);
+    return rc;
+}
+
+/* ---- maps ---- */
+
+KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in,
+                                 size_t in_size, void *out, size_t out_size, size_t n,
+                                 size_t chunk, kart_future **out_future)
+{
+    if (!pool || !fn || !out_future || (n && ((!in && in_size) || (!out && out_size))))
+        return -EINVAL;
+    if (atomic_load(&pool->sh->state) != KP_RUNNING)
+        return KART_EPOOLCLOSED;
+    int nw = pool->nworkers > 0 ? pool->nworkers : 1;
+    if (chunk == 0) {
+        chunk = (n + 4 * (size_t)nw - 1) / (4 * (size_t)nw);
+        if (chunk == 0)
+            chunk = 1;
+    }
+    if (n / chunk >= KP_MAX_CHUNKS)
+        chunk = (n + KP_MAX_CHUNKS - 1) / KP_MAX_CHUNKS;
+    if (in_size && n > SIZE_MAX / in_size)
+        return -EINVAL;
+    if (out_size && n > SIZE_MAX / out_size)
+        return -EINVAL;
+    struct kart_future *j;
+    int rc = kp_slot_alloc(pool, &j);
+    if (rc)
+        return rc;
+    int nd = kp_caller_node(pool);
+    uint32_t g = atomic_load(&j->gen) & 0xffff;
+    uint32_t nc = kp_chunks(n, chunk);
+    j->kind = KJ_ITEMS;
+    j->fn = fn;
+    j->n = n;
+    j->chunk = chunk;
+    j->nchunks = nc;
+    j->in_size = in_size;
+    j->out_size = out_size;
+    j->in = in;
+    j->out = out;
+    uint32_t nr = pool->nworkers > 1 && nc > 1 ? (uint32_t)pool->nworkers : 1;
+    if (nr > 1) {
+        void *r;
+        if ((rc = kp_job_buf(pool, j, nd, (size_t)nr * KP_LINE, &r)))
+            goto fail;
+        j->ranges = r;
+    }
+    atomic_store_explicit(&j->nranges, nr, memory_order_relaxed);
+    for (uint32_t i = 0; i < nr; i++)
+        atomic_store_explicit(&j->ranges[i * KP_RSTRIDE],
+                              kp_rg(g, (uint32_t)((uint64_t)i * nc / nr),
+                                    (uint32_t)((uint64_t)(i + 1) * nc / nr)),
+                              memory_order_relaxed);
+    if (pool->kind == KART_POOL_PROCESSES && n) {
+        /* One block for the chunk marks, the input and the output. */
+        size_t st_room = (nc + 63) & ~(size_t)63;
+        size_t in_room = (n * in_size + 63) & ~(size_t)63;
+        char *b;
+        if ((rc = kp_job_buf(pool, j, nd, st_room + in_room + n * out_size, (void **)&b)))
+            goto fail;
+        memset(b, 0, nc);
+        j->st = (_Atomic uint8_t *)b;
+        if (in_size)
+            memcpy(b + st_room, in, n * in_size);
+        j->in = b + st_room;
+        j->out = b + st_room + in_room;
+        j->copy_out = out;
+    }
+    rc = kp_submit_job(pool, j, nd, true);
+    if (rc)
+        goto fail;
+    *out_future = j;
+    return 0;
+fail:
+    job_abort(pool, j);
+    return rc;
+}
+
+KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
+                           void *out, size_t out_size, size_t n, size_t chunk)
+{
+    kart_future *f;
+    int rc = kart_pool_map_async(pool, fn, in, in_size, out, out_size, n, chunk, &f);
+    if (rc)
+        return rc;
+    kart_future_wait(f, -1);
+    rc = f->err;
+    kart_future_free(f);
+    return rc;
+}

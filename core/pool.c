@@ -56,6 +56,14 @@ void kp_worker_loop(kart_pool *p, int w)
             return; /* closed and nothing left, or terminated */
         uint32_t seq = atomic_load(&q->seq);
         atomic_fetch_add(&q->sleepers, 1);
+        /* `waking` (one wake-up in flight) is cleared by the worker a
+         * wake-up reaches, but a submitter that saw this worker among the
+         * sleepers just before it woke can set it after the clear, waking
+         * nobody. Left set while everyone sleeps, it would stop every
+         * later submit from waking anyone. So a worker about to sleep
+         * clears it too, before its last look at the queues: a submit
+         * after that look sees it clear and wakes us. */
+        atomic_store(&q->waking, 0);
         if (!kp_work_once(p, w, me->node) && atomic_load(&p->sh->state) == KP_RUNNING)
             kart__futex_wait(&q->seq, seq, -1, p->shared);
         atomic_fetch_sub(&q->sleepers, 1);

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- nodes ---- */
 
@@ -39,6 +40,19 @@ static void wake_one_node(kart_pool *p, kp_node *q, int n)
     kart__futex_wake(&q->seq, n, p->shared);
 }
 
+/* Test-only: one pause, taken by the next submitter that finds a node's
+ * sleepers, between that look and its wake-up, to widen the race
+ * (tests/check_pool_proc.c). */
+_Atomic int64_t kart__pool_test_wake_delay_ns;
+
+static void test_pause(void)
+{
+    int64_t ns = atomic_exchange(&kart__pool_test_wake_delay_ns, 0);
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    while (ns > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 /* Wakes a sleeper of `node`, or of the nearest node that has one; every
  * sleeper with all. */
 void kp_wake_node(kart_pool *p, int node, bool all)
@@ -47,6 +61,9 @@ void kp_wake_node(kart_pool *p, int node, bool all)
     for (int i = 0; i < home->norder; i++) {
         kp_node *q = &p->nodes[home->order[i]];
         if (atomic_load(&q->sleepers) > 0) {
+            if (__builtin_expect(atomic_load_explicit(&kart__pool_test_wake_delay_ns,
+                                                      memory_order_relaxed) > 0, 0))
+                test_pause();
             wake_one_node(p, q, all ? INT32_MAX : 1);
             if (!all)
                 return;

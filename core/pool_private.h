@@ -287,6 +287,9 @@ void kp_proc_notify(kart_pool *p);
  * death). Steps: */
 enum { KP_FAULT_NONE = 0, KP_FAULT_FINISH_CLAIMED /* finished won, done bit not set */ };
 void kart__pool_fault_set(int step, _Atomic int *countdown);
+/* Test-only: when > 0, the next submitter that sees a node's sleepers
+ * pauses this long before waking one (once; pool_job.c). */
+extern _Atomic int64_t kart__pool_test_wake_delay_ns;
 void kp_fault(int step);
 
 /* pool_imap.c */

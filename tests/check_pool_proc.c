@@ -367,6 +367,80 @@ START_TEST(proc_finisher_killed_before_done_bit)
 }
 END_TEST
 
+/* A submitter that saw the worker among the sleepers, and wakes it only
+ * after another submit's wake-up has reached it (and it cleared the
+ * node's `waking` flag), sets the flag again and wakes nobody. The worker
+ * must not then sleep with the flag set: every later submit would see a
+ * wake-up in flight, wake nobody, and its task would wait forever. The
+ * first submitter (a thread) is held between its look at the sleepers
+ * and its wake-up while the main thread's submit wakes the worker. */
+typedef struct late_submit {
+    kart_pool *p;
+    int rc;
+} late_submit;
+
+static void *late_submitter(void *arg)
+{
+    late_submit *ls = arg;
+    uint64_t x = 3, r;
+    size_t len = 8;
+    kart_future *f;
+    ls->rc = kart_pool_submit(ls->p, t_square, &x, 8, &f); /* held in the wake-up */
+    if (ls->rc == 0) {
+        ls->rc = kart_future_result(f, 5000 * MS, &r, &len);
+        if (ls->rc == 0 && r != 9)
+            ls->rc = -EPROTO;
+        kart_future_free(f);
+    }
+    return NULL;
+}
+
+/* Sleeps for its argument's milliseconds; returns it. */
+static int t_nap(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    uint64_t ms;
+    memcpy(&ms, arg, 8);
+    usleep((useconds_t)ms * 1000);
+    memcpy(res, &ms, 8);
+    *res_len = 8;
+    return 0;
+}
+
+START_TEST(proc_wakeup_flag_never_left_set)
+{
+    kart_pool *p = make(1);
+    uint64_t x = 300, r;
+    size_t len = 8;
+    kart_future *f;
+    usleep(100000); /* the worker falls asleep */
+    atomic_store(&kart__pool_test_wake_delay_ns, 150 * MS);
+    late_submit ls = {p, -1};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, late_submitter, &ls), 0);
+    usleep(50000); /* it is held: its task is queued, the worker asleep */
+    /* This wake-up reaches the worker, which runs both tasks; the held
+     * one's comes while it naps in the second. */
+    ck_assert_int_eq(kart_pool_submit(p, t_nap, &x, 8, &f), 0);
+    ck_assert_int_eq(kart_future_result(f, 5000 * MS, &r, &len), 0);
+    ck_assert_uint_eq(r, 300);
+    kart_future_free(f);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(ls.rc, 0);
+    ck_assert_int_eq(atomic_load(&kart__pool_test_wake_delay_ns), 0); /* it was held */
+    /* The late wake-up found nobody asleep. Once the worker sleeps again,
+     * a submit must still wake it. */
+    usleep(100000);
+    x = 6;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
+    ck_assert_msg(kart_future_result(f, 2000 * MS, &r, &len) == 0, "a submit woke nobody");
+    ck_assert_uint_eq(r, 36);
+    kart_future_free(f);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
 START_TEST(proc_dead_worker_fails_its_task)
 {
     kart_pool *p = make(2);
@@ -567,6 +641,7 @@ int main(void)
     tcase_add_test(tc, proc_initializer_and_max_tasks);
     tcase_add_test(tc, proc_dead_worker_fails_its_task);
     tcase_add_test(tc, proc_finisher_killed_before_done_bit);
+    tcase_add_test(tc, proc_wakeup_flag_never_left_set);
     tcase_add_test(tc, proc_terminate_kills_running);
     tcase_add_test(tc, proc_cancel_and_join_timeout);
     suite_add_tcase(s, tc);

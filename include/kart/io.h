@@ -80,8 +80,9 @@ struct kart_buf {
 
 /*
  * Sizes the loop's receive buffer pool: count buffers of size bytes each.
- * Without this call a loop gets 512 buffers of 16 KiB the first time a
- * receive starts. The pool's memory is allocated here, once; receives
+ * Without this call a loop gets buffers of 16 KiB the first time a
+ * receive starts: 256 of them with native io_uring completions, 512 on
+ * the readiness backends. The pool's memory is allocated here, once; receives
  * never allocate. When every buffer is lent out, receives pause (no data is
  * lost, the kernel keeps it) and resume as soon as a buffer is released.
  * Errors: -EINVAL (NULL loop; count not a power of two in [1, 32768]; size

@@ -56,6 +56,7 @@ void kp_worker_loop(kart_pool *p, int w)
             return; /* closed and nothing left, or terminated */
         uint32_t seq = atomic_load(&q->seq);
         atomic_fetch_add(&q->sleepers, 1);
+        atomic_store_explicit(&me->asleep, 1, memory_order_relaxed);
         /* `waking` (one wake-up in flight) is cleared by the worker a
          * wake-up reaches, but a submitter that saw this worker among the
          * sleepers just before it woke can set it after the clear, waking
@@ -66,6 +67,7 @@ void kp_worker_loop(kart_pool *p, int w)
         atomic_store(&q->waking, 0);
         if (!kp_work_once(p, w, me->node) && atomic_load(&p->sh->state) == KP_RUNNING)
             kart__futex_wait(&q->seq, seq, -1, p->shared);
+        atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
         atomic_fetch_sub(&q->sleepers, 1);
         atomic_store(&q->waking, 0);
     }

@@ -176,6 +176,10 @@ typedef struct kp_worker {
      * the watcher can queue them again if this worker dies with them */
     _Atomic uint32_t nbatch;
     _Atomic uint64_t batch[16];
+    /* 1 while counted among its node's sleepers (after the count goes up,
+     * before it goes down): a worker killed asleep is taken off the count
+     * by the watcher */
+    _Atomic uint32_t asleep;
     int node;                   /* node index */
     int index;
     kart_pool *pool;

@@ -102,6 +102,7 @@ int kp_proc_spawn(kart_pool *p, int w)
     kp_worker *me = &p->workers[w];
     atomic_store(&me->busy, 0);
     atomic_store(&me->tasks, 0);
+    atomic_store(&me->asleep, 0);
     atomic_store(&me->pid, 0);
     atomic_store(&me->alive, 1); /* before the child can become busy */
     pid_t parent = getpid();
@@ -245,6 +246,11 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     /* It may have died woken but before it cleared its node's `waking`
      * flag (which stops further wake-ups): clear it, and wake the node. */
     kp_node *q = &p->nodes[me->node];
+    /* Killed asleep: it is still counted among the node's sleepers, which
+     * would send later wake-ups to nobody (and, with several nodes, away
+     * from a node whose workers do sleep). */
+    if (atomic_exchange(&me->asleep, 0))
+        atomic_fetch_sub(&q->sleepers, 1);
     atomic_store(&q->waking, 0);
     atomic_fetch_add(&q->seq, 1);
     kart__futex_wake(&q->seq, INT32_MAX, true);

@@ -441,6 +441,57 @@ START_TEST(proc_wakeup_flag_never_left_set)
 }
 END_TEST
 
+/* A worker killed while asleep leaves its node's sleeper count as it was
+ * before it slept: the watcher takes it off. (Left counted, every later
+ * submit would make a wake-up for nobody, and on several nodes send it
+ * away from a node whose workers do sleep.) */
+static uint32_t sleepers(kart_pool *p)
+{
+    return atomic_load(&p->nodes[0].sleepers);
+}
+
+static bool await_sleepers(kart_pool *p, uint32_t n)
+{
+    for (int i = 0; i < 400; i++) {
+        if (sleepers(p) == n)
+            return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+START_TEST(proc_worker_killed_asleep_leaves_the_count)
+{
+    kart_pool *p = make(2);
+    ck_assert_int_eq(p->nnodes, 1);
+    ck_assert_msg(await_sleepers(p, 2), "sleepers %u, not 2", sleepers(p));
+    kart_pool_worker_info info;
+    ck_assert_int_eq(kart_pool_worker_info_get(p, 0, &info), 0);
+    ck_assert_int_eq(kill(info.pid, SIGKILL), 0);
+    /* Replaced; the new worker falls asleep too: two sleepers, not three. */
+    for (int i = 0; i < 400; i++) {
+        kart_pool_worker_info now;
+        ck_assert_int_eq(kart_pool_worker_info_get(p, 0, &now), 0);
+        if (now.generation > info.generation && now.pid > 0 && now.pid != info.pid)
+            break;
+        usleep(5000);
+    }
+    ck_assert_msg(await_sleepers(p, 2), "sleepers %u, not 2", sleepers(p));
+    usleep(50000);
+    ck_assert_uint_eq(sleepers(p), 2);
+    uint64_t x = 4, r;
+    size_t len = 8;
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
+    ck_assert_int_eq(kart_future_result(f, 5000 * MS, &r, &len), 0);
+    ck_assert_uint_eq(r, 16);
+    kart_future_free(f);
+    kart_pool_close(p);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
 START_TEST(proc_dead_worker_fails_its_task)
 {
     kart_pool *p = make(2);
@@ -642,6 +693,7 @@ int main(void)
     tcase_add_test(tc, proc_dead_worker_fails_its_task);
     tcase_add_test(tc, proc_finisher_killed_before_done_bit);
     tcase_add_test(tc, proc_wakeup_flag_never_left_set);
+    tcase_add_test(tc, proc_worker_killed_asleep_leaves_the_count);
     tcase_add_test(tc, proc_terminate_kills_running);
     tcase_add_test(tc, proc_cancel_and_join_timeout);
     suite_add_tcase(s, tc);

@@ -507,6 +507,18 @@ void kp_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t g, int err)
     account(p, j, n);
 }
 
+/* Whether a live worker's busy mark is KP_BUSY | ref (a worker marks the
+ * job before it claims anything and clears the mark after its last
+ * accounting). */
+bool kp_live_worker_busy_on(kart_pool *p, uint64_t ref)
+{
+    for (int w = 0; w < p->nworkers; w++)
+        if (atomic_load(&p->workers[w].alive) &&
+            atomic_load(&p->workers[w].busy) == (KP_BUSY | ref))
+            return true;
+    return false;
+}
+
 /* Process pools, after a death: once every chunk is claimed and no live
  * worker is busy on the job, the chunks not marked done were lost with
  * dead workers. */
@@ -517,10 +529,8 @@ void kp_sweep_check(kart_pool *p, struct kart_future *j)
     uint32_t g = atomic_load(&j->gen) & 0xffff;
     if (has_work(j, g))
         return;
-    uint64_t ref = KP_BUSY | kp_ref(j->slot, g);
-    for (int w = 0; w < p->nworkers; w++)
-        if (atomic_load(&p->workers[w].alive) && atomic_load(&p->workers[w].busy) == ref)
-            return;
+    if (kp_live_worker_busy_on(p, kp_ref(j->slot, g)))
+        return;
     int err = atomic_load(&p->sh->state) == KP_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
     for (uint32_t c = 0; c < j->nchunks; c++)
         if (!atomic_load_explicit(&j->st[c], memory_order_acquire)) {

@@ -251,6 +251,7 @@ static inline struct kart_future *kp_slot_of(kart_pool *p, uint64_t ref)
 
 /* pool_mem.c, pool_job.c, pool_submit.c */
 void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref);
+bool kp_live_worker_busy_on(kart_pool *p, uint64_t ref);
 void kp_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c);
 int kp_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w);
 int kp_slot_alloc(kart_pool *p, struct kart_future **out);
@@ -294,7 +295,15 @@ void kart__pool_fault_set(int step, _Atomic int *countdown);
 /* Test-only: when > 0, the next submitter that sees a node's sleepers
  * pauses this long before waking one (once; pool_job.c). */
 extern _Atomic int64_t kart__pool_test_wake_delay_ns;
-void kp_fault(int step);
+/* The armed step, and what reaching it does (pool_proc.c). Inline so that
+ * the finishing path pays one load, not a call, when nothing is armed. */
+extern int kp__fault_step;
+void kp_fault_reached(void);
+static inline void kp_fault(int step)
+{
+    if (__builtin_expect(kp__fault_step == step, 0))
+        kp_fault_reached();
+}
 
 /* pool_imap.c */
 void kp_iter_notify(struct kart_pool_iter *it);

@@ -54,19 +54,19 @@ void kp_proc_notify(kart_pool *p)
 
 /* ---- fault injection (tests only) ---- */
 
-static int fault_step;
+int kp__fault_step;
 static _Atomic int *fault_countdown;
 static bool in_worker; /* set in the worker processes only */
 
 void kart__pool_fault_set(int step, _Atomic int *countdown)
 {
-    fault_step = step;
+    kp__fault_step = step;
     fault_countdown = countdown;
 }
 
-void kp_fault(int step)
+void kp_fault_reached(void)
 {
-    if (__builtin_expect(fault_step != step, 1) || !in_worker || !fault_countdown)
+    if (!in_worker || !fault_countdown)
         return;
     int c = atomic_load(fault_countdown);
     while (c > 0 && !atomic_compare_exchange_weak(fault_countdown, &c, c - 1))
@@ -181,10 +181,8 @@ static bool done_bit(kart_pool *p, const struct kart_future *j)
  * the job (look again later), true when there is nothing left to do. */
 static bool rescue_finished(kart_pool *p, struct kart_future *j, uint64_t ref)
 {
-    uint64_t busy = KP_BUSY | ref;
-    for (int w = 0; w < p->nworkers; w++)
-        if (atomic_load(&p->workers[w].alive) && atomic_load(&p->workers[w].busy) == busy)
-            return false;
+    if (kp_live_worker_busy_on(p, ref))
+        return false;
     if (done_bit(p, j) || atomic_load(&j->state) != KS_QUEUED ||
         (atomic_load(&j->gen) & 0xffff) != (ref & 0xffff))
         return true;

@@ -1,7 +1,7 @@
 /*
  * numa/topo.h — the topology numa/topology.c reads once and the other
- * numa/ files share. Private to numa/, which depends on nothing else in
- * the library.
+ * numa/ files share. Private to numa/, which uses nothing else in the
+ * library but kart__debug.
  */
 #ifndef KART_NUMA_TOPO_H
 #define KART_NUMA_TOPO_H
@@ -39,8 +39,7 @@ kart__numa_topo *kart__numa_topo_get(void);
  * when absent. */
 int kart__numa_index(const kart__numa_topo *t, int node);
 
-/* A line on stderr when KART_DEBUG is set (numa/ has its own: it uses
- * nothing from core/). */
-void kart__numa_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Lines on stderr when KART_DEBUG is set: kart__debug, "numa: " first. */
+#include "internal.h"
 
 #endif

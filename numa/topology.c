@@ -2,8 +2,8 @@
  * numa/topology.c — the machine's NUMA shape: nodes, their CPUs and memory,
  * distances, the node of a CPU. Read once, from libnuma when built with it,
  * else from the node directories in sysfs (what libnuma reads too), else
- * one node; or from a test tree named by KART_NUMA_SYSFS. numa/ depends on
- * nothing else in the library.
+ * one node; or from a test tree named by KART_NUMA_SYSFS. numa/ uses
+ * nothing else in the library but kart__debug.
  */
 #define KART_BUILDING 1
 #include "topo.h"
@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,23 +26,6 @@
 #endif
 
 #define SYSFS_NODES "/sys/devices/system/node"
-
-void kart__numa_debug(const char *fmt, ...)
-{
-    static _Atomic int enabled = -1;
-    if (enabled < 0) {
-        const char *v = getenv("KART_DEBUG");
-        enabled = v && *v && *v != '0';
-    }
-    if (!enabled)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kart: numa: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ---- parsing ---- */
 
@@ -217,7 +199,7 @@ static kart__numa_topo *load_sysfs(const char *root, const char *source)
         nd->id = ids[i];
         if (!read_node_file(root, nd->id, "cpulist", buf, sizeof(buf)) ||
             !parse_cpulist(buf, &nd->cpus)) {
-            kart__numa_debug("%s/node%d/cpulist unreadable or malformed: no CPUs", root, nd->id);
+            kart__debug("numa: %s/node%d/cpulist unreadable or malformed: no CPUs", root, nd->id);
             CPU_ZERO(&nd->cpus);
         }
         /* The row lists the distance to each node, in ascending id. */
@@ -234,7 +216,7 @@ static kart__numa_topo *load_sysfs(const char *root, const char *source)
         if (k == n)
             memcpy(&t->dist[i * n], row, sizeof(int) * (size_t)n);
         else
-            kart__numa_debug("%s/node%d/distance has %d entries for %d nodes: ignored", root,
+            kart__debug("numa: %s/node%d/distance has %d entries for %d nodes: ignored", root,
                              nd->id, k, n);
     }
     free(ids);
@@ -289,10 +271,10 @@ static kart__numa_topo *load(void)
         kart__numa_topo *t = load_sysfs(test, "test");
         if (t) {
             t->fake = true;
-            kart__numa_debug("test topology from %s: %d nodes", test, t->n);
+            kart__debug("numa: test topology from %s: %d nodes", test, t->n);
             return t;
         }
-        kart__numa_debug("KART_NUMA_SYSFS=%s holds no nodeN directories: ignored", test);
+        kart__debug("numa: KART_NUMA_SYSFS=%s holds no nodeN directories: ignored", test);
     }
     kart__numa_topo *t = NULL;
 #ifdef KART_HAVE_NUMA

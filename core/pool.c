@@ -65,8 +65,14 @@ void kp_worker_loop(kart_pool *p, int w)
          * clears it too, before its last look at the queues: a submit
          * after that look sees it clear and wakes us. */
         atomic_store(&q->waking, 0);
-        if (!kp_work_once(p, w, me->node) && atomic_load(&p->sh->state) == KP_RUNNING)
-            kart__futex_wait(&q->seq, seq, -1, p->shared);
+        /* A return with the eventcount unchanged is spurious (EINTR, or
+         * the parking-lot fallback, whose waits between processes end
+         * every millisecond): nobody woke us, so sleep again, still
+         * counted. Leaving the count for a round of spinning would burn
+         * CPU and make the count flicker for every submitter reading it. */
+        if (!kp_work_once(p, w, me->node))
+            while (atomic_load(&q->seq) == seq && atomic_load(&p->sh->state) == KP_RUNNING)
+                kart__futex_wait(&q->seq, seq, -1, p->shared);
         atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
         atomic_fetch_sub(&q->sleepers, 1);
         atomic_store(&q->waking, 0);

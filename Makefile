@@ -48,7 +48,13 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 OPT ?= -O2 -g
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread -Iinclude -Icore
+# One folder per module under core/ (the folder list is the architecture:
+# docs/ARCHITECTURE.md).
+CORE_DIRS := $(sort $(dir $(wildcard core/*/*.c)))
+# The library, its tests and fuzzers see the private headers; examples and
+# kart-bench do not (PRIVATE_INC is filtered out of their flags).
+PRIVATE_INC := -Icore $(patsubst %/,-I%,$(CORE_DIRS)) -Inuma
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread -Iinclude $(PRIVATE_INC)
 # Exported functions are called inside the library directly, not through
 # the PLT: nobody may interpose them (-fno-semantic-interposition within a
 # file, -Bsymbolic-functions across files at link time).
@@ -67,7 +73,7 @@ ifeq ($(FUTEX),parking)
 BASE_CFLAGS += -DKART_FUTEX_PARKING_LOT=1
 endif
 
-LIB_SRC := $(wildcard core/*.c) $(wildcard compat/*.c) $(wildcard numa/*.c)
+LIB_SRC := $(wildcard core/*/*.c) $(wildcard compat/*.c) $(wildcard numa/*.c)
 ifeq ($(URING),1)
 LIB_SRC += $(wildcard uring/*.c)
 BASE_CFLAGS += -DKART_HAVE_URING=1 $(shell $(PKG_CONFIG) --cflags liburing)
@@ -164,7 +170,7 @@ tests: $(TEST_BIN)
 $(OUT)/examples/%: examples/%.c $(OUT)/libkart.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(filter-out -Icore,$(CFLAGS_ALL)) -o $@ $< $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -o $@ $< $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 
 # The example servers: their shared headers, and tests/check_servers, which
 # runs them (tests are otherwise built before the examples).
@@ -174,7 +180,7 @@ $(OUT)/tests/check_servers: $(OUT)/examples/echo-server $(OUT)/examples/http-ser
 
 $(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
 	$(call say,CC,$@)
-	$(Q)$(CC) $(filter-out -Icore,$(CFLAGS_ALL)) $(BENCH_CFLAGS) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(BENCH_CFLAGS) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
 
 deps:
 	@scripts/deps.sh

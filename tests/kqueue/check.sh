@@ -7,7 +7,7 @@
 # kqueue backend on top of kqemu.c, a test-only kqueue emulation over
 # epoll, and runs the selector, loop and compat suites with kqueue among
 # the backends; the loop there hears signals through EVFILT_SIGNAL
-# (core/signal_kqueue.c) as on those systems. Neither replaces a run on a
+# (core/loop/signal_kqueue.c) as on those systems. Neither replaces a run on a
 # real BSD or macOS kernel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,8 +16,8 @@ cc=${KQ_CC:-clang}
 W="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter"
 for os in __APPLE__ __FreeBSD__ __NetBSD__ __OpenBSD__ __DragonFly__; do
   for v in "" KQSTUB_MACOS KQSTUB_NETBSD KQSTUB_OLD; do
-    for f in compat/kqueue.c core/signal_kqueue.c; do
-      $cc $W -D$os -DKART_SIGNAL_KQUEUE ${v:+-D$v} -I$stub -Iinclude -Icore -fsyntax-only $f
+    for f in compat/kqueue.c core/loop/signal_kqueue.c; do
+      $cc $W -D$os -DKART_SIGNAL_KQUEUE ${v:+-D$v} -I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done) -fsyntax-only $f
     done
   done
 done
@@ -26,9 +26,9 @@ echo "kqueue.c, signal_kqueue.c: compile for 5 OS macros x 4 header variants"
 out=build/kqemu
 mkdir -p $out/obj
 for variant in KQSTUB_MACOS KQSTUB_FREEBSD; do
-  CF="$W -O1 -g -D__FreeBSD__ -DKART_SIGNAL_KQUEUE -D$variant -fsanitize=address,undefined -fno-sanitize-recover=all -I$stub -Iinclude -Icore"
+  CF="$W -O1 -g -D__FreeBSD__ -DKART_SIGNAL_KQUEUE -D$variant -fsanitize=address,undefined -fno-sanitize-recover=all -I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done)"
   rm -f $out/obj/*.o
-  for f in core/*.c compat/*.c numa/topology.c $stub/kqemu.c; do
+  for f in core/*/*.c compat/*.c numa/topology.c $stub/kqemu.c; do
     $cc $CF -Wno-missing-prototypes -DKART_BUILDING=1 -fvisibility=hidden -c "$f" -o "$out/obj/$(basename "$f" .c).o"
   done
   rm -f $out/libkart.a && ar rcs $out/libkart.a $out/obj/*.o

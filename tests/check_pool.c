@@ -1129,11 +1129,11 @@ START_TEST(queue_steal_order_by_distance)
     ck_assert_int_eq(kart_pool_node_order(p, 0, NULL, 0), 4);
     ck_assert_int_eq(kart_pool_node_order(p, 9, order, 4), -ENOENT);
     /* map chunks: worker 3 (node 3) robs node 2's worker first, then 1, then 0 */
-    kp_worker *w3 = &p->workers[3];
+    kart__pool_worker *w3 = &p->workers[3];
     ck_assert_int_eq(w3->victims[0], 2);
     ck_assert_int_eq(w3->victims[1], 1);
     ck_assert_int_eq(w3->victims[2], 0);
-    kp_worker *w0 = &p->workers[0];
+    kart__pool_worker *w0 = &p->workers[0];
     ck_assert_int_eq(w0->victims[0], 1);
     ck_assert_int_eq(w0->victims[1], 2);
     ck_assert_int_eq(w0->victims[2], 3);

@@ -327,7 +327,7 @@ START_TEST(proc_finisher_killed_before_done_bit)
                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(countdown, MAP_FAILED);
     atomic_store(countdown, 1);
-    kart__pool_fault_set(KP_FAULT_FINISH_CLAIMED, countdown); /* before the forks */
+    kart__pool_fault_set(KART__POOL_FAULT_FINISH_CLAIMED, countdown); /* before the forks */
     kart_pool *p = make(2);
     uint64_t x = 7, r = 0;
     size_t len = 8;
@@ -362,7 +362,7 @@ START_TEST(proc_finisher_killed_before_done_bit)
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
     kart_pool_free(p);
-    kart__pool_fault_set(KP_FAULT_NONE, NULL);
+    kart__pool_fault_set(KART__POOL_FAULT_NONE, NULL);
     munmap((void *)countdown, sizeof(*countdown));
 }
 END_TEST

@@ -16,7 +16,7 @@
  * look and 32 pauses, yielding now and then (some tens of microseconds),
  * so that a stream of submits or the next map finds it awake (libgomp's
  * threads spin before sleeping too). */
-#define KP_IDLE_ROUNDS 300
+#define KART__POOL_IDLE_ROUNDS 300
 
 static size_t align_up(size_t v, size_t a)
 {
@@ -25,7 +25,7 @@ static size_t align_up(size_t v, size_t a)
 
 /* ---- the worker loop ---- */
 
-static bool retiring(kart_pool *p, kp_worker *me)
+static bool retiring(kart_pool *p, kart__pool_worker *me)
 {
     return p->max_tasks &&
            atomic_load_explicit(&me->tasks, memory_order_relaxed) >= (uint64_t)p->max_tasks;
@@ -33,26 +33,26 @@ static bool retiring(kart_pool *p, kp_worker *me)
 
 /* Runs work until the pool is closed and drained or terminated, or until
  * this worker has run max_tasks_per_child chunks. */
-void kp_worker_loop(kart_pool *p, int w)
+void kart__pool_worker_loop(kart_pool *p, int w)
 {
-    kp_worker *me = &p->workers[w];
-    kp_node *q = &p->nodes[me->node];
+    kart__pool_worker *me = &p->workers[w];
+    kart__pool_node *q = &p->nodes[me->node];
     for (;;) {
         if (retiring(p, me))
             return;
-        if (kp_work_once(p, w, me->node))
+        if (kart__pool_work_once(p, w, me->node))
             continue;
         bool found = false;
-        for (int i = 0; i < KP_IDLE_ROUNDS && !found; i++) {
+        for (int i = 0; i < KART__POOL_IDLE_ROUNDS && !found; i++) {
             for (int k = 0; k < 32; k++)
                 kart__cpu_relax();
             if (i % 8 == 7)
                 sched_yield();
-            found = kp_work_once(p, w, me->node);
+            found = kart__pool_work_once(p, w, me->node);
         }
         if (found)
             continue;
-        if (atomic_load(&p->sh->state) != KP_RUNNING)
+        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
             return; /* closed and nothing left, or terminated */
         uint32_t seq = atomic_load(&q->seq);
         atomic_fetch_add(&q->sleepers, 1);
@@ -70,8 +70,8 @@ void kp_worker_loop(kart_pool *p, int w)
          * every millisecond): nobody woke us, so sleep again, still
          * counted. Leaving the count for a round of spinning would burn
          * CPU and make the count flicker for every submitter reading it. */
-        if (!kp_work_once(p, w, me->node))
-            while (atomic_load(&q->seq) == seq && atomic_load(&p->sh->state) == KP_RUNNING)
+        if (!kart__pool_work_once(p, w, me->node))
+            while (atomic_load(&q->seq) == seq && atomic_load(&p->sh->state) == KART__POOL_RUNNING)
                 kart__futex_wait(&q->seq, seq, -1, p->shared);
         atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
         atomic_fetch_sub(&q->sleepers, 1);
@@ -85,15 +85,15 @@ static int start_thread(kart_pool *p, int w);
 
 static int thread_main(void *arg)
 {
-    kp_worker *me = arg;
+    kart__pool_worker *me = arg;
     kart_pool *p = me->pool;
     atomic_store(&me->tid, (int32_t)kart_thread_native_id(kart_thread_current()));
     atomic_store(&me->alive, 1);
     if (p->init)
         p->init(p->initarg);
     for (;;) {
-        kp_worker_loop(p, me->index);
-        if (!retiring(p, me) || atomic_load(&p->sh->state) == KP_TERMINATED)
+        kart__pool_worker_loop(p, me->index);
+        if (!retiring(p, me) || atomic_load(&p->sh->state) == KART__POOL_TERMINATED)
             break;
         /* Recycled: a fresh thread takes the slot. If none can start,
          * this one goes on. */
@@ -114,7 +114,7 @@ static int thread_main(void *arg)
  * thread it replaces, so only the first start counts. */
 static int start_thread(kart_pool *p, int w)
 {
-    kp_worker *me = &p->workers[w];
+    kart__pool_worker *me = &p->workers[w];
     char name[16];
     snprintf(name, sizeof(name), "kart-pool-%d", w);
     kart_thread_options o = {.name = name, .detached = true};
@@ -204,17 +204,17 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     uint64_t ring = 1;
     while (ring < 2 * (uint64_t)p->max_jobs)
         ring <<= 1;
-    size_t off = align_up(sizeof(kp_shared), KP_LINE);
+    size_t off = align_up(sizeof(kart__pool_shared), KART__POOL_LINE);
     size_t o_nodes = off;
-    off = align_up(off + (size_t)N * sizeof(kp_node), KP_LINE);
+    off = align_up(off + (size_t)N * sizeof(kart__pool_node), KART__POOL_LINE);
     size_t o_workers = off;
-    off = align_up(off + (size_t)(W + KP_HELPERS) * sizeof(kp_worker), KP_LINE);
+    off = align_up(off + (size_t)(W + KART__POOL_HELPERS) * sizeof(kart__pool_worker), KART__POOL_LINE);
     size_t o_victims = off;
-    off = align_up(off + (size_t)W * (size_t)W * sizeof(int), KP_LINE);
+    off = align_up(off + (size_t)W * (size_t)W * sizeof(int), KART__POOL_LINE);
     size_t o_jobs = off;
-    off = align_up(off + (size_t)p->max_jobs * sizeof(struct kart_future), KP_LINE);
+    off = align_up(off + (size_t)p->max_jobs * sizeof(struct kart_future), KART__POOL_LINE);
     size_t o_rings = off;
-    off = align_up(off + (size_t)N * ring * sizeof(uint64_t), KP_LINE);
+    off = align_up(off + (size_t)N * ring * sizeof(uint64_t), KART__POOL_LINE);
     size_t o_done = off;
     off = align_up(off + ((size_t)p->max_jobs + 63) / 64 * sizeof(uint64_t), 4096);
     size_t o_heap = off;
@@ -230,11 +230,11 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     p->sh = a;
     p->sh->mgr_efd = -1;
     p->sh->donemap = (_Atomic uint64_t *)(p->arena + o_done);
-    p->nodes = (kp_node *)(p->arena + o_nodes);
-    p->workers = (kp_worker *)(p->arena + o_workers);
+    p->nodes = (kart__pool_node *)(p->arena + o_nodes);
+    p->workers = (kart__pool_worker *)(p->arena + o_workers);
     p->jobs = (struct kart_future *)(p->arena + o_jobs);
     for (int i = 0; i < N; i++) {
-        kp_node *q = &p->nodes[i];
+        kart__pool_node *q = &p->nodes[i];
         q->id = p->node_ids[i];
         q->ring = (_Atomic uint64_t *)(p->arena + o_rings) + (size_t)i * ring;
         q->ring_mask = ring - 1;
@@ -242,7 +242,7 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
         int n = kart_numa_nodes_by_distance(q->id, ids, 64);
         q->norder = 0;
         for (int k = 0; k < n && k < 64; k++) {
-            int idx = kp_node_index(p, ids[k]);
+            int idx = kart__pool_node_index(p, ids[k]);
             if (idx >= 0)
                 q->order[q->norder++] = idx;
         }
@@ -256,7 +256,7 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     }
     int *victims = (int *)(p->arena + o_victims);
     for (int w = 0; w < W; w++) {
-        kp_worker *me = &p->workers[w];
+        kart__pool_worker *me = &p->workers[w];
         me->index = w;
         me->pool = p;
         me->node = node_of[w];
@@ -302,7 +302,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     kart_pool_options o = opts ? *opts : (kart_pool_options){0};
     if (!out || (unsigned)o.kind > KART_POOL_INLINE ||
         (unsigned)o.placement > KART_POOL_PLACE_PER_NODE || o.workers < 0 ||
-        o.max_tasks_per_child < 0 || o.max_jobs < 0 || o.max_jobs > KP_MAX_JOBS ||
+        o.max_tasks_per_child < 0 || o.max_jobs < 0 || o.max_jobs > KART__POOL_MAX_JOBS ||
         (o.placement == KART_POOL_PLACE_PER_NODE && o.per_node < 1))
         return -EINVAL;
     kart_pool *p = calloc(1, sizeof(*p));
@@ -331,7 +331,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     }
     p->nworkers = W;
     int rc = -ENOMEM;
-    p->busy_snap = calloc((size_t)(W + KP_HELPERS), sizeof(uint32_t));
+    p->busy_snap = calloc((size_t)(W + KART__POOL_HELPERS), sizeof(uint32_t));
     if (!p->busy_snap || (rc = build_arena(p, &o, node_of, bind)) < 0) {
         free(node_of);
         free(p->busy_snap);
@@ -349,7 +349,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
             }
         }
     } else if (p->kind == KART_POOL_PROCESSES) {
-        if ((rc = kp_proc_start(p)) < 0) {
+        if ((rc = kart__pool_proc_start(p)) < 0) {
             kart_pool_free(p);
             return rc;
         }
@@ -365,24 +365,24 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
 static void set_state(kart_pool *p, uint32_t state)
 {
     for (int i = 0; i < p->nnodes; i++)
-        kp_lock_take(&p->push[i].lock);
+        kart__pool_lock_take(&p->push[i].lock);
     if (atomic_load(&p->sh->state) < state)
         atomic_store(&p->sh->state, state);
     for (int i = 0; i < p->nnodes; i++)
-        kp_lock_give(&p->push[i].lock);
+        kart__pool_lock_give(&p->push[i].lock);
     for (int i = 0; i < p->nnodes; i++) {
         atomic_fetch_add(&p->nodes[i].seq, 1);
         kart__futex_wake(&p->nodes[i].seq, INT32_MAX, p->shared);
     }
     if (p->kind == KART_POOL_PROCESSES)
-        kp_proc_notify(p);
+        kart__pool_proc_notify(p);
 }
 
 KART_API int kart_pool_close(kart_pool *pool)
 {
     if (!pool)
         return -EINVAL;
-    set_state(pool, KP_CLOSED);
+    set_state(pool, KART__POOL_CLOSED);
     return 0;
 }
 
@@ -390,17 +390,17 @@ KART_API int kart_pool_terminate(kart_pool *pool)
 {
     if (!pool)
         return -EINVAL;
-    set_state(pool, KP_TERMINATED);
+    set_state(pool, KART__POOL_TERMINATED);
     /* Cancel what is queued, by reference (a slot reused since fails the
      * generation check), pinned so that no slot is recycled under us. */
     uint64_t *refs;
-    uint32_t k = kp_collect_pushed(pool, &refs);
-    int h = kp_pin(pool);
+    uint32_t k = kart__pool_collect_pushed(pool, &refs);
+    int h = kart__pool_pin(pool);
     for (uint32_t i = 0; i < k; i++) {
-        atomic_store(&pool->workers[h].busy, KP_BUSY | refs[i]);
-        kp_cancel_rest(pool, kp_slot_of(pool, refs[i]), (uint32_t)refs[i] & 0xffff, -ECANCELED);
+        atomic_store(&pool->workers[h].busy, KART__POOL_BUSY | refs[i]);
+        kart__pool_cancel_rest(pool, kart__pool_slot_of(pool, refs[i]), (uint32_t)refs[i] & 0xffff, -ECANCELED);
     }
-    kp_unpin(pool, h);
+    kart__pool_unpin(pool, h);
     free(refs);
     /* Process workers are killed by the watcher (set_state woke it): only
      * the thread that reaps them may signal them, or a pid reaped and
@@ -412,9 +412,9 @@ KART_API int kart_pool_join(kart_pool *pool, int64_t timeout_ns)
 {
     if (!pool)
         return -EINVAL;
-    if (atomic_load(&pool->sh->state) == KP_RUNNING)
+    if (atomic_load(&pool->sh->state) == KART__POOL_RUNNING)
         return KART_EPOOLRUNNING;
-    int64_t deadline = kp_deadline(timeout_ns);
+    int64_t deadline = kart__pool_deadline(timeout_ns);
     _Atomic uint32_t *word = pool->kind == KART_POOL_PROCESSES ? &pool->watcher_done : &pool->live;
     uint32_t until = pool->kind == KART_POOL_PROCESSES ? 1 : 0;
     for (;;) {
@@ -439,7 +439,7 @@ KART_API int kart_pool_free(kart_pool *pool)
 {
     if (!pool)
         return -EINVAL;
-    if (atomic_load(&pool->sh->state) != KP_TERMINATED)
+    if (atomic_load(&pool->sh->state) != KART__POOL_TERMINATED)
         kart_pool_terminate(pool);
     kart_pool_join(pool, -1);
     for (uint32_t s = 0; s < pool->bump; s++) {
@@ -447,9 +447,9 @@ KART_API int kart_pool_free(kart_pool *pool)
         for (int k = 0; k < 3; k++)
             if (j->bufs[k] && pool->kind != KART_POOL_PROCESSES)
                 free(j->bufs[k]);
-        kp_cb *c = atomic_load(&j->cbs);
-        while (c && c != KP_FIRED) {
-            kp_cb *n = c->next;
+        kart__pool_cb *c = atomic_load(&j->cbs);
+        while (c && c != KART__POOL_FIRED) {
+            kart__pool_cb *n = c->next;
             free(c);
             c = n;
         }
@@ -480,7 +480,7 @@ KART_API int kart_pool_worker_info_get(const kart_pool *pool, int i, kart_pool_w
         return -EINVAL;
     if (i < 0 || i >= pool->nworkers)
         return -ENOENT;
-    kp_worker *w = &pool->workers[i];
+    kart__pool_worker *w = &pool->workers[i];
     info->node = pool->node_ids[w->node];
     info->bound = atomic_load(&w->bound);
     info->pid = pool->kind == KART_POOL_PROCESSES ? atomic_load(&w->pid) : getpid();
@@ -494,10 +494,10 @@ KART_API int kart_pool_node_order(const kart_pool *pool, int node, int *order, i
 {
     if (!pool || max < 0 || (!order && max > 0) || node < 0)
         return -EINVAL;
-    int i = kp_node_index(pool, node);
+    int i = kart__pool_node_index(pool, node);
     if (i < 0)
         return i;
-    const kp_node *q = &pool->nodes[i];
+    const kart__pool_node *q = &pool->nodes[i];
     for (int k = 0; k < q->norder && k < max; k++)
         order[k] = pool->node_ids[q->order[k]];
     return q->norder;

@@ -12,7 +12,7 @@ KART_API int kart_future_wait(kart_future *f, int64_t timeout_ns)
 {
     if (!f)
         return -EINVAL;
-    return kp_wait_state(f, kp_deadline(timeout_ns));
+    return kart__pool_wait_state(f, kart__pool_deadline(timeout_ns));
 }
 
 KART_API int kart_future_done(const kart_future *f)
@@ -49,7 +49,7 @@ KART_API int kart_future_result(kart_future *f, int64_t timeout_ns, void *buf, s
 {
     if (!f || !len || (!buf && *len) || f->kind == KJ_PTR)
         return -EINVAL;
-    int rc = kp_wait_state(f, kp_deadline(timeout_ns));
+    int rc = kart__pool_wait_state(f, kart__pool_deadline(timeout_ns));
     if (rc)
         return rc;
     if (f->err)
@@ -69,7 +69,7 @@ KART_API int kart_future_result_ptr(kart_future *f, int64_t timeout_ns, void **r
 {
     if (!f || !result || f->kind != KJ_PTR)
         return -EINVAL;
-    int rc = kp_wait_state(f, kp_deadline(timeout_ns));
+    int rc = kart__pool_wait_state(f, kart__pool_deadline(timeout_ns));
     if (rc)
         return rc;
     if (f->err)
@@ -85,7 +85,7 @@ KART_API int kart_future_cancel(kart_future *f)
     if (atomic_load(&f->state) == KS_DONE)
         return 0;
     uint32_t before = atomic_load(&f->cancelled);
-    kp_cancel_rest(f->pool, f, atomic_load(&f->gen), -ECANCELED);
+    kart__pool_cancel_rest(f->pool, f, atomic_load(&f->gen), -ECANCELED);
     return !before && atomic_load(&f->cancelled);
 }
 
@@ -93,12 +93,12 @@ static int add_cb(kart_future *f, kart_future_cb cb, void *arg, bool on_error_on
 {
     if (!f || !cb)
         return -EINVAL;
-    kp_cb *c = malloc(sizeof(*c));
+    kart__pool_cb *c = malloc(sizeof(*c));
     if (!c)
         return -ENOMEM;
-    *c = (kp_cb){NULL, cb, arg, on_error_only};
-    kp_cb *head = atomic_load(&f->cbs);
-    while (head != KP_FIRED) {
+    *c = (kart__pool_cb){NULL, cb, arg, on_error_only};
+    kart__pool_cb *head = atomic_load(&f->cbs);
+    while (head != KART__POOL_FIRED) {
         c->next = head;
         if (atomic_compare_exchange_weak(&f->cbs, &head, c))
             return 0;
@@ -124,7 +124,7 @@ KART_API int kart_future_free(kart_future *f)
 {
     if (!f)
         return -EINVAL;
-    kp_job_unref(f->pool, f);
+    kart__pool_job_unref(f->pool, f);
     return 0;
 }
 

@@ -37,7 +37,7 @@ struct kart_pool_iter {
     _Atomic uint32_t sleeping;
 };
 
-void kp_iter_notify(struct kart_pool_iter *it)
+void kart__pool_iter_notify(struct kart_pool_iter *it)
 {
     atomic_fetch_add(&it->word, 1);
     if (atomic_load(&it->sleeping))
@@ -50,15 +50,15 @@ static int fill_one(kart_pool_iter *it, iter_slot *s)
 {
     kart_pool *p = it->pool;
     struct kart_future *j;
-    int rc = kp_slot_alloc(p, &j);
+    int rc = kart__pool_slot_alloc(p, &j);
     if (rc)
         return rc;
-    int nd = kp_caller_node(p);
+    int nd = kart__pool_caller_node(p);
     size_t in_room = (it->chunk * it->in_size + 63) & ~(size_t)63;
     char *b;
-    if ((rc = kp_job_buf(p, j, nd, in_room + it->chunk * it->out_size + 64, (void **)&b))) {
+    if ((rc = kart__pool_job_buf(p, j, nd, in_room + it->chunk * it->out_size + 64, (void **)&b))) {
         atomic_store(&j->refs, 1);
-        kp_job_unref(p, j);
+        kart__pool_job_unref(p, j);
         return rc;
     }
     size_t n = 0;
@@ -74,7 +74,7 @@ static int fill_one(kart_pool_iter *it, iter_slot *s)
     }
     if (n == 0) {
         atomic_store(&j->refs, 1);
-        kp_job_unref(p, j);
+        kart__pool_job_unref(p, j);
         return 0;
     }
     uint32_t g = atomic_load(&j->gen) & 0xffff;
@@ -88,7 +88,7 @@ static int fill_one(kart_pool_iter *it, iter_slot *s)
     j->in = b;
     j->out = b + in_room;
     j->iter = it;
-    atomic_store_explicit(&j->range, kp_rg(g, 0, 1), memory_order_relaxed);
+    atomic_store_explicit(&j->range, kart__pool_rg(g, 0, 1), memory_order_relaxed);
     if (p->kind == KART_POOL_PROCESSES) {
         atomic_store_explicit(&j->st1, 0, memory_order_relaxed);
         j->st = &j->st1;
@@ -97,12 +97,12 @@ static int fill_one(kart_pool_iter *it, iter_slot *s)
     s->n = n;
     s->pos = 0;
     s->seq = it->next_seq++;
-    rc = kp_submit_job(p, j, nd, false);
+    rc = kart__pool_submit_job(p, j, nd, false);
     if (rc) {
         s->j = NULL;
         it->next_seq--;
         atomic_store(&j->refs, 1);
-        kp_job_unref(p, j);
+        kart__pool_job_unref(p, j);
         return rc;
     }
     return 1;
@@ -126,10 +126,10 @@ static int refill(kart_pool_iter *it)
 static void drop(kart_pool_iter *it, iter_slot *s)
 {
     struct kart_future *j = s->j;
-    kp_wait_state(j, -1);
+    kart__pool_wait_state(j, -1);
     while (atomic_load(&j->refs) > 1)
         kart__cpu_relax();
-    kp_job_unref(it->pool, j);
+    kart__pool_job_unref(it->pool, j);
     s->j = NULL;
 }
 
@@ -139,7 +139,7 @@ KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source s
 {
     if (!pool || !fn || !src || !out || in_size == 0 || (flags & ~KART_POOL_UNORDERED))
         return -EINVAL;
-    if (atomic_load(&pool->sh->state) != KP_RUNNING)
+    if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
         return KART_EPOOLCLOSED;
     kart_pool_iter *it = calloc(1, sizeof(*it));
     if (!it)
@@ -200,7 +200,7 @@ KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *r
         return -EINVAL;
     if (it->ended)
         return 0;
-    int64_t deadline = kp_deadline(timeout_ns);
+    int64_t deadline = kart__pool_deadline(timeout_ns);
     for (;;) {
         bool done;
         uint32_t seen = atomic_load(&it->word);
@@ -222,7 +222,7 @@ KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *r
                     return -ETIMEDOUT;
                 continue;
             }
-            int rc = kp_wait_state(s->j, deadline);
+            int rc = kart__pool_wait_state(s->j, deadline);
             if (rc)
                 return rc;
         }

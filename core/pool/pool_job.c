@@ -13,7 +13,7 @@
 
 /* ---- nodes ---- */
 
-int kp_node_index(const kart_pool *p, int node_id)
+int kart__pool_node_index(const kart_pool *p, int node_id)
 {
     for (int i = 0; i < p->nnodes; i++)
         if (p->node_ids[i] == node_id)
@@ -21,16 +21,16 @@ int kp_node_index(const kart_pool *p, int node_id)
     return -ENOENT;
 }
 
-int kp_caller_node(const kart_pool *p)
+int kart__pool_caller_node(const kart_pool *p)
 {
     if (p->nnodes == 1)
         return 0;
     int id = kart_numa_current_node();
-    int i = id < 0 ? -1 : kp_node_index(p, id);
+    int i = id < 0 ? -1 : kart__pool_node_index(p, id);
     return i < 0 ? 0 : i;
 }
 
-static void wake_one_node(kart_pool *p, kp_node *q, int n)
+static void wake_one_node(kart_pool *p, kart__pool_node *q, int n)
 {
     /* One wake-up in flight is enough for single tasks: the worker it
      * wakes clears `waking` and looks at the queue afterwards. */
@@ -55,11 +55,11 @@ static void test_pause(void)
 
 /* Wakes a sleeper of `node`, or of the nearest node that has one; every
  * sleeper with all. */
-void kp_wake_node(kart_pool *p, int node, bool all)
+void kart__pool_wake_node(kart_pool *p, int node, bool all)
 {
-    kp_node *home = &p->nodes[node];
+    kart__pool_node *home = &p->nodes[node];
     for (int i = 0; i < home->norder; i++) {
-        kp_node *q = &p->nodes[home->order[i]];
+        kart__pool_node *q = &p->nodes[home->order[i]];
         if (atomic_load(&q->sleepers) > 0) {
             if (__builtin_expect(atomic_load_explicit(&kart__pool_test_wake_delay_ns,
                                                       memory_order_relaxed) > 0, 0))
@@ -74,9 +74,9 @@ void kp_wake_node(kart_pool *p, int node, bool all)
 /* Whether a job still has chunks nobody claimed. */
 static bool has_work(struct kart_future *j, uint32_t g)
 {
-    for (uint32_t i = 0; i < kp_nranges(j); i++) {
-        uint64_t v = atomic_load(&j->ranges[i * KP_RSTRIDE]);
-        if (kp_rg_gen(v) == g && kp_rg_lo(v) < kp_rg_hi(v))
+    for (uint32_t i = 0; i < kart__pool_nranges(j); i++) {
+        uint64_t v = atomic_load(&j->ranges[i * KART__POOL_RSTRIDE]);
+        if (kart__pool_rg_gen(v) == g && kart__pool_rg_lo(v) < kart__pool_rg_hi(v))
             return true;
     }
     return false;
@@ -85,11 +85,11 @@ static bool has_work(struct kart_future *j, uint32_t g)
 /* A parent thread that must read a job it holds no reference to takes a
  * helper slot, whose busy mark keeps the job's slot (and its buffers)
  * from being recycled meanwhile; it waits for one if all are taken. */
-int kp_pin(kart_pool *p)
+int kart__pool_pin(kart_pool *p)
 {
     for (;;) {
         uint32_t used = atomic_load(&p->helpers_used);
-        if (used != (1u << KP_HELPERS) - 1) {
+        if (used != (1u << KART__POOL_HELPERS) - 1) {
             int h = __builtin_ctz(~used);
             if (atomic_compare_exchange_weak(&p->helpers_used, &used, used | (1u << h)))
                 return p->nworkers + h;
@@ -99,7 +99,7 @@ int kp_pin(kart_pool *p)
     }
 }
 
-void kp_unpin(kart_pool *p, int h)
+void kart__pool_unpin(kart_pool *p, int h)
 {
     atomic_store(&p->workers[h].busy, 0);
     atomic_fetch_and(&p->helpers_used, ~(1u << (h - p->nworkers)));
@@ -109,7 +109,7 @@ void kp_unpin(kart_pool *p, int h)
  * exhausted jobs that no worker has stepped past yet, behind a job that
  * still has work), the head entry is taken off and, if its job still has
  * work, appended again. Called with the node's push lock. */
-void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref)
+void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref)
 {
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     while (t - atomic_load(&q->head) > q->ring_mask) {
@@ -117,12 +117,12 @@ void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref)
         uint64_t old = atomic_load(&q->ring[h & q->ring_mask]);
         if (!atomic_compare_exchange_strong(&q->head, &h, h + 1))
             continue;
-        struct kart_future *oj = kp_slot_of(p, old);
-        int pin = kp_pin(p);
-        atomic_store(&p->workers[pin].busy, KP_BUSY | old);
+        struct kart_future *oj = kart__pool_slot_of(p, old);
+        int pin = kart__pool_pin(p);
+        atomic_store(&p->workers[pin].busy, KART__POOL_BUSY | old);
         bool live = (atomic_load(&oj->gen) & 0xffff) == (old & 0xffff) &&
                     has_work(oj, (uint32_t)old & 0xffff);
-        kp_unpin(p, pin);
+        kart__pool_unpin(p, pin);
         if (live) {
             atomic_store_explicit(&q->ring[t & q->ring_mask], old, memory_order_relaxed);
             atomic_store(&q->tail, ++t);
@@ -134,7 +134,7 @@ void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref)
 
 /* ---- running ---- */
 
-void kp_fail_chunk(struct kart_future *j, uint32_t c, int err)
+void kart__pool_fail_chunk(struct kart_future *j, uint32_t c, int err)
 {
     uint64_t v = ((uint64_t)c << 32) | (uint32_t)(-err);
     uint64_t cur = atomic_load(&j->fail);
@@ -144,14 +144,14 @@ void kp_fail_chunk(struct kart_future *j, uint32_t c, int err)
 
 /* Runs chunk c of job j in this thread (or fails it with -ECANCELED once
  * the pool is terminated), and accounts for it. */
-void kp_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
+void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
 {
-    if (atomic_load_explicit(&p->sh->state, memory_order_relaxed) == KP_TERMINATED) {
-        kp_fail_chunk(j, c, -ECANCELED);
+    if (atomic_load_explicit(&p->sh->state, memory_order_relaxed) == KART__POOL_TERMINATED) {
+        kart__pool_fail_chunk(j, c, -ECANCELED);
     } else if (j->kind == KJ_PTR) {
         int rc = j->pfn(j->parg, &j->pres);
         if (rc)
-            kp_fail_chunk(j, c, rc);
+            kart__pool_fail_chunk(j, c, rc);
     } else {
         /* In locals: the calls below could write anywhere, as far as the
          * compiler knows, so fields would be loaded again per item. */
@@ -168,7 +168,7 @@ void kp_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
             if (__builtin_expect(rc == 0 && len > out_size, 0))
                 rc = -EMSGSIZE;
             if (__builtin_expect(rc != 0, 0)) {
-                kp_fail_chunk(j, c, rc);
+                kart__pool_fail_chunk(j, c, rc);
                 break;
             }
         }
@@ -185,12 +185,12 @@ static bool take_front(_Atomic uint64_t *r, uint32_t g, uint32_t most, uint32_t 
 {
     uint64_t v = atomic_load_explicit(r, memory_order_relaxed);
     for (;;) {
-        uint32_t lo = kp_rg_lo(v), hi = kp_rg_hi(v);
-        if (kp_rg_gen(v) != g || lo >= hi)
+        uint32_t lo = kart__pool_rg_lo(v), hi = kart__pool_rg_hi(v);
+        if (kart__pool_rg_gen(v) != g || lo >= hi)
             return false;
         uint32_t n = (hi - lo) / 8;
         n = n < 1 ? 1 : n > most ? most : n;
-        if (atomic_compare_exchange_weak(r, &v, kp_rg(g, lo + n, hi))) {
+        if (atomic_compare_exchange_weak(r, &v, kart__pool_rg(g, lo + n, hi))) {
             *c = lo;
             *k = n;
             return true;
@@ -203,11 +203,11 @@ static bool steal_half(_Atomic uint64_t *r, uint32_t g, uint32_t *lo_out, uint32
 {
     uint64_t v = atomic_load_explicit(r, memory_order_relaxed);
     for (;;) {
-        uint32_t lo = kp_rg_lo(v), hi = kp_rg_hi(v);
-        if (kp_rg_gen(v) != g || lo >= hi)
+        uint32_t lo = kart__pool_rg_lo(v), hi = kart__pool_rg_hi(v);
+        if (kart__pool_rg_gen(v) != g || lo >= hi)
             return false;
         uint32_t mid = hi - (hi - lo + 1) / 2;
-        if (atomic_compare_exchange_weak(r, &v, kp_rg(g, lo, mid))) {
+        if (atomic_compare_exchange_weak(r, &v, kart__pool_rg(g, lo, mid))) {
             *lo_out = mid;
             *hi_out = hi;
             return true;
@@ -219,26 +219,26 @@ static bool steal_half(_Atomic uint64_t *r, uint32_t g, uint32_t *lo_out, uint32
 static void account(kart_pool *p, struct kart_future *j, uint32_t done)
 {
     if (done && atomic_fetch_sub(&j->pending, done) == done)
-        kp_finish(p, j);
+        kart__pool_finish(p, j);
 }
 
 /* Claims and runs chunks of job `ref` as worker w (-1: the caller of an
  * inline pool, or a helper without a range of its own). Returns 1 if it
  * ran a chunk, 0 if the job had nothing left to claim. */
-int kp_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
+int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
 {
-    kp_worker *me = w >= 0 ? &p->workers[w] : NULL;
+    kart__pool_worker *me = w >= 0 ? &p->workers[w] : NULL;
     if (me)
-        atomic_store(&me->busy, KP_BUSY | ref);
+        atomic_store(&me->busy, KART__POOL_BUSY | ref);
     uint32_t g = (uint32_t)ref & 0xffff;
     uint32_t done = 0, ran = 0;
     if ((atomic_load(&j->gen) & 0xffff) != g)
         goto out;
-    uint32_t nr = kp_nranges(j);
+    uint32_t nr = kart__pool_nranges(j);
     _Atomic uint64_t *rs = j->ranges;
     bool worker = w >= 0 && w < p->nworkers; /* else a helper or the caller */
     bool own_range = worker && nr > 1 && (int)nr == p->nworkers;
-    _Atomic uint64_t *own = own_range ? &rs[(uint32_t)w * KP_RSTRIDE] : &rs[0];
+    _Atomic uint64_t *own = own_range ? &rs[(uint32_t)w * KART__POOL_RSTRIDE] : &rs[0];
     uint64_t limit = worker && p->max_tasks ? (uint64_t)p->max_tasks : UINT64_MAX;
     for (;;) {
         uint32_t c, k, lo, hi;
@@ -258,25 +258,25 @@ int kp_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
             if (own_range) {
                 for (int i = 0; i < p->nworkers - 1 && !got; i++) {
                     int v = me->victims[i];
-                    got = steal_half(&rs[(uint32_t)v * KP_RSTRIDE], g, &lo, &hi);
+                    got = steal_half(&rs[(uint32_t)v * KART__POOL_RSTRIDE], g, &lo, &hi);
                 }
                 if (!got)
                     break;
                 /* Our range is empty, so no thief can touch it: store the
                  * rest of the loot there. */
                 if (hi - lo > 1)
-                    atomic_store(own, kp_rg(g, lo + 1, hi));
+                    atomic_store(own, kart__pool_rg(g, lo + 1, hi));
                 c = lo;
             } else {
                 for (uint32_t i = 1; i < nr && !got; i++)
-                    got = take_front(&rs[i * KP_RSTRIDE], g, 1, &c, &k);
+                    got = take_front(&rs[i * KART__POOL_RSTRIDE], g, 1, &c, &k);
                 if (!got)
                     break;
             }
             k = 1;
         }
         for (uint32_t i = 0; i < k; i++)
-            kp_run_chunk(p, j, c + i);
+            kart__pool_run_chunk(p, j, c + i);
         done += k;
         ran += k;
         if (worker)
@@ -287,7 +287,7 @@ out:
     if (me) {
         atomic_store(&me->busy, 0);
         if (atomic_load(&j->dead_seen))
-            kp_proc_notify(p);
+            kart__pool_proc_notify(p);
     }
     return ran > 0;
 }
@@ -300,26 +300,26 @@ out:
  * of what is queued), and then claimed one by one: a busy queue costs
  * workers one contended operation per batch, not one per task. Returns
  * whether it ran anything. */
-bool kp_work_once(kart_pool *p, int w, int node)
+bool kart__pool_work_once(kart_pool *p, int w, int node)
 {
-    kp_node *home = &p->nodes[node];
+    kart__pool_node *home = &p->nodes[node];
     int fair = 2 * (p->nworkers > 0 ? p->nworkers : 1);
     for (int oi = 0; oi < home->norder; oi++) {
-        kp_node *q = &p->nodes[home->order[oi]];
+        kart__pool_node *q = &p->nodes[home->order[oi]];
         for (;;) {
             uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
             if (h >= t)
                 break;
             uint64_t refs[16];
             refs[0] = atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed);
-            struct kart_future *j = kp_slot_of(p, refs[0]);
-            if (kp_nranges(j) > 1) {
+            struct kart_future *j = kart__pool_slot_of(p, refs[0]);
+            if (kart__pool_nranges(j) > 1) {
                 /* Maps are the workers': a helper (a waiting thread) would
                  * oversubscribe the CPUs the pool was sized for, and has
                  * no range of its own to take from. */
                 if (w >= p->nworkers)
                     break;
-                if (kp_job_work(p, j, refs[0], w))
+                if (kart__pool_job_work(p, j, refs[0], w))
                     return true;
                 /* A worker at its task limit claims nothing: it must not
                  * take the map off the ring for the others. */
@@ -342,11 +342,11 @@ bool kp_work_once(kart_pool *p, int w, int node)
             while (k < lim) {
                 refs[k] = atomic_load_explicit(&q->ring[(h + k) & q->ring_mask],
                                                memory_order_relaxed);
-                if (kp_nranges(kp_slot_of(p, refs[k])) > 1)
+                if (kart__pool_nranges(kart__pool_slot_of(p, refs[k])) > 1)
                     break;
                 k++;
             }
-            kp_worker *me = w >= 0 && w < p->nworkers && p->kind == KART_POOL_PROCESSES
+            kart__pool_worker *me = w >= 0 && w < p->nworkers && p->kind == KART_POOL_PROCESSES
                                 ? &p->workers[w]
                                 : NULL;
             if (me) {
@@ -364,10 +364,10 @@ bool kp_work_once(kart_pool *p, int w, int node)
              * node's only one, the second submit's wake-up was swallowed
              * by the first's, and a sleeper of the next node must steal. */
             if (t > h + k)
-                kp_wake_node(p, home->order[oi], false);
+                kart__pool_wake_node(p, home->order[oi], false);
             bool ran = false;
             for (uint64_t i = 0; i < k; i++)
-                ran |= kp_job_work(p, kp_slot_of(p, refs[i]), refs[i], w) > 0;
+                ran |= kart__pool_job_work(p, kart__pool_slot_of(p, refs[i]), refs[i], w) > 0;
             if (me)
                 atomic_store(&me->nbatch, 0);
             if (ran)
@@ -381,51 +381,51 @@ bool kp_work_once(kart_pool *p, int w, int node)
  * entries it never claimed. Those of its last batch whose jobs still have
  * chunks left go into their rings again (a second entry for a job is
  * harmless: entries are hints, claims go through the ranges). */
-void kp_repush_worker(kart_pool *p, int w)
+void kart__pool_repush_worker(kart_pool *p, int w)
 {
-    kp_worker *dead = &p->workers[w];
+    kart__pool_worker *dead = &p->workers[w];
     uint32_t n = atomic_load(&dead->nbatch);
-    int h = kp_pin(p);
+    int h = kart__pool_pin(p);
     for (uint32_t i = 0; i < n && i < 16; i++) {
         uint64_t ref = atomic_load(&dead->batch[i]);
-        struct kart_future *j = kp_slot_of(p, ref);
-        atomic_store(&p->workers[h].busy, KP_BUSY | ref);
+        struct kart_future *j = kart__pool_slot_of(p, ref);
+        atomic_store(&p->workers[h].busy, KART__POOL_BUSY | ref);
         uint32_t g = (uint32_t)ref & 0xffff;
         KART__TSAN_ACQUIRE(j); /* set up before its push, as the dead worker saw */
         if ((atomic_load(&j->gen) & 0xffff) != g || !has_work(j, g))
             continue;
         int node = (int)j->node;
-        kp_lock_take(&p->push[node].lock);
-        kp_push_ref(p, &p->nodes[node], ref);
-        kp_lock_give(&p->push[node].lock);
-        kp_wake_node(p, node, true);
+        kart__pool_lock_take(&p->push[node].lock);
+        kart__pool_push_ref(p, &p->nodes[node], ref);
+        kart__pool_lock_give(&p->push[node].lock);
+        kart__pool_wake_node(p, node, true);
     }
-    kp_unpin(p, h);
+    kart__pool_unpin(p, h);
     atomic_store(&dead->nbatch, 0);
 }
 
 /* The references of every job pushed and not yet published, noted under
  * the slot lock (which orders them after the setup of their jobs). The
  * caller frees *out. Returns how many, 0 when out of memory. */
-uint32_t kp_collect_pushed(kart_pool *p, uint64_t **out)
+uint32_t kart__pool_collect_pushed(kart_pool *p, uint64_t **out)
 {
-    kp_lock_take(&p->slot_lock);
+    kart__pool_lock_take(&p->slot_lock);
     uint32_t n = p->bump, k = 0;
     uint64_t *refs = malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
     for (uint32_t s = 0; refs && s < n; s++) {
         struct kart_future *j = &p->jobs[s];
         if (atomic_load_explicit(&j->pushed, memory_order_acquire) &&
             atomic_load(&j->state) == KS_QUEUED)
-            refs[k++] = kp_ref(s, atomic_load(&j->gen));
+            refs[k++] = kart__pool_ref(s, atomic_load(&j->gen));
     }
-    kp_lock_give(&p->slot_lock);
+    kart__pool_lock_give(&p->slot_lock);
     *out = refs;
     return k;
 }
 
 /* ---- finishing ---- */
 
-void kp_finish(kart_pool *p, struct kart_future *j)
+void kart__pool_finish(kart_pool *p, struct kart_future *j)
 {
     /* Only process pools finish other than by the pending count reaching
      * zero (which happens once): the sweep may race with it. */
@@ -435,15 +435,15 @@ void kp_finish(kart_pool *p, struct kart_future *j)
             return;
         /* A worker killed here leaves j finished with no done bit: the
          * watcher finds that and publishes j itself (pool_proc.c). */
-        kp_fault(KP_FAULT_FINISH_CLAIMED);
+        kart__pool_fault(KART__POOL_FAULT_FINISH_CLAIMED);
         atomic_fetch_or(&p->sh->donemap[j->slot / 64], UINT64_C(1) << (j->slot % 64));
-        kp_proc_notify(p);
+        kart__pool_proc_notify(p);
     } else {
-        kp_publish(p, j);
+        kart__pool_publish(p, j);
     }
 }
 
-void kp_publish(kart_pool *p, struct kart_future *j)
+void kart__pool_publish(kart_pool *p, struct kart_future *j)
 {
     KART__TSAN_ACQUIRE(j);
     uint64_t f = atomic_load(&j->fail);
@@ -454,23 +454,23 @@ void kp_publish(kart_pool *p, struct kart_future *j)
     atomic_store(&j->state, KS_DONE);
     if (atomic_load(&j->waiters))
         kart__futex_wake(&j->state, INT32_MAX, false);
-    kp_cb *list = NULL, *stack = atomic_exchange(&j->cbs, KP_FIRED);
+    kart__pool_cb *list = NULL, *stack = atomic_exchange(&j->cbs, KART__POOL_FIRED);
     while (stack) { /* newest first: reverse into the order of adding */
-        kp_cb *n = stack->next;
+        kart__pool_cb *n = stack->next;
         stack->next = list;
         list = stack;
         stack = n;
     }
     while (list) {
-        kp_cb *n = list->next;
+        kart__pool_cb *n = list->next;
         if (!list->on_error_only || j->err)
             list->cb(j, list->arg);
         free(list);
         list = n;
     }
     if (it)
-        kp_iter_notify(it);
-    kp_job_unref(p, j);
+        kart__pool_iter_notify(it);
+    kart__pool_job_unref(p, j);
 }
 
 /* Claims every chunk nobody has, failing each with err; returns how many.
@@ -478,17 +478,17 @@ void kp_publish(kart_pool *p, struct kart_future *j)
 static uint32_t claim_rest(struct kart_future *j, uint32_t g, int err)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < kp_nranges(j); i++) {
-        _Atomic uint64_t *r = &j->ranges[i * KP_RSTRIDE];
+    for (uint32_t i = 0; i < kart__pool_nranges(j); i++) {
+        _Atomic uint64_t *r = &j->ranges[i * KART__POOL_RSTRIDE];
         uint64_t v = atomic_load(r);
         for (;;) {
-            uint32_t lo = kp_rg_lo(v), hi = kp_rg_hi(v);
-            if (kp_rg_gen(v) != g || lo >= hi)
+            uint32_t lo = kart__pool_rg_lo(v), hi = kart__pool_rg_hi(v);
+            if (kart__pool_rg_gen(v) != g || lo >= hi)
                 break;
-            if (!atomic_compare_exchange_weak(r, &v, kp_rg(g, hi, hi)))
+            if (!atomic_compare_exchange_weak(r, &v, kart__pool_rg(g, hi, hi)))
                 continue;
             for (uint32_t c = lo; c < hi; c++) {
-                kp_fail_chunk(j, c, err);
+                kart__pool_fail_chunk(j, c, err);
                 if (j->st)
                     atomic_store_explicit(&j->st[c], 1, memory_order_release);
             }
@@ -499,7 +499,7 @@ static uint32_t claim_rest(struct kart_future *j, uint32_t g, int err)
     return count;
 }
 
-void kp_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t g, int err)
+void kart__pool_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t g, int err)
 {
     uint32_t n = claim_rest(j, g & 0xffff, err);
     if (n && err == -ECANCELED)
@@ -507,14 +507,14 @@ void kp_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t g, int err)
     account(p, j, n);
 }
 
-/* Whether a live worker's busy mark is KP_BUSY | ref (a worker marks the
+/* Whether a live worker's busy mark is KART__POOL_BUSY | ref (a worker marks the
  * job before it claims anything and clears the mark after its last
  * accounting). */
-bool kp_live_worker_busy_on(kart_pool *p, uint64_t ref)
+bool kart__pool_live_worker_busy_on(kart_pool *p, uint64_t ref)
 {
     for (int w = 0; w < p->nworkers; w++)
         if (atomic_load(&p->workers[w].alive) &&
-            atomic_load(&p->workers[w].busy) == (KP_BUSY | ref))
+            atomic_load(&p->workers[w].busy) == (KART__POOL_BUSY | ref))
             return true;
     return false;
 }
@@ -522,22 +522,22 @@ bool kp_live_worker_busy_on(kart_pool *p, uint64_t ref)
 /* Process pools, after a death: once every chunk is claimed and no live
  * worker is busy on the job, the chunks not marked done were lost with
  * dead workers. */
-void kp_sweep_check(kart_pool *p, struct kart_future *j)
+void kart__pool_sweep_check(kart_pool *p, struct kart_future *j)
 {
     if (atomic_load(&j->finished))
         return;
     uint32_t g = atomic_load(&j->gen) & 0xffff;
     if (has_work(j, g))
         return;
-    if (kp_live_worker_busy_on(p, kp_ref(j->slot, g)))
+    if (kart__pool_live_worker_busy_on(p, kart__pool_ref(j->slot, g)))
         return;
-    int err = atomic_load(&p->sh->state) == KP_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
+    int err = atomic_load(&p->sh->state) == KART__POOL_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
     for (uint32_t c = 0; c < j->nchunks; c++)
         if (!atomic_load_explicit(&j->st[c], memory_order_acquire)) {
-            kp_fail_chunk(j, c, err);
+            kart__pool_fail_chunk(j, c, err);
             atomic_store(&j->st[c], 1);
         }
-    kp_finish(p, j);
+    kart__pool_finish(p, j);
 }
 
 /* ---- waiting ---- */
@@ -545,28 +545,28 @@ void kp_sweep_check(kart_pool *p, struct kart_future *j)
 /* A thread waiting on a future of a thread pool runs queued tasks while
  * it waits, in one of the helper slots (which carry the busy marks that
  * keep the slots it claims from being recycled under it). */
-void kp_help(kart_pool *p, struct kart_future *f, int64_t deadline)
+void kart__pool_help(kart_pool *p, struct kart_future *f, int64_t deadline)
 {
     uint32_t used = atomic_load(&p->helpers_used);
     int h;
     do {
-        if (used == (1u << KP_HELPERS) - 1)
+        if (used == (1u << KART__POOL_HELPERS) - 1)
             return;
         h = __builtin_ctz(~used);
     } while (!atomic_compare_exchange_weak(&p->helpers_used, &used, used | (1u << h)));
-    int w = p->nworkers + h, node = kp_caller_node(p);
+    int w = p->nworkers + h, node = kart__pool_caller_node(p);
     while (atomic_load_explicit(&f->state, memory_order_acquire) != KS_DONE &&
-           (deadline < 0 || kart_now_ns() < deadline) && kp_work_once(p, w, node))
+           (deadline < 0 || kart_now_ns() < deadline) && kart__pool_work_once(p, w, node))
         ;
     atomic_fetch_and(&p->helpers_used, ~(1u << h));
 }
 
-int kp_wait_state(struct kart_future *f, int64_t deadline)
+int kart__pool_wait_state(struct kart_future *f, int64_t deadline)
 {
     if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
         return 0;
     if (f->pool->help && deadline != 0)
-        kp_help(f->pool, f, deadline);
+        kart__pool_help(f->pool, f, deadline);
     for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)
         if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
             return 0;

@@ -15,7 +15,7 @@ static void release_bufs(kart_pool *p, struct kart_future *j)
 {
     for (int k = 0; k < 3; k++) {
         if (j->bufs[k])
-            kp_heap_free(p, j->bufs[k], j->buf_sizes[k]);
+            kart__pool_heap_free(p, j->bufs[k], j->buf_sizes[k]);
         j->bufs[k] = NULL;
     }
 }
@@ -29,10 +29,10 @@ static void recycle_limbo(kart_pool *p)
 {
     uint32_t *busy = p->busy_snap;
     int nb = 0;
-    for (int w = 0; w < p->nworkers + KP_HELPERS; w++) {
+    for (int w = 0; w < p->nworkers + KART__POOL_HELPERS; w++) {
         uint64_t b = atomic_load(&p->workers[w].busy);
         if (b)
-            busy[nb++] = (uint32_t)((b & ~KP_BUSY) >> 16);
+            busy[nb++] = (uint32_t)((b & ~KART__POOL_BUSY) >> 16);
     }
     uint32_t *prev = &p->limbo_head;
     for (uint32_t s = p->limbo_head; s != UINT32_MAX;) {
@@ -54,9 +54,9 @@ static void recycle_limbo(kart_pool *p)
     }
 }
 
-int kp_slot_alloc(kart_pool *p, struct kart_future **out)
+int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out)
 {
-    kp_lock_take(&p->slot_lock);
+    kart__pool_lock_take(&p->slot_lock);
     if (p->free_head == UINT32_MAX && p->bump == p->max_jobs && p->nlimbo)
         recycle_limbo(p);
     uint32_t s;
@@ -66,10 +66,10 @@ int kp_slot_alloc(kart_pool *p, struct kart_future **out)
     } else if (p->bump < p->max_jobs) {
         s = p->bump++;
     } else {
-        kp_lock_give(&p->slot_lock);
+        kart__pool_lock_give(&p->slot_lock);
         return -EAGAIN;
     }
-    kp_lock_give(&p->slot_lock);
+    kart__pool_lock_give(&p->slot_lock);
     struct kart_future *j = &p->jobs[s];
     j->slot = s;
     j->pool = p;
@@ -104,17 +104,17 @@ static void slot_release(kart_pool *p, struct kart_future *j)
      * workers' busy marks (which they set before reading gen). */
     atomic_store(&j->gen, atomic_load_explicit(&j->gen, memory_order_relaxed) + 1);
     atomic_store_explicit(&j->state, KS_FREE, memory_order_relaxed);
-    kp_lock_take(&p->slot_lock);
+    kart__pool_lock_take(&p->slot_lock);
     j->next_free = p->limbo_head;
     p->limbo_head = j->slot;
     p->nlimbo++;
     /* Keep the limbo short when the free list still has slots. */
     if (p->nlimbo >= 64)
         recycle_limbo(p);
-    kp_lock_give(&p->slot_lock);
+    kart__pool_lock_give(&p->slot_lock);
 }
 
-void kp_job_unref(kart_pool *p, struct kart_future *j)
+void kart__pool_job_unref(kart_pool *p, struct kart_future *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) == 1)
         slot_release(p, j);
@@ -130,18 +130,18 @@ static int size_class(size_t size)
     return k;
 }
 
-void *kp_heap_alloc(kart_pool *p, int node, size_t size)
+void *kart__pool_heap_alloc(kart_pool *p, int node, size_t size)
 {
     if (p->kind != KART_POOL_PROCESSES) {
-        size_t sz = (size + KP_LINE - 1) & ~(size_t)(KP_LINE - 1);
-        return aligned_alloc(KP_LINE, sz ? sz : KP_LINE);
+        size_t sz = (size + KART__POOL_LINE - 1) & ~(size_t)(KART__POOL_LINE - 1);
+        return aligned_alloc(KART__POOL_LINE, sz ? sz : KART__POOL_LINE);
     }
     int k = size_class(size);
     if (k >= 48)
         return NULL;
     size_t bsz = (size_t)1 << k;
     void *r = NULL;
-    kp_lock_take(&p->heap_lock);
+    kart__pool_lock_take(&p->heap_lock);
     for (int t = 0; t < p->nnodes && !r; t++) {
         int nd = (node + t) % p->nnodes;
         if (p->heap_free[nd][k]) {
@@ -156,11 +156,11 @@ void *kp_heap_alloc(kart_pool *p, int node, size_t size)
             }
         }
     }
-    kp_lock_give(&p->heap_lock);
+    kart__pool_lock_give(&p->heap_lock);
     return r;
 }
 
-void kp_heap_free(kart_pool *p, void *ptr, size_t size)
+void kart__pool_heap_free(kart_pool *p, void *ptr, size_t size)
 {
     if (!ptr)
         return;
@@ -173,21 +173,21 @@ void kp_heap_free(kart_pool *p, void *ptr, size_t size)
     int nd = 0;
     while (nd + 1 < p->nnodes && off >= p->heap_end[nd])
         nd++;
-    kp_lock_take(&p->heap_lock);
+    kart__pool_lock_take(&p->heap_lock);
     uint64_t next = p->heap_free[nd][k];
     memcpy(ptr, &next, sizeof(next));
     p->heap_free[nd][k] = off + 1;
-    kp_lock_give(&p->heap_lock);
+    kart__pool_lock_give(&p->heap_lock);
 }
 
-int kp_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out)
+int kart__pool_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out)
 {
     int k = 0;
     while (k < 3 && j->bufs[k])
         k++;
     if (k == 3)
         return -ENOMEM;
-    void *b = kp_heap_alloc(p, node, size);
+    void *b = kart__pool_heap_alloc(p, node, size);
     if (!b)
         return -ENOMEM;
     j->bufs[k] = b;

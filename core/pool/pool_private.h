@@ -52,38 +52,38 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KP_LINE 64
-#define KP_INLINE 192            /* argument and result bytes kept in the slot */
-#define KP_MAX_JOBS (1 << 20)
-#define KP_HELPERS 8              /* waiting threads that may help at once */
-#define KP_MAX_CHUNKS ((1u << 24) - 1)
-#define KP_RSTRIDE (KP_LINE / sizeof(uint64_t)) /* range words one line apart */
+#define KART__POOL_LINE 64
+#define KART__POOL_INLINE 192            /* argument and result bytes kept in the slot */
+#define KART__POOL_MAX_JOBS (1 << 20)
+#define KART__POOL_HELPERS 8              /* waiting threads that may help at once */
+#define KART__POOL_MAX_CHUNKS ((1u << 24) - 1)
+#define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
 
 /* ---- range words: gen:16 | lo:24 | hi:24 ---- */
-static inline uint64_t kp_rg(uint32_t gen, uint32_t lo, uint32_t hi)
+static inline uint64_t kart__pool_rg(uint32_t gen, uint32_t lo, uint32_t hi)
 {
     return ((uint64_t)(gen & 0xffff) << 48) | ((uint64_t)lo << 24) | hi;
 }
-static inline uint32_t kp_rg_gen(uint64_t v) { return (uint32_t)(v >> 48); }
-static inline uint32_t kp_rg_lo(uint64_t v) { return (uint32_t)(v >> 24) & 0xffffff; }
-static inline uint32_t kp_rg_hi(uint64_t v) { return (uint32_t)v & 0xffffff; }
+static inline uint32_t kart__pool_rg_gen(uint64_t v) { return (uint32_t)(v >> 48); }
+static inline uint32_t kart__pool_rg_lo(uint64_t v) { return (uint32_t)(v >> 24) & 0xffffff; }
+static inline uint32_t kart__pool_rg_hi(uint64_t v) { return (uint32_t)v & 0xffffff; }
 
 /* A job reference in rings and busy words: slot << 16 | gen (16 bits). */
-static inline uint64_t kp_ref(uint32_t slot, uint32_t gen)
+static inline uint64_t kart__pool_ref(uint32_t slot, uint32_t gen)
 {
     return ((uint64_t)slot << 16) | (gen & 0xffff);
 }
-#define KP_BUSY (UINT64_C(1) << 63)
+#define KART__POOL_BUSY (UINT64_C(1) << 63)
 
 /* The parent's short critical sections (slot lists, the heap, appending
  * to a ring): a test-and-test-and-set lock, one exchange to take and one
  * store to give back, yielding the CPU while a holder that may have been
  * preempted keeps it. Never shared with workers. */
-typedef struct kp_lock {
+typedef struct kart__pool_lock {
     _Atomic uint32_t held;
-} kp_lock;
+} kart__pool_lock;
 
-static inline void kp_lock_take(kp_lock *l)
+static inline void kart__pool_lock_take(kart__pool_lock *l)
 {
     while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
         for (kart__spin sp = {0, 0};
@@ -93,28 +93,28 @@ static inline void kp_lock_take(kp_lock *l)
     }
 }
 
-static inline void kp_lock_give(kp_lock *l)
+static inline void kart__pool_lock_give(kart__pool_lock *l)
 {
     atomic_store_explicit(&l->held, 0, memory_order_release);
 }
 
 enum { KJ_BYTES, KJ_PTR, KJ_ITEMS };          /* what fn is */
 enum { KS_FREE, KS_QUEUED, KS_DONE };         /* kart_future.state */
-enum { KP_RUNNING, KP_CLOSED, KP_TERMINATED }; /* kp_shared.state */
+enum { KART__POOL_RUNNING, KART__POOL_CLOSED, KART__POOL_TERMINATED }; /* kart__pool_shared.state */
 
-#define KP_FIRED ((kp_cb *)1)
+#define KART__POOL_FIRED ((kart__pool_cb *)1)
 
-typedef struct kp_cb {
-    struct kp_cb *next;
+typedef struct kart__pool_cb {
+    struct kart__pool_cb *next;
     kart_future_cb cb;
     void *arg;
     bool on_error_only;
-} kp_cb;
+} kart__pool_cb;
 
 struct kart_future {
     /* ---- read and written by workers ---- */
-    _Alignas(KP_LINE) _Atomic uint64_t range; /* the range of a one-range job */
-    _Atomic uint64_t *ranges;  /* nranges words KP_RSTRIDE apart */
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t range; /* the range of a one-range job */
+    _Atomic uint64_t *ranges;  /* nranges words KART__POOL_RSTRIDE apart */
     _Atomic uint32_t gen;      /* bumped when the slot is released */
     _Atomic uint32_t nranges;  /* atomic: workers peek at ring entries' jobs */
     uint32_t nchunks;
@@ -133,7 +133,7 @@ struct kart_future {
     _Atomic uint32_t dead_seen; /* a worker busy on it died: sweep when idle */
     _Atomic uint8_t st1;       /* st of a one-chunk job in a process pool */
     /* ---- the parent's side ---- */
-    _Alignas(KP_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
     _Atomic uint32_t waiters;
     _Atomic uint32_t refs;     /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
@@ -141,20 +141,20 @@ struct kart_future {
     int err;                   /* set at publication */
     uint32_t slot;
     uint32_t node;             /* index of the node queue it went to */
-    _Atomic(kp_cb *) cbs;      /* pushed newest first; KP_FIRED once published */
+    _Atomic(kart__pool_cb *) cbs;      /* pushed newest first; KART__POOL_FIRED once published */
     kart_pool *pool;
     char *copy_out;            /* process maps: the caller's out array */
     void *bufs[3];             /* heap blocks to release with the slot */
     size_t buf_sizes[3];
     struct kart_pool_iter *iter; /* notified at publication */
     uint32_t next_free;
-    unsigned char inl[KP_INLINE];
+    unsigned char inl[KART__POOL_INLINE];
 };
 
-typedef struct kp_node {
-    _Alignas(KP_LINE) _Atomic uint64_t head;
-    _Alignas(KP_LINE) _Atomic uint64_t tail;
-    _Alignas(KP_LINE) _Atomic uint32_t seq;     /* eventcount: sleepers wait on it */
+typedef struct kart__pool_node {
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t head;
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t tail;
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t seq;     /* eventcount: sleepers wait on it */
     _Atomic uint32_t sleepers;
     _Atomic uint32_t waking;    /* a wake-up is on its way: no need for another */
     _Atomic uint64_t *ring;     /* ring_mask + 1 entries */
@@ -163,10 +163,10 @@ typedef struct kp_node {
     int nworkers;
     int order[64];              /* node indices, nearest first (itself first) */
     int norder;
-} kp_node;
+} kart__pool_node;
 
-typedef struct kp_worker {
-    _Alignas(KP_LINE) _Atomic uint64_t busy; /* KP_BUSY | ref, or 0 */
+typedef struct kart__pool_worker {
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t busy; /* KART__POOL_BUSY | ref, or 0 */
     _Atomic uint32_t alive;
     _Atomic int32_t pid, tid;
     _Atomic uint64_t tasks;
@@ -187,16 +187,16 @@ typedef struct kp_worker {
     /* parent only (process pools) */
     int pidfd;
     bool reaped;
-} kp_worker;
+} kart__pool_worker;
 
 /* What the arena starts with. */
-typedef struct kp_shared {
-    _Alignas(KP_LINE) _Atomic uint32_t state; /* KP_* */
+typedef struct kart__pool_shared {
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KART__POOL_* */
     _Atomic uint32_t deaths;
-    _Alignas(KP_LINE) _Atomic uint32_t mgr_armed; /* the watcher sleeps: write its eventfd */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t mgr_armed; /* the watcher sleeps: write its eventfd */
     int mgr_efd;
     _Atomic uint64_t *donemap;  /* process pools: finished jobs, a bit per slot */
-} kp_shared;
+} kart__pool_shared;
 
 struct kart_pool {
     kart_pool_kind kind;
@@ -212,28 +212,28 @@ struct kart_pool {
     /* the arena */
     char *arena;
     size_t arena_size;
-    kp_shared *sh;
-    kp_node *nodes;
-    kp_worker *workers;
+    kart__pool_shared *sh;
+    kart__pool_node *nodes;
+    kart__pool_worker *workers;
     struct kart_future *jobs;
     /* slots: free list, never-used bump, and the released waiting for no
      * worker to be busy on them (limbo); on lines of their own, away from
      * what workers read */
-    _Alignas(KP_LINE) kp_lock slot_lock;
+    _Alignas(KART__POOL_LINE) kart__pool_lock slot_lock;
     uint32_t free_head, bump, limbo_head, nlimbo;
     uint32_t *busy_snap;        /* nworkers entries, for recycle_limbo */
     /* the arena heap (process pools): power-of-two blocks, parent only */
-    _Alignas(KP_LINE) kp_lock heap_lock;
+    _Alignas(KART__POOL_LINE) kart__pool_lock heap_lock;
     char *heap;
     size_t heap_size;
     size_t heap_next[64];       /* per node: next unused offset in its part */
     size_t heap_end[64];
     uint64_t heap_free[64][48]; /* per node and size class: offset + 1 of a free block */
     struct {
-        _Alignas(KP_LINE) kp_lock lock;
+        _Alignas(KART__POOL_LINE) kart__pool_lock lock;
     } push[64];                 /* per node: appending to its ring */
     /* workers */
-    _Alignas(KP_LINE) _Atomic uint32_t live;      /* thread workers running, a futex word */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t live;      /* thread workers running, a futex word */
     kart_thread *watcher;       /* process pools: the parent's watcher */
     _Atomic uint32_t spawned;   /* the watcher started the first workers */
     int spawn_rc;
@@ -244,81 +244,81 @@ struct kart_pool {
 
 /* The job slot a ring entry refers to (the slot index is above the low
  * 16 bits, which hold the generation). */
-static inline struct kart_future *kp_slot_of(kart_pool *p, uint64_t ref)
+static inline struct kart_future *kart__pool_slot_of(kart_pool *p, uint64_t ref)
 {
     return &p->jobs[ref >> 16];
 }
 
 /* pool_mem.c, pool_job.c, pool_submit.c */
-void kp_push_ref(kart_pool *p, kp_node *q, uint64_t ref);
-bool kp_live_worker_busy_on(kart_pool *p, uint64_t ref);
-void kp_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c);
-int kp_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w);
-int kp_slot_alloc(kart_pool *p, struct kart_future **out);
-void kp_job_unref(kart_pool *p, struct kart_future *j);
-void *kp_heap_alloc(kart_pool *p, int node, size_t size);
-void kp_heap_free(kart_pool *p, void *ptr, size_t size);
-int kp_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out);
-void kp_push(kart_pool *p, struct kart_future *j, int node, bool wake_all);
-bool kp_work_once(kart_pool *p, int w, int node);
-void kp_repush_worker(kart_pool *p, int w);
-int kp_pin(kart_pool *p);
-void kp_unpin(kart_pool *p, int h);
-uint32_t kp_collect_pushed(kart_pool *p, uint64_t **out);
-void kp_finish(kart_pool *p, struct kart_future *j);
-void kp_publish(kart_pool *p, struct kart_future *j);
-void kp_fail_chunk(struct kart_future *j, uint32_t c, int err);
-void kp_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t gen, int err);
-void kp_sweep_check(kart_pool *p, struct kart_future *j);
-int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all);
-int kp_node_index(const kart_pool *p, int node_id);
-int kp_caller_node(const kart_pool *p);
-void kp_wake_node(kart_pool *p, int node, bool all);
-int kp_wait_state(struct kart_future *f, int64_t deadline);
-void kp_help(kart_pool *p, struct kart_future *f, int64_t deadline);
+void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref);
+bool kart__pool_live_worker_busy_on(kart_pool *p, uint64_t ref);
+void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c);
+int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w);
+int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out);
+void kart__pool_job_unref(kart_pool *p, struct kart_future *j);
+void *kart__pool_heap_alloc(kart_pool *p, int node, size_t size);
+void kart__pool_heap_free(kart_pool *p, void *ptr, size_t size);
+int kart__pool_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out);
+void kart__pool_push(kart_pool *p, struct kart_future *j, int node, bool wake_all);
+bool kart__pool_work_once(kart_pool *p, int w, int node);
+void kart__pool_repush_worker(kart_pool *p, int w);
+int kart__pool_pin(kart_pool *p);
+void kart__pool_unpin(kart_pool *p, int h);
+uint32_t kart__pool_collect_pushed(kart_pool *p, uint64_t **out);
+void kart__pool_finish(kart_pool *p, struct kart_future *j);
+void kart__pool_publish(kart_pool *p, struct kart_future *j);
+void kart__pool_fail_chunk(struct kart_future *j, uint32_t c, int err);
+void kart__pool_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t gen, int err);
+void kart__pool_sweep_check(kart_pool *p, struct kart_future *j);
+int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all);
+int kart__pool_node_index(const kart_pool *p, int node_id);
+int kart__pool_caller_node(const kart_pool *p);
+void kart__pool_wake_node(kart_pool *p, int node, bool all);
+int kart__pool_wait_state(struct kart_future *f, int64_t deadline);
+void kart__pool_help(kart_pool *p, struct kart_future *f, int64_t deadline);
 
 /* pool.c */
-void kp_worker_loop(kart_pool *p, int w);
+void kart__pool_worker_loop(kart_pool *p, int w);
 
 /* pool_proc.c */
-int kp_proc_start(kart_pool *p);
-int kp_proc_spawn(kart_pool *p, int w);
-void kp_proc_kill_all(kart_pool *p);
-void kp_proc_notify(kart_pool *p);
+int kart__pool_proc_start(kart_pool *p);
+int kart__pool_proc_spawn(kart_pool *p, int w);
+void kart__pool_proc_kill_all(kart_pool *p);
+void kart__pool_proc_notify(kart_pool *p);
 
 /* Test-only fault injection: with step armed and *countdown at 1, the
  * first process worker to reach that step SIGKILLs itself (the counter,
  * in memory the test shares with the workers, drops to 0: exactly one
  * death). Steps: */
-enum { KP_FAULT_NONE = 0, KP_FAULT_FINISH_CLAIMED /* finished won, done bit not set */ };
+enum { KART__POOL_FAULT_NONE = 0, KART__POOL_FAULT_FINISH_CLAIMED /* finished won, done bit not set */ };
 void kart__pool_fault_set(int step, _Atomic int *countdown);
 /* Test-only: when > 0, the next submitter that sees a node's sleepers
  * pauses this long before waking one (once; pool_job.c). */
 extern _Atomic int64_t kart__pool_test_wake_delay_ns;
 /* The armed step, and what reaching it does (pool_proc.c). Inline so that
  * the finishing path pays one load, not a call, when nothing is armed. */
-extern int kp__fault_step;
-void kp_fault_reached(void);
-static inline void kp_fault(int step)
+extern int kart__pool_fault_step;
+void kart__pool_fault_reached(void);
+static inline void kart__pool_fault(int step)
 {
-    if (__builtin_expect(kp__fault_step == step, 0))
-        kp_fault_reached();
+    if (__builtin_expect(kart__pool_fault_step == step, 0))
+        kart__pool_fault_reached();
 }
 
 /* pool_imap.c */
-void kp_iter_notify(struct kart_pool_iter *it);
+void kart__pool_iter_notify(struct kart_pool_iter *it);
 
-static inline uint32_t kp_nranges(const struct kart_future *j)
+static inline uint32_t kart__pool_nranges(const struct kart_future *j)
 {
     return atomic_load_explicit(&((struct kart_future *)j)->nranges, memory_order_relaxed);
 }
 
-static inline uint32_t kp_chunks(size_t n, size_t chunk)
+static inline uint32_t kart__pool_chunks(size_t n, size_t chunk)
 {
     return (uint32_t)((n + chunk - 1) / chunk);
 }
 
-static inline int64_t kp_deadline(int64_t timeout_ns)
+static inline int64_t kart__pool_deadline(int64_t timeout_ns)
 {
     return timeout_ns < 0 ? -1 : kart_now_ns() + timeout_ns;
 }

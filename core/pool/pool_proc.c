@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KP_EXIT_DRAINED 0
-#define KP_EXIT_RETIRED 3
+#define KART__POOL_EXIT_DRAINED 0
+#define KART__POOL_EXIT_RETIRED 3
 
 static int open_pidfd(pid_t pid)
 {
@@ -41,7 +41,7 @@ static int open_pidfd(pid_t pid)
 #endif
 }
 
-void kp_proc_notify(kart_pool *p)
+void kart__pool_proc_notify(kart_pool *p)
 {
     if (p->kind != KART_POOL_PROCESSES)
         return;
@@ -54,17 +54,17 @@ void kp_proc_notify(kart_pool *p)
 
 /* ---- fault injection (tests only) ---- */
 
-int kp__fault_step;
+int kart__pool_fault_step;
 static _Atomic int *fault_countdown;
 static bool in_worker; /* set in the worker processes only */
 
 void kart__pool_fault_set(int step, _Atomic int *countdown)
 {
-    kp__fault_step = step;
+    kart__pool_fault_step = step;
     fault_countdown = countdown;
 }
 
-void kp_fault_reached(void)
+void kart__pool_fault_reached(void)
 {
     if (!in_worker || !fault_countdown)
         return;
@@ -82,24 +82,24 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
     in_worker = true;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
-        _exit(KP_EXIT_DRAINED);
-    kp_worker *me = &p->workers[w];
+        _exit(KART__POOL_EXIT_DRAINED);
+    kart__pool_worker *me = &p->workers[w];
     atomic_store(&me->pid, (int32_t)getpid());
     atomic_store(&me->tid, (int32_t)getpid());
     if (atomic_load(&me->bound) && kart_numa_bind_thread_node(0, p->node_ids[me->node]) < 0)
         atomic_store(&me->bound, 0);
     if (p->init)
         p->init(p->initarg);
-    kp_worker_loop(p, w);
+    kart__pool_worker_loop(p, w);
     bool retired = p->max_tasks &&
                    atomic_load(&me->tasks) >= (uint64_t)p->max_tasks;
-    _exit(retired ? KP_EXIT_RETIRED : KP_EXIT_DRAINED);
+    _exit(retired ? KART__POOL_EXIT_RETIRED : KART__POOL_EXIT_DRAINED);
 }
 
 /* Forks the worker of slot w (from the watcher thread). */
-int kp_proc_spawn(kart_pool *p, int w)
+int kart__pool_proc_spawn(kart_pool *p, int w)
 {
-    kp_worker *me = &p->workers[w];
+    kart__pool_worker *me = &p->workers[w];
     atomic_store(&me->busy, 0);
     atomic_store(&me->tasks, 0);
     atomic_store(&me->asleep, 0);
@@ -122,7 +122,7 @@ int kp_proc_spawn(kart_pool *p, int w)
 
 /* Watcher thread only (it alone reaps, so a pid marked alive here is
  * still this pool's child). */
-void kp_proc_kill_all(kart_pool *p)
+void kart__pool_proc_kill_all(kart_pool *p)
 {
     for (int w = 0; w < p->nworkers; w++) {
         pid_t pid = atomic_load(&p->workers[w].pid);
@@ -149,7 +149,7 @@ static void publish_done(kart_pool *p)
         while (bits) {
             int b = __builtin_ctzll(bits);
             bits &= bits - 1;
-            kp_publish(p, &p->jobs[i * 64 + (uint32_t)b]);
+            kart__pool_publish(p, &p->jobs[i * 64 + (uint32_t)b]);
         }
     }
 }
@@ -181,12 +181,12 @@ static bool done_bit(kart_pool *p, const struct kart_future *j)
  * the job (look again later), true when there is nothing left to do. */
 static bool rescue_finished(kart_pool *p, struct kart_future *j, uint64_t ref)
 {
-    if (kp_live_worker_busy_on(p, ref))
+    if (kart__pool_live_worker_busy_on(p, ref))
         return false;
     if (done_bit(p, j) || atomic_load(&j->state) != KS_QUEUED ||
         (atomic_load(&j->gen) & 0xffff) != (ref & 0xffff))
         return true;
-    kp_publish(p, j);
+    kart__pool_publish(p, j);
     return true;
 }
 
@@ -204,9 +204,9 @@ static void recheck_flagged(kart_pool *p, watch *wt)
                 wt->flagged[k++] = ref;
             continue;
         }
-        if (atomic_load(&p->sh->state) == KP_TERMINATED)
-            kp_cancel_rest(p, j, (uint32_t)ref, -ECANCELED);
-        kp_sweep_check(p, j);
+        if (atomic_load(&p->sh->state) == KART__POOL_TERMINATED)
+            kart__pool_cancel_rest(p, j, (uint32_t)ref, -ECANCELED);
+        kart__pool_sweep_check(p, j);
         if (!atomic_load(&j->finished))
             wt->flagged[k++] = ref;
     }
@@ -215,7 +215,7 @@ static void recheck_flagged(kart_pool *p, watch *wt)
 
 static void on_death(kart_pool *p, watch *wt, int w, int status)
 {
-    kp_worker *me = &p->workers[w];
+    kart__pool_worker *me = &p->workers[w];
     atomic_store(&me->alive, 0);
     if (me->pidfd >= 0)
         close(me->pidfd);
@@ -223,7 +223,7 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     me->reaped = true;
     uint64_t b = atomic_load(&me->busy);
     if (b) {
-        uint64_t ref = b & ~KP_BUSY;
+        uint64_t ref = b & ~KART__POOL_BUSY;
         struct kart_future *j = &p->jobs[ref >> 16];
         if ((atomic_load(&j->gen) & 0xffff) == (ref & 0xffff)) {
             atomic_store(&j->dead_seen, 1);
@@ -243,7 +243,7 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     atomic_fetch_add(&p->sh->deaths, 1);
     /* It may have died woken but before it cleared its node's `waking`
      * flag (which stops further wake-ups): clear it, and wake the node. */
-    kp_node *q = &p->nodes[me->node];
+    kart__pool_node *q = &p->nodes[me->node];
     /* Killed asleep: it is still counted among the node's sleepers, which
      * would send later wake-ups to nobody (and, with several nodes, away
      * from a node whose workers do sleep). */
@@ -252,10 +252,10 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     atomic_store(&q->waking, 0);
     atomic_fetch_add(&q->seq, 1);
     kart__futex_wake(&q->seq, INT32_MAX, true);
-    kp_repush_worker(p, w);
+    kart__pool_repush_worker(p, w);
     uint32_t state = atomic_load(&p->sh->state);
-    bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KP_EXIT_DRAINED;
-    if (state == KP_RUNNING || (state == KP_CLOSED && !normal)) {
+    bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KART__POOL_EXIT_DRAINED;
+    if (state == KART__POOL_RUNNING || (state == KART__POOL_CLOSED && !normal)) {
         atomic_fetch_add(&me->generation, 1);
         wt->respawn[w] = true;
     }
@@ -264,7 +264,7 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
 /* Whether worker w has ended; reaps it. */
 static bool ended(kart_pool *p, int w, int *status)
 {
-    kp_worker *me = &p->workers[w];
+    kart__pool_worker *me = &p->workers[w];
     pid_t pid = atomic_load(&me->pid);
     if (pid <= 0)
         return false;
@@ -281,9 +281,9 @@ static bool ended(kart_pool *p, int w, int *status)
 /* Nothing runs any more: fail whatever is unfinished. */
 static void final_sweep(kart_pool *p)
 {
-    int err = atomic_load(&p->sh->state) == KP_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
+    int err = atomic_load(&p->sh->state) == KART__POOL_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
     uint64_t *refs;
-    uint32_t n = kp_collect_pushed(p, &refs);
+    uint32_t n = kart__pool_collect_pushed(p, &refs);
     /* Only this thread publishes jobs of a process pool, so none of these
      * can be released meanwhile. */
     for (uint32_t i = 0; i < n; i++) {
@@ -295,11 +295,11 @@ static void final_sweep(kart_pool *p)
             rescue_finished(p, j, refs[i]); /* nobody is alive to be busy */
             continue;
         }
-        kp_cancel_rest(p, j, (uint32_t)refs[i], err);
+        kart__pool_cancel_rest(p, j, (uint32_t)refs[i], err);
         for (uint32_t c = 0; c < j->nchunks && j->st; c++)
             if (!atomic_load(&j->st[c]))
-                kp_fail_chunk(j, c, err);
-        kp_finish(p, j);
+                kart__pool_fail_chunk(j, c, err);
+        kart__pool_finish(p, j);
     }
     free(refs);
 }
@@ -314,13 +314,13 @@ static int watcher_main(void *arg)
     int *fdw = calloc((size_t)W + 1, sizeof(int));
     int rc = wt.respawn && fds && fdw ? 0 : -ENOMEM;
     for (int w = 0; w < W && rc == 0; w++)
-        rc = kp_proc_spawn(p, w);
+        rc = kart__pool_proc_spawn(p, w);
     p->spawn_rc = rc;
     atomic_store(&p->spawned, 1);
     kart__futex_wake(&p->spawned, INT32_MAX, false);
     if (rc < 0) {
-        atomic_store(&p->sh->state, KP_TERMINATED);
-        kp_proc_kill_all(p);
+        atomic_store(&p->sh->state, KART__POOL_TERMINATED);
+        kart__pool_proc_kill_all(p);
     }
     for (;;) {
         uint64_t drain;
@@ -328,17 +328,17 @@ static int watcher_main(void *arg)
             ;
         publish_done(p);
         uint32_t state = atomic_load(&p->sh->state);
-        if (state == KP_TERMINATED)
-            kp_proc_kill_all(p);
+        if (state == KART__POOL_TERMINATED)
+            kart__pool_proc_kill_all(p);
         int alive = 0;
         bool polling = false;
         for (int w = 0; w < W; w++) {
-            kp_worker *me = &p->workers[w];
+            kart__pool_worker *me = &p->workers[w];
             int status;
             if (atomic_load(&me->alive) && ended(p, w, &status))
                 on_death(p, &wt, w, status);
-            if (wt.respawn[w] && atomic_load(&p->sh->state) != KP_TERMINATED) {
-                if (kp_proc_spawn(p, w) == 0)
+            if (wt.respawn[w] && atomic_load(&p->sh->state) != KART__POOL_TERMINATED) {
+                if (kart__pool_proc_spawn(p, w) == 0)
                     wt.respawn[w] = false;
                 else
                     polling = true; /* try again shortly */
@@ -353,7 +353,7 @@ static int watcher_main(void *arg)
         }
         recheck_flagged(p, &wt);
         publish_done(p);
-        if (atomic_load(&p->sh->state) != KP_RUNNING && alive == 0) {
+        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING && alive == 0) {
             final_sweep(p);
             publish_done(p);
             break;
@@ -383,7 +383,7 @@ static int watcher_main(void *arg)
     return 0;
 }
 
-int kp_proc_start(kart_pool *p)
+int kart__pool_proc_start(kart_pool *p)
 {
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0)

@@ -18,63 +18,63 @@
 static void run_here(kart_pool *p, struct kart_future *j)
 {
     uint32_t g = atomic_load_explicit(&j->gen, memory_order_relaxed) & 0xffff;
-    atomic_store_explicit(&j->range, kp_rg(g, 1, 1), memory_order_relaxed);
-    kp_run_chunk(p, j, 0);
+    atomic_store_explicit(&j->range, kart__pool_rg(g, 1, 1), memory_order_relaxed);
+    kart__pool_run_chunk(p, j, 0);
     uint64_t f = atomic_load_explicit(&j->fail, memory_order_relaxed);
     j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
     atomic_store_explicit(&j->pending, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->cbs, KP_FIRED, memory_order_relaxed);
+    atomic_store_explicit(&j->cbs, KART__POOL_FIRED, memory_order_relaxed);
     atomic_store_explicit(&j->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&j->state, KS_DONE, memory_order_release);
     if (j->iter)
-        kp_iter_notify(j->iter);
+        kart__pool_iter_notify(j->iter);
 }
 
-int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
+int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
 {
     j->node = (uint32_t)node;
     atomic_store_explicit(&j->pending, j->nchunks, memory_order_relaxed);
-    uint64_t ref = kp_ref(j->slot, atomic_load(&j->gen));
+    uint64_t ref = kart__pool_ref(j->slot, atomic_load(&j->gen));
     if (p->kind == KART_POOL_INLINE) {
-        if (atomic_load(&p->sh->state) != KP_RUNNING)
+        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
             return KART_EPOOLCLOSED;
         if (j->nchunks == 1) {
             run_here(p, j);
             return 0;
         }
         if (j->nchunks == 0)
-            kp_finish(p, j);
-        while (kp_job_work(p, j, ref, -1))
+            kart__pool_finish(p, j);
+        while (kart__pool_job_work(p, j, ref, -1))
             ;
         return 0;
     }
-    kp_node *q = &p->nodes[node];
+    kart__pool_node *q = &p->nodes[node];
     if (p->help && j->nchunks == 1 &&
         atomic_load_explicit(&q->tail, memory_order_relaxed) -
                 atomic_load_explicit(&q->head, memory_order_relaxed) >
             64 * (uint64_t)p->nworkers &&
-        atomic_load(&p->sh->state) == KP_RUNNING) {
+        atomic_load(&p->sh->state) == KART__POOL_RUNNING) {
         /* Task throttling, as libgomp's: with this much queued, one more
          * entry gains nothing, and the caller's time is better spent on
          * the work itself. */
         run_here(p, j);
         return 0;
     }
-    kp_lock_take(&p->push[node].lock);
-    if (atomic_load(&p->sh->state) != KP_RUNNING) {
-        kp_lock_give(&p->push[node].lock);
+    kart__pool_lock_take(&p->push[node].lock);
+    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING) {
+        kart__pool_lock_give(&p->push[node].lock);
         return KART_EPOOLCLOSED;
     }
     if (j->nchunks == 0) {
-        kp_lock_give(&p->push[node].lock);
-        kp_finish(p, j);
+        kart__pool_lock_give(&p->push[node].lock);
+        kart__pool_finish(p, j);
         return 0;
     }
     KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
-    kp_push_ref(p, q, ref);
+    kart__pool_push_ref(p, q, ref);
     atomic_store_explicit(&j->pushed, 1, memory_order_release);
-    kp_lock_give(&p->push[node].lock);
-    kp_wake_node(p, node, wake_all);
+    kart__pool_lock_give(&p->push[node].lock);
+    kart__pool_wake_node(p, node, wake_all);
     return 0;
 }
 
@@ -82,7 +82,7 @@ int kp_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)
 static void job_abort(kart_pool *p, struct kart_future *j)
 {
     atomic_store(&j->refs, 1);
-    kp_job_unref(p, j);
+    kart__pool_job_unref(p, j);
 }
 
 static int check_node(const kart_pool *p, int node)
@@ -90,8 +90,8 @@ static int check_node(const kart_pool *p, int node)
     if (node < -1)
         return -EINVAL;
     if (node == -1)
-        return kp_caller_node(p);
-    return kp_node_index(p, node);
+        return kart__pool_caller_node(p);
+    return kart__pool_node_index(p, node);
 }
 
 static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
@@ -101,10 +101,10 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
     int nd = check_node(p, node);
     if (nd < 0)
         return nd;
-    if (atomic_load(&p->sh->state) != KP_RUNNING)
+    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
         return KART_EPOOLCLOSED;
     struct kart_future *j;
-    int rc = kp_slot_alloc(p, &j);
+    int rc = kart__pool_slot_alloc(p, &j);
     if (rc)
         return rc;
     uint32_t g = atomic_load(&j->gen) & 0xffff;
@@ -117,7 +117,7 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
     j->nchunks = 1;
     j->in_size = arg_len;
     j->out_size = kind == KJ_BYTES ? p->result_size : 0;
-    atomic_store_explicit(&j->range, kp_rg(g, 0, 1), memory_order_relaxed);
+    atomic_store_explicit(&j->range, kart__pool_rg(g, 0, 1), memory_order_relaxed);
     if (p->kind == KART_POOL_PROCESSES) {
         atomic_store_explicit(&j->st1, 0, memory_order_relaxed);
         j->st = &j->st1;
@@ -125,9 +125,9 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
     if (kind == KJ_BYTES) {
         size_t in_room = (arg_len + 15) & ~(size_t)15;
         char *buf;
-        if (in_room + j->out_size <= KP_INLINE) {
+        if (in_room + j->out_size <= KART__POOL_INLINE) {
             buf = (char *)j->inl;
-        } else if ((rc = kp_job_buf(p, j, nd, in_room + j->out_size, (void **)&buf))) {
+        } else if ((rc = kart__pool_job_buf(p, j, nd, in_room + j->out_size, (void **)&buf))) {
             job_abort(p, j);
             return rc;
         }
@@ -136,7 +136,7 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
         j->in = buf;
         j->out = buf + in_room;
     }
-    rc = kp_submit_job(p, j, nd, false);
+    rc = kart__pool_submit_job(p, j, nd, false);
     if (rc) {
         job_abort(p, j);
         return rc;
@@ -191,7 +191,7 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
 {
     if (!pool || !fn || !out_future || (n && ((!in && in_size) || (!out && out_size))))
         return -EINVAL;
-    if (atomic_load(&pool->sh->state) != KP_RUNNING)
+    if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
         return KART_EPOOLCLOSED;
     int nw = pool->nworkers > 0 ? pool->nworkers : 1;
     if (chunk == 0) {
@@ -199,19 +199,19 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
         if (chunk == 0)
             chunk = 1;
     }
-    if (n / chunk >= KP_MAX_CHUNKS)
-        chunk = (n + KP_MAX_CHUNKS - 1) / KP_MAX_CHUNKS;
+    if (n / chunk >= KART__POOL_MAX_CHUNKS)
+        chunk = (n + KART__POOL_MAX_CHUNKS - 1) / KART__POOL_MAX_CHUNKS;
     if (in_size && n > SIZE_MAX / in_size)
         return -EINVAL;
     if (out_size && n > SIZE_MAX / out_size)
         return -EINVAL;
     struct kart_future *j;
-    int rc = kp_slot_alloc(pool, &j);
+    int rc = kart__pool_slot_alloc(pool, &j);
     if (rc)
         return rc;
-    int nd = kp_caller_node(pool);
+    int nd = kart__pool_caller_node(pool);
     uint32_t g = atomic_load(&j->gen) & 0xffff;
-    uint32_t nc = kp_chunks(n, chunk);
+    uint32_t nc = kart__pool_chunks(n, chunk);
     j->kind = KJ_ITEMS;
     j->fn = fn;
     j->n = n;
@@ -224,14 +224,14 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
     uint32_t nr = pool->nworkers > 1 && nc > 1 ? (uint32_t)pool->nworkers : 1;
     if (nr > 1) {
         void *r;
-        if ((rc = kp_job_buf(pool, j, nd, (size_t)nr * KP_LINE, &r)))
+        if ((rc = kart__pool_job_buf(pool, j, nd, (size_t)nr * KART__POOL_LINE, &r)))
             goto fail;
         j->ranges = r;
     }
     atomic_store_explicit(&j->nranges, nr, memory_order_relaxed);
     for (uint32_t i = 0; i < nr; i++)
-        atomic_store_explicit(&j->ranges[i * KP_RSTRIDE],
-                              kp_rg(g, (uint32_t)((uint64_t)i * nc / nr),
+        atomic_store_explicit(&j->ranges[i * KART__POOL_RSTRIDE],
+                              kart__pool_rg(g, (uint32_t)((uint64_t)i * nc / nr),
                                     (uint32_t)((uint64_t)(i + 1) * nc / nr)),
                               memory_order_relaxed);
     if (pool->kind == KART_POOL_PROCESSES && n) {
@@ -239,7 +239,7 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
         size_t st_room = (nc + 63) & ~(size_t)63;
         size_t in_room = (n * in_size + 63) & ~(size_t)63;
         char *b;
-        if ((rc = kp_job_buf(pool, j, nd, st_room + in_room + n * out_size, (void **)&b)))
+        if ((rc = kart__pool_job_buf(pool, j, nd, st_room + in_room + n * out_size, (void **)&b)))
             goto fail;
         memset(b, 0, nc);
         j->st = (_Atomic uint8_t *)b;
@@ -249,7 +249,7 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
         j->out = b + st_room + in_room;
         j->copy_out = out;
     }
-    rc = kp_submit_job(pool, j, nd, true);
+    rc = kart__pool_submit_job(pool, j, nd, true);
     if (rc)
         goto fail;
     *out_future = j;

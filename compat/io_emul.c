@@ -5,7 +5,7 @@
  *
  * Each kart_sock registers its fd in the loop's selector, level-triggered,
  * with its own handle as the data, for exactly what its pending work needs
- * (kart__emul_update): readable while it accepts or receives (and has a
+ * (update()): readable while it accepts or receives (and has a
  * free buffer), writable while a connect is pending or the send queue's
  * head is blocked. Nothing is registered while nothing is pending, so an
  * idle connection costs no kernel state beyond a receive's registration.
@@ -42,7 +42,7 @@ static uint32_t wanted(const kart_sock *s)
     return ev;
 }
 
-int kart__emul_update(kart_sock *s)
+static int update(kart_sock *s)
 {
     uint32_t ev = wanted(s);
     if (ev == s->events_)
@@ -58,40 +58,6 @@ int kart__emul_update(kart_sock *s)
     if (err == 0)
         s->events_ = ev;
     return err;
-}
-
-/* ---- timeouts ---- */
-
-static void timed_out(kart_timer *t)
-{
-    kart_req *r = (kart_req *)((char *)t - offsetof(kart_req, t_.timer_));
-    r->flags_ &= ~KR_TIMER;
-    r->flags_ |= KR_TIMEDOUT;
-#ifdef KART_HAVE_URING
-    if (r->loop->io->native) {
-        kart__uio_cancel(r); /* a send waiting behind the head */
-        return;
-    }
-#endif
-    kart__emul_cancel(r);
-}
-
-void kart__emul_timeout_start(kart_req *r)
-{
-    kart_loop *loop = r->loop;
-    kart_timer_init(loop, &r->t_.timer_);
-    /* The request itself keeps the loop running; its timer must not count
-     * twice. */
-    kart_handle_unref(&r->t_.timer_.base);
-    int64_t left = r->deadline_ - loop->now;
-    if (kart_timer_start(&r->t_.timer_, timed_out, left > 0 ? left : 0, 0) == 0)
-        r->flags_ |= KR_TIMER;
-}
-
-void kart__emul_timeout_stop(kart_req *r)
-{
-    kart_timer_stop(&r->t_.timer_);
-    r->flags_ &= ~KR_TIMER;
 }
 
 /* ---- sends ---- */
@@ -142,22 +108,22 @@ static void fail_sends(kart_sock *s, int err)
     }
 }
 
-void kart__emul_send_kick(kart_sock *s)
+static void send_kick(kart_sock *s)
 {
     if (!(s->flags_ & KS_SEND_WAIT))
         flush_sends(s, false);
-    int err = kart__emul_update(s);
+    int err = update(s);
     if (err < 0 && s->sendq_) {
         fail_sends(s, err);
-        kart__emul_update(s);
+        update(s);
     }
 }
 
 /* ---- accept, connect, receive ---- */
 
-int kart__emul_accept(kart_req *r)
+static int start_accept(kart_req *r)
 {
-    return kart__emul_update(r->sock);
+    return update(r->sock);
 }
 
 static void do_accept(kart_sock *s)
@@ -203,7 +169,7 @@ static void do_accept(kart_sock *s)
     }
 }
 
-int kart__emul_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
+static int start_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
 {
     kart_sock *s = r->sock;
     int rc;
@@ -217,11 +183,11 @@ int kart__emul_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
         kart__req_defer(r, rc == 0 ? 0 : -errno);
         return 0;
     }
-    int err = kart__emul_update(s);
+    int err = update(s);
     if (err < 0)
         return err;
     if (r->deadline_ >= 0)
-        kart__emul_timeout_start(r);
+        kart__req_timer_start(r);
     return 0;
 }
 
@@ -258,7 +224,7 @@ static void do_recv(kart_sock *s)
         kart__recv_end(s, err);
 }
 
-void kart__emul_ready(kart_sock *s, uint32_t events)
+static void ready(kart_sock *s, uint32_t events)
 {
     const uint32_t wr = KART_WRITABLE | KART_ERROR | KART_HANGUP;
     if (s->connect_ && (events & wr))
@@ -274,13 +240,13 @@ void kart__emul_ready(kart_sock *s, uint32_t events)
         else if (s->flags_ & KS_RECV)
             do_recv(s);
     }
-    if (!(s->flags_ & KS_CLOSING) && kart__emul_update(s) < 0 && s->sendq_)
+    if (!(s->flags_ & KS_CLOSING) && update(s) < 0 && s->sendq_)
         fail_sends(s, -ENOMEM);
 }
 
 /* ---- files ---- */
 
-int kart__emul_file(kart_req *r)
+static int start_file(kart_req *r)
 {
     ssize_t n;
     do {
@@ -297,7 +263,7 @@ int kart__emul_file(kart_req *r)
 
 /* ---- cancel and close ---- */
 
-void kart__emul_cancel(kart_req *r)
+static int cancel(kart_req *r)
 {
     kart_sock *s = r->sock;
     int res = (r->flags_ & KR_TIMEDOUT) && !(r->flags_ & KR_CANCEL) ? -ETIMEDOUT : -ECANCELED;
@@ -316,7 +282,7 @@ void kart__emul_cancel(kart_req *r)
             p = &(*p)->next_;
         }
         if (!*p)
-            return;
+            return 0;
         if (p == &s->sendq_) {
             kart__sendq_pop(s);
         } else {
@@ -328,18 +294,19 @@ void kart__emul_cancel(kart_req *r)
         break;
     }
     default:
-        return; /* file operations are done inside their start */
+        return 0; /* file operations are done inside their start */
     }
     kart__req_defer(r, res);
     if (s->flags_ & KS_CLOSING)
-        return;
+        return 0;
     /* A cancelled head lets the next one go. */
     if (s->sendq_ && !(s->flags_ & KS_SEND_WAIT))
         flush_sends(s, false);
-    kart__emul_update(s);
+    update(s);
+    return 0;
 }
 
-void kart__emul_close(kart_sock *s)
+static int close_sock(kart_sock *s)
 {
     if (s->events_) {
         kart_selector_unregister(s->base.loop->sel, s->fd);
@@ -363,4 +330,29 @@ void kart__emul_close(kart_sock *s)
     /* Linux closes the fd even when close(2) fails (EINTR included). */
     s->close_->res_ = close(s->fd) < 0 ? -errno : 0;
     s->flags_ |= KS_CLOSE_DONE;
+    return 0;
 }
+
+static int recv_arm(kart_sock *s)
+{
+    return update(s);
+}
+
+static void recv_stop(kart_sock *s)
+{
+    update(s);
+}
+
+const kart__io_mode kart__io_emulated = {
+    .name = "emulated",
+    .native = false,
+    .accept = start_accept,
+    .connect = start_connect,
+    .recv_arm = recv_arm,
+    .recv_stop = recv_stop,
+    .send_kick = send_kick,
+    .file = start_file,
+    .close = close_sock,
+    .cancel = cancel,
+    .ready = ready,
+};

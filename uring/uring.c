@@ -255,7 +255,7 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
     };
     struct io_uring_params p;
     int err = -EINVAL;
-    for (size_t i = kart__selector_for_loop ? 0 : 1; i < KART__ARRAY_LEN(tries) && err == -EINVAL;
+    for (size_t i = sel->one_thread ? 0 : 1; i < KART__ARRAY_LEN(tries) && err == -EINVAL;
          i++) {
         p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | tries[i],
                                      .cq_entries = 2 * entries};
@@ -288,9 +288,7 @@ static void ur_fini(kart_selector *sel)
 {
     uring_state *st = sel->backend_state;
     io_uring_queue_exit(&st->ring);
-    free(sel->cqes);
-    sel->cqes = NULL;
-    sel->ncqes = sel->cqe_cap = 0;
+    free(st->cqes);
     free(st->fds);
     free(st->todo);
     free(st);
@@ -397,17 +395,17 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n,
     {
         if (c->user_data & KART__UD_OP) {
             /* A native I/O operation's: handed to the loop as it is. */
-            if (sel->ncqes == sel->cqe_cap) {
-                int cap = sel->cqe_cap ? sel->cqe_cap * 2 : 256;
-                kart__cqe *q = realloc(sel->cqes, (size_t)cap * sizeof(*q));
+            if (st->ncqes == st->cqe_cap) {
+                int cap = st->cqe_cap ? st->cqe_cap * 2 : 256;
+                kart__cqe *q = realloc(st->cqes, (size_t)cap * sizeof(*q));
                 if (!q) {
                     err = -ENOMEM;
                     break;
                 }
-                sel->cqes = q;
-                sel->cqe_cap = cap;
+                st->cqes = q;
+                st->cqe_cap = cap;
             }
-            sel->cqes[sel->ncqes++] =
+            st->cqes[st->ncqes++] =
                 (kart__cqe){.ud = c->user_data, .res = c->res, .flags = c->flags};
             seen++;
             continue;
@@ -473,8 +471,7 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n,
     return n ? n : err;
 }
 
-static int ur_wait(kart_selector *sel, kart__ready *out, int max,
-                   int64_t timeout_ns)
+static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
     uring_state *st = sel->backend_state;
     int err = enable(st);
@@ -486,7 +483,7 @@ static int ur_wait(kart_selector *sel, kart__ready *out, int max,
      * (re-arms that may complete at once, new operations) and flushes
      * overflowed completions, or none at all when there is nothing to do. */
     int n = reap(sel, st, out, 0, max);
-    if (n != 0 || sel->ncqes) {
+    if (n != 0 || st->ncqes) {
         if (n < 0 || n == max ||
             (!io_uring_sq_ready(&st->ring) && !io_uring_cq_has_overflow(&st->ring)))
             return n;
@@ -503,7 +500,7 @@ static int ur_wait(kart_selector *sel, kart__ready *out, int max,
     int ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
                                                timeout_ns < 0 ? NULL : &ts, NULL);
     n = reap(sel, st, out, 0, max);
-    if (n != 0 || sel->ncqes)
+    if (n != 0 || st->ncqes)
         return n;
     /* -ETIME is a timeout. -EBUSY (5.x kernels: the overflow list could
      * not be flushed into a full ring) and -EAGAIN (no memory for requests)
@@ -511,6 +508,20 @@ static int ur_wait(kart_selector *sel, kart__ready *out, int max,
     if (ret == -ETIME || ret == -EBUSY || ret == -EAGAIN || ret >= 0)
         return 0;
     return ret;
+}
+
+static int ur_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
+{
+    int n = wait_once(sel, out, max, timeout_ns);
+    sel->completions = ((uring_state *)sel->backend_state)->ncqes > 0;
+    return n;
+}
+
+/* Native completion I/O needs multishot receive and provided-buffer rings
+ * (6.0); older kernels get the emulation over this backend's readiness. */
+static const struct kart__io_mode *ur_io_mode(kart_selector *sel)
+{
+    return ((uring_state *)sel->backend_state)->native_io ? &kart__uring_io_mode : NULL;
 }
 
 const kart__backend_ops kart__backend_uring = {
@@ -522,4 +533,5 @@ const kart__backend_ops kart__backend_uring = {
     .mod = ur_mod,
     .del = ur_del,
     .wait = ur_wait,
+    .io_mode = ur_io_mode,
 };

@@ -3,7 +3,7 @@
  *
  * Every operation is an SQE whose user_data is the request (or, for a
  * socket's receive, the socket) with bit 63 set; the backend's wait hands
- * those completions to the loop, which calls kart__uio_complete() once per
+ * those completions to the loop, which calls the mode's complete op once per
  * turn. SQEs are only queued here: they reach the kernel in the io_uring_
  * enter the next wait makes anyway, so a turn that answers a hundred
  * sockets costs one system call (more only when the submission ring fills).
@@ -66,12 +66,7 @@ static inline uint64_t ud_recv(const kart_sock *s)
     return KART__UD_OP | (uint64_t)(uintptr_t)s | UDK_RECV;
 }
 
-bool kart__uio_supported(kart_selector *sel)
-{
-    return sel->ops == &kart__backend_uring && ((uring_state *)sel->backend_state)->native_io;
-}
-
-void kart__uio_stats(kart_selector *sel, kart_io_stats *out)
+static void stats(kart_selector *sel, kart_io_stats *out)
 {
     uring_state *st = sel->backend_state;
     out->enters = st->enters;
@@ -81,7 +76,7 @@ void kart__uio_stats(kart_selector *sel, kart_io_stats *out)
 
 /* ---- the provided-buffer ring ---- */
 
-int kart__uio_pool_register(kart__bufpool *p)
+static int pool_register(kart__bufpool *p)
 {
     uring_state *st = state_of(p->loop);
     p->brsz = (size_t)p->count * sizeof(struct io_uring_buf);
@@ -106,7 +101,7 @@ int kart__uio_pool_register(kart__bufpool *p)
     return 0;
 }
 
-void kart__uio_pool_unregister(kart__bufpool *p)
+static void pool_unregister(kart__bufpool *p)
 {
     io_uring_unregister_buf_ring(&state_of(p->loop)->ring, BGID);
     munmap(p->br, p->brsz);
@@ -114,7 +109,7 @@ void kart__uio_pool_unregister(kart__bufpool *p)
     p->registered = false;
 }
 
-void kart__uio_buf_return(kart__bufpool *p, kart_buf *b)
+static void buf_return(kart__bufpool *p, kart_buf *b)
 {
     io_uring_buf_ring_add(p->br, b->base, p->size, (unsigned short)b->id_,
                           io_uring_buf_ring_mask(p->count), 0);
@@ -152,7 +147,7 @@ static void req_tag(uring_state *st, struct io_uring_sqe *sqe, kart_req *r)
     io_uring_sqe_set_data64(t, 0);
 }
 
-int kart__uio_accept(kart_req *r)
+static int start_accept(kart_req *r)
 {
     uring_state *st = state_of(r->loop);
     int err = -EBUSY;
@@ -182,7 +177,7 @@ static int accept_poll(kart_req *r)
     return 0;
 }
 
-int kart__uio_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
+static int start_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
 {
     uring_state *st = state_of(r->loop);
     int err = -EBUSY;
@@ -194,7 +189,7 @@ int kart__uio_connect(kart_req *r, const struct sockaddr *addr, socklen_t len)
     return 0;
 }
 
-int kart__uio_file(kart_req *r)
+static int start_file(kart_req *r)
 {
     uring_state *st = state_of(r->loop);
     int err = -EBUSY;
@@ -210,7 +205,7 @@ int kart__uio_file(kart_req *r)
     return 0;
 }
 
-int kart__uio_recv_arm(kart_sock *s)
+static int recv_arm(kart_sock *s)
 {
     uring_state *st = state_of(s->base.loop);
     int err = -EBUSY;
@@ -239,7 +234,7 @@ static int cancel_ud(uring_state *st, uint64_t ud)
     return 0;
 }
 
-void kart__uio_recv_cancel(kart_sock *s)
+static void recv_cancel(kart_sock *s)
 {
     if ((s->flags_ & (KS_RECV_INFLIGHT | KS_RECV_CANCEL)) != KS_RECV_INFLIGHT)
         return;
@@ -251,13 +246,13 @@ void kart__uio_recv_cancel(kart_sock *s)
 
 /* Submits the send queue's head (the rest of it, after a short send). A
  * head the ring cannot take fails, and the next one is tried. */
-int kart__uio_send_kick(kart_sock *s)
+static void send_kick(kart_sock *s)
 {
     uring_state *st = state_of(s->base.loop);
     while (s->sendq_ && !(s->flags_ & (KS_SEND_INFLIGHT | KS_CLOSING))) {
         kart_req *r = s->sendq_;
         if (r->flags_ & KR_TIMER)
-            kart__emul_timeout_stop(r); /* the linked timeout takes over */
+            kart__req_timer_stop(r); /* the linked timeout takes over */
         int err = -EBUSY;
         struct io_uring_sqe *sqe = req_sqe(st, r, &err);
         if (!sqe) {
@@ -274,10 +269,9 @@ int kart__uio_send_kick(kart_sock *s)
         req_tag(st, sqe, r);
         s->flags_ |= KS_SEND_INFLIGHT;
     }
-    return 0;
 }
 
-int kart__uio_cancel(kart_req *r)
+static int cancel(kart_req *r)
 {
     kart_sock *s = r->sock;
     if (r->flags_ & KR_BACKOFF) {
@@ -309,7 +303,7 @@ int kart__uio_cancel(kart_req *r)
     return err;
 }
 
-int kart__uio_close(kart_sock *s)
+static int close_sock(kart_sock *s)
 {
     uring_state *st = state_of(s->base.loop);
     kart_req *a = s->accept_;
@@ -341,7 +335,7 @@ int kart__uio_close(kart_sock *s)
         kart__req_defer(h, -ECANCELED);
         h = next;
     }
-    kart__uio_recv_cancel(s);
+    recv_cancel(s);
     int err = -EBUSY;
     struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
     if (!sqe)
@@ -372,7 +366,7 @@ static void rearm_accept(kart_req *r)
         return;
     }
     r->loop->io->stats.rearms++;
-    int err = kart__uio_accept(r);
+    int err = start_accept(r);
     if (err < 0) {
         l->accept_ = NULL;
         kart__req_finish(r, err);
@@ -454,7 +448,7 @@ static void on_send(kart_req *r, int res)
         } else if (r->deadline_ >= 0 && kart_now_ns() >= r->deadline_) {
             out = -ETIMEDOUT;
         } else {
-            kart__uio_send_kick(s); /* the rest, before anything else */
+            send_kick(s); /* the rest, before anything else */
             return;
         }
     } else {
@@ -462,7 +456,7 @@ static void on_send(kart_req *r, int res)
     }
     kart__sendq_pop(s);
     kart__req_finish(r, out);
-    kart__uio_send_kick(s);
+    send_kick(s);
 }
 
 static void on_recv(kart_sock *s, int res, uint32_t flags)
@@ -508,18 +502,18 @@ static void on_recv(kart_sock *s, int res, uint32_t flags)
      * want, ENOBUFS with buffers back): arm a new one if still receiving. */
     if (!more && res != 0 && (s->flags_ & (KS_RECV | KS_RECV_INFLIGHT)) == KS_RECV) {
         loop->io->stats.rearms++;
-        int err = kart__uio_recv_arm(s);
+        int err = recv_arm(s);
         if (err < 0)
             kart__recv_end(s, err);
     }
 }
 
-void kart__uio_complete(kart_loop *loop)
+static void complete(kart_loop *loop)
 {
-    kart_selector *sel = loop->sel;
+    uring_state *st = state_of(loop);
     /* Callbacks never wait, so no new completions join while this runs. */
-    for (int i = 0; i < sel->ncqes; i++) {
-        kart__cqe c = sel->cqes[i];
+    for (int i = 0; i < st->ncqes; i++) {
+        kart__cqe c = st->cqes[i];
         uintptr_t p = (uintptr_t)(c.ud & ~(KART__UD_OP | UDK_MASK));
         if ((c.ud & UDK_MASK) == UDK_RECV) {
             on_recv((kart_sock *)p, c.res, c.flags);
@@ -559,5 +553,31 @@ void kart__uio_complete(kart_loop *loop)
             break;
         }
     }
-    sel->ncqes = 0;
+    st->ncqes = 0;
 }
+
+/* A receive is armed again unless io_uring still holds the multishot (a
+ * stopped one whose cancel is on the way is re-armed when its last
+ * completion comes). */
+static int recv_rearm(kart_sock *s)
+{
+    return (s->flags_ & KS_RECV_INFLIGHT) ? 0 : recv_arm(s);
+}
+
+const kart__io_mode kart__uring_io_mode = {
+    .name = "uring",
+    .native = true,
+    .accept = start_accept,
+    .connect = start_connect,
+    .recv_arm = recv_rearm,
+    .recv_stop = recv_cancel,
+    .send_kick = send_kick,
+    .file = start_file,
+    .close = close_sock,
+    .cancel = cancel,
+    .complete = complete,
+    .pool_register = pool_register,
+    .pool_unregister = pool_unregister,
+    .buf_return = buf_return,
+    .stats = stats,
+};

@@ -9,6 +9,19 @@
 
 #include <liburing.h>
 
+/* A completion of a native I/O operation, collected by the wait for the
+ * loop to hand to the completion mode (uring_io.c). */
+typedef struct kart__cqe {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+} kart__cqe;
+
+/* user_data bit 63 marks a native I/O operation: the rest is a pointer
+ * (8-aligned, so its low 3 bits carry a kind). Poll requests keep bit 63
+ * clear. */
+#define KART__UD_OP (UINT64_C(1) << 63)
+
 typedef struct ur_fd {
     uint32_t seq; /* the poll request the kernel may hold, 0: none */
     bool parked;  /* that request is a parking multishot poll */
@@ -39,6 +52,9 @@ typedef struct uring_state {
     bool native_io;     /* completion-based operations go through the ring */
     uint64_t enters;    /* io_uring_enter calls made */
     uint64_t overflows; /* times the completion ring was seen overflowed */
+    /* Native I/O completions collected by the waits, for the loop. */
+    kart__cqe *cqes;
+    int ncqes, cqe_cap;
 } uring_state;
 
 
@@ -48,5 +64,9 @@ typedef struct uring_state {
 struct io_uring_sqe *kart__ur_sqe(uring_state *st, int *err);
 int kart__ur_reserve(uring_state *st, unsigned n);
 int kart__ur_submit(uring_state *st);
+
+/* uring_io.c: completion-based I/O as io_uring requests (the completion
+ * mode of core/io/io_private.h). */
+extern const struct kart__io_mode kart__uring_io_mode;
 
 #endif

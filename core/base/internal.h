@@ -76,21 +76,11 @@ typedef struct kart__backend_ops {
      * for the time left. */
     int (*wait)(kart_selector *sel, kart__ready *out, int max,
                 int64_t timeout_ns);
+    /* Completion-based I/O done natively by this backend, when this kernel
+     * allows it; NULL (or a NULL op): the loop emulates it over readiness.
+     * The table's type is core/io/io_private.h's. */
+    const struct kart__io_mode *(*io_mode)(kart_selector *sel);
 } kart__backend_ops;
-
-/* A completion of a native I/O operation (io_uring), collected by the
- * backend's wait for the loop to hand to core/io (user_data with
- * KART__UD_OP set). */
-typedef struct kart__cqe {
-    uint64_t ud;
-    int32_t res;
-    uint32_t flags;
-} kart__cqe;
-
-/* user_data bit 63 marks a native I/O operation: the rest is a pointer
- * (8-aligned, so its low 3 bits carry a kind). Poll requests keep bit 63
- * clear. */
-#define KART__UD_OP (UINT64_C(1) << 63)
 
 struct kart_selector {
     const kart__backend_ops *ops;
@@ -103,16 +93,19 @@ struct kart_selector {
     int wake_wfd;    /* the fd written by kart_selector_wake() */
     kart__ready *scratch;
     int nscratch;
-    /* Native I/O completions collected by the last wait, for the loop. */
-    kart__cqe *cqes;
-    int ncqes, cqe_cap;
+    /* Set before init: the selector is a loop's, which belongs to one
+     * thread for good, so a backend may bind its kernel object to the
+     * thread that first waits (io_uring's single-issuer ring); a bare
+     * selector may move between threads. */
+    bool one_thread;
+    /* Set by a wait that collected completions of native I/O operations
+     * for the loop (io_uring): news even when no fd is ready. */
+    bool completions;
 };
 
-/* Set by kart_loop_create() around its kart_selector_create(): the
- * selector is a loop's, which belongs to one thread for good, so the
- * io_uring backend may make its ring single-issuer (a bare selector may
- * move between threads, and keeps a ring any thread can enter). */
-extern _Thread_local bool kart__selector_for_loop;
+/* kart_selector_create() for a loop (one_thread) or for a bare selector. */
+int kart__selector_create(kart_selector **out, const kart_selector_options *opts,
+                          bool one_thread);
 
 /* Backends compiled into this build. */
 extern const kart__backend_ops kart__backend_uring;

@@ -1,10 +1,12 @@
 /*
  * core/io.c — the front end of completion-based I/O (kart/io.h).
  *
- * Every start is validated and booked here, then handed to one of two
- * modes: native io_uring requests (uring/uring_io.c) when the loop runs on
- * io_uring and the kernel has multishot receive (6.0), or the emulation
- * over readiness (compat/io_emul.c) everywhere else. Whatever the mode, the
+ * Every start is validated and booked here, then handed to the loop's
+ * completion mode through its kart__io_mode table (io_private.h): native
+ * io_uring requests (uring/uring_io.c), which the io_uring backend offers
+ * when the kernel has multishot receive (6.0), or the emulation over
+ * readiness (compat/io_emul.c) everywhere else. This file never names
+ * either. Whatever the mode, the
  * final callback of every request is delivered by this file, either at
  * once from the loop's dispatch (kart__req_finish) or through the loop's
  * delivery queue (kart__req_defer) when the result is known inside a start
@@ -36,6 +38,12 @@
 #define POOL_COUNT_MAX 32768
 #define POOL_SIZE_MAX (16u << 20)
 
+const kart__io_mode *kart__io_mode_for(kart_selector *sel)
+{
+    const kart__io_mode *mode = sel->ops->io_mode ? sel->ops->io_mode(sel) : NULL;
+    return mode ? mode : &kart__io_emulated;
+}
+
 kart__io *kart__io_get(kart_loop *loop)
 {
     if (loop->io)
@@ -46,11 +54,10 @@ kart__io *kart__io_get(kart_loop *loop)
     io->reserve_fd = -1;
     io->pool_count = POOL_COUNT_DEFAULT;
     io->pool_size = POOL_SIZE_DEFAULT;
-#ifdef KART_HAVE_URING
-    io->native = kart__uio_supported(loop->sel);
+    io->mode = kart__io_mode_for(loop->sel);
+    io->native = io->mode->native;
     if (io->native)
         io->pool_count = POOL_COUNT_DEFAULT_URING;
-#endif
     io->stats.native = io->native;
     loop->io = io;
     return io;
@@ -62,10 +69,8 @@ static void pool_free(kart__bufpool *pool)
 {
     if (!pool)
         return;
-#ifdef KART_HAVE_URING
     if (pool->registered)
-        kart__uio_pool_unregister(pool);
-#endif
+        pool->loop->io->mode->pool_unregister(pool);
     if (pool->mem)
         munmap(pool->mem, pool->memsz);
     free(pool->bufs);
@@ -106,10 +111,8 @@ static int pool_create(kart_loop *loop, uint32_t count, uint32_t size, kart__buf
     }
     pool->nfree = count;
     int err = 0;
-#ifdef KART_HAVE_URING
-    if (loop->io->native)
-        err = kart__uio_pool_register(pool);
-#endif
+    if (loop->io->mode->pool_register)
+        err = loop->io->mode->pool_register(pool);
     if (err < 0) {
         pool_free(pool);
         return err;
@@ -178,11 +181,9 @@ KART_API void kart_buf_release(kart_buf *buf)
     kart__bufpool *pool = buf->pool_;
     buf->flags_ = 0;
     pool->lent--;
-#ifdef KART_HAVE_URING
     if (pool->registered)
-        kart__uio_buf_return(pool, buf);
+        pool->loop->io->mode->buf_return(pool, buf);
     else
-#endif
         pool->free[pool->nfree++] = buf->id_;
     /* Receives that starved wait for this: they are re-armed by the loop,
      * not here, so that a release never runs a callback. */
@@ -242,7 +243,7 @@ void kart__req_finish(kart_req *req, int res)
     kart_loop *loop = req->loop;
     kart_sock *sock = req->sock;
     if (req->flags_ & KR_TIMER)
-        kart__emul_timeout_stop(req);
+        kart__req_timer_stop(req);
     bool closing = req->type == KART_REQ_CLOSE;
     /* A cancelled shutdown of the writing side lets sends go again. */
     if (req->type == KART_REQ_SHUTDOWN && res == -ECANCELED && req->off_ != SHUT_RD)
@@ -263,7 +264,7 @@ void kart__req_defer(kart_req *req, int res)
 {
     kart__io *io = req->loop->io;
     if (req->flags_ & KR_TIMER)
-        kart__emul_timeout_stop(req);
+        kart__req_timer_stop(req);
     req->res_ = res;
     req->state_ = KR_DONE;
     req->next_ = NULL;
@@ -330,17 +331,7 @@ static void resume_one(kart_sock *sock)
     }
     if ((sock->flags_ & (KS_RECV | KS_CLOSING)) != KS_RECV)
         return;
-#ifdef KART_HAVE_URING
-    if (sock->base.loop->io->native) {
-        if (!(sock->flags_ & KS_RECV_INFLIGHT)) {
-            int err = kart__uio_recv_arm(sock);
-            if (err < 0)
-                kart__recv_end(sock, err);
-        }
-        return;
-    }
-#endif
-    int err = kart__emul_update(sock);
+    int err = sock->base.loop->io->mode->recv_arm(sock);
     if (err < 0)
         kart__recv_end(sock, err);
 }
@@ -394,6 +385,46 @@ void kart__io_fini(kart_loop *loop)
 bool kart__io_busy(const kart_loop *loop)
 {
     return loop->io && loop->io->pool && loop->io->pool->lent > 0;
+}
+
+void kart__io_ready(kart_sock *sock, uint32_t events)
+{
+    sock->base.loop->io->mode->ready(sock, events);
+}
+
+void kart__io_complete(kart_loop *loop)
+{
+    const kart__io_mode *mode = loop->io->mode;
+    if (mode->complete)
+        mode->complete(loop);
+}
+
+/* ---- timeouts on loop timers ---- */
+
+static void req_timed_out(kart_timer *t)
+{
+    kart_req *r = (kart_req *)((char *)t - offsetof(kart_req, t_.timer_));
+    r->flags_ &= ~KR_TIMER;
+    r->flags_ |= KR_TIMEDOUT;
+    r->loop->io->mode->cancel(r);
+}
+
+void kart__req_timer_start(kart_req *r)
+{
+    kart_loop *loop = r->loop;
+    kart_timer_init(loop, &r->t_.timer_);
+    /* The request itself keeps the loop running; its timer must not count
+     * twice. */
+    kart_handle_unref(&r->t_.timer_.base);
+    int64_t left = r->deadline_ - loop->now;
+    if (kart_timer_start(&r->t_.timer_, req_timed_out, left > 0 ? left : 0, 0) == 0)
+        r->flags_ |= KR_TIMER;
+}
+
+void kart__req_timer_stop(kart_req *r)
+{
+    kart_timer_stop(&r->t_.timer_);
+    r->flags_ &= ~KR_TIMER;
 }
 
 /* ---- sockets ---- */
@@ -453,7 +484,7 @@ static int req_begin(kart_req *req, kart_loop *loop, kart_sock *sock, int type, 
 static void req_abort(kart_req *req)
 {
     if (req->flags_ & KR_TIMER)
-        kart__emul_timeout_stop(req);
+        kart__req_timer_stop(req);
     req->state_ = KR_IDLE;
     req->flags_ = 0;
     kart__op_end(req->loop);
@@ -461,9 +492,9 @@ static void req_abort(kart_req *req)
         req->sock->nops_--;
 }
 
-static bool native(const kart_loop *loop)
+static const kart__io_mode *mode_of(const kart_loop *loop)
 {
-    return loop->io->native;
+    return loop->io->mode;
 }
 
 KART_API int kart_sock_accept(kart_sock *listener, kart_req *req, kart_req_cb cb)
@@ -487,12 +518,7 @@ KART_API int kart_sock_accept(kart_sock *listener, kart_req *req, kart_req_cb cb
     if (err < 0)
         return err;
     listener->accept_ = req;
-#ifdef KART_HAVE_URING
-    if (native(loop))
-        err = kart__uio_accept(req);
-    else
-#endif
-        err = kart__emul_accept(req);
+    err = mode_of(loop)->accept(req);
     if (err < 0) {
         listener->accept_ = NULL;
         req_abort(req);
@@ -515,12 +541,7 @@ KART_API int kart_sock_connect(kart_sock *sock, kart_req *req, const struct sock
     if (err < 0)
         return err;
     sock->connect_ = req;
-#ifdef KART_HAVE_URING
-    if (native(loop))
-        err = kart__uio_connect(req, addr, addrlen);
-    else
-#endif
-        err = kart__emul_connect(req, addr, addrlen);
+    err = mode_of(loop)->connect(req, addr, addrlen);
     if (err < 0) {
         sock->connect_ = NULL;
         req_abort(req);
@@ -553,14 +574,7 @@ KART_API int kart_sock_recv_start(kart_sock *sock, kart_recv_cb cb)
         kart__sock_resume(sock);
         return 0;
     }
-#ifdef KART_HAVE_URING
-    if (native(loop)) {
-        /* A multishot still held (stopped, its cancel on the way) is
-         * re-armed when its last completion comes. */
-        err = (sock->flags_ & KS_RECV_INFLIGHT) ? 0 : kart__uio_recv_arm(sock);
-    } else
-#endif
-        err = kart__emul_update(sock);
+    err = mode_of(loop)->recv_arm(sock);
     if (err < 0) {
         sock->flags_ &= ~KS_RECV;
         io->nrecv--;
@@ -579,13 +593,7 @@ KART_API int kart_sock_recv_stop(kart_sock *sock)
     sock->flags_ &= ~KS_RECV;
     loop->io->nrecv--;
     kart__op_end(loop);
-#ifdef KART_HAVE_URING
-    if (native(loop)) {
-        kart__uio_recv_cancel(sock);
-        return 0;
-    }
-#endif
-    kart__emul_update(sock);
+    mode_of(loop)->recv_stop(sock);
     return 0;
 }
 
@@ -600,17 +608,11 @@ static void sendq_push(kart_sock *sock, kart_req *req)
     sock->sendq_tail_ = req;
     /* A timeout runs on a loop timer while the request waits; natively the
      * head's timeout is a linked one instead (the kick stops the timer). */
-    if (req->deadline_ >= 0 && (!native(sock->base.loop) || !idle))
-        kart__emul_timeout_start(req);
-    if (!idle)
-        return;
-#ifdef KART_HAVE_URING
-    if (native(sock->base.loop)) {
-        kart__uio_send_kick(sock);
-        return;
-    }
-#endif
-    kart__emul_send_kick(sock);
+    const kart__io_mode *mode = mode_of(sock->base.loop);
+    if (req->deadline_ >= 0 && (!mode->native || !idle))
+        kart__req_timer_start(req);
+    if (idle)
+        mode->send_kick(sock);
 }
 
 KART_API int kart_sock_send(kart_sock *sock, kart_req *req, const void *buf, size_t len,
@@ -699,19 +701,11 @@ KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb)
         b->next_ = NULL;
         kart_buf_release(b);
     }
-#ifdef KART_HAVE_URING
-    if (native(loop)) {
-        err = kart__uio_close(sock);
-        if (err < 0) {
-            /* The ring could not take the close: close it here. */
-            req->res_ = close(sock->fd) < 0 ? -errno : 0;
-            sock->flags_ |= KS_CLOSE_DONE;
-        }
-        kart__sock_maybe_closed(sock);
-        return 0;
+    if (mode_of(loop)->close(sock) < 0) {
+        /* The mode could not take the close (a full ring): close it here. */
+        req->res_ = close(sock->fd) < 0 ? -errno : 0;
+        sock->flags_ |= KS_CLOSE_DONE;
     }
-#endif
-    kart__emul_close(sock);
     kart__sock_maybe_closed(sock);
     return 0;
 }
@@ -732,12 +726,7 @@ static int file_op(kart_loop *loop, kart_req *req, int type, int fd, const void 
     req->buf_ = buf;
     req->len_ = len;
     req->off_ = offset < 0 ? -1 : offset;
-#ifdef KART_HAVE_URING
-    if (native(loop))
-        err = kart__uio_file(req);
-    else
-#endif
-        err = kart__emul_file(req);
+    err = mode_of(loop)->file(req);
     if (err < 0)
         req_abort(req);
     return err;
@@ -766,12 +755,7 @@ KART_API int kart_req_cancel(kart_req *req)
     if (req->state_ != KR_PENDING || req->type == KART_REQ_CLOSE)
         return -EALREADY;
     req->flags_ |= KR_CANCEL;
-#ifdef KART_HAVE_URING
-    if (native(req->loop))
-        return kart__uio_cancel(req);
-#endif
-    kart__emul_cancel(req);
-    return 0;
+    return mode_of(req->loop)->cancel(req);
 }
 
 KART_API int kart_req_is_active(const kart_req *req)
@@ -788,17 +772,11 @@ static void backoff_fired(kart_timer *t)
     kart_sock *l = req->sock;
     if (req->flags_ & KR_CANCEL)
         return;
-#ifdef KART_HAVE_URING
-    if (native(req->loop)) {
-        int err = kart__uio_accept(req);
-        if (err < 0) {
-            l->accept_ = NULL;
-            kart__req_finish(req, err);
-        }
-        return;
+    int err = mode_of(req->loop)->accept(req);
+    if (err < 0) {
+        l->accept_ = NULL;
+        kart__req_finish(req, err);
     }
-#endif
-    kart__emul_update(l);
 }
 
 void kart__accept_backoff(kart_req *req)
@@ -858,11 +836,9 @@ KART_API int kart_loop_io_stats(const kart_loop *loop, kart_io_stats *out)
             out->bufs_total = loop->io->pool->count;
         }
     }
-#ifdef KART_HAVE_URING
-    if (!loop->io)
-        out->native = kart__uio_supported(loop->sel);
-    if (out->native)
-        kart__uio_stats(loop->sel, out);
-#endif
+    const kart__io_mode *mode = loop->io ? loop->io->mode : kart__io_mode_for(loop->sel);
+    out->native = mode->native;
+    if (mode->stats)
+        mode->stats(loop->sel, out);
     return 0;
 }

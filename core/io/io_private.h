@@ -70,7 +70,8 @@ typedef struct kart__bufpool {
 } kart__bufpool;
 
 typedef struct kart__io {
-    bool native;
+    const struct kart__io_mode *mode;
+    bool native; /* mode->native */
     int reserve_fd; /* the spare descriptor for EMFILE; -1 when none */
     kart_req *done, *done_tail; /* results waiting to be delivered */
     kart_sock *resume;          /* receives to (re)arm or feed a stash */
@@ -108,6 +109,8 @@ kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */
 void kart__io_fini(kart_loop *loop);
 bool kart__io_has_work(const kart_loop *loop); /* the loop must not block */
 void kart__io_flush(kart_loop *loop);          /* deliver and resume */
+void kart__io_ready(kart_sock *sock, uint32_t events); /* loop dispatch */
+void kart__io_complete(kart_loop *loop);       /* the completions the wait collected */
 int kart__pool_ready(kart_loop *loop);         /* creates the pool if need be */
 kart_buf *kart__pool_take(kart__bufpool *pool);/* emulation; NULL when empty */
 void kart__req_finish(kart_req *req, int res); /* final callback, now */
@@ -122,34 +125,51 @@ void kart__sendq_pop(kart_sock *sock);         /* the head is done */
 int kart__accept_fd_limit(kart_req *req);      /* EMFILE/ENFILE: drain, back off */
 void kart__accept_backoff(kart_req *req);      /* pause accepting a while */
 
-/* compat/io_emul.c: the emulation over readiness. */
-void kart__emul_ready(kart_sock *sock, uint32_t events); /* loop dispatch */
-int kart__emul_update(kart_sock *sock);        /* registration <- state */
-int kart__emul_accept(kart_req *req);
-int kart__emul_connect(kart_req *req, const struct sockaddr *addr, socklen_t len);
-void kart__emul_send_kick(kart_sock *sock);    /* try the queue's head now */
-int kart__emul_file(kart_req *req);
-void kart__emul_close(kart_sock *sock);
-void kart__emul_cancel(kart_req *req);
-void kart__emul_timeout_start(kart_req *req);
-void kart__emul_timeout_stop(kart_req *req);
+/* Arms a request's timeout on a loop timer (KR_TIMER), and stops it: the
+ * way every queued request times out in both modes (natively the head of a
+ * send queue, or a request in flight, uses a linked timeout instead). On
+ * expiry the request is cancelled through its mode with KR_TIMEDOUT set. */
+void kart__req_timer_start(kart_req *req);
+void kart__req_timer_stop(kart_req *req);
 
-#ifdef KART_HAVE_URING
-/* uring/uring_io.c: the native operations. */
-bool kart__uio_supported(kart_selector *sel);
-void kart__uio_complete(kart_loop *loop); /* the CQEs the wait collected */
-int kart__uio_pool_register(kart__bufpool *pool);
-void kart__uio_pool_unregister(kart__bufpool *pool);
-void kart__uio_buf_return(kart__bufpool *pool, kart_buf *buf);
-int kart__uio_accept(kart_req *req);
-int kart__uio_connect(kart_req *req, const struct sockaddr *addr, socklen_t len);
-int kart__uio_recv_arm(kart_sock *sock);
-void kart__uio_recv_cancel(kart_sock *sock);
-int kart__uio_send_kick(kart_sock *sock);
-int kart__uio_file(kart_req *req);
-int kart__uio_close(kart_sock *sock);
-int kart__uio_cancel(kart_req *req);
-void kart__uio_stats(kart_selector *sel, kart_io_stats *out);
-#endif
+/*
+ * The completion mode: how the operations are done. uring/ fills one
+ * natively (the selector's backend offers it through its io_mode op); the
+ * emulation over readiness (compat/io_emul.c) is the mode of every other
+ * backend. core/io.c and core/loop.c call a mode only through this table.
+ * Starts return 0 or a negative errno (nothing started, no callback).
+ */
+typedef struct kart__io_mode {
+    const char *name;
+    bool native;        /* io_uring: pools are rings, queued sends' heads time out themselves */
+    int (*accept)(kart_req *req); /* also resumes an accept after a back-off */
+    int (*connect)(kart_req *req, const struct sockaddr *addr, socklen_t len);
+    int (*recv_arm)(kart_sock *sock);  /* receive (again), unless already armed */
+    void (*recv_stop)(kart_sock *sock); /* KS_RECV was cleared */
+    void (*send_kick)(kart_sock *sock); /* the send queue was idle: start its head */
+    int (*file)(kart_req *req);         /* KART_REQ_READ or KART_REQ_WRITE */
+    /* Ends the socket's operations and closes its fd; when it fails the
+     * core closes the fd itself. */
+    int (*close)(kart_sock *sock);
+    int (*cancel)(kart_req *req); /* KR_CANCEL or KR_TIMEDOUT is set */
+    /* Dispatch: readiness of a socket the mode registered with the
+     * selector (emulation), and the completions the last wait collected
+     * (native). Either may be NULL. */
+    void (*ready)(kart_sock *sock, uint32_t events);
+    void (*complete)(kart_loop *loop);
+    /* The receive buffer pool handed to the kernel (NULL: the pool stays a
+     * stack of free ids in core/io.c). */
+    int (*pool_register)(kart__bufpool *pool);
+    void (*pool_unregister)(kart__bufpool *pool);
+    void (*buf_return)(kart__bufpool *pool, kart_buf *buf);
+    void (*stats)(kart_selector *sel, kart_io_stats *out); /* NULL: none */
+} kart__io_mode;
+
+/* The mode a loop's sockets use: the selector backend's native one, when
+ * it has one for this kernel, or the emulation. */
+const kart__io_mode *kart__io_mode_for(kart_selector *sel);
+
+/* compat/io_emul.c: the emulation over readiness. */
+extern const kart__io_mode kart__io_emulated;
 
 #endif

@@ -26,7 +26,6 @@
 
 #define KART__EVENTS_MIN 64
 
-_Thread_local bool kart__selector_for_loop;
 #define KART__EVENTS_MAX 4096
 
 KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
@@ -46,9 +45,7 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
         return -ENOMEM;
     }
     loop->nevents = KART__EVENTS_MIN;
-    kart__selector_for_loop = true;
-    int err = kart_selector_create(&loop->sel, opts ? &opts->selector : NULL);
-    kart__selector_for_loop = false;
+    int err = kart__selector_create(&loop->sel, opts ? &opts->selector : NULL, true);
     if (err < 0) {
         free(loop->events);
         free(loop->event_gens);
@@ -220,7 +217,7 @@ static void dispatch(kart_loop *loop, int n)
             kart__child_dispatch((kart_child *)h);
             break;
         case KART_HANDLE_SOCK:
-            kart__emul_ready((kart_sock *)h, ev->events);
+            kart__io_ready((kart_sock *)h, ev->events);
             break;
         default:
             break;
@@ -278,12 +275,10 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
             break;
         }
         dispatch(loop, n);
-#ifdef KART_HAVE_URING
-        if (loop->sel->ncqes)
-            kart__uio_complete(loop);
-#endif
-        if (loop->io)
+        if (loop->io) {
+            kart__io_complete(loop);
             kart__io_flush(loop);
+        }
         /* A plain load first: the locked exchange only when a send came
          * (a send also wakes the selector, so one missed here is seen on
          * the next iteration). */

@@ -134,6 +134,12 @@ static int start_backend(kart_selector *sel, const kart__backend_ops *ops,
 KART_API int kart_selector_create(kart_selector **out,
                                   const kart_selector_options *opts)
 {
+    return kart__selector_create(out, opts, false);
+}
+
+int kart__selector_create(kart_selector **out, const kart_selector_options *opts,
+                          bool one_thread)
+{
     if (!out)
         return -EINVAL;
     *out = NULL;
@@ -153,6 +159,7 @@ KART_API int kart_selector_create(kart_selector **out,
     if (!sel)
         return -ENOMEM;
     sel->wake_fd = sel->wake_wfd = -1;
+    sel->one_thread = one_thread;
     int err = open_wake_fds(sel);
     if (err < 0) {
         free(sel);
@@ -420,7 +427,7 @@ int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *g
             }
         }
         /* Native I/O completions (io_uring) are news for the loop too. */
-        if (out > 0 || woken || sel->ncqes > 0)
+        if (out > 0 || woken || sel->completions)
             return out;
         /* Nothing for the user (a timeout, or only stale entries): keep
          * waiting for whatever time is left. */

@@ -73,7 +73,18 @@ ifeq ($(FUTEX),parking)
 BASE_CFLAGS += -DKART_FUTEX_PARKING_LOT=1
 endif
 
-LIB_SRC := $(wildcard core/*/*.c) $(wildcard compat/*.c) $(wildcard numa/*.c)
+# Sources: the portable ones by folder, the platform ones named per OS (as
+# libuv's build does) instead of files wrapped whole in #ifdef.
+UNAME_S ?= $(shell uname -s)
+LINUX_SRC := compat/epoll.c core/loop/signal_signalfd.c
+BSD_SRC := compat/kqueue.c core/loop/signal_kqueue.c compat/futex_parking.c
+PORTABLE_SRC := $(filter-out $(LINUX_SRC) $(BSD_SRC),$(wildcard core/*/*.c) $(wildcard compat/*.c))
+ifeq ($(UNAME_S),Linux)
+OS_SRC := $(LINUX_SRC) $(if $(filter parking,$(FUTEX)),compat/futex_parking.c)
+else
+OS_SRC := $(BSD_SRC)
+endif
+LIB_SRC := $(PORTABLE_SRC) $(OS_SRC) $(wildcard numa/*.c)
 ifeq ($(URING),1)
 LIB_SRC += $(wildcard uring/*.c)
 BASE_CFLAGS += -DKART_HAVE_URING=1 $(shell $(PKG_CONFIG) --cflags liburing)

@@ -15,8 +15,6 @@
  */
 #include "internal.h"
 
-#ifdef __linux__
-
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -148,5 +146,3 @@ const kart__backend_ops kart__backend_epoll = {
     .del = ep_del,
     .wait = ep_wait,
 };
-
-#endif /* __linux__ */

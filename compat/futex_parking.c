@@ -20,7 +20,9 @@
  */
 #include "futex.h"
 
-#ifndef KART__FUTEX_NATIVE
+#ifdef KART__FUTEX_NATIVE
+#error "futex_parking.c replaces futex(2): the Makefile builds it off Linux or with FUTEX=parking only"
+#endif
 
 #include <pthread.h>
 #include <stdint.h>
@@ -137,5 +139,3 @@ int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared)
     pthread_mutex_unlock(&b->lock);
     return woken;
 }
-
-#endif /* !KART__FUTEX_NATIVE */

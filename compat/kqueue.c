@@ -55,9 +55,6 @@
  * EV_ADD changes only udata, fflags and data), so a modify that changes
  * KART_EDGE or KART_ONESHOT deletes and re-creates the knotes.
  */
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||   \
-    defined(__OpenBSD__) || defined(__DragonFly__)
-
 #include "internal.h"
 
 #include <fcntl.h>
@@ -562,5 +559,3 @@ const kart__backend_ops kart__backend_kqueue = {
     .del = kq_del,
     .wait = kq_wait,
 };
-
-#endif

@@ -14,7 +14,9 @@
  */
 #include "loop_private.h"
 
-#ifdef KART_SIGNAL_KQUEUE
+#ifndef KART_SIGNAL_KQUEUE
+#error "signal_kqueue.c is the BSD/macOS signal source: the Makefile builds it there only"
+#endif
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -119,5 +121,3 @@ void kart__sigsource_kick(int signum)
     /* EVFILT_SIGNAL sees signals sent to the process. */
     kill(getpid(), signum);
 }
-
-#endif /* KART_SIGNAL_KQUEUE */

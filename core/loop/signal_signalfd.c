@@ -12,7 +12,9 @@
  */
 #include "loop_private.h"
 
-#ifdef KART_SIGNAL_SIGNALFD
+#ifndef KART_SIGNAL_SIGNALFD
+#error "signal_signalfd.c is the Linux signal source: the Makefile builds it there only"
+#endif
 
 #include <pthread.h>
 #include <sys/signalfd.h>
@@ -115,5 +117,3 @@ void kart__sigsource_kick(int signum)
      * even when other threads would have taken a process-directed one. */
     pthread_kill(pthread_self(), signum);
 }
-
-#endif /* KART_SIGNAL_SIGNALFD */

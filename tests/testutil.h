@@ -1,7 +1,8 @@
 /*
  * tests/testutil.h — shared helpers for kart's Check suites: running a
  * case on every backend, fd pairs, and reading/writing helpers that fail
- * the test loudly.
+ * the test loudly; and, for the check_loop* suites (opt-in, with
+ * KT_LOOP_HELPERS), opening and closing loops and recording callbacks.
  */
 #ifndef KART_TESTUTIL_H
 #define KART_TESTUTIL_H
@@ -147,5 +148,122 @@ static inline int kt_run(Suite *s)
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
 }
+
+
+/* ---- event-loop helpers, for the check_loop* suites ----
+ * Opt-in: a suite defines KT_LOOP_HELPERS before including this header.
+ * Their short names would clash with suites that keep private copies
+ * (check_io.c has its own open_loop and close_loop). */
+#ifdef KT_LOOP_HELPERS
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifndef _NSIG
+#define _NSIG NSIG
+#endif
+
+/* Creates a loop with default options and asserts that it runs backend. */
+static inline kart_loop *open_loop(const char *backend)
+{
+    kart_loop *loop = NULL;
+    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
+    ck_assert_ptr_nonnull(loop);
+    ck_assert_str_eq(kart_loop_backend_name(loop), backend);
+    return loop;
+}
+
+/* Every loop case starts with this: the backend for _i, or a skip. */
+#define LOOP_OR_SKIP(i)                                                        \
+    KT_BACKEND_OR_SKIP(i);                                                     \
+    kart_loop *loop = open_loop(backend)
+
+/* Frees a loop, asserting that no handle is left active on it. */
+static inline void close_loop(kart_loop *loop)
+{
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    ck_assert_int_eq(kart_loop_free(loop), 0);
+}
+
+/* Sleeps ns nanoseconds, going on after a signal interrupts it. */
+static inline void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Closes both ends of a pipe or socket pair. */
+static inline void close2(int p[2])
+{
+    close(p[0]);
+    close(p[1]);
+}
+
+/* What a callback saw; hung from a handle's data. */
+typedef struct rec {
+    int calls;
+    uint32_t events; /* io: the last events */
+    int value;       /* signal: signum; child: status */
+    int active;      /* kart_handle_is_active() inside the callback */
+    int64_t when;    /* kart_loop_now() inside the callback */
+} rec;
+
+/* An fd watcher's callback that records into the rec in its data. */
+static inline void io_rec_cb(kart_io *io, uint32_t events)
+{
+    rec *r = io->base.data;
+    r->calls++;
+    r->events = events;
+    r->active = kart_handle_is_active(&io->base);
+    r->when = kart_loop_now(io->base.loop);
+}
+
+/* A timer's callback that records into the rec in its data. */
+static inline void timer_rec_cb(kart_timer *t)
+{
+    rec *r = t->base.data;
+    r->calls++;
+    r->active = kart_handle_is_active(&t->base);
+    r->when = kart_loop_now(t->base.loop);
+}
+
+/* An async handle's callback that counts its calls in the rec in its data. */
+static inline void async_rec_cb(kart_async *a)
+{
+    rec *r = a->base.data;
+    r->calls++;
+}
+
+/* Blocks (block true) or unblocks signum in this thread's signal mask. */
+static inline void set_blocked(int signum, bool block)
+{
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    ck_assert_int_eq(pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &one, NULL), 0);
+}
+
+/* Asserts that this thread's signal mask is the same as *a. */
+static inline void assert_same_mask(const sigset_t *a)
+{
+    sigset_t cur;
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    for (int s = 1; s < _NSIG; s++)
+        ck_assert_msg(sigismember(&cur, s) == sigismember(a, s), "signal %d differs", s);
+}
+
+/* A signal callback for starts that must fail: fails the test if it runs. */
+static inline void signal_never_cb(kart_signal *s, int signum)
+{
+    (void)s;
+    ck_abort_msg("signal callback ran for %d after its start failed", signum);
+}
+
+#endif /* KT_LOOP_HELPERS */
 
 #endif

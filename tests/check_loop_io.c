@@ -1,0 +1,633 @@
+/* Description: the event loop's fd watchers (kart_io, kart/loop.h):
+ * readiness reported level- and edge-triggered or one-shot, start and init
+ * errors, watchers stopped, freed, modified or whose fd is reused while a
+ * batch of events is being delivered, more ready fds than one batch holds,
+ * restarting with other events, hangup and RDHUP. In every check_loop*
+ * suite, each case that runs a loop runs once per compiled-in backend
+ * (forced through KART_BACKEND, skipped where it cannot start), and every
+ * error that the header documents has a case, except those only a failing
+ * allocator or kernel produces (-ENOMEM, -ENFILE, a backend's or a write's
+ * failure). */
+#define KT_LOOP_HELPERS
+#include "testutil.h"
+
+#include <limits.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+
+/* Capability bits of the backend KART_BACKEND names. */
+static unsigned backend_caps(void)
+{
+    kart_selector *s;
+    ck_assert_int_eq(kart_selector_create(&s, NULL), 0);
+    unsigned caps = kart_selector_caps(s);
+    kart_selector_free(s);
+    return caps;
+}
+
+START_TEST(io_reports_readable_and_writable)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    rec r = {0};
+    kart_io io;
+    ck_assert_int_eq(kart_io_init(loop, &io, sv[0]), 0);
+    io.base.data = &r;
+    ck_assert_int_eq(io.fd, sv[0]);
+    ck_assert_ptr_eq(io.base.loop, loop);
+    ck_assert_int_eq(io.base.type, KART_HANDLE_IO);
+
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_handle_is_active(&io.base), 1);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 1);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 0);
+    kt_write(sv[1], "ping");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(r.events, KART_READABLE);
+    ck_assert_int_eq(r.active, 1);
+    /* Level-triggered: reported again while unread. */
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 2);
+
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE | KART_WRITABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 3);
+    ck_assert_uint_eq(r.events, KART_READABLE | KART_WRITABLE);
+    ck_assert_int_eq(kt_drain(sv[0]), 4);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 4);
+    ck_assert_uint_eq(r.events, KART_WRITABLE);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 1);
+    ck_assert_int_eq(kart_io_stop(&io), 0);
+    ck_assert_int_eq(kart_io_stop(&io), 0);
+    ck_assert_int_eq(kart_handle_is_active(&io.base), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(r.calls, 4);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
+START_TEST(io_init_errors)
+{
+    LOOP_OR_SKIP(_i);
+    kart_io io;
+    ck_assert_int_eq(kart_io_init(NULL, &io, 0), -EINVAL);
+    ck_assert_int_eq(kart_io_init(loop, NULL, 0), -EINVAL);
+    ck_assert_int_eq(kart_io_init(loop, &io, -1), -EBADF);
+    ck_assert_int_eq(kart_io_init(loop, &io, INT_MIN), -EBADF);
+    close_loop(loop);
+}
+END_TEST
+
+static void io_never_cb(kart_io *io, uint32_t events)
+{
+    (void)io;
+    ck_abort_msg("io callback ran (events %#x) after its start failed", events);
+}
+
+/* Asserts that a failed kart_io_start left the watcher inactive. */
+static void assert_io_start_fails(kart_io *io, uint32_t events, kart_io_cb cb, int err)
+{
+    int before = kart_loop_active_handles(io->base.loop);
+    ck_assert_int_eq(kart_io_start(io, events, cb), err);
+    ck_assert_int_eq(kart_handle_is_active(&io->base), 0);
+    ck_assert_int_eq(kart_loop_active_handles(io->base.loop), before);
+}
+
+START_TEST(io_start_errors)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    kt_write(sv[1], "x");
+    kart_io io, io2;
+    kart_io_init(loop, &io, sv[0]);
+    ck_assert_int_eq(kart_io_start(NULL, KART_READABLE, io_never_cb), -EINVAL);
+    assert_io_start_fails(&io, KART_READABLE, NULL, -EINVAL);
+    assert_io_start_fails(&io, 0, io_never_cb, -EINVAL);
+    assert_io_start_fails(&io, 0x8000, io_never_cb, -EINVAL);
+    assert_io_start_fails(&io, KART_HANGUP, io_never_cb, -EINVAL);
+    assert_io_start_fails(&io, KART_EDGE, io_never_cb, -EINVAL);
+    assert_io_start_fails(&io, KART_READABLE | KART_ONESHOT | KART_EXCLUSIVE, io_never_cb, -EINVAL);
+
+    /* A second watcher on a watched fd. */
+    rec r = {0};
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    kart_io_init(loop, &io2, sv[0]);
+    assert_io_start_fails(&io2, KART_READABLE, io_never_cb, -EEXIST);
+    assert_io_start_fails(&io2, KART_WRITABLE, io_never_cb, -EEXIST);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 1);
+    /* Once the first stops, the fd is free. */
+    ck_assert_int_eq(kart_io_stop(&io), 0);
+    rec r2 = {0};
+    io2.base.data = &r2;
+    ck_assert_int_eq(kart_io_start(&io2, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r2.calls, 1);
+    ck_assert_int_eq(r.calls, 1);
+    kart_io_stop(&io2);
+
+    /* A closed fd. */
+    int closed = dup(sv[0]);
+    close(closed);
+    ck_assert_int_eq(kart_io_init(loop, &io, closed), 0);
+    assert_io_start_fails(&io, KART_READABLE, io_never_cb, -EBADF);
+
+    /* A regular file and a directory cannot be waited on. */
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    kart_io_init(loop, &io, fileno(f));
+    assert_io_start_fails(&io, KART_READABLE, io_never_cb, -EPERM);
+    int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(dir, 0);
+    kart_io_init(loop, &io, dir);
+    assert_io_start_fails(&io, KART_READABLE, io_never_cb, -EPERM);
+    fclose(f);
+    close(dir);
+
+    /* select(2) cannot take an fd at or above FD_SETSIZE: -ERANGE there,
+     * fine everywhere else. */
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max > FD_SETSIZE + 10) {
+        rl.rlim_cur = FD_SETSIZE + 11;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        int high = dup2(sv[0], FD_SETSIZE + 10);
+        ck_assert_int_eq(high, FD_SETSIZE + 10);
+        kart_io_init(loop, &io, high);
+        if (backend_caps() & KART_CAP_FDSET_LIMIT) {
+            assert_io_start_fails(&io, KART_READABLE, io_never_cb, -ERANGE);
+        } else {
+            r.calls = 0;
+            io.base.data = &r;
+            ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+            ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+            ck_assert_int_eq(r.calls, 1);
+            kart_io_stop(&io);
+        }
+        close(high);
+    }
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
+START_TEST(io_edge_triggered_or_enotsup)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    rec r = {0};
+    kart_io io;
+    kart_io_init(loop, &io, sv[0]);
+    io.base.data = &r;
+    if (!(backend_caps() & KART_CAP_EDGE)) {
+        ck_assert(strcmp(backend, "poll") == 0 || strcmp(backend, "select") == 0);
+        assert_io_start_fails(&io, KART_READABLE | KART_EDGE, io_never_cb, -ENOTSUP);
+        /* Asked of an active watcher, it changes nothing. */
+        ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+        ck_assert_int_eq(kart_io_start(&io, KART_READABLE | KART_EDGE, io_never_cb), -ENOTSUP);
+        ck_assert_int_eq(kart_handle_is_active(&io.base), 1);
+        kt_write(sv[1], "a");
+        for (int k = 1; k <= 3; k++) {
+            ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+            ck_assert_int_eq(r.calls, k);
+        }
+    } else {
+        ck_assert_int_eq(kart_io_start(&io, KART_READABLE | KART_EDGE, io_rec_cb), 0);
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+        ck_assert_int_eq(r.calls, 0);
+        for (int k = 1; k <= 3; k++) {
+            kt_write(sv[1], "a"); /* new readiness, left unread */
+            ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+            ck_assert_int_eq(r.calls, k);
+            ck_assert_uint_eq(r.events, KART_READABLE);
+            for (int j = 0; j < 3; j++)
+                ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+            ck_assert_int_eq(r.calls, k);
+        }
+        ck_assert_int_eq(kt_drain(sv[0]), 3);
+    }
+    kart_io_stop(&io);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
+static void io_stop_self_cb(kart_io *io, uint32_t events)
+{
+    rec *r = io->base.data;
+    r->calls++;
+    r->events = events;
+    ck_assert_int_eq(kart_io_stop(io), 0);
+    ck_assert_int_eq(kart_io_stop(io), 0);
+    r->active = kart_handle_is_active(&io->base);
+}
+
+static int freed_self_calls;
+
+static void io_stop_free_self_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    freed_self_calls++;
+    ck_assert_int_eq(kart_io_stop(io), 0);
+    free(io);
+}
+
+START_TEST(io_stop_inside_own_callback)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    rec r = {0};
+    kart_io io;
+    kart_io_init(loop, &io, sv[0]);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_stop_self_cb), 0);
+    kt_write(sv[1], "x");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.active, 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_int_eq(r.calls, 1);
+
+    /* Stopped and freed by itself: the loop never touches it again. */
+    kart_io *heap = malloc(sizeof(*heap));
+    kart_io_init(loop, heap, sv[0]);
+    ck_assert_int_eq(kart_io_start(heap, KART_READABLE | KART_WRITABLE, io_stop_free_self_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(freed_self_calls, 1);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
+/* Watchers that, when the first of them runs, stop and free all the
+ * others, although their fds are ready in the same batch. */
+#define NPAIRS 4
+static kart_io *batch_w[NPAIRS];
+static int batch_calls;
+
+static void stop_free_others_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    batch_calls++;
+    for (int k = 0; k < NPAIRS; k++) {
+        if (batch_w[k] && batch_w[k] != io) {
+            ck_assert_int_eq(kart_io_stop(batch_w[k]), 0);
+            free(batch_w[k]);
+            batch_w[k] = NULL;
+        }
+    }
+}
+
+START_TEST(io_watchers_stopped_and_freed_in_a_batch_never_run)
+{
+    LOOP_OR_SKIP(_i);
+    for (int round = 0; round < 8; round++) {
+        int sv[NPAIRS][2];
+        for (int k = 0; k < NPAIRS; k++) {
+            kt_socketpair(sv[k]);
+            kt_write(sv[k][1], "x");
+        }
+        /* Start them in a different order each round, so that whichever
+         * order the backend reports them in, each position gets its turn
+         * to be first. */
+        batch_calls = 0;
+        for (int j = 0; j < NPAIRS; j++) {
+            int k = (j + round) % NPAIRS;
+            if (round & 4)
+                k = NPAIRS - 1 - k;
+            batch_w[k] = malloc(sizeof(kart_io));
+            ck_assert_int_eq(kart_io_init(loop, batch_w[k], sv[k][0]), 0);
+            ck_assert_int_eq(kart_io_start(batch_w[k], KART_READABLE, stop_free_others_cb), 0);
+        }
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+        ck_assert_int_eq(batch_calls, 1);
+        ck_assert_int_eq(kart_loop_active_handles(loop), 1);
+        for (int k = 0; k < NPAIRS; k++) {
+            if (batch_w[k]) {
+                kart_io_stop(batch_w[k]);
+                free(batch_w[k]);
+                batch_w[k] = NULL;
+            }
+            close2(sv[k]);
+        }
+    }
+    close_loop(loop);
+}
+END_TEST
+
+/* Two watchers whose fds are both ready: the first to run stops the
+ * other, closes its fd by putting a quiet pipe under the same number
+ * (dup2), and starts the same struct on it. The old readiness, already in
+ * the batch, must not reach the new watcher. */
+static kart_io reuse_w[2];
+static int reuse_quiet = -1;
+static int reuse_first_calls, reuse_stale_calls;
+
+static void reuse_stale_cb(kart_io *io, uint32_t events)
+{
+    (void)io;
+    (void)events;
+    reuse_stale_calls++;
+}
+
+static void reuse_first_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    reuse_first_calls++;
+    kt_drain(io->fd);
+    kart_io *other = &reuse_w[io == &reuse_w[0]];
+    if (other->base.data)
+        return; /* already swapped */
+    int fd = other->fd;
+    ck_assert_int_eq(kart_io_stop(other), 0);
+    ck_assert_int_eq(dup2(reuse_quiet, fd), fd);
+    ck_assert_int_eq(kart_io_init(io->base.loop, other, fd), 0);
+    other->base.data = other;
+    ck_assert_int_eq(kart_io_start(other, KART_READABLE, reuse_stale_cb), 0);
+}
+
+START_TEST(io_fd_closed_and_reused_in_a_batch_gets_no_stale_event)
+{
+    LOOP_OR_SKIP(_i);
+    int q[2];
+    kt_pipe(q);
+    reuse_quiet = q[0];
+    for (int round = 0; round < 8; round++) {
+        int a[2], b[2];
+        kt_socketpair(a);
+        kt_socketpair(b);
+        kt_write(a[1], "x");
+        kt_write(b[1], "x");
+        reuse_first_calls = reuse_stale_calls = 0;
+        int first = round & 1;
+        memset(reuse_w, 0, sizeof(reuse_w));
+        kart_io_init(loop, &reuse_w[first], (round & 2) ? b[0] : a[0]);
+        kart_io_init(loop, &reuse_w[!first], (round & 2) ? a[0] : b[0]);
+        ck_assert_int_eq(kart_io_start(&reuse_w[first], KART_READABLE, reuse_first_cb), 0);
+        ck_assert_int_eq(kart_io_start(&reuse_w[!first], KART_READABLE, reuse_first_cb), 0);
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+        ck_assert_int_eq(reuse_first_calls, 1);
+        ck_assert_int_eq(reuse_stale_calls, 0);
+        kart_io_stop(&reuse_w[0]);
+        kart_io_stop(&reuse_w[1]);
+        close2(a);
+        close2(b);
+    }
+    close_loop(loop);
+    close2(q);
+}
+END_TEST
+
+/* Two ready watchers; the first to run changes the other's registration
+ * (kart_io_start again). The batch's old event for it is dropped, but its
+ * readiness must not be lost, even edge-triggered. */
+static kart_io mod_w[2];
+static int mod_calls[2];
+static uint32_t mod_flags;
+
+static void modify_other_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    int self = io == &mod_w[1];
+    if (mod_calls[0] + mod_calls[1] == 0)
+        ck_assert_int_eq(kart_io_start(&mod_w[!self], KART_READABLE | mod_flags, modify_other_cb), 0);
+    mod_calls[self]++;
+}
+
+START_TEST(io_watcher_modified_in_a_batch_keeps_its_readiness)
+{
+    LOOP_OR_SKIP(_i);
+    mod_flags = (backend_caps() & KART_CAP_EDGE) ? KART_EDGE : 0;
+    int a[2], b[2];
+    kt_socketpair(a);
+    kt_socketpair(b);
+    kt_write(a[1], "x");
+    kt_write(b[1], "x");
+    kart_io_init(loop, &mod_w[0], a[0]);
+    kart_io_init(loop, &mod_w[1], b[0]);
+    ck_assert_int_eq(kart_io_start(&mod_w[0], KART_READABLE | mod_flags, modify_other_cb), 0);
+    ck_assert_int_eq(kart_io_start(&mod_w[1], KART_READABLE | mod_flags, modify_other_cb), 0);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    if (mod_flags) {
+        ck_assert_int_eq(mod_calls[0], 1);
+        ck_assert_int_eq(mod_calls[1], 1);
+    } else {
+        ck_assert_int_ge(mod_calls[0], 1);
+        ck_assert_int_ge(mod_calls[1], 1);
+    }
+    kart_io_stop(&mod_w[0]);
+    kart_io_stop(&mod_w[1]);
+    close_loop(loop);
+    close2(a);
+    close2(b);
+}
+END_TEST
+
+static void oneshot_rearm_cb(kart_io *io, uint32_t events)
+{
+    rec *r = io->base.data;
+    r->calls++;
+    r->events = events;
+    r->active = kart_handle_is_active(&io->base);
+    if (r->calls < 3)
+        ck_assert_int_eq(kart_io_start(io, KART_READABLE | KART_ONESHOT, oneshot_rearm_cb), 0);
+}
+
+START_TEST(io_oneshot_runs_once_until_restarted)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    rec r = {0};
+    kart_io io;
+    kart_io_init(loop, &io, sv[0]);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE | KART_ONESHOT, io_rec_cb), 0);
+    kt_write(sv[1], "x");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 0);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(r.events, KART_READABLE);
+    ck_assert_int_eq(r.active, 0); /* stopped before its callback */
+    ck_assert_int_eq(kart_handle_is_active(&io.base), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    /* Still readable, but silent. */
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_int_eq(r.calls, 1);
+    /* Restarting re-arms it. */
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE | KART_ONESHOT, io_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 0);
+    ck_assert_int_eq(r.calls, 2);
+    /* And from inside its callback. */
+    r.calls = 0;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE | KART_ONESHOT, oneshot_rearm_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(r.calls, 3);
+    ck_assert_int_eq(kart_handle_is_active(&io.base), 0);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
+static void switch_to_readable_cb(kart_io *io, uint32_t events)
+{
+    rec *r = io->base.data;
+    r->calls++;
+    r->events = events;
+    ck_assert_int_eq(kart_io_start(io, KART_READABLE, io_rec_cb), 0);
+}
+
+/* More ready fds than one batch holds (the loop starts with room for 64
+ * and grows): every watcher still runs exactly once. */
+#define NMANY_FDS 300
+static int many_io_calls[NMANY_FDS];
+
+static void many_io_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    many_io_calls[(intptr_t)io->base.data]++;
+    ck_assert_int_eq(kart_io_stop(io), 0);
+}
+
+START_TEST(io_more_ready_fds_than_a_batch_all_run_once)
+{
+    LOOP_OR_SKIP(_i);
+    int (*sv)[2] = calloc(NMANY_FDS, sizeof(*sv));
+    kart_io *io = calloc(NMANY_FDS, sizeof(*io));
+    ck_assert(sv && io);
+    for (int k = 0; k < NMANY_FDS; k++) {
+        kt_socketpair(sv[k]);
+        kt_write(sv[k][1], "x");
+        kart_io_init(loop, &io[k], sv[k][0]);
+        io[k].base.data = (void *)(intptr_t)k;
+        ck_assert_int_eq(kart_io_start(&io[k], KART_READABLE, many_io_cb), 0);
+    }
+    /* Every round: ONCE, then all watchers must still be consistent. */
+    while (kart_loop_run(loop, KART_RUN_ONCE) == 1)
+        ;
+    for (int k = 0; k < NMANY_FDS; k++) {
+        ck_assert_int_eq(many_io_calls[k], 1);
+        close2(sv[k]);
+    }
+    close_loop(loop);
+    free(sv);
+    free(io);
+}
+END_TEST
+
+START_TEST(io_start_again_changes_events)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    rec r = {0};
+    kart_io io;
+    kart_io_init(loop, &io, sv[0]);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(kart_io_start(&io, KART_WRITABLE, switch_to_readable_cb), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 1);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(r.events, KART_WRITABLE);
+    /* The callback switched it back to reading with io_rec_cb. */
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 1);
+    kt_write(sv[1], "x");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 2);
+    ck_assert_uint_eq(r.events, KART_READABLE);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 1);
+    kart_io_stop(&io);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
+START_TEST(io_reports_hangup_and_rdhup)
+{
+    LOOP_OR_SKIP(_i);
+    rec r = {0};
+    kart_io io;
+    int sv[2], p[2];
+
+    /* The peer shuts its writing side: RDHUP, no HANGUP. */
+    kt_socketpair(sv);
+    kart_io_init(loop, &io, sv[0]);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(r.events, KART_READABLE | KART_RDHUP);
+    /* The peer closes: HANGUP too. */
+    close(sv[1]);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_uint_eq(r.events, KART_READABLE | KART_RDHUP | KART_HANGUP);
+    kart_io_stop(&io);
+    close(sv[0]);
+
+    /* A pipe's writer closes. */
+    kt_pipe(p);
+    kart_io_init(loop, &io, p[0]);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    close(p[1]);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert(r.events & KART_HANGUP);
+    kart_io_stop(&io);
+    close(p[0]);
+
+    /* A pipe's reader closes: the writer sees an error. */
+    kt_pipe(p);
+    kart_io_init(loop, &io, p[1]);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_io_start(&io, KART_WRITABLE, io_rec_cb), 0);
+    close(p[0]);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert(r.events & KART_ERROR);
+    ck_assert(r.events & KART_WRITABLE);
+    kart_io_stop(&io);
+    close(p[1]);
+    close_loop(loop);
+}
+END_TEST
+
+int main(void)
+{
+    kt_print_backends();
+    int nb = kt_nbackends();
+    Suite *s = suite_create("loop_io");
+
+    TCase *tc = tcase_create("io");
+    tcase_add_loop_test(tc, io_reports_readable_and_writable, 0, nb);
+    tcase_add_loop_test(tc, io_init_errors, 0, nb);
+    tcase_add_loop_test(tc, io_start_errors, 0, nb);
+    tcase_add_loop_test(tc, io_edge_triggered_or_enotsup, 0, nb);
+    tcase_add_loop_test(tc, io_stop_inside_own_callback, 0, nb);
+    tcase_add_loop_test(tc, io_watchers_stopped_and_freed_in_a_batch_never_run, 0, nb);
+    tcase_add_loop_test(tc, io_fd_closed_and_reused_in_a_batch_gets_no_stale_event, 0, nb);
+    tcase_add_loop_test(tc, io_watcher_modified_in_a_batch_keeps_its_readiness, 0, nb);
+    tcase_add_loop_test(tc, io_oneshot_runs_once_until_restarted, 0, nb);
+    tcase_add_loop_test(tc, io_more_ready_fds_than_a_batch_all_run_once, 0, nb);
+    tcase_add_loop_test(tc, io_start_again_changes_events, 0, nb);
+    tcase_add_loop_test(tc, io_reports_hangup_and_rdhup, 0, nb);
+    suite_add_tcase(s, tc);
+
+    return kt_run(s);
+}

@@ -146,9 +146,13 @@ $(OUT)/libkart.a: $(LIB_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ) Makefile
+# libkart.map versions the exports (KART_0.1 ...) and hides the rest;
+# --no-undefined-version fails the link when it lists a name that is not
+# defined (tests/exports_test.sh checks it against include/).
+$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ) Makefile libkart.map
 	$(call say,LD,$@)
-	$(Q)$(CC) -shared $(LDDEFS) -Wl,-Bsymbolic-functions -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $(LIB_OBJ) $(LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared $(LDDEFS) -Wl,-Bsymbolic-functions -Wl,-soname,libkart.so.$(SOVERSION) \
+	  -Wl,--version-script=libkart.map -Wl,--no-undefined-version $(LDSAN) -o $@ $(LIB_OBJ) $(LIBS) $(LDFLAGS)
 	$(Q)ln -sf libkart.so.$(SOVERSION) $(OUT)/libkart.so
 
 gen_pc = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -191,7 +195,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: lib tests
-	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh
+	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh tests/exports_test.sh
 
 # compat/kqueue.c, which cannot run on Linux: compile checks against a stub
 # header, then the suites over a test-only kqueue emulation (needs clang).

@@ -9,9 +9,10 @@
 #   core-names-backend     a file under core/ includes a header of uring/ or
 #                          compat/ (or <liburing.h>), or names a function or
 #                          variable that only uring/ or compat/ defines. The
-#                          backends' ops tables (variables of a *_ops type:
-#                          kart__backend_epoll ...) are the contract itself,
-#                          named where core registers them, so they pass.
+#                          backends' tables (const variables of a type core/
+#                          defines: kart__backend_epoll, a kart__backend_ops,
+#                          and the completion modes' tables) are the contract
+#                          itself, named where core registers them: they pass.
 #   backend-names-backend  one backend includes a header of another or names
 #                          what only another defines (ops tables included):
 #                          uring/ is one backend, each file of compat/ one
@@ -107,9 +108,11 @@ strip() {
 
 # defs: reads strip records, prints "name kind file" for what each file
 # defines: kind is "fn" (a function: non-static, or any in a header),
-# "ops" (a variable of a *_ops type) or "var" (another variable). File-scope
-# statements are read between ";", "{" and "}", skipping bodies and
-# preprocessor lines.
+# "var" (a variable; a const one is "cvar TYPE", TYPE the last name of its
+# type) or "type" (a typedef name or a struct, union or enum tag). File-
+# scope statements are read between ";", "{" and "}", skipping bodies and
+# preprocessor lines. classify then makes a cvar whose type core/ defines
+# an "ops" table, the others plain "var".
 defs() {
   awk -F "$US" '
   function strip_attr(s,   out, i, c, d) {
@@ -130,6 +133,14 @@ defs() {
     s = strip_attr(s); gsub(/[ \t]+/, " ", s); sub(/^ /, "", s); sub(/ $/, "", s)
     if (s == "") return
     isstatic = (s ~ /(^| )static /)
+    if (s ~ /^typedef /) {
+      if (match(s, /\( *\* *[A-Za-z_][A-Za-z0-9_]*/)) name = lastident(substr(s, RSTART, RLENGTH))  # a function pointer
+      else { head = s; sub(/ *\[.*/, "", head); name = lastident(head) }
+      if (name != "") print name, "type", file
+    }
+    if (match(s, /(^|[ ])(struct|union|enum) [A-Za-z_][A-Za-z0-9_]* \{\}/)) {
+      head = substr(s, RSTART, RLENGTH); sub(/ *\{\}$/, "", head); print lastident(head), "type", file
+    }
     if (s ~ /^(typedef|extern|_Static_assert)[ (]/) return
     if (term == "{") {
       if (s ~ /=$/) {                          # an initialized variable
@@ -151,7 +162,8 @@ defs() {
     name = lastident(head)
     type = head; sub(/[^A-Za-z0-9_]*[A-Za-z0-9_]+$/, "", type)
     if (name !~ /^[A-Za-z_][A-Za-z0-9_]*$/ || type == "") return
-    print name, (type ~ /_ops[ *]*$/ ? "ops" : "var"), file
+    if (type ~ /(^| )const( |$)/) print name, "cvar", file, lastident(type)
+    else print name, "var", file
   }
   $1 != file { file = $1; depth = 0; stmt = ""; cont = 0; header = (file ~ /\.h$/) }
   {
@@ -227,7 +239,15 @@ strip $compat_files > "$tmp/compat.r"
 strip $numa_files > "$tmp/numa.r"
 strip $public_files > "$tmp/public.r"
 strip $other_lib_files > "$tmp/other.r"
-for p in core uring compat numa other; do defs < "$tmp/$p.r" | sort -u > "$tmp/$p.d"; done
+for p in core uring compat numa other; do defs < "$tmp/$p.r" | sort -u > "$tmp/$p.d.raw"; done
+# The contract's tables: const variables of a type that core/ defines
+# (kart__backend_ops, the completion mode's kart__io_mode ...).
+classify() {
+  awk 'NR == FNR { if ($2 == "type") core[$1] = 1; next }
+       $2 == "cvar" { print $1, (($4 in core) ? "ops" : "var"), $3; next }
+       { print $1, $2, $3 }' "$tmp/core.d.raw" "$1"
+}
+for p in core uring compat numa other; do classify "$tmp/$p.d.raw" | sort -u > "$tmp/$p.d"; done
 # only KINDS DEFS... MINUS...: definitions of the given kinds in the first
 # list whose name is defined in none of the others.
 only() {
@@ -257,7 +277,8 @@ for u in $units; do
   id=$(echo "$u" | tr '/.' '__')
   if [ "$u" = uring ]; then cp "$tmp/uring.r" "$tmp/u.$id.r"
   else awk -F "$US" -v f="$u" '$1 == f' "$tmp/compat.r" > "$tmp/u.$id.r"; fi
-  defs < "$tmp/u.$id.r" | sort -u > "$tmp/u.$id.d"
+  defs < "$tmp/u.$id.r" | sort -u > "$tmp/u.$id.d.raw"
+  classify "$tmp/u.$id.d.raw" | sort -u > "$tmp/u.$id.d"
 done
 for u in $units; do
   id=$(echo "$u" | tr '/.' '__'); : > "$tmp/b.names"

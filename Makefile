@@ -137,7 +137,7 @@ endif
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
+.PHONY: all lib examples check-house check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -157,9 +157,13 @@ $(OUT)/libkart.a: $(LIB_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ) Makefile
+# libkart.map versions the exports (KART_0.1 ...) and hides the rest;
+# --no-undefined-version fails the link when it lists a name that is not
+# defined (tests/exports_test.sh checks it against include/).
+$(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ) Makefile libkart.map
 	$(call say,LD,$@)
-	$(Q)$(CC) -shared $(LDDEFS) -Wl,-Bsymbolic-functions -Wl,-soname,libkart.so.$(SOVERSION) $(LDSAN) -o $@ $(LIB_OBJ) $(LIBS) $(LDFLAGS)
+	$(Q)$(CC) -shared $(LDDEFS) -Wl,-Bsymbolic-functions -Wl,-soname,libkart.so.$(SOVERSION) \
+	  -Wl,--version-script=libkart.map -Wl,--no-undefined-version $(LDSAN) -o $@ $(LIB_OBJ) $(LIBS) $(LDFLAGS)
 	$(Q)ln -sf libkart.so.$(SOVERSION) $(OUT)/libkart.so
 
 gen_pc = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -202,7 +206,13 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: lib tests
-	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh
+	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh tests/exports_test.sh scripts/check-house.sh
+
+# The dependency rules of DESIGN.md (core/ names no backend, no backend
+# names another, numa/ stands alone, bench/ and examples/ use only public
+# headers), checked over the sources; check-run runs it too.
+check-house:
+	@scripts/check-house.sh
 
 # compat/kqueue.c, which cannot run on Linux: compile checks against a stub
 # header, then the suites over a test-only kqueue emulation (needs clang).

@@ -26,7 +26,7 @@ echo "kqueue.c, signal_kqueue.c: compile for 5 OS macros x 4 header variants"
 out=build/kqemu
 mkdir -p $out/obj
 for variant in KQSTUB_MACOS KQSTUB_FREEBSD; do
-  CF="$W -O1 -g -D__FreeBSD__ -DKART_SIGNAL_KQUEUE -D$variant -fsanitize=address,undefined -fno-sanitize-recover=all -I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done)"
+  CF="$W -O1 -g -DKART_FAULTS=1 -D__FreeBSD__ -DKART_SIGNAL_KQUEUE -D$variant -fsanitize=address,undefined -fno-sanitize-recover=all -I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done)"
   rm -f $out/obj/*.o
   for f in core/*/*.c compat/*.c numa/topology.c $stub/kqemu.c; do
     $cc $CF -Wno-missing-prototypes -DKART_BUILDING=1 -fvisibility=hidden -c "$f" -o "$out/obj/$(basename "$f" .c).o"

@@ -52,34 +52,10 @@ void kart__pool_proc_notify(kart_pool *p)
     }
 }
 
-/* ---- fault injection (tests only) ---- */
-
-int kart__pool_fault_step;
-static _Atomic int *fault_countdown;
-static bool in_worker; /* set in the worker processes only */
-
-void kart__pool_fault_set(int step, _Atomic int *countdown)
-{
-    kart__pool_fault_step = step;
-    fault_countdown = countdown;
-}
-
-void kart__pool_fault_reached(void)
-{
-    if (!in_worker || !fault_countdown)
-        return;
-    int c = atomic_load(fault_countdown);
-    while (c > 0 && !atomic_compare_exchange_weak(fault_countdown, &c, c - 1))
-        ;
-    if (c == 1)
-        raise(SIGKILL);
-}
-
 /* ---- workers ---- */
 
 static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t parent)
 {
-    in_worker = true;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(KART__POOL_EXIT_DRAINED);

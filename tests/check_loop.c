@@ -6,8 +6,7 @@
  * kernel produces (-ENOMEM, -ENFILE, a backend's or a write's failure). */
 #include "testutil.h"
 
-/* kart__test_no_pidfd forces the child watchers' SIGCHLD path. */
-#include "loop_private.h"
+#include "fault.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -22,6 +21,19 @@
 #include <time.h>
 
 /* ---- helpers ---- */
+
+/* Forces the child watchers' SIGCHLD path, as on kernels without
+ * pidfd_open: every pidfd_open fails with ENOSYS (core/base/fault.h). */
+static bool no_pidfd;
+
+static void set_no_pidfd(bool on)
+{
+    no_pidfd = on;
+    if (on)
+        ck_assert_int_eq(kart__fault_fail(KART__SYS_pidfd_open, 1, KART__FAULT_ALWAYS, ENOSYS), 0);
+    else
+        ck_assert_int_eq(kart__fault_arm(KART__SYS_pidfd_open, NULL), 0);
+}
 
 static kart_loop *open_loop(const char *backend)
 {
@@ -2088,7 +2100,7 @@ static void child_reaped_elsewhere(kart_loop *loop)
     ck_assert_int_eq(sigaction(SIGCHLD, &ign, &old), 0);
     r.calls = 0;
     pid = fork_pause();
-    if (kart__test_no_pidfd) {
+    if (no_pidfd) {
         /* The kernel sends no SIGCHLD for a child it reaps itself, so the
          * SIGCHLD path could never see the exit: refused. */
         assert_child_start_fails(&c, child_never_cb, pid, -ECHILD);
@@ -2168,7 +2180,7 @@ END_TEST
 START_TEST(child_via_sigchld)
 {
     LOOP_OR_SKIP(_i);
-    kart__test_no_pidfd = true;
+    set_no_pidfd(true);
     set_blocked(SIGCHLD, false);
     sigset_t before;
     pthread_sigmask(SIG_BLOCK, NULL, &before);
@@ -2257,7 +2269,7 @@ START_TEST(signal_and_child_start_without_free_fds_is_emfile)
     pthread_sigmask(SIG_BLOCK, NULL, &before);
     pid_t pid = fork_exit(6);
     for (int path = 0; path < 2; path++) {
-        kart__test_no_pidfd = path == 1;
+        set_no_pidfd(path == 1);
         struct rlimit old = no_more_fds();
         ck_assert_int_eq(kart_signal_start(&s, signal_never_cb, SIGUSR1), -EMFILE);
         ck_assert_int_eq(kart_handle_is_active(&s.base), 0);

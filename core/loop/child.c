@@ -11,12 +11,11 @@
  */
 #include "loop_private.h"
 
+#include "fault.h"
+
 #include <limits.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-bool kart__test_no_pidfd;
 
 KART_API int kart_child_init(kart_loop *loop, kart_child *child)
 {
@@ -32,14 +31,8 @@ KART_API int kart_child_init(kart_loop *loop, kart_child *child)
 
 static int open_pidfd(pid_t pid)
 {
-#ifdef SYS_pidfd_open
-    if (!kart__test_no_pidfd) {
-        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-        return fd >= 0 ? fd : -errno;
-    }
-#endif
-    (void)pid;
-    return -ENOSYS;
+    int fd = kart__sys_pidfd_open(pid, 0);
+    return fd >= 0 ? fd : -errno;
 }
 
 /* Python's convention: the exit code, or minus the signal that killed. */

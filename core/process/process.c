@@ -21,6 +21,8 @@
  */
 #include "process_private.h"
 
+#include "fault.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -40,8 +42,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-bool kart__test_process_no_pidfd;
 
 /* Python's process identity, which default names show: a child's number
  * among its parent's children after its parent's own identity ("Process-2"
@@ -217,24 +217,18 @@ KART_API int kart_process_sentinel(const kart_process *p)
 
 static int pidfd_open_(pid_t pid)
 {
-#ifdef SYS_pidfd_open
-    if (!kart__test_process_no_pidfd) {
-        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-        return fd >= 0 ? fd : -errno;
-    }
-#endif
-    (void)pid;
-    return -ENOSYS;
+    int fd = kart__sys_pidfd_open(pid, 0);
+    return fd >= 0 ? fd : -errno;
 }
 
 /* Whether pidfd_open works here: ENOSYS before Linux 5.3, EPERM from a
- * seccomp filter that does not know it (Docker's default before 20.10). */
+ * seccomp filter that does not know it (Docker's default before 20.10).
+ * The test build asks every time, so that a test can take pidfd_open
+ * away (core/base/fault.h) and give it back. */
 static bool have_pidfd(void)
 {
     static _Atomic int known; /* 0 unknown, 1 yes, 2 no */
-    if (kart__test_process_no_pidfd)
-        return false;
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    int k = KART_FAULTS ? 0 : atomic_load_explicit(&known, memory_order_relaxed);
     if (k == 0) {
         int fd = pidfd_open_(getpid());
         k = fd >= 0 ? 1 : 2;

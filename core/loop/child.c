@@ -9,9 +9,8 @@
  * child is reaped with waitid(P_PID) for exactly that pid, so kart never
  * steals the exit status of a child it was not asked about.
  */
-#include "loop_private.h"
-
 #include "fault.h"
+#include "loop_private.h"
 
 #include <limits.h>
 #include <sys/wait.h>

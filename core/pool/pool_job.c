@@ -4,9 +4,8 @@
  * core/pool_private.h for the design; slots and the heap are in
  * core/pool_mem.c, submitting and maps in core/pool_submit.c).
  */
-#include "pool_private.h"
-
 #include "fault.h"
+#include "pool_private.h"
 
 #include <sched.h>
 #include <stdlib.h>

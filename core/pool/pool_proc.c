@@ -15,6 +15,7 @@
  * failed, the last jobs are published, and the watcher ends: that is
  * what kart_pool_join() waits for.
  */
+#include "fault.h"
 #include "pool_private.h"
 
 #include <poll.h>
@@ -23,7 +24,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,13 +32,8 @@
 
 static int open_pidfd(pid_t pid)
 {
-#ifdef SYS_pidfd_open
-    long fd = syscall(SYS_pidfd_open, pid, 0);
-    return fd < 0 ? -1 : (int)fd;
-#else
-    (void)pid;
-    return -1;
-#endif
+    int fd = kart__sys_pidfd_open(pid, 0);
+    return fd < 0 ? -1 : fd;
 }
 
 void kart__pool_proc_notify(kart_pool *p)
@@ -47,7 +42,7 @@ void kart__pool_proc_notify(kart_pool *p)
         return;
     if (atomic_load(&p->sh->mgr_armed) && atomic_exchange(&p->sh->mgr_armed, 0)) {
         uint64_t one = 1;
-        ssize_t r = write(p->sh->mgr_efd, &one, sizeof(one));
+        ssize_t r = kart__sys_write(p->sh->mgr_efd, &one, sizeof(one));
         (void)r; /* EAGAIN: the counter is already non-zero, the watcher wakes */
     }
 }
@@ -82,7 +77,7 @@ int kart__pool_proc_spawn(kart_pool *p, int w)
     atomic_store(&me->pid, 0);
     atomic_store(&me->alive, 1); /* before the child can become busy */
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = kart__sys_fork();
     if (pid < 0) {
         int e = errno;
         atomic_store(&me->alive, 0);
@@ -300,7 +295,7 @@ static int watcher_main(void *arg)
     }
     for (;;) {
         uint64_t drain;
-        while (read(p->sh->mgr_efd, &drain, sizeof(drain)) > 0)
+        while (kart__sys_read(p->sh->mgr_efd, &drain, sizeof(drain)) > 0)
             ;
         publish_done(p);
         uint32_t state = atomic_load(&p->sh->state);
@@ -347,7 +342,7 @@ static int watcher_main(void *arg)
             atomic_store(&p->sh->mgr_armed, 0);
             continue;
         }
-        poll(fds, (nfds_t)n, polling || wt.nflagged ? 50 : -1);
+        kart__sys_poll(fds, (nfds_t)n, polling || wt.nflagged ? 50 : -1);
         atomic_store(&p->sh->mgr_armed, 0);
     }
     free(wt.flagged);
@@ -361,7 +356,7 @@ static int watcher_main(void *arg)
 
 int kart__pool_proc_start(kart_pool *p)
 {
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int efd = kart__sys_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0)
         return errno == ENOMEM ? -ENOMEM : -EMFILE;
     p->sh->mgr_efd = efd;

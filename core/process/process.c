@@ -19,9 +19,8 @@
  * kart__proc_lock, and so is signalling: a signal is only ever sent to a
  * child known not to have been reaped, whose pid therefore is still its own.
  */
-#include "process_private.h"
-
 #include "fault.h"
+#include "process_private.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -325,7 +324,7 @@ static int start_fork(kart_process *p)
 {
     int pipefd[2] = {-1, -1};
     bool pidfd = have_pidfd();
-    if (!pidfd && pipe2(pipefd, O_CLOEXEC) < 0)
+    if (!pidfd && kart__sys_pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
     pid_t parent = getpid();
     /* Python flushes its standard streams before forking, so that what
@@ -336,7 +335,7 @@ static int start_fork(kart_process *p)
         fflush(stdout);
     if (__fpending(stderr))
         fflush(stderr);
-    pid_t pid = fork();
+    pid_t pid = kart__sys_fork();
     if (pid < 0) {
         int err = -errno;
         if (!pidfd) {
@@ -389,7 +388,7 @@ static int start_spawn(kart_process *p)
 {
     int pipefd[2] = {-1, -1};
     bool pidfd = have_pidfd();
-    if (!pidfd && pipe2(pipefd, O_CLOEXEC) < 0)
+    if (!pidfd && kart__sys_pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -413,8 +412,8 @@ static int start_spawn(kart_process *p)
         goto out_attr;
     pid_t pid;
     char *const *envp = p->envp ? p->envp : environ;
-    err = p->search_path ? -posix_spawnp(&pid, p->path, &fa, &attr, p->argv, envp)
-                         : -posix_spawn(&pid, p->path, &fa, &attr, p->argv, envp);
+    err = p->search_path ? -kart__sys_posix_spawnp(&pid, p->path, &fa, &attr, p->argv, envp)
+                         : -kart__sys_posix_spawn(&pid, p->path, &fa, &attr, p->argv, envp);
     if (err < 0)
         goto out_attr;
     int sentinel = pipefd[0];
@@ -516,7 +515,7 @@ static bool wait_sentinel(int fd, int64_t deadline)
         int64_t left = kart__time_left(deadline);
         struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int n = ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
+        int n = kart__sys_ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
         if (n > 0)
             return true;
         if (n == 0 || errno != EINTR)

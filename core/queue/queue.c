@@ -4,9 +4,8 @@
  * consumers each behind their own robust lock, every change committed by
  * one atomic store. core/queue_private.h explains the layout and why.
  */
-#include "queue_private.h"
-
 #include "fault.h"
+#include "queue_private.h"
 
 #include <limits.h>
 #include <string.h>

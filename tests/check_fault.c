@@ -528,7 +528,8 @@ START_TEST(listener_accept_at_the_fd_limit)
 END_TEST
 
 /* Each system call of kart_listener_create fails in turn, on TCP and on a
- * unix path: its error comes back, and no fd and no socket file stay. */
+ * unix path: its error comes back, and no fd and no socket file stay (a
+ * failed listen left the file its bind had made, and the path taken). */
 START_TEST(listener_create_fails_cleanly)
 {
     char path[64];
@@ -538,7 +539,8 @@ START_TEST(listener_create_fails_cleanly)
     struct {
         enum kart__fault_site site;
         int err;
-    } steps[] = {{KART__SYS_socket, EMFILE}, {KART__SYS_bind, EADDRINUSE}};
+    } steps[] = {{KART__SYS_socket, EMFILE}, {KART__SYS_bind, EADDRINUSE},
+                 {KART__SYS_listen, EADDRINUSE}};
     kart_listener *l;
     ck_assert_int_eq(kart_listener_create(&l, "127.0.0.1:0", NULL), 0); /* warm */
     kart_listener_free(l);

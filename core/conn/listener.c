@@ -212,20 +212,24 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
         int one = 1;
         setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
-    if (kart__sys_bind(l->fd, (struct sockaddr *)&l->addr, l->addrlen) != 0 ||
-        kart__sys_listen(l->fd, opts->backlog ? opts->backlog : DEFAULT_BACKLOG) != 0) {
+    if (kart__sys_bind(l->fd, (struct sockaddr *)&l->addr, l->addrlen) != 0) {
         err = -errno;
         goto fail;
     }
+    /* From here on a unix path exists, made by the bind: a failure must
+     * remove it, or the address stays taken (-EADDRINUSE) for good. */
     const struct sockaddr_un *su = (const struct sockaddr_un *)&l->addr;
-    if (l->addr.ss_family == AF_UNIX && su->sun_path[0]) {
-        l->unlink_path = strdup(su->sun_path);
-        if (!l->unlink_path) {
+    bool made_path = l->addr.ss_family == AF_UNIX && su->sun_path[0];
+    if (kart__sys_listen(l->fd, opts->backlog ? opts->backlog : DEFAULT_BACKLOG) != 0)
+        err = -errno;
+    else if (made_path && !(l->unlink_path = strdup(su->sun_path)))
+        err = -ENOMEM;
+    if (err) {
+        if (made_path)
             unlink(su->sun_path);
-            err = -ENOMEM;
-            goto fail;
-        }
-    } else if (l->addr.ss_family != AF_UNIX) {
+        goto fail;
+    }
+    if (l->addr.ss_family != AF_UNIX) {
         /* Port 0 picked one: read the bound address back. */
         l->addrlen = sizeof(l->addr);
         getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addrlen);

@@ -958,6 +958,26 @@ START_TEST(pool_create_fails_cleanly)
 }
 END_TEST
 
+/* A process pool whose watcher cannot start (no eventfd, no thread):
+ * the error, at once (kart_pool_create waited forever in the join of the
+ * kart_pool_free it fails with), and nothing kept. */
+START_TEST(process_pool_watcher_cannot_start)
+{
+    pool_works(KART_POOL_PROCESSES); /* warm */
+    held before = now_held();
+    kart_pool *p;
+    kart_pool_options po = {.kind = KART_POOL_PROCESSES, .workers = 2};
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_eventfd, 1, 1, EMFILE), 0);
+    ck_assert_int_eq(kart_pool_create(&p, &po), -EMFILE);
+    ASSERT_SAME_HELD(before);
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_pthread_create, 1, 1, EAGAIN), 0);
+    ck_assert_int_eq(kart_pool_create(&p, &po), -EAGAIN);
+    ASSERT_SAME_HELD(before);
+    assert_no_children();
+    pool_works(KART_POOL_PROCESSES);
+}
+END_TEST
+
 static int t_zero(void *arg)
 {
     (void)arg;
@@ -1058,6 +1078,7 @@ int main(void)
     tcase_add_test(tc, process_start_without_pidfd_open);
     tcase_add_test(tc, process_start_failures);
     tcase_add_test(tc, pool_create_fails_cleanly);
+    tcase_add_test(tc, process_pool_watcher_cannot_start);
     tcase_add_test(tc, thread_start_eagain);
     tcase_add_test(tc, selector_register_enomem_changes_nothing);
     tcase_add_loop_test(tc, selector_wait_never_eintr, 0, 3);

@@ -354,16 +354,23 @@ static int watcher_main(void *arg)
     return 0;
 }
 
+/* Starts the watcher, which forks the workers. When it cannot start,
+ * there is no watcher to wait for: watcher_done says so, or the
+ * kart_pool_free() that follows would wait in its join forever. */
 int kart__pool_proc_start(kart_pool *p)
 {
-    int efd = kart__sys_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd < 0)
-        return errno == ENOMEM ? -ENOMEM : -EMFILE;
-    p->sh->mgr_efd = efd;
-    kart_thread_options o = {.name = "kart-pool-watch"};
-    int rc = kart_thread_start(&p->watcher, watcher_main, p, &o);
-    if (rc < 0)
+    int rc = 0, efd = kart__sys_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0) {
+        rc = errno == ENOMEM ? -ENOMEM : -EMFILE;
+    } else {
+        p->sh->mgr_efd = efd;
+        kart_thread_options o = {.name = "kart-pool-watch"};
+        rc = kart_thread_start(&p->watcher, watcher_main, p, &o);
+    }
+    if (rc < 0) {
+        atomic_store(&p->watcher_done, 1);
         return rc;
+    }
     while (!atomic_load(&p->spawned))
         kart__futex_wait(&p->spawned, 0, -1, false);
     if (p->spawn_rc < 0) {

@@ -276,6 +276,14 @@ START_TEST(each_convention_fails_its_own_way)
         io_uring_queue_exit(&ring);
     }
     ck_assert_uint_eq(kart__fault_count(KART__SYS_io_uring_setup), 2);
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_io_uring_register, 1, 1, ENOMEM), 0);
+    errno = 0;
+    ck_assert_int_eq(kart__sys_io_uring_enable_rings(-1), -1);
+    ck_assert_int_eq(errno, ENOMEM);
+    errno = 0;
+    ck_assert_int_eq(kart__sys_io_uring_enable_rings(-1), -1); /* the kernel's own */
+    ck_assert_int_ne(errno, ENOMEM);
+    ck_assert_uint_eq(kart__fault_fired(KART__SYS_io_uring_register), 1);
 #endif
 }
 END_TEST

@@ -552,4 +552,10 @@ int kart__sys_io_uring_register_buf_ring(struct io_uring *ring, struct io_uring_
     ROUTE_RET(io_uring_register, -);
     return io_uring_register_buf_ring(ring, reg, flags);
 }
+
+int kart__sys_io_uring_enable_rings(int ring_fd)
+{
+    ROUTE(io_uring_register, -1);
+    return (int)syscall(__NR_io_uring_register, ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+}
 #endif

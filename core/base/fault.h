@@ -154,6 +154,8 @@ static inline int kart__pidfd_open(pid_t pid, unsigned flags)
 #define kart__sys_io_uring_wait_cqe io_uring_wait_cqe
 #define kart__sys_io_uring_register_ring_fd io_uring_register_ring_fd
 #define kart__sys_io_uring_register_buf_ring io_uring_register_buf_ring
+#define kart__sys_io_uring_enable_rings(ring_fd)                                               \
+    ((int)syscall(__NR_io_uring_register, (ring_fd), IORING_REGISTER_ENABLE_RINGS, NULL, 0))
 
 /* A point that is never armed: the name is checked, nothing runs. */
 #define KART__FAULT_POINT(name) ((void)KART__FP_##name)
@@ -233,6 +235,9 @@ int kart__sys_io_uring_wait_cqe(struct io_uring *ring, struct io_uring_cqe **cqe
 int kart__sys_io_uring_register_ring_fd(struct io_uring *ring);
 int kart__sys_io_uring_register_buf_ring(struct io_uring *ring, struct io_uring_buf_reg *reg,
                                          unsigned flags);
+/* The raw IORING_REGISTER_ENABLE_RINGS (liburing 2.3 declares
+ * io_uring_enable_rings but does not export it): -1 and errno. */
+int kart__sys_io_uring_enable_rings(int ring_fd);
 
 void kart__fault_point(enum kart__fault_site site);
 bool kart__fault_armed(enum kart__fault_site site);

@@ -78,7 +78,9 @@ endif
 UNAME_S ?= $(shell uname -s)
 LINUX_SRC := compat/epoll.c core/loop/signal_signalfd.c
 BSD_SRC := compat/kqueue.c core/loop/signal_kqueue.c compat/futex_parking.c
-PORTABLE_SRC := $(filter-out $(LINUX_SRC) $(BSD_SRC),$(wildcard core/*/*.c) $(wildcard compat/*.c))
+# core/base/fault.c is the test build's alone (see FAULT_OBJ below).
+FAULT_SRC := core/base/fault.c
+PORTABLE_SRC := $(filter-out $(LINUX_SRC) $(BSD_SRC) $(FAULT_SRC),$(wildcard core/*/*.c) $(wildcard compat/*.c))
 ifeq ($(UNAME_S),Linux)
 OS_SRC := $(LINUX_SRC) $(if $(filter parking,$(FUTEX)),compat/futex_parking.c)
 else
@@ -105,6 +107,13 @@ endif
 
 CFLAGS_ALL := $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LIB_OBJ := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRC))
+# The test build of the library: the same sources and flags plus
+# -DKART_FAULTS=1, which routes the system calls of core/base/fault.h
+# through its fault table and compiles its fault points in. The suites
+# link $(OUT)/libkart-faults.a; libkart.a, libkart.so, the examples and
+# kart-bench never contain any of it.
+FAULT_CFLAGS := -DKART_FAULTS=1
+FAULT_OBJ := $(patsubst %.c,$(OUT)/faultobj/%.o,$(LIB_SRC) $(FAULT_SRC))
 
 TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(OUT)/tests/%,$(TEST_SRC))
@@ -153,7 +162,16 @@ $(OUT)/obj/%.o: %.c $(OUT)/.flags
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_ALL) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
 
+$(OUT)/faultobj/%.o: %.c $(OUT)/.flags
+	@mkdir -p $(@D)
+	$(call say,CCFAULT,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(LIB_CFLAGS) $(FAULT_CFLAGS) -MMD -MP -c $< -o $@
+
 $(OUT)/libkart.a: $(LIB_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(OUT)/libkart-faults.a: $(FAULT_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
@@ -174,10 +192,10 @@ $(OUT)/kart.pc: kart.pc.in Makefile $(OUT)/.flags
 	$(call say,GEN,$@)
 	$(Q)$(gen_pc) > $@
 
-$(OUT)/tests/%: tests/%.c tests/testutil.h $(OUT)/libkart.a
+$(OUT)/tests/%: tests/%.c tests/testutil.h $(OUT)/libkart-faults.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(CFLAGS_ALL) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
 
 tests: $(TEST_BIN)
 
@@ -237,10 +255,10 @@ check-numa:
 check-numa-run: $(QEMU_OUT)/numa/qemu_init $(QEMU_BIN)
 	@tests/numa/qemu-run.sh $(QEMU_OUT) $^
 
-$(QEMU_OUT)/%: tests/%.c tests/testutil.h $(OUT)/libkart.a
+$(QEMU_OUT)/%: tests/%.c tests/testutil.h $(OUT)/libkart-faults.a
 	@mkdir -p $(@D)
 	$(call say,CCSTATIC,$@)
-	$(Q)$(CC) -static $(CFLAGS_ALL) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart.a $(QEMU_LIBS) $(LDFLAGS)
+	$(Q)$(CC) -static $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(QEMU_LIBS) $(LDFLAGS)
 
 # libFuzzer targets: fuzz/fuzz_<name>.c, each defining
 # LLVMFuzzerTestOneInput, linked with a clang ASan+UBSan build of the library
@@ -294,4 +312,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(FAULT_OBJ:.o=.d)

@@ -13,6 +13,7 @@
  * for nanosecond precision, falling back to epoll_wait's milliseconds,
  * rounded up, where it is missing.
  */
+#include "fault.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -38,7 +39,7 @@ static int ep_init(kart_selector *sel, const kart_selector_options *opts)
     epoll_state *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    st->epfd = epoll_create1(EPOLL_CLOEXEC);
+    st->epfd = kart__sys_epoll_create1(EPOLL_CLOEXEC);
     if (st->epfd < 0) {
         int err = -errno;
         free(st);
@@ -73,7 +74,7 @@ static int ep_add(kart_selector *sel, int fd, const kart__reg *reg)
 {
     epoll_state *st = sel->backend_state;
     struct epoll_event ev = ep_event(fd, reg);
-    return epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+    return kart__sys_epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
 static int ep_mod(kart_selector *sel, int fd, uint32_t old_events,
@@ -82,10 +83,10 @@ static int ep_mod(kart_selector *sel, int fd, uint32_t old_events,
     epoll_state *st = sel->backend_state;
     struct epoll_event ev = ep_event(fd, reg);
     if ((old_events | reg->events) & KART_EXCLUSIVE) {
-        epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
-        return epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+        kart__sys_epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return kart__sys_epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
     }
-    return epoll_ctl(st->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+    return kart__sys_epoll_ctl(st->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
 static int ep_del(kart_selector *sel, int fd, const kart__reg *reg)
@@ -94,7 +95,7 @@ static int ep_del(kart_selector *sel, int fd, const kart__reg *reg)
     epoll_state *st = sel->backend_state;
     /* EBADF or ENOENT here mean the fd was closed first; the generation in
      * any event still queued for it makes the core drop that event. */
-    epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
+    kart__sys_epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
     return 0;
 }
 
@@ -116,14 +117,14 @@ static int ep_wait(kart_selector *sel, kart__ready *out, int max,
     if (timeout_ns > 0 && timeout_ns % 1000000 != 0 && !st->no_pwait2) {
         struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
                               .tv_nsec = timeout_ns % 1000000000};
-        n = (int)syscall(SYS_epoll_pwait2, st->epfd, st->evs, max, &ts, NULL, 0);
+        n = kart__sys_epoll_pwait2(st->epfd, st->evs, max, &ts);
         if (n < 0 && errno == ENOSYS) {
             st->no_pwait2 = true;
-            n = epoll_wait(st->epfd, st->evs, max, ms);
+            n = kart__sys_epoll_wait(st->epfd, st->evs, max, ms);
         }
     } else
 #endif
-        n = epoll_wait(st->epfd, st->evs, max, ms);
+        n = kart__sys_epoll_wait(st->epfd, st->evs, max, ms);
     if (n < 0)
         return -errno;
     for (int i = 0; i < n; i++) {

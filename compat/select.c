@@ -23,6 +23,7 @@
  * the sets until they are modified or unregistered, and the call retried;
  * the user never sees EBADF and the loop never spins on it.
  */
+#include "fault.h"
 #include "internal.h"
 
 #include <fcntl.h>
@@ -175,8 +176,8 @@ static int do_select(select_state *st, int64_t timeout_ns)
         st->rex = st->ex;
         struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
                               .tv_nsec = timeout_ns % 1000000000};
-        int n = pselect(st->maxfd + 1, &st->rrd, &st->rwr, &st->rex,
-                        timeout_ns < 0 ? NULL : &ts, NULL);
+        int n = kart__sys_pselect(st->maxfd + 1, &st->rrd, &st->rwr, &st->rex,
+                                  timeout_ns < 0 ? NULL : &ts, NULL);
         if (n >= 0 || errno != EBADF)
             return n < 0 ? -errno : n;
         /* select(2) failed at once, so retrying with the same timeout
@@ -221,7 +222,7 @@ static int sl_wait(kart_selector *sel, kart__ready *out, int max,
 
     /* The classification poll (see the top of the file). Its timeout is 0:
      * select(2) has already waited. */
-    int r = poll(st->pfds, (nfds_t)got, 0);
+    int r = kart__sys_poll(st->pfds, (nfds_t)got, 0);
     if (r < 0 && errno == EINTR)
         return -EINTR;
     int w = 0;

@@ -1,7 +1,7 @@
 /* Description: the event loop's child watchers (kart_child, kart/loop.h):
  * exit codes and killing signals, children that exited before the start or
  * are reaped elsewhere, stop without reaping, the errors, each through
- * pidfd and through the SIGCHLD path (forced with kart__test_no_pidfd),
+ * pidfd and through the SIGCHLD path (forced by failing pidfd_open),
  * under a seccomp filter that refuses pidfd_open, and signal and child
  * watchers started without free descriptors. In every check_loop* suite,
  * each case that runs a loop runs once per compiled-in backend (forced
@@ -12,8 +12,7 @@
 #define KT_LOOP_HELPERS
 #include "testutil.h"
 
-/* kart__test_no_pidfd forces the child watchers' SIGCHLD path. */
-#include "loop_private.h"
+#include "fault.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -23,6 +22,19 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+/* Forces the child watchers' SIGCHLD path, as on kernels without
+ * pidfd_open: every pidfd_open fails with ENOSYS (core/base/fault.h). */
+static bool no_pidfd;
+
+static void set_no_pidfd(bool on)
+{
+    no_pidfd = on;
+    if (on)
+        ck_assert_int_eq(kart__fault_fail(KART__SYS_pidfd_open, 1, KART__FAULT_ALWAYS, ENOSYS), 0);
+    else
+        ck_assert_int_eq(kart__fault_arm(KART__SYS_pidfd_open, NULL), 0);
+}
 
 static void child_rec_cb(kart_child *c, int status)
 {
@@ -231,7 +243,7 @@ static void child_reaped_elsewhere(kart_loop *loop)
     ck_assert_int_eq(sigaction(SIGCHLD, &ign, &old), 0);
     r.calls = 0;
     pid = fork_pause();
-    if (kart__test_no_pidfd) {
+    if (no_pidfd) {
         /* The kernel sends no SIGCHLD for a child it reaps itself, so the
          * SIGCHLD path could never see the exit: refused. */
         assert_child_start_fails(&c, child_never_cb, pid, -ECHILD);
@@ -311,7 +323,7 @@ END_TEST
 START_TEST(child_via_sigchld)
 {
     LOOP_OR_SKIP(_i);
-    kart__test_no_pidfd = true;
+    set_no_pidfd(true);
     set_blocked(SIGCHLD, false);
     sigset_t before;
     pthread_sigmask(SIG_BLOCK, NULL, &before);
@@ -400,7 +412,7 @@ START_TEST(signal_and_child_start_without_free_fds_is_emfile)
     pthread_sigmask(SIG_BLOCK, NULL, &before);
     pid_t pid = fork_exit(6);
     for (int path = 0; path < 2; path++) {
-        kart__test_no_pidfd = path == 1;
+        set_no_pidfd(path == 1);
         struct rlimit old = no_more_fds();
         ck_assert_int_eq(kart_signal_start(&s, signal_never_cb, SIGUSR1), -EMFILE);
         ck_assert_int_eq(kart_handle_is_active(&s.base), 0);

@@ -8,7 +8,8 @@
  * workers at random, each bounded in time (the pool must never hang). */
 #include "testutil.h"
 
-#include "pool_private.h" /* kart__pool_fault_set */
+#include "fault.h"
+#include "pool_private.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -323,11 +324,11 @@ END_TEST
  * task, an imap chunk and a map, one kill each. */
 START_TEST(proc_finisher_killed_before_done_bit)
 {
-    _Atomic int *countdown = mmap(NULL, sizeof(*countdown), PROT_READ | PROT_WRITE,
-                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert_ptr_ne(countdown, MAP_FAILED);
-    atomic_store(countdown, 1);
-    kart__pool_fault_set(KART__POOL_FAULT_FINISH_CLAIMED, countdown); /* before the forks */
+    /* One count for this process and the workers, so that the first
+     * worker to get there dies, and only that one; this process (its
+     * watcher thread) never does. */
+    ck_assert_int_eq(kart__fault_share(), 0); /* before the forks */
+    ck_assert_int_eq(kart__fault_kill_in_child(KART__FP_pool_finish_claimed, 1), 0);
     kart_pool *p = make(2);
     uint64_t x = 7, r = 0;
     size_t len = 8;
@@ -335,10 +336,10 @@ START_TEST(proc_finisher_killed_before_done_bit)
     ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
     ck_assert_int_eq(kart_future_result(f, 10000 * MS, &r, &len), 0);
     ck_assert_uint_eq(r, 49);
-    ck_assert_int_eq(atomic_load(countdown), 0); /* the worker did die there */
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_finish_claimed), 1); /* it died there */
     kart_future_free(f);
 
-    atomic_store(countdown, 1);
+    ck_assert_int_eq(kart__fault_kill_in_child(KART__FP_pool_finish_claimed, 1), 0);
     src_state s = {0, 3};
     kart_pool_iter *it;
     ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 8, 8, 1, 0, &it), 0);
@@ -348,22 +349,21 @@ START_TEST(proc_finisher_killed_before_done_bit)
     }
     ck_assert_int_eq(kart_pool_iter_next(it, 10000 * MS, &r), 0);
     kart_pool_iter_free(it);
-    ck_assert_int_eq(atomic_load(countdown), 0);
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_finish_claimed), 2);
 
-    atomic_store(countdown, 1);
+    ck_assert_int_eq(kart__fault_kill_in_child(KART__FP_pool_finish_claimed, 1), 0);
     uint64_t in[100], out[100];
     for (int i = 0; i < 100; i++)
         in[i] = (uint64_t)i;
     ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, 100, 7), 0);
     for (int i = 0; i < 100; i++)
         ck_assert_uint_eq(out[i], spin_work((uint64_t)i, 200));
-    ck_assert_int_eq(atomic_load(countdown), 0);
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_finish_claimed), 3);
 
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
     kart_pool_free(p);
-    kart__pool_fault_set(KART__POOL_FAULT_NONE, NULL);
-    munmap((void *)countdown, sizeof(*countdown));
+    kart__fault_reset();
 }
 END_TEST
 
@@ -413,7 +413,7 @@ START_TEST(proc_wakeup_flag_never_left_set)
     size_t len = 8;
     kart_future *f;
     usleep(100000); /* the worker falls asleep */
-    atomic_store(&kart__pool_test_wake_delay_ns, 150 * MS);
+    ck_assert_int_eq(kart__fault_delay(KART__FP_pool_wake_sleeper, 1, 150 * MS), 0);
     late_submit ls = {p, -1};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, late_submitter, &ls), 0);
@@ -426,7 +426,7 @@ START_TEST(proc_wakeup_flag_never_left_set)
     kart_future_free(f);
     pthread_join(t, NULL);
     ck_assert_int_eq(ls.rc, 0);
-    ck_assert_int_eq(atomic_load(&kart__pool_test_wake_delay_ns), 0); /* it was held */
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_wake_sleeper), 1); /* it was held */
     /* The late wake-up found nobody asleep. Once the worker sleeps again,
      * a submit must still wake it. */
     usleep(100000);

@@ -8,6 +8,7 @@
  * cgroup files. */
 #include "testutil.h"
 
+#include "fault.h"
 #include "process_private.h"
 
 #include <limits.h>
@@ -36,6 +37,16 @@ const char *__tsan_default_options(void)
 static int return_arg(void *arg)
 {
     return (int)(intptr_t)arg;
+}
+
+/* Takes the pipe sentinel path, as where pidfd_open is missing: every
+ * pidfd_open fails with ENOSYS (core/base/fault.h). */
+static void no_pidfd(bool on)
+{
+    if (on)
+        ck_assert_int_eq(kart__fault_fail(KART__SYS_pidfd_open, 1, KART__FAULT_ALWAYS, ENOSYS), 0);
+    else
+        ck_assert_int_eq(kart__fault_arm(KART__SYS_pidfd_open, NULL), 0);
 }
 
 /* Waits until fd (the read end of a pipe) is readable or closed. */
@@ -497,7 +508,7 @@ static int start_grandchild(void *arg)
 
 START_TEST(pipe_sentinel)
 {
-    kart__test_process_no_pidfd = true;
+    no_pidfd(true);
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
     kart_process *p = start_fn(wait_fd, (void *)(intptr_t)pfd[0], false);
@@ -536,7 +547,7 @@ START_TEST(pipe_sentinel)
     finish(p, 6);
     close(pfd[0]);
     close(pfd[1]);
-    kart__test_process_no_pidfd = false;
+    no_pidfd(false);
 }
 END_TEST
 
@@ -556,7 +567,7 @@ static int leak_sentinel(void *arg)
 
 START_TEST(pipe_sentinel_held_open)
 {
-    kart__test_process_no_pidfd = true;
+    no_pidfd(true);
     ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
@@ -573,7 +584,7 @@ START_TEST(pipe_sentinel_held_open)
     ck_assert_int_eq(wait_orphan(g), -SIGKILL);
     close(pfd[0]);
     close(pfd[1]);
-    kart__test_process_no_pidfd = false;
+    no_pidfd(false);
 }
 END_TEST
 
@@ -587,13 +598,13 @@ START_TEST(pipe_sentinel_exec)
 {
     /* A fork child that execs closes its (close-on-exec) write end early:
      * join still waits for the real end, and times out before it. */
-    kart__test_process_no_pidfd = true;
+    no_pidfd(true);
     kart_process *p = start_fn(exec_sh, "sleep 0.2; exit 6", false);
     ck_assert(readable(kart_process_sentinel(p), 10000));
     ck_assert_int_eq(kart_process_join(p, 20 * KT_MS), -ETIMEDOUT);
     ck_assert_int_eq(kart_process_is_alive(p), 1);
     finish(p, 6);
-    kart__test_process_no_pidfd = false;
+    no_pidfd(false);
 }
 END_TEST
 

@@ -1,7 +1,7 @@
 /* Description: crash safety of kart queues. Deterministic: a child put or
  * get SIGKILLs itself at each step (lock taken, half written or copied,
- * written, committed, woken — kart__queue_fault_set in core/
- * queue_private.h), with the message inside the ring or split across its
+ * written, committed, woken: the queue_put_* and queue_get_* fault points
+ * of core/base/fault.h), with the message inside the ring or split across its
  * end, and the queue must then hold exactly the committed messages, none
  * torn, and work on (the dead holder's lock is recovered, also when
  * holders die one after another); a sleeper whose
@@ -12,6 +12,7 @@
  * none twice, none torn, and the queue still usable. */
 #include "testutil.h"
 
+#include "fault.h"
 #include "queue_private.h"
 
 #include <signal.h>
@@ -128,16 +129,16 @@ static kart_queue *ring_at(uint32_t at)
  * 47 bytes. */
 START_TEST(producer_dies_at_each_step)
 {
-    int step = KART__QF_PUT_LOCKED + _i / 2;
+    int step = KART__FP_queue_put_locked + _i / 2;
     bool split = _i % 2;
     kart_queue *q = ring_at(split ? 200 : 0);
     ck_assert_uint_eq(msg_len(4), 82);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        kart__queue_fault_set(step);
+        kart__fault_kill(step, 1);
         unsigned char m[300];
-        if (step % 2) {
+        if ((step - KART__FP_queue_put_locked) % 2 == 0) {
             kart_queue_put(q, m, make_msg(4, m), -1);
         } else {
             struct iovec v = {m, make_msg(4, m)};
@@ -150,7 +151,7 @@ START_TEST(producer_dies_at_each_step)
      * recovers it. */
     put_id(q, 10);
     uint32_t committed[] = {4, 10}, lost[] = {10};
-    if (step >= KART__QF_PUT_COMMITTED)
+    if (step >= KART__FP_queue_put_committed)
         expect_ids(q, committed, 2);
     else
         expect_ids(q, lost, 1);
@@ -163,7 +164,7 @@ END_TEST
 
 START_TEST(consumer_dies_at_each_step)
 {
-    int step = KART__QF_GET_LOCKED + _i / 2;
+    int step = KART__FP_queue_get_locked + _i / 2;
     bool split = _i % 2;
     kart_queue *q = ring_at(split ? 200 : 0);
     put_id(q, 4);
@@ -171,11 +172,11 @@ START_TEST(consumer_dies_at_each_step)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        kart__queue_fault_set(step);
+        kart__fault_kill(step, 1);
         unsigned char b[300];
         size_t len;
         struct iovec v;
-        if (step % 2)
+        if ((step - KART__FP_queue_get_locked) % 2)
             kart_queue_get(q, b, sizeof(b), &len, -1);
         else
             kart_queue_get_many(q, b, sizeof(b), &v, 1, -1);
@@ -183,7 +184,7 @@ START_TEST(consumer_dies_at_each_step)
     }
     expect_killed(pid);
     uint32_t kept[] = {4, 10}, taken[] = {10};
-    if (step >= KART__QF_GET_COMMITTED)
+    if (step >= KART__FP_queue_get_committed)
         expect_ids(q, taken, 1);
     else
         expect_ids(q, kept, 2);
@@ -208,7 +209,7 @@ START_TEST(locks_recover_after_successive_dead_holders)
         if (pid == 0) {
             unsigned char m[300];
             size_t len;
-            kart__queue_fault_set(i % 2 ? KART__QF_GET_LOCKED : KART__QF_PUT_LOCKED);
+            kart__fault_kill(i % 2 ? KART__FP_queue_get_locked : KART__FP_queue_put_locked, 1);
             if (i % 2)
                 kart_queue_get(q, m, sizeof(m), &len, -1);
             else
@@ -246,7 +247,7 @@ START_TEST(sleeper_wakes_when_waker_dies)
     pid_t producer = fork();
     ck_assert_int_ge(producer, 0);
     if (producer == 0) {
-        kart__queue_fault_set(KART__QF_PUT_COMMITTED);
+        kart__fault_kill(KART__FP_queue_put_committed, 1);
         unsigned char m[300];
         kart_queue_put(q, m, make_msg(4, m), -1);
         _exit(0);
@@ -266,7 +267,7 @@ START_TEST(sleeper_wakes_when_waker_dies)
     pid_t consumer2 = fork();
     ck_assert_int_ge(consumer2, 0);
     if (consumer2 == 0) {
-        kart__queue_fault_set(KART__QF_GET_COMMITTED);
+        kart__fault_kill(KART__FP_queue_get_committed, 1);
         unsigned char b[300];
         size_t len;
         kart_queue_get(q, b, sizeof(b), &len, -1);
@@ -460,8 +461,8 @@ int main(void)
 {
     Suite *s = suite_create("queue_crash");
     TCase *tc = tcase_create("fault_steps");
-    int nput = KART__QF_PUT_WOKEN - KART__QF_PUT_LOCKED + 1;
-    int nget = KART__QF_GET_WOKEN - KART__QF_GET_LOCKED + 1;
+    int nput = KART__FP_queue_put_woken - KART__FP_queue_put_locked + 1;
+    int nget = KART__FP_queue_get_woken - KART__FP_queue_get_locked + 1;
     tcase_add_loop_test(tc, producer_dies_at_each_step, 0, nput * 2);
     tcase_add_loop_test(tc, consumer_dies_at_each_step, 0, nget * 2);
     tcase_add_test(tc, locks_recover_after_successive_dead_holders);

@@ -13,6 +13,7 @@
  * timeout, a short buffer or a loop callback resumes where it stopped.
  */
 #include "conn_private.h"
+#include "fault.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -50,7 +51,7 @@ int kart__poll_fd(int fd, short events, int64_t deadline)
             ts.tv_nsec = (long)(left % 1000000000);
             tsp = &ts;
         }
-        int r = ppoll(&p, 1, tsp, NULL);
+        int r = kart__sys_ppoll(&p, 1, tsp, NULL);
         if (r > 0)
             return (p.revents & POLLNVAL) ? -EBADF : 1;
         if (r == 0) {
@@ -102,11 +103,11 @@ KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned f
     int fds[2];
     unsigned fa, fb;
     if (duplex) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        if (kart__sys_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
             return -errno;
         fa = fb = KART_CONN_READABLE | KART_CONN_WRITABLE;
     } else {
-        if (pipe2(fds, O_CLOEXEC) != 0)
+        if (kart__sys_pipe2(fds, O_CLOEXEC) != 0)
             return -errno;
         fa = KART_CONN_READABLE;
         fb = KART_CONN_WRITABLE;
@@ -169,15 +170,15 @@ ssize_t kart__conn_do_writev(kart_conn *c, const struct iovec *iov, int n)
 {
     if (c->is_socket) {
         if (n == 1)
-            return send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            return kart__sys_send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
-        return sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        return kart__sys_sendmsg(c->fd, &m, MSG_NOSIGNAL);
     }
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    ssize_t r = writev(c->fd, iov, n);
+    ssize_t r = kart__sys_writev(c->fd, iov, n);
     int e = errno;
     if (r < 0 && e == EPIPE && !sigismember(&old, SIGPIPE)) {
         sigset_t pending;
@@ -345,7 +346,8 @@ static ssize_t read_iov(kart_conn *c, struct iovec *iov, int n, int64_t deadline
             return p;
     }
     for (;;) {
-        ssize_t r = n == 1 ? read(c->fd, iov[0].iov_base, iov[0].iov_len) : readv(c->fd, iov, n);
+        ssize_t r = n == 1 ? kart__sys_read(c->fd, iov[0].iov_base, iov[0].iov_len)
+                           : kart__sys_readv(c->fd, iov, n);
         if (r >= 0)
             return r;
         if (errno == EINTR)

@@ -9,6 +9,7 @@
  */
 #include "auth_private.h"
 #include "conn_private.h"
+#include "fault.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -202,7 +203,7 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
             l->auth.digest = l->digest;
         }
     }
-    l->fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    l->fd = kart__sys_socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (l->fd < 0) {
         err = -errno;
         goto fail;
@@ -211,20 +212,24 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
         int one = 1;
         setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
-    if (bind(l->fd, (struct sockaddr *)&l->addr, l->addrlen) != 0 ||
-        listen(l->fd, opts->backlog ? opts->backlog : DEFAULT_BACKLOG) != 0) {
+    if (kart__sys_bind(l->fd, (struct sockaddr *)&l->addr, l->addrlen) != 0) {
         err = -errno;
         goto fail;
     }
+    /* From here on a unix path exists, made by the bind: a failure must
+     * remove it, or the address stays taken (-EADDRINUSE) for good. */
     const struct sockaddr_un *su = (const struct sockaddr_un *)&l->addr;
-    if (l->addr.ss_family == AF_UNIX && su->sun_path[0]) {
-        l->unlink_path = strdup(su->sun_path);
-        if (!l->unlink_path) {
+    bool made_path = l->addr.ss_family == AF_UNIX && su->sun_path[0];
+    if (kart__sys_listen(l->fd, opts->backlog ? opts->backlog : DEFAULT_BACKLOG) != 0)
+        err = -errno;
+    else if (made_path && !(l->unlink_path = strdup(su->sun_path)))
+        err = -ENOMEM;
+    if (err) {
+        if (made_path)
             unlink(su->sun_path);
-            err = -ENOMEM;
-            goto fail;
-        }
-    } else if (l->addr.ss_family != AF_UNIX) {
+        goto fail;
+    }
+    if (l->addr.ss_family != AF_UNIX) {
         /* Port 0 picked one: read the bound address back. */
         l->addrlen = sizeof(l->addr);
         getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addrlen);
@@ -249,7 +254,7 @@ KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t tim
         int p = kart__poll_fd(l->fd, POLLIN, deadline);
         if (p < 0)
             return p;
-        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        fd = kart__sys_accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0)
             break;
         /* Another thread or process took it first, or the peer left. */
@@ -320,7 +325,7 @@ static int connect_unix_dl(int fd, const struct sockaddr_storage *ss, socklen_t 
     }
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     int err = 0;
-    while (connect(fd, (const struct sockaddr *)ss, len) != 0) {
+    while (kart__sys_connect(fd, (const struct sockaddr *)ss, len) != 0) {
         err = -errno;
         if (err != -EINTR)
             break;
@@ -344,7 +349,7 @@ static int connect_dl(int fd, const struct sockaddr_storage *ss, socklen_t len,
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
     int err = 0;
-    if (connect(fd, (const struct sockaddr *)ss, len) != 0) {
+    if (kart__sys_connect(fd, (const struct sockaddr *)ss, len) != 0) {
         err = -errno;
         if (err == -EINPROGRESS || err == -EINTR) {
             err = kart__poll_fd(fd, POLLOUT, deadline);
@@ -377,7 +382,7 @@ KART_API int kart_conn_connect(kart_conn **out, const char *address, const kart_
     if (err)
         return err;
     int64_t deadline = kart__auth_deadline(auth);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = kart__sys_socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     err = connect_dl(fd, &ss, len, deadline);

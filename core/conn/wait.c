@@ -5,6 +5,7 @@
  * the kernel; the others are polled together.
  */
 #include "conn_private.h"
+#include "fault.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
             ts.tv_nsec = (long)(left % 1000000000);
             tsp = &ts;
         }
-        int r = ppoll(p, (nfds_t)n, tsp, NULL);
+        int r = kart__sys_ppoll(p, (nfds_t)n, tsp, NULL);
         if (r < 0) {
             if (errno != EINTR)
                 err = -errno;

@@ -9,14 +9,12 @@
  * child is reaped with waitid(P_PID) for exactly that pid, so kart never
  * steals the exit status of a child it was not asked about.
  */
+#include "fault.h"
 #include "loop_private.h"
 
 #include <limits.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-bool kart__test_no_pidfd;
 
 KART_API int kart_child_init(kart_loop *loop, kart_child *child)
 {
@@ -32,14 +30,8 @@ KART_API int kart_child_init(kart_loop *loop, kart_child *child)
 
 static int open_pidfd(pid_t pid)
 {
-#ifdef SYS_pidfd_open
-    if (!kart__test_no_pidfd) {
-        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-        return fd >= 0 ? fd : -errno;
-    }
-#endif
-    (void)pid;
-    return -ENOSYS;
+    int fd = kart__sys_pidfd_open(pid, 0);
+    return fd >= 0 ? fd : -errno;
 }
 
 /* Python's convention: the exit code, or minus the signal that killed. */

@@ -156,7 +156,6 @@ void kart__sigsource_kick(int signum);
 /* child.c */
 void kart__child_dispatch(kart_child *child);
 void kart__children_reap(kart_loop *loop); /* on SIGCHLD */
-extern bool kart__test_no_pidfd;           /* tests force the SIGCHLD path */
 
 /* async.c */
 void kart__asyncs_dispatch(kart_loop *loop);

@@ -6,6 +6,7 @@
  * limit and nanosecond timeouts, and both retry on EINTR with the time
  * that is left. Up to 64 fds need no allocation.
  */
+#include "fault.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static int ppoll_all(struct pollfd *p, int n, int64_t timeout_ns)
     for (;;) {
         struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
                               .tv_nsec = timeout_ns % 1000000000};
-        int r = ppoll(p, (nfds_t)n, timeout_ns < 0 ? NULL : &ts, NULL);
+        int r = kart__sys_ppoll(p, (nfds_t)n, timeout_ns < 0 ? NULL : &ts, NULL);
         if (r >= 0)
             return r;
         if (errno != EINTR)

@@ -10,6 +10,7 @@
  * again, so the fd stays registered in the selector the whole time any
  * watcher is active.
  */
+#include "fault.h"
 #include "loop_private.h"
 
 #ifndef KART_SIGNAL_SIGNALFD
@@ -23,7 +24,7 @@
 
 static int update_sigfd(kart_loop *loop)
 {
-    int fd = signalfd(loop->sigfd, &loop->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
+    int fd = kart__sys_signalfd(loop->sigfd, &loop->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     if (loop->sigfd < 0) {
@@ -102,7 +103,7 @@ int kart__sigsource_read(kart_loop *loop, int *signums, int max)
     struct signalfd_siginfo info[16];
     if (max > 16)
         max = 16;
-    ssize_t n = read(loop->sigfd, info, (size_t)max * sizeof(info[0]));
+    ssize_t n = kart__sys_read(loop->sigfd, info, (size_t)max * sizeof(info[0]));
     if (n <= 0)
         return 0;
     int got = (int)((size_t)n / sizeof(info[0]));

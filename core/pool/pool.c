@@ -3,6 +3,7 @@
  * arena's layout), the worker loop, thread workers, and close, terminate,
  * join and free.
  */
+#include "fault.h"
 #include "pool_private.h"
 
 #include <sched.h>
@@ -223,7 +224,7 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     p->arena_size = off;
     int flags = (p->kind == KART_POOL_PROCESSES ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS |
                 MAP_NORESERVE;
-    void *a = mmap(NULL, off, PROT_READ | PROT_WRITE, flags, -1, 0);
+    void *a = kart__sys_mmap(NULL, off, PROT_READ | PROT_WRITE, flags, -1, 0);
     if (a == MAP_FAILED)
         return -ENOMEM;
     p->arena = a;
@@ -456,7 +457,7 @@ KART_API int kart_pool_free(kart_pool *pool)
     }
     if (pool->sh->mgr_efd >= 0)
         close(pool->sh->mgr_efd);
-    munmap(pool->arena, pool->arena_size);
+    kart__sys_munmap(pool->arena, pool->arena_size);
     free(pool->busy_snap);
     free(pool);
     return 0;

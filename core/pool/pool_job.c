@@ -4,12 +4,12 @@
  * core/pool_private.h for the design; slots and the heap are in
  * core/pool_mem.c, submitting and maps in core/pool_submit.c).
  */
+#include "fault.h"
 #include "pool_private.h"
 
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- nodes ---- */
 
@@ -40,19 +40,6 @@ static void wake_one_node(kart_pool *p, kart__pool_node *q, int n)
     kart__futex_wake(&q->seq, n, p->shared);
 }
 
-/* Test-only: one pause, taken by the next submitter that finds a node's
- * sleepers, between that look and its wake-up, to widen the race
- * (tests/check_pool_proc.c). */
-_Atomic int64_t kart__pool_test_wake_delay_ns;
-
-static void test_pause(void)
-{
-    int64_t ns = atomic_exchange(&kart__pool_test_wake_delay_ns, 0);
-    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-    while (ns > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Wakes a sleeper of `node`, or of the nearest node that has one; every
  * sleeper with all. */
 void kart__pool_wake_node(kart_pool *p, int node, bool all)
@@ -61,9 +48,7 @@ void kart__pool_wake_node(kart_pool *p, int node, bool all)
     for (int i = 0; i < home->norder; i++) {
         kart__pool_node *q = &p->nodes[home->order[i]];
         if (atomic_load(&q->sleepers) > 0) {
-            if (__builtin_expect(atomic_load_explicit(&kart__pool_test_wake_delay_ns,
-                                                      memory_order_relaxed) > 0, 0))
-                test_pause();
+            KART__FAULT_POINT(pool_wake_sleeper);
             wake_one_node(p, q, all ? INT32_MAX : 1);
             if (!all)
                 return;
@@ -435,7 +420,7 @@ void kart__pool_finish(kart_pool *p, struct kart_future *j)
             return;
         /* A worker killed here leaves j finished with no done bit: the
          * watcher finds that and publishes j itself (pool_proc.c). */
-        kart__pool_fault(KART__POOL_FAULT_FINISH_CLAIMED);
+        KART__FAULT_POINT(pool_finish_claimed);
         atomic_fetch_or(&p->sh->donemap[j->slot / 64], UINT64_C(1) << (j->slot % 64));
         kart__pool_proc_notify(p);
     } else {

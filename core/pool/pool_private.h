@@ -286,25 +286,6 @@ int kart__pool_proc_spawn(kart_pool *p, int w);
 void kart__pool_proc_kill_all(kart_pool *p);
 void kart__pool_proc_notify(kart_pool *p);
 
-/* Test-only fault injection: with step armed and *countdown at 1, the
- * first process worker to reach that step SIGKILLs itself (the counter,
- * in memory the test shares with the workers, drops to 0: exactly one
- * death). Steps: */
-enum { KART__POOL_FAULT_NONE = 0, KART__POOL_FAULT_FINISH_CLAIMED /* finished won, done bit not set */ };
-void kart__pool_fault_set(int step, _Atomic int *countdown);
-/* Test-only: when > 0, the next submitter that sees a node's sleepers
- * pauses this long before waking one (once; pool_job.c). */
-extern _Atomic int64_t kart__pool_test_wake_delay_ns;
-/* The armed step, and what reaching it does (pool_proc.c). Inline so that
- * the finishing path pays one load, not a call, when nothing is armed. */
-extern int kart__pool_fault_step;
-void kart__pool_fault_reached(void);
-static inline void kart__pool_fault(int step)
-{
-    if (__builtin_expect(kart__pool_fault_step == step, 0))
-        kart__pool_fault_reached();
-}
-
 /* pool_imap.c */
 void kart__pool_iter_notify(struct kart_pool_iter *it);
 

@@ -15,6 +15,7 @@
  * failed, the last jobs are published, and the watcher ends: that is
  * what kart_pool_join() waits for.
  */
+#include "fault.h"
 #include "pool_private.h"
 
 #include <poll.h>
@@ -23,7 +24,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,13 +32,8 @@
 
 static int open_pidfd(pid_t pid)
 {
-#ifdef SYS_pidfd_open
-    long fd = syscall(SYS_pidfd_open, pid, 0);
-    return fd < 0 ? -1 : (int)fd;
-#else
-    (void)pid;
-    return -1;
-#endif
+    int fd = kart__sys_pidfd_open(pid, 0);
+    return fd < 0 ? -1 : fd;
 }
 
 void kart__pool_proc_notify(kart_pool *p)
@@ -47,39 +42,15 @@ void kart__pool_proc_notify(kart_pool *p)
         return;
     if (atomic_load(&p->sh->mgr_armed) && atomic_exchange(&p->sh->mgr_armed, 0)) {
         uint64_t one = 1;
-        ssize_t r = write(p->sh->mgr_efd, &one, sizeof(one));
+        ssize_t r = kart__sys_write(p->sh->mgr_efd, &one, sizeof(one));
         (void)r; /* EAGAIN: the counter is already non-zero, the watcher wakes */
     }
-}
-
-/* ---- fault injection (tests only) ---- */
-
-int kart__pool_fault_step;
-static _Atomic int *fault_countdown;
-static bool in_worker; /* set in the worker processes only */
-
-void kart__pool_fault_set(int step, _Atomic int *countdown)
-{
-    kart__pool_fault_step = step;
-    fault_countdown = countdown;
-}
-
-void kart__pool_fault_reached(void)
-{
-    if (!in_worker || !fault_countdown)
-        return;
-    int c = atomic_load(fault_countdown);
-    while (c > 0 && !atomic_compare_exchange_weak(fault_countdown, &c, c - 1))
-        ;
-    if (c == 1)
-        raise(SIGKILL);
 }
 
 /* ---- workers ---- */
 
 static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t parent)
 {
-    in_worker = true;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(KART__POOL_EXIT_DRAINED);
@@ -106,7 +77,7 @@ int kart__pool_proc_spawn(kart_pool *p, int w)
     atomic_store(&me->pid, 0);
     atomic_store(&me->alive, 1); /* before the child can become busy */
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = kart__sys_fork();
     if (pid < 0) {
         int e = errno;
         atomic_store(&me->alive, 0);
@@ -324,7 +295,7 @@ static int watcher_main(void *arg)
     }
     for (;;) {
         uint64_t drain;
-        while (read(p->sh->mgr_efd, &drain, sizeof(drain)) > 0)
+        while (kart__sys_read(p->sh->mgr_efd, &drain, sizeof(drain)) > 0)
             ;
         publish_done(p);
         uint32_t state = atomic_load(&p->sh->state);
@@ -371,7 +342,7 @@ static int watcher_main(void *arg)
             atomic_store(&p->sh->mgr_armed, 0);
             continue;
         }
-        poll(fds, (nfds_t)n, polling || wt.nflagged ? 50 : -1);
+        kart__sys_poll(fds, (nfds_t)n, polling || wt.nflagged ? 50 : -1);
         atomic_store(&p->sh->mgr_armed, 0);
     }
     free(wt.flagged);
@@ -383,16 +354,23 @@ static int watcher_main(void *arg)
     return 0;
 }
 
+/* Starts the watcher, which forks the workers. When it cannot start,
+ * there is no watcher to wait for: watcher_done says so, or the
+ * kart_pool_free() that follows would wait in its join forever. */
 int kart__pool_proc_start(kart_pool *p)
 {
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd < 0)
-        return errno == ENOMEM ? -ENOMEM : -EMFILE;
-    p->sh->mgr_efd = efd;
-    kart_thread_options o = {.name = "kart-pool-watch"};
-    int rc = kart_thread_start(&p->watcher, watcher_main, p, &o);
-    if (rc < 0)
+    int rc = 0, efd = kart__sys_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0) {
+        rc = errno == ENOMEM ? -ENOMEM : -EMFILE;
+    } else {
+        p->sh->mgr_efd = efd;
+        kart_thread_options o = {.name = "kart-pool-watch"};
+        rc = kart_thread_start(&p->watcher, watcher_main, p, &o);
+    }
+    if (rc < 0) {
+        atomic_store(&p->watcher_done, 1);
         return rc;
+    }
     while (!atomic_load(&p->spawned))
         kart__futex_wait(&p->spawned, 0, -1, false);
     if (p->spawn_rc < 0) {

@@ -19,6 +19,7 @@
  * kart__proc_lock, and so is signalling: a signal is only ever sent to a
  * child known not to have been reaped, whose pid therefore is still its own.
  */
+#include "fault.h"
 #include "process_private.h"
 
 #include <fcntl.h>
@@ -40,8 +41,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-bool kart__test_process_no_pidfd;
 
 /* Python's process identity, which default names show: a child's number
  * among its parent's children after its parent's own identity ("Process-2"
@@ -217,24 +216,18 @@ KART_API int kart_process_sentinel(const kart_process *p)
 
 static int pidfd_open_(pid_t pid)
 {
-#ifdef SYS_pidfd_open
-    if (!kart__test_process_no_pidfd) {
-        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-        return fd >= 0 ? fd : -errno;
-    }
-#endif
-    (void)pid;
-    return -ENOSYS;
+    int fd = kart__sys_pidfd_open(pid, 0);
+    return fd >= 0 ? fd : -errno;
 }
 
 /* Whether pidfd_open works here: ENOSYS before Linux 5.3, EPERM from a
- * seccomp filter that does not know it (Docker's default before 20.10). */
+ * seccomp filter that does not know it (Docker's default before 20.10).
+ * The test build asks every time, so that a test can take pidfd_open
+ * away (core/base/fault.h) and give it back. */
 static bool have_pidfd(void)
 {
     static _Atomic int known; /* 0 unknown, 1 yes, 2 no */
-    if (kart__test_process_no_pidfd)
-        return false;
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    int k = KART_FAULTS ? 0 : atomic_load_explicit(&known, memory_order_relaxed);
     if (k == 0) {
         int fd = pidfd_open_(getpid());
         k = fd >= 0 ? 1 : 2;
@@ -331,7 +324,7 @@ static int start_fork(kart_process *p)
 {
     int pipefd[2] = {-1, -1};
     bool pidfd = have_pidfd();
-    if (!pidfd && pipe2(pipefd, O_CLOEXEC) < 0)
+    if (!pidfd && kart__sys_pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
     pid_t parent = getpid();
     /* Python flushes its standard streams before forking, so that what
@@ -342,7 +335,7 @@ static int start_fork(kart_process *p)
         fflush(stdout);
     if (__fpending(stderr))
         fflush(stderr);
-    pid_t pid = fork();
+    pid_t pid = kart__sys_fork();
     if (pid < 0) {
         int err = -errno;
         if (!pidfd) {
@@ -395,7 +388,7 @@ static int start_spawn(kart_process *p)
 {
     int pipefd[2] = {-1, -1};
     bool pidfd = have_pidfd();
-    if (!pidfd && pipe2(pipefd, O_CLOEXEC) < 0)
+    if (!pidfd && kart__sys_pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -419,8 +412,8 @@ static int start_spawn(kart_process *p)
         goto out_attr;
     pid_t pid;
     char *const *envp = p->envp ? p->envp : environ;
-    err = p->search_path ? -posix_spawnp(&pid, p->path, &fa, &attr, p->argv, envp)
-                         : -posix_spawn(&pid, p->path, &fa, &attr, p->argv, envp);
+    err = p->search_path ? -kart__sys_posix_spawnp(&pid, p->path, &fa, &attr, p->argv, envp)
+                         : -kart__sys_posix_spawn(&pid, p->path, &fa, &attr, p->argv, envp);
     if (err < 0)
         goto out_attr;
     int sentinel = pipefd[0];
@@ -522,7 +515,7 @@ static bool wait_sentinel(int fd, int64_t deadline)
         int64_t left = kart__time_left(deadline);
         struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int n = ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
+        int n = kart__sys_ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
         if (n > 0)
             return true;
         if (n == 0 || errno != EINTR)

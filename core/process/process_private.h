@@ -78,9 +78,6 @@ void kart__proc_child_setup(bool daemon, int sentinel_wfd);
 /* Whether this process is a daemon child that kart forked. */
 bool kart__proc_is_daemon(void);
 
-/* Tests: take the pipe sentinel path as if pidfd_open were missing. */
-extern bool kart__test_process_no_pidfd;
-
 /* The CPU count with /proc and /sys read under root ("" for the real
  * ones) and the affinity count given (tests fake both). */
 int kart__cpu_count_at(const char *root, int affinity_cpus);

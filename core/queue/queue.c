@@ -4,29 +4,11 @@
  * consumers each behind their own robust lock, every change committed by
  * one atomic store. core/queue_private.h explains the layout and why.
  */
+#include "fault.h"
 #include "queue_private.h"
 
 #include <limits.h>
-#include <signal.h>
 #include <string.h>
-
-/* ---- fault injection (tests only) ---- */
-
-static _Atomic int fault_step;
-
-void kart__queue_fault_set(int step)
-{
-    atomic_store_explicit(&fault_step, step, memory_order_relaxed);
-}
-
-#define FAULT_ARMED(step)                                                                 \
-    __builtin_expect(atomic_load_explicit(&fault_step, memory_order_relaxed) == (step), 0)
-
-#define FAULT(step)                                                                       \
-    do {                                                                                  \
-        if (FAULT_ARMED(step))                                                            \
-            raise(SIGKILL);                                                               \
-    } while (0)
 
 /* ---- positions: (count << 32) | offset ---- */
 
@@ -223,12 +205,12 @@ static uint32_t write_msg(kart_queue *q, uint32_t off, const void *msg, size_t l
     uint32_t l = (uint32_t)len;
     memcpy(q->ring + off, &l, sizeof(l)); /* off is 8-aligned: no wrap */
     uint32_t data = advance(q, off, KART__QUEUE_HDR);
-    if (!FAULT_ARMED(KART__QF_PUT_HALF)) {
+    if (!KART__FAULT_ARMED(queue_put_half)) {
         ring_write(q, data, msg, len); /* one copy; the split is for the test */
     } else {
         size_t half = len / 2;
         ring_write(q, data, msg, half);
-        FAULT(KART__QF_PUT_HALF);
+        KART__FAULT_POINT(queue_put_half);
         ring_write(q, advance(q, data, half), (const char *)msg + half, len - half);
     }
     return advance(q, off, msg_size(len));
@@ -238,7 +220,7 @@ static uint32_t write_msg(kart_queue *q, uint32_t off, const void *msg, size_t l
  * of tail, and wakes sleeping consumers. Returns how many. */
 static int put_locked(kart_queue *q, const struct iovec *m, int n)
 {
-    FAULT(KART__QF_PUT_LOCKED);
+    KART__FAULT_POINT(queue_put_locked);
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&q->head_seen, memory_order_relaxed);
     uint32_t seq = seq_of(t), off = off_of(t);
@@ -260,12 +242,12 @@ static int put_locked(kart_queue *q, const struct iovec *m, int n)
     }
     if (k == 0)
         return 0;
-    FAULT(KART__QF_PUT_WRITTEN);
+    KART__FAULT_POINT(queue_put_written);
     /* seq_cst: ordered before the look at c_wait (see await). */
     atomic_store(&q->tail, pos(seq, off));
-    FAULT(KART__QF_PUT_COMMITTED);
+    KART__FAULT_POINT(queue_put_committed);
     wake(&q->c_wait, &q->data_seq, true);
-    FAULT(KART__QF_PUT_WOKEN);
+    KART__FAULT_POINT(queue_put_woken);
     return k;
 }
 
@@ -317,7 +299,7 @@ KART_API int kart_queue_put(kart_queue *q, const void *msg, size_t len, int64_t 
 static int get_locked(kart_queue *q, char *buf, size_t cap, struct iovec *out, int max,
                       size_t *need)
 {
-    FAULT(KART__QF_GET_LOCKED);
+    KART__FAULT_POINT(queue_get_locked);
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&q->tail_seen, memory_order_relaxed);
     uint32_t seq = seq_of(h), off = off_of(h);
@@ -342,12 +324,12 @@ static int get_locked(kart_queue *q, char *buf, size_t cap, struct iovec *out, i
         }
         uint32_t data = advance(q, off, KART__QUEUE_HDR);
         char *dst = buf ? buf + filled : NULL; /* NULL buf: cap 0, empty messages */
-        if (!FAULT_ARMED(KART__QF_GET_HALF)) {
+        if (!KART__FAULT_ARMED(queue_get_half)) {
             ring_read(q, data, dst, len); /* one copy; the split is for the test */
         } else {
             size_t half = len / 2;
             ring_read(q, data, dst, half);
-            FAULT(KART__QF_GET_HALF);
+            KART__FAULT_POINT(queue_get_half);
             ring_read(q, advance(q, data, half), dst ? dst + half : NULL, len - half);
         }
         out[k] = (struct iovec){dst, len};
@@ -357,11 +339,11 @@ static int get_locked(kart_queue *q, char *buf, size_t cap, struct iovec *out, i
     }
     if (k == 0)
         return 0;
-    FAULT(KART__QF_GET_COPIED);
+    KART__FAULT_POINT(queue_get_copied);
     atomic_store(&q->head, pos(seq, off));
-    FAULT(KART__QF_GET_COMMITTED);
+    KART__FAULT_POINT(queue_get_committed);
     wake(&q->p_wait, &q->space_seq, true);
-    FAULT(KART__QF_GET_WOKEN);
+    KART__FAULT_POINT(queue_get_woken);
     return k;
 }
 

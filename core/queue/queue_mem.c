@@ -4,6 +4,7 @@
  * segment (attached by name). The rest of the queue sees only these five
  * calls, so the memory layer can change without touching it.
  */
+#include "fault.h"
 #include "queue_private.h"
 
 #include <fcntl.h>
@@ -24,8 +25,8 @@ int kart__queue_name_check(const char *name)
 /* MAP_NORESERVE: a large SimpleQueue costs only the pages it touches. */
 static int map_fd(int fd, size_t size, void **out)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
+    void *p = kart__sys_mmap(NULL, size, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
     if (p == MAP_FAILED)
         return -errno;
     *out = p;
@@ -36,10 +37,10 @@ int kart__queue_map_new(const char *name, mode_t mode, size_t size, void **out)
 {
     if (!name)
         return map_fd(-1, size, out);
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode ? mode : 0600);
+    int fd = kart__sys_shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode ? mode : 0600);
     if (fd < 0)
         return -errno;
-    int r = ftruncate(fd, (off_t)size) == 0 ? map_fd(fd, size, out) : -errno;
+    int r = kart__sys_ftruncate(fd, (off_t)size) == 0 ? map_fd(fd, size, out) : -errno;
     close(fd);
     if (r < 0)
         shm_unlink(name);
@@ -48,7 +49,7 @@ int kart__queue_map_new(const char *name, mode_t mode, size_t size, void **out)
 
 int kart__queue_map_open(const char *name, void **out, size_t *size)
 {
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    int fd = kart__sys_shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     struct stat st;
@@ -67,7 +68,7 @@ int kart__queue_map_open(const char *name, void **out, size_t *size)
 
 int kart__queue_unmap(void *p, size_t size)
 {
-    return munmap(p, size) == 0 ? 0 : -errno;
+    return kart__sys_munmap(p, size) == 0 ? 0 : -errno;
 }
 
 int kart__queue_name_unlink(const char *name)

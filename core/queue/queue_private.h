@@ -1,7 +1,8 @@
 /*
  * core/queue_private.h — the shared layout of a kart queue, the memory
- * seam (core/queue_mem.c: anonymous or named shared mappings) and the
- * test-only fault injection of core/queue.c.
+ * seam (core/queue_mem.c: anonymous or named shared mappings). The
+ * steps of a put and a get are fault points (queue_put_locked ... in
+ * core/base/fault.h), where the crash tests kill the process.
  *
  * Why this design (two robust locks around a byte ring, commits by single
  * stores) rather than a lock-free MPMC ring (Vyukov slots): in a lock-free
@@ -94,26 +95,5 @@ int kart__queue_unmap(void *p, size_t size);
 int kart__queue_name_unlink(const char *name);
 /* -EINVAL unless name is "/x..." with no other slash and at most 250 bytes. */
 int kart__queue_name_check(const char *name);
-
-/* ---- fault injection, for tests only ---- */
-
-/* The steps of a put and a get: a test sets one with
- * kart__queue_fault_set() and the process SIGKILLs itself on reaching it,
- * so that each step's crash is covered deterministically. */
-enum kart__queue_fault {
-    KART__QF_NONE = 0,
-    KART__QF_PUT_LOCKED,    /* producers' lock held, nothing written */
-    KART__QF_PUT_HALF,      /* the header and half the bytes written */
-    KART__QF_PUT_WRITTEN,   /* all written, not committed */
-    KART__QF_PUT_COMMITTED, /* tail stored, consumers not yet woken */
-    KART__QF_PUT_WOKEN,     /* woken, lock still held */
-    KART__QF_GET_LOCKED,
-    KART__QF_GET_HALF,      /* half the message copied out */
-    KART__QF_GET_COPIED,    /* all copied, not committed */
-    KART__QF_GET_COMMITTED, /* head stored, producers not yet woken */
-    KART__QF_GET_WOKEN,
-    KART__QF_COUNT
-};
-void kart__queue_fault_set(int step);
 
 #endif

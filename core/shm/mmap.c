@@ -5,6 +5,7 @@
  * The hot calls (read, write) are one bounds check and one memcpy, so that
  * reading through the handle costs what memcpy over a plain mapping does.
  */
+#include "fault.h"
 #include "internal.h"
 
 #include <kart/mmap.h>
@@ -88,18 +89,19 @@ static int map_anon(kart_mmap *m, size_t length)
         size_t hp = huge_page_size();
         m->map_len = (length + hp - 1) / hp * hp;
         int share = m->access == KART_MMAP_COPY ? MAP_PRIVATE : MAP_SHARED;
-        p = mmap(NULL, m->map_len, prot, share | MAP_ANONYMOUS | MAP_HUGETLB | pop, -1, 0);
+        p = kart__sys_mmap(NULL, m->map_len, prot, share | MAP_ANONYMOUS | MAP_HUGETLB | pop, -1,
+                           0);
     } else if (m->access == KART_MMAP_WRITE) {
         /* A memfd rather than MAP_ANONYMOUS: a shared anonymous mapping
          * cannot grow (its shmem object's size is fixed), a memfd can. */
-        m->fd = memfd_create("kart-mmap", MFD_CLOEXEC);
+        m->fd = kart__sys_memfd_create("kart-mmap", MFD_CLOEXEC);
         if (m->fd < 0)
             return -errno;
-        if (ftruncate(m->fd, (off_t)length) != 0)
+        if (kart__sys_ftruncate(m->fd, (off_t)length) != 0)
             return -errno;
-        p = mmap(NULL, length, prot, MAP_SHARED | pop, m->fd, 0);
+        p = kart__sys_mmap(NULL, length, prot, MAP_SHARED | pop, m->fd, 0);
     } else {
-        p = mmap(NULL, length, prot, MAP_PRIVATE | MAP_ANONYMOUS | pop, -1, 0);
+        p = kart__sys_mmap(NULL, length, prot, MAP_PRIVATE | MAP_ANONYMOUS | pop, -1, 0);
     }
     if (p == MAP_FAILED)
         return -errno;
@@ -115,7 +117,7 @@ static int map_file(kart_mmap *m, int fd, size_t length)
     int prot = m->access == KART_MMAP_READ ? PROT_READ : PROT_READ | PROT_WRITE;
     int share = m->access == KART_MMAP_COPY ? MAP_PRIVATE : MAP_SHARED;
     int pop = (m->flags & KART_MMAP_POPULATE) ? MAP_POPULATE : 0;
-    void *p = mmap(NULL, length, prot, share | pop, m->fd, (off_t)m->offset);
+    void *p = kart__sys_mmap(NULL, length, prot, share | pop, m->fd, (off_t)m->offset);
     if (p == MAP_FAILED)
         return -errno;
     m->addr = p;
@@ -154,7 +156,7 @@ KART_API int kart_mmap_open(kart_mmap **out, int fd, size_t length, int64_t offs
     int err = m->anon ? map_anon(m, length) : map_file(m, fd, length);
     if (err) {
         if (m->addr)
-            munmap(m->addr, m->map_len);
+            kart__sys_munmap(m->addr, m->map_len);
         if (m->fd >= 0)
             close(m->fd);
         free(m);
@@ -168,7 +170,7 @@ KART_API int kart_mmap_close(kart_mmap *m)
 {
     if (!m)
         return -EINVAL;
-    munmap(m->addr, m->map_len);
+    kart__sys_munmap(m->addr, m->map_len);
     if (m->fd >= 0)
         close(m->fd);
     free(m);
@@ -352,7 +354,7 @@ KART_API int kart_mmap_move(kart_mmap *m, size_t dest, size_t src, size_t count)
 
 static int set_file_size(int fd, int64_t size)
 {
-    while (ftruncate(fd, (off_t)size) != 0)
+    while (kart__sys_ftruncate(fd, (off_t)size) != 0)
         if (errno != EINTR)
             return errno == EINVAL ? -EFBIG : -errno;
     return 0;
@@ -378,7 +380,7 @@ KART_API int kart_mmap_resize(kart_mmap *m, size_t newsize)
     int err = set_file_size(m->fd, m->offset + (int64_t)newsize);
     if (err)
         return err;
-    void *p = mremap(m->addr, m->len, newsize, MREMAP_MAYMOVE);
+    void *p = kart__sys_mremap(m->addr, m->len, newsize, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) {
         err = -errno;
         set_file_size(m->fd, m->anon ? (int64_t)m->len : old_file);

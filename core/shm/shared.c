@@ -3,6 +3,7 @@
  * elements in an anonymous shared mapping or a named segment, each access
  * optionally under a process-shared kart_lock.
  */
+#include "fault.h"
 #include "internal.h"
 
 #include <kart/shared.h>
@@ -128,14 +129,15 @@ static int array_create(kart_array **out, kart_ctype type, size_t elem_size, siz
     kart_array *a = calloc(1, sizeof(struct kart_value));
     if (!a)
         return -ENOMEM;
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = kart__sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                             0);
     if (p == MAP_FAILED) {
         free(a);
         return -ENOMEM;
     }
     a->map_len = bytes;
     if ((err = setup(a, p, type, esize, count, flags)) != 0) {
-        munmap(p, bytes);
+        kart__sys_munmap(p, bytes);
         free(a);
         return err;
     }
@@ -219,7 +221,7 @@ static int array_free(kart_array *a)
     if (a->seg)
         kart_shm_close(a->seg);
     else
-        munmap(a->h, a->map_len);
+        kart__sys_munmap(a->h, a->map_len);
     free(a);
     return 0;
 }

@@ -4,6 +4,7 @@
  * The lifetime rules are in include/kart/shm.h; the tracker behind
  * KART_SHM_TRACK is core/shm_tracker.c.
  */
+#include "fault.h"
 #include "internal.h"
 #include "shm_private.h"
 
@@ -41,7 +42,7 @@ static int wrap(kart_shm **out, int fd, size_t size, bool rdonly, char *name)
     kart_shm *shm = malloc(sizeof(*shm));
     if (!shm)
         return -ENOMEM;
-    void *p = mmap(NULL, size, PROT_READ | (rdonly ? 0 : PROT_WRITE), MAP_SHARED, fd, 0);
+    void *p = kart__sys_mmap(NULL, size, PROT_READ | (rdonly ? 0 : PROT_WRITE), MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         int err = -errno;
         free(shm);
@@ -60,7 +61,7 @@ static int set_size(int fd, size_t size)
 {
     if (size > (size_t)INT64_MAX)
         return -EFBIG;
-    while (ftruncate(fd, (off_t)size) != 0) {
+    while (kart__sys_ftruncate(fd, (off_t)size) != 0) {
         if (errno != EINTR)
             return errno == EINVAL ? -EFBIG : -errno;
     }
@@ -96,7 +97,7 @@ static int create_named(kart_shm **out, const char *name, size_t size, unsigned 
             return err;
         tracked = true;
     }
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    int fd = kart__sys_shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         err = -errno;
         if (tracked)
@@ -157,7 +158,7 @@ KART_API int kart_shm_attach(kart_shm **out, const char *name, unsigned flags)
     if (err)
         return err;
     bool rdonly = flags & KART_SHM_RDONLY;
-    int fd = shm_open(name, rdonly ? O_RDONLY : O_RDWR, 0);
+    int fd = kart__sys_shm_open(name, rdonly ? O_RDONLY : O_RDWR, 0);
     if (fd < 0)
         return -errno;
     struct stat st;
@@ -184,7 +185,7 @@ KART_API int kart_shm_create_anon(kart_shm **out, size_t size, unsigned flags)
 {
     if (!out || size == 0 || flags)
         return -EINVAL;
-    int fd = memfd_create("kart-shm", MFD_CLOEXEC);
+    int fd = kart__sys_memfd_create("kart-shm", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     int err = set_size(fd, size);
@@ -241,7 +242,7 @@ KART_API int kart_shm_close(kart_shm *shm)
 {
     if (!shm)
         return -EINVAL;
-    munmap(shm->addr, shm->size);
+    kart__sys_munmap(shm->addr, shm->size);
     close(shm->fd);
     free(shm->name);
     free(shm);
@@ -288,7 +289,7 @@ KART_API int kart_shm_send_fd(int sock, int fd)
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
     ssize_t n;
-    while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    while ((n = kart__sys_sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;
     return n < 0 ? -errno : 0;
 }
@@ -307,7 +308,7 @@ KART_API int kart_shm_recv_fd(int sock, int *fd)
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
                          .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     ssize_t n;
-    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    while ((n = kart__sys_recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
         ;
     if (n < 0)
         return -errno;

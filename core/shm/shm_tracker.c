@@ -14,6 +14,7 @@
  * only system calls (and shm_unlink, which formats a path on the stack),
  * and keeps its table in memory it maps itself.
  */
+#include "fault.h"
 #include "internal.h"
 #include "shm_private.h"
 
@@ -145,17 +146,17 @@ static _Noreturn void tracker_main(int sock)
 static int start_locked(void)
 {
     int sv[2], pp[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    if (kart__sys_socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
-    if (pipe2(pp, O_CLOEXEC) != 0) {
+    if (kart__sys_pipe2(pp, O_CLOEXEC) != 0) {
         int err = -errno;
         close(sv[0]);
         close(sv[1]);
         return err;
     }
-    pid_t mid = fork();
+    pid_t mid = kart__sys_fork();
     if (mid == 0) {
-        pid_t t = fork();
+        pid_t t = kart__sys_fork();
         if (t == 0) {
             close(sv[0]);
             close(pp[0]);
@@ -164,7 +165,7 @@ static int start_locked(void)
         }
         int err = t < 0 ? errno : 0;
         pid_t msg[2] = {t, err};
-        (void)!write(pp[1], msg, sizeof(msg));
+        (void)!kart__sys_write(pp[1], msg, sizeof(msg));
         _exit(0);
     }
     int err = mid < 0 ? -errno : 0;
@@ -175,7 +176,7 @@ static int start_locked(void)
         while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
             ;
         ssize_t n;
-        while ((n = read(pp[0], msg, sizeof(msg))) < 0 && errno == EINTR)
+        while ((n = kart__sys_read(pp[0], msg, sizeof(msg))) < 0 && errno == EINTR)
             ;
         if (n != (ssize_t)sizeof(msg))
             err = -EAGAIN;
@@ -231,7 +232,7 @@ int kart__shm_tracker_send(char op, const char *name)
         err = -ESRCH;
     } else {
         ssize_t n;
-        while ((n = send(tracker_fd, msg, len + 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        while ((n = kart__sys_send(tracker_fd, msg, len + 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
             ;
         if (n < 0)
             err = -errno;

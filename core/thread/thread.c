@@ -12,6 +12,7 @@
  * at that point cannot block for long: a timed join needs no
  * pthread_clockjoin_np, which ThreadSanitizer does not know.
  */
+#include "fault.h"
 #include "futex.h"
 
 #include <kart/thread.h>
@@ -232,7 +233,7 @@ KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
         err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     struct start_block b = {.t = t};
     if (!err)
-        err = pthread_create(&t->pthread, &attr, trampoline, &b);
+        err = kart__sys_pthread_create(&t->pthread, &attr, trampoline, &b);
     pthread_attr_destroy(&attr);
     if (err) {
         free(t);

@@ -17,6 +17,12 @@
  * time and returns as a spurious wake-up, so that its caller re-checks the
  * word in shared memory. Between processes the fallback is correct with up
  * to a millisecond of extra latency; within one it wakes at once.
+ *
+ * A fork child gets the table as it was at the fork: a bucket's mutex may
+ * be held by a thread of the parent that the child does not have, its
+ * condition variable may count the parent's sleepers, and its list names
+ * them. The child makes the whole table anew (it has no sleepers: its one
+ * thread is the one that forked).
  */
 #include "futex.h"
 
@@ -46,8 +52,9 @@ typedef struct bucket {
 static bucket buckets[BUCKETS];
 static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
 static bool monotonic_cond;
+static _Atomic bool buckets_made;
 
-static void init_buckets(void)
+static void make_buckets(void)
 {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -57,8 +64,29 @@ static void init_buckets(void)
     for (int i = 0; i < BUCKETS; i++) {
         pthread_mutex_init(&buckets[i].lock, NULL);
         pthread_cond_init(&buckets[i].cond, &attr);
+        buckets[i].sleepers = NULL;
     }
     pthread_condattr_destroy(&attr);
+}
+
+static void init_buckets(void)
+{
+    make_buckets();
+    atomic_store(&buckets_made, true);
+}
+
+/* In a fork child: a bucket locked or slept on by a thread of the parent
+ * would hang the child's first wait or wake there. (Not made yet: the
+ * child's first use makes it, as in the parent.) */
+static void remake_buckets_in_child(void)
+{
+    if (atomic_load(&buckets_made))
+        make_buckets();
+}
+
+__attribute__((constructor)) static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, remake_buckets_in_child);
 }
 
 static bucket *bucket_of(const void *addr)

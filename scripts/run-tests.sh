@@ -39,7 +39,7 @@ for t in "$@"; do
     failed=$((failed + bad))
     if [ "$bad" -gt 0 ] || [ "$rc" -ne 0 ]; then
       echo "FAIL $name: $line"
-      grep -vE '^[0-9]+%: Checks' "$log" | grep -E ':[EF]:|error|Error' | head -n 40
+      grep -vE '^[0-9]+%: Checks' "$log" | grep -E ':[EF]:|error|Error|ERROR|SUMMARY: |WARNING: ThreadSanitizer' | head -n 40
       [ "$bad" -gt 0 ] || { failed=$((failed + 1)); cat "$log"; }
     else
       echo "ok   $name: $line"

@@ -367,6 +367,24 @@ START_TEST(proc_finisher_killed_before_done_bit)
 }
 END_TEST
 
+/* The node's sleeper count, and a wait for it to read n: waits on a
+ * loaded machine (a worker process starting, under a sanitizer) can take
+ * far longer than the usual milliseconds, hence the ten seconds. */
+static uint32_t sleepers(kart_pool *p)
+{
+    return atomic_load(&p->nodes[0].sleepers);
+}
+
+static bool await_sleepers(kart_pool *p, uint32_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (sleepers(p) == n)
+            return true;
+        usleep(5000);
+    }
+    return false;
+}
+
 /* A submitter that saw the worker among the sleepers, and wakes it only
  * after another submit's wake-up has reached it (and it cleared the
  * node's `waking` flag), sets the flag again and wakes nobody. The worker
@@ -412,12 +430,18 @@ START_TEST(proc_wakeup_flag_never_left_set)
     uint64_t x = 300, r;
     size_t len = 8;
     kart_future *f;
-    usleep(100000); /* the worker falls asleep */
+    /* The worker falls asleep (waited for: a fixed 100 ms was not always
+     * enough for a new worker process on a loaded machine). */
+    ck_assert_msg(await_sleepers(p, 1), "sleepers %u, not 1", sleepers(p));
     ck_assert_int_eq(kart__fault_delay(KART__FP_pool_wake_sleeper, 1, 150 * MS), 0);
     late_submit ls = {p, -1};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, late_submitter, &ls), 0);
-    usleep(50000); /* it is held: its task is queued, the worker asleep */
+    /* It is held once it took the pause: its task is queued, the worker
+     * asleep. */
+    for (int i = 0; i < 2000 && kart__fault_fired(KART__FP_pool_wake_sleeper) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_wake_sleeper), 1);
     /* This wake-up reaches the worker, which runs both tasks; the held
      * one's comes while it naps in the second. */
     ck_assert_int_eq(kart_pool_submit(p, t_nap, &x, 8, &f), 0);
@@ -429,7 +453,7 @@ START_TEST(proc_wakeup_flag_never_left_set)
     ck_assert_int_eq(kart__fault_fired(KART__FP_pool_wake_sleeper), 1); /* it was held */
     /* The late wake-up found nobody asleep. Once the worker sleeps again,
      * a submit must still wake it. */
-    usleep(100000);
+    ck_assert_msg(await_sleepers(p, 1), "sleepers %u, not 1", sleepers(p));
     x = 6;
     ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
     ck_assert_msg(kart_future_result(f, 2000 * MS, &r, &len) == 0, "a submit woke nobody");
@@ -445,21 +469,6 @@ END_TEST
  * before it slept: the watcher takes it off. (Left counted, every later
  * submit would make a wake-up for nobody, and on several nodes send it
  * away from a node whose workers do sleep.) */
-static uint32_t sleepers(kart_pool *p)
-{
-    return atomic_load(&p->nodes[0].sleepers);
-}
-
-static bool await_sleepers(kart_pool *p, uint32_t n)
-{
-    for (int i = 0; i < 400; i++) {
-        if (sleepers(p) == n)
-            return true;
-        usleep(5000);
-    }
-    return false;
-}
-
 START_TEST(proc_worker_killed_asleep_leaves_the_count)
 {
     kart_pool *p = make(2);

@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include "fault.h"
+#include "futex.h"
 #include "process_private.h"
 
 #include <limits.h>
@@ -1054,6 +1055,73 @@ START_TEST(fork_while_threads_hold_locks)
 }
 END_TEST
 
+/* The wait primitive's own state, in use by other threads at the fork:
+ * one thread sleeps on a word, another wakes a word of the same bucket
+ * over and over. The child's wait and wake there return. (The parking-lot
+ * fallback, FUTEX=parking, copied its table as it was: a bucket's mutex
+ * held by a thread the child lacks hung the child's first wake, as
+ * fork_while_threads_hold_locks saw in 1 run of 3 under CI's FUTEX=parking
+ * configuration; the child now makes the table anew.) */
+static _Atomic uint32_t parked_word, busy_word;
+static atomic_bool stop_waking;
+
+static void *park_forever(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&parked_word) == 0)
+        kart__futex_wait(&parked_word, 0, -1, false);
+    return NULL;
+}
+
+static void *wake_busily(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_waking)) {
+        kart__futex_wake(&busy_word, 1, false);
+        kart__futex_wait(&busy_word, 1, -1, false); /* differs: -EAGAIN */
+    }
+    return NULL;
+}
+
+START_TEST(fork_while_threads_wait_and_wake)
+{
+    pthread_t parker, waker;
+    atomic_store(&parked_word, 0);
+    atomic_store(&stop_waking, false);
+    ck_assert_int_eq(pthread_create(&parker, NULL, park_forever, NULL), 0);
+    ck_assert_int_eq(pthread_create(&waker, NULL, wake_busily, NULL), 0);
+    for (int i = 0; i < 50; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            kart__futex_wake(&busy_word, 1, false);
+            kart__futex_wake(&parked_word, 1, false);
+            int r = kart__futex_wait(&parked_word, 0, kart_now_ns() + KT_MS, false);
+            _exit(r == -ETIMEDOUT ? 0 : 1);
+        }
+        int status = 0;
+        pid_t got = 0;
+        for (int ms = 0; ms < 10000 && got == 0; ms++) {
+            got = waitpid(pid, &status, WNOHANG);
+            if (got == 0)
+                usleep(1000);
+        }
+        if (got == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            ck_abort_msg("fork %d: the child hung in a wait or wake", i);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "fork %d: status %#x", i, status);
+    }
+    atomic_store(&stop_waking, true);
+    atomic_store(&parked_word, 1);
+    kart__futex_wake(&parked_word, INT32_MAX, false);
+    pthread_join(waker, NULL);
+    pthread_join(parker, NULL);
+}
+END_TEST
+
 /* The process registry's own lock, held by another thread at the moment
  * of the fork: fork waits for it, and the child finds it free. */
 static atomic_int holding;
@@ -1251,6 +1319,7 @@ static Suite *process_suite(void)
     TCase *fs = tcase_create("fork-safety");
     tcase_add_test(fs, fork_while_threads_hold_locks);
     tcase_add_test(fs, fork_while_registry_locked);
+    tcase_add_test(fs, fork_while_threads_wait_and_wake);
     tcase_add_test(fs, fork_generation);
     suite_add_tcase(s, fs);
 

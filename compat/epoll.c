@@ -13,6 +13,7 @@
  * for nanosecond precision, falling back to epoll_wait's milliseconds,
  * rounded up, where it is missing.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "internal.h"
 
@@ -115,8 +116,7 @@ static int ep_wait(kart_selector *sel, kart__ready *out, int max,
     /* Plain epoll_wait when milliseconds lose nothing (forever, zero, whole
      * milliseconds); epoll_pwait2 only for the precision it adds. */
     if (timeout_ns > 0 && timeout_ns % 1000000 != 0 && !st->no_pwait2) {
-        struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
-                              .tv_nsec = timeout_ns % 1000000000};
+        struct timespec ts = kart__timespec(timeout_ns);
         n = kart__sys_epoll_pwait2(st->epfd, st->evs, max, &ts);
         if (n < 0 && errno == ENOSYS) {
             st->no_pwait2 = true;

@@ -24,6 +24,7 @@
  * them. The child makes the whole table anew (it has no sleepers: its one
  * thread is the one that forked).
  */
+#include "deadline.h"
 #include "futex.h"
 
 #ifdef KART__FUTEX_NATIVE
@@ -103,10 +104,9 @@ static struct timespec cond_deadline(int64_t deadline)
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         int64_t left = kart__time_left(deadline);
-        deadline = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + left;
+        deadline = kart__timespec_ns(now) + left;
     }
-    return (struct timespec){.tv_sec = deadline / 1000000000,
-                             .tv_nsec = deadline % 1000000000};
+    return kart__timespec(deadline);
 }
 
 int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,

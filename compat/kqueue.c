@@ -55,6 +55,7 @@
  * EV_ADD changes only udata, fflags and data), so a modify that changes
  * KART_EDGE or KART_ONESHOT deletes and re-creates the knotes.
  */
+#include "deadline.h"
 #include "internal.h"
 
 #include <fcntl.h>
@@ -87,7 +88,7 @@ typedef __typeof__(((struct kevent *)0)->udata) kq_udata_t;
 
 /* The longest single wait (a day); the core waits again for what is left.
  * Some kernels refuse timespecs of years with EINVAL. */
-#define KQ_MAX_WAIT_NS (INT64_C(86400) * 1000000000)
+#define KQ_MAX_WAIT_NS (86400 * KART__NS_PER_SEC)
 
 enum { KIND_OTHER, KIND_SOCKET, KIND_PIPE };
 
@@ -513,8 +514,7 @@ static int kq_wait(kart_selector *sel, kart__ready *out, int max,
 
     if (timeout_ns > KQ_MAX_WAIT_NS)
         timeout_ns = KQ_MAX_WAIT_NS;
-    struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000),
-                          .tv_nsec = (long)(timeout_ns % 1000000000)};
+    struct timespec ts = kart__timespec(timeout_ns);
     for (;;) {
         int n = kevent(st->kq, st->changes, st->nchanges, st->evs, max,
                        timeout_ns < 0 ? NULL : &ts);

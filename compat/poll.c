@@ -10,6 +10,7 @@
  * every wait return at once. Scanning starts where the last wait stopped,
  * so when more fds are ready than fit, every one gets its turn.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "internal.h"
 
@@ -121,8 +122,7 @@ static int pl_wait(kart_selector *sel, kart__ready *out, int max,
                    int64_t timeout_ns)
 {
     poll_state *st = sel->backend_state;
-    struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
-                          .tv_nsec = timeout_ns % 1000000000};
+    struct timespec ts = kart__timespec(timeout_ns);
     int n = kart__sys_ppoll(st->pfds, (nfds_t)st->n, timeout_ns < 0 ? NULL : &ts, NULL);
     if (n <= 0)
         return n < 0 ? -errno : 0;

@@ -23,6 +23,7 @@
  * the sets until they are modified or unregistered, and the call retried;
  * the user never sees EBADF and the loop never spins on it.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "internal.h"
 
@@ -33,7 +34,7 @@
 
 /* The longest single wait (a day): macOS's select(2) refuses timeouts of
  * more than 10^8 seconds with EINVAL. The core waits again for the rest. */
-#define SL_MAX_WAIT_NS (INT64_C(86400) * 1000000000)
+#define SL_MAX_WAIT_NS (86400 * KART__NS_PER_SEC)
 
 typedef struct select_state {
     fd_set rd, wr, ex;    /* what is watched */
@@ -174,8 +175,7 @@ static int do_select(select_state *st, int64_t timeout_ns)
         st->rrd = st->rd;
         st->rwr = st->wr;
         st->rex = st->ex;
-        struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
-                              .tv_nsec = timeout_ns % 1000000000};
+        struct timespec ts = kart__timespec(timeout_ns);
         int n = kart__sys_pselect(st->maxfd + 1, &st->rrd, &st->rwr, &st->rex,
                                   timeout_ns < 0 ? NULL : &ts, NULL);
         if (n >= 0 || errno != EBADF)

@@ -37,6 +37,7 @@
  * list, and is re-armed here. Completions that do not fit in the caller's
  * array stay in the ring for the next wait.
  */
+#include "deadline.h"
 #include "uring_private.h"
 
 #include <stdlib.h>
@@ -491,8 +492,8 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
         io_uring_submit_and_get_events(&st->ring);
         return reap(sel, st, out, n, max);
     }
-    struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
-                                   .tv_nsec = timeout_ns % 1000000000};
+    struct timespec t = kart__timespec(timeout_ns);
+    struct __kernel_timespec ts = {.tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec};
     struct io_uring_cqe *cqe;
     /* Submits, flushes overflowed completions and waits for one, all in
      * one io_uring_enter. */

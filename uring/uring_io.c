@@ -31,6 +31,7 @@
  *  - cancel: IORING_OP_ASYNC_CANCEL by user_data; whichever of the result
  *    and -ECANCELED the kernel posts is the one completion delivered.
  */
+#include "deadline.h"
 #include "uring_private.h"
 
 #include "io_private.h"
@@ -140,8 +141,9 @@ static void req_tag(uring_state *st, struct io_uring_sqe *sqe, kart_req *r)
     int64_t left = r->deadline_ - kart_now_ns();
     if (left < 1)
         left = 1;
-    r->t_.ts_[0] = left / 1000000000;
-    r->t_.ts_[1] = left % 1000000000;
+    struct timespec ts = kart__timespec(left);
+    r->t_.ts_[0] = ts.tv_sec;
+    r->t_.ts_[1] = ts.tv_nsec;
     struct io_uring_sqe *t = io_uring_get_sqe(&st->ring);
     io_uring_prep_link_timeout(t, (struct __kernel_timespec *)(void *)r->t_.ts_, 0);
     io_uring_sqe_set_data64(t, 0);

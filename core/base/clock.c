@@ -2,6 +2,7 @@
  * core/clock.c — the monotonic clock, the debug log, and the timeout
  * conversion every poll-style backend needs.
  */
+#include "deadline.h"
 #include "internal.h"
 
 #include <limits.h>
@@ -15,7 +16,7 @@ KART_API int64_t kart_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return kart__timespec_ns(ts);
 }
 
 int kart__timeout_ms(int64_t timeout_ns)

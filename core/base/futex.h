@@ -14,6 +14,7 @@
 #ifndef KART_FUTEX_H
 #define KART_FUTEX_H
 
+#include "deadline.h"
 #include "internal.h"
 
 #include <sched.h>
@@ -99,8 +100,7 @@ static inline int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected,
 {
     struct timespec ts, *tp = NULL;
     if (deadline >= 0) {
-        ts.tv_sec = deadline / 1000000000;
-        ts.tv_nsec = deadline % 1000000000;
+        ts = kart__timespec(deadline);
         tp = &ts;
     }
     int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);

@@ -14,6 +14,8 @@
 #ifndef KART_INTERNAL_H
 #define KART_INTERNAL_H
 
+#include "deadline.h"
+
 #include <kart.h>
 #include <poll.h>
 #include <pthread.h>
@@ -169,29 +171,6 @@ static inline uint32_t kart__wanted(uint32_t events)
         want |= KART_RDHUP;
     return want;
 }
-
-/* Absolute deadline for a relative timeout (negative stays negative). */
-static inline int64_t kart__deadline(int64_t timeout_ns)
-{
-    if (timeout_ns < 0)
-        return -1;
-    int64_t now = kart_now_ns();
-    return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
-}
-
-/* Time left until an absolute deadline (negative: forever; never below 0
- * otherwise). */
-static inline int64_t kart__time_left(int64_t deadline)
-{
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - kart_now_ns();
-    return left > 0 ? left : 0;
-}
-
-/* Milliseconds for poll(2)/epoll_wait(2), rounded up so that a wait never
- * returns before its timeout; clamps to INT_MAX. */
-int kart__timeout_ms(int64_t timeout_ns);
 
 /* kart_selector_wait() that also stores, for each event, the generation
  * of the registration it was reported for (gens may be NULL): the loop

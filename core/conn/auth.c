@@ -14,6 +14,7 @@
  */
 #include "conn_private.h"
 #include "auth_private.h"
+#include "deadline.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@
 #define MD5_LEN 16          /* _MD5_DIGEST_LEN */
 #define MAX_DIGEST_NAME 8   /* "sha3_256" */
 #define HANDSHAKE_MAX 256   /* recv_bytes(256) */
-#define DEFAULT_TIMEOUT_NS (INT64_C(10) * 1000000000)
+#define DEFAULT_TIMEOUT_NS (10 * KART__NS_PER_SEC)
 
 static const struct {
     const char *name;    /* Python's */

@@ -13,6 +13,7 @@
  * timeout, a short buffer or a loop callback resumes where it stopped.
  */
 #include "conn_private.h"
+#include "deadline.h"
 #include "fault.h"
 
 #include <fcntl.h>
@@ -27,16 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t kart__deadline(int64_t timeout_ns)
-{
-    if (timeout_ns < 0)
-        return KART__NO_DEADLINE;
-    int64_t now = kart_now_ns();
-    if (timeout_ns >= KART__NO_DEADLINE - now)
-        return KART__NO_DEADLINE;
-    return now + timeout_ns;
-}
-
 int kart__poll_fd(int fd, short events, int64_t deadline)
 {
     struct pollfd p = {.fd = fd, .events = events};
@@ -47,8 +38,7 @@ int kart__poll_fd(int fd, short events, int64_t deadline)
             left = deadline - kart_now_ns();
             if (left < 0)
                 left = 0;
-            ts.tv_sec = (time_t)(left / 1000000000);
-            ts.tv_nsec = (long)(left % 1000000000);
+            ts = kart__timespec(left);
             tsp = &ts;
         }
         int r = kart__sys_ppoll(&p, 1, tsp, NULL);

@@ -12,6 +12,7 @@
  * will not report it readable.
  */
 #include "conn_private.h"
+#include "deadline.h"
 
 #include <fcntl.h>
 #include <stddef.h>

@@ -7,6 +7,8 @@
 #ifndef KART_CONN_PRIVATE_H
 #define KART_CONN_PRIVATE_H
 
+#include "deadline.h"
+
 #include <kart/conn.h>
 
 #include <stdbool.h>
@@ -24,8 +26,6 @@
 /* Messages up to this size are copied behind their header and sent with
  * one send(); larger ones go out as a two-part writev. */
 #define KART__CONN_COPY_MAX 1024
-/* A deadline that never comes. */
-#define KART__NO_DEADLINE INT64_MAX
 
 enum kart__conn_state {
     KART__CONN_OK = 0,
@@ -130,8 +130,5 @@ void kart__conn_loop_close(kart_conn *c);
 /* Waits in poll() for events on fd until deadline: 1 ready, -ETIMEDOUT, or
  * a negative errno. */
 int kart__poll_fd(int fd, short events, int64_t deadline);
-
-/* now + timeout (negative: no deadline), without overflow. */
-int64_t kart__deadline(int64_t timeout_ns);
 
 #endif

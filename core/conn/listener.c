@@ -9,6 +9,7 @@
  */
 #include "auth_private.h"
 #include "conn_private.h"
+#include "deadline.h"
 #include "fault.h"
 
 #include <arpa/inet.h>
@@ -320,8 +321,8 @@ static int connect_unix_dl(int fd, const struct sockaddr_storage *ss, socklen_t 
         int64_t left = deadline - kart_now_ns();
         if (left < 1000)
             left = 1000; /* 0 would mean no limit */
-        tv.tv_sec = (time_t)(left / 1000000000);
-        tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
+        struct timespec ts = kart__timespec(left);
+        tv = (struct timeval){ts.tv_sec, (suseconds_t)(ts.tv_nsec / 1000)};
     }
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     int err = 0;

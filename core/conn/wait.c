@@ -5,6 +5,7 @@
  * the kernel; the others are polled together.
  */
 #include "conn_private.h"
+#include "deadline.h"
 #include "fault.h"
 
 #include <poll.h>
@@ -65,8 +66,7 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
             left = deadline - kart_now_ns();
             if (left < 0)
                 left = 0;
-            ts.tv_sec = (time_t)(left / 1000000000);
-            ts.tv_nsec = (long)(left % 1000000000);
+            ts = kart__timespec(left);
             tsp = &ts;
         }
         int r = kart__sys_ppoll(p, (nfds_t)n, tsp, NULL);

@@ -18,6 +18,7 @@
  * once the close itself is done and no operation of the socket is still
  * held by the kernel (nops_), because the user frees the socket there.
  */
+#include "deadline.h"
 #include "io_private.h"
 
 #include <fcntl.h>
@@ -784,8 +785,8 @@ void kart__accept_backoff(kart_req *req)
     /* off_ holds the current delay: 1 ms, doubling to 1 s; a successful
      * accept resets it. */
     int64_t delay = req->off_ ? req->off_ * 2 : 1000000;
-    if (delay > 1000000000)
-        delay = 1000000000;
+    if (delay > KART__NS_PER_SEC)
+        delay = KART__NS_PER_SEC;
     req->off_ = delay;
     req->flags_ |= KR_BACKOFF | KR_TIMER;
     kart_timer_init(req->loop, &req->t_.timer_);

@@ -6,6 +6,7 @@
  * limit and nanosecond timeouts, and both retry on EINTR with the time
  * that is left. Up to 64 fds need no allocation.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "internal.h"
 
@@ -24,8 +25,7 @@ static int ppoll_all(struct pollfd *p, int n, int64_t timeout_ns)
 {
     int64_t deadline = kart__deadline(timeout_ns);
     for (;;) {
-        struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
-                              .tv_nsec = timeout_ns % 1000000000};
+        struct timespec ts = kart__timespec(timeout_ns);
         int r = kart__sys_ppoll(p, (nfds_t)n, timeout_ns < 0 ? NULL : &ts, NULL);
         if (r >= 0)
             return r;

@@ -7,6 +7,7 @@
  * once and hold on every backend; a backend only speaks to its kernel
  * interface. The wake-up fd is an ordinary registration marked internal.
  */
+#include "deadline.h"
 #include "internal.h"
 
 #include <fcntl.h>

@@ -19,6 +19,7 @@
  * kart__proc_lock, and so is signalling: a signal is only ever sent to a
  * child known not to have been reaped, whose pid therefore is still its own.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "process_private.h"
 
@@ -513,7 +514,7 @@ static bool wait_sentinel(int fd, int64_t deadline)
 {
     for (;;) {
         int64_t left = kart__time_left(deadline);
-        struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+        struct timespec ts = kart__timespec(left);
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int n = kart__sys_ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
         if (n > 0)
@@ -592,7 +593,7 @@ KART_API int kart_process_join(kart_process *p, int64_t timeout_ns)
         if (left == 0)
             return -ETIMEDOUT;
         int64_t nap = left > 0 && left < pause ? left : pause;
-        struct timespec ts = {(time_t)(nap / 1000000000), (long)(nap % 1000000000)};
+        struct timespec ts = kart__timespec(nap);
         nanosleep(&ts, NULL);
         if (pause < 20 * 1000000)
             pause *= 2;

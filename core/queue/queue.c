@@ -4,6 +4,7 @@
  * consumers each behind their own robust lock, every change committed by
  * one atomic store. core/queue_private.h explains the layout and why.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "queue_private.h"
 

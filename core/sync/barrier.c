@@ -17,6 +17,7 @@
  * them has left, then the word returns to 0. While the action runs the
  * round is full (count == parties): it is complete, and nothing breaks it.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <kart/sync.h>

@@ -13,6 +13,7 @@
  * simpler, and the lock's own acquire is what makes this work unchanged
  * with robust and process-shared locks.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <errno.h>

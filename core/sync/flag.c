@@ -6,6 +6,7 @@
  * cleared again before it ran, as Python's Event does, instead of
  * sleeping through a set-then-clear pulse.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <kart/sync.h>

@@ -23,6 +23,7 @@
  * cleared before releasing, so a thread that reads its own id there holds
  * the lock.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <errno.h>
@@ -102,15 +103,14 @@ static void mark_held(kart_lock *lock)
 static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
 {
     int64_t deadline = timeout_ns ? kart__deadline(timeout_ns) : 0;
-    struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+    struct timespec ts = kart__timespec(deadline);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 30)
     int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
 #else
     /* Elsewhere only the realtime clock is offered: convert the time left. */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int64_t at = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + kart__time_left(deadline);
-    ts = (struct timespec){.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+    ts = kart__timespec(kart__timespec_ns(now) + kart__time_left(deadline));
     int r = pthread_mutex_timedlock(m, &ts);
 #endif
     return r == ETIMEDOUT && timeout_ns == 0 ? EBUSY : r;

@@ -15,6 +15,7 @@
  * seq_cst, so either the waker sees the sleeper or the sleeper sees the
  * change.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <kart/sync.h>

@@ -8,6 +8,7 @@
  * An unbounded semaphore is one bounded at INT32_MAX, so one
  * compare-and-swap loop serves both kinds and nothing ever wraps.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <kart/sync.h>

@@ -15,6 +15,7 @@
  * child — alarms that were waiting are cancelled there (they fire in the
  * parent only) and the child's first start makes a new timer thread.
  */
+#include "deadline.h"
 #include "futex.h"
 
 #include <kart/thread.h>
@@ -132,8 +133,7 @@ static void heap_remove(kart_alarm *a)
 
 static void timespec_at(int64_t ns, struct timespec *ts)
 {
-    ts->tv_sec = ns / 1000000000;
-    ts->tv_nsec = ns % 1000000000;
+    *ts = kart__timespec(ns);
 }
 
 static int timer_main(void *unused)

@@ -12,6 +12,7 @@
  * at that point cannot block for long: a timed join needs no
  * pthread_clockjoin_np, which ThreadSanitizer does not know.
  */
+#include "deadline.h"
 #include "fault.h"
 #include "futex.h"
 

@@ -15,7 +15,7 @@
  */
 #include "deadline.h"
 #include "fault.h"
-#include "internal.h"
+#include "backend.h"
 
 #include <stdlib.h>
 #include <sys/epoll.h>

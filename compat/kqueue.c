@@ -56,7 +56,9 @@
  * KART_EDGE or KART_ONESHOT deletes and re-creates the knotes.
  */
 #include "deadline.h"
-#include "internal.h"
+#include "backend.h"
+#include "compiler.h"
+#include "debug.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
  */
 #include "deadline.h"
 #include "fault.h"
-#include "internal.h"
+#include "backend.h"
 
 #include <signal.h>
 #include <stdlib.h>

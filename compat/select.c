@@ -25,7 +25,7 @@
  */
 #include "deadline.h"
 #include "fault.h"
-#include "internal.h"
+#include "backend.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

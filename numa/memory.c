@@ -8,6 +8,7 @@
  * are not the machine's).
  */
 #define KART_BUILDING 1
+#include "debug.h"
 #include "topo.h"
 
 #include <errno.h>

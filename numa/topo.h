@@ -40,6 +40,6 @@ kart__numa_topo *kart__numa_topo_get(void);
 int kart__numa_index(const kart__numa_topo *t, int node);
 
 /* Lines on stderr when KART_DEBUG is set: kart__debug, "numa: " first. */
-#include "internal.h"
+#include "debug.h"
 
 #endif

@@ -6,6 +6,7 @@
  * nothing else in the library but kart__debug.
  */
 #define KART_BUILDING 1
+#include "debug.h"
 #include "topo.h"
 
 #include "numa_private.h"

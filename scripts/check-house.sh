@@ -40,8 +40,8 @@ cd "$(dirname "$0")/.."
 export LC_ALL=C
 
 # What numa/ may use of the rest of the library: the log (DESIGN.md), which
-# is kart__debug, declared in core/base/internal.h.
-NUMA_INCLUDES="internal.h"
+# is kart__debug, declared in core/base/debug.h.
+NUMA_INCLUDES="debug.h"
 NUMA_NAMES="kart__debug"
 # Files in compat/ that are not backends: futex_parking.c is the portable
 # implementation of core/base/futex.h's kart__futex_wait/wake for systems

@@ -37,7 +37,9 @@
  * list, and is re-armed here. Completions that do not fit in the caller's
  * array stay in the ring for the next wait.
  */
+#include "compiler.h"
 #include "deadline.h"
+#include "debug.h"
 #include "uring_private.h"
 
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 #ifndef KART_URING_PRIVATE_H
 #define KART_URING_PRIVATE_H
 
-#include "internal.h"
+#include "backend.h"
 
 #include <liburing.h>
 

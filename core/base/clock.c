@@ -3,7 +3,9 @@
  * conversion every poll-style backend needs.
  */
 #include "deadline.h"
-#include "internal.h"
+#include "debug.h"
+
+#include <kart/common.h>
 
 #include <limits.h>
 #include <stdatomic.h>

@@ -3,7 +3,9 @@
  * errnos through strerror's table (thread-safely, via strerrordesc_np when
  * glibc has it) and kart's own KART_E* codes.
  */
-#include "internal.h"
+#include "compiler.h"
+
+#include <kart/common.h>
 
 #include <string.h>
 

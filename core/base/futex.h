@@ -15,10 +15,11 @@
 #define KART_FUTEX_H
 
 #include "deadline.h"
-#include "internal.h"
 
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 

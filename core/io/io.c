@@ -18,6 +18,7 @@
  * once the close itself is done and no operation of the socket is still
  * held by the kernel (nops_), because the user frees the socket there.
  */
+#include "compiler.h"
 #include "deadline.h"
 #include "io_private.h"
 

@@ -16,6 +16,7 @@
 
 #include "loop_private.h"
 
+#include <kart/io.h>
 #include <sys/socket.h>
 
 /* kart_sock.flags_ */

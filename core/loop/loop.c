@@ -20,6 +20,7 @@
  */
 #include "io_private.h"
 
+#include <kart/io.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -6,9 +6,14 @@
 #ifndef KART_LOOP_PRIVATE_H
 #define KART_LOOP_PRIVATE_H
 
-#include "internal.h"
+#include "backend.h"
+#include "fork_gen.h"
 
+#include <kart/loop.h>
+#include <kart/selector.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #ifndef _NSIG
 #define _NSIG NSIG

@@ -8,7 +8,7 @@
  */
 #include "deadline.h"
 #include "fault.h"
-#include "internal.h"
+#include "backend.h"
 
 #include <stdlib.h>
 #include <time.h>

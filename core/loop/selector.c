@@ -8,7 +8,9 @@
  * interface. The wake-up fd is an ordinary registration marked internal.
  */
 #include "deadline.h"
-#include "internal.h"
+#include "backend.h"
+#include "compiler.h"
+#include "debug.h"
 
 #include <fcntl.h>
 #include <signal.h>

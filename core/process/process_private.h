@@ -5,7 +5,7 @@
 #ifndef KART_PROCESS_PRIVATE_H
 #define KART_PROCESS_PRIVATE_H
 
-#include "internal.h"
+#include "fork_gen.h"
 
 #include <kart/process.h>
 #include <pthread.h>

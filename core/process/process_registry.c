@@ -15,6 +15,7 @@
 #include "process_private.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 

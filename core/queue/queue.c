@@ -7,6 +7,7 @@
 #include "deadline.h"
 #include "fault.h"
 #include "queue_private.h"
+#include "robust_mutex.h"
 
 #include <limits.h>
 #include <string.h>

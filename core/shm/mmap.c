@@ -6,10 +6,10 @@
  * reading through the handle costs what memcpy over a plain mapping does.
  */
 #include "fault.h"
-#include "internal.h"
 
 #include <kart/mmap.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

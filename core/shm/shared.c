@@ -4,7 +4,6 @@
  * optionally under a process-shared kart_lock.
  */
 #include "fault.h"
-#include "internal.h"
 
 #include <kart/shared.h>
 #include <kart/shm.h>

@@ -5,7 +5,6 @@
  * KART_SHM_TRACK is core/shm_tracker.c.
  */
 #include "fault.h"
-#include "internal.h"
 #include "shm_private.h"
 
 #include <fcntl.h>

@@ -15,7 +15,6 @@
  * and keeps its table in memory it maps itself.
  */
 #include "fault.h"
-#include "internal.h"
 #include "shm_private.h"
 
 #include <fcntl.h>

@@ -17,6 +17,7 @@
 #include "futex.h"
 
 #include <errno.h>
+#include <kart/sync.h>
 
 KART_API int kart_cond_init(kart_cond *cond, unsigned flags)
 {

@@ -25,8 +25,10 @@
  */
 #include "deadline.h"
 #include "futex.h"
+#include "robust_mutex.h"
 
 #include <errno.h>
+#include <kart/sync.h>
 #include <limits.h>
 #include <time.h>
 

@@ -16,13 +16,13 @@
 #include "fault.h"
 #include "futex.h"
 
+#include <kart/numa.h>
 #include <kart/thread.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 struct kart_thread {
@@ -68,9 +68,11 @@ static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static kart_thread_excepthook hook_fn = default_hook;
 static void *hook_arg;
 
+/* Not kart__tid(): this file's fork child handler (constructor 101) runs
+ * before futex.c's forgets the cached id, and must see the new one. */
 static pid_t gettid_now(void)
 {
-    return (pid_t)syscall(SYS_gettid);
+    return (pid_t)kart__tid_slow();
 }
 
 static void registry_add(kart_thread *t)

@@ -1,6 +1,6 @@
 /*
- * core/internal.h — private to libkart: the backend contract and the
- * selector's registration table.
+ * core/loop/backend.h — the readiness backend contract, and the selector's
+ * registration table that every backend shares.
  *
  * A backend is one file exporting one `kart__backend_ops` table filled with
  * designated initializers (the shape of Redis's ae_epoll.c and fio's
@@ -9,19 +9,16 @@
  * backend shares one set of rules: validation, -EEXIST/-ENOENT, masking of
  * reported events, one-shot emulation, and dropping events for fds that
  * were unregistered. A backend only translates between that table and its
- * kernel interface.
+ * kernel interface. Completion I/O has its own contract beside this one
+ * (core/io/io_private.h's kart__io_mode); docs/ARCHITECTURE.md draws both.
  */
-#ifndef KART_INTERNAL_H
-#define KART_INTERNAL_H
+#ifndef KART_BACKEND_H
+#define KART_BACKEND_H
 
-#include "deadline.h"
-
-#include <kart.h>
+#include <kart/selector.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdbool.h>
-
-#define KART__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#include <stdint.h>
 
 /* Internal capability bits, above the public KART_CAP_* ones. */
 #define KART__CAP_NATIVE_ONESHOT 0x100u /* the kernel disarms after one report */
@@ -177,21 +174,5 @@ static inline uint32_t kart__wanted(uint32_t events)
  * compares them before each callback. */
 int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens,
                              int max, int64_t timeout_ns);
-
-/* A line on stderr about what the runtime noticed (a backend skipped, and
- * why), printed only when the KART_DEBUG environment variable is set. */
-void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* How many forks (through fork(), which runs fork handlers) lie between
- * the first process and this one: an object made in an ancestor carries a
- * smaller number than the current one. Processes use it to refuse parent
- * objects in a child, loops to refuse being run there (their io_uring ring
- * is the parent's). core/process_registry.c. */
-unsigned kart__fork_gen(void);
-
-/* Initializes a robust, error-checking pthread mutex (process-shared when
- * shared): the one kart_lock's KART_SYNC_ROBUST and the queue's locks
- * stand on. 0 or -errno. core/lock.c. */
-int kart__robust_mutex_init(pthread_mutex_t *m, bool shared);
 
 #endif

@@ -216,14 +216,22 @@ int kart__conn_writev_all(kart_conn *c, struct iovec *iov, int iovcnt, int64_t d
     return 0;
 }
 
-int kart__conn_send_dl(kart_conn *c, const void *buf, size_t len, int64_t deadline)
+int kart__conn_can_send(const kart_conn *c)
 {
-    if (!c || (!buf && len > 0))
-        return -EINVAL;
     if (!(c->flags & KART_CONN_WRITABLE))
         return -EBADF;
     if (c->state == KART__CONN_ABORTED)
         return KART_ECONNABORTED;
+    return 0;
+}
+
+int kart__conn_send_dl(kart_conn *c, const void *buf, size_t len, int64_t deadline)
+{
+    if (!c || (!buf && len > 0))
+        return -EINVAL;
+    int err = kart__conn_can_send(c);
+    if (err)
+        return err;
     if (c->sq_head)
         return -EBUSY;
     if (len > KART_CONN_MAX_MESSAGE)
@@ -243,7 +251,7 @@ int kart__conn_send_dl(kart_conn *c, const void *buf, size_t len, int64_t deadli
         iov[1] = (struct iovec){(void *)buf, len};
         n = 2;
     }
-    int err = kart__conn_writev_all(c, iov, n, deadline);
+    err = kart__conn_writev_all(c, iov, n, deadline);
     return err ? kart__conn_abort(c, err) : 0;
 }
 
@@ -267,15 +275,14 @@ KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n)
         if (msgs[i].iov_len > KART_CONN_MAX_MESSAGE)
             return -EMSGSIZE;
     }
-    if (!(c->flags & KART_CONN_WRITABLE))
-        return -EBADF;
-    if (c->state == KART__CONN_ABORTED)
-        return KART_ECONNABORTED;
+    int err = kart__conn_can_send(c);
+    if (err)
+        return err;
     if (c->sq_head)
         return -EBUSY;
     uint8_t *pack = malloc(PACK_BYTES);
     struct iovec *iov = malloc(PACK_IOVS * sizeof(*iov));
-    int err = pack && iov ? 0 : -ENOMEM;
+    err = pack && iov ? 0 : -ENOMEM;
     size_t used = 0;
     int niov = 0;
     for (int i = 0; i < n && !err; i++) {

@@ -122,14 +122,13 @@ KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len,
 {
     if (!c || (!buf && len > 0))
         return -EINVAL;
-    if (!(c->flags & KART_CONN_WRITABLE))
-        return -EBADF;
+    int err = kart__conn_can_send(c);
+    if (err)
+        return err;
     if (!c->loop)
         return -ENOTCONN;
     if (len > KART_CONN_MAX_MESSAGE)
         return -EMSGSIZE;
-    if (c->state == KART__CONN_ABORTED)
-        return KART_ECONNABORTED;
     kart__send_req *r = malloc(sizeof(*r));
     if (!r)
         return -ENOMEM;
@@ -141,7 +140,7 @@ KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len,
     else
         c->sq_head = r;
     c->sq_tail = r;
-    int err = update_watch(c);
+    err = update_watch(c);
     if (err) {
         if (old_tail)
             old_tail->next = NULL;

@@ -127,6 +127,11 @@ int kart__conn_writev_all(kart_conn *c, struct iovec *iov, int iovcnt, int64_t d
 /* The loop side's clean-up on close (conn_loop.c). */
 void kart__conn_loop_close(kart_conn *c);
 
+/* The checks every send makes of the connection itself, in this order:
+ * -EBADF (not opened for writing), KART_ECONNABORTED (an earlier error
+ * ended it); 0 when it may send. */
+int kart__conn_can_send(const kart_conn *c);
+
 /* Waits in poll() for events on fd until deadline: 1 ready, -ETIMEDOUT, or
  * a negative errno. */
 int kart__poll_fd(int fd, short events, int64_t deadline);

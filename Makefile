@@ -228,7 +228,8 @@ check-run: lib tests
 
 # The dependency rules of DESIGN.md (core/ names no backend, no backend
 # names another, numa/ stands alone, bench/ and examples/ use only public
-# headers), checked over the sources; check-run runs it too.
+# headers) and of core/pool's layers (docs/ARCHITECTURE.md), checked over
+# the sources; check-run runs it too.
 check-house:
 	@scripts/check-house.sh
 

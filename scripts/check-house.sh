@@ -2,8 +2,9 @@
 # check-house.sh — the dependency rules of DESIGN.md ("core/ reaches a
 # backend only through these tables, never by a function's name; no backend
 # names another; numa/ depends on nothing else in the library but the log;
-# bench/ and examples/ use only the public headers"), checked over the
-# #include lines and the names the code uses. Prints each violation as
+# bench/ and examples/ use only the public headers") and the layers of
+# core/pool/ (docs/ARCHITECTURE.md), checked over the #include lines and
+# the names the code uses. Prints each violation as
 # `file:line: rule: text` and exits 1 if there is any.
 #
 #   core-names-backend     a file under core/ includes a header of uring/ or
@@ -27,6 +28,15 @@
 #                          neither public (<kart.h>, <kart/...>), a system
 #                          header, nor one of their own folder, or name a
 #                          private kart__ / KART__ identifier.
+#   pool-layers            core/pool/ is built in layers (POOL_LAYERS, lowest
+#                          first: memory, the engine, the engine's clients
+#                          (submit, futures, imap, process workers), the
+#                          pool): a file of one layer includes a header of a
+#                          higher layer, or names a function, variable, table
+#                          or type that only a higher layer defines. The
+#                          engine reaches its clients through the hooks it is
+#                          given (kart__pool_hooks, a job's notify), never by
+#                          name.
 #
 # "Defines" is read from the sources: non-static functions and variables at
 # file scope of the .c files, and every function defined in a header
@@ -49,6 +59,15 @@ NUMA_NAMES="kart__debug"
 # a backend table). Its functions are core's interface, which every part of
 # the library may call.
 NOT_BACKENDS="compat/futex_parking.c"
+# The layers of core/pool/, lowest first, each a list of files (a layer's
+# header goes with it): memory, the engine, the engine's clients, the pool.
+POOL_DIR=core/pool
+POOL_LAYERS=(
+  "pool_mem.c pool_mem.h"
+  "pool_job.c pool_job.h"
+  "pool_submit.c pool_future.c pool_imap.c pool_proc.c pool_private.h"
+  "pool.c"
+)
 # core/base/fault.c, the test builds' system-call table, wraps liburing's
 # entry points too (so that a test can fail io_uring_enter): it may
 # include <liburing.h>. It is not part of the library build.
@@ -334,6 +353,29 @@ awk -F "$US" -v rule=public-only '
       print $1 ":" $2 ": " rule ": " t "   [" w[i] ", a private name]"
     }
   }' "$tmp/public.r" >> "$tmp/out"
+
+# pool-layers: for each layer, what the layers above it define (less what
+# it or a layer below defines too) must not be named in its files, and the
+# headers of the layers above must not be included.
+pool_files() {  # FROM TO: the existing files of layers FROM..TO
+  local i f
+  for ((i = $1; i <= $2; i++)); do
+    for f in ${POOL_LAYERS[$i]}; do [ -f "$POOL_DIR/$f" ] && echo "$POOL_DIR/$f"; done
+  done
+}
+top=$((${#POOL_LAYERS[@]} - 1))
+for ((l = 0; l < top; l++)); do
+  own=$(pool_files "$l" "$l"); below=$(pool_files 0 "$l"); above=$(pool_files $((l + 1)) "$top")
+  [ -n "$own" ] && [ -n "$above" ] || continue
+  strip $own > "$tmp/p.r"
+  strip $below | defs | sort -u > "$tmp/p.below.raw"; classify "$tmp/p.below.raw" > "$tmp/p.below.d"
+  strip $above | defs | sort -u > "$tmp/p.above.raw"; classify "$tmp/p.above.raw" > "$tmp/p.above.d"
+  only "fn var ops type" "$tmp/p.above.d" "$tmp/p.below.d" > "$tmp/p.names"
+  uses pool-layers "$tmp/p.names" < "$tmp/p.r" >> "$tmp/out"
+  includes < "$tmp/p.r" | awk -F "$US" -v hs=" $(echo $(private_headers $above)) " '
+    { b = $3; sub(/.*\//, "", b) } $4 == "q" && index(hs, " " b " ") > 0' \
+    | report pool-layers "a header of a higher layer of core/pool" >> "$tmp/out"
+done
 
 if [ -s "$tmp/out" ]; then
   sort -t: -k1,1 -k2,2n "$tmp/out"

@@ -1,7 +1,7 @@
 /*
- * core/pool.c — creating pools (placement of workers on NUMA nodes, the
- * arena's layout), the worker loop, thread workers, and close, terminate,
- * join and free.
+ * core/pool.c — the pool, the top layer of core/pool: creating pools
+ * (placement of workers on NUMA nodes, the arena's layout, the engine's
+ * hooks), thread workers, and close, terminate, join and free.
  */
 #include "fault.h"
 #include "pool_private.h"
@@ -13,71 +13,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* How long an idle worker polls the queues before it sleeps: rounds of a
- * look and 32 pauses, yielding now and then (some tens of microseconds),
- * so that a stream of submits or the next map finds it awake (libgomp's
- * threads spin before sleeping too). */
-#define KART__POOL_IDLE_ROUNDS 300
-
 static size_t align_up(size_t v, size_t a)
 {
     return (v + a - 1) & ~(a - 1);
-}
-
-/* ---- the worker loop ---- */
-
-static bool retiring(kart_pool *p, kart__pool_worker *me)
-{
-    return p->max_tasks &&
-           atomic_load_explicit(&me->tasks, memory_order_relaxed) >= (uint64_t)p->max_tasks;
-}
-
-/* Runs work until the pool is closed and drained or terminated, or until
- * this worker has run max_tasks_per_child chunks. */
-void kart__pool_worker_loop(kart_pool *p, int w)
-{
-    kart__pool_worker *me = &p->workers[w];
-    kart__pool_node *q = &p->nodes[me->node];
-    for (;;) {
-        if (retiring(p, me))
-            return;
-        if (kart__pool_work_once(p, w, me->node))
-            continue;
-        bool found = false;
-        for (int i = 0; i < KART__POOL_IDLE_ROUNDS && !found; i++) {
-            for (int k = 0; k < 32; k++)
-                kart__cpu_relax();
-            if (i % 8 == 7)
-                sched_yield();
-            found = kart__pool_work_once(p, w, me->node);
-        }
-        if (found)
-            continue;
-        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
-            return; /* closed and nothing left, or terminated */
-        uint32_t seq = atomic_load(&q->seq);
-        atomic_fetch_add(&q->sleepers, 1);
-        atomic_store_explicit(&me->asleep, 1, memory_order_relaxed);
-        /* `waking` (one wake-up in flight) is cleared by the worker a
-         * wake-up reaches, but a submitter that saw this worker among the
-         * sleepers just before it woke can set it after the clear, waking
-         * nobody. Left set while everyone sleeps, it would stop every
-         * later submit from waking anyone. So a worker about to sleep
-         * clears it too, before its last look at the queues: a submit
-         * after that look sees it clear and wakes us. */
-        atomic_store(&q->waking, 0);
-        /* A return with the eventcount unchanged is spurious (EINTR, or
-         * the parking-lot fallback, whose waits between processes end
-         * every millisecond): nobody woke us, so sleep again, still
-         * counted. Leaving the count for a round of spinning would burn
-         * CPU and make the count flicker for every submitter reading it. */
-        if (!kart__pool_work_once(p, w, me->node))
-            while (atomic_load(&q->seq) == seq && atomic_load(&p->sh->state) == KART__POOL_RUNNING)
-                kart__futex_wait(&q->seq, seq, -1, p->shared);
-        atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
-        atomic_fetch_sub(&q->sleepers, 1);
-        atomic_store(&q->waking, 0);
-    }
 }
 
 /* ---- thread workers ---- */
@@ -94,7 +32,7 @@ static int thread_main(void *arg)
         p->init(p->initarg);
     for (;;) {
         kart__pool_worker_loop(p, me->index);
-        if (!retiring(p, me) || atomic_load(&p->sh->state) == KART__POOL_TERMINATED)
+        if (!kart__pool_retiring(p, me) || atomic_load(&p->sh->state) == KART__POOL_TERMINATED)
             break;
         /* Recycled: a fresh thread takes the slot. If none can start,
          * this one goes on. */
@@ -310,6 +248,9 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     if (!p)
         return -ENOMEM;
     p->kind = o.kind;
+    /* Process workers hand finished jobs to the watcher (pool_proc.c);
+     * thread and inline pools publish them where they finish. */
+    p->hooks = o.kind == KART_POOL_PROCESSES ? &kart__pool_proc_hooks : NULL;
     p->shared = o.kind == KART_POOL_PROCESSES;
     p->init = o.initializer;
     p->initarg = o.initarg;

@@ -37,8 +37,10 @@ struct kart_pool_iter {
     _Atomic uint32_t sleeping;
 };
 
-void kart__pool_iter_notify(struct kart_pool_iter *it)
+/* A chunk's job was published (its notify, called by the engine). */
+static void iter_notify(void *arg)
 {
+    struct kart_pool_iter *it = arg;
     atomic_fetch_add(&it->word, 1);
     if (atomic_load(&it->sleeping))
         kart__futex_wake(&it->word, INT32_MAX, false);
@@ -87,7 +89,8 @@ static int fill_one(kart_pool_iter *it, iter_slot *s)
     j->out_size = it->out_size;
     j->in = b;
     j->out = b + in_room;
-    j->iter = it;
+    j->notify = iter_notify;
+    j->notify_arg = it;
     atomic_store_explicit(&j->range, kart__pool_rg(g, 0, 1), memory_order_relaxed);
     if (p->kind == KART_POOL_PROCESSES) {
         atomic_store_explicit(&j->st1, 0, memory_order_relaxed);

@@ -1,11 +1,13 @@
 /*
  * core/pool_job.c — the pools' engine: the node rings, claiming and running
- * chunks, finishing and publishing jobs, and helping while waiting (see
- * core/pool_private.h for the design; slots and the heap are in
- * core/pool_mem.c, submitting and maps in core/pool_submit.c).
+ * chunks, finishing and publishing jobs, helping while waiting, and the
+ * workers' loop (see core/pool/pool_job.h for the design; slots and the
+ * heap are in core/pool_mem.c). It names nothing of the layers above it
+ * (submit, futures, imap, process workers, the pool): it calls them only
+ * through the pool's hooks and the jobs' notify functions.
  */
 #include "fault.h"
-#include "pool_private.h"
+#include "pool_job.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -271,8 +273,8 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
 out:
     if (me) {
         atomic_store(&me->busy, 0);
-        if (atomic_load(&j->dead_seen))
-            kart__pool_proc_notify(p);
+        if (atomic_load(&j->dead_seen) && p->hooks)
+            p->hooks->dead_seen(p);
     }
     return ran > 0;
 }
@@ -362,6 +364,63 @@ bool kart__pool_work_once(kart_pool *p, int w, int node)
     return false;
 }
 
+/* ---- the worker loop ---- */
+
+/* How long an idle worker polls the queues before it sleeps: rounds of a
+ * look and 32 pauses, yielding now and then (some tens of microseconds),
+ * so that a stream of submits or the next map finds it awake (libgomp's
+ * threads spin before sleeping too). */
+#define KART__POOL_IDLE_ROUNDS 300
+
+/* Runs work until the pool is closed and drained or terminated, or until
+ * this worker has run max_tasks_per_child chunks: the loop of thread
+ * workers (pool.c) and of process workers (pool_proc.c). */
+void kart__pool_worker_loop(kart_pool *p, int w)
+{
+    kart__pool_worker *me = &p->workers[w];
+    kart__pool_node *q = &p->nodes[me->node];
+    for (;;) {
+        if (kart__pool_retiring(p, me))
+            return;
+        if (kart__pool_work_once(p, w, me->node))
+            continue;
+        bool found = false;
+        for (int i = 0; i < KART__POOL_IDLE_ROUNDS && !found; i++) {
+            for (int k = 0; k < 32; k++)
+                kart__cpu_relax();
+            if (i % 8 == 7)
+                sched_yield();
+            found = kart__pool_work_once(p, w, me->node);
+        }
+        if (found)
+            continue;
+        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
+            return; /* closed and nothing left, or terminated */
+        uint32_t seq = atomic_load(&q->seq);
+        atomic_fetch_add(&q->sleepers, 1);
+        atomic_store_explicit(&me->asleep, 1, memory_order_relaxed);
+        /* `waking` (one wake-up in flight) is cleared by the worker a
+         * wake-up reaches, but a submitter that saw this worker among the
+         * sleepers just before it woke can set it after the clear, waking
+         * nobody. Left set while everyone sleeps, it would stop every
+         * later submit from waking anyone. So a worker about to sleep
+         * clears it too, before its last look at the queues: a submit
+         * after that look sees it clear and wakes us. */
+        atomic_store(&q->waking, 0);
+        /* A return with the eventcount unchanged is spurious (EINTR, or
+         * the parking-lot fallback, whose waits between processes end
+         * every millisecond): nobody woke us, so sleep again, still
+         * counted. Leaving the count for a round of spinning would burn
+         * CPU and make the count flicker for every submitter reading it. */
+        if (!kart__pool_work_once(p, w, me->node))
+            while (atomic_load(&q->seq) == seq && atomic_load(&p->sh->state) == KART__POOL_RUNNING)
+                kart__futex_wait(&q->seq, seq, -1, p->shared);
+        atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
+        atomic_fetch_sub(&q->sleepers, 1);
+        atomic_store(&q->waking, 0);
+    }
+}
+
 /* Process pools, after a death: the dead worker may have taken ring
  * entries it never claimed. Those of its last batch whose jobs still have
  * chunks left go into their rings again (a second entry for a job is
@@ -412,20 +471,18 @@ uint32_t kart__pool_collect_pushed(kart_pool *p, uint64_t **out)
 
 void kart__pool_finish(kart_pool *p, struct kart_future *j)
 {
-    /* Only process pools finish other than by the pending count reaching
-     * zero (which happens once): the sweep may race with it. */
-    if (p->kind == KART_POOL_PROCESSES) {
-        uint32_t z = 0;
-        if (!atomic_compare_exchange_strong(&j->finished, &z, 1))
-            return;
-        /* A worker killed here leaves j finished with no done bit: the
-         * watcher finds that and publishes j itself (pool_proc.c). */
-        KART__FAULT_POINT(pool_finish_claimed);
-        atomic_fetch_or(&p->sh->donemap[j->slot / 64], UINT64_C(1) << (j->slot % 64));
-        kart__pool_proc_notify(p);
-    } else {
+    const kart__pool_hooks *h = p->hooks;
+    if (!h) {
         kart__pool_publish(p, j);
+        return;
     }
+    /* Only pools with hooks (process pools) finish other than by the
+     * pending count reaching zero (which happens once): the sweep may race
+     * with it. */
+    uint32_t z = 0;
+    if (!atomic_compare_exchange_strong(&j->finished, &z, 1))
+        return;
+    h->finished(p, j);
 }
 
 void kart__pool_publish(kart_pool *p, struct kart_future *j)
@@ -435,7 +492,8 @@ void kart__pool_publish(kart_pool *p, struct kart_future *j)
     j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
     if (j->copy_out && j->n && j->out_size)
         memcpy(j->copy_out, j->out, j->n * j->out_size);
-    struct kart_pool_iter *it = j->iter;
+    void (*notify)(void *) = j->notify;
+    void *notify_arg = j->notify_arg;
     atomic_store(&j->state, KS_DONE);
     if (atomic_load(&j->waiters))
         kart__futex_wake(&j->state, INT32_MAX, false);
@@ -453,8 +511,8 @@ void kart__pool_publish(kart_pool *p, struct kart_future *j)
         free(list);
         list = n;
     }
-    if (it)
-        kart__pool_iter_notify(it);
+    if (notify)
+        notify(notify_arg);
     kart__pool_job_unref(p, j);
 }
 
@@ -530,7 +588,7 @@ void kart__pool_sweep_check(kart_pool *p, struct kart_future *j)
 /* A thread waiting on a future of a thread pool runs queued tasks while
  * it waits, in one of the helper slots (which carry the busy marks that
  * keep the slots it claims from being recycled under it). */
-void kart__pool_help(kart_pool *p, struct kart_future *f, int64_t deadline)
+static void help_queued(kart_pool *p, struct kart_future *f, int64_t deadline)
 {
     uint32_t used = atomic_load(&p->helpers_used);
     int h;
@@ -551,7 +609,7 @@ int kart__pool_wait_state(struct kart_future *f, int64_t deadline)
     if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
         return 0;
     if (f->pool->help && deadline != 0)
-        kart__pool_help(f->pool, f, deadline);
+        help_queued(f->pool, f, deadline);
     for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)
         if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
             return 0;

@@ -1,10 +1,11 @@
 /*
- * core/pool_mem.c — the pools' memory: job slots (allocated, referenced,
- * recycled through limbo once no worker can still be looking at them) and
- * the per-node arena heap that holds task arguments and results (see
- * core/pool_private.h for the design).
+ * core/pool_mem.c — the pools' memory, the lowest layer: job slots
+ * (allocated, referenced, recycled through limbo once no worker can still
+ * be looking at them) and the per-node arena heap that holds task
+ * arguments and results (see core/pool/pool_mem.h). It uses nothing of
+ * the layers above it.
  */
-#include "pool_private.h"
+#include "pool_mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,7 @@ int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out)
     j->parg = j->pres = NULL;
     j->res_len = 0;
     j->copy_out = NULL;
-    j->iter = NULL;
+    j->notify = NULL;
     atomic_store_explicit(&j->cbs, NULL, memory_order_relaxed);
     atomic_store_explicit(&j->pushed, 0, memory_order_relaxed);
     j->err = 0;

@@ -47,6 +47,25 @@ void kart__pool_proc_notify(kart_pool *p)
     }
 }
 
+/* The engine's hooks (kart__pool_hooks, pool_job.h), which pool.c gives
+ * to every process pool. */
+
+/* A worker finished j (pool_job.c claimed j->finished): mark it in the
+ * done map for the watcher, the only publisher, and wake the watcher. */
+static void proc_finished(kart_pool *p, struct kart_future *j)
+{
+    /* A worker killed here leaves j finished with no done bit: the
+     * watcher finds that and publishes j itself (rescue_finished). */
+    KART__FAULT_POINT(pool_finish_claimed);
+    atomic_fetch_or(&p->sh->donemap[j->slot / 64], UINT64_C(1) << (j->slot % 64));
+    kart__pool_proc_notify(p);
+}
+
+const kart__pool_hooks kart__pool_proc_hooks = {
+    .finished = proc_finished,
+    .dead_seen = kart__pool_proc_notify,
+};
+
 /* ---- workers ---- */
 
 static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t parent)

@@ -2,7 +2,7 @@
  * core/pool_submit.c — putting work into a pool: submit and apply (one
  * task), map and map_async (an array in chunks), with the thread and
  * inline pools' shortcut of running a lone chunk in the caller (see
- * core/pool_private.h for the design).
+ * core/pool/pool_job.h for the design).
  */
 #include "pool_private.h"
 
@@ -26,8 +26,8 @@ static void run_here(kart_pool *p, struct kart_future *j)
     atomic_store_explicit(&j->cbs, KART__POOL_FIRED, memory_order_relaxed);
     atomic_store_explicit(&j->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&j->state, KS_DONE, memory_order_release);
-    if (j->iter)
-        kart__pool_iter_notify(j->iter);
+    if (j->notify)
+        j->notify(j->notify_arg);
 }
 
 int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all)

@@ -1,0 +1,109 @@
+/*
+ * core/pool/pool_job.h — the pools' engine (pool_job.c), the layer above
+ * memory (pool_mem.h): the node rings, claiming and running chunks,
+ * finishing and publishing jobs, the sweep after dead workers, waiting
+ * and helping, and the worker loop. It names nothing of the layers above
+ * (submit, futures, imap, process workers, the pool): what it must tell
+ * them it tells through the hooks it is given: a pool's table
+ * (kart__pool_hooks), a job's notify function and its done callbacks
+ * (kart__pool_cb), all declared with the structures that hold them in
+ * pool_mem.h.
+ *
+ * A job is a function, an array of n fixed-size items run in chunks, and
+ * ranges of chunks. A submitted task is a job of one item; a map, a job
+ * of n items whose chunks are split evenly over per-worker range words
+ * (one cache line each) that their owner takes from the front and idle
+ * workers steal halves of from the back. A range word packs a 16-bit
+ * generation of the slot with 24-bit bounds, so a stale compare-and-swap
+ * on a recycled slot fails.
+ *
+ * Each NUMA node has a ring of job references (slot and generation) that
+ * submitters append to under a parent-side lock and that workers scan from
+ * the head, advancing the head past jobs with nothing left to claim. The
+ * ring entries are hints: a job is claimed only through its range words.
+ *
+ * Completion: each worker counts the chunks it ran and subtracts them from
+ * the job's pending count when it runs out of its range; whoever brings it
+ * to zero finishes the job. A pool without hooks (thread and inline pools)
+ * then publishes at once (state, waiters, callbacks, the job's notify); a
+ * pool with hooks hands the finished job to its `finished` hook (process
+ * pools: pool_proc.c marks it in a bitmap and wakes the parent's watcher
+ * thread, which publishes it, copying map results back first).
+ *
+ * Dead workers (process pools): a worker records the job it works on
+ * (busy) before claiming and clears it after accounting, and marks each
+ * chunk done in a per-chunk byte array. When a worker dies the watcher
+ * flags the job it was busy on; once no live worker is busy on that job
+ * and no range has chunks left, every chunk not marked done was lost with
+ * a dead worker and fails with KART_EWORKERDIED (the sweep), and the job
+ * finishes. Slots are recycled only when no worker is busy on them.
+ */
+#ifndef KART_POOL_JOB_H
+#define KART_POOL_JOB_H
+
+#include "pool_mem.h"
+
+/* ---- range words: gen:16 | lo:24 | hi:24 ---- */
+static inline uint64_t kart__pool_rg(uint32_t gen, uint32_t lo, uint32_t hi)
+{
+    return ((uint64_t)(gen & 0xffff) << 48) | ((uint64_t)lo << 24) | hi;
+}
+static inline uint32_t kart__pool_rg_gen(uint64_t v) { return (uint32_t)(v >> 48); }
+static inline uint32_t kart__pool_rg_lo(uint64_t v) { return (uint32_t)(v >> 24) & 0xffffff; }
+static inline uint32_t kart__pool_rg_hi(uint64_t v) { return (uint32_t)v & 0xffffff; }
+
+/* A job reference in rings and busy words: slot << 16 | gen (16 bits). */
+static inline uint64_t kart__pool_ref(uint32_t slot, uint32_t gen)
+{
+    return ((uint64_t)slot << 16) | (gen & 0xffff);
+}
+
+/* The job slot a ring entry refers to (the slot index is above the low
+ * 16 bits, which hold the generation). */
+static inline struct kart_future *kart__pool_slot_of(kart_pool *p, uint64_t ref)
+{
+    return &p->jobs[ref >> 16];
+}
+
+static inline uint32_t kart__pool_nranges(const struct kart_future *j)
+{
+    return atomic_load_explicit(&((struct kart_future *)j)->nranges, memory_order_relaxed);
+}
+
+/* nodes and rings */
+int kart__pool_node_index(const kart_pool *p, int node_id);
+int kart__pool_caller_node(const kart_pool *p);
+void kart__pool_wake_node(kart_pool *p, int node, bool all);
+void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref);
+int kart__pool_pin(kart_pool *p);
+void kart__pool_unpin(kart_pool *p, int h);
+uint32_t kart__pool_collect_pushed(kart_pool *p, uint64_t **out);
+
+/* claiming and running */
+void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c);
+int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w);
+bool kart__pool_work_once(kart_pool *p, int w, int node);
+void kart__pool_worker_loop(kart_pool *p, int w);
+
+/* Whether a worker has run its max_tasks_per_child chunks. */
+static inline bool kart__pool_retiring(const kart_pool *p, kart__pool_worker *me)
+{
+    return p->max_tasks &&
+           atomic_load_explicit(&me->tasks, memory_order_relaxed) >= (uint64_t)p->max_tasks;
+}
+
+/* finishing */
+void kart__pool_fail_chunk(struct kart_future *j, uint32_t c, int err);
+void kart__pool_finish(kart_pool *p, struct kart_future *j);
+void kart__pool_publish(kart_pool *p, struct kart_future *j);
+void kart__pool_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t gen, int err);
+
+/* dead workers (process pools) */
+bool kart__pool_live_worker_busy_on(kart_pool *p, uint64_t ref);
+void kart__pool_sweep_check(kart_pool *p, struct kart_future *j);
+void kart__pool_repush_worker(kart_pool *p, int w);
+
+/* waiting */
+int kart__pool_wait_state(struct kart_future *f, int64_t deadline);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * core/pool/pool_mem.h — the pools' memory, the lowest layer of core/pool:
+ * the structures of the arena (jobs, nodes, workers, the pool itself) and
+ * the slots and the heap that pool_mem.c manages. It knows nothing of the
+ * layers above (see pool_private.h for the layers); the hooks by which
+ * the engine calls them (kart__pool_hooks, a job's notify and done
+ * callbacks) are declared here, with the structures that hold them.
+ *
+ * One engine serves every kind. Its state lives in an arena: private
+ * memory for thread and inline pools, a MAP_SHARED anonymous mapping made
+ * before the first fork for process pools, so that forked workers see the
+ * same structures at the same addresses. Only the parent allocates or
+ * frees in the arena, so no lock shared with a worker that may die is
+ * ever taken: workers communicate through atomics and futex words alone.
+ *
+ * A job (the struct behind kart_future) is a slot of the arena. Slots are
+ * taken from a free list (or a never-used bump), held by references (the
+ * caller's and the pool's until published), and released into a limbo
+ * from which they are recycled only once no worker is busy on them. The
+ * heap holds task arguments and results: malloc for thread and inline
+ * pools, power-of-two blocks of the arena per NUMA node for process pools.
+ */
+#ifndef KART_POOL_MEM_H
+#define KART_POOL_MEM_H
+
+#include "futex.h"
+
+#include <kart/numa.h>
+#include <kart/pool.h>
+#include <kart/sync.h>
+#include <kart/thread.h>
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KART__POOL_LINE 64
+#define KART__POOL_INLINE 192            /* argument and result bytes kept in the slot */
+#define KART__POOL_MAX_JOBS (1 << 20)
+#define KART__POOL_HELPERS 8              /* waiting threads that may help at once */
+#define KART__POOL_MAX_CHUNKS ((1u << 24) - 1)
+#define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
+
+/* The parent's short critical sections (slot lists, the heap, appending
+ * to a ring): a test-and-test-and-set lock, one exchange to take and one
+ * store to give back, yielding the CPU while a holder that may have been
+ * preempted keeps it. Never shared with workers. */
+typedef struct kart__pool_lock {
+    _Atomic uint32_t held;
+} kart__pool_lock;
+
+static inline void kart__pool_lock_take(kart__pool_lock *l)
+{
+    while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
+        for (kart__spin sp = {0, 0};
+             atomic_load_explicit(&l->held, memory_order_relaxed);)
+            if (!kart__spin_next(&sp))
+                sched_yield();
+    }
+}
+
+static inline void kart__pool_lock_give(kart__pool_lock *l)
+{
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
+enum { KJ_BYTES, KJ_PTR, KJ_ITEMS };          /* what fn is */
+enum { KS_FREE, KS_QUEUED, KS_DONE };         /* kart_future.state */
+enum { KART__POOL_RUNNING, KART__POOL_CLOSED, KART__POOL_TERMINATED }; /* kart__pool_shared.state */
+
+/* What the engine (pool_job.c) calls of the layers above it, given to
+ * it in kart_pool.hooks when the pool is made (pool.c), so that it never
+ * names them. A pool whose jobs are published by someone other than the
+ * thread that finishes them has a table: process pools, whose workers
+ * hand finished jobs to the parent's watcher (pool_proc.c). Thread and
+ * inline pools have none (NULL), and the engine publishes at once. */
+typedef struct kart__pool_hooks {
+    /* j is finished (claimed once through j->finished): have it
+     * published, with kart__pool_publish. Called in any worker. */
+    void (*finished)(kart_pool *p, struct kart_future *j);
+    /* A worker let go of a job that a dead worker was busy on
+     * (j->dead_seen): the job may be ready for the sweep. */
+    void (*dead_seen)(kart_pool *p);
+} kart__pool_hooks;
+
+/* A job's done callbacks, which the engine runs at publication in the
+ * order they were added (kart_future_add_done_callback, pool_future.c,
+ * pushes them). */
+#define KART__POOL_FIRED ((kart__pool_cb *)1)
+
+typedef struct kart__pool_cb {
+    struct kart__pool_cb *next;
+    kart_future_cb cb;
+    void *arg;
+    bool on_error_only;
+} kart__pool_cb;
+
+struct kart_future {
+    /* ---- read and written by workers ---- */
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t range; /* the range of a one-range job */
+    _Atomic uint64_t *ranges;  /* nranges words KART__POOL_RSTRIDE apart */
+    _Atomic uint32_t gen;      /* bumped when the slot is released */
+    _Atomic uint32_t nranges;  /* atomic: workers peek at ring entries' jobs */
+    uint32_t nchunks;
+    int kind;                  /* KJ_* */
+    kart_task_fn fn;
+    kart_task_ptr_fn pfn;
+    const char *in;
+    char *out;
+    size_t in_size, out_size, n, chunk;
+    void *parg, *pres;         /* pointer tasks */
+    size_t res_len;            /* a submitted task's result length */
+    _Atomic uint8_t *st;       /* process pools: per-chunk 1 = done */
+    _Atomic uint64_t fail;     /* min over failed chunks of chunk << 32 | -err */
+    _Atomic uint32_t pending;  /* chunks not yet accounted */
+    _Atomic uint32_t finished; /* 0 -> 1 by whoever finishes the job */
+    _Atomic uint32_t dead_seen; /* a worker busy on it died: sweep when idle */
+    _Atomic uint8_t st1;       /* st of a one-chunk job in a process pool */
+    /* ---- the parent's side ---- */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
+    _Atomic uint32_t waiters;
+    _Atomic uint32_t refs;     /* the caller's hold and the pool's until published */
+    _Atomic uint32_t cancelled;
+    _Atomic uint32_t pushed;   /* in a ring (set under the push lock): scans may touch it */
+    int err;                   /* set at publication */
+    uint32_t slot;
+    uint32_t node;             /* index of the node queue it went to */
+    _Atomic(kart__pool_cb *) cbs;      /* pushed newest first; KART__POOL_FIRED once published */
+    kart_pool *pool;
+    char *copy_out;            /* process maps: the caller's out array */
+    void *bufs[3];             /* heap blocks to release with the slot */
+    size_t buf_sizes[3];
+    void (*notify)(void *arg); /* called at publication (imap's iterators), or NULL */
+    void *notify_arg;
+    uint32_t next_free;
+    unsigned char inl[KART__POOL_INLINE];
+};
+
+typedef struct kart__pool_node {
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t head;
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t tail;
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t seq;     /* eventcount: sleepers wait on it */
+    _Atomic uint32_t sleepers;
+    _Atomic uint32_t waking;    /* a wake-up is on its way: no need for another */
+    _Atomic uint64_t *ring;     /* ring_mask + 1 entries */
+    uint64_t ring_mask;
+    int id;                     /* the NUMA node id */
+    int nworkers;
+    int order[64];              /* node indices, nearest first (itself first) */
+    int norder;
+} kart__pool_node;
+
+typedef struct kart__pool_worker {
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t busy; /* KART__POOL_BUSY | ref, or 0 */
+    _Atomic uint32_t alive;
+    _Atomic int32_t pid, tid;
+    _Atomic uint64_t tasks;
+    _Atomic int32_t generation;
+    _Atomic uint32_t bound;
+    /* process pools: the ring entries taken in the last batch, so that
+     * the watcher can queue them again if this worker dies with them */
+    _Atomic uint32_t nbatch;
+    _Atomic uint64_t batch[16];
+    /* 1 while counted among its node's sleepers (after the count goes up,
+     * before it goes down): a worker killed asleep is taken off the count
+     * by the watcher */
+    _Atomic uint32_t asleep;
+    int node;                   /* node index */
+    int index;
+    kart_pool *pool;
+    int *victims;               /* worker indices, nearest first, not itself */
+    /* parent only (process pools) */
+    int pidfd;
+    bool reaped;
+} kart__pool_worker;
+
+/* What the arena starts with. */
+typedef struct kart__pool_shared {
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KART__POOL_* */
+    _Atomic uint32_t deaths;
+    /* process workers (pool_proc.c): the watcher's wake-up, and the jobs
+     * finished for it to publish */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t mgr_armed; /* the watcher sleeps: write its eventfd */
+    int mgr_efd;
+    _Atomic uint64_t *donemap;  /* process pools: finished jobs, a bit per slot */
+} kart__pool_shared;
+
+struct kart_pool {
+    kart_pool_kind kind;
+    const kart__pool_hooks *hooks; /* the engine's calls upward, or NULL */
+    bool shared;                /* futex waits between processes */
+    int nworkers, nnodes;
+    bool help;                  /* waiters run queued tasks (thread pools) */
+    _Atomic uint32_t helpers_used; /* a bit per helper slot, after the workers' */
+    kart_pool_init_fn init;
+    void *initarg;
+    int max_tasks;
+    size_t result_size;
+    uint32_t max_jobs;
+    /* the arena */
+    char *arena;
+    size_t arena_size;
+    kart__pool_shared *sh;
+    kart__pool_node *nodes;
+    kart__pool_worker *workers;
+    struct kart_future *jobs;
+    /* slots: free list, never-used bump, and the released waiting for no
+     * worker to be busy on them (limbo); on lines of their own, away from
+     * what workers read */
+    _Alignas(KART__POOL_LINE) kart__pool_lock slot_lock;
+    uint32_t free_head, bump, limbo_head, nlimbo;
+    uint32_t *busy_snap;        /* nworkers entries, for recycle_limbo */
+    /* the arena heap (process pools): power-of-two blocks, parent only */
+    _Alignas(KART__POOL_LINE) kart__pool_lock heap_lock;
+    char *heap;
+    size_t heap_size;
+    size_t heap_next[64];       /* per node: next unused offset in its part */
+    size_t heap_end[64];
+    uint64_t heap_free[64][48]; /* per node and size class: offset + 1 of a free block */
+    struct {
+        _Alignas(KART__POOL_LINE) kart__pool_lock lock;
+    } push[64];                 /* per node: appending to its ring */
+    /* workers */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t live;      /* thread workers running, a futex word */
+    /* process workers (pool_proc.c) */
+    kart_thread *watcher;       /* the parent's watcher */
+    _Atomic uint32_t spawned;   /* the watcher started the first workers */
+    int spawn_rc;
+    _Atomic uint32_t watcher_done;
+    kart_lock life_lock;        /* close/terminate/join */
+    int node_ids[64];
+};
+
+/* A worker's busy mark: KART__POOL_BUSY | the reference (pool_job.h) of
+ * the job it works on. */
+#define KART__POOL_BUSY (UINT64_C(1) << 63)
+
+/* pool_mem.c: slots */
+int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out);
+void kart__pool_job_unref(kart_pool *p, struct kart_future *j);
+
+/* pool_mem.c: the heap, and heap blocks released with a job's slot */
+void *kart__pool_heap_alloc(kart_pool *p, int node, size_t size);
+void kart__pool_heap_free(kart_pool *p, void *ptr, size_t size);
+int kart__pool_job_buf(kart_pool *p, struct kart_future *j, int node, size_t size, void **out);
+
+#endif

@@ -20,6 +20,7 @@
  * loop's queue (kart__req_defer); results found by readiness are delivered
  * at once (kart__req_finish). Timeouts are loop timers inside the request.
  */
+#include "fault.h"
 #include "io_private.h"
 
 #include <sys/socket.h>
@@ -74,7 +75,7 @@ static void flush_sends(kart_sock *s, bool now)
         } else {
             /* (A zero-length send may come with a NULL buffer.) */
             const char *p = r->buf_ ? (const char *)r->buf_ + r->done_ : NULL;
-            ssize_t n = send(s->fd, p, r->len_ - r->done_, MSG_NOSIGNAL);
+            ssize_t n = kart__sys_send(s->fd, p, r->len_ - r->done_, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -174,7 +175,7 @@ static int start_connect(kart_req *r, const struct sockaddr *addr, socklen_t len
     kart_sock *s = r->sock;
     int rc;
     do
-        rc = connect(s->fd, addr, len);
+        rc = kart__sys_connect(s->fd, addr, len);
     while (rc < 0 && errno == EINTR);
     if (rc == 0 || (errno != EINPROGRESS && errno != EAGAIN)) {
         /* Done already (or refused already, as unix sockets are): the
@@ -212,7 +213,7 @@ static void do_recv(kart_sock *s)
     }
     ssize_t n;
     do
-        n = recv(s->fd, b->base, b->size, 0);
+        n = kart__sys_recv(s->fd, b->base, b->size, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         kart__recv_deliver(s, (int)n, b);
@@ -251,11 +252,11 @@ static int start_file(kart_req *r)
     ssize_t n;
     do {
         if (r->type == KART_REQ_READ)
-            n = r->off_ < 0 ? read(r->fd_, (void *)r->buf_, r->len_)
-                            : pread(r->fd_, (void *)r->buf_, r->len_, r->off_);
+            n = r->off_ < 0 ? kart__sys_read(r->fd_, (void *)r->buf_, r->len_)
+                            : kart__sys_pread(r->fd_, (void *)r->buf_, r->len_, r->off_);
         else
-            n = r->off_ < 0 ? write(r->fd_, r->buf_, r->len_)
-                            : pwrite(r->fd_, r->buf_, r->len_, r->off_);
+            n = r->off_ < 0 ? kart__sys_write(r->fd_, r->buf_, r->len_)
+                            : kart__sys_pwrite(r->fd_, r->buf_, r->len_, r->off_);
     } while (n < 0 && errno == EINTR);
     kart__req_defer(r, n < 0 ? -errno : (int)n);
     return 0;

@@ -55,10 +55,11 @@
  * EV_ADD changes only udata, fflags and data), so a modify that changes
  * KART_EDGE or KART_ONESHOT deletes and re-creates the knotes.
  */
-#include "deadline.h"
 #include "backend.h"
 #include "compiler.h"
+#include "deadline.h"
 #include "debug.h"
+#include "fault.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -481,7 +482,7 @@ static void classify_hangups(kq_state *st, kart__ready *out, int got)
         for (int i = 0; i < got; i++)
             if (half_eof(out[i].events))
                 st->pfds[k++] = (struct pollfd){.fd = out[i].fd};
-        if (poll(st->pfds, (nfds_t)k, 0) > 0) {
+        if (kart__sys_poll(st->pfds, (nfds_t)k, 0) > 0) {
             k = 0;
             for (int i = 0; i < got; i++) {
                 if (!half_eof(out[i].events))

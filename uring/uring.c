@@ -40,6 +40,7 @@
 #include "compiler.h"
 #include "deadline.h"
 #include "debug.h"
+#include "fault.h"
 #include "uring_private.h"
 
 #include <stdlib.h>
@@ -77,10 +78,9 @@ static int enable(uring_state *st)
     if (st->single_issuer) {
         /* The raw call: liburing 2.3 declares io_uring_enable_rings() but
          * does not export it. */
-        if (syscall(__NR_io_uring_register, st->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-                    NULL, 0) < 0)
+        if (kart__sys_io_uring_enable_rings(st->ring.ring_fd) < 0)
             return -errno;
-        if (io_uring_register_ring_fd(&st->ring) < 0)
+        if (kart__sys_io_uring_register_ring_fd(&st->ring) < 0)
             kart__debug("uring: the ring fd could not be registered");
     }
     st->enabled = true;
@@ -93,7 +93,7 @@ int kart__ur_submit(uring_state *st)
     if (err < 0)
         return err;
     st->enters++;
-    return io_uring_submit(&st->ring);
+    return kart__sys_io_uring_submit(&st->ring);
 }
 
 struct io_uring_sqe *kart__ur_sqe(uring_state *st, int *err)
@@ -182,8 +182,9 @@ static int todo_room(uring_state *st, int n)
  * io_uring_get_probe(), which knows only opcodes. So ask the kernel: before
  * 5.13 a POLL_ADD with IORING_POLL_ADD_MULTI in sqe->len fails with -EINVAL,
  * after it the first completion for an always-ready fd carries
- * IORING_CQE_F_MORE. The question is put once per process, to a small ring
- * of its own (the selector's may not be entered yet: see enable()). */
+ * IORING_CQE_F_MORE. The question is put to a small ring of its own (the
+ * selector's may not be entered yet: see enable()), and the answer kept for
+ * the process. */
 static bool probe_multishot(void)
 {
     static _Atomic int known; /* 0: not asked yet, 1: yes, 2: no */
@@ -191,28 +192,34 @@ static bool probe_multishot(void)
     if (k)
         return k == 1;
     struct io_uring ring;
-    if (io_uring_queue_init(2, &ring, 0) < 0)
+    if (kart__sys_io_uring_queue_init(2, &ring, 0) < 0)
         return false;
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    bool ok = false;
+    int efd = kart__sys_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    bool ok = false, answered = false;
     if (efd >= 0) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
         io_uring_prep_poll_multishot(sqe, efd, POLLOUT);
         io_uring_sqe_set_data64(sqe, UD_PROBE);
         struct io_uring_cqe *cqe = NULL;
-        int err = io_uring_submit(&ring);
+        int err = kart__sys_io_uring_submit(&ring);
         if (err == 1) {
             do
-                err = io_uring_wait_cqe(&ring, &cqe);
+                err = kart__sys_io_uring_wait_cqe(&ring, &cqe);
             while (err == -EINTR);
         }
-        ok = err == 0 && cqe->user_data == UD_PROBE && cqe->res > 0 &&
+        answered = err == 0;
+        ok = answered && cqe->user_data == UD_PROBE && cqe->res > 0 &&
              (cqe->flags & IORING_CQE_F_MORE);
     }
     io_uring_queue_exit(&ring); /* ends the probe's poll too */
     if (efd >= 0)
         close(efd);
-    atomic_store_explicit(&known, ok ? 1 : 2, memory_order_relaxed);
+    /* Only the kernel's answer is kept. A question that could not be put
+     * (no eventfd at the descriptor limit, an enter that failed) says
+     * nothing about the kernel: this selector goes without KART_EDGE, and
+     * the next one asks again, as after a ring that could not be made. */
+    if (answered)
+        atomic_store_explicit(&known, ok ? 1 : 2, memory_order_relaxed);
     return ok;
 }
 
@@ -262,7 +269,7 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
          i++) {
         p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | tries[i],
                                      .cq_entries = 2 * entries};
-        err = io_uring_queue_init_params(entries, &st->ring, &p);
+        err = kart__sys_io_uring_queue_init_params(entries, &st->ring, &p);
         st->single_issuer = err == 0 && (tries[i] & IORING_SETUP_SINGLE_ISSUER);
     }
     /* Without NODROP (before 5.5) a full completion ring loses events. */
@@ -377,7 +384,7 @@ static uint32_t reported(int fd, const kart__reg *r, unsigned res)
      * data came: only poll(2) can tell. */
     if ((r->events & KART_PRIORITY) && (res & POLLPRI)) {
         struct pollfd p = {.fd = fd, .events = POLLPRI};
-        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLPRI))
+        if (kart__sys_poll(&p, 1, 0) != 1 || !(p.revents & POLLPRI))
             res &= ~(unsigned)POLLPRI;
     }
     return kart__from_poll(res) & kart__wanted(r->events);
@@ -491,7 +498,7 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
             (!io_uring_sq_ready(&st->ring) && !io_uring_cq_has_overflow(&st->ring)))
             return n;
         st->enters++;
-        io_uring_submit_and_get_events(&st->ring);
+        kart__sys_io_uring_submit_and_get_events(&st->ring);
         return reap(sel, st, out, n, max);
     }
     struct timespec t = kart__timespec(timeout_ns);
@@ -500,8 +507,8 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
     /* Submits, flushes overflowed completions and waits for one, all in
      * one io_uring_enter. */
     st->enters++;
-    int ret = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
-                                               timeout_ns < 0 ? NULL : &ts, NULL);
+    int ret = kart__sys_io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
+                                                         timeout_ns < 0 ? NULL : &ts, NULL);
     n = reap(sel, st, out, 0, max);
     if (n != 0 || st->ncqes)
         return n;

@@ -32,6 +32,7 @@
  *    and -ECANCELED the kernel posts is the one completion delivered.
  */
 #include "deadline.h"
+#include "fault.h"
 #include "uring_private.h"
 
 #include "io_private.h"
@@ -81,14 +82,15 @@ static int pool_register(kart__bufpool *p)
 {
     uring_state *st = state_of(p->loop);
     p->brsz = (size_t)p->count * sizeof(struct io_uring_buf);
-    void *br = mmap(NULL, p->brsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *br = kart__sys_mmap(NULL, p->brsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                              -1, 0);
     if (br == MAP_FAILED)
         return -ENOMEM;
     struct io_uring_buf_reg reg = {
         .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = p->count, .bgid = BGID};
-    int err = io_uring_register_buf_ring(&st->ring, &reg, 0);
+    int err = kart__sys_io_uring_register_buf_ring(&st->ring, &reg, 0);
     if (err < 0) {
-        munmap(br, p->brsz);
+        kart__sys_munmap(br, p->brsz);
         return err;
     }
     p->br = br;
@@ -105,7 +107,7 @@ static int pool_register(kart__bufpool *p)
 static void pool_unregister(kart__bufpool *p)
 {
     io_uring_unregister_buf_ring(&state_of(p->loop)->ring, BGID);
-    munmap(p->br, p->brsz);
+    kart__sys_munmap(p->br, p->brsz);
     p->br = NULL;
     p->registered = false;
 }

@@ -303,6 +303,18 @@ ssize_t kart__sys_write(int fd, const void *buf, size_t n)
     return write(fd, buf, n);
 }
 
+ssize_t kart__sys_pread(int fd, void *buf, size_t n, off_t off)
+{
+    ROUTE_IO(read, &n);
+    return pread(fd, buf, n, off);
+}
+
+ssize_t kart__sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    ROUTE_IO(write, &n);
+    return pwrite(fd, buf, n, off);
+}
+
 ssize_t kart__sys_readv(int fd, const struct iovec *iov, int n)
 {
     size_t max = SIZE_MAX;
@@ -438,6 +450,12 @@ int kart__sys_pipe2(int fds[2], int flags)
 {
     ROUTE(pipe2, -1);
     return pipe2(fds, flags);
+}
+
+int kart__sys_pipe(int fds[2])
+{
+    ROUTE(pipe2, -1);
+    return pipe(fds);
 }
 
 int kart__sys_eventfd(unsigned initval, int flags)

@@ -48,8 +48,9 @@
 #endif
 
 /* The routed system calls: X(name, io), io 1 where a short transfer is a
- * fault that can be injected. One site may stand for a family: poll for
- * poll and ppoll, epoll_wait for epoll_pwait2, posix_spawn for
+ * fault that can be injected. One site may stand for a family: read for
+ * read and pread, write for write and pwrite, pipe2 for pipe2 and pipe,
+ * poll for poll and ppoll, epoll_wait for epoll_pwait2, posix_spawn for
  * posix_spawnp, and the io_uring ones for the liburing calls that make
  * those system calls. */
 #define KART__FAULT_SYSCALLS(X)                                                                \
@@ -118,6 +119,8 @@ static inline int kart__pidfd_open(pid_t pid, unsigned flags)
 #define kart__sys_connect connect
 #define kart__sys_read read
 #define kart__sys_write write
+#define kart__sys_pread pread
+#define kart__sys_pwrite pwrite
 #define kart__sys_readv readv
 #define kart__sys_writev writev
 #define kart__sys_send send
@@ -136,6 +139,7 @@ static inline int kart__pidfd_open(pid_t pid, unsigned flags)
 #define kart__sys_pidfd_open kart__pidfd_open
 #define kart__sys_pthread_create pthread_create
 #define kart__sys_pipe2 pipe2
+#define kart__sys_pipe pipe
 #define kart__sys_eventfd eventfd
 #define kart__sys_signalfd signalfd
 #define kart__sys_epoll_create1 epoll_create1
@@ -188,6 +192,8 @@ int kart__sys_listen(int fd, int backlog);
 int kart__sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t kart__sys_read(int fd, void *buf, size_t n);
 ssize_t kart__sys_write(int fd, const void *buf, size_t n);
+ssize_t kart__sys_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t kart__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t kart__sys_readv(int fd, const struct iovec *iov, int n);
 ssize_t kart__sys_writev(int fd, const struct iovec *iov, int n);
 ssize_t kart__sys_send(int fd, const void *buf, size_t n, int flags);
@@ -211,6 +217,7 @@ int kart__sys_pidfd_open(pid_t pid, unsigned flags);
 int kart__sys_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
                              void *arg);
 int kart__sys_pipe2(int fds[2], int flags);
+int kart__sys_pipe(int fds[2]);
 int kart__sys_eventfd(unsigned initval, int flags);
 int kart__sys_signalfd(int fd, const sigset_t *mask, int flags);
 int kart__sys_epoll_create1(int flags);

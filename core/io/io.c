@@ -20,6 +20,7 @@
  */
 #include "compiler.h"
 #include "deadline.h"
+#include "fault.h"
 #include "io_private.h"
 
 #include <fcntl.h>
@@ -74,7 +75,7 @@ static void pool_free(kart__bufpool *pool)
     if (pool->registered)
         pool->loop->io->mode->pool_unregister(pool);
     if (pool->mem)
-        munmap(pool->mem, pool->memsz);
+        kart__sys_munmap(pool->mem, pool->memsz);
     free(pool->bufs);
     free(pool->sends);
     free(pool->free);
@@ -91,7 +92,8 @@ static int pool_create(kart_loop *loop, uint32_t count, uint32_t size, kart__buf
     pool->size = size;
     pool->memsz = (size_t)count * size;
     /* mmap: page-aligned, and untouched pages cost nothing until used. */
-    pool->mem = mmap(NULL, pool->memsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pool->mem = kart__sys_mmap(NULL, pool->memsz, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (pool->mem == MAP_FAILED) {
         pool->mem = NULL;
         pool_free(pool);

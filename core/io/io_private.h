@@ -14,6 +14,7 @@
 #ifndef KART_IO_PRIVATE_H
 #define KART_IO_PRIVATE_H
 
+#include "fault.h"
 #include "loop_private.h"
 
 #include <kart/io.h>
@@ -101,7 +102,7 @@ static inline int kart__accept_nb(int fd)
 #else
 static inline int kart__accept_nb(int fd)
 {
-    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return kart__sys_accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 #endif
 

@@ -7,10 +7,11 @@
  * once and hold on every backend; a backend only speaks to its kernel
  * interface. The wake-up fd is an ordinary registration marked internal.
  */
-#include "deadline.h"
 #include "backend.h"
 #include "compiler.h"
+#include "deadline.h"
 #include "debug.h"
+#include "fault.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -80,13 +81,13 @@ static int grow_table(kart_selector *sel, int fd)
 static int open_wake_fds(kart_selector *sel)
 {
 #ifdef __linux__
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int fd = kart__sys_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         return -errno;
     sel->wake_fd = sel->wake_wfd = fd;
 #else
     int p[2];
-    if (pipe(p) < 0)
+    if (kart__sys_pipe(p) < 0)
         return -errno;
     for (int i = 0; i < 2; i++) {
         fcntl(p[i], F_SETFD, FD_CLOEXEC);
@@ -350,7 +351,7 @@ KART_API int kart_selector_get(const kart_selector *sel, int fd,
 static void drain_wake(kart_selector *sel)
 {
     uint64_t buf[8];
-    while (read(sel->wake_fd, buf, sizeof(buf)) > 0 && sel->wake_fd != sel->wake_wfd)
+    while (kart__sys_read(sel->wake_fd, buf, sizeof(buf)) > 0 && sel->wake_fd != sel->wake_wfd)
         ;
 }
 
@@ -359,7 +360,7 @@ KART_API int kart_selector_wake(kart_selector *sel)
     uint64_t one = 1;
     ssize_t n;
     do {
-        n = write(sel->wake_wfd, &one, sel->wake_fd == sel->wake_wfd ? 8 : 1);
+        n = kart__sys_write(sel->wake_wfd, &one, sel->wake_fd == sel->wake_wfd ? 8 : 1);
     } while (n < 0 && errno == EINTR);
     /* EAGAIN: a wake-up is already pending, which is all we want. */
     return (n < 0 && errno != EAGAIN) ? -errno : 0;

@@ -146,7 +146,7 @@ endif
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-house check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
+.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -232,6 +232,14 @@ check-run: lib tests
 # the sources; check-run runs it too.
 check-house:
 	@scripts/check-house.sh
+
+# .clang-format over every tracked C file (clang-format 14): format rewrites,
+# format-check only reports (CI runs it).
+format:
+	@scripts/format.sh
+
+format-check:
+	@scripts/format.sh --check
 
 # compat/kqueue.c, which cannot run on Linux: compile checks against a stub
 # header, then the suites over a test-only kqueue emulation (needs clang).

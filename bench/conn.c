@@ -288,8 +288,8 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "kart", .run = run_native, .arg = "kart"};
     out[n++] = (bench_impl){.name = "kart-batch", .run = run_native, .arg = "kart-batch"};
     out[n++] = (bench_impl){.name = "raw-socketpair", .run = run_native, .arg = "raw"};
-    out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "python",
-                            .skip = bench_python_skip()};
+    out[n++] = (bench_impl){
+        .name = "python", .run = run_python, .arg = "python", .skip = bench_python_skip()};
     return n;
 }
 

@@ -25,8 +25,12 @@
 
 static void run_round(const bench_server *srv, bench_ctx *ctx, int conns, int size, int pipeline)
 {
-    lg_params p = {.port = srv->port, .conns = conns, .size = size, .pipeline = pipeline,
-                   .seconds = ctx->seconds, .server = srv->pid};
+    lg_params p = {.port = srv->port,
+                   .conns = conns,
+                   .size = size,
+                   .pipeline = pipeline,
+                   .seconds = ctx->seconds,
+                   .server = srv->pid};
     lg_result r;
     lg_run(&p, &r);
     if (r.requests == 0)
@@ -67,7 +71,8 @@ static const bench_server *server_for(const char *scen, const bench_impl *impl)
             bench_fail("build/examples/echo-server is not built (make)");
         char backend[32];
         snprintf(backend, sizeof(backend), "%s", impl->arg);
-        char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", backend, "--stats", NULL};
+        char *argv[] = {path,        "--port", "0",       "--threads", "1",
+                        "--backend", backend,  "--stats", NULL};
         return bench_server_exec(key, argv);
     }
     return bench_server_fork(key, peer_fn(impl->name));
@@ -111,8 +116,8 @@ static const bench_metric hold_metrics[] = {
 static int echo_cases(bench_case *out, bool quick)
 {
     (void)quick;
-    static const long c[][3] = {{1, 64, 1}, {50, 128, 1}, {300, 128, 1}, {50, 16384, 1},
-                                {300, 128, 16}};
+    static const long c[][3] = {
+        {1, 64, 1}, {50, 128, 1}, {300, 128, 1}, {50, 16384, 1}, {300, 128, 16}};
     for (int i = 0; i < 5; i++)
         out[i] = (bench_case){3, {{"conns", c[i][0]}, {"size", c[i][1]}, {"pipeline", c[i][2]}}};
     return 5;

@@ -43,7 +43,7 @@ typedef struct peer_conn {
     int fd;
     char *pend; /* bytes not yet written back, or NULL */
     size_t plen, poff;
-    void *ev;   /* libevent: the connection's event */
+    void *ev; /* libevent: the connection's event */
 } peer_conn;
 
 static void nodelay(int fd)
@@ -234,7 +234,8 @@ void echo_serve_libuv(int lfd)
     uv_loop_t *loop = uv_default_loop();
     static uv_tcp_t server;
     uv_tcp_init(loop, &server);
-    if (uv_tcp_open(&server, lfd) < 0 || uv_listen((uv_stream_t *)&server, 4096, echo_uv_on_conn) < 0)
+    if (uv_tcp_open(&server, lfd) < 0 ||
+        uv_listen((uv_stream_t *)&server, 4096, echo_uv_on_conn) < 0)
         _exit(1);
     uv_run(loop, UV_RUN_DEFAULT);
 }
@@ -281,8 +282,8 @@ static void ev_accept_cb(evutil_socket_t lfd, short what, void *arg)
 void echo_serve_libevent(int lfd)
 {
     ev_base = event_base_new();
-    struct event *lev = ev_base ? event_new(ev_base, lfd, EV_READ | EV_PERSIST, ev_accept_cb, NULL)
-                                : NULL;
+    struct event *lev =
+        ev_base ? event_new(ev_base, lfd, EV_READ | EV_PERSIST, ev_accept_cb, NULL) : NULL;
     if (!lev || event_add(lev, NULL) < 0)
         _exit(1);
     event_base_dispatch(ev_base);

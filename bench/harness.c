@@ -101,8 +101,7 @@ static int choose_mode(const bench_scenario *s, const bench_impl *impl, const be
         return 0;
     double v[BENCH_MAX_MODES][TRIALS];
     bool dead[BENCH_MAX_MODES] = {false};
-    bench_ctx ctx = {.c = c, .seconds = seconds / 4 > 0.05 ? seconds / 4 : 0.05,
-                     .quick = o->quick};
+    bench_ctx ctx = {.c = c, .seconds = seconds / 4 > 0.05 ? seconds / 4 : 0.05, .quick = o->quick};
     for (int t = 0; t < TRIALS; t++) {
         for (int i = 0; i < nmodes; i++) {
             int m = (i + t) % nmodes;
@@ -180,8 +179,8 @@ static void run_case(const bench_scenario *s, const bench_case *c, const bench_i
     }
 
     /* vals[(k * rounds + r) * BENCH_MAX_METRICS + m]: impl k, round r. */
-    double *vals = calloc((size_t)(nrun ? nrun : 1) * (size_t)rounds * BENCH_MAX_METRICS,
-                          sizeof(*vals));
+    double *vals =
+        calloc((size_t)(nrun ? nrun : 1) * (size_t)rounds * BENCH_MAX_METRICS, sizeof(*vals));
     double *tmp = calloc((size_t)rounds, sizeof(*tmp));
     if (!vals || !tmp)
         bench_fail("out of memory");

@@ -62,7 +62,7 @@ typedef int (*bench_run_fn)(const bench_impl *impl, bench_ctx *ctx);
 
 struct bench_impl {
     char name[32];
-    const char *skip; /* NULL: available; else why not */
+    const char *skip;                       /* NULL: available; else why not */
     const char *modes[BENCH_MAX_MODES + 1]; /* NULL-terminated; may be empty */
     bench_run_fn run;
     const char *arg; /* kart's backend name, for the kart-<backend> impls */
@@ -129,11 +129,11 @@ void bench_run_scenario(const bench_scenario *s, const bench_options *o, FILE *j
 
 typedef struct bench_result {
     const bench_impl *impl;
-    const char *mode;  /* chosen mode, or NULL */
+    const char *mode; /* chosen mode, or NULL */
     int rounds;
     double median[BENCH_MAX_METRICS];
     double ratio[BENCH_MAX_METRICS]; /* NaN when there is no baseline */
-    const char *baseline; /* what ratio divides by; NULL when it did not run */
+    const char *baseline;            /* what ratio divides by; NULL when it did not run */
 } bench_result;
 
 /* "AMD EPYC, 2 CPUs, Linux 6.1.0, 2025-01-31T12:00:00Z" */

@@ -51,7 +51,8 @@ static const char *find_program(const char *name, char *buf, size_t size)
 static int connect_local(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
         return fd;
@@ -260,8 +261,8 @@ static void run_wrk(int port, int conns, int seconds, double *rps, uint64_t *req
     char out[8192];
     size_t n = 0;
     ssize_t k;
-    while (n < sizeof(out) - 1 && ((k = read(p[0], out + n, sizeof(out) - 1 - n)) > 0 ||
-                                   (k < 0 && errno == EINTR)))
+    while (n < sizeof(out) - 1 &&
+           ((k = read(p[0], out + n, sizeof(out) - 1 - n)) > 0 || (k < 0 && errno == EINTR)))
         if (k > 0)
             n += (size_t)k;
     close(p[0]);
@@ -322,19 +323,19 @@ static int cases(bench_case *out, bool quick)
 static int impls(bench_impl *out)
 {
     char buf[512];
-    const char *no_wrk = find_program("wrk", buf, sizeof(buf)) ? NULL
-                         : "wrk not installed (apt-get install wrk)";
+    const char *no_wrk =
+        find_program("wrk", buf, sizeof(buf)) ? NULL : "wrk not installed (apt-get install wrk)";
     int n = bench_add_kart_backends(out, run_http, false);
     bench_skip_select(out, n);
     for (int i = 0; i < n; i++)
         if (!out[i].skip && no_wrk)
             out[i].skip = no_wrk;
-    out[n++] = (bench_impl){
-        .name = "nginx",
-        .run = run_http,
-        .skip = no_wrk ? no_wrk
-                : find_program("nginx", buf, sizeof(buf)) ? NULL
-                : "nginx not installed (apt-get install nginx-light)"};
+    out[n++] = (bench_impl){.name = "nginx",
+                            .run = run_http,
+                            .skip = no_wrk ? no_wrk
+                                    : find_program("nginx", buf, sizeof(buf))
+                                        ? NULL
+                                        : "nginx not installed (apt-get install nginx-light)"};
     return n;
 }
 

@@ -62,8 +62,7 @@ static void arm(lg_state *s, lg_conn *c, bool out)
 {
     if (c->out_armed == out)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0),
-                             .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
     if (epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
         bench_fail("loadgen: epoll_ctl: %s", strerror(errno));
     c->out_armed = out;
@@ -171,7 +170,8 @@ static void drive(lg_state *s, int64_t deadline)
 
 static void connect_all(lg_state *s)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->p->port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)s->p->port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int i = 0; i < s->p->conns; i++) {
         lg_conn *c = &s->c[i];

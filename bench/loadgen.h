@@ -22,12 +22,12 @@
 #include <sys/types.h>
 
 typedef struct lg_params {
-    int port;        /* 127.0.0.1:port */
+    int port; /* 127.0.0.1:port */
     int conns;
-    int size;        /* bytes per request */
-    int pipeline;    /* requests in flight per connection */
-    double seconds;  /* length of the measured window */
-    pid_t server;    /* the process whose CPU time and memory are read */
+    int size;       /* bytes per request */
+    int pipeline;   /* requests in flight per connection */
+    double seconds; /* length of the measured window */
+    pid_t server;   /* the process whose CPU time and memory are read */
 } lg_params;
 
 typedef struct lg_result {

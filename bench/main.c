@@ -28,10 +28,9 @@ static const bench_scenario *const scenarios[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: kart-bench [--quick] [--json FILE|-] [--list] [--impl A,B,...]\n"
-            "                  [--rounds N] [--baseline IMPL] [SCENARIO ...]\n"
-            "scenarios:");
+    fprintf(out, "usage: kart-bench [--quick] [--json FILE|-] [--list] [--impl A,B,...]\n"
+                 "                  [--rounds N] [--baseline IMPL] [SCENARIO ...]\n"
+                 "scenarios:");
     for (int i = 0; i < NSCENARIOS; i++)
         fprintf(out, " %s", scenarios[i]->name);
     fprintf(out, "\n");
@@ -75,8 +74,7 @@ static void list(const bench_scenario *const *sel, int n)
         printf("\n  implementations:\n");
         int ni = s->impls(impls);
         for (int k = 0; k < ni; k++) {
-            printf("    %-16s %s", impls[k].name,
-                   impls[k].skip ? "skipped: " : "available");
+            printf("    %-16s %s", impls[k].name, impls[k].skip ? "skipped: " : "available");
             if (impls[k].skip)
                 printf("%s", impls[k].skip);
             else if (impls[k].modes[0]) {
@@ -176,7 +174,8 @@ int main(int argc, char **argv)
     for (const char *const *p = o.only; p && *p; p++)
         if (!impl_known(sel, nsel, *p))
             bad_usage("unknown implementation '%s' for the scenarios chosen "
-                      "(--list names them)", *p);
+                      "(--list names them)",
+                      *p);
     if (o.baseline && !impl_known(sel, nsel, o.baseline))
         bad_usage("unknown baseline implementation '%s'", o.baseline);
 
@@ -192,8 +191,7 @@ int main(int argc, char **argv)
     } else if (json_path) {
         json = fopen(json_path, "w");
         if (!json) {
-            fprintf(stderr, "kart-bench: cannot write %s: %s\n", json_path,
-                    kart_strerror(-errno));
+            fprintf(stderr, "kart-bench: cannot write %s: %s\n", json_path, kart_strerror(-errno));
             return 2;
         }
     }

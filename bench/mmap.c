@@ -96,17 +96,17 @@ static void check_find(int64_t at)
 
 /* Runs the statements (one pass over the file) until the round's time
  * is up, at least once; GiB/s into ctx. */
-#define TIMED_PASSES(ctx, ...)                                                               \
-    do {                                                                                     \
-        long passes_ = 0;                                                                    \
-        int64_t t0_ = bench_now_ns(), t1_;                                                   \
-        do {                                                                                 \
-            __VA_ARGS__;                                                                     \
-            passes_++;                                                                       \
-            t1_ = bench_now_ns();                                                            \
-        } while ((double)(t1_ - t0_) < (ctx)->seconds * 1e9);                                \
-        (ctx)->value[0] = (double)file.size * (double)passes_ / (double)(1 << 30) /          \
-                          ((double)(t1_ - t0_) / 1e9);                                       \
+#define TIMED_PASSES(ctx, ...)                                                                     \
+    do {                                                                                           \
+        long passes_ = 0;                                                                          \
+        int64_t t0_ = bench_now_ns(), t1_;                                                         \
+        do {                                                                                       \
+            __VA_ARGS__;                                                                           \
+            passes_++;                                                                             \
+            t1_ = bench_now_ns();                                                                  \
+        } while ((double)(t1_ - t0_) < (ctx)->seconds * 1e9);                                      \
+        (ctx)->value[0] =                                                                          \
+            (double)file.size * (double)passes_ / (double)(1 << 30) / ((double)(t1_ - t0_) / 1e9); \
     } while (0)
 
 /* ---- kart ---- */

@@ -184,16 +184,14 @@ static int cases(bench_case *out, bool quick)
 static int impls(bench_impl *out)
 {
     int n = bench_add_kart_backends(out, run_kart, true);
-    out[n++] = (bench_impl){.name = "raw-epoll", .modes = {"level", "edge"},
-                            .run = run_raw_epoll};
+    out[n++] = (bench_impl){.name = "raw-epoll", .modes = {"level", "edge"}, .run = run_raw_epoll};
 #if KART_BENCH_HAVE_LIBUV
     out[n++] = (bench_impl){.name = "libuv", .modes = {"poll", "stream"}, .run = pp_run_libuv};
 #else
     out[n++] = (bench_impl){.name = "libuv", .skip = "libuv not installed"};
 #endif
 #if KART_BENCH_HAVE_LIBEVENT
-    out[n++] = (bench_impl){.name = "libevent", .modes = {"level", "edge"},
-                            .run = pp_run_libevent};
+    out[n++] = (bench_impl){.name = "libevent", .modes = {"level", "edge"}, .run = pp_run_libevent};
 #else
     out[n++] = (bench_impl){.name = "libevent", .skip = "libevent not installed"};
 #endif

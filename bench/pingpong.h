@@ -23,9 +23,9 @@
 
 typedef struct pp_run {
     int npairs;
-    int (*fd)[2];     /* [pair][0]: ping end, [pair][1]: pong end; -1 once closed */
-    uint8_t *sent;    /* ping side: the token in flight */
-    uint8_t *expect;  /* pong side: the token it must see next */
+    int (*fd)[2];    /* [pair][0]: ping end, [pair][1]: pong end; -1 once closed */
+    uint8_t *sent;   /* ping side: the token in flight */
+    uint8_t *expect; /* pong side: the token it must see next */
     uint64_t trips;
     int64_t start, deadline, stop_at;
     uint64_t trips_at_stop;

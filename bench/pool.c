@@ -125,7 +125,7 @@ static void kcheck(int rc, const char *what)
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
 {
     kart_pool_options o = {.kind = strcmp(impl->arg, "processes") == 0 ? KART_POOL_PROCESSES
-                                                                        : KART_POOL_THREADS,
+                                                                       : KART_POOL_THREADS,
                            .workers = nworkers()};
     kart_pool *p;
     kcheck(kart_pool_create(&p, &o), "kart_pool_create");
@@ -328,7 +328,8 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
         pt_start(&p, w, (MAP_ITEMS + chunk - 1) / chunk);
         t0 = bench_now_ns();
         for (size_t a = 0; a < MAP_ITEMS; a += chunk)
-            pt_submit(&p, (pt_task){pt_chunk, a, a + chunk < MAP_ITEMS ? a + chunk : MAP_ITEMS, out});
+            pt_submit(&p,
+                      (pt_task){pt_chunk, a, a + chunk < MAP_ITEMS ? a + chunk : MAP_ITEMS, out});
         pt_wait(&p);
         t1 = bench_now_ns();
         pt_stop(&p);
@@ -360,7 +361,8 @@ static const char py_script[] =
     "def empty():\n"
     "    return None\n"
     "if __name__ == '__main__':\n"
-    "    kind, case, n, chunk, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])\n"
+    "    kind, case, n, chunk, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), "
+    "int(sys.argv[5])\n"
     "    P = Pool if kind == 'processes' else ThreadPool\n"
     "    with P(w) as pool:\n"
     "        pool.map(f, range(w * 4))\n"
@@ -422,8 +424,8 @@ static int impls(bench_impl *out)
 {
     int n = 0;
     out[n++] = (bench_impl){.name = "kart-threads", .run = run_kart, .arg = "threads"};
-    out[n++] = (bench_impl){.name = "kart-processes", .run = run_kart, .arg = "processes",
-                            .peer = "python"};
+    out[n++] = (bench_impl){
+        .name = "kart-processes", .run = run_kart, .arg = "processes", .peer = "python"};
 #if KART_BENCH_HAVE_OPENMP
     out[n++] = (bench_impl){.name = "openmp-dynamic", .run = run_omp, .arg = "dynamic"};
     out[n++] = (bench_impl){.name = "openmp-static", .run = run_omp, .arg = "static"};
@@ -432,10 +434,13 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "openmp-static", .skip = "built without -fopenmp"};
 #endif
     out[n++] = (bench_impl){.name = "pthread", .run = run_pthread, .arg = ""};
-    out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "processes",
-                            .skip = bench_python_skip(), .peer = "python"};
-    out[n++] = (bench_impl){.name = "python-threads", .run = run_python, .arg = "threads",
-                            .skip = bench_python_skip()};
+    out[n++] = (bench_impl){.name = "python",
+                            .run = run_python,
+                            .arg = "processes",
+                            .skip = bench_python_skip(),
+                            .peer = "python"};
+    out[n++] = (bench_impl){
+        .name = "python-threads", .run = run_python, .arg = "threads", .skip = bench_python_skip()};
     return n;
 }
 

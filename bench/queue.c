@@ -56,7 +56,7 @@ typedef struct qb_mem {
     _Atomic uint64_t sent, received;
     _Atomic int64_t finish;
     _Atomic int producers_done; /* kart-batch: the last one closes the queue */
-    bool lock_msgs; /* pipe: hold wlock/rlock around each message */
+    bool lock_msgs;             /* pipe: hold wlock/rlock around each message */
     pthread_mutex_t wlock, rlock;
     kart_queue *q;
     int fd[2];
@@ -496,8 +496,9 @@ static bool runs(const bench_case *c, const bench_impl *impl)
         return true;
     static bool said;
     if (!said)
-        fprintf(stderr, "queue: mqueue skipped for %ld-byte messages: fs.mqueue.msgsize_max "
-                        "is %ld (as root: sysctl fs.mqueue.msgsize_max=%ld)\n",
+        fprintf(stderr,
+                "queue: mqueue skipped for %ld-byte messages: fs.mqueue.msgsize_max "
+                "is %ld (as root: sysctl fs.mqueue.msgsize_max=%ld)\n",
                 size, max, size);
     said = true;
     return false;
@@ -511,7 +512,8 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "pipe", .run = run_pipe, .arg = ""};
     out[n++] = (bench_impl){.name = "unix-socket", .run = run_socket, .arg = ""};
     out[n++] = (bench_impl){.name = "mqueue", .run = run_mqueue, .arg = ""};
-    out[n++] = (bench_impl){.name = "python", .run = run_python, .arg = "", .skip = bench_python_skip()};
+    out[n++] =
+        (bench_impl){.name = "python", .run = run_python, .arg = "", .skip = bench_python_skip()};
     return n;
 }
 

@@ -21,8 +21,8 @@ const char *bench_case_label(const bench_case *c, char *buf, int size)
     int len = 0;
     buf[0] = '\0';
     for (int i = 0; i < c->nparams && len < size; i++)
-        len += snprintf(buf + len, (size_t)(size - len), "%s%s=%ld", i ? " " : "",
-                        c->params[i].key, c->params[i].value);
+        len += snprintf(buf + len, (size_t)(size - len), "%s%s=%ld", i ? " " : "", c->params[i].key,
+                        c->params[i].value);
     return buf;
 }
 
@@ -61,8 +61,7 @@ const char *bench_machine(void)
         snprintf(u.release, sizeof(u.release), "?");
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
     snprintf(buf, sizeof(buf), "%s, %ld CPUs, %s %s, %s, kart %s", cpu,
-             sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, date,
-             kart_version_string());
+             sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, date, kart_version_string());
     return buf;
 }
 

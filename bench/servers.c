@@ -85,8 +85,8 @@ long bench_raise_nofile(long want)
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return -errno;
     if ((long)rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want
-                          ? (rlim_t)want : rl.rlim_max;
+        rl.rlim_cur =
+            rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }

@@ -21,13 +21,13 @@
 #include <sys/types.h>
 
 typedef struct bench_server {
-    char key[64];  /* "echo/raw-epoll": one instance per key */
-    pid_t pid;     /* the process whose CPU counts (nginx: its worker) */
-    pid_t leader;  /* the process started (and killed at exit); negative:
+    char key[64]; /* "echo/raw-epoll": one instance per key */
+    pid_t pid;    /* the process whose CPU counts (nginx: its worker) */
+    pid_t leader; /* the process started (and killed at exit); negative:
                     * a process group */
     int port;
     int64_t rss_fresh_kib; /* resident memory right after it started */
-    bool graceful; /* kart's example servers: stopped with SIGTERM, they
+    bool graceful;         /* kart's example servers: stopped with SIGTERM, they
                     * print their I/O counters (--stats) as they exit */
 } bench_server;
 

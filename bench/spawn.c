@@ -135,26 +135,25 @@ static int run_raw(const bench_impl *impl, bench_ctx *ctx)
 
 /* ---- Python ---- */
 
-static const char python_script[] =
-    "import multiprocessing as mp, sys, time\n"
-    "def f():\n"
-    "    pass\n"
-    "ctx = mp.get_context('fork')\n"
-    "secs, batch = float(sys.argv[1]), int(sys.argv[2])\n"
-    "n = 0\n"
-    "t0 = time.perf_counter()\n"
-    "while True:\n"
-    "    ps = [ctx.Process(target=f) for _ in range(batch)]\n"
-    "    for p in ps:\n"
-    "        p.start()\n"
-    "    for p in ps:\n"
-    "        p.join()\n"
-    "        assert p.exitcode == 0, p.exitcode\n"
-    "    n += batch\n"
-    "    t = time.perf_counter() - t0\n"
-    "    if t >= secs:\n"
-    "        break\n"
-    "print(n / t)\n";
+static const char python_script[] = "import multiprocessing as mp, sys, time\n"
+                                    "def f():\n"
+                                    "    pass\n"
+                                    "ctx = mp.get_context('fork')\n"
+                                    "secs, batch = float(sys.argv[1]), int(sys.argv[2])\n"
+                                    "n = 0\n"
+                                    "t0 = time.perf_counter()\n"
+                                    "while True:\n"
+                                    "    ps = [ctx.Process(target=f) for _ in range(batch)]\n"
+                                    "    for p in ps:\n"
+                                    "        p.start()\n"
+                                    "    for p in ps:\n"
+                                    "        p.join()\n"
+                                    "        assert p.exitcode == 0, p.exitcode\n"
+                                    "    n += batch\n"
+                                    "    t = time.perf_counter() - t0\n"
+                                    "    if t >= secs:\n"
+                                    "        break\n"
+                                    "print(n / t)\n";
 
 /* python3 on the script, one round: its rate. */
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
@@ -190,11 +189,11 @@ static int impls(bench_impl *out)
 {
     int n = 0;
     out[n++] = (bench_impl){.name = "kart-fork", .run = run_kart, .arg = "fork"};
-    out[n++] = (bench_impl){.name = "kart-spawn", .run = run_kart, .arg = "spawn",
-                            .peer = "posix-spawn"};
+    out[n++] =
+        (bench_impl){.name = "kart-spawn", .run = run_kart, .arg = "spawn", .peer = "posix-spawn"};
     out[n++] = (bench_impl){.name = "raw-fork", .run = run_raw, .arg = "fork"};
-    out[n++] = (bench_impl){.name = "posix-spawn", .run = run_raw, .arg = "spawn",
-                            .peer = "posix-spawn"};
+    out[n++] =
+        (bench_impl){.name = "posix-spawn", .run = run_raw, .arg = "spawn", .peer = "posix-spawn"};
     out[n++] = (bench_impl){.name = "python", .run = run_python, .skip = bench_python_skip()};
     return n;
 }

@@ -222,8 +222,7 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
 /* ---- the scenario ---- */
 
 static const bench_metric metrics[] = {
-    {"round_trips_per_s", "rt/s", true},
-    {"cpu_ns_per_rt", "ns", false}, /* both sides together */
+    {"round_trips_per_s", "rt/s", true}, {"cpu_ns_per_rt", "ns", false}, /* both sides together */
 };
 
 static int cases(bench_case *out, bool quick)
@@ -245,10 +244,10 @@ static int impls(bench_impl *out)
     int n = 0;
     out[n++] = (bench_impl){.name = "kart", .run = run_kart, .arg = "plain"};
     out[n++] = (bench_impl){.name = "pthread", .run = run_pthread, .arg = "plain"};
-    out[n++] = (bench_impl){.name = "kart-shared", .run = run_kart, .arg = "shared",
-                            .peer = "pthread-shared"};
-    out[n++] = (bench_impl){.name = "pthread-shared", .run = run_pthread, .arg = "shared",
-                            .peer = "pthread-shared"};
+    out[n++] = (bench_impl){
+        .name = "kart-shared", .run = run_kart, .arg = "shared", .peer = "pthread-shared"};
+    out[n++] = (bench_impl){
+        .name = "pthread-shared", .run = run_pthread, .arg = "shared", .peer = "pthread-shared"};
     return n;
 }
 

@@ -54,7 +54,7 @@ enum variant { PLAIN, SHARED, ROBUST };
 
 static enum variant variant_of(const bench_impl *impl)
 {
-    return strcmp(impl->arg, "robust") == 0 ? ROBUST
+    return strcmp(impl->arg, "robust") == 0   ? ROBUST
            : strcmp(impl->arg, "shared") == 0 ? SHARED
                                               : PLAIN;
 }
@@ -233,8 +233,9 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     int threads = (int)bench_param_get(ctx->c, "threads");
     locks_mem *m = open_mem(ctx, threads);
     enum variant v = variant_of(impl);
-    unsigned flags = v == PLAIN ? 0 : v == SHARED ? KART_SYNC_SHARED
-                                                  : KART_SYNC_SHARED | KART_SYNC_ROBUST;
+    unsigned flags = v == PLAIN    ? 0
+                     : v == SHARED ? KART_SYNC_SHARED
+                                   : KART_SYNC_SHARED | KART_SYNC_ROBUST;
     check(kart_lock_init(&m->u.k, flags), "kart_lock_init");
     drive(ctx, m, threads, kart_mutex_side);
     check(kart_lock_destroy(&m->u.k), "kart_lock_destroy");
@@ -253,8 +254,7 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
         check(pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED),
               "pthread_mutexattr_setpshared");
     if (v == ROBUST)
-        check(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST),
-              "pthread_mutexattr_setrobust");
+        check(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST), "pthread_mutexattr_setrobust");
     check(pthread_mutex_init(&m->u.p, &a), "pthread_mutex_init");
     pthread_mutexattr_destroy(&a);
     drive(ctx, m, threads, pthread_mutex_side);
@@ -315,19 +315,19 @@ static int impls(bench_impl *out)
 {
     int n = 0;
     out[n++] = (bench_impl){.name = "kart", .run = run_kart, .arg = "plain"};
-    out[n++] = (bench_impl){.name = "kart-shared", .run = run_kart, .arg = "shared",
-                            .peer = "pthread-shared"};
-    out[n++] = (bench_impl){.name = "kart-robust", .run = run_kart, .arg = "robust",
-                            .peer = "pthread-robust"};
+    out[n++] = (bench_impl){
+        .name = "kart-shared", .run = run_kart, .arg = "shared", .peer = "pthread-shared"};
+    out[n++] = (bench_impl){
+        .name = "kart-robust", .run = run_kart, .arg = "robust", .peer = "pthread-robust"};
     out[n++] = (bench_impl){.name = "pthread", .run = run_pthread, .arg = "plain"};
-    out[n++] = (bench_impl){.name = "pthread-shared", .run = run_pthread, .arg = "shared",
-                            .peer = "pthread-shared"};
-    out[n++] = (bench_impl){.name = "pthread-robust", .run = run_pthread, .arg = "robust",
-                            .peer = "pthread-robust"};
-    out[n++] = (bench_impl){.name = "kart-rwlock", .run = run_kart_rw, .arg = "rwlock",
-                            .peer = "pthread-rwlock"};
-    out[n++] = (bench_impl){.name = "pthread-rwlock", .run = run_pthread_rw, .arg = "rwlock",
-                            .peer = "pthread-rwlock"};
+    out[n++] = (bench_impl){
+        .name = "pthread-shared", .run = run_pthread, .arg = "shared", .peer = "pthread-shared"};
+    out[n++] = (bench_impl){
+        .name = "pthread-robust", .run = run_pthread, .arg = "robust", .peer = "pthread-robust"};
+    out[n++] = (bench_impl){
+        .name = "kart-rwlock", .run = run_kart_rw, .arg = "rwlock", .peer = "pthread-rwlock"};
+    out[n++] = (bench_impl){
+        .name = "pthread-rwlock", .run = run_pthread_rw, .arg = "rwlock", .peer = "pthread-rwlock"};
     return n;
 }
 

@@ -60,8 +60,7 @@ static void check_errno(int rc, const char *what)
 /* Side 0, after each round trip: whether the time is up. */
 static bool due(sem_mem *m, uint64_t trips)
 {
-    return trips % BATCH == 0 &&
-           bench_now_ns() - m->start >= (int64_t)(m->seconds * 1e9);
+    return trips % BATCH == 0 && bench_now_ns() - m->start >= (int64_t)(m->seconds * 1e9);
 }
 
 /* ---- semaphore ping-pong ---- */
@@ -229,8 +228,7 @@ static sem_mem *open_mem(bench_ctx *ctx)
 
 /* Runs the sides as threads, or side 1 as a forked child (child != NULL);
  * checks the counts; fills in the metric. */
-static void drive(bench_ctx *ctx, sem_mem *m, void (*side)(sem_mem *, int),
-                  int (*child)(void *))
+static void drive(bench_ctx *ctx, sem_mem *m, void (*side)(sem_mem *, int), int (*child)(void *))
 {
     if (child) {
         pid_t pid = sync_fork(child, m);
@@ -242,8 +240,8 @@ static void drive(bench_ctx *ctx, sem_mem *m, void (*side)(sem_mem *, int),
         sync_threads(2, as_thread, arg);
     }
     if (m->trips[0] != m->trips[1] || m->trips[0] < 2)
-        bench_fail("side 0 counted %llu round trips, side 1 %llu",
-                   (unsigned long long)m->trips[0], (unsigned long long)m->trips[1]);
+        bench_fail("side 0 counted %llu round trips, side 1 %llu", (unsigned long long)m->trips[0],
+                   (unsigned long long)m->trips[1]);
     /* Ping-pong: every trip counted is timed; barrier: all but round 1. */
     uint64_t timed = m->trips[0] - (atomic_load(&m->stop_round) != 0);
     ctx->value[0] = (double)timed * 1e9 / (double)(m->stop_at - m->start);
@@ -317,8 +315,7 @@ static int run_pthread_barrier(const bench_impl *impl, bench_ctx *ctx)
 /* ---- the scenario ---- */
 
 static const bench_metric metrics[] = {
-    {"round_trips_per_s", "rt/s", true},
-    {"cpu_ns_per_rt", "ns", false}, /* both sides together */
+    {"round_trips_per_s", "rt/s", true}, {"cpu_ns_per_rt", "ns", false}, /* both sides together */
 };
 
 static int cases(bench_case *out, bool quick)
@@ -345,14 +342,18 @@ static int impls(bench_impl *out)
     int n = 0;
     out[n++] = (bench_impl){.name = "kart", .run = run_kart, .arg = "plain"};
     out[n++] = (bench_impl){.name = "posix-sem", .run = run_posix, .arg = "plain"};
-    out[n++] = (bench_impl){.name = "kart-shared", .run = run_kart, .arg = "shared",
-                            .peer = "posix-sem-shared"};
-    out[n++] = (bench_impl){.name = "posix-sem-shared", .run = run_posix, .arg = "shared",
-                            .peer = "posix-sem-shared"};
-    out[n++] = (bench_impl){.name = "kart-barrier", .run = run_kart_barrier, .arg = "barrier",
+    out[n++] = (bench_impl){
+        .name = "kart-shared", .run = run_kart, .arg = "shared", .peer = "posix-sem-shared"};
+    out[n++] = (bench_impl){
+        .name = "posix-sem-shared", .run = run_posix, .arg = "shared", .peer = "posix-sem-shared"};
+    out[n++] = (bench_impl){.name = "kart-barrier",
+                            .run = run_kart_barrier,
+                            .arg = "barrier",
                             .peer = "pthread-barrier"};
-    out[n++] = (bench_impl){.name = "pthread-barrier", .run = run_pthread_barrier,
-                            .arg = "barrier", .peer = "pthread-barrier"};
+    out[n++] = (bench_impl){.name = "pthread-barrier",
+                            .run = run_pthread_barrier,
+                            .arg = "barrier",
+                            .peer = "pthread-barrier"};
     return n;
 }
 

@@ -88,14 +88,15 @@ static void sleep_until(int64_t t)
 }
 
 /* t0..t1: the starting burst; t2..t3: the firing pass. */
-static void result(bench_ctx *ctx, const char *name, int passes, int64_t t0, int64_t t1,
-                   int64_t t2, int64_t t3)
+static void result(bench_ctx *ctx, const char *name, int passes, int64_t t0, int64_t t1, int64_t t2,
+                   int64_t t3)
 {
     if (st.count != st.n)
         bench_fail("%d of %d timers fired", st.count, st.n);
     if (passes > 1)
-        fprintf(stderr, "\nkart-bench: timers/%s: took %d non-blocking passes to fire "
-                        "every timer; the figure includes the spinning\n",
+        fprintf(stderr,
+                "\nkart-bench: timers/%s: took %d non-blocking passes to fire "
+                "every timer; the figure includes the spinning\n",
                 name, passes);
     ctx->value[0] = (double)st.n * 1e9 / (double)((t1 - t0) + (t3 - t2));
     ctx->value[1] = (double)(t1 - t0) / st.n;
@@ -263,7 +264,8 @@ static const bench_metric metrics[] = {
 
 static int cases(bench_case *out, bool quick)
 {
-    out[0] = (bench_case){2, {{"timers", quick ? 200000 : 1000000}, {"span_ms", SPAN_NS / 1000000}}};
+    out[0] =
+        (bench_case){2, {{"timers", quick ? 200000 : 1000000}, {"span_ms", SPAN_NS / 1000000}}};
     return 1;
 }
 

@@ -67,8 +67,7 @@ static struct epoll_event ep_event(int fd, const kart__reg *reg)
         e |= EPOLLONESHOT;
     if (reg->events & KART_EXCLUSIVE)
         e = (e & ~(uint32_t)EPOLLRDHUP) | EPOLLEXCLUSIVE;
-    return (struct epoll_event){
-        .events = e, .data.u64 = (uint64_t)reg->gen << 32 | (uint32_t)fd};
+    return (struct epoll_event){.events = e, .data.u64 = (uint64_t)reg->gen << 32 | (uint32_t)fd};
 }
 
 static int ep_add(kart_selector *sel, int fd, const kart__reg *reg)
@@ -78,8 +77,7 @@ static int ep_add(kart_selector *sel, int fd, const kart__reg *reg)
     return kart__sys_epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-static int ep_mod(kart_selector *sel, int fd, uint32_t old_events,
-                  const kart__reg *reg)
+static int ep_mod(kart_selector *sel, int fd, uint32_t old_events, const kart__reg *reg)
 {
     epoll_state *st = sel->backend_state;
     struct epoll_event ev = ep_event(fd, reg);
@@ -100,8 +98,7 @@ static int ep_del(kart_selector *sel, int fd, const kart__reg *reg)
     return 0;
 }
 
-static int ep_wait(kart_selector *sel, kart__ready *out, int max,
-                   int64_t timeout_ns)
+static int ep_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
     epoll_state *st = sel->backend_state;
     if (max > st->nevs) {
@@ -138,8 +135,7 @@ static int ep_wait(kart_selector *sel, kart__ready *out, int max,
 
 const kart__backend_ops kart__backend_epoll = {
     .name = "epoll",
-    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT |
-            KART__CAP_CHECKS_FD,
+    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT | KART__CAP_CHECKS_FD,
     .init = ep_init,
     .fini = ep_fini,
     .add = ep_add,

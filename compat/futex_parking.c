@@ -28,7 +28,8 @@
 #include "futex.h"
 
 #ifdef KART__FUTEX_NATIVE
-#error "futex_parking.c replaces futex(2): the Makefile builds it off Linux or with FUTEX=parking only"
+#error                                                                                             \
+    "futex_parking.c replaces futex(2): the Makefile builds it off Linux or with FUTEX=parking only"
 #endif
 
 #include <pthread.h>
@@ -109,8 +110,7 @@ static struct timespec cond_deadline(int64_t deadline)
     return kart__timespec(deadline);
 }
 
-int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
-                     bool shared)
+int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline, bool shared)
 {
     bool sliced = false;
     if (shared) {

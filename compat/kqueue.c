@@ -246,8 +246,7 @@ static void queue(kq_state *st, struct kevent k)
     st->changes[st->nchanges++] = k;
 }
 
-static void queue_all(kq_state *st, int fd, uint32_t events, unsigned flags,
-                      uint32_t gen)
+static void queue_all(kq_state *st, int fd, uint32_t events, unsigned flags, uint32_t gen)
 {
     for (int i = 0; i < (int)KART__ARRAY_LEN(kq_filters); i++)
         if (events & kq_filters[i].bit)
@@ -331,16 +330,14 @@ static int kq_add(kart_selector *sel, int fd, const kart__reg *reg)
         return err;
     if ((err = install(st, fd, reg->events, reg->gen)) < 0)
         return err;
-    st->fds[fd] = (kq_fd){
-        .gen = reg->gen,
-        .kind = S_ISSOCK(sb.st_mode) ? KIND_SOCKET
-                : S_ISFIFO(sb.st_mode) ? KIND_PIPE
-                                       : KIND_OTHER};
+    st->fds[fd] = (kq_fd){.gen = reg->gen,
+                          .kind = S_ISSOCK(sb.st_mode)   ? KIND_SOCKET
+                                  : S_ISFIFO(sb.st_mode) ? KIND_PIPE
+                                                         : KIND_OTHER};
     return 0;
 }
 
-static int kq_mod(kart_selector *sel, int fd, uint32_t old_events,
-                  const kart__reg *reg)
+static int kq_mod(kart_selector *sel, int fd, uint32_t old_events, const kart__reg *reg)
 {
     kq_state *st = sel->backend_state;
     kq_fd *f = &st->fds[fd];
@@ -368,8 +365,7 @@ static int kq_mod(kart_selector *sel, int fd, uint32_t old_events,
                 /* Put back what the deletes above took (best effort:
                  * this re-creates knotes that existed a moment ago). */
                 queue_all(st, fd, old_events,
-                          EV_ADD | mode_flags(old_events) |
-                              (f->disarmed ? EV_DISABLE : EV_ENABLE),
+                          EV_ADD | mode_flags(old_events) | (f->disarmed ? EV_DISABLE : EV_ENABLE),
                           f->gen);
             }
             return err;
@@ -417,9 +413,7 @@ static int merge(kq_state *st, kart__ready *out, int got, const struct kevent *e
     } else if (e->filter == EVFILT_WRITE) {
         bits = KART_WRITABLE;
         if (eof)
-            bits |= kind == KIND_SOCKET ? KQ_WR_EOF
-                    : kind == KIND_PIPE ? KART_ERROR
-                                        : KART_HANGUP;
+            bits |= kind == KIND_SOCKET ? KQ_WR_EOF : kind == KIND_PIPE ? KART_ERROR : KART_HANGUP;
 #ifdef KQ_HAVE_OOB
     } else if (e->filter == EVFILT_EXCEPT) {
         if (e->fflags & NOTE_OOB)
@@ -499,8 +493,7 @@ static void classify_hangups(kq_state *st, kart__ready *out, int got)
         out[i].events &= ~(KQ_RD_EOF | KQ_WR_EOF);
 }
 
-static int kq_wait(kart_selector *sel, kart__ready *out, int max,
-                   int64_t timeout_ns)
+static int kq_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
     kq_state *st = sel->backend_state;
     if (max > st->nevs) {
@@ -519,8 +512,8 @@ static int kq_wait(kart_selector *sel, kart__ready *out, int max,
         timeout_ns = KQ_MAX_WAIT_NS;
     struct timespec ts = kart__timespec(timeout_ns);
     for (;;) {
-        int n = kevent(st->kq, st->changes, st->nchanges, st->evs, max,
-                       timeout_ns < 0 ? NULL : &ts);
+        int n =
+            kevent(st->kq, st->changes, st->nchanges, st->evs, max, timeout_ns < 0 ? NULL : &ts);
         if (n < 0) {
             /* EINTR comes while sleeping, after the changes were applied.
              * After other errors they stay queued: applying them twice is

@@ -95,8 +95,7 @@ static int pl_add(kart_selector *sel, int fd, const kart__reg *reg)
     return 0;
 }
 
-static int pl_mod(kart_selector *sel, int fd, uint32_t old_events,
-                  const kart__reg *reg)
+static int pl_mod(kart_selector *sel, int fd, uint32_t old_events, const kart__reg *reg)
 {
     (void)old_events;
     poll_state *st = sel->backend_state;
@@ -118,8 +117,7 @@ static int pl_del(kart_selector *sel, int fd, const kart__reg *reg)
     return 0;
 }
 
-static int pl_wait(kart_selector *sel, kart__ready *out, int max,
-                   int64_t timeout_ns)
+static int pl_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
     poll_state *st = sel->backend_state;
     struct timespec ts = kart__timespec(timeout_ns);

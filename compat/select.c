@@ -107,8 +107,7 @@ static int sl_add(kart_selector *sel, int fd, const kart__reg *reg)
     return watch(sel->backend_state, fd, reg->events);
 }
 
-static int sl_mod(kart_selector *sel, int fd, uint32_t old_events,
-                  const kart__reg *reg)
+static int sl_mod(kart_selector *sel, int fd, uint32_t old_events, const kart__reg *reg)
 {
     (void)old_events;
     /* Also what brings back an fd that silence_dead() took out. */
@@ -192,8 +191,7 @@ static int do_select(select_state *st, int64_t timeout_ns)
     }
 }
 
-static int sl_wait(kart_selector *sel, kart__ready *out, int max,
-                   int64_t timeout_ns)
+static int sl_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
     select_state *st = sel->backend_state;
     int err = reserve(st, max);

@@ -127,7 +127,9 @@ static int worker_init(srv_worker *w)
 
 int main(int argc, char **argv)
 {
-    static const srv_program prog = {.name = "echo-server", .conn_new = conn_new,
-                                     .conn_free = conn_free, .worker_init = worker_init};
+    static const srv_program prog = {.name = "echo-server",
+                                     .conn_new = conn_new,
+                                     .conn_free = conn_free,
+                                     .worker_init = worker_init};
     return srv_main(&prog, argc, argv);
 }

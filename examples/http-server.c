@@ -41,16 +41,16 @@ typedef struct outbuf {
 } outbuf;
 
 typedef struct http_conn {
-    srv_conn base;        /* first: a kart_sock * is an http_conn * */
+    srv_conn base; /* first: a kart_sock * is an http_conn * */
     kart_req send_req, shut_req;
     outbuf out[2];
-    int filling;          /* the out[] being appended to */
-    int sending;          /* out[!filling] is in flight */
-    int paused;           /* receive stopped: too much output pending */
-    int finishing;        /* close after the responses queued so far */
-    int shut;             /* the write side's shutdown is queued */
-    uint64_t skip;        /* body bytes still to discard */
-    char *in;             /* a request split across receives */
+    int filling;   /* the out[] being appended to */
+    int sending;   /* out[!filling] is in flight */
+    int paused;    /* receive stopped: too much output pending */
+    int finishing; /* close after the responses queued so far */
+    int shut;      /* the write side's shutdown is queued */
+    uint64_t skip; /* body bytes still to discard */
+    char *in;      /* a request split across receives */
     size_t in_len, in_cap;
 } http_conn;
 
@@ -121,8 +121,9 @@ static int respond(http_conn *c, int status, const char *reason, const char *ext
         return -1;
     if (head_only)
         return 0;
-    return status == 200 ? append(o, body, strlen(body))
-                         : append(o, body, strlen(body)) < 0 ? -1 : append(o, "\n", 1);
+    return status == 200                       ? append(o, body, strlen(body))
+           : append(o, body, strlen(body)) < 0 ? -1
+                                               : append(o, "\n", 1);
 }
 
 static void on_sent(kart_req *req, int result);
@@ -195,10 +196,10 @@ static long process(http_conn *c, const char *data, size_t len)
         if (n < 0) {
             c->finishing = 1;
             off = len;
-            if (n == HTTP_TOO_LARGE ? respond(c, 431, "Request Header Fields Too Large",
-                                              "Connection: close\r\n", false)
-                                    : respond(c, 400, "Bad Request", "Connection: close\r\n",
-                                              false))
+            if (n == HTTP_TOO_LARGE
+                    ? respond(c, 431, "Request Header Fields Too Large", "Connection: close\r\n",
+                              false)
+                    : respond(c, 400, "Bad Request", "Connection: close\r\n", false))
                 return -1;
             break;
         }
@@ -330,8 +331,10 @@ static int worker_init(srv_worker *w)
 
 int main(int argc, char **argv)
 {
-    static const srv_program prog = {.name = "http-server", .conn_new = conn_new,
-                                     .conn_free = conn_free, .worker_init = worker_init};
+    static const srv_program prog = {.name = "http-server",
+                                     .conn_new = conn_new,
+                                     .conn_free = conn_free,
+                                     .worker_init = worker_init};
     int status = srv_main(&prog, argc, argv);
     for (int i = 0; i < srv_nworkers; i++)
         free(srv_workers[i].data);

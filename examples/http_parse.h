@@ -33,10 +33,10 @@ typedef struct http_request {
     size_t method_len;
     const char *target;
     size_t target_len;
-    int minor;            /* HTTP/1.<minor>: 0 or 1 */
-    bool keep_alive;      /* after the Connection header and the version */
+    int minor;               /* HTTP/1.<minor>: 0 or 1 */
+    bool keep_alive;         /* after the Connection header and the version */
     uint64_t content_length; /* body bytes that follow the head */
-    size_t head_len;      /* bytes of the head, its final empty line included */
+    size_t head_len;         /* bytes of the head, its final empty line included */
 } http_request;
 
 enum {
@@ -111,8 +111,7 @@ static inline void http_connection(const char *v, size_t n, int *conn)
  * HTTP_BAD, or HTTP_TOO_LARGE when max_head bytes hold no complete head.
  * The body (r->content_length bytes) follows the head and is the caller's.
  */
-static inline int http_parse_request(const char *buf, size_t len, size_t max_head,
-                                     http_request *r)
+static inline int http_parse_request(const char *buf, size_t len, size_t max_head, http_request *r)
 {
     const char *p = buf, *end = buf + (len < max_head ? len : max_head);
     size_t n;

@@ -62,21 +62,21 @@ typedef struct srv_program {
 struct srv_worker {
     const srv_program *prog;
     int index;
-    int cpu;              /* the CPU it is pinned to, or -1 */
-    int lfd;              /* its listening socket */
+    int cpu; /* the CPU it is pinned to, or -1 */
+    int lfd; /* its listening socket */
     kart_loop *loop;
     kart_sock listener;
     kart_req accept_req;
     kart_req listener_close_req;
     kart_async stop;
     kart_signal sigint, sigterm; /* worker 0 only */
-    srv_conn head;        /* the list of open connections (a sentinel) */
+    srv_conn head;               /* the list of open connections (a sentinel) */
     int stopping;
-    int err;              /* set-up error, reported to main */
+    int err; /* set-up error, reported to main */
     kart_sem *ready;
     kart_thread *thread;
-    void *data;           /* the program's per-worker state */
-    kart_io_stats stats;  /* its loop's, taken just before the loop is freed */
+    void *data;          /* the program's per-worker state */
+    kart_io_stats stats; /* its loop's, taken just before the loop is freed */
 };
 
 static srv_worker srv_workers[SRV_MAX_THREADS];

@@ -104,7 +104,7 @@ static int place(void *addr, size_t len, int mode, const nodemask *mask, unsigne
         return 0;
     if (refused(err)) {
         kart__debug("numa: %s: mbind refused (%s), memory policy not applied", what,
-                         strerror(-err));
+                    strerror(-err));
         return KART_NUMA_UNBOUND;
     }
     return err;
@@ -122,8 +122,7 @@ static int mask_add(nodemask *mask, int node)
     return 0;
 }
 
-static int alloc_with(void **out, size_t size, int mode, const nodemask *mask,
-                      const char *what)
+static int alloc_with(void **out, size_t size, int mode, const nodemask *mask, const char *what)
 {
     size_t len = round_pages(size);
     if (len == 0)

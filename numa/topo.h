@@ -20,14 +20,14 @@ typedef struct kart__numa_node {
 /* What kart_numa_* answer from; immutable once published but for the
  * policy probe's cache. */
 typedef struct kart__numa_topo {
-    const char *source;   /* "libnuma", "sysfs", "none", "test" */
-    char *root;           /* the node directory for meminfo (sysfs, test) */
-    bool fake;            /* a "test" tree: no real placement */
-    int n;                /* number of nodes */
-    kart__numa_node *nodes; /* ascending id */
-    int *dist;            /* n × n, by index: dist[i * n + j] */
-    int cpu_node[CPU_SETSIZE]; /* node id of each CPU, -1 for none */
-    _Atomic int policy;   /* kart_numa_policy_available: -1 until probed */
+    const char *source;            /* "libnuma", "sysfs", "none", "test" */
+    char *root;                    /* the node directory for meminfo (sysfs, test) */
+    bool fake;                     /* a "test" tree: no real placement */
+    int n;                         /* number of nodes */
+    kart__numa_node *nodes;        /* ascending id */
+    int *dist;                     /* n × n, by index: dist[i * n + j] */
+    int cpu_node[CPU_SETSIZE];     /* node id of each CPU, -1 for none */
+    _Atomic int policy;            /* kart_numa_policy_available: -1 until probed */
     struct kart__numa_topo *older; /* earlier ones, kept by reloads */
 } kart__numa_topo;
 

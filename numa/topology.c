@@ -218,7 +218,7 @@ static kart__numa_topo *load_sysfs(const char *root, const char *source)
             memcpy(&t->dist[i * n], row, sizeof(int) * (size_t)n);
         else
             kart__debug("numa: %s/node%d/distance has %d entries for %d nodes: ignored", root,
-                             nd->id, k, n);
+                        nd->id, k, n);
     }
     free(ids);
     topo_finish(t);

@@ -45,8 +45,8 @@ static void wait_quietly(kart_selector *sel, int ms)
     ck_assert_msg(n == 0, "wait returned %d (%s) fd %d", n, n < 0 ? kart_strerror(n) : "",
                   n > 0 ? ev[0].fd : -1);
     ck_assert_int_ge(wall, ms * KT_MS);
-    ck_assert_msg(cpu < ms * KT_MS / 2, "wait spun: %lld ns of CPU in %lld ns",
-                  (long long)cpu, (long long)wall);
+    ck_assert_msg(cpu < ms * KT_MS / 2, "wait spun: %lld ns of CPU in %lld ns", (long long)cpu,
+                  (long long)wall);
 }
 
 /* Waits (up to 2 s) for exactly one event, on fd, and returns its bits. */
@@ -69,8 +69,8 @@ static bool dup_high(int fd, int at)
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
     if (rl.rlim_cur <= (rlim_t)at) {
         if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= (rlim_t)at) {
-            printf("skipped: fd %d needs RLIMIT_NOFILE above %d, hard limit is %llu\n", at,
-                   at, (unsigned long long)rl.rlim_max);
+            printf("skipped: fd %d needs RLIMIT_NOFILE above %d, hard limit is %llu\n", at, at,
+                   (unsigned long long)rl.rlim_max);
             return false;
         }
         rl.rlim_cur = (rlim_t)at + 1;
@@ -240,8 +240,7 @@ START_TEST(peer_close_is_hangup)
     kt_socketpair(sv);
     kt_write(sv[1], "left over");
     close(sv[1]);
-    ck_assert_uint_eq(same_on_both(sv[0], KART_READABLE),
-                      KART_READABLE | KART_HANGUP | KART_RDHUP);
+    ck_assert_uint_eq(same_on_both(sv[0], KART_READABLE), KART_READABLE | KART_HANGUP | KART_RDHUP);
     uint32_t ev = same_on_both(sv[0], KART_WRITABLE);
     ck_assert_uint_eq(ev & (KART_HANGUP | KART_RDHUP | KART_READABLE), KART_HANGUP);
     close(sv[0]);
@@ -281,8 +280,7 @@ static int tcp_bound(struct sockaddr_in *addr, bool listening)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(s, 0);
-    *addr = (struct sockaddr_in){.sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(bind(s, (struct sockaddr *)addr, sizeof(*addr)), 0);
     socklen_t len = sizeof(*addr);
     ck_assert_int_eq(getsockname(s, (struct sockaddr *)addr, &len), 0);
@@ -300,8 +298,7 @@ START_TEST(tcp_connection_refused_is_error)
     ck_assert_int_ge(c, 0);
     int r = connect(c, (struct sockaddr *)&addr, sizeof(addr));
     ck_assert_int_eq(r, -1);
-    ck_assert_msg(errno == EINPROGRESS || errno == ECONNREFUSED, "connect: %s",
-                  strerror(errno));
+    ck_assert_msg(errno == EINPROGRESS || errno == ECONNREFUSED, "connect: %s", strerror(errno));
     /* On loopback the reset may be seen before connect returns; then
      * connect reports the error itself and the socket no longer holds it. */
     bool pending = errno == EINPROGRESS;
@@ -363,8 +360,7 @@ START_TEST(every_ready_fd_gets_its_turn)
             }
         }
     }
-    ck_assert_msg(distinct == NFD, "%s: %d distinct fds in %d waits", backend, distinct,
-                  NFD / MAX);
+    ck_assert_msg(distinct == NFD, "%s: %d distinct fds in %d waits", backend, distinct, NFD / MAX);
     kart_selector_free(sel);
     for (int i = 0; i < NFD; i++) {
         close(p[i][0]);

@@ -92,7 +92,7 @@ END_TEST
 START_TEST(duplex_sizes_both_ways)
 {
     /* The last is assembled in a buffer that grows past its first 1 MiB. */
-    static const size_t sizes[] = {0,     1,     64,    1023,   1024,   1025,
+    static const size_t sizes[] = {0,     1,     64,    1023,  1024,   1025,
                                    16385, 65535, 65536, 65537, 300000, (3 << 20) + 1};
     kart_conn *a, *b;
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);

@@ -49,8 +49,7 @@ START_TEST(numa_reports_at_least_one_node)
 {
     ck_assert_int_ge(kart_numa_node_count(), 1);
     const char *src = kart_numa_source();
-    ck_assert(strcmp(src, "libnuma") == 0 || strcmp(src, "sysfs") == 0 ||
-              strcmp(src, "none") == 0);
+    ck_assert(strcmp(src, "libnuma") == 0 || strcmp(src, "sysfs") == 0 || strcmp(src, "none") == 0);
     ck_assert_int_eq(kart_numa_available(), strcmp(src, "none") != 0);
 }
 END_TEST

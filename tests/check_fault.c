@@ -93,11 +93,11 @@ static held now_held(void)
     return (held){count_fds(), count_maps()};
 }
 
-#define ASSERT_SAME_HELD(before)                                                               \
-    do {                                                                                       \
-        held after_ = now_held();                                                              \
-        ck_assert_int_eq(after_.fds, (before).fds);                                            \
-        ck_assert_int_eq(after_.maps, (before).maps);                                          \
+#define ASSERT_SAME_HELD(before)                                                                   \
+    do {                                                                                           \
+        held after_ = now_held();                                                                  \
+        ck_assert_int_eq(after_.fds, (before).fds);                                                \
+        ck_assert_int_eq(after_.maps, (before).maps);                                              \
     } while (0)
 
 /* No child left, running or unreaped. */
@@ -301,7 +301,7 @@ START_TEST(bad_rules_are_refused)
 {
     kart__fault_rule r = {.action = KART__FAULT_FAIL, .nth = 1, .times = 1, .err = EIO};
     ck_assert_int_eq(kart__fault_arm(KART__FAULT_NSITES, &r), -EINVAL);
-    ck_assert_int_eq(kart__fault_arm((enum kart__fault_site)-1, &r), -EINVAL);
+    ck_assert_int_eq(kart__fault_arm((enum kart__fault_site)(-1), &r), -EINVAL);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 0, 1, EIO), -EINVAL);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 1, 0), -EINVAL);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 1, -EIO), -EINVAL);
@@ -434,7 +434,7 @@ START_TEST(a_fork_child_inherits_a_copy)
     }
     ck_assert_int_eq(exit_status(pid), 0);
     ck_assert_uint_eq(kart__fault_fired(KART__SYS_write), 0); /* the parent's copy */
-    ck_assert_int_eq(kart__sys_write(fd, "x", 1), -1);         /* its own second */
+    ck_assert_int_eq(kart__sys_write(fd, "x", 1), -1);        /* its own second */
     close(fd);
 }
 END_TEST
@@ -556,8 +556,8 @@ START_TEST(listener_create_fails_cleanly)
     struct {
         enum kart__fault_site site;
         int err;
-    } steps[] = {{KART__SYS_socket, EMFILE}, {KART__SYS_bind, EADDRINUSE},
-                 {KART__SYS_listen, EADDRINUSE}};
+    } steps[] = {
+        {KART__SYS_socket, EMFILE}, {KART__SYS_bind, EADDRINUSE}, {KART__SYS_listen, EADDRINUSE}};
     kart_listener *l;
     ck_assert_int_eq(kart_listener_create(&l, "127.0.0.1:0", NULL), 0); /* warm */
     kart_listener_free(l);
@@ -688,8 +688,10 @@ START_TEST(shm_create_fails_cleanly)
     struct {
         enum kart__fault_site site;
         int err;
-    } steps[] = {{KART__SYS_shm_open, EMFILE}, {KART__SYS_ftruncate, ENOMEM},
-                 {KART__SYS_ftruncate, ENOSPC}, {KART__SYS_mmap, ENOMEM}};
+    } steps[] = {{KART__SYS_shm_open, EMFILE},
+                 {KART__SYS_ftruncate, ENOMEM},
+                 {KART__SYS_ftruncate, ENOSPC},
+                 {KART__SYS_mmap, ENOMEM}};
     held before = now_held();
     int ours = count_shm_of_this_process();
     for (size_t i = 0; i < LEN(steps); i++) {
@@ -712,8 +714,7 @@ START_TEST(shm_create_anon_walk)
     kart_shm *s;
     ck_assert_int_eq(kart_shm_create_anon(&s, 4096, 0), 0);
     kart_shm_close(s);
-    enum kart__fault_site sites[] = {KART__SYS_memfd_create, KART__SYS_ftruncate,
-                                     KART__SYS_mmap};
+    enum kart__fault_site sites[] = {KART__SYS_memfd_create, KART__SYS_ftruncate, KART__SYS_mmap};
     held before = now_held();
     for (size_t i = 0; i < LEN(sites); i++) {
         kart__fault_reset();
@@ -789,8 +790,7 @@ START_TEST(mmap_open_and_resize_fail_cleanly)
     ck_assert_int_eq(kart_mmap_open(&m, -1, 4096, 0, KART_MMAP_WRITE, 0), 0); /* warm */
     kart_mmap_close(m);
     held before = now_held();
-    enum kart__fault_site sites[] = {KART__SYS_memfd_create, KART__SYS_ftruncate,
-                                     KART__SYS_mmap};
+    enum kart__fault_site sites[] = {KART__SYS_memfd_create, KART__SYS_ftruncate, KART__SYS_mmap};
     for (size_t i = 0; i < LEN(sites); i++) {
         ck_assert_int_eq(kart__fault_fail(sites[i], 1, 1, ENOMEM), 0);
         ck_assert_int_eq(kart_mmap_open(&m, -1, 4096, 0, KART_MMAP_WRITE, 0), -ENOMEM);
@@ -832,8 +832,8 @@ START_TEST(queue_create_fails_cleanly)
     struct {
         enum kart__fault_site site;
         int err;
-    } steps[] = {{KART__SYS_shm_open, EMFILE}, {KART__SYS_ftruncate, ENOSPC},
-                 {KART__SYS_mmap, ENOMEM}};
+    } steps[] = {
+        {KART__SYS_shm_open, EMFILE}, {KART__SYS_ftruncate, ENOSPC}, {KART__SYS_mmap, ENOMEM}};
     for (size_t i = 0; i < LEN(steps); i++) {
         ck_assert_int_eq(kart__fault_fail(steps[i].site, 1, 1, steps[i].err), 0);
         ck_assert_int_eq(kart_queue_create(&q, &o), -steps[i].err);
@@ -892,13 +892,10 @@ START_TEST(process_start_failures)
         bool no_pidfd;
         kart_process *p;
     } steps[] = {
-        {KART__SYS_fork, 1, EAGAIN, false, p},
-        {KART__SYS_fork, 1, EAGAIN, true, p},
+        {KART__SYS_fork, 1, EAGAIN, false, p},        {KART__SYS_fork, 1, EAGAIN, true, p},
         {KART__SYS_pidfd_open, 2, EMFILE, false, p}, /* the probe is the first */
-        {KART__SYS_pidfd_open, 2, EMFILE, false, sp},
-        {KART__SYS_pipe2, 1, EMFILE, true, p},
-        {KART__SYS_pipe2, 1, EMFILE, true, sp},
-        {KART__SYS_posix_spawn, 1, ENOMEM, false, sp},
+        {KART__SYS_pidfd_open, 2, EMFILE, false, sp}, {KART__SYS_pipe2, 1, EMFILE, true, p},
+        {KART__SYS_pipe2, 1, EMFILE, true, sp},       {KART__SYS_posix_spawn, 1, ENOMEM, false, sp},
         {KART__SYS_posix_spawn, 1, ENOMEM, true, sp},
     };
     for (size_t i = 0; i < LEN(steps); i++) {
@@ -1158,8 +1155,8 @@ START_TEST(io_uring_setup_fails_at_loop_create)
     int errs[] = {ENOMEM, ENOSYS};
     for (size_t i = 0; i < LEN(errs); i++) {
         kart__fault_reset();
-        ck_assert_int_eq(kart__fault_fail(KART__SYS_io_uring_setup, 1, KART__FAULT_ALWAYS,
-                                          errs[i]), 0);
+        ck_assert_int_eq(kart__fault_fail(KART__SYS_io_uring_setup, 1, KART__FAULT_ALWAYS, errs[i]),
+                         0);
         ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
         ck_assert_str_eq(kart_loop_backend_name(loop), "epoll");
         ck_assert_uint_eq(kart__fault_fired(KART__SYS_io_uring_setup), 1); /* one try */
@@ -1375,8 +1372,8 @@ START_TEST(loop_accept_emfile_then_works)
     ck_assert_int_eq(kart_sock_accept(&ls, &acc.req, on_accept), 0);
     int c1 = tcp_client(&a);
     held before = now_held();
-    ck_assert_int_eq(kart__fault_fail(KART__SYS_accept4, 1, native ? KART__FAULT_ALWAYS : 1,
-                                      EMFILE), 0);
+    ck_assert_int_eq(
+        kart__fault_fail(KART__SYS_accept4, 1, native ? KART__FAULT_ALWAYS : 1, EMFILE), 0);
     if (native) {
         run_until(loop, &acc.n, 1);
         ck_assert_uint_eq(kart__fault_count(KART__SYS_accept4), 0);

@@ -41,10 +41,10 @@ static kart_loop *open_loop(const char *backend, unsigned entries)
     return loop;
 }
 
-#define IO_LOOP_OR_SKIP(i, entries)                                            \
-    const char *backend = io_backend(i);                                       \
-    if (!backend)                                                              \
-        return;                                                                \
+#define IO_LOOP_OR_SKIP(i, entries)                                                                \
+    const char *backend = io_backend(i);                                                           \
+    if (!backend)                                                                                  \
+        return;                                                                                    \
     kart_loop *loop = open_loop(backend, entries)
 
 static void close_loop(kart_loop *loop)
@@ -125,7 +125,7 @@ typedef struct conn {
     char got[1 << 16];
     int order[64]; /* callback order of sends */
     int norder;
-    bool hold;     /* keep received buffers instead of releasing them */
+    bool hold; /* keep received buffers instead of releasing them */
     kart_buf *held[64];
     int nheld;
 } conn;
@@ -225,8 +225,7 @@ START_TEST(echo_round_trips)
     kart_io_stats st;
     ck_assert_int_eq(kart_loop_io_stats(loop, &st), 0);
     ck_assert_int_eq(st.bufs_lent, 0);
-    ck_assert_int_eq(st.native, strcmp(backend, "uring") == 0 &&
-                                    !getenv("KART_URING_NATIVE_IO"));
+    ck_assert_int_eq(st.native, strcmp(backend, "uring") == 0 && !getenv("KART_URING_NATIVE_IO"));
     /* The default pool: smaller where io_uring cycles every buffer. */
     ck_assert_uint_eq(st.bufs_total, st.native ? 256 : 512);
     conn_close(loop, &c);
@@ -543,12 +542,12 @@ START_TEST(connect_succeeds_and_is_refused)
     conn c;
     conn_init(loop, &c, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     op o = {0};
-    ck_assert_int_eq(kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a),
-                                       1000 * KT_MS, on_op),
-                     0);
+    ck_assert_int_eq(
+        kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a), 1000 * KT_MS, on_op),
+        0);
     op o2 = {0};
-    ck_assert_int_eq(kart_sock_connect(&c.sock, &o2.req, (struct sockaddr *)&a, sizeof(a), -1, on_op),
-                     -EBUSY);
+    ck_assert_int_eq(
+        kart_sock_connect(&c.sock, &o2.req, (struct sockaddr *)&a, sizeof(a), -1, on_op), -EBUSY);
     run_until(loop, &o.calls, 1);
     ck_assert_int_eq(o.res, 0);
     int srv = accept(l, NULL, NULL);
@@ -565,8 +564,8 @@ START_TEST(connect_succeeds_and_is_refused)
     close(l);
     conn_init(loop, &c, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     op r = {0};
-    ck_assert_int_eq(kart_sock_connect(&c.sock, &r.req, (struct sockaddr *)&a, sizeof(a), -1, on_op),
-                     0);
+    ck_assert_int_eq(
+        kart_sock_connect(&c.sock, &r.req, (struct sockaddr *)&a, sizeof(a), -1, on_op), 0);
     run_until(loop, &r.calls, 1);
     ck_assert_int_eq(r.res, -ECONNREFUSED);
     conn_close(loop, &c);
@@ -584,8 +583,8 @@ START_TEST(connect_can_be_cancelled)
     conn c;
     conn_init(loop, &c, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     op o = {0};
-    ck_assert_int_eq(kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a), -1, on_op),
-                     0);
+    ck_assert_int_eq(
+        kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a), -1, on_op), 0);
     /* On loopback the connect may be done inside its start already. */
     int err = kart_req_cancel(&o.req);
     ck_assert_msg(err == 0 || err == -EALREADY, "cancel: %d", err);
@@ -619,9 +618,9 @@ START_TEST(connect_times_out)
     conn_init(loop, &c, socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     op o = {0};
     int64_t t0 = kart_now_ns();
-    ck_assert_int_eq(kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a),
-                                       100 * KT_MS, on_op),
-                     0);
+    ck_assert_int_eq(
+        kart_sock_connect(&c.sock, &o.req, (struct sockaddr *)&a, sizeof(a), 100 * KT_MS, on_op),
+        0);
     run_until(loop, &o.calls, 1);
     ck_assert_int_eq(o.res, -ETIMEDOUT);
     ck_assert_int_ge(kart_now_ns() - t0, 99 * KT_MS);
@@ -981,8 +980,10 @@ START_TEST(random_operations_and_closes)
             for (int j = 0; j < 4; j++)
                 if (!kart_req_is_active(&x->sends[j].req)) {
                     size_t len = rand_r(&seed) % sizeof(payload);
-                    int64_t to = (rand_r(&seed) % 3 == 0) ? (int64_t)(rand_r(&seed) % 20) * KT_MS : -1;
-                    if (kart_sock_send(&x->sock, &x->sends[j].req, payload, len, to, stress_op) == 0)
+                    int64_t to =
+                        (rand_r(&seed) % 3 == 0) ? (int64_t)(rand_r(&seed) % 20) * KT_MS : -1;
+                    if (kart_sock_send(&x->sock, &x->sends[j].req, payload, len, to, stress_op) ==
+                        0)
                         left++;
                     break;
                 }
@@ -1286,7 +1287,8 @@ START_TEST(documented_errors)
     ck_assert_int_eq(kart_sock_connect(&s, &r, NULL, sizeof(a), -1, never_op), -EINVAL);
     ck_assert_int_eq(kart_sock_connect(&s, &r, (struct sockaddr *)&a, 0, -1, never_op), -EINVAL);
     ck_assert_int_eq(kart_sock_connect(&s, &r, (struct sockaddr *)&a, 4096, -1, never_op), -EINVAL);
-    ck_assert_int_eq(kart_sock_connect(&s, &r, (struct sockaddr *)&a, sizeof(a), -1, NULL), -EINVAL);
+    ck_assert_int_eq(kart_sock_connect(&s, &r, (struct sockaddr *)&a, sizeof(a), -1, NULL),
+                     -EINVAL);
     /* kart_sock_recv_start / stop */
     ck_assert_int_eq(kart_sock_recv_start(NULL, never_recv), -EINVAL);
     ck_assert_int_eq(kart_sock_recv_start(&s, NULL), -EINVAL);
@@ -1306,8 +1308,8 @@ START_TEST(documented_errors)
     ck_assert_int_eq(kart_sock_shutdown(&s, &pend.req, SHUT_WR, never_op), -EINVAL);
     ck_assert_int_eq(kart_sock_close(&s, &pend.req, never_op), -EINVAL);
     ck_assert_int_eq(kart_file_read(loop, &pend.req, 0, b, 1, 0, -1, never_op), -EINVAL);
-    ck_assert_int_eq(kart_sock_connect(&s, &pend.req, (struct sockaddr *)&a, sizeof(a), -1, never_op),
-                     -EINVAL);
+    ck_assert_int_eq(
+        kart_sock_connect(&s, &pend.req, (struct sockaddr *)&a, sizeof(a), -1, never_op), -EINVAL);
     ck_assert_int_eq(kart_sock_accept(&s, &pend.req, never_op), -EINVAL);
     /* kart_sock_shutdown */
     ck_assert_int_eq(kart_sock_shutdown(NULL, &r, SHUT_WR, never_op), -EINVAL);
@@ -1324,7 +1326,8 @@ START_TEST(documented_errors)
     ck_assert_int_eq(kart_file_read(loop, &r, 0, NULL, 1, 0, -1, never_op), -EINVAL);
     ck_assert_int_eq(kart_file_read(loop, &r, 0, b, 1, 0, -1, NULL), -EINVAL);
     ck_assert_int_eq(kart_file_read(loop, &r, -1, b, 1, 0, -1, never_op), -EBADF);
-    ck_assert_int_eq(kart_file_read(loop, &r, 0, b, (size_t)INT32_MAX + 1, 0, -1, never_op), -EINVAL);
+    ck_assert_int_eq(kart_file_read(loop, &r, 0, b, (size_t)INT32_MAX + 1, 0, -1, never_op),
+                     -EINVAL);
     ck_assert_int_eq(kart_file_write(NULL, &r, 0, b, 1, 0, -1, never_op), -EINVAL);
     ck_assert_int_eq(kart_file_write(loop, &r, -1, b, 1, 0, -1, never_op), -EBADF);
     ck_assert_int_eq(kart_file_write(loop, &r, 0, NULL, 1, 0, -1, never_op), -EINVAL);
@@ -1344,7 +1347,8 @@ START_TEST(documented_errors)
     ck_assert_int_eq(kart_sock_close(&s, &cl, on_op_count), 0);
     ck_assert_int_eq(kart_req_cancel(&cl), -EALREADY);
     ck_assert_int_eq(kart_sock_accept(&s, &r, never_op), -EPIPE);
-    ck_assert_int_eq(kart_sock_connect(&s, &r, (struct sockaddr *)&a, sizeof(a), -1, never_op), -EPIPE);
+    ck_assert_int_eq(kart_sock_connect(&s, &r, (struct sockaddr *)&a, sizeof(a), -1, never_op),
+                     -EPIPE);
     ck_assert_int_eq(kart_sock_shutdown(&s, &r, SHUT_WR, never_op), -EPIPE);
     run_until(loop, &closed, 1);
     ck_assert_int_eq(pend.res, -ECANCELED);

@@ -164,23 +164,23 @@ static int handshake(side_fn here, const kart_auth *ha, side_fn there, const kar
 
 START_TEST(handshake_every_digest_and_legacy)
 {
-    static const char *const forms[] = {NULL, "md5", "sha256", "sha384", "sha3_256", "sha3_384",
-                                        "legacy"};
+    static const char *const forms[] = {NULL,       "md5",      "sha256", "sha384",
+                                        "sha3_256", "sha3_384", "legacy"};
     for (int i = 0; i < 7; i++) {
         kart_auth a = {.authkey = KEY, .authkey_len = strlen(KEY), .digest = forms[i]};
         int rc;
-        ck_assert_int_eq(handshake(kart_conn_deliver_challenge, &a, kart_conn_answer_challenge,
-                                   &a, &rc), 0);
+        ck_assert_int_eq(
+            handshake(kart_conn_deliver_challenge, &a, kart_conn_answer_challenge, &a, &rc), 0);
         ck_assert_int_eq(rc, 0);
-        ck_assert_int_eq(handshake(kart_conn_answer_challenge, &a, kart_conn_deliver_challenge,
-                                   &a, &rc), 0);
+        ck_assert_int_eq(
+            handshake(kart_conn_answer_challenge, &a, kart_conn_deliver_challenge, &a, &rc), 0);
         ck_assert_int_eq(rc, 0);
     }
     /* An empty key is a key. */
     kart_auth e = {.authkey = "", .authkey_len = 0};
     int rc;
-    ck_assert_int_eq(handshake(kart_conn_deliver_challenge, &e, kart_conn_answer_challenge, &e,
-                               &rc), 0);
+    ck_assert_int_eq(
+        handshake(kart_conn_deliver_challenge, &e, kart_conn_answer_challenge, &e, &rc), 0);
     ck_assert_int_eq(rc, 0);
 }
 END_TEST
@@ -190,11 +190,13 @@ START_TEST(handshake_wrong_key_fails_both_sides)
     kart_auth a = {.authkey = KEY, .authkey_len = strlen(KEY), .digest = _i ? "legacy" : NULL};
     kart_auth b = {.authkey = "other", .authkey_len = 5};
     int rc;
-    ck_assert_int_eq(handshake(kart_conn_deliver_challenge, &a, kart_conn_answer_challenge, &b,
-                               &rc), KART_EAUTH);
+    ck_assert_int_eq(
+        handshake(kart_conn_deliver_challenge, &a, kart_conn_answer_challenge, &b, &rc),
+        KART_EAUTH);
     ck_assert_int_eq(rc, 3);
-    ck_assert_int_eq(handshake(kart_conn_answer_challenge, &a, kart_conn_deliver_challenge, &b,
-                               &rc), KART_EAUTH);
+    ck_assert_int_eq(
+        handshake(kart_conn_answer_challenge, &a, kart_conn_deliver_challenge, &b, &rc),
+        KART_EAUTH);
     ck_assert_int_eq(rc, 3);
 }
 END_TEST
@@ -208,10 +210,12 @@ START_TEST(handshake_require_modern_refuses_legacy_replies)
     kart_auth strict_legacy = strict;
     strict_legacy.digest = "legacy";
     ck_assert_int_eq(handshake(kart_conn_deliver_challenge, &strict_legacy,
-                               kart_conn_answer_challenge, &legacy, &rc), KART_EAUTH);
+                               kart_conn_answer_challenge, &legacy, &rc),
+                     KART_EAUTH);
     ck_assert_int_eq(rc, 3);
-    ck_assert_int_eq(handshake(kart_conn_deliver_challenge, &strict, kart_conn_answer_challenge,
-                               &legacy, &rc), 0);
+    ck_assert_int_eq(
+        handshake(kart_conn_deliver_challenge, &strict, kart_conn_answer_challenge, &legacy, &rc),
+        0);
     ck_assert_int_eq(rc, 0);
 }
 END_TEST
@@ -373,9 +377,8 @@ START_TEST(listener_abstract_and_tcp)
     snprintf(abstract, sizeof(abstract), "@kart-test-%d", (int)getpid());
     const char *addrs[] = {abstract, "127.0.0.1:0", "localhost:0", "[::1]:0"};
     const char *addr = addrs[_i];
-    kart_listener_options o = {.backlog = 4,
-                               .auth = {.authkey = KEY, .authkey_len = strlen(KEY),
-                                        .digest = "sha3_384"}};
+    kart_listener_options o = {
+        .backlog = 4, .auth = {.authkey = KEY, .authkey_len = strlen(KEY), .digest = "sha3_384"}};
     kart_listener *l;
     int r = kart_listener_create(&l, addr, &o);
     if (_i == 3 && (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT))

@@ -537,8 +537,7 @@ START_TEST(shared_lock_in_separately_mapped_file)
             int cfd = open(path, O_RDWR);
             if (cfd < 0)
                 _exit(20);
-            shared_counter *mine =
-                mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+            shared_counter *mine = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
             if (mine == MAP_FAILED || mine == c)
                 _exit(21);
             _exit(add_under_lock(mine, NCHILD_INCR));

@@ -401,7 +401,8 @@ static void modify_other_cb(kart_io *io, uint32_t events)
     (void)events;
     int self = io == &mod_w[1];
     if (mod_calls[0] + mod_calls[1] == 0)
-        ck_assert_int_eq(kart_io_start(&mod_w[!self], KART_READABLE | mod_flags, modify_other_cb), 0);
+        ck_assert_int_eq(kart_io_start(&mod_w[!self], KART_READABLE | mod_flags, modify_other_cb),
+                         0);
     mod_calls[self]++;
 }
 
@@ -503,7 +504,8 @@ static void many_io_cb(kart_io *io, uint32_t events)
 START_TEST(io_more_ready_fds_than_a_batch_all_run_once)
 {
     LOOP_OR_SKIP(_i);
-    int (*sv)[2] = calloc(NMANY_FDS, sizeof(*sv));
+    typedef int fd_pair[2]; /* clang-format mangles int (*sv)[2] */
+    fd_pair *sv = calloc(NMANY_FDS, sizeof(*sv));
     kart_io *io = calloc(NMANY_FDS, sizeof(*io));
     ck_assert(sv && io);
     for (int k = 0; k < NMANY_FDS; k++) {

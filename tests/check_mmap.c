@@ -444,8 +444,7 @@ START_TEST(huge_pages_work_or_fail_cleanly)
         ck_assert_int_eq(kart_mmap_resize(m, 4 << 20), -EINVAL);
         ck_assert_int_eq(kart_mmap_close(m), 0);
     } else {
-        ck_assert_msg(err == -ENOMEM || err == -EINVAL, "anonymous huge: %s",
-                      kart_strerror(err));
+        ck_assert_msg(err == -ENOMEM || err == -EINVAL, "anonymous huge: %s", kart_strerror(err));
         ck_assert_ptr_null(m);
     }
     int fd = make_file(NULL, 3 * (size_t)kart_mmap_granularity(), O_RDWR);

@@ -81,8 +81,7 @@ START_TEST(real_source_and_count)
 {
     use_topo(NULL);
     const char *src = kart_numa_source();
-    ck_assert(strcmp(src, "libnuma") == 0 || strcmp(src, "sysfs") == 0 ||
-              strcmp(src, "none") == 0);
+    ck_assert(strcmp(src, "libnuma") == 0 || strcmp(src, "sysfs") == 0 || strcmp(src, "none") == 0);
 #ifndef KART_HAVE_NUMA
     ck_assert_str_ne(src, "libnuma");
 #endif
@@ -333,8 +332,8 @@ START_TEST(tree_four_nodes_asymmetric)
         int order[4] = {-1, -1, -1, -1};
         ck_assert_int_eq(kart_numa_nodes_by_distance(node, order, 4), 4);
         for (int k = 0; k < 4; k++)
-            ck_assert_msg(order[k] == want[node][k], "from %d: place %d is %d, not %d", node,
-                          k, order[k], want[node][k]);
+            ck_assert_msg(order[k] == want[node][k], "from %d: place %d is %d, not %d", node, k,
+                          order[k], want[node][k]);
         /* A short array holds the nearest ones. */
         int two[2];
         ck_assert_int_eq(kart_numa_nodes_by_distance(node, two, 2), 4);
@@ -638,8 +637,8 @@ START_TEST(alloc_onnode_each_node)
         if (rc == 0)
             for (size_t k = 0; k < size; k += pg) {
                 int where = kart_numa_memory_node(b + k);
-                ck_assert_msg(where == ids[i], "page %zu of node %d's memory is on %d",
-                              k / pg, ids[i], where);
+                ck_assert_msg(where == ids[i], "page %zu of node %d's memory is on %d", k / pg,
+                              ids[i], where);
             }
         ck_assert_int_eq(kart_numa_free(p, size), 0);
     }
@@ -790,9 +789,9 @@ START_TEST(bind_memory_errors)
         ck_assert_int_eq(munmap(p + pg, pg), 0);
         ck_assert_int_eq(kart_numa_bind_memory(p, 3 * pg, 0), -EFAULT);
         ck_assert_int_eq(kart_numa_bind_memory(p, pg, 0), tree ? KART_NUMA_UNBOUND
-                                                         : kart_numa_policy_available()
-                                                               ? 0
-                                                               : KART_NUMA_UNBOUND);
+                                                          : kart_numa_policy_available()
+                                                              ? 0
+                                                              : KART_NUMA_UNBOUND);
         munmap(p, pg);
         munmap(p + 2 * pg, pg);
     }
@@ -811,7 +810,7 @@ START_TEST(memory_node_query)
         return; /* the query itself is refused here */
     /* Never touched: -ENOENT, or -EFAULT from kernels before 6.5. */
     ck_assert_msg(probe == -ENOENT || probe == -EFAULT, "untouched page: %d", probe);
-    volatile char c = p[pg];          /* read: the shared zero page */
+    volatile char c = p[pg]; /* read: the shared zero page */
     (void)c;
     ck_assert_int_eq(kart_numa_memory_node(p + pg), -EFAULT);
     p[2 * pg] = 1;

@@ -628,8 +628,7 @@ START_TEST(map_rejects_bad_arguments)
     kart_future_free(f);
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_map(p, t_item, &in, 4, &out, 8, 1, 0), KART_EPOOLCLOSED);
-    ck_assert_int_eq(kart_pool_map_async(p, t_item, &in, 4, &out, 8, 1, 0, &f),
-                     KART_EPOOLCLOSED);
+    ck_assert_int_eq(kart_pool_map_async(p, t_item, &in, 4, &out, 8, 1, 0, &f), KART_EPOOLCLOSED);
     kart_pool_free(p);
 }
 END_TEST
@@ -742,8 +741,7 @@ START_TEST(imap_unordered_gives_each_once)
     kart_pool *p = make(kind_of_loop(_i), 3);
     src_state s = {0, 3000, 0, -1};
     kart_pool_iter *it;
-    ck_assert_int_eq(
-        kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 0, KART_POOL_UNORDERED, &it), 0);
+    ck_assert_int_eq(kart_pool_imap(p, t_item, src_fn, &s, 4, 8, 0, KART_POOL_UNORDERED, &it), 0);
     uint8_t *seen = calloc(3000, 1);
     uint64_t y;
     for (int i = 0; i < 3000; i++) {
@@ -925,8 +923,8 @@ START_TEST(initializer_runs_in_every_worker)
 {
     for (int k = 0; k < 2; k++) {
         atomic_store(&inits, 0);
-        kart_pool_options o = {.kind = kind_of_loop(k), .workers = 3, .initializer = init_fn,
-                               .initarg = &inits};
+        kart_pool_options o = {
+            .kind = kind_of_loop(k), .workers = 3, .initializer = init_fn, .initarg = &inits};
         kart_pool *p;
         ck_assert_int_eq(kart_pool_create(&p, &o), 0);
         for (int i = 0; i < 50; i++) {
@@ -945,8 +943,8 @@ END_TEST
 START_TEST(max_tasks_recycles_workers)
 {
     atomic_store(&inits, 0);
-    kart_pool_options o = {.workers = 2, .max_tasks_per_child = 5, .initializer = init_fn,
-                           .initarg = &inits};
+    kart_pool_options o = {
+        .workers = 2, .max_tasks_per_child = 5, .initializer = init_fn, .initarg = &inits};
     kart_pool *p;
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     pid_t tids[60];
@@ -1050,8 +1048,7 @@ static void expect_nodes(kart_pool *p, const int *want, int n)
     for (int w = 0; w < n; w++) {
         kart_pool_worker_info info;
         ck_assert_int_eq(kart_pool_worker_info_get(p, w, &info), 0);
-        ck_assert_msg(info.node == want[w], "worker %d on node %d, not %d", w, info.node,
-                      want[w]);
+        ck_assert_msg(info.node == want[w], "worker %d on node %d, not %d", w, info.node, want[w]);
     }
 }
 

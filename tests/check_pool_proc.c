@@ -277,8 +277,11 @@ START_TEST(proc_initializer_and_max_tasks)
 {
     map_shared();
     kart_pool *p;
-    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = 2, .initializer = init_fn,
-                           .initarg = sh, .max_tasks_per_child = 3};
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES,
+                           .workers = 2,
+                           .initializer = init_fn,
+                           .initarg = sh,
+                           .max_tasks_per_child = 3};
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     pid_t pids[30];
     for (int i = 0; i < 30; i++) {

@@ -623,8 +623,8 @@ static kart_process *spawn(const char *path, char *const argv[], char *const env
 /* Runs sh -c script with stdout into a pipe (after the given fd actions)
  * and returns what it printed. */
 static void sh_output(const char *script, const kart_spawn_fd *extra, int nextra,
-                      char *const envp[], const char *cwd, bool new_session, char *out,
-                      size_t size, pid_t *pid)
+                      char *const envp[], const char *cwd, bool new_session, char *out, size_t size,
+                      pid_t *pid)
 {
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
@@ -763,11 +763,11 @@ START_TEST(spawn_env_cwd_session)
     ck_assert_str_eq(out, "/\n");
     /* The session id (field 6 of /proc/PID/stat) is the program's pid. */
     pid_t pid;
-    sh_output("read a b c d e sid rest < /proc/$$/stat; echo $sid", NULL, 0, NULL, NULL, true,
-              out, sizeof(out), &pid);
+    sh_output("read a b c d e sid rest < /proc/$$/stat; echo $sid", NULL, 0, NULL, NULL, true, out,
+              sizeof(out), &pid);
     ck_assert_int_eq(atoi(out), pid);
-    sh_output("read a b c d e sid rest < /proc/$$/stat; echo $sid", NULL, 0, NULL, NULL, false,
-              out, sizeof(out), &pid);
+    sh_output("read a b c d e sid rest < /proc/$$/stat; echo $sid", NULL, 0, NULL, NULL, false, out,
+              sizeof(out), &pid);
     ck_assert_int_ne(atoi(out), pid);
 }
 END_TEST
@@ -936,8 +936,8 @@ START_TEST(at_exit_cleanup)
         kart_process *w, *d;
         kart_process_options o = {.daemon = true};
         if (kart_process_create(&w, slow_writer, (void *)(intptr_t)out[1], NULL) != 0 ||
-            kart_process_start(w) != 0 ||
-            kart_process_create(&d, sleep_forever, NULL, &o) != 0 || kart_process_start(d) != 0)
+            kart_process_start(w) != 0 || kart_process_create(&d, sleep_forever, NULL, &o) != 0 ||
+            kart_process_start(d) != 0)
             _exit(1);
         pid_t pid = kart_process_pid(d);
         if (write(pids[1], &pid, sizeof(pid)) != sizeof(pid))
@@ -1111,8 +1111,8 @@ START_TEST(fork_while_threads_wait_and_wake)
             waitpid(pid, &status, 0);
             ck_abort_msg("fork %d: the child hung in a wait or wake", i);
         }
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "fork %d: status %#x", i, status);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: status %#x", i,
+                      status);
     }
     atomic_store(&stop_waking, true);
     atomic_store(&parked_word, 1);

@@ -747,9 +747,8 @@ START_TEST(threads_exchange_exactly_once)
     role r[NPROD + NCONS];
     for (int i = 0; i < NPROD + NCONS; i++) {
         r[i] = (role){m, i};
-        ck_assert_int_eq(pthread_create(&t[i], NULL, i < NPROD ? producer_thread : consumer_thread,
-                                        &r[i]),
-                         0);
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, i < NPROD ? producer_thread : consumer_thread, &r[i]), 0);
     }
     for (int i = 0; i < NPROD; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);

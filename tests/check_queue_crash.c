@@ -65,8 +65,7 @@ static void expect_killed(pid_t pid)
 {
     int st;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child not killed (status %#x)",
-                  st);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child not killed (status %#x)", st);
 }
 
 /* Waits up to ms for a child to exit 0. */
@@ -442,8 +441,8 @@ START_TEST(random_kills_lose_nothing)
     }
     printf("random kills: %d kills in %.1f s, %u messages put, %u delivered, %d drained at "
            "the end, %u taken by consumers as they died\n",
-           kills + NPROD + NCONS, (double)(kart_now_ns() - began) / 1e9, returned, delivered,
-           left, excused);
+           kills + NPROD + NCONS, (double)(kart_now_ns() - began) / 1e9, returned, delivered, left,
+           excused);
     ck_assert_int_ge(kills, 100);
     ck_assert_uint_gt(delivered, 1000);
 

@@ -92,12 +92,16 @@ START_TEST(register_errors)
     ck_assert_int_eq(kart_selector_register(s, sv[0], 0x8000, NULL), -EINVAL);
     ck_assert_int_eq(kart_selector_register(s, sv[0], KART_HANGUP, NULL), -EINVAL);
     ck_assert_int_eq(kart_selector_register(s, sv[0], KART_ONESHOT, NULL), -EINVAL);
-    ck_assert_int_eq(kart_selector_register(s, sv[0], KART_READABLE | KART_ONESHOT | KART_EXCLUSIVE, NULL), -EINVAL);
-    ck_assert_int_eq(kart_selector_register(s, sv[0], KART_PRIORITY | KART_EXCLUSIVE, NULL), -EINVAL);
+    ck_assert_int_eq(
+        kart_selector_register(s, sv[0], KART_READABLE | KART_ONESHOT | KART_EXCLUSIVE, NULL),
+        -EINVAL);
+    ck_assert_int_eq(kart_selector_register(s, sv[0], KART_PRIORITY | KART_EXCLUSIVE, NULL),
+                     -EINVAL);
     if (kart_selector_caps(s) & KART_CAP_EDGE)
         ck_assert_int_eq(kart_selector_register(s, sv[1], KART_READABLE | KART_EDGE, NULL), 0);
     else
-        ck_assert_int_eq(kart_selector_register(s, sv[1], KART_READABLE | KART_EDGE, NULL), -ENOTSUP);
+        ck_assert_int_eq(kart_selector_register(s, sv[1], KART_READABLE | KART_EDGE, NULL),
+                         -ENOTSUP);
     ck_assert_int_eq(kart_selector_register(s, sv[0], KART_READABLE, &x), 0);
     ck_assert_int_eq(kart_selector_register(s, sv[0], KART_WRITABLE, NULL), -EEXIST);
     FILE *f = tmpfile();
@@ -258,8 +262,7 @@ START_TEST(peer_half_close_and_close)
     shutdown(sv[1], SHUT_WR);
     ck_assert_uint_eq(events_for(s, sv[0], 1000 * KT_MS), KART_READABLE | KART_RDHUP);
     close(sv[1]);
-    ck_assert_uint_eq(events_for(s, sv[0], 1000 * KT_MS),
-                      KART_READABLE | KART_RDHUP | KART_HANGUP);
+    ck_assert_uint_eq(events_for(s, sv[0], 1000 * KT_MS), KART_READABLE | KART_RDHUP | KART_HANGUP);
     kart_selector_free(s);
     close(sv[0]);
 }
@@ -431,7 +434,8 @@ START_TEST(more_ready_than_max_loses_nothing)
     int sv[N][2];
     for (int i = 0; i < N; i++) {
         kt_socketpair(sv[i]);
-        ck_assert_int_eq(kart_selector_register(s, sv[i][0], KART_READABLE | KART_ONESHOT, NULL), 0);
+        ck_assert_int_eq(kart_selector_register(s, sv[i][0], KART_READABLE | KART_ONESHOT, NULL),
+                         0);
         kt_write(sv[i][1], "r");
     }
     int seen[N] = {0}, total = 0;
@@ -633,8 +637,10 @@ START_TEST(poll_call_reports_each_entry)
     int sv[2], p[2];
     kt_socketpair(sv);
     kt_pipe(p);
-    kart_pollfd fds[4] = {{sv[0], KART_READABLE, 99}, {sv[1], KART_WRITABLE, 0},
-                          {-1, KART_READABLE, 7}, {p[0], KART_READABLE, 0}};
+    kart_pollfd fds[4] = {{sv[0], KART_READABLE, 99},
+                          {sv[1], KART_WRITABLE, 0},
+                          {-1, KART_READABLE, 7},
+                          {p[0], KART_READABLE, 0}};
     ck_assert_int_eq(kart_poll(fds, 4, 0), 1);
     ck_assert_uint_eq(fds[0].revents, 0);
     ck_assert_uint_eq(fds[1].revents, KART_WRITABLE);

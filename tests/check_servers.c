@@ -50,8 +50,7 @@ static int start(server *s, const char *name, const char *backend, const char *t
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         dup2(p[1], STDOUT_FILENO);
-        execl(path, name, "--port", port, "--threads", threads, "--backend", backend,
-              (char *)NULL);
+        execl(path, name, "--port", port, "--threads", threads, "--backend", backend, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -73,8 +72,7 @@ static int start(server *s, const char *name, const char *backend, const char *t
         s->pid = 0;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    ck_assert_msg(sscanf(line, "listening on port %d", &s->port) == 1, "%s said: %s", name,
-                  line);
+    ck_assert_msg(sscanf(line, "listening on port %d", &s->port) == 1, "%s said: %s", name, line);
     ck_assert_msg(strstr(line, backend) != NULL, "%s runs another backend: %s", name, line);
     s->pid = pid;
     return -1;
@@ -104,7 +102,8 @@ static int dial(const server *s)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)s->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     struct timeval tv = {.tv_sec = 10};
@@ -160,9 +159,9 @@ static size_t recv_to_eof(int fd, char *buf, size_t size)
 static const char *const backends[] = {"uring", "epoll", "poll", "select"};
 #define NBACKENDS 4
 
-#define BACKEND_OR_SKIP(i)                                                     \
-    const char *backend = backends[i];                                         \
-    if (kart_backend_probe(backend) != 0)                                      \
+#define BACKEND_OR_SKIP(i)                                                                         \
+    const char *backend = backends[i];                                                             \
+    if (kart_backend_probe(backend) != 0)                                                          \
         return;
 
 /* ---- echo ---- */
@@ -190,8 +189,7 @@ START_TEST(test_echo_sizes)
                 send_all(fds[c], out + off, half);
                 recv_exact(fds[c], in + off, half);
             }
-            ck_assert_msg(memcmp(in, out, sizes[i]) == 0, "%zu bytes came back changed",
-                          sizes[i]);
+            ck_assert_msg(memcmp(in, out, sizes[i]) == 0, "%zu bytes came back changed", sizes[i]);
         }
     }
     /* A half-close: the server sees the end and closes its side. */
@@ -343,8 +341,8 @@ START_TEST(test_http_pipelined)
     ck_assert_ptr_nonnull(reqs);
     size_t len = 0;
     for (int i = 0; i < 200; i++)
-        len += (size_t)sprintf(reqs + len, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
-                               i % 2 ? "/n" : "/");
+        len +=
+            (size_t)sprintf(reqs + len, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", i % 2 ? "/n" : "/");
     send_all(fd, reqs, len);
     char body[256];
     for (int i = 0; i < 200; i++)
@@ -362,11 +360,11 @@ START_TEST(test_http_bad)
     ck_assert_int_eq(start(&s, "http-server", backend, "1", "0"), -1);
     char buf[65536];
     static const char *const bad[] = {
-        "GET /\r\n\r\n",                                  /* no version */
-        "GET / HTTP/2.0\r\n\r\n",                         /* not 1.x */
-        "GET  / HTTP/1.1\r\n\r\n",                        /* two spaces */
-        "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",        /* bad header */
-        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",      /* obsolete folding */
+        "GET /\r\n\r\n",                             /* no version */
+        "GET / HTTP/2.0\r\n\r\n",                    /* not 1.x */
+        "GET  / HTTP/1.1\r\n\r\n",                   /* two spaces */
+        "GET / HTTP/1.1\r\nNo colon here\r\n\r\n",   /* bad header */
+        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", /* obsolete folding */
         "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
         "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", /* a TLS hello */
@@ -379,8 +377,7 @@ START_TEST(test_http_bad)
         size_t n = recv_to_eof(fd, buf, sizeof(buf));
         ck_assert_msg(n > 0 && strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "case %zu: %s", i, buf);
         const char *second = strstr(buf + 13, "HTTP/1.1 ");
-        ck_assert_msg(second && strncmp(second, "HTTP/1.1 400 ", 13) == 0, "case %zu: %s", i,
-                      buf);
+        ck_assert_msg(second && strncmp(second, "HTTP/1.1 400 ", 13) == 0, "case %zu: %s", i, buf);
         ck_assert_ptr_nonnull(strstr(second, "Connection: close\r\n"));
         close(fd);
     }
@@ -421,9 +418,9 @@ END_TEST
 START_TEST(test_cli)
 {
     server s;
-    ck_assert_int_eq(start(&s, "echo-server", "epoll", "0", "0"), 2);    /* --threads 0 */
-    ck_assert_int_eq(start(&s, "http-server", "epoll", "1", "x"), 2);    /* --port x */
-    ck_assert_int_eq(start(&s, "echo-server", "nosuch", "1", "0"), 1);   /* unknown backend */
+    ck_assert_int_eq(start(&s, "echo-server", "epoll", "0", "0"), 2);  /* --threads 0 */
+    ck_assert_int_eq(start(&s, "http-server", "epoll", "1", "x"), 2);  /* --port x */
+    ck_assert_int_eq(start(&s, "echo-server", "nosuch", "1", "0"), 1); /* unknown backend */
     /* A port already taken (without SO_REUSEPORT on the holder). */
     int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

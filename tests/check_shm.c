@@ -307,8 +307,7 @@ START_TEST(segment_passed_over_a_unix_socket)
         memcpy((char *)kart_shm_addr(c) + 60000, "passed", 7);
         /* and a second, read-only */
         kart_shm *r;
-        if (kart_shm_recv(sv[1], &r, KART_SHM_RDONLY) != 0 ||
-            strcmp(kart_shm_addr(r), "ro") != 0)
+        if (kart_shm_recv(sv[1], &r, KART_SHM_RDONLY) != 0 || strcmp(kart_shm_addr(r), "ro") != 0)
             _exit(2);
         kart_shm_close(c);
         kart_shm_close(r);

@@ -106,6 +106,7 @@ static const struct {
     size_t size;
     int64_t lo, hi;
 } ints[] = {
+    /* clang-format off */
     {KART_CT_INT8, 1, INT8_MIN, INT8_MAX},
     {KART_CT_UINT8, 1, 0, UINT8_MAX},
     {KART_CT_INT16, 2, INT16_MIN, INT16_MAX},
@@ -114,6 +115,7 @@ static const struct {
     {KART_CT_UINT32, 4, 0, UINT32_MAX},
     {KART_CT_INT64, 8, INT64_MIN, INT64_MAX},
     {KART_CT_UINT64, 8, 0, INT64_MAX},
+    /* clang-format on */
 };
 
 START_TEST(integer_types_and_ranges)
@@ -315,8 +317,10 @@ END_TEST
 START_TEST(robust_lock_survives_a_dead_holder)
 {
     kart_value *v, *w;
-    ck_assert_int_eq(kart_value_create(&v, KART_CT_INT32, 0, KART_SHARED_LOCK | KART_SHARED_ROBUST), 0);
-    ck_assert_int_eq(kart_value_create(&w, KART_CT_INT32, 0, KART_SHARED_LOCK | KART_SHARED_ROBUST), 0);
+    ck_assert_int_eq(kart_value_create(&v, KART_CT_INT32, 0, KART_SHARED_LOCK | KART_SHARED_ROBUST),
+                     0);
+    ck_assert_int_eq(kart_value_create(&w, KART_CT_INT32, 0, KART_SHARED_LOCK | KART_SHARED_ROBUST),
+                     0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -447,8 +451,9 @@ END_TEST
 START_TEST(named_value_generated_name_and_tracking)
 {
     kart_value *v, *w;
-    ck_assert_int_eq(kart_value_create_named(&v, NULL, KART_CT_DOUBLE, 0,
-                                             KART_SHARED_LOCK | KART_SHARED_TRACK), 0);
+    ck_assert_int_eq(
+        kart_value_create_named(&v, NULL, KART_CT_DOUBLE, 0, KART_SHARED_LOCK | KART_SHARED_TRACK),
+        0);
     const char *n = kart_value_name(v);
     ck_assert_ptr_nonnull(n);
     ck_assert_int_gt(kart_shm_tracker_pid(), 0);

@@ -59,8 +59,7 @@ static void reap(pid_t *pids, int n)
     for (int i = 0; i < n; i++) {
         int st;
         ck_assert_int_eq(waitpid(pids[i], &st, 0), pids[i]);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (status %#x)", i,
-                      st);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (status %#x)", i, st);
     }
 }
 
@@ -403,8 +402,7 @@ START_TEST(barrier_rejects_bad_arguments)
     ck_assert_int_eq(kart_barrier_init(NULL, 2, 0, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_barrier_init(&b, 0, 0, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_barrier_init(&b, -1, 0, NULL, NULL), -EINVAL);
-    ck_assert_int_eq(kart_barrier_init(&b, KART_BARRIER_MAX_PARTIES + 1, 0, NULL, NULL),
-                     -EINVAL);
+    ck_assert_int_eq(kart_barrier_init(&b, KART_BARRIER_MAX_PARTIES + 1, 0, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_barrier_init(&b, 2, KART_SYNC_ROBUST, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_barrier_init(&b, KART_BARRIER_MAX_PARTIES, 0, NULL, NULL), 0);
     ck_assert_int_eq(kart_barrier_wait(NULL, 0), -EINVAL);
@@ -462,8 +460,7 @@ static void *barrier_rounds_thread(void *arg)
 START_TEST(barrier_8_threads_1000_rounds)
 {
     pthread_t t[NTHREADS];
-    ck_assert_int_eq(kart_barrier_init(&round_barrier, NTHREADS, 0, count_action, &action_runs),
-                     0);
+    ck_assert_int_eq(kart_barrier_init(&round_barrier, NTHREADS, 0, count_action, &action_runs), 0);
     for (int i = 0; i < NTHREADS; i++)
         ck_assert_int_eq(pthread_create(&t[i], NULL, barrier_rounds_thread, (void *)(intptr_t)i),
                          0);
@@ -1034,11 +1031,21 @@ static void *intr_waiter(void *arg)
     struct intr_case *c = arg;
     int64_t t0 = kart_now_ns(), timeout = 150 * KT_MS;
     switch (c->which) {
-    case 0: c->result = kart_sem_acquire(&intr_sem, timeout); break;
-    case 1: c->result = kart_flag_wait(&intr_flag, timeout); break;
-    case 2: c->result = kart_barrier_wait(&intr_barrier, timeout); break;
-    case 3: c->result = kart_rwlock_rdlock(&the_rw, timeout); break;
-    default: c->result = kart_rwlock_wrlock(&the_rw, timeout); break;
+    case 0:
+        c->result = kart_sem_acquire(&intr_sem, timeout);
+        break;
+    case 1:
+        c->result = kart_flag_wait(&intr_flag, timeout);
+        break;
+    case 2:
+        c->result = kart_barrier_wait(&intr_barrier, timeout);
+        break;
+    case 3:
+        c->result = kart_rwlock_rdlock(&the_rw, timeout);
+        break;
+    default:
+        c->result = kart_rwlock_wrlock(&the_rw, timeout);
+        break;
     }
     c->elapsed = kart_now_ns() - t0;
     return NULL;
@@ -1070,8 +1077,8 @@ START_TEST(signals_and_spurious_wakeups_do_not_end_waits)
             usleep(10000);
             pthread_kill(t, SIGUSR1);
             for (int w = 0; w < 5; w++)
-                syscall(SYS_futex, (uint32_t *)words[w], FUTEX_WAKE_PRIVATE, INT32_MAX, NULL,
-                        NULL, 0);
+                syscall(SYS_futex, (uint32_t *)words[w], FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL,
+                        0);
         }
         ck_assert_int_eq(pthread_join(t, NULL), 0);
         ck_assert_msg(c.result == -ETIMEDOUT, "case %d: %d", which, c.result);

@@ -948,8 +948,7 @@ static int fork_child(kart_alarm *parents, kart_thread *parent_thread)
     if (kart_thread_current() != kart_thread_main() ||
         kart_thread_native_id(kart_thread_main()) != getpid())
         return 14;
-    if (kart_thread_join(parent_thread, 0, NULL) != -EINVAL ||
-        kart_thread_is_alive(parent_thread))
+    if (kart_thread_join(parent_thread, 0, NULL) != -EINVAL || kart_thread_is_alive(parent_thread))
         return 15;
     kart_thread_info info[4];
     int n = kart_thread_list(info, 4);

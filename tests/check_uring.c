@@ -31,9 +31,9 @@ static kart_selector *uring_selector(unsigned entries)
     return s;
 }
 
-#define URING_OR_SKIP(s, entries)                                              \
-    kart_selector *s = uring_selector(entries);                                \
-    if (!s)                                                                    \
+#define URING_OR_SKIP(s, entries)                                                                  \
+    kart_selector *s = uring_selector(entries);                                                    \
+    if (!s)                                                                                        \
         return;
 
 static void need_fds(rlim_t n)
@@ -109,9 +109,8 @@ START_TEST(cq_overflow_loses_nothing)
      * the kernel ended when the ring overflowed, reports once more. */
     for (int i = 0; i < KT_PAIRS; i++) {
         if (!edge)
-            ck_assert_int_eq(kart_selector_modify(s, sv[i][1], KART_READABLE | KART_ONESHOT,
-                                                  &edge_seen[i]),
-                             0);
+            ck_assert_int_eq(
+                kart_selector_modify(s, sv[i][1], KART_READABLE | KART_ONESHOT, &edge_seen[i]), 0);
         kt_write(sv[i][0], "e");
     }
     done = 0;
@@ -147,7 +146,8 @@ START_TEST(max_smaller_than_ready_keeps_the_rest)
     for (int i = 0; i < N; i++) {
         kt_socketpair(sv[i]);
         kt_write(sv[i][1], "x");
-        ck_assert_int_eq(kart_selector_register(s, sv[i][0], KART_READABLE | KART_ONESHOT, &seen[i]), 0);
+        ck_assert_int_eq(
+            kart_selector_register(s, sv[i][0], KART_READABLE | KART_ONESHOT, &seen[i]), 0);
     }
     /* One-shot: each fd completes once, so 10 completions must come out
      * 3, 3, 3, 1 and then nothing. */
@@ -191,7 +191,7 @@ START_TEST(unregister_in_flight_then_reuse_gets_no_stale_event)
     int fd = sv[0];
     ck_assert_int_eq(kart_selector_register(s, fd, KART_READABLE, NULL), 0);
     ck_assert_int_eq(kart_selector_wait(s, ev, 4, 0), 0); /* the poll is armed */
-    kt_write(sv[1], "x");                                  /* and now fires */
+    kt_write(sv[1], "x");                                 /* and now fires */
     ck_assert_int_eq(kart_selector_unregister(s, fd), 0);
     kt_pipe(p);
     close(fd);
@@ -290,9 +290,9 @@ START_TEST(polls_outlive_the_thread_that_submitted_them)
     kt_socketpair(a);
     kt_socketpair(b);
     ck_assert_int_eq(kart_selector_register(s, a[0], KART_READABLE, &seen_a), 0);
-    ck_assert_int_eq(kart_selector_register(s, b[0], KART_READABLE | (edge ? KART_EDGE : KART_ONESHOT),
-                                            &seen_b),
-                     0);
+    ck_assert_int_eq(
+        kart_selector_register(s, b[0], KART_READABLE | (edge ? KART_EDGE : KART_ONESHOT), &seen_b),
+        0);
     pthread_t t;
     void *ret;
     ck_assert_int_eq(pthread_create(&t, NULL, wait_once, s), 0);

@@ -64,9 +64,9 @@ static inline const char *kt_use_backend(int i)
     return name;
 }
 
-#define KT_BACKEND_OR_SKIP(i)                                                  \
-    const char *backend = kt_use_backend(i);                                   \
-    if (!backend)                                                              \
+#define KT_BACKEND_OR_SKIP(i)                                                                      \
+    const char *backend = kt_use_backend(i);                                                       \
+    if (!backend)                                                                                  \
         return;
 
 /* Prints which backends run and which are skipped, and why; run-tests.sh
@@ -85,7 +85,7 @@ static inline void kt_print_backends(void)
             strncat(skipped, one, sizeof(skipped) - strlen(skipped) - 1);
         }
     }
-#if !defined(__APPLE__) && !defined(__FreeBSD__) && !defined(__NetBSD__) &&                   \
+#if !defined(__APPLE__) && !defined(__FreeBSD__) && !defined(__NetBSD__) &&                        \
     !defined(__OpenBSD__) && !defined(__DragonFly__)
     strncat(skipped, " kqueue (not on this OS)", sizeof(skipped) - strlen(skipped) - 1);
 #endif
@@ -178,8 +178,8 @@ static inline kart_loop *open_loop(const char *backend)
 }
 
 /* Every loop case starts with this: the backend for _i, or a skip. */
-#define LOOP_OR_SKIP(i)                                                        \
-    KT_BACKEND_OR_SKIP(i);                                                     \
+#define LOOP_OR_SKIP(i)                                                                            \
+    KT_BACKEND_OR_SKIP(i);                                                                         \
     kart_loop *loop = open_loop(backend)
 
 /* Frees a loop, asserting that no handle is left active on it. */

@@ -122,8 +122,7 @@ int kart__ur_reserve(uring_state *st, unsigned n)
 #define get_sqe kart__ur_sqe
 #define reserve_sqes kart__ur_reserve
 
-static int arm(kart_selector *sel, uring_state *st, int fd, const kart__reg *reg,
-               bool park)
+static int arm(kart_selector *sel, uring_state *st, int fd, const kart__reg *reg, bool park)
 {
     int err;
     struct io_uring_sqe *sqe = get_sqe(st, &err);
@@ -265,8 +264,7 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
     };
     struct io_uring_params p;
     int err = -EINVAL;
-    for (size_t i = sel->one_thread ? 0 : 1; i < KART__ARRAY_LEN(tries) && err == -EINVAL;
-         i++) {
+    for (size_t i = sel->one_thread ? 0 : 1; i < KART__ARRAY_LEN(tries) && err == -EINVAL; i++) {
         p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | tries[i],
                                      .cq_entries = 2 * entries};
         err = kart__sys_io_uring_queue_init_params(entries, &st->ring, &p);
@@ -323,8 +321,7 @@ static int ur_add(kart_selector *sel, int fd, const kart__reg *reg)
 
 /* A cancel and a new poll rather than IORING_POLL_UPDATE, which fails when
  * the old poll has just completed, something we cannot see from here. */
-static int ur_mod(kart_selector *sel, int fd, uint32_t old_events,
-                  const kart__reg *reg)
+static int ur_mod(kart_selector *sel, int fd, uint32_t old_events, const kart__reg *reg)
 {
     (void)old_events;
     uring_state *st = sel->backend_state;
@@ -393,8 +390,7 @@ static uint32_t reported(int fd, const kart__reg *r, unsigned res)
 /* Moves completions into out after its first n entries: at most max
  * entries, one per fd (a multishot poll may complete several times in one
  * wait), stale ones dropped. What does not fit stays in the ring. */
-static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n,
-                int max)
+static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n, int max)
 {
     struct io_uring_cqe *c;
     unsigned head, seen = 0;
@@ -423,8 +419,7 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n,
         int fd = (int)(uint32_t)c->user_data;
         uint32_t seq = (uint32_t)(c->user_data >> 32);
         const kart__reg *r = kart__selector_reg(sel, fd);
-        if (seq == 0 || !r || !r->registered || fd >= st->nfds ||
-            st->fds[fd].seq != seq) {
+        if (seq == 0 || !r || !r->registered || fd >= st->nfds || st->fds[fd].seq != seq) {
             seen++;
             continue;
         }

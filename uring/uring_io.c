@@ -42,9 +42,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define BGID 0       /* the provided-buffer group of the loop's pool */
-#define UDK_RECV 1u  /* user_data kind: a socket's receive */
-#define UDK_POLL 2u  /* user_data kind: an accept's wait for readiness */
+#define BGID 0      /* the provided-buffer group of the loop's pool */
+#define UDK_RECV 1u /* user_data kind: a socket's receive */
+#define UDK_POLL 2u /* user_data kind: an accept's wait for readiness */
 #define UDK_MASK 7u
 
 static inline uring_state *state_of(kart_loop *loop)
@@ -82,8 +82,8 @@ static int pool_register(kart__bufpool *p)
 {
     uring_state *st = state_of(p->loop);
     p->brsz = (size_t)p->count * sizeof(struct io_uring_buf);
-    void *br = kart__sys_mmap(NULL, p->brsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                              -1, 0);
+    void *br =
+        kart__sys_mmap(NULL, p->brsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (br == MAP_FAILED)
         return -ENOMEM;
     struct io_uring_buf_reg reg = {
@@ -267,8 +267,7 @@ static void send_kick(kart_sock *s)
         if (r->type == KART_REQ_SHUTDOWN)
             io_uring_prep_shutdown(sqe, s->fd, (int)r->off_);
         else
-            io_uring_prep_send(sqe, s->fd,
-                               r->buf_ ? (const char *)r->buf_ + r->done_ : NULL,
+            io_uring_prep_send(sqe, s->fd, r->buf_ ? (const char *)r->buf_ + r->done_ : NULL,
                                r->len_ - r->done_, MSG_NOSIGNAL);
         req_tag(st, sqe, r);
         s->flags_ |= KS_SEND_INFLIGHT;

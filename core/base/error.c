@@ -17,8 +17,7 @@ struct kart_code {
 
 static const struct kart_code kart_codes[] = {
     {KART_ENOBACKEND, "KART_ENOBACKEND", "no event backend could be started"},
-    {KART_EUNKNOWNBACKEND, "KART_EUNKNOWNBACKEND",
-     "unknown or not compiled-in event backend"},
+    {KART_EUNKNOWNBACKEND, "KART_EUNKNOWNBACKEND", "unknown or not compiled-in event backend"},
     {KART_EBROKEN, "KART_EBROKEN", "barrier is broken"},
     {KART_ENOTSTARTED, "KART_ENOTSTARTED", "process not started"},
     {KART_ETASKDONE, "KART_ETASKDONE", "task_done() called more times than messages were put"},

@@ -28,10 +28,10 @@
 #endif
 
 typedef struct site_state {
-    _Atomic uint64_t count;  /* calls since the reset */
-    _Atomic uint64_t fired;  /* calls the rules hit */
-    _Atomic uint64_t seen;   /* tickets taken since the rule was armed */
-    _Atomic uint64_t first;  /* the window of tickets that fire; 0: none */
+    _Atomic uint64_t count; /* calls since the reset */
+    _Atomic uint64_t fired; /* calls the rules hit */
+    _Atomic uint64_t seen;  /* tickets taken since the rule was armed */
+    _Atomic uint64_t first; /* the window of tickets that fire; 0: none */
     _Atomic uint64_t last;
     _Atomic int32_t action;
     _Atomic int32_t err;
@@ -48,8 +48,8 @@ static fault_state *_Atomic state = &local_state;
 
 #define NAME_SYS(name, io) #name,
 #define NAME_POINT(name) #name,
-static const char *const site_names[KART__FAULT_NSITES] = {
-    KART__FAULT_SYSCALLS(NAME_SYS) KART__FAULT_POINTS(NAME_POINT)};
+static const char *const site_names[KART__FAULT_NSITES] = {KART__FAULT_SYSCALLS(NAME_SYS)
+                                                               KART__FAULT_POINTS(NAME_POINT)};
 #define IO_SYS(name, io) io,
 static const unsigned char site_io[KART__FAULT_NSYS] = {KART__FAULT_SYSCALLS(IO_SYS)};
 
@@ -177,8 +177,8 @@ int kart__fault_share(void)
         kart__fault_reset();
         return 0;
     }
-    void *p = mmap(NULL, sizeof(fault_state), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p =
+        mmap(NULL, sizeof(fault_state), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
     atomic_store_explicit(&state, (fault_state *)p, memory_order_release);
@@ -213,31 +213,31 @@ bool kart__fault_armed(enum kart__fault_site site)
 /* ---- the routed calls ---- */
 
 /* For calls that fail with -1 (or `fails`) and errno. */
-#define ROUTE(name, fails)                                                                     \
-    do {                                                                                       \
-        int e_ = enter(KART__SYS_##name, NULL);                                                \
-        if (e_) {                                                                              \
-            errno = e_;                                                                        \
-            return fails;                                                                      \
-        }                                                                                      \
+#define ROUTE(name, fails)                                                                         \
+    do {                                                                                           \
+        int e_ = enter(KART__SYS_##name, NULL);                                                    \
+        if (e_) {                                                                                  \
+            errno = e_;                                                                            \
+            return fails;                                                                          \
+        }                                                                                          \
     } while (0)
 
 /* For calls that return the error: posix_spawn's errno, liburing's -errno. */
-#define ROUTE_RET(name, sign)                                                                  \
-    do {                                                                                       \
-        int e_ = enter(KART__SYS_##name, NULL);                                                \
-        if (e_)                                                                                \
-            return sign e_;                                                                    \
+#define ROUTE_RET(name, sign)                                                                      \
+    do {                                                                                           \
+        int e_ = enter(KART__SYS_##name, NULL);                                                    \
+        if (e_)                                                                                    \
+            return sign e_;                                                                        \
     } while (0)
 
 /* For the reads and writes, which may also be cut short: *max. */
-#define ROUTE_IO(name, max)                                                                    \
-    do {                                                                                       \
-        int e_ = enter(KART__SYS_##name, (max));                                               \
-        if (e_) {                                                                              \
-            errno = e_;                                                                        \
-            return -1;                                                                         \
-        }                                                                                      \
+#define ROUTE_IO(name, max)                                                                        \
+    do {                                                                                           \
+        int e_ = enter(KART__SYS_##name, (max));                                                   \
+        if (e_) {                                                                                  \
+            errno = e_;                                                                            \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 /* Copies the first max bytes of iov[0..n) into out[0..cap); returns the

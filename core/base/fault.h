@@ -53,6 +53,8 @@
  * poll for poll and ppoll, epoll_wait for epoll_pwait2, posix_spawn for
  * posix_spawnp, and the io_uring ones for the liburing calls that make
  * those system calls. */
+/* One family per row: clang-format would bin-pack them. */
+/* clang-format off */
 #define KART__FAULT_SYSCALLS(X)                                                                \
     X(accept4, 0) X(socket, 0) X(socketpair, 0) X(bind, 0) X(listen, 0) X(connect, 0)          \
     X(read, 1) X(write, 1) X(readv, 1) X(writev, 1) X(send, 1) X(recv, 1) X(sendmsg, 1)        \
@@ -91,6 +93,7 @@ enum kart__fault_site {
     KART__FAULT_NSITES
 };
 enum { KART__FAULT_NSYS = 0 KART__FAULT_SYSCALLS(KART__FAULT_ONE) };
+/* clang-format on */
 #undef KART__FAULT_SYS_ID
 #undef KART__FAULT_POINT_ID
 #undef KART__FAULT_ONE
@@ -145,7 +148,7 @@ static inline int kart__pidfd_open(pid_t pid, unsigned flags)
 #define kart__sys_epoll_create1 epoll_create1
 #define kart__sys_epoll_ctl epoll_ctl
 #define kart__sys_epoll_wait epoll_wait
-#define kart__sys_epoll_pwait2(epfd, evs, max, ts)                                             \
+#define kart__sys_epoll_pwait2(epfd, evs, max, ts)                                                 \
     ((int)syscall(SYS_epoll_pwait2, (epfd), (evs), (max), (ts), NULL, 0))
 #define kart__sys_poll poll
 #define kart__sys_ppoll ppoll
@@ -158,7 +161,7 @@ static inline int kart__pidfd_open(pid_t pid, unsigned flags)
 #define kart__sys_io_uring_wait_cqe io_uring_wait_cqe
 #define kart__sys_io_uring_register_ring_fd io_uring_register_ring_fd
 #define kart__sys_io_uring_register_buf_ring io_uring_register_buf_ring
-#define kart__sys_io_uring_enable_rings(ring_fd)                                               \
+#define kart__sys_io_uring_enable_rings(ring_fd)                                                   \
     ((int)syscall(__NR_io_uring_register, (ring_fd), IORING_REGISTER_ENABLE_RINGS, NULL, 0))
 
 /* A point that is never armed: the name is checked, nothing runs. */
@@ -208,11 +211,9 @@ int kart__sys_memfd_create(const char *name, unsigned flags);
 int kart__sys_shm_open(const char *name, int oflag, mode_t mode);
 pid_t kart__sys_fork(void);
 int kart__sys_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
-                          const posix_spawnattr_t *attr, char *const argv[],
-                          char *const envp[]);
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
 int kart__sys_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
-                           const posix_spawnattr_t *attr, char *const argv[],
-                           char *const envp[]);
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
 int kart__sys_pidfd_open(pid_t pid, unsigned flags);
 int kart__sys_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
                              void *arg);
@@ -225,8 +226,7 @@ int kart__sys_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int kart__sys_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms);
 int kart__sys_epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts);
 int kart__sys_poll(struct pollfd *fds, nfds_t n, int ms);
-int kart__sys_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
-                    const sigset_t *mask);
+int kart__sys_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask);
 int kart__sys_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
                       const sigset_t *mask);
 /* liburing's calls, which return a negative errno (built with liburing). */
@@ -291,8 +291,8 @@ static inline int kart__fault_fail(enum kart__fault_site site, unsigned nth, uns
 static inline int kart__fault_short(enum kart__fault_site site, unsigned nth, unsigned times,
                                     size_t max)
 {
-    kart__fault_rule r = {.action = KART__FAULT_SHORT, .nth = nth, .times = times,
-                          .arg = (int64_t)max};
+    kart__fault_rule r = {
+        .action = KART__FAULT_SHORT, .nth = nth, .times = times, .arg = (int64_t)max};
     return kart__fault_arm(site, &r);
 }
 
@@ -307,8 +307,7 @@ static inline int kart__fault_kill(enum kart__fault_site site, unsigned nth)
  * one of them; without, each child counts for itself. */
 static inline int kart__fault_kill_in_child(enum kart__fault_site site, unsigned nth)
 {
-    kart__fault_rule r = {.action = KART__FAULT_KILL, .nth = nth, .times = 1,
-                          .in_children = true};
+    kart__fault_rule r = {.action = KART__FAULT_KILL, .nth = nth, .times = 1, .in_children = true};
     return kart__fault_arm(site, &r);
 }
 

@@ -96,8 +96,8 @@ static inline bool kart__spin_next(kart__spin *s)
  * CLOCK_MONOTONIC; negative: forever). Returns 0 (woken, maybe
  * spuriously), -EAGAIN (the word already differed), -ETIMEDOUT or -EINTR.
  * Callers re-check their condition in every case. */
-static inline int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected,
-                                   int64_t deadline, bool shared)
+static inline int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
+                                   bool shared)
 {
     struct timespec ts, *tp = NULL;
     if (deadline >= 0) {
@@ -105,8 +105,7 @@ static inline int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected,
         tp = &ts;
     }
     int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-    long r = syscall(SYS_futex, (uint32_t *)word, op, expected, tp, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
+    long r = syscall(SYS_futex, (uint32_t *)word, op, expected, tp, NULL, FUTEX_BITSET_MATCH_ANY);
     return r == 0 ? 0 : -errno;
 }
 
@@ -120,8 +119,7 @@ static inline int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared)
 
 #else
 /* compat/futex_parking.c: the same contract as the futex versions. */
-int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline,
-                     bool shared);
+int kart__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline, bool shared);
 int kart__futex_wake(_Atomic uint32_t *word, int n, bool shared);
 #endif
 

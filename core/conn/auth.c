@@ -28,7 +28,7 @@
 #define CHALLENGE "#CHALLENGE#"
 #define WELCOME "#WELCOME#"
 #define FAILURE "#FAILURE#"
-#define NONCE_LEN 40       /* Python 3.12's MESSAGE_LENGTH */
+#define NONCE_LEN 40        /* Python 3.12's MESSAGE_LENGTH */
 #define LEGACY_NONCE_LEN 20 /* _MD5ONLY_MESSAGE_LENGTH */
 #define MD5_LEN 16          /* _MD5_DIGEST_LEN */
 #define MAX_DIGEST_NAME 8   /* "sha3_256" */
@@ -40,7 +40,7 @@ static const struct {
     const char *openssl; /* OpenSSL's */
     size_t len;
 } digests[] = {
-    {"md5", "MD5", 16},         {"sha256", "SHA256", 32},     {"sha384", "SHA384", 48},
+    {"md5", "MD5", 16},           {"sha256", "SHA256", 32},     {"sha384", "SHA384", 48},
     {"sha3_256", "SHA3-256", 32}, {"sha3_384", "SHA3-384", 48},
 };
 #define NDIGESTS ((int)(sizeof(digests) / sizeof(digests[0])))
@@ -88,8 +88,8 @@ int kart__auth_hmac(int d, const void *key, size_t keylen, const uint8_t *msg, s
 {
 #ifdef KART_HAVE_OPENSSL
     static const uint8_t empty_key[1];
-    if (!EVP_Q_mac(NULL, "HMAC", NULL, digests[d].openssl, NULL, keylen ? key : empty_key,
-                   keylen, msg, n, out, KART__AUTH_MAX_MAC, outlen))
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, digests[d].openssl, NULL, keylen ? key : empty_key, keylen,
+                   msg, n, out, KART__AUTH_MAX_MAC, outlen))
         return -ENOTSUP; /* the digest is not available (FIPS mode refuses MD5) */
     return 0;
 #else
@@ -217,8 +217,8 @@ int kart__auth_answer(kart_conn *c, const kart_auth *a, int64_t deadline)
     if (n < pre || memcmp(m, CHALLENGE, pre) != 0 || n - pre < LEGACY_NONCE_LEN)
         err = KART_EHANDSHAKE;
     else
-        err = kart__auth_response(a->authkey, a->authkey_len, (uint8_t *)m + pre, n - pre,
-                                  resp, &rn);
+        err =
+            kart__auth_response(a->authkey, a->authkey_len, (uint8_t *)m + pre, n - pre, resp, &rn);
     free(m);
     if (err)
         return err;

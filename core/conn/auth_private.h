@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KART__AUTH_LEGACY (-1)      /* a digest index: the legacy form */
-#define KART__AUTH_MAX_MAC 64       /* the longest HMAC (room to spare) */
-#define KART__AUTH_MAX_RESPONSE 80  /* "{sha3_384}" + 48 bytes, rounded up */
+#define KART__AUTH_LEGACY (-1)     /* a digest index: the legacy form */
+#define KART__AUTH_MAX_MAC 64      /* the longest HMAC (room to spare) */
+#define KART__AUTH_MAX_RESPONSE 80 /* "{sha3_384}" + 48 bytes, rounded up */
 
 /* The index of a digest name ("sha256"...; NULL is sha256, "legacy" is
  * KART__AUTH_LEGACY), or -EINVAL. */

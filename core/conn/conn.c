@@ -425,8 +425,8 @@ int kart__conn_need_header(kart_conn *c, int64_t deadline, bool nowait)
     }
 }
 
-int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got,
-                            int64_t deadline, bool nowait)
+int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got, int64_t deadline,
+                            bool nowait)
 {
     bool exact = (c->flags & KART_CONN_EXACT) != 0;
     while (*got < len) {
@@ -483,8 +483,7 @@ int kart__conn_assemble(kart_conn *c, int64_t deadline, bool nowait)
             c->asm_buf = p;
             c->asm_cap = cap;
         }
-        int err = kart__conn_read_payload(c, c->asm_buf, c->asm_cap, &c->asm_got, deadline,
-                                          nowait);
+        int err = kart__conn_read_payload(c, c->asm_buf, c->asm_cap, &c->asm_got, deadline, nowait);
         if (err || c->asm_got == len)
             return err;
     }

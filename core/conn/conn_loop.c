@@ -117,8 +117,8 @@ void kart__conn_loop_close(kart_conn *c)
         kart_conn_detach(c);
 }
 
-KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len,
-                                  kart_conn_send_cb cb, void *arg)
+KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len, kart_conn_send_cb cb,
+                                  void *arg)
 {
     if (!c || (!buf && len > 0))
         return -EINVAL;
@@ -261,7 +261,8 @@ static void io_cb(kart_io *io, uint32_t events)
     kart_conn *c = of_io(io);
     if ((events & (KART_WRITABLE | KART_ERROR)) && c->sq_head)
         do_sends(c);
-    if (c->loop && c->receiving && (events & (KART_READABLE | KART_HANGUP | KART_ERROR | KART_RDHUP)))
+    if (c->loop && c->receiving &&
+        (events & (KART_READABLE | KART_HANGUP | KART_ERROR | KART_RDHUP)))
         do_recvs(c);
 }
 

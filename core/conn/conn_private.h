@@ -47,11 +47,11 @@ struct kart__send_req {
 
 struct kart_conn {
     int fd;
-    unsigned flags;   /* KART_CONN_READABLE | WRITABLE | EXACT */
-    bool is_socket;   /* send() with MSG_NOSIGNAL, shutdown() on abort */
-    bool nonblock;    /* O_NONBLOCK is set (attached to a loop) */
+    unsigned flags;     /* KART_CONN_READABLE | WRITABLE | EXACT */
+    bool is_socket;     /* send() with MSG_NOSIGNAL, shutdown() on abort */
+    bool nonblock;      /* O_NONBLOCK is set (attached to a loop) */
     bool orig_nonblock; /* as it was when the connection took the fd */
-    int state;        /* enum kart__conn_state */
+    int state;          /* enum kart__conn_state */
     /* Read-ahead: the unread bytes are rbuf[rpos, rend). */
     uint8_t *rbuf;
     size_t rcap, rpos, rend;
@@ -90,15 +90,14 @@ size_t kart__frame_encode(uint8_t hdr[12], uint64_t len);
  * KART__NO_DEADLINE): the blocking calls and the handshake. A receive that
  * runs out of time returns -ETIMEDOUT with any partial message kept. */
 int kart__conn_send_dl(kart_conn *c, const void *buf, size_t len, int64_t deadline);
-int kart__conn_recv_dl(kart_conn *c, void **out, size_t *len, size_t maxlen,
-                       int64_t deadline);
+int kart__conn_recv_dl(kart_conn *c, void **out, size_t *len, size_t maxlen, int64_t deadline);
 
 /* The receive state machine, one step (conn.c). With nowait it never
  * blocks and returns -EAGAIN when the fd has nothing; otherwise it waits
  * until deadline. */
 int kart__conn_need_header(kart_conn *c, int64_t deadline, bool nowait);
-int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got,
-                            int64_t deadline, bool nowait);
+int kart__conn_read_payload(kart_conn *c, uint8_t *dst, size_t len, size_t *got, int64_t deadline,
+                            bool nowait);
 
 /* Assembles the current message (its header read) in c->asm_buf, which
  * grows as bytes arrive: a peer that announces a long message and sends

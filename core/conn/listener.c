@@ -134,8 +134,7 @@ int kart__parse_address(const char *a, struct sockaddr_storage *ss, socklen_t *l
     return 0;
 }
 
-static int format_address(const struct sockaddr_storage *ss, socklen_t len, char *buf,
-                          size_t size)
+static int format_address(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t size)
 {
     char tmp[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
     int n;
@@ -341,8 +340,7 @@ static int connect_unix_dl(int fd, const struct sockaddr_storage *ss, socklen_t 
     return err;
 }
 
-static int connect_dl(int fd, const struct sockaddr_storage *ss, socklen_t len,
-                      int64_t deadline)
+static int connect_dl(int fd, const struct sockaddr_storage *ss, socklen_t len, int64_t deadline)
 {
     if (ss->ss_family == AF_UNIX)
         return connect_unix_dl(fd, ss, len, deadline);

@@ -109,8 +109,8 @@ static int pool_create(kart_loop *loop, uint32_t count, uint32_t size, kart__buf
     /* The stack hands out low ids first, so a lightly used pool keeps
      * touching the same few pages. */
     for (uint32_t i = 0; i < count; i++) {
-        pool->bufs[i] = (kart_buf){.base = pool->mem + (size_t)i * size, .size = size,
-                                   .id_ = i, .pool_ = pool};
+        pool->bufs[i] =
+            (kart_buf){.base = pool->mem + (size_t)i * size, .size = size, .id_ = i, .pool_ = pool};
         pool->free[i] = count - 1 - i;
     }
     pool->nfree = count;
@@ -742,8 +742,8 @@ KART_API int kart_file_read(kart_loop *loop, kart_req *req, int fd, void *buf, s
     return file_op(loop, req, KART_REQ_READ, fd, buf, len, offset, timeout_ns, cb);
 }
 
-KART_API int kart_file_write(kart_loop *loop, kart_req *req, int fd, const void *buf,
-                             size_t len, int64_t offset, int64_t timeout_ns, kart_req_cb cb)
+KART_API int kart_file_write(kart_loop *loop, kart_req *req, int fd, const void *buf, size_t len,
+                             int64_t offset, int64_t timeout_ns, kart_req_cb cb)
 {
     return file_op(loop, req, KART_REQ_WRITE, fd, buf, len, offset, timeout_ns, cb);
 }

@@ -62,7 +62,7 @@ typedef struct kart__bufpool {
     uint32_t count, size;
     kart_buf *bufs;
     kart__bufsend *sends; /* one per buffer, for kart_sock_send_buf() */
-    uint32_t *free; /* emulation: a stack of free buffer ids */
+    uint32_t *free;       /* emulation: a stack of free buffer ids */
     uint32_t nfree;
     uint32_t lent;
     /* io_uring's provided-buffer ring, when native. */
@@ -73,8 +73,8 @@ typedef struct kart__bufpool {
 
 typedef struct kart__io {
     const struct kart__io_mode *mode;
-    bool native; /* mode->native */
-    int reserve_fd; /* the spare descriptor for EMFILE; -1 when none */
+    bool native;                /* mode->native */
+    int reserve_fd;             /* the spare descriptor for EMFILE; -1 when none */
     kart_req *done, *done_tail; /* results waiting to be delivered */
     kart_sock *resume;          /* receives to (re)arm or feed a stash */
     kart_sock *starved;         /* receives waiting for a free buffer */
@@ -109,17 +109,17 @@ static inline int kart__accept_nb(int fd)
 /* core/io.c */
 kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */
 void kart__io_fini(kart_loop *loop);
-bool kart__io_has_work(const kart_loop *loop); /* the loop must not block */
-void kart__io_flush(kart_loop *loop);          /* deliver and resume */
+bool kart__io_has_work(const kart_loop *loop);         /* the loop must not block */
+void kart__io_flush(kart_loop *loop);                  /* deliver and resume */
 void kart__io_ready(kart_sock *sock, uint32_t events); /* loop dispatch */
-void kart__io_complete(kart_loop *loop);       /* the completions the wait collected */
-int kart__pool_ready(kart_loop *loop);         /* creates the pool if need be */
-kart_buf *kart__pool_take(kart__bufpool *pool);/* emulation; NULL when empty */
-void kart__req_finish(kart_req *req, int res); /* final callback, now */
-void kart__req_defer(kart_req *req, int res);  /* final callback, from the loop */
-void kart__sock_resume(kart_sock *sock);       /* put on the resume list */
-void kart__sock_starve(kart_sock *sock);       /* wait for a buffer release */
-bool kart__io_busy(const kart_loop *loop);     /* buffers are lent */
+void kart__io_complete(kart_loop *loop);               /* the completions the wait collected */
+int kart__pool_ready(kart_loop *loop);                 /* creates the pool if need be */
+kart_buf *kart__pool_take(kart__bufpool *pool);        /* emulation; NULL when empty */
+void kart__req_finish(kart_req *req, int res);         /* final callback, now */
+void kart__req_defer(kart_req *req, int res);          /* final callback, from the loop */
+void kart__sock_resume(kart_sock *sock);               /* put on the resume list */
+void kart__sock_starve(kart_sock *sock);               /* wait for a buffer release */
+bool kart__io_busy(const kart_loop *loop);             /* buffers are lent */
 void kart__recv_deliver(kart_sock *sock, int n, kart_buf *buf);
 void kart__recv_end(kart_sock *sock, int res); /* EOF or error: final */
 void kart__sock_maybe_closed(kart_sock *sock); /* close cb once all is done */
@@ -143,10 +143,10 @@ void kart__req_timer_stop(kart_req *req);
  */
 typedef struct kart__io_mode {
     const char *name;
-    bool native;        /* io_uring: pools are rings, queued sends' heads time out themselves */
+    bool native; /* io_uring: pools are rings, queued sends' heads time out themselves */
     int (*accept)(kart_req *req); /* also resumes an accept after a back-off */
     int (*connect)(kart_req *req, const struct sockaddr *addr, socklen_t len);
-    int (*recv_arm)(kart_sock *sock);  /* receive (again), unless already armed */
+    int (*recv_arm)(kart_sock *sock);   /* receive (again), unless already armed */
     void (*recv_stop)(kart_sock *sock); /* KS_RECV was cleared */
     void (*send_kick)(kart_sock *sock); /* the send queue was idle: start its head */
     int (*file)(kart_req *req);         /* KART_REQ_READ or KART_REQ_WRITE */

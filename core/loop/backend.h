@@ -22,7 +22,7 @@
 
 /* Internal capability bits, above the public KART_CAP_* ones. */
 #define KART__CAP_NATIVE_ONESHOT 0x100u /* the kernel disarms after one report */
-#define KART__CAP_CHECKS_FD 0x200u /* add itself fails with EBADF/EPERM */
+#define KART__CAP_CHECKS_FD 0x200u      /* add itself fails with EBADF/EPERM */
 
 /* One registration. `gen` changes on every register and modify, so that a
  * backend whose kernel requests outlive an unregister (io_uring) can tell a
@@ -64,8 +64,7 @@ typedef struct kart__backend_ops {
     /* reg is already filled in (events, gen); add and mod may fail with a
      * negative errno, in which case the core leaves its table as before. */
     int (*add)(kart_selector *sel, int fd, const kart__reg *reg);
-    int (*mod)(kart_selector *sel, int fd, uint32_t old_events,
-               const kart__reg *reg);
+    int (*mod)(kart_selector *sel, int fd, uint32_t old_events, const kart__reg *reg);
     /* Must not fail for an fd that was closed behind the selector's back. */
     int (*del)(kart_selector *sel, int fd, const kart__reg *reg);
     /* Waits once (EINTR may be returned: the core retries) and stores at
@@ -73,8 +72,7 @@ typedef struct kart__backend_ops {
      * next call. Entries for unregistered fds are dropped by the core, and
      * returning 0 before the timeout is harmless: the core waits again
      * for the time left. */
-    int (*wait)(kart_selector *sel, kart__ready *out, int max,
-                int64_t timeout_ns);
+    int (*wait)(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns);
     /* Completion-based I/O done natively by this backend, when this kernel
      * allows it; NULL (or a NULL op): the loop emulates it over readiness.
      * The table's type is core/io/io_private.h's. */
@@ -84,7 +82,7 @@ typedef struct kart__backend_ops {
 struct kart_selector {
     const kart__backend_ops *ops;
     void *backend_state;
-    unsigned caps; /* ops->caps, less what init found the kernel lacks */
+    unsigned caps;   /* ops->caps, less what init found the kernel lacks */
     kart__reg *regs; /* indexed by fd */
     int nregs;       /* allocated entries */
     int count;       /* registered fds, the wake-up fd excluded */
@@ -103,8 +101,7 @@ struct kart_selector {
 };
 
 /* kart_selector_create() for a loop (one_thread) or for a bare selector. */
-int kart__selector_create(kart_selector **out, const kart_selector_options *opts,
-                          bool one_thread);
+int kart__selector_create(kart_selector **out, const kart_selector_options *opts, bool one_thread);
 
 /* Backends compiled into this build. */
 extern const kart__backend_ops kart__backend_uring;
@@ -172,7 +169,7 @@ static inline uint32_t kart__wanted(uint32_t events)
 /* kart_selector_wait() that also stores, for each event, the generation
  * of the registration it was reported for (gens may be NULL): the loop
  * compares them before each callback. */
-int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens,
-                             int max, int64_t timeout_ns);
+int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens, int max,
+                             int64_t timeout_ns);
 
 #endif

@@ -201,8 +201,7 @@ static void dispatch(kart_loop *loop, int n)
         switch (h->type) {
         case KART_HANDLE_IO: {
             kart_io *io = (kart_io *)h;
-            uint32_t mask = (io->events_ & KART_EVENT_MASK) | KART_HANGUP |
-                            KART_ERROR | KART_RDHUP;
+            uint32_t mask = (io->events_ & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR | KART_RDHUP;
             /* A one-shot watcher is stopped before its callback, as a child
              * watcher is: the fd is then free to be closed or watched anew. */
             if (io->events_ & KART_ONESHOT)
@@ -247,8 +246,7 @@ static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode, int fired
 
 KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
 {
-    if (!loop || (mode != KART_RUN_DEFAULT && mode != KART_RUN_ONCE &&
-                  mode != KART_RUN_NOWAIT))
+    if (!loop || (mode != KART_RUN_DEFAULT && mode != KART_RUN_ONCE && mode != KART_RUN_NOWAIT))
         return -EINVAL;
     if (loop->running)
         return -EBUSY;
@@ -268,8 +266,8 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
             kart__io_flush(loop);
         if (loop->stop_requested || (mode == KART_RUN_DEFAULT && loop->active_ref == 0))
             break;
-        int n = kart__selector_wait_gens(loop->sel, loop->events, loop->event_gens,
-                                         loop->nevents, poll_timeout(loop, mode, fired));
+        int n = kart__selector_wait_gens(loop->sel, loop->events, loop->event_gens, loop->nevents,
+                                         poll_timeout(loop, mode, fired));
         loop->now = kart_now_ns();
         if (n < 0) {
             err = n;

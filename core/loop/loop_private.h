@@ -24,8 +24,8 @@
  * kqueue source on Linux too, for the test build over a kqueue emulation. */
 #if defined(__linux__) && !defined(KART_SIGNAL_KQUEUE)
 #define KART_SIGNAL_SIGNALFD 1
-#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||                     \
-    defined(__OpenBSD__) || defined(__DragonFly__)
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) || \
+    defined(__DragonFly__)
 #ifndef KART_SIGNAL_KQUEUE
 #define KART_SIGNAL_KQUEUE 1
 #endif
@@ -55,8 +55,8 @@ struct kart_loop {
     bool stop_requested;
     bool running;
     unsigned fork_gen; /* kart__fork_gen() of the process that made it */
-    int active;     /* active handles */
-    int active_ref; /* active handles that keep the loop alive */
+    int active;        /* active handles */
+    int active_ref;    /* active handles that keep the loop alive */
 
     kart_event *events;
     uint32_t *event_gens; /* each event's registration generation */
@@ -68,11 +68,11 @@ struct kart_loop {
     /* Signals: one fd per loop (signalfd or kqueue) for the union of the
      * watched signals. */
     int sigfd;
-    int nsignums; /* distinct signal numbers watched */
+    int nsignums;        /* distinct signal numbers watched */
     kart_handle sig_tag; /* the selector's data for sigfd */
     sigset_t sigmask;
     kart_signal *signals;
-    kart_signal *sig_cursor; /* next watcher to call while dispatching */
+    kart_signal *sig_cursor;  /* next watcher to call while dispatching */
     unsigned sigcount[_NSIG]; /* this loop's watchers of each signal */
 
     /* Child watchers; pidfd ones are also registered in the selector. */
@@ -138,7 +138,7 @@ static inline void kart__handle_init(kart_handle *h, kart_loop *loop, kart_handl
 
 /* timer.c */
 int64_t kart__timers_next_deadline(const kart_loop *loop); /* -1: none */
-int kart__timers_run(kart_loop *loop); /* returns how many fired */
+int kart__timers_run(kart_loop *loop);                     /* returns how many fired */
 void kart__timers_fini(kart_loop *loop);
 
 /* signal.c */

@@ -51,9 +51,9 @@ KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns)
     if (r >= 0) {
         r = 0;
         for (int i = 0; i < n; i++) {
-            fds[i].revents = (kart__from_poll((unsigned)p[i].revents) &
-                              kart__wanted(fds[i].events)) |
-                             ((p[i].revents & POLLNVAL) ? KART_ERROR : 0);
+            fds[i].revents =
+                (kart__from_poll((unsigned)p[i].revents) & kart__wanted(fds[i].events)) |
+                ((p[i].revents & POLLNVAL) ? KART_ERROR : 0);
             r += fds[i].revents != 0;
         }
     }
@@ -82,11 +82,10 @@ static int compact(int *arr, int n, const struct pollfd *p, short mask)
     return kept;
 }
 
-KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite,
-                         int *xfds, int *nexcept, int64_t timeout_ns)
+KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite, int *xfds, int *nexcept,
+                         int64_t timeout_ns)
 {
-    int nr = count_of(rfds, nread), nw = count_of(wfds, nwrite),
-        nx = count_of(xfds, nexcept);
+    int nr = count_of(rfds, nread), nw = count_of(wfds, nwrite), nx = count_of(xfds, nexcept);
     if (nr < 0 || nw < 0 || nx < 0)
         return -EINVAL;
     int n = nr + nw + nx;

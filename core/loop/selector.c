@@ -23,6 +23,8 @@
 #include <sys/eventfd.h>
 #endif
 
+/* One backend per row, in the order they are tried. */
+/* clang-format off */
 static const kart__backend_ops *const all_backends[] = {
 #ifdef KART_HAVE_URING
     &kart__backend_uring,
@@ -37,6 +39,7 @@ static const kart__backend_ops *const all_backends[] = {
     &kart__backend_poll,
     &kart__backend_select,
 };
+/* clang-format on */
 
 KART_API const char *const *kart_backends(void)
 {
@@ -121,8 +124,10 @@ static int start_backend(kart_selector *sel, const kart__backend_ops *ops,
     err = grow_table(sel, sel->wake_fd);
     if (err == 0) {
         kart__reg *r = &sel->regs[sel->wake_fd];
-        *r = (kart__reg){.events = KART_READABLE, .gen = kart__next_gen(r->gen),
-                         .registered = true, .internal = true};
+        *r = (kart__reg){.events = KART_READABLE,
+                         .gen = kart__next_gen(r->gen),
+                         .registered = true,
+                         .internal = true};
         err = ops->add(sel, sel->wake_fd, r);
         if (err < 0)
             r->registered = r->internal = false;
@@ -135,14 +140,12 @@ static int start_backend(kart_selector *sel, const kart__backend_ops *ops,
     return err;
 }
 
-KART_API int kart_selector_create(kart_selector **out,
-                                  const kart_selector_options *opts)
+KART_API int kart_selector_create(kart_selector **out, const kart_selector_options *opts)
 {
     return kart__selector_create(out, opts, false);
 }
 
-int kart__selector_create(kart_selector **out, const kart_selector_options *opts,
-                          bool one_thread)
+int kart__selector_create(kart_selector **out, const kart_selector_options *opts, bool one_thread)
 {
     if (!out)
         return -EINVAL;
@@ -183,8 +186,7 @@ int kart__selector_create(kart_selector **out, const kart_selector_options *opts
             }
             /* A host may forbid io_uring (seccomp, the io_uring_disabled
              * sysctl, memlock limits): fall through to the next one. */
-            kart__debug("backend %s unavailable: %s", all_backends[i]->name,
-                        kart_strerror(e));
+            kart__debug("backend %s unavailable: %s", all_backends[i]->name, kart_strerror(e));
         }
     }
     if (err < 0) {
@@ -265,8 +267,7 @@ static int check_fd(const kart_selector *sel, int fd)
     return 0;
 }
 
-KART_API int kart_selector_register(kart_selector *sel, int fd,
-                                    uint32_t events, void *data)
+KART_API int kart_selector_register(kart_selector *sel, int fd, uint32_t events, void *data)
 {
     if (fd < 0)
         return -EBADF;
@@ -282,8 +283,8 @@ KART_API int kart_selector_register(kart_selector *sel, int fd,
         return err;
     r = &sel->regs[fd];
     kart__reg old = *r;
-    *r = (kart__reg){.data = data, .events = events, .gen = kart__next_gen(old.gen),
-                     .registered = true};
+    *r = (kart__reg){
+        .data = data, .events = events, .gen = kart__next_gen(old.gen), .registered = true};
     err = sel->ops->add(sel, fd, r);
     if (err < 0) {
         *r = old;
@@ -299,8 +300,7 @@ static kart__reg *user_reg(const kart_selector *sel, int fd)
     return (r && r->registered && !r->internal) ? r : NULL;
 }
 
-KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events,
-                                  void *data)
+KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events, void *data)
 {
     if (fd < 0)
         return -EBADF;
@@ -311,8 +311,8 @@ KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events,
     if (err < 0)
         return err;
     kart__reg old = *r;
-    *r = (kart__reg){.data = data, .events = events, .gen = kart__next_gen(old.gen),
-                     .registered = true};
+    *r = (kart__reg){
+        .data = data, .events = events, .gen = kart__next_gen(old.gen), .registered = true};
     err = sel->ops->mod(sel, fd, old.events, r);
     if (err < 0)
         *r = old;
@@ -332,8 +332,7 @@ KART_API int kart_selector_unregister(kart_selector *sel, int fd)
     return 0;
 }
 
-KART_API int kart_selector_get(const kart_selector *sel, int fd,
-                               uint32_t *events, void **data)
+KART_API int kart_selector_get(const kart_selector *sel, int fd, uint32_t *events, void **data)
 {
     if (fd < 0)
         return -EBADF;
@@ -383,14 +382,13 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
     return ev;
 }
 
-KART_API int kart_selector_wait(kart_selector *sel, kart_event *events,
-                                int max, int64_t timeout_ns)
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, int max, int64_t timeout_ns)
 {
     return kart__selector_wait_gens(sel, events, NULL, max, timeout_ns);
 }
 
-int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens,
-                             int max, int64_t timeout_ns)
+int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens, int max,
+                             int64_t timeout_ns)
 {
     if (!events || max < 1)
         return -EINVAL;

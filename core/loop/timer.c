@@ -111,8 +111,8 @@ static int schedule(kart_timer *t, int64_t timeout_ns)
     kart_loop *loop = t->base.loop;
     t->deadline_ = add_saturating(loop->now, timeout_ns);
     t->seq_ = loop->timer_seq++;
-    return heap_insert(&loop->timers, (kart__timer_entry){
-                                          .deadline = t->deadline_, .seq = t->seq_, .timer = t});
+    return heap_insert(&loop->timers,
+                       (kart__timer_entry){.deadline = t->deadline_, .seq = t->seq_, .timer = t});
 }
 
 int kart__timers_run(kart_loop *loop)
@@ -158,8 +158,8 @@ KART_API int kart_timer_stop(kart_timer *timer)
     return 0;
 }
 
-KART_API int kart_timer_start(kart_timer *timer, kart_timer_cb cb,
-                              int64_t timeout_ns, int64_t repeat_ns)
+KART_API int kart_timer_start(kart_timer *timer, kart_timer_cb cb, int64_t timeout_ns,
+                              int64_t repeat_ns)
 {
     if (!timer || !cb || timeout_ns < 0 || repeat_ns < 0)
         return -EINVAL;

@@ -147,7 +147,8 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     size_t o_nodes = off;
     off = align_up(off + (size_t)N * sizeof(kart__pool_node), KART__POOL_LINE);
     size_t o_workers = off;
-    off = align_up(off + (size_t)(W + KART__POOL_HELPERS) * sizeof(kart__pool_worker), KART__POOL_LINE);
+    off = align_up(off + (size_t)(W + KART__POOL_HELPERS) * sizeof(kart__pool_worker),
+                   KART__POOL_LINE);
     size_t o_victims = off;
     off = align_up(off + (size_t)W * (size_t)W * sizeof(int), KART__POOL_LINE);
     size_t o_jobs = off;
@@ -160,8 +161,8 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     if (p->kind == KART_POOL_PROCESSES)
         off += o->arena_size ? align_up(o->arena_size, 4096) : (size_t)256 << 20;
     p->arena_size = off;
-    int flags = (p->kind == KART_POOL_PROCESSES ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS |
-                MAP_NORESERVE;
+    int flags =
+        (p->kind == KART_POOL_PROCESSES ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE;
     void *a = kart__sys_mmap(NULL, off, PROT_READ | PROT_WRITE, flags, -1, 0);
     if (a == MAP_FAILED)
         return -ENOMEM;
@@ -340,7 +341,8 @@ KART_API int kart_pool_terminate(kart_pool *pool)
     int h = kart__pool_pin(pool);
     for (uint32_t i = 0; i < k; i++) {
         atomic_store(&pool->workers[h].busy, KART__POOL_BUSY | refs[i]);
-        kart__pool_cancel_rest(pool, kart__pool_slot_of(pool, refs[i]), (uint32_t)refs[i] & 0xffff, -ECANCELED);
+        kart__pool_cancel_rest(pool, kart__pool_slot_of(pool, refs[i]), (uint32_t)refs[i] & 0xffff,
+                               -ECANCELED);
     }
     kart__pool_unpin(pool, h);
     free(refs);

@@ -27,11 +27,11 @@ struct kart_pool_iter {
     unsigned flags;
     int window;
     iter_slot *slots;
-    uint64_t next_seq;     /* of the next chunk to submit */
-    int cur;               /* unordered: the slot being read, or -1 */
+    uint64_t next_seq; /* of the next chunk to submit */
+    int cur;           /* unordered: the slot being read, or -1 */
     bool src_end;
-    int src_err;           /* the source's error, reported once at the end */
-    int fatal;             /* a submit failed: reported once, then the end */
+    int src_err; /* the source's error, reported once at the end */
+    int fatal;   /* a submit failed: reported once, then the end */
     bool ended;
     _Atomic uint32_t word; /* bumped when a chunk of this iterator is done */
     _Atomic uint32_t sleeping;
@@ -136,9 +136,9 @@ static void drop(kart_pool_iter *it, iter_slot *s)
     s->j = NULL;
 }
 
-KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source src,
-                            void *src_ctx, size_t in_size, size_t out_size, size_t chunk,
-                            unsigned flags, kart_pool_iter **out)
+KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source src, void *src_ctx,
+                            size_t in_size, size_t out_size, size_t chunk, unsigned flags,
+                            kart_pool_iter **out)
 {
     if (!pool || !fn || !src || !out || in_size == 0 || (flags & ~KART_POOL_UNORDERED))
         return -EINVAL;

@@ -327,15 +327,14 @@ bool kart__pool_work_once(kart_pool *p, int w, int node)
                     lim = (uint64_t)p->max_tasks - ran;
             }
             while (k < lim) {
-                refs[k] = atomic_load_explicit(&q->ring[(h + k) & q->ring_mask],
-                                               memory_order_relaxed);
+                refs[k] =
+                    atomic_load_explicit(&q->ring[(h + k) & q->ring_mask], memory_order_relaxed);
                 if (kart__pool_nranges(kart__pool_slot_of(p, refs[k])) > 1)
                     break;
                 k++;
             }
-            kart__pool_worker *me = w >= 0 && w < p->nworkers && p->kind == KART_POOL_PROCESSES
-                                ? &p->workers[w]
-                                : NULL;
+            kart__pool_worker *me =
+                w >= 0 && w < p->nworkers && p->kind == KART_POOL_PROCESSES ? &p->workers[w] : NULL;
             if (me) {
                 for (uint64_t i = 0; i < k; i++)
                     atomic_store_explicit(&me->batch[i], refs[i], memory_order_relaxed);

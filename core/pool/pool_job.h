@@ -48,9 +48,18 @@ static inline uint64_t kart__pool_rg(uint32_t gen, uint32_t lo, uint32_t hi)
 {
     return ((uint64_t)(gen & 0xffff) << 48) | ((uint64_t)lo << 24) | hi;
 }
-static inline uint32_t kart__pool_rg_gen(uint64_t v) { return (uint32_t)(v >> 48); }
-static inline uint32_t kart__pool_rg_lo(uint64_t v) { return (uint32_t)(v >> 24) & 0xffffff; }
-static inline uint32_t kart__pool_rg_hi(uint64_t v) { return (uint32_t)v & 0xffffff; }
+static inline uint32_t kart__pool_rg_gen(uint64_t v)
+{
+    return (uint32_t)(v >> 48);
+}
+static inline uint32_t kart__pool_rg_lo(uint64_t v)
+{
+    return (uint32_t)(v >> 24) & 0xffffff;
+}
+static inline uint32_t kart__pool_rg_hi(uint64_t v)
+{
+    return (uint32_t)v & 0xffffff;
+}
 
 /* A job reference in rings and busy words: slot << 16 | gen (16 bits). */
 static inline uint64_t kart__pool_ref(uint32_t slot, uint32_t gen)

@@ -37,9 +37,9 @@
 #include <sys/types.h>
 
 #define KART__POOL_LINE 64
-#define KART__POOL_INLINE 192            /* argument and result bytes kept in the slot */
+#define KART__POOL_INLINE 192 /* argument and result bytes kept in the slot */
 #define KART__POOL_MAX_JOBS (1 << 20)
-#define KART__POOL_HELPERS 8              /* waiting threads that may help at once */
+#define KART__POOL_HELPERS 8 /* waiting threads that may help at once */
 #define KART__POOL_MAX_CHUNKS ((1u << 24) - 1)
 #define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
 
@@ -54,8 +54,7 @@ typedef struct kart__pool_lock {
 static inline void kart__pool_lock_take(kart__pool_lock *l)
 {
     while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
-        for (kart__spin sp = {0, 0};
-             atomic_load_explicit(&l->held, memory_order_relaxed);)
+        for (kart__spin sp = {0, 0}; atomic_load_explicit(&l->held, memory_order_relaxed);)
             if (!kart__spin_next(&sp))
                 sched_yield();
     }
@@ -66,8 +65,8 @@ static inline void kart__pool_lock_give(kart__pool_lock *l)
     atomic_store_explicit(&l->held, 0, memory_order_release);
 }
 
-enum { KJ_BYTES, KJ_PTR, KJ_ITEMS };          /* what fn is */
-enum { KS_FREE, KS_QUEUED, KS_DONE };         /* kart_future.state */
+enum { KJ_BYTES, KJ_PTR, KJ_ITEMS };                                   /* what fn is */
+enum { KS_FREE, KS_QUEUED, KS_DONE };                                  /* kart_future.state */
 enum { KART__POOL_RUNNING, KART__POOL_CLOSED, KART__POOL_TERMINATED }; /* kart__pool_shared.state */
 
 /* What the engine (pool_job.c) calls of the layers above it, given to
@@ -100,37 +99,37 @@ typedef struct kart__pool_cb {
 struct kart_future {
     /* ---- read and written by workers ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint64_t range; /* the range of a one-range job */
-    _Atomic uint64_t *ranges;  /* nranges words KART__POOL_RSTRIDE apart */
-    _Atomic uint32_t gen;      /* bumped when the slot is released */
-    _Atomic uint32_t nranges;  /* atomic: workers peek at ring entries' jobs */
+    _Atomic uint64_t *ranges;                         /* nranges words KART__POOL_RSTRIDE apart */
+    _Atomic uint32_t gen;                             /* bumped when the slot is released */
+    _Atomic uint32_t nranges; /* atomic: workers peek at ring entries' jobs */
     uint32_t nchunks;
-    int kind;                  /* KJ_* */
+    int kind; /* KJ_* */
     kart_task_fn fn;
     kart_task_ptr_fn pfn;
     const char *in;
     char *out;
     size_t in_size, out_size, n, chunk;
-    void *parg, *pres;         /* pointer tasks */
-    size_t res_len;            /* a submitted task's result length */
-    _Atomic uint8_t *st;       /* process pools: per-chunk 1 = done */
-    _Atomic uint64_t fail;     /* min over failed chunks of chunk << 32 | -err */
-    _Atomic uint32_t pending;  /* chunks not yet accounted */
-    _Atomic uint32_t finished; /* 0 -> 1 by whoever finishes the job */
+    void *parg, *pres;          /* pointer tasks */
+    size_t res_len;             /* a submitted task's result length */
+    _Atomic uint8_t *st;        /* process pools: per-chunk 1 = done */
+    _Atomic uint64_t fail;      /* min over failed chunks of chunk << 32 | -err */
+    _Atomic uint32_t pending;   /* chunks not yet accounted */
+    _Atomic uint32_t finished;  /* 0 -> 1 by whoever finishes the job */
     _Atomic uint32_t dead_seen; /* a worker busy on it died: sweep when idle */
-    _Atomic uint8_t st1;       /* st of a one-chunk job in a process pool */
+    _Atomic uint8_t st1;        /* st of a one-chunk job in a process pool */
     /* ---- the parent's side ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
     _Atomic uint32_t waiters;
-    _Atomic uint32_t refs;     /* the caller's hold and the pool's until published */
+    _Atomic uint32_t refs; /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
-    _Atomic uint32_t pushed;   /* in a ring (set under the push lock): scans may touch it */
-    int err;                   /* set at publication */
+    _Atomic uint32_t pushed; /* in a ring (set under the push lock): scans may touch it */
+    int err;                 /* set at publication */
     uint32_t slot;
-    uint32_t node;             /* index of the node queue it went to */
-    _Atomic(kart__pool_cb *) cbs;      /* pushed newest first; KART__POOL_FIRED once published */
+    uint32_t node;                /* index of the node queue it went to */
+    _Atomic(kart__pool_cb *) cbs; /* pushed newest first; KART__POOL_FIRED once published */
     kart_pool *pool;
-    char *copy_out;            /* process maps: the caller's out array */
-    void *bufs[3];             /* heap blocks to release with the slot */
+    char *copy_out; /* process maps: the caller's out array */
+    void *bufs[3];  /* heap blocks to release with the slot */
     size_t buf_sizes[3];
     void (*notify)(void *arg); /* called at publication (imap's iterators), or NULL */
     void *notify_arg;
@@ -141,14 +140,14 @@ struct kart_future {
 typedef struct kart__pool_node {
     _Alignas(KART__POOL_LINE) _Atomic uint64_t head;
     _Alignas(KART__POOL_LINE) _Atomic uint64_t tail;
-    _Alignas(KART__POOL_LINE) _Atomic uint32_t seq;     /* eventcount: sleepers wait on it */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t seq; /* eventcount: sleepers wait on it */
     _Atomic uint32_t sleepers;
-    _Atomic uint32_t waking;    /* a wake-up is on its way: no need for another */
-    _Atomic uint64_t *ring;     /* ring_mask + 1 entries */
+    _Atomic uint32_t waking; /* a wake-up is on its way: no need for another */
+    _Atomic uint64_t *ring;  /* ring_mask + 1 entries */
     uint64_t ring_mask;
-    int id;                     /* the NUMA node id */
+    int id; /* the NUMA node id */
     int nworkers;
-    int order[64];              /* node indices, nearest first (itself first) */
+    int order[64]; /* node indices, nearest first (itself first) */
     int norder;
 } kart__pool_node;
 
@@ -167,10 +166,10 @@ typedef struct kart__pool_worker {
      * before it goes down): a worker killed asleep is taken off the count
      * by the watcher */
     _Atomic uint32_t asleep;
-    int node;                   /* node index */
+    int node; /* node index */
     int index;
     kart_pool *pool;
-    int *victims;               /* worker indices, nearest first, not itself */
+    int *victims; /* worker indices, nearest first, not itself */
     /* parent only (process pools) */
     int pidfd;
     bool reaped;
@@ -182,17 +181,18 @@ typedef struct kart__pool_shared {
     _Atomic uint32_t deaths;
     /* process workers (pool_proc.c): the watcher's wake-up, and the jobs
      * finished for it to publish */
-    _Alignas(KART__POOL_LINE) _Atomic uint32_t mgr_armed; /* the watcher sleeps: write its eventfd */
+    _Alignas(
+        KART__POOL_LINE) _Atomic uint32_t mgr_armed; /* the watcher sleeps: write its eventfd */
     int mgr_efd;
-    _Atomic uint64_t *donemap;  /* process pools: finished jobs, a bit per slot */
+    _Atomic uint64_t *donemap; /* process pools: finished jobs, a bit per slot */
 } kart__pool_shared;
 
 struct kart_pool {
     kart_pool_kind kind;
     const kart__pool_hooks *hooks; /* the engine's calls upward, or NULL */
-    bool shared;                /* futex waits between processes */
+    bool shared;                   /* futex waits between processes */
     int nworkers, nnodes;
-    bool help;                  /* waiters run queued tasks (thread pools) */
+    bool help;                     /* waiters run queued tasks (thread pools) */
     _Atomic uint32_t helpers_used; /* a bit per helper slot, after the workers' */
     kart_pool_init_fn init;
     void *initarg;
@@ -211,25 +211,25 @@ struct kart_pool {
      * what workers read */
     _Alignas(KART__POOL_LINE) kart__pool_lock slot_lock;
     uint32_t free_head, bump, limbo_head, nlimbo;
-    uint32_t *busy_snap;        /* nworkers entries, for recycle_limbo */
+    uint32_t *busy_snap; /* nworkers entries, for recycle_limbo */
     /* the arena heap (process pools): power-of-two blocks, parent only */
     _Alignas(KART__POOL_LINE) kart__pool_lock heap_lock;
     char *heap;
     size_t heap_size;
-    size_t heap_next[64];       /* per node: next unused offset in its part */
+    size_t heap_next[64]; /* per node: next unused offset in its part */
     size_t heap_end[64];
     uint64_t heap_free[64][48]; /* per node and size class: offset + 1 of a free block */
     struct {
         _Alignas(KART__POOL_LINE) kart__pool_lock lock;
-    } push[64];                 /* per node: appending to its ring */
+    } push[64]; /* per node: appending to its ring */
     /* workers */
-    _Alignas(KART__POOL_LINE) _Atomic uint32_t live;      /* thread workers running, a futex word */
+    _Alignas(KART__POOL_LINE) _Atomic uint32_t live; /* thread workers running, a futex word */
     /* process workers (pool_proc.c) */
-    kart_thread *watcher;       /* the parent's watcher */
-    _Atomic uint32_t spawned;   /* the watcher started the first workers */
+    kart_thread *watcher;     /* the parent's watcher */
+    _Atomic uint32_t spawned; /* the watcher started the first workers */
     int spawn_rc;
     _Atomic uint32_t watcher_done;
-    kart_lock life_lock;        /* close/terminate/join */
+    kart_lock life_lock; /* close/terminate/join */
     int node_ids[64];
 };
 

@@ -81,8 +81,7 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
     if (p->init)
         p->init(p->initarg);
     kart__pool_worker_loop(p, w);
-    bool retired = p->max_tasks &&
-                   atomic_load(&me->tasks) >= (uint64_t)p->max_tasks;
+    bool retired = p->max_tasks && atomic_load(&me->tasks) >= (uint64_t)p->max_tasks;
     _exit(retired ? KART__POOL_EXIT_RETIRED : KART__POOL_EXIT_DRAINED);
 }
 
@@ -126,7 +125,7 @@ void kart__pool_proc_kill_all(kart_pool *p)
 typedef struct watch {
     uint64_t *flagged; /* references of jobs to sweep */
     size_t nflagged, cap;
-    bool *respawn;     /* slots waiting for a new worker */
+    bool *respawn; /* slots waiting for a new worker */
 } watch;
 
 static void publish_done(kart_pool *p)

@@ -94,9 +94,8 @@ static int check_node(const kart_pool *p, int node)
     return kart__pool_node_index(p, node);
 }
 
-static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
-                         kart_task_ptr_fn pfn, const void *arg, size_t arg_len, void *parg,
-                         kart_future **out)
+static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart_task_ptr_fn pfn,
+                         const void *arg, size_t arg_len, void *parg, kart_future **out)
 {
     int nd = check_node(p, node);
     if (nd < 0)
@@ -145,16 +144,16 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn,
     return 0;
 }
 
-KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn,
-                                   const void *arg, size_t arg_len, kart_future **out)
+KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn, const void *arg,
+                                   size_t arg_len, kart_future **out)
 {
     if (!pool || !fn || !out || (!arg && arg_len))
         return -EINVAL;
     return submit_common(pool, node, KJ_BYTES, fn, NULL, arg, arg_len, NULL, out);
 }
 
-KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg,
-                              size_t arg_len, kart_future **out)
+KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,
+                              kart_future **out)
 {
     return kart_pool_submit_node(pool, -1, fn, arg, arg_len, out);
 }
@@ -169,8 +168,8 @@ KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *ar
     return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, out);
 }
 
-KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg,
-                             size_t arg_len, void *result, size_t *result_len)
+KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,
+                             void *result, size_t *result_len)
 {
     if (!result_len || (!result && *result_len))
         return -EINVAL;
@@ -185,9 +184,9 @@ KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg,
 
 /* ---- maps ---- */
 
-KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in,
-                                 size_t in_size, void *out, size_t out_size, size_t n,
-                                 size_t chunk, kart_future **out_future)
+KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
+                                 void *out, size_t out_size, size_t n, size_t chunk,
+                                 kart_future **out_future)
 {
     if (!pool || !fn || !out_future || (n && ((!in && in_size) || (!out && out_size))))
         return -EINVAL;
@@ -232,7 +231,7 @@ KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *i
     for (uint32_t i = 0; i < nr; i++)
         atomic_store_explicit(&j->ranges[i * KART__POOL_RSTRIDE],
                               kart__pool_rg(g, (uint32_t)((uint64_t)i * nc / nr),
-                                    (uint32_t)((uint64_t)(i + 1) * nc / nr)),
+                                            (uint32_t)((uint64_t)(i + 1) * nc / nr)),
                               memory_order_relaxed);
     if (pool->kind == KART_POOL_PROCESSES && n) {
         /* One block for the chunk marks, the input and the output. */

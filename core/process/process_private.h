@@ -25,9 +25,9 @@ struct kart_process {
     int state;
     int exitcode;
     pid_t pid;
-    int sentinel;       /* pidfd or pipe read end; -1 before start */
+    int sentinel; /* pidfd or pipe read end; -1 before start */
     bool sentinel_is_pidfd;
-    bool sentinel_stale; /* readable while the child still runs (see join) */
+    bool sentinel_stale;       /* readable while the child still runs (see join) */
     kart_process *prev, *next; /* the active list, while listed */
     bool listed;
 

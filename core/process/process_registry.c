@@ -23,7 +23,7 @@ pthread_mutex_t kart__proc_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static kart_process *head, *tail; /* the active list, in start order */
 static _Atomic unsigned fork_gen;
-static bool is_daemon_child;       /* set once in a kart fork child */
+static bool is_daemon_child;        /* set once in a kart fork child */
 static int child_sentinel_wfd = -1; /* this child's pipe sentinel, if any */
 
 unsigned kart__fork_gen(void)

@@ -253,8 +253,7 @@ static int put_locked(kart_queue *q, const struct iovec *m, int n)
     return k;
 }
 
-KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, int n,
-                                 int64_t timeout_ns)
+KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, int n, int64_t timeout_ns)
 {
     if (!q || !msgs || n < 1)
         return -EINVAL;
@@ -271,7 +270,7 @@ KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, int n,
         if (r)
             return r;
         r = atomic_load_explicit(&q->closed, memory_order_relaxed) ? -EPIPE
-                                                                    : put_locked(q, msgs, n);
+                                                                   : put_locked(q, msgs, n);
         give(&q->plock);
         if (r)
             return r;
@@ -349,8 +348,8 @@ static int get_locked(kart_queue *q, char *buf, size_t cap, struct iovec *out, i
     return k;
 }
 
-KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs,
-                                 int max, int64_t timeout_ns)
+KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs, int max,
+                                 int64_t timeout_ns)
 {
     if (!q || !msgs || max < 1 || (!buf && cap))
         return -EINVAL;

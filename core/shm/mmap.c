@@ -22,7 +22,7 @@ struct kart_mmap {
     size_t len;     /* what the user sees */
     size_t map_len; /* what is mapped: len rounded up for hugetlb */
     size_t pos;
-    int fd;         /* our duplicate of the file, the anonymous memfd, or -1 */
+    int fd; /* our duplicate of the file, the anonymous memfd, or -1 */
     bool anon;
     int64_t offset;
     int access;
@@ -273,12 +273,14 @@ KART_API int64_t kart_mmap_seek(kart_mmap *m, int64_t offset, int whence)
     if (!m)
         return -EINVAL;
     int64_t base;
+    /* clang-format off */ /* a table: one case per line */
     switch (whence) {
     case SEEK_SET: base = 0; break;
     case SEEK_CUR: base = (int64_t)m->pos; break;
     case SEEK_END: base = (int64_t)m->len; break;
     default: return -EINVAL;
     }
+    /* clang-format on */
     int64_t to;
     if (__builtin_add_overflow(base, offset, &to) || to < 0 || to > (int64_t)m->len)
         return -EINVAL;
@@ -301,8 +303,8 @@ static size_t clamp_index(int64_t i, size_t len)
     return (uint64_t)i > len ? len : (size_t)i;
 }
 
-KART_API int64_t kart_mmap_find(const kart_mmap *m, const void *needle, size_t n,
-                                int64_t start, int64_t end)
+KART_API int64_t kart_mmap_find(const kart_mmap *m, const void *needle, size_t n, int64_t start,
+                                int64_t end)
 {
     if (!m || (!needle && n))
         return -EINVAL;
@@ -315,8 +317,8 @@ KART_API int64_t kart_mmap_find(const kart_mmap *m, const void *needle, size_t n
     return hit ? hit - m->addr : -ENOENT;
 }
 
-KART_API int64_t kart_mmap_rfind(const kart_mmap *m, const void *needle, size_t n,
-                                 int64_t start, int64_t end)
+KART_API int64_t kart_mmap_rfind(const kart_mmap *m, const void *needle, size_t n, int64_t start,
+                                 int64_t end)
 {
     if (!m || (!needle && n))
         return -EINVAL;

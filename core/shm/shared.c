@@ -31,8 +31,8 @@ struct hdr {
 struct kart_array {
     struct hdr *h;
     unsigned char *data;
-    kart_shm *seg;   /* named: the segment; anonymous: NULL */
-    size_t map_len;  /* anonymous: the mapping's length */
+    kart_shm *seg;  /* named: the segment; anonymous: NULL */
+    size_t map_len; /* anonymous: the mapping's length */
     kart_ctype type;
     size_t esize, count;
     kart_lock *lock; /* NULL when raw */
@@ -44,6 +44,7 @@ struct kart_value {
 
 static size_t type_size(kart_ctype t)
 {
+    /* clang-format off */ /* a table: one case per line */
     switch (t) {
     case KART_CT_INT8:
     case KART_CT_UINT8: return 1;
@@ -57,6 +58,7 @@ static size_t type_size(kart_ctype t)
     case KART_CT_DOUBLE: return 8;
     default: return 0;
     }
+    /* clang-format on */
 }
 
 static bool is_int(kart_ctype t)
@@ -121,15 +123,15 @@ static int array_create(kart_array **out, kart_ctype type, size_t elem_size, siz
     size_t esize, bytes;
     if (!out)
         return -EINVAL;
-    int err = check_create(type, elem_size, count, flags,
-                           KART_SHARED_LOCK | KART_SHARED_ROBUST, &esize, &bytes);
+    int err = check_create(type, elem_size, count, flags, KART_SHARED_LOCK | KART_SHARED_ROBUST,
+                           &esize, &bytes);
     if (err)
         return err;
     kart_array *a = calloc(1, sizeof(struct kart_value));
     if (!a)
         return -ENOMEM;
-    void *p = kart__sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                             0);
+    void *p =
+        kart__sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         free(a);
         return -ENOMEM;
@@ -144,15 +146,15 @@ static int array_create(kart_array **out, kart_ctype type, size_t elem_size, siz
     return 0;
 }
 
-static int array_create_named(kart_array **out, const char *name, kart_ctype type,
-                              size_t elem_size, size_t count, unsigned flags)
+static int array_create_named(kart_array **out, const char *name, kart_ctype type, size_t elem_size,
+                              size_t count, unsigned flags)
 {
     size_t esize, bytes;
     if (!out)
         return -EINVAL;
-    int err = check_create(type, elem_size, count, flags,
-                           KART_SHARED_LOCK | KART_SHARED_ROBUST | KART_SHARED_TRACK, &esize,
-                           &bytes);
+    int err =
+        check_create(type, elem_size, count, flags,
+                     KART_SHARED_LOCK | KART_SHARED_ROBUST | KART_SHARED_TRACK, &esize, &bytes);
     if (err)
         return err;
     kart_array *a = calloc(1, sizeof(struct kart_value));
@@ -278,6 +280,7 @@ static int copy_in(kart_array *a, size_t start, size_t stop, const void *in)
 /* Reads an integer element (raw bytes in e) into *out. */
 static int int_load(kart_ctype t, const void *e, int64_t *out)
 {
+    /* clang-format off */ /* a table: one case per line */
     switch (t) {
     case KART_CT_INT8: { int8_t v; memcpy(&v, e, 1); *out = v; return 0; }
     case KART_CT_UINT8: { uint8_t v; memcpy(&v, e, 1); *out = v; return 0; }
@@ -296,19 +299,21 @@ static int int_load(kart_ctype t, const void *e, int64_t *out)
     }
     default: return -EINVAL;
     }
+    /* clang-format on */
 }
 
 /* Encodes v for type t into e; -ERANGE when it does not fit. */
 static int int_store(kart_ctype t, void *e, int64_t v)
 {
-#define STORE(T, LO, HI)                                                                      \
-    do {                                                                                      \
-        if (v < (LO) || v > (HI))                                                             \
-            return -ERANGE;                                                                   \
-        T x = (T)v;                                                                           \
-        memcpy(e, &x, sizeof(x));                                                             \
-        return 0;                                                                             \
+#define STORE(T, LO, HI)                                                                           \
+    do {                                                                                           \
+        if (v < (LO) || v > (HI))                                                                  \
+            return -ERANGE;                                                                        \
+        T x = (T)v;                                                                                \
+        memcpy(e, &x, sizeof(x));                                                                  \
+        return 0;                                                                                  \
     } while (0)
+    /* clang-format off */ /* a table: one case per line */
     switch (t) {
     case KART_CT_INT8: STORE(int8_t, INT8_MIN, INT8_MAX);
     case KART_CT_UINT8: STORE(uint8_t, 0, UINT8_MAX);
@@ -320,6 +325,7 @@ static int int_store(kart_ctype t, void *e, int64_t v)
     case KART_CT_UINT64: STORE(uint64_t, 0, INT64_MAX);
     default: return -EINVAL;
     }
+    /* clang-format on */
 #undef STORE
 }
 
@@ -396,8 +402,8 @@ static int unlock_it(kart_array *a)
 
 /* ---- Array ---- */
 
-KART_API int kart_array_create(kart_array **out, kart_ctype type, size_t elem_size,
-                               size_t count, unsigned flags)
+KART_API int kart_array_create(kart_array **out, kart_ctype type, size_t elem_size, size_t count,
+                               unsigned flags)
 {
     return array_create(out, type, elem_size, count, flags);
 }
@@ -413,7 +419,10 @@ KART_API int kart_array_attach(kart_array **out, const char *name, unsigned flag
     return array_attach(out, name, flags, false);
 }
 
-KART_API int kart_array_free(kart_array *a) { return array_free(a); }
+KART_API int kart_array_free(kart_array *a)
+{
+    return array_free(a);
+}
 
 KART_API int kart_array_unlink(kart_array *a)
 {
@@ -425,11 +434,26 @@ KART_API const char *kart_array_name(const kart_array *a)
     return a && a->seg ? kart_shm_name(a->seg) : NULL;
 }
 
-KART_API size_t kart_array_len(const kart_array *a) { return a ? a->count : 0; }
-KART_API kart_ctype kart_array_type(const kart_array *a) { return a ? a->type : (kart_ctype)0; }
-KART_API size_t kart_array_elem_size(const kart_array *a) { return a ? a->esize : 0; }
-KART_API void *kart_array_data(const kart_array *a) { return a ? a->data : NULL; }
-KART_API kart_lock *kart_array_get_lock(const kart_array *a) { return a ? a->lock : NULL; }
+KART_API size_t kart_array_len(const kart_array *a)
+{
+    return a ? a->count : 0;
+}
+KART_API kart_ctype kart_array_type(const kart_array *a)
+{
+    return a ? a->type : (kart_ctype)0;
+}
+KART_API size_t kart_array_elem_size(const kart_array *a)
+{
+    return a ? a->esize : 0;
+}
+KART_API void *kart_array_data(const kart_array *a)
+{
+    return a ? a->data : NULL;
+}
+KART_API kart_lock *kart_array_get_lock(const kart_array *a)
+{
+    return a ? a->lock : NULL;
+}
 
 KART_API int kart_array_get(kart_array *a, size_t i, void *out)
 {
@@ -460,7 +484,10 @@ KART_API int kart_array_get_int(kart_array *a, size_t i, int64_t *out)
     return get_int(a, i, out);
 }
 
-KART_API int kart_array_set_int(kart_array *a, size_t i, int64_t v) { return set_int(a, i, v); }
+KART_API int kart_array_set_int(kart_array *a, size_t i, int64_t v)
+{
+    return set_int(a, i, v);
+}
 
 KART_API int kart_array_get_double(kart_array *a, size_t i, double *out)
 {
@@ -472,15 +499,20 @@ KART_API int kart_array_set_double(kart_array *a, size_t i, double v)
     return set_double(a, i, v);
 }
 
-KART_API int kart_array_lock(kart_array *a, int64_t timeout_ns) { return lock_it(a, timeout_ns); }
-KART_API int kart_array_unlock(kart_array *a) { return unlock_it(a); }
+KART_API int kart_array_lock(kart_array *a, int64_t timeout_ns)
+{
+    return lock_it(a, timeout_ns);
+}
+KART_API int kart_array_unlock(kart_array *a)
+{
+    return unlock_it(a);
+}
 
 /* ---- Value ---- */
 
 #define AV(v) ((v) ? &(v)->a : NULL)
 
-KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size,
-                               unsigned flags)
+KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size, unsigned flags)
 {
     kart_array *a = NULL;
     int err = out ? array_create(&a, type, elem_size, 1, flags) : -EINVAL;
@@ -508,21 +540,66 @@ KART_API int kart_value_attach(kart_value **out, const char *name, unsigned flag
     return err;
 }
 
-KART_API int kart_value_free(kart_value *v) { return array_free(AV(v)); }
-KART_API int kart_value_unlink(kart_value *v) { return kart_array_unlink(AV(v)); }
-KART_API const char *kart_value_name(const kart_value *v) { return kart_array_name(AV(v)); }
-KART_API kart_ctype kart_value_type(const kart_value *v) { return kart_array_type(AV(v)); }
-KART_API size_t kart_value_size(const kart_value *v) { return kart_array_elem_size(AV(v)); }
-KART_API void *kart_value_data(const kart_value *v) { return kart_array_data(AV(v)); }
-KART_API kart_lock *kart_value_get_lock(const kart_value *v) { return kart_array_get_lock(AV(v)); }
-KART_API int kart_value_get(kart_value *v, void *out) { return copy_out(AV(v), 0, 1, out); }
-KART_API int kart_value_set(kart_value *v, const void *in) { return copy_in(AV(v), 0, 1, in); }
-KART_API int kart_value_get_int(kart_value *v, int64_t *out) { return get_int(AV(v), 0, out); }
-KART_API int kart_value_set_int(kart_value *v, int64_t x) { return set_int(AV(v), 0, x); }
-KART_API int kart_value_get_double(kart_value *v, double *out) { return get_double(AV(v), 0, out); }
-KART_API int kart_value_set_double(kart_value *v, double x) { return set_double(AV(v), 0, x); }
-KART_API int kart_value_lock(kart_value *v, int64_t timeout_ns) { return lock_it(AV(v), timeout_ns); }
-KART_API int kart_value_unlock(kart_value *v) { return unlock_it(AV(v)); }
+KART_API int kart_value_free(kart_value *v)
+{
+    return array_free(AV(v));
+}
+KART_API int kart_value_unlink(kart_value *v)
+{
+    return kart_array_unlink(AV(v));
+}
+KART_API const char *kart_value_name(const kart_value *v)
+{
+    return kart_array_name(AV(v));
+}
+KART_API kart_ctype kart_value_type(const kart_value *v)
+{
+    return kart_array_type(AV(v));
+}
+KART_API size_t kart_value_size(const kart_value *v)
+{
+    return kart_array_elem_size(AV(v));
+}
+KART_API void *kart_value_data(const kart_value *v)
+{
+    return kart_array_data(AV(v));
+}
+KART_API kart_lock *kart_value_get_lock(const kart_value *v)
+{
+    return kart_array_get_lock(AV(v));
+}
+KART_API int kart_value_get(kart_value *v, void *out)
+{
+    return copy_out(AV(v), 0, 1, out);
+}
+KART_API int kart_value_set(kart_value *v, const void *in)
+{
+    return copy_in(AV(v), 0, 1, in);
+}
+KART_API int kart_value_get_int(kart_value *v, int64_t *out)
+{
+    return get_int(AV(v), 0, out);
+}
+KART_API int kart_value_set_int(kart_value *v, int64_t x)
+{
+    return set_int(AV(v), 0, x);
+}
+KART_API int kart_value_get_double(kart_value *v, double *out)
+{
+    return get_double(AV(v), 0, out);
+}
+KART_API int kart_value_set_double(kart_value *v, double x)
+{
+    return set_double(AV(v), 0, x);
+}
+KART_API int kart_value_lock(kart_value *v, int64_t timeout_ns)
+{
+    return lock_it(AV(v), timeout_ns);
+}
+KART_API int kart_value_unlock(kart_value *v)
+{
+    return unlock_it(AV(v));
+}
 
 KART_API int kart_value_add(kart_value *v, int64_t delta, int64_t *out)
 {

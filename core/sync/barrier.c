@@ -35,8 +35,7 @@ static bool is_shared(const kart_barrier *b)
 KART_API int kart_barrier_init(kart_barrier *b, int parties, unsigned flags,
                                kart_barrier_action action, void *arg)
 {
-    if (!b || parties < 1 || parties > KART_BARRIER_MAX_PARTIES ||
-        (flags & ~KART_SYNC_SHARED))
+    if (!b || parties < 1 || parties > KART_BARRIER_MAX_PARTIES || (flags & ~KART_SYNC_SHARED))
         return -EINVAL;
     atomic_init(&b->state_, 0);
     atomic_init(&b->waiters_, 0);
@@ -117,10 +116,8 @@ KART_API int kart_barrier_wait(kart_barrier *b, int64_t timeout_ns)
      * reset. */
     uint32_t s = atomic_load(&b->state_);
     for (;;) {
-        if (s & RESETTING ||
-            (!(s & BROKEN) && ((s & DRAINING) || (s & COUNT) == b->parties_))) {
-            if (await_change(b, s, deadline) == -ETIMEDOUT &&
-                atomic_load(&b->state_) == s)
+        if (s & RESETTING || (!(s & BROKEN) && ((s & DRAINING) || (s & COUNT) == b->parties_))) {
+            if (await_change(b, s, deadline) == -ETIMEDOUT && atomic_load(&b->state_) == s)
                 return give_up(b, false);
             s = atomic_load(&b->state_);
             continue;

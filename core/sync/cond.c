@@ -66,8 +66,8 @@ KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns
            (r == 0 && atomic_load_explicit(&cond->seq_, memory_order_relaxed) == seq));
     atomic_fetch_sub_explicit(&cond->waiters_, 1, memory_order_relaxed);
     /* A notify that raced with the timeout counts as a notify. */
-    bool timed_out = r == -ETIMEDOUT &&
-                     atomic_load_explicit(&cond->seq_, memory_order_relaxed) == seq;
+    bool timed_out =
+        r == -ETIMEDOUT && atomic_load_explicit(&cond->seq_, memory_order_relaxed) == seq;
     KART__TSAN_ACQUIRE(cond);
     int a = reacquire(lock);
     if (a)

@@ -112,8 +112,8 @@ static bool try_write(kart_rwlock *rw)
 {
     uint32_t s = atomic_load(&rw->state_); /* seq_cst: see the top */
     while (!(s & (WRITER | READERS)))
-        if (atomic_compare_exchange_weak_explicit(&rw->state_, &s, s | WRITER,
-                                                  memory_order_acquire, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&rw->state_, &s, s | WRITER, memory_order_acquire,
+                                                  memory_order_relaxed))
             return true;
     return false;
 }

@@ -34,10 +34,10 @@ struct kart_thread {
     char name[16];
     bool detached;
     bool adopted;
-    bool orphan;               /* a thread of the parent, seen in a fork child */
+    bool orphan; /* a thread of the parent, seen in a fork child */
     _Atomic uint32_t alive;
-    _Atomic uint32_t done;     /* futex word: 1 once the thread has left the registry */
-    _Atomic uint32_t joining;  /* 1 while a join is in progress */
+    _Atomic uint32_t done;    /* futex word: 1 once the thread has left the registry */
+    _Atomic uint32_t joining; /* 1 while a join is in progress */
     int result;
     /* The registry's fields, guarded by reg_lock, apart from the
      * read-only ones above (compilers may read neighbouring bools as one
@@ -266,8 +266,7 @@ KART_API int kart_thread_join(kart_thread *t, int64_t timeout_ns, int *result)
         return -EBUSY;
     int64_t deadline = kart__deadline(timeout_ns);
     while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
-        if (timeout_ns == 0 ||
-            kart__futex_wait(&t->done, 0, deadline, false) == -ETIMEDOUT) {
+        if (timeout_ns == 0 || kart__futex_wait(&t->done, 0, deadline, false) == -ETIMEDOUT) {
             if (atomic_load_explicit(&t->done, memory_order_acquire))
                 break;
             atomic_store(&t->joining, 0);

@@ -172,8 +172,7 @@ typedef void (*kart_conn_send_cb)(kart_conn *c, int status, void *arg);
  * status (the errors of kart_conn_recv_bytes, or -ENOMEM) after which
  * receiving has stopped. The callback may call kart_conn_recv_stop(),
  * kart_conn_send_async() and kart_conn_detach(), not kart_conn_close(). */
-typedef void (*kart_conn_recv_cb)(kart_conn *c, int status, const void *msg, size_t len,
-                                  void *arg);
+typedef void (*kart_conn_recv_cb)(kart_conn *c, int status, const void *msg, size_t len, void *arg);
 
 /*
  * Attaches the connection to a loop: from then on its fd is non-blocking
@@ -205,8 +204,8 @@ KART_API int kart_conn_detach(kart_conn *c);
  * Errors: -EINVAL (NULL c, NULL buf with len > 0), -EBADF (not writable),
  * -ENOTCONN (not attached), -EMSGSIZE, KART_ECONNABORTED, -ENOMEM.
  */
-KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len,
-                                  kart_conn_send_cb cb, void *arg);
+KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len, kart_conn_send_cb cb,
+                                  void *arg);
 
 /*
  * Receives messages as they arrive: cb runs for each (see
@@ -216,8 +215,7 @@ KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len,
  * -EBADF (not readable), -ENOTCONN (not attached), -EBUSY (already
  * receiving), KART_ECONNABORTED, -ENOMEM, and kart_io_start's.
  */
-KART_API int kart_conn_recv_start(kart_conn *c, size_t maxlen, kart_conn_recv_cb cb,
-                                  void *arg);
+KART_API int kart_conn_recv_start(kart_conn *c, size_t maxlen, kart_conn_recv_cb cb, void *arg);
 
 /* Stops receiving; a message half in stays buffered for the next receive.
  * Errors: -EINVAL (NULL). */

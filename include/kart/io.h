@@ -69,13 +69,13 @@ typedef struct kart_buf kart_buf;
  * private. The struct itself belongs to the pool: do not copy it to
  * release it. */
 struct kart_buf {
-    char *base;        /* the memory: size bytes */
-    uint32_t size;     /* the pool's buffer size */
-    uint32_t id_;      /* private */
-    uint32_t len_;     /* private: bytes held back after a receive stop */
-    uint32_t flags_;   /* private */
-    kart_buf *next_;   /* private */
-    void *pool_;       /* private */
+    char *base;      /* the memory: size bytes */
+    uint32_t size;   /* the pool's buffer size */
+    uint32_t id_;    /* private */
+    uint32_t len_;   /* private: bytes held back after a receive stop */
+    uint32_t flags_; /* private */
+    kart_buf *next_; /* private */
+    void *pool_;     /* private */
 };
 
 /*
@@ -115,17 +115,17 @@ typedef void (*kart_recv_cb)(kart_sock *sock, int nread, kart_buf *buf);
 struct kart_sock {
     kart_handle base;
     int fd;
-    uint32_t flags_;        /* private */
-    uint32_t events_;       /* private: readiness registered (emulation) */
-    uint32_t nops_;         /* private: operations not yet delivered */
-    kart_recv_cb recv_cb_;  /* private */
-    kart_req *sendq_;       /* private: head of the ordered send queue */
-    kart_req *sendq_tail_;  /* private */
-    kart_req *accept_;      /* private: the active accept */
-    kart_req *connect_;     /* private: the pending connect */
-    kart_req *close_;       /* private: the pending close */
-    kart_buf *stash_;       /* private: received after a stop, delivered first */
-    kart_sock *next_;       /* private: the loop's list of paused receives */
+    uint32_t flags_;       /* private */
+    uint32_t events_;      /* private: readiness registered (emulation) */
+    uint32_t nops_;        /* private: operations not yet delivered */
+    kart_recv_cb recv_cb_; /* private */
+    kart_req *sendq_;      /* private: head of the ordered send queue */
+    kart_req *sendq_tail_; /* private */
+    kart_req *accept_;     /* private: the active accept */
+    kart_req *connect_;    /* private: the pending connect */
+    kart_req *close_;      /* private: the pending close */
+    kart_buf *stash_;      /* private: received after a stop, delivered first */
+    kart_sock *next_;      /* private: the loop's list of paused receives */
 };
 
 /*
@@ -166,20 +166,20 @@ struct kart_req {
     kart_loop *loop;
     kart_sock *sock;
     uint8_t type;
-    uint8_t state_;     /* private */
-    uint16_t flags_;    /* private */
-    int32_t fd_;        /* private */
-    kart_req_cb cb_;    /* private */
-    kart_req *next_;    /* private */
-    const void *buf_;   /* private */
-    size_t len_;        /* private */
-    size_t done_;       /* private */
-    int64_t off_;       /* private */
-    int64_t deadline_;  /* private */
-    int32_t res_;       /* private */
+    uint8_t state_;    /* private */
+    uint16_t flags_;   /* private */
+    int32_t fd_;       /* private */
+    kart_req_cb cb_;   /* private */
+    kart_req *next_;   /* private */
+    const void *buf_;  /* private */
+    size_t len_;       /* private */
+    size_t done_;      /* private */
+    int64_t off_;      /* private */
+    int64_t deadline_; /* private */
+    int32_t res_;      /* private */
     union {
-        int64_t ts_[2];     /* private: io_uring's linked timeout */
-        kart_timer timer_;  /* private: the emulation's timeout */
+        int64_t ts_[2];    /* private: io_uring's linked timeout */
+        kart_timer timer_; /* private: the emulation's timeout */
     } t_;
 };
 
@@ -316,8 +316,8 @@ KART_API int kart_file_read(kart_loop *loop, kart_req *req, int fd, void *buf, s
  * as write(2)); cb runs with the bytes written (which may be short, as
  * with pwrite(2)) or a negative error (-EBADF, -ENOSPC, -EFBIG, -EIO, ...).
  * Errors as kart_file_read(). */
-KART_API int kart_file_write(kart_loop *loop, kart_req *req, int fd, const void *buf,
-                             size_t len, int64_t offset, int64_t timeout_ns, kart_req_cb cb);
+KART_API int kart_file_write(kart_loop *loop, kart_req *req, int fd, const void *buf, size_t len,
+                             int64_t offset, int64_t timeout_ns, kart_req_cb cb);
 
 /* ---- cancel ---- */
 

@@ -145,11 +145,11 @@ typedef void (*kart_timer_cb)(kart_timer *timer);
 
 struct kart_timer {
     kart_handle base;
-    int64_t deadline_; /* private */
-    int64_t repeat_;   /* private */
-    uint64_t seq_;     /* private: start order, breaks deadline ties */
+    int64_t deadline_;    /* private */
+    int64_t repeat_;      /* private */
+    uint64_t seq_;        /* private: start order, breaks deadline ties */
     uint32_t heap_index_; /* private */
-    kart_timer_cb cb_; /* private */
+    kart_timer_cb cb_;    /* private */
 };
 
 /* Errors: -EINVAL (NULL loop or timer). */
@@ -163,8 +163,8 @@ KART_API int kart_timer_init(kart_loop *loop, kart_timer *timer);
  * already due fires in the next iteration, so it cannot starve I/O.
  * Errors: -EINVAL (NULL timer or cb, negative timeout or repeat), -ENOMEM.
  */
-KART_API int kart_timer_start(kart_timer *timer, kart_timer_cb cb,
-                              int64_t timeout_ns, int64_t repeat_ns);
+KART_API int kart_timer_start(kart_timer *timer, kart_timer_cb cb, int64_t timeout_ns,
+                              int64_t repeat_ns);
 
 /* Stops the timer; a no-op returning 0 if it is not active.
  * Errors: -EINVAL (NULL). */
@@ -191,9 +191,9 @@ typedef void (*kart_signal_cb)(kart_signal *sig, int signum);
 
 struct kart_signal {
     kart_handle base;
-    int signum;             /* read-only */
-    kart_signal_cb cb_;     /* private */
-    kart_signal *next_;     /* private */
+    int signum;         /* read-only */
+    kart_signal_cb cb_; /* private */
+    kart_signal *next_; /* private */
 };
 
 /* Errors: -EINVAL (NULL loop or handle). */
@@ -235,10 +235,10 @@ typedef void (*kart_child_cb)(kart_child *child, int status);
 
 struct kart_child {
     kart_handle base;
-    pid_t pid;          /* read-only */
-    int fd_;            /* private: pidfd, or -1 */
-    kart_child_cb cb_;  /* private */
-    kart_child *next_;  /* private */
+    pid_t pid;         /* read-only */
+    int fd_;           /* private: pidfd, or -1 */
+    kart_child_cb cb_; /* private */
+    kart_child *next_; /* private */
 };
 
 /* Errors: -EINVAL (NULL loop or handle). */
@@ -283,8 +283,7 @@ struct kart_async {
 
 /* Starts an async handle: from then on, kart_async_send() from any thread
  * makes cb run on the loop thread. Errors: -EINVAL (NULL argument). */
-KART_API int kart_async_init(kart_loop *loop, kart_async *async,
-                             kart_async_cb cb);
+KART_API int kart_async_init(kart_loop *loop, kart_async *async, kart_async_cb cb);
 
 /*
  * Makes the handle's callback run soon on the loop's thread. Safe from any

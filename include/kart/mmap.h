@@ -143,12 +143,12 @@ KART_API int64_t kart_mmap_tell(const kart_mmap *m);
  * end). An empty needle is found at start when start ≤ end.
  * Errors: -EINVAL (m NULL, or needle NULL with n > 0), -ENOENT (not found).
  */
-KART_API int64_t kart_mmap_find(const kart_mmap *m, const void *needle, size_t n,
-                                int64_t start, int64_t end);
+KART_API int64_t kart_mmap_find(const kart_mmap *m, const void *needle, size_t n, int64_t start,
+                                int64_t end);
 
 /* As kart_mmap_find, the highest such index. */
-KART_API int64_t kart_mmap_rfind(const kart_mmap *m, const void *needle, size_t n,
-                                 int64_t start, int64_t end);
+KART_API int64_t kart_mmap_rfind(const kart_mmap *m, const void *needle, size_t n, int64_t start,
+                                 int64_t end);
 
 /* Copies count bytes from src to dest within the map (overlap allowed).
  * Errors: -EINVAL (NULL), -EACCES (KART_MMAP_READ), -ERANGE (either range

@@ -191,8 +191,7 @@ KART_API int kart_numa_alloc_onnode(void **out, size_t size, int node);
  * nodes NULL with nnodes > 0, nodes not NULL with nnodes 0, a node
  * negative), -ENOENT (a node that does not exist), -ENOMEM.
  */
-KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nodes,
-                                         int nnodes);
+KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nodes, int nnodes);
 
 /*
  * Unmaps memory from kart_numa_alloc_*; size as given there. NULL is a

@@ -117,8 +117,7 @@ typedef enum kart_pool_placement {
  * (its future fails; a map returns it). Writing past the capacity is the
  * task's bug; storing a length above it fails the task with -EMSGSIZE.
  */
-typedef int (*kart_task_fn)(const void *arg, size_t arg_len, void *result,
-                            size_t *result_len);
+typedef int (*kart_task_fn)(const void *arg, size_t arg_len, void *result, size_t *result_len);
 
 /* A pointer task (thread and inline pools): *result starts NULL. */
 typedef int (*kart_task_ptr_fn)(void *arg, void **result);
@@ -134,21 +133,21 @@ typedef struct kart_pool_options {
                                     * KART_POOL_PLACE_PER_NODE */
     kart_pool_init_fn initializer; /* may be NULL */
     void *initarg;
-    int max_tasks_per_child;       /* 0: unlimited; else a worker that ran
+    int max_tasks_per_child; /* 0: unlimited; else a worker that ran
                                     * this many tasks (chunks) is replaced */
-    size_t result_size;            /* a submitted task's result capacity in
+    size_t result_size;      /* a submitted task's result capacity in
                                     * bytes; 0: 256 */
-    int max_jobs;                  /* submits and maps in flight (futures not
+    int max_jobs;            /* submits and maps in flight (futures not
                                     * yet freed count; a freed future's slot
                                     * returns once the worker that ran it has
                                     * let go, a moment after its wait
                                     * returned); 0: 4096 */
-    size_t arena_size;             /* process pools: shared bytes for
+    size_t arena_size;       /* process pools: shared bytes for
                                     * arguments, results and map arrays;
                                     * 0: 256 MiB (reserved, not committed) */
     kart_pool_placement placement;
-    int per_node;                  /* workers per node for PLACE_PER_NODE */
-    bool no_help;                  /* thread pools: waiters do not run tasks
+    int per_node; /* workers per node for PLACE_PER_NODE */
+    bool no_help; /* thread pools: waiters do not run tasks
                                     * (see "Helping" above) */
 } kart_pool_options;
 
@@ -180,10 +179,10 @@ KART_API int kart_pool_workers(const kart_pool *pool);
  * below -1), -ENOENT (no such node), KART_EPOOLCLOSED, -EAGAIN (max_jobs
  * futures and maps in flight), -ENOMEM (process pools: the arena is full).
  */
-KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg,
-                              size_t arg_len, kart_future **out);
-KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn,
-                                   const void *arg, size_t arg_len, kart_future **out);
+KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,
+                              kart_future **out);
+KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn, const void *arg,
+                                   size_t arg_len, kart_future **out);
 
 /* The pointer form: fn(arg, &result). Errors: those of kart_pool_submit,
  * and -ENOTSUP for process pools. */
@@ -199,8 +198,8 @@ KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *ar
  * -EMSGSIZE (the result is longer than *result_len, which then holds the
  * length needed). Errors: -EINVAL also for result_len NULL.
  */
-KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg,
-                             size_t arg_len, void *result, size_t *result_len);
+KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,
+                             void *result, size_t *result_len);
 
 /*
  * Runs fn over n items: item i is the in_size bytes at in + i * in_size,
@@ -218,16 +217,15 @@ KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg,
  * non-zero size), KART_EPOOLCLOSED, -EAGAIN, -ENOMEM (the arena cannot
  * hold the arrays). n == 0 returns 0 at once.
  */
-KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in,
-                           size_t in_size, void *out, size_t out_size, size_t n,
-                           size_t chunk);
+KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
+                           void *out, size_t out_size, size_t n, size_t chunk);
 
 /* The same, returning at once with a future that is done when every item
  * has run; its error is what kart_pool_map would return, and it has no
  * result bytes. in and out must stay valid until then. */
-KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in,
-                                 size_t in_size, void *out, size_t out_size,
-                                 size_t n, size_t chunk, kart_future **out_future);
+KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
+                                 void *out, size_t out_size, size_t n, size_t chunk,
+                                 kart_future **out_future);
 
 /* ---- lazy maps ---- */
 
@@ -247,9 +245,9 @@ typedef int (*kart_pool_source)(void *ctx, void *item);
  * Errors: -EINVAL (NULL pool, fn, src or out; in_size 0; unknown flags),
  * KART_EPOOLCLOSED, -EAGAIN, -ENOMEM.
  */
-KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source src,
-                            void *src_ctx, size_t in_size, size_t out_size,
-                            size_t chunk, unsigned flags, kart_pool_iter **out);
+KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source src, void *src_ctx,
+                            size_t in_size, size_t out_size, size_t chunk, unsigned flags,
+                            kart_pool_iter **out);
 
 /*
  * The next result: copies out_size bytes to result and returns 1; returns
@@ -349,8 +347,8 @@ KART_API int kart_pool_bridge_free(kart_pool_bridge *bridge);
 
 /* Runs cb(f, arg) on the bridge's loop thread once f is done.
  * Errors: -EINVAL (NULL f, bridge or cb), -ENOMEM. */
-KART_API int kart_future_on_loop(kart_future *f, kart_pool_bridge *bridge,
-                                 kart_future_cb cb, void *arg);
+KART_API int kart_future_on_loop(kart_future *f, kart_pool_bridge *bridge, kart_future_cb cb,
+                                 void *arg);
 
 /* ---- workers and placement ---- */
 
@@ -365,8 +363,7 @@ typedef struct kart_pool_worker_info {
 
 /* Describes worker i (0 <= i < kart_pool_workers). Errors: -EINVAL (NULL),
  * -ENOENT (no such worker). */
-KART_API int kart_pool_worker_info_get(const kart_pool *pool, int i,
-                                       kart_pool_worker_info *info);
+KART_API int kart_pool_worker_info_get(const kart_pool *pool, int i, kart_pool_worker_info *info);
 
 /* The order in which a worker on `node` looks at the node queues: its own
  * node first, then by distance. Stores up to max nodes in order and

@@ -63,14 +63,14 @@ typedef struct kart_spawn_fd {
 } kart_spawn_fd;
 
 typedef struct kart_spawn_options {
-    const char *name;  /* as in kart_process_options */
-    bool daemon;       /* killed at this process's exit (no PR_SET_PDEATHSIG:
+    const char *name; /* as in kart_process_options */
+    bool daemon;      /* killed at this process's exit (no PR_SET_PDEATHSIG:
                         * a spawned program that outlives a parent killed by
                         * a signal keeps running) */
-    bool search_path;  /* look the program up in PATH (posix_spawnp) when it
+    bool search_path; /* look the program up in PATH (posix_spawnp) when it
                         * has no '/' */
-    bool new_session;  /* setsid() in the child */
-    const char *cwd;   /* NULL: the parent's; else the program starts there */
+    bool new_session; /* setsid() in the child */
+    const char *cwd;  /* NULL: the parent's; else the program starts there */
     /* fd actions, applied in order (as successive dup2/close/open would
      * be) after the child is made and before the program runs. Every other
      * fd without FD_CLOEXEC is inherited. */
@@ -98,9 +98,8 @@ KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *a
  * parent_fd < -2, nfds < 0 or fds NULL with nfds > 0, a name over 255
  * bytes), -ENOMEM.
  */
-KART_API int kart_process_create_spawn(kart_process **out, const char *path,
-                                       char *const argv[], char *const envp[],
-                                       const kart_spawn_options *opts);
+KART_API int kart_process_create_spawn(kart_process **out, const char *path, char *const argv[],
+                                       char *const envp[], const kart_spawn_options *opts);
 
 /*
  * Starts the child. On return it runs (or has already ended), has a pid,

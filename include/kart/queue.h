@@ -57,8 +57,8 @@ extern "C" {
 
 typedef struct kart_queue kart_queue;
 
-#define KART_QUEUE_DEFAULT_CAPACITY ((size_t)1 << 20)  /* 1 MiB */
-#define KART_SIMPLEQUEUE_CAPACITY ((size_t)16 << 20)   /* 16 MiB */
+#define KART_QUEUE_DEFAULT_CAPACITY ((size_t)1 << 20) /* 1 MiB */
+#define KART_SIMPLEQUEUE_CAPACITY ((size_t)16 << 20)  /* 16 MiB */
 #define KART_QUEUE_MIN_CAPACITY ((size_t)16)
 #define KART_QUEUE_MAX_CAPACITY ((size_t)0xFFFFFFF8u) /* 4 GiB less 8 */
 
@@ -149,8 +149,7 @@ KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, int n,
  * NULL, buf NULL with cap > 0), -ENOBUFS (the message is longer than cap:
  * *len gets its length and it stays first in the queue), -EPIPE (closed
  * and nothing left), -EAGAIN (empty and timeout 0), -ETIMEDOUT. */
-KART_API int kart_queue_get(kart_queue *q, void *buf, size_t cap, size_t *len,
-                            int64_t timeout_ns);
+KART_API int kart_queue_get(kart_queue *q, void *buf, size_t cap, size_t *len, int64_t timeout_ns);
 
 /* Takes up to max messages, packed one after another into buf (cap
  * bytes), under one lock and one commit: waits up to timeout_ns for the
@@ -159,8 +158,8 @@ KART_API int kart_queue_get(kart_queue *q, void *buf, size_t cap, size_t *len,
  * -EINVAL (q, msgs NULL, max < 1, buf NULL with cap > 0), -ENOBUFS (the
  * first is longer than cap: msgs[0].iov_len gets its length, it stays),
  * -EPIPE, -EAGAIN, -ETIMEDOUT. */
-KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs,
-                                 int max, int64_t timeout_ns);
+KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs, int max,
+                                 int64_t timeout_ns);
 
 /* The number of messages in the queue at one instant (exact: taken with
  * the consumers' lock held). Errors: -EINVAL (NULL). */

@@ -62,8 +62,8 @@ extern "C" {
 #define KART_FLAG_MASK (KART_EDGE | KART_ONESHOT | KART_EXCLUSIVE)
 
 /* Capability bits reported by kart_selector_caps(). */
-#define KART_CAP_EDGE 0x1u      /* KART_EDGE is honoured */
-#define KART_CAP_EXCLUSIVE 0x2u /* KART_EXCLUSIVE wakes one waiter */
+#define KART_CAP_EDGE 0x1u        /* KART_EDGE is honoured */
+#define KART_CAP_EXCLUSIVE 0x2u   /* KART_EXCLUSIVE wakes one waiter */
 #define KART_CAP_FDSET_LIMIT 0x4u /* fds >= FD_SETSIZE are refused (-ERANGE) */
 
 /* One ready fd, as reported by kart_selector_wait(). */
@@ -93,8 +93,7 @@ typedef struct kart_selector_options {
  * -EPERM, -ENOMEM ...), KART_ENOBACKEND (no backend could start),
  * -ENOMEM, -EMFILE.
  */
-KART_API int kart_selector_create(kart_selector **out,
-                                  const kart_selector_options *opts);
+KART_API int kart_selector_create(kart_selector **out, const kart_selector_options *opts);
 
 /* Frees a selector and everything it owns; the watched fds stay open.
  * NULL is accepted. */
@@ -117,8 +116,7 @@ KART_API unsigned kart_selector_caps(const kart_selector *sel);
  * cannot be waited on), -ERANGE (select backend: fd >= FD_SETSIZE),
  * -ENOMEM.
  */
-KART_API int kart_selector_register(kart_selector *sel, int fd,
-                                    uint32_t events, void *data);
+KART_API int kart_selector_register(kart_selector *sel, int fd, uint32_t events, void *data);
 
 /*
  * Changes what a registered fd is watched for, and its data; re-arms a
@@ -126,8 +124,7 @@ KART_API int kart_selector_register(kart_selector *sel, int fd,
  * Errors: -ENOENT (fd not registered), -EBADF (fd negative), -EINVAL and
  * -ENOTSUP as for register, -ENOMEM.
  */
-KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events,
-                                  void *data);
+KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events, void *data);
 
 /*
  * Stops watching fd. It may already be closed.
@@ -137,8 +134,7 @@ KART_API int kart_selector_unregister(kart_selector *sel, int fd);
 
 /* Looks up a registration: stores its events and data where the pointers
  * are not NULL. Errors: -ENOENT, -EBADF (fd negative). */
-KART_API int kart_selector_get(const kart_selector *sel, int fd,
-                               uint32_t *events, void **data);
+KART_API int kart_selector_get(const kart_selector *sel, int fd, uint32_t *events, void **data);
 
 /* The number of registered fds. */
 KART_API int kart_selector_count(const kart_selector *sel);
@@ -152,8 +148,8 @@ KART_API int kart_selector_count(const kart_selector *sel);
  * Errors: -EINVAL (events NULL or max < 1), and the backend's unexpected
  * system call errors (-ENOMEM ...). Never -EINTR.
  */
-KART_API int kart_selector_wait(kart_selector *sel, kart_event *events,
-                                int max, int64_t timeout_ns);
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, int max,
+                                int64_t timeout_ns);
 
 /* Makes a blocked (or the next) kart_selector_wait() return; safe from any
  * thread and from signal handlers. Wakes coalesce. Returns 0, or the error
@@ -201,8 +197,8 @@ KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns);
  * are left untouched), -EINVAL (negative counts, or a count > 0 with a NULL
  * array), -ENOMEM. Never -EINTR.
  */
-KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite,
-                         int *xfds, int *nexcept, int64_t timeout_ns);
+KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite, int *xfds, int *nexcept,
+                         int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

@@ -75,8 +75,8 @@ typedef struct kart_value kart_value;
  * flags, ROBUST without LOCK, or TRACK here), -ENOMEM (also when
  * count × elem_size overflows), and kart_lock_init's.
  */
-KART_API int kart_array_create(kart_array **out, kart_ctype type, size_t elem_size,
-                               size_t count, unsigned flags);
+KART_API int kart_array_create(kart_array **out, kart_ctype type, size_t elem_size, size_t count,
+                               unsigned flags);
 
 /* As kart_array_create, in a new named segment (kart_shm_create, name NULL
  * for a generated one); flags may add KART_SHARED_TRACK. Errors: those of
@@ -163,8 +163,7 @@ KART_API int kart_array_unlock(kart_array *a);
 /* ---- Value: one element ---- */
 
 /* As kart_array_create with count 1. */
-KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size,
-                               unsigned flags);
+KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size, unsigned flags);
 /* As kart_array_create_named with count 1. */
 KART_API int kart_value_create_named(kart_value **out, const char *name, kart_ctype type,
                                      size_t elem_size, unsigned flags);

@@ -155,9 +155,8 @@ KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns
  * with the lock held), for at most timeout_ns in all. Returns 0 when pred
  * is true, -ETIMEDOUT if it is still false when the time runs out.
  * Errors: as kart_cond_wait, and -EINVAL for a NULL pred. */
-KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock,
-                                bool (*pred)(void *arg), void *arg,
-                                int64_t timeout_ns);
+KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock, bool (*pred)(void *arg),
+                                void *arg, int64_t timeout_ns);
 
 /* Wakes up to n waiters (n >= 1) / all waiters. The caller must hold lock.
  * (On the BSDs and macOS, where waits between processes poll, a notify on
@@ -282,11 +281,11 @@ KART_API int kart_barrier_broken(const kart_barrier *b);
 /* ---- RWLock (not in Python; servers want it) ---- */
 
 typedef struct kart_rwlock {
-    _Atomic uint32_t state_;  /* readers count, writer bit, writers-wait bit */
-    _Atomic uint32_t rseq_;   /* futex word of sleeping readers */
-    _Atomic uint32_t wseq_;   /* futex word of sleeping writers */
-    _Atomic uint32_t rwait_;  /* readers asleep or about to be */
-    _Atomic uint32_t wwait_;  /* writers waiting */
+    _Atomic uint32_t state_; /* readers count, writer bit, writers-wait bit */
+    _Atomic uint32_t rseq_;  /* futex word of sleeping readers */
+    _Atomic uint32_t wseq_;  /* futex word of sleeping writers */
+    _Atomic uint32_t rwait_; /* readers asleep or about to be */
+    _Atomic uint32_t wwait_; /* writers waiting */
     uint32_t flags_;
 } kart_rwlock;
 

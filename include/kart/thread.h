@@ -30,11 +30,11 @@ typedef struct kart_thread kart_thread;
 typedef int (*kart_thread_fn)(void *arg);
 
 typedef struct kart_thread_options {
-    const char *name;        /* truncated to 15 bytes (the kernel's limit); NULL: "kart-IDENT" */
-    size_t stack_size;       /* 0: the default; else at least PTHREAD_STACK_MIN */
-    const cpu_set_t *cpus;   /* NULL: inherit the creator's affinity */
-    bool detached;           /* not joinable; its resources go when it ends */
-    bool numa_bind;          /* run on the CPUs of NUMA node numa_node (with
+    const char *name;      /* truncated to 15 bytes (the kernel's limit); NULL: "kart-IDENT" */
+    size_t stack_size;     /* 0: the default; else at least PTHREAD_STACK_MIN */
+    const cpu_set_t *cpus; /* NULL: inherit the creator's affinity */
+    bool detached;         /* not joinable; its resources go when it ends */
+    bool numa_bind;        /* run on the CPUs of NUMA node numa_node (with
                               * cpus too: on the CPUs in both) */
     int numa_node;
 } kart_thread_options;
@@ -116,8 +116,7 @@ typedef void (*kart_thread_excepthook)(const kart_thread_failure *failure, void 
  * on the failing thread, once, after the function returned and before the
  * thread leaves the list; failure and its thread snapshot live only for
  * the call. */
-KART_API kart_thread_excepthook kart_thread_set_excepthook(kart_thread_excepthook hook,
-                                                           void *arg);
+KART_API kart_thread_excepthook kart_thread_set_excepthook(kart_thread_excepthook hook, void *arg);
 
 /* ---- thread-local storage and run-once ---- */
 
@@ -143,7 +142,10 @@ typedef struct kart_once {
     _Atomic uint32_t state_; /* 0 new, 1 running, 2 done, 3 running with sleepers */
     _Atomic uint32_t owner_; /* the kernel id of the thread running fn */
 } kart_once;
-#define KART_ONCE_INIT {0, 0}
+#define KART_ONCE_INIT                                                                             \
+    {                                                                                              \
+        0, 0                                                                                       \
+    }
 
 /* Runs fn(arg) exactly once across all callers; later and concurrent
  * callers return after it has finished. Only for threads of one process
@@ -166,7 +168,10 @@ typedef struct kart_alarm {
     _Atomic uint32_t state_; /* idle, waiting, running, done, cancelled */
 } kart_alarm;
 /* An alarm must start zeroed: `kart_alarm a = KART_ALARM_INIT;` (or {0}). */
-#define KART_ALARM_INIT {0}
+#define KART_ALARM_INIT                                                                            \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 /*
  * Runs fn(arg) once, not before delay_ns from now, on the process's one
@@ -183,8 +188,7 @@ typedef struct kart_alarm {
  * waiting or running), -EAGAIN / -ENOMEM (the timer thread could not
  * start, or no memory for the heap).
  */
-KART_API int kart_alarm_start(kart_alarm *alarm, int64_t delay_ns,
-                              kart_alarm_fn fn, void *arg);
+KART_API int kart_alarm_start(kart_alarm *alarm, int64_t delay_ns, kart_alarm_fn fn, void *arg);
 
 /* Cancels a waiting alarm. Returns 0 if it was cancelled in time (fn will
  * not run; also for an alarm already cancelled), -EALREADY if fn is

@@ -39,8 +39,8 @@ int main(void)
     kart_io_init(loop, &io, p[0]);
     kart_io_start(&io, KART_READABLE, on_readable);
     kart_loop_run(loop, KART_RUN_DEFAULT);
-    printf("kart %s on %s: %d callbacks\n", kart_version_string(),
-           kart_loop_backend_name(loop), fired);
+    printf("kart %s on %s: %d callbacks\n", kart_version_string(), kart_loop_backend_name(loop),
+           fired);
     kart_loop_free(loop);
     return fired == 2 ? 0 : 1;
 }

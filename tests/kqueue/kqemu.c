@@ -136,13 +136,16 @@ static int reg(int ep, const struct kevent *c)
             slot = q->n++;
         }
         k = &q->kn[slot];
-        *k = (knote){.used = true, .ident = c->ident, .filter = (int)c->filter,
+        *k = (knote){.used = true,
+                     .ident = c->ident,
+                     .filter = (int)c->filter,
                      .flags = c->flags & (EV_CLEAR | EV_ONESHOT
 #ifdef EV_DISPATCH
                                           | EV_DISPATCH
 #endif
                                           ),
-                     .dev = st.st_dev, .ino = st.st_ino};
+                     .dev = st.st_dev,
+                     .ino = st.st_ino};
         k->dupfd = c->filter == EVFILT_SIGNAL ? signal_fd((int)c->ident)
                                               : fcntl((int)c->ident, F_DUPFD_CLOEXEC, 0);
         k->udata = c->udata;
@@ -172,8 +175,8 @@ static int reg(int ep, const struct kevent *c)
     return 0;
 }
 
-int kevent(int ep, const struct kevent *changes, kqstub_count_t nchanges,
-           struct kevent *events, kqstub_count_t nevents, const struct timespec *ts)
+int kevent(int ep, const struct kevent *changes, kqstub_count_t nchanges, struct kevent *events,
+           kqstub_count_t nevents, const struct timespec *ts)
 {
     kqemu_calls++;
     kq *q = &kqs[ep];
@@ -218,8 +221,10 @@ int kevent(int ep, const struct kevent *changes, kqstub_count_t nchanges,
         if (!k->used || !same_file(k))
             continue;
         uint32_t e = evs[i].events;
-        struct kevent r = {.ident = k->ident, .filter = (kqstub_filter_t)k->filter,
-                           .flags = (kqstub_flags_t)k->flags, .udata = k->udata};
+        struct kevent r = {.ident = k->ident,
+                           .filter = (kqstub_filter_t)k->filter,
+                           .flags = (kqstub_flags_t)k->flags,
+                           .udata = k->udata};
         if (k->filter == EVFILT_SIGNAL) {
             struct signalfd_siginfo si;
             while (read(k->dupfd, &si, sizeof(si)) == (ssize_t)sizeof(si))

@@ -70,8 +70,7 @@ static int run(const char *name)
         return 255;
     if (pid == 0) {
         char *argv[] = {path, NULL};
-        char *envp[] = {"PATH=/", "HOME=/", "CK_DEFAULT_TIMEOUT=120", "CK_VERBOSITY=normal",
-                        NULL};
+        char *envp[] = {"PATH=/", "HOME=/", "CK_DEFAULT_TIMEOUT=120", "CK_VERBOSITY=normal", NULL};
         execve(path, argv, envp);
         _exit(127);
     }

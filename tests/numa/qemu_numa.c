@@ -23,13 +23,13 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        printf((cond) ? "ok   " : "FAIL ");                                                    \
-        printf(__VA_ARGS__);                                                                   \
-        printf("\n");                                                                          \
-        fflush(stdout);                                                                        \
-        failures += !(cond);                                                                   \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        printf((cond) ? "ok   " : "FAIL ");                                                        \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+        fflush(stdout);                                                                            \
+        failures += !(cond);                                                                       \
     } while (0)
 
 #define PAGES 64
@@ -68,8 +68,8 @@ static void pin_to_cpu(int cpu)
     int rc = kart_numa_bind_thread(0, &s);
     unsigned c, n;
     raw_getcpu(&c, &n);
-    CHECK(rc == 0 && (int)c == cpu, "pinned to CPU %d (rc %d, getcpu says CPU %u node %u)", cpu,
-          rc, c, n);
+    CHECK(rc == 0 && (int)c == cpu, "pinned to CPU %d (rc %d, getcpu says CPU %u node %u)", cpu, rc,
+          c, n);
 }
 
 static void topology(void)
@@ -88,8 +88,8 @@ static void topology(void)
         CHECK(rc == 0 && CPU_COUNT(&s) == 1 && CPU_ISSET((size_t)node, &s),
               "node %d holds exactly CPU %d (rc %d, %d CPUs)", node, node, rc,
               rc == 0 ? CPU_COUNT(&s) : 0);
-        CHECK(kart_numa_cpu_node(node) == node, "CPU %d is on node %d (kart says %d)", node,
-              node, kart_numa_cpu_node(node));
+        CHECK(kart_numa_cpu_node(node) == node, "CPU %d is on node %d (kart says %d)", node, node,
+              kart_numa_cpu_node(node));
         uint64_t total = 0, free_ = 0;
         rc = kart_numa_node_memory(node, &total, &free_);
         CHECK(rc == 0 && total > (UINT64_C(200) << 20) && total <= (UINT64_C(256) << 20) &&
@@ -122,8 +122,7 @@ static void alloc_on(int node)
         return;
     memset(p, 0x5a, (size_t)(PAGES * pg));
     int other, on = pages_on(p, node, &other);
-    CHECK(on == PAGES, "all %d pages on node %d (%d there, %d elsewhere)", PAGES, node, on,
-          other);
+    CHECK(on == PAGES, "all %d pages on node %d (%d there, %d elsewhere)", PAGES, node, on, other);
     CHECK(kart_numa_memory_node(p) == node, "kart_numa_memory_node says %d",
           kart_numa_memory_node(p));
     kart_numa_free(p, (size_t)(PAGES * pg));
@@ -158,12 +157,11 @@ static void bind_range(void)
     }
     memset(p, 2, len);
     int other, on0 = pages_on(p, 0, &other);
-    CHECK(on0 == PAGES, "first touch on CPU 0 puts the range on node 0 (%d of %d)", on0,
-          PAGES);
+    CHECK(on0 == PAGES, "first touch on CPU 0 puts the range on node 0 (%d of %d)", on0, PAGES);
     int rc = kart_numa_bind_memory(p, len, 1);
     int on1 = pages_on(p, 1, &other);
-    CHECK(rc == 0 && on1 == PAGES, "bind_memory(node 1) moved it: rc %d, %d pages on node 1",
-          rc, on1);
+    CHECK(rc == 0 && on1 == PAGES, "bind_memory(node 1) moved it: rc %d, %d pages on node 1", rc,
+          on1);
     int intact = 1;
     for (size_t i = 0; i < len; i++)
         intact &= p[i] == 2;
@@ -197,8 +195,10 @@ static void threads(void)
         pthread_create(&t[i], NULL, on_node1, &bad[i]);
     for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
-        CHECK(bad[i] == 0, "thread %d bound to node 1 ran on CPU 1 / node 1 every time (%d "
-                           "misses)", i, bad[i]);
+        CHECK(bad[i] == 0,
+              "thread %d bound to node 1 ran on CPU 1 / node 1 every time (%d "
+              "misses)",
+              i, bad[i]);
     }
     /* By kernel thread id, from outside. */
     cpu_set_t s;

@@ -49,9 +49,9 @@ struct kevent {
 #endif
 };
 
-#define EV_SET(kevp, a, b, c, d, e, f)                                         \
-    (*(kevp) = (struct kevent){.ident = (a), .filter = (b), .flags = (c),         \
-                               .fflags = (d), .data = (e), .udata = (f)})
+#define EV_SET(kevp, a, b, c, d, e, f)                                                             \
+    (*(kevp) = (struct kevent){                                                                    \
+         .ident = (a), .filter = (b), .flags = (c), .fflags = (d), .data = (e), .udata = (f)})
 
 #define EV_ADD 0x0001
 #define EV_DELETE 0x0002
@@ -68,6 +68,5 @@ struct kevent {
 
 int kqueue(void);
 int kevent(int kq, const struct kevent *changelist, kqstub_count_t nchanges,
-           struct kevent *eventlist, kqstub_count_t nevents,
-           const struct timespec *timeout);
+           struct kevent *eventlist, kqstub_count_t nevents, const struct timespec *timeout);
 #endif

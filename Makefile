@@ -301,7 +301,8 @@ $(FUZZ_OUT)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OUT)/libkart.a
 bench: deps
 	@$(MAKE) --no-print-directory bench-run
 
-bench-run: lib $(OUT)/kart-bench
+# The bench runs the example servers too (echo, http): build them first.
+bench-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --quick --json $(OUT)/bench.json $(BENCH_ARGS)
 
 install: lib

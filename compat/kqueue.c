@@ -529,8 +529,8 @@ static int kq_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeou
         for (int i = 0; i < n; i++) {
             const struct kevent *e = &st->evs[i];
             if (e->flags & EV_ERROR) {
-                kart__debug("kqueue: change on fd %d failed: %s", (int)e->ident,
-                            kart_strerror(-(int)e->data));
+                kart__log(KART_LOG_WARNING, "kqueue", "change on fd %d failed: %s", (int)e->ident,
+                          kart_strerror(-(int)e->data));
                 failed_changes = true;
                 continue;
             }

@@ -80,7 +80,8 @@ KART_API int kart_numa_policy_available(void)
             int err = do_mbind(m, p, MODE_DEFAULT, NULL, 0);
             v = err == 0;
             if (err < 0)
-                kart__debug("numa: memory policies refused here (mbind: %s)", strerror(-err));
+                kart__log(KART_LOG_INFO, "numa", "memory policies refused here (mbind: %s)",
+                          strerror(-err));
             munmap(m, p);
         }
     }
@@ -96,15 +97,15 @@ static int place(void *addr, size_t len, int mode, const nodemask *mask, unsigne
                  const char *what)
 {
     if (kart__numa_topo_get()->fake) {
-        kart__debug("numa: %s: test topology, memory policy not applied", what);
+        kart__log(KART_LOG_DEBUG, "numa", "%s: test topology, memory policy not applied", what);
         return KART_NUMA_UNBOUND;
     }
     int err = do_mbind(addr, len, mode, mask, flags);
     if (err == 0)
         return 0;
     if (refused(err)) {
-        kart__debug("numa: %s: mbind refused (%s), memory policy not applied", what,
-                    strerror(-err));
+        kart__log(KART_LOG_WARNING, "numa", "%s: mbind refused (%s), memory policy not applied",
+                  what, strerror(-err));
         return KART_NUMA_UNBOUND;
     }
     return err;

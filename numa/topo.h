@@ -1,7 +1,7 @@
 /*
  * numa/topo.h — the topology numa/topology.c reads once and the other
  * numa/ files share. Private to numa/, which uses nothing else in the
- * library but kart__debug.
+ * library but kart__log (the runtime's log).
  */
 #ifndef KART_NUMA_TOPO_H
 #define KART_NUMA_TOPO_H
@@ -39,7 +39,7 @@ kart__numa_topo *kart__numa_topo_get(void);
  * when absent. */
 int kart__numa_index(const kart__numa_topo *t, int node);
 
-/* Lines on stderr when KART_DEBUG is set: kart__debug, "numa: " first. */
+/* Lines in the runtime's log (kart/log.h) under "numa": kart__log. */
 #include "debug.h"
 
 #endif

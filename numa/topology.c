@@ -3,7 +3,7 @@
  * distances, the node of a CPU. Read once, from libnuma when built with it,
  * else from the node directories in sysfs (what libnuma reads too), else
  * one node; or from a test tree named by KART_NUMA_SYSFS. numa/ uses
- * nothing else in the library but kart__debug.
+ * nothing else in the library but kart__log (the runtime's log).
  */
 #define KART_BUILDING 1
 #include "debug.h"
@@ -200,7 +200,8 @@ static kart__numa_topo *load_sysfs(const char *root, const char *source)
         nd->id = ids[i];
         if (!read_node_file(root, nd->id, "cpulist", buf, sizeof(buf)) ||
             !parse_cpulist(buf, &nd->cpus)) {
-            kart__debug("numa: %s/node%d/cpulist unreadable or malformed: no CPUs", root, nd->id);
+            kart__log(KART_LOG_WARNING, "numa",
+                      "%s/node%d/cpulist unreadable or malformed: no CPUs", root, nd->id);
             CPU_ZERO(&nd->cpus);
         }
         /* The row lists the distance to each node, in ascending id. */
@@ -217,8 +218,9 @@ static kart__numa_topo *load_sysfs(const char *root, const char *source)
         if (k == n)
             memcpy(&t->dist[i * n], row, sizeof(int) * (size_t)n);
         else
-            kart__debug("numa: %s/node%d/distance has %d entries for %d nodes: ignored", root,
-                        nd->id, k, n);
+            kart__log(KART_LOG_WARNING, "numa",
+                      "%s/node%d/distance has %d entries for %d nodes: ignored", root, nd->id, k,
+                      n);
     }
     free(ids);
     topo_finish(t);
@@ -272,10 +274,11 @@ static kart__numa_topo *load(void)
         kart__numa_topo *t = load_sysfs(test, "test");
         if (t) {
             t->fake = true;
-            kart__debug("numa: test topology from %s: %d nodes", test, t->n);
+            kart__log(KART_LOG_INFO, "numa", "test topology from %s: %d nodes", test, t->n);
             return t;
         }
-        kart__debug("numa: KART_NUMA_SYSFS=%s holds no nodeN directories: ignored", test);
+        kart__log(KART_LOG_WARNING, "numa",
+                  "KART_NUMA_SYSFS=%s holds no nodeN directories: ignored", test);
     }
     kart__numa_topo *t = NULL;
 #ifdef KART_HAVE_NUMA

@@ -50,9 +50,9 @@ cd "$(dirname "$0")/.."
 export LC_ALL=C
 
 # What numa/ may use of the rest of the library: the log (DESIGN.md), which
-# is kart__debug, declared in core/base/debug.h.
+# is kart__log (the runtime's log), declared in core/base/debug.h.
 NUMA_INCLUDES="debug.h"
-NUMA_NAMES="kart__debug"
+NUMA_NAMES="kart__log"
 # Files in compat/ that are not backends: futex_parking.c is the portable
 # implementation of core/base/futex.h's kart__futex_wait/wake for systems
 # without futex(2) (chosen at build time by KART__FUTEX_NATIVE, not through

@@ -81,7 +81,7 @@ static int enable(uring_state *st)
         if (kart__sys_io_uring_enable_rings(st->ring.ring_fd) < 0)
             return -errno;
         if (kart__sys_io_uring_register_ring_fd(&st->ring) < 0)
-            kart__debug("uring: the ring fd could not be registered");
+            kart__log(KART_LOG_DEBUG, "uring", "the ring fd could not be registered");
     }
     st->enabled = true;
     return 0;
@@ -284,7 +284,7 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
     if (!(p.features & IORING_FEAT_POLL_32BITS))
         sel->caps &= ~KART_CAP_EXCLUSIVE;
     if (!probe_multishot()) {
-        kart__debug("uring: no multishot poll, KART_EDGE unavailable");
+        kart__log(KART_LOG_INFO, "uring", "no multishot poll, KART_EDGE unavailable");
         sel->caps &= ~KART_CAP_EDGE;
     }
     st->native_io = native_io_ok();
@@ -346,7 +346,7 @@ static int ur_del(kart_selector *sel, int fd, const kart__reg *reg)
         if (todo_room(st, 1) == 0)
             st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = seq, .kind = TODO_CANCEL};
         else
-            kart__debug("uring: cannot cancel the poll of fd %d", fd);
+            kart__log(KART_LOG_WARNING, "uring", "cannot cancel the poll of fd %d", fd);
         return 0;
     }
     kart__ur_submit(st);
@@ -395,8 +395,18 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n, in
     struct io_uring_cqe *c;
     unsigned head, seen = 0;
     int err = 0;
-    if (io_uring_cq_has_overflow(&st->ring))
+    if (io_uring_cq_has_overflow(&st->ring)) {
+        /* Logged on the first of a run of overflows only, not per wait. */
+        if (!st->overflowing)
+            kart__log(KART_LOG_WARNING, "uring",
+                      "completion queue overflowed (kernel keeps the completions until there "
+                      "is room; %u dropped so far)",
+                      st->ring.cq.koverflow ? *st->ring.cq.koverflow : 0);
+        st->overflowing = true;
         st->overflows++;
+    } else {
+        st->overflowing = false;
+    }
     io_uring_for_each_cqe(&st->ring, head, c)
     {
         if (c->user_data & KART__UD_OP) {

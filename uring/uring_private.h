@@ -52,6 +52,7 @@ typedef struct uring_state {
     bool native_io;     /* completion-based operations go through the ring */
     uint64_t enters;    /* io_uring_enter calls made */
     uint64_t overflows; /* times the completion ring was seen overflowed */
+    bool overflowing;   /* it was at the last reap: logged once per run */
     /* Native I/O completions collected by the waits, for the loop. */
     kart__cqe *cqes;
     int ncqes, cqe_cap;

@@ -1,13 +1,16 @@
 /*
- * core/base/debug.h — the runtime's debug hook: what kart noticed and
- * worked around (a backend skipped, a NUMA call refused), told on stderr
- * when the KART_DEBUG environment variable is set, and otherwise nowhere.
+ * core/base/debug.h — how the library writes to the runtime's log
+ * (kart/log.h): what it noticed and worked around (a backend skipped, a
+ * NUMA call refused, a worker replaced). core/base/log.c.
  */
 #ifndef KART_DEBUG_H
 #define KART_DEBUG_H
 
-/* A line on stderr, prefixed "kart: ", printed only when KART_DEBUG is set
- * (and not "0"). core/base/clock.c. */
-void kart__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include <kart/log.h>
+
+/* A line in the runtime's log under module ("loop", "uring", "numa"...):
+ * dropped at once unless a handler takes that level (kart/log.h). */
+void kart__log(kart_log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -20,6 +20,7 @@
  */
 #include "compiler.h"
 #include "deadline.h"
+#include "debug.h"
 #include "fault.h"
 #include "io_private.h"
 
@@ -811,13 +812,18 @@ int kart__accept_fd_limit(kart_req *req)
     if (io->reserve_fd >= 0) {
         close(io->reserve_fd);
         io->reserve_fd = -1;
+        int dropped = 0;
         for (int i = 0; i < 64; i++) {
             int fd = kart__accept_nb(req->sock->fd);
             if (fd < 0)
                 break;
             close(fd);
-            io->stats.accept_dropped++;
+            dropped++;
         }
+        io->stats.accept_dropped += (uint64_t)dropped;
+        kart__log(KART_LOG_WARNING, "io",
+                  "accept on fd %d at the descriptor limit: %d connection(s) dropped",
+                  req->sock->fd, dropped);
         io->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
     if (io->reserve_fd >= 0)

@@ -186,7 +186,8 @@ int kart__selector_create(kart_selector **out, const kart_selector_options *opts
             }
             /* A host may forbid io_uring (seccomp, the io_uring_disabled
              * sysctl, memlock limits): fall through to the next one. */
-            kart__debug("backend %s unavailable: %s", all_backends[i]->name, kart_strerror(e));
+            kart__log(KART_LOG_DEBUG, "loop", "backend %s unavailable: %s", all_backends[i]->name,
+                      kart_strerror(e));
         }
     }
     if (err < 0) {

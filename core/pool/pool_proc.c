@@ -15,6 +15,7 @@
  * failed, the last jobs are published, and the watcher ends: that is
  * what kart_pool_join() waits for.
  */
+#include "debug.h"
 #include "fault.h"
 #include "pool_private.h"
 
@@ -247,6 +248,13 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     if (state == KART__POOL_RUNNING || (state == KART__POOL_CLOSED && !normal)) {
         atomic_fetch_add(&me->generation, 1);
         wt->respawn[w] = true;
+        if (WIFSIGNALED(status))
+            kart__log(KART_LOG_WARNING, "pool", "worker %d (pid %d) killed by signal %d: replaced",
+                      w, (int)atomic_load(&me->pid), WTERMSIG(status));
+        else
+            kart__log(KART_LOG_WARNING, "pool",
+                      "worker %d (pid %d) exited with status %d: replaced", w,
+                      (int)atomic_load(&me->pid), WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
 }
 

@@ -33,6 +33,8 @@
 /* "pingpong/kart-epoll", named in bench_fail()'s message. */
 static char current[96] = "kart-bench";
 static int nerrors;
+/* Time this scenario spent in warm-ups, and in the modes' trials. */
+static int64_t warm_ns, trial_ns;
 
 int bench_errors(void)
 {
@@ -283,7 +285,9 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
             continue;
         res[nres] = (bench_result){.impl = &impls[i]};
         if (!impls[i].skip) {
+            int64_t w0 = bench_now_ns();
             mode[nrun] = warm_up(s, &impls[i], c, o, seconds, label);
+            *(impls[i].modes[0] && impls[i].modes[1] ? &trial_ns : &warm_ns) += bench_now_ns() - w0;
             res[nres].mode = impls[i].modes[mode[nrun]];
             res[nres].rounds = rounds;
             run[nrun++] = nres;
@@ -393,7 +397,9 @@ void bench_run_scenario(const bench_scenario *s, const bench_options *o, FILE *j
     int ncases = s->cases(cases, o->quick || o->smoke);
     int nimpls = s->impls(impls);
     int64_t t0 = bench_now_ns();
+    warm_ns = trial_ns = 0;
     for (int i = 0; i < ncases; i++)
         run_case(s, &cases[i], i, impls, nimpls, o, json);
-    fprintf(stderr, "%s: %.1f s\n", s->name, (double)(bench_now_ns() - t0) / 1e9);
+    fprintf(stderr, "%s: %.1f s (warm-ups %.1f s, mode trials %.1f s)\n", s->name,
+            (double)(bench_now_ns() - t0) / 1e9, (double)warm_ns / 1e9, (double)trial_ns / 1e9);
 }

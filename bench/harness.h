@@ -105,7 +105,8 @@ typedef struct bench_scenario {
     const char *baseline; /* implementation the ratios divide by */
     int nmetrics;
     const bench_metric *metrics; /* metrics[0] is the one modes are chosen by */
-    /* Fills out[] with the cases, fewer or smaller ones when quick. */
+    /* Fills out[] with the cases, fewer or smaller ones when quick (also
+     * under --smoke, whose runs have ctx->light set). */
     int (*cases)(bench_case *out, bool quick);
     /* Fills out[] with every implementation, available or not. */
     int (*impls)(bench_impl *out);

@@ -105,9 +105,17 @@ void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
     int w = 12; /* the name column: as wide as the longest name */
     for (int i = 0; i < n; i++)
         w = (int)strlen(r[i].impl->name) > w ? (int)strlen(r[i].impl->name) : w;
+    /* Each ratio column as wide as its widest cell. */
+    int rw[BENCH_MAX_METRICS];
+    for (int m = 0; m < s->nmetrics; m++) {
+        rw[m] = 17;
+        for (int i = 0; i < n; i++)
+            if (!r[i].impl->skip && (int)strlen(fmt_ratio(s, &r[i], m, q, sizeof(q))) > rw[m])
+                rw[m] = (int)strlen(q);
+    }
     fprintf(out, "  %-*s", w, "impl");
     for (int m = 0; m < s->nmetrics; m++)
-        fprintf(out, " %14s %-17s", s->metrics[m].name, "ratio  range");
+        fprintf(out, " %14s %-*s", s->metrics[m].name, rw[m], "ratio  range");
     fprintf(out, " mode%s\n", busy ? " (CPU busy: load generator, server)" : "");
     for (int i = 0; i < n; i++) {
         fprintf(out, "  %-*s", w, r[i].impl->name);
@@ -116,9 +124,9 @@ void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
             continue;
         }
         for (int m = 0; m < s->nmetrics; m++)
-            fprintf(out, " %14s %-17s",
+            fprintf(out, " %14s %-*s",
                     isnan(r[i].median[m]) ? "error" : fmt_value(r[i].median[m], v, sizeof(v)),
-                    fmt_ratio(s, &r[i], m, q, sizeof(q)));
+                    rw[m], fmt_ratio(s, &r[i], m, q, sizeof(q)));
         fprintf(out, " %s", r[i].mode ? r[i].mode : "");
         if (mixed && r[i].baseline && strcmp(r[i].baseline, r[i].impl->name) != 0)
             fprintf(out, "%svs %s", r[i].mode ? " " : "", r[i].baseline);

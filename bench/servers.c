@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -231,16 +232,39 @@ bench_server *bench_server_fork(const char *key, bench_server_fn fn)
     if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0 ||
         getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0)
         bench_fail("listen: %s", strerror(errno));
+    /* The child says when it is ready: its fresh memory (echo_hold's
+     * baseline) is read then, not while it is still kart-bench's copy. */
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        bench_fail("pipe: %s", strerror(errno));
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
         bench_fail("fork: %s", strerror(errno));
     if (pid == 0) {
+        close(ready[0]);
         child_setup();
+        /* Give back the free heap inherited from kart-bench, or the
+         * server's first frees would, and its resident memory would drop
+         * below the "fresh" figure that memory per connection subtracts. */
+        malloc_trim(0);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        close(ready[1]);
         fn(lfd);
         _exit(0);
     }
+    close(ready[1]);
     close(lfd);
+    char r;
+    ssize_t n;
+    while ((n = read(ready[0], &r, 1)) < 0 && errno == EINTR)
+        ;
+    close(ready[0]);
+    if (n != 1) {
+        waitpid(pid, NULL, 0);
+        bench_fail("the server %s exited at start", key);
+    }
     return add(key, pid, pid, ntohs(sa.sin_port));
 }
 

@@ -3,6 +3,7 @@
 #   make                 build/libkart.a, build/libkart.so.0, build/kart.pc
 #   make check           install missing packages, build, run every suite
 #   make bench           install missing packages, build, run kart-bench --quick
+#   make bench-smoke     the same, kart-bench --smoke: every implementation once
 #   make check-numa      the NUMA suites on a two-node QEMU guest (needs qemu)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean
@@ -143,10 +144,24 @@ BENCH_CFLAGS += -fopenmp
 BENCH_LIBS += -fopenmp
 endif
 
+# What kart-bench records about its build (bench/env.c): the compiler's
+# own line, the flags of the library and its own (less -I and -W), the git
+# commit, liburing's version. Recursive (=): read only when it is built.
+cstr = '"$(subst ','\'',$(subst ",\",$(subst \,\\,$(strip $($(1))))))"'
+BENCH_CC_VERSION = $(shell $(CC) --version 2>/dev/null | head -n1)
+BENCH_LIB_FLAGS = $(filter-out -I% -W%,$(CFLAGS_ALL) $(LIB_CFLAGS)) $(LDFLAGS)
+BENCH_OWN_FLAGS = $(filter-out -I% -W% -DKART_BENCH_HAVE_%,$(CFLAGS_ALL) $(BENCH_CFLAGS)) $(LDFLAGS)
+BENCH_GIT = $(shell git describe --always --dirty 2>/dev/null)
+BENCH_URING_VERSION = $(shell $(PKG_CONFIG) --modversion liburing 2>/dev/null)
+BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
+  -DKART_BENCH_LIB_FLAGS=$(call cstr,BENCH_LIB_FLAGS) -DKART_BENCH_FLAGS=$(call cstr,BENCH_OWN_FLAGS) \
+  -DKART_BENCH_GIT=$(call cstr,BENCH_GIT) \
+  $(if $(filter 1,$(URING)),-DKART_BENCH_LIBURING_VERSION=$(call cstr,BENCH_URING_VERSION))
+
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run install uninstall clean deps tests fuzz fuzz-build
+.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run bench-smoke bench-smoke-run install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -213,7 +228,7 @@ $(OUT)/tests/check_servers: $(OUT)/examples/echo-server $(OUT)/examples/http-ser
 
 $(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
 	$(call say,CC,$@)
-	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(BENCH_CFLAGS) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(BENCH_CFLAGS) $(BENCH_ENV) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
 
 deps:
 	@scripts/deps.sh
@@ -304,6 +319,15 @@ bench: deps
 # The bench runs the example servers too (echo, http): build them first.
 bench-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --quick --json $(OUT)/bench.json $(BENCH_ARGS)
+
+# Every scenario, every implementation once, briefly (well under two
+# minutes): fails on any error of kart or of a peer that is installed; a
+# peer that is not is skipped, with the reason printed. CI runs it.
+bench-smoke: deps
+	@$(MAKE) --no-print-directory bench-smoke-run
+
+bench-smoke-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
+	$(OUT)/kart-bench --smoke $(BENCH_ARGS)
 
 install: lib
 	$(call say,INSTALL,$(DESTDIR)$(PREFIX))

@@ -3,11 +3,16 @@
  * against kart's build/examples/http-server and against nginx (one
  * worker), both on CPU 0, each answering `GET /` with 200 "Hello, World!".
  *
- * Throughput is wrk's Requests/sec; CPU per request is the server
- * process's CPU time over wrk's run divided by wrk's request count (for
- * nginx, its worker's: the master only waits). A wrk run that reports
- * socket errors or non-2xx responses fails the benchmark. Before its first
- * round each server is asked once, by hand, and its answer checked.
+ * Throughput is wrk's Requests/sec. CPU per request is taken over the
+ * steady state only: a window that opens a while after wrk starts (past
+ * its start-up and connecting) and closes a while before its duration is
+ * up (before its teardown), over which kart-bench reads the server
+ * process's CPU time (for nginx, its worker's: the master only waits),
+ * the softirq time of the server's CPU and of wrk's, and wrk's own CPU
+ * time; the requests of the window are wrk's rate times its length. A wrk
+ * run that reports socket errors or non-2xx responses fails the
+ * benchmark. Before its first round each server is asked once, by hand,
+ * and its answer checked.
  *
  * nginx gets a configuration of its own in a temporary directory: one
  * worker, access log off, keep-alive requests without a practical limit,
@@ -30,23 +35,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char nginx_dir[64];
-
-/* The path of a program on $PATH (or /usr/sbin), or NULL. */
-static const char *find_program(const char *name, char *buf, size_t size)
-{
-    const char *path = getenv("PATH");
-    char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        snprintf(buf, size, "%s/%s", d, name);
-        if (access(buf, X_OK) == 0)
-            return buf;
-    }
-    return NULL;
-}
 
 static int connect_local(int port)
 {
@@ -135,7 +127,7 @@ static const bench_server *start_nginx(const char *key)
     if (s)
         return s;
     char nginx[512];
-    if (!find_program("nginx", nginx, sizeof(nginx)))
+    if (!bench_find_program("nginx", nginx, sizeof(nginx)))
         bench_fail("nginx is gone");
     snprintf(nginx_dir, sizeof(nginx_dir), "/tmp/kart-bench-nginx-XXXXXX");
     if (!mkdtemp(nginx_dir))
@@ -233,11 +225,42 @@ static const bench_server *start_kart(const char *key, const char *backend)
     return s;
 }
 
-/* Runs wrk pinned to CPU 1 and parses its report. */
-static void run_wrk(int port, int conns, int seconds, double *rps, uint64_t *requests)
+/* The steady-state window inside a wrk run of `seconds`: from `head`
+ * seconds after wrk is started to `head` seconds before its end. */
+static double window_head(int seconds)
+{
+    return seconds * 0.15 > 0.15 ? seconds * 0.15 : 0.15;
+}
+
+static void sleep_until_ns(int64_t t)
+{
+    for (int64_t now; (now = bench_now_ns()) < t;) {
+        struct timespec ts = {.tv_sec = (t - now) / 1000000000, .tv_nsec = (t - now) % 1000000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* One reading at an edge of the window. */
+typedef struct http_mark {
+    int64_t t, server, server_sirq, wrk, wrk_sirq;
+} http_mark;
+
+static void mark(http_mark *m, pid_t server, pid_t wrk)
+{
+    m->server = bench_proc_cpu_ns(server);
+    m->wrk = bench_proc_cpu_ns(wrk);
+    m->server_sirq = bench_cpu_softirq_ns(0);
+    m->wrk_sirq = bench_cpu_softirq_ns(1);
+    m->t = bench_now_ns();
+}
+
+/* Runs wrk pinned to CPU 1 and parses its report; reads the steady-state
+ * window's CPU figures on the way (w, all but requests). */
+static void run_wrk(int port, int conns, int seconds, pid_t server, double *rps, uint64_t *requests,
+                    bench_window *w)
 {
     char wrk[512];
-    if (!find_program("wrk", wrk, sizeof(wrk)))
+    if (!bench_find_program("wrk", wrk, sizeof(wrk)))
         bench_fail("wrk is gone");
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -247,6 +270,7 @@ static void run_wrk(int port, int conns, int seconds, double *rps, uint64_t *req
     snprintf(d, sizeof(d), "-d%ds", seconds);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
     fflush(NULL);
+    int64_t start = bench_now_ns();
     pid_t pid = fork();
     if (pid < 0)
         bench_fail("fork: %s", strerror(errno));
@@ -258,6 +282,13 @@ static void run_wrk(int port, int conns, int seconds, double *rps, uint64_t *req
         _exit(127);
     }
     close(p[1]);
+    /* wrk prints only at its end: the pipe can wait while we measure. */
+    int64_t head = (int64_t)(window_head(seconds) * 1e9);
+    http_mark m0, m1;
+    sleep_until_ns(start + head);
+    mark(&m0, server, pid);
+    sleep_until_ns(start + (int64_t)seconds * 1000000000 - head);
+    mark(&m1, server, pid);
     char out[8192];
     size_t n = 0;
     ssize_t k;
@@ -282,6 +313,16 @@ static void run_wrk(int port, int conns, int seconds, double *rps, uint64_t *req
         line--;
     *requests = strtoull(line, NULL, 10);
     *rps = strtod(r + 13, NULL);
+    if (m0.server < 0 || m1.server < 0)
+        bench_fail("the server process is gone");
+    *w = (bench_window){
+        .seconds = (double)(m1.t - m0.t) / 1e9,
+        .server_ns = m1.server - m0.server,
+        .server_sirq =
+            m0.server_sirq >= 0 && m1.server_sirq >= 0 ? m1.server_sirq - m0.server_sirq : -1,
+        .load_ns = m0.wrk >= 0 && m1.wrk >= 0 ? m1.wrk - m0.wrk : -1,
+        .load_sirq = m0.wrk_sirq >= 0 && m1.wrk_sirq >= 0 ? m1.wrk_sirq - m0.wrk_sirq : -1,
+    };
 }
 
 static int run_http(const bench_impl *impl, bench_ctx *ctx)
@@ -291,24 +332,25 @@ static int run_http(const bench_impl *impl, bench_ctx *ctx)
     snprintf(key, sizeof(key), "http/%s", impl->name);
     bench_raise_nofile(conns + 256);
     const bench_server *s = impl->arg ? start_kart(key, impl->arg) : start_nginx(key);
+    /* wrk counts in whole seconds. */
     int seconds = ctx->seconds < 1 ? 1 : (int)(ctx->seconds + 0.5);
-    int64_t cpu0 = bench_proc_cpu_ns(s->pid);
     double rps;
     uint64_t requests;
-    run_wrk(s->port, conns, seconds, &rps, &requests);
-    int64_t cpu = bench_proc_cpu_ns(s->pid) - cpu0;
-    if (cpu0 < 0 || cpu < 0)
-        bench_fail("the server process is gone");
+    bench_window w;
+    run_wrk(s->port, conns, seconds, s->pid, &rps, &requests, &w);
     if (requests == 0 || !(rps > 0))
         bench_fail("wrk completed no request");
     ctx->value[0] = rps;
-    ctx->value[1] = (double)(cpu > 0 ? cpu : 1) / 1e3 / (double)requests;
+    /* wrk's rate held over the steady-state window. */
+    w.requests = rps * w.seconds;
+    bench_window_report(ctx, &w, 1, 2);
     return 0;
 }
 
 static const bench_metric metrics[] = {
     {"req_per_s", "req/s", true},
     {"cpu_us_per_req", "us/req", false},
+    {"proc_us_per_req", "us/req", false},
 };
 
 static int cases(bench_case *out, bool quick)
@@ -323,8 +365,9 @@ static int cases(bench_case *out, bool quick)
 static int impls(bench_impl *out)
 {
     char buf[512];
-    const char *no_wrk =
-        find_program("wrk", buf, sizeof(buf)) ? NULL : "wrk not installed (apt-get install wrk)";
+    const char *no_wrk = bench_find_program("wrk", buf, sizeof(buf))
+                             ? NULL
+                             : "wrk not installed (apt-get install wrk)";
     int n = bench_add_kart_backends(out, run_http, false);
     bench_skip_select(out, n);
     for (int i = 0; i < n; i++)
@@ -333,7 +376,7 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "nginx",
                             .run = run_http,
                             .skip = no_wrk ? no_wrk
-                                    : find_program("nginx", buf, sizeof(buf))
+                                    : bench_find_program("nginx", buf, sizeof(buf))
                                         ? NULL
                                         : "nginx not installed (apt-get install nginx-light)"};
     return n;
@@ -343,12 +386,15 @@ static int impls(bench_impl *out)
 const bench_scenario bench_http = {
     .name = "http",
     .summary = "wrk on CPU 1 against kart's http-server and nginx (one worker) on CPU 0: "
-               "requests/s and server CPU per request",
+               "requests/s and server CPU per request (process + softirq of CPU 0, and the "
+               "process alone) over wrk's steady state",
     .baseline = "nginx",
-    .nmetrics = 2,
+    .nmetrics = 3,
     .metrics = metrics,
     .cases = cases,
     .impls = impls,
     .seconds = 2.0,
     .quick_seconds = 1.0,
+    .client_capped = 1u << 0,
+    .metric_note = {NULL, BENCH_NOTE_CPU, BENCH_NOTE_PROC},
 };

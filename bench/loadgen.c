@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The pattern's period: prime, so that no request size lines it up with
@@ -201,6 +202,14 @@ static void connect_all(lg_state *s)
     }
 }
 
+static int64_t self_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void child(const lg_params *p, int out)
 {
     bench_pin_cpu(1);
@@ -227,12 +236,18 @@ static void child(const lg_params *p, int out)
     s.stopping = false;
     s.requests = 0;
     int64_t cpu0 = bench_proc_cpu_ns(p->server);
+    int64_t sirq0 = bench_cpu_softirq_ns(0), lsirq0 = bench_cpu_softirq_ns(1);
+    int64_t own0 = self_cpu_ns();
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < p->conns; i++)
         top_up(&s, &s.c[i]);
     drive(&s, t0 + (int64_t)(p->seconds * 1e9));
     r.ns = bench_now_ns() - t0;
     r.server_cpu_ns = bench_proc_cpu_ns(p->server) - cpu0;
+    r.load_cpu_ns = self_cpu_ns() - own0;
+    int64_t sirq1 = bench_cpu_softirq_ns(0), lsirq1 = bench_cpu_softirq_ns(1);
+    r.server_sirq_ns = sirq0 >= 0 && sirq1 >= 0 ? sirq1 - sirq0 : -1;
+    r.load_sirq_ns = lsirq0 >= 0 && lsirq1 >= 0 ? lsirq1 - lsirq0 : -1;
     r.requests = s.requests;
     if (cpu0 < 0 || r.server_cpu_ns < 0)
         bench_fail("loadgen: the server process %d is gone", (int)p->server);

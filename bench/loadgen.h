@@ -11,7 +11,10 @@
  *
  * The generator, not kart-bench, reads the server's CPU time, right where
  * its measured window starts and ends, so that connecting and priming stay
- * out of it.
+ * out of it; beside it the softirq time of both CPUs and its own CPU time,
+ * so that the report can add the network stack's work on the server's
+ * core to the server's figure and tell a saturated generator (a
+ * client-bound round) from a saturated server.
  */
 #ifndef KART_BENCH_LOADGEN_H
 #define KART_BENCH_LOADGEN_H
@@ -34,6 +37,9 @@ typedef struct lg_result {
     uint64_t requests;      /* completed in the window */
     int64_t ns;             /* the window's length */
     int64_t server_cpu_ns;  /* server CPU time over the window */
+    int64_t server_sirq_ns; /* softirq time of the server's CPU (0); -1: unknown */
+    int64_t load_cpu_ns;    /* the generator's own CPU time */
+    int64_t load_sirq_ns;   /* softirq time of the generator's CPU (1) */
     int64_t server_rss_kib; /* server resident memory with every connection
                              * open and primed (one echo each), before the
                              * window */

@@ -1,15 +1,20 @@
 /*
  * bench/main.c — kart-bench's command line.
  *
- *   kart-bench [--quick] [--json FILE|-] [--list] [--impl A,B,...]
- *              [--rounds N] [--baseline IMPL] [SCENARIO ...]
+ *   kart-bench [--quick | --smoke] [--seed N] [--json FILE|-] [--list]
+ *              [--impl A,B,...] [--rounds N] [--baseline IMPL] [SCENARIO ...]
  *
  * Runs the named scenarios (all of them by default), each against every
  * implementation that starts here, and prints a table per case. With
  * --json, one JSON object per line per (case, implementation, metric) goes
  * to FILE, or to stdout with "-" (the tables then go to stderr so that
- * stdout stays parseable). Exit status: 0, 1 when a run failed its
- * correctness check, 2 for a bad command line.
+ * stdout stays parseable); the first line is the run's: seed, machine,
+ * build and peers. --seed repeats a run's round orders (its header prints
+ * the seed it drew). --smoke runs every implementation of every case once,
+ * briefly, and prints what ran and what was skipped and why: a check that
+ * everything works, not a measurement. Exit status: 0; 1 when a run failed
+ * its correctness check (named as scenario/implementation) or a
+ * measurement failed; 2 for a bad command line.
  */
 #include "harness.h"
 
@@ -18,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const bench_scenario *const scenarios[] = {
 #define BENCH_SCENARIO(name) &bench_##name,
@@ -28,9 +34,14 @@ static const bench_scenario *const scenarios[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: kart-bench [--quick] [--json FILE|-] [--list] [--impl A,B,...]\n"
-                 "                  [--rounds N] [--baseline IMPL] [SCENARIO ...]\n"
-                 "scenarios:");
+    fprintf(out,
+            "usage: kart-bench [--quick | --smoke] [--seed N] [--json FILE|-] [--list]\n"
+            "                  [--impl A,B,...] [--rounds N] [--baseline IMPL] [SCENARIO ...]\n"
+            "  --quick   fewer, shorter rounds (make bench)\n"
+            "  --smoke   every implementation once, briefly: does it all run? (make "
+            "bench-smoke)\n"
+            "  --seed N  the round orders' seed, 0 to 2^53-1 (default: drawn, and printed)\n"
+            "scenarios:");
     for (int i = 0; i < NSCENARIOS; i++)
         fprintf(out, " %s", scenarios[i]->name);
     fprintf(out, "\n");
@@ -120,7 +131,7 @@ int main(int argc, char **argv)
     bench_options o = {.table = stdout};
     const char **only = NULL;
     const char *json_path = NULL;
-    bool do_list = false;
+    bool do_list = false, seeded = false;
     const bench_scenario *sel[NSCENARIOS];
     int nsel = 0;
 
@@ -128,17 +139,29 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--quick") == 0) {
             o.quick = true;
+        } else if (strcmp(a, "--smoke") == 0) {
+            o.smoke = true;
         } else if (strcmp(a, "--list") == 0) {
             do_list = true;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--json") == 0 || strcmp(a, "--impl") == 0 ||
-                   strcmp(a, "--rounds") == 0 || strcmp(a, "--baseline") == 0) {
+                   strcmp(a, "--rounds") == 0 || strcmp(a, "--baseline") == 0 ||
+                   strcmp(a, "--seed") == 0) {
             if (i + 1 >= argc)
                 bad_usage("%s needs a value", a);
             char *v = argv[++i];
-            if (a[2] == 'j') {
+            if (a[2] == 's') {
+                char *end;
+                errno = 0;
+                unsigned long long n = strtoull(v, &end, 10);
+                /* Below 2^53, so that a JSON reader keeps every digit. */
+                if (*v < '0' || *v > '9' || *end != '\0' || errno || n >= (1ull << 53))
+                    bad_usage("--seed takes a number from 0 to 2^53-1, not '%s'", v);
+                o.seed = n;
+                seeded = true;
+            } else if (a[2] == 'j') {
                 json_path = v;
             } else if (a[2] == 'i') {
                 free(only);
@@ -196,8 +219,16 @@ int main(int argc, char **argv)
         }
     }
 
-    fprintf(o.table, "kart-bench%s on %s\n", o.quick ? " --quick" : "", bench_machine());
-    fflush(o.table);
+    if (!seeded) /* below 10^9: short enough to type back */
+        o.seed = ((uint64_t)bench_now_ns() ^ ((uint64_t)getpid() << 20)) % 1000000000u;
+    const char *mode = o.smoke ? " --smoke" : o.quick ? " --quick" : "";
+    fprintf(o.table,
+            "kart-bench%s, seed %llu (kart-bench%s --seed %llu repeats the round orders)\n", mode,
+            (unsigned long long)o.seed, mode, (unsigned long long)o.seed);
+    bench_env_print(o.table);
+    if (json)
+        bench_env_json(json, &o);
+    int64_t t0 = bench_now_ns();
     for (int i = 0; i < nsel; i++)
         bench_run_scenario(sel[i], &o, json);
     if (json && json != stdout && fclose(json) != 0) {
@@ -205,5 +236,18 @@ int main(int argc, char **argv)
         return 1;
     }
     free(only);
+    double took = (double)(bench_now_ns() - t0) / 1e9;
+    if (bench_errors() > 0) {
+        fprintf(stderr, "kart-bench: %d measurement%s failed (each named above); %.0f s\n",
+                bench_errors(), bench_errors() == 1 ? "" : "s", took);
+        return 1;
+    }
+    if (o.smoke)
+        fprintf(o.table,
+                "kart-bench --smoke: every implementation that is not skipped ran, "
+                "without an error (%.0f s)\n",
+                took);
+    else
+        fprintf(stderr, "kart-bench: %.0f s\n", took);
     return 0;
 }

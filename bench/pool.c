@@ -23,7 +23,8 @@
  * is one multiply-add on an int, since a Python loop of a hundred steps
  * would measure the interpreter, not the pool. Python runs fewer items
  * (tasks: 20,000; map: 20,000 at chunk 1, 200,000 at the default chunk)
- * and every figure is a per-item rate, so ratios stay comparable.
+ * and every figure is a per-item rate, so ratios stay comparable. A
+ * warm-up or --smoke run does a tenth of each count.
  */
 #include "harness.h"
 #include "python.h"
@@ -79,9 +80,9 @@ static void map_data(void)
     }
 }
 
-static void map_check(const uint64_t *out)
+static void map_check(const uint64_t *out, size_t n)
 {
-    for (size_t i = 0; i < MAP_ITEMS; i++)
+    for (size_t i = 0; i < n; i++)
         if (out[i] != map_want[i])
             bench_fail("item %zu: got %llx, want %llx", i, (unsigned long long)out[i],
                        (unsigned long long)map_want[i]);
@@ -96,6 +97,18 @@ static size_t default_chunk(size_t n, int w)
 static bool is_map(const bench_case *c)
 {
     return bench_param_get(c, "items") > 0;
+}
+
+/* A warm-up or --smoke run (ctx->light) does a tenth of the work. */
+static long scaled(const bench_ctx *ctx, long n)
+{
+    return ctx->light && n >= 10 ? n / 10 : n;
+}
+
+/* Items of a map run: the first ones of map_in. */
+static size_t map_items(const bench_ctx *ctx)
+{
+    return (size_t)scaled(ctx, MAP_ITEMS);
 }
 
 /* ---- kart ---- */
@@ -132,16 +145,17 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     int64_t t0, t1;
     if (is_map(ctx->c)) {
         map_data();
-        uint64_t *out = calloc(MAP_ITEMS, sizeof(uint64_t));
+        size_t items = map_items(ctx);
+        uint64_t *out = calloc(items, sizeof(uint64_t));
         size_t chunk = (size_t)bench_param_get(ctx->c, "chunk");
         t0 = bench_now_ns();
-        kcheck(kart_pool_map(p, kart_item, map_in, 8, out, 8, MAP_ITEMS, chunk), "kart_pool_map");
+        kcheck(kart_pool_map(p, kart_item, map_in, 8, out, 8, items, chunk), "kart_pool_map");
         t1 = bench_now_ns();
-        map_check(out);
+        map_check(out, items);
         free(out);
-        ctx->value[0] = MAP_ITEMS * 1e9 / (double)(t1 - t0);
+        ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
     } else {
-        long n = bench_param_get(ctx->c, "tasks");
+        long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
         kart_future *f[BATCH];
         t0 = bench_now_ns();
         for (long i = 0; i < n; i += BATCH) {
@@ -177,30 +191,31 @@ static int run_omp(const bench_impl *impl, bench_ctx *ctx)
     int64_t t0, t1;
     if (is_map(ctx->c)) {
         map_data();
-        uint64_t *out = calloc(MAP_ITEMS, sizeof(uint64_t));
+        size_t items = map_items(ctx);
+        uint64_t *out = calloc(items, sizeof(uint64_t));
         long chunk = bench_param_get(ctx->c, "chunk");
-        long dchunk = chunk ? chunk : (long)default_chunk(MAP_ITEMS, w);
+        long dchunk = chunk ? chunk : (long)default_chunk(items, w);
         const uint64_t *in = map_in;
         t0 = bench_now_ns();
         if (dynamic) {
 #pragma omp parallel for schedule(dynamic, dchunk)
-            for (long i = 0; i < MAP_ITEMS; i++)
+            for (long i = 0; i < (long)items; i++)
                 out[i] = work(in[i]);
         } else if (chunk == 1) {
 #pragma omp parallel for schedule(static, 1)
-            for (long i = 0; i < MAP_ITEMS; i++)
+            for (long i = 0; i < (long)items; i++)
                 out[i] = work(in[i]);
         } else {
 #pragma omp parallel for schedule(static)
-            for (long i = 0; i < MAP_ITEMS; i++)
+            for (long i = 0; i < (long)items; i++)
                 out[i] = work(in[i]);
         }
         t1 = bench_now_ns();
-        map_check(out);
+        map_check(out, items);
         free(out);
-        ctx->value[0] = MAP_ITEMS * 1e9 / (double)(t1 - t0);
+        ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
     } else {
-        long n = bench_param_get(ctx->c, "tasks");
+        long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
         atomic_store(&omp_ran, 0);
         t0 = bench_now_ns();
 #pragma omp parallel
@@ -321,23 +336,23 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
     int64_t t0, t1;
     if (is_map(ctx->c)) {
         map_data();
-        uint64_t *out = calloc(MAP_ITEMS, sizeof(uint64_t));
+        size_t items = map_items(ctx);
+        uint64_t *out = calloc(items, sizeof(uint64_t));
         size_t chunk = (size_t)bench_param_get(ctx->c, "chunk");
         if (!chunk)
-            chunk = default_chunk(MAP_ITEMS, w);
-        pt_start(&p, w, (MAP_ITEMS + chunk - 1) / chunk);
+            chunk = default_chunk(items, w);
+        pt_start(&p, w, (items + chunk - 1) / chunk);
         t0 = bench_now_ns();
-        for (size_t a = 0; a < MAP_ITEMS; a += chunk)
-            pt_submit(&p,
-                      (pt_task){pt_chunk, a, a + chunk < MAP_ITEMS ? a + chunk : MAP_ITEMS, out});
+        for (size_t a = 0; a < items; a += chunk)
+            pt_submit(&p, (pt_task){pt_chunk, a, a + chunk < items ? a + chunk : items, out});
         pt_wait(&p);
         t1 = bench_now_ns();
         pt_stop(&p);
-        map_check(out);
+        map_check(out, items);
         free(out);
-        ctx->value[0] = MAP_ITEMS * 1e9 / (double)(t1 - t0);
+        ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
     } else {
-        long n = bench_param_get(ctx->c, "tasks");
+        long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
         pt_start(&p, w, (size_t)n);
         t0 = bench_now_ns();
         for (long i = 0; i < n; i++)
@@ -384,7 +399,7 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
     bool map = is_map(ctx->c);
     long chunk = map ? bench_param_get(ctx->c, "chunk") : 0;
-    long n = !map ? PY_TASKS : chunk == 1 ? PY_MAP1 : PY_MAPD;
+    long n = scaled(ctx, !map ? PY_TASKS : chunk == 1 ? PY_MAP1 : PY_MAPD);
     char items[32], chunks[32], workers[32], out[256];
     snprintf(items, sizeof(items), "%ld", n);
     snprintf(chunks, sizeof(chunks), "%ld", chunk);

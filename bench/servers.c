@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -102,6 +104,56 @@ int64_t bench_proc_cpu_ns(pid_t pid)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t bench_cpu_softirq_ns(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu = n > 0 ? cpu % (int)n : 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[512], want[32];
+    int len = snprintf(want, sizeof(want), "cpu%d ", cpu);
+    int64_t ns = -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, want, (size_t)len) != 0)
+            continue;
+        /* user nice system idle iowait irq softirq ... */
+        unsigned long long v[7];
+        if (sscanf(line + len, "%llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6]) == 7)
+            ns = (int64_t)(v[6] * (1000000000.0 / (double)sysconf(_SC_CLK_TCK)));
+        break;
+    }
+    fclose(f);
+    return ns;
+}
+
+void bench_window_report(bench_ctx *ctx, const bench_window *w, int cpu_m, int proc_m)
+{
+    if (w->server_ns <= 0) {
+        bench_metric_error(ctx, cpu_m,
+                           "the server's CPU clock read %lld ns over a %.3f s window that "
+                           "served %.0f requests: no CPU figure",
+                           (long long)w->server_ns, w->seconds, w->requests);
+        ctx->value[proc_m] = NAN;
+        return;
+    }
+    if (w->server_sirq < 0) {
+        bench_metric_error(ctx, cpu_m, "/proc/stat gave no softirq time for the server's CPU");
+        ctx->value[proc_m] = (double)w->server_ns / 1e3 / w->requests;
+        return;
+    }
+    double server = (double)(w->server_ns + w->server_sirq);
+    ctx->value[cpu_m] = server / 1e3 / w->requests;
+    ctx->value[proc_m] = (double)w->server_ns / 1e3 / w->requests;
+    /* On one CPU the two share it: neither share says anything. */
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2 && w->seconds > 0) {
+        ctx->server_busy = server / 1e9 / w->seconds;
+        if (w->load_ns >= 0 && w->load_sirq >= 0)
+            ctx->load_busy = (double)(w->load_ns + w->load_sirq) / 1e9 / w->seconds;
+    }
+}
+
 int64_t bench_proc_rss_kib(pid_t pid)
 {
     char path[64], buf[128];
@@ -180,16 +232,39 @@ bench_server *bench_server_fork(const char *key, bench_server_fn fn)
     if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0 ||
         getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0)
         bench_fail("listen: %s", strerror(errno));
+    /* The child says when it is ready: its fresh memory (echo_hold's
+     * baseline) is read then, not while it is still kart-bench's copy. */
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        bench_fail("pipe: %s", strerror(errno));
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
         bench_fail("fork: %s", strerror(errno));
     if (pid == 0) {
+        close(ready[0]);
         child_setup();
+        /* Give back the free heap inherited from kart-bench, or the
+         * server's first frees would, and its resident memory would drop
+         * below the "fresh" figure that memory per connection subtracts. */
+        malloc_trim(0);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        close(ready[1]);
         fn(lfd);
         _exit(0);
     }
+    close(ready[1]);
     close(lfd);
+    char r;
+    ssize_t n;
+    while ((n = read(ready[0], &r, 1)) < 0 && errno == EINTR)
+        ;
+    close(ready[0]);
+    if (n != 1) {
+        waitpid(pid, NULL, 0);
+        bench_fail("the server %s exited at start", key);
+    }
     return add(key, pid, pid, ntohs(sa.sin_port));
 }
 

@@ -9,8 +9,13 @@
  * exec'd (kart's own examples, nginx), so that what is measured for kart
  * is the shipped example itself.
  *
- * Its CPU time is read from /proc/<pid>/task/<tid>/schedstat, summed over
- * its threads: nanoseconds, where /proc/<pid>/stat has clock ticks.
+ * Its CPU time is read from the process's CPU clock (clock_getcpuclockid:
+ * every thread, in nanoseconds, where /proc/<pid>/stat has clock ticks).
+ * The softirq work of its CPU (the network stack's receive and transmit
+ * processing, inline or in ksoftirqd) is read beside it from /proc/stat
+ * and added to the server's CPU figure: it is the server's load on its
+ * core, and a server that makes more of it is not cheaper for hiding it
+ * there. The two are reported apart as well.
  */
 #ifndef KART_BENCH_SERVERS_H
 #define KART_BENCH_SERVERS_H
@@ -53,6 +58,33 @@ bench_server *bench_server_adopt(const char *key, pid_t leader, pid_t pid, int p
 /* The CPU time of a process so far, in ns, over all its threads; -1 when
  * it is gone. */
 int64_t bench_proc_cpu_ns(pid_t pid);
+
+/* The softirq time of a CPU so far, ns, from /proc/stat (whose unit is
+ * the clock tick, USER_HZ: 10 ms on Linux); cpu is taken modulo the CPUs
+ * online, as bench_pin_cpu() takes it. -1 when it cannot be read. */
+int64_t bench_cpu_softirq_ns(int cpu);
+
+/* The notes of the two CPU metrics (bench_metric.note). */
+#define BENCH_NOTE_CPU "the server process's CPU time + its CPU's softirq time"
+#define BENCH_NOTE_PROC "the server process's CPU time alone"
+
+/* The figures of one measured window of a server under load. */
+typedef struct bench_window {
+    double seconds;      /* the window's length */
+    double requests;     /* completed in it */
+    int64_t server_ns;   /* the server process's CPU time */
+    int64_t server_sirq; /* softirq time of the server's CPU (-1: unknown) */
+    int64_t load_ns;     /* the load generator's CPU time (-1: unknown) */
+    int64_t load_sirq;   /* softirq time of the load generator's CPU */
+} bench_window;
+
+/* Fills ctx->value[cpu_m] with the server's CPU (process + softirq of its
+ * CPU) per request in microseconds, ctx->value[proc_m] with the process's
+ * alone, and ctx->server_busy / load_busy with the shares of their cores
+ * each side kept busy. A process clock that did not move over a window
+ * that served requests is a failed measurement (bench_metric_error), not
+ * a tiny figure. */
+void bench_window_report(bench_ctx *ctx, const bench_window *w, int cpu_m, int proc_m);
 
 /* Resident memory of a process, KiB; -1 when it is gone. */
 int64_t bench_proc_rss_kib(pid_t pid);

@@ -23,7 +23,8 @@
  * Each implementation takes the timeout in its own unit: kart nanoseconds,
  * libevent microseconds, libuv milliseconds (so libuv sees only 50 distinct
  * deadlines; that is its API). Every timer must fire exactly once, and
- * kart's in deadline order with ties in start order, as it promises.
+ * kart's in deadline order with ties in start order, as it promises. A
+ * warm-up or --smoke run starts a fifth as many.
  */
 #include "harness.h"
 
@@ -43,6 +44,13 @@ static struct {
     int count;
     int last; /* kart: index of the last timer fired, -1 before the first */
 } st;
+
+/* The case's count; a fifth of it for a warm-up or --smoke run. */
+static int ntimers(const bench_ctx *ctx)
+{
+    int n = (int)bench_param_get(ctx->c, "timers");
+    return ctx->light ? n / 5 : n;
+}
 
 static void make_timeouts(int n)
 {
@@ -122,7 +130,7 @@ static void kart_fire(kart_timer *t)
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
 {
     (void)impl;
-    int n = (int)bench_param_get(ctx->c, "timers");
+    int n = ntimers(ctx);
     kart_loop *loop;
     int err = kart_loop_create(&loop, NULL);
     if (err < 0)
@@ -169,7 +177,7 @@ static void luv_fire(uv_timer_t *t)
 
 static int run_libuv(const bench_impl *impl, bench_ctx *ctx)
 {
-    int n = (int)bench_param_get(ctx->c, "timers");
+    int n = ntimers(ctx);
     uv_loop_t loop;
     int err = uv_loop_init(&loop);
     if (err < 0)
@@ -222,7 +230,7 @@ static void ev_fire(evutil_socket_t fd, short what, void *arg)
 
 static int run_libevent(const bench_impl *impl, bench_ctx *ctx)
 {
-    int n = (int)bench_param_get(ctx->c, "timers");
+    int n = ntimers(ctx);
     struct event_base *base = event_base_new();
     if (!base)
         bench_fail("event_base_new failed");

@@ -30,12 +30,15 @@ typedef struct kart__inputrc_env {
 
 /* Parses text (len bytes, lines ending in \n, \r\n or the end) as the
  * contents of a file called name (for reports and for $include paths
- * relative to it). Returns the number of lines reported (0: all good), or
- * -ENOMEM. */
+ * relative to it; NULL: "(string)", relative to the current folder).
+ * Returns the number of lines reported (0: all good), or -ENOMEM (what was
+ * parsed before stays applied), or -EINVAL (no env or env->settings). A
+ * NULL entry of env->maps drops the bindings meant for that map. */
 int kart__inputrc_parse(kart__inputrc_env *env, const char *text, size_t len, const char *name);
-/* Reads and parses a file ("~/" expanded). Returns the number of lines
- * reported, or -ENOENT / -EACCES / -EISDIR / another -errno of open and
- * read when the file cannot be read, -EFBIG for a file over 1 MiB. */
+/* Reads and parses a file ("~/" and "~user/" expanded). Returns the
+ * number of lines reported, or -ENOENT / -EACCES / -EISDIR / another -errno
+ * of open and read when the file cannot be read, -EFBIG for a file over
+ * 1 MiB, -ENAMETOOLONG, and as kart__inputrc_parse. */
 int kart__inputrc_read(kart__inputrc_env *env, const char *path);
 /* GNU's order: $INPUTRC if set, else ~/.inputrc, else /etc/inputrc; the
  * first that exists is read. Returns as kart__inputrc_read, and -ENOENT

@@ -11,6 +11,7 @@
 #ifndef KART_LINE_FN_H
 #define KART_LINE_FN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* X(ID, "name"): one per row. */
@@ -180,5 +181,10 @@ const char *kart__line_fn_name(enum kart__line_fn fn);
 /* The function a name stands for (case-insensitive, as GNU readline's
  * rl_named_function); KART__FN_NONE if no function has that name. */
 enum kart__line_fn kart__line_fn_lookup(const char *name, size_t len);
+
+/* Whether a (alen bytes) equals the NUL-terminated b, ignoring the case of
+ * ASCII letters only (not the locale's): the comparison of GNU's names,
+ * shared by the keymap, settings and inputrc parts. */
+bool kart__line_name_eq(const char *a, size_t alen, const char *b);
 
 #endif

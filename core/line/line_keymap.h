@@ -108,7 +108,15 @@ typedef struct kart__keyreader {
     char pending[KART__KEYSEQ_MAX]; /* bytes read, not yet resolved */
     size_t npending;
     size_t ready;  /* bytes of pending already resolved, still to hand out */
-    int64_t since; /* kart_now_ns() when pending became ambiguous */
+    int64_t since; /* kart_now_ns() when pending became ambiguous: set each
+                    * time a call leaves bytes waiting, so the timeout counts
+                    * from the last byte, as GNU's keyseq-timeout does */
+    /* The reader's own state. */
+    size_t timed_out;      /* the first timed_out bytes of pending resolve
+                            * without waiting (a timeout passed over them) */
+    unsigned char esc_seq; /* 1: pending is an escape sequence no binding
+                            * knows, being swallowed to its final byte; 2:
+                            * the rest of one longer than KART__KEYSEQ_MAX */
 } kart__keyreader;
 
 void kart__keyreader_init(kart__keyreader *r);
@@ -128,7 +136,10 @@ kart__key_kind kart__keyreader_next(kart__keyreader *r, const kart__keymap *map,
 bool kart__keyreader_pending(const kart__keyreader *r);
 /* keyseq-timeout passed with a sequence pending: resolves it as the
  * longest bound prefix (ESC alone as ESC), the rest to follow through
- * next(). Returns key->kind. */
+ * next() without waiting again. An escape sequence cut short ("\e[1;",
+ * a slow link) comes out whole as KART__KEY_UNBOUND instead, and so does
+ * any escape sequence no binding knows, at once, without the timeout
+ * (docs/inputrc.md, "From bytes to keys"). Returns key->kind. */
 kart__key_kind kart__keyreader_timeout(kart__keyreader *r, const kart__keymap *map, kart__key *key);
 
 /* ---- key sequence notation ---- */

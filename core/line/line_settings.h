@@ -61,6 +61,15 @@ typedef struct kart__line_settings {
     char *vi_cmd_mode_string; /* "(cmd)" */
     char *vi_ins_mode_string; /* "(ins)" */
     bool visible_stats;
+    /* Added with the parts that read and set them: */
+    /* `set keymap emacs-meta`: ESC, emacs-ctlx: C-x, otherwise 0; the
+     * inputrc's bindings go under it in maps[keymap]. */
+    char keymap_prefix;
+    char *active_region_start_color; /* NULL: the terminal's standout */
+    char *active_region_end_color;   /* NULL: the terminal's standout end */
+    bool byte_oriented;
+    bool force_meta_prefix; /* kart always binds \M-x as ESC x */
+    bool search_ignore_case;
 } kart__line_settings;
 
 /* GNU's defaults. -ENOMEM (the strings are the settings' own). */
@@ -80,5 +89,20 @@ int kart__line_setting_set(kart__line_settings *s, const char *name, size_t name
 int kart__line_setting_get(const kart__line_settings *s, const char *name, char *buf, size_t cap);
 /* The variables' names in order, NULL-terminated (for dump-variables). */
 extern const char *const kart__line_setting_names[];
+
+/* What a variable takes, for the inputrc parser: it reads the value of a
+ * boolean, a number or a word (bell-style, editing-mode, keymap) up to the
+ * first blank, and a string's to the end of the line or its closing
+ * quote, as GNU's does. -ENOENT for no such variable. The strings that
+ * hold key notation (the mode strings, isearch-terminators, the
+ * active-region colors) are stored translated ("\e[1m" as ESC [ 1 m), and
+ * written back in notation by kart__line_setting_get. */
+enum {
+    KART__SETTING_BOOL = 1,
+    KART__SETTING_INT,
+    KART__SETTING_WORD,
+    KART__SETTING_STRING,
+};
+int kart__line_setting_type(const char *name, size_t name_len);
 
 #endif

@@ -62,9 +62,8 @@ static void store(bool fn_too, kart_log_handler fn, void *arg, kart_log_level le
     uint32_t s;
     for (;;) {
         s = atomic_load_explicit(&cfg.seq, memory_order_relaxed);
-        if (!(s & 1) && atomic_compare_exchange_weak_explicit(&cfg.seq, &s, s + 1,
-                                                              memory_order_acquire,
-                                                              memory_order_relaxed))
+        if (!(s & 1) && atomic_compare_exchange_weak_explicit(
+                            &cfg.seq, &s, s + 1, memory_order_acquire, memory_order_relaxed))
             break;
     }
     atomic_thread_fence(memory_order_release);

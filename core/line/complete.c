@@ -7,10 +7,10 @@
  * searches down the tree ("a", then "b") and a third for the first
  * attribute of "b" not below "pre"; the matches are the run that follows.
  * A completion costs O(depth · log n + matches) however many names are
- * registered, and nothing is sorted at completion time but the matches.
+ * registered.
  *
- * Keywords live in a sorted array of their own, merged with the top-level
- * names as they are gathered. A provider's attributes are gathered at
+ * Keywords live in a sorted array of their own (nodes too, with their
+ * suffix), merged with the top-level names as they are gathered. A provider's attributes are gathered at
  * completion time into an arena and sorted in: of a name, the first is
  * kept (keyword, then registered name, then provider). Then
  * rlcompleter's '_' rule, and the candidates are written into one block,
@@ -38,27 +38,24 @@ typedef struct kids {
     size_t n, cap;
 } kids;
 
+/* A name's component, or a keyword (in a tree of its own, one level
+ * deep). */
 struct node {
     node *parent; /* NULL at the top level */
     kids kids;
     kart_complete_provider fn; /* NULL: none */
     void *arg;
-    kart_complete_kind kind;
+    const char *suffix; /* what its candidate ends with: from the kind, or
+                         * a keyword's own, after name in the same block */
+    size_t suffix_len;
     bool registered; /* false: implicit, there only for its attributes */
     size_t len;
     char name[]; /* this component, NUL-terminated */
 };
 
-typedef struct keyword {
-    size_t len, suffix_len;
-    const char *suffix; /* after word, in the same block */
-    char word[];
-} keyword;
-
 struct kart_completer {
     kids top;
-    keyword **kw; /* sorted by word */
-    size_t nkw, kwcap;
+    kids keywords;
     uint64_t generation; /* bumped by every change of names or keywords */
     bool busy;           /* a provider is running */
     /* What kart_completer_next() keeps between calls. */
@@ -194,6 +191,14 @@ static int reserve(kids *k)
     return 0;
 }
 
+/* Puts n at index i of k, which has room (reserve). */
+static void insert_at(kids *k, size_t i, node *n)
+{
+    memmove(&k->v[i + 1], &k->v[i], (k->n - i) * sizeof(k->v[0]));
+    k->v[i] = n;
+    k->n++;
+}
+
 static void detach(kids *k, node *n)
 {
     size_t i = lower_bound(k, n->name, n->len);
@@ -217,12 +222,29 @@ static void free_subtree(node *n)
     }
 }
 
-static node *new_node(node *parent, const char *name, size_t len)
+static void free_kids(kids *k)
 {
-    node *n = kart__sys_malloc(sizeof(*n) + len + 1);
+    for (size_t i = 0; i < k->n; i++)
+        free_subtree(k->v[i]);
+    free(k->v);
+}
+
+static const char *const kind_suffix[] = {"", "(", "()", ""};
+
+static void set_kind(node *n, kart_complete_kind kind)
+{
+    n->suffix = kind_suffix[kind];
+    n->suffix_len = strlen(n->suffix);
+}
+
+/* An implicit namespace; extra bytes after its name for a keyword's
+ * suffix. */
+static node *new_node(node *parent, const char *name, size_t len, size_t extra)
+{
+    node *n = kart__sys_malloc(sizeof(*n) + len + 1 + extra);
     if (!n)
         return NULL;
-    *n = (node){.parent = parent, .kind = KART_COMPLETE_NAMESPACE, .len = len};
+    *n = (node){.parent = parent, .suffix = "", .len = len};
     memcpy(n->name, name, len);
     n->name[len] = '\0';
     return n;
@@ -245,7 +267,7 @@ static int attach_chain(kids *at, size_t i, node *parent, const char *p, const c
                 goto nomem;
             last->kids.cap = 1;
         }
-        node *n = new_node(last ? last : parent, p, clen);
+        node *n = new_node(last ? last : parent, p, clen, 0);
         if (!n)
             goto nomem;
         if (last) {
@@ -257,13 +279,11 @@ static int attach_chain(kids *at, size_t i, node *parent, const char *p, const c
         last = n;
         p += clen + 1;
     }
-    last->kind = kind;
+    set_kind(last, kind);
     last->registered = true;
     last->fn = fn;
     last->arg = arg;
-    memmove(&at->v[i + 1], &at->v[i], (at->n - i) * sizeof(at->v[0]));
-    at->v[i] = head;
-    at->n++;
+    insert_at(at, i, head);
     return 0;
 nomem:
     free_subtree(head);
@@ -302,31 +322,11 @@ static int add_name(kart_completer *c, const char *name, kart_complete_kind kind
     if (parent->registered)
         return -EEXIST;
     parent->registered = true;
-    parent->kind = kind;
+    set_kind(parent, kind);
     parent->fn = fn;
     parent->arg = arg;
     c->generation++;
     return 0;
-}
-
-/* ---- keywords ---- */
-
-static size_t kw_lower_bound(const kart_completer *c, const char *s, size_t len)
-{
-    size_t lo = 0, hi = c->nkw;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cmp_bytes(c->kw[mid]->word, c->kw[mid]->len, s, len) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static bool kw_at(const kart_completer *c, size_t i, const char *s, size_t len)
-{
-    return i < c->nkw && cmp_bytes(c->kw[i]->word, c->kw[i]->len, s, len) == 0;
 }
 
 /* ---- gathering candidates ---- */
@@ -353,8 +353,6 @@ struct kart_complete_sink {
     int err; /* -ENOMEM once an add failed for memory */
 };
 
-static const char *const kind_suffix[] = {"", "(", "()", ""};
-
 static int push(cands *cs, cand cd)
 {
     if (cs->n == cs->cap) {
@@ -369,10 +367,13 @@ static int push(cands *cs, cand cd)
     return 0;
 }
 
-static cand name_cand(const char *name, size_t len, kart_complete_kind kind, unsigned rank)
+static cand node_cand(const node *n, unsigned rank)
 {
-    const char *sfx = kind_suffix[kind];
-    return (cand){.name = name, .len = len, .suffix = sfx, .suffix_len = strlen(sfx), .rank = rank};
+    return (cand){.name = n->name,
+                  .len = n->len,
+                  .suffix = n->suffix,
+                  .suffix_len = n->suffix_len,
+                  .rank = rank};
 }
 
 /* The registered names of k that start with prefix: a run from its lower
@@ -383,7 +384,7 @@ static int gather_kids(cands *cs, const kids *k, const char *prefix, size_t plen
         const node *n = k->v[i];
         if (!starts_with(n->name, n->len, prefix, plen))
             break;
-        if (push(cs, name_cand(n->name, n->len, n->kind, 1)) < 0)
+        if (push(cs, node_cand(n, 1)) < 0)
             return -ENOMEM;
     }
     return 0;
@@ -393,25 +394,21 @@ static int gather_kids(cands *cs, const kids *k, const char *prefix, size_t plen
  * sorted runs merged into one, a keyword before a name spelled the same. */
 static int gather_top(cands *cs, const kart_completer *c, const char *prefix, size_t plen)
 {
-    const kids *k = &c->top;
-    size_t i = lower_bound(k, prefix, plen), j = kw_lower_bound(c, prefix, plen);
+    const kids *names = &c->top, *words = &c->keywords;
+    size_t i = lower_bound(names, prefix, plen), j = lower_bound(words, prefix, plen);
     for (;;) {
-        const node *n = i < k->n ? k->v[i] : NULL;
-        const keyword *w = j < c->nkw ? c->kw[j] : NULL;
+        const node *n = i < names->n ? names->v[i] : NULL;
+        const node *w = j < words->n ? words->v[j] : NULL;
         if (n && !starts_with(n->name, n->len, prefix, plen))
             n = NULL;
-        if (w && !starts_with(w->word, w->len, prefix, plen))
+        if (w && !starts_with(w->name, w->len, prefix, plen))
             w = NULL;
         cand cd;
-        if (w && (!n || cmp_bytes(w->word, w->len, n->name, n->len) <= 0)) {
-            cd = (cand){.name = w->word,
-                        .len = w->len,
-                        .suffix = w->suffix,
-                        .suffix_len = w->suffix_len,
-                        .rank = 0};
+        if (w && (!n || cmp_bytes(w->name, w->len, n->name, n->len) <= 0)) {
+            cd = node_cand(w, 0);
             j++;
         } else if (n) {
-            cd = name_cand(n->name, n->len, n->kind, 1);
+            cd = node_cand(n, 1);
             i++;
         } else {
             return 0;
@@ -471,8 +468,8 @@ int kart_complete_sink_add(kart_complete_sink *sink, const char *name, kart_comp
         cs->arena = a;
         cs->acap = cap;
     }
-    cand cd = name_cand(NULL, len, kind, 2);
-    cd.off = cs->alen;
+    const char *sfx = kind_suffix[kind];
+    cand cd = {.off = cs->alen, .len = len, .suffix = sfx, .suffix_len = strlen(sfx), .rank = 2};
     if (push(cs, cd) < 0)
         return sink->err = -ENOMEM;
     memcpy(cs->arena + cs->alen, name, len);
@@ -670,12 +667,8 @@ void kart_completer_free(kart_completer *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->top.n; i++)
-        free_subtree(c->top.v[i]);
-    free(c->top.v);
-    for (size_t i = 0; i < c->nkw; i++)
-        free(c->kw[i]);
-    free(c->kw);
+    free_kids(&c->top);
+    free_kids(&c->keywords);
     free(c->kept);
     free(c->kept_text);
     free(c);
@@ -733,31 +726,22 @@ int kart_completer_add_keyword(kart_completer *c, const char *word, const char *
             return -EINVAL;
     if (c->busy)
         return -EBUSY;
-    size_t i = kw_lower_bound(c, word, len);
-    if (kw_at(c, i, word, len))
+    kids *k = &c->keywords;
+    if (find(k, word, len))
         return -EEXIST;
-    if (c->nkw == c->kwcap) {
-        size_t cap = c->kwcap ? c->kwcap * 2 : 8;
-        keyword **v = kart__sys_realloc(c->kw, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        c->kw = v;
-        c->kwcap = cap;
-    }
-    keyword *w = kart__sys_malloc(sizeof(*w) + len + 1 + slen + 1);
+    if (reserve(k) < 0)
+        return -ENOMEM;
+    node *w = new_node(NULL, word, len, slen + 1);
     if (!w)
         return -ENOMEM;
-    w->len = len;
-    w->suffix_len = slen;
-    memcpy(w->word, word, len + 1);
-    char *sfx = w->word + len + 1;
+    char *sfx = w->name + len + 1;
     if (slen)
         memcpy(sfx, suffix, slen);
     sfx[slen] = '\0';
     w->suffix = sfx;
-    memmove(&c->kw[i + 1], &c->kw[i], (c->nkw - i) * sizeof(c->kw[0]));
-    c->kw[i] = w;
-    c->nkw++;
+    w->suffix_len = slen;
+    w->registered = true;
+    insert_at(k, lower_bound(k, word, len), w);
     c->generation++;
     return 0;
 }
@@ -768,13 +752,11 @@ int kart_completer_remove_keyword(kart_completer *c, const char *word)
         return -EINVAL;
     if (c->busy)
         return -EBUSY;
-    size_t len = strlen(word);
-    size_t i = kw_lower_bound(c, word, len);
-    if (!kw_at(c, i, word, len))
+    node *w = find(&c->keywords, word, strlen(word));
+    if (!w)
         return -ENOENT;
-    free(c->kw[i]);
-    memmove(&c->kw[i], &c->kw[i + 1], (c->nkw - i - 1) * sizeof(c->kw[0]));
-    c->nkw--;
+    detach(&c->keywords, w);
+    free(w);
     c->generation++;
     return 0;
 }

@@ -22,5 +22,6 @@
 #include <kart/process.h>
 #include <kart/conn.h>
 #include <kart/log.h>
+#include <kart/complete.h>
 
 #endif

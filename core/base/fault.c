@@ -17,6 +17,7 @@
 #endif
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -577,3 +578,22 @@ int kart__sys_io_uring_enable_rings(int ring_fd)
     return (int)syscall(__NR_io_uring_register, ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 }
 #endif
+
+void *kart__sys_malloc(size_t n)
+{
+    ROUTE(malloc, NULL);
+    return malloc(n);
+}
+
+void *kart__sys_calloc(size_t count, size_t size)
+{
+    ROUTE(malloc, NULL);
+    return calloc(count, size);
+}
+
+/* A failed realloc leaves the block as it was, as realloc does. */
+void *kart__sys_realloc(void *p, size_t n)
+{
+    ROUTE(malloc, NULL);
+    return realloc(p, n);
+}

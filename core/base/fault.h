@@ -52,7 +52,9 @@
  * read and pread, write for write and pwrite, pipe2 for pipe2 and pipe,
  * poll for poll and ppoll, epoll_wait for epoll_pwait2, posix_spawn for
  * posix_spawnp, and the io_uring ones for the liburing calls that make
- * those system calls. */
+ * those system calls. malloc is not a system call, but running out of
+ * memory is an error path like the others: the site stands for malloc,
+ * calloc and realloc where a module routes them (the line editor's). */
 /* One family per row: clang-format would bin-pack them. */
 /* clang-format off */
 #define KART__FAULT_SYSCALLS(X)                                                                \
@@ -63,7 +65,8 @@
     X(fork, 0) X(posix_spawn, 0) X(pidfd_open, 0) X(pthread_create, 0)                         \
     X(pipe2, 0) X(eventfd, 0) X(signalfd, 0)                                                   \
     X(epoll_create1, 0) X(epoll_ctl, 0) X(epoll_wait, 0) X(poll, 0) X(pselect, 0)              \
-    X(io_uring_setup, 0) X(io_uring_enter, 0) X(io_uring_register, 0)
+    X(io_uring_setup, 0) X(io_uring_enter, 0) X(io_uring_register, 0)                          \
+    X(malloc, 0)
 
 /* The fault points: places where a test may SIGKILL the process (or stall
  * it) to check that what it leaves behind is consistent. */
@@ -161,6 +164,9 @@ static inline int kart__pidfd_open(pid_t pid, unsigned flags)
 #define kart__sys_io_uring_wait_cqe io_uring_wait_cqe
 #define kart__sys_io_uring_register_ring_fd io_uring_register_ring_fd
 #define kart__sys_io_uring_register_buf_ring io_uring_register_buf_ring
+#define kart__sys_malloc malloc
+#define kart__sys_calloc calloc
+#define kart__sys_realloc realloc
 #define kart__sys_io_uring_enable_rings(ring_fd)                                                   \
     ((int)syscall(__NR_io_uring_register, (ring_fd), IORING_REGISTER_ENABLE_RINGS, NULL, 0))
 
@@ -245,6 +251,10 @@ int kart__sys_io_uring_register_buf_ring(struct io_uring *ring, struct io_uring_
 /* The raw IORING_REGISTER_ENABLE_RINGS (liburing 2.3 declares
  * io_uring_enable_rings but does not export it): -1 and errno. */
 int kart__sys_io_uring_enable_rings(int ring_fd);
+/* The allocator: NULL and errno ENOMEM (or the rule's errno). */
+void *kart__sys_malloc(size_t n);
+void *kart__sys_calloc(size_t count, size_t size);
+void *kart__sys_realloc(void *p, size_t n);
 
 void kart__fault_point(enum kart__fault_site site);
 bool kart__fault_armed(enum kart__fault_site site);

@@ -23,5 +23,6 @@
 #include <kart/conn.h>
 #include <kart/log.h>
 #include <kart/complete.h>
+#include <kart/history.h>
 
 #endif

@@ -33,6 +33,10 @@ static const struct kart_code kart_codes[] = {
     {KART_EPOOLCLOSED, "KART_EPOOLCLOSED", "the pool is closed or terminated"},
     {KART_EPOOLRUNNING, "KART_EPOOLRUNNING",
      "the pool is still running: close or terminate it before joining"},
+    {KART_EHISTEVENT, "KART_EHISTEVENT", "history expansion: event not found"},
+    {KART_EHISTWORD, "KART_EHISTWORD", "history expansion: bad word specifier"},
+    {KART_EHISTMODIFIER, "KART_EHISTMODIFIER", "history expansion: unrecognized modifier"},
+    {KART_EHISTSUBST, "KART_EHISTSUBST", "history expansion: substitution failed"},
 };
 
 static const struct kart_code *find_kart_code(int err)

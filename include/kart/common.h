@@ -66,6 +66,15 @@ enum {
     KART_EPOOLCLOSED = -20701,
     /* kart_pool_join() on a pool that is neither closed nor terminated. */
     KART_EPOOLRUNNING = -20702,
+    /* History expansion (kart/history.h), -209xx; the call's message names
+     * the text. An event (!foo, !?foo?, !12) matches no entry. */
+    KART_EHISTEVENT = -20900,
+    /* A word designator (:3, :$ ...) names words the event does not have. */
+    KART_EHISTWORD = -20901,
+    /* An unknown modifier after ':'. */
+    KART_EHISTMODIFIER = -20902,
+    /* :s, :& or ^old^new found no old text, or there was no previous one. */
+    KART_EHISTSUBST = -20903,
 };
 
 /* Names any value a kart function returns: 0, a negative errno or a KART_E*

@@ -21,5 +21,6 @@
 #include <kart/mmap.h>
 #include <kart/process.h>
 #include <kart/conn.h>
+#include <kart/line.h>
 
 #endif

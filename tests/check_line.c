@@ -316,7 +316,8 @@ static void fx_open_opts(fx *f, kart_line_options *o, int cols, int rows)
     vt_init(&f->t, cols, rows);
     o->write = fx_write;
     o->write_arg = f;
-    o->terminal = KART_LINE_TERMINAL_ON;
+    if (o->terminal == KART_LINE_TERMINAL_AUTO)
+        o->terminal = KART_LINE_TERMINAL_ON;
     o->no_inputrc = true;
     if (!o->term)
         o->term = "xterm";
@@ -1054,6 +1055,961 @@ START_TEST(interrupt_and_eof)
 }
 END_TEST
 
+/* ---- display ---- */
+
+START_TEST(display_wraps)
+{
+    setup_locale();
+    bytewise = _i;
+    fx f;
+    fx_open(&f, "> ", 10, 6, NULL);
+    fx_type(&f, "abcdefghijklmnopqrst");
+    ck_assert_str_eq(ROW(&f, 0), "> abcdefgh");
+    ck_assert_str_eq(ROW(&f, 1), "ijklmnopqr");
+    ck_assert_str_eq(ROW(&f, 2), "st");
+    CURSOR(&f, 2, 2);
+    fx_type(&f, "\x01");
+    CURSOR(&f, 2, 0);
+    fx_type(&f, "X");
+    ck_assert_str_eq(ROW(&f, 0), "> Xabcdefg");
+    ck_assert_str_eq(ROW(&f, 1), "hijklmnopq");
+    ck_assert_str_eq(ROW(&f, 2), "rst");
+    CURSOR(&f, 3, 0);
+    fx_type(&f, "\x05\x7f\x7f\x7f");
+    ck_assert_str_eq(ROW(&f, 1), "hijklmnopq");
+    ck_assert_str_eq(ROW(&f, 2), "");
+    CURSOR(&f, 0, 2);
+    fx_type(&f, "\x7f");
+    ck_assert_str_eq(ROW(&f, 1), "hijklmnop");
+    CURSOR(&f, 9, 1);
+    fx_type(&f, "\x15");
+    ck_assert_str_eq(ROW(&f, 0), ">");
+    ck_assert_str_eq(ROW(&f, 1), "");
+    /* exactly at the margin: the cursor goes to the next row */
+    fx_type(&f, "12345678");
+    ck_assert_str_eq(ROW(&f, 0), "> 12345678");
+    CURSOR(&f, 0, 1);
+    fx_type(&f, "9");
+    ck_assert_str_eq(ROW(&f, 1), "9");
+    CURSOR(&f, 1, 1);
+    fx_type(&f, "\r");
+    ck_assert_str_eq(f.line[0], "123456789");
+    ck_assert_str_eq(ROW(&f, 2), ">");
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(display_wide_and_combining)
+{
+    setup_locale();
+    bytewise = _i;
+    fx f;
+    fx_open(&f, "> ", 10, 6, NULL);
+    fx_type(&f, "abcdefg中文");
+    /* the wide character that does not fit goes to the next row */
+    ck_assert_str_eq(ROW(&f, 0), "> abcdefg");
+    ck_assert_str_eq(ROW(&f, 1), "中文");
+    CURSOR(&f, 4, 1);
+    fx_type(&f, "\x02");
+    CURSOR(&f, 2, 1);
+    fx_type(&f, "\x02\x02");
+    CURSOR(&f, 8, 0);
+    fx_type(&f, "\x05\x15");
+    ck_assert_str_eq(ROW(&f, 1), "");
+    /* a combining mark joins its base: one column, one character */
+    fx_type(&f, "e\xcc\x81x");
+    ck_assert_str_eq(ROW(&f, 0), "> e\xcc\x81x");
+    CURSOR(&f, 4, 0);
+    fx_type(&f, "\x02\x02");
+    CURSOR(&f, 2, 0);
+    fx_type(&f, "\x04");
+    ck_assert_str_eq(fx_buf(&f), "x");
+    ck_assert_str_eq(ROW(&f, 0), "> x");
+    fx_type(&f, "\x05\xcc\x88");
+    ck_assert_str_eq(fx_buf(&f), "x\xcc\x88");
+    ck_assert_str_eq(ROW(&f, 0), "> x\xcc\x88");
+    CURSOR(&f, 3, 0);
+    /* emoji: two columns */
+    fx_type(&f, "\x15\xf0\x9f\x98\x80!");
+    ck_assert_str_eq(ROW(&f, 0), "> \xf0\x9f\x98\x80!");
+    CURSOR(&f, 5, 0);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(display_prompts)
+{
+    setup_locale();
+    fx f;
+    fx_open(&f, "\033[1;32mok\033[0m> ", 40, 6, NULL);
+    ck_assert_str_eq(ROW(&f, 0), "ok>");
+    CURSOR(&f, 4, 0);
+    fx_type(&f, "x");
+    CURSOR(&f, 5, 0);
+    fx_close(&f);
+    fx_open(&f, "\001\033[31m\002red\001\033[0m\002> ", 40, 6, NULL);
+    ck_assert_ptr_null(strchr(f.raw, '\001'));
+    ck_assert_str_eq(ROW(&f, 0), "red>");
+    CURSOR(&f, 5, 0);
+    fx_close(&f);
+    fx_open(&f, "first line\n中> ", 40, 6, NULL);
+    ck_assert_str_eq(ROW(&f, 0), "first line");
+    ck_assert_str_eq(ROW(&f, 1), "中>");
+    CURSOR(&f, 4, 1);
+    fx_type(&f, "abc");
+    ck_assert_int_eq(kart_line_set_prompt(f.ed, "$ "), 0);
+    ck_assert_str_eq(ROW(&f, 0), "$ abc");
+    ck_assert_str_eq(ROW(&f, 1), "");
+    CURSOR(&f, 5, 0);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(display_minimal_redraw)
+{
+    setup_locale();
+    fx f;
+    fx_open(&f, "> ", 40, 6, NULL);
+    fx_type(&f, "hello");
+    size_t before = f.nraw, w = f.writes;
+    fx_type(&f, "!");
+    ck_assert_uint_eq(f.writes, w + 1); /* one write per key */
+    ck_assert_str_eq(f.raw + before, "!");
+    before = f.nraw;
+    fx_type(&f, "\x01");
+    ck_assert_ptr_null(strpbrk(f.raw + before, "abcdefghijklmnopqrstuvwxyz!"));
+    before = f.nraw;
+    fx_type(&f, "\x06\x06\x04");
+    /* from the change on: "lo!" and a clear */
+    ck_assert_ptr_nonnull(strstr(f.raw + before, "lo!"));
+    ck_assert_ptr_null(strstr(f.raw + before, "he"));
+    ck_assert_str_eq(ROW(&f, 0), "> helo!");
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(display_print_above_clear_redraw)
+{
+    setup_locale();
+    fx f;
+    fx_open(&f, "> ", 20, 8, NULL);
+    fx_type(&f, "abc\x02");
+    ck_assert_int_eq(kart_line_print_above(f.ed, "message one", 11), 0);
+    ck_assert_str_eq(ROW(&f, 0), "message one");
+    ck_assert_str_eq(ROW(&f, 1), "> abc");
+    CURSOR(&f, 4, 1);
+    size_t w = f.writes;
+    ck_assert_int_eq(kart_line_print_above(f.ed, "two\nlines\n", 10), 0);
+    ck_assert_uint_eq(f.writes, w + 1);
+    ck_assert_str_eq(ROW(&f, 1), "two");
+    ck_assert_str_eq(ROW(&f, 2), "lines");
+    ck_assert_str_eq(ROW(&f, 3), "> abc");
+    fx_type(&f, "\x0c"); /* C-l */
+    ck_assert_str_eq(ROW(&f, 0), "> abc");
+    ck_assert_str_eq(ROW(&f, 1), "");
+    CURSOR(&f, 4, 0);
+    ck_assert_int_eq(kart_line_hide(f.ed), 0);
+    ck_assert_str_eq(ROW(&f, 0), "");
+    ck_assert_int_eq(f.t.paste_on, 0);
+    ck_assert_int_eq(kart_line_show(f.ed), 0);
+    ck_assert_str_eq(ROW(&f, 0), "> abc");
+    ck_assert_int_eq(kart_line_insert_text(f.ed, "XY", 2), 0);
+    ck_assert_int_eq(kart_line_redisplay(f.ed), 0);
+    ck_assert_str_eq(ROW(&f, 0), "> abXYc");
+    CURSOR(&f, 6, 0);
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(display_horizontal_scroll)
+{
+    setup_locale();
+    bytewise = _i;
+    fx f;
+    fx_open(&f, "> ", 20, 4, NULL);
+    ck_assert_int_eq(kart_line_parse_and_bind(f.ed, "set horizontal-scroll-mode on"), 0);
+    fx_type(&f, "abcdefghijklmnopqrstuvwxyz0123456789");
+    ck_assert_str_eq(ROW(&f, 1), "");
+    const char *r = ROW(&f, 0);
+    ck_assert_int_eq(r[0], '<');
+    ck_assert_ptr_nonnull(strstr(r, "6789"));
+    ck_assert_int_lt(f.t.x, 20);
+    fx_type(&f, "\x01");
+    ck_assert_str_eq(ROW(&f, 0), "> abcdefghijklmnop>");
+    CURSOR(&f, 2, 0);
+    fx_type(&f, "\033f");
+    r = ROW(&f, 0);
+    ck_assert_int_eq(r[0], '<');
+    fx_type(&f, "\r");
+    ck_assert_str_eq(f.line[0], "abcdefghijklmnopqrstuvwxyz0123456789");
+    ck_assert_str_eq(ROW(&f, 1), ">");
+    fx_close(&f);
+}
+END_TEST
+
+/* ---- bad input ---- */
+
+START_TEST(bad_invalid_utf8)
+{
+    setup_locale();
+    bytewise = _i;
+    fx f;
+    fx_open(&f, "> ", 40, 4, NULL);
+    fx_type(&f, "a\xff\xfe" "b\xe4\xb8" "c\xc3");
+    /* \xc3 may start a character: it waits for the next byte */
+    ck_assert_str_eq(ROW(&f, 0), "> a\\377\\376b\\344\\270c");
+    fx_type(&f, "d");
+    ck_assert_str_eq(ROW(&f, 0), "> a\\377\\376b\\344\\270c\\303d");
+    fx_type(&f, "\x7f");
+    fx_type(&f, "\x7f\x7f");
+    ck_assert_str_eq(fx_buf(&f), "a\xff\xfe" "b\xe4\xb8");
+    fx_type(&f, "\r");
+    ck_assert_str_eq(f.line[0], "a\xff\xfe" "b\xe4\xb8");
+    fx_close(&f);
+}
+END_TEST
+
+START_TEST(bad_truncated_escape)
+{
+    setup_locale();
+    fx f;
+    fx_open(&f, "> ", 40, 4, NULL);
+    ck_assert_int_eq(kart_line_parse_and_bind(f.ed, "set keyseq-timeout 50"), 0);
+    ck_assert_int_eq(kart_line_timeout(f.ed), -1);
+    fx_type(&f, "ab\033[");
+    int64_t t = kart_line_timeout(f.ed);
+    ck_assert_int_ge(t, 0);
+    ck_assert_int_le(t, 50 * KT_MS);
+    ck_assert_int_eq(kart_line_tick(f.ed), 0); /* too early: nothing */
+    ck_assert_str_eq(fx_buf(&f), "ab");
+    struct timespec ts = {0, 80 * 1000000};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(kart_line_timeout(f.ed), 0);
+    ck_assert_int_eq(kart_line_tick(f.ed), 0);
+    ck_assert_int_eq(kart_line_timeout(f.ed), -1);
+    fx_type(&f, "x");
+    /* ESC alone is unbound (the bell); the '[' after it is a key */
+    ck_assert_str_eq(fx_buf(&f), "ab[x");
+    /* ESC alone, then a key after the timeout: the key is a key */
+    fx_type(&f, "\033");
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(kart_line_tick(f.ed), 0);
+    fx_type(&f, "b");
+    ck_assert_str_eq(fx_buf(&f), "ab[xb");
+    /* a truncated sequence at the end of the input */
+    fx_type(&f, "\033[1;");
+    ck_assert_int_eq(kart_line_feed_eof(f.ed), 0);
+    ck_assert_str_eq(f.line[0], "ab[xb[1;"); /* ESC, then "[1;" as keys */
+    fx_close(&f);
+}
+END_TEST
+
+static double now_s(void)
+{
+    return (double)kart_now_ns() / 1e9;
+}
+
+START_TEST(bad_huge_paste)
+{
+    setup_locale();
+    size_t n = (size_t)1 << 20;
+    char *big = malloc(n + 16);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    for (int bracketed = 0; bracketed < 2; bracketed++) {
+        fx f;
+        fx_open(&f, "> ", 80, 24, NULL);
+        double t0 = now_s();
+        size_t w = f.writes;
+        if (bracketed)
+            fx_type(&f, "\033[200~");
+        ck_assert_int_eq(kart_line_feed(f.ed, big, n), 0);
+        if (bracketed)
+            fx_type(&f, "\033[201~");
+        size_t len;
+        kart_line_buffer(f.ed, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert_uint_le(f.writes - w, 3);
+        /* undo takes the whole paste back in one step */
+        fx_type(&f, "\x1f");
+        kart_line_buffer(f.ed, &len);
+        ck_assert_uint_eq(len, 0);
+        ck_assert_msg(now_s() - t0 < 20, "1 MiB took %.1f s", now_s() - t0);
+        fx_close(&f);
+    }
+    free(big);
+}
+END_TEST
+
+START_TEST(bad_long_line_bounded)
+{
+    setup_locale();
+    for (int hscroll = 0; hscroll < 2; hscroll++) {
+        fx f;
+        fx_open(&f, "> ", 80, 24, NULL);
+        if (hscroll)
+            ck_assert_int_eq(kart_line_parse_and_bind(f.ed, "set horizontal-scroll-mode on"), 0);
+        double t0 = now_s();
+        size_t maxkey = 0;
+        for (int i = 0; i < 100000; i++) {
+            char c = (char)('a' + i % 26);
+            size_t before = f.nraw;
+            ck_assert_int_eq(kart_line_feed(f.ed, &c, 1), 0);
+            if (f.nraw - before > maxkey)
+                maxkey = f.nraw - before;
+        }
+        /* a key at the end writes that key (and, scrolling sideways, at
+         * most one window) */
+        ck_assert_uint_le(maxkey, hscroll ? 80 + 32 : 8);
+        ck_assert_uint_le(f.nraw, (size_t)100000 * (hscroll ? 6 : 2));
+        /* moves at the end of a long line write no text */
+        size_t before = f.nraw;
+        fx_type(&f, "\x02\x02\x06");
+        ck_assert_uint_le(f.nraw - before, 32);
+        size_t len;
+        kart_line_buffer(f.ed, &len);
+        ck_assert_uint_eq(len, 100000);
+        ck_assert_msg(now_s() - t0 < 20, "took %.1f s", now_s() - t0);
+        fx_type(&f, "\r");
+        ck_assert_uint_eq(f.len[0], 100000);
+        fx_close(&f);
+    }
+}
+END_TEST
+
+START_TEST(bad_tiny_window)
+{
+    setup_locale();
+    bytewise = _i;
+    fx f;
+    fx_open(&f, "> ", 1, 5, NULL);
+    fx_type(&f, "abc中\xff\x01\x05\x02\x02X\r");
+    ck_assert_int_eq(f.n, 1);
+    ck_assert_str_eq(f.line[0], "abcX\xe4\xb8\xad\xff");
+    fx_type(&f, "\033[200~xyz\033[201~\x12x\x07\x15\x0c" "done\r");
+    ck_assert_str_eq(f.line[1], "done");
+    fx_close(&f);
+    /* a pty that says 0x0: 80x24 */
+    int m, sl;
+    struct winsize ws = {0, 0, 0, 0};
+    ck_assert_int_eq(openpty(&m, &sl, NULL, NULL, &ws), 0);
+    unsetenv("COLUMNS");
+    unsetenv("LINES");
+    kart_line *ed;
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    o.term = "xterm";
+    o.no_inputrc = true;
+    ck_assert_int_eq(kart_line_create(&ed, sl, sl, &o), 0);
+    unsigned c, r;
+    kart_line_get_size(ed, &c, &r);
+    ck_assert_uint_eq(c, 80);
+    ck_assert_uint_eq(r, 24);
+    kart_line_free(ed);
+    close(m);
+    close(sl);
+}
+END_TEST
+
+START_TEST(bad_output_eagain)
+{
+    setup_locale();
+    int p[2];
+    kt_pipe(p);
+    fcntl(p[1], F_SETPIPE_SZ, 4096);
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    o.terminal = KART_LINE_TERMINAL_ON;
+    o.term = "xterm";
+    o.no_inputrc = true;
+    o.prompt = "> ";
+    kart_line *ed;
+    ck_assert_int_eq(kart_line_create(&ed, -1, p[1], &o), 0);
+    ck_assert_int_eq(kart_line_set_size(ed, 40, 10), 0);
+    fx f; /* for its callback and screen */
+    memset(&f, 0, sizeof(f));
+    vt_init(&f.t, 40, 10);
+    ck_assert_int_eq(kart_line_start(ed, fx_cb, &f), 0);
+    char chunk[20000];
+    memset(chunk, 'q', sizeof(chunk));
+    ck_assert_int_eq(kart_line_feed(ed, chunk, sizeof(chunk)), 0);
+    ck_assert_int_eq(kart_line_flush(ed), -EAGAIN);
+    ck_assert_int_eq(kart_line_feed(ed, "\x15" "ok", 3), 0); /* queued behind */
+    char buf[8192];
+    int rounds = 0;
+    for (;;) {
+        ssize_t n;
+        while ((n = read(p[0], buf, sizeof(buf))) > 0)
+            vt_feed(&f.t, buf, (size_t)n);
+        int r = kart_line_flush(ed);
+        if (r == 0)
+            break;
+        ck_assert_int_eq(r, -EAGAIN);
+        ck_assert_int_lt(++rounds, 1000);
+    }
+    ssize_t n;
+    while ((n = read(p[0], buf, sizeof(buf))) > 0)
+        vt_feed(&f.t, buf, (size_t)n);
+    ck_assert_str_eq(vt_row(&f.t, f.t.y), "> ok");
+    ck_assert_int_eq(kart_line_feed(ed, "\r", 1), 0);
+    ck_assert_str_eq(f.line[0], "ok");
+    kart_line_free(ed);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+START_TEST(bad_output_epipe)
+{
+    setup_locale();
+    signal(SIGPIPE, SIG_DFL);
+    int p[2];
+    kt_pipe(p);
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    o.terminal = KART_LINE_TERMINAL_ON;
+    o.term = "xterm";
+    o.no_inputrc = true;
+    kart_line *ed;
+    ck_assert_int_eq(kart_line_create(&ed, -1, p[1], &o), 0);
+    fx f;
+    memset(&f, 0, sizeof(f));
+    ck_assert_int_eq(kart_line_start(ed, fx_cb, &f), 0);
+    close(p[0]);
+    ck_assert_int_eq(kart_line_feed(ed, "abc", 3), -EPIPE); /* alive: no SIGPIPE */
+    ck_assert_int_eq(f.n, 1);
+    ck_assert_int_eq(f.result[0], -EPIPE);
+    ck_assert_int_eq(kart_line_feed(ed, "x", 1), -EINVAL); /* stopped */
+    kart_line_free(ed);
+    close(p[1]);
+    /* the same through the write callback */
+    fx g;
+    fx_open(&g, "> ", 40, 4, NULL);
+    g.fail_write = -EIO;
+    ck_assert_int_eq(kart_line_feed(g.ed, "abc", 3), -EIO);
+    ck_assert_int_eq(g.result[0], -EIO);
+    fx_close(&g);
+}
+END_TEST
+
+/* ---- blocking mode on a pseudo-terminal ---- */
+
+typedef struct ptyrun {
+    int m, s;
+    kart_line *ed;
+    pthread_t th;
+    bool running;
+    int result;
+    char *line;
+    size_t len;
+    vt t;
+    char out[1 << 16];
+    size_t nout;
+} ptyrun;
+
+static void pty_open(ptyrun *p, int cols, int rows, const kart_line_options *opts)
+{
+    memset(p, 0, sizeof(*p));
+    struct winsize ws = {(unsigned short)rows, (unsigned short)cols, 0, 0};
+    ck_assert_int_eq(openpty(&p->m, &p->s, NULL, NULL, &ws), 0);
+    fcntl(p->m, F_SETFL, fcntl(p->m, F_GETFL) | O_NONBLOCK);
+    vt_init(&p->t, cols, rows);
+    kart_line_options o;
+    if (opts)
+        o = *opts;
+    else
+        memset(&o, 0, sizeof(o));
+    if (!o.term)
+        o.term = "xterm";
+    if (!o.prompt)
+        o.prompt = "> ";
+    o.no_inputrc = true;
+    ck_assert_int_eq(kart_line_create(&p->ed, p->s, p->s, &o), 0);
+}
+
+/* Reads what the editor wrote for up to ms milliseconds of quiet. */
+static void pty_drain(ptyrun *p, int ms)
+{
+    for (;;) {
+        struct pollfd pf = {.fd = p->m, .events = POLLIN};
+        if (poll(&pf, 1, ms) <= 0)
+            return;
+        char buf[4096];
+        ssize_t n = read(p->m, buf, sizeof(buf));
+        if (n <= 0)
+            return;
+        vt_feed(&p->t, buf, (size_t)n);
+        size_t room = sizeof(p->out) - 1 - p->nout;
+        size_t k = (size_t)n < room ? (size_t)n : room;
+        memcpy(p->out + p->nout, buf, k);
+        p->nout += k;
+        p->out[p->nout] = '\0';
+    }
+}
+
+static void *pty_reader(void *arg)
+{
+    ptyrun *p = arg;
+    p->result = kart_line_read(p->ed, &p->line, &p->len);
+    return NULL;
+}
+
+static void pty_read_start(ptyrun *p)
+{
+    free(p->line);
+    p->line = NULL;
+    p->nout = 0;
+    ck_assert_int_eq(pthread_create(&p->th, NULL, pty_reader, p), 0);
+    p->running = true;
+    pty_drain(p, 100);
+}
+
+static void pty_type(ptyrun *p, const char *s)
+{
+    ck_assert_int_eq(write(p->m, s, strlen(s)), (ssize_t)strlen(s));
+    pty_drain(p, 50);
+}
+
+/* Waits for kart_line_read to return (5 s at most). */
+static int pty_read_wait(ptyrun *p)
+{
+    for (int i = 0; i < 100; i++) {
+        pty_drain(p, 20);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 30 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(p->th, NULL, &ts) == 0) {
+            p->running = false;
+            pty_drain(p, 20);
+            return p->result;
+        }
+    }
+    ck_abort_msg("kart_line_read did not return");
+    return 0;
+}
+
+static bool tty_canonical(int fd)
+{
+    struct termios t;
+    ck_assert_int_eq(tcgetattr(fd, &t), 0);
+    return (t.c_lflag & ICANON) != 0;
+}
+
+static void pty_close(ptyrun *p)
+{
+    kart_line_free(p->ed);
+    free(p->line);
+    close(p->m);
+    close(p->s);
+}
+
+START_TEST(blocking_reads_lines_and_restores)
+{
+    setup_locale();
+    ptyrun p;
+    pty_open(&p, 40, 10, NULL);
+    ck_assert(tty_canonical(p.s));
+    pty_read_start(&p);
+    ck_assert(!tty_canonical(p.s)); /* raw while a line is edited */
+    ck_assert_str_eq(vt_row(&p.t, 0), ">");
+    pty_type(&p, "hello\x02\x02XY");
+    ck_assert_str_eq(vt_row(&p.t, 0), "> helXYlo");
+    pty_type(&p, "\r");
+    ck_assert_int_eq(pty_read_wait(&p), 0);
+    ck_assert_str_eq(p.line, "helXYlo");
+    ck_assert_uint_eq(p.len, 7);
+    ck_assert(tty_canonical(p.s));
+    ck_assert_int_eq(p.t.paste_on, 0);
+    ck_assert_int_eq(p.t.y, 1);
+    /* typed ahead: two lines in one write */
+    pty_read_start(&p);
+    pty_type(&p, "one\rtwo\r");
+    ck_assert_int_eq(pty_read_wait(&p), 0);
+    ck_assert_str_eq(p.line, "one");
+    pty_read_start(&p);
+    ck_assert_int_eq(pty_read_wait(&p), 0);
+    ck_assert_str_eq(p.line, "two");
+    /* C-c, C-d */
+    pty_read_start(&p);
+    pty_type(&p, "abc\x03");
+    ck_assert_int_eq(pty_read_wait(&p), -EINTR);
+    ck_assert_ptr_nonnull(strstr(p.out, "^C"));
+    ck_assert(tty_canonical(p.s));
+    pty_read_start(&p);
+    pty_type(&p, "\x04");
+    ck_assert_int_eq(pty_read_wait(&p), KART_EEOF);
+    ck_assert(tty_canonical(p.s));
+    /* read_into: a buffer too small keeps the line */
+    pty_read_start(&p);
+    pty_type(&p, "0123456789\r");
+    ck_assert_int_eq(pty_read_wait(&p), 0);
+    pty_close(&p);
+}
+END_TEST
+
+static char small_buf_line[64];
+
+START_TEST(blocking_read_into)
+{
+    setup_locale();
+    int in[2], out[2];
+    kt_pipe(in);
+    kt_pipe(out);
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    o.terminal = KART_LINE_TERMINAL_OFF;
+    o.prompt = "? ";
+    kart_line *ed;
+    ck_assert_int_eq(kart_line_create(&ed, in[0], out[1], &o), 0);
+    kt_write(in[1], "0123456789\r\nsecond\nlast");
+    close(in[1]);
+    size_t len = 0;
+    ck_assert_int_eq(kart_line_read_into(ed, small_buf_line, 5, &len), -ENOBUFS);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_int_eq(kart_line_read_into(ed, small_buf_line, sizeof(small_buf_line), &len), 0);
+    ck_assert_str_eq(small_buf_line, "0123456789");
+    char *line;
+    ck_assert_int_eq(kart_line_read(ed, &line, &len), 0);
+    ck_assert_str_eq(line, "second");
+    free(line);
+    ck_assert_int_eq(kart_line_read(ed, &line, &len), 0);
+    ck_assert_str_eq(line, "last");
+    free(line);
+    ck_assert_int_eq(kart_line_read(ed, &line, &len), KART_EEOF);
+    /* plain: only the prompts and the lines, no escapes */
+    char buf[256];
+    ssize_t n = read(out[0], buf, sizeof(buf) - 1);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, "? 0123456789\n? second\n? last\n? ");
+    kart_line_free(ed);
+    close(in[0]);
+    close(out[0]);
+    close(out[1]);
+}
+END_TEST
+
+static volatile sig_atomic_t term_calls, term_canonical, int_calls;
+static int handler_tty = -1;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    struct termios t;
+    term_calls++;
+    if (handler_tty >= 0 && tcgetattr(handler_tty, &t) == 0)
+        term_canonical = (t.c_lflag & ICANON) != 0;
+}
+
+static void on_int(int sig)
+{
+    (void)sig;
+    int_calls++;
+}
+
+START_TEST(blocking_signals)
+{
+    setup_locale();
+    struct sigaction sa, before_term, after_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_int;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, NULL, &before_term);
+    ptyrun p;
+    pty_open(&p, 40, 10, NULL);
+    handler_tty = p.s;
+    pty_read_start(&p);
+    pty_type(&p, "abc");
+    /* SIGTERM: the terminal is restored for the application's handler,
+     * which returns: editing goes on */
+    pthread_kill(p.th, SIGTERM);
+    pty_drain(&p, 100);
+    ck_assert_int_eq(term_calls, 1);
+    ck_assert_int_eq(term_canonical, 1);
+    ck_assert(!tty_canonical(p.s));
+    pty_type(&p, "d\r");
+    ck_assert_int_eq(pty_read_wait(&p), 0);
+    ck_assert_str_eq(p.line, "abcd");
+    sigaction(SIGTERM, NULL, &after_term);
+    ck_assert_ptr_eq((void *)after_term.sa_handler, (void *)before_term.sa_handler);
+    /* SIGWINCH, taken by this thread and passed on to the reader */
+    pty_read_start(&p);
+    pty_type(&p, "xyz");
+    struct winsize ws = {12, 30, 0, 0};
+    ioctl(p.m, TIOCSWINSZ, &ws);
+    kill(getpid(), SIGWINCH);
+    pty_drain(&p, 100);
+    unsigned c, r;
+    kart_line_get_size(p.ed, &c, &r);
+    ck_assert_uint_eq(c, 30);
+    ck_assert_uint_eq(r, 12);
+    /* SIGINT: -EINTR, and the application's handler ran */
+    pthread_kill(p.th, SIGINT);
+    ck_assert_int_eq(pty_read_wait(&p), -EINTR);
+    ck_assert_int_eq(int_calls, 1);
+    ck_assert(tty_canonical(p.s));
+    handler_tty = -1;
+    pty_close(&p);
+}
+END_TEST
+
+START_TEST(blocking_end_of_input)
+{
+    setup_locale();
+    int in[2];
+    kt_pipe(in);
+    fx f; /* the output through the emulator */
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    memset(&f, 0, sizeof(f));
+    vt_init(&f.t, 40, 10);
+    o.write = fx_write;
+    o.write_arg = &f;
+    o.terminal = KART_LINE_TERMINAL_ON;
+    o.term = "xterm";
+    o.no_inputrc = true;
+    o.prompt = "> ";
+    kart_line *ed;
+    ck_assert_int_eq(kart_line_create(&ed, in[0], -1, &o), 0);
+    kt_write(in[1], "partial");
+    close(in[1]);
+    char *line;
+    size_t len;
+    ck_assert_int_eq(kart_line_read(ed, &line, &len), 0);
+    ck_assert_str_eq(line, "partial");
+    free(line);
+    ck_assert_int_eq(kart_line_read(ed, &line, &len), KART_EEOF);
+    kart_line_free(ed);
+    close(in[0]);
+    free(f.raw);
+}
+END_TEST
+
+START_TEST(free_mid_line_restores)
+{
+    setup_locale();
+    ptyrun p;
+    pty_open(&p, 40, 10, NULL);
+    fx f;
+    memset(&f, 0, sizeof(f));
+    ck_assert_int_eq(kart_line_start(p.ed, fx_cb, &f), 0);
+    ck_assert(!tty_canonical(p.s));
+    ck_assert_int_eq(kart_line_feed(p.ed, "abc", 3), 0);
+    pty_drain(&p, 50);
+    ck_assert_int_eq(p.t.paste_on, 1);
+    kart_line_free(p.ed);
+    p.ed = NULL;
+    pty_drain(&p, 50);
+    ck_assert(tty_canonical(p.s));
+    ck_assert_int_eq(p.t.paste_on, 0);
+    ck_assert_str_eq(vt_row(&p.t, 0), "> abc");
+    ck_assert_int_eq(p.t.y, 1);
+    ck_assert_int_eq(f.n, 0);
+    close(p.m);
+    close(p.s);
+}
+END_TEST
+
+/* ---- loop mode ---- */
+
+typedef struct loopctx {
+    fx rec;
+    kart_loop *loop;
+} loopctx;
+
+static void run_until(kart_loop *loop, int *counter, int want, ptyrun *p)
+{
+    for (int i = 0; i < 200 && *counter < want; i++) {
+        kart_loop_run(loop, KART_RUN_NOWAIT);
+        pty_drain(p, 10);
+    }
+    ck_assert_int_ge(*counter, want);
+}
+
+START_TEST(loop_mode_two_editors)
+{
+    setup_locale();
+    kart_loop *loop;
+    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
+    ptyrun a, b;
+    pty_open(&a, 40, 10, NULL);
+    pty_open(&b, 30, 8, NULL);
+    fx ra, rb;
+    memset(&ra, 0, sizeof(ra));
+    memset(&rb, 0, sizeof(rb));
+    ck_assert_int_eq(kart_line_attach(a.ed, loop, fx_cb, &ra), 0);
+    ck_assert_int_eq(kart_line_attach(b.ed, loop, fx_cb, &rb), 0);
+    ck_assert_int_eq(kart_line_attach(b.ed, loop, fx_cb, &rb), -EBUSY);
+    pty_drain(&a, 20);
+    pty_drain(&b, 20);
+    ck_assert_str_eq(vt_row(&a.t, 0), ">");
+    ck_assert_int_eq(write(a.m, "from a\r", 7), 7);
+    ck_assert_int_eq(write(b.m, "from b", 6), 6);
+    run_until(loop, &ra.n, 1, &a);
+    ck_assert_str_eq(ra.line[0], "from a");
+    ck_assert_int_eq(rb.n, 0);
+    pty_drain(&b, 20);
+    ck_assert_str_eq(vt_row(&b.t, 0), "> from b");
+    /* the keyseq-timeout runs on a loop timer */
+    ck_assert_int_eq(kart_line_parse_and_bind(b.ed, "set keyseq-timeout 30"), 0);
+    ck_assert_int_eq(write(b.m, "\033", 1), 1);
+    int64_t t0 = kart_now_ns();
+    while (kart_now_ns() - t0 < 200 * KT_MS)
+        kart_loop_run(loop, KART_RUN_NOWAIT);
+    ck_assert_int_eq(write(b.m, "!\r", 2), 2);
+    run_until(loop, &rb.n, 1, &b);
+    ck_assert_str_eq(rb.line[0], "from b!");
+    /* C-d: EOF, and the editor detaches itself */
+    ck_assert_int_eq(write(a.m, "\x04", 1), 1);
+    run_until(loop, &ra.n, 2, &a);
+    ck_assert_int_eq(ra.result[1], KART_EEOF);
+    ck_assert(tty_canonical(a.s));
+    kart_line_detach(b.ed);
+    ck_assert(tty_canonical(b.s));
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    ck_assert_int_eq(kart_loop_free(loop), 0);
+    pty_close(&a);
+    pty_close(&b);
+}
+END_TEST
+
+/* ---- plain mode, hooks, callbacks ---- */
+
+START_TEST(plain_mode)
+{
+    setup_locale();
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    o.terminal = KART_LINE_TERMINAL_OFF;
+    o.prompt = "\033[1m>\033[0m ";
+    fx f;
+    fx_open_opts(&f, &o, 40, 4);
+    fx_type(&f, "ab\x7f" "c\r\nnext\n");
+    ck_assert_int_eq(f.n, 2);
+    ck_assert_str_eq(f.line[0], "ab\x7f" "c");
+    ck_assert_str_eq(f.line[1], "next");
+    ck_assert_ptr_null(strchr(f.raw, '\033'));
+    ck_assert_str_eq(f.raw, "> ab\x7f" "c\n> next\n> ");
+    fx_close(&f);
+    /* TERM=dumb on a terminal: the terminal's own line editing */
+    ptyrun p;
+    memset(&o, 0, sizeof(o));
+    o.term = "dumb";
+    pty_open(&p, 40, 10, &o);
+    pty_read_start(&p);
+    ck_assert(tty_canonical(p.s));
+    pty_type(&p, "plain\r");
+    ck_assert_int_eq(pty_read_wait(&p), 0);
+    ck_assert_str_eq(p.line, "plain");
+    ck_assert_ptr_null(strchr(p.out, '\033'));
+    pty_close(&p);
+}
+END_TEST
+
+static int startup_calls;
+
+static void hook_startup(kart_line *ed, void *arg)
+{
+    (void)ed;
+    (void)arg;
+    startup_calls++;
+}
+
+static void hook_prefill(kart_line *ed, void *arg)
+{
+    (void)arg;
+    kart_line_insert_text(ed, "prefill", 7);
+}
+
+static void cb_stop_after_one(kart_line *ed, int result, const char *line, size_t len, void *arg)
+{
+    fx_cb(ed, result, line, len, arg);
+    kart_line_stop(ed);
+}
+
+static void cb_free(kart_line *ed, int result, const char *line, size_t len, void *arg)
+{
+    fx_cb(ed, result, line, len, arg);
+    kart_line_free(ed);
+}
+
+START_TEST(hooks_and_callbacks)
+{
+    setup_locale();
+    fx f;
+    fx_open(&f, "> ", 40, 6, NULL);
+    kart_line_hooks hk;
+    memset(&hk, 0, sizeof(hk));
+    hk.startup = hook_startup;
+    hk.pre_input = hook_prefill;
+    kart_line_set_hooks(f.ed, &hk, NULL);
+    fx_type(&f, "\r");
+    ck_assert_str_eq(f.line[0], "");
+    ck_assert_int_eq(startup_calls, 1);
+    ck_assert_str_eq(fx_buf(&f), "prefill");
+    ck_assert_str_eq(ROW(&f, 1), "> prefill");
+    CURSOR(&f, 9, 1);
+    fx_type(&f, "!\r");
+    ck_assert_str_eq(f.line[1], "prefill!");
+    fx_close(&f);
+    /* a callback that stops: the rest of the input waits for the next
+     * start */
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    fx g;
+    fx_open_opts(&g, &o, 40, 6);
+    kart_line_stop(g.ed);
+    ck_assert_int_eq(kart_line_start(g.ed, cb_stop_after_one, &g), 0);
+    ck_assert_int_eq(kart_line_feed(g.ed, "one\rtwo\r", 8), 0);
+    ck_assert_int_eq(g.n, 1);
+    ck_assert_int_eq(kart_line_feed(g.ed, "x", 1), -EINVAL);
+    ck_assert_int_eq(kart_line_start(g.ed, fx_cb, &g), 0);
+    ck_assert_int_eq(g.n, 2);
+    ck_assert_str_eq(g.line[1], "two");
+    kart_line_stop(g.ed);
+    /* a callback that frees the editor */
+    ck_assert_int_eq(kart_line_start(g.ed, cb_free, &g), 0);
+    ck_assert_int_eq(kart_line_feed(g.ed, "a\rb\r", 4), 0);
+    ck_assert_int_eq(g.n, 3);
+    free(g.raw);
+}
+END_TEST
+
+START_TEST(auto_history_and_expansion)
+{
+    setup_locale();
+    kart_history *h;
+    kart_history_options ho;
+    memset(&ho, 0, sizeof(ho));
+    ho.expand = true;
+    ck_assert_int_eq(kart_history_create(&h, &ho), 0);
+    kart_line_options o;
+    memset(&o, 0, sizeof(o));
+    o.history = h;
+    o.auto_history = true;
+    fx f;
+    fx_open_opts(&f, &o, 40, 10);
+    fx_type(&f, "echo hi\r\recho hi\r");
+    ck_assert_uint_eq(kart_history_length(h), 1);
+    fx_type(&f, "!!\r");
+    ck_assert_int_eq(f.n, 4);
+    ck_assert_str_eq(f.line[3], "echo hi");
+    fx_type(&f, "!nosuch\r");
+    ck_assert_int_eq(f.n, 4);
+    ck_assert_ptr_nonnull(strstr(f.raw, "event not found"));
+    fx_type(&f, "\x10\r");
+    ck_assert_int_eq(f.n, 5);
+    fx_close(&f);
+    kart_history_free(h);
+}
+END_TEST
+
 Suite *line_suite(void);
 Suite *line_suite(void)
 {
@@ -1085,6 +2041,36 @@ Suite *line_suite(void)
     tc = tcase_create("input");
     tcase_add_loop_test(tc, bracketed_paste, 0, 2);
     tcase_add_loop_test(tc, interrupt_and_eof, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("display");
+    tcase_add_loop_test(tc, display_wraps, 0, 2);
+    tcase_add_loop_test(tc, display_wide_and_combining, 0, 2);
+    tcase_add_test(tc, display_prompts);
+    tcase_add_test(tc, display_minimal_redraw);
+    tcase_add_test(tc, display_print_above_clear_redraw);
+    tcase_add_loop_test(tc, display_horizontal_scroll, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bad");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, bad_invalid_utf8, 0, 2);
+    tcase_add_test(tc, bad_truncated_escape);
+    tcase_add_test(tc, bad_huge_paste);
+    tcase_add_test(tc, bad_long_line_bounded);
+    tcase_add_loop_test(tc, bad_tiny_window, 0, 2);
+    tcase_add_test(tc, bad_output_eagain);
+    tcase_add_test(tc, bad_output_epipe);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("drive");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, blocking_reads_lines_and_restores);
+    tcase_add_test(tc, blocking_read_into);
+    tcase_add_test(tc, blocking_signals);
+    tcase_add_test(tc, blocking_end_of_input);
+    tcase_add_test(tc, free_mid_line_restores);
+    tcase_add_test(tc, loop_mode_two_editors);
+    tcase_add_test(tc, plain_mode);
+    tcase_add_test(tc, hooks_and_callbacks);
+    tcase_add_test(tc, auto_history_and_expansion);
     suite_add_tcase(s, tc);
     return s;
 }

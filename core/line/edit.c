@@ -204,6 +204,8 @@ int kart__edit_delete(kart_line *ed, size_t from, size_t to)
         to = ed->line.len;
     if (from >= to)
         return 0;
+    uint32_t first = kart__char_at(ed, from, NULL);
+    bool mark = first != (uint32_t)-1 && kart__wcwidth(first) == 0;
     record_delete(ed, from, to);
     memmove(ed->line.p + from, ed->line.p + to, ed->line.len - to);
     ed->line.len -= to - from;
@@ -214,7 +216,10 @@ int kart__edit_delete(kart_line *ed, size_t from, size_t to)
         ed->point = from;
     if (ed->mark > ed->line.len)
         ed->mark = ed->line.len;
-    kart__display_dirty(ed, from);
+    if (mark)
+        kart__display_dirty_mark(ed, from);
+    else
+        kart__display_dirty(ed, from);
     return 0;
 }
 

@@ -885,14 +885,14 @@ static void run_input(kart_line *ed)
     if (ed->stop_pending && ed->started)
         end_started(ed);
     ed->stop_pending = false;
-    if (ed->started) {
+    if (ed->started)
         kart__display_refresh(ed);
-        if (ed->out_err && !ed->free_pending) {
-            kart__line_finish(ed, KART__DONE_ERR, ed->out_err);
-            deliver(ed);
-        }
-    }
     kart__out_flush(ed, false);
+    if (ed->started && ed->out_err && !ed->free_pending) {
+        /* the output failed: the line ends with that error */
+        kart__line_finish(ed, KART__DONE_ERR, ed->out_err);
+        deliver(ed);
+    }
     ed->depth--;
     if (ed->drive == KART__DRIVE_LOOP)
         loop_arm(ed);

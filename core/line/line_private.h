@@ -92,6 +92,8 @@ typedef struct kart__display {
     bool full;         /* redraw all of it at the next refresh */
     size_t dirty;      /* the buffer differs from the screen from here on
                         * (SIZE_MAX: it does not) */
+    bool dirty_back;   /* and the character before dirty too (a combining
+                        * mark came or went) */
     /* The layout of the buffer: lpos[i] is where byte i's character
      * starts (continuation bytes share it), lpos[len] the end; valid for
      * [0, lay_valid]. */
@@ -106,6 +108,7 @@ typedef struct kart__display {
     kart__pos old_end;   /* where the text on the screen ends */
     size_t hoff;         /* horizontal mode: first column shown */
     size_t old_hoff;
+    bool old_more;       /* horizontal mode: '>' is shown */
     unsigned cols, rows; /* the size the screen was drawn for */
 } kart__display;
 
@@ -335,6 +338,9 @@ size_t kart__prev_char(const kart_line *ed, size_t pos);
 uint32_t kart__char_at(const kart_line *ed, size_t pos, size_t *n);
 /* The buffer changed from byte pos on. */
 void kart__display_dirty(kart_line *ed, size_t pos);
+/* The same, for a deletion that took a combining mark away from the
+ * character before pos. */
+void kart__display_dirty_mark(kart_line *ed, size_t pos);
 /* Everything must be redrawn (prompt or size changed). */
 void kart__display_invalidate(kart_line *ed);
 /* Brings the screen up to date: queues the output. */

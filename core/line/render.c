@@ -733,7 +733,9 @@ static void move_to(kart_line *ed, uint32_t r, uint32_t c)
     if (c >= cols)
         c = cols - 1;
     if (d->ccol >= cols) {
-        kart__out(ed, "\r", 1);
+        /* leave the pending wrap ("\r\n" below does it by itself) */
+        if (!(r > d->crow && d->maxrow <= d->crow))
+            kart__out(ed, "\r", 1);
         d->ccol = 0;
     }
     if (r < d->crow) {
@@ -800,10 +802,23 @@ static void put_glyph(kart_line *ed, const char *bytes, size_t n, const glyph *g
 void kart__display_dirty(kart_line *ed, size_t pos)
 {
     kart__display *d = &ed->d;
-    if (pos < d->dirty)
+    if (pos < d->dirty) {
         d->dirty = pos;
+        d->dirty_back = false;
+    }
+    /* a combining mark now at pos belongs to the cell before it */
+    size_t n;
+    if (pos == d->dirty && pos < ed->line.len && zero_width_at(ed, pos, &n))
+        d->dirty_back = true;
     if (d->lay_valid != SIZE_MAX && pos < d->lay_valid)
         d->lay_valid = pos;
+}
+
+void kart__display_dirty_mark(kart_line *ed, size_t pos)
+{
+    kart__display_dirty(ed, pos);
+    if (pos == ed->d.dirty)
+        ed->d.dirty_back = true;
 }
 
 void kart__display_invalidate(kart_line *ed)
@@ -821,6 +836,7 @@ void kart__display_reset(kart_line *ed)
     d->old_end.row = d->old_end.col = 0;
     d->hoff = d->old_hoff = 0;
     d->dirty = SIZE_MAX;
+    d->dirty_back = false;
     d->lay_valid = SIZE_MAX;
 }
 
@@ -848,13 +864,23 @@ static void refresh_wrap(kart_line *ed)
         return;
     }
     size_t start;
+    if (d->shown && !d->full && d->dirty != SIZE_MAX) {
+        /* a change above the screen's top (a line taller than the
+         * screen): draw it all again from the top row */
+        size_t s0 = d->dirty > len ? len : d->dirty;
+        if (s0 > 0)
+            s0 = kart__prev_char(ed, s0);
+        if (d->lpos[s0].row < top_visible(ed))
+            d->full = true;
+    }
     if (!d->shown || d->full) {
         if (d->shown) {
             move_to(ed, 0, 0);
             kart__out(ed, "\r\033[J", 4);
-        } else {
-            d->crow = d->ccol = d->maxrow = 0;
         }
+        /* rows count from here: a prompt that scrolled away starts
+         * again at the top */
+        d->crow = d->ccol = d->maxrow = 0;
         draw_prompt(ed);
         d->old_end = d->pend;
         d->shown = true;
@@ -866,18 +892,9 @@ static void refresh_wrap(kart_line *ed)
     if (start != SIZE_MAX) {
         if (start > len)
             start = len;
-        if (start > 0)
+        if (start > 0 && d->dirty_back)
             start = kart__prev_char(ed, start);
-        /* rows that scrolled off the top cannot be redrawn */
-        uint32_t top = top_visible(ed);
-        if (d->lpos[start].row < top && top > 0) {
-            size_t o = kart__display_offset_at(ed, top, 0);
-            if (o > start)
-                start = o;
-        }
-        kart__pos st = d->lpos[start];
-        if (st.col >= cols && start < len)
-            st = norm_end(st, cols);
+        kart__pos st = norm_end(d->lpos[start], cols);
         if (st.row != d->crow || st.col != d->ccol)
             move_to(ed, st.row, st.col);
         size_t i = start;
@@ -912,6 +929,7 @@ static void refresh_wrap(kart_line *ed)
         d->old_end = end;
     }
     d->dirty = SIZE_MAX;
+    d->dirty_back = false;
     kart__pos cur = kart__display_pos(ed, ed->point);
     move_to(ed, cur.row, cur.col);
 }
@@ -995,7 +1013,9 @@ static void refresh_horizontal(kart_line *ed)
             move_to(ed, row, (uint32_t)(c - hoff));
             return;
         }
-        size_t s = d->dirty > 0 ? kart__prev_char(ed, d->dirty) : 0;
+        size_t s = d->dirty > ed->line.len ? ed->line.len : d->dirty;
+        if (s > 0 && d->dirty_back)
+            s = kart__prev_char(ed, s);
         from_col = d->lpos[s].col;
         size_t lo = hoff == 0 ? pcol : hoff + 1;
         if (from_col < lo)
@@ -1033,7 +1053,12 @@ static void refresh_horizontal(kart_line *ed)
         }
         i += l;
     }
-    kart__out(ed, "\033[K", 3);
+    /* clear what is left of the old text in the window */
+    size_t new_vis_end = endcol < stop ? endcol : stop;
+    size_t old_vis_end = d->old_end.col < stop ? d->old_end.col : stop;
+    if (full || old_vis_end > new_vis_end || more || d->old_more)
+        kart__out(ed, "\033[K", 3);
+    d->old_more = more;
     if (more) {
         move_to(ed, row, (uint32_t)(stop - hoff));
         kart__out(ed, ">", 1);

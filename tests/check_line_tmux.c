@@ -147,8 +147,7 @@ static void stop(void)
     tmux("kill-server");
     const char *dir = getenv("TMUX_TMPDIR");
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/tmux-%d/%s", dir && *dir ? dir : "/tmp", (int)getuid(),
-             sock);
+    snprintf(path, sizeof(path), "%s/tmux-%d/%s", dir && *dir ? dir : "/tmp", (int)getuid(), sock);
     unlink(path);
     sock[0] = '\0';
 }

@@ -296,16 +296,15 @@ static bool listing_rows(kart_line *ed, listing *L)
         }
         size_t r = L->next++;
         for (size_t c = 0; c < L->ncols; c++) {
-            size_t i = ed->set.print_completions_horizontally ? r * L->ncols + c
-                                                              : c * L->nrows + r;
+            size_t i = ed->set.print_completions_horizontally ? r * L->ncols + c : c * L->nrows + r;
             if (i >= L->n)
                 break;
             const char *nm = display_name(L->v[i], L->filenames);
             size_t w = kart__str_width(nm, strlen(nm));
             kart__outs(ed, nm);
-            bool last = c + 1 >= L->ncols ||
-                        (ed->set.print_completions_horizontally ? i + 1 >= L->n
-                                                                : i + L->nrows >= L->n);
+            bool last =
+                c + 1 >= L->ncols ||
+                (ed->set.print_completions_horizontally ? i + 1 >= L->n : i + L->nrows >= L->n);
             if (!last)
                 for (size_t k = w; k < L->width; k++)
                     kart__out(ed, " ", 1);
@@ -402,8 +401,7 @@ static void display_matches(kart_line *ed)
         memcpy(sub, c->v[0], lcp);
         sub[lcp] = '\0';
         ed->depth++;
-        ed->hooks.display_matches(ed, sub, (const char *const *)c->v, c->n, longest,
-                                  ed->hooks.arg);
+        ed->hooks.display_matches(ed, sub, (const char *const *)c->v, c->n, longest, ed->hooks.arg);
         ed->depth--;
         free(sub);
         kart__display_reset(ed);
@@ -422,8 +420,8 @@ static void display_matches(kart_line *ed)
     c->n = c->cap = 0;
     unsigned cols = ed->cols ? ed->cols : 80;
     L->width = longest + 2;
-    size_t dw = ed->set.completion_display_width >= 0 ? (size_t)ed->set.completion_display_width
-                                                      : cols;
+    size_t dw =
+        ed->set.completion_display_width >= 0 ? (size_t)ed->set.completion_display_width : cols;
     if (dw > cols)
         dw = cols;
     L->ncols = dw / L->width;
@@ -547,8 +545,7 @@ int kart__cmd_complete(kart_line *ed, int count, const kart__key *key)
     if (lcp > typed || (lcp == typed && memcmp(c->v[0], ed->line.p + ed->cw_begin, lcp) != 0))
         changed = replace_word(ed, c->v[0], lcp);
     ed->comp_changed = changed;
-    if (second || ed->set.show_all_if_ambiguous ||
-        (!changed && ed->set.show_all_if_unmodified)) {
+    if (second || ed->set.show_all_if_ambiguous || (!changed && ed->set.show_all_if_unmodified)) {
         if (!changed || ed->set.show_all_if_ambiguous)
             display_matches(ed);
     } else if (!changed) {

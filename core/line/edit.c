@@ -842,9 +842,13 @@ static uint32_t to_lower(uint32_t c)
 CMD(cmd_change_case)
 {
     UNUSED_KEY;
-    enum { UP, DOWN, CAP } op = ed->this_fn == KART__FN_UPCASE_WORD     ? UP
-                                : ed->this_fn == KART__FN_DOWNCASE_WORD ? DOWN
-                                                                        : CAP;
+    enum {
+        UP,
+        DOWN,
+        CAP
+    } op = ed->this_fn == KART__FN_UPCASE_WORD     ? UP
+           : ed->this_fn == KART__FN_DOWNCASE_WORD ? DOWN
+                                                   : CAP;
     size_t start = ed->point, end;
     if (count < 0) {
         end = start;
@@ -922,8 +926,8 @@ CMD(cmd_revert_line)
 CMD(cmd_set_mark)
 {
     UNUSED_KEY;
-    ed->mark = ed->explicit_arg && count >= 0 && (size_t)count <= ed->line.len ? (size_t)count
-                                                                               : ed->point;
+    ed->mark =
+        ed->explicit_arg && count >= 0 && (size_t)count <= ed->line.len ? (size_t)count : ed->point;
     ed->mark_set = true;
     return 0;
 }
@@ -1000,7 +1004,8 @@ CMD(cmd_clear_screen)
         kart__display_clear(ed);
         return 0;
     }
-    kart__outs(ed, ed->this_fn == KART__FN_CLEAR_DISPLAY ? "\033[H\033[2J\033[3J" : "\033[H\033[2J");
+    kart__outs(ed,
+               ed->this_fn == KART__FN_CLEAR_DISPLAY ? "\033[H\033[2J\033[3J" : "\033[H\033[2J");
     kart__display_reset(ed);
     return 0;
 }
@@ -1136,7 +1141,11 @@ static size_t charbuf_add(charbuf *cb, unsigned char c)
 {
     cb->b[cb->n++] = (char)c;
     unsigned char lead = (unsigned char)cb->b[0];
-    size_t need = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 1;
+    size_t need = lead < 0x80                    ? 1
+                  : lead >= 0xc2 && lead <= 0xdf ? 2
+                  : lead >= 0xe0 && lead <= 0xef ? 3
+                  : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                 : 1;
     if (cb->n > 1 && ((unsigned char)cb->b[cb->n - 1] & 0xc0) != 0x80) {
         /* broken: take the lead byte alone (the rest is dropped) */
         cb->n = 1;

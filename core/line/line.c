@@ -119,8 +119,7 @@ void kart__line_load_inputrc(kart_line *ed)
 
 /* ---- create / free ---- */
 
-KART_API int kart_line_create(kart_line **out, int in_fd, int out_fd,
-                              const kart_line_options *opts)
+KART_API int kart_line_create(kart_line **out, int in_fd, int out_fd, const kart_line_options *opts)
 {
     static const kart_line_options none;
     if (!opts)
@@ -832,8 +831,8 @@ static void deliver(kart_line *ed)
     if (how == KART__DONE_LINE)
         hand = line_accept(ed);
     kart__out_flush(ed, false);
-    int result = how == KART__DONE_LINE ? 0
-                 : how == KART__DONE_EOF ? KART_EEOF
+    int result = how == KART__DONE_LINE   ? 0
+                 : how == KART__DONE_EOF  ? KART_EEOF
                  : how == KART__DONE_INTR ? -EINTR
                                           : (ed->done_err ? ed->done_err : -EIO);
     bool last = how == KART__DONE_EOF || how == KART__DONE_ERR;

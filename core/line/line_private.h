@@ -88,11 +88,11 @@ typedef struct kart__pos {
 } kart__pos;
 
 typedef struct kart__display {
-    bool shown;        /* a prompt and line are on the screen */
-    bool full;         /* redraw all of it at the next refresh */
-    size_t dirty;      /* the buffer differs from the screen from here on
+    bool shown;      /* a prompt and line are on the screen */
+    bool full;       /* redraw all of it at the next refresh */
+    size_t dirty;    /* the buffer differs from the screen from here on
                         * (SIZE_MAX: it does not) */
-    bool dirty_back;   /* and the character before dirty too (a combining
+    bool dirty_back; /* and the character before dirty too (a combining
                         * mark came or went) */
     /* The layout of the buffer: lpos[i] is where byte i's character
      * starts (continuation bytes share it), lpos[len] the end; valid for
@@ -115,7 +115,7 @@ typedef struct kart__display {
 /* ---- the completion of one Tab ---- */
 
 typedef struct kart__completion {
-    char **v;       /* candidates (malloc'd) */
+    char **v; /* candidates (malloc'd) */
     size_t n, cap;
     bool filenames; /* filename completion made them (mark dirs) */
     bool in_hook;   /* kart_line_add_completion is allowed */
@@ -151,7 +151,7 @@ struct kart_line {
     int in_fd, out_fd;
     int (*write_fn)(void *arg, const void *data, size_t len);
     void *write_arg;
-    int out_sock; /* -1 unknown, 0 no, 1 a socket (send MSG_NOSIGNAL) */
+    int out_sock;     /* -1 unknown, 0 no, 1 a socket (send MSG_NOSIGNAL) */
     kart__lbuf out;   /* what the current batch writes */
     kart__lbuf outq;  /* what an EAGAIN left unwritten */
     int out_err;      /* a sticky write error */
@@ -161,19 +161,19 @@ struct kart_line {
     size_t pushpos;
 
     /* terminal */
-    bool terminal;       /* editing with escapes (else plain lines) */
+    bool terminal; /* editing with escapes (else plain lines) */
     bool in_tty, out_tty;
-    bool prepped;        /* raw mode is on (or, without a tty, the line is
+    bool prepped;  /* raw mode is on (or, without a tty, the line is
                           * shown with bracketed paste on) */
-    bool paste_on;       /* \e[?2004h was written */
+    bool paste_on; /* \e[?2004h was written */
     bool have_saved;
     struct termios saved;
     unsigned char c_intr, c_eof, c_susp, c_quit;
-    bool specials;       /* intr/eof/susp/quit are the tty's */
+    bool specials; /* intr/eof/susp/quit are the tty's */
     unsigned cols, rows;
     bool size_fixed;
     char *term;
-    int plain_echo;      /* plain mode: write the line after reading it */
+    int plain_echo; /* plain mode: write the line after reading it */
     bool no_signals;
 
     /* settings and keys */
@@ -192,23 +192,23 @@ struct kart_line {
     size_t point, mark;
     bool mark_set;
     bool overwrite;
-    char *prompt;       /* the caller's prompt */
-    char *mode_prompt;  /* a search's prompt shown instead, or NULL */
+    char *prompt;      /* the caller's prompt */
+    char *mode_prompt; /* a search's prompt shown instead, or NULL */
     kart__display d;
 
     /* the command loop */
-    int done;           /* KART__DONE_* */
+    int done; /* KART__DONE_* */
     int done_err;
-    int count;          /* the numeric argument being typed */
-    bool explicit_arg;  /* the command got an explicit argument */
+    int count;         /* the numeric argument being typed */
+    bool explicit_arg; /* the command got an explicit argument */
     int arg_sign;
-    bool arg_digits;    /* digits were typed */
-    bool in_arg;        /* reading an argument */
+    bool arg_digits; /* digits were typed */
+    bool in_arg;     /* reading an argument */
     enum kart__line_fn last_fn, this_fn;
     bool last_kill, this_kill;
     bool last_yank, this_yank;
     bool last_yla, this_yla; /* yank-last-arg */
-    unsigned char lastc;      /* the last key's byte (EOF detection) */
+    unsigned char lastc;     /* the last key's byte (EOF detection) */
     kart__line_mode_fn mode_fn;
     kart__line_raw_fn raw_fn;
     void *mode_data;
@@ -217,27 +217,27 @@ struct kart_line {
     kart__undo_list undo;
     bool undoing;
     bool group_open;
-    size_t group_at;  /* index of the open group's BEGIN */
+    size_t group_at; /* index of the open group's BEGIN */
     kart__lbuf kills[10];
     size_t nkills, kill_top;
     size_t yank_start, yank_end;
-    int yla_index;    /* history entries back for yank-last-arg */
+    int yla_index; /* history entries back for yank-last-arg */
     int yla_count;
 
     /* history */
     kart_history *hist;
-    size_t hpos;          /* 0 .. length (length: the new line) */
-    size_t hlen0;         /* the history's length when the line started */
-    kart__hline *hlines;  /* edits of history lines, 0 .. hlen0 */
+    size_t hpos;         /* 0 .. length (length: the new line) */
+    size_t hlen0;        /* the history's length when the line started */
+    kart__hline *hlines; /* edits of history lines, 0 .. hlen0 */
     size_t nhlines;
-    size_t next_hist;     /* operate-and-get-next: SIZE_MAX none */
+    size_t next_hist; /* operate-and-get-next: SIZE_MAX none */
     bool auto_history;
 
     /* searches (search.c) */
-    kart__lbuf isearch;   /* the string of the incremental search */
+    kart__lbuf isearch; /* the string of the incremental search */
     kart__lbuf last_isearch;
-    kart__lbuf nsearch;   /* the last non-incremental search */
-    kart__lbuf hsearch;   /* history-search-* prefix */
+    kart__lbuf nsearch; /* the last non-incremental search */
+    kart__lbuf hsearch; /* history-search-* prefix */
     void *search_state;
 
     /* completion (complete_ui.c) */
@@ -259,13 +259,13 @@ struct kart_line {
 
     /* drive modes */
     int drive;
-    bool started;      /* a line is in progress (fed or loop) */
+    bool started; /* a line is in progress (fed or loop) */
     kart_line_cb cb;
     void *cb_arg;
-    kart__lbuf held;   /* read_into's line that did not fit */
+    kart__lbuf held; /* read_into's line that did not fit */
     bool held_valid;
     bool eof_seen;
-    int depth;         /* calls into the editor in progress */
+    int depth; /* calls into the editor in progress */
     bool free_pending;
     bool stop_pending;
     bool hidden;
@@ -296,9 +296,9 @@ const kart__keymap *kart__line_keymap(const kart_line *ed);
 void kart__line_load_inputrc(kart_line *ed);
 
 /* ---- term.c ---- */
-void kart__term_setup(kart_line *ed);      /* isatty, TERM, special chars */
-int kart__term_prep(kart_line *ed);        /* raw mode */
-void kart__term_deprep(kart_line *ed);     /* back to the saved mode */
+void kart__term_setup(kart_line *ed);  /* isatty, TERM, special chars */
+int kart__term_prep(kart_line *ed);    /* raw mode */
+void kart__term_deprep(kart_line *ed); /* back to the saved mode */
 void kart__term_update_size(kart_line *ed);
 void kart__term_suspend(kart_line *ed, bool use_sigstop);
 void kart__term_quit(kart_line *ed);

@@ -43,9 +43,8 @@ const char *kart__hist_text(kart_line *ed, size_t index, size_t *len)
         *len = ed->hlines[index].len;
         return ed->hlines[index].text;
     }
-    const char *t = ed->hist && index < kart__hist_length(ed)
-                        ? kart_history_text(ed->hist, index, len)
-                        : NULL;
+    const char *t =
+        ed->hist && index < kart__hist_length(ed) ? kart_history_text(ed->hist, index, len) : NULL;
     if (!t) {
         *len = 0;
         return "";
@@ -125,8 +124,7 @@ int kart__hist_goto(kart_line *ed, size_t index)
     ed->group_open = false;
     if (ed->set.history_preserve_point && old_point <= ed->line.len) {
         ed->point = old_point;
-        while (ed->point > 0 && ed->point < ed->line.len &&
-               (ed->line.p[ed->point] & 0xc0) == 0x80)
+        while (ed->point > 0 && ed->point < ed->line.len && (ed->line.p[ed->point] & 0xc0) == 0x80)
             ed->point--;
     }
     return r;

@@ -124,7 +124,8 @@ void kart__term_deprep(kart_line *ed)
         kart__outs(ed, "\033[?2004l");
         ed->paste_on = false;
     }
-    kart__out_flush(ed, true);
+    /* the terminal's modes change after what was written before */
+    kart__out_flush(ed, ed->drive == KART__DRIVE_BLOCK);
     if (ed->have_saved) {
         while (tcsetattr(ed->in_fd, TCSANOW, &ed->saved) < 0 && errno == EINTR)
             ;

@@ -206,8 +206,7 @@ KART_API int kart_line_read_into(kart_line *ed, char *buf, size_t cap, size_t *l
  * the callback runs; for an interrupt and end of input the editor has
  * moved to a new row first.
  */
-typedef void (*kart_line_cb)(kart_line *ed, int result, const char *line, size_t len,
-                             void *arg);
+typedef void (*kart_line_cb)(kart_line *ed, int result, const char *line, size_t len, void *arg);
 
 /*
  * Fed mode: starts a line (raw mode on a tty input, the prompt shown).
@@ -355,8 +354,8 @@ typedef struct kart_line_hooks {
     void (*startup)(kart_line *ed, void *arg);
     void (*pre_input)(kart_line *ed, void *arg);
     void (*complete)(kart_line *ed, const char *text, size_t begin, size_t end, void *arg);
-    void (*display_matches)(kart_line *ed, const char *substitution,
-                            const char *const *matches, size_t count, size_t longest, void *arg);
+    void (*display_matches)(kart_line *ed, const char *substitution, const char *const *matches,
+                            size_t count, size_t longest, void *arg);
     void (*inputrc_error)(kart_line *ed, const char *file, int line, const char *message,
                           void *arg);
     void *arg;

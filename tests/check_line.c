@@ -2253,6 +2253,155 @@ START_TEST(print_above_multiline_prompt_and_dumps)
 }
 END_TEST
 
+static void hook_stop(kart_line *ed, void *arg)
+{
+    (void)arg;
+    kart_line_stop(ed);
+}
+
+static void hook_free(kart_line *ed, void *arg)
+{
+    (void)arg;
+    kart_line_free(ed);
+}
+
+START_TEST(blocking_hook_cancels)
+{
+    setup_locale();
+    int in[2];
+    kt_pipe(in);
+    kt_write(in[1], "abc\n");
+    for (int k = 0; k < 2; k++) {
+        fx f;
+        memset(&f, 0, sizeof(f));
+        vt_init(&f.t, 40, 6);
+        kart_line_options o;
+        memset(&o, 0, sizeof(o));
+        o.write = fx_write;
+        o.write_arg = &f;
+        o.terminal = KART_LINE_TERMINAL_ON;
+        o.term = "xterm";
+        o.no_inputrc = true;
+        kart_line *ed;
+        ck_assert_int_eq(kart_line_create(&ed, in[0], -1, &o), 0);
+        kart_line_hooks hk;
+        memset(&hk, 0, sizeof(hk));
+        hk.pre_input = k == 0 ? hook_stop : hook_free;
+        kart_line_set_hooks(ed, &hk, NULL);
+        char *line;
+        size_t len;
+        ck_assert_int_eq(kart_line_read(ed, &line, &len), -ECANCELED);
+        if (k == 0) {
+            /* stopped once; the next read goes on */
+            kart_line_set_hooks(ed, NULL, NULL);
+            ck_assert_int_eq(kart_line_read(ed, &line, &len), 0);
+            ck_assert_str_eq(line, "abc");
+            free(line);
+            kart_line_free(ed);
+        }
+        free(f.raw);
+    }
+    close(in[0]);
+    close(in[1]);
+}
+END_TEST
+
+/* A child runs an attached editor; SIGTSTP stops it with the terminal
+ * restored, SIGCONT takes the terminal back, and input goes on. */
+static int report_fd = -1;
+
+static void cb_report(kart_line *ed, int result, const char *line, size_t len, void *arg)
+{
+    (void)ed;
+    (void)arg;
+    char b[256];
+    int n = snprintf(b, sizeof(b), "%d:%.*s\n", result, (int)len, line ? line : "");
+    if (write(report_fd, b, (size_t)n) < 0)
+        _exit(3);
+}
+
+static bool wait_canonical(int fd, bool want)
+{
+    for (int i = 0; i < 200; i++) {
+        if (tty_canonical(fd) == want)
+            return true;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* waitpid, 5 s at most. */
+static pid_t wait_pid(pid_t pid, int *st, int options)
+{
+    for (int i = 0; i < 500; i++) {
+        pid_t r = waitpid(pid, st, options | WNOHANG);
+        if (r != 0)
+            return r;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    return -1;
+}
+
+START_TEST(loop_mode_stop_and_continue)
+{
+    KT_BACKEND_OR_SKIP(_i);
+    (void)backend;
+    setup_locale();
+    ptyrun p;
+    pty_open(&p, 40, 10, NULL);
+    int rep[2];
+    ck_assert_int_eq(pipe(rep), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20); /* a child left behind by a failed case ends */
+        close(rep[0]);
+        report_fd = rep[1];
+        kart_loop *loop;
+        if (kart_loop_create(&loop, NULL) < 0 || kart_line_attach(p.ed, loop, cb_report, NULL) < 0)
+            _exit(2);
+        kart_loop_run(loop, KART_RUN_DEFAULT); /* ends when the editor stops (EOF) */
+        kart_line_free(p.ed);
+        _exit(0);
+    }
+    close(rep[1]);
+    ck_assert(wait_canonical(p.s, false));
+    ck_assert_int_eq(write(p.m, "ab", 2), 2);
+    pty_drain(&p, 100);
+    ck_assert_int_eq(kill(pid, SIGTSTP), 0);
+    int st;
+    ck_assert_int_eq(wait_pid(pid, &st, WUNTRACED), pid);
+    ck_assert(WIFSTOPPED(st));
+    ck_assert(tty_canonical(p.s)); /* restored while stopped */
+    pty_drain(&p, 50);
+    ck_assert_int_eq(p.t.paste_on, 0);
+    ck_assert_int_eq(kill(pid, SIGCONT), 0);
+    ck_assert(wait_canonical(p.s, false)); /* raw again */
+    pty_drain(&p, 100);
+    ck_assert_str_eq(vt_row(&p.t, p.t.y), "> ab");
+    ck_assert_int_eq(write(p.m, "c\r", 2), 2);
+    char buf[256];
+    struct pollfd pf = {.fd = rep[0], .events = POLLIN};
+    if (poll(&pf, 1, 5000) != 1)
+        kill(pid, SIGKILL);
+    ck_assert_msg(pf.revents & POLLIN, "no line after the process was continued");
+    ssize_t n = read(rep[0], buf, sizeof(buf) - 1);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, "0:abc\n");
+    ck_assert_int_eq(write(p.m, "\x04", 1), 1);
+    ck_assert_int_eq(wait_pid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    ck_assert(tty_canonical(p.s));
+    close(rep[0]);
+    pty_close(&p);
+}
+END_TEST
+
 Suite *line_suite(void);
 Suite *line_suite(void)
 {
@@ -2309,8 +2458,10 @@ Suite *line_suite(void)
     tcase_add_test(tc, blocking_read_into);
     tcase_add_test(tc, blocking_signals);
     tcase_add_test(tc, blocking_end_of_input);
+    tcase_add_test(tc, blocking_hook_cancels);
     tcase_add_test(tc, free_mid_line_restores);
     tcase_add_test(tc, loop_mode_two_editors);
+    tcase_add_loop_test(tc, loop_mode_stop_and_continue, 0, kt_nbackends());
     tcase_add_test(tc, plain_mode);
     tcase_add_test(tc, hooks_and_callbacks);
     tcase_add_test(tc, auto_history_and_expansion);

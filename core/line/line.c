@@ -690,6 +690,8 @@ again:
     ed->sigs_on = sigs != NULL;
     for (;;) {
         process_input(ed);
+        if (!ed->done && (ed->stop_pending || ed->free_pending))
+            kart__line_finish(ed, KART__DONE_ERR, -ECANCELED); /* from a hook */
         if (ed->done)
             break;
         kart__display_refresh(ed);
@@ -738,7 +740,8 @@ again:
     }
     int how = ed->done;
     line_end(ed);
-    if (how == KART__DONE_LINE && !line_accept(ed)) {
+    ed->stop_pending = false;
+    if (how == KART__DONE_LINE && !ed->free_pending && !line_accept(ed)) {
         kart__out_flush(ed, true);
         goto again;
     }
@@ -785,6 +788,11 @@ KART_API int kart_line_read(kart_line *ed, char **line, size_t *len)
     if (ed->in_fd < 0)
         return -EINVAL;
     int r = read_line(ed);
+    if (ed->free_pending) {
+        /* freed by a hook: gone now */
+        destroy(ed);
+        return -ECANCELED;
+    }
     if (r < 0)
         return r;
     return take_line(ed, line, len);
@@ -800,6 +808,10 @@ KART_API int kart_line_read_into(kart_line *ed, char *buf, size_t cap, size_t *l
         if (ed->in_fd < 0)
             return -EINVAL;
         int r = read_line(ed);
+        if (ed->free_pending) {
+            destroy(ed);
+            return -ECANCELED;
+        }
         if (r < 0)
             return r;
         ed->held.len = 0;
@@ -1048,6 +1060,13 @@ static void on_input(kart_io *io, uint32_t events)
     }
     char buf[READ_CHUNK];
     ssize_t n = kart__sys_read(ed->in_fd, buf, sizeof(buf));
+    if ((events & KART_ERROR) && (n > 0 || (n < 0 && errno == EAGAIN)) && ed->io_on) {
+        /* An error that the descriptor does not have: the io_uring
+         * backend reports one, and watches no more, when the process was
+         * stopped and continued (SIGTSTP, then fg): watch it anew. */
+        kart_io_stop(&ed->io);
+        ed->io_on = kart_io_start(&ed->io, ed->io_events, on_input) == 0;
+    }
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
         loop_arm(ed);
         return;

@@ -178,9 +178,11 @@ KART_API void kart_line_free(kart_line *ed);
  * Errors: KART_EEOF (end of input on an empty line: the EOF character, C-d,
  * typed there, or end of file; at end of file after some text that text is
  * the line, and the next call says KART_EEOF), -EINTR (C-c, or SIGINT),
- * -EBUSY (the editor is started or attached), -EINVAL (NULL arguments, no
- * input descriptor), -ENOMEM, -EPIPE or another error of reading or
- * writing (the terminal is restored first). Not from inside a hook.
+ * -EBUSY (the editor is started or attached, or the call is made from
+ * one of its hooks), -EINVAL (NULL arguments, no input descriptor),
+ * -ECANCELED (a hook called kart_line_stop, or kart_line_free: the editor
+ * is freed when this returns), -ENOMEM, -EPIPE or another error of
+ * reading or writing (the terminal is restored first).
  */
 KART_API int kart_line_read(kart_line *ed, char **line, size_t *len);
 

@@ -2392,6 +2392,9 @@ START_TEST(loop_mode_stop_and_continue)
     ck_assert_int_gt(n, 0);
     buf[n] = '\0';
     ck_assert_str_eq(buf, "0:abc\n");
+    /* the callback ran in the terminal's normal mode (GNU's too): a C-d
+     * typed then would be the tty's end-of-file; wait for the next line */
+    ck_assert(wait_canonical(p.s, false));
     ck_assert_int_eq(write(p.m, "\x04", 1), 1);
     ck_assert_int_eq(wait_pid(pid, &st, 0), pid);
     ck_assert(WIFEXITED(st));

@@ -432,7 +432,7 @@ static void run_cmd(kart_line *ed, enum kart__line_fn fn, int count, bool expl,
         kart__line_bell(ed);
         return;
     }
-    kart__line_cmd cmd = kart__line_cmds[fn];
+    kart__line_cmd cmd = kart__line_cmds[fn] ? kart__line_cmds[fn] : kart__line_vi_cmds[fn];
     if (ed->cmd_depth > 0) {
         /* a command running another: one command for undo and the
          * last-command bookkeeping */

@@ -14,11 +14,8 @@
  *                  history moves
  *   complete_ui.c  completion: the word, the candidates, listing, paging
  *
- * A vi mode (core/line/vi.c, not written yet) adds its commands to the
- * command table (kart__line_cmds in edit.c, one entry per enum
- * kart__line_fn) and uses the same primitives; the dispatcher in line.c
- * runs whatever the table holds for a key's function and rings the bell
- * for an empty entry.
+ *   vi.c          the vi mode's command table (empty: the vi mode is still
+ *                 to be written; see kart__line_vi_cmds below)
  */
 #ifndef KART_LINE_PRIVATE_H
 #define KART_LINE_PRIVATE_H
@@ -138,8 +135,17 @@ typedef void (*kart__line_raw_fn)(kart_line *ed, unsigned char c);
  * ran it. Returns 0, or non-zero after ringing the bell. */
 typedef int (*kart__line_cmd)(kart_line *ed, int count, const kart__key *key);
 
-/* The command table, one entry per function id (edit.c). NULL: the bell. */
+/* The command tables, one entry per function id: edit.c's (the emacs
+ * commands and those both modes share) and vi.c's (the vi-* commands).
+ * The dispatcher (line.c, run_cmd) runs kart__line_cmds[fn], else
+ * kart__line_vi_cmds[fn], else rings the bell, as GNU does for a function
+ * it does not know. A vi mode fills vi.c's table, adds what state it needs
+ * to struct kart_line, and switches ed->map between KART__MAP_VI_INSERT and
+ * KART__MAP_VI_COMMAND; editing goes through kart__edit_insert,
+ * kart__edit_delete and kart__edit_kill (undo, the kill ring, the display
+ * follow), and kart__line_run runs another command. */
 extern const kart__line_cmd kart__line_cmds[KART__FN_COUNT];
+extern const kart__line_cmd kart__line_vi_cmds[KART__FN_COUNT];
 
 /* Drive modes. */
 enum { KART__DRIVE_NONE, KART__DRIVE_BLOCK, KART__DRIVE_FED, KART__DRIVE_LOOP };

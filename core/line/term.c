@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -311,11 +312,12 @@ static const int kart__line_sigs[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGALR
 
 /* The one piece of process-wide state: what the handlers saw, and which
  * thread reads (signals taken by another thread are passed on to it). */
-static volatile sig_atomic_t kart__line_sigflag[NSIGS];
+/* (Lock-free atomics: safe in a handler, and ordered between threads.) */
+static _Atomic int kart__line_sigflag[NSIGS];
 static pthread_mutex_t kart__line_sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool kart__line_sig_owned;
-static pthread_t kart__line_sig_thread;
-static volatile sig_atomic_t kart__line_sig_thread_set;
+static _Atomic pthread_t kart__line_sig_thread;
+static _Atomic int kart__line_sig_thread_set;
 
 struct kart__sigsave {
     struct sigaction old[NSIGS];
@@ -330,9 +332,12 @@ static void kart__line_sig_handler(int sig)
     int saved = errno;
     for (size_t i = 0; i < NSIGS; i++)
         if (kart__line_sigs[i] == sig)
-            kart__line_sigflag[i] = 1;
-    if (kart__line_sig_thread_set && !pthread_equal(pthread_self(), kart__line_sig_thread))
-        pthread_kill(kart__line_sig_thread, sig);
+            atomic_store(&kart__line_sigflag[i], 1);
+    if (atomic_load(&kart__line_sig_thread_set)) {
+        pthread_t reader = atomic_load(&kart__line_sig_thread);
+        if (!pthread_equal(pthread_self(), reader))
+            pthread_kill(reader, sig);
+    }
     errno = saved;
 }
 
@@ -371,13 +376,13 @@ kart__sigsave *kart__term_signals_install(kart_line *ed)
         return NULL;
     }
     kart__line_sig_owned = true;
-    kart__line_sig_thread = pthread_self();
-    kart__line_sig_thread_set = 1;
+    atomic_store(&kart__line_sig_thread, pthread_self());
+    atomic_store(&kart__line_sig_thread_set, 1);
     pthread_mutex_unlock(&kart__line_sig_lock);
     sigemptyset(&s->ours);
     pthread_sigmask(SIG_BLOCK, NULL, &s->oldmask);
     for (size_t i = 0; i < NSIGS; i++) {
-        kart__line_sigflag[i] = 0;
+        atomic_store(&kart__line_sigflag[i], 0);
         if (sigaction(kart__line_sigs[i], NULL, &s->old[i]) < 0)
             continue;
         if (!(s->old[i].sa_flags & SA_SIGINFO) && s->old[i].sa_handler == SIG_IGN)
@@ -395,7 +400,7 @@ void kart__term_signals_remove(kart__sigsave *s)
         return;
     put_back_handlers(s);
     pthread_mutex_lock(&kart__line_sig_lock);
-    kart__line_sig_thread_set = 0;
+    atomic_store(&kart__line_sig_thread_set, 0);
     kart__line_sig_owned = false;
     pthread_mutex_unlock(&kart__line_sig_lock);
     int re = s->reraise;
@@ -451,9 +456,8 @@ int kart__term_handle_signals(kart_line *ed, kart__sigsave *s)
     if (!s)
         return 0;
     for (size_t i = 0; i < NSIGS; i++) {
-        if (!kart__line_sigflag[i])
+        if (!atomic_exchange(&kart__line_sigflag[i], 0))
             continue;
-        kart__line_sigflag[i] = 0;
         int sig = kart__line_sigs[i];
         switch (sig) {
         case SIGWINCH: {

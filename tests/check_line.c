@@ -2405,6 +2405,75 @@ START_TEST(loop_mode_stop_and_continue)
 }
 END_TEST
 
+START_TEST(more_commands)
+{
+    setup_locale();
+    static const char *const lines[] = {"git status", "make check", "git log", NULL};
+    kart_history *h = hist_of(lines);
+    fx f;
+    fx_open(&f, "> ", 10, 8, h);
+    static const char *const binds[] = {"\"\\C-x1\": previous-screen-line",
+                                        "\"\\C-x2\": next-screen-line",
+                                        "\"\\C-x3\": history-substring-search-backward",
+                                        "\"\\C-x4\": fetch-history",
+                                        "\"\\C-x5\": kill-region",
+                                        "\"\\C-x6\": copy-region-as-kill",
+                                        "\"\\C-x7\": copy-backward-word",
+                                        "\"\\C-x8\": dump-functions",
+                                        "\"\\C-x9\": non-incremental-reverse-search-history-again"};
+    for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++)
+        ck_assert_int_eq(kart_line_parse_and_bind(f.ed, binds[i]), 0);
+    /* screen lines: 10 columns, "> " then 20 characters */
+    fx_type(&f, "abcdefghijklmnopqrst\x18"
+                "1");
+    ck_assert_uint_eq(kart_line_point(f.ed), 10);
+    fx_type(&f, "\x18"
+                "1");
+    ck_assert_uint_eq(kart_line_point(f.ed), 0);
+    fx_type(&f, "\x18"
+                "2\x18"
+                "2");
+    ck_assert_uint_eq(kart_line_point(f.ed), 20);
+    /* regions */
+#define TYPELIT(f, lit) fx_typen((f), (lit), sizeof(lit) - 1)
+    TYPELIT(&f, "\x01\x00\x06\x06\x06\x18"
+                "6\x05\x19");
+    ck_assert_str_eq(fx_buf(&f), "abcdefghijklmnopqrstabc");
+    TYPELIT(&f, "\x01\x00\x06\x06\x18"
+                "5");
+    ck_assert_str_eq(fx_buf(&f), "cdefghijklmnopqrstabc");
+    fx_type(&f, "\x05\x15 one two\x18"
+                "7\x19");
+    ck_assert_str_eq(fx_buf(&f), " one twotwo");
+    /* M-TAB inserts a tab; M-& expands ~ */
+    fx_type(&f, "\x15"
+                "a\033\tb");
+    ck_assert_str_eq(fx_buf(&f), "a\tb");
+    setenv("HOME", "/home/someone", 1);
+    fx_type(&f, "\x15~/x\033&");
+    ck_assert_str_eq(fx_buf(&f), "/home/someone/x");
+    /* history: substring search, fetch by number, search again */
+    fx_type(&f, "\x15"
+                "sta\x18"
+                "3");
+    ck_assert_str_eq(fx_buf(&f), "git status");
+    fx_type(&f, "\0332\x18"
+                "4");
+    ck_assert_str_eq(fx_buf(&f), "make check");
+    fx_type(&f, "\033>\033pgit\r");
+    ck_assert_str_eq(fx_buf(&f), "git log");
+    fx_type(&f, "\x18"
+                "9");
+    ck_assert_str_eq(fx_buf(&f), "git status");
+    /* dump-functions: GNU's inputrc form, then the line again */
+    fx_type(&f, "\x18"
+                "8");
+    ck_assert_ptr_nonnull(strstr(f.raw, "\"\\C-a\": beginning-of-line"));
+    fx_close(&f);
+    kart_history_free(h);
+}
+END_TEST
+
 Suite *line_suite(void);
 Suite *line_suite(void)
 {
@@ -2420,6 +2489,7 @@ Suite *line_suite(void)
     tcase_add_loop_test(tc, numeric_arguments, 0, 2);
     tcase_add_loop_test(tc, quoted_insert_overwrite_mark, 0, 2);
     tcase_add_loop_test(tc, macros_and_bindings, 0, 2);
+    tcase_add_test(tc, more_commands);
     suite_add_tcase(s, tc);
     tc = tcase_create("history");
     tcase_add_loop_test(tc, history_moves_keep_edits, 0, 2);

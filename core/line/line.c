@@ -619,7 +619,9 @@ static void process_byte(kart_line *ed, unsigned char c)
 static void process_input(kart_line *ed)
 {
     while (!ed->done && !ed->stop_pending) {
-        if (!ed->raw_fn && ed->terminal && ed->kr.ready > 0) {
+        if (ed->terminal && ed->kr.ready > 0) {
+            /* keys the reader resolved already come before newer bytes
+             * (to a raw reader such as quoted-insert too) */
             dispatch_ready(ed, NULL);
             continue;
         }

@@ -21,7 +21,7 @@
  *
  * Terminal or plain. An editor edits (raw mode, escape sequences, the
  * screen redrawn as keys come) when its input and output are terminals and
- * $TERM is not "dumb" (kart_line_options.terminal can force either way: a
+ * $TERM is set and not "dumb" (kart_line_options.terminal can force either way: a
  * socket to a remote terminal is "on"). Otherwise it reads plain lines: it
  * writes the prompt, reads bytes up to a newline (a CR before it dropped),
  * and writes no escape sequence; when what was read was not echoed on the
@@ -106,7 +106,7 @@ typedef struct kart_line kart_line;
 
 /* Whether an editor edits on a terminal (above). */
 typedef enum kart_line_terminal {
-    KART_LINE_TERMINAL_AUTO = 0, /* input and output ttys, $TERM not dumb */
+    KART_LINE_TERMINAL_AUTO = 0, /* input and output ttys, $TERM set, not dumb */
     KART_LINE_TERMINAL_ON = 1,   /* always: a remote terminal over a socket */
     KART_LINE_TERMINAL_OFF = 2,  /* never: plain lines */
 } kart_line_terminal;

@@ -118,7 +118,9 @@ FAULT_OBJ := $(patsubst %.c,$(OUT)/faultobj/%.o,$(LIB_SRC) $(FAULT_SRC))
 
 TEST_SRC := $(wildcard tests/check_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(OUT)/tests/%,$(TEST_SRC))
-TEST_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+TEST_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null) -lutil
+# Programs the suites run: tests/line_demo.c, the line editor under tmux.
+TEST_HELPERS := $(OUT)/tests/line_demo
 
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(patsubst examples/%.c,$(OUT)/examples/%,$(EXAMPLE_SRC))
@@ -212,7 +214,8 @@ $(OUT)/tests/%: tests/%.c tests/testutil.h $(OUT)/libkart-faults.a
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
 
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(TEST_HELPERS)
+$(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo
 
 # Examples use only the public headers, like a program outside the tree.
 $(OUT)/examples/%: examples/%.c $(OUT)/libkart.a

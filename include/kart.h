@@ -24,5 +24,6 @@
 #include <kart/log.h>
 #include <kart/complete.h>
 #include <kart/history.h>
+#include <kart/line.h>
 
 #endif

@@ -20,6 +20,7 @@ required=(
   "libnuma-dev:pkg-config --exists numa"
   "libssl-dev:pkg-config --exists libcrypto"
   "python3:command -v python3"
+  "tmux:command -v tmux"
 )
 # The benchmark peers and test helpers: wanted, not required to build.
 optional=(

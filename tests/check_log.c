@@ -6,6 +6,7 @@
 
 #include <kart/log.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -351,6 +352,26 @@ START_TEST(a_pool_worker_that_died_and_was_replaced_is_logged)
 }
 END_TEST
 
+START_TEST(a_skipped_inputrc_line_is_logged)
+{
+    seen_lines s = {0};
+    kart_log_set_handler(remember, &s, KART_LOG_WARNING, NULL, NULL);
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(devnull, 0);
+    kart_line *ed;
+    ck_assert_int_eq(kart_line_create(&ed, devnull, devnull, NULL), 0);
+    ck_assert_int_eq(kart_line_parse_and_bind(ed, "set no-such-variable on"), -EINVAL);
+    ck_assert_int_eq(kart_line_parse_and_bind(ed, "set bell-style none"), 0);
+    kart_line_free(ed);
+    close(devnull);
+    ck_assert_int_eq(s.n, 1);
+    ck_assert_str_eq(s.module[0], "line");
+    ck_assert_int_eq(s.rec[0].level, KART_LOG_WARNING);
+    ck_assert_msg(strstr(s.msg[0], "no-such-variable") && strstr(s.msg[0], "skipped"), "%s",
+                  s.msg[0]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -369,6 +390,7 @@ int main(void)
     tcase_add_test(tc, a_child_forked_while_the_handler_changes_logs);
     tcase_add_test(tc, a_backend_that_cannot_start_is_logged);
     tcase_add_test(tc, a_pool_worker_that_died_and_was_replaced_is_logged);
+    tcase_add_test(tc, a_skipped_inputrc_line_is_logged);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

@@ -4,6 +4,7 @@
  * tty's special characters → the key reader → the dispatcher → the
  * command table), the end of a line, and the public calls.
  */
+#include "debug.h"
 #include "line_private.h"
 
 #include "fault.h"
@@ -70,6 +71,8 @@ static void inputrc_report(void *arg, const char *file, int line, const char *me
 {
     kart_line *ed = arg;
     ed->rc_errors++;
+    /* Also in the runtime's log, whether or not the program has a hook. */
+    kart__log(KART_LOG_WARNING, "line", "%s:%d: %s (line skipped)", file, line, message);
     if (ed->hooks.inputrc_error) {
         ed->depth++;
         ed->hooks.inputrc_error(ed, file, line, message, ed->hooks.arg);

@@ -350,7 +350,8 @@ KART_API int kart_line_variable(const kart_line *ed, const char *name, char *buf
  * the candidates (count, longest the widest); the editor has moved below
  * the line before the call and draws the prompt and line again after it.
  * inputrc_error: a bad init-file line (file name, 1-based line, what is
- * wrong); none: bad lines are skipped silently.
+ * wrong); always also a WARNING in the runtime's log (kart/log.h,
+ * module "line"); the line is skipped either way.
  */
 typedef struct kart_line_hooks {
     void (*startup)(kart_line *ed, void *arg);

@@ -670,15 +670,16 @@ static bool signals_handled(const kart_line *ed)
     return ed->sigs_on;
 }
 
-static int take_line(kart_line *ed, char **line, size_t *len)
+/* A malloc'd, NUL-terminated copy of n bytes at p, for the caller. */
+static int copy_out(const char *p, size_t n, char **line, size_t *len)
 {
-    char *s = malloc(ed->line.len + 1);
+    char *s = malloc(n + 1);
     if (!s)
         return -ENOMEM;
-    memcpy(s, ed->line.p, ed->line.len);
-    s[ed->line.len] = '\0';
+    memcpy(s, p ? p : "", n);
+    s[n] = '\0';
     *line = s;
-    *len = ed->line.len;
+    *len = n;
     return 0;
 }
 
@@ -773,6 +774,20 @@ again:
     return result;
 }
 
+/* The blocking read both read calls share: -EINVAL without an input fd,
+ * -ECANCELED when a hook freed the editor (it is gone when this returns). */
+static int read_blocking(kart_line *ed)
+{
+    if (ed->in_fd < 0)
+        return -EINVAL;
+    int r = read_line(ed);
+    if (ed->free_pending) {
+        destroy(ed);
+        return -ECANCELED;
+    }
+    return r;
+}
+
 KART_API int kart_line_read(kart_line *ed, char **line, size_t *len)
 {
     if (!ed || !line || !len)
@@ -780,27 +795,15 @@ KART_API int kart_line_read(kart_line *ed, char **line, size_t *len)
     if (ed->drive != KART__DRIVE_NONE || ed->started || ed->depth > 0)
         return -EBUSY;
     if (ed->held_valid) {
-        char *s = malloc(ed->held.len + 1);
-        if (!s)
-            return -ENOMEM;
-        memcpy(s, ed->held.p, ed->held.len);
-        s[ed->held.len] = '\0';
-        *line = s;
-        *len = ed->held.len;
-        ed->held_valid = false;
-        return 0;
+        int r = copy_out(ed->held.p, ed->held.len, line, len);
+        if (r == 0)
+            ed->held_valid = false;
+        return r;
     }
-    if (ed->in_fd < 0)
-        return -EINVAL;
-    int r = read_line(ed);
-    if (ed->free_pending) {
-        /* freed by a hook: gone now */
-        destroy(ed);
-        return -ECANCELED;
-    }
+    int r = read_blocking(ed);
     if (r < 0)
         return r;
-    return take_line(ed, line, len);
+    return copy_out(ed->line.p, ed->line.len, line, len);
 }
 
 KART_API int kart_line_read_into(kart_line *ed, char *buf, size_t cap, size_t *len)
@@ -810,13 +813,7 @@ KART_API int kart_line_read_into(kart_line *ed, char *buf, size_t cap, size_t *l
     if (!ed->held_valid) {
         if (ed->drive != KART__DRIVE_NONE || ed->started || ed->depth > 0)
             return -EBUSY;
-        if (ed->in_fd < 0)
-            return -EINVAL;
-        int r = read_line(ed);
-        if (ed->free_pending) {
-            destroy(ed);
-            return -ECANCELED;
-        }
+        int r = read_blocking(ed);
         if (r < 0)
             return r;
         ed->held.len = 0;

@@ -238,11 +238,13 @@ deps:
 
 # check and bench first make sure the packages are there (installing them
 # when they are not), then build and run in a fresh make that sees them.
+# TEST_JOBS=N: suites run N at a time (scripts/run-tests.sh; CI uses 2).
+TEST_JOBS ?= 1
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: lib tests
-	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh tests/exports_test.sh scripts/check-house.sh
+	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) TEST_JOBS=$(TEST_JOBS) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh tests/exports_test.sh scripts/check-house.sh
 
 # The dependency rules of DESIGN.md (core/ names no backend, no backend
 # names another, numa/ stands alone, bench/ and examples/ use only public

@@ -631,8 +631,7 @@ START_TEST(alloc_onnode_each_node)
         if (!kart_numa_policy_available())
             ck_assert_int_eq(rc, KART_NUMA_UNBOUND);
         unsigned char *b = p;
-        for (size_t k = 0; k < size; k++)
-            ck_assert_int_eq(b[k], 0);
+        KT_ASSERT_EACH(k, size, b[k] == 0);
         memset(b, 0xa5, size);
         if (rc == 0)
             for (size_t k = 0; k < size; k += pg) {
@@ -763,8 +762,7 @@ START_TEST(bind_memory_moves_pages)
     /* The length rounds up to whole pages. */
     int rc = kart_numa_bind_memory(p, len - 100, target);
     ck_assert_int_eq(rc, kart_numa_policy_available() ? 0 : KART_NUMA_UNBOUND);
-    for (size_t k = 0; k < len; k++)
-        ck_assert_int_eq(p[k], 7);
+    KT_ASSERT_EACH(k, len, p[k] == 7);
     if (rc == 0)
         for (size_t k = 0; k < len; k += pg)
             ck_assert_int_eq(kart_numa_memory_node(p + k), target);

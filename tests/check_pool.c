@@ -565,8 +565,7 @@ START_TEST(map_matches_serial)
             atomic_store(&item_calls, 0);
             ck_assert_int_eq(kart_pool_map(p, t_item, in, 4, out, 8, n, chunks[b]), 0);
             ck_assert_int_eq(atomic_load(&item_calls), (long)n);
-            for (size_t i = 0; i < n; i++)
-                ck_assert_uint_eq(out[i], (uint64_t)in[i] * 3 + 1);
+            KT_ASSERT_EACH(i, n, out[i] == (uint64_t)in[i] * 3 + 1);
             free(in);
             free(out);
         }
@@ -648,8 +647,7 @@ START_TEST(map_async_and_cancel)
     ck_assert_int_eq(kart_pool_map_async(p, t_item, in, 4, out, 8, n, 7, &f), 0);
     ck_assert_int_eq(kart_future_wait(f, -1), 0);
     ck_assert_int_eq(kart_future_error(f), 0);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_uint_eq(out[i], (uint64_t)i * 3 + 1);
+    KT_ASSERT_EACH(i, n, out[i] == (uint64_t)i * 3 + 1);
     kart_future_free(f);
     /* both workers blocked: the map cannot start, and cancel stops it */
     kart_future *b[2];

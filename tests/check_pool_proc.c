@@ -158,8 +158,7 @@ START_TEST(proc_submit_apply_map)
     for (int c = 0; c < 4; c++) {
         memset(out, 0, n * 8);
         ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, chunks[c]), 0);
-        for (size_t i = 0; i < n; i++)
-            ck_assert_uint_eq(out[i], spin_work(i, 200));
+        KT_ASSERT_EACH(i, n, out[i] == spin_work(i, 200));
     }
     free(in);
     free(out);
@@ -197,8 +196,7 @@ START_TEST(proc_large_arguments_and_results)
         size_t len = n;
         ck_assert_int_eq(kart_pool_apply(p, t_reverse, a, n, r, &len), 0);
         ck_assert_uint_eq(len, n);
-        for (size_t i = 0; i < n; i++)
-            ck_assert_uint_eq(r[i], a[n - 1 - i]);
+        KT_ASSERT_EACH(i, n, r[i] == a[n - 1 - i]);
     }
     free(a);
     free(r);
@@ -311,8 +309,7 @@ START_TEST(proc_initializer_and_max_tasks)
     for (size_t i = 0; i < n; i++)
         in[i] = i;
     ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, 1), 0);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_uint_eq(out[i], spin_work(i, 200));
+    KT_ASSERT_EACH(i, n, out[i] == spin_work(i, 200));
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
     kart_pool_free(p);
@@ -634,8 +631,7 @@ START_TEST(proc_random_kills_never_hang)
         ck_assert_msg(e == 0 || e == KART_EWORKERDIED, "map: %s", kart_err_name(e));
         if (e == 0) {
             ok++;
-            for (size_t i = 0; i < n; i++)
-                ck_assert_uint_eq(out[i], spin_work(i, 5000));
+            KT_ASSERT_EACH(i, n, out[i] == spin_work(i, 5000));
         } else {
             died++;
         }
@@ -677,8 +673,7 @@ START_TEST(proc_random_kills_never_hang)
     ck_assert_int_ge(item_died, 0);
     /* after the storm, everything works again */
     ck_assert_int_eq(kart_pool_map(p, t_item, in, 8, out, 8, n, 1), 0);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_uint_eq(out[i], spin_work(i, 200));
+    KT_ASSERT_EACH(i, n, out[i] == spin_work(i, 200));
     kart_pool_close(p);
     ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
     free(in);

@@ -158,7 +158,9 @@ START_TEST(char_and_line_motions)
     setup_locale();
     bytewise = _i;
     VI("abcdef\0330lx", "acdef", 1);
-    VI("abcdef\0330" " x", "acdef", 1); /* space is l */
+    VI("abcdef\0330"
+       " x",
+       "acdef", 1); /* space is l */
     VI("abcdef\0330$x", "abcde", 4);
     VI("abcdef\0333hx", "abdef", 2);
     VI("  abc\033^x", "  bc", 2);
@@ -177,7 +179,7 @@ START_TEST(word_motions)
     setup_locale();
     bytewise = _i;
     VI("foo.bar baz\0330wx", "foobar baz", 3); /* w: identifier, punctuation */
-    VI("foo.bar baz\0330Wx", "foo.bar az", 8);  /* W: blanks only */
+    VI("foo.bar baz\0330Wx", "foo.bar az", 8); /* W: blanks only */
     VI("foo.bar baz\0330wwx", "foo.ar baz", 4);
     VI("foo.bar baz\03303wx", "foo.bar az", 8);
     VI("foo.bar baz\033bx", "foo.bar az", 8);
@@ -263,7 +265,7 @@ START_TEST(change_operator)
     bytewise = _i;
     VI("foo bar baz\0330cwXY", "XY bar baz", 2); /* cw is ce */
     VI("foo bar baz\0330c2wX", "X baz", 1);
-    VI("a b\0330cwX", "X b", 1); /* one-letter word */
+    VI("a b\0330cwX", "X b", 1);            /* one-letter word */
     VI("foo  bar\0334|cwX", "fooX bar", 4); /* on a blank: just the blank */
     VI("foo bar baz\033cbX", "foo bar Xz", 9);
     VI("foo bar baz\0330wc$X", "foo X", 5);
@@ -294,7 +296,7 @@ START_TEST(yank_and_put)
     VI("foo bar\0330ye3p", "ffoofoofoooo bar", 9);
     VI("abc\0330xp", "bac", 1);
     VI("abc\0330ddp", "abc", 2);
-    VI("abc\033p", "abc", 2); /* nothing killed: rings */
+    VI("abc\033p", "abc", 2);           /* nothing killed: rings */
     VI("foo bar\033dbx0P", "rfoo ", 0); /* each kill is a new one */
 }
 END_TEST
@@ -411,8 +413,13 @@ START_TEST(dot_repeats)
     VI("a-b-c\0330df-.", "c", 0);
     /* one undo takes back a whole repeat */
     VI("foo bar baz\0330cwX\033w.u", "X bar baz", 5);
-    /* nothing to repeat yet */
-    VI("abc\033.", "abc", 2);
+    /* a line starts as if 'i' had been typed: '.' inserts what was typed
+     * before the first ESC, or, if nothing was, goes into insert mode */
+    VI("abc\033.", "ababcc", 4);
+    VI("\033.x", "x", 1);
+    VI("abc\033ddi\033.x", "x", 1);
+    /* the text of a change backwards */
+    VI("foo bar baz\033cbX\033b.", "Xbar Xz", 0);
     /* '.' repeats the change, not the motion or the undo after it */
     VI("abcd\0330xlu.", "acd", 1);
 }
@@ -485,6 +492,126 @@ START_TEST(history_moves_and_searches)
 }
 END_TEST
 
+/* ---- completion, tilde, yank-arg, comment, C-_ and C-d ---- */
+
+static int display_calls;
+
+static void complete_words(kart_line *ed, const char *text, size_t begin, size_t end, void *arg)
+{
+    (void)begin;
+    (void)end;
+    (void)arg;
+    static const char *const words[] = {"alpha", "alpine", "beta", NULL};
+    size_t n = strlen(text);
+    for (const char *const *w = words; *w; w++)
+        if (strncmp(*w, text, n) == 0)
+            ck_assert_int_eq(kart_line_add_completion(ed, *w, strlen(*w)), 0);
+}
+
+static void display_words(kart_line *ed, const char *sub, const char *const *m, size_t n,
+                          size_t longest, void *arg)
+{
+    (void)ed;
+    (void)sub;
+    (void)m;
+    (void)n;
+    (void)longest;
+    (void)arg;
+    display_calls++;
+}
+
+static void vfx_complete(vfx *f)
+{
+    vfx_open(f, NULL);
+    kart_line_hooks hk;
+    memset(&hk, 0, sizeof(hk));
+    hk.complete = complete_words;
+    hk.display_matches = display_words;
+    kart_line_set_hooks(f->ed, &hk, NULL);
+}
+
+START_TEST(completion_and_friends)
+{
+    setup_locale();
+    bytewise = _i;
+    vfx f;
+    /* \ completes the word under the cursor (from its end) and goes on
+     * in insert mode */
+    vfx_complete(&f);
+    vfx_type(&f, "x be\033\\");
+    ck_assert_str_eq(vfx_buf(&f), "x beta ");
+    vfx_type(&f, "!");
+    ck_assert_str_eq(vfx_buf(&f), "x beta !");
+    kart_line_free(f.ed);
+    /* the cursor in the middle of the word: completed from its end */
+    vfx_complete(&f);
+    vfx_type(&f, "bet\0330\\");
+    ck_assert_str_eq(vfx_buf(&f), "beta ");
+    kart_line_free(f.ed);
+    /* * inserts all the candidates, in insert mode */
+    vfx_complete(&f);
+    vfx_type(&f, "alp\033*");
+    ck_assert_str_eq(vfx_buf(&f), "alpha alpine ");
+    vfx_type(&f, "z");
+    ck_assert_str_eq(vfx_buf(&f), "alpha alpine z");
+    kart_line_free(f.ed);
+    /* = lists them and stays in command mode */
+    vfx_complete(&f);
+    display_calls = 0;
+    vfx_type(&f, "alp\033=");
+    ck_assert_int_eq(display_calls, 1);
+    ck_assert_str_eq(vfx_buf(&f), "alp");
+    vfx_type(&f, "0x");
+    ck_assert_str_eq(vfx_buf(&f), "lp");
+    kart_line_free(f.ed);
+
+    /* & expands ~ and goes on in insert mode */
+    setenv("HOME", "/home/someone", 1);
+    VI("~/x\033&y", "/home/someone/xy", 16);
+
+    /* _ appends the previous line's last word after a blank */
+    kart_history *h = NULL;
+    ck_assert_int_eq(kart_history_create(&h, NULL), 0);
+    ck_assert_int_ge(kart_history_add(h, "git log -p", 10), 0);
+    vfx_open(&f, h);
+    vfx_type(&f, "echo\033_");
+    ck_assert_str_eq(vfx_buf(&f), "echo -p");
+    vfx_type(&f, "!");
+    ck_assert_str_eq(vfx_buf(&f), "echo -p!");
+    vfx_type(&f, "\x15x\0332_");
+    ck_assert_str_eq(vfx_buf(&f), "x log");
+    kart_line_free(f.ed);
+    kart_history_free(h);
+
+    /* # comments the line out and accepts it */
+    vfx_open(&f, NULL);
+    vfx_type(&f, "ls\033#");
+    ck_assert_int_eq(f.n, 1);
+    ck_assert_str_eq(f.line[0], "#ls");
+    /* C-d accepts a line that is not empty (vi-eof-maybe) */
+    vfx_type(&f, "abc\x04");
+    ck_assert_int_eq(f.n, 2);
+    ck_assert_str_eq(f.line[1], "abc");
+    /* and ends input on an empty one (the tty's EOF character) */
+    vfx_type(&f, "\x04");
+    ck_assert_int_eq(f.n, 3);
+    ck_assert_int_eq(f.result[2], KART_EEOF);
+    kart_line_free(f.ed);
+
+    /* C-_ undoes in insert mode; ESC then closes what is left of the
+     * insert, which u takes back */
+    VI("ab\033a12\x1f"
+       "c",
+       "abc", 3);
+    VI("ab\033a12\x1f"
+       "c\033u",
+       "ab", 1);
+    VI("ab\033a1\x1f\x1f"
+       "c\033u",
+       "ab", 1);
+}
+END_TEST
+
 /* ---- marks, keymaps, inputrc ---- */
 
 START_TEST(marks_and_columns)
@@ -494,7 +621,7 @@ START_TEST(marks_and_columns)
     VI("abcdef\0332|ma$`ax", "acdef", 1);
     VI("abcdef\0332|ma$d`a", "af", 1);
     VI("abcdef\033`zx", "abcde", 4); /* unset mark: rings */
-    VI("abcdef\033m1x", "abcde", 4);  /* not a mark name */
+    VI("abcdef\033m1x", "abcde", 4); /* not a mark name */
 }
 END_TEST
 
@@ -642,6 +769,7 @@ Suite *line_vi_suite(void)
     tcase_add_loop_test(tc, undo_whole_inserts, 0, 2);
     tcase_add_loop_test(tc, dot_repeats, 0, 2);
     tcase_add_loop_test(tc, history_moves_and_searches, 0, 2);
+    tcase_add_loop_test(tc, completion_and_friends, 0, 2);
     tcase_add_loop_test(tc, marks_and_columns, 0, 2);
     tcase_add_loop_test(tc, inputrc_binds_vi_keys, 0, 2);
     tcase_add_test(tc, pty_vi_line);

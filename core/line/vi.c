@@ -107,6 +107,7 @@ static void start_inserting(kart_line *ed, char key)
         return;
     }
     session_open(ed);
+    ed->vi.session_point = ed->point; /* after c's delete */
     ed->vi.insert_key = key;
     ed->overwrite = key == 'R';
     ed->map = KART__MAP_VI_INSERT;
@@ -449,7 +450,16 @@ CMD(cmd_movement_mode)
         ed->map = KART__MAP_VI_COMMAND;
         return 0;
     }
-    session_close(ed);
+    if (ed->vi.in_session) {
+        session_close(ed);
+    } else if (ed->vi.insert_key && strchr("iaIA", ed->vi.insert_key)) {
+        /* the insert mode a line starts in has no group, but what was
+         * typed is kept for '.' all the same (GNU's _rl_vi_done_inserting) */
+        size_t s, e;
+        ed->vi.ins.len = 0;
+        if (kart__edit_undo_last_insert(ed, &s, &e))
+            kart__lbuf_add(&ed->vi.ins, ed->line.p + s, e - s);
+    }
     ed->overwrite = false;
     if (ed->point > 0)
         ed->point = kart__prev_char(ed, ed->point);
@@ -703,7 +713,14 @@ CMD(cmd_redo)
             ed->point = ed->line.len;
         else if (c.cmd == 'I')
             ed->point = 0;
-        r = insert_text(ed, v->ins.p ? v->ins.p : "", v->ins.len, n, c.cmd == 'R');
+        if (v->ins.len == 0) {
+            /* nothing was typed: GNU runs the command itself, into
+             * insert mode */
+            v->redoing = false;
+            start_inserting(ed, c.cmd);
+            break;
+        }
+        r = insert_text(ed, v->ins.p, v->ins.len, n, c.cmd == 'R');
         if (ed->point > 0)
             ed->point = kart__prev_char(ed, ed->point);
         break;
@@ -815,6 +832,9 @@ CMD(cmd_complete)
 CMD(cmd_tilde_expand)
 {
     kart__line_run(ed, KART__FN_TILDE_EXPAND, count, key);
+    /* GNU replaces the whole word, leaving the cursor after it */
+    while (ed->point < ed->line.len && !kart__vi_blank(kart__char_at(ed, ed->point, NULL)))
+        ed->point = kart__next_char(ed, ed->point);
     start_inserting(ed, '&');
     return 0;
 }
@@ -877,7 +897,10 @@ void kart__vi_reset_line(kart_line *ed)
     v->marks_set = 0;
     v->pending.cmd = 0;
     v->want = 0;
-    v->last.cmd = 0; /* GNU's _rl_vi_reset_last: '.' starts afresh */
+    /* GNU's _rl_vi_reset_last: a line starts as if 'i' had been typed */
+    v->last.cmd = 'i';
+    v->last.count = 1;
+    v->insert_key = 'i';
 }
 
 void kart__vi_cancel(kart_line *ed)

@@ -97,11 +97,10 @@ static size_t bword(const kart_line *ed, size_t p, int count)
             do {
                 o = p;
                 p = back(ed, p);
-            } while (p > 0 && (id ? ident(ch(ed, p))
-                                  : !ident(ch(ed, p)) && !kart__vi_blank(ch(ed, p))));
+            } while (p > 0 &&
+                     (id ? ident(ch(ed, p)) : !ident(ch(ed, p)) && !kart__vi_blank(ch(ed, p))));
             /* the loop stopped on another kind: the word starts after it */
-            if (p > 0 || (id ? !ident(ch(ed, 0))
-                             : ident(ch(ed, 0)) || kart__vi_blank(ch(ed, 0))))
+            if (p > 0 || (id ? !ident(ch(ed, 0)) : ident(ch(ed, 0)) || kart__vi_blank(ch(ed, 0))))
                 p = o;
         }
     }

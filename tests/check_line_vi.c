@@ -483,6 +483,8 @@ START_TEST(history_moves_and_searches)
     /* ESC abandons a search; the line is as it was */
     vfx_type(&f, "abc\033/gi\033x");
     ck_assert_str_eq(vfx_buf(&f), "ab");
+    vfx_type(&f, "/gi\x07x");
+    ck_assert_str_eq(vfx_buf(&f), "a");
     /* a search string edited with backspace */
     vfx_type(&f, "/mx\x7f"
                  "ake\r");

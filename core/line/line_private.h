@@ -14,8 +14,10 @@
  *                  history moves
  *   complete_ui.c  completion: the word, the candidates, listing, paging
  *
- *   vi.c           the vi mode: its commands (kart__line_vi_cmds), the
- *                  operators, insert sessions, '.'
+ *   vi.c           the vi mode: its commands (kart__line_vi_cmds), '.', the
+ *                  / and ? searches
+ *   vi_change.c    insert sessions, the operators d c y, the characters
+ *                  read raw (f t r m), r ~ p (vi_private.h: their calls)
  *   vi_motion.c    the vi mode's motions (w b e f t % ...), shared by the
  *                  motion commands and the operators
  */
@@ -149,7 +151,7 @@ typedef int (*kart__line_cmd)(kart_line *ed, int count, const kart__key *key);
 extern const kart__line_cmd kart__line_cmds[KART__FN_COUNT];
 extern const kart__line_cmd kart__line_vi_cmds[KART__FN_COUNT];
 
-/* ---- the vi mode's state (vi.c, vi_motion.c) ---- */
+/* ---- the vi mode's state (vi.c, vi_change.c, vi_motion.c) ---- */
 
 /* A change '.' can repeat: the command key ('d', 'c', 'y' with a motion;
  * 'i', 'a', 'I', 'A', 'R' with the text typed; 'p', 'P', '~', 'r'). */
@@ -442,7 +444,7 @@ bool kart__edit_undo_last_insert(const kart_line *ed, size_t *start, size_t *end
 int kart__edit_copy(kart_line *ed, size_t from, size_t to);
 void kart__edit_free(kart_line *ed);
 
-/* ---- vi.c, vi_motion.c ---- */
+/* ---- vi.c, vi_change.c, vi_motion.c ---- */
 /* After each command (kart__edit_end_command): in command mode the cursor
  * stays on a character, and a history move puts it at the start (GNU's
  * rl_vi_check and _rl_history_set_point). */

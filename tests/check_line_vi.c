@@ -194,6 +194,12 @@ START_TEST(word_motions)
     VI("foo bar\033wx", "foo ba", 5);
     VI("foo bar\0330bx", "oo bar", 0);
     VI("a_b1 c\0330wx", "a_b1 ", 4); /* '_' and digits are word characters */
+    /* UTF-8: letters are word characters, moves go by characters */
+    VI("héllo wörld\0330wx", "héllo örld", 7);
+    VI("héllo wörld\0330ex", "héll wörld", 5);
+    VI("héllo wörld\033bbx", "éllo wörld", 0);
+    VI("héllo wörld\0333|x", "hélo wörld", 3);
+    VI("a—b\0330wx", "ab", 1); /* a dash is not a letter */
 }
 END_TEST
 
@@ -360,10 +366,19 @@ START_TEST(counts_and_bad_input)
     ck_assert_uint_eq(kart_line_point(f.ed), 0);
     vfx_type(&f, "-x");
     ck_assert_str_eq(vfx_buf(&f), "ab");
-    /* bells were rung for the failures above */
+    /* bells are rung for the failures */
     f.bells = 0;
     vfx_type(&f, "fz");
-    ck_assert_uint_ge(f.bells, 1);
+    ck_assert_uint_eq(f.bells, 1);
+    vfx_type(&f, "$l");
+    ck_assert_uint_eq(f.bells, 2);
+    vfx_type(&f, "0h");
+    ck_assert_uint_eq(f.bells, 3);
+    vfx_type(&f, "dz");
+    ck_assert_uint_eq(f.bells, 4);
+    vfx_type(&f, "0l");
+    ck_assert_uint_eq(f.bells, 4);
+    ck_assert_str_eq(vfx_buf(&f), "ab");
     kart_line_free(f.ed);
 }
 END_TEST

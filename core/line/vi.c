@@ -467,8 +467,11 @@ void kart__vi_after_command(kart_line *ed)
         return;
     if (ed->hpos != ed->vi.cmd_hpos)
         ed->point = 0; /* a history move in command mode starts at 0 */
-    if (ed->point > 0 && ed->point >= ed->line.len)
+    if (ed->point > 0 && ed->point >= ed->line.len) {
         ed->point = kart__prev_char(ed, ed->line.len);
+        if (ed->this_fn == KART__FN_FORWARD_CHAR)
+            kart__line_bell(ed); /* l on the last character, as GNU */
+    }
 }
 
 void kart__vi_reset_line(kart_line *ed)

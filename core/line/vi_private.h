@@ -15,8 +15,7 @@
 /* n clamped to 1 .. KART__VI_MAX_COUNT. */
 int kart__vi_count(long long n);
 /* Records the change '.' repeats (not while '.' runs one). */
-void kart__vi_set_last(kart_line *ed, char cmd, char motion, int count, const char *arg,
-                       size_t n);
+void kart__vi_set_last(kart_line *ed, char cmd, char motion, int count, const char *arg, size_t n);
 /* Into insert mode for command key (i a I A R c _ ...), opening the undo
  * group ESC closes; under '.', inserts the last insert's text instead. */
 void kart__vi_start_inserting(kart_line *ed, char key);

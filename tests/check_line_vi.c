@@ -314,6 +314,9 @@ START_TEST(replace_and_case)
     VI("abcd\0330rx", "xbcd", 0);
     VI("abcd\03303rx", "xxxd", 2);
     VI("abcd\0330r\033x", "bcd", 0); /* ESC cancels r */
+    VI("abcd\0330r\x03x", "bcd", 0); /* and C-c */
+    VI("abcd\0330f\x03x", "bcd", 0);
+    VI("abcd\0330df\x03x", "bcd", 0);
     VI("abcd\0330ré", "ébcd", 0);
     VI("abcd\0330RXY", "XYcd", 2);
     VI("abcd\0331|RXYZW", "XYZW", 4);

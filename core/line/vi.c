@@ -54,42 +54,46 @@ CMD(cmd_movement_mode)
     return 0;
 }
 
-CMD(cmd_insertion_mode)
+/* i a I A: into insert mode, '.' to insert the same text there. */
+static int insert_mode(kart_line *ed, char k)
 {
-    (void)count;
-    char k = key_char(key);
-    if (k != 'a' && k != 'I' && k != 'A')
-        k = 'i';
+    if (k == 'a' && ed->point < ed->line.len)
+        ed->point = kart__next_char(ed, ed->point);
+    else if (k == 'A')
+        ed->point = ed->line.len;
+    else if (k == 'I')
+        ed->point = 0;
     kart__vi_set_last(ed, k, 0, 1, NULL, 0);
     kart__vi_start_inserting(ed, k);
     return 0;
 }
 
+CMD(cmd_insertion_mode)
+{
+    (void)count;
+    (void)key;
+    return insert_mode(ed, 'i');
+}
+
 CMD(cmd_append_mode)
 {
-    if (ed->point < ed->line.len)
-        ed->point = kart__next_char(ed, ed->point);
-    return cmd_insertion_mode(ed, count, key);
+    (void)count;
+    (void)key;
+    return insert_mode(ed, 'a');
 }
 
 CMD(cmd_append_eol)
 {
     (void)count;
-    ed->point = ed->line.len;
-    kart__vi_set_last(ed, 'A', 0, 1, NULL, 0);
-    kart__vi_start_inserting(ed, 'A');
     (void)key;
-    return 0;
+    return insert_mode(ed, 'A');
 }
 
 CMD(cmd_insert_beg)
 {
     (void)count;
     (void)key;
-    ed->point = 0;
-    kart__vi_set_last(ed, 'I', 0, 1, NULL, 0);
-    kart__vi_start_inserting(ed, 'I');
-    return 0;
+    return insert_mode(ed, 'I');
 }
 
 CMD(cmd_replace)

@@ -302,11 +302,13 @@ static void char_ready(kart_line *ed, char want, const char *c, size_t n)
     kart__edit_end_command(ed);
 }
 
-/* Collects one UTF-8 character; ESC first cancels, as in GNU. */
+/* Collects one UTF-8 character. */
 static void raw_char(kart_line *ed, unsigned char c)
 {
     kart__vi *v = &ed->vi;
-    if (v->cn == 0 && c == '\033') {
+    /* ESC and C-c cancel (GNU's _rl_vi_callback_getchar callers); the
+     * raw reader sees C-c before the interrupt check does */
+    if (v->cn == 0 && (c == '\033' || c == 0x03 || (c != 0 && c == ed->c_intr))) {
         ed->raw_fn = NULL;
         v->want = 0;
         v->pending.cmd = 0;

@@ -235,6 +235,7 @@ START_TEST(delete_operator)
     VI("foo bar baz\0330d2w", "baz", 0);
     VI("foo bar baz\03302dw", "baz", 0);
     VI("foo bar baz\03302d2w", "", 0);
+    VI("a b c d e f g h\03302d3w", "g h", 0); /* counts multiply */
     VI("foo bar baz\033dw", "foo bar ba", 9); /* dw on the last word */
     VI("foo bar baz\0330wdW", "foo baz", 4);
     VI("foo bar baz\033db", "foo bar z", 8);
@@ -507,6 +508,12 @@ START_TEST(history_moves_and_searches)
     vfx_type(&f, "/mx\x7f"
                  "ake\r");
     ck_assert_str_eq(vfx_buf(&f), "make check");
+    vfx_type(&f, "/git\r");
+    ck_assert_str_eq(vfx_buf(&f), "git status");
+    vfx_type(&f, "j");
+    ck_assert_str_eq(vfx_buf(&f), "make check");
+    vfx_type(&f, "/\r"); /* an empty string: the last one */
+    ck_assert_str_eq(vfx_buf(&f), "git status");
     kart_line_free(f.ed);
     kart_history_free(h);
 }

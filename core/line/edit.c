@@ -126,9 +126,19 @@ static void group_touch(kart_line *ed)
 void kart__edit_begin_command(kart_line *ed)
 {
     ed->group_open = false;
+    ed->vi.cmd_hpos = ed->hpos;
 }
 
+static void close_group(kart_line *ed);
+
 void kart__edit_end_command(kart_line *ed)
+{
+    close_group(ed);
+    if (ed->set.vi_mode)
+        kart__vi_after_command(ed);
+}
+
+static void close_group(kart_line *ed)
 {
     if (!ed->group_open)
         return;
@@ -143,6 +153,43 @@ void kart__edit_end_command(kart_line *ed)
     } else {
         undo_push(ed, KART__UNDO_END, 0, 0, NULL);
     }
+}
+
+/* A BEGIN opened by kart__edit_undo_open carries this in start and end,
+ * so that close finds its own and not a command's BEGIN at that index. */
+#define SPAN_MARK SIZE_MAX
+
+size_t kart__edit_undo_open(kart_line *ed)
+{
+    if (undo_push(ed, KART__UNDO_BEGIN, SPAN_MARK, SPAN_MARK, NULL) < 0)
+        return SIZE_MAX;
+    return ed->undo.n - 1;
+}
+
+void kart__edit_undo_close(kart_line *ed, size_t at)
+{
+    kart__undo_list *u = &ed->undo;
+    if (at >= u->n || u->v[at].kind != KART__UNDO_BEGIN || u->v[at].start != SPAN_MARK)
+        return; /* undone, or the list was replaced (a history move) */
+    size_t inside = u->n - at - 1;
+    if (inside == 0) {
+        u->n--;
+    } else if (inside == 1 && !ed->group_open) {
+        u->v[at] = u->v[at + 1];
+        u->n--;
+    } else {
+        undo_push(ed, KART__UNDO_END, 0, 0, NULL);
+    }
+}
+
+bool kart__edit_undo_last_insert(const kart_line *ed, size_t *start, size_t *end)
+{
+    const kart__undo_list *u = &ed->undo;
+    if (u->n == 0 || u->v[u->n - 1].kind != KART__UNDO_INSERT)
+        return false;
+    *start = u->v[u->n - 1].start;
+    *end = u->v[u->n - 1].end;
+    return *start <= *end && *end <= ed->line.len;
 }
 
 static void record_insert(kart_line *ed, size_t at, size_t n)
@@ -252,6 +299,7 @@ void kart__edit_reset_line(kart_line *ed)
     ed->mark_set = false;
     kart__undo_list_free(&ed->undo);
     ed->group_open = false;
+    kart__vi_reset_line(ed);
     kart__display_dirty(ed, 0);
 }
 
@@ -364,6 +412,15 @@ static int copy_as_kill(kart_line *ed, size_t from, size_t to)
         return -ENOMEM;
     ed->kill_top = slot;
     return 0;
+}
+
+int kart__edit_copy(kart_line *ed, size_t from, size_t to)
+{
+    if (to > ed->line.len)
+        to = ed->line.len;
+    if (from > to)
+        from = to;
+    return copy_as_kill(ed, from, to);
 }
 
 /* ---- words ---- */
@@ -1059,6 +1116,11 @@ static bool arg_mode(kart_line *ed, const kart__key *k)
     bool digit_key = k->kind == KART__KEY_BOUND && k->binding.kind == KART__BIND_FN &&
                      (k->binding.fn == KART__FN_DIGIT_ARGUMENT ||
                       (k->binding.fn == KART__FN_SELF_INSERT && k->len == 1));
+    /* vi command mode: every digit goes on with the count, whatever it is
+     * bound to ('0' is beginning-of-line), as GNU's rl_digit_loop1 */
+    if (ed->map == KART__MAP_VI_COMMAND && k->kind == KART__KEY_BOUND && k->len == 1 &&
+        k->bytes[0] >= '0' && k->bytes[0] <= '9')
+        digit_key = true;
     if (k->kind == KART__KEY_BOUND && k->binding.kind == KART__BIND_FN &&
         k->binding.fn == KART__FN_UNIVERSAL_ARGUMENT) {
         if (ed->arg_digits) {
@@ -1642,10 +1704,12 @@ void kart__edit_cancel(kart_line *ed)
     if (ed->mode_fn == arg_mode)
         arg_end(ed);
     ed->in_arg = false;
+    kart__vi_cancel(ed);
 }
 
 void kart__edit_free(kart_line *ed)
 {
+    kart__vi_free(ed);
     kart__undo_list_free(&ed->undo);
     for (size_t i = 0; i < MAX_KILLS; i++)
         kart__lbuf_free(&ed->kills[i]);

@@ -14,8 +14,12 @@
  *                  history moves
  *   complete_ui.c  completion: the word, the candidates, listing, paging
  *
- *   vi.c          the vi mode's command table (empty: the vi mode is still
- *                 to be written; see kart__line_vi_cmds below)
+ *   vi.c           the vi mode: its commands (kart__line_vi_cmds), '.', the
+ *                  / and ? searches
+ *   vi_change.c    insert sessions, the operators d c y, the characters
+ *                  read raw (f t r m), r ~ p (vi_private.h: their calls)
+ *   vi_motion.c    the vi mode's motions (w b e f t % ...), shared by the
+ *                  motion commands and the operators
  */
 #ifndef KART_LINE_PRIVATE_H
 #define KART_LINE_PRIVATE_H
@@ -147,6 +151,46 @@ typedef int (*kart__line_cmd)(kart_line *ed, int count, const kart__key *key);
 extern const kart__line_cmd kart__line_cmds[KART__FN_COUNT];
 extern const kart__line_cmd kart__line_vi_cmds[KART__FN_COUNT];
 
+/* ---- the vi mode's state (vi.c, vi_change.c, vi_motion.c) ---- */
+
+/* A change '.' can repeat: the command key ('d', 'c', 'y' with a motion;
+ * 'i', 'a', 'I', 'A', 'R' with the text typed; 'p', 'P', '~', 'r'). */
+typedef struct kart__vi_change {
+    char cmd;    /* 0: none yet */
+    char motion; /* d, c, y: the motion key (the operator's own: dd) */
+    int count;
+    char arg[4]; /* f t F T r: the character */
+    size_t arg_len;
+} kart__vi_change;
+
+typedef struct kart__vi {
+    /* The insert session: entering insert mode from command mode opens an
+     * undo group (so 'u' undoes the whole insert, as in GNU) that ESC
+     * closes; session_at is its BEGIN's index in the undo list. */
+    bool in_session;
+    size_t session_at, session_hpos, session_point;
+    bool cmd_once;           /* command mode entered once on this line (GNU's
+                      * VICMDONCE: the first ESC drops the undo list) */
+    char insert_key;         /* the command that entered insert mode */
+    bool redoing;            /* '.' is running a change again */
+    kart__vi_change last;    /* what '.' repeats */
+    kart__vi_change pending; /* an operator waiting for its motion */
+    kart__lbuf ins;          /* the text typed in the last insert session */
+    int motion_count;        /* digits typed after an operator */
+    bool motion_digits;
+    char want; /* a character to be read raw for f F t T r m ` (0: none) */
+    char cbuf[4];
+    size_t cn;
+    char cs_cmd; /* the last f F t T and its character, for ; and , */
+    char cs_char[4];
+    size_t cs_len;
+    uint32_t marks_set; /* m a..z */
+    size_t marks[26];
+    kart__line_mode_fn search_inner; /* the search's key handler while
+                                      * '/' or '?' reads its string */
+    size_t cmd_hpos;                 /* the history line a command started on */
+} kart__vi;
+
 /* Drive modes. */
 enum { KART__DRIVE_NONE, KART__DRIVE_BLOCK, KART__DRIVE_FED, KART__DRIVE_LOOP };
 /* How a line ended. */
@@ -257,6 +301,9 @@ struct kart_line {
     size_t menu_index;
     bool comp_changed;
     bool menu_active;
+
+    /* the vi mode */
+    kart__vi vi;
 
     /* keyboard macros */
     kart__lbuf macro, macro_rec;
@@ -385,7 +432,33 @@ void kart__edit_end_command(kart_line *ed);
 void kart__edit_undo_all(kart_line *ed);
 bool kart__is_word_char(uint32_t c);
 void kart__edit_reset_line(kart_line *ed); /* a new, empty line */
+/* Undo groups that span commands (the vi mode's insert sessions): open
+ * pushes a BEGIN and returns its index (SIZE_MAX if out of memory); close
+ * ends the group begun at that index, if it is still there, dropping it
+ * when empty. */
+size_t kart__edit_undo_open(kart_line *ed);
+void kart__edit_undo_close(kart_line *ed, size_t at);
+/* Whether the undo list ends with an insertion; its range if so. */
+bool kart__edit_undo_last_insert(const kart_line *ed, size_t *start, size_t *end);
+/* Copies [from, to) into the kill ring as a new kill, deleting nothing. */
+int kart__edit_copy(kart_line *ed, size_t from, size_t to);
 void kart__edit_free(kart_line *ed);
+
+/* ---- vi.c, vi_change.c, vi_motion.c ---- */
+/* After each command (kart__edit_end_command): in command mode the cursor
+ * stays on a character, and a history move puts it at the start (GNU's
+ * rl_vi_check and _rl_history_set_point). */
+void kart__vi_after_command(kart_line *ed);
+void kart__vi_reset_line(kart_line *ed); /* a new line */
+void kart__vi_cancel(kart_line *ed);     /* an operator or search pending */
+void kart__vi_free(kart_line *ed);
+/* Where motion m ('w', 'f', '%' ...; count >= 1) takes the cursor.
+ * arg: f t F T's character. op: for an operator, which sees the line as
+ * if a blank followed it, as GNU does. Returns false if m is not a motion
+ * or cannot move (the result is then undefined). */
+bool kart__vi_motion(kart_line *ed, char m, int count, const char *arg, size_t arg_len, bool op,
+                     size_t *out);
+bool kart__vi_blank(uint32_t c); /* space or tab, GNU's whitespace() */
 
 /* ---- search.c ---- */
 /* Moves to history line index (0 .. length; length: the new line),

@@ -49,9 +49,9 @@
 #define CONSOLE_HISTORY_KEEP 500
 
 #define CONSOLE_USAGE                                                                              \
-    "  --console ADDRESS             serve the admin console (build/kart-console ADDRESS)\n"     \
-    "                                on a unix path, @abstract-name or host:port\n"              \
-    "  --console-authkey-file F      its authkey (required with --console; mode 0600)\n"         \
+    "  --console ADDRESS             serve the admin console (build/kart-console ADDRESS)\n"       \
+    "                                on a unix path, @abstract-name or host:port\n"                \
+    "  --console-authkey-file F      its authkey (required with --console; mode 0600)\n"           \
     "  --console-history DIR         keep each operator's history in DIR/NAME.history\n"
 
 typedef struct console_session console_session;
@@ -72,7 +72,7 @@ struct console_session {
     kart_conn *conn;
     kart_line *ed;
     kart_history *hist;
-    size_t added; /* history entries added in this session */
+    size_t added;  /* history entries added in this session */
     size_t queued; /* bytes queued to the client */
     unsigned sends;
     unsigned cols, rows;
@@ -106,7 +106,7 @@ static console_server console_srv;
 
 static int console_parse_option(const char *flag, const char *value)
 {
-    const char **slot = strcmp(flag, "--console") == 0               ? &console_srv.address
+    const char **slot = strcmp(flag, "--console") == 0                ? &console_srv.address
                         : strcmp(flag, "--console-authkey-file") == 0 ? &console_srv.authkey_file
                         : strcmp(flag, "--console-history") == 0      ? &console_srv.history_dir
                                                                       : NULL;
@@ -196,7 +196,8 @@ typedef struct console_text {
     int failed;
 } console_text;
 
-static void console_printf(console_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void console_printf(console_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void console_printf(console_text *t, const char *fmt, ...)
 {
     for (;;) {
@@ -304,8 +305,7 @@ static void cmd_conns(console_session *s, int argc, char **argv, console_text *o
     (void)argc;
     (void)argv;
     for (int i = 0; i < srv_nworkers; i++)
-        console_printf(out, "worker %d (cpu %d): %llu open, %llu accepted\n", i,
-                       srv_workers[i].cpu,
+        console_printf(out, "worker %d (cpu %d): %llu open, %llu accepted\n", i, srv_workers[i].cpu,
                        __atomic_load_n(&srv_workers[i].open, __ATOMIC_RELAXED),
                        __atomic_load_n(&srv_workers[i].accepted, __ATOMIC_RELAXED));
     int64_t now = kart_loop_now(console_srv.w->loop);
@@ -340,7 +340,8 @@ static void cmd_loglevel(console_session *s, int argc, char **argv, console_text
             if (strcasecmp(argv[1], console_levels[i]) == 0)
                 level = (i + 1) * 10;
         if (!level) {
-            console_printf(out, "loglevel: unknown level '%s' (debug, info, warning, error, critical)\n",
+            console_printf(out,
+                           "loglevel: unknown level '%s' (debug, info, warning, error, critical)\n",
                            argv[1]);
             return;
         }
@@ -394,8 +395,8 @@ static void cmd_quit(console_session *s, int argc, char **argv, console_text *ou
 static void cmd_help(console_session *s, int argc, char **argv, console_text *out);
 
 static const char *const console_watch_args[] = {"stats", "off", NULL};
-static const char *const console_level_args[] = {"debug", "info", "warning", "error", "critical",
-                                                 NULL};
+static const char *const console_level_args[] = {"debug", "info",     "warning",
+                                                 "error", "critical", NULL};
 static const char *const console_command_names[] = {"help",     "stats", "conns", "backend",
                                                     "loglevel", "watch", "quit",  NULL};
 
@@ -549,7 +550,9 @@ static void console_reap_cb(kart_timer *t)
 
 static void console_reap_later(console_session *s)
 {
-    if (s->reap_queued)
+    /* DEAD: being freed (kart_conn_close runs the send callbacks of what
+     * was still queued, which land here). */
+    if (s->reap_queued || s->state == CONSOLE_DEAD)
         return;
     s->reap_queued = 1;
     s->reap_next = console_srv.reap;
@@ -687,8 +690,9 @@ static int console_start_editor(console_session *s, const char *term)
         kart_line_set_size(s->ed, 80, 24);
     kart_line_get_size(s->ed, &s->cols, &s->rows);
     char banner[160];
-    int n = snprintf(banner, sizeof(banner), "%s admin console, session #%u; help lists the commands\n",
-                     console_srv.w->prog->name, s->id);
+    int n =
+        snprintf(banner, sizeof(banner), "%s admin console, session #%u; help lists the commands\n",
+                 console_srv.w->prog->name, s->id);
     console_emit(s, banner, (size_t)n);
     return kart_line_start(s->ed, console_line_cb, s);
 }
@@ -846,8 +850,8 @@ static int console_worker_init(srv_worker *w)
         exit(1);
     }
     kart_timer_init(w->loop, &console_srv.reaper);
-    if ((err = kart_io_init(w->loop, &console_srv.lio, kart_listener_fileno(console_srv.listener))) <
-            0 ||
+    if ((err = kart_io_init(w->loop, &console_srv.lio,
+                            kart_listener_fileno(console_srv.listener))) < 0 ||
         (err = kart_io_start(&console_srv.lio, KART_READABLE, console_accept_cb)) < 0) {
         fprintf(stderr, "%s: console: %s\n", name, kart_strerror(err));
         kart_listener_free(console_srv.listener);

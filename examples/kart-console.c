@@ -179,21 +179,22 @@ static int relay(kart_conn *c, const char *address, int tty)
             char drain[64];
             while (read(wakeup[0], drain, sizeof(drain)) > 0) {
             }
-            if (send_size(c) < 0)
-                break;
+            if (stdin_open && send_size(c) < 0)
+                stdin_open = 0;
         }
         if (stdin_open && w[2].ready) {
             ssize_t k = read(STDIN_FILENO, buf + 1, sizeof(buf) - 1);
             if (k < 0 && (errno == EINTR || errno == EAGAIN))
                 continue;
+            /* A send that fails (the server ended the session) stops the
+             * input; what the server said before that is still read. */
             if (k <= 0) { /* end of input, or the terminal hung up (EIO) */
                 stdin_open = 0;
-                if (kart_conn_send_bytes(c, "E", 1) < 0)
-                    break;
+                kart_conn_send_bytes(c, "E", 1);
             } else {
                 buf[0] = 'D';
                 if (kart_conn_send_bytes(c, buf, (size_t)k + 1) < 0)
-                    break;
+                    stdin_open = 0;
             }
         }
         if (w[0].ready) {
@@ -269,7 +270,8 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    kart_auth auth = {.authkey = key, .authkey_len = (size_t)keylen, .timeout_ns = INT64_C(5000000000)};
+    kart_auth auth = {
+        .authkey = key, .authkey_len = (size_t)keylen, .timeout_ns = INT64_C(5000000000)};
     kart_conn *c = NULL;
     int err = kart_conn_connect(&c, address, &auth);
     if (err < 0) {

@@ -704,6 +704,8 @@ static void console_recv(kart_conn *c, int status, const void *msg, size_t len, 
     if (s->state != CONSOLE_OPEN)
         return;
     if (status < 0) { /* the client went away (without 'E') or broke a frame */
+        if (status != KART_EEOF && status != KART_ETRUNCATED)
+            kart_log(KART_LOG_WARNING, "console", "session #%u: %s", s->id, kart_strerror(status));
         kart_conn_recv_stop(s->conn);
         console_abort(s);
         return;

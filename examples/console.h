@@ -43,7 +43,8 @@
 /* Output queued to a client that does not read, past which its session is
  * closed rather than left to grow. */
 #define CONSOLE_MAX_QUEUED (256 * 1024)
-/* How long a session that is over waits for its last output to go out. */
+/* How long a session that is over waits for its last output to go out
+ * and the client to close. */
 #define CONSOLE_LINGER_NS (INT64_C(2) * 1000000000)
 /* Entries kept per history file. */
 #define CONSOLE_HISTORY_KEEP 500
@@ -68,7 +69,9 @@ struct console_session {
     int tty;        /* the operator's terminal is a tty */
     int watching;   /* `watch stats` is on */
     int lingering;  /* the linger timer is running */
-    int linger_out; /* it fired: close even with output queued */
+    int linger_out; /* it fired (or the session broke): close at once */
+    int shut;       /* the 'X' is out: our side is shut down for writing */
+    int peer_gone;  /* the client's end came (EOF or an error) */
     kart_conn *conn;
     kart_line *ed;
     kart_history *hist;
@@ -140,7 +143,17 @@ static void console_sent(kart_conn *c, int status, void *arg)
     free(o);
     if (status < 0 && s->state != CONSOLE_DEAD)
         s->state = CONSOLE_ENDING, s->linger_out = 1;
-    if (s->state != CONSOLE_OPEN && s->sends == 0)
+    if (s->state != CONSOLE_ENDING || s->sends > 0)
+        return;
+    /* All out, 'X' last: shut our side so that the client reads the end
+     * after it, and close once it has closed too. Closing first, with its
+     * last keys unread, could make the client's system report a reset
+     * instead of the queued 'X'. */
+    if (!s->shut) {
+        shutdown(kart_conn_fileno(s->conn), SHUT_WR);
+        s->shut = 1;
+    }
+    if (s->peer_gone || s->linger_out)
         console_reap_later(s);
 }
 
@@ -232,16 +245,17 @@ static void console_emit(console_session *s, const char *text, size_t len)
         console_send(s, 'D', text, len);
         return;
     }
-    console_text t = {0};
+    char *crlf = malloc(2 * len + 1);
+    if (!crlf)
+        return;
+    size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] == '\n')
-            console_printf(&t, "\r\n");
-        else
-            console_printf(&t, "%c", text[i]);
+            crlf[n++] = '\r';
+        crlf[n++] = text[i];
     }
-    if (!t.failed)
-        console_send(s, 'D', t.p, t.len);
-    free(t.p);
+    console_send(s, 'D', crlf, n);
+    free(crlf);
 }
 
 /* ---- the commands ---- */
@@ -542,7 +556,7 @@ static void console_reap_cb(kart_timer *t)
         s->reap_queued = 0;
         /* A session that ended well waits for its last output (its send
          * callback queues it again), up to the linger timeout. */
-        if (s->state == CONSOLE_ENDING && s->sends > 0 && !s->linger_out)
+        if (s->state == CONSOLE_ENDING && !s->linger_out && (s->sends > 0 || !s->peer_gone))
             continue;
         console_free_session(s);
     }
@@ -567,8 +581,19 @@ static void console_linger_cb(kart_timer *t)
     console_reap_later(s);
 }
 
+/* Drops a session at once (the client is gone or broke the protocol). */
+static void console_abort(console_session *s)
+{
+    if (s->state == CONSOLE_DEAD)
+        return;
+    s->state = CONSOLE_ENDING;
+    s->linger_out = 1;
+    console_reap_later(s);
+}
+
 /* Ends a session: the editor stops, 'X' with why goes out, and the session
- * is freed once that is sent (or CONSOLE_LINGER_NS passed). */
+ * is freed once that is sent and the client has closed its end (or
+ * CONSOLE_LINGER_NS passed). */
 static void console_end(console_session *s, const char *why)
 {
     if (s->state != CONSOLE_OPEN)
@@ -580,18 +605,8 @@ static void console_end(console_session *s, const char *why)
     console_send(s, 'X', why, strlen(why));
     s->state = CONSOLE_ENDING;
     kart_timer_start(&s->linger, console_linger_cb, CONSOLE_LINGER_NS, 0);
-    if (s->sends == 0)
-        console_reap_later(s);
-}
-
-/* Drops a session at once (the client is gone or broke the protocol). */
-static void console_abort(console_session *s)
-{
-    if (s->state == CONSOLE_DEAD)
-        return;
-    s->state = CONSOLE_ENDING;
-    s->linger_out = 1;
-    console_reap_later(s);
+    if (s->sends == 0) /* the 'X' could not be queued */
+        console_abort(s);
 }
 
 static void console_line_cb(kart_line *ed, int result, const char *line, size_t len, void *arg)
@@ -701,8 +716,13 @@ static void console_recv(kart_conn *c, int status, const void *msg, size_t len, 
 {
     (void)c;
     console_session *s = arg;
-    if (s->state != CONSOLE_OPEN)
+    if (status < 0)
+        s->peer_gone = 1;
+    if (s->state != CONSOLE_OPEN) { /* ending: what comes is dropped */
+        if (status < 0 && s->sends == 0)
+            console_reap_later(s);
         return;
+    }
     if (status < 0) { /* the client went away (without 'E') or broke a frame */
         if (status != KART_EEOF && status != KART_ETRUNCATED)
             kart_log(KART_LOG_WARNING, "console", "session #%u: %s", s->id, kart_strerror(status));
@@ -737,7 +757,6 @@ static void console_recv(kart_conn *c, int status, const void *msg, size_t len, 
         kart_line_set_size(s->ed, cols, rows);
         return;
     case 'E':
-        kart_conn_recv_stop(s->conn);
         kart_line_feed_eof(s->ed); /* the pending line runs, then KART_EEOF */
         console_end(s, "");
         return;

@@ -838,8 +838,9 @@ static void console_accept_cb(kart_io *io, uint32_t events)
  * Starts the console on worker 0's loop when --console was given: reads
  * the authkey (refusing to run without one), listens, and says
  * "console on ADDRESS" on stdout. Returns 0; a console that cannot start
- * ends the program (status 2 without a key file, else 1) with the reason
- * on stderr, before any other thread exists.
+ * (no key file, a bad key, a history directory it cannot write, an
+ * address it cannot bind) ends the program (status 2 without a key file,
+ * else 1) with the reason on stderr, before any other thread exists.
  */
 static int console_worker_init(srv_worker *w)
 {
@@ -859,6 +860,14 @@ static int console_worker_init(srv_worker *w)
         exit(1);
     }
     console_srv.keylen = (size_t)n;
+    struct stat st;
+    if (console_srv.history_dir &&
+        (stat(console_srv.history_dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+         access(console_srv.history_dir, W_OK | X_OK) < 0)) {
+        fprintf(stderr, "%s: --console-history %s: not a directory this user may write\n", name,
+                console_srv.history_dir);
+        exit(1);
+    }
     console_srv.w = w;
     console_srv.head.next = console_srv.head.prev = &console_srv.head;
     kart_listener_options lo = {.auth = {.authkey = console_srv.key,

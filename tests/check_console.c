@@ -831,6 +831,10 @@ START_TEST(command_lines)
     ck_assert_int_eq(start_server(&s, "echo-server", addr, e1), 1);
     const char *e2[] = {"--console-authkey-file", keyfile, NULL};
     ck_assert_int_eq(start_server(&s, "echo-server", "/nonexistent-dir/sock", e2), 1);
+    const char *e3[] = {"--console-authkey-file", keyfile, "--console-history", "/nonexistent-dir",
+                        NULL};
+    ck_assert_int_eq(start_server(&s, "echo-server", addr, e3), 1);
+    ck_assert_int_eq(access(addr, F_OK), -1);
     /* the client: unreachable, a missing key, a bad name */
     result r;
     run_client(&r, addr, keyfile, "alice", "");

@@ -602,6 +602,9 @@ static void console_end(console_session *s, const char *why)
     s->watching = 0;
     if (s->ed)
         kart_line_stop(s->ed);
+    /* The history is in its file before the client hears the end, so that
+     * its next session reads it (a session that breaks saves when freed). */
+    console_history_save(s);
     console_send(s, 'X', why, strlen(why));
     s->state = CONSOLE_ENDING;
     kart_timer_start(&s->linger, console_linger_cb, CONSOLE_LINGER_NS, 0);

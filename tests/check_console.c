@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -824,6 +825,43 @@ START_TEST(wire_abuse)
 }
 END_TEST
 
+/* A peer that connects and never answers the challenge holds the loop
+ * (the handshake blocks: docs/console.md) for 2 s at most, then is
+ * dropped; the console and the echo service go on. */
+START_TEST(silent_peer)
+{
+    server s;
+    char addr[PATH_MAX];
+    unix_addr(addr, sizeof(addr));
+    start_echo(&s, addr);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    ck_assert_uint_lt(strlen(addr), sizeof(a.sun_path));
+    memcpy(a.sun_path, addr, strlen(addr) + 1);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char b[256];
+    ssize_t k;
+    do { /* the challenge, then the end */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ck_assert_int_eq(poll(&p, 1, 5000), 1);
+        k = read(fd, b, sizeof(b));
+    } while (k > 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(took > 1.5 && took < 4, "dropped after %.2f s", took);
+    close(fd);
+    result r;
+    run_client(&r, addr, keyfile, "after", "conns\n");
+    ck_assert_int_eq(exit_code(r.status), 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "console #1 after"));
+    check_echo(&s);
+    stop_server(&s);
+}
+END_TEST
+
 START_TEST(command_lines)
 {
     server s;
@@ -873,6 +911,7 @@ static Suite *console_suite(void)
     tcase_add_test(tc, terminal_restored);
     tcase_add_test(tc, no_fd_leak);
     tcase_add_test(tc, wire_abuse);
+    tcase_add_test(tc, silent_peer);
     tcase_add_test(tc, command_lines);
     suite_add_tcase(s, tc);
     return s;

@@ -122,8 +122,10 @@ TEST_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null) -lutil
 # Programs the suites run: tests/line_demo.c, the line editor under tmux.
 TEST_HELPERS := $(OUT)/tests/line_demo
 
-EXAMPLE_SRC := $(wildcard examples/*.c)
-EXAMPLE_BIN := $(patsubst examples/%.c,$(OUT)/examples/%,$(EXAMPLE_SRC))
+# examples/kart-console.c is the admin console's client, a tool more than
+# an example: it is built as $(OUT)/kart-console (below).
+EXAMPLE_SRC := $(filter-out examples/kart-console.c,$(wildcard examples/*.c))
+EXAMPLE_BIN := $(patsubst examples/%.c,$(OUT)/examples/%,$(EXAMPLE_SRC)) $(OUT)/kart-console
 
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_CFLAGS := -DKART_BENCH_HAVE_LIBUV=$(HAVE_LIBUV) -DKART_BENCH_HAVE_LIBEVENT=$(HAVE_LIBEVENT)
@@ -228,6 +230,15 @@ $(OUT)/examples/%: examples/%.c $(OUT)/libkart.a
 $(OUT)/examples/echo-server $(OUT)/examples/http-server: examples/server.h
 $(OUT)/examples/http-server: examples/http_parse.h
 $(OUT)/tests/check_servers: $(OUT)/examples/echo-server $(OUT)/examples/http-server
+
+# The admin console (docs/console.md): the servers' side in console.h, the
+# wire both sides share, the client, and the suite that runs them together.
+$(OUT)/examples/echo-server $(OUT)/examples/http-server: examples/console.h examples/console_wire.h
+$(OUT)/kart-console: examples/kart-console.c examples/console_wire.h $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -o $@ $< $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
+$(OUT)/tests/check_console: $(OUT)/examples/echo-server $(OUT)/examples/http-server $(OUT)/kart-console
 
 $(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
 	$(call say,CC,$@)

@@ -3,6 +3,7 @@
  * (kart/io.h): whatever a client sends comes back, in order.
  *
  *   build/examples/echo-server --port P [--host H] [--threads N] [--backend B]
+ *                              [--console ADDRESS --console-authkey-file F]
  *
  * One loop per thread, each with its own SO_REUSEPORT listener and pinned
  * to a CPU (examples/server.h); prints "listening on port P ..." when
@@ -21,6 +22,7 @@
  *
  * This is the very program kart-bench's `echo` scenario measures.
  */
+#include "console.h"
 #include "server.h"
 
 #define SEND_SLOTS 4
@@ -122,7 +124,9 @@ static int worker_init(srv_worker *w)
     int err = kart_loop_io_stats(w->loop, &st);
     if (err < 0)
         return err;
-    return kart_loop_set_bufpool(w->loop, st.native ? 256 : 4096, 16384);
+    if ((err = kart_loop_set_bufpool(w->loop, st.native ? 256 : 4096, 16384)) < 0)
+        return err;
+    return console_worker_init(w);
 }
 
 int main(int argc, char **argv)
@@ -130,6 +134,9 @@ int main(int argc, char **argv)
     static const srv_program prog = {.name = "echo-server",
                                      .conn_new = conn_new,
                                      .conn_free = conn_free,
-                                     .worker_init = worker_init};
+                                     .worker_init = worker_init,
+                                     .parse_option = console_parse_option,
+                                     .usage_extra = CONSOLE_USAGE,
+                                     .worker_stop = console_worker_stop};
     return srv_main(&prog, argc, argv);
 }

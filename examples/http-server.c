@@ -3,6 +3,7 @@
  * completion I/O (kart/io.h): `GET /` answers 200 "Hello, World!".
  *
  *   build/examples/http-server --port P [--host H] [--threads N] [--backend B]
+ *                              [--console ADDRESS --console-authkey-file F]
  *
  * The frame (loops per thread, SO_REUSEPORT, pinning, signals) is
  * examples/server.h; the request parser is examples/http_parse.h (fuzzed by
@@ -25,6 +26,7 @@
  *
  * This is the very program kart-bench's `http` scenario measures.
  */
+#include "console.h"
 #include "http_parse.h"
 #include "server.h"
 
@@ -326,7 +328,7 @@ static int worker_init(srv_worker *w)
     hw->second = -1;
     w->data = hw;
     refresh(hw, w->loop);
-    return 0;
+    return console_worker_init(w);
 }
 
 int main(int argc, char **argv)
@@ -334,7 +336,10 @@ int main(int argc, char **argv)
     static const srv_program prog = {.name = "http-server",
                                      .conn_new = conn_new,
                                      .conn_free = conn_free,
-                                     .worker_init = worker_init};
+                                     .worker_init = worker_init,
+                                     .parse_option = console_parse_option,
+                                     .usage_extra = CONSOLE_USAGE,
+                                     .worker_stop = console_worker_stop};
     int status = srv_main(&prog, argc, argv);
     for (int i = 0; i < srv_nworkers; i++)
         free(srv_workers[i].data);

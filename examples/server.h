@@ -57,6 +57,16 @@ typedef struct srv_program {
     void (*conn_free)(srv_conn *c);
     /* Optional: per-worker set-up on its loop thread (0 or -errno). */
     int (*worker_init)(srv_worker *w);
+    /* Optional: a flag srv_main does not know, with its value (NULL when
+     * it is the last argument). Returns 1 when it took the flag and its
+     * value, 0 when the flag is unknown too, -1 after printing why the
+     * value is bad. (The admin console's --console flags: console.h.) */
+    int (*parse_option)(const char *flag, const char *value);
+    /* Optional: lines added to --help for those flags. */
+    const char *usage_extra;
+    /* Optional: called on a worker's loop thread when it stops, so that
+     * handles of the program's own (a console) close and the loop ends. */
+    void (*worker_stop)(srv_worker *w);
 } srv_program;
 
 struct srv_worker {
@@ -77,6 +87,9 @@ struct srv_worker {
     kart_thread *thread;
     void *data;          /* the program's per-worker state */
     kart_io_stats stats; /* its loop's, taken just before the loop is freed */
+    /* Connections accepted and open now: written by the worker's thread,
+     * read by any (the console's stats) with __atomic loads. */
+    unsigned long long accepted, open;
 };
 
 static srv_worker srv_workers[SRV_MAX_THREADS];
@@ -89,6 +102,7 @@ static void srv_close_cb(kart_req *req, int result)
     srv_conn *c = req->data;
     c->prev->next = c->next;
     c->next->prev = c->prev;
+    __atomic_fetch_sub(&c->w->open, 1, __ATOMIC_RELAXED);
     c->w->prog->conn_free(c);
 }
 
@@ -106,6 +120,7 @@ static inline void srv_conn_close(srv_conn *c)
         close(c->sock.fd);
         c->prev->next = c->next;
         c->next->prev = c->prev;
+        __atomic_fetch_sub(&c->w->open, 1, __ATOMIC_RELAXED);
         c->w->prog->conn_free(c);
     }
 }
@@ -120,6 +135,8 @@ static inline void srv_conn_link(srv_worker *w, srv_conn *c)
     c->prev = &w->head;
     w->head.next->prev = c;
     w->head.next = c;
+    __atomic_fetch_add(&w->accepted, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&w->open, 1, __ATOMIC_RELAXED);
 }
 
 static void srv_accept_cb(kart_req *req, int fd)
@@ -159,6 +176,8 @@ static void srv_worker_stop(srv_worker *w)
         c = next;
     }
     kart_async_stop(&w->stop);
+    if (w->prog->worker_stop)
+        w->prog->worker_stop(w);
     if (w->index == 0) {
         kart_signal_stop(&w->sigint);
         kart_signal_stop(&w->sigterm);
@@ -293,8 +312,9 @@ static int srv_listen(const char *host, int port, int *bound_port)
     return fd;
 }
 
-static void srv_usage(const char *name)
+static void srv_usage(const srv_program *prog)
 {
+    const char *name = prog->name;
     fprintf(stderr,
             "usage: %s --port P [--host H] [--threads N] [--backend B] [--stats]\n"
             "  --port P     TCP port (0: pick one; the port is printed when ready)\n"
@@ -303,6 +323,8 @@ static void srv_usage(const char *name)
             "  --backend B  kart backend: uring, epoll, poll, select (kart's choice)\n"
             "  --stats      at a clean exit, print the loops' I/O counters on stderr\n",
             name);
+    if (prog->usage_extra)
+        fputs(prog->usage_extra, stderr);
 }
 
 /*
@@ -314,21 +336,25 @@ static void srv_usage(const char *name)
 static int srv_main(const srv_program *prog, int argc, char **argv)
 {
     const char *host = "127.0.0.1";
-    int port = -1, threads = 1, stats = 0;
+    int port = -1, threads = 1, stats = 0, took;
     /* Each flag but --help and --stats takes a value: the loop steps over
      * both. */
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            srv_usage(prog->name);
+            srv_usage(prog);
             return 0;
         } else if (strcmp(a, "--stats") == 0) {
             stats = 1;
             i--;
             continue;
+        } else if (prog->parse_option && (took = prog->parse_option(a, v)) != 0) {
+            if (took < 0)
+                return 2;
+            continue;
         } else if (!v) {
-            srv_usage(prog->name);
+            srv_usage(prog);
             return 2;
         } else if (strcmp(a, "--port") == 0) {
             port = (int)strtol(v, &end, 10);
@@ -339,7 +365,7 @@ static int srv_main(const srv_program *prog, int argc, char **argv)
         } else if (strcmp(a, "--backend") == 0) {
             srv_backend = v;
         } else {
-            srv_usage(prog->name);
+            srv_usage(prog);
             return 2;
         }
         if (end && (*end || port > 65535 || threads < 1 || threads > SRV_MAX_THREADS)) {
@@ -348,7 +374,7 @@ static int srv_main(const srv_program *prog, int argc, char **argv)
         }
     }
     if (port < 0) {
-        srv_usage(prog->name);
+        srv_usage(prog);
         return 2;
     }
 

@@ -83,27 +83,34 @@ static int run_history(const line_peer *p, const char *path, int stamps)
     char out[4096];
     snprintf(out, sizeof(out), "%s.out", path);
     size_t entries = 0, matches = 0;
-    int64_t t0 = clock_ns(CLOCK_MONOTONIC);
+    int64_t t[4], c[4];
+    t[0] = clock_ns(CLOCK_MONOTONIC);
+    c[0] = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
     int err = p->hist_read(path, &entries);
-    int64_t t1 = clock_ns(CLOCK_MONOTONIC);
+    c[1] = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    t[1] = clock_ns(CLOCK_MONOTONIC);
     if (err) {
         fprintf(stderr, "line peer: reading %s failed (%d)\n", path, err);
         return 1;
     }
     err = p->hist_write(out, stamps);
-    int64_t t2 = clock_ns(CLOCK_MONOTONIC);
+    c[2] = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    t[2] = clock_ns(CLOCK_MONOTONIC);
     if (err) {
         fprintf(stderr, "line peer: writing %s failed (%d)\n", out, err);
         return 1;
     }
     for (size_t q = 0; q < 10; q++)
         matches += p->hist_count(line_history_query(q));
-    int64_t t3 = clock_ns(CLOCK_MONOTONIC);
+    c[3] = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    t[3] = clock_ns(CLOCK_MONOTONIC);
     uint64_t written = file_hash(out);
     remove(out);
     printf("entries=%zu read_ns=%" PRId64 " write_ns=%" PRId64 " search_ns=%" PRId64
+           " read_cpu_ns=%" PRId64 " write_cpu_ns=%" PRId64 " search_cpu_ns=%" PRId64
            " matches=%zu written=%016" PRIx64 "\n",
-           entries, t1 - t0, t2 - t1, t3 - t2, matches, written);
+           entries, t[1] - t[0], t[2] - t[1], t[3] - t[2], c[1] - c[0], c[2] - c[1], c[3] - c[2],
+           matches, written);
     return 0;
 }
 

@@ -20,8 +20,9 @@
  *       STAMPS is 1), and counts the entries
  *       that match each query of line_history_query() (0..9), searching
  *       from the newest to the oldest; prints "entries=E read_ns=..
- *       write_ns=.. search_ns=.. matches=M written=H", H the hash of the
- *       file written.
+ *       write_ns=.. search_ns=.. read_cpu_ns=.. write_cpu_ns=..
+ *       search_cpu_ns=.. matches=M written=H" (wall and CPU time of each
+ *       step), H the hash of the file written.
  *
  * Only the keys (or the history call) are inside the timer; creating the
  * editor, building the script, the prefill and checking results are

@@ -60,7 +60,7 @@ static const bench_metric metrics[] = {
 
 static int cases(bench_case *out, bool quick)
 {
-    out[0] = (bench_case){2, {{"sessions", 1000}, {"keys", quick ? 21 : 61}}};
+    out[0] = (bench_case){2, {{"sessions", 1000}, {"keys", quick ? 11 : 61}}};
     return 1;
 }
 

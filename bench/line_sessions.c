@@ -44,8 +44,17 @@ static int run(const bench_impl *impl, bench_ctx *ctx)
         bench_fail("%s printed: %s", impl->arg, out);
     if (good != (double)sessions)
         bench_fail("%.0f of %ld sessions accepted the line they typed", good, sessions);
-    ctx->value[0] = heap;
-    ctx->value[1] = rss;
+    /* mallinfo2 says nothing under a sanitizer's allocator, and a resident
+     * set can fail to grow where pages were already resident: no figure
+     * then, rather than a made-up zero. */
+    if (heap > 0)
+        ctx->value[0] = heap;
+    else
+        bench_metric_error(ctx, 0, "mallinfo2 showed no heap growth (another allocator?)");
+    if (rss > 0)
+        ctx->value[1] = rss;
+    else
+        bench_metric_error(ctx, 1, "the resident set did not grow");
     ctx->value[2] = p50 / 1e3;
     ctx->value[3] = p99 / 1e3;
     return 0;

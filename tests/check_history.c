@@ -564,6 +564,16 @@ START_TEST(file_format_exact)
     ck_assert_int_eq(kart_history_write(h, p), 0);
     file_is(p, "one\ntwo\n");
     kart_history_free(h);
+    /* Every count of digits, odd and even (the digits go two at a time). */
+    h = mk(&o);
+    const int64_t times[] = {7, 42, 100, 1234, 99999, 1000000, KART_HISTORY_TIME_MAX};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        add(h, "x");
+        kart_history_set_time(h, i, times[i]);
+    }
+    ck_assert_int_eq(kart_history_write(h, p), 0);
+    file_is(p, "#7\nx\n#42\nx\n#100\nx\n#1234\nx\n#99999\nx\n#1000000\nx\n#8796093022207\nx\n");
+    kart_history_free(h);
 }
 END_TEST
 

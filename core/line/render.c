@@ -328,6 +328,15 @@ typedef struct glyph {
 
 static size_t glyph_at(const char *s, size_t n, uint32_t col, glyph *g)
 {
+    unsigned char b0 = (unsigned char)s[0];
+    if (b0 >= 0x20 && b0 < 0x7f) {
+        /* printable ASCII, most of any line: what the general path below
+         * makes of it, without the decoder and the width table */
+        g->text[0] = (char)b0;
+        g->tlen = g->width = 1;
+        g->ascii = false;
+        return 1;
+    }
     uint32_t cp;
     size_t l = kart__utf8_decode(s, n, &cp);
     g->ascii = false;

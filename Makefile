@@ -139,6 +139,17 @@ BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libevent)
 BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libevent)
 endif
 
+# The `line` scenarios' peer programs (bench/peers/): kart's, and GNU
+# readline's and libedit's where their headers are installed (libreadline-dev,
+# libedit-dev). They are programs of their own so that neither the library
+# nor kart-bench ever links readline or libedit.
+HAVE_READLINE := $(shell test -f /usr/include/readline/readline.h && echo 1 || echo 0)
+HAVE_LIBEDIT := $(call have,libedit)
+LINE_PEER_SRC := bench/peers/line_peer.c bench/line_script.c
+LINE_PEER_HDR := bench/peers/line_peer.h bench/line_script.h
+LINE_PEERS := $(OUT)/bench/line-kart-peer $(if $(filter 1,$(HAVE_READLINE)),$(OUT)/bench/line-readline-peer) \
+  $(if $(filter 1,$(HAVE_LIBEDIT)),$(OUT)/bench/line-libedit-peer)
+
 # The `pool` scenario's OpenMP peers (bench/pool.c): built with -fopenmp
 # when the compiler has it, reported as skipped when not.
 HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
@@ -166,7 +177,7 @@ BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
 examples: $(EXAMPLE_BIN)
 
 .PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run bench-smoke bench-smoke-run install uninstall clean deps tests fuzz fuzz-build
-all: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
+all: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
 
@@ -243,6 +254,21 @@ $(OUT)/tests/check_console: $(OUT)/examples/echo-server $(OUT)/examples/http-ser
 $(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
 	$(call say,CC,$@)
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(BENCH_CFLAGS) $(BENCH_ENV) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
+
+$(OUT)/bench/line-kart-peer: bench/peers/line_kart.c $(LINE_PEER_SRC) $(LINE_PEER_HDR) $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Ibench -Ibench/peers -o $@ $< $(LINE_PEER_SRC) $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
+
+$(OUT)/bench/line-readline-peer: bench/peers/line_readline.c $(LINE_PEER_SRC) $(LINE_PEER_HDR)
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Ibench -Ibench/peers -o $@ $< $(LINE_PEER_SRC) -lreadline -lutil $(LDSAN) $(LDFLAGS)
+
+$(OUT)/bench/line-libedit-peer: bench/peers/line_libedit.c $(LINE_PEER_SRC) $(LINE_PEER_HDR)
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(shell $(PKG_CONFIG) --cflags libedit) -Ibench -Ibench/peers -o $@ $< $(LINE_PEER_SRC) $(shell $(PKG_CONFIG) --libs libedit) -lutil $(LDSAN) $(LDFLAGS)
 
 deps:
 	@scripts/deps.sh
@@ -333,7 +359,7 @@ bench: deps
 	@$(MAKE) --no-print-directory bench-run
 
 # The bench runs the example servers too (echo, http): build them first.
-bench-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
+bench-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --quick --json $(OUT)/bench.json $(BENCH_ARGS)
 
 # Every scenario, every implementation once, briefly (well under two
@@ -342,7 +368,7 @@ bench-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 bench-smoke: deps
 	@$(MAKE) --no-print-directory bench-smoke-run
 
-bench-smoke-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
+bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --smoke $(BENCH_ARGS)
 
 install: lib

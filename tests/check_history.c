@@ -564,6 +564,16 @@ START_TEST(file_format_exact)
     ck_assert_int_eq(kart_history_write(h, p), 0);
     file_is(p, "one\ntwo\n");
     kart_history_free(h);
+    /* Every count of digits, odd and even (the digits go two at a time). */
+    h = mk(&o);
+    const int64_t times[] = {7, 42, 100, 1234, 99999, 1000000, KART_HISTORY_TIME_MAX};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        add(h, "x");
+        kart_history_set_time(h, i, times[i]);
+    }
+    ck_assert_int_eq(kart_history_write(h, p), 0);
+    file_is(p, "#7\nx\n#42\nx\n#100\nx\n#1234\nx\n#99999\nx\n#1000000\nx\n#8796093022207\nx\n");
+    kart_history_free(h);
 }
 END_TEST
 
@@ -814,8 +824,10 @@ START_TEST(read_long_lines)
 }
 END_TEST
 
-/* The bulk substring search over entries read from a file (one memmem
- * over a run of them) against a plain search entry by entry, with matches
+/* The bulk substring search over entries read from a file (one pass over
+ * a run of them) against a plain search entry by entry, with patterns of
+ * 1 to 4 random bytes and of up to 23 taken from an entry, entries of 6
+ * bytes on average and of 40 (odd rounds), matches
  * that would cross two entries, timestamp lines between them, removed and
  * replaced entries in the middle of runs, and entries added after. */
 START_TEST(search_matches_naive)
@@ -827,7 +839,7 @@ START_TEST(search_matches_naive)
         size_t n = 20000 + (size_t)(rand() % 40000);
         char *buf = malloc(n);
         for (size_t i = 0; i < n; i++)
-            buf[i] = rand() % 6 == 0 ? '\n' : alpha[rand() % 7];
+            buf[i] = rand() % (round % 2 ? 40 : 6) == 0 ? '\n' : alpha[rand() % 7];
         const char *p = path("h");
         put_file(p, buf, n);
         free(buf);
@@ -845,10 +857,21 @@ START_TEST(search_matches_naive)
         size_t len = kart_history_length(h);
         int bad = 0;
         for (int q = 0; q < 300; q++) {
-            char pat[4];
+            char pat[24];
             size_t m = 1 + (size_t)(rand() % 4);
             for (size_t i = 0; i < m; i++)
                 pat[i] = palpha[rand() % 7];
+            if (q % 2) {
+                /* A longer one taken from an entry, which occurs: the
+                 * 16-places-at-a-time scan with its compare of the rest. */
+                size_t l;
+                const char *t = kart_history_text(h, (size_t)rand() % len, &l);
+                if (l >= 2) {
+                    size_t o = (size_t)rand() % (l - 1);
+                    m = 2 + (size_t)rand() % (l - o - 1 < 22 ? l - o - 1 : 22);
+                    memcpy(pat, t + o, m);
+                }
+            }
             unsigned flags = (unsigned)(rand() % 4);
             size_t index = rand() % 8 == 0 ? SIZE_MAX : (size_t)rand() % (len + 1);
             bool fwd = flags & KART_HISTORY_SEARCH_FORWARD;

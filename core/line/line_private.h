@@ -201,7 +201,7 @@ struct kart_line {
     int in_fd, out_fd;
     int (*write_fn)(void *arg, const void *data, size_t len);
     void *write_arg;
-    int out_sock;     /* -1 unknown, 0 no, 1 a socket (send MSG_NOSIGNAL) */
+    int out_sock;     /* -1 unknown, 0 a pipe, 1 a socket (send MSG_NOSIGNAL), 2 other */
     kart__lbuf out;   /* what the current batch writes */
     kart__lbuf outq;  /* what an EAGAIN left unwritten */
     int out_err;      /* a sticky write error */

@@ -328,6 +328,15 @@ typedef struct glyph {
 
 static size_t glyph_at(const char *s, size_t n, uint32_t col, glyph *g)
 {
+    unsigned char b0 = (unsigned char)s[0];
+    if (b0 >= 0x20 && b0 < 0x7f) {
+        /* printable ASCII, most of any line: what the general path below
+         * makes of it, without the decoder and the width table */
+        g->text[0] = (char)b0;
+        g->tlen = g->width = 1;
+        g->ascii = false;
+        return 1;
+    }
     uint32_t cp;
     size_t l = kart__utf8_decode(s, n, &cp);
     g->ascii = false;
@@ -706,10 +715,22 @@ size_t kart__display_offset_at(kart_line *ed, uint32_t row, uint32_t col)
 
 static void csi(kart_line *ed, uint32_t n, char what)
 {
-    char b[24];
-    int l = n == 1 ? snprintf(b, sizeof(b), "\033[%c", what)
-                   : snprintf(b, sizeof(b), "\033[%u%c", (unsigned)n, what);
-    kart__out(ed, b, (size_t)l);
+    /* By hand: snprintf was a tenth of a key's user time (a move per
+     * key). "\033[" n what, n left out when 1. */
+    char b[16], digits[10];
+    size_t l = 0, k = 0;
+    b[l++] = '\033';
+    b[l++] = '[';
+    if (n != 1) {
+        do {
+            digits[k++] = (char)('0' + n % 10);
+            n /= 10;
+        } while (n);
+        while (k)
+            b[l++] = digits[--k];
+    }
+    b[l++] = what;
+    kart__out(ed, b, l);
 }
 
 static uint32_t scr_cols(const kart_line *ed)

@@ -194,12 +194,18 @@ static ssize_t write_some(kart_line *ed, const char *data, size_t len)
     for (;;) {
         ssize_t n;
         if (ed->out_sock != 0) {
-            n = kart__sys_send(ed->out_fd, data, len, MSG_NOSIGNAL);
+            n = ed->out_sock == 2 ? kart__sys_write(ed->out_fd, data, len)
+                                  : kart__sys_send(ed->out_fd, data, len, MSG_NOSIGNAL);
             if (n < 0 && errno == ENOTSOCK) {
-                ed->out_sock = 0;
+                /* Only a pipe (or FIFO) raises SIGPIPE; a tty, a file or
+                 * /dev/null never does, and is written to without the
+                 * three signal-mask system calls below (they were most
+                 * of a key's cost on such an output). */
+                struct stat st;
+                ed->out_sock = fstat(ed->out_fd, &st) == 0 && !S_ISFIFO(st.st_mode) ? 2 : 0;
                 continue;
             }
-            if (n >= 0)
+            if (n >= 0 && ed->out_sock < 0)
                 ed->out_sock = 1;
         } else {
             /* a pipe or tty: no SIGPIPE for a reader that went away */

@@ -334,10 +334,11 @@ bench-smoke-run: lib $(OUT)/kart-bench $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --smoke $(BENCH_ARGS)
 
 # One SVG chart per scenario from a kart-bench JSON (scripts/bench-plot,
-# drawn by gnuplot, which only this target installs). The charts
-# docs/bench.md shows are committed in docs/bench/: `make bench` then
-# `make bench-plot` redraws them from that run. JSON=FILE PLOT_DIR=DIR
-# draw another run elsewhere (kart-bench --plot DIR does both steps).
+# drawn by gnuplot, which only this target installs), and the JSON beside
+# them as DIR/bench.json. The charts docs/bench.md shows are committed in
+# docs/bench/ with their JSON: `make bench` then `make bench-plot` redraws
+# them from that run. JSON=FILE PLOT_DIR=DIR draw another run elsewhere
+# (kart-bench --plot DIR does both steps).
 JSON ?= $(OUT)/bench.json
 PLOT_DIR ?= docs/bench
 # kart-bench --plot runs this tree's script (KART_BENCH_PLOT overrides it).
@@ -347,6 +348,7 @@ BENCH_ENV += -DKART_BENCH_PLOT_SCRIPT=$(call cstr,BENCH_PLOT_SCRIPT)
 bench-plot:
 	@scripts/deps.sh --plot
 	@scripts/bench-plot $(JSON) $(PLOT_DIR)
+	@[ $(abspath $(JSON)) = $(abspath $(PLOT_DIR)/bench.json) ] || cp $(JSON) $(PLOT_DIR)/bench.json
 
 # The chart script over a small JSON (tests/fixtures/bench-plot.json) and
 # its refusals of bad ones; says "skipped" where gnuplot is not installed.

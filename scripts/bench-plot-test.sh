@@ -159,6 +159,26 @@ else
   fail "the fixture does not draw:"; cat "$tmp/err"
 fi
 
+# The committed charts: one per scenario of the JSON beside them, each
+# shown by docs/bench.md, none left from another run.
+if python3 - <<'EOF' >"$tmp/docs" 2>&1; then
+import json, os, sys
+d = "docs/bench"
+lines = [json.loads(l) for l in open(os.path.join(d, "bench.json"))]
+want = {r["scenario"] for r in lines[1:]}
+have = {f[:-4] for f in os.listdir(d) if f.endswith(".svg")}
+page = open("docs/bench.md", encoding="utf-8").read()
+problems = [f"no chart for {s}" for s in sorted(want - have)]
+problems += [f"{s}.svg is not from docs/bench/bench.json" for s in sorted(have - want)]
+problems += [f"docs/bench.md does not show {s}" for s in sorted(want) if f"(bench/{s}.svg)" not in page]
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+EOF
+  ok "docs/bench/: a chart per scenario of its bench.json, each in docs/bench.md"
+else
+  fail "docs/bench/:"; cat "$tmp/docs"
+fi
+
 # What it refuses, each with the line and field named: the fixture edited
 # by each line's Python (on `lines`, a list of dicts, the run's first), all
 # written by one python3 (it starts slowly on a loaded machine).
@@ -176,6 +196,7 @@ not JSON	:4: not JSON	lines[3] = '{"scenario": \n'
 not an object	:2: a JSON list, not an object	lines[1] = "[1, 2]\n"
 no run line	the first line is not the run	del lines[0]
 two run lines	a second run line	lines.insert(5, lines[0])
+a result twice	locks/kart: two results for ns_per_op at threads=1	lines.insert(2, lines[1])
 a smoke run	a --smoke run is a check, not a measurement	lines[0]["run"]["mode"] = "smoke"
 the run alone	the run has no results	del lines[1:]
 an empty file	empty: no run line, no results	lines.clear()

@@ -222,10 +222,11 @@ int main(int argc, char **argv)
         bad_usage("--plot draws measurements: --smoke takes none");
     if (plot_dir && json_path && strcmp(json_path, "-") == 0)
         bad_usage("--plot reads the JSON from a file: --json FILE, or no --json (DIR/bench.json)");
-    if (plot_dir && bench_plot_check() != 0)
+    if (plot_dir && (bench_plot_check() != 0 ||
+                     (!json_path && !(json_path = plot_json = bench_plot_json_path(plot_dir))))) {
+        free(only);
         return 1;
-    if (plot_dir && !json_path && !(json_path = plot_json = bench_plot_json_path(plot_dir)))
-        return 1;
+    }
 
     FILE *json = NULL;
     if (json_path && strcmp(json_path, "-") == 0) {
@@ -235,6 +236,8 @@ int main(int argc, char **argv)
         json = fopen(json_path, "w");
         if (!json) {
             fprintf(stderr, "kart-bench: cannot write %s: %s\n", json_path, kart_strerror(-errno));
+            free(plot_json);
+            free(only);
             return 2;
         }
     }
@@ -253,6 +256,8 @@ int main(int argc, char **argv)
         bench_run_scenario(sel[i], &o, json);
     if (json && json != stdout && fclose(json) != 0) {
         fprintf(stderr, "kart-bench: writing %s failed\n", json_path);
+        free(plot_json);
+        free(only);
         return 1;
     }
     /* Drawn even when a measurement failed: the chart marks it "error". */

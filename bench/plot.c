@@ -59,8 +59,14 @@ static int run_script(const char **args, bool quiet)
         }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
+    /* The script has said why (a script that says nothing still fails
+     * with its command named). */
     if (WIFSIGNALED(status))
-        fprintf(stderr, "kart-bench: %s was killed by signal %d\n", argv[0], WTERMSIG(status));
+        fprintf(stderr, "kart-bench: --plot: %s %s was killed by signal %d\n", argv[0], argv[1],
+                WTERMSIG(status));
+    else
+        fprintf(stderr, "kart-bench: --plot: %s %s exited with status %d\n", argv[0], argv[1],
+                WEXITSTATUS(status));
     return -1;
 }
 

@@ -241,6 +241,10 @@ if [ -x "$kb" ]; then
     env KART_BENCH_PLOT="$tmp/none" "$kb" --quick --plot "$tmp/kb" mmap
   expect "kart-bench --plot, no gnuplot" 1 "gnuplot is not installed" \
     env PATH="$tmp/nopath" "$kb" --quick --plot "$tmp/kb" mmap
+  printf '#!/bin/sh\n[ "$1" = --check ] && exit 0\necho cannot draw >&2; exit 1\n' >"$tmp/fails"
+  chmod +x "$tmp/fails"
+  expect "kart-bench --plot, the drawing fails" 1 "--plot: no charts drawn in $tmp/kb" \
+    env KART_BENCH_PLOT="$tmp/fails" "$kb" --quick --rounds 2 --impl kart,plain-mmap --plot "$tmp/kb" mmap
   if "$kb" --quick --rounds 2 --impl kart,plain-mmap --plot "$tmp/kb" mmap >"$tmp/out" 2>&1 &&
     [ -s "$tmp/kb/bench.json" ] && [ -s "$tmp/kb/mmap.svg" ]; then
     ok "kart-bench --plot DIR: DIR/bench.json and DIR/mmap.svg"

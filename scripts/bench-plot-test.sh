@@ -187,6 +187,8 @@ a field missing	:3 (locks/kart): no "ratio_max"	del lines[2]["ratio_max"]
 the run's date missing	:1: run: no "date"	del lines[0]["run"]["date"]
 the machine missing	:1: run: no "machine"	del lines[0]["run"]["machine"]
 a number as a string	"ratio" is "1.2", not a number	lines[5]["ratio"] = "1.2"
+an infinite ratio	"ratio_max" is Infinity, not a number	lines[4]["ratio_max"] = float("inf")
+true as a count	"cpus" is true, not an integer	lines[0]["run"]["machine"]["cpus"] = True
 a ratio of zero	"ratio_min" is 0: a ratio is above 0	lines[4]["ratio_min"] = 0
 a ratio outside its range	lies outside its range	lines[4]["ratio"] = lines[4]["ratio_max"] * 2
 better neither way	"better" is "sideways"	lines[3]["better"] = "sideways"

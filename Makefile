@@ -5,6 +5,7 @@
 #   make bench           install missing packages, build, run kart-bench --quick
 #   make bench-smoke     the same, kart-bench --smoke: every implementation once
 #   make bench-plot      SVG charts of build/bench.json in docs/bench/ (gnuplot)
+#   make bench-plot-check  the chart script's tests (skipped without gnuplot)
 #   make check-numa      the NUMA suites on a two-node QEMU guest (needs qemu)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean

@@ -4,6 +4,8 @@
 #   make check           install missing packages, build, run every suite
 #   make bench           install missing packages, build, run kart-bench --quick
 #   make bench-smoke     the same, kart-bench --smoke: every implementation once
+#   make bench-plot      SVG charts of build/bench.json in docs/bench/ (gnuplot)
+#   make bench-plot-check  the chart script's tests (skipped without gnuplot)
 #   make check-numa      the NUMA suites on a two-node QEMU guest (needs qemu)
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean
@@ -176,7 +178,7 @@ BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run bench-smoke bench-smoke-run install uninstall clean deps tests fuzz fuzz-build
+.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run bench-smoke bench-smoke-run bench-plot bench-plot-check install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -370,6 +372,28 @@ bench-smoke: deps
 
 bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --smoke $(BENCH_ARGS)
+
+# One SVG chart per scenario from a kart-bench JSON (scripts/bench-plot,
+# drawn by gnuplot, which only this target installs), and the JSON beside
+# them as DIR/bench.json. The charts docs/bench.md shows are committed in
+# docs/bench/ with their JSON: `make bench` then `make bench-plot` redraws
+# them from that run. JSON=FILE PLOT_DIR=DIR draw another run elsewhere
+# (kart-bench --plot DIR does both steps).
+JSON ?= $(OUT)/bench.json
+PLOT_DIR ?= docs/bench
+# kart-bench --plot runs this tree's script (KART_BENCH_PLOT overrides it).
+BENCH_PLOT_SCRIPT = $(CURDIR)/scripts/bench-plot
+BENCH_ENV += -DKART_BENCH_PLOT_SCRIPT=$(call cstr,BENCH_PLOT_SCRIPT)
+
+bench-plot:
+	@scripts/deps.sh --plot
+	@scripts/bench-plot $(JSON) $(PLOT_DIR)
+	@[ $(abspath $(JSON)) = $(abspath $(PLOT_DIR)/bench.json) ] || cp $(JSON) $(PLOT_DIR)/bench.json
+
+# The chart script over a small JSON (tests/fixtures/bench-plot.json) and
+# its refusals of bad ones; says "skipped" where gnuplot is not installed.
+bench-plot-check:
+	@scripts/bench-plot-test.sh
 
 install: lib
 	$(call say,INSTALL,$(DESTDIR)$(PREFIX))

@@ -2,7 +2,8 @@
  * bench/main.c — kart-bench's command line.
  *
  *   kart-bench [--quick | --smoke] [--seed N] [--json FILE|-] [--list]
- *              [--impl A,B,...] [--rounds N] [--baseline IMPL] [SCENARIO ...]
+ *              [--impl A,B,...] [--rounds N] [--baseline IMPL] [--plot DIR]
+ *              [SCENARIO ...]
  *
  * Runs the named scenarios (all of them by default), each against every
  * implementation that starts here, and prints a table per case. With
@@ -10,13 +11,16 @@
  * to FILE, or to stdout with "-" (the tables then go to stderr so that
  * stdout stays parseable); the first line is the run's: seed, machine,
  * build and peers. --seed repeats a run's round orders (its header prints
- * the seed it drew). --smoke runs every implementation of every case once,
+ * the seed it drew). --plot DIR then draws the JSON (--json FILE, or
+ * DIR/bench.json) as one SVG chart per scenario in DIR (scripts/bench-plot,
+ * gnuplot; bench/plot.h). --smoke runs every implementation of every case once,
  * briefly, and prints what ran and what was skipped and why: a check that
  * everything works, not a measurement. Exit status: 0; 1 when a run failed
  * its correctness check (named as scenario/implementation) or a
- * measurement failed; 2 for a bad command line.
+ * measurement failed, or --plot could not draw; 2 for a bad command line.
  */
 #include "harness.h"
+#include "plot.h"
 
 #include <errno.h>
 #include <kart.h>
@@ -34,14 +38,16 @@ static const bench_scenario *const scenarios[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: kart-bench [--quick | --smoke] [--seed N] [--json FILE|-] [--list]\n"
-            "                  [--impl A,B,...] [--rounds N] [--baseline IMPL] [SCENARIO ...]\n"
-            "  --quick   fewer, shorter rounds (make bench)\n"
-            "  --smoke   every implementation once, briefly: does it all run? (make "
-            "bench-smoke)\n"
-            "  --seed N  the round orders' seed, 0 to 2^53-1 (default: drawn, and printed)\n"
-            "scenarios:");
+    fprintf(out, "usage: kart-bench [--quick | --smoke] [--seed N] [--json FILE|-] [--list]\n"
+                 "                  [--impl A,B,...] [--rounds N] [--baseline IMPL] [--plot DIR]\n"
+                 "                  [SCENARIO ...]\n"
+                 "  --quick   fewer, shorter rounds (make bench)\n"
+                 "  --smoke   every implementation once, briefly: does it all run? (make "
+                 "bench-smoke)\n"
+                 "  --seed N  the round orders' seed, 0 to 2^53-1 (default: drawn, and printed)\n"
+                 "  --plot DIR  then draw the JSON (--json FILE, or DIR/bench.json) as SVG charts\n"
+                 "            in DIR, one per scenario (scripts/bench-plot; needs gnuplot)\n"
+                 "scenarios:");
     for (int i = 0; i < NSCENARIOS; i++)
         fprintf(out, " %s", scenarios[i]->name);
     fprintf(out, "\n");
@@ -130,7 +136,8 @@ int main(int argc, char **argv)
 {
     bench_options o = {.table = stdout};
     const char **only = NULL;
-    const char *json_path = NULL;
+    const char *json_path = NULL, *plot_dir = NULL;
+    char *plot_json = NULL;
     bool do_list = false, seeded = false;
     const bench_scenario *sel[NSCENARIOS];
     int nsel = 0;
@@ -148,7 +155,7 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0 || strcmp(a, "--impl") == 0 ||
                    strcmp(a, "--rounds") == 0 || strcmp(a, "--baseline") == 0 ||
-                   strcmp(a, "--seed") == 0) {
+                   strcmp(a, "--seed") == 0 || strcmp(a, "--plot") == 0) {
             if (i + 1 >= argc)
                 bad_usage("%s needs a value", a);
             char *v = argv[++i];
@@ -163,6 +170,8 @@ int main(int argc, char **argv)
                 seeded = true;
             } else if (a[2] == 'j') {
                 json_path = v;
+            } else if (a[2] == 'p') {
+                plot_dir = v;
             } else if (a[2] == 'i') {
                 free(only);
                 o.only = only = split(v);
@@ -207,6 +216,18 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* --plot: a smoke run measures nothing to draw, and the script reads
+     * a file; whether gnuplot is there is asked before the run, not after. */
+    if (plot_dir && o.smoke)
+        bad_usage("--plot draws measurements: --smoke takes none");
+    if (plot_dir && json_path && strcmp(json_path, "-") == 0)
+        bad_usage("--plot reads the JSON from a file: --json FILE, or no --json (DIR/bench.json)");
+    if (plot_dir && (bench_plot_check() != 0 ||
+                     (!json_path && !(json_path = plot_json = bench_plot_json_path(plot_dir))))) {
+        free(only);
+        return 1;
+    }
+
     FILE *json = NULL;
     if (json_path && strcmp(json_path, "-") == 0) {
         json = stdout;
@@ -215,6 +236,8 @@ int main(int argc, char **argv)
         json = fopen(json_path, "w");
         if (!json) {
             fprintf(stderr, "kart-bench: cannot write %s: %s\n", json_path, kart_strerror(-errno));
+            free(plot_json);
+            free(only);
             return 2;
         }
     }
@@ -233,13 +256,23 @@ int main(int argc, char **argv)
         bench_run_scenario(sel[i], &o, json);
     if (json && json != stdout && fclose(json) != 0) {
         fprintf(stderr, "kart-bench: writing %s failed\n", json_path);
+        free(plot_json);
+        free(only);
         return 1;
     }
+    /* Drawn even when a measurement failed: the chart marks it "error". */
+    bool plot_failed = plot_dir && bench_plot(json_path, plot_dir) != 0;
+    free(plot_json);
     free(only);
     double took = (double)(bench_now_ns() - t0) / 1e9;
     if (bench_errors() > 0) {
         fprintf(stderr, "kart-bench: %d measurement%s failed (each named above); %.0f s\n",
                 bench_errors(), bench_errors() == 1 ? "" : "s", took);
+        return 1;
+    }
+    if (plot_failed) {
+        fprintf(stderr, "kart-bench: --plot: no charts drawn in %s (said why above); %.0f s\n",
+                plot_dir, took);
         return 1;
     }
     if (o.smoke)

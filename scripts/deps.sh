@@ -8,8 +8,9 @@
 #
 #   scripts/deps.sh           check, install what is missing
 #   scripts/deps.sh --qemu    also the packages of `make check-numa`
+#   scripts/deps.sh --plot    also the packages of `make bench-plot`
 #   scripts/deps.sh --list    print the Debian package names and exit
-#                             (--list --qemu: with those of check-numa)
+#                             (--list --qemu, --list --plot: with those)
 set -u
 
 # Debian package, and how to tell that it is present.
@@ -37,9 +38,18 @@ qemu=(
   "qemu-system-x86:command -v qemu-system-x86_64"
   "linux-image-amd64:ls /boot/vmlinuz-*"
 )
-want_qemu=0
-for a in "$@"; do [ "$a" = "--qemu" ] && want_qemu=1; done
+# `make bench-plot` only (scripts/deps.sh --plot): gnuplot draws the
+# benchmark charts (scripts/bench-plot); check and bench do without it.
+plot=(
+  "gnuplot-nox:command -v gnuplot"
+)
+want_qemu=0 want_plot=0
+for a in "$@"; do
+  [ "$a" = "--qemu" ] && want_qemu=1
+  [ "$a" = "--plot" ] && want_plot=1
+done
 [ $want_qemu -eq 1 ] && optional+=("${qemu[@]}")
+[ $want_plot -eq 1 ] && optional+=("${plot[@]}")
 
 if [ "${1:-}" = "--list" ]; then
   for e in "${required[@]}" "${optional[@]}"; do echo "${e%%:*}"; done

@@ -35,7 +35,7 @@ void tm_sleep_until(int64_t t);
 /* Checks that every timer fired and stores the figures. t0..t1: the
  * starting burst; t2..t3: the firing pass, which took `passes` calls. */
 void tm_result(bench_ctx *ctx, const char *name, int passes, int64_t t0, int64_t t1, int64_t t2,
-            int64_t t3);
+               int64_t t3);
 
 #if KART_BENCH_HAVE_LIBEV
 /* libev on the backend of ctx->mode: 0 epoll, 1 poll. */

@@ -45,11 +45,20 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+/* The pool; a test build may shrink it (-DRAW_URING_NBUFS=16) to drive the
+ * -ENOBUFS path and the partial sends. */
+#ifndef RAW_URING_NBUFS
+#define RAW_URING_NBUFS 4096 /* a power of two, as the ring requires */
+#endif
+#ifndef RAW_URING_BUF_SIZE
+#define RAW_URING_BUF_SIZE 8192
+#endif
+
 enum {
     SQ_ENTRIES = 4096,
     CQ_ENTRIES = 65536, /* 10,000 held connections may all complete at once */
-    NBUFS = 4096,       /* a power of two, as the ring requires */
-    BUF_SIZE = 8192,
+    NBUFS = RAW_URING_NBUFS,
+    BUF_SIZE = RAW_URING_BUF_SIZE,
     BGID = 0,
 };
 

@@ -19,8 +19,8 @@
  * Handle setup (kart_timer_init, uv_timer_init, evtimer_assign) happens
  * before the clock starts and is not part of the figure; every handle lives
  * in one big caller-allocated array per implementation. libev
- * (timers_libev.c) runs on epoll and on poll, its two modes: its timer heap
- * does not depend on the backend, and the faster one is kept.
+ * (timers_libev.c) runs on epoll, its Linux default: its timer heap does
+ * not depend on the backend, so a second backend would only cost time.
  *
  * Each implementation takes the timeout in its own unit: kart nanoseconds,
  * libevent microseconds, libev seconds as a double, libuv milliseconds (so libuv sees only 50 distinct
@@ -292,7 +292,7 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "libevent", .skip = "libevent not installed"};
 #endif
 #if KART_BENCH_HAVE_LIBEV
-    out[n++] = (bench_impl){.name = "libev", .modes = {"epoll", "poll"}, .run = tm_run_libev};
+    out[n++] = (bench_impl){.name = "libev", .modes = {"epoll"}, .run = tm_run_libev};
 #else
     out[n++] = (bench_impl){.name = "libev", .skip = "libev not installed (libev-dev)"};
 #endif

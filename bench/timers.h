@@ -38,7 +38,7 @@ void tm_result(bench_ctx *ctx, const char *name, int passes, int64_t t0, int64_t
                int64_t t3);
 
 #if KART_BENCH_HAVE_LIBEV
-/* libev on the backend of ctx->mode: 0 epoll, 1 poll. */
+/* libev on the backend impl->modes[ctx->mode] names ("epoll", "poll"). */
 int tm_run_libev(const bench_impl *impl, bench_ctx *ctx);
 #endif
 

@@ -1,9 +1,8 @@
 /*
  * bench/timers_libev.c — the timers scenario on libev: ev_timer watchers,
  * one-shot, started in one burst and fired by non-blocking ev_run passes,
- * exactly as timers.c runs the others. libev's timer heap does not depend
- * on the backend; the two modes (EVBACKEND_EPOLL, EVBACKEND_POLL) are
- * there so that the row says which one ran, and the faster one is kept.
+ * exactly as timers.c runs the others, on the backend the implementation's
+ * mode names (epoll; libev's timer heap is the same on every backend).
  */
 #include "pingpong.h" /* bench_libev_loop() */
 #include "timers.h"

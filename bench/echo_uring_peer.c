@@ -22,11 +22,12 @@
  *    the loop waits, not as interrupts), else COOP_TASKRUN, else neither,
  *    as the kernel allows.
  *
- * The buffer pool (4096 buffers of 8 KiB) is touched before the server
- * says it is ready, so it counts in the fresh memory echo_hold subtracts:
- * it is a fixed cost, as raw-epoll's one 64 KiB buffer is. Needs Linux 6.0
- * (multishot recv); the implementation is skipped where the ring or the
- * buffer ring cannot be set up.
+ * The buffer pool (2048 buffers of 16 KiB, so that the largest echo
+ * message fits one; 32 MiB) is touched before the server says it is ready,
+ * so it counts in the fresh memory echo_hold subtracts: it is a fixed
+ * cost, as raw-epoll's one 64 KiB buffer is. Needs Linux 6.0 (multishot
+ * recv); the implementation is skipped on older kernels and where the ring
+ * cannot be set up.
  */
 #include "echo_peers.h"
 #include "servers.h"
@@ -48,10 +49,10 @@
 /* The pool; a test build may shrink it (-DRAW_URING_NBUFS=16) to drive the
  * -ENOBUFS path and the partial sends. */
 #ifndef RAW_URING_NBUFS
-#define RAW_URING_NBUFS 4096 /* a power of two, as the ring requires */
+#define RAW_URING_NBUFS 2048 /* a power of two, as the ring requires */
 #endif
 #ifndef RAW_URING_BUF_SIZE
-#define RAW_URING_BUF_SIZE 8192
+#define RAW_URING_BUF_SIZE 16384
 #endif
 
 enum {

@@ -7,8 +7,10 @@
  * server's CPU time per request over the same window, read from the
  * server process's own CPU clock. kart's servers are the shipped example,
  * build/examples/echo-server, exec'd once per backend; the peers
- * (echo_peers.c) are forked. Every server stays up across rounds, so the
- * harness can interleave them round by round.
+ * (echo_peers.c, and raw-uring in echo_uring_peer.c) are forked. Every
+ * server stays up across rounds, so the harness can interleave them round
+ * by round. kart-uring's ratios are to raw-uring, the hand-written io_uring
+ * server; every other row's to raw-epoll.
  *
  * `echo_hold` holds many connections at once (10,000; 2,000 with --quick),
  * each primed with a checked echo, and reports the server's resident

@@ -153,10 +153,11 @@ static int pop_head(ucon *c)
     return b;
 }
 
-/* Closes and frees c once nothing of it is in flight or owed. */
+/* Closes and frees c once its input has ended and nothing of it is in
+ * flight or owed. */
 static void maybe_close(ucon *c)
 {
-    if (c->receiving || c->sending || c->starved || (c->head >= 0 && !c->failed))
+    if (!c->eof || c->receiving || c->sending || c->starved || (c->head >= 0 && !c->failed))
         return;
     while (c->head >= 0)
         recycle(pop_head(c));

@@ -21,8 +21,8 @@
 #include "pingpong.h"
 
 #include <kart.h>
-#include <stdlib.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 

@@ -130,7 +130,11 @@ EXAMPLE_SRC := $(filter-out examples/kart-console.c,$(wildcard examples/*.c))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(OUT)/examples/%,$(EXAMPLE_SRC)) $(OUT)/kart-console
 
 BENCH_SRC := $(wildcard bench/*.c)
-BENCH_CFLAGS := -DKART_BENCH_HAVE_LIBUV=$(HAVE_LIBUV) -DKART_BENCH_HAVE_LIBEVENT=$(HAVE_LIBEVENT)
+# libev ships no pkg-config file on Debian (libev-dev): found by its header
+# and library, as a program built against it would be.
+HAVE_LIBEV := $(shell printf '\043include <ev.h>\nint main(void){return ev_version_major();}' | $(CC) -x c - -lev -o /dev/null 2>/dev/null && echo 1 || echo 0)
+BENCH_CFLAGS := -DKART_BENCH_HAVE_LIBUV=$(HAVE_LIBUV) -DKART_BENCH_HAVE_LIBEVENT=$(HAVE_LIBEVENT) \
+  -DKART_BENCH_HAVE_LIBEV=$(HAVE_LIBEV)
 BENCH_LIBS :=
 ifeq ($(HAVE_LIBUV),1)
 BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libuv)
@@ -139,6 +143,9 @@ endif
 ifeq ($(HAVE_LIBEVENT),1)
 BENCH_CFLAGS += $(shell $(PKG_CONFIG) --cflags libevent)
 BENCH_LIBS += $(shell $(PKG_CONFIG) --libs libevent)
+endif
+ifeq ($(HAVE_LIBEV),1)
+BENCH_LIBS += -lev
 endif
 
 # The `line` scenarios' peer programs (bench/peers/): kart's, and GNU

@@ -7,8 +7,10 @@
  * server's CPU time per request over the same window, read from the
  * server process's own CPU clock. kart's servers are the shipped example,
  * build/examples/echo-server, exec'd once per backend; the peers
- * (echo_peers.c) are forked. Every server stays up across rounds, so the
- * harness can interleave them round by round.
+ * (echo_peers.c, and raw-uring in echo_uring_peer.c) are forked. Every
+ * server stays up across rounds, so the harness can interleave them round
+ * by round. kart-uring's ratios are to raw-uring, the hand-written io_uring
+ * server; every other row's to raw-epoll.
  *
  * `echo_hold` holds many connections at once (10,000; 2,000 with --quick),
  * each primed with a checked echo, and reports the server's resident
@@ -81,6 +83,11 @@ static const bench_server *server_for(const char *scen, const bench_impl *impl)
                         "--backend", backend,  "--stats", NULL};
         return bench_server_exec(key, argv);
     }
+#if KART_HAVE_URING
+    /* Its ring and buffer pool count in its fresh memory. */
+    if (strcmp(impl->name, "raw-uring") == 0)
+        return bench_server_fork_late(key, echo_serve_raw_uring);
+#endif
     return bench_server_fork(key, peer_fn(impl->name));
 }
 
@@ -143,7 +150,17 @@ static int impls_with(bench_impl *out, bench_run_fn run)
 {
     int n = bench_add_kart_backends(out, run, false);
     bench_skip_select(out, n);
+    /* kart-uring against the hand-written io_uring server, its floor; the
+     * rest against raw-epoll, the scenario's baseline. */
+    for (int i = 0; i < n; i++)
+        if (strcmp(out[i].name, "kart-uring") == 0)
+            out[i].peer = "raw-uring";
     out[n++] = (bench_impl){.name = "raw-epoll", .run = run};
+#if KART_HAVE_URING
+    out[n++] = (bench_impl){.name = "raw-uring", .skip = echo_raw_uring_skip(), .run = run};
+#else
+    out[n++] = (bench_impl){.name = "raw-uring", .skip = "kart built without io_uring"};
+#endif
 #if KART_BENCH_HAVE_LIBUV
     out[n++] = (bench_impl){.name = "libuv", .run = run};
 #else

@@ -6,6 +6,13 @@
 #define KART_BENCH_ECHO_PEERS_H
 
 void echo_serve_raw_epoll(int lfd);
+#if KART_HAVE_URING
+/* raw-uring (echo_uring_peer.c): started with bench_server_fork_late(),
+ * as its set-up is part of its fresh memory. */
+void echo_serve_raw_uring(int lfd);
+/* NULL when raw-uring can run here; else why not. */
+const char *echo_raw_uring_skip(void);
+#endif
 #if KART_BENCH_HAVE_LIBUV
 void echo_serve_libuv(int lfd);
 #endif

@@ -8,8 +8,8 @@
  *    softirq time (which decides what the servers' "+ softirq" CPU means).
  *  - build: kart's version and git commit, the compiler, and the flags of
  *    the library and of kart-bench (the Makefile passes them in).
- *  - peers: the version of every peer present — libuv and libevent from
- *    their runtime calls, liburing from pkg-config at build time, OpenMP's
+ *  - peers: the version of every peer present — libuv, libevent and libev
+ *    from their runtime calls, liburing from pkg-config at build time, OpenMP's
  *    runtime (gcc's libgomp) from the package that holds it, nginx, wrk
  *    and python3 from their own version output — and, where dpkg knows the
  *    file that runs, the Debian package and its version. The libraries
@@ -35,6 +35,12 @@
 #if KART_BENCH_HAVE_LIBEVENT
 #include <event2/event.h>
 #endif
+#if KART_BENCH_HAVE_LIBEV
+/* From libev's ev.h, which cannot be included beside libevent's event.h
+ * (both define EV_READ, EV_TIMEOUT...). */
+int ev_version_major(void);
+int ev_version_minor(void);
+#endif
 
 /* The Makefile's record of the build; absent when built some other way. */
 #ifndef KART_BENCH_CC_VERSION
@@ -58,7 +64,7 @@ typedef struct peer {
     char absent[96];   /* why it is absent, when it is */
 } peer;
 
-enum { P_LIBUV, P_LIBEVENT, P_LIBURING, P_OPENMP, P_NGINX, P_WRK, P_PYTHON, NPEERS };
+enum { P_LIBUV, P_LIBEVENT, P_LIBEV, P_LIBURING, P_OPENMP, P_NGINX, P_WRK, P_PYTHON, NPEERS };
 
 static struct {
     bool done;
@@ -74,6 +80,7 @@ static struct {
     peer peers[NPEERS];
 } env = {.peers = {{.name = "libuv"},
                    {.name = "libevent"},
+                   {.name = "libev"},
                    {.name = "liburing"},
                    {.name = "openmp"},
                    {.name = "nginx"},
@@ -266,6 +273,13 @@ static void read_peers(void)
     mapped("/libevent", p[P_LIBEVENT].path, sizeof(p[P_LIBEVENT].path));
 #else
     snprintf(p[P_LIBEVENT].absent, sizeof(p[P_LIBEVENT].absent), "not installed at build time");
+#endif
+#if KART_BENCH_HAVE_LIBEV
+    snprintf(p[P_LIBEV].version, sizeof(p[P_LIBEV].version), "%d.%d", ev_version_major(),
+             ev_version_minor());
+    mapped("/libev.so", p[P_LIBEV].path, sizeof(p[P_LIBEV].path));
+#else
+    snprintf(p[P_LIBEV].absent, sizeof(p[P_LIBEV].absent), "not installed at build time");
 #endif
 #ifdef KART_BENCH_LIBURING_VERSION
     snprintf(p[P_LIBURING].version, sizeof(p[P_LIBURING].version), "%s",

@@ -5,15 +5,23 @@
  *
  * This is the cost of the loop itself: one wait, one dispatch and two
  * syscalls per wake-up, nothing else. kart runs it on every backend through
- * kart_io watchers; raw-epoll is the same protocol over a hand-written
- * epoll_wait() loop, the floor that says what kart's abstraction costs;
- * libuv and libevent are the peers (pingpong_peers.c). Level- and
- * edge-triggered modes are both tried where they exist, and the faster
- * one runs.
+ * kart_io watchers. The peers are grouped by the kernel interface they
+ * wait on, and each row's ratio is to its group's hand-written loop:
+ *
+ *  - poll(2): raw-poll (here), libevent-poll, libev-poll; kart-poll, and
+ *    kart-select (select(2) is poll's older twin);
+ *  - epoll: raw-epoll (here), libuv, libevent, libev-epoll; kart-epoll,
+ *    and kart-uring, which has no readiness-loop twin.
+ *
+ * raw-poll and raw-epoll are the floors: what kart's abstraction costs
+ * over the same syscalls written out by hand. libuv, libevent and libev
+ * are in pingpong_peers.c and pingpong_libev.c. Level- and edge-triggered
+ * modes are both tried where they exist, and the faster one runs.
  */
 #include "pingpong.h"
 
 #include <kart.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -169,6 +177,45 @@ static int run_raw_epoll(const bench_impl *impl, bench_ctx *ctx)
     return 0;
 }
 
+/* ---- raw poll: the same by hand over poll(2) ---- */
+
+/* The floor of the poll(2) group: kart-poll, libevent-poll and libev-poll
+ * divide by it. One pollfd array, indexed like raw-epoll's tags, scanned
+ * whole after every wake-up, as poll(2) makes every user do. */
+static int run_raw_poll(const bench_impl *impl, bench_ctx *ctx)
+{
+    (void)impl;
+    int npairs = (int)bench_param_get(ctx->c, "pairs");
+    pp_run r;
+    pp_open(&r, npairs);
+    struct pollfd *pfd = calloc((size_t)npairs * 2, sizeof(*pfd));
+    if (!pfd)
+        bench_fail("out of memory");
+    for (int i = 0; i < npairs * 2; i++)
+        pfd[i] = (struct pollfd){.fd = r.fd[i / 2][i % 2], .events = POLLIN};
+    pp_begin(&r, ctx->seconds);
+    for (int done = 0; !done;) {
+        int n = poll(pfd, (nfds_t)npairs * 2, -1);
+        if (n < 0 && errno != EINTR)
+            bench_fail("poll: %s", strerror(errno));
+        for (int i = 0; i < npairs * 2 && n > 0 && !done; i++) {
+            if (!pfd[i].revents)
+                continue;
+            n--;
+            if (pfd[i].revents != POLLIN)
+                bench_fail("fd of pair %d: revents 0x%x", i / 2, (unsigned)pfd[i].revents);
+            if (i & 1)
+                pp_pong_ready(&r, i / 2);
+            else
+                done = pp_ping_ready(&r, i / 2);
+        }
+    }
+    pp_finish(&r, ctx);
+    free(pfd);
+    pp_close(&r);
+    return 0;
+}
+
 /* ---- the scenario ---- */
 
 static const bench_metric metrics[] = {{"ops_per_s", "op/s", true}};
@@ -181,27 +228,63 @@ static int cases(bench_case *out, bool quick)
     return 2;
 }
 
+/* The row each one divides by: its own kind of wait's floor, so that the
+ * table compares backend with backend (kart-poll with raw-poll, not with
+ * an epoll loop). select(2), like poll(2), hands the kernel the whole set
+ * on every call: kart-select divides by raw-poll too. kart-uring, whose
+ * peers here are all readiness loops, divides by raw-epoll, the fastest
+ * hand-written one. */
+static const char *floor_of(const char *backend)
+{
+    return backend && (strcmp(backend, "poll") == 0 || strcmp(backend, "select") == 0)
+               ? "raw-poll"
+               : "raw-epoll";
+}
+
 static int impls(bench_impl *out)
 {
     int n = bench_add_kart_backends(out, run_kart, true);
+    for (int i = 0; i < n; i++)
+        out[i].peer = floor_of(out[i].arg);
     out[n++] = (bench_impl){.name = "raw-epoll", .modes = {"level", "edge"}, .run = run_raw_epoll};
+    out[n++] = (bench_impl){.name = "raw-poll", .run = run_raw_poll, .peer = "raw-poll"};
 #if KART_BENCH_HAVE_LIBUV
-    out[n++] = (bench_impl){.name = "libuv", .modes = {"poll", "stream"}, .run = pp_run_libuv};
+    out[n++] = (bench_impl){
+        .name = "libuv", .modes = {"poll", "stream"}, .run = pp_run_libuv, .peer = "raw-epoll"};
 #else
     out[n++] = (bench_impl){.name = "libuv", .skip = "libuv not installed"};
 #endif
 #if KART_BENCH_HAVE_LIBEVENT
-    out[n++] = (bench_impl){.name = "libevent", .modes = {"level", "edge"}, .run = pp_run_libevent};
+    out[n++] = (bench_impl){.name = "libevent",
+                            .modes = {"level", "edge"},
+                            .run = pp_run_libevent,
+                            .peer = "raw-epoll"};
+    out[n++] = (bench_impl){.name = "libevent-poll",
+                            .modes = {"level"},
+                            .run = pp_run_libevent,
+                            .arg = "poll",
+                            .peer = "raw-poll"};
 #else
     out[n++] = (bench_impl){.name = "libevent", .skip = "libevent not installed"};
+    out[n++] = (bench_impl){.name = "libevent-poll", .skip = "libevent not installed"};
+#endif
+#if KART_BENCH_HAVE_LIBEV
+    out[n++] = (bench_impl){
+        .name = "libev-epoll", .run = pp_run_libev, .arg = "epoll", .peer = "raw-epoll"};
+    out[n++] =
+        (bench_impl){.name = "libev-poll", .run = pp_run_libev, .arg = "poll", .peer = "raw-poll"};
+#else
+    out[n++] = (bench_impl){.name = "libev-epoll", .skip = "libev not installed (libev-dev)"};
+    out[n++] = (bench_impl){.name = "libev-poll", .skip = "libev not installed (libev-dev)"};
 #endif
     return n;
 }
 
 const bench_scenario bench_pingpong = {
     .name = "pingpong",
-    .summary = "round trips/s of a 1-byte token over 1 socketpair, and over 100 at once",
-    .baseline = "libuv",
+    .summary = "round trips/s of a 1-byte token over 1 socketpair, and over 100 at once; "
+               "each row against its backend's hand-written loop (raw-poll or raw-epoll)",
+    .baseline = "raw-epoll",
     .nmetrics = 1,
     .metrics = metrics,
     .cases = cases,

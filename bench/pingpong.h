@@ -124,7 +124,16 @@ static inline int pp_ping_ready(pp_run *r, int p)
 int pp_run_libuv(const bench_impl *impl, bench_ctx *ctx);
 #endif
 #if KART_BENCH_HAVE_LIBEVENT
+/* impl->arg: NULL for libevent's default backend (epoll), or "poll". */
 int pp_run_libevent(const bench_impl *impl, bench_ctx *ctx);
+#endif
+#if KART_BENCH_HAVE_LIBEV
+/* In pingpong_libev.c; impl->arg: "epoll" or "poll". */
+int pp_run_libev(const bench_impl *impl, bench_ctx *ctx);
+struct ev_loop;
+/* A new libev loop on backend ("epoll" or "poll"), checked to run on it;
+ * bench_fail() otherwise. The timers scenario's libev uses it too. */
+struct ev_loop *bench_libev_loop(const char *backend);
 #endif
 
 #endif

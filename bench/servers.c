@@ -217,7 +217,21 @@ static void child_setup(void)
     bench_pin_cpu(0);
 }
 
-bench_server *bench_server_fork(const char *key, bench_server_fn fn)
+/* The forked server's end of its "ready" pipe, until it has said so. */
+static int ready_fd = -1;
+
+void bench_server_ready(void)
+{
+    if (ready_fd < 0)
+        return;
+    if (write(ready_fd, "r", 1) != 1)
+        _exit(1);
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+/* fn_says_ready: fn calls bench_server_ready() itself, once set up. */
+static bench_server *fork_server(const char *key, bench_server_fn fn, bool fn_says_ready)
 {
     bench_server *s = bench_server_find(key);
     if (s)
@@ -248,9 +262,9 @@ bench_server *bench_server_fork(const char *key, bench_server_fn fn)
          * server's first frees would, and its resident memory would drop
          * below the "fresh" figure that memory per connection subtracts. */
         malloc_trim(0);
-        if (write(ready[1], "r", 1) != 1)
-            _exit(1);
-        close(ready[1]);
+        ready_fd = ready[1];
+        if (!fn_says_ready)
+            bench_server_ready();
         fn(lfd);
         _exit(0);
     }
@@ -266,6 +280,16 @@ bench_server *bench_server_fork(const char *key, bench_server_fn fn)
         bench_fail("the server %s exited at start", key);
     }
     return add(key, pid, pid, ntohs(sa.sin_port));
+}
+
+bench_server *bench_server_fork(const char *key, bench_server_fn fn)
+{
+    return fork_server(key, fn, false);
+}
+
+bench_server *bench_server_fork_late(const char *key, bench_server_fn fn)
+{
+    return fork_server(key, fn, true);
 }
 
 bench_server *bench_server_exec(const char *key, char *const argv[])

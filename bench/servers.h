@@ -47,6 +47,16 @@ bench_server *bench_server_find(const char *key);
  * 127.0.0.1 (an ephemeral port), once per key. */
 bench_server *bench_server_fork(const char *key, bench_server_fn fn);
 
+/* The same for a server whose set-up (rings, buffer pools) belongs in its
+ * "fresh" memory, as an exec'd server's does: fn calls
+ * bench_server_ready() once set up, and the fresh resident memory is read
+ * then. A fn that exits before that fails the start. */
+bench_server *bench_server_fork_late(const char *key, bench_server_fn fn);
+
+/* In a server started by bench_server_fork_late(): it is set up and
+ * serving from now on. Does nothing after the first call, or elsewhere. */
+void bench_server_ready(void);
+
 /* Execs argv in a child pinned to CPU 0, once per key; the program prints
  * its port as the first line on stdout when it is ready (that line must
  * hold a number, possibly after other words). */

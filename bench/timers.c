@@ -18,35 +18,26 @@
  * after the last deadline, libevent might still see some timers as not due.
  * Handle setup (kart_timer_init, uv_timer_init, evtimer_assign) happens
  * before the clock starts and is not part of the figure; every handle lives
- * in one big caller-allocated array per implementation.
+ * in one big caller-allocated array per implementation. libev
+ * (timers_libev.c) runs on epoll, its Linux default: its timer heap does
+ * not depend on the backend, so a second backend would only cost time.
  *
  * Each implementation takes the timeout in its own unit: kart nanoseconds,
- * libevent microseconds, libuv milliseconds (so libuv sees only 50 distinct
+ * libevent microseconds, libev seconds as a double, libuv milliseconds (so libuv sees only 50 distinct
  * deadlines; that is its API). Every timer must fire exactly once, and
  * kart's in deadline order with ties in start order, as it promises. A
  * warm-up or --smoke run starts a fifth as many.
  */
-#include "harness.h"
+#include "timers.h"
 
 #include <kart.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define SPAN_NS 50000000   /* deadlines fall in [0, 50 ms) */
-#define MARGIN_NS 20000000 /* beyond two coarse-clock ticks at HZ=100 */
+tm_state tm_st;
 
-/* What the callbacks check against. */
-static struct {
-    int n;
-    uint32_t *timeout; /* ns, the seeded sequence */
-    uint8_t *fired;
-    int count;
-    int last; /* kart: index of the last timer fired, -1 before the first */
-} st;
-
-/* The case's count; a fifth of it for a warm-up or --smoke run. */
-static int ntimers(const bench_ctx *ctx)
+int tm_ntimers(const bench_ctx *ctx)
 {
     int n = (int)bench_param_get(ctx->c, "timers");
     return ctx->light ? n / 5 : n;
@@ -54,60 +45,59 @@ static int ntimers(const bench_ctx *ctx)
 
 static void make_timeouts(int n)
 {
-    free(st.timeout);
-    st.timeout = malloc((size_t)n * sizeof(*st.timeout));
-    if (!st.timeout)
+    free(tm_st.timeout);
+    tm_st.timeout = malloc((size_t)n * sizeof(*tm_st.timeout));
+    if (!tm_st.timeout)
         bench_fail("out of memory");
     uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift64*, fixed seed */
     for (int i = 0; i < n; i++) {
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        st.timeout[i] = (uint32_t)((x * 0x2545f4914f6cdd1du) % SPAN_NS);
+        tm_st.timeout[i] = (uint32_t)((x * 0x2545f4914f6cdd1du) % SPAN_NS);
     }
 }
 
-static void begin(int n)
+void tm_begin(int n)
 {
-    if (st.n != n || !st.timeout)
+    if (tm_st.n != n || !tm_st.timeout)
         make_timeouts(n);
-    st.n = n;
-    free(st.fired);
-    st.fired = calloc((size_t)n, 1);
-    if (!st.fired)
+    tm_st.n = n;
+    free(tm_st.fired);
+    tm_st.fired = calloc((size_t)n, 1);
+    if (!tm_st.fired)
         bench_fail("out of memory");
-    st.count = 0;
-    st.last = -1;
+    tm_st.count = 0;
+    tm_st.last = -1;
 }
 
-static void fired(int i)
+void tm_fired(int i)
 {
-    if (i < 0 || i >= st.n || st.fired[i])
+    if (i < 0 || i >= tm_st.n || tm_st.fired[i])
         bench_fail("timer %d fired twice or is not ours", i);
-    st.fired[i] = 1;
-    st.count++;
+    tm_st.fired[i] = 1;
+    tm_st.count++;
 }
 
-static void sleep_until(int64_t t)
+void tm_sleep_until(int64_t t)
 {
     struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
         ;
 }
 
-/* t0..t1: the starting burst; t2..t3: the firing pass. */
-static void result(bench_ctx *ctx, const char *name, int passes, int64_t t0, int64_t t1, int64_t t2,
-                   int64_t t3)
+void tm_result(bench_ctx *ctx, const char *name, int passes, int64_t t0, int64_t t1, int64_t t2,
+               int64_t t3)
 {
-    if (st.count != st.n)
-        bench_fail("%d of %d timers fired", st.count, st.n);
+    if (tm_st.count != tm_st.n)
+        bench_fail("%d of %d timers fired", tm_st.count, tm_st.n);
     if (passes > 1)
         fprintf(stderr,
                 "\nkart-bench: timers/%s: took %d non-blocking passes to fire "
                 "every timer; the figure includes the spinning\n",
                 name, passes);
-    ctx->value[0] = (double)st.n * 1e9 / (double)((t1 - t0) + (t3 - t2));
-    ctx->value[1] = (double)(t1 - t0) / st.n;
+    ctx->value[0] = (double)tm_st.n * 1e9 / (double)((t1 - t0) + (t3 - t2));
+    ctx->value[1] = (double)(t1 - t0) / tm_st.n;
 }
 
 /* ---- kart ---- */
@@ -117,25 +107,25 @@ static kart_timer *kart_timers;
 static void kart_fire(kart_timer *t)
 {
     int i = (int)(t - kart_timers);
-    fired(i);
+    tm_fired(i);
     /* Every deadline is the same cached now plus the timeout, so deadline
      * order is (timeout, start order = index) order. */
-    if (st.last >= 0 && (st.timeout[i] < st.timeout[st.last] ||
-                         (st.timeout[i] == st.timeout[st.last] && i < st.last)))
-        bench_fail("timer %d (%u ns) fired after timer %d (%u ns)", i, st.timeout[i], st.last,
-                   st.timeout[st.last]);
-    st.last = i;
+    if (tm_st.last >= 0 && (tm_st.timeout[i] < tm_st.timeout[tm_st.last] ||
+                            (tm_st.timeout[i] == tm_st.timeout[tm_st.last] && i < tm_st.last)))
+        bench_fail("timer %d (%u ns) fired after timer %d (%u ns)", i, tm_st.timeout[i], tm_st.last,
+                   tm_st.timeout[tm_st.last]);
+    tm_st.last = i;
 }
 
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
 {
     (void)impl;
-    int n = ntimers(ctx);
+    int n = tm_ntimers(ctx);
     kart_loop *loop;
     int err = kart_loop_create(&loop, NULL);
     if (err < 0)
         bench_fail("kart_loop_create: %s", kart_strerror(err));
-    begin(n);
+    tm_begin(n);
     kart_timers = malloc((size_t)n * sizeof(*kart_timers));
     if (!kart_timers)
         bench_fail("out of memory");
@@ -144,19 +134,19 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     kart_loop_update_time(loop);
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < n; i++)
-        if ((err = kart_timer_start(&kart_timers[i], kart_fire, st.timeout[i], 0)) < 0)
+        if ((err = kart_timer_start(&kart_timers[i], kart_fire, tm_st.timeout[i], 0)) < 0)
             bench_fail("kart_timer_start: %s", kart_strerror(err));
     int64_t t1 = bench_now_ns();
-    sleep_until(t1 + SPAN_NS + MARGIN_NS);
+    tm_sleep_until(t1 + SPAN_NS + MARGIN_NS);
     int passes = 0;
     int64_t t2 = bench_now_ns();
-    while (st.count < n && passes < 1000000) {
+    while (tm_st.count < n && passes < 1000000) {
         if ((err = kart_loop_run(loop, KART_RUN_NOWAIT)) < 0)
             bench_fail("kart_loop_run: %s", kart_strerror(err));
         passes++;
     }
     int64_t t3 = bench_now_ns();
-    result(ctx, impl->name, passes, t0, t1, t2, t3);
+    tm_result(ctx, impl->name, passes, t0, t1, t2, t3);
     if ((err = kart_loop_free(loop)) < 0)
         bench_fail("kart_loop_free: %s", kart_strerror(err));
     free(kart_timers);
@@ -172,17 +162,17 @@ static uv_timer_t *luv_timers;
 
 static void luv_fire(uv_timer_t *t)
 {
-    fired((int)(t - luv_timers));
+    tm_fired((int)(t - luv_timers));
 }
 
 static int run_libuv(const bench_impl *impl, bench_ctx *ctx)
 {
-    int n = ntimers(ctx);
+    int n = tm_ntimers(ctx);
     uv_loop_t loop;
     int err = uv_loop_init(&loop);
     if (err < 0)
         bench_fail("uv_loop_init: %s", uv_strerror(err));
-    begin(n);
+    tm_begin(n);
     luv_timers = malloc((size_t)n * sizeof(*luv_timers));
     if (!luv_timers)
         bench_fail("out of memory");
@@ -191,18 +181,18 @@ static int run_libuv(const bench_impl *impl, bench_ctx *ctx)
     uv_update_time(&loop);
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < n; i++)
-        if ((err = uv_timer_start(&luv_timers[i], luv_fire, st.timeout[i] / 1000000, 0)) < 0)
+        if ((err = uv_timer_start(&luv_timers[i], luv_fire, tm_st.timeout[i] / 1000000, 0)) < 0)
             bench_fail("uv_timer_start: %s", uv_strerror(err));
     int64_t t1 = bench_now_ns();
-    sleep_until(t1 + SPAN_NS + MARGIN_NS);
+    tm_sleep_until(t1 + SPAN_NS + MARGIN_NS);
     int passes = 0;
     int64_t t2 = bench_now_ns();
-    while (st.count < n && passes < 1000000) {
+    while (tm_st.count < n && passes < 1000000) {
         uv_run(&loop, UV_RUN_NOWAIT);
         passes++;
     }
     int64_t t3 = bench_now_ns();
-    result(ctx, impl->name, passes, t0, t1, t2, t3);
+    tm_result(ctx, impl->name, passes, t0, t1, t2, t3);
     for (int i = 0; i < n; i++)
         uv_close((uv_handle_t *)&luv_timers[i], NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -225,16 +215,16 @@ static void ev_fire(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    fired((int)((struct event *)arg - ev_timers));
+    tm_fired((int)((struct event *)arg - ev_timers));
 }
 
 static int run_libevent(const bench_impl *impl, bench_ctx *ctx)
 {
-    int n = ntimers(ctx);
+    int n = tm_ntimers(ctx);
     struct event_base *base = event_base_new();
     if (!base)
         bench_fail("event_base_new failed");
-    begin(n);
+    tm_begin(n);
     ev_timers = malloc((size_t)n * sizeof(*ev_timers));
     if (!ev_timers)
         bench_fail("out of memory");
@@ -242,21 +232,21 @@ static int run_libevent(const bench_impl *impl, bench_ctx *ctx)
         evtimer_assign(&ev_timers[i], base, ev_fire, &ev_timers[i]);
     int64_t t0 = bench_now_ns();
     for (int i = 0; i < n; i++) {
-        struct timeval tv = {.tv_sec = 0, .tv_usec = st.timeout[i] / 1000};
+        struct timeval tv = {.tv_sec = 0, .tv_usec = tm_st.timeout[i] / 1000};
         if (evtimer_add(&ev_timers[i], &tv) < 0)
             bench_fail("evtimer_add failed");
     }
     int64_t t1 = bench_now_ns();
-    sleep_until(t1 + SPAN_NS + MARGIN_NS);
+    tm_sleep_until(t1 + SPAN_NS + MARGIN_NS);
     int passes = 0;
     int64_t t2 = bench_now_ns();
-    while (st.count < n && passes < 1000000) {
+    while (tm_st.count < n && passes < 1000000) {
         if (event_base_loop(base, EVLOOP_NONBLOCK) < 0)
             bench_fail("event_base_loop failed");
         passes++;
     }
     int64_t t3 = bench_now_ns();
-    result(ctx, impl->name, passes, t0, t1, t2, t3);
+    tm_result(ctx, impl->name, passes, t0, t1, t2, t3);
     event_base_free(base);
     free(ev_timers);
     return 0;
@@ -300,6 +290,11 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "libevent", .run = run_libevent};
 #else
     out[n++] = (bench_impl){.name = "libevent", .skip = "libevent not installed"};
+#endif
+#if KART_BENCH_HAVE_LIBEV
+    out[n++] = (bench_impl){.name = "libev", .modes = {"epoll"}, .run = tm_run_libev};
+#else
+    out[n++] = (bench_impl){.name = "libev", .skip = "libev not installed (libev-dev)"};
 #endif
     return n;
 }

@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #define RBUF 65536
-#define COPY_MAX 1024   /* a message up to this goes out behind its header */
-#define BIG 16384       /* a message from this on is read into its place */
-#define MAX_MANY 64     /* messages per raw_chan_send_many */
+#define COPY_MAX 1024 /* a message up to this goes out behind its header */
+#define BIG 16384     /* a message from this on is read into its place */
+#define MAX_MANY 64   /* messages per raw_chan_send_many */
 #define HDR 4
 
 struct raw_chan {

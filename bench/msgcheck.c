@@ -82,10 +82,9 @@ int msg_check(msg_checker *c, const void *buf, size_t len)
     uint64_t *next = &c->next[producer];
     if (kind == MSG_STOP) {
         if (c->contiguous && seq != c->count[producer])
-            return mismatch(c,
-                            "producer %" PRIu32 " stopped after %" PRIu64 " messages, %" PRIu64
-                            " received",
-                            producer, seq, c->count[producer]);
+            return mismatch(
+                c, "producer %" PRIu32 " stopped after %" PRIu64 " messages, %" PRIu64 " received",
+                producer, seq, c->count[producer]);
         return MSG_STOP;
     }
     if (c->contiguous ? seq != *next : seq < *next)

@@ -22,9 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSG_HEADER 16         /* u32 kind, u32 producer, u64 seq; host order */
-#define MSG_MAX_SIZE 65536    /* the largest message of these scenarios */
-#define MSG_PERIOD 251        /* of the payload pattern: a prime */
+#define MSG_HEADER 16      /* u32 kind, u32 producer, u64 seq; host order */
+#define MSG_MAX_SIZE 65536 /* the largest message of these scenarios */
+#define MSG_PERIOD 251     /* of the payload pattern: a prime */
 #define MSG_MAX_PRODUCERS 8
 
 enum { MSG_DATA = 0, MSG_STOP = 1 };

@@ -391,7 +391,7 @@ const bench_scenario bench_conn = {
     .impls = impls,
     .runs = runs,
     .seconds = 1.0,
-    .quick_seconds = 0.3,
+    .quick_seconds = 0.2,
     .metric_note = {"messages (round trips) received over the timed window",
                     "the parent's and the child's process CPU time over the window, summed, per "
                     "message (round trip)"},

@@ -1,35 +1,50 @@
 /*
- * bench/queue.c — the `queue` scenario: messages per second through a
- * cross-process queue, 64 B, 1 KiB and 64 KiB messages, one producer
- * process to one consumer process and two to two.
+ * bench/queue.c — the `queue` scenario: messages per second, and CPU time
+ * per message, through a cross-process queue, 64 B, 1 KiB and 64 KiB
+ * messages, one producer process to one consumer process and two to two.
  *
- * Implementations: kart's Queue one message per call (`kart`) and with
- * put_many/get_many in batches (`kart-batch`); a pipe (`pipe`, the
- * baseline: one write() and one read() per message); a unix socket
- * (`unix-socket`, SOCK_SEQPACKET: one send()/recv() per message, which
- * keeps messages whole with two readers); POSIX message queues
- * (`mqueue`); and Python's multiprocessing.Queue (`python`, a python3
- * subprocess doing the same work with its own processes, in the same run).
+ * Implementations, each kart mode against its like-for-like peer:
+ *  - `kart` (kart_queue_put/get, one message per call) against `pipe` (the
+ *    scenario's baseline: one write() and one read() per message);
+ *  - `kart-batch` (kart_queue_put_many/get_many) against `pipe-batch`: the
+ *    same batch per call (batch_of(): up to 32 messages and 256 KiB), one
+ *    write() of the whole batch and reads of up to a batch, parsed into
+ *    messages;
+ *  - and, against pipe, a unix socket (`unix-socket`, SOCK_SEQPACKET: one
+ *    send()/recv() per message, which keeps messages whole with two
+ *    readers), POSIX message queues (`mqueue`) and Python's
+ *    multiprocessing.Queue (`python`, a python3 subprocess doing the same
+ *    work with its own processes, in the same run).
+ *
+ * Every message of every implementation is a bench/msgcheck.h message
+ * (producer id, sequence number, a payload derived from both), written
+ * whole by its producer and checked whole by its consumer, with the order
+ * of each producer's messages (consecutive with one consumer, increasing
+ * with two), and each producer's count sent against the count received.
+ * A mismatch is an error of the round (bench_metric_error), not a rate.
  *
  * Buffers: kart's queue holds 1 MiB; the pipe is raised to 1 MiB
  * (F_SETPIPE_SZ, the unprivileged maximum) and the socket asks for 1 MiB
  * (the kernel caps it at net.core.wmem_max); a message queue holds 64
- * messages where the system allows (root), else the default 10. With two
- * readers of a pipe and messages over PIPE_BUF, writers and readers each
- * hold a process-shared mutex around a message (what multiprocessing's
- * Queue does with its locks), since the pipe would otherwise interleave
- * them.
+ * messages where the system allows (root), else the default 10. Where a
+ * pipe would interleave or split messages (two writers of more than
+ * PIPE_BUF at once; two readers of batches, whose reads end anywhere),
+ * writers or readers hold a process-shared mutex around their call (what
+ * multiprocessing's Queue does with its locks; kart's queue has its own).
  *
  * A round: every side is a forked process; they meet at a start line, the
  * producers send for the round's seconds, then each sends one stop message
  * per consumer (after all its data, so FIFO order per producer delivers
  * everything first); a consumer leaves after as many stops as there are
- * producers. (A batch could take more than its share of stops, so
- * kart-batch ends with kart_queue_close() by the last producer instead,
- * and consumers drain to -EPIPE.) The rate is all data messages received
- * over the time from the start to the last consumer's finish, and sent
- * must equal received. Data messages start with byte 0, stops with byte 1.
+ * producers. A batch could take more than its share of stops, so the
+ * batched ones end as a closed channel instead: kart-batch with
+ * kart_queue_close() by the last producer (consumers drain to -EPIPE),
+ * pipe-batch with end of file once every producer has closed its end. The
+ * rate is all data messages received over the time from the start to the
+ * last consumer's finish. The CPU time is every side's process CPU clock
+ * from the start line to its end, summed, over the messages received.
  */
+#include "msgcheck.h"
 #include "python.h"
 #include "sync_util.h"
 
@@ -43,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUFFER_BYTES (1 << 20)
@@ -53,13 +69,18 @@ typedef struct qb_mem {
     sync_clock clock;
     int nprod, ncons;
     size_t size;
-    _Atomic uint64_t sent, received;
+    int batch; /* messages per call of the batched implementations */
+    _Atomic uint64_t sent[MSG_MAX_PRODUCERS], received[MSG_MAX_PRODUCERS];
+    _Atomic int64_t cpu_ns; /* every side's, summed */
     _Atomic int64_t finish;
     _Atomic int producers_done; /* kart-batch: the last one closes the queue */
-    bool lock_msgs;             /* pipe: hold wlock/rlock around each message */
+    _Atomic int bad;            /* a consumer found a wrong message: why[] */
+    char why[160];
+    bool lock_writes, lock_reads; /* pipes: hold wlock/rlock around each call */
     pthread_mutex_t wlock, rlock;
     kart_queue *q;
     int fd[2];
+    bool ends_at_eof; /* pipe-batch: each side keeps only its own end */
     mqd_t mq;
 } qb_mem;
 
@@ -69,11 +90,19 @@ static void check(int err, const char *what)
         bench_fail("%s: %s", what, kart_strerror(err));
 }
 
-/* ---- transports: send one, receive one ---- */
+static int64_t process_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        bench_fail("clock_gettime(CLOCK_PROCESS_CPUTIME_ID): %s", strerror(errno));
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- transports: send one, receive one (its length) ---- */
 
 typedef struct transport {
     void (*send)(qb_mem *m, const char *buf);
-    void (*recv)(qb_mem *m, char *buf);
+    size_t (*recv)(qb_mem *m, char *buf);
 } transport;
 
 static void kart_send(qb_mem *m, const char *buf)
@@ -81,12 +110,11 @@ static void kart_send(qb_mem *m, const char *buf)
     check(kart_queue_put(m->q, buf, m->size, -1), "kart_queue_put");
 }
 
-static void kart_recv(qb_mem *m, char *buf)
+static size_t kart_recv(qb_mem *m, char *buf)
 {
     size_t len;
     check(kart_queue_get(m->q, buf, m->size, &len, -1), "kart_queue_get");
-    if (len != m->size)
-        bench_fail("kart_queue_get: %zu bytes, not %zu", len, m->size);
+    return len;
 }
 
 static void write_all(int fd, const char *p, size_t n)
@@ -102,35 +130,45 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
+/* One read() of up to n bytes, through EINTR: 0 at end of file. */
+static size_t read_some(int fd, char *p, size_t n)
+{
+    ssize_t r;
+    while ((r = read(fd, p, n)) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        bench_fail("read: %s", strerror(errno));
+    return (size_t)r;
+}
+
 static void read_all(int fd, char *p, size_t n)
 {
     while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            bench_fail("read: %s", r ? strerror(errno) : "end of file");
+        size_t r = read_some(fd, p, n);
+        if (r == 0)
+            bench_fail("read: end of file inside a message");
         p += r;
-        n -= (size_t)r;
+        n -= r;
     }
 }
 
 static void pipe_send(qb_mem *m, const char *buf)
 {
-    if (m->lock_msgs)
+    if (m->lock_writes)
         pthread_mutex_lock(&m->wlock);
     write_all(m->fd[1], buf, m->size);
-    if (m->lock_msgs)
+    if (m->lock_writes)
         pthread_mutex_unlock(&m->wlock);
 }
 
-static void pipe_recv(qb_mem *m, char *buf)
+static size_t pipe_recv(qb_mem *m, char *buf)
 {
-    if (m->lock_msgs)
+    if (m->lock_reads)
         pthread_mutex_lock(&m->rlock);
     read_all(m->fd[0], buf, m->size);
-    if (m->lock_msgs)
+    if (m->lock_reads)
         pthread_mutex_unlock(&m->rlock);
+    return m->size;
 }
 
 static void sock_send(qb_mem *m, const char *buf)
@@ -142,13 +180,14 @@ static void sock_send(qb_mem *m, const char *buf)
         bench_fail("send: %s", n < 0 ? strerror(errno) : "short");
 }
 
-static void sock_recv(qb_mem *m, char *buf)
+static size_t sock_recv(qb_mem *m, char *buf)
 {
     ssize_t n;
     while ((n = recv(m->fd[0], buf, m->size, 0)) < 0 && errno == EINTR)
         ;
-    if (n != (ssize_t)m->size)
-        bench_fail("recv: %s", n < 0 ? strerror(errno) : "short message");
+    if (n < 0)
+        bench_fail("recv: %s", strerror(errno));
+    return (size_t)n;
 }
 
 static void mq_send_one(qb_mem *m, const char *buf)
@@ -158,13 +197,14 @@ static void mq_send_one(qb_mem *m, const char *buf)
             bench_fail("mq_send: %s", strerror(errno));
 }
 
-static void mq_recv_one(qb_mem *m, char *buf)
+static size_t mq_recv_one(qb_mem *m, char *buf)
 {
     ssize_t n;
     while ((n = mq_receive(m->mq, buf, m->size, NULL)) < 0 && errno == EINTR)
         ;
-    if (n != (ssize_t)m->size)
-        bench_fail("mq_receive: %s", n < 0 ? strerror(errno) : "short message");
+    if (n < 0)
+        bench_fail("mq_receive: %s", strerror(errno));
+    return (size_t)n;
 }
 
 static const transport t_kart = {kart_send, kart_recv};
@@ -172,120 +212,240 @@ static const transport t_pipe = {pipe_send, pipe_recv};
 static const transport t_sock = {sock_send, sock_recv};
 static const transport t_mq = {mq_send_one, mq_recv_one};
 
-/* ---- the sides ---- */
+/* ---- what every side does at its start and its end ---- */
 
-static void finished(qb_mem *m)
+static void *alloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p)
+        bench_fail("out of memory");
+    return p;
+}
+
+/* Meets the others at the start line; returns the CPU clock there. */
+static int64_t start_line(qb_mem *m)
+{
+    sync_clock_start(&m->clock, m->nprod + m->ncons);
+    return process_cpu_ns();
+}
+
+static void producer_done(qb_mem *m, uint32_t id, uint64_t sent, int64_t cpu0)
+{
+    atomic_fetch_add(&m->cpu_ns, process_cpu_ns() - cpu0);
+    atomic_fetch_add(&m->sent[id], sent);
+}
+
+static void consumer_done(qb_mem *m, const msg_checker *ck, int64_t cpu0)
 {
     int64_t now = bench_now_ns(), f = atomic_load(&m->finish);
     while (now > f && !atomic_compare_exchange_weak(&m->finish, &f, now))
         ;
+    atomic_fetch_add(&m->cpu_ns, process_cpu_ns() - cpu0);
+    for (int p = 0; p < m->nprod; p++)
+        atomic_fetch_add(&m->received[p], ck->count[p]);
+    int no = 0;
+    if (ck->bad && atomic_compare_exchange_strong(&m->bad, &no, 1))
+        snprintf(m->why, sizeof(m->why), "%s", ck->why);
 }
 
-static void producer(qb_mem *m, const transport *t)
+/* With one consumer it sees every message of every producer in order;
+ * with two, each sees an increasing part of each producer's. */
+static void checker(const qb_mem *m, msg_checker *ck)
 {
-    char *buf = calloc(1, m->size);
-    if (!buf)
-        bench_fail("out of memory");
-    sync_clock_start(&m->clock, m->nprod + m->ncons);
+    msg_checker_init(ck, m->nprod, m->size, m->ncons == 1);
+}
+
+/* ---- one message per call ---- */
+
+static void producer(qb_mem *m, const transport *t, uint32_t id)
+{
+    char *buf = alloc(m->size);
+    int64_t cpu0 = start_line(m);
     uint64_t n = 0;
     while (n % CHECK_EVERY || !sync_clock_done(&m->clock)) {
+        msg_fill(buf, m->size, MSG_DATA, id, n);
         t->send(m, buf);
         n++;
     }
-    buf[0] = 1;
+    msg_fill(buf, m->size, MSG_STOP, id, n);
     for (int i = 0; i < m->ncons; i++)
         t->send(m, buf);
-    atomic_fetch_add(&m->sent, n);
+    producer_done(m, id, n, cpu0);
     free(buf);
 }
 
 static void consumer(qb_mem *m, const transport *t)
 {
-    char *buf = malloc(m->size);
-    if (!buf)
-        bench_fail("out of memory");
-    sync_clock_start(&m->clock, m->nprod + m->ncons);
-    uint64_t n = 0;
+    char *buf = alloc(m->size);
+    msg_checker ck;
+    checker(m, &ck);
+    int64_t cpu0 = start_line(m);
     for (int stops = 0; stops < m->nprod;) {
-        t->recv(m, buf);
-        if (buf[0])
-            stops++;
-        else
-            n++;
+        size_t len = t->recv(m, buf);
+        msg_check(&ck, buf, len);
+        /* The header says stop, even where the check failed: the round
+         * must end all the same. */
+        uint32_t kind = MSG_DATA;
+        if (len >= 4)
+            memcpy(&kind, buf, 4);
+        stops += kind == MSG_STOP;
     }
-    finished(m);
-    atomic_fetch_add(&m->received, n);
+    consumer_done(m, &ck, cpu0);
     free(buf);
 }
 
-/* kart-batch: as many messages per call as MAX_BATCH and 256 KiB allow. */
+/* ---- a batch per call: kart-batch and pipe-batch ---- */
+
+/* As many messages per call as MAX_BATCH and 256 KiB allow. */
 static int batch_of(size_t size)
 {
     size_t b = ((size_t)256 << 10) / size;
     return b < 1 ? 1 : b > MAX_BATCH ? MAX_BATCH : (int)b;
 }
 
-static void batch_producer(qb_mem *m)
+/* The next batch, numbered from *n, into buf (batch messages in a row). */
+static void fill_batch(const qb_mem *m, char *buf, uint32_t id, uint64_t *n)
 {
-    int b = batch_of(m->size);
-    char *buf = calloc(1, m->size);
-    if (!buf)
-        bench_fail("out of memory");
+    for (int i = 0; i < m->batch; i++, (*n)++)
+        msg_fill(buf + (size_t)i * m->size, m->size, MSG_DATA, id, *n);
+}
+
+static void kart_batch_producer(qb_mem *m, uint32_t id)
+{
+    char *buf = alloc(m->size * (size_t)m->batch);
     struct iovec v[MAX_BATCH];
-    for (int i = 0; i < b; i++)
-        v[i] = (struct iovec){buf, m->size};
-    sync_clock_start(&m->clock, m->nprod + m->ncons);
+    for (int i = 0; i < m->batch; i++)
+        v[i] = (struct iovec){buf + (size_t)i * m->size, m->size};
+    int64_t cpu0 = start_line(m);
     uint64_t n = 0, calls = 0;
     while (calls++ % 4 || !sync_clock_done(&m->clock)) {
-        int k = kart_queue_put_many(m->q, v, b, -1);
-        check(k, "kart_queue_put_many");
-        n += (uint64_t)k;
+        fill_batch(m, buf, id, &n);
+        /* put_many puts what fits without waiting: the rest goes next. */
+        for (int done = 0; done < m->batch;) {
+            int k = kart_queue_put_many(m->q, v + done, m->batch - done, -1);
+            check(k, "kart_queue_put_many");
+            done += k;
+        }
     }
-    atomic_fetch_add(&m->sent, n);
+    producer_done(m, id, n, cpu0);
     if (atomic_fetch_add(&m->producers_done, 1) + 1 == m->nprod)
         check(kart_queue_close(m->q), "kart_queue_close");
     free(buf);
 }
 
-static void batch_consumer(qb_mem *m)
+static void kart_batch_consumer(qb_mem *m)
 {
-    int b = batch_of(m->size);
-    char *buf = malloc(m->size * (size_t)b);
-    if (!buf)
-        bench_fail("out of memory");
+    size_t cap = m->size * (size_t)m->batch;
+    char *buf = alloc(cap);
     struct iovec v[MAX_BATCH];
-    sync_clock_start(&m->clock, m->nprod + m->ncons);
-    uint64_t n = 0;
+    msg_checker ck;
+    checker(m, &ck);
+    int64_t cpu0 = start_line(m);
     int k;
-    while ((k = kart_queue_get_many(m->q, buf, m->size * (size_t)b, v, b, -1)) > 0) {
+    while ((k = kart_queue_get_many(m->q, buf, cap, v, m->batch, -1)) > 0)
         for (int i = 0; i < k; i++)
-            if (v[i].iov_len != m->size || ((char *)v[i].iov_base)[0])
-                bench_fail("kart_queue_get_many: a %zu-byte message, not %zu zeros", v[i].iov_len,
-                           m->size);
-        n += (uint64_t)k;
-    }
+            msg_check(&ck, v[i].iov_base, v[i].iov_len);
     if (k != -EPIPE)
         check(k, "kart_queue_get_many");
-    finished(m);
-    atomic_fetch_add(&m->received, n);
+    consumer_done(m, &ck, cpu0);
+    free(buf);
+}
+
+static void pipe_batch_producer(qb_mem *m, uint32_t id)
+{
+    close(m->fd[0]);
+    size_t bytes = m->size * (size_t)m->batch;
+    char *buf = alloc(bytes);
+    int64_t cpu0 = start_line(m);
+    uint64_t n = 0, calls = 0;
+    while (calls++ % 4 || !sync_clock_done(&m->clock)) {
+        fill_batch(m, buf, id, &n);
+        if (m->lock_writes)
+            pthread_mutex_lock(&m->wlock);
+        write_all(m->fd[1], buf, bytes);
+        if (m->lock_writes)
+            pthread_mutex_unlock(&m->wlock);
+    }
+    producer_done(m, id, n, cpu0);
+    close(m->fd[1]); /* the last producer's close is the consumers' EOF */
+    free(buf);
+}
+
+/* Reads up to a batch at a time and parses the messages out of it. Alone,
+ * a consumer keeps a message cut at the end of a read for the next one;
+ * with two, it completes that message before it lets go of the lock, or
+ * the other would read the rest. */
+static void pipe_batch_consumer(qb_mem *m)
+{
+    close(m->fd[1]);
+    size_t bytes = m->size * (size_t)m->batch, have = 0;
+    char *buf = alloc(bytes);
+    msg_checker ck;
+    checker(m, &ck);
+    int64_t cpu0 = start_line(m);
+    for (;;) {
+        if (m->lock_reads)
+            pthread_mutex_lock(&m->rlock);
+        size_t r = read_some(m->fd[0], buf + have, bytes - have);
+        if (r > 0 && m->lock_reads && (have + r) % m->size) {
+            size_t cut = m->size - (have + r) % m->size;
+            read_all(m->fd[0], buf + have + r, cut);
+            r += cut;
+        }
+        if (m->lock_reads)
+            pthread_mutex_unlock(&m->rlock);
+        if (r == 0) {
+            if (have)
+                bench_fail("read: end of file inside a message");
+            break;
+        }
+        have += r;
+        size_t whole = have - have % m->size;
+        for (size_t off = 0; off < whole; off += m->size)
+            msg_check(&ck, buf + off, m->size);
+        memmove(buf, buf + whole, have - whole);
+        have -= whole;
+    }
+    consumer_done(m, &ck, cpu0);
+    close(m->fd[0]);
     free(buf);
 }
 
 /* ---- one round ---- */
 
+typedef enum { ONE_BY_ONE, KART_BATCH, PIPE_BATCH } style;
+
 typedef struct side {
     qb_mem *m;
-    const transport *t; /* NULL: kart-batch */
+    const transport *t; /* ONE_BY_ONE's */
+    style how;
+    uint32_t id; /* a producer's */
     bool produce;
 } side;
 
 static int run_side(void *arg)
 {
     side *s = arg;
-    if (s->t)
-        (s->produce ? producer : consumer)(s->m, s->t);
-    else
-        (s->produce ? batch_producer : batch_consumer)(s->m);
+    switch (s->how) {
+    case ONE_BY_ONE:
+        if (s->produce)
+            producer(s->m, s->t, s->id);
+        else
+            consumer(s->m, s->t);
+        break;
+    case KART_BATCH:
+        if (s->produce)
+            kart_batch_producer(s->m, s->id);
+        else
+            kart_batch_consumer(s->m);
+        break;
+    case PIPE_BATCH:
+        if (s->produce)
+            pipe_batch_producer(s->m, s->id);
+        else
+            pipe_batch_consumer(s->m);
+        break;
+    }
     return 0;
 }
 
@@ -294,27 +454,50 @@ static qb_mem *open_mem(bench_ctx *ctx)
     qb_mem *m = sync_map(sizeof(*m));
     m->nprod = m->ncons = (int)bench_param_get(ctx->c, "producers");
     m->size = (size_t)bench_param_get(ctx->c, "bytes");
+    m->batch = batch_of(m->size);
     m->clock.seconds = ctx->seconds;
     return m;
 }
 
-static void drive(bench_ctx *ctx, qb_mem *m, const transport *t)
+/* Runs the sides, then checks every producer's count against what the
+ * consumers received and fills in the metrics (or the error). */
+static void drive(bench_ctx *ctx, qb_mem *m, const transport *t, style how)
 {
-    pid_t pids[8];
-    side sides[8];
+    pid_t pids[2 * MSG_MAX_PRODUCERS];
+    side sides[2 * MSG_MAX_PRODUCERS];
     int n = 0;
     for (int i = 0; i < m->nprod + m->ncons; i++) {
-        sides[n] = (side){m, t, i < m->nprod};
+        sides[n] = (side){m, t, how, (uint32_t)i, i < m->nprod};
         pids[n] = sync_fork(run_side, &sides[n]);
         n++;
     }
+    if (m->ends_at_eof) {
+        close(m->fd[0]);
+        close(m->fd[1]);
+    }
     for (int i = 0; i < n; i++)
         sync_reap(pids[i]);
-    uint64_t sent = atomic_load(&m->sent), received = atomic_load(&m->received);
-    if (sent != received || sent == 0)
-        bench_fail("%llu messages sent, %llu received", (unsigned long long)sent,
-                   (unsigned long long)received);
-    ctx->value[0] = (double)received * 1e9 / (double)(atomic_load(&m->finish) - m->clock.start);
+    uint64_t total = 0;
+    for (int p = 0; p < m->nprod; p++) {
+        uint64_t sent = atomic_load(&m->sent[p]), received = atomic_load(&m->received[p]);
+        int no = 0;
+        if (sent != received && atomic_compare_exchange_strong(&m->bad, &no, 1))
+            snprintf(m->why, sizeof(m->why), "producer %d: %llu messages sent, %llu received", p,
+                     (unsigned long long)sent, (unsigned long long)received);
+        total += received;
+    }
+    /* A producer descheduled past a short round may send nothing; all of
+     * them together must have. */
+    int no = 0;
+    if (total == 0 && atomic_compare_exchange_strong(&m->bad, &no, 1))
+        snprintf(m->why, sizeof(m->why), "no message sent");
+    if (atomic_load(&m->bad)) {
+        for (int i = 0; i < 2; i++)
+            bench_metric_error(ctx, i, "%s", m->why);
+        return;
+    }
+    ctx->value[0] = (double)total * 1e9 / (double)(atomic_load(&m->finish) - m->clock.start);
+    ctx->value[1] = (double)atomic_load(&m->cpu_ns) / (double)total;
 }
 
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
@@ -322,7 +505,8 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     qb_mem *m = open_mem(ctx);
     kart_queue_options o = {.capacity = BUFFER_BYTES};
     check(kart_queue_create(&m->q, &o), "kart_queue_create");
-    drive(ctx, m, strcmp(impl->arg, "batch") == 0 ? NULL : &t_kart);
+    bool batch = strcmp(impl->arg, "batch") == 0;
+    drive(ctx, m, &t_kart, batch ? KART_BATCH : ONE_BY_ONE);
     check(kart_queue_free(m->q), "kart_queue_free");
     sync_unmap(m, sizeof(*m));
     return 0;
@@ -341,18 +525,26 @@ static void shared_mutex(pthread_mutex_t *mu)
 
 static int run_pipe(const bench_impl *impl, bench_ctx *ctx)
 {
-    (void)impl;
     qb_mem *m = open_mem(ctx);
+    bool batch = strcmp(impl->arg, "batch") == 0;
     if (pipe2(m->fd, O_CLOEXEC) != 0)
         bench_fail("pipe2: %s", strerror(errno));
     if (fcntl(m->fd[1], F_SETPIPE_SZ, BUFFER_BYTES) < 0)
         bench_fail("F_SETPIPE_SZ: %s", strerror(errno));
-    m->lock_msgs = m->size > PIPE_BUF && m->nprod > 1;
+    /* A write of up to PIPE_BUF is atomic; a read of exactly one message
+     * among messages of one size takes one whole message; a read of up to
+     * a batch may end inside one. */
+    size_t write_bytes = m->size * (size_t)(batch ? m->batch : 1);
+    m->lock_writes = write_bytes > PIPE_BUF && m->nprod > 1;
+    m->lock_reads = batch && m->ncons > 1;
+    m->ends_at_eof = batch;
     shared_mutex(&m->wlock);
     shared_mutex(&m->rlock);
-    drive(ctx, m, &t_pipe);
-    close(m->fd[0]);
-    close(m->fd[1]);
+    drive(ctx, m, &t_pipe, batch ? PIPE_BATCH : ONE_BY_ONE);
+    if (!batch) {
+        close(m->fd[0]);
+        close(m->fd[1]);
+    }
     sync_unmap(m, sizeof(*m));
     return 0;
 }
@@ -366,7 +558,7 @@ static int run_socket(const bench_impl *impl, bench_ctx *ctx)
     int bytes = BUFFER_BYTES;
     setsockopt(m->fd[1], SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
     setsockopt(m->fd[0], SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
-    drive(ctx, m, &t_sock);
+    drive(ctx, m, &t_sock, ONE_BY_ONE);
     close(m->fd[0]);
     close(m->fd[1]);
     sync_unmap(m, sizeof(*m));
@@ -400,7 +592,7 @@ static int run_mqueue(const bench_impl *impl, bench_ctx *ctx)
     if (m->mq == (mqd_t)-1)
         bench_fail("mq_open: %s", strerror(errno));
     mq_unlink(name); /* the descriptor, inherited over fork, keeps it */
-    drive(ctx, m, &t_mq);
+    drive(ctx, m, &t_mq, ONE_BY_ONE);
     mq_close(m->mq);
     sync_unmap(m, sizeof(*m));
     return 0;
@@ -411,39 +603,60 @@ static int run_mqueue(const bench_impl *impl, bench_ctx *ctx)
  * Bounded (maxsize: 1 MiB of messages, at most PYTHON_MAXSIZE of them) like
  * the others: unbounded, its put only appends to the producer's own list
  * and a feeder thread writes it out later, so a round would queue up
- * seconds of messages in 0.15 s and spend them draining. */
+ * seconds of messages in 0.15 s and spend them draining. A producer's CPU
+ * time includes its feeder thread's: it is read after q.join_thread(). */
 #define PYTHON_MAXSIZE 1024
 
-static const char python_script[] =
+static const char python_main[] =
     "import multiprocessing as mp, sys, time\n"
-    "def producer(q, bar, size, seconds, ncons, sent):\n"
-    "    msg = bytes(size); stop = b'\\x01' + bytes(size - 1)\n"
-    "    bar.wait(); end = time.monotonic() + seconds; n = 0\n"
+    "def producer(q, bar, me, size, seconds, ncons, sent, cpu):\n"
+    "    bar.wait(); c0 = time.process_time(); end = time.monotonic() + seconds; n = 0\n"
     "    while n % 64 or time.monotonic() < end:\n"
-    "        q.put(msg); n += 1\n"
+    "        q.put(fill(0, me, n, size)); n += 1\n"
+    "    stop = fill(1, me, n, size)\n"
     "    for _ in range(ncons): q.put(stop)\n"
-    "    with sent.get_lock(): sent.value += n\n"
-    "def consumer(q, bar, nprod, received, finish):\n"
-    "    bar.wait(); stops = 0; n = 0\n"
+    "    q.close(); q.join_thread(); sent[me] = n\n"
+    "    with cpu.get_lock(): cpu.value += time.process_time() - c0\n"
+    "def consumer(q, bar, nprod, size, received, finish, cpu, why):\n"
+    "    bar.wait(); c0 = time.process_time(); stops = 0; got = [0] * nprod; nxt = [0] * nprod\n"
+    "    alone = nprod == 1; err = ''\n"
     "    while stops < nprod:\n"
-    "        if q.get()[0]: stops += 1\n"
-    "        else: n += 1\n"
+    "        m = q.get(); kind, p, seq = hdr.unpack_from(m)\n"
+    "        if kind == 1: stops += 1\n"
+    "        if err: continue\n"
+    "        if p >= nprod or kind > 1 or not payload_ok(m, p, seq, size):\n"
+    "            err = 'producer %d message %d: wrong header, length or payload' % (p, seq)\n"
+    "        elif kind == 1:\n"
+    "            if alone and seq != got[p]: err = 'producer %d stopped after %d, %d received' % "
+    "(p, seq, got[p])\n"
+    "        elif seq != nxt[p] if alone else seq < nxt[p]:\n"
+    "            err = 'producer %d message %d where %d was due' % (p, seq, nxt[p])\n"
+    "        else: nxt[p] = seq + 1; got[p] += 1\n"
     "    now = time.monotonic()\n"
-    "    with received.get_lock(): received.value += n\n"
+    "    with received.get_lock():\n"
+    "        for p in range(nprod): received[p] += got[p]\n"
     "    with finish.get_lock(): finish.value = max(finish.value, now)\n"
+    "    with cpu.get_lock(): cpu.value += time.process_time() - c0\n"
+    "    if err: why.value = err.encode()[:190]\n"
     "if __name__ == '__main__':\n"
     "    nprod, size, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])\n"
     "    ctx = mp.get_context('fork'); q = ctx.Queue(int(sys.argv[4]))\n"
     "    bar = ctx.Barrier(2 * nprod + 1)\n"
-    "    sent, received = ctx.Value('q', 0), ctx.Value('q', 0); finish = ctx.Value('d', 0.0)\n"
-    "    ps = [ctx.Process(target=producer, args=(q, bar, size, seconds, nprod, sent)) for _ in "
-    "range(nprod)]\n"
-    "    ps += [ctx.Process(target=consumer, args=(q, bar, nprod, received, finish)) for _ in "
-    "range(nprod)]\n"
+    "    sent, received = ctx.Array('q', nprod), ctx.Array('q', nprod)\n"
+    "    finish, cpu, why = ctx.Value('d', 0.0), ctx.Value('d', 0.0), ctx.Array('c', 200)\n"
+    "    ps = [ctx.Process(target=producer, args=(q, bar, i, size, seconds, nprod, sent, cpu)) "
+    "for i in range(nprod)]\n"
+    "    ps += [ctx.Process(target=consumer, args=(q, bar, nprod, size, received, finish, cpu, "
+    "why)) for _ in range(nprod)]\n"
     "    for p in ps: p.start()\n"
     "    bar.wait(); start = time.monotonic()\n"
     "    for p in ps: p.join()\n"
-    "    print(sent.value, received.value, finish.value - start)\n";
+    "    lost = [p for p in range(nprod) if sent[p] != received[p]]\n"
+    "    if why.value: print('error', why.value.decode())\n"
+    "    elif lost: print('error producer %d: %d messages sent, %d received' % (lost[0], "
+    "sent[lost[0]], received[lost[0]]))\n"
+    "    elif sum(received) == 0: print('error no message sent')\n"
+    "    else: print(sum(received), finish.value - start, cpu.value)\n";
 
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
@@ -456,15 +669,22 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
     snprintf(secs, sizeof(secs), "%.3f", ctx->seconds);
     snprintf(max, sizeof(max), "%ld", maxsize);
     const char *const args[] = {producers, bytes, secs, max, NULL};
-    if (!bench_python_run(python_script, args, out, sizeof(out)))
+    char *script = msg_python_script(python_main);
+    if (!bench_python_run(script, args, out, sizeof(out)))
         bench_fail("python3 failed: %s", out);
-    unsigned long long sent = 0, received = 0;
-    double elapsed = 0;
-    if (sscanf(out, "%llu %llu %lf", &sent, &received, &elapsed) != 3)
+    free(script);
+    if (strncmp(out, "error ", 6) == 0) {
+        out[strcspn(out, "\n")] = '\0';
+        for (int m = 0; m < 2; m++)
+            bench_metric_error(ctx, m, "%s", out + 6);
+        return 0;
+    }
+    unsigned long long received = 0;
+    double elapsed = 0, cpu = 0;
+    if (sscanf(out, "%llu %lf %lf", &received, &elapsed, &cpu) != 3 || elapsed <= 0)
         bench_fail("python3 printed %s", out);
-    if (sent != received || sent == 0 || elapsed <= 0)
-        bench_fail("%llu messages sent, %llu received", sent, received);
     ctx->value[0] = (double)received / elapsed;
+    ctx->value[1] = cpu * 1e9 / (double)received;
     return 0;
 }
 
@@ -472,6 +692,7 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
 
 static const bench_metric metrics[] = {
     {"msgs_per_s", "msg/s", true},
+    {"cpu_ns_per_msg", "ns/msg", false},
 };
 
 static int cases(bench_case *out, bool quick)
@@ -508,8 +729,10 @@ static int impls(bench_impl *out)
 {
     int n = 0;
     out[n++] = (bench_impl){.name = "kart", .run = run_kart, .arg = "one"};
-    out[n++] = (bench_impl){.name = "kart-batch", .run = run_kart, .arg = "batch"};
-    out[n++] = (bench_impl){.name = "pipe", .run = run_pipe, .arg = ""};
+    out[n++] =
+        (bench_impl){.name = "kart-batch", .run = run_kart, .arg = "batch", .peer = "pipe-batch"};
+    out[n++] = (bench_impl){.name = "pipe", .run = run_pipe, .arg = "one"};
+    out[n++] = (bench_impl){.name = "pipe-batch", .run = run_pipe, .arg = "batch"};
     out[n++] = (bench_impl){.name = "unix-socket", .run = run_socket, .arg = ""};
     out[n++] = (bench_impl){.name = "mqueue", .run = run_mqueue, .arg = ""};
     out[n++] =
@@ -519,15 +742,20 @@ static int impls(bench_impl *out)
 
 const bench_scenario bench_queue = {
     .name = "queue",
-    .summary = "messages/s through a cross-process queue (64 B, 1 KiB, 64 KiB; 1->1 and 2->2 "
-               "processes): kart Queue vs pipe, unix socket, POSIX mqueue, Python "
+    .summary = "messages/s and CPU per message through a cross-process queue (64 B, 1 KiB, "
+               "64 KiB; 1->1 and 2->2 processes), every message checked: kart Queue vs pipe, "
+               "kart-batch vs pipe-batch (the same batches), unix socket, POSIX mqueue, Python "
                "multiprocessing.Queue",
     .baseline = "pipe",
-    .nmetrics = 1,
+    .nmetrics = 2,
     .metrics = metrics,
     .cases = cases,
     .impls = impls,
     .runs = runs,
     .seconds = 0.5,
     .quick_seconds = 0.15,
+    .metric_note = {"data messages received over the time from the start line to the last "
+                    "consumer's end",
+                    "every producer's and consumer's process CPU time over the round, summed, "
+                    "per message received"},
 };

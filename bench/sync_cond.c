@@ -395,7 +395,7 @@ const bench_scenario bench_cond = {
     .impls = impls,
     .runs = runs,
     .seconds = 1.0,
-    .quick_seconds = 0.15,
+    .quick_seconds = 0.12,
     .metric_note = {"all pairs together", "both sides together",
                     "side 0's CPU ns per wall ns, over the pairs", "side 1's, likewise"},
     .descriptive = 1u << 2 | 1u << 3,

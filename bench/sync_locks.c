@@ -439,7 +439,7 @@ const bench_scenario bench_locks = {
     .impls = impls,
     .runs = runs,
     .seconds = 1.0,
-    .quick_seconds = 0.15,
+    .quick_seconds = 0.12,
     .metric_note = {NULL, NULL, "all threads together",
                     "CPUs the threads kept busy: CPU ns per wall ns",
                     "the most uneven pair: its busiest thread's acquisitions over its idlest's"},

@@ -217,6 +217,37 @@ static int find_run(const bench_result *res, const int *run, int nrun, const cha
     return -1;
 }
 
+/*
+ * Of the comma-separated peers in list, the one that ran with the best
+ * median of metrics[0] over the rounds: the index in run[], or -1 if none
+ * ran. vals is run_case's table of values; tmp has room for `rounds`.
+ * Choosing the best of several peers after the fact can only favour the
+ * peer, never kart.
+ */
+static int best_peer(const bench_scenario *s, const bench_result *res, const int *run, int nrun,
+                     const char *list, const double *vals, int rounds, double *tmp)
+{
+    int best = -1;
+    double bestv = NAN;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[32];
+        snprintf(name, sizeof(name), "%.*s", (int)len, p);
+        p += len + (p[len] == ',');
+        int k = find_run(res, run, nrun, name);
+        if (k < 0)
+            continue;
+        for (int r = 0; r < rounds; r++)
+            tmp[r] = vals[((size_t)k * rounds + r) * BENCH_MAX_METRICS];
+        double v = median(tmp, rounds);
+        if (best < 0 || (!isnan(v) && (isnan(bestv) || better(&s->metrics[0], v, bestv)))) {
+            best = k;
+            bestv = v;
+        }
+    }
+    return best;
+}
+
 /* splitmix64: the round orders' generator, small and the same everywhere. */
 static uint64_t next_random(uint64_t *state)
 {
@@ -255,6 +286,11 @@ static void shuffle(int *order, int n, uint64_t *state)
 static bool client_bound_round(const bench_ctx *ctx)
 {
     return ctx->load_busy >= BENCH_SATURATED && ctx->server_busy < BENCH_SATURATED;
+}
+
+bool bench_flagged(const bench_scenario *s, const bench_result *r, int m)
+{
+    return s->flag[m] && s->flag_above[m] > 0 && r->median[m] > s->flag_above[m];
 }
 
 bool bench_no_difference(const bench_result *r, int m)
@@ -355,10 +391,17 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
     }
     for (int k = 0; k < nrun; k++) {
         bench_result *rs = &res[run[k]];
-        /* --baseline overrides all; else the variant's own peer, if any. */
+        /* --baseline overrides all; else the variant's own peer, if any
+         * (the best of its peers, when it lists several). */
         const char *bname = !o->baseline && rs->impl->peer ? rs->impl->peer : baseline;
-        int base = find_run(res, run, nrun, bname);
-        rs->baseline = base >= 0 ? bname : NULL;
+        int base;
+        if (strchr(bname, ',')) {
+            base = best_peer(s, res, run, nrun, bname, vals, rounds, tmp);
+            rs->baseline_of = bname;
+        } else {
+            base = find_run(res, run, nrun, bname);
+        }
+        rs->baseline = base >= 0 ? res[run[base]].impl->name : NULL;
         /* Client-bound in most rounds, this row or the one it divides by. */
         rs->client_bound = 2 * rs->client_bound_rounds > rounds ||
                            (base >= 0 && 2 * res[run[base]].client_bound_rounds > rounds);
@@ -367,7 +410,7 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
                 tmp[r] = VAL(k, r, m);
             rs->median[m] = median(tmp, rounds);
             rs->ratio[m] = rs->ratio_min[m] = rs->ratio_max[m] = NAN;
-            if (base < 0)
+            if (base < 0 || (s->descriptive >> m & 1))
                 continue;
             for (int r = 0; r < rounds; r++)
                 tmp[r] = VAL(k, r, m) / VAL(base, r, m);

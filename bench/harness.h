@@ -38,7 +38,7 @@
 #include <stdio.h>
 
 #define BENCH_MAX_PARAMS 4
-#define BENCH_MAX_METRICS 4
+#define BENCH_MAX_METRICS 6
 #define BENCH_MAX_MODES 3
 #define BENCH_MAX_CASES 8
 #define BENCH_MAX_IMPLS 16
@@ -95,7 +95,10 @@ struct bench_impl {
     const char *arg; /* kart's backend name, for the kart-<backend> impls */
     /* The implementation this one's ratios divide by, when that is not the
      * scenario's baseline: a variant (process-shared, robust) is compared
-     * with the same variant of the peer. */
+     * with the same variant of the peer. A comma-separated list names
+     * several like-for-like peers ("spin-futex,pthread-adaptive"): the
+     * ratios then divide by whichever of them that ran has the best median
+     * of metrics[0] in this case, and the report names it. */
     const char *peer;
 };
 
@@ -122,6 +125,15 @@ typedef struct bench_scenario {
     unsigned client_capped;
     /* What metrics[m] counts, for the table's header; NULL for none. */
     const char *metric_note[BENCH_MAX_METRICS];
+    /* Bit m: metrics[m] describes how a run went (the CPUs it kept busy,
+     * how evenly threads shared a lock) rather than scoring it: the table
+     * and the JSON give its value and no ratio. */
+    unsigned descriptive;
+    /* A median of metrics[m] above flag_above[m] (when that is > 0) earns
+     * the word flag[m] beside it in the table and "flag" in the JSON
+     * ("unfair"). */
+    double flag_above[BENCH_MAX_METRICS];
+    const char *flag[BENCH_MAX_METRICS];
 } bench_scenario;
 
 #define BENCH_SCENARIO(name) extern const bench_scenario bench_##name;
@@ -188,6 +200,9 @@ typedef struct bench_result {
     /* The lowest and highest per-round ratio. */
     double ratio_min[BENCH_MAX_METRICS], ratio_max[BENCH_MAX_METRICS];
     const char *baseline; /* what ratio divides by; NULL when it did not run */
+    /* impl->peer when it lists several peers (baseline is the best of
+     * them that ran), else NULL. */
+    const char *baseline_of;
     /* Medians over rounds of bench_ctx.load_busy / server_busy (NaN when
      * not measured), and how many rounds were client-bound. */
     double load_busy, server_busy;
@@ -197,6 +212,9 @@ typedef struct bench_result {
     bool client_bound;
     char error[224]; /* the first measurement error, or "" */
 } bench_result;
+
+/* Whether metric m of the row is flagged (bench_scenario.flag). */
+bool bench_flagged(const bench_scenario *s, const bench_result *r, int m);
 
 /* Whether a ratio's per-round range holds 1.0: no difference shown. */
 bool bench_no_difference(const bench_result *r, int m);

@@ -51,6 +51,8 @@ static const char *fmt_ratio(const bench_scenario *s, const bench_result *r, int
 {
     if (isnan(r->median[m]))
         snprintf(buf, size, "%s", "");
+    else if (s->descriptive >> m & 1)
+        snprintf(buf, size, "%s", bench_flagged(s, r, m) ? s->flag[m] : "");
     else if (r->client_bound && (s->client_capped >> m & 1))
         snprintf(buf, size, "client-bound");
     else if (isnan(r->ratio[m]))
@@ -108,14 +110,16 @@ void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
     /* Each ratio column as wide as its widest cell. */
     int rw[BENCH_MAX_METRICS];
     for (int m = 0; m < s->nmetrics; m++) {
-        rw[m] = 17;
+        /* A descriptive metric's cell holds its flag, if any. */
+        rw[m] = s->descriptive >> m & 1 ? 0 : 17;
         for (int i = 0; i < n; i++)
             if (!r[i].impl->skip && (int)strlen(fmt_ratio(s, &r[i], m, q, sizeof(q))) > rw[m])
                 rw[m] = (int)strlen(q);
     }
     fprintf(out, "  %-*s", w, "impl");
     for (int m = 0; m < s->nmetrics; m++)
-        fprintf(out, " %14s %-*s", s->metrics[m].name, rw[m], "ratio  range");
+        fprintf(out, " %14s %-*s", s->metrics[m].name, rw[m],
+                s->descriptive >> m & 1 ? "" : "ratio  range");
     fprintf(out, " mode%s\n", busy ? " (CPU busy: load generator, server)" : "");
     for (int i = 0; i < n; i++) {
         fprintf(out, "  %-*s", w, r[i].impl->name);
@@ -130,12 +134,21 @@ void bench_print_table(FILE *out, const bench_scenario *s, const bench_case *c,
         fprintf(out, " %s", r[i].mode ? r[i].mode : "");
         if (mixed && r[i].baseline && strcmp(r[i].baseline, r[i].impl->name) != 0)
             fprintf(out, "%svs %s", r[i].mode ? " " : "", r[i].baseline);
+        if (r[i].baseline && r[i].baseline_of)
+            fprintf(out, " (the best of %s)", r[i].baseline_of);
         if (!isnan(r[i].load_busy) || !isnan(r[i].server_busy))
             fprintf(out, " (%.0f%%, %.0f%%)", 100 * r[i].load_busy, 100 * r[i].server_busy);
         fprintf(out, "\n");
     }
     if (tilde)
         fprintf(out, "  ~ the per-round ratios fall on both sides of 1.00: no difference shown\n");
+    for (int m = 0; m < s->nmetrics; m++) {
+        bool flagged = false;
+        for (int i = 0; i < n; i++)
+            flagged |= !r[i].impl->skip && bench_flagged(s, &r[i], m);
+        if (flagged)
+            fprintf(out, "  %s: %s above %.2f\n", s->flag[m], s->metrics[m].name, s->flag_above[m]);
+    }
     if (capped)
         fprintf(out,
                 "  client-bound: the load generator kept its CPU %.0f%% busy and the server did "
@@ -253,6 +266,16 @@ void bench_print_json(FILE *out, const bench_scenario *s, const bench_case *c,
                         bench_no_difference(&r[i], m) ? "true" : "false");
                 fprintf(out, ",\"baseline\":");
                 json_str(out, r[i].baseline);
+                if (r[i].baseline_of) {
+                    fprintf(out, ",\"baseline_best_of\":");
+                    json_str(out, r[i].baseline_of);
+                }
+            }
+            if (s->descriptive >> m & 1)
+                fprintf(out, ",\"descriptive\":true");
+            if (bench_flagged(s, &r[i], m)) {
+                fprintf(out, ",\"flag\":");
+                json_str(out, s->flag[m]);
             }
             if (!isnan(r[i].load_busy) || !isnan(r[i].server_busy)) {
                 json_num(out, "load_busy", "%.3f", r[i].load_busy);

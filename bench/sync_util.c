@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -32,18 +33,54 @@ void sync_unmap(void *p, size_t size)
         bench_fail("munmap: %s", strerror(errno));
 }
 
-void sync_threads(int n, void *(*fn)(void *), void *const *arg)
+int sync_cpus_allowed(void)
 {
-    pthread_t t[4];
-    if (n < 1 || n > 4)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        bench_fail("sched_getaffinity: %s", strerror(errno));
+    return CPU_COUNT(&set);
+}
+
+/* The first `cpus` CPUs of this process's affinity mask in *out. */
+static void first_cpus(int cpus, cpu_set_t *out)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        bench_fail("sched_getaffinity: %s", strerror(errno));
+    CPU_ZERO(out);
+    for (int cpu = 0, got = 0; cpu < CPU_SETSIZE && got < cpus; cpu++)
+        if (CPU_ISSET(cpu, &set)) {
+            CPU_SET(cpu, out);
+            got++;
+        }
+    if (CPU_COUNT(out) < cpus)
+        bench_fail("this process may run on %d CPUs, the case needs %d", CPU_COUNT(&set), cpus);
+}
+
+void sync_threads(int n, void *(*fn)(void *), void *const *arg, int cpus)
+{
+    pthread_t t[SYNC_MAX_THREADS];
+    if (n < 1 || n > SYNC_MAX_THREADS)
         bench_fail("sync_threads: %d threads", n);
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err != 0)
+        bench_fail("pthread_attr_init: %s", strerror(err));
+    if (cpus > 0) {
+        cpu_set_t set;
+        first_cpus(cpus, &set);
+        err = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+        if (err != 0)
+            bench_fail("pthread_attr_setaffinity_np: %s", strerror(err));
+    }
     for (int i = 0; i < n; i++) {
-        int err = pthread_create(&t[i], NULL, fn, arg[i]);
+        err = pthread_create(&t[i], &attr, fn, arg[i]);
         if (err != 0)
             bench_fail("pthread_create: %s", strerror(err));
     }
+    pthread_attr_destroy(&attr);
     for (int i = 0; i < n; i++) {
-        int err = pthread_join(t[i], NULL);
+        err = pthread_join(t[i], NULL);
         if (err != 0)
             bench_fail("pthread_join: %s", strerror(err));
     }
@@ -93,7 +130,7 @@ void sync_clock_start(sync_clock *k, int parties)
         atomic_store(&k->arrived, parties + 1); /* publishes start */
     } else {
         while (atomic_load(&k->arrived) <= parties)
-            ;
+            sched_yield();
     }
 }
 

@@ -21,8 +21,17 @@
 void *sync_map(size_t size);
 void sync_unmap(void *p, size_t size);
 
-/* Runs fn(arg[i]) on n threads (n <= 4) and joins them. */
-void sync_threads(int n, void *(*fn)(void *), void *const *arg);
+/* The most threads sync_threads() runs: 4 pairs. */
+#define SYNC_MAX_THREADS 8
+
+/* Runs fn(arg[i]) on n threads (n <= SYNC_MAX_THREADS) and joins them.
+ * cpus > 0 confines every thread to the first `cpus` CPUs this process may
+ * run on (1: all on one CPU; 2 with 8 threads: oversubscribed); 0 leaves
+ * them to the scheduler. */
+void sync_threads(int n, void *(*fn)(void *), void *const *arg, int cpus);
+
+/* How many CPUs this process may run on (its affinity mask). */
+int sync_cpus_allowed(void);
 
 /* Forks a child that runs fn(arg) and _exit()s with its result; returns the
  * child's pid. The caller is single-threaded when it forks. */
@@ -47,8 +56,9 @@ typedef struct sync_clock {
     double seconds;
 } sync_clock;
 
-/* Returns once `parties` callers have called it (spinning: they are about
- * to run flat out anyway); the last one sets start. */
+/* Returns once `parties` callers have called it (spinning, and yielding
+ * so that a party that shares the CPU gets to arrive); the last one sets
+ * start. */
 void sync_clock_start(sync_clock *k, int parties);
 /* True, for every side, once any side has seen the deadline pass (and
  * then stop_at is when). Reads the clock: call it every so many

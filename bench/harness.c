@@ -217,6 +217,30 @@ static int find_run(const bench_result *res, const int *run, int nrun, const cha
     return -1;
 }
 
+/* A baseline written "best:a,b,c" is whichever of a, b and c ran in this
+ * case with the best median of metrics[0] (med0[k], impl k of run[]);
+ * any other name is found as it is. Returns the index in run[], or -1. */
+static int find_baseline(const bench_scenario *s, const bench_result *res, const int *run, int nrun,
+                         const char *name, const double *med0)
+{
+    if (!name || strncmp(name, "best:", 5) != 0)
+        return find_run(res, run, nrun, name);
+    int best = -1;
+    for (const char *p = name + 5; *p;) {
+        size_t len = strcspn(p, ",");
+        for (int k = 0; k < nrun; k++) {
+            const char *n = res[run[k]].impl->name;
+            if (strlen(n) != len || strncmp(n, p, len) != 0 || isnan(med0[k]))
+                continue;
+            if (best < 0 ||
+                (s->metrics[0].higher_better ? med0[k] > med0[best] : med0[k] < med0[best]))
+                best = k;
+        }
+        p += len + (p[len] == ',');
+    }
+    return best;
+}
+
 /* splitmix64: the round orders' generator, small and the same everywhere. */
 static uint64_t next_random(uint64_t *state)
 {
@@ -353,12 +377,19 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
             *(b ? &rs->server_busy : &rs->load_busy) = med;
         }
     }
+    /* Each implementation's median of metrics[0], for a "best:" baseline. */
+    double med0[BENCH_MAX_IMPLS];
+    for (int k = 0; k < nrun; k++) {
+        for (int r = 0; r < rounds; r++)
+            tmp[r] = VAL(k, r, 0);
+        med0[k] = median(tmp, rounds);
+    }
     for (int k = 0; k < nrun; k++) {
         bench_result *rs = &res[run[k]];
         /* --baseline overrides all; else the variant's own peer, if any. */
         const char *bname = !o->baseline && rs->impl->peer ? rs->impl->peer : baseline;
-        int base = find_run(res, run, nrun, bname);
-        rs->baseline = base >= 0 ? bname : NULL;
+        int base = find_baseline(s, res, run, nrun, bname, med0);
+        rs->baseline = base >= 0 ? res[run[base]].impl->name : NULL;
         /* Client-bound in most rounds, this row or the one it divides by. */
         rs->client_bound = 2 * rs->client_bound_rounds > rounds ||
                            (base >= 0 && 2 * res[run[base]].client_bound_rounds > rounds);

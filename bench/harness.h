@@ -95,7 +95,9 @@ struct bench_impl {
     const char *arg; /* kart's backend name, for the kart-<backend> impls */
     /* The implementation this one's ratios divide by, when that is not the
      * scenario's baseline: a variant (process-shared, robust) is compared
-     * with the same variant of the peer. */
+     * with the same variant of the peer. "best:a,b,c" (here or as the
+     * scenario's baseline): whichever of a, b, c has the best median of
+     * metrics[0] in the case; the table names the one chosen. */
     const char *peer;
 };
 

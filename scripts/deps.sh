@@ -26,6 +26,7 @@ required=(
 optional=(
   "libuv1-dev:pkg-config --exists libuv"
   "libevent-dev:pkg-config --exists libevent"
+  "libtbb-dev:pkg-config --exists tbb"
   "wrk:command -v wrk"
   "nginx-light:command -v nginx || test -x /usr/sbin/nginx"
 )
@@ -58,9 +59,9 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "kart: missing packages: ${missing[*]}" >&2
   echo "kart: this host has no apt-get; install the equivalents yourself:" >&2
   echo "  liburing (>= 2.0), libnuma, check (libcheck), OpenSSL's libcrypto, pkg-config, python3;" >&2
-  echo "  for the benchmarks also libuv, libevent, wrk and nginx." >&2
-  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel openssl-devel python3 pkgconf libuv-devel libevent-devel wrk nginx" >&2
-  echo "  macOS:  brew install check pkg-config openssl python libuv libevent wrk nginx (io_uring and libnuma are Linux-only)" >&2
+  echo "  for the benchmarks also libuv, libevent, oneTBB, wrk and nginx." >&2
+  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel openssl-devel python3 pkgconf libuv-devel libevent-devel tbb-devel wrk nginx" >&2
+  echo "  macOS:  brew install check pkg-config openssl python libuv libevent tbb wrk nginx (io_uring and libnuma are Linux-only)" >&2
   for e in "${required[@]}"; do
     case " ${missing[*]} " in *" ${e%%:*} "*) exit 1 ;; esac
   done

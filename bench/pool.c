@@ -488,13 +488,12 @@ static int cases(bench_case *out, bool quick)
     return 3;
 }
 
-/* OpenMP's static schedule (no claims) and the other loop schedules run
- * only the maps; the tasks case has one OpenMP peer, openmp-dynamic, whose
- * schedule does not matter to `omp task`. */
+/* The OpenMP loop schedules run the maps, openmp-tasks the tasks case. */
 static bool runs(const bench_case *c, const bench_impl *impl)
 {
-    return is_map(c) || strncmp(impl->name, "openmp-", 7) != 0 ||
-           strcmp(impl->name, "openmp-dynamic") == 0;
+    if (strncmp(impl->name, "openmp-", 7) != 0)
+        return true;
+    return is_map(c) == (strcmp(impl->name, "openmp-tasks") != 0);
 }
 
 #if KART_BENCH_HAVE_OPENMP
@@ -518,8 +517,8 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "kart-threads", .run = run_kart, .arg = "threads"};
     out[n++] = (bench_impl){
         .name = "kart-processes", .run = run_kart, .arg = "processes", .peer = "python"};
-    static const char *const omp[] = {"dynamic", "nonmonotonic", "guided", "static"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const omp[] = {"dynamic", "nonmonotonic", "guided", "static", "tasks"};
+    for (int i = 0; i < 5; i++) {
         out[n] = (bench_impl){.run = run_forked, .arg = omp[i], .skip = OMP_SKIP};
         snprintf(out[n].name, sizeof(out[n].name), "openmp-%s", omp[i]);
         n++;

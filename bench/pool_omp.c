@@ -15,8 +15,8 @@
  *  - static: no claims at all: schedule(static, 1) deals the items out
  *    round-robin at chunk 1, schedule(static) one block per thread at the
  *    default chunk.
- * The tasks case: `omp task` from a single thread, a taskwait every
- * POOL_BATCH tasks.
+ * openmp-tasks, the tasks case: `omp task` from a single thread, a
+ * taskwait every POOL_BATCH tasks.
  */
 #include "harness.h"
 #include "pool_peers.h"

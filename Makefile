@@ -168,6 +168,17 @@ BENCH_CFLAGS += -fopenmp
 BENCH_LIBS += -fopenmp
 endif
 
+# The `pool` scenario's oneTBB peer (bench/pool_tbb.cc): C++, as oneTBB is,
+# compiled with $(CXX) and linked into kart-bench when pkg-config finds tbb
+# (libtbb-dev) and $(CXX) compiles; reported as skipped when not.
+HAVE_TBB := $(shell $(PKG_CONFIG) --exists tbb 2>/dev/null && echo 'int main(){}' | $(CXX) -x c++ - -o /dev/null 2>/dev/null && echo 1 || echo 0)
+BENCH_CFLAGS += -DKART_BENCH_HAVE_TBB=$(HAVE_TBB)
+BENCH_OBJ :=
+ifeq ($(HAVE_TBB),1)
+BENCH_OBJ += $(OUT)/bench/pool_tbb.o
+BENCH_LIBS += $(shell $(PKG_CONFIG) --libs tbb) -lstdc++
+endif
+
 # What kart-bench records about its build (bench/env.c): the compiler's
 # own line, the flags of the library and its own (less -I and -W), the git
 # commit, liburing's version. Recursive (=): read only when it is built.
@@ -260,9 +271,14 @@ $(OUT)/kart-console: examples/kart-console.c examples/console_wire.h $(OUT)/libk
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -o $@ $< $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 $(OUT)/tests/check_console: $(OUT)/examples/echo-server $(OUT)/examples/http-server $(OUT)/kart-console
 
-$(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(OUT)/libkart.a
+$(OUT)/kart-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(BENCH_OBJ) $(OUT)/libkart.a
 	$(call say,CC,$@)
-	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(BENCH_CFLAGS) $(BENCH_ENV) -Ibench -o $@ $(BENCH_SRC) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(BENCH_CFLAGS) $(BENCH_ENV) -Ibench -o $@ $(BENCH_SRC) $(BENCH_OBJ) $(OUT)/libkart.a $(LIBS) $(BENCH_LIBS) -lm $(LDSAN) $(LDFLAGS)
+
+$(OUT)/bench/pool_tbb.o: bench/pool_tbb.cc bench/pool_peers.h
+	$(call say,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) -std=c++17 $(OPT) -Wall -Wextra -Werror -pthread $(if $(SAN),-fsanitize=$(SAN)) $(shell $(PKG_CONFIG) --cflags tbb) -Ibench -c $< -o $@
 
 $(OUT)/bench/line-kart-peer: bench/peers/line_kart.c $(LINE_PEER_SRC) $(LINE_PEER_HDR) $(OUT)/libkart.a
 	@mkdir -p $(@D)

@@ -394,10 +394,11 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
         /* --baseline overrides all; else the variant's own peer, if any
          * (the best of its peers, when it lists several). */
         const char *bname = !o->baseline && rs->impl->peer ? rs->impl->peer : baseline;
+        const char *list = strncmp(bname, "best:", 5) == 0 ? bname + 5 : bname;
         int base;
-        if (strchr(bname, ',')) {
-            base = best_peer(s, res, run, nrun, bname, vals, rounds, tmp);
-            rs->baseline_of = bname;
+        if (list != bname || strchr(list, ',')) {
+            base = best_peer(s, res, run, nrun, list, vals, rounds, tmp);
+            rs->baseline_of = list;
         } else {
             base = find_run(res, run, nrun, bname);
         }

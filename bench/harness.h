@@ -96,9 +96,10 @@ struct bench_impl {
     /* The implementation this one's ratios divide by, when that is not the
      * scenario's baseline: a variant (process-shared, robust) is compared
      * with the same variant of the peer. A comma-separated list names
-     * several like-for-like peers ("spin-futex,pthread-adaptive"): the
-     * ratios then divide by whichever of them that ran has the best median
-     * of metrics[0] in this case, and the report names it. */
+     * several like-for-like peers ("spin-futex,pthread-adaptive", or
+     * "best:a,b,c", here or as the scenario's baseline): the ratios then
+     * divide by whichever of them that ran has the best median of
+     * metrics[0] in this case, and the report names it. */
     const char *peer;
 };
 

@@ -1,52 +1,68 @@
 /*
- * bench/pool.c — the `pool` scenario: worker pools against OpenMP, a
- * plain pthread pool and Python's multiprocessing.
+ * bench/pool.c — the `pool` scenario: worker pools against OpenMP, oneTBB,
+ * a plain pthread pool and Python's multiprocessing.
  *
  * Cases:
- *  - tasks: N empty tasks submitted one by one from one thread, each with
- *    a way to learn it is done (kart: a future, waited for and freed in
- *    batches of 1024; OpenMP: `omp task` from a single thread, then
- *    taskwait; pthread: a queued task and a completion count; Python:
+ *  - tasks: N empty tasks submitted one by one from one thread and waited
+ *    for in batches of POOL_BATCH (1024): tiny-task submit-and-wait (kart:
+ *    a future each, waited for and freed; OpenMP: `omp task` from a single
+ *    thread, then taskwait; oneTBB: task_group run, then wait; pthread: a
+ *    mutex + condition variable queue and a completion count; Python:
  *    apply_async and get). Rate: tasks per second.
- *  - map: 1,000,000 items of 8 bytes, each run through ~100 dependent
- *    multiply-xor-shift steps (a few hundred ns), results checked against
- *    a serial run; with chunk size 1 and with the default chunk
- *    (ceil(n / (4 x workers)), Python's rule, which OpenMP's dynamic
- *    schedule is given too; openmp-static uses schedule(static), one
- *    block per thread, at the default chunk, and schedule(static, 1) at
- *    chunk 1). Rate: items per second.
+ *  - map: 1,000,000 items (--quick: 250,000) of 8 bytes, each run through ~100 dependent
+ *    multiply-xor-shift steps (a few hundred ns), every result checked
+ *    against a serial run; with chunk 1 and with the default chunk
+ *    (ceil(n / (4 x workers)), Python's rule, given to every peer that
+ *    takes a chunk). What a chunk means differs: bench/pool_omp.c,
+ *    bench/pool_tbb.cc and docs/bench.md ("pool") say it per peer; kart's
+ *    workers each start with 1/workers of the chunks and claim an eighth
+ *    of what their range holds, up to 64 chunks, per compare-and-swap,
+ *    stealing half of another's range when theirs is empty. Rate: items
+ *    per second.
  *
  * Every pool has one worker per usable CPU; kart's pools and the pthread
- * pool are created before the clock starts, OpenMP's team persists between
- * regions anyway. Python runs as a python3 subprocess (same workers, fork
- * start method), timing itself around the work only; its work function
- * is one multiply-add on an int, since a Python loop of a hundred steps
- * would measure the interpreter, not the pool. Python runs fewer items
- * (tasks: 20,000; map: 20,000 at chunk 1, 200,000 at the default chunk)
- * and every figure is a per-item rate, so ratios stay comparable. A
- * warm-up or --smoke run does a tenth of each count.
+ * pool are created before the clock starts and joined after it. OpenMP and
+ * oneTBB run each round in a child process of their own (fork, no exec;
+ * kart-bench never starts either runtime itself), which starts the
+ * runtime's threads before its clock and checks the results itself: their
+ * threads spin a while after the work (libgomp GOMP_SPINCOUNT iterations
+ * by default, forever under OMP_WAIT_POLICY=active), and that must not
+ * land on the next implementation's round. The child exits, its threads
+ * with it. Each runs with the runtime's default wait policy, its fastest;
+ * OMP_WAIT_POLICY and GOMP_SPINCOUNT set in kart-bench's environment
+ * reach the child.
+ *
+ * kart's ratios, and every row's, are to the best of the thread-pool peers
+ * in each case ("best:" baseline: the table names which); kart-processes
+ * is compared with Python's process pool.
+ *
+ * Python runs as a python3 subprocess (same workers, fork start method),
+ * timing itself around the work only; its work function is one
+ * multiply-add on an int, since a Python loop of a hundred steps would
+ * measure the interpreter, not the pool. Python runs fewer items (tasks:
+ * 20,000; map: 20,000 at chunk 1, 200,000 at the default chunk) and every
+ * figure is a per-item rate, so ratios stay comparable; --quick runs a
+ * quarter of those. A warm-up or --smoke run does a tenth of each count.
  */
 #include "harness.h"
+#include "pool_peers.h"
 #include "python.h"
 
 #include <kart.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
-
-#if KART_BENCH_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 #define MAP_ITEMS 1000000
 #define PY_TASKS 20000
 #define PY_MAP1 20000
 #define PY_MAPD 200000
-#define WORK_STEPS 100
-#define BATCH 1024
 
 static int nworkers(void)
 {
@@ -54,13 +70,6 @@ static int nworkers(void)
     if (sched_getaffinity(0, sizeof(s), &s) == 0 && CPU_COUNT(&s) > 0)
         return CPU_COUNT(&s);
     return 1;
-}
-
-static inline uint64_t work(uint64_t x)
-{
-    for (int i = 0; i < WORK_STEPS; i++)
-        x = (x * 6364136223846793005u + 1442695040888963407u) ^ (x >> 29);
-    return x;
 }
 
 /* The input and the serial results, made once. */
@@ -76,7 +85,7 @@ static void map_data(void)
         bench_fail("out of memory");
     for (size_t i = 0; i < MAP_ITEMS; i++) {
         map_in[i] = i * 0x9e3779b97f4a7c15u;
-        map_want[i] = work(map_in[i]);
+        map_want[i] = pool_work(map_in[i]);
     }
 }
 
@@ -108,7 +117,7 @@ static long scaled(const bench_ctx *ctx, long n)
 /* Items of a map run: the first ones of map_in. */
 static size_t map_items(const bench_ctx *ctx)
 {
-    return (size_t)scaled(ctx, MAP_ITEMS);
+    return (size_t)scaled(ctx, bench_param_get(ctx->c, "items"));
 }
 
 /* ---- kart ---- */
@@ -117,7 +126,7 @@ static int kart_item(const void *in, size_t in_len, void *out, size_t *out_len)
 {
     uint64_t x;
     memcpy(&x, in, sizeof(x));
-    x = work(x);
+    x = pool_work(x);
     memcpy(out, &x, sizeof(x));
     *out_len = sizeof(x);
     return 0;
@@ -156,10 +165,10 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
     } else {
         long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
-        kart_future *f[BATCH];
+        kart_future *f[POOL_BATCH];
         t0 = bench_now_ns();
-        for (long i = 0; i < n; i += BATCH) {
-            int k = n - i < BATCH ? (int)(n - i) : BATCH;
+        for (long i = 0; i < n; i += POOL_BATCH) {
+            int k = n - i < POOL_BATCH ? (int)(n - i) : POOL_BATCH;
             for (int j = 0; j < k; j++)
                 kcheck(kart_pool_submit(p, kart_empty, NULL, 0, &f[j]), "kart_pool_submit");
             for (int j = 0; j < k; j++) {
@@ -178,63 +187,107 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     return 0;
 }
 
-/* ---- OpenMP ---- */
+/* ---- OpenMP and oneTBB: each round in a child process ---- */
 
-#if KART_BENCH_HAVE_OPENMP
-static _Atomic long omp_ran;
-
-static int run_omp(const bench_impl *impl, bench_ctx *ctx)
+/* The round function of a peer built in, or NULL. */
+static int (*peer_round(const bench_impl *impl))(pool_round *)
 {
-    bool dynamic = strcmp(impl->arg, "dynamic") == 0;
+#if KART_BENCH_HAVE_OPENMP
+    if (strncmp(impl->name, "openmp-", 7) == 0)
+        return pool_omp_round;
+#endif
+#if KART_BENCH_HAVE_TBB
+    if (strcmp(impl->name, "tbb") == 0)
+        return pool_tbb_round;
+#endif
+    return NULL;
+}
+
+/* In the child: runs the round, checks every result, and sends r back.
+ * No bench_fail() here (its exit() would flush kart-bench's stdio buffers
+ * a second time): errors travel in r.error. */
+__attribute__((noreturn)) static void child_round(int (*round)(pool_round *), pool_round *r, int fd)
+{
+    int rc = -1;
+    if (r->in && !(r->out = calloc(r->n, sizeof(uint64_t))))
+        snprintf(r->error, sizeof(r->error), "out of memory");
+    else
+        rc = round(r);
+    for (size_t i = 0; rc == 0 && r->in && i < r->n; i++)
+        if (r->out[i] != map_want[i]) {
+            snprintf(r->error, sizeof(r->error), "item %zu: got %llx, want %llx", i,
+                     (unsigned long long)r->out[i], (unsigned long long)map_want[i]);
+            rc = -1;
+        }
+    if (rc == 0 && !r->in && r->ran != (long)r->n) {
+        snprintf(r->error, sizeof(r->error), "%ld tasks ran, not %zu", r->ran, r->n);
+        rc = -1;
+    }
+    const char *p = (const char *)r;
+    for (size_t off = 0; off < sizeof(*r);) {
+        ssize_t k = write(fd, p + off, sizeof(*r) - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            _exit(2);
+        off += (size_t)k;
+    }
+    _exit(rc == 0 ? 0 : 1);
+}
+
+static int run_forked(const bench_impl *impl, bench_ctx *ctx)
+{
+    int (*round)(pool_round *) = peer_round(impl);
+    if (!round)
+        bench_fail("not built in");
     int w = nworkers();
-    omp_set_num_threads(w);
-    int64_t t0, t1;
+    pool_round r = {.variant = impl->arg, .workers = w};
     if (is_map(ctx->c)) {
         map_data();
-        size_t items = map_items(ctx);
-        uint64_t *out = calloc(items, sizeof(uint64_t));
-        long chunk = bench_param_get(ctx->c, "chunk");
-        long dchunk = chunk ? chunk : (long)default_chunk(items, w);
-        const uint64_t *in = map_in;
-        t0 = bench_now_ns();
-        if (dynamic) {
-#pragma omp parallel for schedule(dynamic, dchunk)
-            for (long i = 0; i < (long)items; i++)
-                out[i] = work(in[i]);
-        } else if (chunk == 1) {
-#pragma omp parallel for schedule(static, 1)
-            for (long i = 0; i < (long)items; i++)
-                out[i] = work(in[i]);
-        } else {
-#pragma omp parallel for schedule(static)
-            for (long i = 0; i < (long)items; i++)
-                out[i] = work(in[i]);
-        }
-        t1 = bench_now_ns();
-        map_check(out, items);
-        free(out);
-        ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
+        r.in = map_in;
+        r.n = map_items(ctx);
+        r.chunk = (size_t)bench_param_get(ctx->c, "chunk");
+        if (!r.chunk)
+            r.chunk = default_chunk(r.n, w);
     } else {
-        long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
-        atomic_store(&omp_ran, 0);
-        t0 = bench_now_ns();
-#pragma omp parallel
-#pragma omp single
-        {
-            for (long i = 0; i < n; i++) {
-#pragma omp task
-                atomic_fetch_add_explicit(&omp_ran, 1, memory_order_relaxed);
-            }
-#pragma omp taskwait
-        }
-        t1 = bench_now_ns();
-        if (atomic_load(&omp_ran) != n)
-            bench_fail("%ld tasks ran, not %ld", atomic_load(&omp_ran), n);
-        ctx->value[0] = (double)n * 1e9 / (double)(t1 - t0);
+        r.n = (size_t)scaled(ctx, bench_param_get(ctx->c, "tasks"));
     }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        bench_fail("pipe2: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        child_round(round, &r, fds[1]);
+    }
+    close(fds[1]);
+    pool_round back;
+    size_t got = 0;
+    while (got < sizeof(back)) {
+        ssize_t k = read(fds[0], (char *)&back + got, sizeof(back) - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            bench_fail("waitpid: %s", strerror(errno));
+    if (got < sizeof(back))
+        bench_fail("the child round died (status %#x) before it reported", status);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        bench_fail("%s", back.error[0] ? back.error : "the child round failed");
+    if (back.ns <= 0)
+        bench_fail("the child round timed %lld ns", (long long)back.ns);
+    ctx->value[0] = (double)r.n * 1e9 / (double)back.ns;
     return 0;
 }
-#endif
 
 /* ---- a plain mutex + condition variable pool ---- */
 
@@ -325,7 +378,7 @@ static void pt_chunk(size_t a, size_t b, void *arg)
 {
     uint64_t *out = arg;
     for (size_t i = a; i < b; i++)
-        out[i] = work(map_in[i]);
+        out[i] = pool_work(map_in[i]);
 }
 
 static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
@@ -355,9 +408,12 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
         long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
         pt_start(&p, w, (size_t)n);
         t0 = bench_now_ns();
-        for (long i = 0; i < n; i++)
-            pt_submit(&p, (pt_task){pt_empty, 0, 0, NULL});
-        pt_wait(&p);
+        for (long i = 0; i < n; i += POOL_BATCH) {
+            long k = n - i < POOL_BATCH ? n - i : POOL_BATCH;
+            for (long j = 0; j < k; j++)
+                pt_submit(&p, (pt_task){pt_empty, 0, 0, NULL});
+            pt_wait(&p);
+        }
         t1 = bench_now_ns();
         pt_stop(&p);
         ctx->value[0] = (double)n * 1e9 / (double)(t1 - t0);
@@ -367,6 +423,8 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
 
 /* ---- Python ---- */
 
+/* Its tasks case waits in batches of 1024: POOL_BATCH, as the others. */
+_Static_assert(POOL_BATCH == 1024, "py_script's batch");
 static const char py_script[] =
     "import sys, time\n"
     "from multiprocessing import Pool\n"
@@ -390,8 +448,9 @@ static const char py_script[] =
     "            assert out == [f(x) for x in data]\n"
     "        else:\n"
     "            t0 = time.perf_counter()\n"
-    "            rs = [pool.apply_async(empty) for _ in range(n)]\n"
-    "            for r in rs: r.get()\n"
+    "            for i in range(0, n, 1024):\n"
+    "                rs = [pool.apply_async(empty) for _ in range(min(1024, n - i))]\n"
+    "                for r in rs: r.get()\n"
     "            t1 = time.perf_counter()\n"
     "    print('rate %f' % (n / (t1 - t0)))\n";
 
@@ -400,6 +459,8 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
     bool map = is_map(ctx->c);
     long chunk = map ? bench_param_get(ctx->c, "chunk") : 0;
     long n = scaled(ctx, !map ? PY_TASKS : chunk == 1 ? PY_MAP1 : PY_MAPD);
+    if (ctx->quick)
+        n /= 4;
     char items[32], chunks[32], workers[32], out[256];
     snprintf(items, sizeof(items), "%ld", n);
     snprintf(chunks, sizeof(chunks), "%ld", chunk);
@@ -424,16 +485,34 @@ static const bench_metric metrics[] = {
 static int cases(bench_case *out, bool quick)
 {
     out[0] = (bench_case){2, {{"tasks", quick ? 100000 : 200000}, {"items", 0}}};
-    out[1] = (bench_case){2, {{"items", MAP_ITEMS}, {"chunk", 1}}};
-    out[2] = (bench_case){2, {{"items", MAP_ITEMS}, {"chunk", 0}}}; /* 0: the default */
+    long items = quick ? MAP_ITEMS / 4 : MAP_ITEMS;
+    out[1] = (bench_case){2, {{"items", items}, {"chunk", 1}}};
+    out[2] = (bench_case){2, {{"items", items}, {"chunk", 0}}}; /* 0: the default */
     return 3;
 }
 
-/* OpenMP's static schedule runs only the maps. */
+/* The OpenMP loop schedules run the maps, openmp-tasks the tasks case. */
 static bool runs(const bench_case *c, const bench_impl *impl)
 {
-    return is_map(c) || strcmp(impl->name, "openmp-static") != 0;
+    if (strncmp(impl->name, "openmp-", 7) != 0)
+        return true;
+    return is_map(c) == (strcmp(impl->name, "openmp-tasks") != 0);
 }
+
+#if KART_BENCH_HAVE_OPENMP
+#define OMP_SKIP NULL
+#else
+#define OMP_SKIP "built without -fopenmp"
+#endif
+#if KART_BENCH_HAVE_TBB
+#define TBB_SKIP NULL
+#else
+#define TBB_SKIP "built without oneTBB (libtbb-dev: pkg-config tbb)"
+#endif
+
+/* The thread-pool peers kart-threads is measured against: the best of
+ * them in each case. */
+#define BEST_PEER "best:openmp-dynamic,openmp-nonmonotonic,openmp-guided,openmp-static,tbb,pthread"
 
 static int impls(bench_impl *out)
 {
@@ -441,13 +520,13 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "kart-threads", .run = run_kart, .arg = "threads"};
     out[n++] = (bench_impl){
         .name = "kart-processes", .run = run_kart, .arg = "processes", .peer = "python"};
-#if KART_BENCH_HAVE_OPENMP
-    out[n++] = (bench_impl){.name = "openmp-dynamic", .run = run_omp, .arg = "dynamic"};
-    out[n++] = (bench_impl){.name = "openmp-static", .run = run_omp, .arg = "static"};
-#else
-    out[n++] = (bench_impl){.name = "openmp-dynamic", .skip = "built without -fopenmp"};
-    out[n++] = (bench_impl){.name = "openmp-static", .skip = "built without -fopenmp"};
-#endif
+    static const char *const omp[] = {"dynamic", "nonmonotonic", "guided", "static", "tasks"};
+    for (int i = 0; i < 5; i++) {
+        out[n] = (bench_impl){.run = run_forked, .arg = omp[i], .skip = OMP_SKIP};
+        snprintf(out[n].name, sizeof(out[n].name), "openmp-%s", omp[i]);
+        n++;
+    }
+    out[n++] = (bench_impl){.name = "tbb", .run = run_forked, .arg = "auto", .skip = TBB_SKIP};
     out[n++] = (bench_impl){.name = "pthread", .run = run_pthread, .arg = ""};
     out[n++] = (bench_impl){.name = "python",
                             .run = run_python,
@@ -461,9 +540,10 @@ static int impls(bench_impl *out)
 
 const bench_scenario bench_pool = {
     .name = "pool",
-    .summary = "worker pools: empty tasks/s, and items/s of a 1M-item map at chunk 1 and "
-               "the default chunk, against OpenMP, a pthread pool and Python",
-    .baseline = "openmp-dynamic",
+    .summary = "worker pools: empty tasks/s submitted and waited for, and items/s of a 1M-item "
+               "map at chunk 1 and the default chunk, against OpenMP, oneTBB, a pthread pool "
+               "and Python; ratios to the best thread-pool peer of each case",
+    .baseline = BEST_PEER,
     .nmetrics = 1,
     .metrics = metrics,
     .cases = cases,

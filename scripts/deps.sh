@@ -28,6 +28,7 @@ optional=(
   "libuv1-dev:pkg-config --exists libuv"
   "libevent-dev:pkg-config --exists libevent"
   "libev-dev:test -f /usr/include/ev.h"
+  "libtbb-dev:pkg-config --exists tbb"
   "wrk:command -v wrk"
   "nginx-light:command -v nginx || test -x /usr/sbin/nginx"
   "libreadline-dev:test -f /usr/include/readline/readline.h"
@@ -71,9 +72,9 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "kart: missing packages: ${missing[*]}" >&2
   echo "kart: this host has no apt-get; install the equivalents yourself:" >&2
   echo "  liburing (>= 2.0), libnuma, check (libcheck), OpenSSL's libcrypto, pkg-config, python3;" >&2
-  echo "  for the benchmarks also libuv, libevent, libev, wrk, nginx, GNU readline and libedit." >&2
-  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel openssl-devel python3 pkgconf libuv-devel libevent-devel libev-devel wrk nginx readline-devel libedit-devel" >&2
-  echo "  macOS:  brew install check pkg-config openssl python libuv libevent libev wrk nginx readline libedit (io_uring and libnuma are Linux-only)" >&2
+  echo "  for the benchmarks also libuv, libevent, libev, oneTBB, wrk, nginx, GNU readline and libedit." >&2
+  echo "  Fedora: dnf install liburing-devel numactl-devel check-devel openssl-devel python3 pkgconf libuv-devel libevent-devel libev-devel tbb-devel wrk nginx readline-devel libedit-devel" >&2
+  echo "  macOS:  brew install check pkg-config openssl python libuv libevent libev tbb wrk nginx readline libedit (io_uring and libnuma are Linux-only)" >&2
   for e in "${required[@]}"; do
     case " ${missing[*]} " in *" ${e%%:*} "*) exit 1 ;; esac
   done

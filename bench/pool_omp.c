@@ -1,0 +1,94 @@
+/*
+ * bench/pool_omp.c — the `pool` scenario's OpenMP peers (gcc's libgomp):
+ * one round, run by bench/pool.c in a child process.
+ *
+ * The schedules and what their chunk means (the map's `chunk`, or the
+ * default chunk ceil(n / (4 x workers))):
+ *  - dynamic: schedule(dynamic, chunk): a thread claims exactly `chunk`
+ *    items per atomic operation on the shared iteration counter;
+ *  - nonmonotonic: schedule(nonmonotonic:dynamic, chunk): the same claims,
+ *    the order relaxed (libgomp 12 runs it through the same code as
+ *    dynamic; a runtime with work stealing, LLVM's, would not);
+ *  - guided: schedule(guided, chunk): each claim takes remaining/threads
+ *    items, never fewer than `chunk` (the last may be shorter): few claims
+ *    while much is left, small ones at the end;
+ *  - static: no claims at all: schedule(static, 1) deals the items out
+ *    round-robin at chunk 1, schedule(static) one block per thread at the
+ *    default chunk.
+ * openmp-tasks, the tasks case: `omp task` from a single thread, a
+ * taskwait every POOL_BATCH tasks.
+ */
+#include "harness.h"
+#include "pool_peers.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#if KART_BENCH_HAVE_OPENMP
+#include <omp.h>
+
+static void map(const char *v, const uint64_t *in, uint64_t *out, long n, long chunk)
+{
+    if (strcmp(v, "dynamic") == 0) {
+#pragma omp parallel for schedule(dynamic, chunk)
+        for (long i = 0; i < n; i++)
+            out[i] = pool_work(in[i]);
+    } else if (strcmp(v, "nonmonotonic") == 0) {
+#pragma omp parallel for schedule(nonmonotonic : dynamic, chunk)
+        for (long i = 0; i < n; i++)
+            out[i] = pool_work(in[i]);
+    } else if (strcmp(v, "guided") == 0) {
+#pragma omp parallel for schedule(guided, chunk)
+        for (long i = 0; i < n; i++)
+            out[i] = pool_work(in[i]);
+    } else if (chunk == 1) {
+#pragma omp parallel for schedule(static, 1)
+        for (long i = 0; i < n; i++)
+            out[i] = pool_work(in[i]);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < n; i++)
+            out[i] = pool_work(in[i]);
+    }
+}
+
+static long tasks(long n)
+{
+    _Atomic long ran = 0;
+#pragma omp parallel
+#pragma omp single
+    {
+        for (long i = 0; i < n; i += POOL_BATCH) {
+            long k = n - i < POOL_BATCH ? n - i : POOL_BATCH;
+            for (long j = 0; j < k; j++) {
+#pragma omp task
+                atomic_fetch_add_explicit(&ran, 1, memory_order_relaxed);
+            }
+#pragma omp taskwait
+        }
+    }
+    return atomic_load(&ran);
+}
+
+int pool_omp_round(pool_round *r)
+{
+    omp_set_num_threads(r->workers);
+    /* Start the team before the clock: a region that does nothing. */
+    _Atomic int started = 0;
+#pragma omp parallel
+    atomic_fetch_add(&started, 1);
+    if (atomic_load(&started) != r->workers) {
+        snprintf(r->error, sizeof(r->error), "a team of %d threads, not %d", atomic_load(&started),
+                 r->workers);
+        return -1;
+    }
+    int64_t t0 = bench_now_ns();
+    if (r->in)
+        map(r->variant, r->in, r->out, (long)r->n, (long)r->chunk);
+    else
+        r->ran = tasks((long)r->n);
+    r->ns = bench_now_ns() - t0;
+    return 0;
+}
+#endif

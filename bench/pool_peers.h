@@ -1,0 +1,61 @@
+/*
+ * bench/pool_peers.h — what the `pool` scenario (bench/pool.c) shares with
+ * its OpenMP and oneTBB peers (bench/pool_omp.c, bench/pool_tbb.cc): the
+ * per-item work, and one round of a peer.
+ *
+ * pool.c runs each round of these peers in a child process of its own
+ * (fork, no exec): their runtimes keep worker threads that spin after the
+ * work is done (libgomp for GOMP_SPINCOUNT iterations, TBB's workers
+ * before they sleep), and that spinning must not land on whatever runs
+ * next. kart-bench itself never starts either runtime, so each child
+ * starts a fresh one. C and C++ both include this file.
+ */
+#ifndef KART_BENCH_POOL_PEERS_H
+#define KART_BENCH_POOL_PEERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Steps of the per-item work: a few hundred ns of dependent arithmetic. */
+#define POOL_WORK_STEPS 100
+/* The tasks case waits for its tasks in batches of this many (kart: a
+ * future each, waited for and freed; the peers: a wait for the batch). */
+#define POOL_BATCH 1024
+
+static inline uint64_t pool_work(uint64_t x)
+{
+    for (int i = 0; i < POOL_WORK_STEPS; i++)
+        x = (x * 6364136223846793005u + 1442695040888963407u) ^ (x >> 29);
+    return x;
+}
+
+/* One round of a peer. A map when in is not NULL: out[i] = pool_work(in[i])
+ * for i < n, in chunks of `chunk` items as the peer understands a chunk
+ * (docs/bench.md, "pool"). Otherwise n empty tasks (each counts itself in
+ * `ran`), waited for every POOL_BATCH. The runtime starts `workers`
+ * threads, caller included, and runs once before the clock starts. */
+typedef struct pool_round {
+    const char *variant; /* the peer's schedule: "dynamic", "guided", ... */
+    int workers;
+    const uint64_t *in;
+    uint64_t *out;
+    size_t n;
+    size_t chunk;
+    int64_t ns;      /* out: the time of the work alone */
+    long ran;        /* out: tasks that ran (tasks only) */
+    char error[160]; /* out: why the round failed */
+} pool_round;
+
+/* Each returns 0, or -1 with r->error set. */
+int pool_omp_round(pool_round *r);
+int pool_tbb_round(pool_round *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -274,6 +274,46 @@ START_TEST(keymap_copies_are_deep)
 }
 END_TEST
 
+/* Maps made from the defaults share the process's one copy until they
+ * change: a change (bind, macro, unbind) lands in that map alone, never in
+ * the shared defaults or in another editor's map. */
+START_TEST(default_maps_are_shared_until_changed)
+{
+    kart__keymap *a = default_map(KART__MAP_EMACS), *b = default_map(KART__MAP_EMACS);
+    int na = 0, nb = 0;
+    kart__keymap_each(a, count_each, &na);
+    kart__keymap_each(b, count_each, &nb);
+    ck_assert_int_gt(na, 100);
+    ck_assert_int_eq(na, nb);
+    ck_assert_int_eq(kart__keymap_bind_fn(a, "\x01", 1, KART__FN_ABORT), 0);
+    ck_assert_int_eq(FN(a, "\x01"), KART__FN_ABORT);
+    ck_assert_int_eq(FN(b, "\x01"), KART__FN_BEGINNING_OF_LINE);
+    ck_assert_int_eq(kart__keymap_bind_macro(b, "\x18q", 2, "quit", 4), 0);
+    kart__binding bd;
+    ck_assert_int_eq(kart__keymap_lookup(a, "\x18q", 2, &bd), 0);
+    kart__keymap *c = default_map(KART__MAP_EMACS);
+    ck_assert_int_eq(kart__keymap_unbind(c, "\x1b[A", 3), 0);
+    ck_assert_int_eq(FN(c, "\x1b[A"), KART__FN_NONE);
+    ck_assert_int_eq(FN(a, "\x1b[A"), KART__FN_PREVIOUS_HISTORY);
+    /* An unbind of what the defaults do not bind changes nothing. */
+    kart__keymap *d = default_map(KART__MAP_EMACS);
+    ck_assert_int_eq(kart__keymap_unbind(d, "\x18\x18\x18", 3), 0);
+    kart__keymap *e = default_map(KART__MAP_EMACS);
+    ck_assert_int_eq(FN(e, "\x01"), KART__FN_BEGINNING_OF_LINE);
+    ck_assert_int_eq(kart__keymap_lookup(e, "\x18q", 2, &bd), 0);
+    ck_assert_int_eq(FN(e, "\x1b[A"), KART__FN_PREVIOUS_HISTORY);
+    int ne = 0;
+    kart__keymap_each(e, count_each, &ne);
+    ck_assert_int_eq(ne, na);
+    ck_assert_int_eq(kart__keymap_create_default(&e, KART__MAP_COUNT), -EINVAL);
+    kart__keymap_free(a);
+    kart__keymap_free(b);
+    kart__keymap_free(c);
+    kart__keymap_free(d);
+    kart__keymap_free(e);
+}
+END_TEST
+
 /* ---- the default maps ---- */
 
 typedef struct {
@@ -1149,6 +1189,7 @@ int main(void)
     tcase_add_test(tc, keymap_binds_looks_up_and_unbinds);
     tcase_add_test(tc, keymap_walks_in_byte_order_and_stops);
     tcase_add_test(tc, keymap_copies_are_deep);
+    tcase_add_test(tc, default_maps_are_shared_until_changed);
     tcase_add_test(tc, emacs_defaults_are_gnus);
     tcase_add_test(tc, vi_defaults_are_gnus);
     tcase_add_test(tc, terminal_keys_in_every_map);

@@ -16,6 +16,8 @@
  */
 #include "line_keymap.h"
 
+#include <stdatomic.h>
+
 #include <errno.h>
 
 typedef struct {
@@ -224,19 +226,40 @@ static int fill(kart__keymap *map, kart__map_id id)
     return err;
 }
 
+/* The process's default maps, built on first use. Published with a
+ * compare-and-swap rather than under a lock or pthread_once: a thread that
+ * loses the race frees its own copy, a failed build (no memory) can be
+ * tried again, and nothing is held across fork. */
+static _Atomic(kart__keymap *) defaults[KART__MAP_COUNT];
+
+static int default_map(kart__map_id id, const kart__keymap **out)
+{
+    kart__keymap *map = atomic_load_explicit(&defaults[id], memory_order_acquire);
+    if (!map) {
+        int err = kart__keymap_create(&map);
+        if (err)
+            return err;
+        err = fill(map, id);
+        if (err) {
+            kart__keymap_free(map);
+            return err;
+        }
+        kart__keymap *none = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&defaults[id], &none, map,
+                                                     memory_order_acq_rel, memory_order_acquire)) {
+            kart__keymap_free(map);
+            map = none;
+        }
+    }
+    *out = map;
+    return 0;
+}
+
 int kart__keymap_create_default(kart__keymap **out, kart__map_id id)
 {
     if ((int)id < 0 || id >= KART__MAP_COUNT)
         return -EINVAL;
-    kart__keymap *map;
-    int err = kart__keymap_create(&map);
-    if (err)
-        return err;
-    err = fill(map, id);
-    if (err) {
-        kart__keymap_free(map);
-        return err;
-    }
-    *out = map;
-    return 0;
+    const kart__keymap *shared;
+    int err = default_map(id, &shared);
+    return err ? err : kart__keymap_share(out, shared);
 }

@@ -55,8 +55,13 @@ typedef enum {
 /* An empty keymap. -ENOMEM. */
 int kart__keymap_create(kart__keymap **out);
 /* A keymap holding GNU readline's default bindings for that map, and the
- * terminal sequences above. -ENOMEM, -EINVAL (bad id). */
+ * terminal sequences above. It reads the process's one copy of those
+ * defaults (built on first use, never freed) until it is first changed,
+ * when it gets its own. -ENOMEM, -EINVAL (bad id). */
 int kart__keymap_create_default(kart__keymap **out, kart__map_id id);
+/* A keymap that reads `shared` (which must outlive it and never change)
+ * until its first change. -ENOMEM. */
+int kart__keymap_share(kart__keymap **out, const kart__keymap *shared);
 /* A deep copy (editors share nothing). -ENOMEM. */
 int kart__keymap_copy(kart__keymap **out, const kart__keymap *src);
 /* NULL is accepted. */

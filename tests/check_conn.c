@@ -96,8 +96,7 @@ START_TEST(duplex_sizes_both_ways)
                                    16385, 65535, 65536, 65537, 300000, (3 << 20) + 1};
     kart_conn *a, *b;
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, _i ? KART_CONN_EXACT : 0), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) { /* echo everything, then exit */
         kart_conn_close(a);
         for (;;) {
@@ -198,7 +197,7 @@ START_TEST(send_many_packs_messages)
     msgs[0] = (struct iovec){big[0], sizeof(big[0])};
     msgs[N + 1] = msgs[1500];
     msgs[1500] = (struct iovec){big[1], 2000};
-    pid_t pid = fork();
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_conn_close(w);
         static uint8_t in[70000];
@@ -354,7 +353,7 @@ START_TEST(eintr_is_retried)
     ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
     kart_conn *a, *b;
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
-    pid_t pid = fork();
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_conn_close(a);
         usleep(50000);
@@ -477,7 +476,7 @@ START_TEST(readahead_and_exact)
     ck_assert_int_eq(w.ready, 1);
     if (_i) {
         /* Another process can take its turn on the same reading end. */
-        pid_t pid = fork();
+        pid_t pid = kt_fork();
         if (pid == 0) {
             int ok = kart_conn_recv_bytes_into(b, buf, 4, &n) == 0 && n == 4;
             _exit(ok ? 0 : 1);
@@ -746,7 +745,7 @@ START_TEST(wait_over_conns_and_fds)
     bad = (kart_waitable){.kind = KART_WAIT_CONN, .u.conn = d};
     ck_assert_int_eq(kart_conn_wait(&bad, 1, 0), -EBADF);
     /* A process sentinel (a pidfd) is an fd like any other. */
-    pid_t pid = fork();
+    pid_t pid = kt_fork();
     if (pid == 0) {
         usleep(20000);
         _exit(0);

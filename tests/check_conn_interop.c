@@ -18,8 +18,7 @@ static pid_t py_start(const char *const *args, FILE **out)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         dup2(p[1], 1);
         close(p[0]);

@@ -125,8 +125,7 @@ static int start_server(server *s, const char *name, const char *addr, const cha
     int out[2], err[2];
     ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(out[1], STDOUT_FILENO);
@@ -236,8 +235,7 @@ static void run_client(result *r, const char *addr, const char *key, const char 
     ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(in[0], STDIN_FILENO);
@@ -306,8 +304,7 @@ static void term_open(term *t, const char *addr, const char *key, const char *na
     fcntl(t->m, F_SETFD, FD_CLOEXEC);
     t->n = t->mark = 0;
     t->buf[0] = 0;
-    t->pid = fork();
-    ck_assert_int_ge(t->pid, 0);
+    t->pid = kt_fork();
     if (t->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setsid();

@@ -423,8 +423,7 @@ START_TEST(a_fork_child_inherits_a_copy)
     int fd = devnull();
     ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 2, 1, EIO), 0);
     ck_assert_int_eq(kart__sys_write(fd, "x", 1), 1); /* the parent's first */
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         /* The copy has seen one call: its next is the second. */
         int r = kart__sys_write(fd, "x", 1) == -1 && errno == EIO ? 0 : 1;
@@ -447,8 +446,7 @@ START_TEST(shared_state_spans_children)
     ck_assert_int_eq(kart__fault_share(), 0);
     int fd = devnull();
     ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 2, 1, EIO), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0)
         _exit(kart__sys_write(fd, "x", 1) == 1 ? 0 : 1); /* the first */
     ck_assert_int_eq(exit_status(pid), 0);
@@ -459,8 +457,7 @@ START_TEST(shared_state_spans_children)
     ck_assert_int_eq(kart__sys_write(fd, "x", 1), 1); /* not counted here */
     int killed = 0;
     for (int i = 0; i < 3; i++) {
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
+        pid = kt_fork();
         if (pid == 0)
             _exit(kart__sys_write(fd, "x", 1) == 1 ? 0 : 1);
         int st = exit_status(pid);
@@ -615,8 +612,7 @@ static void short_io_round(bool duplex, size_t size)
     unsigned char *msg = malloc(size), *got = malloc(size);
     for (size_t i = 0; i < size; i++)
         msg[i] = (unsigned char)(i * 7 + 3);
-    pid_t pid = fork(); /* the sender, so that a full pipe never blocks us */
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork(); /* the sender, so that a full pipe never blocks us */
     if (pid == 0) {
         int r = kart_conn_send_bytes(tx, msg, size);
         r |= kart_conn_send_bytes(tx, "tail", 4);
@@ -1249,8 +1245,7 @@ END_TEST
  * cannot start. */
 static int fresh_uring_has_edge(void)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart__fault_reset();
         kart_selector *sel;

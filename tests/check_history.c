@@ -951,8 +951,7 @@ START_TEST(unreadable_file)
     const char *p = path("h");
     put_str(p, "secret\n");
     chmod(p, 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         /* root reads anything: be nobody. */
         if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
@@ -1179,10 +1178,10 @@ START_TEST(concurrent_appends_never_interleave)
 {
     const char *p = path("h");
     enum { N = 10000 };
-    pid_t a = fork();
+    pid_t a = kt_fork();
     if (a == 0)
         appender(p, 'A', N);
-    pid_t b = fork();
+    pid_t b = kt_fork();
     if (b == 0)
         appender(p, 'B', N);
     int st;
@@ -1217,10 +1216,10 @@ START_TEST(appends_survive_concurrent_truncation)
 {
     const char *p = path("h");
     enum { N = 3000 };
-    pid_t a = fork();
+    pid_t a = kt_fork();
     if (a == 0)
         appender(p, 'A', N);
-    pid_t t = fork();
+    pid_t t = kt_fork();
     if (t == 0) {
         for (int i = 0; i < 300; i++) {
             int r = kart_history_truncate_file(p, 50);
@@ -1431,7 +1430,7 @@ START_TEST(expansion_matches_bash)
         for (size_t i = 0; i < ne && round; i++)
             argv[na++] = extra[i];
         argv[na] = NULL;
-        pid_t pid = fork();
+        pid_t pid = kt_fork();
         if (pid == 0) {
             setenv("OUTFILE", out, 1);
             execv("/bin/bash", (char *const *)argv);
@@ -1509,8 +1508,7 @@ static bool find_python(void)
 /* Runs the peer with args; its exit status. */
 static int py(const char *a1, const char *a2, const char *a3, const char *a4)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         setenv("LC_ALL", "C.UTF-8", 1);
         setenv("TERM", "dumb", 1);

@@ -2354,8 +2354,7 @@ START_TEST(loop_mode_stop_and_continue)
     pty_open(&p, 40, 10, NULL);
     int rep[2];
     ck_assert_int_eq(pipe(rep), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         alarm(20); /* a child left behind by a failed case ends */
         close(rep[0]);

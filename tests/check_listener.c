@@ -145,8 +145,7 @@ static int handshake(side_fn here, const kart_auth *ha, side_fn there, const kar
 {
     kart_conn *a, *b;
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_conn_close(a);
         int r = there(b, ta);
@@ -300,8 +299,7 @@ END_TEST
  * or exits with 3 (KART_EAUTH), 4 (other handshake error), 5. */
 static pid_t client_child(const char *addr, const kart_auth *auth)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_conn *c;
         int r = kart_conn_connect(&c, addr, auth);

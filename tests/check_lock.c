@@ -404,8 +404,7 @@ static pid_t child_holding(kart_lock *l)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         char c = kart_lock_acquire(l, -1) == 0 ? 'y' : 'n';
         if (write(p[1], &c, 1) != 1)
@@ -433,8 +432,7 @@ static void kill_child(pid_t pid)
  * 0 (acquired and released), or 10 + the error number. */
 static pid_t child_acquires(kart_lock *l)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         int r = kart_lock_acquire(l, 100 * KT_MS);
         if (r == 0)
@@ -504,8 +502,7 @@ START_TEST(shared_lock_counts_exactly_across_fork)
     ck_assert_int_eq(kart_lock_init(&c->lock, shared_kinds[_i]), 0);
     pid_t pid[NCHILD];
     for (int i = 0; i < NCHILD; i++) {
-        pid[i] = fork();
-        ck_assert_int_ge(pid[i], 0);
+        pid[i] = kt_fork();
         if (pid[i] == 0)
             _exit(add_under_lock(c, NCHILD_INCR));
     }
@@ -531,8 +528,7 @@ START_TEST(shared_lock_in_separately_mapped_file)
     ck_assert_int_eq(kart_lock_init(&c->lock, shared_kinds[_i]), 0);
     pid_t pid[2];
     for (int i = 0; i < 2; i++) {
-        pid[i] = fork();
-        ck_assert_int_ge(pid[i], 0);
+        pid[i] = kt_fork();
         if (pid[i] == 0) {
             int cfd = open(path, O_RDWR);
             if (cfd < 0)
@@ -1194,8 +1190,7 @@ START_TEST(shared_cond_ping_pong_with_child)
     pingpong *g = shm(sizeof(*g));
     ck_assert_int_eq(kart_lock_init(&g->lock, shared_kinds[_i]), 0);
     ck_assert_int_eq(kart_cond_init(&g->cond, KART_SYNC_SHARED), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0)
         _exit(play(g, 1));
     ck_assert_int_eq(play(g, 0), 0);

@@ -267,8 +267,7 @@ START_TEST(a_child_forked_while_the_handler_changes_logs)
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, setter, NULL), 0);
     for (int k = 0; k < 20; k++) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        pid_t pid = kt_fork();
         if (pid == 0) {
             /* The setter is not in the child; a write it had in flight
              * must not leave the child waiting. */

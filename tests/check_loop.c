@@ -159,8 +159,7 @@ START_TEST(run_in_a_fork_child_is_echild)
     kart_timer_init(loop, &t);
     t.base.data = &r;
     ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, 0, 0), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         int code = 0;
         if (kart_loop_run(loop, KART_RUN_NOWAIT) != -ECHILD)

@@ -46,8 +46,7 @@ static void child_rec_cb(kart_child *c, int status)
 
 static pid_t fork_exit(int code)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0)
         _exit(code);
     return pid;
@@ -58,8 +57,7 @@ static pid_t fork_pause(void)
 {
     int p[2];
     kt_pipe(p);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         /* Check's SIGTERM handler would forward the signal to the test. */
         signal(SIGTERM, SIG_DFL);

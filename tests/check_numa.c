@@ -572,8 +572,7 @@ START_TEST(bind_errors)
     ck_assert_int_eq(kart_numa_thread_cpus(0, NULL), -EINVAL);
     ck_assert_int_eq(kart_numa_thread_cpus(-1, &got), -EINVAL);
     /* A thread that is gone. */
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0)
         _exit(0);
     ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
@@ -590,8 +589,7 @@ START_TEST(bind_other_user_eperm)
 {
     use_topo(NULL);
     cpu_set_t mine = allowed_cpus();
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         if (getuid() == 0 && setuid(65534) != 0)
             _exit(2);
@@ -810,7 +808,9 @@ START_TEST(memory_node_query)
     ck_assert_msg(probe == -ENOENT || probe == -EFAULT, "untouched page: %d", probe);
     volatile char c = p[pg]; /* read: the shared zero page */
     (void)c;
-    ck_assert_int_eq(kart_numa_memory_node(p + pg), -EFAULT);
+    /* Refused on most kernels; placed (on its node) by some, 6.18 here. */
+    int zero = kart_numa_memory_node(p + pg);
+    ck_assert_msg(zero == -EFAULT || zero >= 0, "zero page: %d", zero);
     p[2 * pg] = 1;
     int node = kart_numa_memory_node(p + 2 * pg + 17);
     ck_assert_int_ge(node, 0);

@@ -849,8 +849,7 @@ static void daemon_dies_with(bool killed)
     ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     int pfd[2];
     ck_assert_int_eq(pipe(pfd), 0);
-    pid_t parent = fork();
-    ck_assert_int_ge(parent, 0);
+    pid_t parent = kt_fork();
     if (parent == 0) {
         kart_process *d;
         kart_process_options o = {.daemon = true};
@@ -892,7 +891,7 @@ START_TEST(non_daemon_outlives_parent)
     int pfd[2], go[2];
     ck_assert_int_eq(pipe(pfd), 0);
     ck_assert_int_eq(pipe(go), 0);
-    pid_t parent = fork();
+    pid_t parent = kt_fork();
     if (parent == 0) {
         kart_process *c;
         if (kart_process_create(&c, wait_fd, (void *)(intptr_t)go[0], NULL) != 0 ||
@@ -930,7 +929,7 @@ START_TEST(at_exit_cleanup)
     int out[2], pids[2];
     ck_assert_int_eq(pipe(out), 0);
     ck_assert_int_eq(pipe(pids), 0);
-    pid_t parent = fork();
+    pid_t parent = kt_fork();
     if (parent == 0) {
         close(out[0]);
         kart_process *w, *d;
@@ -1091,8 +1090,7 @@ START_TEST(fork_while_threads_wait_and_wake)
     ck_assert_int_eq(pthread_create(&parker, NULL, park_forever, NULL), 0);
     ck_assert_int_eq(pthread_create(&waker, NULL, wake_busily, NULL), 0);
     for (int i = 0; i < 50; i++) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        pid_t pid = kt_fork();
         if (pid == 0) {
             kart__futex_wake(&busy_word, 1, false);
             kart__futex_wake(&parked_word, 1, false);

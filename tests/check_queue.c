@@ -246,8 +246,7 @@ START_TEST(init_and_attach_in_caller_memory)
     ck_assert_int_eq(kart_queue_join(qa, 0), 0);
 
     /* A process that maps the memfd on its own. */
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         char *c = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         kart_queue *qc;
@@ -767,8 +766,7 @@ START_TEST(processes_exchange_exactly_once)
     m->q = make(2048, 0); /* inherited over fork */
     pid_t pid[NPROD + NCONS];
     for (int i = 0; i < NPROD + NCONS; i++) {
-        pid[i] = fork();
-        ck_assert_int_ge(pid[i], 0);
+        pid[i] = kt_fork();
         if (pid[i] == 0) {
             if (i < NPROD)
                 produce(m, i);
@@ -800,8 +798,7 @@ START_TEST(process_attached_by_name)
     ck_assert_int_eq(kart_queue_create(&req, &o), 0);
     o.name = rep_name;
     ck_assert_int_eq(kart_queue_create(&rep, &o), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_queue *in, *out;
         if (kart_queue_free(req) || kart_queue_free(rep) || kart_queue_open(&in, req_name) ||

@@ -132,8 +132,7 @@ START_TEST(producer_dies_at_each_step)
     bool split = _i % 2;
     kart_queue *q = ring_at(split ? 200 : 0);
     ck_assert_uint_eq(msg_len(4), 82);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart__fault_kill(step, 1);
         unsigned char m[300];
@@ -168,8 +167,7 @@ START_TEST(consumer_dies_at_each_step)
     kart_queue *q = ring_at(split ? 200 : 0);
     put_id(q, 4);
     put_id(q, 10);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart__fault_kill(step, 1);
         unsigned char b[300];
@@ -203,8 +201,7 @@ START_TEST(locks_recover_after_successive_dead_holders)
     kart_queue *q = ring_at(0);
     put_id(q, 4);
     for (int i = 0; i < 6; i++) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        pid_t pid = kt_fork();
         if (pid == 0) {
             unsigned char m[300];
             size_t len;
@@ -234,8 +231,7 @@ END_TEST
 START_TEST(sleeper_wakes_when_waker_dies)
 {
     kart_queue *q = ring_at(0);
-    pid_t consumer = fork();
-    ck_assert_int_ge(consumer, 0);
+    pid_t consumer = kt_fork();
     if (consumer == 0) {
         unsigned char b[300];
         size_t len;
@@ -243,8 +239,7 @@ START_TEST(sleeper_wakes_when_waker_dies)
         _exit(r == 0 && check_msg(b, len, 1000) == 4 ? 0 : 1);
     }
     usleep(50000); /* asleep by now, most likely */
-    pid_t producer = fork();
-    ck_assert_int_ge(producer, 0);
+    pid_t producer = kt_fork();
     if (producer == 0) {
         kart__fault_kill(KART__FP_queue_put_committed, 1);
         unsigned char m[300];
@@ -258,13 +253,11 @@ START_TEST(sleeper_wakes_when_waker_dies)
      * consumer dies after taking a message, before waking it. */
     static char fill[252];
     ck_assert_int_eq(kart_queue_put(q, fill, sizeof(fill), 0), 0);
-    pid_t producer2 = fork();
-    ck_assert_int_ge(producer2, 0);
+    pid_t producer2 = kt_fork();
     if (producer2 == 0)
         _exit(kart_queue_put(q, fill, 100, -1) == 0 ? 0 : 1);
     usleep(50000);
-    pid_t consumer2 = fork();
-    ck_assert_int_ge(consumer2, 0);
+    pid_t consumer2 = kt_fork();
     if (consumer2 == 0) {
         kart__fault_kill(KART__FP_queue_get_committed, 1);
         unsigned char b[300];
@@ -363,8 +356,7 @@ static void harvest(arena *a, int me)
 
 static pid_t spawn(arena *a, int role, unsigned seed)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         if (role < NPROD)
             producer(a, seed);

@@ -46,8 +46,7 @@ static int start(server *s, const char *name, const char *backend, const char *t
     const char *path = example_path(name);
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         dup2(p[1], STDOUT_FILENO);
         execl(path, name, "--port", port, "--threads", threads, "--backend", backend, (char *)NULL);
@@ -444,8 +443,7 @@ START_TEST(test_stats)
     int out[2], err[2];
     ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);

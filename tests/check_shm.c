@@ -202,8 +202,7 @@ START_TEST(named_across_fork_by_name)
     const char *n = tname("fork");
     kart_shm *a;
     ck_assert_int_eq(kart_shm_create(&a, n, 4096, 0), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_shm *c;
         int ok = kart_shm_attach(&c, n, 0) == 0;
@@ -245,8 +244,7 @@ START_TEST(anonymous_inherited_over_fork)
     ck_assert_int_eq(kart_shm_create_anon(&s, 1 << 20, 0), 0);
     ck_assert_ptr_null(kart_shm_name(s));
     ck_assert_int_eq(kart_shm_unlink(s), -EINVAL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         ((char *)kart_shm_addr(s))[(1 << 20) - 1] = 'k';
         kart_shm_close(s);
@@ -297,8 +295,7 @@ START_TEST(segment_passed_over_a_unix_socket)
 {
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         close(sv[0]);
         kart_shm *c;
@@ -393,8 +390,7 @@ START_TEST(tracker_unlinks_after_sigkill)
     for (int c = 0; c < CREATORS; c++) {
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
-        pids[c] = fork();
-        ck_assert_int_ge(pids[c], 0);
+        pids[c] = kt_fork();
         if (pids[c] == 0) {
             close(p[0]);
             char line[EACH * 300] = "";
@@ -441,8 +437,7 @@ START_TEST(tracker_unlinks_after_exit_and_waits_for_children)
     const char *n = tname("exit");
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_shm *s;
         if (kart_shm_create(&s, n, 4096, KART_SHM_TRACK) != 0)
@@ -450,7 +445,7 @@ START_TEST(tracker_unlinks_after_exit_and_waits_for_children)
         kart_shm_close(s);
         /* a grandchild inherits the tracker connection and lives on until
          * the test closes p[1] */
-        pid_t g = fork();
+        pid_t g = kt_fork();
         if (g == 0) {
             close(p[1]);
             char c;
@@ -474,8 +469,7 @@ START_TEST(unlink_unregisters)
     int ready[2], go[2];
     ck_assert_int_eq(pipe(ready), 0);
     ck_assert_int_eq(pipe(go), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         close(go[1]);
         kart_shm *s;
@@ -512,8 +506,7 @@ START_TEST(track_and_untrack_by_name)
     kart_shm *a, *b;
     ck_assert_int_eq(kart_shm_create(&a, kept, 100, 0), 0);
     ck_assert_int_eq(kart_shm_create(&b, dropped, 100, 0), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         int ok = kart_shm_track(kept) == 0 && kart_shm_track(dropped) == 0 &&
                  kart_shm_track(dropped) == 0 && kart_shm_tracker_pid() > 0 &&
@@ -574,8 +567,7 @@ START_TEST(tracker_survives_kills_at_random_instants)
     pid_t pids[KILLS];
     unsigned seed = (unsigned)getpid();
     for (int k = 0; k < KILLS; k++) {
-        pids[k] = fork();
-        ck_assert_int_ge(pids[k], 0);
+        pids[k] = kt_fork();
         if (pids[k] == 0) {
             /* create (generated names, tracked), sometimes unlink, never
              * stop: the kill lands anywhere in this */
@@ -624,8 +616,7 @@ START_TEST(fork_while_another_thread_uses_the_tracker)
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, hammer, name), 0);
     for (int i = 0; i < 100; i++) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
+        pid_t pid = kt_fork();
         if (pid == 0) {
             alarm(5); /* a deadlock fails the test instead of hanging it */
             _exit(kart_shm_track(name) == 0 && kart_shm_untrack(name) == 0 ? 0 : 1);

@@ -291,8 +291,7 @@ START_TEST(lock_times_out_while_another_process_holds_it)
     ck_assert_int_eq(kart_value_create(&v, KART_CT_INT32, 0, KART_SHARED_LOCK), 0);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         close(p[0]);
         if (kart_value_lock(v, -1) != 0)
@@ -321,8 +320,7 @@ START_TEST(robust_lock_survives_a_dead_holder)
                      0);
     ck_assert_int_eq(kart_value_create(&w, KART_CT_INT32, 0, KART_SHARED_LOCK | KART_SHARED_ROBUST),
                      0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         if (kart_value_lock(v, -1) != 0 || kart_value_lock(w, -1) != 0)
             _exit(1);
@@ -352,8 +350,7 @@ START_TEST(counter_across_fork_loses_no_update)
     ck_assert_int_eq(kart_array_create(&a, KART_CT_UINT32, 0, WORKERS, 0), 0);
     pid_t pids[WORKERS];
     for (int w = 0; w < WORKERS; w++) {
-        pids[w] = fork();
-        ck_assert_int_ge(pids[w], 0);
+        pids[w] = kt_fork();
         if (pids[w] == 0) {
             for (int i = 0; i < ROUNDS; i++) {
                 if (kart_value_add(v, 1, NULL) != 0)
@@ -422,8 +419,7 @@ START_TEST(named_array_attached_by_name)
     ck_assert_int_eq(kart_array_create_named(&a, n, KART_CT_BYTES, 5, 3, KART_SHARED_LOCK), 0);
     ck_assert_str_eq(kart_array_name(a), n);
     ck_assert_int_eq(kart_array_set(a, 2, "abcd"), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         kart_array *c;
         char e[5];

@@ -237,8 +237,7 @@ START_TEST(sem_shared_across_fork)
     ck_assert_int_eq(kart_sem_init(&sh->sem, 2, KART_SYNC_SHARED), 0);
     pid_t pids[4];
     for (int c = 0; c < 4; c++) {
-        pids[c] = fork();
-        ck_assert_int_ge(pids[c], 0);
+        pids[c] = kt_fork();
         if (pids[c] == 0) {
             for (int i = 0; i < 2000; i++) {
                 if (kart_sem_acquire(&sh->sem, -1) != 0)
@@ -382,8 +381,7 @@ START_TEST(flag_shared_across_fork)
     ck_assert_int_eq(kart_flag_init(f, KART_SYNC_SHARED), 0);
     pid_t pids[4];
     for (int c = 0; c < 4; c++) {
-        pids[c] = fork();
-        ck_assert_int_ge(pids[c], 0);
+        pids[c] = kt_fork();
         if (pids[c] == 0)
             _exit(kart_flag_wait(f, 10000 * KT_MS) == 0 && kart_flag_is_set(f) == 1 ? 0 : 1);
     }
@@ -698,8 +696,7 @@ START_TEST(barrier_shared_across_fork)
     ck_assert_int_eq(kart_barrier_init(&sh->b, 4, KART_SYNC_SHARED, shared_action, sh), 0);
     pid_t pids[4];
     for (int c = 0; c < 4; c++) {
-        pids[c] = fork();
-        ck_assert_int_ge(pids[c], 0);
+        pids[c] = kt_fork();
         if (pids[c] == 0) {
             for (int r = 0; r < FORK_ROUNDS; r++) {
                 int idx = kart_barrier_wait(&sh->b, 10000 * KT_MS);
@@ -951,8 +948,7 @@ START_TEST(rwlock_shared_across_fork)
     ck_assert_int_eq(kart_rwlock_init(&sh->rw, KART_SYNC_SHARED), 0);
     pid_t pids[4];
     for (int c = 0; c < 4; c++) {
-        pids[c] = fork();
-        ck_assert_int_ge(pids[c], 0);
+        pids[c] = kt_fork();
         if (pids[c] == 0) {
             for (int i = 0; i < 3000; i++) {
                 if ((i + c) % 4 == 0) {

@@ -967,8 +967,7 @@ START_TEST(alarms_work_in_a_fork_child)
     ck_assert_int_eq(kart_thread_start(&t, wait_at_gate, &g, NULL), 0);
     ck_assert_int_eq(kart_alarm_start(&pending, 10000 * KT_MS, count_call, &calls), 0);
     kart_thread_current();
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0)
         _exit(fork_child(&pending, t));
     int status;

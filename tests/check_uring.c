@@ -391,8 +391,7 @@ END_TEST
 static bool count_enters(int (*body)(void), int enters[KT_PHASES])
 {
     memset(enters, 0, KT_PHASES * sizeof(int));
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = kt_fork();
     if (pid == 0) {
         if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
             _exit(77);

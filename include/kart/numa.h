@@ -220,8 +220,9 @@ KART_API int kart_numa_bind_memory(void *addr, size_t len, int node);
  * nothing moves). Always the machine's real node, also under a "test"
  * topology. To check where memory landed.
  * Errors: -EINVAL (addr NULL), -ENOENT (the page was never touched;
- * kernels before 6.5 say -EFAULT), -EFAULT (addr not mapped, or only read
- * so far: the shared zero page),
+ * kernels before 6.5 say -EFAULT), -EFAULT (addr not mapped; also a page
+ * only read so far, the shared zero page, on the kernels that refuse to
+ * place it; others, 6.18 for one, report the zero page's node),
  * -ENOSYS / -EPERM (the kernel or a container refuses the query).
  */
 KART_API int kart_numa_memory_node(const void *addr);

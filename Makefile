@@ -196,7 +196,7 @@ BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
 
-.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run bench-smoke bench-smoke-run bench-plot bench-plot-check install uninstall clean deps tests fuzz fuzz-build
+.PHONY: all lib examples check-house format format-check check-kqueue check-numa check-numa-run check check-run bench bench-run bench-smoke bench-smoke-run bench-plot bench-plot-check bench-table install uninstall clean deps tests fuzz fuzz-build
 all: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 
 lib: $(OUT)/libkart.a $(OUT)/libkart.so.$(SOVERSION) $(OUT)/kart.pc
@@ -306,7 +306,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: lib tests
-	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) TEST_JOBS=$(TEST_JOBS) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh tests/exports_test.sh scripts/check-house.sh
+	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) TEST_JOBS=$(TEST_JOBS) scripts/run-tests.sh $(TEST_BIN) tests/install_test.sh tests/exports_test.sh tests/bench_table_test.sh scripts/check-house.sh
 
 # The dependency rules of DESIGN.md (core/ names no backend, no backend
 # names another, numa/ stands alone, bench/ and examples/ use only public
@@ -407,6 +407,11 @@ PLOT_DIR ?= docs/bench
 # kart-bench --plot runs this tree's script (KART_BENCH_PLOT overrides it).
 BENCH_PLOT_SCRIPT = $(CURDIR)/scripts/bench-plot
 BENCH_ENV += -DKART_BENCH_PLOT_SCRIPT=$(call cstr,BENCH_PLOT_SCRIPT)
+
+# README.md's benchmark tables, between its bench-table marker lines,
+# from the same JSON the charts are drawn from.
+bench-table:
+	@scripts/bench-table --readme README.md $(JSON)
 
 bench-plot:
 	@scripts/deps.sh --plot

@@ -442,8 +442,16 @@ void bench_run_scenario(const bench_scenario *s, const bench_options *o, FILE *j
     int nimpls = s->impls(impls);
     int64_t t0 = bench_now_ns();
     warm_ns = trial_ns = 0;
-    for (int i = 0; i < ncases; i++)
-        run_case(s, &cases[i], i, impls, nimpls, o, json);
+    for (int i = 0; i < ncases; i++) {
+        /* This case's view of the implementations: skipped where the
+         * scenario says it cannot run the case here. */
+        bench_impl here[BENCH_MAX_IMPLS];
+        memcpy(here, impls, (size_t)nimpls * sizeof(*impls));
+        for (int k = 0; k < nimpls && s->unavailable; k++)
+            if (!here[k].skip)
+                here[k].skip = s->unavailable(&cases[i], &here[k]);
+        run_case(s, &cases[i], i, here, nimpls, o, json);
+    }
     fprintf(stderr, "%s: %.1f s (warm-ups %.1f s, mode trials %.1f s)\n", s->name,
             (double)(bench_now_ns() - t0) / 1e9, (double)warm_ns / 1e9, (double)trial_ns / 1e9);
 }

@@ -307,7 +307,8 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
                      const bench_impl *impls, int nimpls, const bench_options *o, FILE *json)
 {
     const char *baseline = o->baseline ? o->baseline : s->baseline;
-    int rounds = o->smoke ? 1 : o->rounds > 0 ? o->rounds : (o->quick ? 5 : 7);
+    int quick_rounds = s->quick_rounds >= 3 ? s->quick_rounds : 5;
+    int rounds = o->smoke ? 1 : o->rounds > 0 ? o->rounds : (o->quick ? quick_rounds : 7);
     double seconds = o->quick || o->smoke ? s->quick_seconds : s->seconds;
     if (o->smoke && seconds > SMOKE_SECONDS)
         seconds = SMOKE_SECONDS;

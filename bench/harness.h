@@ -126,6 +126,10 @@ typedef struct bench_scenario {
     const char *(*unavailable)(const bench_case *c, const bench_impl *impl);
     /* Seconds per duration-bound round, full and quick. */
     double seconds, quick_seconds;
+    /* Rounds with --quick: 0 for the default (5); at least 3 otherwise, so
+     * that a ratio still has a range. For the scenarios that dominate
+     * --quick's time (`make bench`: under five minutes on two cores). */
+    int quick_rounds;
     /* Bit m: metrics[m] is a throughput that a saturated load generator
      * caps (echo, http). In a case that ran client-bound (see
      * bench_ctx.load_busy) its ratio is not a result, and the report says

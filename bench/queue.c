@@ -774,6 +774,7 @@ const bench_scenario bench_queue = {
     .unavailable = unavailable,
     .seconds = 0.5,
     .quick_seconds = 0.15,
+    .quick_rounds = 4, /* 6 cases x 7 implementations, each round forking */
     .metric_note = {"data messages received over the time from the start line to the last "
                     "consumer's end",
                     "every producer's and consumer's process CPU time over the round, summed, "

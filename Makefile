@@ -188,10 +188,15 @@ BENCH_LIB_FLAGS = $(filter-out -I% -W%,$(CFLAGS_ALL) $(LIB_CFLAGS)) $(LDFLAGS)
 BENCH_OWN_FLAGS = $(filter-out -I% -W% -DKART_BENCH_HAVE_%,$(CFLAGS_ALL) $(BENCH_CFLAGS)) $(LDFLAGS)
 BENCH_GIT = $(shell git describe --always --dirty 2>/dev/null)
 BENCH_URING_VERSION = $(shell $(PKG_CONFIG) --modversion liburing 2>/dev/null)
+# The line peers' libraries (bench/peers/; kart-bench names them, env.c).
+BENCH_READLINE_VERSION = $(if $(filter 1,$(HAVE_READLINE)),$(shell $(PKG_CONFIG) --modversion readline 2>/dev/null))
+BENCH_LIBEDIT_VERSION = $(if $(filter 1,$(HAVE_LIBEDIT)),$(shell $(PKG_CONFIG) --modversion libedit 2>/dev/null))
 BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
   -DKART_BENCH_LIB_FLAGS=$(call cstr,BENCH_LIB_FLAGS) -DKART_BENCH_FLAGS=$(call cstr,BENCH_OWN_FLAGS) \
   -DKART_BENCH_GIT=$(call cstr,BENCH_GIT) \
-  $(if $(filter 1,$(URING)),-DKART_BENCH_LIBURING_VERSION=$(call cstr,BENCH_URING_VERSION))
+  $(if $(filter 1,$(URING)),-DKART_BENCH_LIBURING_VERSION=$(call cstr,BENCH_URING_VERSION)) \
+  -DKART_BENCH_READLINE_VERSION=$(call cstr,BENCH_READLINE_VERSION) \
+  -DKART_BENCH_LIBEDIT_VERSION=$(call cstr,BENCH_LIBEDIT_VERSION)
 
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
@@ -389,12 +394,15 @@ bench-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 
 # Every scenario, every implementation once, briefly (well under two
 # minutes): fails on any error of kart or of a peer that is installed; a
-# peer that is not is skipped, with the reason printed. CI runs it.
+# peer that is not is skipped, with the reason printed. Then kart-bench's
+# own checks (bench/selftest.sh: --list, the Python shim, the peers'
+# versions, skipped cases in the JSON; seconds). CI runs it.
 bench-smoke: deps
 	@$(MAKE) --no-print-directory bench-smoke-run
 
 bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --smoke $(BENCH_ARGS)
+	bench/selftest.sh $(OUT)
 
 # One SVG chart per scenario from a kart-bench JSON (scripts/bench-plot,
 # drawn by gnuplot, which only this target installs), and the JSON beside

@@ -392,6 +392,7 @@ const bench_scenario bench_conn = {
     .runs = runs,
     .seconds = 1.0,
     .quick_seconds = 0.2,
+    .quick_rounds = 4,
     .metric_note = {"messages (round trips) received over the timed window",
                     "the parent's and the child's process CPU time over the window, summed, per "
                     "message (round trip)"},

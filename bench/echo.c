@@ -10,7 +10,8 @@
  * (echo_peers.c, and raw-uring in echo_uring_peer.c) are forked. Every
  * server stays up across rounds, so the harness can interleave them round
  * by round. kart-uring's ratios are to raw-uring, the hand-written io_uring
- * server; every other row's to raw-epoll.
+ * server; kart-poll's to raw-poll, the hand-written poll(2) server; every
+ * other row's to raw-epoll.
  *
  * `echo_hold` holds many connections at once (10,000; 2,000 with --quick),
  * each primed with a checked echo, and reports the server's resident
@@ -62,6 +63,8 @@ static bench_server_fn peer_fn(const char *name)
 #endif
     if (strcmp(name, "raw-epoll") == 0)
         return echo_serve_raw_epoll;
+    if (strcmp(name, "raw-poll") == 0)
+        return echo_serve_raw_poll;
     bench_fail("no echo server for %s", name);
 }
 
@@ -150,12 +153,17 @@ static int impls_with(bench_impl *out, bench_run_fn run)
 {
     int n = bench_add_kart_backends(out, run, false);
     bench_skip_select(out, n);
-    /* kart-uring against the hand-written io_uring server, its floor; the
+    /* kart-uring against the hand-written io_uring server, its floor;
+     * kart-poll against the hand-written poll(2) one, its own kind; the
      * rest against raw-epoll, the scenario's baseline. */
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (strcmp(out[i].name, "kart-uring") == 0)
             out[i].peer = "raw-uring";
+        if (strcmp(out[i].name, "kart-poll") == 0)
+            out[i].peer = "raw-poll";
+    }
     out[n++] = (bench_impl){.name = "raw-epoll", .run = run};
+    out[n++] = (bench_impl){.name = "raw-poll", .run = run};
 #if KART_HAVE_URING
     out[n++] = (bench_impl){.name = "raw-uring", .skip = echo_raw_uring_skip(), .run = run};
 #else
@@ -197,6 +205,7 @@ const bench_scenario bench_echo = {
     .impls = echo_impls,
     .seconds = 1.0,
     .quick_seconds = 0.25,
+    .quick_rounds = 4, /* 5 cases x 8 servers: the longest of --quick */
     .client_capped = 1u << 0,
     .metric_note = {NULL, BENCH_NOTE_CPU, BENCH_NOTE_PROC},
 };
@@ -212,6 +221,9 @@ const bench_scenario bench_echo_hold = {
     .impls = hold_impls,
     .seconds = 1.0,
     .quick_seconds = 0.25,
+    /* Each round opens and primes 2,000 connections per server; the
+     * memory per connection hardly moves between rounds. */
+    .quick_rounds = 3,
     .client_capped = 1u << 1,
     .metric_note = {NULL, NULL, BENCH_NOTE_CPU, BENCH_NOTE_PROC},
 };

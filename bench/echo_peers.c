@@ -8,6 +8,12 @@
  *    reading (with edge triggering, bytes that arrive later raise a new
  *    edge), and a write the socket cannot take whole parks the rest and
  *    stops reading that connection until it is out.
+ *  - raw-poll: the same by hand over poll(2), the peer of kart-poll. One
+ *    pollfd array, kept dense (a closed connection's slot takes the last
+ *    one's) beside an array of connections; level-triggered, so each
+ *    connection asks for POLLIN, or for POLLOUT alone while a remainder is
+ *    parked; only the entries with revents are touched, and the scan stops
+ *    once poll's count of ready entries is used up.
  *  - libuv: its stream API (uv_tcp_t), the way libuv is meant to be used,
  *    with its fast path: the read callback's bytes go back with
  *    uv_try_write(), and only a remainder is queued with uv_write().
@@ -22,6 +28,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -142,6 +149,67 @@ void echo_serve_raw_epoll(int lfd)
             /* EPOLLRDHUP: the read below sees the EOF and closes. */
             if (echo_ready(c) < 0)
                 conn_free(c);
+        }
+    }
+}
+
+/* ---- raw poll ---- */
+
+void echo_serve_raw_poll(int lfd)
+{
+    size_t cap = 64, n = 1;
+    struct pollfd *pfd = calloc(cap, sizeof(*pfd));
+    peer_conn **conn = calloc(cap, sizeof(*conn)); /* conn[i] serves pfd[i]; [0] listens */
+    if (!pfd || !conn)
+        _exit(1);
+    pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+    for (;;) {
+        int ready = poll(pfd, (nfds_t)n, -1);
+        if (ready < 0 && errno != EINTR)
+            _exit(1);
+        ready -= ready > 0 && pfd[0].revents; /* the listener: last */
+        /* Connections from the end down: a closed one's slot takes the
+         * last entry, which has been looked at already. */
+        for (size_t i = n - 1; ready > 0 && i >= 1; i--) {
+            if (!pfd[i].revents)
+                continue;
+            ready--;
+            peer_conn *c = conn[i];
+            if ((pfd[i].revents & (POLLERR | POLLNVAL)) || echo_ready(c) < 0) {
+                conn_free(c);
+                n--;
+                pfd[i] = pfd[n];
+                conn[i] = conn[n];
+                continue;
+            }
+            /* POLLHUP with bytes still to read: the read sees the EOF. */
+            pfd[i].events = c->pend ? POLLOUT : POLLIN;
+        }
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        int fd;
+        while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+            if (n == cap) {
+                struct pollfd *np = realloc(pfd, 2 * cap * sizeof(*pfd));
+                if (np)
+                    pfd = np;
+                peer_conn **nc = np ? realloc(conn, 2 * cap * sizeof(*conn)) : NULL;
+                if (!nc) {
+                    close(fd);
+                    continue;
+                }
+                conn = nc;
+                cap *= 2;
+            }
+            peer_conn *c = calloc(1, sizeof(*c));
+            if (!c) {
+                close(fd);
+                continue;
+            }
+            nodelay(fd);
+            c->fd = fd;
+            pfd[n] = (struct pollfd){.fd = fd, .events = POLLIN};
+            conn[n++] = c;
         }
     }
 }

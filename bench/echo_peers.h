@@ -6,6 +6,7 @@
 #define KART_BENCH_ECHO_PEERS_H
 
 void echo_serve_raw_epoll(int lfd);
+void echo_serve_raw_poll(int lfd);
 #if KART_HAVE_URING
 /* raw-uring (echo_uring_peer.c): started with bench_server_fork_late(),
  * as its set-up is part of its fresh memory. */

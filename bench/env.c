@@ -10,8 +10,12 @@
  *    the library and of kart-bench (the Makefile passes them in).
  *  - peers: the version of every peer present — libuv, libevent and libev
  *    from their runtime calls, liburing from pkg-config at build time, OpenMP's
- *    runtime (gcc's libgomp) from the package that holds it, nginx, wrk
- *    and python3 from their own version output — and, where dpkg knows the
+ *    runtime (gcc's libgomp) from the package that holds it, oneTBB from
+ *    TBB_runtime_version(), GNU readline and libedit (linked only into the
+ *    line peers, bench/peers/) from pkg-config at build time with the
+ *    library file the peer program loads (ldd), nginx and wrk from their
+ *    own version output, python3 from the interpreter the Python peers run
+ *    (python.h: resolved once from $PATH) — and, where dpkg knows the
  *    file that runs, the Debian package and its version. The libraries
  *    are the ones mapped into this process (/proc/self/maps), the programs
  *    the ones on $PATH, so the record names what ran, not what a header
@@ -20,6 +24,8 @@
  *    _FORTIFY_SOURCE, RELRO); a peer that no package holds is marked so.
  */
 #include "harness.h"
+#include "line_run.h"
+#include "python.h"
 
 #include <kart.h>
 #include <limits.h>
@@ -41,6 +47,10 @@
 int ev_version_major(void);
 int ev_version_minor(void);
 #endif
+#if KART_BENCH_HAVE_TBB
+/* oneTBB's C entry (oneapi/tbb/version.h, a C++ header): "2021.8.0". */
+const char *TBB_runtime_version(void);
+#endif
 
 /* The Makefile's record of the build; absent when built some other way. */
 #ifndef KART_BENCH_CC_VERSION
@@ -55,6 +65,13 @@ int ev_version_minor(void);
 #ifndef KART_BENCH_GIT
 #define KART_BENCH_GIT ""
 #endif
+/* pkg-config's versions of the line peers' libraries, at build time. */
+#ifndef KART_BENCH_READLINE_VERSION
+#define KART_BENCH_READLINE_VERSION ""
+#endif
+#ifndef KART_BENCH_LIBEDIT_VERSION
+#define KART_BENCH_LIBEDIT_VERSION ""
+#endif
 
 typedef struct peer {
     const char *name;
@@ -62,9 +79,23 @@ typedef struct peer {
     char path[PATH_MAX];
     char package[160]; /* "libuv1 1.44.2-1+deb12u1", or "" */
     char absent[96];   /* why it is absent, when it is */
+    char note[256];    /* how it was found, when that needs saying; or "" */
 } peer;
 
-enum { P_LIBUV, P_LIBEVENT, P_LIBEV, P_LIBURING, P_OPENMP, P_NGINX, P_WRK, P_PYTHON, NPEERS };
+enum {
+    P_LIBUV,
+    P_LIBEVENT,
+    P_LIBEV,
+    P_LIBURING,
+    P_OPENMP,
+    P_TBB,
+    P_READLINE,
+    P_LIBEDIT,
+    P_NGINX,
+    P_WRK,
+    P_PYTHON,
+    NPEERS
+};
 
 static struct {
     bool done;
@@ -83,6 +114,9 @@ static struct {
                    {.name = "libev"},
                    {.name = "liburing"},
                    {.name = "openmp"},
+                   {.name = "tbb"},
+                   {.name = "readline"},
+                   {.name = "libedit"},
                    {.name = "nginx"},
                    {.name = "wrk"},
                    {.name = "python3"}}};
@@ -259,6 +293,35 @@ static void program_version(peer *p, const char *prog, const char *args, const c
         snprintf(p->path, sizeof(p->path), "%s", path);
 }
 
+/* A library only a line peer program links (readline, libedit): the
+ * version pkg-config gave at build time, and the file the peer program
+ * loads, as ldd resolves it (for its Debian package). */
+static void line_lib_version(peer *p, const char *prog, const char *lib, const char *version)
+{
+    char bin[PATH_MAX];
+    const char *why = NULL;
+    if (!line_peer_path(prog, bin, sizeof(bin), &why)) {
+        snprintf(p->absent, sizeof(p->absent), "%.90s", why ? why : "not built");
+        return;
+    }
+    char cmd[PATH_MAX + 40] = "ldd ", out[4096];
+    sh_quote(cmd, sizeof(cmd), bin);
+    strcat(cmd, " 2>/dev/null");
+    cmd_output(cmd, out, sizeof(out));
+    /* "\tlibreadline.so.8 => /lib/x86_64-linux-gnu/libreadline.so.8 (0x...)" */
+    const char *at = strstr(out, lib), *arrow = at ? strstr(at, "=> /") : NULL;
+    if (arrow) {
+        char file[PATH_MAX];
+        snprintf(file, sizeof(file), "%.*s", (int)strcspn(arrow + 3, " \n"), arrow + 3);
+        if (!realpath(file, p->path))
+            snprintf(p->path, sizeof(p->path), "%s", file);
+    }
+    snprintf(p->version, sizeof(p->version), "%s", version[0] ? version : "unknown version");
+    snprintf(p->note, sizeof(p->note), "%s%s%s%s", version[0] ? "pkg-config at build time" : "",
+             version[0] && !arrow ? "; " : "", arrow ? "" : "ldd did not name the library of ",
+             arrow ? "" : prog);
+}
+
 static void read_peers(void)
 {
     peer *p = env.peers;
@@ -301,25 +364,28 @@ static void read_peers(void)
 #endif
     program_version(&p[P_NGINX], "nginx", "-v", "nginx version: nginx/");
     program_version(&p[P_WRK], "wrk", "--version", "wrk ");
-    /* python3 may be a shim (pyenv): ask it for the executable it runs. */
-    char path[PATH_MAX];
-    if (bench_find_program("python3", path, sizeof(path))) {
-        char cmd[PATH_MAX + 200] = "", out[PATH_MAX + 100];
-        sh_quote(cmd, sizeof(cmd), path);
-        strcat(cmd, " -c 'import sys, platform; print(platform.python_version()); "
-                    "print(sys.executable)' 2>/dev/null");
-        cmd_output(cmd, out, sizeof(out));
-        char *nl = strchr(out, '\n');
-        if (nl) {
-            *nl = '\0';
-            snprintf(p[P_PYTHON].version, sizeof(p[P_PYTHON].version), "%.120s", out);
-            if (!realpath(nl + 1, p[P_PYTHON].path))
-                snprintf(p[P_PYTHON].path, sizeof(p[P_PYTHON].path), "%s", nl + 1);
-        } else {
-            snprintf(p[P_PYTHON].absent, sizeof(p[P_PYTHON].absent), "python3 does not run");
-        }
+#if KART_BENCH_HAVE_TBB
+    snprintf(p[P_TBB].version, sizeof(p[P_TBB].version), "%.120s", TBB_runtime_version());
+    mapped("/libtbb.so", p[P_TBB].path, sizeof(p[P_TBB].path));
+#else
+    snprintf(p[P_TBB].absent, sizeof(p[P_TBB].absent), "not installed at build time (libtbb-dev)");
+#endif
+    line_lib_version(&p[P_READLINE], "line-readline-peer", "libreadline.so",
+                     KART_BENCH_READLINE_VERSION);
+    line_lib_version(&p[P_LIBEDIT], "line-libedit-peer", "libedit.so", KART_BENCH_LIBEDIT_VERSION);
+    program_version(&p[P_NGINX], "nginx", "-v", "nginx version: nginx/");
+    program_version(&p[P_WRK], "wrk", "--version", "wrk ");
+    /* The interpreter the Python peers exec (python.c resolved it once:
+     * a shim on $PATH is asked for sys.executable). */
+    const bench_python_info *py = bench_python_info_get();
+    if (py->path[0]) {
+        snprintf(p[P_PYTHON].version, sizeof(p[P_PYTHON].version), "%s", py->version);
+        snprintf(p[P_PYTHON].path, sizeof(p[P_PYTHON].path), "%s", py->path);
+        if (py->shim)
+            snprintf(p[P_PYTHON].note, sizeof(p[P_PYTHON].note),
+                     "started directly, not through $PATH's shim %.150s (asked once)", py->found);
     } else {
-        snprintf(p[P_PYTHON].absent, sizeof(p[P_PYTHON].absent), "python3 not installed");
+        snprintf(p[P_PYTHON].absent, sizeof(p[P_PYTHON].absent), "%.90s", py->why);
     }
 }
 
@@ -457,11 +523,16 @@ void bench_env_print(FILE *out)
         }
         fprintf(out, "  %-17s %s", p->name, p->version);
         if (p->package[0])
-            fprintf(out, " (Debian %s)\n", p->package);
+            fprintf(out, " (Debian %s)", p->package);
         else if (p->path[0])
-            fprintf(out, " (%s: NOT a Debian package's build)\n", p->path);
+            fprintf(out, " (%s: NOT a Debian package's build)", p->path);
         else
-            fprintf(out, " (file not found)\n");
+            fprintf(out, " (file not found)");
+        if (p->note[0])
+            fprintf(out, "; %s", p->note);
+        if (i == P_PYTHON && p->package[0])
+            fprintf(out, "; runs %s", p->path);
+        fprintf(out, "\n");
     }
     fflush(out);
 }
@@ -517,6 +588,8 @@ void bench_env_json(FILE *out, const bench_options *o)
             if (p->package[0])
                 json_s(out, "debian_package", p->package, true);
             fprintf(out, ",\"debian_build\":%s", p->package[0] ? "true" : "false");
+            if (p->note[0])
+                json_s(out, "note", p->note, true);
         }
         fprintf(out, "}");
     }

@@ -307,7 +307,8 @@ static void run_case(const bench_scenario *s, const bench_case *c, int case_inde
                      const bench_impl *impls, int nimpls, const bench_options *o, FILE *json)
 {
     const char *baseline = o->baseline ? o->baseline : s->baseline;
-    int rounds = o->smoke ? 1 : o->rounds > 0 ? o->rounds : (o->quick ? 5 : 7);
+    int quick_rounds = s->quick_rounds >= 3 ? s->quick_rounds : 5;
+    int rounds = o->smoke ? 1 : o->rounds > 0 ? o->rounds : (o->quick ? quick_rounds : 7);
     double seconds = o->quick || o->smoke ? s->quick_seconds : s->seconds;
     if (o->smoke && seconds > SMOKE_SECONDS)
         seconds = SMOKE_SECONDS;
@@ -442,8 +443,16 @@ void bench_run_scenario(const bench_scenario *s, const bench_options *o, FILE *j
     int nimpls = s->impls(impls);
     int64_t t0 = bench_now_ns();
     warm_ns = trial_ns = 0;
-    for (int i = 0; i < ncases; i++)
-        run_case(s, &cases[i], i, impls, nimpls, o, json);
+    for (int i = 0; i < ncases; i++) {
+        /* This case's view of the implementations: skipped where the
+         * scenario says it cannot run the case here. */
+        bench_impl here[BENCH_MAX_IMPLS];
+        memcpy(here, impls, (size_t)nimpls * sizeof(*impls));
+        for (int k = 0; k < nimpls && s->unavailable; k++)
+            if (!here[k].skip)
+                here[k].skip = s->unavailable(&cases[i], &here[k]);
+        run_case(s, &cases[i], i, here, nimpls, o, json);
+    }
     fprintf(stderr, "%s: %.1f s (warm-ups %.1f s, mode trials %.1f s)\n", s->name,
             (double)(bench_now_ns() - t0) / 1e9, (double)warm_ns / 1e9, (double)trial_ns / 1e9);
 }

@@ -117,8 +117,19 @@ typedef struct bench_scenario {
     /* Whether a case runs this implementation (an RWLock case among mutex
      * cases); NULL: every case runs every implementation. */
     bool (*runs)(const bench_case *c, const bench_impl *impl);
+    /* Whether an implementation that runs here and belongs to a case
+     * cannot run that case on this host: NULL when it can, else why not
+     * (mqueue with messages over fs.mqueue.msgsize_max). The case then
+     * reports it skipped, with the reason, in the table and in one JSON
+     * line, as it does an implementation skipped everywhere; `runs` is
+     * for what is no part of a case. NULL: every case can run. */
+    const char *(*unavailable)(const bench_case *c, const bench_impl *impl);
     /* Seconds per duration-bound round, full and quick. */
     double seconds, quick_seconds;
+    /* Rounds with --quick: 0 for the default (5); at least 3 otherwise, so
+     * that a ratio still has a range. For the scenarios that dominate
+     * --quick's time (`make bench`: under five minutes on two cores). */
+    int quick_rounds;
     /* Bit m: metrics[m] is a throughput that a saturated load generator
      * caps (echo, http). In a case that ran client-bound (see
      * bench_ctx.load_busy) its ratio is not a result, and the report says

@@ -395,6 +395,7 @@ const bench_scenario bench_http = {
     .impls = impls,
     .seconds = 2.0,
     .quick_seconds = 1.0,
+    .quick_rounds = 4, /* wrk's rounds are a second each */
     .client_capped = 1u << 0,
     .metric_note = {NULL, BENCH_NOTE_CPU, BENCH_NOTE_PROC},
 };

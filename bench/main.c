@@ -88,18 +88,44 @@ static void list(const bench_scenario *const *sel, int n)
         printf("\n  quick cases:");
         for (int c = 0; c < nc; c++)
             printf("%s %s", c ? "," : "", bench_case_label(&cases[c], label, sizeof(label)));
-        printf("\n  implementations:\n");
-        int ni = s->impls(impls);
+        printf("\n  implementations (ratios to the baseline unless a peer is named):\n");
+        int ni = s->impls(impls), w = 0;
+        for (int k = 0; k < ni; k++)
+            w = (int)strlen(impls[k].name) > w ? (int)strlen(impls[k].name) : w;
+        nc = s->cases(cases, false);
         for (int k = 0; k < ni; k++) {
-            printf("    %-16s %s", impls[k].name, impls[k].skip ? "skipped: " : "available");
-            if (impls[k].skip)
-                printf("%s", impls[k].skip);
-            else if (impls[k].modes[0]) {
-                printf(", modes:");
-                for (int m = 0; impls[k].modes[m]; m++)
-                    printf(" %s", impls[k].modes[m]);
+            const bench_impl *im = &impls[k];
+            printf("    %-*s %s", w, im->name, im->skip ? "unavailable here: " : "available");
+            if (im->skip) {
+                printf("%s\n", im->skip);
+                continue;
             }
+            if (im->modes[0]) {
+                printf(", modes:");
+                for (int m = 0; im->modes[m]; m++)
+                    printf(" %s", im->modes[m]);
+            }
+            if (im->peer)
+                printf(", ratios to %s%s", strncmp(im->peer, "best:", 5) == 0 ? "the best of " : "",
+                       strncmp(im->peer, "best:", 5) == 0 ? im->peer + 5
+                       : strchr(im->peer, ',')            ? ""
+                                                          : im->peer);
+            if (im->peer && strncmp(im->peer, "best:", 5) != 0 && strchr(im->peer, ','))
+                printf("the best of %s", im->peer);
+            int in = 0;
+            for (int c = 0; c < nc; c++)
+                in += !s->runs || s->runs(&cases[c], im);
+            if (in < nc)
+                printf(", runs %d of the %d cases", in, nc);
             printf("\n");
+            /* Cases it belongs to but cannot run here, and why. */
+            for (int c = 0; c < nc && s->unavailable; c++) {
+                const char *why =
+                    (!s->runs || s->runs(&cases[c], im)) ? s->unavailable(&cases[c], im) : NULL;
+                if (why)
+                    printf("    %-*s   unavailable here for %s: %s\n", w, "",
+                           bench_case_label(&cases[c], label, sizeof(label)), why);
+            }
         }
     }
 }

@@ -707,22 +707,42 @@ static int cases(bench_case *out, bool quick)
 }
 
 /* A message queue refuses messages over fs.mqueue.msgsize_max (8192 by
- * default): that case leaves mqueue out, saying so once. */
-static bool runs(const bench_case *c, const bench_impl *impl)
+ * default): that case reports mqueue skipped, saying why. */
+static const char *unavailable(const bench_case *c, const bench_impl *impl)
 {
     if (strcmp(impl->name, "mqueue") != 0)
-        return true;
+        return NULL;
     long size = bench_param_get(c, "bytes"), max = mq_msgsize_max();
     if (size <= max)
-        return true;
-    static bool said;
-    if (!said)
-        fprintf(stderr,
-                "queue: mqueue skipped for %ld-byte messages: fs.mqueue.msgsize_max "
-                "is %ld (as root: sysctl fs.mqueue.msgsize_max=%ld)\n",
-                size, max, size);
-    said = true;
-    return false;
+        return NULL;
+    static char why[160];
+    snprintf(why, sizeof(why),
+             "fs.mqueue.msgsize_max is %ld, under %ld-byte messages (as root: sysctl "
+             "fs.mqueue.msgsize_max=%ld)",
+             max, size, size);
+    return why;
+}
+
+/* NULL when POSIX message queues work here (a kernel without
+ * CONFIG_POSIX_MQUEUE, or a sandbox, refuses mq_open); else why not. */
+static const char *mqueue_skip(void)
+{
+    static char why[128];
+    static int probed;
+    if (probed++)
+        return why[0] ? why : NULL;
+    char name[64];
+    snprintf(name, sizeof(name), "/kart-bench-probe-%d", (int)getpid());
+    struct mq_attr a = {.mq_maxmsg = 1, .mq_msgsize = 64};
+    mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
+    if (q == (mqd_t)-1) {
+        snprintf(why, sizeof(why), "POSIX message queues unavailable here: mq_open: %s",
+                 strerror(errno));
+        return why;
+    }
+    mq_close(q);
+    mq_unlink(name);
+    return NULL;
 }
 
 static int impls(bench_impl *out)
@@ -734,7 +754,7 @@ static int impls(bench_impl *out)
     out[n++] = (bench_impl){.name = "pipe", .run = run_pipe, .arg = "one"};
     out[n++] = (bench_impl){.name = "pipe-batch", .run = run_pipe, .arg = "batch"};
     out[n++] = (bench_impl){.name = "unix-socket", .run = run_socket, .arg = ""};
-    out[n++] = (bench_impl){.name = "mqueue", .run = run_mqueue, .arg = ""};
+    out[n++] = (bench_impl){.name = "mqueue", .run = run_mqueue, .arg = "", .skip = mqueue_skip()};
     out[n++] =
         (bench_impl){.name = "python", .run = run_python, .arg = "", .skip = bench_python_skip()};
     return n;
@@ -751,9 +771,10 @@ const bench_scenario bench_queue = {
     .metrics = metrics,
     .cases = cases,
     .impls = impls,
-    .runs = runs,
+    .unavailable = unavailable,
     .seconds = 0.5,
     .quick_seconds = 0.15,
+    .quick_rounds = 4, /* 6 cases x 7 implementations, each round forking */
     .metric_note = {"data messages received over the time from the start line to the last "
                     "consumer's end",
                     "every producer's and consumer's process CPU time over the round, summed, "

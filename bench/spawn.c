@@ -207,5 +207,5 @@ const bench_scenario bench_spawn = {
     .cases = cases,
     .impls = impls,
     .seconds = 1.0,
-    .quick_seconds = 0.3,
+    .quick_seconds = 0.2,
 };

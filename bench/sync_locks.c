@@ -13,8 +13,10 @@
  * budget). kart-shared (KART_SYNC_SHARED) likewise with the process-shared
  * variants of those two, and kart-robust (glibc's robust mutex inside,
  * which does not spin) with a robust process-shared pthread mutex;
- * kart-rwlock with pthread_rwlock (glibc has no spinning RWLock, and no
- * hand-written one is here). The plain pthread mutexes stay in the table,
+ * kart-rwlock with the best of pthread_rwlock (which never spins) and
+ * spin-futex-rwlock (sync_spin.h: a plain writer-preferring futex RWLock,
+ * kart's spin budget before each sleep, as kart's RWLock spins). The
+ * plain pthread mutexes stay in the table,
  * compared with pthread. Every object sits in a MAP_SHARED mapping, so
  * that only the flags differ.
  *
@@ -46,6 +48,7 @@ typedef struct locks_pair {
         spin_mutex s;
         kart_rwlock krw;
         pthread_rwlock_t prw;
+        spin_rwlock srw;
     } u;
     /* What the lock protects, on the lock's line as in most programs. */
     uint64_t counter;
@@ -201,6 +204,13 @@ static void *pthread_rw_side(void *arg)
     return NULL;
 }
 
+static void *spin_rw_side(void *arg)
+{
+    RW_LOOP(arg, spin_rwlock_rdlock(&p->u.srw), spin_rwlock_wrlock(&p->u.srw),
+            spin_rwlock_unlock(&p->u.srw));
+    return NULL;
+}
+
 /* ---- one timed run ---- */
 
 /* The case's parameters: threads per pair, pairs (default 1), and the
@@ -248,7 +258,7 @@ static void drive(bench_ctx *ctx, locks_mem *m, void *(*side)(void *))
     for (int i = 0; i < n; i++)
         arg[i] = &m->side[i];
     sync_threads(n, side, arg, case_cpus(ctx->c));
-    bool rw = side == kart_rw_side || side == pthread_rw_side;
+    bool rw = side == kart_rw_side || side == pthread_rw_side || side == spin_rw_side;
     uint64_t ops = 0;
     int64_t cpu = 0;
     double worst = 1; /* the most uneven pair: its busiest thread's ops / its idlest's */
@@ -356,6 +366,17 @@ static int run_pthread_rw(const bench_impl *impl, bench_ctx *ctx)
     return 0;
 }
 
+static int run_spin_rw(const bench_impl *impl, bench_ctx *ctx)
+{
+    (void)impl;
+    locks_mem *m = open_mem(ctx);
+    for (int k = 0; k < m->pairs; k++)
+        spin_rwlock_init(&m->pair[k].u.srw, false);
+    drive(ctx, m, spin_rw_side);
+    sync_unmap(m, sizeof(*m));
+    return 0;
+}
+
 /* ---- the scenario ---- */
 
 static const bench_metric metrics[] = {
@@ -421,10 +442,14 @@ static int impls(bench_impl *out)
                             .run = run_spin,
                             .arg = "spin-shared",
                             .peer = "pthread-shared"};
-    out[n++] = (bench_impl){
-        .name = "kart-rwlock", .run = run_kart_rw, .arg = "rwlock", .peer = "pthread-rwlock"};
+    out[n++] = (bench_impl){.name = "kart-rwlock",
+                            .run = run_kart_rw,
+                            .arg = "rwlock",
+                            .peer = "spin-futex-rwlock,pthread-rwlock"};
     out[n++] = (bench_impl){
         .name = "pthread-rwlock", .run = run_pthread_rw, .arg = "rwlock", .peer = "pthread-rwlock"};
+    out[n++] = (bench_impl){
+        .name = "spin-futex-rwlock", .run = run_spin_rw, .arg = "rwlock", .peer = "pthread-rwlock"};
     return n;
 }
 

@@ -170,6 +170,93 @@ void spin_sem_post(spin_sem *s)
         futex_wake(&s->value, 1, s->shared);
 }
 
+/* ---- reader-writer lock ---- */
+
+#define RW_WRITER (1u << 31) /* the low bits count the read holds */
+
+void spin_rwlock_init(spin_rwlock *rw, bool shared)
+{
+    atomic_init(&rw->state, 0);
+    atomic_init(&rw->wwait, 0);
+    atomic_init(&rw->seq, 0);
+    atomic_init(&rw->sleepers, 0);
+    rw->shared = shared;
+}
+
+/* seq_cst throughout: a sleeper counts itself and reads seq before it
+ * re-checks state; an unlocker changes state before it reads sleepers. So
+ * either the unlocker sees the sleeper (and bumps seq under it), or the
+ * sleeper's re-check sees the unlock. */
+static bool rw_try_read(spin_rwlock *rw)
+{
+    uint32_t s = atomic_load(&rw->state);
+    while (!(s & RW_WRITER) && atomic_load(&rw->wwait) == 0)
+        if (atomic_compare_exchange_weak(&rw->state, &s, s + 1))
+            return true;
+    return false;
+}
+
+static bool rw_try_write(spin_rwlock *rw)
+{
+    uint32_t s = 0;
+    return atomic_compare_exchange_strong(&rw->state, &s, RW_WRITER);
+}
+
+/* Spins with kart's budget, then sleeps on seq, until try succeeds. */
+static void rw_acquire(spin_rwlock *rw, bool (*try)(spin_rwlock *))
+{
+    if (try(rw))
+        return;
+    for (spin sp = {0, 0}; spin_next(&sp);)
+        if (try(rw))
+            return;
+    for (;;) {
+        atomic_fetch_add(&rw->sleepers, 1);
+        uint32_t seq = atomic_load(&rw->seq);
+        bool got = try(rw);
+        if (!got)
+            futex_wait(&rw->seq, seq, rw->shared);
+        atomic_fetch_sub(&rw->sleepers, 1);
+        if (got || try(rw))
+            return;
+    }
+}
+
+static void rw_wake(spin_rwlock *rw)
+{
+    if (atomic_load(&rw->sleepers)) {
+        atomic_fetch_add(&rw->seq, 1);
+        futex_wake(&rw->seq, INT_MAX, rw->shared);
+    }
+}
+
+void spin_rwlock_rdlock(spin_rwlock *rw)
+{
+    rw_acquire(rw, rw_try_read);
+}
+
+void spin_rwlock_wrlock(spin_rwlock *rw)
+{
+    /* Counted while it waits: new readers stay out (writer preference). */
+    if (rw_try_write(rw))
+        return;
+    atomic_fetch_add(&rw->wwait, 1);
+    rw_acquire(rw, rw_try_write);
+    /* Readers blocked by this count now wait for the write unlock. */
+    atomic_fetch_sub(&rw->wwait, 1);
+}
+
+void spin_rwlock_unlock(spin_rwlock *rw)
+{
+    uint32_t s = atomic_load(&rw->state);
+    if (s & RW_WRITER) {
+        atomic_store(&rw->state, 0);
+        rw_wake(rw);
+    } else if (atomic_fetch_sub(&rw->state, 1) == 1) {
+        rw_wake(rw); /* the last reader out: a writer may wait */
+    }
+}
+
 /* ---- barrier ---- */
 
 void spin_barrier_init(spin_barrier *b, uint32_t parties, bool shared)

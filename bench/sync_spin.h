@@ -62,6 +62,23 @@ void spin_sem_init(spin_sem *s, uint32_t value, bool shared);
 void spin_sem_wait(spin_sem *s);
 void spin_sem_post(spin_sem *s);
 
+/* A writer-preferring reader-writer lock, as kart's is: one word holds
+ * the read holds and the write hold; a writer that waits counts itself in
+ * wwait, which keeps new readers out. Readers and writers spin, then
+ * sleep on one sequence word that every unlock which can let a sleeper
+ * in bumps (when anyone sleeps) before waking them all; with two threads
+ * that is at most one. */
+typedef struct spin_rwlock {
+    _Atomic uint32_t state, wwait, seq, sleepers;
+    bool shared;
+} spin_rwlock;
+
+void spin_rwlock_init(spin_rwlock *rw, bool shared);
+void spin_rwlock_rdlock(spin_rwlock *rw);
+void spin_rwlock_wrlock(spin_rwlock *rw);
+/* Releases a read or the write hold, whichever the caller has. */
+void spin_rwlock_unlock(spin_rwlock *rw);
+
 /* A barrier for `parties` threads: the last to arrive bumps the
  * generation and wakes the others, who spin and then sleep on it. */
 typedef struct spin_barrier {

@@ -25,5 +25,6 @@
 #include <kart/complete.h>
 #include <kart/history.h>
 #include <kart/line.h>
+#include <kart/obj.h>
 
 #endif

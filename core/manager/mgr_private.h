@@ -115,7 +115,7 @@ struct mobj {
     char ident[24];
     const mtype *type;
     kart_manager_server *srv;
-    unsigned long refs; /* under srv->table_mu */
+    unsigned long refs;  /* under srv->table_mu */
     unsigned long holds; /* calls in flight, under srv->table_mu */
     bool dead;           /* left the table */
     pthread_mutex_t mu;
@@ -135,7 +135,7 @@ struct mcx {
     struct {
         mobj *o;
         unsigned long n;
-    } *refs;
+    } * refs;
     size_t nrefs, caprefs;
     char name[64];
 };

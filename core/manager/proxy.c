@@ -54,8 +54,8 @@ static int open_conn(kart_manager *m, kart_conn **out)
         return r;
     char name[64];
     snprintf(name, sizeof name, "kart-%d", (int)getpid());
-    kart_obj *req = mv_tuple(4, mv_none(), mv_strz("accept_connection"),
-                             mv_tuple(1, mv_strz(name)), mv_dict_new());
+    kart_obj *req = mv_tuple(4, mv_none(), mv_strz("accept_connection"), mv_tuple(1, mv_strz(name)),
+                             mv_dict_new());
     kart_obj *reply = NULL;
     r = req ? 0 : -ENOMEM;
     void *buf = NULL;
@@ -426,9 +426,8 @@ KART_API int kart_manager_create(kart_manager *m, const char *typeid, const kart
             mv_free(res);
         return r == 1 ? KART_EBADREPLY : r;
     }
-    const char *ident = mv_kind(res) == MV_TUPLE && mv_len(res) == 2
-                            ? mv_get_str(mv_item(res, 0), NULL)
-                            : NULL;
+    const char *ident =
+        mv_kind(res) == MV_TUPLE && mv_len(res) == 2 ? mv_get_str(mv_item(res, 0), NULL) : NULL;
     r = ident ? proxy_new(m, typeid, ident, out) : KART_EBADREPLY;
     if (r < 0 && ident) {
         kart_obj *ign = NULL;
@@ -618,8 +617,8 @@ static const char *exc_name(const kart_obj *e)
 }
 
 /* Calls method with n borrowed args; maps the listed exceptions. */
-static int callv(kart_proxy *p, const char *method, kart_obj **result, size_t n,
-                 const kart_obj *a0, const kart_obj *a1)
+static int callv(kart_proxy *p, const char *method, kart_obj **result, size_t n, const kart_obj *a0,
+                 const kart_obj *a1)
 {
     kart_obj *items[2] = {n > 0 ? mv_copy(a0) : NULL, n > 1 ? mv_copy(a1) : NULL};
     kart_obj *args = mv_tuple_v(n, items);
@@ -840,7 +839,7 @@ KART_API int kart_mevent_wait(kart_proxy *e, int64_t timeout_ns)
 KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns)
 {
     NEED(l);
-    kart_obj *args = timeout_ns == 0 ? mv_tuple(1, mv_bool(false))
+    kart_obj *args = timeout_ns == 0  ? mv_tuple(1, mv_bool(false))
                      : timeout_ns < 0 ? mv_tuple(0)
                                       : mv_tuple(2, mv_bool(true), timeout_obj(timeout_ns));
     if (!args)

@@ -52,8 +52,10 @@ struct kart_manager_server {
 };
 
 static const char *const public_names[] = {
-    "shutdown",          "create",     "accept_connection", "get_methods", "debug_info",
-    "number_of_objects", "dummy",      "incref",            "decref",      NULL,
+    "shutdown",    "create",     "accept_connection",
+    "get_methods", "debug_info", "number_of_objects",
+    "dummy",       "incref",     "decref",
+    NULL,
 };
 
 bool mgr__stopping(const kart_manager_server *s)
@@ -106,8 +108,9 @@ int mgr__args(const char *fname, const kart_obj *args, const kart_obj *kwds,
         while (ks && i < nnames && !(strlen(names[i]) == kl && memcmp(names[i], ks, kl) == 0))
             i++;
         if (!ks || i == nnames) {
-            *err = mgr__exc("builtins", "TypeError", "%s() got an unexpected keyword argument '%.*s'",
-                            fname, ks ? (int)kl : 1, ks ? ks : "?");
+            *err =
+                mgr__exc("builtins", "TypeError", "%s() got an unexpected keyword argument '%.*s'",
+                         fname, ks ? (int)kl : 1, ks ? ks : "?");
             return MCALL_ERROR;
         }
         if (out[i]) {
@@ -683,8 +686,7 @@ static void serve_client(mcx *cx)
         if (mv_kind(id) == MV_NONE)
             reply = run_public(cx, method, mv_item(req, 2), mv_item(req, 3), true);
         else
-            reply = call_method(cx, mv_get_str(id, NULL), method, mv_item(req, 2),
-                                mv_item(req, 3));
+            reply = call_method(cx, mv_get_str(id, NULL), method, mv_item(req, 2), mv_item(req, 3));
         mv_free(req);
         if (!reply)
             reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz("MemoryError\n"));
@@ -722,8 +724,9 @@ static void *client_thread(void *arg)
         for (size_t i = 0; public_names[i]; i++)
             known = known || strcmp(public_names[i], fn) == 0;
         if (!known || mv_kind(mv_item(req, 0)) != MV_NONE) {
-            send_traceback(cx, "Traceback (most recent call last):\nAssertionError: '%.64s' "
-                               "unrecognized\n",
+            send_traceback(cx,
+                           "Traceback (most recent call last):\nAssertionError: '%.64s' "
+                           "unrecognized\n",
                            fn);
         } else if (strcmp(fn, "accept_connection") == 0) {
             const kart_obj *a = mv_item(req, 2);

@@ -155,8 +155,9 @@ static int dict_merge(kart_obj *d, const kart_obj *src, kart_obj **result)
     while ((r = kart_obj_next(src, &pos, &k, &v)) == 1) {
         if (kind != MV_DICT) {
             if ((mv_kind(v) != MV_TUPLE && mv_kind(v) != MV_LIST) || mv_len(v) != 2)
-                return raise(result, mgr__exc("builtins", "ValueError",
-                                              "dictionary update sequence element has wrong length"));
+                return raise(result,
+                             mgr__exc("builtins", "ValueError",
+                                      "dictionary update sequence element has wrong length"));
             k = mv_item(v, 0);
             v = mv_item(v, 1);
         }
@@ -202,9 +203,9 @@ static int dict_call_locked(mobj *o, const char *m, const kart_obj *args, const 
             return ret(result, mv_bool(kart_obj_dict_get(d, a[0], &v) == 0));
         if (m[2] == 'g')
             return kart_obj_dict_get(d, a[0], &v) == 0 ? ret(result, mv_copy(v))
-                                                         : key_error(result, a[0]);
-        return kart_obj_dict_pop(d, a[0], NULL) == 0 ? ret(result, mv_none())
                                                        : key_error(result, a[0]);
+        return kart_obj_dict_pop(d, a[0], NULL) == 0 ? ret(result, mv_none())
+                                                     : key_error(result, a[0]);
     }
     if (strcmp(m, "__setitem__") == 0) {
         BIND(m, 2, "key", "value");
@@ -273,9 +274,9 @@ static int dict_call_locked(mobj *o, const char *m, const kart_obj *args, const 
     }
     if (strcmp(m, "update") == 0) {
         if (mv_len(args) > 1)
-            return raise(result, mgr__exc("builtins", "TypeError",
-                                          "update expected at most 1 argument, got %zu",
-                                          mv_len(args)));
+            return raise(result,
+                         mgr__exc("builtins", "TypeError",
+                                  "update expected at most 1 argument, got %zu", mv_len(args)));
         int r = mv_len(args) ? dict_merge(d, mv_item(args, 0), result) : 0;
         if (r == 0 && mv_len(kwds))
             r = dict_merge(d, kwds, result);
@@ -373,8 +374,8 @@ static void iterator_destroy(mobj *o)
     free(it);
 }
 
-static int iterator_call_locked(mobj *o, const char *m, const kart_obj *args,
-                                const kart_obj *kwds, kart_obj **result, mobj **newobj)
+static int iterator_call_locked(mobj *o, const char *m, const kart_obj *args, const kart_obj *kwds,
+                                kart_obj **result, mobj **newobj)
 {
     iter_data *it = o->data;
     if (strcmp(m, "close") == 0) {
@@ -409,10 +410,9 @@ const mtype mgr__iterator_type = {
 /* ---------------------------------------------------------------- list */
 
 static const char *const list_exposed[] = {
-    "__add__", "__contains__", "__delitem__", "__getitem__", "__len__", "__mul__",
-    "__reversed__", "__rmul__", "__setitem__", "append", "count", "extend",
-    "index", "insert", "pop", "remove", "reverse", "sort",
-    "__imul__", NULL,
+    "__add__",  "__contains__", "__delitem__", "__getitem__", "__len__",  "__mul__", "__reversed__",
+    "__rmul__", "__setitem__",  "append",      "count",       "extend",   "index",   "insert",
+    "pop",      "remove",       "reverse",     "sort",        "__imul__", NULL,
 };
 
 /* Copies the items of an iterable value (list, tuple, dict keys, str
@@ -458,10 +458,9 @@ static int index_arg(const kart_obj *a, int64_t *i, kart_obj **result)
     int k = mv_kind(a);
     if ((k != MV_INT && k != MV_BOOL && k != MV_BIGINT) ||
         (mv_get_int(a, i) < 0 && k != MV_BIGINT)) {
-        return raise(result,
-                     mgr__exc("builtins", "TypeError",
-                              "list indices must be integers, not %s (kart: no slices)",
-                              kart_obj_type_name(kart_obj_type_of(a))));
+        return raise(result, mgr__exc("builtins", "TypeError",
+                                      "list indices must be integers, not %s (kart: no slices)",
+                                      kart_obj_type_name(kart_obj_type_of(a))));
     }
     if (k == MV_BIGINT)
         *i = INT64_MAX / 2;
@@ -544,8 +543,8 @@ static int sort_list(kart_obj *l, bool reverse, kart_obj **result)
     if (bad) {
         free(v);
         free(owned);
-        return raise(result, mgr__exc("builtins", "TypeError",
-                                      "'<' not supported between these instances"));
+        return raise(
+            result, mgr__exc("builtins", "TypeError", "'<' not supported between these instances"));
     }
     /* rebuild: copy in the new order, then swap in */
     int r = 0;
@@ -688,8 +687,7 @@ static int list_call_locked(mobj *o, const char *m, const kart_obj *args, const 
                 kart_obj_remove(l, j, NULL);
                 return ret(result, mv_none());
             }
-        return raise(result,
-                     mgr__exc("builtins", "ValueError", "list.remove(x): x not in list"));
+        return raise(result, mgr__exc("builtins", "ValueError", "list.remove(x): x not in list"));
     }
     if (strcmp(m, "reverse") == 0) {
         NOARGS(m);
@@ -698,8 +696,8 @@ static int list_call_locked(mobj *o, const char *m, const kart_obj *args, const 
     }
     if (strcmp(m, "sort") == 0) {
         if (mv_len(args))
-            return raise(result, mgr__exc("builtins", "TypeError",
-                                          "sort() takes no positional arguments"));
+            return raise(result,
+                         mgr__exc("builtins", "TypeError", "sort() takes no positional arguments"));
         BIND(m, 0, "key", "reverse");
         if (a[0] && mv_kind(a[0]) != MV_NONE)
             return raise(result, mgr__exc("builtins", "TypeError",
@@ -715,10 +713,9 @@ static int list_call_locked(mobj *o, const char *m, const kart_obj *args, const 
     if (strcmp(m, "__add__") == 0) {
         BIND(m, 1, "value");
         if (mv_kind(a[0]) != MV_LIST)
-            return raise(result,
-                         mgr__exc("builtins", "TypeError",
-                                  "can only concatenate list (not \"%s\") to list",
-                                  kart_obj_type_name(kart_obj_type_of(a[0]))));
+            return raise(result, mgr__exc("builtins", "TypeError",
+                                          "can only concatenate list (not \"%s\") to list",
+                                          kart_obj_type_name(kart_obj_type_of(a[0]))));
         kart_obj *out = mv_copy(l);
         if (!out || extend_from(out, a[0], result) != 0) {
             mv_free(out);
@@ -835,12 +832,11 @@ static int ns_call_locked(mobj *o, const char *m, const kart_obj *args, const ka
     size_t nl;
     const char *name = mv_get_str(a[0], &nl);
     if (!name)
-        return raise(result, mgr__exc("builtins", "TypeError",
-                                      "attribute name must be string, not '%s'",
-                                      kart_obj_type_name(kart_obj_type_of(a[0]))));
+        return raise(result,
+                     mgr__exc("builtins", "TypeError", "attribute name must be string, not '%s'",
+                              kart_obj_type_name(kart_obj_type_of(a[0]))));
     if (strcmp(m, "__setattr__") == 0)
-        return mv_dict_set(d, mv_copy(a[0]), mv_copy(a[1])) < 0 ? -ENOMEM
-                                                                  : ret(result, mv_none());
+        return mv_dict_set(d, mv_copy(a[0]), mv_copy(a[1])) < 0 ? -ENOMEM : ret(result, mv_none());
     bool get = strcmp(m, "__getattribute__") == 0;
     if (get && kart_obj_dict_get(d, a[0], &v) == 0)
         return ret(result, mv_copy(v));
@@ -1046,8 +1042,8 @@ typedef struct lock_data {
     unsigned long count;
 } lock_data;
 
-static int lock_create_common(mobj *o, const kart_obj *args, const kart_obj *kwds,
-                              kart_obj **err, bool recursive)
+static int lock_create_common(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err,
+                              bool recursive)
 {
     if (mv_len(args) || mv_len(kwds)) {
         *err = mgr__exc("builtins", "TypeError", "%s() takes no arguments",
@@ -1104,8 +1100,9 @@ static int lock_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, cons
     if (t < 0 && t != -1)
         return raise(result, mgr__exc("builtins", "ValueError",
                                       "timeout value must be a non-negative number"));
-    int64_t dl = !blocking ? kart_now_ns() : t < 0 ? KART__NO_DEADLINE
-                                                   : kart__deadline((int64_t)(t * 1e9));
+    int64_t dl = !blocking ? kart_now_ns()
+                 : t < 0   ? KART__NO_DEADLINE
+                           : kart__deadline((int64_t)(t * 1e9));
     pthread_mutex_lock(&o->mu);
     int r = 0;
     bool got = false;
@@ -1349,8 +1346,8 @@ static const mtype joinable_queue_type = {
 /* ---------------------------------------------------------------- table */
 
 const mtype *const mgr__types[] = {
-    &dict_type,  &list_type, &ns_type,    &value_type,          &event_type,
-    &lock_type,  &rlock_type, &queue_type, &joinable_queue_type, NULL,
+    &dict_type, &list_type,  &ns_type,    &value_type,          &event_type,
+    &lock_type, &rlock_type, &queue_type, &joinable_queue_type, NULL,
 };
 
 const mtype *mgr__find_type(const char *typeid)

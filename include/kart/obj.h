@@ -102,7 +102,8 @@ KART_API int kart_obj_error(const char *module, const char *name, kart_obj *args
                             kart_obj **out);
 /* An instance of module.name with the given state (any kind, taken on
  * success; NULL means None). -EINVAL: empty or NULL names. */
-KART_API int kart_obj_instance(const char *module, const char *name, kart_obj *state, kart_obj **out);
+KART_API int kart_obj_instance(const char *module, const char *name, kart_obj *state,
+                               kart_obj **out);
 /* A deep copy of src (a new root). */
 KART_API int kart_obj_copy(const kart_obj *src, kart_obj **out);
 
@@ -151,7 +152,8 @@ KART_API int kart_obj_item(const kart_obj *obj, size_t i, const kart_obj **item)
  * returns 1 with the next item (a dict's key and value; key is NULL for
  * a sequence; either out may be NULL), or 0 at the end. Positions stay
  * valid while the container is not changed. -EINVAL: another kind. */
-KART_API int kart_obj_next(const kart_obj *obj, size_t *pos, const kart_obj **key, const kart_obj **value);
+KART_API int kart_obj_next(const kart_obj *obj, size_t *pos, const kart_obj **key,
+                           const kart_obj **value);
 /* Appends item to a list or tuple (tuples too, for building), taken on
  * success. -EINVAL: wrong kind, item NULL or already in a container;
  * -ELOOP: item is obj or one of its ancestors; -E2BIG: the tree would be
@@ -243,8 +245,8 @@ typedef struct kart_obj_unpickle_options {
 
 /* Why a decode failed, filled on failure when a pointer is given. */
 typedef struct kart_obj_pickle_error {
-    size_t offset;    /* the input offset of the opcode that failed */
-    int opcode;       /* that opcode's byte, or -1 (end of input) */
+    size_t offset;     /* the input offset of the opcode that failed */
+    int opcode;        /* that opcode's byte, or -1 (end of input) */
     char message[160]; /* what went wrong, NUL-terminated */
 } kart_obj_pickle_error;
 
@@ -274,8 +276,9 @@ KART_API int kart_obj_pickle(const kart_obj *obj, int protocol, void **buf, size
  * -E2BIG: deeper than max_depth or larger than max_size (never an
  * allocation from a length field larger than the input); -EINVAL: buf
  * NULL with len > 0, out NULL; -ENOMEM. */
-KART_API int kart_obj_unpickle(const void *buf, size_t len, const kart_obj_unpickle_options *options,
-                               kart_obj **out, kart_obj_pickle_error *err);
+KART_API int kart_obj_unpickle(const void *buf, size_t len,
+                               const kart_obj_unpickle_options *options, kart_obj **out,
+                               kart_obj_pickle_error *err);
 
 #ifdef __cplusplus
 }

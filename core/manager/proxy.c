@@ -31,8 +31,34 @@ struct kart_manager {
     pid_t pid;       /* the process the connections below belong to */
     kart_conn *sess; /* create/incref/decref, under mu */
     pthread_key_t tls;
-    tconn conns; /* every thread's connection, under mu */
+    tconn conns;                       /* every thread's connection, under mu */
+    kart_manager *reg_next, *reg_prev; /* the fork registry, under reg_mu */
 };
+
+/* Every handle's mutex is taken around fork (pthread_atfork), so that a
+ * child never inherits one locked by a thread that does not exist there. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static kart_manager reg_head = {.reg_next = &reg_head, .reg_prev = &reg_head};
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (kart_manager *m = reg_head.reg_next; m != &reg_head; m = m->reg_next)
+        pthread_mutex_lock(&m->mu);
+}
+
+static void fork_done(void)
+{
+    for (kart_manager *m = reg_head.reg_next; m != &reg_head; m = m->reg_next)
+        pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_init(void)
+{
+    pthread_atfork(fork_prepare, fork_done, fork_done);
+}
 
 struct kart_proxy {
     kart_manager *m;
@@ -286,6 +312,13 @@ KART_API int kart_manager_connect(kart_manager **out, const char *address,
     pthread_mutex_init(&m->mu, NULL);
     m->conns.next = m->conns.prev = &m->conns;
     m->pid = getpid();
+    pthread_once(&reg_once, reg_init);
+    pthread_mutex_lock(&reg_mu);
+    m->reg_next = reg_head.reg_next;
+    m->reg_prev = &reg_head;
+    reg_head.reg_next->reg_prev = m;
+    reg_head.reg_next = m;
+    pthread_mutex_unlock(&reg_mu);
     kart_obj *res = NULL;
     int r = session_call(m, "dummy", NULL, &res);
     mv_free(res);
@@ -301,6 +334,10 @@ KART_API void kart_manager_free(kart_manager *m)
 {
     if (!m)
         return;
+    pthread_mutex_lock(&reg_mu);
+    m->reg_prev->reg_next = m->reg_next;
+    m->reg_next->reg_prev = m->reg_prev;
+    pthread_mutex_unlock(&reg_mu);
     tconn *mine = pthread_getspecific(m->tls);
     pthread_key_delete(m->tls);
     pthread_mutex_lock(&m->mu);

@@ -513,6 +513,192 @@ START_TEST(queue_every_method)
 }
 END_TEST
 
+
+/* ------------------------------------ Semaphore, Condition, Barrier, Array */
+
+START_TEST(semaphores)
+{
+    fixture f;
+    start(&f, NULL);
+    kart_proxy *s = NULL, *b = NULL;
+    ck_assert_int_eq(kart_manager_semaphore(f.m, 2, false, &s), 0);
+    ck_assert_int_eq(kart_mlock_acquire(s, 0), 0);
+    ck_assert_int_eq(kart_mlock_acquire(s, -1), 0);
+    ck_assert_int_eq(kart_mlock_acquire(s, 0), -ETIMEDOUT);
+    ck_assert_int_eq(kart_mlock_acquire(s, 30 * KT_MS), -ETIMEDOUT);
+    waiter w = {.p = s, .timeout = -1};
+    pthread_t t;
+    pthread_create(&t, NULL, lock_taker, &w); /* acquires, then releases */
+    nap(50 * KT_MS);
+    ck_assert_int_eq(atomic_load(&w.done), 0);
+    ck_assert_int_eq(kart_mlock_release(s), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&w.result), 0);
+    expect_repr(call(s, "release", T(1, I(3), NULL), 0), "None"); /* unbounded */
+    expect_exc(call(s, "release", T(1, I(0), NULL), KART_EREMOTE), "ValueError");
+    expect_exc(call(s, "acquire", T(2, I(0), I(1)), KART_EREMOTE), "ValueError");
+    expect_repr(call(s, "__repr__", NULL, 0), "'<threading.Semaphore: value=4/2>'");
+    ck_assert_int_eq(kart_manager_semaphore(f.m, 1, true, &b), 0);
+    ck_assert_int_eq(kart_mlock_release(b), KART_EREMOTE); /* released too many times */
+    ck_assert_int_eq(kart_mlock_acquire(b, 0), 0);
+    ck_assert_int_eq(kart_mlock_release(b), 0);
+    kart_proxy *bad = NULL;
+    kart_obj *neg = T(1, I(-1), NULL), *err = NULL;
+    ck_assert_int_eq(kart_manager_create(f.m, "Semaphore", neg, NULL, &bad, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    kart_obj_free(neg);
+    ck_assert_int_eq(kart_manager_semaphore(f.m, SIZE_MAX, false, &bad), -EINVAL);
+    kart_proxy_free(s);
+    kart_proxy_free(b);
+    stop(&f);
+}
+END_TEST
+
+typedef struct cond_arg {
+    kart_proxy *c;
+    kart_proxy *d;
+    _Atomic int woke;
+} cond_arg;
+
+static void *cond_waiter_thread(void *arg)
+{
+    cond_arg *a = arg;
+    if (kart_mlock_acquire(a->c, -1) == 0) {
+        if (kart_mcond_wait(a->c, 5000 * KT_MS) == 0)
+            atomic_fetch_add(&a->woke, 1);
+        kart_mlock_release(a->c);
+    }
+    return NULL;
+}
+
+START_TEST(condition_wait_notify)
+{
+    fixture f;
+    start(&f, NULL);
+    cond_arg a = {0};
+    ck_assert_int_eq(kart_manager_condition(f.m, &a.c), 0);
+    ck_assert_int_eq(kart_mcond_wait(a.c, 0), -EPERM);
+    ck_assert_int_eq(kart_mcond_notify(a.c, 1), -EPERM);
+    ck_assert_int_eq(kart_mlock_release(a.c), -EPERM);
+    ck_assert_int_eq(kart_mlock_acquire(a.c, -1), 0);
+    ck_assert_int_eq(kart_mlock_acquire(a.c, -1), 0); /* an RLock */
+    ck_assert_int_eq(kart_mcond_wait(a.c, 20 * KT_MS), -ETIMEDOUT);
+    ck_assert_int_eq(kart_mlock_release(a.c), 0);
+    ck_assert_int_eq(kart_mlock_release(a.c), 0);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, cond_waiter_thread, &a);
+    nap(150 * KT_MS);
+    ck_assert_int_eq(kart_mlock_acquire(a.c, -1), 0);
+    ck_assert_int_eq(kart_mcond_notify(a.c, 1), 0);
+    ck_assert_int_eq(kart_mlock_release(a.c), 0);
+    nap(100 * KT_MS);
+    ck_assert_int_eq(atomic_load(&a.woke), 1);
+    ck_assert_int_eq(kart_mlock_acquire(a.c, -1), 0);
+    ck_assert_int_eq(kart_mcond_notify_all(a.c), 0);
+    ck_assert_int_eq(kart_mlock_release(a.c), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(atomic_load(&a.woke), 3);
+    kart_obj *lockarg = T(1, I(1), NULL), *err = NULL;
+    kart_proxy *bad = NULL;
+    ck_assert_int_eq(kart_manager_create(f.m, "Condition", lockarg, NULL, &bad, &err),
+                     KART_EREMOTE);
+    kart_obj_free(err);
+    kart_obj_free(lockarg);
+    kart_proxy_free(a.c);
+    stop(&f);
+}
+END_TEST
+
+typedef struct barrier_arg {
+    kart_proxy *b;
+    int64_t timeout;
+    _Atomic int result;
+} barrier_arg;
+
+static void *barrier_thread(void *arg)
+{
+    barrier_arg *a = arg;
+    atomic_store(&a->result, kart_mbarrier_wait(a->b, a->timeout));
+    return NULL;
+}
+
+START_TEST(barrier_every_method)
+{
+    fixture f;
+    start(&f, NULL);
+    kart_proxy *b = NULL;
+    ck_assert_int_eq(kart_manager_barrier(f.m, 3, &b), 0);
+    ck_assert_int_eq(kart_manager_barrier(f.m, 0, &b), -EINVAL);
+    expect_repr(call(b, "__getattribute__", T(1, S("parties"), NULL), 0), "3");
+    barrier_arg args[2] = {{.b = b, .timeout = -1}, {.b = b, .timeout = -1}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, barrier_thread, &args[i]);
+    nap(100 * KT_MS);
+    expect_repr(call(b, "__getattribute__", T(1, S("n_waiting"), NULL), 0), "2");
+    int me = kart_mbarrier_wait(b, -1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    int seen =
+        (1 << me) | (1 << atomic_load(&args[0].result)) | (1 << atomic_load(&args[1].result));
+    ck_assert_int_eq(seen, 7); /* indices 0, 1, 2 */
+    /* a timeout breaks it for everyone */
+    ck_assert_int_eq(kart_mbarrier_wait(b, 30 * KT_MS), KART_EBROKEN);
+    expect_repr(call(b, "__getattribute__", T(1, S("broken"), NULL), 0), "True");
+    ck_assert_int_eq(kart_mbarrier_wait(b, -1), KART_EBROKEN);
+    ck_assert_int_eq(kart_mbarrier_reset(b), 0);
+    expect_repr(call(b, "__getattribute__", T(1, S("broken"), NULL), 0), "False");
+    pthread_create(&t[0], NULL, barrier_thread, &args[0]);
+    nap(50 * KT_MS);
+    ck_assert_int_eq(kart_mbarrier_abort(b), 0);
+    pthread_join(t[0], NULL);
+    ck_assert_int_eq(atomic_load(&args[0].result), KART_EBROKEN);
+    expect_exc(call(b, "__getattribute__", T(1, S("_cond"), NULL), KART_EREMOTE), "AttributeError");
+    kart_proxy_free(b);
+    stop(&f);
+}
+END_TEST
+
+START_TEST(array_every_method)
+{
+    fixture f;
+    start(&f, NULL);
+    kart_obj *items = NULL;
+    ck_assert_int_eq(kart_obj_list(&items), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(kart_obj_append(items, I(i * 100)), 0);
+    kart_proxy *a = NULL, *bad = NULL;
+    ck_assert_int_eq(kart_manager_array(f.m, "h", items, &a), 0);
+    expect_repr(call(a, "__len__", NULL, 0), "3");
+    expect_repr(call(a, "__getitem__", T(1, I(-1), NULL), 0), "200");
+    expect_repr(call(a, "__setitem__", T(2, I(0), I(-5)), 0), "None");
+    expect_repr(call(a, "__getitem__", T(1, I(0), NULL), 0), "-5");
+    expect_exc(call(a, "__setitem__", T(2, I(0), I(40000)), KART_EREMOTE), "OverflowError");
+    expect_exc(call(a, "__setitem__", T(2, I(0), S("x")), KART_EREMOTE), "TypeError");
+    expect_exc(call(a, "__getitem__", T(1, I(3), NULL), KART_EREMOTE), "IndexError");
+    expect_repr(call(a, "__repr__", NULL, 0), "\"array('h', [-5, 100, 200])\"");
+    ck_assert_int_eq(kart_manager_array(f.m, "z", items, &bad), KART_EREMOTE);
+    ck_assert_int_eq(kart_manager_array(f.m, "B", items, &bad), 0); /* 0, 100, 200 fit */
+    kart_proxy_free(bad);
+    ck_assert_int_eq(kart_obj_append(items, I(300)), 0);
+    ck_assert_int_eq(kart_manager_array(f.m, "B", items, &bad), KART_EREMOTE);
+    kart_obj *dl = NULL;
+    ck_assert_int_eq(kart_obj_list(&dl), 0);
+    ck_assert_int_eq(kart_obj_append(dl, I(1)), 0);
+    kart_proxy *d = NULL;
+    ck_assert_int_eq(kart_manager_array(f.m, "d", dl, &d), 0);
+    expect_repr(call(d, "__getitem__", T(1, I(0), NULL), 0), "1.0");
+    ck_assert_int_eq(kart_manager_array(f.m, NULL, dl, &d), -EINVAL);
+    kart_obj_free(dl);
+    kart_obj_free(items);
+    kart_proxy_free(a);
+    kart_proxy_free(d);
+    stop(&f);
+}
+END_TEST
+
 /* ------------------------------------------------- many clients at once */
 
 #define NTHREADS 8
@@ -960,6 +1146,10 @@ int main(void)
     tcase_add_test(tc, event_every_method);
     tcase_add_test(tc, lock_and_rlock);
     tcase_add_test(tc, queue_every_method);
+    tcase_add_test(tc, semaphores);
+    tcase_add_test(tc, condition_wait_notify);
+    tcase_add_test(tc, barrier_every_method);
+    tcase_add_test(tc, array_every_method);
     tcase_add_test(tc, many_threads_and_processes);
     tcase_add_test(tc, references_and_disconnects);
     tcase_add_test(tc, a_killed_client_releases_its_lock);

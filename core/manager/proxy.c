@@ -533,6 +533,36 @@ KART_API int kart_manager_queue(kart_manager *m, size_t maxsize, kart_proxy **ou
     return a ? create0(m, "Queue", a, out) : -ENOMEM;
 }
 
+KART_API int kart_manager_semaphore(kart_manager *m, size_t value, bool bounded, kart_proxy **out)
+{
+    if (value > INT64_MAX)
+        return -EINVAL;
+    kart_obj *a = mv_tuple(1, mv_int((int64_t)value));
+    return a ? create0(m, bounded ? "BoundedSemaphore" : "Semaphore", a, out) : -ENOMEM;
+}
+
+KART_API int kart_manager_condition(kart_manager *m, kart_proxy **out)
+{
+    return create0(m, "Condition", NULL, out);
+}
+
+KART_API int kart_manager_barrier(kart_manager *m, size_t parties, kart_proxy **out)
+{
+    if (parties == 0 || parties > INT64_MAX)
+        return -EINVAL;
+    kart_obj *a = mv_tuple(1, mv_int((int64_t)parties));
+    return a ? create0(m, "Barrier", a, out) : -ENOMEM;
+}
+
+KART_API int kart_manager_array(kart_manager *m, const char *typecode, const kart_obj *items,
+                                kart_proxy **out)
+{
+    if (!typecode || !items)
+        return -EINVAL;
+    kart_obj *a = mv_tuple(2, mv_strz(typecode), mv_copy(items));
+    return a ? create0(m, "Array", a, out) : -ENOMEM;
+}
+
 /* A proxy used in a forked child takes the child's own reference first. */
 static int proxy_adopt(kart_proxy *p)
 {
@@ -899,6 +929,65 @@ KART_API int kart_mlock_release(kart_proxy *l)
 {
     NEED(l);
     return callv(l, "release", NULL, 0, NULL, NULL);
+}
+
+KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns)
+{
+    NEED(c);
+    kart_obj *t = timeout_obj(timeout_ns);
+    int r = t ? call_bool(c, "wait", t) : -ENOMEM;
+    mv_free(t);
+    return r == 1 ? 0 : r == 0 ? -ETIMEDOUT : r;
+}
+
+KART_API int kart_mcond_notify(kart_proxy *c, size_t n)
+{
+    NEED(c && n <= INT64_MAX);
+    kart_obj *a = mv_int((int64_t)n);
+    int r = a ? callv(c, "notify", NULL, 1, a, NULL) : -ENOMEM;
+    mv_free(a);
+    return r;
+}
+
+KART_API int kart_mcond_notify_all(kart_proxy *c)
+{
+    NEED(c);
+    return callv(c, "notify_all", NULL, 0, NULL, NULL);
+}
+
+KART_API int kart_mbarrier_wait(kart_proxy *b, int64_t timeout_ns)
+{
+    NEED(b);
+    kart_obj *args = mv_tuple(1, timeout_obj(timeout_ns));
+    if (!args)
+        return -ENOMEM;
+    kart_obj *res = NULL;
+    int r = kart_proxy_call(b, "wait", args, NULL, &res);
+    mv_free(args);
+    if (r == KART_EREMOTE) {
+        if (strcmp(exc_name(res), "BrokenBarrierError") == 0)
+            r = KART_EBROKEN;
+        mv_free(res);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    int64_t i = -1;
+    r = mv_get_int(res, &i) == 0 && i >= 0 && i <= INT32_MAX ? (int)i : KART_EBADREPLY;
+    mv_free(res);
+    return r;
+}
+
+KART_API int kart_mbarrier_abort(kart_proxy *b)
+{
+    NEED(b);
+    return callv(b, "abort", NULL, 0, NULL, NULL);
+}
+
+KART_API int kart_mbarrier_reset(kart_proxy *b)
+{
+    NEED(b);
+    return callv(b, "reset", NULL, 0, NULL, NULL);
 }
 
 static int queue_op(kart_proxy *q, const char *op, const kart_obj *item, int64_t timeout_ns,

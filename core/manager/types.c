@@ -1343,11 +1343,652 @@ static const mtype joinable_queue_type = {
     .call = queue_call,
 };
 
+/* ------------------------------------------ Semaphore, BoundedSemaphore */
+
+typedef struct sem_data {
+    int64_t value, initial;
+    bool bounded;
+} sem_data;
+
+static int sem_create_common(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err,
+                             bool bounded)
+{
+    const kart_obj *a[1];
+    int r = mgr__args(bounded ? "BoundedSemaphore" : "Semaphore", args, kwds, NAMES("value"), 0, 1,
+                      a, err);
+    if (r)
+        return r;
+    int64_t v = 1;
+    if (a[0] && (mv_kind(a[0]) == MV_FLOAT || mv_get_int(a[0], &v) < 0)) {
+        *err = mgr__exc("builtins", "TypeError", "semaphore value must be an int");
+        return MCALL_ERROR;
+    }
+    if (v < 0) {
+        *err = mgr__exc("builtins", "ValueError", "semaphore initial value must be >= 0");
+        return MCALL_ERROR;
+    }
+    sem_data *sd = calloc(1, sizeof *sd);
+    if (!sd)
+        return -ENOMEM;
+    sd->value = sd->initial = v;
+    sd->bounded = bounded;
+    o->data = sd;
+    return 0;
+}
+
+static int sem_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
+{
+    return sem_create_common(o, args, kwds, err, false);
+}
+
+static int bsem_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
+{
+    return sem_create_common(o, args, kwds, err, true);
+}
+
+/* (blocking=True, timeout=None) as threading's acquire takes them, into a
+ * deadline (kart_now_ns() for a try). */
+static int acquire_args(const kart_obj *args, const kart_obj *kwds, int64_t *dl, kart_obj **result)
+{
+    const kart_obj *a[2];
+    BIND("acquire", 0, "blocking", "timeout");
+    bool blocking = !a[0] || mv_get_bool(a[0]);
+    bool has_t = a[1] && mv_kind(a[1]) != MV_NONE;
+    if (!blocking && has_t)
+        return raise(result, mgr__exc("builtins", "ValueError",
+                                      "can't specify timeout for non-blocking acquire"));
+    if (!blocking) {
+        *dl = kart_now_ns();
+        return 0;
+    }
+    return mgr__timeout(a[1], dl, true, result);
+}
+
+static int sem_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
+                    kart_obj **result, mobj **newobj)
+{
+    sem_data *sd = o->data;
+    int r = 0;
+    if (strcmp(m, "release") == 0) {
+        const kart_obj *a[1];
+        BIND(m, 0, "n");
+        int64_t n = 1;
+        if (a[0] && mv_get_int(a[0], &n) < 0)
+            return raise(result, mgr__exc("builtins", "TypeError", "n must be an int"));
+        if (n < 1)
+            return raise(result, mgr__exc("builtins", "ValueError", "n must be one or more"));
+        pthread_mutex_lock(&o->mu);
+        bool over = sd->bounded && sd->value + n > sd->initial;
+        if (!over) {
+            sd->value += n;
+            pthread_cond_broadcast(&o->cv);
+        }
+        pthread_mutex_unlock(&o->mu);
+        return over ? raise(result,
+                            mgr__exc("builtins", "ValueError", "Semaphore released too many times"))
+                    : ret(result, mv_none());
+    }
+    int64_t dl;
+    if ((r = acquire_args(args, kwds, &dl, result)) != 0)
+        return r;
+    pthread_mutex_lock(&o->mu);
+    while (sd->value == 0 && r == 0)
+        r = mgr__wait(o, dl);
+    bool got = sd->value > 0;
+    if (got)
+        sd->value--;
+    pthread_mutex_unlock(&o->mu);
+    return r == -ECANCELED ? r : ret(result, mv_bool(got));
+}
+
+static int sem_repr(mobj *o, char *buf, size_t cap)
+{
+    sem_data *sd = o->data;
+    pthread_mutex_lock(&o->mu);
+    snprintf(buf, cap, "<threading.%sSemaphore: value=%" PRId64 "/%" PRId64 ">",
+             sd->bounded ? "Bounded" : "", sd->value, sd->initial);
+    pthread_mutex_unlock(&o->mu);
+    return 0;
+}
+
+static const mtype sem_type = {
+    .typeid = "Semaphore",
+    .exposed = acquirer_exposed,
+    .create = sem_create,
+    .destroy = free_data,
+    .call = sem_call,
+    .repr = sem_repr,
+};
+
+static const mtype bsem_type = {
+    .typeid = "BoundedSemaphore",
+    .exposed = acquirer_exposed,
+    .create = bsem_create,
+    .destroy = free_data,
+    .call = sem_call,
+    .repr = sem_repr,
+};
+
+/* ----------------------------------------------------------- Condition */
+
+static const char *const cond_exposed[] = {"acquire", "release",    "wait",
+                                           "notify",  "notify_all", NULL};
+
+typedef struct cond_waiter {
+    bool notified;
+    struct cond_waiter *next;
+} cond_waiter;
+
+typedef struct cond_data {
+    lock_data lock; /* an RLock, as threading.Condition() makes */
+    cond_waiter *head, *tail;
+} cond_data;
+
+static int cond_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
+{
+    const kart_obj *a[1];
+    int r = mgr__args("Condition", args, kwds, NAMES("lock"), 0, 1, a, err);
+    if (r)
+        return r;
+    if (a[0] && mv_kind(a[0]) != MV_NONE) {
+        *err = mgr__exc("builtins", "TypeError",
+                        "kart: Condition(lock) takes no lock (its own RLock is used)");
+        return MCALL_ERROR;
+    }
+    cond_data *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->lock.recursive = true;
+    o->data = c;
+    return 0;
+}
+
+static bool cond_owned(cond_data *c, mcx *cx)
+{
+    return c->lock.count > 0 && c->lock.owner == cx->serial;
+}
+
+static int cond_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
+                     kart_obj **result, mobj **newobj)
+{
+    cond_data *c = o->data;
+    if (strcmp(m, "acquire") == 0) {
+        int64_t dl;
+        int r = acquire_args(args, kwds, &dl, result);
+        if (r)
+            return r;
+        pthread_mutex_lock(&o->mu);
+        bool got = false;
+        for (;;) {
+            if (c->lock.count == 0 || c->lock.owner == cx->serial) {
+                c->lock.count++;
+                c->lock.owner = cx->serial;
+                got = true;
+                break;
+            }
+            if ((r = mgr__wait(o, dl)) != 0)
+                break;
+        }
+        pthread_mutex_unlock(&o->mu);
+        return r == -ECANCELED ? r : ret(result, mv_bool(got));
+    }
+    if (strcmp(m, "release") == 0) {
+        NOARGS(m);
+        pthread_mutex_lock(&o->mu);
+        bool ok = cond_owned(c, cx);
+        if (ok && --c->lock.count == 0) {
+            c->lock.owner = 0;
+            pthread_cond_broadcast(&o->cv);
+        }
+        pthread_mutex_unlock(&o->mu);
+        return ok ? ret(result, mv_none())
+                  : raise(result,
+                          mgr__exc("builtins", "RuntimeError", "cannot release un-acquired lock"));
+    }
+    if (strcmp(m, "notify") == 0 || strcmp(m, "notify_all") == 0) {
+        int64_t n = INT64_MAX;
+        if (strcmp(m, "notify") == 0) {
+            const kart_obj *a[1];
+            BIND(m, 0, "n");
+            n = 1;
+            if (a[0] && mv_get_int(a[0], &n) < 0)
+                return raise(result, mgr__exc("builtins", "TypeError", "n must be an int"));
+        } else
+            NOARGS(m);
+        pthread_mutex_lock(&o->mu);
+        bool ok = cond_owned(c, cx);
+        while (ok && n-- > 0 && c->head) {
+            c->head->notified = true;
+            c->head = c->head->next;
+            if (!c->head)
+                c->tail = NULL;
+        }
+        if (ok)
+            pthread_cond_broadcast(&o->cv);
+        pthread_mutex_unlock(&o->mu);
+        return ok ? ret(result, mv_none())
+                  : raise(result, mgr__exc("builtins", "RuntimeError",
+                                           "cannot notify on un-acquired lock"));
+    }
+    /* wait(timeout=None) */
+    const kart_obj *a[1];
+    BIND(m, 0, "timeout");
+    int64_t dl;
+    int r = mgr__timeout(a[0], &dl, true, result);
+    if (r)
+        return r;
+    pthread_mutex_lock(&o->mu);
+    if (!cond_owned(c, cx)) {
+        pthread_mutex_unlock(&o->mu);
+        return raise(result,
+                     mgr__exc("builtins", "RuntimeError", "cannot wait on un-acquired lock"));
+    }
+    cond_waiter w = {0};
+    if (c->tail)
+        c->tail->next = &w;
+    else
+        c->head = &w;
+    c->tail = &w;
+    unsigned long saved = c->lock.count;
+    c->lock.count = 0;
+    c->lock.owner = 0;
+    pthread_cond_broadcast(&o->cv);
+    while (!w.notified && r == 0)
+        r = mgr__wait(o, dl);
+    if (!w.notified) { /* timed out (or stopping): leave the queue */
+        cond_waiter **pp = &c->head, *prev = NULL;
+        while (*pp && *pp != &w) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp) {
+            *pp = w.next;
+            if (c->tail == &w)
+                c->tail = prev;
+        }
+    }
+    /* take the lock back, whatever happened (Python's wait does) */
+    int r2 = 0;
+    while (c->lock.count != 0 && c->lock.owner != cx->serial && r2 == 0)
+        r2 = mgr__wait(o, KART__NO_DEADLINE);
+    if (r2 == 0) {
+        c->lock.count = saved;
+        c->lock.owner = cx->serial;
+    }
+    bool notified = w.notified;
+    pthread_mutex_unlock(&o->mu);
+    if (r == -ECANCELED || r2 == -ECANCELED)
+        return -ECANCELED;
+    return ret(result, mv_bool(notified));
+}
+
+static void cond_client_gone(mobj *o, mcx *cx)
+{
+    cond_data *c = o->data;
+    pthread_mutex_lock(&o->mu);
+    if (c->lock.count && c->lock.owner == cx->serial) {
+        c->lock.count = 0;
+        c->lock.owner = 0;
+        pthread_cond_broadcast(&o->cv);
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+static int cond_repr(mobj *o, char *buf, size_t cap)
+{
+    cond_data *c = o->data;
+    pthread_mutex_lock(&o->mu);
+    size_t n = 0;
+    for (cond_waiter *w = c->head; w; w = w->next)
+        n++;
+    snprintf(buf, cap, "<Condition(<%s _thread.RLock object count=%lu>, %zu)>",
+             c->lock.count ? "locked" : "unlocked", c->lock.count, n);
+    pthread_mutex_unlock(&o->mu);
+    return 0;
+}
+
+static const mtype cond_type = {
+    .typeid = "Condition",
+    .exposed = cond_exposed,
+    .create = cond_create,
+    .destroy = free_data,
+    .call = cond_call,
+    .repr = cond_repr,
+    .client_gone = cond_client_gone,
+};
+
+/* ------------------------------------------------------------- Barrier */
+
+static const char *const barrier_exposed[] = {"__getattribute__", "wait", "abort", "reset", NULL};
+
+typedef struct barrier_data {
+    int64_t parties, count;
+    int state;     /* 0 filling, 1 draining, -1 resetting, -2 broken */
+    int64_t deflt; /* default timeout deadline offset, ns; -1 none */
+} barrier_data;
+
+static int barrier_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
+{
+    const kart_obj *a[3];
+    int r = mgr__args("Barrier", args, kwds, NAMES("parties", "action", "timeout"), 1, 3, a, err);
+    if (r)
+        return r;
+    int64_t parties;
+    if (mv_kind(a[0]) == MV_FLOAT || mv_get_int(a[0], &parties) < 0) {
+        *err = mgr__exc("builtins", "TypeError", "parties must be an int");
+        return MCALL_ERROR;
+    }
+    if (parties < 1) {
+        *err = mgr__exc("builtins", "ValueError", "parties must be > 0");
+        return MCALL_ERROR;
+    }
+    if (a[1] && mv_kind(a[1]) != MV_NONE) {
+        *err = mgr__exc("builtins", "TypeError", "kart: Barrier(action=...) cannot run a function");
+        return MCALL_ERROR;
+    }
+    double t = -1;
+    if (a[2] && mv_kind(a[2]) != MV_NONE && (mv_get_float(a[2], &t) < 0 || t < 0)) {
+        *err = mgr__exc("builtins", "ValueError", "timeout must be a non-negative number");
+        return MCALL_ERROR;
+    }
+    barrier_data *b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->parties = parties;
+    b->deflt = t < 0 ? -1 : (int64_t)(t * 1e9);
+    o->data = b;
+    return 0;
+}
+
+static int broken_barrier(kart_obj **result)
+{
+    kart_obj *t = mv_tuple(0);
+    return raise(result, t ? mv_error("threading", "BrokenBarrierError", t) : NULL);
+}
+
+static void barrier_break(mobj *o, barrier_data *b)
+{
+    b->state = -2;
+    pthread_cond_broadcast(&o->cv);
+}
+
+static void barrier_exit(mobj *o, barrier_data *b)
+{
+    if (b->count == 0 && (b->state == -1 || b->state == 1)) {
+        b->state = 0;
+        pthread_cond_broadcast(&o->cv);
+    }
+}
+
+static int barrier_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
+                        kart_obj **result, mobj **newobj)
+{
+    barrier_data *b = o->data;
+    const kart_obj *a[1];
+    if (strcmp(m, "__getattribute__") == 0) {
+        BIND(m, 1, "name");
+        kart_obj *v = NULL;
+        pthread_mutex_lock(&o->mu);
+        if (mv_is_str(a[0], "parties"))
+            v = mv_int(b->parties);
+        else if (mv_is_str(a[0], "n_waiting"))
+            v = mv_int(b->state == 0 ? b->count : 0);
+        else if (mv_is_str(a[0], "broken"))
+            v = mv_bool(b->state == -2);
+        pthread_mutex_unlock(&o->mu);
+        if (v)
+            return ret(result, v);
+        return raise(result, mgr__exc("builtins", "AttributeError",
+                                      "kart: Barrier exposes parties, n_waiting and broken"));
+    }
+    if (strcmp(m, "abort") == 0 || strcmp(m, "reset") == 0) {
+        NOARGS(m);
+        pthread_mutex_lock(&o->mu);
+        if (m[0] == 'a')
+            barrier_break(o, b);
+        else {
+            if (b->count > 0)
+                b->state = b->state == 0 || b->state == -2 ? -1 : b->state;
+            else
+                b->state = 0;
+            pthread_cond_broadcast(&o->cv);
+        }
+        pthread_mutex_unlock(&o->mu);
+        return ret(result, mv_none());
+    }
+    /* wait(timeout=None) */
+    BIND(m, 0, "timeout");
+    int64_t dl;
+    int r;
+    if (!a[0] || mv_kind(a[0]) == MV_NONE)
+        dl = b->deflt < 0 ? KART__NO_DEADLINE : kart__deadline(b->deflt);
+    else if ((r = mgr__timeout(a[0], &dl, true, result)) != 0)
+        return r;
+    pthread_mutex_lock(&o->mu);
+    r = 0;
+    while ((b->state == -1 || b->state == 1) && r == 0)
+        r = mgr__wait(o, KART__NO_DEADLINE);
+    if (r != 0 || b->state < 0) {
+        pthread_mutex_unlock(&o->mu);
+        return r ? r : broken_barrier(result);
+    }
+    int64_t index = b->count++;
+    bool broke = false;
+    if (index + 1 == b->parties) {
+        b->state = 1;
+        pthread_cond_broadcast(&o->cv);
+    } else {
+        while (b->state == 0 && r == 0)
+            r = mgr__wait(o, dl);
+        if (r == -ETIMEDOUT) {
+            barrier_break(o, b);
+            broke = true;
+        } else if (b->state < 0)
+            broke = true;
+    }
+    b->count--;
+    barrier_exit(o, b);
+    pthread_mutex_unlock(&o->mu);
+    if (r == -ECANCELED)
+        return r;
+    return broke ? broken_barrier(result) : ret(result, mv_int(index));
+}
+
+static const mtype barrier_type = {
+    .typeid = "Barrier",
+    .exposed = barrier_exposed,
+    .create = barrier_create,
+    .destroy = free_data,
+    .call = barrier_call,
+};
+
+/* --------------------------------------------------------------- Array */
+
+static const char *const array_exposed[] = {"__len__", "__getitem__", "__setitem__", NULL};
+
+/* array.array's item rules for typecode tc: 0 or a raised error. */
+static int array_check(char tc, const kart_obj *v, kart_obj **err)
+{
+    int k = mv_kind(v);
+    if (tc == 'f' || tc == 'd') {
+        double d;
+        if ((k != MV_FLOAT && k != MV_INT && k != MV_BOOL && k != MV_BIGINT) ||
+            mv_get_float(v, &d) < 0) {
+            *err = mgr__exc("builtins", "TypeError", "must be real number, not %s",
+                            kart_obj_type_name(kart_obj_type_of(v)));
+            return MCALL_ERROR;
+        }
+        return 0;
+    }
+    if (tc == 'u') {
+        size_t n;
+        const char *s = mv_get_str(v, &n);
+        /* one code point */
+        if (!s || n == 0 || n > 4 || (n > 1 && ((unsigned char)s[0] >> 6) != 3) ||
+            (n == 1 && (unsigned char)s[0] >= 0x80)) {
+            *err = mgr__exc("builtins", "TypeError", "array item must be unicode character");
+            return MCALL_ERROR;
+        }
+        return 0;
+    }
+    int64_t x;
+    if (k != MV_INT && k != MV_BOOL && k != MV_BIGINT) {
+        *err = mgr__exc("builtins", "TypeError", "'%s' object cannot be interpreted as an integer",
+                        kart_obj_type_name(kart_obj_type_of(v)));
+        return MCALL_ERROR;
+    }
+    bool fits = mv_get_int(v, &x) == 0;
+    int64_t lo, hi;
+    switch (tc) {
+    case 'b':
+        lo = INT8_MIN, hi = INT8_MAX;
+        break;
+    case 'B':
+        lo = 0, hi = UINT8_MAX;
+        break;
+    case 'h':
+        lo = INT16_MIN, hi = INT16_MAX;
+        break;
+    case 'H':
+        lo = 0, hi = UINT16_MAX;
+        break;
+    case 'i':
+        lo = INT32_MIN, hi = INT32_MAX;
+        break;
+    case 'I':
+        lo = 0, hi = UINT32_MAX;
+        break;
+    case 'l':
+    case 'q':
+        lo = INT64_MIN, hi = INT64_MAX;
+        break;
+    default:
+        lo = 0, hi = INT64_MAX;
+        break; /* L, Q: kart keeps to int64 */
+    }
+    if (!fits || x < lo || x > hi) {
+        *err = mgr__exc("builtins", "OverflowError", "value out of range for typecode '%c'%s", tc,
+                        tc == 'L' || tc == 'Q' ? " (kart: up to 2**63-1)" : "");
+        return MCALL_ERROR;
+    }
+    return 0;
+}
+
+static int array_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
+{
+    const kart_obj *a[3];
+    int r = mgr__args("Array", args, kwds, NAMES("typecode", "sequence", "lock"), 2, 3, a, err);
+    if (r)
+        return r;
+    size_t tl;
+    const char *tc = mv_get_str(a[0], &tl);
+    if (!tc || tl != 1 || !strchr("bBuhHiIlLqQfd", tc[0])) {
+        *err = mgr__exc("builtins", "ValueError",
+                        "bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)");
+        return MCALL_ERROR;
+    }
+    int k = mv_kind(a[1]);
+    if (k != MV_LIST && k != MV_TUPLE) {
+        *err = mgr__exc("builtins", "TypeError", "kart: Array takes a list or tuple of items");
+        return MCALL_ERROR;
+    }
+    kart_obj *l = mv_list_new();
+    if (!l)
+        return -ENOMEM;
+    size_t pos = 0;
+    const kart_obj *v;
+    while (kart_obj_next(a[1], &pos, NULL, &v) == 1) {
+        if ((r = array_check(tc[0], v, err)) != 0 || (r = mv_list_append(l, mv_copy(v))) < 0) {
+            mv_free(l);
+            return r;
+        }
+    }
+    /* data: [typecode, [items]] */
+    kart_obj *d = mv_list_new();
+    if (!d || mv_list_append(d, mv_copy(a[0])) < 0 || mv_list_append(d, l) < 0) {
+        mv_free(d);
+        return -ENOMEM;
+    }
+    o->data = d;
+    return 0;
+}
+
+static int array_call_locked(mobj *o, const char *m, const kart_obj *args, const kart_obj *kwds,
+                             kart_obj **result, mobj **newobj)
+{
+    char tc = mv_get_str(mv_item(o->data, 0), NULL)[0];
+    kart_obj *l = (kart_obj *)mv_item(o->data, 1);
+    size_t n = mv_len(l);
+    const kart_obj *a[2];
+    if (strcmp(m, "__len__") == 0) {
+        NOARGS(m);
+        return ret(result, mv_int((int64_t)n));
+    }
+    if (strcmp(m, "__getitem__") == 0)
+        BIND(m, 1, "index");
+    else
+        BIND(m, 2, "index", "value");
+    int64_t i;
+    int r = index_arg(a[0], &i, result);
+    if (r)
+        return r;
+    if (i < 0)
+        i += (int64_t)n;
+    if (i < 0 || (uint64_t)i >= n)
+        return raise(result, mgr__exc("builtins", "IndexError",
+                                      m[2] == 'g' ? "array index out of range"
+                                                  : "array assignment index out of range"));
+    if (m[2] == 'g') {
+        const kart_obj *v = mv_item(l, (size_t)i);
+        if (tc == 'f' || tc == 'd') {
+            double d;
+            mv_get_float(v, &d);
+            return ret(result, mv_float(tc == 'f' ? (double)(float)d : d));
+        }
+        return ret(result, mv_copy(v));
+    }
+    if ((r = array_check(tc, a[1], result)) != 0)
+        return r;
+    kart_obj *c = mv_copy(a[1]);
+    if (!c || kart_obj_set_item(l, (size_t)i, c) < 0) {
+        mv_free(c);
+        return -ENOMEM;
+    }
+    return ret(result, mv_none());
+}
+
+static int array_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
+                      kart_obj **result, mobj **newobj)
+{
+    return locked_call(o, cx, m, args, kwds, result, newobj, array_call_locked);
+}
+
+static int array_repr(mobj *o, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&o->mu);
+    char tc = mv_get_str(mv_item(o->data, 0), NULL)[0];
+    char pre[16];
+    snprintf(pre, sizeof pre, "array('%c', ", tc);
+    repr_locked(o, mv_item(o->data, 1), pre, ")", buf, cap);
+    pthread_mutex_unlock(&o->mu);
+    return 0;
+}
+
+static const mtype array_type = {
+    .typeid = "Array",
+    .exposed = array_exposed,
+    .create = array_create,
+    .destroy = obj_data_free,
+    .call = array_call,
+    .repr = array_repr,
+};
+
 /* ---------------------------------------------------------------- table */
 
 const mtype *const mgr__types[] = {
-    &dict_type, &list_type,  &ns_type,    &value_type,          &event_type,
-    &lock_type, &rlock_type, &queue_type, &joinable_queue_type, NULL,
+    &dict_type, &list_type,  &ns_type,      &value_type,          &event_type,
+    &lock_type, &rlock_type, &queue_type,   &joinable_queue_type, &sem_type,
+    &bsem_type, &cond_type,  &barrier_type, &array_type,          NULL,
 };
 
 const mtype *mgr__find_type(const char *typeid)

@@ -2,7 +2,8 @@
  * kart/manager.h — managers: a server that holds shared objects (dict,
  * list, Namespace, Value, Event, Lock, RLock, Queue, JoinableQueue) which
  * other threads and processes, here or on another host, use through
- * proxies. The wire protocol is Python's multiprocessing.managers, so a
+ * proxies (also Semaphore, BoundedSemaphore, Condition, Barrier, Array).
+ * The wire protocol is Python's multiprocessing.managers, so a
  * real python3 SyncManager(address=..., authkey=...).connect() can use a
  * kart manager; see docs/manager.md for what exists and what does not yet.
  *
@@ -146,6 +147,18 @@ KART_API int kart_manager_lock(kart_manager *m, kart_proxy **out);
 KART_API int kart_manager_rlock(kart_manager *m, kart_proxy **out);
 /* Queue(maxsize): 0 means unbounded. */
 KART_API int kart_manager_queue(kart_manager *m, size_t maxsize, kart_proxy **out);
+/* Semaphore(value), or BoundedSemaphore(value) when bounded. -EINVAL: value
+ * over INT64_MAX. */
+KART_API int kart_manager_semaphore(kart_manager *m, size_t value, bool bounded, kart_proxy **out);
+/* Condition() (with its own RLock). */
+KART_API int kart_manager_condition(kart_manager *m, kart_proxy **out);
+/* Barrier(parties). -EINVAL: parties 0. */
+KART_API int kart_manager_barrier(kart_manager *m, size_t parties, kart_proxy **out);
+/* Array(typecode, items): items a list or tuple of values the typecode
+ * takes (array.array's rules; "L"/"Q" up to 2**63-1). -EINVAL: NULL
+ * typecode or items; KART_EREMOTE: a bad typecode or item. */
+KART_API int kart_manager_array(kart_manager *m, const char *typecode, const kart_obj *items,
+                                kart_proxy **out);
 
 /*
  * Calls method on the referent with args (tuple or NULL) and kwds (dict or
@@ -206,10 +219,22 @@ KART_API int kart_mevent_set(kart_proxy *e);
 KART_API int kart_mevent_clear(kart_proxy *e);
 KART_API int kart_mevent_is_set(kart_proxy *e); /* 1 or 0 */
 KART_API int kart_mevent_wait(kart_proxy *e, int64_t timeout_ns);
-/* Lock and RLock: acquire returns 0, or -ETIMEDOUT (timeout 0: a try);
+/* Lock, RLock, Semaphore, BoundedSemaphore and Condition: acquire returns 0, or -ETIMEDOUT (timeout 0: a try);
  * release returns -EPERM where Python raises RuntimeError (not held) */
 KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns);
 KART_API int kart_mlock_release(kart_proxy *l);
+/* Condition: wait returns 0 when notified, -ETIMEDOUT; -EPERM when the
+ * calling thread does not hold it. notify wakes up to n waiters (-EPERM as
+ * wait). */
+KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns);
+KART_API int kart_mcond_notify(kart_proxy *c, size_t n);
+KART_API int kart_mcond_notify_all(kart_proxy *c);
+/* Barrier: wait returns the arrival index (0 .. parties-1); KART_EBROKEN
+ * when the barrier is or becomes broken (abort, or a waiter's timeout:
+ * the one that timed out gets KART_EBROKEN too, as Python's). */
+KART_API int kart_mbarrier_wait(kart_proxy *b, int64_t timeout_ns);
+KART_API int kart_mbarrier_abort(kart_proxy *b);
+KART_API int kart_mbarrier_reset(kart_proxy *b);
 /* Queue: put returns -ETIMEDOUT when full past timeout_ns (queue.Full), get
  * -ETIMEDOUT when empty past it (queue.Empty); timeout 0 is put_nowait /
  * get_nowait, negative waits forever */

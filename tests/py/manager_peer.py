@@ -141,6 +141,46 @@ def main():
             pass
     print("lock ok")
 
+    s = m.Semaphore(2)
+    assert s.acquire() and s.acquire(False) and not s.acquire(False)
+    s.release()
+    bs = m.BoundedSemaphore(1)
+    try:
+        bs.release()
+        raise AssertionError("no ValueError")
+    except ValueError:
+        pass
+    c = m.Condition()
+    woke = []
+
+    def waiter():
+        with c:
+            woke.append(c.wait(5))
+
+    ts = [threading.Thread(target=waiter) for _ in range(2)]
+    [t.start() for t in ts]
+    time.sleep(0.2)
+    with c:
+        c.notify_all()
+    [t.join(5) for t in ts]
+    assert woke == [True, True], woke
+    bar = m.Barrier(2)
+    idx = []
+    t = threading.Thread(target=lambda: idx.append(bar.wait()))
+    t.start()
+    idx.append(bar.wait())
+    t.join(5)
+    assert sorted(idx) == [0, 1] and bar.parties == 2 and not bar.broken
+    arr = m.Array("i", [1, 2, 3])
+    arr[0] = 10
+    assert len(arr) == 3 and arr[0] == 10 and arr[-1] == 3
+    jq = m.JoinableQueue()
+    jq.put(1)
+    jq.get()
+    jq.task_done()
+    jq.join()
+    print("sync ok")
+
     # a value kart cannot take is an error for this call only
     try:
         d["obj"] = object()

@@ -915,6 +915,14 @@ static kart_obj *request(const char *ident, const char *method, kart_obj *args)
     return t;
 }
 
+static _Atomic int dropped_logged;
+
+static void log_watch(const kart_log_record *r, void *arg)
+{
+    if (strcmp(r->module, "manager") == 0 && strstr(r->message, "dropped"))
+        atomic_fetch_add(&dropped_logged, 1);
+}
+
 START_TEST(bad_input_hurts_only_its_client)
 {
     fixture f;
@@ -976,7 +984,9 @@ START_TEST(bad_input_hurts_only_its_client)
     kart_obj_free(out);
     kart_conn_close(c);
 
-    /* a 2 GiB length: the connection is dropped, nothing allocated */
+    /* a 2 GiB length: the connection is dropped (and logged), nothing
+     * allocated */
+    ck_assert_int_eq(kart_log_set_handler(log_watch, NULL, KART_LOG_DEBUG, NULL, NULL), 0);
     c = raw_client(f.addr, NULL);
     send_obj(c, request(NULL, "accept_connection", T(1, S("raw2"), NULL)));
     expect_reply_kind(c, "#RETURN");
@@ -987,6 +997,10 @@ START_TEST(bad_input_hurts_only_its_client)
     int r = kart_conn_recv_bytes(c, &buf, &len, 1 << 20);
     ck_assert(r == KART_EEOF || r == -ECONNRESET);
     kart_conn_close(c);
+    for (int i = 0; i < 100 && atomic_load(&dropped_logged) == 0; i++)
+        nap(10 * KT_MS);
+    ck_assert_int_ge(atomic_load(&dropped_logged), 1);
+    kart_log_set_handler(NULL, NULL, KART_LOG_WARNING, NULL, NULL);
 
     /* a wrong key is refused */
     kart_manager *m2 = NULL;
@@ -1002,6 +1016,85 @@ START_TEST(bad_input_hurts_only_its_client)
     kart_obj_free(out);
     kart_obj_free(k);
     kart_proxy_free(d);
+    stop(&f);
+}
+END_TEST
+
+
+/* Python's public functions, each on its own connection as Python sends
+ * them. */
+static kart_obj *public_call(const char *addr, kart_obj *req, const char *kind)
+{
+    kart_conn *c = raw_client(addr, NULL);
+    send_obj(c, req);
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_conn_recv_bytes(c, &buf, &len, 1 << 20), 0);
+    kart_conn_close(c);
+    kart_obj_unpickle_options o = {.managers = true};
+    kart_obj *r = NULL, *v = NULL;
+    ck_assert_int_eq(kart_obj_unpickle(buf, len, &o, &r, NULL), 0);
+    free(buf);
+    const kart_obj *k = NULL;
+    const char *ks = NULL;
+    ck_assert_int_eq(kart_obj_item(r, 0, &k), 0);
+    ck_assert_int_eq(kart_obj_get_str(k, &ks, NULL), 0);
+    ck_assert_str_eq(ks, kind);
+    ck_assert_int_eq(kart_obj_remove(r, 1, &v), 0);
+    kart_obj_free(r);
+    return v;
+}
+
+START_TEST(public_functions)
+{
+    fixture f;
+    start(&f, NULL);
+    expect_repr(public_call(f.addr, request(NULL, "dummy", NULL), "#RETURN"), "None");
+    expect_repr(public_call(f.addr, request(NULL, "number_of_objects", NULL), "#RETURN"), "0");
+    kart_obj *r = public_call(f.addr, request(NULL, "create", T(1, S("dict"), NULL)), "#RETURN");
+    const kart_obj *id = NULL;
+    ck_assert_int_eq(kart_obj_item(r, 0, &id), 0);
+    const char *ident = NULL;
+    ck_assert_int_eq(kart_obj_get_str(id, &ident, NULL), 0);
+    char idbuf[32];
+    snprintf(idbuf, sizeof idbuf, "%s", ident);
+    const kart_obj *ex = NULL;
+    ck_assert_int_eq(kart_obj_item(r, 1, &ex), 0);
+    ck_assert_int_eq(kart_obj_type_of(ex), KART_OBJ_TUPLE);
+    kart_obj_free(r);
+    ck_assert_int_eq(kart_manager_server_objects(f.srv), 1);
+    /* get_methods(Token) */
+    kart_obj *st = NULL, *tok = NULL;
+    kart_obj *items[3] = {S("dict"), S(f.addr), S(idbuf)};
+    ck_assert_int_eq(kart_obj_tuple(items, 3, &st), 0);
+    ck_assert_int_eq(kart_obj_instance("multiprocessing.managers", "Token", st, &tok), 0);
+    r = public_call(f.addr, request(NULL, "get_methods", T(1, tok, NULL)), "#RETURN");
+    size_t n = 0;
+    ck_assert_int_eq(kart_obj_len(r, &n), 0);
+    ck_assert_uint_eq(n, 16);
+    kart_obj_free(r);
+    r = public_call(f.addr, request(NULL, "debug_info", NULL), "#RETURN");
+    const char *text = NULL;
+    ck_assert_int_eq(kart_obj_get_str(r, &text, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(text, idbuf));
+    kart_obj_free(r);
+    expect_repr(public_call(f.addr, request(NULL, "incref", T(1, S(idbuf), NULL)), "#RETURN"),
+                "None");
+    expect_repr(public_call(f.addr, request(NULL, "decref", T(1, S(idbuf), NULL)), "#RETURN"),
+                "None");
+    ck_assert_int_eq(kart_manager_server_objects(f.srv), 1);
+    expect_repr(public_call(f.addr, request(NULL, "decref", T(1, S(idbuf), NULL)), "#RETURN"),
+                "None");
+    ck_assert_int_eq(kart_manager_server_objects(f.srv), 0);
+    kart_obj_free(public_call(f.addr, request(NULL, "decref", T(1, S(idbuf), NULL)), "#TRACEBACK"));
+    kart_obj_free(public_call(f.addr, request(NULL, "incref", T(1, I(1), NULL)), "#TRACEBACK"));
+    kart_obj_free(
+        public_call(f.addr, request(NULL, "create", T(1, S("Pool"), NULL)), "#TRACEBACK"));
+    kart_obj_free(public_call(f.addr, request(NULL, "create", NULL), "#TRACEBACK"));
+    kart_obj_free(public_call(f.addr, request(NULL, "get_methods", NULL), "#TRACEBACK"));
+    kart_obj_free(public_call(f.addr, request("x", "dummy", NULL), "#TRACEBACK"));
+    expect_repr(public_call(f.addr, request(NULL, "shutdown", NULL), "#RETURN"), "None");
+    ck_assert_int_eq(kart_manager_server_stopped(f.srv), 1);
     stop(&f);
 }
 END_TEST
@@ -1154,6 +1247,7 @@ int main(void)
     tcase_add_test(tc, references_and_disconnects);
     tcase_add_test(tc, a_killed_client_releases_its_lock);
     tcase_add_test(tc, bad_input_hurts_only_its_client);
+    tcase_add_test(tc, public_functions);
     tcase_add_test(tc, server_shutdown_and_errors);
     tcase_add_test(tc, forked_server);
     tcase_add_test(tc, python_syncmanager_client_tcp);

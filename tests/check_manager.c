@@ -12,6 +12,7 @@
 #include <kart/obj.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1228,6 +1229,67 @@ START_TEST(python_syncmanager_client_unix)
 }
 END_TEST
 
+
+/* build/examples/manager-server: prints where it listens, serves kart and
+ * Python clients, stops when a client with the key asks. */
+START_TEST(the_manager_server_tool)
+{
+    /* build[/san-...]/tests/check_manager -> build[/san-...]/examples/ */
+    char tool[4096 + 64], self[4096], keyfile[64];
+    ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(sn, 0);
+    self[sn] = 0;
+    *strrchr(self, '/') = 0;
+    *strrchr(self, '/') = 0;
+    snprintf(tool, sizeof tool, "%s/examples/manager-server", self);
+    ck_assert_msg(access(tool, X_OK) == 0, "%s is not built", tool);
+    snprintf(keyfile, sizeof keyfile, "/tmp/kart-mgr-key-%d", (int)getpid());
+    FILE *kf = fopen(keyfile, "w");
+    ck_assert_ptr_nonnull(kf);
+    fprintf(kf, "%s\n", KEY);
+    fclose(kf);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        dup2(p[1], 1);
+        execl(tool, tool, "--address", "127.0.0.1:0", "--authkey-file", keyfile, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[256];
+    size_t n = 0;
+    while (n < sizeof line - 1 && read(p[0], line + n, 1) == 1 && line[n] != '\n')
+        n++;
+    line[n] = 0;
+    close(p[0]);
+    ck_assert_msg(strncmp(line, "listening on ", 13) == 0, "tool said '%s'", line);
+    const char *addr = line + 13;
+    char pyout[8192];
+    int rc = run_python(addr, pyout, sizeof pyout);
+    ck_assert_msg(rc == 0 && strstr(pyout, "ALL OK"), "python3 exit %d:\n%s", rc, pyout);
+    kart_manager *m = NULL;
+    kart_manager_options o = key_opts();
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    ck_assert_int_eq(kart_manager_shutdown(m), 0);
+    kart_manager_free(m);
+    int st;
+    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    unlink(keyfile);
+    /* usage errors */
+    kid = kt_fork();
+    if (kid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        execl(tool, tool, "--address", "127.0.0.1:0", (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("manager");
@@ -1252,6 +1314,7 @@ int main(void)
     tcase_add_test(tc, forked_server);
     tcase_add_test(tc, python_syncmanager_client_tcp);
     tcase_add_test(tc, python_syncmanager_client_unix);
+    tcase_add_test(tc, the_manager_server_tool);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

@@ -90,14 +90,16 @@ KART_API int kart_manager_server_stopped(const kart_manager_server *s);
 /* The number of live shared objects (Python's number_of_objects), or
  * -EINVAL. */
 KART_API int kart_manager_server_objects(kart_manager_server *s);
-/* Shuts down, waits for every server thread, frees everything. NULL ok. */
+/* Shuts down, waits for the thread of kart_manager_server_start, frees
+ * everything. NULL ok. A server run by kart_manager_server_serve in a
+ * thread of the caller's is freed only after that call returned. */
 KART_API void kart_manager_server_free(kart_manager_server *s);
 
 /*
  * Python's Manager(): forks a child that serves on address (a NULL address
  * means a fresh abstract unix address) until a client shuts it down or its
- * owner dies (the child gets SIGKILL when the calling thread's process
- * exits: PR_SET_PDEATHSIG). Writes the address into addr (size bytes) and
+ * owner dies (PR_SET_PDEATHSIG: the child gets SIGKILL when the thread
+ * that called kart_manager_fork exits, or its process). Writes the address into addr (size bytes) and
  * the child's pid into *pid. Reap the child with waitpid.
  * Errors: -EINVAL (NULL addr or pid, size 0), -ENOSPC, -ENOMEM, -EAGAIN
  * (fork failed), and the server's creation errors (from the child).

@@ -710,13 +710,15 @@ bool kart_obj_equal(const kart_obj *a, const kart_obj *b)
             size_t at;
             if (!e->key)
                 continue;
-            if (!dict_find(b, e->key, e->hash, &at) || !kart_obj_equal(e->value, b->u.d.e[at].value))
+            if (!dict_find(b, e->key, e->hash, &at) ||
+                !kart_obj_equal(e->value, b->u.d.e[at].value))
                 return false;
         }
         return true;
     case KART_OBJ_ERROR:
     case KART_OBJ_INSTANCE:
-        return strcmp(a->u.cls.module, b->u.cls.module) == 0 && strcmp(a->u.cls.name, b->u.cls.name) == 0 &&
+        return strcmp(a->u.cls.module, b->u.cls.module) == 0 &&
+               strcmp(a->u.cls.name, b->u.cls.name) == 0 &&
                kart_obj_equal(a->u.cls.payload, b->u.cls.payload) &&
                kart_obj_equal(a->u.cls.state, b->u.cls.state);
     default:
@@ -773,8 +775,8 @@ static int dict_rebuild(kart_obj *d, size_t need)
     return 0;
 }
 
-int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth, kart_obj **old_key,
-                       kart_obj **old_value)
+int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth,
+                       kart_obj **old_key, kart_obj **old_value)
 {
     if (!d || d->type != KART_OBJ_DICT || !key || !value || key == value)
         return -EINVAL;
@@ -931,12 +933,14 @@ static int make_class(kart_obj_type type, const char *module, const char *name, 
     return 0;
 }
 
-int kart_obj_error(const char *module, const char *name, kart_obj *args, kart_obj *state, kart_obj **out)
+int kart_obj_error(const char *module, const char *name, kart_obj *args, kart_obj *state,
+                   kart_obj **out)
 {
     if (!out || (args && (args->type != KART_OBJ_TUPLE || args->parent)) ||
         (state && (state->type != KART_OBJ_DICT || state->parent)) || (args && args == state))
         return -EINVAL;
-    if ((args && args->height + 1 > KART_OBJ_MAX_DEPTH) || (state && state->height + 1 > KART_OBJ_MAX_DEPTH))
+    if ((args && args->height + 1 > KART_OBJ_MAX_DEPTH) ||
+        (state && state->height + 1 > KART_OBJ_MAX_DEPTH))
         return -E2BIG;
     kart_obj *o, *a = args;
     int rc = make_class(KART_OBJ_ERROR, module, name, &o);
@@ -1073,7 +1077,7 @@ kart_obj_type kart_obj_type_of(const kart_obj *obj)
 
 const char *kart_obj_type_name(kart_obj_type type)
 {
-    static const char *const names[] = {"none", "bool",  "int",  "bigint", "float", "str",
+    static const char *const names[] = {"none",  "bool",  "int",  "bigint", "float", "str",
                                         "bytes", "tuple", "list", "dict",   "error", "instance"};
     if ((unsigned)type < sizeof names / sizeof names[0])
         return names[type];
@@ -1211,7 +1215,8 @@ int kart_obj_get_bytes(const kart_obj *o, const void **p, size_t *len)
     return 0;
 }
 
-int kart_obj_get_class(const kart_obj *o, const char **module, const char **name, const kart_obj **payload)
+int kart_obj_get_class(const kart_obj *o, const char **module, const char **name,
+                       const kart_obj **payload)
 {
     if (!o || (o->type != KART_OBJ_ERROR && o->type != KART_OBJ_INSTANCE))
         return -EINVAL;

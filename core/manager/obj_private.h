@@ -80,8 +80,8 @@ int kart__obj_seq_insert(kart_obj *seq, size_t i, kart_obj *item, size_t max_dep
 /* Sets d[key] = value with a depth limit; a replaced key and value are
  * handed back in *old_key / *old_value (roots now) instead of being freed
  * when those are not NULL. */
-int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth, kart_obj **old_key,
-                       kart_obj **old_value);
+int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth,
+                       kart_obj **old_key, kart_obj **old_value);
 /* A deep copy that charges each node's size to *budget and fails with
  * -E2BIG when it runs out (budget NULL: no limit). */
 int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out);

@@ -460,8 +460,8 @@ END_TEST
 START_TEST(dict_matches_model)
 {
     enum { K = 2000 };
-    static int64_t model[K];    /* value, or -1 */
-    static uint64_t order[K];   /* insertion stamp */
+    static int64_t model[K];  /* value, or -1 */
+    static uint64_t order[K]; /* insertion stamp */
     uint64_t stamp = 0;
     for (int i = 0; i < K; i++)
         model[i] = -1;
@@ -586,7 +586,8 @@ START_TEST(errors_and_instances)
     kart_obj *st3[3] = {S("dict"), at, S("7f00aa")};
     ck_assert_int_eq(kart_obj_tuple(st3, 3, &tt), 0);
     ck_assert_int_eq(kart_obj_instance("multiprocessing.managers", "Token", tt, &tok), 0);
-    ck_assert_str_eq(R(tok), "multiprocessing.managers.Token(('dict', ('127.0.0.1', 5000), '7f00aa'))");
+    ck_assert_str_eq(R(tok),
+                     "multiprocessing.managers.Token(('dict', ('127.0.0.1', 5000), '7f00aa'))");
     ck_assert_int_eq(kart_obj_get_class(tok, NULL, &nm, &p), 0);
     ck_assert_str_eq(nm, "Token");
     ck_assert_ptr_eq(p, tt);
@@ -676,10 +677,13 @@ START_TEST(repr_like_python)
         double f;
         const char *s;
     } fl[] = {
-        {1.0, "1.0"},       {0.1, "0.1"},         {1e16, "1e+16"},         {1e15, "1000000000000000.0"},
-        {1e-5, "1e-05"},    {0.0001, "0.0001"},   {1.5e300, "1.5e+300"},   {-2.5, "-2.5"},
-        {INFINITY, "inf"},  {-INFINITY, "-inf"},  {NAN, "nan"},            {123456789.125, "123456789.125"},
-        {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {1.0, "1.0"},          {0.1, "0.1"},
+        {1e16, "1e+16"},       {1e15, "1000000000000000.0"},
+        {1e-5, "1e-05"},       {0.0001, "0.0001"},
+        {1.5e300, "1.5e+300"}, {-2.5, "-2.5"},
+        {INFINITY, "inf"},     {-INFINITY, "-inf"},
+        {NAN, "nan"},          {123456789.125, "123456789.125"},
+        {5e-324, "5e-324"},    {1.7976931348623157e308, "1.7976931348623157e+308"},
     };
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
         kart_obj *o = F(fl[i].f);

@@ -145,11 +145,12 @@ START_TEST(python_round_trip)
         kart_obj_pickle_error e;
         kart_obj *o = NULL;
         int rc = kart_obj_unpickle(pk, plen, &managers, &o, &e);
-        ck_assert_msg(rc == 0, "value #%u protocol %d: %d %s at %zu", idx, proto, rc, e.message, e.offset);
+        ck_assert_msg(rc == 0, "value #%u protocol %d: %d %s at %zu", idx, proto, rc, e.message,
+                      e.offset);
         if (!skip) {
             char *mine = repr_alloc(o);
-            ck_assert_msg(strlen(mine) == rlen && memcmp(mine, rep, rlen) == 0, "#%u p%d: %s != %.*s", idx, proto,
-                          mine, (int)rlen, rep);
+            ck_assert_msg(strlen(mine) == rlen && memcmp(mine, rep, rlen) == 0,
+                          "#%u p%d: %s != %.*s", idx, proto, mine, (int)rlen, rep);
             free(mine);
             reprs++;
         }
@@ -191,9 +192,12 @@ END_TEST
 START_TEST(token_and_errors_decoded)
 {
     /* pickle.dumps(Token('dict', ('127.0.0.1', 5000), '7f00aa'), protocol=2) */
-    static const char tok2[] = "\x80\x02" "cmultiprocessing.managers\nToken\nq\x00)\x81q\x01X\x04\x00\x00\x00"
-                               "dictq\x02X\t\x00\x00\x00" "127.0.0.1q\x03M\x88\x13\x86q\x04X\x06\x00\x00\x00"
-                               "7f00aaq\x05\x87q\x06" "b.";
+    static const char tok2[] = "\x80\x02"
+                               "cmultiprocessing.managers\nToken\nq\x00)\x81q\x01X\x04\x00\x00\x00"
+                               "dictq\x02X\t\x00\x00\x00"
+                               "127.0.0.1q\x03M\x88\x13\x86q\x04X\x06\x00\x00\x00"
+                               "7f00aaq\x05\x87q\x06"
+                               "b.";
     kart_obj *o = DEC(tok2, &managers, 0);
     const char *m, *n;
     const kart_obj *st, *it;
@@ -223,22 +227,26 @@ START_TEST(token_and_errors_decoded)
 
     /* ('#ERROR', KeyError('x')), protocol 4, and protocol 2's
      * 'exceptions' module. */
-    static const char err4[] = "\x80\x04\x95\x2c\x00\x00\x00\x00\x00\x00\x00\x8c\x06#ERROR\x94\x8c\x08"
-                               "builtins\x94\x8c\x08KeyError\x94\x93\x94\x8c\x01x\x94\x85\x94R\x94\x86\x94.";
+    static const char err4[] =
+        "\x80\x04\x95\x2c\x00\x00\x00\x00\x00\x00\x00\x8c\x06#ERROR\x94\x8c\x08"
+        "builtins\x94\x8c\x08KeyError\x94\x93\x94\x8c\x01x\x94\x85\x94R\x94\x86\x94.";
     o = DEC(err4, &managers, 0);
     char buf[64];
     ck_assert_int_ge(kart_obj_repr(o, buf, sizeof buf, NULL), 0);
     ck_assert_str_eq(buf, "('#ERROR', KeyError('x'))");
     kart_obj_free(o);
     DEC(err4, NULL, -EPERM);
-    static const char err2[] = "\x80\x02" "cexceptions\nKeyError\nq\x00X\x01\x00\x00\x00" "aq\x01\x85q\x02Rq\x03.";
+    static const char err2[] = "\x80\x02"
+                               "cexceptions\nKeyError\nq\x00X\x01\x00\x00\x00"
+                               "aq\x01\x85q\x02Rq\x03.";
     o = DEC(err2, &managers, 0);
     ck_assert_int_eq(kart_obj_get_class(o, &m, &n, NULL), 0);
     ck_assert_str_eq(m, "builtins");
     ck_assert_str_eq(n, "KeyError");
     kart_obj_free(o);
     /* A user's error class. */
-    static const char myerr[] = "\x80\x02" "cmymod\nOops\n(K\x01tR.";
+    static const char myerr[] = "\x80\x02"
+                                "cmymod\nOops\n(K\x01tR.";
     kart_obj_class errs[] = {{"mymod", "Oops", KART_OBJ_CLASS_ERROR}};
     kart_obj_unpickle_options eo = {.classes = errs, .nclasses = 1};
     o = DEC(myerr, &eo, 0);
@@ -250,20 +258,35 @@ START_TEST(token_and_errors_decoded)
     kart_obj_class ins[] = {{"mymod", "Oops", KART_OBJ_CLASS_INSTANCE}};
     kart_obj_unpickle_options io = {.classes = ins, .nclasses = 1};
     DEC(myerr, &io, -EPERM);
-    DEC("\x80\x02" "cmymod\nOops\nK\x01\x85\x81.", &io, -EPERM);
-    o = DEC("\x80\x02" "cmymod\nOops\n)\x81K\x05" "b.", &io, 0);
+    DEC("\x80\x02"
+        "cmymod\nOops\nK\x01\x85\x81.",
+        &io, -EPERM);
+    o = DEC("\x80\x02"
+            "cmymod\nOops\n)\x81K\x05"
+            "b.",
+            &io, 0);
     ck_assert_int_ge(kart_obj_repr(o, buf, sizeof buf, NULL), 0);
     ck_assert_str_eq(buf, "mymod.Oops(5)");
     kart_obj_free(o);
-    DEC("\x80\x02" "cmymod\nOops\n)\x81K\x05" "bK\x06" "b.", &io, -EPERM);
+    DEC("\x80\x02"
+        "cmymod\nOops\n)\x81K\x05"
+        "bK\x06"
+        "b.",
+        &io, -EPERM);
     /* BUILD on an exception with a dict; with a non-dict. */
-    o = DEC("\x80\x02" "cmymod\nOops\n)R}X\x01\x00\x00\x00" "aK\x01sb.", &eo, 0);
+    o = DEC("\x80\x02"
+            "cmymod\nOops\n)R}X\x01\x00\x00\x00"
+            "aK\x01sb.",
+            &eo, 0);
     const kart_obj *state;
     ck_assert_int_eq(kart_obj_get_error_state(o, &state), 0);
     ck_assert_ptr_nonnull(state);
     round_trip_with(o, &eo);
     kart_obj_free(o);
-    DEC("\x80\x02" "cmymod\nOops\n)RK\x01" "b.", &eo, -EPERM);
+    DEC("\x80\x02"
+        "cmymod\nOops\n)RK\x01"
+        "b.",
+        &eo, -EPERM);
 }
 END_TEST
 
@@ -332,32 +355,47 @@ START_TEST(stack_opcodes)
         const char *repr;
     } ok[] = {
 #define C(lit, r) {lit, sizeof(lit) - 1, r}
-        C("\x80\x02K\x01\x32\x86.", "(1, 1)"),                     /* DUP */
-        C("\x80\x02K\x01K\x02\x30.", "1"),                         /* POP */
-        C("\x80\x02K\x01(K\x02K\x03\x31.", "1"),                   /* POP_MARK */
-        C("\x80\x02K\x01(\x30.", "1"),                             /* POP of a mark */
-        C("\x80\x02K\x07p0\ng0\n\x86.", "(7, 7)"),                 /* text PUT/GET */
+        C("\x80\x02K\x01\x32\x86.", "(1, 1)"),     /* DUP */
+        C("\x80\x02K\x01K\x02\x30.", "1"),         /* POP */
+        C("\x80\x02K\x01(K\x02K\x03\x31.", "1"),   /* POP_MARK */
+        C("\x80\x02K\x01(\x30.", "1"),             /* POP of a mark */
+        C("\x80\x02K\x07p0\ng0\n\x86.", "(7, 7)"), /* text PUT/GET */
         C("\x80\x02K\x07r\x00\x00\x00\x00j\x00\x00\x00\x00\x86.", "(7, 7)"),
-        C("\x80\x02(K\x01K\x02" "d.", "{1: 2}"),                   /* DICT */
-        C("\x80\x02(K\x01K\x02l.", "[1, 2]"),                      /* LIST */
-        C("\x80\x02(K\x01K\x02K\x03K\x04t.", "(1, 2, 3, 4)"),      /* TUPLE */
-        C("\x80\x02}(K\x01K\x02K\x01K\x03u.", "{1: 3}"),           /* last wins */
-        C("\x80\x02}K\x01K\x02s.", "{1: 2}"),                      /* SETITEM */
-        C("\x80\x02]K\x01" "a.", "[1]"),                           /* APPEND */
-        C("\x80\x02U\x02hi.", "'hi'"),                             /* SHORT_BINSTRING */
-        C("\x80\x02T\x02\x00\x00\x00hi.", "'hi'"),                 /* BINSTRING */
-        C("\x80\x03" "C\x02hi.", "b'hi'"),
-        C("\x80\x03" "B\x02\x00\x00\x00hi.", "b'hi'"),
+        C("\x80\x02(K\x01K\x02"
+          "d.",
+          "{1: 2}"),                                          /* DICT */
+        C("\x80\x02(K\x01K\x02l.", "[1, 2]"),                 /* LIST */
+        C("\x80\x02(K\x01K\x02K\x03K\x04t.", "(1, 2, 3, 4)"), /* TUPLE */
+        C("\x80\x02}(K\x01K\x02K\x01K\x03u.", "{1: 3}"),      /* last wins */
+        C("\x80\x02}K\x01K\x02s.", "{1: 2}"),                 /* SETITEM */
+        C("\x80\x02]K\x01"
+          "a.",
+          "[1]"),                                  /* APPEND */
+        C("\x80\x02U\x02hi.", "'hi'"),             /* SHORT_BINSTRING */
+        C("\x80\x02T\x02\x00\x00\x00hi.", "'hi'"), /* BINSTRING */
+        C("\x80\x03"
+          "C\x02hi.",
+          "b'hi'"),
+        C("\x80\x03"
+          "B\x02\x00\x00\x00hi.",
+          "b'hi'"),
         C("\x80\x04\x8e\x02\x00\x00\x00\x00\x00\x00\x00hi.", "b'hi'"),
         C("\x80\x04\x8d\x02\x00\x00\x00\x00\x00\x00\x00hi.", "'hi'"),
         C("\x80\x04\x95\x02\x00\x00\x00\x00\x00\x00\x00\x89.", "False"), /* FRAME */
-        C("\x80\x02\x8a\x00.", "0"),                               /* LONG1 of no bytes */
-        C("\x80\x02\x8b\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01.", "18446744073709551616"),
+        C("\x80\x02\x8a\x00.", "0"),                                     /* LONG1 of no bytes */
+        C("\x80\x02\x8b\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01.",
+          "18446744073709551616"),
         C("\x80\x02J\xff\xff\xff\xff.", "-1"),
         C("\x80\x02G\x3f\xf8\x00\x00\x00\x00\x00\x00.", "1.5"),
-        C("\x80\x02" "c__builtin__\nbytes\n)R.", "b''"),
-        C("\x80\x02" "c_codecs\nencode\nX\x04\x00\x00\x00\xc3\xbf\x41\x00X\x06\x00\x00\x00latin1\x86R.", "b'\\xffA\\x00'"),
-        C("\x80\x02]q\x00(K\x01" "eh\x00\x86.", "([1], [1])"),       /* shared, complete */
+        C("\x80\x02"
+          "c__builtin__\nbytes\n)R.",
+          "b''"),
+        C("\x80\x02"
+          "c_codecs\nencode\nX\x04\x00\x00\x00\xc3\xbf\x41\x00X\x06\x00\x00\x00latin1\x86R.",
+          "b'\\xffA\\x00'"),
+        C("\x80\x02]q\x00(K\x01"
+          "eh\x00\x86.",
+          "([1], [1])"), /* shared, complete */
 #undef C
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -381,79 +419,137 @@ START_TEST(refused_input)
     } bad[] = {
 #define C(lit, rc) {lit, sizeof(lit) - 1, rc}
         C("", -EPROTO),
-        C("N.", -EPROTO),                              /* protocol 0 */
-        C("\x80\x06N.", -EPROTO),                      /* protocol 6 */
+        C("N.", -EPROTO),         /* protocol 0 */
+        C("\x80\x06N.", -EPROTO), /* protocol 6 */
         C("\x80\x01N.", -EPROTO),
-        C("\x80\x02N.junk", -EPROTO),                  /* data after STOP */
-        C("\x80\x02NN.", -EPROTO),                     /* two items at STOP */
-        C("\x80\x02(N.", -EPROTO),                     /* a mark at STOP */
-        C("\x80\x02.", -EPROTO),                       /* empty stack */
-        C("\x80\x02N", -EPROTO),                       /* no STOP */
-        C("\x80\x02\xff.", -EPROTO),                   /* unknown opcode */
-        C("\x80\x02" "a.", -EPROTO),                   /* APPEND on nothing */
-        C("\x80\x02K\x01" "a.", -EPROTO),
-        C("\x80\x02K\x01K\x02" "a.", -EPERM),          /* APPEND to an int */
-        C("\x80\x02(K\x01" "e.", -EPROTO),             /* APPENDS without a list */
-        C("\x80\x02}(K\x01u.", -EPROTO),               /* odd SETITEMS */
-        C("\x80\x02}(]K\x01u.", -EPERM),               /* unhashable key */
+        C("\x80\x02N.junk", -EPROTO), /* data after STOP */
+        C("\x80\x02NN.", -EPROTO),    /* two items at STOP */
+        C("\x80\x02(N.", -EPROTO),    /* a mark at STOP */
+        C("\x80\x02.", -EPROTO),      /* empty stack */
+        C("\x80\x02N", -EPROTO),      /* no STOP */
+        C("\x80\x02\xff.", -EPROTO),  /* unknown opcode */
+        C("\x80\x02"
+          "a.",
+          -EPROTO), /* APPEND on nothing */
+        C("\x80\x02K\x01"
+          "a.",
+          -EPROTO),
+        C("\x80\x02K\x01K\x02"
+          "a.",
+          -EPERM), /* APPEND to an int */
+        C("\x80\x02(K\x01"
+          "e.",
+          -EPROTO),                      /* APPENDS without a list */
+        C("\x80\x02}(K\x01u.", -EPROTO), /* odd SETITEMS */
+        C("\x80\x02}(]K\x01u.", -EPERM), /* unhashable key */
         C("\x80\x02}]K\x01s.", -EPERM),
-        C("\x80\x02t.", -EPROTO),                      /* TUPLE without a mark */
-        C("\x80\x02\x86.", -EPROTO),                   /* TUPLE2 of nothing */
-        C("\x80\x02(K\x01\x86.", -EPROTO),             /* TUPLE2 across a mark */
-        C("\x80\x02\x31.", -EPROTO),                   /* POP_MARK without a mark */
-        C("\x80\x02\x30.", -EPROTO),                   /* POP of nothing */
-        C("\x80\x02\x32.", -EPROTO),                   /* DUP of nothing */
-        C("\x80\x02h\x00.", -EPROTO),                  /* GET of nothing */
-        C("\x80\x02Nq\x05.", -EPROTO),                 /* PUT out of order */
+        C("\x80\x02t.", -EPROTO),          /* TUPLE without a mark */
+        C("\x80\x02\x86.", -EPROTO),       /* TUPLE2 of nothing */
+        C("\x80\x02(K\x01\x86.", -EPROTO), /* TUPLE2 across a mark */
+        C("\x80\x02\x31.", -EPROTO),       /* POP_MARK without a mark */
+        C("\x80\x02\x30.", -EPROTO),       /* POP of nothing */
+        C("\x80\x02\x32.", -EPROTO),       /* DUP of nothing */
+        C("\x80\x02h\x00.", -EPROTO),      /* GET of nothing */
+        C("\x80\x02Nq\x05.", -EPROTO),     /* PUT out of order */
         C("\x80\x02Nr\xff\xff\xff\xff.", -EPROTO),
-        C("\x80\x02\x94.", -EPROTO),                   /* MEMOIZE of nothing */
-        C("\x80\x02Np\n.", -EPROTO),                   /* PUT without a number */
+        C("\x80\x02\x94.", -EPROTO), /* MEMOIZE of nothing */
+        C("\x80\x02Np\n.", -EPROTO), /* PUT without a number */
         C("\x80\x02Npx\n.", -EPROTO),
         C("\x80\x02Ng0", -EPROTO),
-        C("\x80\x02]q\x00h\x00" "a.", -EPERM),         /* a list in itself */
-        C("\x80\x02]q\x00]h\x00" "a" "a.", -EPERM),    /* [[l]] = l */
-        C("\x80\x02]2K\x01" "a\x86.", -EPERM),         /* DUP then changed */
+        C("\x80\x02]q\x00h\x00"
+          "a.",
+          -EPERM), /* a list in itself */
+        C("\x80\x02]q\x00]h\x00"
+          "a"
+          "a.",
+          -EPERM), /* [[l]] = l */
+        C("\x80\x02]2K\x01"
+          "a\x86.",
+          -EPERM),                                     /* DUP then changed */
         C("\x80\x02X\x02\x00\x00\x00\xc3(.", -EILSEQ), /* bad UTF-8 */
         C("\x80\x02X\x03\x00\x00\x00\xed\xa0\x80.", -EILSEQ),
-        C("\x80\x02U\x01\xe9.", -EILSEQ),              /* non-ASCII BINSTRING */
-        C("\x80\x02" "cos\nsystem\nX\x02\x00\x00\x00lsq\x00\x85R.", -EPERM),
-        C("\x80\x04\x8c\x08" "builtins\x8c\x04" "eval\x93X\x01\x00\x00\x00" "1\x85R.", -EPERM),
-        C("\x80\x02" "cbuiltins\nKeyError\n.", -EPERM), /* a class as the value */
-        C("\x80\x02" "cbuiltins\nKeyError\n]R.", -EPERM), /* args not a tuple */
-        C("\x80\x02" "cbuiltins\nKeyError\n)\x81.", -EPERM), /* NEWOBJ of an error */
-        C("\x80\x02" "cbuiltins\nKeyError\n)Rq\x00]h\x00" "a\x86.", 0), /* a copy of the error */
-        C("\x80\x02" "c__builtin__\nbytes\nK\x01\x85R.", -EPERM),
-        C("\x80\x02" "c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00utf8\x86R.", -EPERM),
-        C("\x80\x02" "c_codecs\nencode\nX\x03\x00\x00\x00\xe2\x98\x83X\x06\x00\x00\x00latin1\x86R.", -EPERM),
-        C("\x80\x02K\x01K\x02R.", -EPERM),             /* REDUCE of an int */
-        C("\x80\x02]K\x01" "b.", -EPERM),              /* BUILD on a list */
-        C("\x80\x02" "cbuiltins\nKeyError\nq\x00]h\x00" "a.", -EPERM), /* a class in a list */
-        C("\x80\x02" "cbuiltins\n\nK\x00.", -EPERM),  /* empty class name */
-        C("\x80\x02" "cbuiltins\nKeyError", -EPROTO),  /* GLOBAL cut */
-        C("\x80\x04K\x01K\x02\x93.", -EPROTO),         /* STACK_GLOBAL of ints */
-        C("\x80\x04\x8f.", -EPERM),                    /* EMPTY_SET */
-        C("\x80\x04(\x91.", -EPERM),                   /* FROZENSET */
+        C("\x80\x02U\x01\xe9.", -EILSEQ), /* non-ASCII BINSTRING */
+        C("\x80\x02"
+          "cos\nsystem\nX\x02\x00\x00\x00lsq\x00\x85R.",
+          -EPERM),
+        C("\x80\x04\x8c\x08"
+          "builtins\x8c\x04"
+          "eval\x93X\x01\x00\x00\x00"
+          "1\x85R.",
+          -EPERM),
+        C("\x80\x02"
+          "cbuiltins\nKeyError\n.",
+          -EPERM), /* a class as the value */
+        C("\x80\x02"
+          "cbuiltins\nKeyError\n]R.",
+          -EPERM), /* args not a tuple */
+        C("\x80\x02"
+          "cbuiltins\nKeyError\n)\x81.",
+          -EPERM), /* NEWOBJ of an error */
+        C("\x80\x02"
+          "cbuiltins\nKeyError\n)Rq\x00]h\x00"
+          "a\x86.",
+          0), /* a copy of the error */
+        C("\x80\x02"
+          "c__builtin__\nbytes\nK\x01\x85R.",
+          -EPERM),
+        C("\x80\x02"
+          "c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00utf8\x86R.",
+          -EPERM),
+        C("\x80\x02"
+          "c_codecs\nencode\nX\x03\x00\x00\x00\xe2\x98\x83X\x06\x00\x00\x00latin1\x86R.",
+          -EPERM),
+        C("\x80\x02K\x01K\x02R.", -EPERM), /* REDUCE of an int */
+        C("\x80\x02]K\x01"
+          "b.",
+          -EPERM), /* BUILD on a list */
+        C("\x80\x02"
+          "cbuiltins\nKeyError\nq\x00]h\x00"
+          "a.",
+          -EPERM), /* a class in a list */
+        C("\x80\x02"
+          "cbuiltins\n\nK\x00.",
+          -EPERM), /* empty class name */
+        C("\x80\x02"
+          "cbuiltins\nKeyError",
+          -EPROTO),                                                 /* GLOBAL cut */
+        C("\x80\x04K\x01K\x02\x93.", -EPROTO),                      /* STACK_GLOBAL of ints */
+        C("\x80\x04\x8f.", -EPERM),                                 /* EMPTY_SET */
+        C("\x80\x04(\x91.", -EPERM),                                /* FROZENSET */
         C("\x80\x05\x96\x00\x00\x00\x00\x00\x00\x00\x00.", -EPERM), /* BYTEARRAY8 */
-        C("\x80\x05\x97.", -EPERM),                    /* NEXT_BUFFER */
-        C("\x80\x02\x82\x01.", -EPERM),                /* EXT1 */
-        C("\x80\x02Q.", -EPERM),                       /* BINPERSID */
-        C("\x80\x02I1\n.", -EPERM),                    /* text INT */
-        C("\x80\x02(ios\nsystem\n.", -EPERM),          /* INST */
-        C("\x80\x04\x92.", -EPERM),                    /* NEWOBJ_EX */
+        C("\x80\x05\x97.", -EPERM),                                 /* NEXT_BUFFER */
+        C("\x80\x02\x82\x01.", -EPERM),                             /* EXT1 */
+        C("\x80\x02Q.", -EPERM),                                    /* BINPERSID */
+        C("\x80\x02I1\n.", -EPERM),                                 /* text INT */
+        C("\x80\x02(ios\nsystem\n.", -EPERM),                       /* INST */
+        C("\x80\x04\x92.", -EPERM),                                 /* NEWOBJ_EX */
         /* Lengths far beyond the input: errors, never allocations. */
-        C("\x80\x02X\xff\xff\xff\x7f" "abc.", -EPROTO),
-        C("\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f" "abc.", -EPROTO),
-        C("\x80\x04\x8e\x00\x00\x00\x80\x00\x00\x00\x00" "abc.", -EPROTO),
-        C("\x80\x02\x8b\xff\xff\xff\x7f" "abc.", -EPROTO),
-        C("\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\xff" "N.", -EPROTO),
-        C("\x80\x02T\x00\x00\x00\x80" "a.", -EPROTO),
+        C("\x80\x02X\xff\xff\xff\x7f"
+          "abc.",
+          -EPROTO),
+        C("\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f"
+          "abc.",
+          -EPROTO),
+        C("\x80\x04\x8e\x00\x00\x00\x80\x00\x00\x00\x00"
+          "abc.",
+          -EPROTO),
+        C("\x80\x02\x8b\xff\xff\xff\x7f"
+          "abc.",
+          -EPROTO),
+        C("\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\xff"
+          "N.",
+          -EPROTO),
+        C("\x80\x02T\x00\x00\x00\x80"
+          "a.",
+          -EPROTO),
 #undef C
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kart_obj *o = NULL;
         kart_obj_pickle_error e;
         int rc = kart_obj_unpickle(bad[i].p, bad[i].n, &managers, &o, &e);
-        ck_assert_msg(rc == bad[i].rc, "case %zu: %d (%s), wanted %d", i, rc, rc ? e.message : "", bad[i].rc);
+        ck_assert_msg(rc == bad[i].rc, "case %zu: %d (%s), wanted %d", i, rc, rc ? e.message : "",
+                      bad[i].rc);
         kart_obj_free(o);
     }
     kart_obj *o;
@@ -512,8 +608,14 @@ START_TEST(deep_nesting_refused)
     DEC("\x80\x02}K\x01N\x85\x85s.", &opt, -E2BIG);
     kart_obj_class ins[] = {{"m", "C", KART_OBJ_CLASS_INSTANCE}};
     kart_obj_unpickle_options io = {.classes = ins, .nclasses = 1, .max_depth = 3};
-    DEC("\x80\x02" "cm\nC\n)\x81N\x85\x85" "b.", &io, -E2BIG);
-    o = DEC("\x80\x02" "cm\nC\n)\x81N\x85" "b.", &io, 0);
+    DEC("\x80\x02"
+        "cm\nC\n)\x81N\x85\x85"
+        "b.",
+        &io, -E2BIG);
+    o = DEC("\x80\x02"
+            "cm\nC\n)\x81N\x85"
+            "b.",
+            &io, 0);
     kart_obj_free(o);
 }
 END_TEST
@@ -549,7 +651,8 @@ START_TEST(shared_references_bounded)
     ck_assert_ptr_nonnull(strstr(e.message, "max_size"));
     /* A small max_size refuses even a plain long str. */
     kart_obj_unpickle_options opt = {.max_size = 100};
-    DEC("\x80\x02X\x80\x00\x00\x00" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    DEC("\x80\x02X\x80\x00\x00\x00"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.",
         &opt, -E2BIG);
 }

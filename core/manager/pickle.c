@@ -110,6 +110,10 @@ static void enc_bytes(struct enc *e, const uint8_t *p, size_t n)
         } else if (e->proto >= 4) {
             op(e, 0x8e);
             le(e, n, 8);
+        } else {
+            if (!e->err)
+                e->err = -EMSGSIZE;
+            return;
         }
         emit(e, p, n);
         return;

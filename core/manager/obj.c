@@ -57,7 +57,7 @@ void kart__obj_free_tree(kart_obj *o)
     case KART_OBJ_STR:
     case KART_OBJ_BYTES:
     case KART_OBJ_BIGINT:
-        free(o->u.s.p);
+        /* The bytes live in the object's own allocation. */
         break;
     case KART_OBJ_TUPLE:
     case KART_OBJ_LIST:
@@ -134,20 +134,23 @@ int kart__utf8_check(const uint8_t *s, size_t n)
     return 0;
 }
 
-int kart__obj_set_bytes(kart_obj *o, const void *p, size_t n, bool nul)
+kart_obj *kart__obj_new_bytes(kart_obj_type type, const void *p, size_t n)
 {
-    if (n == SIZE_MAX)
-        return -ENOMEM;
-    char *c = malloc(n + 1);
-    if (!c)
-        return -ENOMEM;
+    if (n > SIZE_MAX - sizeof(kart_obj) - 1)
+        return NULL;
+    kart_obj *o = malloc(sizeof *o + n + 1);
+    if (!o)
+        return NULL;
+    memset(o, 0, sizeof *o);
+    o->type = type;
+    o->height = 1;
+    char *c = (char *)(o + 1);
     if (n)
         memcpy(c, p, n);
     c[n] = 0;
-    (void)nul;
     o->u.s.p = c;
     o->u.s.n = n;
-    return 0;
+    return o;
 }
 
 size_t kart__bigint_trim(const uint8_t *b, size_t n)
@@ -227,11 +230,9 @@ int kart_obj_bigint(const void *bytes, size_t n, kart_obj **out)
             u |= ~(uint64_t)0 << (8 * m);
         return kart_obj_int((int64_t)u, out);
     }
-    kart_obj *o = kart__obj_new(KART_OBJ_BIGINT);
-    if (!o || kart__obj_set_bytes(o, b, m, false) < 0) {
-        free(o);
+    kart_obj *o = kart__obj_new_bytes(KART_OBJ_BIGINT, b, m);
+    if (!o)
         return -ENOMEM;
-    }
     *out = o;
     return 0;
 }
@@ -253,11 +254,9 @@ int kart_obj_str(const char *s, size_t len, kart_obj **out)
         return -EINVAL;
     if (kart__utf8_check((const uint8_t *)s, len) < 0)
         return -EILSEQ;
-    kart_obj *o = kart__obj_new(KART_OBJ_STR);
-    if (!o || kart__obj_set_bytes(o, s, len, true) < 0) {
-        free(o);
+    kart_obj *o = kart__obj_new_bytes(KART_OBJ_STR, s, len);
+    if (!o)
         return -ENOMEM;
-    }
     *out = o;
     return 0;
 }
@@ -273,11 +272,9 @@ int kart_obj_bytes(const void *p, size_t n, kart_obj **out)
 {
     if (!out || (!p && n > 0))
         return -EINVAL;
-    kart_obj *o = kart__obj_new(KART_OBJ_BYTES);
-    if (!o || kart__obj_set_bytes(o, p, n, false) < 0) {
-        free(o);
+    kart_obj *o = kart__obj_new_bytes(KART_OBJ_BYTES, p, n);
+    if (!o)
         return -ENOMEM;
-    }
     *out = o;
     return 0;
 }
@@ -990,7 +987,11 @@ int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out)
             return -E2BIG;
         *budget -= w;
     }
-    kart_obj *o = kart__obj_new(src->type);
+    kart_obj *o;
+    if (src->type == KART_OBJ_STR || src->type == KART_OBJ_BYTES || src->type == KART_OBJ_BIGINT)
+        o = kart__obj_new_bytes(src->type, src->u.s.p, src->u.s.n);
+    else
+        o = kart__obj_new(src->type);
     if (!o)
         return -ENOMEM;
     o->height = src->height;
@@ -999,7 +1000,6 @@ int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out)
     case KART_OBJ_STR:
     case KART_OBJ_BYTES:
     case KART_OBJ_BIGINT:
-        rc = kart__obj_set_bytes(o, src->u.s.p, src->u.s.n, true);
         break;
     case KART_OBJ_TUPLE:
     case KART_OBJ_LIST:

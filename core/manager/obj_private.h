@@ -89,8 +89,9 @@ int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out);
 size_t kart__obj_weight(const kart_obj *obj);
 /* 0 when s[0..n) is valid UTF-8 without surrogates, else -EILSEQ. */
 int kart__utf8_check(const uint8_t *s, size_t n);
-/* Makes the object a str/bytes/bigint owning a copy of the bytes. */
-int kart__obj_set_bytes(kart_obj *obj, const void *p, size_t n, bool nul);
+/* A str, bytes or bigint holding a copy of p[0..n) plus a NUL, in the
+ * object's own allocation; NULL for want of memory. */
+kart_obj *kart__obj_new_bytes(kart_obj_type type, const void *p, size_t n);
 /* Normalises little-endian two's complement: the fewest bytes (at least
  * 1); returns the new length. */
 size_t kart__bigint_trim(const uint8_t *b, size_t n);

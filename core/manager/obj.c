@@ -57,7 +57,7 @@ void kart__obj_free_tree(kart_obj *o)
     case KART_OBJ_STR:
     case KART_OBJ_BYTES:
     case KART_OBJ_BIGINT:
-        free(o->u.s.p);
+        /* The bytes live in the object's own allocation. */
         break;
     case KART_OBJ_TUPLE:
     case KART_OBJ_LIST:
@@ -134,20 +134,23 @@ int kart__utf8_check(const uint8_t *s, size_t n)
     return 0;
 }
 
-int kart__obj_set_bytes(kart_obj *o, const void *p, size_t n, bool nul)
+kart_obj *kart__obj_new_bytes(kart_obj_type type, const void *p, size_t n)
 {
-    if (n == SIZE_MAX)
-        return -ENOMEM;
-    char *c = malloc(n + 1);
-    if (!c)
-        return -ENOMEM;
+    if (n > SIZE_MAX - sizeof(kart_obj) - 1)
+        return NULL;
+    kart_obj *o = malloc(sizeof *o + n + 1);
+    if (!o)
+        return NULL;
+    memset(o, 0, sizeof *o);
+    o->type = type;
+    o->height = 1;
+    char *c = (char *)(o + 1);
     if (n)
         memcpy(c, p, n);
     c[n] = 0;
-    (void)nul;
     o->u.s.p = c;
     o->u.s.n = n;
-    return 0;
+    return o;
 }
 
 size_t kart__bigint_trim(const uint8_t *b, size_t n)
@@ -227,11 +230,9 @@ int kart_obj_bigint(const void *bytes, size_t n, kart_obj **out)
             u |= ~(uint64_t)0 << (8 * m);
         return kart_obj_int((int64_t)u, out);
     }
-    kart_obj *o = kart__obj_new(KART_OBJ_BIGINT);
-    if (!o || kart__obj_set_bytes(o, b, m, false) < 0) {
-        free(o);
+    kart_obj *o = kart__obj_new_bytes(KART_OBJ_BIGINT, b, m);
+    if (!o)
         return -ENOMEM;
-    }
     *out = o;
     return 0;
 }
@@ -253,11 +254,9 @@ int kart_obj_str(const char *s, size_t len, kart_obj **out)
         return -EINVAL;
     if (kart__utf8_check((const uint8_t *)s, len) < 0)
         return -EILSEQ;
-    kart_obj *o = kart__obj_new(KART_OBJ_STR);
-    if (!o || kart__obj_set_bytes(o, s, len, true) < 0) {
-        free(o);
+    kart_obj *o = kart__obj_new_bytes(KART_OBJ_STR, s, len);
+    if (!o)
         return -ENOMEM;
-    }
     *out = o;
     return 0;
 }
@@ -273,11 +272,9 @@ int kart_obj_bytes(const void *p, size_t n, kart_obj **out)
 {
     if (!out || (!p && n > 0))
         return -EINVAL;
-    kart_obj *o = kart__obj_new(KART_OBJ_BYTES);
-    if (!o || kart__obj_set_bytes(o, p, n, false) < 0) {
-        free(o);
+    kart_obj *o = kart__obj_new_bytes(KART_OBJ_BYTES, p, n);
+    if (!o)
         return -ENOMEM;
-    }
     *out = o;
     return 0;
 }
@@ -710,13 +707,15 @@ bool kart_obj_equal(const kart_obj *a, const kart_obj *b)
             size_t at;
             if (!e->key)
                 continue;
-            if (!dict_find(b, e->key, e->hash, &at) || !kart_obj_equal(e->value, b->u.d.e[at].value))
+            if (!dict_find(b, e->key, e->hash, &at) ||
+                !kart_obj_equal(e->value, b->u.d.e[at].value))
                 return false;
         }
         return true;
     case KART_OBJ_ERROR:
     case KART_OBJ_INSTANCE:
-        return strcmp(a->u.cls.module, b->u.cls.module) == 0 && strcmp(a->u.cls.name, b->u.cls.name) == 0 &&
+        return strcmp(a->u.cls.module, b->u.cls.module) == 0 &&
+               strcmp(a->u.cls.name, b->u.cls.name) == 0 &&
                kart_obj_equal(a->u.cls.payload, b->u.cls.payload) &&
                kart_obj_equal(a->u.cls.state, b->u.cls.state);
     default:
@@ -773,8 +772,8 @@ static int dict_rebuild(kart_obj *d, size_t need)
     return 0;
 }
 
-int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth, kart_obj **old_key,
-                       kart_obj **old_value)
+int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth,
+                       kart_obj **old_key, kart_obj **old_value)
 {
     if (!d || d->type != KART_OBJ_DICT || !key || !value || key == value)
         return -EINVAL;
@@ -931,12 +930,14 @@ static int make_class(kart_obj_type type, const char *module, const char *name, 
     return 0;
 }
 
-int kart_obj_error(const char *module, const char *name, kart_obj *args, kart_obj *state, kart_obj **out)
+int kart_obj_error(const char *module, const char *name, kart_obj *args, kart_obj *state,
+                   kart_obj **out)
 {
     if (!out || (args && (args->type != KART_OBJ_TUPLE || args->parent)) ||
         (state && (state->type != KART_OBJ_DICT || state->parent)) || (args && args == state))
         return -EINVAL;
-    if ((args && args->height + 1 > KART_OBJ_MAX_DEPTH) || (state && state->height + 1 > KART_OBJ_MAX_DEPTH))
+    if ((args && args->height + 1 > KART_OBJ_MAX_DEPTH) ||
+        (state && state->height + 1 > KART_OBJ_MAX_DEPTH))
         return -E2BIG;
     kart_obj *o, *a = args;
     int rc = make_class(KART_OBJ_ERROR, module, name, &o);
@@ -986,7 +987,11 @@ int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out)
             return -E2BIG;
         *budget -= w;
     }
-    kart_obj *o = kart__obj_new(src->type);
+    kart_obj *o;
+    if (src->type == KART_OBJ_STR || src->type == KART_OBJ_BYTES || src->type == KART_OBJ_BIGINT)
+        o = kart__obj_new_bytes(src->type, src->u.s.p, src->u.s.n);
+    else
+        o = kart__obj_new(src->type);
     if (!o)
         return -ENOMEM;
     o->height = src->height;
@@ -995,7 +1000,6 @@ int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out)
     case KART_OBJ_STR:
     case KART_OBJ_BYTES:
     case KART_OBJ_BIGINT:
-        rc = kart__obj_set_bytes(o, src->u.s.p, src->u.s.n, true);
         break;
     case KART_OBJ_TUPLE:
     case KART_OBJ_LIST:
@@ -1073,7 +1077,7 @@ kart_obj_type kart_obj_type_of(const kart_obj *obj)
 
 const char *kart_obj_type_name(kart_obj_type type)
 {
-    static const char *const names[] = {"none", "bool",  "int",  "bigint", "float", "str",
+    static const char *const names[] = {"none",  "bool",  "int",  "bigint", "float", "str",
                                         "bytes", "tuple", "list", "dict",   "error", "instance"};
     if ((unsigned)type < sizeof names / sizeof names[0])
         return names[type];
@@ -1211,7 +1215,8 @@ int kart_obj_get_bytes(const kart_obj *o, const void **p, size_t *len)
     return 0;
 }
 
-int kart_obj_get_class(const kart_obj *o, const char **module, const char **name, const kart_obj **payload)
+int kart_obj_get_class(const kart_obj *o, const char **module, const char **name,
+                       const kart_obj **payload)
 {
     if (!o || (o->type != KART_OBJ_ERROR && o->type != KART_OBJ_INSTANCE))
         return -EINVAL;

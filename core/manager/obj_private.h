@@ -80,8 +80,8 @@ int kart__obj_seq_insert(kart_obj *seq, size_t i, kart_obj *item, size_t max_dep
 /* Sets d[key] = value with a depth limit; a replaced key and value are
  * handed back in *old_key / *old_value (roots now) instead of being freed
  * when those are not NULL. */
-int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth, kart_obj **old_key,
-                       kart_obj **old_value);
+int kart__obj_dict_set(kart_obj *d, kart_obj *key, kart_obj *value, size_t max_depth,
+                       kart_obj **old_key, kart_obj **old_value);
 /* A deep copy that charges each node's size to *budget and fails with
  * -E2BIG when it runs out (budget NULL: no limit). */
 int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out);
@@ -89,8 +89,9 @@ int kart__obj_copy(const kart_obj *src, size_t *budget, kart_obj **out);
 size_t kart__obj_weight(const kart_obj *obj);
 /* 0 when s[0..n) is valid UTF-8 without surrogates, else -EILSEQ. */
 int kart__utf8_check(const uint8_t *s, size_t n);
-/* Makes the object a str/bytes/bigint owning a copy of the bytes. */
-int kart__obj_set_bytes(kart_obj *obj, const void *p, size_t n, bool nul);
+/* A str, bytes or bigint holding a copy of p[0..n) plus a NUL, in the
+ * object's own allocation; NULL for want of memory. */
+kart_obj *kart__obj_new_bytes(kart_obj_type type, const void *p, size_t n);
 /* Normalises little-endian two's complement: the fewest bytes (at least
  * 1); returns the new length. */
 size_t kart__bigint_trim(const uint8_t *b, size_t n);

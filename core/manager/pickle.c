@@ -110,6 +110,10 @@ static void enc_bytes(struct enc *e, const uint8_t *p, size_t n)
         } else if (e->proto >= 4) {
             op(e, 0x8e);
             le(e, n, 8);
+        } else {
+            if (!e->err)
+                e->err = -EMSGSIZE;
+            return;
         }
         emit(e, p, n);
         return;
@@ -300,15 +304,52 @@ static const kart_obj_class manager_classes[] = {
 
 /* builtins exceptions, all allowed as errors under `managers`. */
 static const char *const builtin_errors[] = {
-    "BaseException", "Exception", "ArithmeticError", "AssertionError", "AttributeError", "BufferError",
-    "EOFError", "ImportError", "ModuleNotFoundError", "IndexError", "KeyError", "LookupError",
-    "MemoryError", "NameError", "NotImplementedError", "OSError", "OverflowError", "RecursionError",
-    "RuntimeError", "StopIteration", "SystemError", "TypeError", "ValueError", "ZeroDivisionError",
-    "UnicodeError", "ConnectionError", "BrokenPipeError", "ConnectionAbortedError",
-    "ConnectionRefusedError", "ConnectionResetError", "FileExistsError", "FileNotFoundError",
-    "InterruptedError", "IsADirectoryError", "NotADirectoryError", "PermissionError",
-    "ProcessLookupError", "TimeoutError", "ChildProcessError", "BlockingIOError", "UnboundLocalError",
-    "IndentationError", "FloatingPointError", "GeneratorExit", "KeyboardInterrupt", "SystemExit",
+    "BaseException",
+    "Exception",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "BufferError",
+    "EOFError",
+    "ImportError",
+    "ModuleNotFoundError",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "MemoryError",
+    "NameError",
+    "NotImplementedError",
+    "OSError",
+    "OverflowError",
+    "RecursionError",
+    "RuntimeError",
+    "StopIteration",
+    "SystemError",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+    "UnicodeError",
+    "ConnectionError",
+    "BrokenPipeError",
+    "ConnectionAbortedError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "FileExistsError",
+    "FileNotFoundError",
+    "InterruptedError",
+    "IsADirectoryError",
+    "NotADirectoryError",
+    "PermissionError",
+    "ProcessLookupError",
+    "TimeoutError",
+    "ChildProcessError",
+    "BlockingIOError",
+    "UnboundLocalError",
+    "IndentationError",
+    "FloatingPointError",
+    "GeneratorExit",
+    "KeyboardInterrupt",
+    "SystemExit",
 };
 
 struct dec {
@@ -334,7 +375,8 @@ struct dec {
     kart_obj_pickle_error *err;
 };
 
-static int fail(struct dec *d, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct dec *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct dec *d, int code, const char *fmt, ...)
 {
     if (d->err) {
@@ -457,8 +499,8 @@ static int rd_len(struct dec *d, int bytes, size_t *len)
         return rc;
     uint64_t n = rd_le(d, bytes);
     if (n > d->n - d->pos)
-        return fail(d, -EPROTO, "length %llu is larger than the %zu bytes left", (unsigned long long)n,
-                    d->n - d->pos);
+        return fail(d, -EPROTO, "length %llu is larger than the %zu bytes left",
+                    (unsigned long long)n, d->n - d->pos);
     *len = (size_t)n;
     return 0;
 }
@@ -468,7 +510,8 @@ static int rd_len(struct dec *d, int bytes, size_t *len)
 static int check_frozen(struct dec *d, const kart_obj *o)
 {
     if (o->frozen)
-        return fail(d, -EPERM, "a shared object changed after it was referenced (recursive structure)");
+        return fail(d, -EPERM,
+                    "a shared object changed after it was referenced (recursive structure)");
     return 0;
 }
 
@@ -541,6 +584,8 @@ static int from_mark(struct dec *d, kart_obj_type type)
     if (!d->nmarks)
         return fail(d, -EPROTO, "no mark on the stack");
     size_t m = d->marks[d->nmarks - 1];
+    if (grow(&d->stack, &d->scap, m + 1, sizeof(kart_obj *)) < 0)
+        return fail(d, -ENOMEM, "out of memory");
     kart_obj *c = kart__obj_new(type);
     if (!c)
         return fail(d, -ENOMEM, "out of memory");
@@ -584,7 +629,8 @@ static int class_kind(const struct dec *d, const char *module, const char *name)
     }
     if (o && o->managers) {
         for (size_t i = 0; i < sizeof manager_classes / sizeof manager_classes[0]; i++)
-            if (!strcmp(manager_classes[i].module, module) && !strcmp(manager_classes[i].name, name))
+            if (!strcmp(manager_classes[i].module, module) &&
+                !strcmp(manager_classes[i].name, name))
                 return manager_classes[i].kind;
         if (!strcmp(module, "builtins"))
             for (size_t i = 0; i < sizeof builtin_errors / sizeof builtin_errors[0]; i++)
@@ -629,7 +675,8 @@ static int memo_put(struct dec *d, uint64_t idx)
     if (rc < 0)
         return rc;
     if (idx > d->mn)
-        return fail(d, -EPROTO, "memo index %llu out of order (next is %zu)", (unsigned long long)idx, d->mn);
+        return fail(d, -EPROTO, "memo index %llu out of order (next is %zu)",
+                    (unsigned long long)idx, d->mn);
     if (idx == d->mn) {
         if (grow(&d->memo, &d->mcap, d->mn + 1, sizeof(kart_obj *)) < 0)
             return fail(d, -ENOMEM, "out of memory");
@@ -650,7 +697,10 @@ static int memo_get(struct dec *d, uint64_t idx)
         return fail(d, -E2BIG, "the value is larger than max_size");
     if (rc < 0)
         return fail(d, -ENOMEM, "out of memory");
+    /* Python shares the object: a change to either one would show in
+     * both, which copies cannot do. */
     src->frozen = true;
+    c->frozen = true;
     /* push() charges the root again: give that back. */
     d->budget += kart__obj_weight(c);
     (void)before;
@@ -802,7 +852,8 @@ static int op_reduce(struct dec *d)
             free(b);
         }
     } else {
-        rc = fail(d, -EPERM, "class %s.%s is built by NEWOBJ, not REDUCE", cls->u.cls.module, cls->u.cls.name);
+        rc = fail(d, -EPERM, "class %s.%s is built by NEWOBJ, not REDUCE", cls->u.cls.module,
+                  cls->u.cls.name);
     }
     int brc = bury(d, cls);
     if (args)
@@ -914,7 +965,8 @@ static int step(struct dec *d, bool *done)
     }
     case '.': /* STOP */
         if (d->nmarks || d->sn != 1)
-            return fail(d, -EPROTO, "STOP with %zu items and %zu marks on the stack", d->sn, d->nmarks);
+            return fail(d, -EPROTO, "STOP with %zu items and %zu marks on the stack", d->sn,
+                        d->nmarks);
         if (d->stack[0]->type == KART__OBJ_CLASSREF)
             return fail(d, -EPERM, "the value is a class");
         if (d->pos != d->n)
@@ -949,8 +1001,10 @@ static int step(struct dec *d, bool *done)
             return rc;
         rc = kart__obj_copy(o, &d->budget, &o2);
         if (rc < 0)
-            return fail(d, rc, rc == -E2BIG ? "the value is larger than max_size" : "out of memory");
+            return fail(d, rc,
+                        rc == -E2BIG ? "the value is larger than max_size" : "out of memory");
         o->frozen = true;
+        o2->frozen = true;
         d->budget += kart__obj_weight(o2);
         return push(d, o2);
     case 'N':
@@ -1095,7 +1149,8 @@ static int step(struct dec *d, bool *done)
         if (!nl2)
             return fail(d, -EPROTO, "truncated pickle: GLOBAL without its two lines");
         d->pos = (size_t)(nl2 + 1 - d->p);
-        return push_class(d, (const char *)s, (size_t)(nl1 - s), (const char *)nl1 + 1, (size_t)(nl2 - nl1 - 1));
+        return push_class(d, (const char *)s, (size_t)(nl1 - s), (const char *)nl1 + 1,
+                          (size_t)(nl2 - nl1 - 1));
     }
     case 0x93: { /* STACK_GLOBAL */
         if ((rc = pop(d, &o2)) < 0)
@@ -1151,8 +1206,8 @@ static int step(struct dec *d, bool *done)
     }
 }
 
-int kart_obj_unpickle(const void *buf, size_t len, const kart_obj_unpickle_options *options, kart_obj **out,
-                      kart_obj_pickle_error *err)
+int kart_obj_unpickle(const void *buf, size_t len, const kart_obj_unpickle_options *options,
+                      kart_obj **out, kart_obj_pickle_error *err)
 {
     struct dec d = {.p = buf, .n = len, .opt = options, .err = err, .opcode = -1};
     if (!out || (!buf && len > 0))

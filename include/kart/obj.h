@@ -212,8 +212,8 @@ typedef enum kart_obj_class_kind {
     /* REDUCE with an args tuple (and an optional BUILD with a dict):
      * KART_OBJ_ERROR. */
     KART_OBJ_CLASS_ERROR = 1,
-    /* NEWOBJ with () (or copyreg.__newobj__ / copyreg._reconstructor)
-     * followed by BUILD with the state: KART_OBJ_INSTANCE. */
+    /* NEWOBJ with () followed by BUILD with the state (what protocol 2+
+     * writes for copyreg.__newobj__): KART_OBJ_INSTANCE. */
     KART_OBJ_CLASS_INSTANCE = 2,
 } kart_obj_class_kind;
 
@@ -227,12 +227,15 @@ typedef struct kart_obj_unpickle_options {
     /* Classes a pickle may name, besides the ones pickle itself needs for
      * simple values (protocol 2's _codecs.encode and builtins.bytes for
      * bytes). Matched on the module as written, after protocol 2's
-     * renames (__builtin__ and exceptions to builtins, copy_reg to copyreg). */
+     * renames (__builtin__ and exceptions to builtins, copy_reg to copyreg,
+     * Queue to queue). Names are at most 255 bytes. */
     const kart_obj_class *classes;
     size_t nclasses;
     /* Also allow what multiprocessing.managers sends: Token (instance),
-     * RemoteError and the builtins exceptions, _queue.Empty, queue.Full,
-     * threading.BrokenBarrierError (errors). */
+     * RemoteError and the builtins exceptions, _queue.Empty, queue.Empty,
+     * queue.Full, queue.ShutDown, threading.BrokenBarrierError,
+     * multiprocessing.context's TimeoutError, AuthenticationError and
+     * ProcessError (errors). */
     bool managers;
     /* The deepest tree accepted (0 or more than KART_OBJ_MAX_DEPTH:
      * KART_OBJ_MAX_DEPTH). */
@@ -255,8 +258,11 @@ typedef struct kart_obj_pickle_error {
  * 3.14). The buffer is malloc'd, *buf and *len set on success; the caller
  * frees it with free(). Errors become what Python pickles for them,
  * instances likewise; protocol 2 writes bytes as Python does
- * (_codecs.encode of a latin-1 str). -EINVAL: obj, buf or len NULL, or
- * protocol outside 2..5; -ENOMEM. */
+ * (_codecs.encode of a latin-1 str). No memo and no frames are written
+ * (Python reads either way). -EINVAL: obj, buf or len NULL, protocol
+ * outside 2..5, or a class name with a newline in protocol 2 or 3;
+ * -EMSGSIZE: a str or bytes of 4 GiB or more in protocol 2 or 3 (no
+ * opcode holds it); -ENOMEM. */
 KART_API int kart_obj_pickle(const kart_obj *obj, int protocol, void **buf, size_t *len);
 
 /* Decodes one pickle (protocols 2 to 5, framed or not; data past STOP is
@@ -267,9 +273,12 @@ KART_API int kart_obj_pickle(const kart_obj *obj, int protocol, void **buf, size
  * BINBYTES and BINSTRING families, EMPTY_TUPLE, TUPLE*, EMPTY_LIST, LIST,
  * APPEND(S), EMPTY_DICT, DICT, SETITEM(S)) and GLOBAL/STACK_GLOBAL, REDUCE,
  * NEWOBJ, BUILD only for the allowed classes. A shared reference (a memo
- * GET) is copied; a structure mutated after being shared (a recursive
- * list) is refused. Sets, bytearrays, out-of-band buffers, persistent ids,
- * extensions and the protocol 0 text opcodes are refused.
+ * GET, a DUP) is copied; a change to an object after it was shared (a
+ * recursive list) is refused, since the copies could not show it. Memo
+ * indices must come in order (as Python writes them). Sets, bytearrays,
+ * out-of-band buffers, persistent ids, extensions, INST/OBJ, NEWOBJ_EX and
+ * the protocol 0 value opcodes (INT, LONG, FLOAT, STRING, UNICODE) are
+ * refused; the text PUT/GET are read.
  * Errors (err filled when not NULL): -EPROTO: malformed or truncated
  * input, an unknown opcode, a stack or memo misuse; -EPERM: a refused
  * opcode or a class not allowed; -EILSEQ: a str that is not UTF-8;

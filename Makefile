@@ -266,6 +266,7 @@ $(OUT)/examples/%: examples/%.c $(OUT)/libkart.a
 $(OUT)/examples/echo-server $(OUT)/examples/http-server: examples/server.h
 $(OUT)/examples/http-server: examples/http_parse.h
 $(OUT)/tests/check_servers: $(OUT)/examples/echo-server $(OUT)/examples/http-server
+$(OUT)/tests/check_manager: $(OUT)/examples/manager-server
 
 # The admin console (docs/console.md): the servers' side in console.h, the
 # wire both sides share, the client, and the suite that runs them together.

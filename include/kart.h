@@ -22,8 +22,10 @@
 #include <kart/process.h>
 #include <kart/conn.h>
 #include <kart/log.h>
+#include <kart/manager.h>
 #include <kart/complete.h>
 #include <kart/history.h>
 #include <kart/line.h>
+#include <kart/obj.h>
 
 #endif

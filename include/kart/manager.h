@@ -1,0 +1,250 @@
+/*
+ * kart/manager.h — managers: a server that holds shared objects (dict,
+ * list, Namespace, Value, Event, Lock, RLock, Queue, JoinableQueue) which
+ * other threads and processes, here or on another host, use through
+ * proxies (also Semaphore, BoundedSemaphore, Condition, Barrier, Array).
+ * The wire protocol is Python's multiprocessing.managers, so a
+ * real python3 SyncManager(address=..., authkey=...).connect() can use a
+ * kart manager; see docs/manager.md for what exists and what does not yet.
+ *
+ * Protocol. Every connection is a kart_conn (Python's Connection framing)
+ * authenticated with the authkey handshake, and carries pickled requests
+ * (ident, method, args, kwds) and replies ('#RETURN', value), ('#ERROR',
+ * exception), ('#TRACEBACK', text), ('#PROXY', (exposed, token)). The first
+ * request on a connection is one of the server's public functions
+ * (create, incref, decref, accept_connection, get_methods, shutdown,
+ * number_of_objects, debug_info, dummy); after accept_connection the
+ * connection carries method calls, each served by the connection's own
+ * server thread, so that a blocking call (Lock.acquire, Queue.get,
+ * Event.wait) blocks only its client.
+ *
+ * kart clients' extension: on an accepted connection a request whose ident
+ * is None calls a public function (create, incref, decref, ...), and the
+ * references it makes belong to that connection: they are released when
+ * the connection ends, so that a client that dies leaves nothing behind.
+ * Python clients never send such a request.
+ *
+ * Values are kart_obj trees (kart/obj.h): None, bool, int, big int, float,
+ * str, bytes, tuple, list, dict. Exceptions raised by a method come back
+ * as KART_EREMOTE with the exception object.
+ */
+#ifndef KART_MANAGER_H
+#define KART_MANAGER_H
+
+#include <kart/common.h>
+#include <kart/obj.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The remote method raised: the exception (or '#TRACEBACK' text, as a
+ * str) is in the call's result out parameter. */
+#define KART_EREMOTE (-21000)
+/* The reply was not a manager reply (a peer that does not speak the
+ * protocol, or a value kart cannot decode). */
+#define KART_EBADREPLY (-21001)
+
+typedef struct kart_manager_server kart_manager_server;
+typedef struct kart_manager kart_manager;
+typedef struct kart_proxy kart_proxy;
+
+typedef struct kart_manager_options {
+    const void *authkey; /* NULL: no handshake (Python always sends one) */
+    size_t authkey_len;
+    size_t max_message;  /* largest request or reply; 0: 64 MiB */
+    int64_t timeout_ns;  /* handshake bound; 0: 10 s */
+    int pickle_protocol; /* of what kart sends, 2..5; 0: 4 (python3.11's) */
+} kart_manager_options;
+
+/* ---- server ---- */
+
+/*
+ * Creates a server listening on address (as kart_listener_create takes it:
+ * "/path", "@abstract", "127.0.0.1:0", "[::1]:0"). It serves nothing until
+ * kart_manager_server_serve or _start. opts may be NULL.
+ * Errors: -EINVAL (NULL out or address, bad options), -ENOMEM, and
+ * kart_listener_create's errors.
+ */
+KART_API int kart_manager_server_create(kart_manager_server **out, const char *address,
+                                        const kart_manager_options *opts);
+/* The bound address ("127.0.0.1:41234"); the length, or -EINVAL, -ENOSPC. */
+KART_API int kart_manager_server_address(const kart_manager_server *s, char *buf, size_t size);
+/* Serves in the calling thread until shut down (by
+ * kart_manager_server_shutdown or by a client's shutdown request).
+ * Errors: -EINVAL (NULL), -EALREADY (already serving). */
+KART_API int kart_manager_server_serve(kart_manager_server *s);
+/* Serves in a new thread of the caller. Errors: -EINVAL, -EALREADY,
+ * -EAGAIN (no thread). */
+KART_API int kart_manager_server_start(kart_manager_server *s);
+/* Stops serving: no more connections are accepted, every client
+ * connection is closed, blocked calls return. Idempotent. -EINVAL (NULL). */
+KART_API int kart_manager_server_shutdown(kart_manager_server *s);
+/* 1 once the server has been told to stop (by the owner or a client). */
+KART_API int kart_manager_server_stopped(const kart_manager_server *s);
+/* The number of live shared objects (Python's number_of_objects), or
+ * -EINVAL. */
+KART_API int kart_manager_server_objects(kart_manager_server *s);
+/* Shuts down, waits for the thread of kart_manager_server_start, frees
+ * everything. NULL ok. A server run by kart_manager_server_serve in a
+ * thread of the caller's is freed only after that call returned. */
+KART_API void kart_manager_server_free(kart_manager_server *s);
+
+/*
+ * Python's Manager(): forks a child that serves on address (a NULL address
+ * means a fresh abstract unix address) until a client shuts it down or its
+ * owner dies (PR_SET_PDEATHSIG: the child gets SIGKILL when the thread
+ * that called kart_manager_fork exits, or its process). Writes the address into addr (size bytes) and
+ * the child's pid into *pid. Reap the child with waitpid.
+ * Errors: -EINVAL (NULL addr or pid, size 0), -ENOSPC, -ENOMEM, -EAGAIN
+ * (fork failed), and the server's creation errors (from the child).
+ */
+KART_API int kart_manager_fork(const char *address, const kart_manager_options *opts, char *addr,
+                               size_t size, pid_t *pid);
+
+/* ---- client ---- */
+
+/*
+ * Connects to a manager at address with the options' authkey (Python's
+ * BaseManager.connect: the "dummy" request checks the server). The handle
+ * may be used from many threads: each thread gets its own connection, as
+ * Python's proxies do. After fork, the child opens its own connections.
+ * Errors: -EINVAL, -ENOMEM, KART_EBADREPLY, and kart_conn_connect's errors.
+ */
+KART_API int kart_manager_connect(kart_manager **out, const char *address,
+                                  const kart_manager_options *opts);
+/* Asks the server to stop (Python's manager.shutdown for a server started
+ * elsewhere). Errors: -EINVAL, connection errors, KART_EBADREPLY. */
+KART_API int kart_manager_shutdown(kart_manager *m);
+/* The server's object count. Errors as kart_manager_shutdown. */
+KART_API int kart_manager_objects(kart_manager *m);
+/* Closes every connection of the handle (the server releases the
+ * references they held); proxies made from it must be freed first.
+ * NULL ok. */
+KART_API void kart_manager_free(kart_manager *m);
+
+/*
+ * Creates a shared object of typeid with the constructor's args (a tuple,
+ * NULL for none) and kwds (a dict, NULL for none); the proxy holds one
+ * reference to it. Errors: -EINVAL, -ENOMEM, KART_EREMOTE (the server
+ * refused: unknown typeid, bad arguments; *err gets the exception when err
+ * is not NULL), KART_EBADREPLY, connection errors.
+ */
+KART_API int kart_manager_create(kart_manager *m, const char *typeid, const kart_obj *args,
+                                 const kart_obj *kwds, kart_proxy **out, kart_obj **err);
+/* Typed creators (SyncManager's typeids). */
+KART_API int kart_manager_dict(kart_manager *m, kart_proxy **out);
+KART_API int kart_manager_list(kart_manager *m, kart_proxy **out);
+KART_API int kart_manager_namespace(kart_manager *m, kart_proxy **out);
+/* Value(typecode, value): typecode as Python's ("i", "d", ...). */
+KART_API int kart_manager_value(kart_manager *m, const char *typecode, const kart_obj *value,
+                                kart_proxy **out);
+KART_API int kart_manager_event(kart_manager *m, kart_proxy **out);
+KART_API int kart_manager_lock(kart_manager *m, kart_proxy **out);
+KART_API int kart_manager_rlock(kart_manager *m, kart_proxy **out);
+/* Queue(maxsize): 0 means unbounded. */
+KART_API int kart_manager_queue(kart_manager *m, size_t maxsize, kart_proxy **out);
+/* Semaphore(value), or BoundedSemaphore(value) when bounded. -EINVAL: value
+ * over INT64_MAX. */
+KART_API int kart_manager_semaphore(kart_manager *m, size_t value, bool bounded, kart_proxy **out);
+/* Condition() (with its own RLock). */
+KART_API int kart_manager_condition(kart_manager *m, kart_proxy **out);
+/* Barrier(parties). -EINVAL: parties 0. */
+KART_API int kart_manager_barrier(kart_manager *m, size_t parties, kart_proxy **out);
+/* Array(typecode, items): items a list or tuple of values the typecode
+ * takes (array.array's rules; "L"/"Q" up to 2**63-1). -EINVAL: NULL
+ * typecode or items; KART_EREMOTE: a bad typecode or item. */
+KART_API int kart_manager_array(kart_manager *m, const char *typecode, const kart_obj *items,
+                                kart_proxy **out);
+
+/*
+ * Calls method on the referent with args (tuple or NULL) and kwds (dict or
+ * NULL). On success *result gets the returned value (the caller frees it).
+ * On KART_EREMOTE *result gets the exception object (or the traceback text
+ * as a str). Errors: -EINVAL (NULL p, method or result; args not a tuple,
+ * kwds not a dict), -ENOMEM, KART_EREMOTE, KART_EBADREPLY, -EMSGSIZE (the
+ * request is over max_message), connection errors (-ECONNRESET,
+ * KART_EEOF, ...).
+ */
+KART_API int kart_proxy_call(kart_proxy *p, const char *method, const kart_obj *args,
+                             const kart_obj *kwds, kart_obj **result);
+/* The referent's typeid and ident (server-side id); NULL for NULL p. */
+KART_API const char *kart_proxy_typeid(const kart_proxy *p);
+KART_API const char *kart_proxy_ident(const kart_proxy *p);
+/* A second proxy to p's referent (a new reference). Errors: -EINVAL,
+ * -ENOMEM, connection errors, KART_EREMOTE (the object is gone). */
+KART_API int kart_proxy_dup(kart_proxy *p, kart_proxy **out);
+/* A proxy to an object by its ident (from any process's proxy, Python's
+ * Token.id), taking a new reference. Errors as kart_proxy_dup. */
+KART_API int kart_manager_attach(kart_manager *m, const char *typeid, const char *ident,
+                                 kart_proxy **out);
+/* Releases the proxy's reference and frees it. NULL ok. */
+KART_API void kart_proxy_free(kart_proxy *p);
+
+/*
+ * Typed calls. Values are passed as borrowed kart_obj; returned ones
+ * belong to the caller. Each returns 0 or a negative code; besides the
+ * ones listed, every call can return kart_proxy_call's errors (a remote
+ * exception not listed comes back as KART_EREMOTE and is dropped).
+ */
+/* dict: -ENOENT for a missing key (KeyError); -EINVAL for an unhashable
+ * key (TypeError) */
+KART_API int kart_mdict_get(kart_proxy *d, const kart_obj *key, kart_obj **value);
+KART_API int kart_mdict_set(kart_proxy *d, const kart_obj *key, const kart_obj *value);
+KART_API int kart_mdict_del(kart_proxy *d, const kart_obj *key);
+KART_API int kart_mdict_contains(kart_proxy *d, const kart_obj *key); /* 1 or 0 */
+KART_API int kart_mdict_len(kart_proxy *d, size_t *len);
+/* the whole dict, as a dict value ('#GETVALUE' / copy) */
+KART_API int kart_mdict_copy(kart_proxy *d, kart_obj **value);
+/* list: -ERANGE for an index out of range (IndexError); negative indices
+ * count from the end */
+KART_API int kart_mlist_append(kart_proxy *l, const kart_obj *item);
+KART_API int kart_mlist_get(kart_proxy *l, int64_t index, kart_obj **item);
+KART_API int kart_mlist_set(kart_proxy *l, int64_t index, const kart_obj *item);
+KART_API int kart_mlist_pop(kart_proxy *l, int64_t index, kart_obj **item);
+KART_API int kart_mlist_len(kart_proxy *l, size_t *len);
+/* Namespace: -ENOENT for a missing name (AttributeError) */
+KART_API int kart_mns_get(kart_proxy *ns, const char *name, kart_obj **value);
+KART_API int kart_mns_set(kart_proxy *ns, const char *name, const kart_obj *value);
+KART_API int kart_mns_del(kart_proxy *ns, const char *name);
+/* Value */
+KART_API int kart_mvalue_get(kart_proxy *v, kart_obj **value);
+KART_API int kart_mvalue_set(kart_proxy *v, const kart_obj *value);
+/* Event: wait returns 1 if set, -ETIMEDOUT if not within timeout_ns
+ * (negative: forever) */
+KART_API int kart_mevent_set(kart_proxy *e);
+KART_API int kart_mevent_clear(kart_proxy *e);
+KART_API int kart_mevent_is_set(kart_proxy *e); /* 1 or 0 */
+KART_API int kart_mevent_wait(kart_proxy *e, int64_t timeout_ns);
+/* Lock, RLock, Semaphore, BoundedSemaphore and Condition: acquire returns 0, or -ETIMEDOUT (timeout 0: a try);
+ * release returns -EPERM where Python raises RuntimeError (not held) */
+KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns);
+KART_API int kart_mlock_release(kart_proxy *l);
+/* Condition: wait returns 0 when notified, -ETIMEDOUT; -EPERM when the
+ * calling thread does not hold it. notify wakes up to n waiters (-EPERM as
+ * wait). */
+KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns);
+KART_API int kart_mcond_notify(kart_proxy *c, size_t n);
+KART_API int kart_mcond_notify_all(kart_proxy *c);
+/* Barrier: wait returns the arrival index (0 .. parties-1); KART_EBROKEN
+ * when the barrier is or becomes broken (abort, or a waiter's timeout:
+ * the one that timed out gets KART_EBROKEN too, as Python's). */
+KART_API int kart_mbarrier_wait(kart_proxy *b, int64_t timeout_ns);
+KART_API int kart_mbarrier_abort(kart_proxy *b);
+KART_API int kart_mbarrier_reset(kart_proxy *b);
+/* Queue: put returns -ETIMEDOUT when full past timeout_ns (queue.Full), get
+ * -ETIMEDOUT when empty past it (queue.Empty); timeout 0 is put_nowait /
+ * get_nowait, negative waits forever */
+KART_API int kart_mqueue_put(kart_proxy *q, const kart_obj *item, int64_t timeout_ns);
+KART_API int kart_mqueue_get(kart_proxy *q, int64_t timeout_ns, kart_obj **item);
+KART_API int kart_mqueue_qsize(kart_proxy *q, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

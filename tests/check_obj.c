@@ -229,6 +229,7 @@ START_TEST(bigints)
     ck_assert_str_eq(R(o), "-18446744073709551616");
     fl = F(-18446744073709551616.0);
     ck_assert(kart_obj_equal(o, fl));
+    ck_assert(kart_obj_hash(o) == kart_obj_hash(fl));
     kart_obj_free(fl);
     kart_obj_free(o);
 
@@ -250,8 +251,33 @@ START_TEST(bigints)
     ck_assert(f == 18446744073709551616.0);
     fl = F(18446744073709551616.0);
     ck_assert(!kart_obj_equal(o, fl)); /* exact comparison, as Python */
+    ck_assert(kart_obj_hash(o) != kart_obj_hash(fl));
     kart_obj_free(fl);
     kart_obj_free(o);
+    /* Big int keys spread out and are found: 2**64 + i, and 2**100 as a
+     * float key finds the big int 2**100. */
+    kart_obj *d;
+    ck_assert_int_eq(kart_obj_dict(&d), 0);
+    for (int i = 0; i < 3000; i++) {
+        uint8_t kb[10] = {(uint8_t)i, (uint8_t)(i >> 8), 0, 0, 0, 0, 0, 0, 1, 0};
+        kart_obj *k;
+        ck_assert_int_eq(kart_obj_bigint(kb, sizeof kb, &k), 0);
+        ck_assert_int_eq(kart_obj_dict_set(d, k, I(i)), 0);
+    }
+    uint8_t p100[13] = {0};
+    p100[12] = 0x10; /* 2**100 */
+    kart_obj *k100;
+    ck_assert_int_eq(kart_obj_bigint(p100, sizeof p100, &k100), 0);
+    ck_assert_int_eq(kart_obj_dict_set(d, k100, S("2**100")), 0);
+    size_t dn;
+    ck_assert_int_eq(kart_obj_len(d, &dn), 0);
+    ck_assert_int_eq(dn, 3001);
+    fl = F(1267650600228229401496703205376.0);
+    const kart_obj *hit;
+    ck_assert_int_eq(kart_obj_dict_get(d, fl, &hit), 0);
+    ck_assert_str_eq(R(hit), "'2**100'");
+    kart_obj_free(fl);
+    kart_obj_free(d);
     uint8_t big[130] = {0};
     big[128] = 1; /* 2**1024 */
     ck_assert_int_eq(kart_obj_bigint(big, sizeof big, &o), 0);

@@ -617,6 +617,21 @@ START_TEST(deep_nesting_refused)
             "b.",
             &io, 0);
     kart_obj_free(o);
+    /* An exception whose args tuple is as deep as allowed. */
+    kart_obj_class ex[] = {{"m", "E", KART_OBJ_CLASS_ERROR}};
+    kart_obj_unpickle_options eo = {.classes = ex, .nclasses = 1, .max_depth = 3};
+    o = DEC("\x80\x02"
+            "cm\nE\nN\x85R.",
+            &eo, 0);
+    kart_obj_free(o);
+    DEC("\x80\x02"
+        "cm\nE\nN\x85\x85R.",
+        &eo, -E2BIG);
+    /* An instance needs two levels. */
+    io.max_depth = 1;
+    DEC("\x80\x02"
+        "cm\nC\n)\x81.",
+        &io, -E2BIG);
 }
 END_TEST
 

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 kart_obj *kart__obj_new(kart_obj_type type)
 {
@@ -463,21 +465,9 @@ int kart_obj_set_item(kart_obj *seq, size_t i, kart_obj *item)
     kart_obj *old = seq->u.seq.v[i];
     if (item == old)
         return -EINVAL;
-    /* The old item leaves first so that the depth check sees the tree
-     * without it; it goes back if the new one cannot go in. */
+    /* The depth check depends on where item goes, not on what it
+     * replaces. */
     int rc = check_insert(seq, item, KART_OBJ_MAX_DEPTH);
-    if (rc == -E2BIG) {
-        /* Maybe the old item was what made the tree deep. */
-        seq->u.seq.v[i] = seq->u.seq.v[seq->u.seq.n - 1];
-        seq->u.seq.v[seq->u.seq.n - 1] = old;
-        seq->u.seq.n--;
-        disown(seq, old);
-        rc = check_insert(seq, item, KART_OBJ_MAX_DEPTH);
-        seq->u.seq.n++;
-        seq->u.seq.v[seq->u.seq.n - 1] = seq->u.seq.v[i];
-        seq->u.seq.v[i] = old;
-        adopt(seq, old);
-    }
     if (rc < 0)
         return rc;
     seq->u.seq.v[i] = item;
@@ -506,8 +496,22 @@ int kart_obj_remove(kart_obj *seq, size_t i, kart_obj **item)
 
 /* ---- Hashing and equality ---- */
 
+/* A per-process seed, so that a peer cannot prepare keys that collide
+ * (hash flooding a manager's dict). */
+static uint64_t hash_seed;
+
+__attribute__((constructor)) static void seed_hash(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40) ^
+                 (uint64_t)(uintptr_t)&ts;
+    hash_seed = x | 1;
+}
+
 static uint64_t mix(uint64_t x)
 {
+    x ^= hash_seed;
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -515,6 +519,53 @@ static uint64_t mix(uint64_t x)
 }
 
 #define HASH_BIG 0x6b61727462696721ull
+#define MOD61 ((UINT64_C(1) << 61) - 1)
+
+/* The hash of an integer beyond int64 from its magnitude mod 2^61 - 1
+ * (as Python does), so that a big int and the float of the same value
+ * hash alike and distinct big ints spread out. */
+static uint64_t hash_big(uint64_t mod, bool neg)
+{
+    return mix(HASH_BIG ^ mod ^ ((uint64_t)neg << 63));
+}
+
+static uint64_t bigint_mod(const uint8_t *b, size_t n, bool *neg)
+{
+    *neg = b[n - 1] & 0x80;
+    /* The magnitude, from the top byte down; a negative value's
+     * magnitude is ~x + 1, done byte by byte from the bottom first. */
+    uint8_t tmp[64];
+    uint8_t *mag = n <= sizeof tmp ? tmp : malloc(n);
+    if (!mag)
+        return 0; /* only spreads worse */
+    unsigned carry = 1;
+    for (size_t k = 0; k < n; k++) {
+        if (*neg) {
+            unsigned x = (uint8_t)~b[k] + carry;
+            mag[k] = (uint8_t)x;
+            carry = x >> 8;
+        } else {
+            mag[k] = b[k];
+        }
+    }
+    unsigned __int128 r = 0;
+    for (size_t k = n; k-- > 0;)
+        r = ((r << 8) | mag[k]) % MOD61;
+    if (mag != tmp)
+        free(mag);
+    return (uint64_t)r;
+}
+
+static uint64_t float_big_mod(double f, bool *neg)
+{
+    int e;
+    double m = frexp(fabs(f), &e);
+    uint64_t mant = (uint64_t)ldexp(m, 53);
+    int shift = e - 53; /* >= 11: the value is at least 2^63 */
+    *neg = f < 0;
+    unsigned __int128 r = (unsigned __int128)(mant % MOD61) << (shift % 61);
+    return (uint64_t)(r % MOD61);
+}
 
 static bool float_is_int64(double f, int64_t *v)
 {
@@ -568,13 +619,19 @@ uint64_t kart_obj_hash(const kart_obj *o)
         return mix((uint64_t)o->u.b);
     case KART_OBJ_INT:
         return mix((uint64_t)o->u.i);
-    case KART_OBJ_BIGINT:
-        return HASH_BIG;
+    case KART_OBJ_BIGINT: {
+        bool neg;
+        uint64_t m = bigint_mod((const uint8_t *)o->u.s.p, o->u.s.n, &neg);
+        return hash_big(m, neg);
+    }
     case KART_OBJ_FLOAT:
         if (float_is_int64(o->u.f, &v))
             return mix((uint64_t)v);
-        if (isfinite(o->u.f) && o->u.f == floor(o->u.f))
-            return HASH_BIG;
+        if (isfinite(o->u.f) && o->u.f == floor(o->u.f)) {
+            bool neg;
+            uint64_t m = float_big_mod(o->u.f, &neg);
+            return hash_big(m, neg);
+        }
         {
             uint64_t bits;
             memcpy(&bits, &o->u.f, sizeof bits);

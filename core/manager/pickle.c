@@ -437,6 +437,10 @@ static int push(struct dec *d, kart_obj *o)
     if (!o)
         return fail(d, -ENOMEM, "out of memory");
     int rc = charge(d, o);
+    /* An exception over its args, an instance over its state: one level
+     * more than what was checked when they were built. */
+    if (rc == 0 && o->height > d->max_depth)
+        rc = fail(d, -E2BIG, "nested deeper than %zu", d->max_depth);
     if (rc == 0 && grow(&d->stack, &d->scap, d->sn + 1, sizeof(kart_obj *)) < 0)
         rc = fail(d, -ENOMEM, "out of memory");
     if (rc < 0) {

@@ -551,9 +551,12 @@ static bool follows(const kart__hist_entry *e, size_t k)
 
 /* Whether the candidate q (pat's first and last bytes match there) is a
  * match that lies within one entry; *kq moves down to q's entry (the
- * candidates come newest first). */
-static inline bool back_hit(const kart__hist_entry *e, size_t *kq, const char *q, const char *pat,
-                            size_t m)
+ * candidates come newest first), which is in e[lo .. *kq], entries that
+ * follow each other: a step at a time when it is near, else by halves (a
+ * rare pattern's match may lie thousands of entries below the last, and
+ * the run's extension has walked them once already). */
+static inline bool back_hit(const kart__hist_entry *e, size_t lo, size_t *kq, const char *q,
+                            const char *pat, size_t m)
 {
     /* The bytes between the first and the last: a short pattern's (the
      * usual query) compared here, cheaper than a call. */
@@ -564,8 +567,19 @@ static inline bool back_hit(const kart__hist_entry *e, size_t *kq, const char *q
     } else if (memcmp(q + 1, pat + 1, m - 2) != 0) {
         return false;
     }
-    while (e[*kq].text > q)
-        --*kq;
+    size_t hi = *kq;
+    for (int n = 0; n < 16 && e[hi].text > q; n++)
+        hi--;
+    while (e[hi].text > q) { /* the last entry in [lo, hi] that starts at or before q */
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (e[mid].text > q)
+            hi = mid - 1;
+        else
+            lo = mid;
+        if (lo == hi)
+            break;
+    }
+    *kq = hi;
     return q + m <= e[*kq].text + kart__hist_len(&e[*kq]);
 }
 
@@ -594,7 +608,7 @@ static inline void run_extend(const kart__hist_entry *e, size_t *k, const char *
         const VEC first = SET1(pat[0]), last = SET1(pat[m - 1]);                                   \
         const char *t = *tp, *lo = e[*k].text;                                                     \
         const size_t need = (W)-1 + m; /* bytes W places span */                                   \
-        size_t ahead = 2 * (W), kk = *k, kh = *kq;                                                 \
+        size_t ahead = 16 * (W), kk = *k, kh = *kq;                                                \
         for (;;) {                                                                                 \
             if ((size_t)(t - lo) < need) {                                                         \
                 run_extend(e, &kk, &lo, t, need + ahead);                                          \
@@ -606,7 +620,7 @@ static inline void run_extend(const kart__hist_entry *e, size_t *k, const char *
             uint64_t mask = MASK(p, p + m - 1, first, last);                                       \
             while (mask) {                                                                         \
                 int bit = 63 - __builtin_clzll(mask);                                              \
-                if (back_hit(e, &kh, p + bit, pat, m)) {                                           \
+                if (back_hit(e, kk, &kh, p + bit, pat, m)) {                                       \
                     *kq = kh;                                                                      \
                     return p + bit;                                                                \
                 }                                                                                  \

@@ -1180,6 +1180,35 @@ START_TEST(append_and_truncate)
 }
 END_TEST
 
+/* docs/history.md's session pattern: count the adds that returned 1 and
+ * append that many at exit. An add the options ignore leaves an older
+ * entry newest (here, one read from the file itself): appending "the
+ * newest 1" then would write it twice, as GNU's append_history(1) does;
+ * appending the count writes only this session's lines. */
+START_TEST(append_this_session)
+{
+    const char *p = path("h");
+    put_str(p, "make check\n");
+    kart_history_options o = {.ignore_dups = true, .ignore_space = true};
+    kart_history *h = mk(&o);
+    ck_assert_int_eq(kart_history_read(h, p, NULL), 0);
+    size_t added = 0;
+    added += kart_history_add(h, "make check", 10) == 1; /* a duplicate: ignored */
+    added += kart_history_add(h, " secret", 7) == 1;     /* a leading space: ignored */
+    ck_assert_uint_eq(added, 0);
+    ck_assert_int_eq(kart_history_append(h, p, added), 0);
+    file_is(p, "make check\n");
+    added += kart_history_add(h, "ls", 2) == 1;
+    ck_assert_int_eq(kart_history_append(h, p, added), 0);
+    file_is(p, "make check\nls\n");
+    /* The pitfall: after an ignored add, the newest entry is an old one. */
+    ck_assert_int_eq(kart_history_add(h, "ls", 2), 0);
+    ck_assert_int_eq(kart_history_append(h, p, 1), 0);
+    file_is(p, "make check\nls\nls\n");
+    kart_history_free(h);
+}
+END_TEST
+
 /* One of two appenders: n entries, one append call each, with timestamps
  * (so that an entry is two lines) and sizes up to 8 KiB. */
 static void appender(const char *p, char tag, int n)
@@ -1794,6 +1823,7 @@ int main(void)
     tcase_add_test(tc, failed_read_changes_nothing);
     tcase_add_test(tc, write_mode_and_symlink);
     tcase_add_test(tc, append_and_truncate);
+    tcase_add_test(tc, append_this_session);
     tcase_add_test(tc, concurrent_appends_never_interleave);
     tcase_add_test(tc, appends_survive_concurrent_truncation);
     suite_add_tcase(s, tc);

@@ -480,46 +480,6 @@ static bool have_avx2(void)
 }
 #endif
 
-/* The last place in s[0, n) where pat (m > 0 bytes) starts, or NULL: the
- * few places left at the start of a run after search_back's scan. With
- * SSE2, sixteen places at a time from the end: a place is a candidate
- * when its byte is pat's first and the byte m - 1 after it is pat's last,
- * and only candidates are compared whole (the method of Wojciech Mula's
- * "SIMD-friendly algorithms for substring searching"). */
-static const char *find_last(const char *s, size_t n, const char *pat, size_t m)
-{
-    if (m > n)
-        return NULL;
-    size_t lim = n - m + 1; /* where a match may start */
-#ifdef __SSE2__
-    if (m >= 2) {
-        __m128i first = _mm_set1_epi8(pat[0]), last = _mm_set1_epi8(pat[m - 1]);
-        while (lim >= 16) {
-            lim -= 16;
-            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + lim));
-            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + lim + m - 1));
-            unsigned mask = (unsigned)_mm_movemask_epi8(
-                _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
-            while (mask) {
-                int bit = 31 - __builtin_clz(mask);
-                if (memcmp(s + lim + (size_t)bit + 1, pat + 1, m - 2) == 0)
-                    return s + lim + bit;
-                mask &= ~(1u << bit);
-            }
-        }
-    }
-#endif
-    while (lim) {
-        const char *q = memrchr(s, pat[0], lim);
-        if (!q)
-            return NULL;
-        if (memcmp(q + 1, pat + 1, m - 1) == 0)
-            return q;
-        lim = (size_t)(q - s);
-    }
-    return NULL;
-}
-
 /* The first place in s[0, n) where pat (m > 0 bytes) is, or NULL. */
 static const char *find_first(const char *s, size_t n, const char *pat, size_t m)
 {
@@ -596,47 +556,69 @@ static inline void run_extend(const kart__hist_entry *e, size_t *k, const char *
     *lo = l;
 }
 
-/* Scans the run back from *tp (the places below *tp - m + 1), W places at
- * a time, while the run (its lowest entry *k, moved down as needed) holds
- * W of them. Returns the newest match, or NULL with *tp where the scan
- * stopped: fewer than W places are left in the run from e[*k] up. The run
- * is extended ahead of the scan by a stretch that doubles (a few entries
- * at first, where most repeated searches end, then up to 64 KiB), so
- * that the walk over the entries stays out of the scan's loop. */
-#define SCAN_BACK(W, VEC, SET1, MASK)                                                              \
+/* The body of search_back for one width: the run that ends with entry i
+ * (e[k] its lowest entry known so far, lo its text; e[kq] the entry of
+ * the latest candidate) is scanned from its end t down, W places at a
+ * time, while the run holds W of them; it is extended ahead of the scan by
+ * a stretch that doubles (a few entries at first, where most repeated
+ * searches end, then up to 64 KiB), so that the walk over the entries
+ * stays out of the scan's loop. The fewer than W places left at the run's
+ * start are looked at one by one; then the next run, below. MASK(a, b,
+ * first, last) has a bit for each place p = a + bit where pat's first byte
+ * is and its last at b + bit. One function per width, so that the AVX2
+ * one runs whole with AVX2 (no call per run); the typedef after it takes
+ * the semicolon of the macro's use. */
+#define SEARCH_BACK(ATTR, NAME, W, VEC, SET1, MASK)                                                \
+    ATTR static int NAME(const kart__hist_entry *e, size_t i, const char *pat, size_t m,           \
+                         size_t *found, size_t *at)                                                \
     {                                                                                              \
         const VEC first = SET1(pat[0]), last = SET1(pat[m - 1]);                                   \
-        const char *t = *tp, *lo = e[*k].text;                                                     \
-        const size_t need = (W)-1 + m; /* bytes W places span */                                   \
-        size_t ahead = 16 * (W), kk = *k, kh = *kq;                                                \
+        const size_t need = (W)-1 + m; /* the bytes W places span */                               \
         for (;;) {                                                                                 \
-            if ((size_t)(t - lo) < need) {                                                         \
-                run_extend(e, &kk, &lo, t, need + ahead);                                          \
-                ahead = ahead < ((size_t)1 << 16) ? ahead * 2 : ahead;                             \
-                if ((size_t)(t - lo) < need)                                                       \
-                    break;                                                                         \
-            }                                                                                      \
-            const char *p = t - need;                                                              \
-            uint64_t mask = MASK(p, p + m - 1, first, last);                                       \
-            while (mask) {                                                                         \
-                int bit = 63 - __builtin_clzll(mask);                                              \
-                if (back_hit(e, kk, &kh, p + bit, pat, m)) {                                       \
-                    *kq = kh;                                                                      \
-                    return p + bit;                                                                \
+            size_t k = i, kq = i, ahead = 2 * (W);                                                 \
+            const char *lo = e[i].text, *t = lo + kart__hist_len(&e[i]);                           \
+            for (;;) {                                                                             \
+                if ((size_t)(t - lo) < need) {                                                     \
+                    run_extend(e, &k, &lo, t, need + ahead);                                       \
+                    ahead = ahead < ((size_t)1 << 16) ? ahead * 2 : ahead;                         \
+                    if ((size_t)(t - lo) < need)                                                   \
+                        break;                                                                     \
                 }                                                                                  \
-                mask &= ~((uint64_t)1 << bit);                                                     \
+                const char *p = t - need;                                                          \
+                uint64_t mask = MASK(p, p + m - 1, first, last);                                   \
+                while (mask) {                                                                     \
+                    int bit = 63 - __builtin_clzll(mask);                                          \
+                    if (back_hit(e, k, &kq, p + bit, pat, m))                                      \
+                        return back_found(e, kq, p + bit, found, at);                              \
+                    mask &= ~((uint64_t)1 << bit);                                                 \
+                }                                                                                  \
+                t -= (W);                                                                          \
             }                                                                                      \
-            t -= (W);                                                                              \
+            if (t - lo >= (ptrdiff_t)m) {                                                          \
+                for (const char *q = t - m;; q--) {                                                \
+                    if (q[0] == pat[0] && q[m - 1] == pat[m - 1] &&                                \
+                        back_hit(e, k, &kq, q, pat, m))                                            \
+                        return back_found(e, kq, q, found, at);                                    \
+                    if (q == lo)                                                                   \
+                        break;                                                                     \
+                }                                                                                  \
+            }                                                                                      \
+            if (k == 0)                                                                            \
+                return -ENOENT;                                                                    \
+            i = k - 1;                                                                             \
         }                                                                                          \
-        *k = kk;                                                                                   \
-        *kq = kh;                                                                                  \
-        *tp = t;                                                                                   \
-        return NULL;                                                                               \
-    }
+    }                                                                                              \
+    typedef int NAME##_defined
+
+static inline int back_found(const kart__hist_entry *e, size_t k, const char *q, size_t *found,
+                             size_t *at)
+{
+    *found = k;
+    *at = (size_t)(q - e[k].text);
+    return 0;
+}
 
 #ifdef HAVE_AVX2_SCAN
-/* The places in [a, a + W) where pat's first byte is and, m - 1 bytes
- * after (b = a + m - 1), its last: one bit each. */
 __attribute__((target("avx2"))) static inline uint64_t mask_avx2(const char *a, const char *b,
                                                                  __m256i first, __m256i last)
 {
@@ -646,14 +628,12 @@ __attribute__((target("avx2"))) static inline uint64_t mask_avx2(const char *a, 
         _mm256_and_si256(_mm256_cmpeq_epi8(x, first), _mm256_cmpeq_epi8(y, last)));
 }
 
-__attribute__((target("avx2"))) static const char *scan_back_avx2(const kart__hist_entry *e,
-                                                                  size_t *k, size_t *kq,
-                                                                  const char **tp, const char *pat,
-                                                                  size_t m)
-    SCAN_BACK(32, __m256i, _mm256_set1_epi8, mask_avx2)
+SEARCH_BACK(__attribute__((target("avx2"))), search_back_avx2, 32, __m256i, _mm256_set1_epi8,
+            mask_avx2);
 #endif
+
 #ifdef __SSE2__
-        static inline uint64_t mask_sse2(const char *a, const char *b, __m128i first, __m128i last)
+static inline uint64_t mask_sse2(const char *a, const char *b, __m128i first, __m128i last)
 {
     __m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
     __m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
@@ -661,84 +641,52 @@ __attribute__((target("avx2"))) static const char *scan_back_avx2(const kart__hi
         _mm_and_si128(_mm_cmpeq_epi8(x, first), _mm_cmpeq_epi8(y, last)));
 }
 
-static const char *scan_back_sse2(const kart__hist_entry *e, size_t *k, size_t *kq, const char **tp,
-                                  const char *pat, size_t m)
-    SCAN_BACK(16, __m128i, _mm_set1_epi8, mask_sse2)
-#else
-/* The same without SIMD: find_last over 64 places at a time. */
-static const char *scan_back_plain(const kart__hist_entry *e, size_t *k, size_t *kq,
-                                   const char **tp, const char *pat, size_t m)
-{
-    const char *t = *tp, *lo = e[*k].text, *q;
-    const size_t need = 63 + m;
-    size_t ahead = 128;
-    for (;;) {
-        if ((size_t)(t - lo) < need) {
-            run_extend(e, k, &lo, t, need + ahead);
-            ahead = ahead < ((size_t)1 << 16) ? ahead * 2 : ahead;
-            if ((size_t)(t - lo) < need)
-                break;
-        }
-        const char *p = t - need;
-        size_t n = need;
-        while ((q = find_last(p, n, pat, m))) {
-            while (e[*kq].text > q)
-                --*kq;
-            if (q + m <= e[*kq].text + kart__hist_len(&e[*kq]))
-                return q;
-            n = (size_t)(q - p) + m - 1;
-        }
-        t -= 64;
-    }
-    *tp = t;
-    return NULL;
-}
+SEARCH_BACK(, search_back_sse2, 16, __m128i, _mm_set1_epi8, mask_sse2);
 #endif
 
-        static int search_back(const kart__hist_entry *e, size_t i, const char *pat, size_t m,
-                               size_t *found, size_t *at)
+#if !defined(__SSE2__) || defined(KART_FAULTS)
+/* Without SIMD: 64 places at a time, a byte compare each (built in the
+ * test library too, where kart__hist_search_scan picks it). */
+static inline char set1_plain(char c)
 {
-#ifdef HAVE_AVX2_SCAN
-    bool avx2 = have_avx2();
+    return c;
+}
+
+static inline uint64_t mask_plain(const char *a, const char *b, char first, char last)
+{
+    uint64_t mask = 0;
+    for (int j = 0; j < 64; j++)
+        mask |= (uint64_t)(a[j] == first && b[j] == last) << j;
+    return mask;
+}
+
+SEARCH_BACK(, search_back_plain, 64, char, set1_plain, mask_plain);
 #endif
-    for (;;) {
-        /* The run that ends with entry i: e[k] its lowest entry known,
-         * e[kq] that of the latest candidate, t the end of what is left. */
-        size_t k = i, kq = i;
-        const char *t = e[i].text + kart__hist_len(&e[i]), *q = NULL;
+
+#ifdef KART_FAULTS
+int kart__hist_search_scan;
+#endif
+
+static int search_back(const kart__hist_entry *e, size_t i, const char *pat, size_t m,
+                       size_t *found, size_t *at)
+{
+#ifdef KART_FAULTS
+    if (kart__hist_search_scan == 2)
+        return search_back_plain(e, i, pat, m, found, at);
+#ifdef __SSE2__
+    if (kart__hist_search_scan == 1)
+        return search_back_sse2(e, i, pat, m, found, at);
+#endif
+#endif
 #ifdef HAVE_AVX2_SCAN
-        if (avx2)
-            q = scan_back_avx2(e, &k, &kq, &t, pat, m);
+    if (have_avx2())
+        return search_back_avx2(e, i, pat, m, found, at);
 #endif
 #ifdef __SSE2__
-        if (!q)
-            q = scan_back_sse2(e, &k, &kq, &t, pat, m);
+    return search_back_sse2(e, i, pat, m, found, at);
 #else
-        q = scan_back_plain(e, &k, &kq, &t, pat, m);
+    return search_back_plain(e, i, pat, m, found, at);
 #endif
-        if (q) {
-            *found = kq;
-            *at = (size_t)(q - e[kq].text);
-            return 0;
-        }
-        /* What is left: fewer places than the scan's width, at the run's
-         * start. */
-        const char *start = e[k].text;
-        size_t n = (size_t)(t - start);
-        while ((q = find_last(start, n, pat, m))) {
-            while (e[kq].text > q)
-                kq--;
-            if (q + m <= e[kq].text + kart__hist_len(&e[kq])) {
-                *found = kq;
-                *at = (size_t)(q - e[kq].text);
-                return 0;
-            }
-            n = (size_t)(q - start) + m - 1; /* the places before q */
-        }
-        if (k == 0)
-            return -ENOENT;
-        i = k - 1;
-    }
 }
 
 static int search_forward(const kart__hist_entry *e, size_t len, size_t i, const char *pat,

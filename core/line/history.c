@@ -503,7 +503,8 @@ static bool follows(const kart__hist_entry *e, size_t k)
 /* Searching back is one pass over the bytes from the end of entry i down,
  * through the run of entries that lie one after the other in their block,
  * the run discovered as the scan goes (no window to size, nothing looked
- * at twice): thirty-two places at a time with AVX2 (sixteen with SSE2),
+ * at twice): thirty-two places at a time with AVX2 (sixteen with SSE2,
+ * sixty-four byte compares without),
  * each candidate (pat's first and last bytes in place) compared whole,
  * and kept when it lies within one entry. A call that finds its match
  * eight entries back (C-r repeated, kart-bench line_history) then costs a

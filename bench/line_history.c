@@ -17,9 +17,12 @@
  * write of the whole history to a new file beside it, and ten searches,
  * each counting every entry that holds its query from the newest entry
  * back (the search call repeated from one entry before each match, as
- * C-r repeated does). Checked: the entries loaded, the written file's
- * bytes (its hash must be the source file's), and the matches (counted
- * here with strstr over the generated entries). libedit is not a peer
+ * C-r repeated does), each query timed alone and the ten summed. Checked:
+ * the entries loaded, the written file's bytes (its hash must be the
+ * source file's), and the matches, counted here with strstr(3) over the
+ * generated entries: how many, and each one's entry and offset (the last
+ * place of the query in the entry, which both libraries' backward
+ * searches return), hashed in order. libedit is not a peer
  * here: its history file format is not GNU's.
  */
 #include "harness.h"
@@ -40,7 +43,7 @@ static struct {
     char path[PATH_MAX];
     long entries, stamps;
     size_t matches;
-    uint64_t hash;
+    uint64_t hash, found; /* the file's bytes; every match (line_found_hash) */
 } file;
 
 static void remove_file(void)
@@ -82,12 +85,21 @@ static void ensure_file(long entries, long stamps)
     file.stamps = stamps;
     file.hash = hash_file(file.path);
     file.matches = 0;
+    file.found = LINE_HASH_INIT;
     char buf[128];
     for (size_t q = 0; q < 10; q++) {
         const char *query = line_history_query(q);
-        for (long i = 0; i < entries; i++) {
+        /* Newest first, and the last place in each entry: what a search
+         * back finds. */
+        for (long i = entries - 1; i >= 0; i--) {
             buf[line_history_entry((size_t)i, buf)] = '\0';
-            file.matches += strstr(buf, query) != NULL;
+            const char *last = NULL;
+            for (const char *s = buf; (s = strstr(s, query)); s++)
+                last = s;
+            if (last) {
+                file.matches++;
+                file.found = line_found_hash(file.found, (size_t)i, (size_t)(last - buf));
+            }
         }
     }
 }
@@ -107,9 +119,9 @@ static int run(const bench_impl *impl, bench_ctx *ctx)
      * time of a step this short is mostly waiting for a CPU. */
     double r = line_field(out, "read_cpu_ns"), w = line_field(out, "write_cpu_ns");
     double s = line_field(out, "search_cpu_ns");
-    uint64_t written;
+    uint64_t written, found;
     if (isnan(n) || isnan(matches) || isnan(r) || isnan(w) || isnan(s) ||
-        !line_hex_field(out, "written", &written))
+        !line_hex_field(out, "written", &written) || !line_hex_field(out, "found", &found))
         bench_fail("%s printed: %s", impl->arg, out);
     if (n != (double)entries)
         bench_fail("%s loaded %.0f entries of %ld", impl->name, n, entries);
@@ -117,6 +129,9 @@ static int run(const bench_impl *impl, bench_ctx *ctx)
         bench_fail("%s wrote a file that differs from the one it read", impl->name);
     if (matches != (double)file.matches)
         bench_fail("%s found %.0f matches; there are %zu", impl->name, matches, file.matches);
+    if (found != file.found)
+        bench_fail("%s found other entries or other places in them than strstr(3) does",
+                   impl->name);
     const double cpu[3] = {r, w, s};
     for (int m = 0; m < 3; m++) {
         if (cpu[m] > 0)

@@ -248,6 +248,12 @@ const char *line_history_query(size_t i)
     return queries[i % (sizeof(queries) / sizeof(queries[0]))];
 }
 
+uint64_t line_found_hash(uint64_t h, size_t index, size_t offset)
+{
+    const uint64_t pair[2] = {index, offset};
+    return line_hash(h, pair, sizeof(pair));
+}
+
 int line_history_file(const char *path, size_t n, int stamps)
 {
     FILE *f = fopen(path, "w");

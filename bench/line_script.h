@@ -59,6 +59,11 @@ size_t line_history_entry(size_t i, char *buf);
 /* The i-th search query (a word that occurs in some entries, or in none). */
 const char *line_history_query(size_t i);
 
+/* h continued with one match of a history search: the entry's index (from
+ * 0, the oldest) and the place of the query in it (the last place: a
+ * backward search's, in both libraries). */
+uint64_t line_found_hash(uint64_t h, size_t index, size_t offset);
+
 /* Writes n entries to path in GNU readline's format, each after a
  * "#<seconds>" timestamp line when stamps is set. 0, or -errno. */
 int line_history_file(const char *path, size_t n, int stamps);

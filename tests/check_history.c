@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include "fault.h"
+#include "history_private.h" /* kart__hist_search_scan */
 
 #include <dirent.h>
 #include <limits.h>
@@ -234,6 +235,15 @@ START_TEST(bad_lines_refused)
     size_t len;
     ck_assert_ptr_nonnull(kart_history_text(h, 3, &len));
     ck_assert_uint_eq(len, KART_HISTORY_MAX_LEN);
+    /* A pattern as long as the longest entry is found in it; one longer
+     * is in no entry. */
+    size_t found = 0, off = 1;
+    ck_assert_int_eq(kart_history_search(h, SIZE_MAX, big, KART_HISTORY_MAX_LEN, 0, &found, &off),
+                     0);
+    ck_assert_uint_eq(found, 3);
+    ck_assert_uint_eq(off, 0);
+    ck_assert_int_eq(
+        kart_history_search(h, SIZE_MAX, big, KART_HISTORY_MAX_LEN + 1, 0, &found, &off), -ENOENT);
     const char *t = kart_history_text(h, 1, &len);
     ck_assert_uint_eq(len, 3);
     ck_assert_mem_eq(t, "a\0b", 3);
@@ -826,20 +836,60 @@ END_TEST
 
 /* The bulk substring search over entries read from a file (one pass over
  * a run of them) against a plain search entry by entry, with patterns of
- * 1 to 4 random bytes and of up to 23 taken from an entry, entries of 6
- * bytes on average and of 40 (odd rounds), matches
+ * 1 to 4 random bytes and of up to 71 taken from an entry (longer than
+ * the scan's 32 places), entries of 6 bytes on average, of 40 (odd
+ * rounds) and of 120 (every fourth), matches
  * that would cross two entries, timestamp lines between them, removed and
- * replaced entries in the middle of runs, and entries added after. */
+ * replaced entries in the middle of runs, and entries added after; and
+ * the repeated search of the line_history bench (from one entry before
+ * each match back to the oldest), whose every step must be the plain
+ * search's; with each of the three backward scans. */
+/* The entry kart_history_search should find: a plain compare at every
+ * place of every entry from index on; SIZE_MAX when none matches. */
+static size_t plain_search(kart_history *h, size_t index, const char *pat, size_t m, unsigned flags,
+                           size_t *at)
+{
+    size_t len = kart_history_length(h);
+    bool fwd = flags & KART_HISTORY_SEARCH_FORWARD;
+    size_t start = !fwd && index >= len ? len - 1 : index;
+    for (size_t i = start; i < len; fwd ? i++ : i--) {
+        size_t l;
+        const char *t = kart_history_text(h, i, &l);
+        bool hit = false;
+        for (size_t o = 0; o + m <= l && !(hit && (fwd || (flags & 1))); o++) {
+            if ((flags & KART_HISTORY_SEARCH_PREFIX) && o > 0)
+                break;
+            if (memcmp(t + o, pat, m) == 0) {
+                hit = true;
+                *at = o;
+            }
+        }
+        if (hit)
+            return i;
+        if (!fwd && i == 0)
+            break;
+    }
+    return SIZE_MAX;
+}
+
 START_TEST(search_matches_naive)
 {
     static const char alpha[] = "ab \0#1\r";
     static const char palpha[] = "ab \0\n#1";
     srand(5);
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < 21; round++) {
+        /* Each backward scan in turn: AVX2 where the CPU has it (else
+         * SSE2), SSE2, the portable one. */
+        kart__hist_search_scan = round % 3;
         size_t n = 20000 + (size_t)(rand() % 40000);
         char *buf = malloc(n);
         for (size_t i = 0; i < n; i++)
-            buf[i] = rand() % (round % 2 ? 40 : 6) == 0 ? '\n' : alpha[rand() % 7];
+            buf[i] = rand() % (round % 4 == 3 ? 120
+                               : round % 2    ? 40
+                                              : 6) ==
+                             0
+                         ? '\n'
+                         : alpha[rand() % 7];
         const char *p = path("h");
         put_file(p, buf, n);
         free(buf);
@@ -857,7 +907,7 @@ START_TEST(search_matches_naive)
         size_t len = kart_history_length(h);
         int bad = 0;
         for (int q = 0; q < 300; q++) {
-            char pat[24];
+            char pat[72];
             size_t m = 1 + (size_t)(rand() % 4);
             for (size_t i = 0; i < m; i++)
                 pat[i] = palpha[rand() % 7];
@@ -868,45 +918,45 @@ START_TEST(search_matches_naive)
                 const char *t = kart_history_text(h, (size_t)rand() % len, &l);
                 if (l >= 2) {
                     size_t o = (size_t)rand() % (l - 1);
-                    m = 2 + (size_t)rand() % (l - o - 1 < 22 ? l - o - 1 : 22);
+                    m = 2 + (size_t)rand() % (l - o - 1 < 70 ? l - o - 1 : 70);
                     memcpy(pat, t + o, m);
                 }
             }
             unsigned flags = (unsigned)(rand() % 4);
             size_t index = rand() % 8 == 0 ? SIZE_MAX : (size_t)rand() % (len + 1);
-            bool fwd = flags & KART_HISTORY_SEARCH_FORWARD;
-            /* The plain search. */
-            size_t want = SIZE_MAX, want_at = 0;
-            size_t start = !fwd && index >= len ? len - 1 : index;
-            for (size_t i = start; i < len; fwd ? i++ : i--) {
-                size_t l;
-                const char *t = kart_history_text(h, i, &l);
-                bool hit = false;
-                for (size_t o = 0; o + m <= l && !(hit && (fwd || (flags & 1))); o++) {
-                    if ((flags & KART_HISTORY_SEARCH_PREFIX) && o > 0)
-                        break;
-                    if (memcmp(t + o, pat, m) == 0) {
-                        hit = true;
-                        want_at = o;
-                    }
-                }
-                if (hit) {
-                    want = i;
-                    break;
-                }
-                if (!fwd && i == 0)
-                    break;
-            }
+            size_t want_at = 0, want = plain_search(h, index, pat, m, flags, &want_at);
             size_t found = SIZE_MAX, at = SIZE_MAX;
             int r = kart_history_search(h, index, pat, m, flags, &found, &at);
             if (want == SIZE_MAX)
                 bad += r != -ENOENT;
             else
                 bad += r != 0 || found != want || at != want_at;
+            /* Repeated back from one entry before each match, to the
+             * oldest (C-r again and again). */
+            if (q % 10 == 0 && !(flags & KART_HISTORY_SEARCH_FORWARD)) {
+                size_t from = SIZE_MAX;
+                for (;;) {
+                    want = plain_search(h, from, pat, m, 0, &want_at);
+                    r = kart_history_search(h, from, pat, m, 0, &found, &at);
+                    if (want == SIZE_MAX) {
+                        bad += r != -ENOENT;
+                        break;
+                    }
+                    if (r != 0 || found != want || at != want_at) {
+                        bad++;
+                        break;
+                    }
+                    if (found == 0)
+                        break;
+                    from = found - 1;
+                }
+            }
         }
-        ck_assert_msg(bad == 0, "round %d: %d searches differ", round, bad);
+        ck_assert_msg(bad == 0, "round %d (scan %d): %d searches differ", round,
+                      kart__hist_search_scan, bad);
         kart_history_free(h);
     }
+    kart__hist_search_scan = 0;
 }
 END_TEST
 
@@ -1132,6 +1182,35 @@ START_TEST(append_and_truncate)
     ck_assert_int_eq(kart_history_truncate_file(p, 0), 0);
     file_is(p, "");
     ck_assert_int_eq(dir_files(), 1);
+    kart_history_free(h);
+}
+END_TEST
+
+/* docs/history.md's session pattern: count the adds that returned 1 and
+ * append that many at exit. An add the options ignore leaves an older
+ * entry newest (here, one read from the file itself): appending "the
+ * newest 1" then would write it twice, as GNU's append_history(1) does;
+ * appending the count writes only this session's lines. */
+START_TEST(append_this_session)
+{
+    const char *p = path("h");
+    put_str(p, "make check\n");
+    kart_history_options o = {.ignore_dups = true, .ignore_space = true};
+    kart_history *h = mk(&o);
+    ck_assert_int_eq(kart_history_read(h, p, NULL), 0);
+    size_t added = 0;
+    added += kart_history_add(h, "make check", 10) == 1; /* a duplicate: ignored */
+    added += kart_history_add(h, " secret", 7) == 1;     /* a leading space: ignored */
+    ck_assert_uint_eq(added, 0);
+    ck_assert_int_eq(kart_history_append(h, p, added), 0);
+    file_is(p, "make check\n");
+    added += kart_history_add(h, "ls", 2) == 1;
+    ck_assert_int_eq(kart_history_append(h, p, added), 0);
+    file_is(p, "make check\nls\n");
+    /* The pitfall: after an ignored add, the newest entry is an old one. */
+    ck_assert_int_eq(kart_history_add(h, "ls", 2), 0);
+    ck_assert_int_eq(kart_history_append(h, p, 1), 0);
+    file_is(p, "make check\nls\nls\n");
     kart_history_free(h);
 }
 END_TEST
@@ -1750,6 +1829,7 @@ int main(void)
     tcase_add_test(tc, failed_read_changes_nothing);
     tcase_add_test(tc, write_mode_and_symlink);
     tcase_add_test(tc, append_and_truncate);
+    tcase_add_test(tc, append_this_session);
     tcase_add_test(tc, concurrent_appends_never_interleave);
     tcase_add_test(tc, appends_survive_concurrent_truncation);
     suite_add_tcase(s, tc);

@@ -334,6 +334,58 @@ START_TEST(tmux_completion_list)
 }
 END_TEST
 
+/* What a small REPL does with a user's init file: vi mode from an inputrc
+ * line, a history file preloaded, completion, the screen after each step
+ * (written first as a program from docs/line.md and docs/history.md). */
+START_TEST(tmux_vi_mode_history_and_completion)
+{
+    NEED_TMUX;
+    char hist[] = "/tmp/kart-tmux-hist-XXXXXX";
+    int fd = mkstemp(hist);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "make check\n", 11), 11);
+    close(fd);
+    char args[256];
+    snprintf(args, sizeof(args), "-b 'set editing-mode vi' -H %s -c help,history,quit", hist);
+    start(40, 10, args);
+    /* insert mode first; ESC, 0, cw changes the first word */
+    text("foo bar");
+    keys("Escape");
+    keys("0");
+    CURSOR_AT(2, 0);
+    keys("c w");
+    text("baz");
+    SHOWS("> baz bar");
+    keys("Enter");
+    SHOWS("got[baz bar]");
+    /* k k: back through the history (the file's entry last), the cursor
+     * at the start */
+    keys("Escape");
+    keys("k");
+    SHOWS("> baz bar");
+    keys("k");
+    SHOWS("> make check");
+    CURSOR_AT(2, 2);
+    keys("Enter");
+    SHOWS("got[make check]");
+    /* Tab in insert mode completes */
+    text("he");
+    keys("Tab");
+    SHOWS("> help");
+    keys("Enter");
+    SHOWS("got[help ]");
+    /* / searches the history back */
+    keys("Escape");
+    text("/baz");
+    keys("Enter");
+    SHOWS("> baz bar");
+    keys("Enter");
+    SHOWS("got[baz bar]");
+    stop();
+    unlink(hist);
+}
+END_TEST
+
 START_TEST(tmux_paste_interrupt_clear)
 {
     NEED_TMUX;
@@ -405,6 +457,7 @@ int main(void)
     tcase_add_test(tc, tmux_horizontal_scroll);
     tcase_add_test(tc, tmux_print_above_in_loop_mode);
     tcase_add_test(tc, tmux_completion_list);
+    tcase_add_test(tc, tmux_vi_mode_history_and_completion);
     tcase_add_test(tc, tmux_paste_interrupt_clear);
     tcase_add_test(tc, tmux_long_line_taller_than_screen);
     suite_add_tcase(s, tc);

@@ -115,10 +115,14 @@ static int hist_write(const char *path, int stamps)
     return kart_history_write(hist, path);
 }
 
-static size_t hist_count(const char *q)
+static size_t hist_count(const char *q, size_t *found_at, size_t *offset_at, size_t cap)
 {
-    size_t n = 0, at = SIZE_MAX, found;
-    while (kart_history_search(hist, at, q, strlen(q), 0, &found, NULL) == 0) {
+    size_t n = 0, at = SIZE_MAX, found, offset;
+    while (kart_history_search(hist, at, q, strlen(q), 0, &found, &offset) == 0) {
+        if (n < cap) {
+            found_at[n] = found;
+            offset_at[n] = offset;
+        }
         n++;
         if (found == 0)
             break;

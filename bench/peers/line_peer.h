@@ -21,8 +21,10 @@
  *       that match each query of line_history_query() (0..9), searching
  *       from the newest to the oldest; prints "entries=E read_ns=..
  *       write_ns=.. search_ns=.. read_cpu_ns=.. write_cpu_ns=..
- *       search_cpu_ns=.. matches=M written=H" (wall and CPU time of each
- *       step), H the hash of the file written.
+ *       search_cpu_ns=.. matches=M found=F written=H" (wall and CPU time of
+ *       each step: the searches timed one query at a time and summed), F
+ *       the hash of every match's entry and offset (line_found_hash), H
+ *       the hash of the file written.
  *
  * Only the keys (or the history call) are inside the timer; creating the
  * editor, building the script, the prefill and checking results are
@@ -47,8 +49,10 @@ typedef struct line_peer {
     /* History calls; NULL where the peer has none (libedit). */
     int (*hist_read)(const char *path, size_t *entries);
     int (*hist_write)(const char *path, int stamps);
-    /* How many entries contain q, searched from the newest back. */
-    size_t (*hist_count)(const char *q);
+    /* How many entries contain q, searched from the newest back; the n-th
+     * match's entry (0-based) and the place of q in it (the last place)
+     * go to found[n] and offset[n] while n < cap. */
+    size_t (*hist_count)(const char *q, size_t *found, size_t *offset, size_t cap);
     /* Extra commands (kart's `sessions`): returns the exit status, or -1
      * when cmd is not one of them. */
     int (*other)(int argc, char **argv);

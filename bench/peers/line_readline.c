@@ -100,13 +100,18 @@ static int hist_write(const char *path, int stamps)
     return write_history(path);
 }
 
-static size_t hist_count(const char *q)
+static size_t hist_count(const char *q, size_t *found, size_t *offset, size_t cap)
 {
     size_t n = 0;
+    int off;
     history_set_pos(history_length - 1);
-    while (history_search(q, -1) >= 0) {
-        n++;
+    while ((off = history_search(q, -1)) >= 0) {
         int at = where_history();
+        if (n < cap) {
+            found[n] = (size_t)at;
+            offset[n] = (size_t)off;
+        }
+        n++;
         if (at == 0 || !history_set_pos(at - 1))
             break;
     }

@@ -456,60 +456,21 @@ KART_API size_t kart_history_max(const kart_history *h)
 /* Searching. A prefix is a compare per entry. A substring is looked for
  * in bulk where it can be: entries read from a file lie in their block one
  * after the other, so a run of them is searched in one pass over the bytes
- * they span (find_last from the end when searching back, memmem(3)
- * forward: several GB/s, where a call per entry would cost more than the
- * search), and a match is kept only when it lies within one entry (not
- * across the NUL between two, nor in a timestamp line). The
- * runs are cut into windows that start small and double, after the first
- * entries are looked at one by one, so that a pattern found in the newest
- * entries costs little. Entries of their own (added, replaced) are
- * searched one by one. */
+ * they span (search_back's scan from the end when searching back,
+ * memmem(3) forward: several GB/s, where a call per entry would cost more
+ * than the search), and a match is kept only when it lies within one
+ * entry (not across the NUL between two, nor in a timestamp line).
+ * Entries of their own (added, replaced) are runs of one. */
 
-/* The first window, and the entries looked at one by one before it: where
- * a match in the newest ones costs less than a window. Both scans stop at
- * the first match they meet, so small is cheap: 2 entries and 256 bytes
- * took about 0.6x the CPU of 16 and 1 KiB over kart-bench line_history's
- * queries, most of which match every eighth entry. */
+/* Forward, the runs are cut into windows that start small and double,
+ * after the first entries are looked at one by one, so that a pattern
+ * found in the oldest entries looked at costs little. */
 #define WINDOW_FIRST ((size_t)1 << 8)
 #define ONE_BY_ONE 2
 #define WINDOW_MAX ((size_t)1 << 18)
 
-/* The last place in s[0, n) where pat (m > 0 bytes) starts, or NULL.
- * With SSE2 (every x86-64), sixteen places at a time from the end (32
- * with AVX2, where the CPU has it): a
- * place is a candidate when its byte is pat's first and the byte m - 1
- * after it is pat's last, and only candidates are compared whole (the
- * method of Wojciech Mula's "SIMD-friendly algorithms for substring
- * searching"). Several GB/s, about twice memmem's on history lines, and
- * from the end, so that the newest match is found without scanning what
- * lies before it. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_AVX2_SCAN 1
-/* find_last's scan thirty-two places at a time, where the CPU has AVX2
- * (asked once): candidates in [0, lim) from the end, down to fewer than 32
- * left. Returns the match, or NULL with *rest the places not looked at. */
-__attribute__((target("avx2"))) static const char *scan_avx2(const char *s, size_t lim,
-                                                             const char *pat, size_t m,
-                                                             size_t *rest)
-{
-    __m256i first = _mm256_set1_epi8(pat[0]), last = _mm256_set1_epi8(pat[m - 1]);
-    while (lim >= 32) {
-        lim -= 32;
-        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + lim));
-        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + lim + m - 1));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(
-            _mm256_and_si256(_mm256_cmpeq_epi8(a, first), _mm256_cmpeq_epi8(b, last)));
-        while (mask) {
-            int bit = 31 - __builtin_clz(mask);
-            if (memcmp(s + lim + (size_t)bit + 1, pat + 1, m - 2) == 0)
-                return s + lim + bit;
-            mask &= ~(1u << bit);
-        }
-    }
-    *rest = lim;
-    return NULL;
-}
-
 static bool have_avx2(void)
 {
     static int have = -1; /* a benign race: every thread computes the same */
@@ -519,52 +480,9 @@ static bool have_avx2(void)
 }
 #endif
 
-static const char *find_last(const char *s, size_t n, const char *pat, size_t m)
+/* The first place in s[0, n) where pat (m > 0 bytes) is, or NULL. */
+static const char *find_first(const char *s, size_t n, const char *pat, size_t m)
 {
-    if (m > n)
-        return NULL;
-    size_t lim = n - m + 1; /* where a match may start */
-#ifdef HAVE_AVX2_SCAN
-    if (m >= 2 && lim >= 32 && have_avx2()) {
-        const char *q = scan_avx2(s, lim, pat, m, &lim);
-        if (q)
-            return q;
-    }
-#endif
-#ifdef __SSE2__
-    if (m >= 2) {
-        __m128i first = _mm_set1_epi8(pat[0]), last = _mm_set1_epi8(pat[m - 1]);
-        while (lim >= 16) {
-            lim -= 16;
-            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + lim));
-            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + lim + m - 1));
-            unsigned mask = (unsigned)_mm_movemask_epi8(
-                _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
-            while (mask) {
-                int bit = 31 - __builtin_clz(mask);
-                if (memcmp(s + lim + (size_t)bit + 1, pat + 1, m - 2) == 0)
-                    return s + lim + bit;
-                mask &= ~(1u << bit);
-            }
-        }
-    }
-#endif
-    while (lim) {
-        const char *q = memrchr(s, pat[0], lim);
-        if (!q)
-            return NULL;
-        if (memcmp(q + 1, pat + 1, m - 1) == 0)
-            return q;
-        lim = (size_t)(q - s);
-    }
-    return NULL;
-}
-
-/* Where pat (m > 0 bytes) is in s[0, n): the first place, or the last. */
-static const char *find_in(const char *s, size_t n, const char *pat, size_t m, bool last)
-{
-    if (last)
-        return find_last(s, n, pat, m);
     if (m > n)
         return NULL;
     for (const char *q = s, *end = s + n - m + 1; q < end; q++) {
@@ -582,59 +500,201 @@ static bool follows(const kart__hist_entry *e, size_t k)
     return e[k + 1].block == e[k].block && e[k + 1].text > e[k].text;
 }
 
+/* Searching back is one pass over the bytes from the end of entry i down,
+ * through the run of entries that lie one after the other in their block,
+ * the run discovered as the scan goes (no window to size, nothing looked
+ * at twice): thirty-two places at a time with AVX2 (sixteen with SSE2,
+ * sixty-four byte compares without),
+ * each candidate (pat's first and last bytes in place) compared whole,
+ * and kept when it lies within one entry. A call that finds its match
+ * eight entries back (C-r repeated, kart-bench line_history) then costs a
+ * few hundred bytes of scan and nothing else. */
+
+/* Whether the candidate q (pat's first and last bytes match there) is a
+ * match that lies within one entry; *kq moves down to q's entry (the
+ * candidates come newest first), which is in e[lo .. *kq], entries that
+ * follow each other: a step at a time when it is near, else by halves (a
+ * rare pattern's match may lie thousands of entries below the last, and
+ * the run's extension has walked them once already). */
+static inline bool back_hit(const kart__hist_entry *e, size_t lo, size_t *kq, const char *q,
+                            const char *pat, size_t m)
+{
+    /* The bytes between the first and the last: a short pattern's (the
+     * usual query) compared here, cheaper than a call. */
+    if (m <= 18) {
+        for (size_t j = 1; j + 1 < m; j++)
+            if (q[j] != pat[j])
+                return false;
+    } else if (memcmp(q + 1, pat + 1, m - 2) != 0) {
+        return false;
+    }
+    size_t hi = *kq;
+    for (int n = 0; n < 16 && e[hi].text > q; n++)
+        hi--;
+    while (e[hi].text > q) { /* the last entry in [lo, hi] that starts at or before q */
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (e[mid].text > q)
+            hi = mid - 1;
+        else
+            lo = mid;
+        if (lo == hi)
+            break;
+    }
+    *kq = hi;
+    return q + m <= e[*kq].text + kart__hist_len(&e[*kq]);
+}
+
+/* Moves *k down (and *lo, e[*k].text, with it) until the run from e[*k]
+ * up holds want bytes below t, or it starts at e[*k]. */
+static inline void run_extend(const kart__hist_entry *e, size_t *k, const char **lo, const char *t,
+                              size_t want)
+{
+    size_t kk = *k;
+    const char *l = *lo;
+    while ((size_t)(t - l) < want && kk > 0 && follows(e, kk - 1))
+        l = e[--kk].text;
+    *k = kk;
+    *lo = l;
+}
+
+/* The body of search_back for one width: the run that ends with entry i
+ * (e[k] its lowest entry known so far, lo its text; e[kq] the entry of
+ * the latest candidate) is scanned from its end t down, W places at a
+ * time, while the run holds W of them; it is extended ahead of the scan by
+ * a stretch that doubles (a few entries at first, where most repeated
+ * searches end, then up to 64 KiB), so that the walk over the entries
+ * stays out of the scan's loop. The fewer than W places left at the run's
+ * start are looked at one by one; then the next run, below. MASK(a, b,
+ * first, last) has a bit for each place p = a + bit where pat's first byte
+ * is and its last at b + bit. One function per width, so that the AVX2
+ * one runs whole with AVX2 (no call per run); the typedef after it takes
+ * the semicolon of the macro's use. */
+#define SEARCH_BACK(ATTR, NAME, W, VEC, SET1, MASK)                                                \
+    ATTR static int NAME(const kart__hist_entry *e, size_t i, const char *pat, size_t m,           \
+                         size_t *found, size_t *at)                                                \
+    {                                                                                              \
+        const VEC first = SET1(pat[0]), last = SET1(pat[m - 1]);                                   \
+        const size_t need = (W)-1 + m; /* the bytes W places span */                               \
+        for (;;) {                                                                                 \
+            size_t k = i, kq = i, ahead = 2 * (W);                                                 \
+            const char *lo = e[i].text, *t = lo + kart__hist_len(&e[i]);                           \
+            for (;;) {                                                                             \
+                if ((size_t)(t - lo) < need) {                                                     \
+                    run_extend(e, &k, &lo, t, need + ahead);                                       \
+                    ahead = ahead < ((size_t)1 << 16) ? ahead * 2 : ahead;                         \
+                    if ((size_t)(t - lo) < need)                                                   \
+                        break;                                                                     \
+                }                                                                                  \
+                const char *p = t - need;                                                          \
+                uint64_t mask = MASK(p, p + m - 1, first, last);                                   \
+                while (mask) {                                                                     \
+                    int bit = 63 - __builtin_clzll(mask);                                          \
+                    if (back_hit(e, k, &kq, p + bit, pat, m))                                      \
+                        return back_found(e, kq, p + bit, found, at);                              \
+                    mask &= ~((uint64_t)1 << bit);                                                 \
+                }                                                                                  \
+                t -= (W);                                                                          \
+            }                                                                                      \
+            if (t - lo >= (ptrdiff_t)m) {                                                          \
+                for (const char *q = t - m;; q--) {                                                \
+                    if (q[0] == pat[0] && q[m - 1] == pat[m - 1] &&                                \
+                        back_hit(e, k, &kq, q, pat, m))                                            \
+                        return back_found(e, kq, q, found, at);                                    \
+                    if (q == lo)                                                                   \
+                        break;                                                                     \
+                }                                                                                  \
+            }                                                                                      \
+            if (k == 0)                                                                            \
+                return -ENOENT;                                                                    \
+            i = k - 1;                                                                             \
+        }                                                                                          \
+    }                                                                                              \
+    typedef int NAME##_defined
+
+static inline int back_found(const kart__hist_entry *e, size_t k, const char *q, size_t *found,
+                             size_t *at)
+{
+    *found = k;
+    *at = (size_t)(q - e[k].text);
+    return 0;
+}
+
+#ifdef HAVE_AVX2_SCAN
+__attribute__((target("avx2"))) static inline uint64_t mask_avx2(const char *a, const char *b,
+                                                                 __m256i first, __m256i last)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)a);
+    __m256i y = _mm256_loadu_si256((const __m256i *)(const void *)b);
+    return (uint32_t)_mm256_movemask_epi8(
+        _mm256_and_si256(_mm256_cmpeq_epi8(x, first), _mm256_cmpeq_epi8(y, last)));
+}
+
+SEARCH_BACK(__attribute__((target("avx2"))), search_back_avx2, 32, __m256i, _mm256_set1_epi8,
+            mask_avx2);
+#endif
+
+#ifdef __SSE2__
+static inline uint64_t mask_sse2(const char *a, const char *b, __m128i first, __m128i last)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
+    __m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
+    return (uint32_t)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(x, first), _mm_cmpeq_epi8(y, last)));
+}
+
+SEARCH_BACK(, search_back_sse2, 16, __m128i, _mm_set1_epi8, mask_sse2);
+#endif
+
+#if !defined(__SSE2__) || defined(KART_FAULTS)
+/* Without SIMD: 64 places at a time, a byte compare each (built in the
+ * test library too, where kart__hist_search_scan picks it). */
+static inline char set1_plain(char c)
+{
+    return c;
+}
+
+static inline uint64_t mask_plain(const char *a, const char *b, char first, char last)
+{
+    uint64_t mask = 0;
+    for (int j = 0; j < 64; j++)
+        mask |= (uint64_t)(a[j] == first && b[j] == last) << j;
+    return mask;
+}
+
+SEARCH_BACK(, search_back_plain, 64, char, set1_plain, mask_plain);
+#endif
+
+#ifdef KART_FAULTS
+int kart__hist_search_scan;
+#endif
+
 static int search_back(const kart__hist_entry *e, size_t i, const char *pat, size_t m,
                        size_t *found, size_t *at)
 {
-    for (int n = 0; n < ONE_BY_ONE; n++, i--) {
-        const char *q = find_in(e[i].text, kart__hist_len(&e[i]), pat, m, true);
-        if (q) {
-            *found = i;
-            *at = (size_t)(q - e[i].text);
-            return 0;
-        }
-        if (i == 0)
-            return -ENOENT;
-    }
-    for (size_t w = WINDOW_FIRST;; w = w < WINDOW_MAX ? w * 2 : w) {
-        const char *end = e[i].text + kart__hist_len(&e[i]);
-        size_t j = i;
-        while (j > 0 && follows(e, j - 1) && (size_t)(end - e[j - 1].text) <= w)
-            j--;
-        if (j == i) {
-            const char *q = find_in(e[i].text, kart__hist_len(&e[i]), pat, m, true);
-            if (q) {
-                *found = i;
-                *at = (size_t)(q - e[i].text);
-                return 0;
-            }
-        } else {
-            /* From the end of the window back: the first match that lies
-             * within one entry is the newest. */
-            const char *start = e[j].text;
-            size_t k = i, n = (size_t)(end - start);
-            const char *q;
-            while ((q = find_last(start, n, pat, m))) {
-                while (e[k].text > q)
-                    k--;
-                if (q + m <= e[k].text + kart__hist_len(&e[k])) {
-                    *found = k;
-                    *at = (size_t)(q - e[k].text);
-                    return 0;
-                }
-                n = (size_t)(q - start) + m - 1; /* the places before q */
-            }
-        }
-        if (j == 0)
-            return -ENOENT;
-        i = j - 1;
-    }
+#ifdef KART_FAULTS
+    if (kart__hist_search_scan == 2)
+        return search_back_plain(e, i, pat, m, found, at);
+#ifdef __SSE2__
+    if (kart__hist_search_scan == 1)
+        return search_back_sse2(e, i, pat, m, found, at);
+#endif
+#endif
+#ifdef HAVE_AVX2_SCAN
+    if (have_avx2())
+        return search_back_avx2(e, i, pat, m, found, at);
+#endif
+#ifdef __SSE2__
+    return search_back_sse2(e, i, pat, m, found, at);
+#else
+    return search_back_plain(e, i, pat, m, found, at);
+#endif
 }
 
 static int search_forward(const kart__hist_entry *e, size_t len, size_t i, const char *pat,
                           size_t m, size_t *found, size_t *at)
 {
     for (int n = 0; n < ONE_BY_ONE; n++, i++) {
-        const char *q = find_in(e[i].text, kart__hist_len(&e[i]), pat, m, false);
+        const char *q = find_first(e[i].text, kart__hist_len(&e[i]), pat, m);
         if (q) {
             *found = i;
             *at = (size_t)(q - e[i].text);
@@ -650,7 +710,7 @@ static int search_forward(const kart__hist_entry *e, size_t len, size_t i, const
                (size_t)(e[j + 1].text + kart__hist_len(&e[j + 1]) - start) <= w)
             j++;
         if (j == i) {
-            const char *q = find_in(start, kart__hist_len(&e[i]), pat, m, false);
+            const char *q = find_first(start, kart__hist_len(&e[i]), pat, m);
             if (q) {
                 *found = i;
                 *at = (size_t)(q - start);
@@ -692,6 +752,8 @@ KART_API int kart_history_search(const kart_history *h, size_t index, const char
     if (plen == 0) {
         *found = index;
         err = 0;
+    } else if (plen > KART_HISTORY_MAX_LEN) {
+        err = -ENOENT; /* longer than any entry (and the scans' sums stay small) */
     } else if (!(flags & KART_HISTORY_SEARCH_PREFIX)) {
         err = fwd ? search_forward(e, h->len, index, pat, plen, found, &at)
                   : search_back(e, index, pat, plen, found, &at);

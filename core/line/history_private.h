@@ -106,6 +106,14 @@ static inline void kart__hist_block_put(kart__hist_block *b)
         kart__hist_big_free(b, sizeof(*b) + b->size + 1);
 }
 
+#ifdef KART_FAULTS
+/* The test library's choice of kart_history_search's backward scan: 0
+ * the best the CPU has (AVX2, else SSE2), 1 SSE2 (x86-64), 2 the portable
+ * one, so that a machine with AVX2 tests all three. Set it between calls,
+ * from one thread. */
+extern int kart__hist_search_scan;
+#endif
+
 /* Whether a line (CRs already stripped) is a timestamp line, "#" and one
  * or more digits; *t receives its value, saturated at
  * KART_HISTORY_TIME_MAX. */

@@ -183,8 +183,11 @@ KART_API int kart_mbatch_run(kart_mbatch *b)
     if (b->n == 0)
         return 0;
     int err = 0;
+    /* each proxy once per run of calls on it (adopt asks getpid(), a
+     * system call, every time) */
     for (size_t i = 0; i < b->n && err == 0; i++)
-        err = mgr__proxy_adopt(b->calls[i].p);
+        if (i == 0 || b->calls[i].p != b->calls[i - 1].p)
+            err = mgr__proxy_adopt(b->calls[i].p);
     if (err > 0) /* a '#PROXY' reply to incref */
         err = KART_EBADREPLY;
     kart_conn *conn = NULL;

@@ -230,7 +230,8 @@ static const char python_main[] =
     "    m = SyncManager(address=addr, authkey=key); m.connect(); pid = int(sys.argv[5])\n"
     "else:\n"
     "    import multiprocessing as mp\n"
-    "    m = SyncManager(authkey=key, ctx=mp.get_context('fork')); m.start(); pid = m._process.pid\n"
+    "    m = SyncManager(authkey=key, ctx=mp.get_context('fork')); m.start(); pid = "
+    "m._process.pid\n"
     "o = m.dict() if op == 'dict' else m.Queue()\n"
     "def it_dict(i):\n"
     "    o['key'] = i\n"
@@ -244,12 +245,12 @@ static const char python_main[] =
     "c0 = time.process_time(); s0 = srv_cpu(pid)\n"
     "while True:\n"
     "    for _ in range(" STR(CHECK_EVERY) "): it(n); n += 1\n"
-    "    t1 = time.monotonic()\n"
-    "    if t1 >= end: break\n"
-    "c1 = time.process_time(); s1 = srv_cpu(pid)\n"
-    "print(2 * n, t1 - t0, c1 - c0, s1 - s0)\n"
-    "del o\n"
-    "if len(sys.argv) == 4: m.shutdown()\n";
+                                           "    t1 = time.monotonic()\n"
+                                           "    if t1 >= end: break\n"
+                                           "c1 = time.process_time(); s1 = srv_cpu(pid)\n"
+                                           "print(2 * n, t1 - t0, c1 - c0, s1 - s0)\n"
+                                           "del o\n"
+                                           "if len(sys.argv) == 4: m.shutdown()\n";
 
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
@@ -283,8 +284,7 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
     ctx->value[0] = (double)ops / elapsed;
     ctx->value[1] = ccpu * 1e9 / (double)ops;
     if (scpu <= 0)
-        bench_metric_error(ctx, 2, "the server's CPU time read 0 over %.3f s",
-                           elapsed);
+        bench_metric_error(ctx, 2, "the server's CPU time read 0 over %.3f s", elapsed);
     else
         ctx->value[2] = scpu * 1e9 / (double)ops;
     return 0;

@@ -252,15 +252,15 @@ START_TEST(batch_failing_calls_in_the_middle)
     int objects = kart_manager_objects(f.m);
     kart_mbatch *b = NULL;
     ck_assert_int_eq(kart_mbatch_create(&b), 0);
-    add(b, d, "__setitem__", T(2, S("a"), I(1)));    /* 0 */
+    add(b, d, "__setitem__", T(2, S("a"), I(1)));       /* 0 */
     add(b, d, "__getitem__", T(1, S("missing"), NULL)); /* 1: KeyError */
-    add(b, d, "no_such_method", NULL);                /* 2: traceback */
-    add(b, d, "__iter__", NULL);                      /* 3: a proxy */
-    add(b, q, "put", T(1, I(1), NULL));               /* 4 */
-    add(b, q, "put_nowait", T(1, I(2), NULL));        /* 5: Full */
-    add(b, d, "__setitem__", T(2, S("b"), I(2)));     /* 6 */
-    add(b, d, "__getitem__", T(1, S("a"), NULL));     /* 7 */
-    add(b, q, "get", NULL);                           /* 8 */
+    add(b, d, "no_such_method", NULL);                  /* 2: traceback */
+    add(b, d, "__iter__", NULL);                        /* 3: a proxy */
+    add(b, q, "put", T(1, I(1), NULL));                 /* 4 */
+    add(b, q, "put_nowait", T(1, I(2), NULL));          /* 5: Full */
+    add(b, d, "__setitem__", T(2, S("b"), I(2)));       /* 6 */
+    add(b, d, "__getitem__", T(1, S("a"), NULL));       /* 7 */
+    add(b, q, "get", NULL);                             /* 8 */
     ck_assert_int_eq(kart_mbatch_run(b), 4);
     ck_assert_int_eq(kart_mbatch_result(b, 0, NULL), 0);
     expect_exc(b, 1, "KeyError");

@@ -69,8 +69,9 @@ KART_API int kart_mbatch_add(kart_mbatch *b, kart_proxy *p, const char *method,
         b->calls = c;
         b->cap = cap;
     }
-    kart_obj *req = mv_tuple(4, mv_strz(mgr__proxy_ident_of(p)), mv_strz(method),
-                             args ? mv_copy(args) : mv_tuple(0), kwds ? mv_copy(kwds) : mv_dict_new());
+    kart_obj *req =
+        mv_tuple(4, mv_strz(mgr__proxy_ident_of(p)), mv_strz(method),
+                 args ? mv_copy(args) : mv_tuple(0), kwds ? mv_copy(kwds) : mv_dict_new());
     if (!req)
         return -ENOMEM;
     int protocol = 0;

@@ -4,7 +4,8 @@
  * of a batch (the others go on); a method that returns a proxy; threads
  * with batches of their own at once; and a batch against a server that
  * was killed (every call gets the connection's error, the next batch
- * reconnects or fails cleanly). */
+ * reconnects or fails cleanly); a batch in a forked child on inherited
+ * proxies. */
 #include "testutil.h"
 
 #include <kart/manager.h>
@@ -400,6 +401,61 @@ START_TEST(batch_against_a_dead_server)
 }
 END_TEST
 
+/* A forked child's batch on inherited proxies: the child opens its own
+ * connection and takes its own references (the pid check sees the fork). */
+START_TEST(batch_in_a_forked_child)
+{
+    kart_manager_options o = key_opts();
+    char addr[256];
+    pid_t srv = 0;
+    ck_assert_int_eq(kart_manager_fork(NULL, &o, addr, sizeof addr, &srv), 0);
+    kart_manager *m = NULL;
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_proxy *d = NULL;
+    ck_assert_int_eq(kart_manager_dict(m, &d), 0);
+    kart_mbatch *b = NULL;
+    ck_assert_int_eq(kart_mbatch_create(&b), 0);
+    add(b, d, "__setitem__", T(2, S("parent"), I(1)));
+    ck_assert_int_eq(kart_mbatch_run(b), 0);
+    kart_mbatch_reset(b);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        int bad = 0;
+        kart_obj *args = T(2, S("child"), I(2));
+        bad |= kart_mbatch_add(b, d, "__setitem__", args, NULL) != 0;
+        kart_obj_free(args);
+        args = T(1, S("parent"), NULL);
+        bad |= kart_mbatch_add(b, d, "__getitem__", args, NULL) != 0;
+        kart_obj_free(args);
+        bad |= kart_mbatch_run(b) != 0;
+        kart_obj *v = NULL;
+        int64_t got = 0;
+        bad |= kart_mbatch_result(b, 1, &v) != 0 || kart_obj_get_int(v, &got) != 0 || got != 1;
+        kart_obj_free(v);
+        kart_mbatch_free(b);
+        kart_proxy_free(d); /* the child's own reference */
+        kart_manager_free(m);
+        _exit(bad ? 1 : 0);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* the parent's connection and reference are untouched */
+    add(b, d, "__getitem__", T(1, S("child"), NULL));
+    ck_assert_int_eq(kart_mbatch_run(b), 0);
+    kart_obj *v = NULL;
+    ck_assert_int_eq(kart_mbatch_result(b, 0, &v), 0);
+    ck_assert_int_eq(as_int(v), 2);
+    kart_obj_free(v);
+    kart_mbatch_free(b);
+    kart_proxy_free(d);
+    ck_assert_int_eq(kart_manager_shutdown(m), 0);
+    kart_manager_free(m);
+    ck_assert_int_eq(waitpid(srv, &st, 0), srv);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -411,6 +467,7 @@ int main(void)
     tcase_add_test(tc, batch_failing_calls_in_the_middle);
     tcase_add_test(tc, batches_from_many_threads);
     tcase_add_test(tc, batch_against_a_dead_server);
+    tcase_add_test(tc, batch_in_a_forked_child);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

@@ -10,6 +10,7 @@
 #include <kart/manager.h>
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* The proxy's handle and ident (borrowed). */
 kart_manager *mgr__proxy_manager(const kart_proxy *p);
@@ -25,5 +26,9 @@ int mgr__thread_conn(kart_manager *m, kart_conn **out);
 void mgr__thread_conn_drop(kart_manager *m);
 /* The handle's pickle protocol and largest message. */
 void mgr__manager_limits(const kart_manager *m, int *protocol, size_t *max_message);
+
+/* getpid(), cached per process (proxy_pid.c); proxy.c's fork checks use
+ * it through a #define. */
+pid_t mgr__getpid(void);
 
 #endif

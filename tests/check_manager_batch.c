@@ -5,9 +5,10 @@
  * with batches of their own at once; and a batch against a server that
  * was killed (every call gets the connection's error, the next batch
  * reconnects or fails cleanly); a batch in a forked child on inherited
- * proxies. */
+ * proxies; a server whose replies are not pickles (KART_EBADREPLY). */
 #include "testutil.h"
 
+#include <kart/conn.h>
 #include <kart/manager.h>
 #include <kart/obj.h>
 
@@ -15,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +458,88 @@ START_TEST(batch_in_a_forked_child)
 }
 END_TEST
 
+/* ---- a server that does not speak the protocol past the handshake ---- */
+
+typedef struct fake {
+    kart_listener *l;
+    atomic_bool stop;
+    pthread_t th;
+} fake;
+
+/* Answers the public functions (dummy, accept_connection, incref) with
+ * ('#RETURN', None) and every method call with bytes that are no pickle. */
+static void *fake_conn(void *arg)
+{
+    kart_conn *c = arg;
+    kart_obj *items[2] = {NULL, NULL}, *ok = NULL;
+    kart_obj_strz("#RETURN", &items[0]);
+    kart_obj_none(&items[1]);
+    kart_obj_tuple(items, 2, &ok);
+    void *okbuf = NULL;
+    size_t oklen = 0;
+    kart_obj_pickle(ok, 2, &okbuf, &oklen);
+    kart_obj_free(ok);
+    for (;;) {
+        void *buf = NULL;
+        size_t len = 0;
+        if (kart_conn_recv_bytes(c, &buf, &len, 1 << 20) < 0)
+            break;
+        bool pub = memmem(buf, len, "dummy", 5) || memmem(buf, len, "accept_connection", 17) ||
+                   memmem(buf, len, "incref", 6) || memmem(buf, len, "decref", 6);
+        free(buf);
+        int r = pub ? kart_conn_send_bytes(c, okbuf, oklen) : kart_conn_send_bytes(c, "junk", 4);
+        if (r < 0)
+            break;
+    }
+    free(okbuf);
+    kart_conn_close(c);
+    return NULL;
+}
+
+static void *fake_accept(void *arg)
+{
+    fake *f = arg;
+    while (!atomic_load(&f->stop)) {
+        kart_conn *c = NULL;
+        if (kart_listener_accept(f->l, &c, 50000000) != 0)
+            continue;
+        pthread_t th;
+        if (pthread_create(&th, NULL, fake_conn, c) == 0)
+            pthread_detach(th);
+        else
+            kart_conn_close(c);
+    }
+    return NULL;
+}
+
+START_TEST(batch_against_a_server_that_answers_junk)
+{
+    fake f = {0};
+    char gen[64], addr[256];
+    snprintf(gen, sizeof gen, "@kart-batch-fake-%d", (int)getpid());
+    ck_assert_int_eq(kart_listener_create(&f.l, gen, NULL), 0);
+    ck_assert_int_gt(kart_listener_address(f.l, addr, sizeof addr), 0);
+    ck_assert_int_eq(pthread_create(&f.th, NULL, fake_accept, &f), 0);
+    kart_manager *m = NULL;
+    ck_assert_int_eq(kart_manager_connect(&m, addr, NULL), 0);
+    kart_proxy *d = NULL;
+    ck_assert_int_eq(kart_manager_attach(m, "dict", "7f00", &d), 0);
+    kart_mbatch *b = NULL;
+    ck_assert_int_eq(kart_mbatch_create(&b), 0);
+    add(b, d, "__getitem__", T(1, I(1), NULL));
+    add(b, d, "__getitem__", T(1, I(2), NULL));
+    ck_assert_int_eq(kart_mbatch_run(b), KART_EBADREPLY);
+    ck_assert_int_eq(kart_mbatch_result(b, 0, NULL), KART_EBADREPLY);
+    ck_assert_int_eq(kart_mbatch_result(b, 1, NULL), KART_EBADREPLY);
+    kart_mbatch_free(b);
+    kart_proxy_free(d);
+    kart_manager_free(m);
+    atomic_store(&f.stop, true);
+    pthread_join(f.th, NULL);
+    kart_listener_free(f.l);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -468,6 +552,7 @@ int main(void)
     tcase_add_test(tc, batches_from_many_threads);
     tcase_add_test(tc, batch_against_a_dead_server);
     tcase_add_test(tc, batch_in_a_forked_child);
+    tcase_add_test(tc, batch_against_a_server_that_answers_junk);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

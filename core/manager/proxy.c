@@ -14,6 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* mgrbench hook: the pid without a system call per call (proxy_pid.c) */
+#include "proxy_hook.h"
+#define getpid() mgr__getpid()
+
 #define DEFAULT_MAX_MESSAGE (64u << 20)
 
 typedef struct tconn {
@@ -1037,4 +1041,45 @@ KART_API int kart_mqueue_qsize(kart_proxy *q, size_t *n)
 {
     NEED(q && n);
     return call_size(q, "qsize", n);
+}
+
+/* ---- hook for proxy_batch.c (pipelined calls; see proxy_hook.h) ---- */
+
+kart_manager *mgr__proxy_manager(const kart_proxy *p)
+{
+    return p->m;
+}
+
+const char *mgr__proxy_ident_of(const kart_proxy *p)
+{
+    return p->ident;
+}
+
+int mgr__proxy_adopt(kart_proxy *p)
+{
+    return proxy_adopt(p);
+}
+
+int mgr__thread_conn(kart_manager *m, kart_conn **out)
+{
+    tconn *t = NULL;
+    int r = thread_conn(m, &t);
+    if (r == 0)
+        *out = t->c;
+    return r;
+}
+
+void mgr__thread_conn_drop(kart_manager *m)
+{
+    tconn *t = pthread_getspecific(m->tls);
+    if (t && t->pid == getpid()) {
+        pthread_setspecific(m->tls, NULL);
+        tconn_destroy(t);
+    }
+}
+
+void mgr__manager_limits(const kart_manager *m, int *protocol, size_t *max_message)
+{
+    *protocol = m->opts.pickle_protocol;
+    *max_message = m->opts.max_message;
 }

@@ -8,6 +8,7 @@
  */
 #include "deadline.h"
 #include "mgr_private.h"
+#include "server_replies.h"
 
 #include <kart/log.h>
 
@@ -378,9 +379,8 @@ static int send_obj(mcx *cx, kart_obj *msg)
     mv_free(msg);
     if (r < 0)
         return r;
-    r = kart_conn_send_bytes(cx->conn, buf, len);
-    free(buf);
-    return r;
+    /* mgrbench hook: replies to pipelined requests go out together */
+    return mgr__reply_send(cx->conn, buf, len);
 }
 
 static int send_kind(mcx *cx, const char *kind, kart_obj *value)
@@ -744,6 +744,7 @@ static void *client_thread(void *arg)
             send_obj(cx, reply);
         }
     }
+    mgr__reply_flush(cx->conn); /* mgrbench hook: replies still kept */
     mv_free(req);
     session_end(cx);
     pthread_mutex_lock(&s->cx_mu);

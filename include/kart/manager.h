@@ -244,6 +244,60 @@ KART_API int kart_mqueue_put(kart_proxy *q, const kart_obj *item, int64_t timeou
 KART_API int kart_mqueue_get(kart_proxy *q, int64_t timeout_ns, kart_obj **item);
 KART_API int kart_mqueue_qsize(kart_proxy *q, size_t *n);
 
+/* ---- pipelined calls (batches) ----
+ *
+ * A batch queues method calls on proxies of one manager handle and sends
+ * them on the calling thread's connection without waiting for each reply
+ * (the server answers a connection's requests in order, Python's as
+ * kart's), then reads every reply: one round trip, not one per call.
+ * Requests are pickled when added. At most 64 KiB of requests are in
+ * flight at once (the rest are sent as replies come back), so that
+ * neither side blocks writing while the other does. A batch is used by one
+ * thread at a time; it may be reset and reused.
+ */
+typedef struct kart_mbatch kart_mbatch;
+
+/* An empty batch. Errors: -EINVAL (NULL out), -ENOMEM. */
+KART_API int kart_mbatch_create(kart_mbatch **out);
+/*
+ * Queues p.method(*args, **kwds) (args a tuple or NULL, kwds a dict or
+ * NULL; both borrowed). Errors, after which the batch is as before:
+ * -EINVAL (NULL b, p or method; args not a tuple, kwds not a dict; p of
+ * another manager handle than the calls already queued; the batch has run
+ * and was not reset), -ENOMEM, -EMSGSIZE (the request is over the
+ * handle's max_message).
+ */
+KART_API int kart_mbatch_add(kart_mbatch *b, kart_proxy *p, const char *method,
+                             const kart_obj *args, const kart_obj *kwds);
+/* The number of calls queued. 0 for NULL. */
+KART_API size_t kart_mbatch_size(const kart_mbatch *b);
+/*
+ * Sends every queued call and reads every reply. Returns the number of
+ * calls that did not return a value (0: all did; see kart_mbatch_result
+ * for each), or a negative error for the batch as a whole: -EINVAL (NULL,
+ * or already run), -ENOMEM, the errors of opening the thread's connection
+ * (-ECONNREFUSED, -ENOENT, ...), and connection errors while sending or
+ * receiving (-EPIPE, -ECONNRESET, KART_EEOF, KART_EBADREPLY for a frame
+ * that is not a reply...): the calls answered before keep their results,
+ * the others get that error as their status, and the connection is
+ * dropped (the next call opens a new one). An empty batch returns 0.
+ */
+KART_API int kart_mbatch_run(kart_mbatch *b);
+/*
+ * Call i's outcome, after kart_mbatch_run: 0 with *result the returned
+ * value; KART_EREMOTE with *result the exception object (or traceback
+ * text); -ENOTSUP where the method returned a proxy (released, as
+ * kart_proxy_call does); the batch's error for a call not answered. The
+ * result is handed over once (the caller frees it; a second call gives
+ * NULL); result may be NULL to look at the status only. Errors: -EINVAL
+ * (NULL b, i out of range, the batch has not run).
+ */
+KART_API int kart_mbatch_result(kart_mbatch *b, size_t i, kart_obj **result);
+/* Empties the batch (frees results not taken) for reuse. NULL ok. */
+KART_API void kart_mbatch_reset(kart_mbatch *b);
+/* Frees the batch and what it holds. NULL ok. */
+KART_API void kart_mbatch_free(kart_mbatch *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,43 @@
+/*
+ * core/manager/server_replies.c — coalesced replies (server_replies.h).
+ */
+#include "server_replies.h"
+
+#include "conn_private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#define KEEP_MAX 64
+#define KEEP_BYTES (64u << 10)
+
+static _Thread_local struct {
+    struct iovec iov[KEEP_MAX];
+    int n;
+    size_t bytes;
+} kept;
+
+int mgr__reply_flush(kart_conn *c)
+{
+    if (kept.n == 0)
+        return 0;
+    int r = kart_conn_send_many(c, kept.iov, kept.n);
+    for (int i = 0; i < kept.n; i++)
+        free(kept.iov[i].iov_base);
+    kept.n = 0;
+    kept.bytes = 0;
+    return r;
+}
+
+int mgr__reply_send(kart_conn *c, void *buf, size_t len)
+{
+    kept.iov[kept.n].iov_base = buf;
+    kept.iov[kept.n].iov_len = len;
+    kept.n++;
+    kept.bytes += len;
+    /* another request is already here: answer it first, send both then */
+    if (kept.n < KEEP_MAX && kept.bytes < KEEP_BYTES && kart__conn_buffered(c))
+        return 0;
+    return mgr__reply_flush(c);
+}

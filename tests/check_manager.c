@@ -815,7 +815,10 @@ START_TEST(references_and_disconnects)
     free(l2); /* the proxy structs leak on purpose: a crashed client */
     free(gone);
     kart_manager_free(m2);
-    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), 0);
+    /* acquired, and told that the holder went away */
+    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), -EOWNERDEAD);
+    ck_assert_int_eq(kart_mlock_release(l), 0);
+    ck_assert_int_eq(kart_mlock_acquire(l, 0), 0); /* told once */
     ck_assert_int_eq(kart_mlock_release(l), 0);
     int objs = -1;
     for (int i = 0; i < 100 && (objs = kart_manager_objects(f.m)) != 1; i++)
@@ -826,19 +829,21 @@ START_TEST(references_and_disconnects)
 }
 END_TEST
 
-/* A SIGKILLed client that held a Lock: the next acquirer gets it. */
-START_TEST(a_killed_client_releases_its_lock)
+/* A SIGKILLed client that held a Lock, an RLock (twice) or a Condition:
+ * the next acquirer gets it and is told (-EOWNERDEAD), once; a kart_obj
+ * "acquire" call by name sees the marker, a Python client sees True. */
+static void killed_holder(fixture *f, const char *typeid, int depth)
 {
-    fixture f;
-    start_forked(&f);
     kart_proxy *l = NULL;
-    ck_assert_int_eq(kart_manager_lock(f.m, &l), 0);
+    ck_assert_int_eq(kart_manager_create(f->m, typeid, NULL, NULL, &l, NULL), 0);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     pid_t kid = kt_fork();
     if (kid == 0) {
         close(p[0]);
-        int r = kart_mlock_acquire(l, -1);
+        int r = 0;
+        for (int i = 0; i < depth && r == 0; i++)
+            r = kart_mlock_acquire(l, -1);
         if (write(p[1], &r, sizeof r) < 0)
             _exit(2);
         pause();
@@ -852,9 +857,21 @@ START_TEST(a_killed_client_releases_its_lock)
     ck_assert_int_eq(kart_mlock_acquire(l, 0), -ETIMEDOUT);
     kill(kid, SIGKILL);
     waitpid(kid, NULL, 0);
-    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), 0);
+    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), -EOWNERDEAD);
     ck_assert_int_eq(kart_mlock_release(l), 0);
+    ck_assert_int_eq(kart_mlock_acquire(l, 0), 0); /* told once */
+    ck_assert_int_eq(kart_mlock_release(l), 0);
+    ck_assert_int_eq(kart_mlock_release(l), -EPERM); /* not held any more */
     kart_proxy_free(l);
+}
+
+START_TEST(a_killed_client_releases_its_lock)
+{
+    fixture f;
+    start_forked(&f);
+    killed_holder(&f, "Lock", 1);
+    killed_holder(&f, "RLock", 2);
+    killed_holder(&f, "Condition", 3);
     stop_forked(&f);
 }
 END_TEST

@@ -1247,6 +1247,155 @@ START_TEST(python_syncmanager_client_unix)
 END_TEST
 
 
+/* python3's own SyncManager server (tests/py/manager_server.py): starts it,
+ * reads its address; *pid gets its pid. */
+static void python_server(const char *address, const char *extra, char *addr, size_t cap,
+                          pid_t *pid)
+{
+    char hex[64] = "";
+    for (size_t i = 0; i < strlen(KEY); i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)KEY[i]);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        dup2(p[1], 1);
+        execlp("python3", "python3", "tests/py/manager_server.py", address, hex, extra,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[300];
+    size_t n = 0;
+    while (n < sizeof line - 1 && read(p[0], line + n, 1) == 1 && line[n] != '\n')
+        n++;
+    line[n] = 0;
+    close(p[0]);
+    ck_assert_msg(strncmp(line, "listening on ", 13) == 0, "python said '%s'", line);
+    snprintf(addr, cap, "%s", line + 13);
+    *pid = kid;
+}
+
+static void python_server_stop(kart_manager *m, pid_t kid)
+{
+    ck_assert_int_eq(kart_manager_shutdown(m), 0);
+    kart_manager_free(m);
+    int st;
+    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* objects on a Python server settle once its decrefs are in */
+static int objects_settled(kart_manager *m, int want)
+{
+    int objs = -1;
+    for (int i = 0; i < 100 && (objs = kart_manager_objects(m)) != want; i++)
+        nap(10 * KT_MS);
+    return objs;
+}
+
+/* A kart client against python3's SyncManager server: dict, list and
+ * Queue (and dict.__iter__'s Iterator proxy), references by Python's
+ * incref/decref scheme. */
+static void kart_against_python(const char *address)
+{
+    char addr[300];
+    pid_t kid;
+    python_server(address, NULL, addr, sizeof addr, &kid);
+    kart_manager *m = NULL;
+    kart_manager_options o = key_opts();
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_manager_options bad = {.authkey = "wrong", .authkey_len = 5};
+    kart_manager *mb = NULL;
+    ck_assert_int_lt(kart_manager_connect(&mb, addr, &bad), 0);
+
+    kart_proxy *d = NULL, *d2 = NULL, *l = NULL, *q = NULL, *it = NULL;
+    ck_assert_int_eq(kart_manager_dict(m, &d), 0);
+    ck_assert_str_eq(kart_proxy_typeid(d), "dict");
+    kart_obj *k = S("answer"), *v = I(42), *got = NULL;
+    ck_assert_int_eq(kart_mdict_set(d, k, v), 0);
+    ck_assert_int_eq(kart_mdict_get(d, k, &got), 0);
+    ck_assert_int_eq(as_int(got), 42);
+    kart_obj_free(got);
+    ck_assert_int_eq(kart_mdict_contains(d, k), 1);
+    size_t n = 0;
+    ck_assert_int_eq(kart_mdict_len(d, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    kart_obj *miss = S("missing");
+    ck_assert_int_eq(kart_mdict_get(d, miss, &got), -ENOENT);
+    kart_obj_free(miss);
+    /* __iter__ returns a proxy ('#PROXY' to an Iterator) */
+    kart_obj *res = NULL;
+    ck_assert_int_eq(kart_proxy_call(d, "__iter__", NULL, NULL, &res), -ENOTSUP);
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__iter__", NULL, NULL, &it, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(it), "Iterator");
+    expect_repr(call(it, "__next__", NULL, 0), "'answer'");
+    expect_exc(call(it, "__next__", NULL, KART_EREMOTE), "StopIteration");
+    kart_proxy_free(it);
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__len__", NULL, NULL, &it, NULL), -ENOMSG);
+    /* a second reference (Python's incref) keeps it after the first goes */
+    ck_assert_int_eq(kart_proxy_dup(d, &d2), 0);
+    kart_proxy_free(d);
+    ck_assert_int_eq(kart_mdict_del(d2, k), 0);
+    ck_assert_int_eq(kart_mdict_del(d2, k), -ENOENT);
+    kart_proxy_free(d2);
+    kart_obj_free(k);
+    kart_obj_free(v);
+
+    ck_assert_int_eq(kart_manager_list(m, &l), 0);
+    for (int i = 0; i < 3; i++) {
+        kart_obj *x = I(i * 10);
+        ck_assert_int_eq(kart_mlist_append(l, x), 0);
+        kart_obj_free(x);
+    }
+    ck_assert_int_eq(kart_mlist_len(l, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(kart_mlist_get(l, -1, &got), 0);
+    ck_assert_int_eq(as_int(got), 20);
+    kart_obj_free(got);
+    ck_assert_int_eq(kart_mlist_get(l, 7, &got), -ERANGE);
+    ck_assert_int_eq(kart_mlist_pop(l, 0, &got), 0);
+    ck_assert_int_eq(as_int(got), 0);
+    kart_obj_free(got);
+    kart_proxy_free(l);
+
+    ck_assert_int_eq(kart_manager_queue(m, 1, &q), 0);
+    kart_obj *item = T(2, S("two"), I(2));
+    ck_assert_int_eq(kart_mqueue_put(q, item, -1), 0);
+    ck_assert_int_eq(kart_mqueue_put(q, item, 0), -ETIMEDOUT); /* Full */
+    ck_assert_int_eq(kart_mqueue_qsize(q, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(kart_mqueue_get(q, 1000 * KT_MS, &got), 0);
+    ck_assert(kart_obj_equal(got, item));
+    kart_obj_free(got);
+    kart_obj_free(item);
+    ck_assert_int_eq(kart_mqueue_get(q, 50 * KT_MS, &got), -ETIMEDOUT); /* Empty */
+    kart_proxy_free(q);
+
+    /* an unknown typeid is Python's error, not a crash */
+    kart_obj *err = NULL;
+    ck_assert_int_eq(kart_manager_create(m, "NoSuchType", NULL, NULL, &q, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    ck_assert_int_eq(objects_settled(m, 0), 0);
+    python_server_stop(m, kid);
+}
+
+START_TEST(kart_client_python_server_tcp)
+{
+    kart_against_python("127.0.0.1:0");
+}
+END_TEST
+
+START_TEST(kart_client_python_server_unix)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/kart-mgr-pysrv-%d.sock", (int)getpid());
+    unlink(path);
+    kart_against_python(path);
+    unlink(path);
+}
+END_TEST
+
 /* build/examples/manager-server: prints where it listens, serves kart and
  * Python clients, stops when a client with the key asks. */
 START_TEST(the_manager_server_tool)
@@ -1332,6 +1481,8 @@ int main(void)
     tcase_add_test(tc, python_syncmanager_client_tcp);
     tcase_add_test(tc, python_syncmanager_client_unix);
     tcase_add_test(tc, the_manager_server_tool);
+    tcase_add_test(tc, kart_client_python_server_tcp);
+    tcase_add_test(tc, kart_client_python_server_unix);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

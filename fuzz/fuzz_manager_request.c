@@ -150,8 +150,8 @@ static size_t setup_len[NSETUP];
 static void make_objects(void)
 {
     static const char *const plain[] = {
-        "dict",  "list",      "Namespace",      "Event",     "Lock",
-        "RLock", "Condition", "JoinableQueue",  "Counter",
+        "dict",  "list",      "Namespace",     "Event",   "Lock",
+        "RLock", "Condition", "JoinableQueue", "Counter",
     };
     size_t k = 0;
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {

@@ -122,7 +122,11 @@ static kart_obj *call(kart_proxy *p, const char *method, kart_obj *args, int exp
     kart_obj *res = NULL;
     int r = kart_proxy_call(p, method, args, NULL, &res);
     kart_obj_free(args);
-    ck_assert_msg(r == expect, "%s: %d (%s), expected %d", method, r, kart_strerror(r), expect);
+    char why[600] = "";
+    if (r != expect && r == KART_EREMOTE)
+        kart_obj_repr(res, why, sizeof why, NULL);
+    ck_assert_msg(r == expect, "%s: %d (%s), expected %d %s", method, r, kart_strerror(r), expect,
+                  why);
     return res;
 }
 
@@ -1189,7 +1193,7 @@ END_TEST
 
 /* ------------------------------------------------------ python interop */
 
-static int run_python(const char *addr, char *out, size_t cap)
+static int run_python_script(const char *script, const char *addr, char *out, size_t cap)
 {
     char hex[64] = "";
     for (size_t i = 0; i < strlen(KEY); i++)
@@ -1200,7 +1204,7 @@ static int run_python(const char *addr, char *out, size_t cap)
     if (kid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
-        execlp("python3", "python3", "tests/py/manager_peer.py", addr, hex, (char *)NULL);
+        execlp("python3", "python3", script, addr, hex, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -1213,6 +1217,11 @@ static int run_python(const char *addr, char *out, size_t cap)
     int st;
     waitpid(kid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int run_python(const char *addr, char *out, size_t cap)
+{
+    return run_python_script("tests/py/manager_peer.py", addr, out, cap);
 }
 
 static void python_against(const char *address)
@@ -1396,6 +1405,264 @@ START_TEST(kart_client_python_server_unix)
 }
 END_TEST
 
+/* ------------------------------------------------ user-registered types */
+
+/* Counter(start=0): incr(by=1), get(), fail() raises ValueError, echo(*a)
+ * returns a, oops() fails with -EIO, hidden() is not exposed, spawn(start)
+ * returns a new Counter, todict() a new dict {"n": value}. */
+static _Atomic int counters_alive;
+
+static int c_create(void *arg, const kart_obj *args, const kart_obj *kwds, void **self,
+                    kart_obj **err)
+{
+    ck_assert_ptr_eq(arg, &counters_alive);
+    size_t na = 0, nk = 0;
+    ck_assert_int_eq(kart_obj_len(args, &na), 0);
+    ck_assert_int_eq(kart_obj_len(kwds, &nk), 0);
+    int64_t v = 0;
+    const kart_obj *a0 = NULL;
+    if (na > 1 || nk > 0 ||
+        (na == 1 && (kart_obj_item(args, 0, &a0) < 0 || kart_obj_get_int(a0, &v) < 0))) {
+        ck_assert_int_eq(kart_obj_error("builtins", "TypeError", NULL, NULL, err), 0);
+        return KART_EREMOTE;
+    }
+    if (v < 0)
+        return -EDOM; /* a plain code: the client gets a RuntimeError */
+    int64_t *n = malloc(sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    *n = v;
+    *self = n;
+    atomic_fetch_add(&counters_alive, 1);
+    return 0;
+}
+
+static void c_destroy(void *arg, void *self)
+{
+    ck_assert_ptr_eq(arg, &counters_alive);
+    atomic_fetch_sub(&counters_alive, 1);
+    free(self);
+}
+
+static int c_incr(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)kwds;
+    int64_t by = 1;
+    size_t na = 0;
+    const kart_obj *a0 = NULL;
+    if (kart_obj_len(args, &na) == 0 && na == 1 &&
+        (kart_obj_item(args, 0, &a0) < 0 || kart_obj_get_int(a0, &by) < 0))
+        return -EINVAL;
+    *(int64_t *)self += by;
+    return kart_obj_int(*(int64_t *)self, result);
+}
+
+static int c_get(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    return kart_obj_int(*(int64_t *)self, result);
+}
+
+static int c_fail(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)self;
+    (void)args;
+    (void)kwds;
+    kart_obj *t = T(1, S("asked to fail"), NULL);
+    ck_assert_int_eq(kart_obj_error("builtins", "ValueError", t, NULL, result), 0);
+    return KART_EREMOTE;
+}
+
+static int c_echo(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)self;
+    (void)kwds;
+    return kart_obj_copy(args, result);
+}
+
+static int c_oops(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)self;
+    (void)args;
+    (void)kwds;
+    (void)result;
+    return -EIO;
+}
+
+static int c_todict(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    kart_obj *d = NULL;
+    ck_assert_int_eq(kart_obj_dict(&d), 0);
+    ck_assert_int_eq(kart_obj_dict_set(d, S("n"), I(*(int64_t *)self)), 0);
+    *result = T(1, d, NULL); /* dict's constructor args: ({"n": v},) */
+    return 0;
+}
+
+static const kart_manager_method counter_methods[] = {
+    {"incr", c_incr, NULL},       {"get", c_get, NULL},         {"fail", c_fail, NULL},
+    {"echo", c_echo, NULL},       {"oops", c_oops, NULL},       {"hidden", c_get, NULL},
+    {"spawn", c_echo, "Counter"}, {"todict", c_todict, "dict"},
+};
+static const char *const counter_exposed[] = {"incr", "get",   "fail",   "echo",
+                                              "oops", "spawn", "todict", NULL};
+
+static kart_manager_type counter_type(void)
+{
+    return (kart_manager_type){.typeid = "Counter",
+                               .create = c_create,
+                               .destroy = c_destroy,
+                               .methods = counter_methods,
+                               .nmethods = sizeof counter_methods / sizeof *counter_methods,
+                               .exposed = counter_exposed,
+                               .arg = &counters_alive};
+}
+
+START_TEST(user_registered_types)
+{
+    kart_manager_options o = key_opts();
+    kart_manager_server *srv = NULL;
+    char addr[256];
+    snprintf(addr, sizeof addr, "@kart-mgr-user-%d", (int)getpid());
+    ck_assert_int_eq(kart_manager_server_create(&srv, addr, &o), 0);
+    /* registration errors */
+    kart_manager_type t = counter_type();
+    ck_assert_int_eq(kart_manager_server_register(NULL, &t), -EINVAL);
+    ck_assert_int_eq(kart_manager_server_register(srv, NULL), -EINVAL);
+    t.typeid = "";
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    t = counter_type();
+    t.create = NULL;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    t = counter_type();
+    static const char *const bad_exposed[] = {"incr", "nosuch", NULL};
+    t.exposed = bad_exposed;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    kart_manager_method dup[2] = {{"get", c_get, NULL}, {"get", c_get, NULL}};
+    t = counter_type();
+    t.methods = dup;
+    t.nmethods = 2;
+    t.exposed = NULL;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    kart_manager_method nofn = {"get", NULL, NULL};
+    t.methods = &nofn;
+    t.nmethods = 1;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    kart_manager_method unknown_ret = {"make", c_echo, "NoSuchType"};
+    t.methods = &unknown_ret;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -ENOENT);
+    t = counter_type();
+    t.typeid = "dict";
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EEXIST);
+    t = counter_type();
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), 0);
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EEXIST);
+    ck_assert_int_eq(kart_manager_server_start(srv), 0);
+    t.typeid = "Later";
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EBUSY);
+
+    kart_manager *m = NULL;
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_proxy *c = NULL, *c2 = NULL, *d = NULL;
+    kart_obj *err = NULL;
+    kart_obj *args = T(1, I(5), NULL);
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c, NULL), 0);
+    kart_obj_free(args);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1);
+    ck_assert_int_eq(as_int(call(c, "incr", T(1, I(2), NULL), 0)), 7);
+    kart_obj *r = call(c, "get", NULL, 0);
+    ck_assert_int_eq(as_int(r), 7);
+    kart_obj_free(r);
+    kart_obj *b = NULL;
+    ck_assert_int_eq(kart_obj_bytes("\0x", 2, &b), 0);
+    expect_repr(call(c, "echo", T(2, b, S("s")), 0), "(b'\\x00x', 's')");
+    expect_exc(call(c, "fail", NULL, KART_EREMOTE), "ValueError");
+    expect_exc(call(c, "oops", NULL, KART_EREMOTE), "RuntimeError");
+    expect_exc(call(c, "incr", T(1, S("x"), NULL), KART_EREMOTE), "RuntimeError");
+    kart_obj_free(call(c, "hidden", NULL, KART_EREMOTE)); /* not exposed: a traceback */
+    /* a method returning a proxy */
+    ck_assert_int_eq(kart_proxy_call(c, "spawn", NULL, NULL, &r), -ENOTSUP);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1); /* that one went at once */
+    args = T(1, I(40), NULL);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(c2), "Counter");
+    ck_assert_int_eq(as_int(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
+    ck_assert_int_eq(atomic_load(&counters_alive), 2);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, NULL, NULL), -EINVAL);
+    kart_obj_free(args);
+    args = T(1, S("no"), NULL);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, &err), KART_EREMOTE);
+    expect_exc(err, "TypeError"); /* Counter("no") */
+    kart_obj_free(args);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "get", NULL, NULL, &d, NULL), -ENOMSG);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "todict", NULL, NULL, &d, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(d), "dict");
+    kart_obj *k = S("n");
+    ck_assert_int_eq(kart_mdict_get(d, k, &r), 0);
+    ck_assert_int_eq(as_int(r), 7);
+    kart_obj_free(r);
+    kart_obj_free(k);
+    ck_assert_int_eq(kart_manager_objects(m), 3);
+    kart_proxy_free(d);
+    kart_proxy_free(c2);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1);
+    /* constructor errors */
+    args = T(1, I(-1), NULL);
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c2, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    kart_obj_free(args);
+    args = T(2, I(1), I(2));
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c2, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    kart_obj_free(args);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1);
+
+    /* python3's BaseManager client, the typeid registered with no callable */
+    char out[8192];
+    int rc = run_python_script("tests/py/manager_usertype.py", addr, out, sizeof out);
+    ck_assert_msg(rc == 0 && strstr(out, "ALL OK"), "python3 exit %d:\n%s", rc, out);
+    int objs = -1;
+    for (int i = 0; i < 100 && (objs = kart_manager_objects(m)) != 1; i++)
+        nap(10 * KT_MS);
+    ck_assert_int_eq(objs, 1);
+    kart_proxy_free(c);
+    kart_manager_free(m);
+    kart_manager_server_free(srv);
+    ck_assert_int_eq(atomic_load(&counters_alive), 0);
+}
+END_TEST
+
+/* A kart client using a type registered in python3's own server, with a
+ * method that returns a proxy (method_to_typeid). */
+START_TEST(kart_client_python_server_registered_type)
+{
+    char addr[300];
+    pid_t kid;
+    python_server("127.0.0.1:0", "register", addr, sizeof addr, &kid);
+    kart_manager *m = NULL;
+    kart_manager_options o = key_opts();
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_proxy *c = NULL, *c2 = NULL;
+    kart_obj *args = T(1, I(5), NULL);
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c, NULL), 0);
+    kart_obj_free(args);
+    ck_assert_int_eq(as_int(call(c, "incr", T(1, I(2), NULL), 0)), 7);
+    expect_exc(call(c, "fail", NULL, KART_EREMOTE), "ValueError");
+    args = T(1, I(40), NULL);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, NULL), 0);
+    kart_obj_free(args);
+    ck_assert_str_eq(kart_proxy_typeid(c2), "Counter");
+    ck_assert_int_eq(as_int(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
+    ck_assert_int_eq(objects_settled(m, 2), 2);
+    kart_proxy_free(c2);
+    kart_proxy_free(c);
+    ck_assert_int_eq(objects_settled(m, 0), 0);
+    python_server_stop(m, kid);
+}
+END_TEST
+
 /* build/examples/manager-server: prints where it listens, serves kart and
  * Python clients, stops when a client with the key asks. */
 START_TEST(the_manager_server_tool)
@@ -1483,6 +1750,8 @@ int main(void)
     tcase_add_test(tc, the_manager_server_tool);
     tcase_add_test(tc, kart_client_python_server_tcp);
     tcase_add_test(tc, kart_client_python_server_unix);
+    tcase_add_test(tc, user_registered_types);
+    tcase_add_test(tc, kart_client_python_server_registered_type);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

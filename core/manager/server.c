@@ -458,9 +458,13 @@ static int user_failure(int r, kart_obj *e, const char *typeid, const char *what
 static int user_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
 {
     const kart_manager_type *d = o->type->user;
-    kart_obj *e = NULL;
+    kart_obj *e = NULL, *noargs = args ? NULL : mv_tuple(0), *nokw = kwds ? NULL : mv_dict_new();
     void *self = NULL;
-    int r = d->create(d->arg, args, kwds, &self, &e);
+    int r = (args || noargs) && (kwds || nokw)
+                ? d->create(d->arg, args ? args : noargs, kwds ? kwds : nokw, &self, &e)
+                : -ENOMEM;
+    mv_free(noargs);
+    mv_free(nokw);
     if (r < 0)
         return user_failure(r, e, d->typeid, "__init__", err);
     mv_free(e);
@@ -497,7 +501,9 @@ static int user_call(mobj *o, mcx *cx, const char *method, const kart_obj *args,
         return *result ? MCALL_OK : -ENOMEM;
     }
     /* a new shared object: res is its constructor's args */
-    if (res && mv_kind(res) != MV_TUPLE) {
+    if (!res && !(res = mv_tuple(0)))
+        return -ENOMEM;
+    if (mv_kind(res) != MV_TUPLE) {
         mv_free(res);
         *result = mgr__exc("builtins", "TypeError",
                            "kart: %s.%s must give a tuple of constructor args", d->typeid, method);
@@ -543,6 +549,8 @@ KART_API int kart_manager_server_register(kart_manager_server *s, const kart_man
 {
     if (!s || !t || !name_ok(t->typeid) || !t->create || (t->nmethods && !t->methods))
         return -EINVAL;
+    if (server_find_type(s, t->typeid))
+        return -EEXIST;
     for (size_t i = 0; i < t->nmethods; i++) {
         const kart_manager_method *m = &t->methods[i];
         if (!name_ok(m->name) || !m->fn || (m->returns && !name_ok(m->returns)))
@@ -566,8 +574,6 @@ KART_API int kart_manager_server_register(kart_manager_server *s, const kart_man
         nexp = t->nmethods;
     if (atomic_load(&s->serving) || s->has_thread)
         return -EBUSY;
-    if (server_find_type(s, t->typeid))
-        return -EEXIST;
     utype *u = calloc(1, sizeof *u);
     if (!u)
         return -ENOMEM;

@@ -22,7 +22,11 @@
  * is None calls a public function (create, incref, decref, ...), and the
  * references it makes belong to that connection: they are released when
  * the connection ends, so that a client that dies leaves nothing behind.
- * Python clients never send such a request.
+ * Python clients never send such a request. kart clients also open each
+ * connection with accept_connection(name, kart=True), which tells the
+ * server to report a dead lock holder (-EOWNERDEAD) to them; against a
+ * server that refuses either (python3's), kart falls back to Python's
+ * scheme (see kart_manager_connect).
  *
  * Values are kart_obj trees (kart/obj.h): None, bool, int, big int, float,
  * str, bytes, tuple, list, dict. Exceptions raised by a method come back

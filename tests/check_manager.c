@@ -945,6 +945,57 @@ static void log_watch(const kart_log_record *r, void *arg)
         atomic_fetch_add(&dropped_logged, 1);
 }
 
+/* A client that is not kart's (no kart=True, as python3's): after the
+ * holder of a Lock was SIGKILLed, its acquire returns True, as Python's;
+ * it took the news, so the next kart acquirer is not told. */
+START_TEST(a_python_client_is_not_told)
+{
+    fixture f;
+    start_forked(&f);
+    kart_proxy *l = NULL;
+    ck_assert_int_eq(kart_manager_lock(f.m, &l), 0);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        close(p[0]);
+        int r = kart_mlock_acquire(l, -1);
+        if (write(p[1], &r, sizeof r) < 0)
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    close(p[1]);
+    int r = -1;
+    ck_assert_int_eq(read(p[0], &r, sizeof r), (ssize_t)sizeof r);
+    ck_assert_int_eq(r, 0);
+    close(p[0]);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    kart_conn *c = raw_client(f.addr, NULL);
+    send_obj(c, request(NULL, "accept_connection", T(1, S("MainProcess"), NULL)));
+    expect_reply_kind(c, "#RETURN");
+    kart_obj *yes = NULL;
+    ck_assert_int_eq(kart_obj_bool(true, &yes), 0);
+    send_obj(c, request(kart_proxy_ident(l), "acquire", T(1, yes, NULL)));
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_conn_recv_bytes(c, &buf, &len, 1 << 20), 0);
+    kart_obj_unpickle_options o = {.managers = true};
+    kart_obj *reply = NULL;
+    ck_assert_int_eq(kart_obj_unpickle(buf, len, &o, &reply, NULL), 0);
+    free(buf);
+    expect_repr(reply, "('#RETURN', True)");
+    send_obj(c, request(kart_proxy_ident(l), "release", NULL));
+    expect_reply_kind(c, "#RETURN");
+    kart_conn_close(c);
+    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), 0);
+    ck_assert_int_eq(kart_mlock_release(l), 0);
+    kart_proxy_free(l);
+    stop_forked(&f);
+}
+END_TEST
+
 START_TEST(bad_input_hurts_only_its_client)
 {
     fixture f;
@@ -1741,6 +1792,7 @@ int main(void)
     tcase_add_test(tc, many_threads_and_processes);
     tcase_add_test(tc, references_and_disconnects);
     tcase_add_test(tc, a_killed_client_releases_its_lock);
+    tcase_add_test(tc, a_python_client_is_not_told);
     tcase_add_test(tc, bad_input_hurts_only_its_client);
     tcase_add_test(tc, public_functions);
     tcase_add_test(tc, server_shutdown_and_errors);

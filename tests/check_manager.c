@@ -106,6 +106,14 @@ static int64_t as_int(const kart_obj *o)
     return v;
 }
 
+/* as_int, freeing o */
+static int64_t int_of(kart_obj *o)
+{
+    int64_t v = as_int(o);
+    kart_obj_free(o);
+    return v;
+}
+
 /* a tuple of the given (taken) items */
 static kart_obj *T(size_t n, kart_obj *a, kart_obj *b)
 {
@@ -1622,7 +1630,7 @@ START_TEST(user_registered_types)
     ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c, NULL), 0);
     kart_obj_free(args);
     ck_assert_int_eq(atomic_load(&counters_alive), 1);
-    ck_assert_int_eq(as_int(call(c, "incr", T(1, I(2), NULL), 0)), 7);
+    ck_assert_int_eq(int_of(call(c, "incr", T(1, I(2), NULL), 0)), 7);
     kart_obj *r = call(c, "get", NULL, 0);
     ck_assert_int_eq(as_int(r), 7);
     kart_obj_free(r);
@@ -1639,7 +1647,7 @@ START_TEST(user_registered_types)
     args = T(1, I(40), NULL);
     ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, NULL), 0);
     ck_assert_str_eq(kart_proxy_typeid(c2), "Counter");
-    ck_assert_int_eq(as_int(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
+    ck_assert_int_eq(int_of(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
     ck_assert_int_eq(atomic_load(&counters_alive), 2);
     ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, NULL, NULL), -EINVAL);
     kart_obj_free(args);
@@ -1699,13 +1707,13 @@ START_TEST(kart_client_python_server_registered_type)
     kart_obj *args = T(1, I(5), NULL);
     ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c, NULL), 0);
     kart_obj_free(args);
-    ck_assert_int_eq(as_int(call(c, "incr", T(1, I(2), NULL), 0)), 7);
+    ck_assert_int_eq(int_of(call(c, "incr", T(1, I(2), NULL), 0)), 7);
     expect_exc(call(c, "fail", NULL, KART_EREMOTE), "ValueError");
     args = T(1, I(40), NULL);
     ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, NULL), 0);
     kart_obj_free(args);
     ck_assert_str_eq(kart_proxy_typeid(c2), "Counter");
-    ck_assert_int_eq(as_int(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
+    ck_assert_int_eq(int_of(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
     ck_assert_int_eq(objects_settled(m, 2), 2);
     kart_proxy_free(c2);
     kart_proxy_free(c);

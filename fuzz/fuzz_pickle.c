@@ -57,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kart_obj_pickle_error err;
     int rc = kart_obj_unpickle(data + 1, size - 1, &opt, &o, &err);
     if (rc < 0) {
-        if (o || (rc != -EPROTO && rc != -EPERM && rc != -EILSEQ && rc != -E2BIG) ||
-            err.offset > size - 1 || !memchr(err.message, 0, sizeof err.message) || !err.message[0])
+        if (o || (rc != -EPROTO && rc != -EPERM && rc != -EILSEQ && rc != -E2BIG) || err.offset > size - 1 ||
+            !memchr(err.message, 0, sizeof err.message) || !err.message[0])
             abort();
         return 0;
     }

@@ -207,9 +207,23 @@ START_TEST(dict_every_method)
     expect_repr(call(d, "#GETVALUE", NULL, 0), "{3: 4}");
     expect_repr(call(d, "clear", NULL, 0), "None");
     expect_exc(call(d, "popitem", NULL, KART_EREMOTE), "KeyError");
-    /* __iter__ returns a proxy, which C callers cannot take yet */
+    /* __iter__ returns a proxy: kart_proxy_call refuses it (and lets the
+     * object go), kart_proxy_call_proxy takes it */
     ck_assert_int_eq(kart_proxy_call(d, "__iter__", NULL, NULL, &out), -ENOTSUP);
     ck_assert_int_eq(kart_manager_objects(f.m), 1);
+    expect_repr(call(d, "__setitem__", T(2, I(3), I(4)), 0), "None");
+    kart_proxy *it = NULL;
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__iter__", NULL, NULL, &it, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(it), "Iterator");
+    ck_assert_int_eq(kart_manager_objects(f.m), 2);
+    expect_repr(call(it, "__next__", NULL, 0), "3");
+    expect_exc(call(it, "__next__", NULL, KART_EREMOTE), "StopIteration");
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__len__", NULL, NULL, &it, NULL), -ENOMSG);
+    kart_proxy_free(it);
+    ck_assert_int_eq(kart_manager_objects(f.m), 1);
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__iter__", NULL, NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_proxy_call_proxy(NULL, "__iter__", NULL, NULL, &it, NULL), -EINVAL);
+    expect_repr(call(d, "clear", NULL, 0), "None");
     /* argument errors */
     expect_exc(call(d, "get", NULL, KART_EREMOTE), "TypeError");
     expect_exc(call(d, "__len__", T(1, I(1), NULL), KART_EREMOTE), "TypeError");

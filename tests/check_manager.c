@@ -106,6 +106,14 @@ static int64_t as_int(const kart_obj *o)
     return v;
 }
 
+/* as_int, freeing o */
+static int64_t int_of(kart_obj *o)
+{
+    int64_t v = as_int(o);
+    kart_obj_free(o);
+    return v;
+}
+
 /* a tuple of the given (taken) items */
 static kart_obj *T(size_t n, kart_obj *a, kart_obj *b)
 {
@@ -122,7 +130,11 @@ static kart_obj *call(kart_proxy *p, const char *method, kart_obj *args, int exp
     kart_obj *res = NULL;
     int r = kart_proxy_call(p, method, args, NULL, &res);
     kart_obj_free(args);
-    ck_assert_msg(r == expect, "%s: %d (%s), expected %d", method, r, kart_strerror(r), expect);
+    char why[600] = "";
+    if (r != expect && r == KART_EREMOTE)
+        kart_obj_repr(res, why, sizeof why, NULL);
+    ck_assert_msg(r == expect, "%s: %d (%s), expected %d %s", method, r, kart_strerror(r), expect,
+                  why);
     return res;
 }
 
@@ -195,9 +207,23 @@ START_TEST(dict_every_method)
     expect_repr(call(d, "#GETVALUE", NULL, 0), "{3: 4}");
     expect_repr(call(d, "clear", NULL, 0), "None");
     expect_exc(call(d, "popitem", NULL, KART_EREMOTE), "KeyError");
-    /* __iter__ returns a proxy, which C callers cannot take yet */
+    /* __iter__ returns a proxy: kart_proxy_call refuses it (and lets the
+     * object go), kart_proxy_call_proxy takes it */
     ck_assert_int_eq(kart_proxy_call(d, "__iter__", NULL, NULL, &out), -ENOTSUP);
     ck_assert_int_eq(kart_manager_objects(f.m), 1);
+    expect_repr(call(d, "__setitem__", T(2, I(3), I(4)), 0), "None");
+    kart_proxy *it = NULL;
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__iter__", NULL, NULL, &it, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(it), "Iterator");
+    ck_assert_int_eq(kart_manager_objects(f.m), 2);
+    expect_repr(call(it, "__next__", NULL, 0), "3");
+    expect_exc(call(it, "__next__", NULL, KART_EREMOTE), "StopIteration");
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__len__", NULL, NULL, &it, NULL), -ENOMSG);
+    kart_proxy_free(it);
+    ck_assert_int_eq(kart_manager_objects(f.m), 1);
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__iter__", NULL, NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_proxy_call_proxy(NULL, "__iter__", NULL, NULL, &it, NULL), -EINVAL);
+    expect_repr(call(d, "clear", NULL, 0), "None");
     /* argument errors */
     expect_exc(call(d, "get", NULL, KART_EREMOTE), "TypeError");
     expect_exc(call(d, "__len__", T(1, I(1), NULL), KART_EREMOTE), "TypeError");
@@ -815,7 +841,10 @@ START_TEST(references_and_disconnects)
     free(l2); /* the proxy structs leak on purpose: a crashed client */
     free(gone);
     kart_manager_free(m2);
-    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), 0);
+    /* acquired, and told that the holder went away */
+    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), -EOWNERDEAD);
+    ck_assert_int_eq(kart_mlock_release(l), 0);
+    ck_assert_int_eq(kart_mlock_acquire(l, 0), 0); /* told once */
     ck_assert_int_eq(kart_mlock_release(l), 0);
     int objs = -1;
     for (int i = 0; i < 100 && (objs = kart_manager_objects(f.m)) != 1; i++)
@@ -826,19 +855,21 @@ START_TEST(references_and_disconnects)
 }
 END_TEST
 
-/* A SIGKILLed client that held a Lock: the next acquirer gets it. */
-START_TEST(a_killed_client_releases_its_lock)
+/* A SIGKILLed client that held a Lock, an RLock (twice) or a Condition:
+ * the next acquirer gets it and is told (-EOWNERDEAD), once; a kart_obj
+ * "acquire" call by name sees the marker, a Python client sees True. */
+static void killed_holder(fixture *f, const char *typeid, int depth)
 {
-    fixture f;
-    start_forked(&f);
     kart_proxy *l = NULL;
-    ck_assert_int_eq(kart_manager_lock(f.m, &l), 0);
+    ck_assert_int_eq(kart_manager_create(f->m, typeid, NULL, NULL, &l, NULL), 0);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     pid_t kid = kt_fork();
     if (kid == 0) {
         close(p[0]);
-        int r = kart_mlock_acquire(l, -1);
+        int r = 0;
+        for (int i = 0; i < depth && r == 0; i++)
+            r = kart_mlock_acquire(l, -1);
         if (write(p[1], &r, sizeof r) < 0)
             _exit(2);
         pause();
@@ -852,9 +883,21 @@ START_TEST(a_killed_client_releases_its_lock)
     ck_assert_int_eq(kart_mlock_acquire(l, 0), -ETIMEDOUT);
     kill(kid, SIGKILL);
     waitpid(kid, NULL, 0);
-    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), 0);
+    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), -EOWNERDEAD);
     ck_assert_int_eq(kart_mlock_release(l), 0);
+    ck_assert_int_eq(kart_mlock_acquire(l, 0), 0); /* told once */
+    ck_assert_int_eq(kart_mlock_release(l), 0);
+    ck_assert_int_eq(kart_mlock_release(l), -EPERM); /* not held any more */
     kart_proxy_free(l);
+}
+
+START_TEST(a_killed_client_releases_its_lock)
+{
+    fixture f;
+    start_forked(&f);
+    killed_holder(&f, "Lock", 1);
+    killed_holder(&f, "RLock", 2);
+    killed_holder(&f, "Condition", 3);
     stop_forked(&f);
 }
 END_TEST
@@ -923,6 +966,57 @@ static void log_watch(const kart_log_record *r, void *arg)
     if (strcmp(r->module, "manager") == 0 && strstr(r->message, "dropped"))
         atomic_fetch_add(&dropped_logged, 1);
 }
+
+/* A client that is not kart's (no kart=True, as python3's): after the
+ * holder of a Lock was SIGKILLed, its acquire returns True, as Python's;
+ * it took the news, so the next kart acquirer is not told. */
+START_TEST(a_python_client_is_not_told)
+{
+    fixture f;
+    start_forked(&f);
+    kart_proxy *l = NULL;
+    ck_assert_int_eq(kart_manager_lock(f.m, &l), 0);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        close(p[0]);
+        int r = kart_mlock_acquire(l, -1);
+        if (write(p[1], &r, sizeof r) < 0)
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    close(p[1]);
+    int r = -1;
+    ck_assert_int_eq(read(p[0], &r, sizeof r), (ssize_t)sizeof r);
+    ck_assert_int_eq(r, 0);
+    close(p[0]);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    kart_conn *c = raw_client(f.addr, NULL);
+    send_obj(c, request(NULL, "accept_connection", T(1, S("MainProcess"), NULL)));
+    expect_reply_kind(c, "#RETURN");
+    kart_obj *yes = NULL;
+    ck_assert_int_eq(kart_obj_bool(true, &yes), 0);
+    send_obj(c, request(kart_proxy_ident(l), "acquire", T(1, yes, NULL)));
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_conn_recv_bytes(c, &buf, &len, 1 << 20), 0);
+    kart_obj_unpickle_options o = {.managers = true};
+    kart_obj *reply = NULL;
+    ck_assert_int_eq(kart_obj_unpickle(buf, len, &o, &reply, NULL), 0);
+    free(buf);
+    expect_repr(reply, "('#RETURN', True)");
+    send_obj(c, request(kart_proxy_ident(l), "release", NULL));
+    expect_reply_kind(c, "#RETURN");
+    kart_conn_close(c);
+    ck_assert_int_eq(kart_mlock_acquire(l, 2000 * KT_MS), 0);
+    ck_assert_int_eq(kart_mlock_release(l), 0);
+    kart_proxy_free(l);
+    stop_forked(&f);
+}
+END_TEST
 
 START_TEST(bad_input_hurts_only_its_client)
 {
@@ -1172,7 +1266,7 @@ END_TEST
 
 /* ------------------------------------------------------ python interop */
 
-static int run_python(const char *addr, char *out, size_t cap)
+static int run_python_script(const char *script, const char *addr, char *out, size_t cap)
 {
     char hex[64] = "";
     for (size_t i = 0; i < strlen(KEY); i++)
@@ -1183,7 +1277,7 @@ static int run_python(const char *addr, char *out, size_t cap)
     if (kid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
-        execlp("python3", "python3", "tests/py/manager_peer.py", addr, hex, (char *)NULL);
+        execlp("python3", "python3", script, addr, hex, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -1196,6 +1290,11 @@ static int run_python(const char *addr, char *out, size_t cap)
     int st;
     waitpid(kid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int run_python(const char *addr, char *out, size_t cap)
+{
+    return run_python_script("tests/py/manager_peer.py", addr, out, cap);
 }
 
 static void python_against(const char *address)
@@ -1229,6 +1328,413 @@ START_TEST(python_syncmanager_client_unix)
 }
 END_TEST
 
+
+/* python3's own SyncManager server (tests/py/manager_server.py): starts it,
+ * reads its address; *pid gets its pid. */
+static void python_server(const char *address, const char *extra, char *addr, size_t cap,
+                          pid_t *pid)
+{
+    char hex[64] = "";
+    for (size_t i = 0; i < strlen(KEY); i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)KEY[i]);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        dup2(p[1], 1);
+        execlp("python3", "python3", "tests/py/manager_server.py", address, hex, extra,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[300];
+    size_t n = 0;
+    while (n < sizeof line - 1 && read(p[0], line + n, 1) == 1 && line[n] != '\n')
+        n++;
+    line[n] = 0;
+    close(p[0]);
+    ck_assert_msg(strncmp(line, "listening on ", 13) == 0, "python said '%s'", line);
+    snprintf(addr, cap, "%s", line + 13);
+    *pid = kid;
+}
+
+static void python_server_stop(kart_manager *m, pid_t kid)
+{
+    ck_assert_int_eq(kart_manager_shutdown(m), 0);
+    kart_manager_free(m);
+    int st;
+    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* objects on a Python server settle once its decrefs are in */
+static int objects_settled(kart_manager *m, int want)
+{
+    int objs = -1;
+    for (int i = 0; i < 100 && (objs = kart_manager_objects(m)) != want; i++)
+        nap(10 * KT_MS);
+    return objs;
+}
+
+/* A kart client against python3's SyncManager server: dict, list and
+ * Queue (and dict.__iter__'s Iterator proxy), references by Python's
+ * incref/decref scheme. */
+static void kart_against_python(const char *address)
+{
+    char addr[300];
+    pid_t kid;
+    python_server(address, NULL, addr, sizeof addr, &kid);
+    kart_manager *m = NULL;
+    kart_manager_options o = key_opts();
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_manager_options bad = {.authkey = "wrong", .authkey_len = 5};
+    kart_manager *mb = NULL;
+    ck_assert_int_lt(kart_manager_connect(&mb, addr, &bad), 0);
+
+    kart_proxy *d = NULL, *d2 = NULL, *l = NULL, *q = NULL, *it = NULL;
+    ck_assert_int_eq(kart_manager_dict(m, &d), 0);
+    ck_assert_str_eq(kart_proxy_typeid(d), "dict");
+    kart_obj *k = S("answer"), *v = I(42), *got = NULL;
+    ck_assert_int_eq(kart_mdict_set(d, k, v), 0);
+    ck_assert_int_eq(kart_mdict_get(d, k, &got), 0);
+    ck_assert_int_eq(as_int(got), 42);
+    kart_obj_free(got);
+    ck_assert_int_eq(kart_mdict_contains(d, k), 1);
+    size_t n = 0;
+    ck_assert_int_eq(kart_mdict_len(d, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    kart_obj *miss = S("missing");
+    ck_assert_int_eq(kart_mdict_get(d, miss, &got), -ENOENT);
+    kart_obj_free(miss);
+    /* __iter__ returns a proxy ('#PROXY' to an Iterator) */
+    kart_obj *res = NULL;
+    ck_assert_int_eq(kart_proxy_call(d, "__iter__", NULL, NULL, &res), -ENOTSUP);
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__iter__", NULL, NULL, &it, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(it), "Iterator");
+    expect_repr(call(it, "__next__", NULL, 0), "'answer'");
+    expect_exc(call(it, "__next__", NULL, KART_EREMOTE), "StopIteration");
+    kart_proxy_free(it);
+    ck_assert_int_eq(kart_proxy_call_proxy(d, "__len__", NULL, NULL, &it, NULL), -ENOMSG);
+    /* a second reference (Python's incref) keeps it after the first goes */
+    ck_assert_int_eq(kart_proxy_dup(d, &d2), 0);
+    kart_proxy_free(d);
+    ck_assert_int_eq(kart_mdict_del(d2, k), 0);
+    ck_assert_int_eq(kart_mdict_del(d2, k), -ENOENT);
+    kart_proxy_free(d2);
+    kart_obj_free(k);
+    kart_obj_free(v);
+
+    ck_assert_int_eq(kart_manager_list(m, &l), 0);
+    for (int i = 0; i < 3; i++) {
+        kart_obj *x = I(i * 10);
+        ck_assert_int_eq(kart_mlist_append(l, x), 0);
+        kart_obj_free(x);
+    }
+    ck_assert_int_eq(kart_mlist_len(l, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(kart_mlist_get(l, -1, &got), 0);
+    ck_assert_int_eq(as_int(got), 20);
+    kart_obj_free(got);
+    ck_assert_int_eq(kart_mlist_get(l, 7, &got), -ERANGE);
+    ck_assert_int_eq(kart_mlist_pop(l, 0, &got), 0);
+    ck_assert_int_eq(as_int(got), 0);
+    kart_obj_free(got);
+    kart_proxy_free(l);
+
+    ck_assert_int_eq(kart_manager_queue(m, 1, &q), 0);
+    kart_obj *item = T(2, S("two"), I(2));
+    ck_assert_int_eq(kart_mqueue_put(q, item, -1), 0);
+    ck_assert_int_eq(kart_mqueue_put(q, item, 0), -ETIMEDOUT); /* Full */
+    ck_assert_int_eq(kart_mqueue_qsize(q, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(kart_mqueue_get(q, 1000 * KT_MS, &got), 0);
+    ck_assert(kart_obj_equal(got, item));
+    kart_obj_free(got);
+    kart_obj_free(item);
+    ck_assert_int_eq(kart_mqueue_get(q, 50 * KT_MS, &got), -ETIMEDOUT); /* Empty */
+    kart_proxy_free(q);
+
+    /* an unknown typeid is Python's error, not a crash */
+    kart_obj *err = NULL;
+    ck_assert_int_eq(kart_manager_create(m, "NoSuchType", NULL, NULL, &q, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    ck_assert_int_eq(objects_settled(m, 0), 0);
+    python_server_stop(m, kid);
+}
+
+START_TEST(kart_client_python_server_tcp)
+{
+    kart_against_python("127.0.0.1:0");
+}
+END_TEST
+
+START_TEST(kart_client_python_server_unix)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/kart-mgr-pysrv-%d.sock", (int)getpid());
+    unlink(path);
+    kart_against_python(path);
+    unlink(path);
+}
+END_TEST
+
+/* ------------------------------------------------ user-registered types */
+
+/* Counter(start=0): incr(by=1), get(), fail() raises ValueError, echo(*a)
+ * returns a, oops() fails with -EIO, hidden() is not exposed, spawn(start)
+ * returns a new Counter, todict() a new dict {"n": value}. */
+static _Atomic int counters_alive;
+
+static int c_create(void *arg, const kart_obj *args, const kart_obj *kwds, void **self,
+                    kart_obj **err)
+{
+    ck_assert_ptr_eq(arg, &counters_alive);
+    size_t na = 0, nk = 0;
+    ck_assert_int_eq(kart_obj_len(args, &na), 0);
+    ck_assert_int_eq(kart_obj_len(kwds, &nk), 0);
+    int64_t v = 0;
+    const kart_obj *a0 = NULL;
+    if (na > 1 || nk > 0 ||
+        (na == 1 && (kart_obj_item(args, 0, &a0) < 0 || kart_obj_get_int(a0, &v) < 0))) {
+        ck_assert_int_eq(kart_obj_error("builtins", "TypeError", NULL, NULL, err), 0);
+        return KART_EREMOTE;
+    }
+    if (v < 0)
+        return -EDOM; /* a plain code: the client gets a RuntimeError */
+    int64_t *n = malloc(sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    *n = v;
+    *self = n;
+    atomic_fetch_add(&counters_alive, 1);
+    return 0;
+}
+
+static void c_destroy(void *arg, void *self)
+{
+    ck_assert_ptr_eq(arg, &counters_alive);
+    atomic_fetch_sub(&counters_alive, 1);
+    free(self);
+}
+
+static int c_incr(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)kwds;
+    int64_t by = 1;
+    size_t na = 0;
+    const kart_obj *a0 = NULL;
+    if (kart_obj_len(args, &na) == 0 && na == 1 &&
+        (kart_obj_item(args, 0, &a0) < 0 || kart_obj_get_int(a0, &by) < 0))
+        return -EINVAL;
+    *(int64_t *)self += by;
+    return kart_obj_int(*(int64_t *)self, result);
+}
+
+static int c_get(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    return kart_obj_int(*(int64_t *)self, result);
+}
+
+static int c_fail(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)self;
+    (void)args;
+    (void)kwds;
+    kart_obj *t = T(1, S("asked to fail"), NULL);
+    ck_assert_int_eq(kart_obj_error("builtins", "ValueError", t, NULL, result), 0);
+    return KART_EREMOTE;
+}
+
+static int c_echo(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)self;
+    (void)kwds;
+    return kart_obj_copy(args, result);
+}
+
+static int c_oops(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)self;
+    (void)args;
+    (void)kwds;
+    (void)result;
+    return -EIO;
+}
+
+static int c_todict(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    kart_obj *d = NULL;
+    ck_assert_int_eq(kart_obj_dict(&d), 0);
+    ck_assert_int_eq(kart_obj_dict_set(d, S("n"), I(*(int64_t *)self)), 0);
+    *result = T(1, d, NULL); /* dict's constructor args: ({"n": v},) */
+    return 0;
+}
+
+static const kart_manager_method counter_methods[] = {
+    {"incr", c_incr, NULL},       {"get", c_get, NULL},         {"fail", c_fail, NULL},
+    {"echo", c_echo, NULL},       {"oops", c_oops, NULL},       {"hidden", c_get, NULL},
+    {"spawn", c_echo, "Counter"}, {"todict", c_todict, "dict"},
+};
+static const char *const counter_exposed[] = {"incr", "get",   "fail",   "echo",
+                                              "oops", "spawn", "todict", NULL};
+
+static kart_manager_type counter_type(void)
+{
+    return (kart_manager_type){.typeid = "Counter",
+                               .create = c_create,
+                               .destroy = c_destroy,
+                               .methods = counter_methods,
+                               .nmethods = sizeof counter_methods / sizeof *counter_methods,
+                               .exposed = counter_exposed,
+                               .arg = &counters_alive};
+}
+
+START_TEST(user_registered_types)
+{
+    kart_manager_options o = key_opts();
+    kart_manager_server *srv = NULL;
+    char addr[256];
+    snprintf(addr, sizeof addr, "@kart-mgr-user-%d", (int)getpid());
+    ck_assert_int_eq(kart_manager_server_create(&srv, addr, &o), 0);
+    /* registration errors */
+    kart_manager_type t = counter_type();
+    ck_assert_int_eq(kart_manager_server_register(NULL, &t), -EINVAL);
+    ck_assert_int_eq(kart_manager_server_register(srv, NULL), -EINVAL);
+    t.typeid = "";
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    t = counter_type();
+    t.create = NULL;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    t = counter_type();
+    static const char *const bad_exposed[] = {"incr", "nosuch", NULL};
+    t.exposed = bad_exposed;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    kart_manager_method dup[2] = {{"get", c_get, NULL}, {"get", c_get, NULL}};
+    t = counter_type();
+    t.methods = dup;
+    t.nmethods = 2;
+    t.exposed = NULL;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    kart_manager_method nofn = {"get", NULL, NULL};
+    t.methods = &nofn;
+    t.nmethods = 1;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EINVAL);
+    kart_manager_method unknown_ret = {"make", c_echo, "NoSuchType"};
+    t.methods = &unknown_ret;
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -ENOENT);
+    t = counter_type();
+    t.typeid = "dict";
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EEXIST);
+    t = counter_type();
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), 0);
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EEXIST);
+    ck_assert_int_eq(kart_manager_server_start(srv), 0);
+    t.typeid = "Later";
+    ck_assert_int_eq(kart_manager_server_register(srv, &t), -EBUSY);
+
+    kart_manager *m = NULL;
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_proxy *c = NULL, *c2 = NULL, *d = NULL;
+    kart_obj *err = NULL;
+    kart_obj *args = T(1, I(5), NULL);
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c, NULL), 0);
+    kart_obj_free(args);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1);
+    ck_assert_int_eq(int_of(call(c, "incr", T(1, I(2), NULL), 0)), 7);
+    kart_obj *r = call(c, "get", NULL, 0);
+    ck_assert_int_eq(as_int(r), 7);
+    kart_obj_free(r);
+    kart_obj *b = NULL;
+    ck_assert_int_eq(kart_obj_bytes("\0x", 2, &b), 0);
+    expect_repr(call(c, "echo", T(2, b, S("s")), 0), "(b'\\x00x', 's')");
+    expect_exc(call(c, "fail", NULL, KART_EREMOTE), "ValueError");
+    expect_exc(call(c, "oops", NULL, KART_EREMOTE), "RuntimeError");
+    expect_exc(call(c, "incr", T(1, S("x"), NULL), KART_EREMOTE), "RuntimeError");
+    kart_obj_free(call(c, "hidden", NULL, KART_EREMOTE)); /* not exposed: a traceback */
+    /* a method returning a proxy */
+    ck_assert_int_eq(kart_proxy_call(c, "spawn", NULL, NULL, &r), -ENOTSUP);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1); /* that one went at once */
+    args = T(1, I(40), NULL);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(c2), "Counter");
+    ck_assert_int_eq(int_of(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
+    ck_assert_int_eq(atomic_load(&counters_alive), 2);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, NULL, NULL), -EINVAL);
+    kart_obj_free(args);
+    args = T(1, S("no"), NULL);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, &err), KART_EREMOTE);
+    expect_exc(err, "TypeError"); /* Counter("no") */
+    kart_obj_free(args);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "get", NULL, NULL, &d, NULL), -ENOMSG);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "todict", NULL, NULL, &d, NULL), 0);
+    ck_assert_str_eq(kart_proxy_typeid(d), "dict");
+    kart_obj *k = S("n");
+    ck_assert_int_eq(kart_mdict_get(d, k, &r), 0);
+    ck_assert_int_eq(as_int(r), 7);
+    kart_obj_free(r);
+    kart_obj_free(k);
+    ck_assert_int_eq(kart_manager_objects(m), 3);
+    kart_proxy_free(d);
+    kart_proxy_free(c2);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1);
+    /* constructor errors */
+    args = T(1, I(-1), NULL);
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c2, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    kart_obj_free(args);
+    args = T(2, I(1), I(2));
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c2, &err), KART_EREMOTE);
+    kart_obj_free(err);
+    kart_obj_free(args);
+    ck_assert_int_eq(atomic_load(&counters_alive), 1);
+
+    /* python3's BaseManager client, the typeid registered with no callable */
+    char out[8192];
+    int rc = run_python_script("tests/py/manager_usertype.py", addr, out, sizeof out);
+    ck_assert_msg(rc == 0 && strstr(out, "ALL OK"), "python3 exit %d:\n%s", rc, out);
+    int objs = -1;
+    for (int i = 0; i < 100 && (objs = kart_manager_objects(m)) != 1; i++)
+        nap(10 * KT_MS);
+    ck_assert_int_eq(objs, 1);
+    kart_proxy_free(c);
+    kart_manager_free(m);
+    kart_manager_server_free(srv);
+    ck_assert_int_eq(atomic_load(&counters_alive), 0);
+}
+END_TEST
+
+/* A kart client using a type registered in python3's own server, with a
+ * method that returns a proxy (method_to_typeid). */
+START_TEST(kart_client_python_server_registered_type)
+{
+    char addr[300];
+    pid_t kid;
+    python_server("127.0.0.1:0", "register", addr, sizeof addr, &kid);
+    kart_manager *m = NULL;
+    kart_manager_options o = key_opts();
+    ck_assert_int_eq(kart_manager_connect(&m, addr, &o), 0);
+    kart_proxy *c = NULL, *c2 = NULL;
+    kart_obj *args = T(1, I(5), NULL);
+    ck_assert_int_eq(kart_manager_create(m, "Counter", args, NULL, &c, NULL), 0);
+    kart_obj_free(args);
+    ck_assert_int_eq(int_of(call(c, "incr", T(1, I(2), NULL), 0)), 7);
+    expect_exc(call(c, "fail", NULL, KART_EREMOTE), "ValueError");
+    args = T(1, I(40), NULL);
+    ck_assert_int_eq(kart_proxy_call_proxy(c, "spawn", args, NULL, &c2, NULL), 0);
+    kart_obj_free(args);
+    ck_assert_str_eq(kart_proxy_typeid(c2), "Counter");
+    ck_assert_int_eq(int_of(call(c2, "incr", T(1, I(2), NULL), 0)), 42);
+    ck_assert_int_eq(objects_settled(m, 2), 2);
+    kart_proxy_free(c2);
+    kart_proxy_free(c);
+    ck_assert_int_eq(objects_settled(m, 0), 0);
+    python_server_stop(m, kid);
+}
+END_TEST
 
 /* build/examples/manager-server: prints where it listens, serves kart and
  * Python clients, stops when a client with the key asks. */
@@ -1308,6 +1814,7 @@ int main(void)
     tcase_add_test(tc, many_threads_and_processes);
     tcase_add_test(tc, references_and_disconnects);
     tcase_add_test(tc, a_killed_client_releases_its_lock);
+    tcase_add_test(tc, a_python_client_is_not_told);
     tcase_add_test(tc, bad_input_hurts_only_its_client);
     tcase_add_test(tc, public_functions);
     tcase_add_test(tc, server_shutdown_and_errors);
@@ -1315,6 +1822,10 @@ int main(void)
     tcase_add_test(tc, python_syncmanager_client_tcp);
     tcase_add_test(tc, python_syncmanager_client_unix);
     tcase_add_test(tc, the_manager_server_tool);
+    tcase_add_test(tc, kart_client_python_server_tcp);
+    tcase_add_test(tc, kart_client_python_server_unix);
+    tcase_add_test(tc, user_registered_types);
+    tcase_add_test(tc, kart_client_python_server_registered_type);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

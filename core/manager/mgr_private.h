@@ -109,6 +109,8 @@ typedef struct mtype {
     int (*getvalue)(mobj *o, kart_obj **out);
     /* a client connection ends: release what it holds (locks) */
     void (*client_gone)(mobj *o, mcx *cx);
+    /* a user-registered type's kart_manager_type (server.c); NULL: built-in */
+    const kart_manager_type *user;
 } mtype;
 
 struct mobj {
@@ -130,6 +132,7 @@ struct mcx {
     kart_manager_server *srv;
     kart_conn *conn;
     uint64_t serial; /* unique per connection: owner of RLocks */
+    bool kart;       /* a kart client (told of a dead lock holder) */
     mcx *next, *prev;
     /* references this session holds (kart clients' extension) */
     struct {
@@ -142,6 +145,22 @@ struct mcx {
 
 const mtype *mgr__find_type(const char *typeid);
 extern const mtype *const mgr__types[];
+
+/* A server with no listener (the request fuzzer's): it serves nothing by
+ * itself; kart_manager_server_free frees it. */
+int mgr__server_new(kart_manager_server **out, const kart_manager_options *opts);
+/* A connection of s that is no socket (conn NULL: nothing is sent). */
+mcx *mgr__cx_new(kart_manager_server *s);
+/* Ends it: its references and locks go, as when a client disconnects. */
+void mgr__cx_end(mcx *cx);
+/* The server's request handling, with no socket: one request frame (a
+ * pickle) in, the reply to send out. accepted: the connection has had
+ * accept_connection (it carries method calls); otherwise the frame is a
+ * connection's first request, and *accept is set when it is
+ * accept_connection (the connection goes on). Returns 0 with *reply, or
+ * -ENOMEM. */
+int mgr__handle_frame(mcx *cx, const void *buf, size_t len, bool accepted, bool *accept,
+                      kart_obj **reply);
 
 /* Waits on o->cv (o->mu held) until deadline (KART__NO_DEADLINE: none);
  * returns 0 woken, -ETIMEDOUT, -ECANCELED (server stopping). */

@@ -34,6 +34,7 @@ struct kart_manager {
     pthread_mutex_t mu;
     pid_t pid;       /* the process the connections below belong to */
     kart_conn *sess; /* create/incref/decref, under mu */
+    bool python;     /* a server without kart's extensions (python3's) */
     pthread_key_t tls;
     tconn conns;                       /* every thread's connection, under mu */
     kart_manager *reg_next, *reg_prev; /* the fork registry, under reg_mu */
@@ -84,8 +85,14 @@ static int open_conn(kart_manager *m, kart_conn **out)
         return r;
     char name[64];
     snprintf(name, sizeof name, "kart-%d", (int)getpid());
-    kart_obj *req = mv_tuple(4, mv_none(), mv_strz("accept_connection"), mv_tuple(1, mv_strz(name)),
-                             mv_dict_new());
+    /* kart=True: tell me when a lock's holder died (a kart server) */
+    kart_obj *kw = mv_dict_new();
+    if (kw && !m->python && mv_dict_set(kw, mv_strz("kart"), mv_bool(true)) < 0) {
+        mv_free(kw);
+        kw = NULL;
+    }
+    kart_obj *req =
+        mv_tuple(4, mv_none(), mv_strz("accept_connection"), mv_tuple(1, mv_strz(name)), kw);
     kart_obj *reply = NULL;
     r = req ? 0 : -ENOMEM;
     void *buf = NULL;
@@ -105,7 +112,10 @@ static int open_conn(kart_manager *m, kart_conn **out)
     }
     if (r == 0 && !(mv_kind(reply) == MV_TUPLE && mv_len(reply) == 2 &&
                     mv_is_str(mv_item(reply, 0), "#RETURN")))
-        r = KART_EBADREPLY;
+        r = mv_kind(reply) == MV_TUPLE && mv_len(reply) == 2 &&
+                    mv_is_str(mv_item(reply, 0), "#TRACEBACK")
+                ? KART_EREMOTE
+                : KART_EBADREPLY;
     mv_free(reply);
     if (r < 0) {
         kart_conn_close(c);
@@ -211,8 +221,37 @@ static int session_locked(kart_manager *m, kart_conn **out)
     return 0;
 }
 
+static int fresh_call(kart_manager *m, const char *fn, kart_obj *args, kart_obj *kwds,
+                      kart_obj **res);
+
+/* A public function on the session (args and kwds taken), or against a
+ * Python server on a connection of its own, as Python's proxies do. */
+static int session_call_kw(kart_manager *m, const char *fn, kart_obj *args, kart_obj *kwds,
+                           kart_obj **result)
+{
+    if (m->python)
+        return fresh_call(m, fn, args, kwds, result);
+    pthread_mutex_lock(&m->mu);
+    kart_conn *c = NULL;
+    int r = session_locked(m, &c);
+    if (r == 0) {
+        r = roundtrip(m, c, NULL, fn, args, kwds, result);
+        args = kwds = NULL;
+        if (r < 0 && r != KART_EREMOTE && r != -ENOMEM) {
+            kart_conn_close(m->sess);
+            m->sess = NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    mv_free(args);
+    mv_free(kwds);
+    return r;
+}
+
 static int session_call(kart_manager *m, const char *fn, kart_obj *args, kart_obj **result)
 {
+    if (m->python)
+        return fresh_call(m, fn, args, NULL, result);
     pthread_mutex_lock(&m->mu);
     kart_conn *c = NULL;
     int r = session_locked(m, &c);
@@ -326,6 +365,18 @@ KART_API int kart_manager_connect(kart_manager **out, const char *address,
     kart_obj *res = NULL;
     int r = session_call(m, "dummy", NULL, &res);
     mv_free(res);
+    res = NULL;
+    if (r == KART_EREMOTE) {
+        /* kart's extensions refused (accept_connection's kart=True, a
+         * request with ident None): a Python server; use Python's scheme */
+        pthread_mutex_lock(&m->mu);
+        kart_conn_close(m->sess);
+        m->sess = NULL;
+        m->python = true;
+        pthread_mutex_unlock(&m->mu);
+        r = session_call(m, "dummy", NULL, &res);
+        mv_free(res);
+    }
     if (r != 0) {
         kart_manager_free(m);
         return r == KART_EREMOTE || r == 1 ? KART_EBADREPLY : r;
@@ -364,18 +415,29 @@ KART_API void kart_manager_free(kart_manager *m)
     free(m);
 }
 
-static int simple_public(kart_manager *m, const char *fn, kart_obj **res)
+/* A public function on a connection of its own, as Python's BaseManager
+ * and BaseProxy call them (args and kwds taken). */
+static int fresh_call(kart_manager *m, const char *fn, kart_obj *args, kart_obj *kwds,
+                      kart_obj **res)
 {
-    /* on its own connection, as Python's BaseManager does */
     kart_conn *c = NULL;
     kart_auth auth = {.authkey = m->opts.authkey,
                       .authkey_len = m->opts.authkey_len,
                       .timeout_ns = m->opts.timeout_ns};
     int r = kart_conn_connect(&c, m->address, m->opts.authkey ? &auth : NULL);
-    if (r < 0)
+    if (r < 0) {
+        mv_free(args);
+        mv_free(kwds);
         return r;
-    r = roundtrip(m, c, NULL, fn, NULL, NULL, res);
+    }
+    r = roundtrip(m, c, NULL, fn, args, kwds, res);
     kart_conn_close(c);
+    return r;
+}
+
+static int simple_public(kart_manager *m, const char *fn, kart_obj **res)
+{
+    int r = fresh_call(m, fn, NULL, NULL, res);
     if (r == 1) {
         mv_free(*res);
         return KART_EBADREPLY;
@@ -445,16 +507,7 @@ KART_API int kart_manager_create(kart_manager *m, const char *typeid, const kart
         return -ENOMEM;
     }
     kart_obj *res = NULL;
-    pthread_mutex_lock(&m->mu);
-    kart_conn *c = NULL;
-    int r = session_locked(m, &c);
-    if (r == 0)
-        r = roundtrip(m, c, NULL, "create", a, k, &res);
-    else {
-        mv_free(a);
-        mv_free(k);
-    }
-    pthread_mutex_unlock(&m->mu);
+    int r = session_call_kw(m, "create", a, k, &res);
     if (r == KART_EREMOTE) {
         if (err)
             *err = res;
@@ -580,8 +633,39 @@ static int proxy_adopt(kart_proxy *p)
     return r;
 }
 
-KART_API int kart_proxy_call(kart_proxy *p, const char *method, const kart_obj *args,
-                             const kart_obj *kwds, kart_obj **result)
+/* The ident of a '#PROXY' reply's (exposed, Token), and its typeid. */
+static const char *proxy_token(const kart_obj *res, const char **typeid)
+{
+    const kart_obj *tok = mv_kind(res) == MV_TUPLE && mv_len(res) == 2 ? mv_item(res, 1) : NULL;
+    const kart_obj *st = tok && mv_kind(tok) == MV_INSTANCE ? mv_payload(tok) : NULL;
+    if (!st || mv_kind(st) != MV_TUPLE || mv_len(st) != 3)
+        return NULL;
+    *typeid = mv_get_str(mv_item(st, 0), NULL);
+    const char *id = mv_get_str(mv_item(st, 2), NULL);
+    return *typeid && id ? id : NULL;
+}
+
+/* Drops the reference the server made for a '#PROXY' reply (Python's
+ * client decrefs it once its proxy has its own): on the thread's
+ * connection for a kart server (not the session, whose references are
+ * counted), on a connection of its own for a Python server. */
+static void proxy_drop_extra(kart_manager *m, tconn *t, const kart_obj *res)
+{
+    const char *typeid = NULL;
+    const char *id = proxy_token(res, &typeid);
+    if (!id)
+        return;
+    kart_obj *ign = NULL;
+    int r = m->python ? fresh_call(m, "decref", mv_tuple(1, mv_strz(id)), NULL, &ign)
+                      : roundtrip(m, t->c, NULL, "decref", mv_tuple(1, mv_strz(id)), NULL, &ign);
+    if (r == 0 || r == 1 || r == KART_EREMOTE)
+        mv_free(ign);
+}
+
+/* Sends the call on the calling thread's connection: 0 value, 1 '#PROXY'
+ * (with *tp for proxy_drop_extra), KART_EREMOTE, negative. */
+static int call_on_thread(kart_proxy *p, const char *method, const kart_obj *args,
+                          const kart_obj *kwds, kart_obj **result, tconn **tp)
 {
     if (!p || !method || !result || (args && mv_kind(args) != MV_TUPLE) ||
         (kwds && mv_kind(kwds) != MV_DICT))
@@ -601,27 +685,75 @@ KART_API int kart_proxy_call(kart_proxy *p, const char *method, const kart_obj *
     }
     kart_obj *res = NULL;
     r = roundtrip(p->m, t->c, p->ident, method, a, k, &res);
-    if (r == 1) {
-        /* '#PROXY': a method returning a new shared object (dict.__iter__);
-         * not offered to C callers yet: release the reference made for us */
-        const kart_obj *tok = mv_item(res, 1);
-        const kart_obj *st = mv_payload(tok);
-        const char *id = st && mv_len(st) == 3 ? mv_get_str(mv_item(st, 2), NULL) : NULL;
-        if (id) {
-            kart_obj *ign = NULL;
-            roundtrip(p->m, t->c, NULL, "decref", mv_tuple(1, mv_strz(id)), NULL, &ign);
+    if (r == 0 || r == 1 || r == KART_EREMOTE) {
+        *result = res;
+        *tp = t;
+    } else if (r != -ENOMEM && r != KART_EBADREPLY) {
+        /* a broken connection: the next call opens a new one */
+        pthread_setspecific(p->m->tls, NULL);
+        tconn_destroy(t);
+    }
+    return r;
+}
+
+KART_API int kart_proxy_call_proxy(kart_proxy *p, const char *method, const kart_obj *args,
+                                   const kart_obj *kwds, kart_proxy **out, kart_obj **err)
+{
+    if (!out)
+        return -EINVAL;
+    kart_obj *res = NULL;
+    tconn *t = NULL;
+    int r = call_on_thread(p, method, args, kwds, &res, &t);
+    if (r == KART_EREMOTE) {
+        if (err)
+            *err = res;
+        else
+            mv_free(res);
+        return r;
+    }
+    if (r == 0) {
+        mv_free(res);
+        return -ENOMSG;
+    }
+    if (r < 0)
+        return r;
+    const char *typeid = NULL;
+    const char *id = proxy_token(res, &typeid);
+    kart_proxy *np = NULL;
+    r = id ? proxy_new(p->m, typeid, id, &np) : KART_EBADREPLY;
+    if (r == 0) { /* our own reference, then the server's extra one goes */
+        kart_obj *ign = NULL;
+        r = session_call(p->m, "incref", mv_tuple(1, mv_strz(id)), &ign);
+        if (r == 0 || r == 1 || r == KART_EREMOTE)
             mv_free(ign);
+        if (r != 0) {
+            free(np);
+            np = NULL;
+            r = r == 1 ? KART_EBADREPLY : r;
         }
+    }
+    proxy_drop_extra(p->m, t, res);
+    mv_free(res);
+    if (r == 0)
+        *out = np;
+    return r;
+}
+
+KART_API int kart_proxy_call(kart_proxy *p, const char *method, const kart_obj *args,
+                             const kart_obj *kwds, kart_obj **result)
+{
+    kart_obj *res = NULL;
+    tconn *t = NULL;
+    int r = call_on_thread(p, method, args, kwds, &res, &t);
+    if (r == 1) {
+        /* '#PROXY' where a value was asked for: release the reference made
+         * for us (kart_proxy_call_proxy is the call for these) */
+        proxy_drop_extra(p->m, t, res);
         mv_free(res);
         return -ENOTSUP;
     }
     if (r == 0 || r == KART_EREMOTE)
         *result = res;
-    else if (r != -ENOMEM && r != KART_EBADREPLY) {
-        /* a broken connection: the next call opens a new one */
-        pthread_setspecific(p->m->tls, NULL);
-        tconn_destroy(t);
-    }
     return r;
 }
 
@@ -924,7 +1056,9 @@ KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns)
     }
     if (r < 0)
         return r;
-    r = mv_kind(res) == MV_BOOL ? (mv_get_bool(res) ? 0 : -ETIMEDOUT) : KART_EBADREPLY;
+    r = mv_kind(res) == MV_BOOL       ? (mv_get_bool(res) ? 0 : -ETIMEDOUT)
+        : mv_is_str(res, "ownerdead") ? -EOWNERDEAD
+                                      : KART_EBADREPLY;
     mv_free(res);
     return r;
 }

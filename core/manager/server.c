@@ -50,6 +50,9 @@ struct kart_manager_server {
     _Atomic int serving;
     pthread_t thread;
     bool has_thread;
+    /* user-registered types (kart_manager_server_register), before serving */
+    struct utype **utypes;
+    size_t nutypes;
 };
 
 static const char *const public_names[] = {
@@ -383,24 +386,6 @@ static int send_obj(mcx *cx, kart_obj *msg)
     return mgr__reply_send(cx->conn, buf, len);
 }
 
-static int send_kind(mcx *cx, const char *kind, kart_obj *value)
-{
-    if (!value)
-        return send_obj(cx, NULL);
-    return send_obj(cx, mv_tuple(2, mv_strz(kind), value));
-}
-
-static int send_traceback(mcx *cx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int send_traceback(mcx *cx, const char *fmt, ...)
-{
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return send_kind(cx, "#TRACEBACK", mv_strz(msg));
-}
-
 static kart_obj *exposed_tuple(const mtype *t)
 {
     size_t n = 0;
@@ -431,6 +416,198 @@ static kart_obj *proxy_reply(mcx *cx, mobj *no)
 {
     kart_obj *tok = mv_token(no->type->typeid, cx->srv->address, no->ident);
     return mv_tuple(2, exposed_tuple(no->type), tok);
+}
+
+/* ---- user-registered types ---- */
+
+typedef struct utype {
+    mtype t; /* first: the mtype the table uses */
+    kart_manager_type def;
+    kart_manager_method *methods;
+    char **exposed; /* NULL-terminated */
+    char *typeid;
+    void *arg;
+} utype;
+
+static const mtype *server_find_type(const kart_manager_server *s, const char *typeid)
+{
+    for (size_t i = 0; i < s->nutypes; i++)
+        if (strcmp(s->utypes[i]->typeid, typeid) == 0)
+            return &s->utypes[i]->t;
+    return mgr__find_type(typeid);
+}
+
+/* A callback's failure as the exception to send: KART_EREMOTE with an
+ * exception object is sent as it is; anything else becomes a RuntimeError. */
+static int user_failure(int r, kart_obj *e, const char *typeid, const char *what, kart_obj **out)
+{
+    if (r == -ENOMEM) {
+        mv_free(e);
+        return -ENOMEM;
+    }
+    if (r == KART_EREMOTE && mv_kind(e) == MV_ERROR) {
+        *out = e;
+        return MCALL_ERROR;
+    }
+    mv_free(e);
+    *out = mgr__exc("builtins", "RuntimeError", "kart: %s.%s failed: %s", typeid, what,
+                    r == KART_EREMOTE ? "no exception object" : kart_strerror(r));
+    return *out ? MCALL_ERROR : -ENOMEM;
+}
+
+static int user_create(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err)
+{
+    const kart_manager_type *d = o->type->user;
+    kart_obj *e = NULL, *noargs = args ? NULL : mv_tuple(0), *nokw = kwds ? NULL : mv_dict_new();
+    void *self = NULL;
+    int r = (args || noargs) && (kwds || nokw)
+                ? d->create(d->arg, args ? args : noargs, kwds ? kwds : nokw, &self, &e)
+                : -ENOMEM;
+    mv_free(noargs);
+    mv_free(nokw);
+    if (r < 0)
+        return user_failure(r, e, d->typeid, "__init__", err);
+    mv_free(e);
+    o->data = self;
+    return 0;
+}
+
+static void user_destroy(mobj *o)
+{
+    const kart_manager_type *d = o->type->user;
+    if (d->destroy)
+        d->destroy(d->arg, o->data);
+}
+
+static int user_call(mobj *o, mcx *cx, const char *method, const kart_obj *args,
+                     const kart_obj *kwds, kart_obj **result, mobj **newobj)
+{
+    (void)cx;
+    const kart_manager_type *d = o->type->user;
+    const kart_manager_method *mm = NULL;
+    for (size_t i = 0; i < d->nmethods && !mm; i++)
+        if (strcmp(d->methods[i].name, method) == 0)
+            mm = &d->methods[i];
+    if (!mm) /* exposed names are methods (checked at registration) */
+        return -ENOMEM;
+    kart_obj *res = NULL;
+    pthread_mutex_lock(&o->mu); /* one method of an object at a time */
+    int r = mm->fn(o->data, args, kwds, &res);
+    pthread_mutex_unlock(&o->mu);
+    if (r < 0)
+        return user_failure(r, res, d->typeid, method, result);
+    if (!mm->returns) {
+        *result = res ? res : mv_none();
+        return *result ? MCALL_OK : -ENOMEM;
+    }
+    /* a new shared object: res is its constructor's args */
+    if (!res && !(res = mv_tuple(0)))
+        return -ENOMEM;
+    if (mv_kind(res) != MV_TUPLE) {
+        mv_free(res);
+        *result = mgr__exc("builtins", "TypeError",
+                           "kart: %s.%s must give a tuple of constructor args", d->typeid, method);
+        return *result ? MCALL_ERROR : -ENOMEM;
+    }
+    const mtype *t = server_find_type(o->srv, mm->returns);
+    kart_obj *err = NULL;
+    mobj *no = NULL;
+    r = t ? mgr__obj_create(o->srv, t, res, NULL, &no, &err) : -ENOMEM;
+    mv_free(res);
+    if (r == MCALL_ERROR) {
+        *result = err;
+        return r;
+    }
+    if (r < 0)
+        return r;
+    *newobj = no;
+    return MCALL_PROXY;
+}
+
+static void utype_free(utype *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; u->methods && i < u->def.nmethods; i++) {
+        free((char *)u->methods[i].name);
+        free((char *)u->methods[i].returns);
+    }
+    for (size_t i = 0; u->exposed && u->exposed[i]; i++)
+        free(u->exposed[i]);
+    free(u->exposed);
+    free(u->methods);
+    free(u->typeid);
+    free(u);
+}
+
+static bool name_ok(const char *n)
+{
+    return n && *n && strlen(n) < 64;
+}
+
+KART_API int kart_manager_server_register(kart_manager_server *s, const kart_manager_type *t)
+{
+    if (!s || !t || !name_ok(t->typeid) || !t->create || (t->nmethods && !t->methods))
+        return -EINVAL;
+    if (server_find_type(s, t->typeid))
+        return -EEXIST;
+    for (size_t i = 0; i < t->nmethods; i++) {
+        const kart_manager_method *m = &t->methods[i];
+        if (!name_ok(m->name) || !m->fn || (m->returns && !name_ok(m->returns)))
+            return -EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->methods[j].name, m->name) == 0)
+                return -EINVAL;
+        if (m->returns && strcmp(m->returns, t->typeid) != 0 && !server_find_type(s, m->returns))
+            return -ENOENT;
+    }
+    size_t nexp = 0;
+    if (t->exposed)
+        for (; t->exposed[nexp]; nexp++) {
+            bool found = false;
+            for (size_t j = 0; j < t->nmethods && !found; j++)
+                found = strcmp(t->methods[j].name, t->exposed[nexp]) == 0;
+            if (!found)
+                return -EINVAL;
+        }
+    else
+        nexp = t->nmethods;
+    if (atomic_load(&s->serving) || s->has_thread)
+        return -EBUSY;
+    utype *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    u->def = *t;
+    u->typeid = strdup(t->typeid);
+    u->methods = calloc(t->nmethods ? t->nmethods : 1, sizeof *u->methods);
+    u->exposed = calloc(nexp + 1, sizeof *u->exposed);
+    bool ok = u->typeid && u->methods && u->exposed;
+    for (size_t i = 0; ok && i < t->nmethods; i++) {
+        u->methods[i] = t->methods[i];
+        u->methods[i].name = strdup(t->methods[i].name);
+        u->methods[i].returns = t->methods[i].returns ? strdup(t->methods[i].returns) : NULL;
+        ok = u->methods[i].name && (!t->methods[i].returns || u->methods[i].returns);
+    }
+    for (size_t i = 0; ok && i < nexp; i++)
+        ok = (u->exposed[i] = strdup(t->exposed ? t->exposed[i] : t->methods[i].name)) != NULL;
+    utype **grown = ok ? realloc(s->utypes, (s->nutypes + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        u->def.nmethods = u->methods ? t->nmethods : 0;
+        utype_free(u);
+        return -ENOMEM;
+    }
+    u->def.typeid = u->typeid;
+    u->def.methods = u->methods;
+    u->def.exposed = (const char *const *)u->exposed;
+    u->t.typeid = u->typeid;
+    u->t.exposed = (const char *const *)u->exposed;
+    u->t.create = user_create;
+    u->t.destroy = user_destroy;
+    u->t.call = user_call;
+    u->t.user = &u->def;
+    s->utypes = grown;
+    s->utypes[s->nutypes++] = u;
+    return 0;
 }
 
 /* ---- public functions ---- */
@@ -473,7 +650,7 @@ static kart_obj *run_public(mcx *cx, const char *fn, const kart_obj *args, const
     }
     if (strcmp(fn, "create") == 0) {
         const char *typeid = na >= 1 ? mv_get_str(mv_item(args, 0), NULL) : NULL;
-        const mtype *t = typeid ? mgr__find_type(typeid) : NULL;
+        const mtype *t = typeid ? server_find_type(s, typeid) : NULL;
         if (!t) {
             snprintf(tb, sizeof tb,
                      "Traceback (most recent call last):\nKeyError: %s (kart: unknown or missing "
@@ -588,35 +765,29 @@ static const char *request_shape(const kart_obj *req)
     return NULL;
 }
 
-/* Receives and decodes one request: 0 with *req; 1 when the frame was read
- * but is not a request (answered with '#TRACEBACK' already); negative:
- * the connection is over. */
-static int recv_request(mcx *cx, kart_obj **req)
+/* Decodes one request frame: 0 with *req; 1 with *reply (a '#TRACEBACK':
+ * the frame is not a request); -ENOMEM. */
+static int decode_request(mcx *cx, const void *buf, size_t len, kart_obj **req, kart_obj **reply)
 {
-    void *buf = NULL;
-    size_t len = 0;
-    int r = kart_conn_recv_bytes(cx->conn, &buf, &len, cx->srv->opts.max_message);
-    if (r < 0) {
-        if (r != KART_EEOF && !mgr__stopping(cx->srv))
-            kart_log(KART_LOG_WARNING, "manager", "client %s dropped: %s", cx->name,
-                     kart_strerror(r));
-        return r;
-    }
     char why[160] = "";
+    char tb[400];
     kart_obj *o = NULL;
-    r = mv_unpickle(buf, len, &o, why, sizeof why);
-    free(buf);
+    int r = mv_unpickle(buf, len, &o, why, sizeof why);
+    if (r == -ENOMEM)
+        return r;
     if (r < 0) {
         kart_log(KART_LOG_INFO, "manager", "client %s sent a bad request: %s", cx->name, why);
-        r = send_traceback(cx, "Traceback (most recent call last):\nkart: bad request: %s (%s)\n",
-                           why, kart_strerror(r));
-        return r < 0 ? r : 1;
+        snprintf(tb, sizeof tb, "Traceback (most recent call last):\nkart: bad request: %s (%s)\n",
+                 why, kart_strerror(r));
+        *reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb));
+        return *reply ? 1 : -ENOMEM;
     }
     const char *bad = request_shape(o);
     if (bad) {
         mv_free(o);
-        r = send_traceback(cx, "Traceback (most recent call last):\nkart: bad request: %s\n", bad);
-        return r < 0 ? r : 1;
+        snprintf(tb, sizeof tb, "Traceback (most recent call last):\nkart: bad request: %s\n", bad);
+        *reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb));
+        return *reply ? 1 : -ENOMEM;
     }
     *req = o;
     return 0;
@@ -671,32 +842,86 @@ static kart_obj *call_method(mcx *cx, const char *ident, const char *method, con
     return reply;
 }
 
-static void serve_client(mcx *cx)
+static bool truthy_kwd(const kart_obj *kwds, const char *name)
 {
-    while (!mgr__stopping(cx->srv)) {
-        kart_obj *req = NULL;
-        int r = recv_request(cx, &req);
-        if (r < 0)
-            return;
-        if (r == 1)
-            continue;
-        const kart_obj *id = mv_item(req, 0);
-        const char *method = mv_get_str(mv_item(req, 1), NULL);
-        kart_obj *reply;
-        if (mv_kind(id) == MV_NONE)
-            reply = run_public(cx, method, mv_item(req, 2), mv_item(req, 3), true);
-        else
-            reply = call_method(cx, mv_get_str(id, NULL), method, mv_item(req, 2), mv_item(req, 3));
-        mv_free(req);
-        if (!reply)
-            reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz("MemoryError\n"));
-        r = send_obj(cx, reply);
-        if (r < 0) {
-            kart_log(KART_LOG_INFO, "manager", "client %s: reply not sent: %s", cx->name,
-                     kart_strerror(r));
-            return;
-        }
+    for (size_t i = 0; i < mv_len(kwds); i++) {
+        const kart_obj *k, *v;
+        if (mv_dict_entry(kwds, i, &k, &v) == 0 && mv_is_str(k, name))
+            return mv_get_bool(v);
     }
+    return false;
+}
+
+int mgr__handle_frame(mcx *cx, const void *buf, size_t len, bool accepted, bool *accept,
+                      kart_obj **reply)
+{
+    kart_obj *req = NULL;
+    *reply = NULL;
+    if (accept)
+        *accept = false;
+    int r = decode_request(cx, buf, len, &req, reply);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    const kart_obj *id = mv_item(req, 0);
+    const char *fn = mv_get_str(mv_item(req, 1), NULL);
+    const kart_obj *args = mv_item(req, 2), *kwds = mv_item(req, 3);
+    if (accepted) {
+        if (mv_kind(id) == MV_NONE) {
+            cx->kart = true; /* only kart clients send these */
+            *reply = run_public(cx, fn, args, kwds, true);
+        } else
+            *reply = call_method(cx, mv_get_str(id, NULL), fn, args, kwds);
+    } else {
+        bool known = false;
+        for (size_t i = 0; public_names[i]; i++)
+            known = known || strcmp(public_names[i], fn) == 0;
+        char tb[200];
+        if (!known || mv_kind(id) != MV_NONE) {
+            snprintf(tb, sizeof tb,
+                     "Traceback (most recent call last):\nAssertionError: '%.64s' unrecognized\n",
+                     fn);
+            *reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb));
+        } else if (strcmp(fn, "accept_connection") == 0) {
+            /* accept_connection(name); kart clients add kart=True */
+            const char *nm = mv_len(args) == 1 ? mv_get_str(mv_item(args, 0), NULL) : NULL;
+            if (nm)
+                snprintf(cx->name, sizeof cx->name, "%.60s", nm);
+            cx->kart = truthy_kwd(kwds, "kart");
+            *reply = mv_tuple(2, mv_strz("#RETURN"), mv_none());
+            if (accept)
+                *accept = *reply != NULL;
+        } else
+            *reply = run_public(cx, fn, args, kwds, false);
+    }
+    mv_free(req);
+    if (!*reply)
+        *reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz("MemoryError\n"));
+    return *reply ? 0 : -ENOMEM;
+}
+
+/* Reads a frame, handles it, sends the reply: 0 (and *accept), or
+ * negative when the connection is over. */
+static int serve_one(mcx *cx, bool accepted, bool *accept)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int r = kart_conn_recv_bytes(cx->conn, &buf, &len, cx->srv->opts.max_message);
+    if (r < 0) {
+        if (r != KART_EEOF && !mgr__stopping(cx->srv))
+            kart_log(KART_LOG_WARNING, "manager", "client %s dropped: %s", cx->name,
+                     kart_strerror(r));
+        return r;
+    }
+    kart_obj *reply = NULL;
+    r = mgr__handle_frame(cx, buf, len, accepted, accept, &reply);
+    free(buf);
+    if (r < 0)
+        return r;
+    r = send_obj(cx, reply);
+    if (r < 0)
+        kart_log(KART_LOG_INFO, "manager", "client %s: reply not sent: %s", cx->name,
+                 kart_strerror(r));
+    return r;
 }
 
 static void *client_thread(void *arg)
@@ -715,37 +940,11 @@ static void *client_thread(void *arg)
             kart_log(KART_LOG_WARNING, "manager", "client %s refused: handshake: %s", cx->name,
                      kart_strerror(r));
     }
-    kart_obj *req = NULL;
-    if (r == 0)
-        r = recv_request(cx, &req);
-    if (r == 0) {
-        const char *fn = mv_get_str(mv_item(req, 1), NULL);
-        bool known = false;
-        for (size_t i = 0; public_names[i]; i++)
-            known = known || strcmp(public_names[i], fn) == 0;
-        if (!known || mv_kind(mv_item(req, 0)) != MV_NONE) {
-            send_traceback(cx,
-                           "Traceback (most recent call last):\nAssertionError: '%.64s' "
-                           "unrecognized\n",
-                           fn);
-        } else if (strcmp(fn, "accept_connection") == 0) {
-            const kart_obj *a = mv_item(req, 2);
-            const char *nm = mv_len(a) == 1 ? mv_get_str(mv_item(a, 0), NULL) : NULL;
-            if (nm)
-                snprintf(cx->name, sizeof cx->name, "%.60s", nm);
-            mv_free(req);
-            req = NULL;
-            if (send_kind(cx, "#RETURN", mv_none()) == 0)
-                serve_client(cx);
-        } else {
-            kart_obj *reply = run_public(cx, fn, mv_item(req, 2), mv_item(req, 3), false);
-            if (!reply)
-                reply = mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz("MemoryError\n"));
-            send_obj(cx, reply);
-        }
-    }
-    mgr__reply_flush(cx->conn); /* mgrbench hook: replies still kept */
-    mv_free(req);
+    bool accept = false;
+    if (r == 0 && serve_one(cx, false, &accept) == 0 && accept)
+        while (!mgr__stopping(s) && serve_one(cx, true, NULL) == 0)
+            ;
+    mgr__reply_flush(cx->conn); /* replies the batching still keeps (server_replies.c) */
     session_end(cx);
     pthread_mutex_lock(&s->cx_mu);
     cx->prev->next = cx->next;
@@ -761,11 +960,8 @@ static void *client_thread(void *arg)
 
 /* ---- server lifecycle ---- */
 
-KART_API int kart_manager_server_create(kart_manager_server **out, const char *address,
-                                        const kart_manager_options *opts)
+int mgr__server_new(kart_manager_server **out, const kart_manager_options *opts)
 {
-    if (!out || !address)
-        return -EINVAL;
     kart_manager_options o = opts ? *opts : (kart_manager_options){0};
     if ((o.authkey && o.authkey_len == 0) || (!o.authkey && o.authkey_len) ||
         (o.pickle_protocol != 0 && (o.pickle_protocol < 2 || o.pickle_protocol > 5)))
@@ -785,19 +981,53 @@ KART_API int kart_manager_server_create(kart_manager_server **out, const char *a
         o.authkey = s->key;
     }
     s->opts = o;
-    int r = kart_listener_create(&s->listener, address, NULL);
-    if (r < 0) {
-        free(s->key);
-        free(s);
-        return r;
-    }
-    kart_listener_address(s->listener, s->address, sizeof s->address);
     pthread_mutex_init(&s->table_mu, NULL);
     pthread_mutex_init(&s->cx_mu, NULL);
     pthread_cond_init(&s->cx_cv, NULL);
     s->all.all_next = s->all.all_prev = &s->all;
     s->cxs.next = s->cxs.prev = &s->cxs;
     s->next_id = 0x7f3a00001000u;
+    *out = s;
+    return 0;
+}
+
+mcx *mgr__cx_new(kart_manager_server *s)
+{
+    mcx *cx = calloc(1, sizeof *cx);
+    if (!cx)
+        return NULL;
+    cx->srv = s;
+    pthread_mutex_lock(&s->cx_mu);
+    cx->serial = ++s->next_serial;
+    pthread_mutex_unlock(&s->cx_mu);
+    snprintf(cx->name, sizeof cx->name, "conn-%" PRIu64, cx->serial);
+    return cx;
+}
+
+void mgr__cx_end(mcx *cx)
+{
+    if (!cx)
+        return;
+    session_end(cx);
+    free(cx->refs);
+    free(cx);
+}
+
+KART_API int kart_manager_server_create(kart_manager_server **out, const char *address,
+                                        const kart_manager_options *opts)
+{
+    if (!out || !address)
+        return -EINVAL;
+    kart_manager_server *s = NULL;
+    int r = mgr__server_new(&s, opts);
+    if (r < 0)
+        return r;
+    r = kart_listener_create(&s->listener, address, NULL);
+    if (r < 0) {
+        kart_manager_server_free(s);
+        return r;
+    }
+    kart_listener_address(s->listener, s->address, sizeof s->address);
     *out = s;
     return 0;
 }
@@ -948,6 +1178,9 @@ KART_API void kart_manager_server_free(kart_manager_server *s)
     pthread_mutex_destroy(&s->table_mu);
     pthread_mutex_destroy(&s->cx_mu);
     pthread_cond_destroy(&s->cx_cv);
+    for (size_t i = 0; i < s->nutypes; i++)
+        utype_free(s->utypes[i]);
+    free(s->utypes);
     free(s->key);
     free(s);
 }

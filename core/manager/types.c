@@ -1040,7 +1040,19 @@ typedef struct lock_data {
     bool recursive;
     uint64_t owner; /* the connection serial that holds it; 0: free */
     unsigned long count;
+    bool owner_died; /* released by lock_client_gone; the next acquirer is told */
 } lock_data;
+
+/* The value an acquire that took l returns (o->mu held): True, or for a
+ * kart client the str "ownerdead" when the previous holder's connection
+ * ended while holding it (Python clients get True, as Python's). */
+static kart_obj *acquired_value(lock_data *l, mcx *cx)
+{
+    if (!l->owner_died)
+        return mv_bool(true);
+    l->owner_died = false;
+    return cx->kart ? mv_strz("ownerdead") : mv_bool(true);
+}
 
 static int lock_create_common(mobj *o, const kart_obj *args, const kart_obj *kwds, kart_obj **err,
                               bool recursive)
@@ -1105,19 +1117,23 @@ static int lock_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, cons
                            : kart__deadline((int64_t)(t * 1e9));
     pthread_mutex_lock(&o->mu);
     int r = 0;
-    bool got = false;
+    kart_obj *got = NULL;
     for (;;) {
         if (l->count == 0 || (l->recursive && l->owner == cx->serial)) {
             l->count++;
             l->owner = cx->serial;
-            got = true;
+            got = acquired_value(l, cx);
             break;
         }
         if (!blocking || (r = mgr__wait(o, dl)) != 0)
             break;
     }
     pthread_mutex_unlock(&o->mu);
-    return r == -ECANCELED ? r : ret(result, mv_bool(got));
+    if (r == -ECANCELED) {
+        mv_free(got);
+        return r;
+    }
+    return ret(result, got ? got : mv_bool(false));
 }
 
 /* A client that goes away while holding the lock releases it (Python's
@@ -1129,6 +1145,7 @@ static void lock_client_gone(mobj *o, mcx *cx)
     if (l->count && l->owner == cx->serial) {
         l->count = 0;
         l->owner = 0;
+        l->owner_died = true;
         pthread_cond_broadcast(&o->cv);
     }
     pthread_mutex_unlock(&o->mu);
@@ -1518,19 +1535,23 @@ static int cond_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, cons
         if (r)
             return r;
         pthread_mutex_lock(&o->mu);
-        bool got = false;
+        kart_obj *got = NULL;
         for (;;) {
             if (c->lock.count == 0 || c->lock.owner == cx->serial) {
                 c->lock.count++;
                 c->lock.owner = cx->serial;
-                got = true;
+                got = acquired_value(&c->lock, cx);
                 break;
             }
             if ((r = mgr__wait(o, dl)) != 0)
                 break;
         }
         pthread_mutex_unlock(&o->mu);
-        return r == -ECANCELED ? r : ret(result, mv_bool(got));
+        if (r == -ECANCELED) {
+            mv_free(got);
+            return r;
+        }
+        return ret(result, got ? got : mv_bool(false));
     }
     if (strcmp(m, "release") == 0) {
         NOARGS(m);
@@ -1614,6 +1635,7 @@ static int cond_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, cons
     if (r2 == 0) {
         c->lock.count = saved;
         c->lock.owner = cx->serial;
+        c->lock.owner_died = false; /* re-taken by a waiter: nobody to tell */
     }
     bool notified = w.notified;
     pthread_mutex_unlock(&o->mu);
@@ -1629,6 +1651,7 @@ static void cond_client_gone(mobj *o, mcx *cx)
     if (c->lock.count && c->lock.owner == cx->serial) {
         c->lock.count = 0;
         c->lock.owner = 0;
+        c->lock.owner_died = true;
         pthread_cond_broadcast(&o->cv);
     }
     pthread_mutex_unlock(&o->mu);

@@ -22,7 +22,11 @@
  * is None calls a public function (create, incref, decref, ...), and the
  * references it makes belong to that connection: they are released when
  * the connection ends, so that a client that dies leaves nothing behind.
- * Python clients never send such a request.
+ * Python clients never send such a request. kart clients also open each
+ * connection with accept_connection(name, kart=True), which tells the
+ * server to report a dead lock holder (-EOWNERDEAD) to them; against a
+ * server that refuses either (python3's), kart falls back to Python's
+ * scheme (see kart_manager_connect).
  *
  * Values are kart_obj trees (kart/obj.h): None, bool, int, big int, float,
  * str, bytes, tuple, list, dict. Exceptions raised by a method come back
@@ -90,6 +94,55 @@ KART_API int kart_manager_server_stopped(const kart_manager_server *s);
 /* The number of live shared objects (Python's number_of_objects), or
  * -EINVAL. */
 KART_API int kart_manager_server_objects(kart_manager_server *s);
+/*
+ * User-registered types (Python's BaseManager.register(typeid, callable,
+ * exposed=..., method_to_typeid=...)). A type is a constructor and named
+ * methods, C callbacks that run in the server: values in and out are
+ * kart_obj trees (bytes are a KART_OBJ_BYTES). The methods of one object
+ * run one at a time (under the object's mutex); different objects' run in
+ * parallel, each in its client's server thread.
+ *
+ * create(arg, args, kwds, &self, &err) makes the object's state (args a
+ * tuple, kwds a dict, both borrowed): 0, or KART_EREMOTE with an exception
+ * object in *err (kart_obj_error: sent to the client as Python's '#ERROR'
+ * would be), or another negative code (the client gets a RuntimeError).
+ * destroy(arg, self), which may be NULL, frees it when the last reference
+ * goes.
+ *
+ * A method fn(self, args, kwds, &result) returns 0 with *result the value
+ * (NULL: None), KART_EREMOTE with an exception object, or another negative
+ * code (a RuntimeError for the client). A method whose returns is a typeid
+ * (a built-in one, this type's own or one registered before) gives in
+ * *result the args tuple (NULL: ()) of that type's constructor: the server
+ * makes a new shared object of that type and the client gets a proxy to it
+ * (Python's '#PROXY'; from C: kart_proxy_call_proxy).
+ */
+typedef struct kart_manager_method {
+    const char *name;
+    int (*fn)(void *self, const kart_obj *args, const kart_obj *kwds, kart_obj **result);
+    const char *returns; /* NULL: a value; else the typeid of the new object */
+} kart_manager_method;
+
+typedef struct kart_manager_type {
+    const char *typeid;
+    int (*create)(void *arg, const kart_obj *args, const kart_obj *kwds, void **self,
+                  kart_obj **err);
+    void (*destroy)(void *arg, void *self); /* may be NULL */
+    const kart_manager_method *methods;
+    size_t nmethods;
+    /* the methods clients may call (NULL-terminated); NULL: every method */
+    const char *const *exposed;
+    void *arg; /* passed to create and destroy */
+} kart_manager_type;
+
+/* Registers a type with server s before it serves (everything in t is
+ * copied but arg). Errors: -EINVAL (NULL s or t, an empty or 64-byte name,
+ * no create, a method without fn, two methods of one name, an exposed name
+ * that is no method), -ENOENT (a returns typeid not known), -EEXIST (the
+ * typeid is taken, built-in ones included), -EBUSY (s is serving or
+ * started), -ENOMEM. */
+KART_API int kart_manager_server_register(kart_manager_server *s, const kart_manager_type *t);
+
 /* Shuts down, waits for the thread of kart_manager_server_start, frees
  * everything. NULL ok. A server run by kart_manager_server_serve in a
  * thread of the caller's is freed only after that call returned. */
@@ -111,7 +164,11 @@ KART_API int kart_manager_fork(const char *address, const kart_manager_options *
 
 /*
  * Connects to a manager at address with the options' authkey (Python's
- * BaseManager.connect: the "dummy" request checks the server). The handle
+ * BaseManager.connect: the "dummy" request checks the server). A server
+ * that refuses kart's extensions (python3's own SyncManager server) is
+ * used as Python's proxies use it: references are taken and dropped by
+ * incref/decref requests on connections of their own, so they outlive a
+ * client that is killed (as a Python client's do). The handle
  * may be used from many threads: each thread gets its own connection, as
  * Python's proxies do. After fork, the child opens its own connections.
  * Errors: -EINVAL, -ENOMEM, KART_EBADREPLY, and kart_conn_connect's errors.
@@ -168,11 +225,21 @@ KART_API int kart_manager_array(kart_manager *m, const char *typecode, const kar
  * On KART_EREMOTE *result gets the exception object (or the traceback text
  * as a str). Errors: -EINVAL (NULL p, method or result; args not a tuple,
  * kwds not a dict), -ENOMEM, KART_EREMOTE, KART_EBADREPLY, -EMSGSIZE (the
- * request is over max_message), connection errors (-ECONNRESET,
- * KART_EEOF, ...).
+ * request is over max_message), -ENOTSUP (the method returns a new shared
+ * object: call it with kart_proxy_call_proxy; the reference made for it is
+ * released), connection errors (-ECONNRESET, KART_EEOF, ...).
  */
 KART_API int kart_proxy_call(kart_proxy *p, const char *method, const kart_obj *args,
                              const kart_obj *kwds, kart_obj **result);
+/*
+ * Calls a method that returns a new shared object (Python's '#PROXY':
+ * dict's __iter__, a registered method with returns): *out gets a proxy to
+ * it (holding its own reference). A method that returns a plain value
+ * instead is -ENOMSG (the value is dropped). On KART_EREMOTE *err gets the
+ * exception (when err is not NULL). Errors: kart_proxy_call's, -ENOMSG.
+ */
+KART_API int kart_proxy_call_proxy(kart_proxy *p, const char *method, const kart_obj *args,
+                                   const kart_obj *kwds, kart_proxy **out, kart_obj **err);
 /* The referent's typeid and ident (server-side id); NULL for NULL p. */
 KART_API const char *kart_proxy_typeid(const kart_proxy *p);
 KART_API const char *kart_proxy_ident(const kart_proxy *p);
@@ -222,6 +289,9 @@ KART_API int kart_mevent_clear(kart_proxy *e);
 KART_API int kart_mevent_is_set(kart_proxy *e); /* 1 or 0 */
 KART_API int kart_mevent_wait(kart_proxy *e, int64_t timeout_ns);
 /* Lock, RLock, Semaphore, BoundedSemaphore and Condition: acquire returns 0, or -ETIMEDOUT (timeout 0: a try);
+ * -EOWNERDEAD: acquired, and the previous holder's connection ended
+ * while it held the Lock, RLock or Condition (the server released it; the
+ * state it guarded may need repair). Python clients get True then.
  * release returns -EPERM where Python raises RuntimeError (not held) */
 KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns);
 KART_API int kart_mlock_release(kart_proxy *l);

@@ -230,6 +230,17 @@ static int drain(int fd)
     return got;
 }
 
+/* epoll_wait, again after a signal: the peer runs under kart-bench, whose
+ * children may be sent signals this program does not handle (EINTR is
+ * not a session that failed to echo). */
+static int wait_peers(int ep, struct epoll_event *evs, int n, int timeout_ms)
+{
+    int k;
+    while ((k = epoll_wait(ep, evs, n, timeout_ms)) < 0 && errno == EINTR)
+        ;
+    return k;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -288,9 +299,10 @@ static int run_sessions(size_t n, size_t keys)
     }
     /* Every prompt shown before the first key. */
     for (size_t shown = 0; shown < n;) {
-        int k = epoll_wait(ep, evs, (int)n, 5000);
+        int k = wait_peers(ep, evs, (int)n, 5000);
         if (k <= 0) {
-            fprintf(stderr, "line peer: %zu of %zu prompts shown\n", shown, n);
+            fprintf(stderr, "line peer: %zu of %zu prompts shown (%s)\n", shown, n,
+                    k < 0 ? strerror(errno) : "5 s without one");
             return 1;
         }
         for (int j = 0; j < k; j++)
@@ -310,9 +322,10 @@ static int run_sessions(size_t n, size_t keys)
             }
         }
         for (size_t waiting = n; waiting > 0;) {
-            int got = epoll_wait(ep, evs, (int)n, 5000);
+            int got = wait_peers(ep, evs, (int)n, 5000);
             if (got <= 0) {
-                fprintf(stderr, "line peer: %zu sessions did not echo key %zu\n", waiting, k);
+                fprintf(stderr, "line peer: %zu sessions did not echo key %zu (%s)\n", waiting, k,
+                        got < 0 ? strerror(errno) : "5 s without one");
                 return 1;
             }
             int64_t t = now_ns();

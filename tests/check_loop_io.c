@@ -2,7 +2,8 @@
  * readiness reported level- and edge-triggered or one-shot, start and init
  * errors, watchers stopped, freed, modified or whose fd is reused while a
  * batch of events is being delivered, more ready fds than one batch holds,
- * restarting with other events, hangup and RDHUP. In every check_loop*
+ * restarting with other events, hangup and RDHUP, a loop set up on one
+ * thread and run on another. In every check_loop*
  * suite, each case that runs a loop runs once per compiled-in backend
  * (forced through KART_BACKEND, skipped where it cannot start), and every
  * error that the header documents has a case, except those only a failing
@@ -12,6 +13,7 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 
@@ -528,6 +530,69 @@ START_TEST(io_more_ready_fds_than_a_batch_all_run_once)
 }
 END_TEST
 
+/* A loop set up on one thread and run on another (the io_uring backend's
+ * ring belongs to the first thread that enters it): more watchers started
+ * than its submission queue holds, one stopped, all before the run. The
+ * setting-up thread once filled the queue, entered the ring to make room
+ * and so became its owner: the run then failed with -EINVAL after 511
+ * events. */
+enum { NSETUP = 700 };
+static _Atomic int setup_calls;
+static int setup_n;
+static void setup_io_cb(kart_io *io, uint32_t events)
+{
+    (void)events;
+    char b[8];
+    if (read(io->fd, b, sizeof(b)) > 0 && ++setup_calls == setup_n - 1)
+        kart_loop_stop(io->base.loop);
+}
+
+static void *run_loop_thread(void *arg)
+{
+    return (void *)(intptr_t)kart_loop_run(arg, KART_RUN_DEFAULT);
+}
+
+START_TEST(io_watchers_set_up_on_one_thread_run_on_another)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 2 * NSETUP + 64 && rl.rlim_max >= 2 * NSETUP + 64) {
+        rl.rlim_cur = 2 * NSETUP + 64;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    ck_assert_msg(rl.rlim_cur >= 2 * NSETUP + 64, "descriptor limit %lu too low",
+                  (unsigned long)rl.rlim_cur);
+    LOOP_OR_SKIP(_i);
+    /* select(2) takes descriptors below FD_SETSIZE only. */
+    int n = setup_n = strcmp(backend, "select") == 0 ? FD_SETSIZE / 2 - 32 : NSETUP;
+    typedef int fd_pair[2];
+    fd_pair *sv = calloc((size_t)n, sizeof(*sv));
+    kart_io *io = calloc((size_t)n, sizeof(*io));
+    ck_assert(sv && io);
+    setup_calls = 0;
+    for (int k = 0; k < n; k++) {
+        kt_socketpair(sv[k]);
+        kt_write(sv[k][1], "x");
+        ck_assert_int_eq(kart_io_init(loop, &io[k], sv[k][0]), 0);
+        ck_assert_int_eq(kart_io_start(&io[k], KART_READABLE, setup_io_cb), 0);
+    }
+    ck_assert_int_eq(kart_io_stop(&io[0]), 0);
+    pthread_t th;
+    void *ret;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_loop_thread, loop), 0);
+    ck_assert_int_eq(pthread_join(th, &ret), 0);
+    ck_assert_int_ge((int)(intptr_t)ret, 0);
+    ck_assert_int_eq(setup_calls, n - 1);
+    for (int k = 0; k < n; k++) {
+        kart_io_stop(&io[k]);
+        close2(sv[k]);
+    }
+    close_loop(loop);
+    free(sv);
+    free(io);
+}
+END_TEST
+
 START_TEST(io_start_again_changes_events)
 {
     LOOP_OR_SKIP(_i);
@@ -627,6 +692,7 @@ int main(void)
     tcase_add_loop_test(tc, io_watcher_modified_in_a_batch_keeps_its_readiness, 0, nb);
     tcase_add_loop_test(tc, io_oneshot_runs_once_until_restarted, 0, nb);
     tcase_add_loop_test(tc, io_more_ready_fds_than_a_batch_all_run_once, 0, nb);
+    tcase_add_loop_test(tc, io_watchers_set_up_on_one_thread_run_on_another, 0, nb);
     tcase_add_loop_test(tc, io_start_again_changes_events, 0, nb);
     tcase_add_loop_test(tc, io_reports_hangup_and_rdhup, 0, nb);
     suite_add_tcase(s, tc);

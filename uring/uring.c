@@ -177,6 +177,31 @@ static int todo_room(uring_state *st, int n)
     return 0;
 }
 
+/* Whether a watcher change that needs n SQEs must wait for the first wait:
+ * the ring is not yet enabled (it belongs to the first thread that enters
+ * it, see enable()) and its SQ has no room, so making room would enter it
+ * from this thread. A loop is often set up on one thread, its watchers
+ * started and stopped, and run on another; entering here made the setting-
+ * up thread the ring's owner and the run fail (-EEXIST, -EINVAL). The
+ * completion-I/O operations still make room by entering (a loop that
+ * starts more of them than the SQ holds before its first run belongs to
+ * that thread). */
+static bool waits_for_owner(uring_state *st, unsigned n)
+{
+    return !st->enabled && io_uring_sq_space_left(&st->ring) < n;
+}
+
+/* Queues the arm of fd's registration for the first wait. flush_todo
+ * drops it if the registration changes meanwhile. */
+static int defer_arm(uring_state *st, int fd, const kart__reg *reg)
+{
+    if (todo_room(st, 1) < 0)
+        return -ENOMEM;
+    st->fds[fd].seq = 0;
+    st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = reg->gen, .kind = TODO_ARM};
+    return 0;
+}
+
 /* Multishot poll (5.13) cannot be told from plain poll by
  * io_uring_get_probe(), which knows only opcodes. So ask the kernel: before
  * 5.13 a POLL_ADD with IORING_POLL_ADD_MULTI in sqe->len fails with -EINVAL,
@@ -316,6 +341,8 @@ static int ur_add(kart_selector *sel, int fd, const kart__reg *reg)
         st->fds = f;
         st->nfds = n;
     }
+    if (waits_for_owner(st, 1))
+        return defer_arm(st, fd, reg);
     return arm(sel, st, fd, reg, false);
 }
 
@@ -326,6 +353,13 @@ static int ur_mod(kart_selector *sel, int fd, uint32_t old_events, const kart__r
     (void)old_events;
     uring_state *st = sel->backend_state;
     uint32_t seq = st->fds[fd].seq;
+    if (waits_for_owner(st, seq ? 2 : 1)) {
+        if (todo_room(st, 2) < 0)
+            return -ENOMEM;
+        if (seq)
+            st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = seq, .kind = TODO_CANCEL};
+        return defer_arm(st, fd, reg);
+    }
     int err = reserve_sqes(st, seq ? 2 : 1);
     if (err < 0)
         return err;
@@ -342,14 +376,15 @@ static int ur_del(kart_selector *sel, int fd, const kart__reg *reg)
     st->fds[fd].seq = 0;
     if (!seq)
         return 0; /* its poll completed: the kernel holds nothing */
-    if (cancel(st, fd, seq) < 0) {
+    if (waits_for_owner(st, 1) || cancel(st, fd, seq) < 0) {
         if (todo_room(st, 1) == 0)
             st->todo[st->ntodo++] = (ur_todo){.fd = fd, .id = seq, .kind = TODO_CANCEL};
         else
             kart__log(KART_LOG_WARNING, "uring", "cannot cancel the poll of fd %d", fd);
         return 0;
     }
-    kart__ur_submit(st);
+    if (st->enabled)
+        kart__ur_submit(st);
     return 0;
 }
 

@@ -10,7 +10,11 @@
  * callback will not run again and its memory may be freed.
  *
  * Threads: a loop belongs to the thread that runs it. The only call another
- * thread may make is kart_async_send(). Fork: the child must not use the
+ * thread may make is kart_async_send(). Before its first run a loop may be
+ * set up on another thread (created, its watchers started and stopped, any
+ * number of them), then run on its own; with the io_uring backend, starting
+ * more completion-I/O operations (kart/io.h) than its ring holds before the
+ * first run makes the setting-up thread the ring's owner. Fork: the child must not use the
  * parent's loop (io_uring rings are not shared); it creates its own.
  */
 #ifndef KART_LOOP_H

@@ -9,11 +9,14 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <sys/wait.h>
 
 #define KT_PAIRS 200
@@ -324,6 +327,43 @@ static bool kernel_at_least(int major, int minor)
     return ma > major || (ma == major && mi >= minor);
 }
 
+/* In a fresh process (the capability probe runs once per process, and
+ * this suite's runner has run it already): creating a loop must not
+ * interrupt the creating thread's next blocking calls. The probe's ring,
+ * closed on the creating thread, once made the kernel queue task work to
+ * it, and the next epoll_wait returned EINTR 0-50 ms later. Returns the
+ * child's exit status: 0 none interrupted, 3 one was, 77 no io_uring. */
+static int eintr_child(void)
+{
+    kart_loop *loop;
+    kart_loop_options o = {.selector = {.backend = "uring"}};
+    if (kart_loop_create(&loop, &o) != 0)
+        return 77;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev;
+    int interrupted = 0;
+    for (int i = 0; i < 6 && ep >= 0; i++)
+        if (epoll_wait(ep, &ev, 1, 30) < 0 && errno == EINTR)
+            interrupted++;
+    kart_loop_free(loop);
+    return interrupted ? 3 : 0;
+}
+
+START_TEST(creating_a_loop_interrupts_nothing)
+{
+    char *const argv[] = {"check_uring", NULL};
+    char *const envp[] = {"KT_URING_EINTR_CHILD=1", NULL};
+    pid_t pid;
+    ck_assert_int_eq(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, envp), 0);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st), "child status %#x", st);
+    if (WEXITSTATUS(st) == 77)
+        return; /* no io_uring here: nothing to check */
+    ck_assert_msg(WEXITSTATUS(st) == 0, "an epoll_wait after kart_loop_create returned EINTR");
+}
+END_TEST
+
 START_TEST(caps_match_the_kernel)
 {
     URING_OR_SKIP(s, 0);
@@ -565,6 +605,8 @@ END_TEST
 
 int main(void)
 {
+    if (getenv("KT_URING_EINTR_CHILD"))
+        return eintr_child();
     int err = kart_backend_probe("uring");
     if (err != 0) {
         printf("skipped: uring (%s)\n", kart_strerror(err));
@@ -578,6 +620,7 @@ int main(void)
     tcase_add_test(tc, modify_in_flight_reports_only_the_new_registration);
     tcase_add_test(tc, edge_keeps_reporting_over_many_rounds);
     tcase_add_test(tc, polls_outlive_the_thread_that_submitted_them);
+    tcase_add_test(tc, creating_a_loop_interrupts_nothing);
     tcase_add_test(tc, caps_match_the_kernel);
     tcase_add_test(tc, exclusive_wakes_one_selector);
     tcase_add_test(tc, one_enter_per_wait);

@@ -43,6 +43,7 @@
 #include "fault.h"
 #include "uring_private.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -209,17 +210,17 @@ static int defer_arm(uring_state *st, int fd, const kart__reg *reg)
  * IORING_CQE_F_MORE. The question is put to a small ring of its own (the
  * selector's may not be entered yet: see enable()), and the answer kept for
  * the process. */
-static bool probe_multishot(void)
+typedef struct probe_answer {
+    bool answered, ok;
+} probe_answer;
+
+static void *ask_kernel(void *arg)
 {
-    static _Atomic int known; /* 0: not asked yet, 1: yes, 2: no */
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
-    if (k)
-        return k == 1;
+    probe_answer *a = arg;
     struct io_uring ring;
     if (kart__sys_io_uring_queue_init(2, &ring, 0) < 0)
-        return false;
+        return NULL;
     int efd = kart__sys_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    bool ok = false, answered = false;
     if (efd >= 0) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
         io_uring_prep_poll_multishot(sqe, efd, POLLOUT);
@@ -231,20 +232,41 @@ static bool probe_multishot(void)
                 err = kart__sys_io_uring_wait_cqe(&ring, &cqe);
             while (err == -EINTR);
         }
-        answered = err == 0;
-        ok = answered && cqe->user_data == UD_PROBE && cqe->res > 0 &&
-             (cqe->flags & IORING_CQE_F_MORE);
+        a->answered = err == 0;
+        a->ok = a->answered && cqe->user_data == UD_PROBE && cqe->res > 0 &&
+                (cqe->flags & IORING_CQE_F_MORE);
     }
     io_uring_queue_exit(&ring); /* ends the probe's poll too */
     if (efd >= 0)
         close(efd);
+    return NULL;
+}
+
+static bool probe_multishot(void)
+{
+    static _Atomic int known; /* 0: not asked yet, 1: yes, 2: no */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k)
+        return k == 1;
+    /* Asked from a thread of its own: closing a ring makes the kernel's
+     * exit work queue task work to every thread that submitted to it, and
+     * that work interrupts the thread's next blocking call (an epoll_wait
+     * or a read just after kart_loop_create returned EINTR, in a program
+     * with no signal handler). The probe's thread takes it instead. Without
+     * a thread (none left, or a limit), the question is asked here. */
+    probe_answer a = {0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, ask_kernel, &a) == 0)
+        pthread_join(t, NULL);
+    else
+        ask_kernel(&a);
     /* Only the kernel's answer is kept. A question that could not be put
      * (no eventfd at the descriptor limit, an enter that failed) says
      * nothing about the kernel: this selector goes without KART_EDGE, and
      * the next one asks again, as after a ring that could not be made. */
-    if (answered)
-        atomic_store_explicit(&known, ok ? 1 : 2, memory_order_relaxed);
-    return ok;
+    if (a.answered)
+        atomic_store_explicit(&known, a.ok ? 1 : 2, memory_order_relaxed);
+    return a.ok;
 }
 
 /* Multishot receive with provided-buffer rings and multishot accept came

@@ -69,6 +69,11 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts);
 /*
  * Frees a loop. Errors: -EBUSY (handles are still active: stop them first;
  * the loop is left intact). NULL returns 0.
+ * On the io_uring backend the kernel finishes closing the ring with work it
+ * queues to the thread that ran the loop, and that work interrupts the
+ * thread's next blocking system call once: an epoll_wait, a read of a pipe
+ * or socket may return EINTR shortly after this call, as after a signal
+ * (retry it). Creating a loop interrupts nothing.
  */
 KART_API int kart_loop_free(kart_loop *loop);
 

@@ -62,7 +62,10 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread -Iinclude $(PRIVAT
 # the PLT: nobody may interpose them (-fno-semantic-interposition within a
 # file, -Bsymbolic-functions across files at link time).
 LIB_CFLAGS := -fPIC -fvisibility=hidden -fno-semantic-interposition -DKART_BUILDING=1
-LIBS := -pthread
+# -lm: kart_obj (core/manager/obj.c) uses floor, frexp and ldexp, which gcc
+# inlines and clang calls.
+LIBS := -pthread -lm
+PC_LIBS_PRIVATE := -lm
 
 ifneq ($(SAN),)
 BASE_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -117,9 +117,10 @@ struct mobj {
     char ident[24];
     const mtype *type;
     kart_manager_server *srv;
-    unsigned long refs;  /* under srv->table_mu */
-    unsigned long holds; /* calls in flight, under srv->table_mu */
-    bool dead;           /* left the table */
+    unsigned long refs;         /* under srv->table_mu */
+    unsigned long session_refs; /* of refs, those connections' sessions hold */
+    unsigned long holds;        /* calls in flight, under srv->table_mu */
+    bool dead;                  /* left the table */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     mobj *next;        /* hash chain */

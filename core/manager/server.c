@@ -296,6 +296,7 @@ static int session_add(mcx *cx, mobj *o)
     for (size_t i = 0; i < cx->nrefs; i++)
         if (cx->refs[i].o == o) {
             cx->refs[i].n++;
+            o->session_refs++;
             return 0;
         }
     if (cx->nrefs == cx->caprefs) {
@@ -309,6 +310,7 @@ static int session_add(mcx *cx, mobj *o)
     cx->refs[cx->nrefs].o = o;
     cx->refs[cx->nrefs].n = 1;
     cx->nrefs++;
+    o->session_refs++;
     return 0;
 }
 
@@ -317,6 +319,7 @@ static bool session_drop(mcx *cx, mobj *o)
 {
     for (size_t i = 0; i < cx->nrefs; i++)
         if (cx->refs[i].o == o) {
+            o->session_refs--;
             if (--cx->refs[i].n == 0)
                 cx->refs[i] = cx->refs[--cx->nrefs];
             return true;
@@ -334,7 +337,7 @@ static void session_end(mcx *cx)
     for (size_t i = 0; i < cx->nrefs; i++) {
         mobj *o = cx->refs[i].o;
         for (unsigned long n = cx->refs[i].n; n > 0; n--)
-            if (obj_decref_locked(s, o)) {
+            if (o->session_refs--, obj_decref_locked(s, o)) {
                 o->next = dead_list;
                 dead_list = o;
             }
@@ -710,9 +713,12 @@ static kart_obj *run_public(mcx *cx, const char *fn, const kart_obj *args, const
             if (sr == 0)
                 obj_incref_locked(o);
         } else if (o) {
-            if (session)
-                session_drop(cx, o);
-            destroy = obj_decref_locked(s, o);
+            /* A session's decref releases one of its own references only;
+             * a plain one (Python's) only a reference no session holds: a
+             * decref may never free what a session still points at. */
+            bool dropped = session && session_drop(cx, o);
+            if (dropped || o->refs > o->session_refs)
+                destroy = obj_decref_locked(s, o);
         }
         pthread_mutex_unlock(&s->table_mu);
         if (destroy)

@@ -149,6 +149,7 @@ extern const mtype *const mgr__types[];
 
 /* A server with no listener (the request fuzzer's): it serves nothing by
  * itself; kart_manager_server_free frees it. */
+int mgr__options_take(const kart_manager_options *opts, kart_manager_options *out, void **key);
 int mgr__server_new(kart_manager_server **out, const kart_manager_options *opts);
 /* A connection of s that is no socket (conn NULL: nothing is sent). */
 mcx *mgr__cx_new(kart_manager_server *s);

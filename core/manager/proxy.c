@@ -18,7 +18,6 @@
 #include "proxy_hook.h"
 #define getpid() mgr__getpid()
 
-#define DEFAULT_MAX_MESSAGE (64u << 20)
 
 typedef struct tconn {
     kart_conn *c;
@@ -327,24 +326,17 @@ KART_API int kart_manager_connect(kart_manager **out, const char *address,
 {
     if (!out || !address || strlen(address) >= sizeof((kart_manager *)0)->address)
         return -EINVAL;
-    kart_manager_options o = opts ? *opts : (kart_manager_options){0};
-    if ((o.authkey && o.authkey_len == 0) || (!o.authkey && o.authkey_len) ||
-        (o.pickle_protocol != 0 && (o.pickle_protocol < 2 || o.pickle_protocol > 5)))
-        return -EINVAL;
-    if (o.max_message == 0)
-        o.max_message = DEFAULT_MAX_MESSAGE;
+    kart_manager_options o;
+    void *key;
+    int kerr = mgr__options_take(opts, &o, &key);
+    if (kerr < 0)
+        return kerr;
     kart_manager *m = calloc(1, sizeof *m);
-    if (!m)
+    if (!m) {
+        free(key);
         return -ENOMEM;
-    if (o.authkey) {
-        m->key = malloc(o.authkey_len);
-        if (!m->key) {
-            free(m);
-            return -ENOMEM;
-        }
-        memcpy(m->key, o.authkey, o.authkey_len);
-        o.authkey = m->key;
     }
+    m->key = key;
     m->opts = o;
     snprintf(m->address, sizeof m->address, "%s", address);
     if (pthread_key_create(&m->tls, tconn_destroy) != 0) {

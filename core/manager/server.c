@@ -966,26 +966,41 @@ static void *client_thread(void *arg)
 
 /* ---- server lifecycle ---- */
 
-int mgr__server_new(kart_manager_server **out, const kart_manager_options *opts)
+/* The options checked and completed, with a private copy of the authkey
+ * (*key, the caller's to free; o->authkey points at it). For the server
+ * and the client alike. Errors: -EINVAL, -ENOMEM. */
+int mgr__options_take(const kart_manager_options *opts, kart_manager_options *out, void **key)
 {
     kart_manager_options o = opts ? *opts : (kart_manager_options){0};
+    *key = NULL;
     if ((o.authkey && o.authkey_len == 0) || (!o.authkey && o.authkey_len) ||
         (o.pickle_protocol != 0 && (o.pickle_protocol < 2 || o.pickle_protocol > 5)))
         return -EINVAL;
     if (o.max_message == 0)
         o.max_message = DEFAULT_MAX_MESSAGE;
-    kart_manager_server *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
     if (o.authkey) {
-        s->key = malloc(o.authkey_len);
-        if (!s->key) {
-            free(s);
+        if (!(*key = malloc(o.authkey_len)))
             return -ENOMEM;
-        }
-        memcpy(s->key, o.authkey, o.authkey_len);
-        o.authkey = s->key;
+        memcpy(*key, o.authkey, o.authkey_len);
+        o.authkey = *key;
     }
+    *out = o;
+    return 0;
+}
+
+int mgr__server_new(kart_manager_server **out, const kart_manager_options *opts)
+{
+    kart_manager_options o;
+    void *key;
+    int err = mgr__options_take(opts, &o, &key);
+    if (err < 0)
+        return err;
+    kart_manager_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        free(key);
+        return -ENOMEM;
+    }
+    s->key = key;
     s->opts = o;
     pthread_mutex_init(&s->table_mu, NULL);
     pthread_mutex_init(&s->cx_mu, NULL);

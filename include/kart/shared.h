@@ -151,7 +151,7 @@ KART_API int kart_array_set_double(kart_array *a, size_t i, double v);
 
 /*
  * Acquires the array's lock (kart_lock_acquire: timeout < 0 waits, 0 tries).
- * Errors: -EINVAL (NULL, or no lock), -EBUSY, -ETIMEDOUT, -EDEADLK (the
+ * Errors: -EINVAL (NULL, or no lock), -ETIMEDOUT (0 included), -EDEADLK (the
  * caller already holds it: get/set would deadlock, use kart_array_data),
  * and for robust locks -EOWNERDEAD (acquired) and -ENOTRECOVERABLE.
  */

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static pid_t my_tid(void)
@@ -511,6 +512,38 @@ START_TEST(interrupt_main_rejects_bad_signals)
 }
 END_TEST
 
+/* In a fork child whose main thread ends by pthread_exit(): another
+ * thread's interrupt_main gets -ESRCH once the main thread is gone. */
+static int interrupt_ended_main(void *arg)
+{
+    (void)arg;
+    int r = 0;
+    for (int i = 0; i < 10000; i++) {
+        r = kart_thread_interrupt_main(SIGUSR1);
+        if (r != 0)
+            break;
+        sleep_ms(1);
+    }
+    _exit(r == -ESRCH ? 0 : 1);
+}
+
+START_TEST(interrupt_main_after_the_main_thread_ended_is_esrch)
+{
+    pid_t pid = kt_fork();
+    if (pid == 0) {
+        signal(SIGUSR1, SIG_IGN);
+        kart_thread_options o = {.detached = true};
+        if (kart_thread_start(NULL, interrupt_ended_main, NULL, &o) != 0)
+            _exit(2);
+        pthread_exit(NULL);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 /* ---- alarms: init and destroy ---- */
 
 static void count_call(void *arg)
@@ -640,6 +673,7 @@ int main(void)
     tcase_add_test(tc, hook_setters_race_with_starting_threads);
     tcase_add_test(tc, interrupt_main_interrupts_the_main_thread);
     tcase_add_test(tc, interrupt_main_rejects_bad_signals);
+    tcase_add_test(tc, interrupt_main_after_the_main_thread_ended_is_esrch);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("alarm");

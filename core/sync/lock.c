@@ -240,11 +240,11 @@ KART_API int kart_lock_consistent(kart_lock *lock)
     return -r;
 }
 
-KART_API int kart_lock_locked(kart_lock *lock)
+KART_API int kart_lock_locked(const kart_lock *lock)
 {
     if (!lock)
         return -EINVAL;
-    return atomic_load_explicit(&lock->word_, memory_order_relaxed) != 0;
+    return atomic_load_explicit((_Atomic uint32_t *)&lock->word_, memory_order_relaxed) != 0;
 }
 
 KART_API int kart_lock_held_by_me(const kart_lock *lock)

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -109,6 +110,24 @@ size_t kart__thread_default_stack(void)
 
 /* ---- interrupt_main ---- */
 
+/* True when the thread tid has ended but its process goes on: a main
+ * thread that called pthread_exit() stays a zombie until the last thread
+ * ends, and the kernel still accepts signals for it that nothing will
+ * ever run. */
+static bool thread_ended(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false; /* no /proc: assume it runs */
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 KART_API int kart_thread_interrupt_main(int signum)
 {
     if (signum == 0)
@@ -118,6 +137,8 @@ KART_API int kart_thread_interrupt_main(int signum)
     /* The main thread's kernel id is the process id (in a fork child too:
      * the thread that forked became it). */
     pid_t pid = getpid();
+    if (thread_ended(pid))
+        return -ESRCH;
     if (syscall(SYS_tgkill, pid, pid, signum) != 0)
         return -errno;
     return 0;

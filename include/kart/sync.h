@@ -104,7 +104,7 @@ KART_API int kart_lock_consistent(kart_lock *lock);
 
 /* 1 if held (robust: also when its holder died and nobody has acquired
  * it since), 0 if not. Errors: -EINVAL (NULL). */
-KART_API int kart_lock_locked(kart_lock *lock);
+KART_API int kart_lock_locked(const kart_lock *lock);
 
 /* 1 if the calling thread holds it, 0 if not. Errors: -EINVAL (NULL). */
 KART_API int kart_lock_held_by_me(const kart_lock *lock);

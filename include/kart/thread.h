@@ -203,7 +203,8 @@ KART_API size_t kart_thread_stack_size(void);
  * thread's handler runs and its blocking system call is interrupted
  * (EINTR, unless SA_RESTART). With the default disposition of SIGINT the
  * process ends, as on a C-c. Errors: -EINVAL (not a signal number),
- * -ESRCH (the main thread has ended), -EPERM.
+ * -ESRCH (the main thread has ended, by pthread_exit(), while the process
+ * goes on: nothing would ever run the signal).
  */
 KART_API int kart_thread_interrupt_main(int signum);
 

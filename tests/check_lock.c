@@ -140,8 +140,8 @@ START_TEST(lock_acquire_by_holder_is_edeadlk)
 }
 END_TEST
 
-/* Teardown returns nothing and always releases: even a held lock (the
- * caller's mistake) is destroyed, and the memory can be set up again. */
+/* Teardown returns nothing and always releases: a lock the caller holds
+ * is let go and destroyed, and the memory can be set up again. */
 START_TEST(lock_destroy_of_held_lock_releases_it)
 {
     kart_lock l;

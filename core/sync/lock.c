@@ -79,10 +79,18 @@ KART_API int kart_lock_init(kart_lock *lock, unsigned flags)
 
 KART_API void kart_lock_destroy(kart_lock *lock)
 {
-    /* glibc's pthread_mutex_destroy does not refuse a held robust mutex
-     * (it only marks it unusable), so teardown always releases. */
-    if (lock && is_robust(lock))
-        pthread_mutex_destroy(&lock->robust_);
+    if (!lock || !is_robust(lock))
+        return;
+    /* A hold of the caller's is let go first: destroying a locked mutex
+     * is undefined. Another thread's hold cannot be (glibc does not refuse
+     * the destroy of a held robust mutex; it only marks it unusable). */
+    if (atomic_load_explicit(&lock->owner_, memory_order_relaxed) == kart__tid()) {
+        atomic_store_explicit(&lock->owner_, 0, memory_order_relaxed);
+        atomic_store_explicit(&lock->word_, 0, memory_order_relaxed);
+        KART__TSAN_RELEASE(lock);
+        pthread_mutex_unlock(&lock->robust_);
+    }
+    pthread_mutex_destroy(&lock->robust_);
 }
 
 /* The holder records itself, and tells ThreadSanitizer about the ordering

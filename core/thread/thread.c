@@ -1,7 +1,8 @@
 /*
  * core/thread.c — kart's threads: start with options, join with a
- * timeout, identity, the registry of live threads, adoption of threads
- * kart did not start, and the excepthook.
+ * timeout, identity and names, the registry of live threads, adoption of
+ * threads kart did not start. The process-wide hooks and settings they
+ * call are in thread_hooks.c.
  *
  * The clever idea: a starting thread registers itself and publishes its
  * kernel id before kart_thread_start() returns (the creator waits on a

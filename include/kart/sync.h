@@ -74,9 +74,9 @@ typedef struct kart_lock {
 KART_API int kart_lock_init(kart_lock *lock, unsigned flags);
 
 /* Releases what a robust lock holds (the C library's mutex); accepts NULL
- * and a non-robust lock, which need nothing. Destroying a lock that is
- * held, or whose holder died, is the caller's mistake; it is released all
- * the same. */
+ * and a non-robust lock, which need nothing. A lock the caller holds is
+ * let go first; destroying one that another thread holds, or whose holder
+ * died, is the caller's mistake, and is released all the same. */
 KART_API void kart_lock_destroy(kart_lock *lock);
 
 /*

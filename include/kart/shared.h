@@ -14,20 +14,38 @@
  * opaque element of elem_size bytes (a fixed-size record or string).
  *
  * Locking: with KART_SHARED_LOCK (Python's lock=True) every get and set
- * takes the object's lock (a kart_lock with KART_SYNC_SHARED), so each is
- * atomic with respect to the others; kart_*_lock()/unlock() hold it across
- * a read-modify-write (`with v.get_lock(): v.value += 1`). Add
- * KART_SHARED_ROBUST to survive a holder that dies: get and set then go on
- * (the element the dead process was writing may be half-written), and
- * kart_*_lock() returns -EOWNERDEAD so the caller can repair. Without a
- * lock (Python's lock=False, "raw") get and set are plain copies: the
- * caller synchronizes, or gets torn values.
+ * takes the object's lock (a kart_lock with KART_SYNC_SHARED, in the
+ * shared header), so each is atomic with respect to the others;
+ * kart_*_lock()/unlock() hold it across a read-modify-write
+ * (`with v.get_lock(): v.value += 1`). kart_*_create_with_lock() guards a
+ * new object with a lock the caller already has (Python's lock=<a Lock>:
+ * one lock for several objects), and kart_*_synchronized() wraps a raw
+ * object in a new handle with a lock (Python's sharedctypes.synchronized).
+ * Without a lock (flags 0: Python's lock=False, "raw") get and set are
+ * plain copies: the caller synchronizes, or gets torn values.
+ *
+ * A holder that dies (KART_SHARED_ROBUST, a robust lock): the next call
+ * that takes the lock — kart_*_lock(), and every get, set, slice, add and
+ * copy — returns -EOWNERDEAD, does nothing else, and leaves the lock held
+ * by the caller, because the element the dead process was writing may be
+ * half-written and only the caller knows what it should hold. Recovery
+ * is explicit: look at and repair the bytes (kart_*_data()), then
+ * kart_*_consistent() to mark the lock usable, then kart_*_unlock().
+ * Unlocking without kart_*_consistent() leaves the lock unrecoverable:
+ * every later call that takes it fails with -ENOTRECOVERABLE, in every
+ * process, for the object's whole life (the robust-mutex rule of
+ * kart/sync.h). A non-robust lock whose holder died is simply never
+ * released: avoid it where processes may crash.
  *
  * Fork: the child inherits the handle and the mapping; both processes
- * call _free on their copy. Threads: a handle may be used by many threads
- * at once (it never changes after create); _free must not race other
- * uses. Named objects: the segment's lifetime rules are kart/shm.h's;
- * _free never unlinks the name, _unlink does.
+ * call _free on their copy. Named objects: the segment's lifetime rules
+ * are kart/shm.h's; _free never unlinks the name, _unlink does.
+ *
+ * Thread safety: thread-safe. A handle never changes after it is made,
+ * so any thread may use it, and the calls that take the lock are atomic
+ * with respect to each other in every thread and process; _free must not
+ * race other calls on the same handle. The raw calls (no lock) and
+ * kart_*_data() copy or expose bytes without any synchronization.
  *
  * Index and slice errors are -ERANGE; type mismatches -EINVAL.
  */
@@ -93,8 +111,39 @@ KART_API int kart_array_create_named(kart_array **out, const char *name, kart_ct
  */
 KART_API int kart_array_attach(kart_array **out, const char *name, unsigned flags);
 
-/* Unmaps and frees the handle (never unlinks). Errors: -EINVAL (NULL). */
-KART_API int kart_array_free(kart_array *a);
+/*
+ * As kart_array_create, guarded by lock, a lock the caller owns (Python's
+ * Array(..., lock=<a Lock>)): several objects may share one. The lock must
+ * outlive the array and, to guard it between processes, be a
+ * KART_SYNC_SHARED lock in memory every process maps at the same address
+ * (another object's lock, or a kart/shm.h segment mapped before fork).
+ * _free leaves it alone. Errors: -EINVAL (out or lock NULL, and as
+ * kart_array_create), -ENOMEM.
+ */
+KART_API int kart_array_create_with_lock(kart_array **out, kart_ctype type, size_t elem_size,
+                                         size_t count, kart_lock *lock);
+
+/*
+ * Python's sharedctypes.synchronized(): a new handle over raw's elements
+ * (the same bytes, not a copy), guarded by lock, or, with lock NULL, by a
+ * new KART_SYNC_SHARED lock in a shared page of the new handle's own
+ * (fork children made afterwards share it; a process that attaches a
+ * named array by name does not see it). raw stays raw: its own get and set
+ * take no lock. Either handle may be freed first. Errors: -EINVAL (out or
+ * raw NULL, or raw already has a lock), -ENOMEM.
+ */
+KART_API int kart_array_synchronized(kart_array **out, kart_array *raw, kart_lock *lock);
+
+/*
+ * Python's sharedctypes.copy(): a new raw anonymous array with src's type
+ * and elements, read under src's lock if it has one. Errors: -EINVAL (out
+ * or src NULL), -ENOMEM, and the lock errors of kart_array_get.
+ */
+KART_API int kart_array_copy(kart_array **out, kart_array *src);
+
+/* Unmaps and frees the handle (never unlinks); the bytes live on while
+ * another handle (synchronized()) or process maps them. NULL is ignored. */
+KART_API void kart_array_free(kart_array *a);
 
 /* Unlinks the segment's name (kart_shm_unlink). Errors: -EINVAL (NULL, or
  * an anonymous array), -ENOENT, -EACCES. */
@@ -119,7 +168,10 @@ KART_API void *kart_array_data(const kart_array *a);
 KART_API kart_lock *kart_array_get_lock(const kart_array *a);
 
 /* Copies element i into out (elem_size bytes), under the lock if any.
- * Errors: -EINVAL (NULL), -ERANGE (i ≥ len). */
+ * Errors: -EINVAL (NULL), -ERANGE (i ≥ len), and with a lock -EDEADLK
+ * (the caller holds it), -EOWNERDEAD (nothing copied; the caller now
+ * holds the lock: see "A holder that dies" above), -ENOTRECOVERABLE. The
+ * other element calls below return the same lock errors. */
 KART_API int kart_array_get(kart_array *a, size_t i, void *out);
 
 /* Stores element i from in. Errors: -EINVAL (NULL), -ERANGE (i ≥ len). */
@@ -151,19 +203,33 @@ KART_API int kart_array_set_double(kart_array *a, size_t i, double v);
 
 /*
  * Acquires the array's lock (kart_lock_acquire: timeout < 0 waits, 0 tries).
- * Errors: -EINVAL (NULL, or no lock), -EBUSY, -ETIMEDOUT, -EDEADLK (the
- * caller already holds it: get/set would deadlock, use kart_array_data),
- * and for robust locks -EOWNERDEAD (acquired) and -ENOTRECOVERABLE.
+ * Errors: -EINVAL (NULL, or no lock), kart_lock_acquire's code for a lock
+ * not free within the timeout, -EDEADLK (the caller already holds it:
+ * get/set would deadlock, use kart_array_data), and for robust locks
+ * -EOWNERDEAD (acquired; repair, then kart_array_consistent) and
+ * -ENOTRECOVERABLE.
  */
 KART_API int kart_array_lock(kart_array *a, int64_t timeout_ns);
 
 /* Releases it. Errors: -EINVAL (NULL, or no lock), -EPERM (not held). */
 KART_API int kart_array_unlock(kart_array *a);
 
+/* After -EOWNERDEAD (from any call): marks the lock usable again; the
+ * caller still holds it and unlocks it next. Errors: -EINVAL (NULL, no
+ * lock, or a lock not in the owner-died state), -EPERM (the caller does
+ * not hold it). */
+KART_API int kart_array_consistent(kart_array *a);
+
 /* ---- Value: one element ---- */
 
 /* As kart_array_create with count 1. */
 KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size, unsigned flags);
+/* As kart_array_create_with_lock with count 1. */
+KART_API int kart_value_create_with_lock(kart_value **out, kart_ctype type, size_t elem_size,
+                                         kart_lock *lock);
+/* As kart_array_synchronized, kart_array_copy. */
+KART_API int kart_value_synchronized(kart_value **out, kart_value *raw, kart_lock *lock);
+KART_API int kart_value_copy(kart_value **out, kart_value *src);
 /* As kart_array_create_named with count 1. */
 KART_API int kart_value_create_named(kart_value **out, const char *name, kart_ctype type,
                                      size_t elem_size, unsigned flags);
@@ -171,7 +237,7 @@ KART_API int kart_value_create_named(kart_value **out, const char *name, kart_ct
  * more than one element. */
 KART_API int kart_value_attach(kart_value **out, const char *name, unsigned flags);
 /* As kart_array_free, kart_array_unlink. */
-KART_API int kart_value_free(kart_value *v);
+KART_API void kart_value_free(kart_value *v);
 KART_API int kart_value_unlink(kart_value *v);
 KART_API const char *kart_value_name(const kart_value *v);
 KART_API kart_ctype kart_value_type(const kart_value *v);
@@ -190,11 +256,15 @@ KART_API int kart_value_set_double(kart_value *v, double x);
  * *out (NULL: not wanted): the read-modify-write Python spells
  * `with v.get_lock(): v.value += delta`. Errors: -EINVAL (NULL, not an
  * integer type, or no lock), -ERANGE (the sum does not fit the type;
- * nothing stored), and the lock's errors as in kart_value_lock.
+ * nothing stored), -EDEADLK (the caller holds the lock), -EOWNERDEAD (a
+ * holder died: nothing added, and the caller now holds the lock; repair,
+ * kart_value_consistent, kart_value_unlock), -ENOTRECOVERABLE.
  */
 KART_API int kart_value_add(kart_value *v, int64_t delta, int64_t *out);
+/* As kart_array_lock, kart_array_unlock, kart_array_consistent. */
 KART_API int kart_value_lock(kart_value *v, int64_t timeout_ns);
 KART_API int kart_value_unlock(kart_value *v);
+KART_API int kart_value_consistent(kart_value *v);
 
 #ifdef __cplusplus
 }

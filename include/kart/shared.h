@@ -54,6 +54,7 @@
 
 #include <kart/common.h>
 #include <kart/sync.h>
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -265,6 +266,123 @@ KART_API int kart_value_add(kart_value *v, int64_t delta, int64_t *out);
 KART_API int kart_value_lock(kart_value *v, int64_t timeout_ns);
 KART_API int kart_value_unlock(kart_value *v);
 KART_API int kart_value_consistent(kart_value *v);
+
+/* ---- ShareableList ---- */
+
+/*
+ * Python 3.13's multiprocessing.shared_memory.ShareableList: a list of a
+ * fixed length whose items are int (int64_t), float (double), bool, str
+ * (UTF-8), bytes or None, in a named segment (kart/shm.h) that other
+ * processes attach by name. The segment has Python's own layout, byte for
+ * byte (core/shm/shlist.c describes it): a Python process attaches a list
+ * kart made with ShareableList(name="kart-…") (the name without its
+ * leading '/'), and kart attaches one Python made with
+ * kart_shlist_attach(&l, "/" + its shm.name). tests/py/shlist_peer.py
+ * shows both ways.
+ *
+ * Each item keeps the slot it was made with: 8 bytes for int, float, bool
+ * and None, 8 × (len / 8 + 1) bytes for str and bytes (Python's rule). Any
+ * item may be set to any type that fits its slot; a str or bytes longer
+ * than the slot is refused (-EMSGSIZE, Python's ValueError). As in Python,
+ * str and bytes lose their trailing NUL bytes on the way back.
+ *
+ * Thread safety: one thread at a time for writers, as in Python: the list
+ * has no lock. Concurrent gets are safe with each other; a get racing a
+ * set of the same item may return the old type with new bytes or a mix
+ * (never anything outside the item's slot: each get checks the item
+ * before reading it, -EPROTO otherwise). Serialize writers with a lock in
+ * shared memory (a Value's, say). The handle never changes after it is
+ * made; _free must not race other calls on it. Fork: the child inherits
+ * the handle; each process frees its own copy.
+ */
+typedef struct kart_shlist kart_shlist;
+
+/* The longest str or bytes item (its slot's format "<n>s" must fit the 8
+ * bytes Python gives a format). */
+#define KART_SHLIST_MAX_BYTES ((size_t)9999991)
+
+typedef enum kart_shlist_type {
+    KART_SHLIST_INT = 1, /* i */
+    KART_SHLIST_FLOAT,   /* f */
+    KART_SHLIST_BOOL,    /* b */
+    KART_SHLIST_STR,     /* data, len: UTF-8 */
+    KART_SHLIST_BYTES,   /* data, len */
+    KART_SHLIST_NONE,
+} kart_shlist_type;
+
+/* One item; only the fields its type names are read or written. */
+typedef struct kart_shlist_item {
+    kart_shlist_type type;
+    int64_t i;
+    double f;
+    bool b;
+    const void *data;
+    size_t len;
+} kart_shlist_item;
+
+/*
+ * Creates a list of items[0..n) (n 0 allowed) in a new named segment
+ * (name NULL: a generated one, read it with kart_shlist_name). flags:
+ * KART_SHARED_TRACK (the segment's name is unlinked by the tracker when
+ * this process and its fork children are gone, kart/shm.h).
+ * Errors: -EINVAL (out NULL, items NULL with n > 0, unknown flags, an
+ * item of unknown type or with NULL data and a length), -EILSEQ (a str
+ * that is not well-formed UTF-8), -EMSGSIZE (a str or bytes longer than
+ * KART_SHLIST_MAX_BYTES), -ENOMEM, and kart_shm_create's (-EEXIST, an
+ * invalid name's -EINVAL, …). Nothing is left behind on failure.
+ */
+KART_API int kart_shlist_create(kart_shlist **out, const char *name, const kart_shlist_item *items,
+                                size_t n, unsigned flags);
+
+/*
+ * Attaches the list in the named segment (made by kart or by Python).
+ * flags: 0. Errors: -EINVAL (out NULL, flags), kart_shm_attach's
+ * (-ENOENT, -EACCES, …), -EPROTO (the segment does not hold a list: its
+ * count or offsets do not fit its size), -ENOMEM.
+ */
+KART_API int kart_shlist_attach(kart_shlist **out, const char *name, unsigned flags);
+
+/* Unmaps and frees the handle (never unlinks). NULL is ignored. */
+KART_API void kart_shlist_free(kart_shlist *l);
+
+/* Unlinks the segment's name (kart_shm_unlink; Python's shm.unlink()).
+ * Errors: -EINVAL (NULL), -ENOENT, -EACCES. */
+KART_API int kart_shlist_unlink(kart_shlist *l);
+
+/* The segment's name ("/…"), valid until _free; NULL for NULL. */
+KART_API const char *kart_shlist_name(const kart_shlist *l);
+
+/* The number of items; 0 for NULL. */
+KART_API size_t kart_shlist_len(const kart_shlist *l);
+
+/*
+ * Reads item i into *out. A str or bytes item is copied into buf (cap
+ * bytes; a NUL follows it when there is room) and out->data points there.
+ * Errors: -EINVAL (l or out NULL, buf NULL with cap > 0), -ERANGE (i ≥
+ * len), -ENOBUFS (a str or bytes longer than cap: only out->type and
+ * out->len, the size needed, are written), -EPROTO (the item's format or
+ * code is not one Python writes, or does not fit its slot).
+ */
+KART_API int kart_shlist_get(kart_shlist *l, size_t i, kart_shlist_item *out, void *buf,
+                             size_t cap);
+
+/*
+ * Stores item at i (any type; the slot stays the same). Errors: -EINVAL
+ * (l or item NULL, an unknown type, NULL data with a length), -EILSEQ (a
+ * str that is not UTF-8), -ERANGE (i ≥ len), -EMSGSIZE (a str or bytes
+ * longer than item i's slot: nothing stored).
+ */
+KART_API int kart_shlist_set(kart_shlist *l, size_t i, const kart_shlist_item *item);
+
+/*
+ * Python's count(value) / index(value), with Python's == (1, 1.0 and true
+ * are equal; str never equals bytes). *n gets the number of equal items;
+ * *index the first one's. Errors: -EINVAL (l, value or the out pointer
+ * NULL, a bad value as in _set), -EILSEQ, -EPROTO (as in _get), and for
+ * index -ENOENT (no item equals value, Python's ValueError).
+ */
+KART_API int kart_shlist_count(kart_shlist *l, const kart_shlist_item *value, size_t *n);
+KART_API int kart_shlist_index(kart_shlist *l, const kart_shlist_item *value, size_t *index);
 
 #ifdef __cplusplus
 }

@@ -50,9 +50,8 @@ static void expect_str(kart_shlist *l, size_t i, kart_shlist_type t, const void 
 
 static kart_shlist *sample(const char *name)
 {
-    kart_shlist_item items[] = {INT(-42),         FLT(3.25),    BOOL(true),
-                                NONE,             STR("héllo"), BYTES("a\0b\0", 4),
-                                STR(""),          INT(INT64_MAX)};
+    kart_shlist_item items[] = {INT(-42),     FLT(3.25),          BOOL(true), NONE,
+                                STR("héllo"), BYTES("a\0b\0", 4), STR(""),    INT(INT64_MAX)};
     kart_shlist *l;
     ck_assert_int_eq(kart_shlist_create(&l, name, items, 8, 0), 0);
     return l;

@@ -35,10 +35,10 @@ struct kart_shlist {
     kart_shm *seg;
     unsigned char *base;
     size_t n;
-    uint64_t *offs;   /* n + 1 offsets into the data area, checked */
-    size_t data_at;   /* (n + 2) × 8 */
-    size_t fmts_at;   /* data_at + offs[n] */
-    size_t codes_at;  /* fmts_at + n × 8 */
+    uint64_t *offs;  /* n + 1 offsets into the data area, checked */
+    size_t data_at;  /* (n + 2) × 8 */
+    size_t fmts_at;  /* data_at + offs[n] */
+    size_t codes_at; /* fmts_at + n × 8 */
 };
 
 /* ---- values ---- */
@@ -267,7 +267,8 @@ KART_API int kart_shlist_create(kart_shlist **out, const char *name, const kart_
         list_free(l);
         return -ENOMEM;
     }
-    int err = kart_shm_create(&l->seg, name, size, (flags & KART_SHARED_TRACK) ? KART_SHM_TRACK : 0);
+    int err =
+        kart_shm_create(&l->seg, name, size, (flags & KART_SHARED_TRACK) ? KART_SHM_TRACK : 0);
     if (err) {
         l->seg = NULL;
         list_free(l);
@@ -397,8 +398,7 @@ KART_API int kart_shlist_set(kart_shlist *l, size_t i, const kart_shlist_item *i
 
 /* Python's ==: int, float and bool compare as numbers (1 == 1.0 == True),
  * str only with str, bytes only with bytes, None only with None. */
-static bool equal(const kart_shlist_item *a, const unsigned char *abytes,
-                  const kart_shlist_item *b)
+static bool equal(const kart_shlist_item *a, const unsigned char *abytes, const kart_shlist_item *b)
 {
     bool anum = a->type <= KART_SHLIST_BOOL, bnum = b->type <= KART_SHLIST_BOOL;
     if (anum && bnum) {

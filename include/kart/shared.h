@@ -240,6 +240,9 @@ KART_API int kart_value_attach(kart_value **out, const char *name, unsigned flag
 /* As kart_array_free, kart_array_unlink. */
 KART_API void kart_value_free(kart_value *v);
 KART_API int kart_value_unlink(kart_value *v);
+/* As kart_array_name, kart_array_type, kart_array_elem_size (the value's
+ * size in bytes), kart_array_data, kart_array_get_lock: NULL or 0 for a
+ * NULL v. */
 KART_API const char *kart_value_name(const kart_value *v);
 KART_API kart_ctype kart_value_type(const kart_value *v);
 KART_API size_t kart_value_size(const kart_value *v);

@@ -9,6 +9,7 @@
 
 #include <kart/shared.h>
 #include <kart/shm.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -298,6 +299,59 @@ START_TEST(foreign_and_damaged_segments)
 }
 END_TEST
 
+/* A get racing a set of the same item (no lock, as in Python) returns a
+ * well-formed item or -EPROTO, and never reads outside the item's slot
+ * (AddressSanitizer would see it): the child flips item 1 between a str
+ * filling its 16-byte slot, an int and None. */
+START_TEST(get_racing_set_stays_inside_the_slot)
+{
+    kart_shlist_item items[] = {INT(0), STR("0123456789abcde"), INT(0)};
+    kart_shlist *l;
+    ck_assert_int_eq(kart_shlist_create(&l, NULL, items, 3, 0), 0);
+    /* flags[0]: the child is setting; flags[1]: the parent is done. */
+    _Atomic int *flags =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(flags, MAP_FAILED);
+    pid_t pid = kt_fork();
+    if (pid == 0) {
+        kart_shlist_item v[] = {STR("0123456789abcde"), INT(-1), NONE, BYTES("xyz", 3)};
+        for (unsigned i = 0; !atomic_load(&flags[1]); i++) {
+            if (kart_shlist_set(l, 1, &v[i % 4]) != 0)
+                _exit(1);
+            atomic_store(&flags[0], 1);
+        }
+        _exit(0);
+    }
+    while (!atomic_load(&flags[0]))
+        usleep(100);
+    int seen[KART_SHLIST_NONE + 1] = {0}, torn = 0;
+    char buf[32];
+    for (int i = 0; i < 50000; i++) {
+        kart_shlist_item it;
+        int r = kart_shlist_get(l, 1, &it, buf, sizeof(buf));
+        if (r == -EPROTO) {
+            torn++;
+            continue;
+        }
+        ck_assert_int_eq(r, 0);
+        ck_assert(it.type >= KART_SHLIST_INT && it.type <= KART_SHLIST_NONE);
+        if (it.type == KART_SHLIST_STR || it.type == KART_SHLIST_BYTES)
+            ck_assert_uint_le(it.len, 16);
+        seen[it.type]++;
+    }
+    atomic_store(&flags[1], 1);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    munmap(flags, 4096);
+    printf("racing gets: str %d, int %d, None %d, bytes %d, torn (-EPROTO) %d\n",
+           seen[KART_SHLIST_STR], seen[KART_SHLIST_INT], seen[KART_SHLIST_NONE],
+           seen[KART_SHLIST_BYTES], torn);
+    ck_assert_int_eq(kart_shlist_unlink(l), 0);
+    kart_shlist_free(l);
+}
+END_TEST
+
 /* Runs python3 PEER mode name; its stdout is returned (static). */
 static const char *py(const char *mode, const char *name, int *status)
 {
@@ -368,6 +422,7 @@ int main(void)
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, attach_by_name_and_fork);
     tcase_add_test(tc, foreign_and_damaged_segments);
+    tcase_add_test(tc, get_racing_set_stays_inside_the_slot);
     suite_add_tcase(s, tc);
     tc = tcase_create("python");
     tcase_set_timeout(tc, 30);

@@ -35,8 +35,8 @@
  * KART_DEBUG set, a line on stderr says why. Memory is never the worse for it: it is ordinary memory,
  * placed where the kernel's default policy (first touch) puts it.
  *
- * Threads: every function is thread-safe (the topology is read once,
- * under a once-only initialisation, then only read). Fork: the child inherits the
+ * Threads (API rule 10): every function is thread-safe; the first call
+ * reads the topology under a lock, later ones only read it. Fork: the child inherits the
  * topology read so far, CPU bindings (the calling thread's) and the memory
  * policy of inherited mappings; memory from kart_numa_alloc_* is private
  * (copy-on-write) like malloc's.

@@ -22,9 +22,12 @@
  * Futures. kart_pool_submit() returns a future (a slot of the pool: no
  * allocation per task): wait with a timeout, done, successful, the
  * result, cancel (while queued), done and error callbacks, or a callback
- * run on an event loop's thread (kart_pool_bridge). Every future must be
- * released with kart_future_free(); kart_pool_free() releases those left
- * (iterators, though, must be freed before the pool).
+ * run on an event loop's thread (kart_pool_bridge); many at once with
+ * kart_future_wait_many() and kart_as_completed_*. kart_future_create()
+ * makes a future of no pool that your own producer completes. Every
+ * future must be released with kart_future_free(); kart_pool_free()
+ * releases those of the pool left (iterators, though, must be freed
+ * before the pool).
  *
  * Maps. kart_pool_map() runs fn over an array of fixed-size items in
  * chunks (default chunk: ceil(n / (4 x workers)), as Python), items

@@ -494,7 +494,9 @@ typedef enum kart_future_wait_mode {
  * concurrent.futures.wait: waits up to timeout_ns until the futures meet
  * `mode`. Returns how many of them are done then (check each with
  * kart_future_done). n == 0 returns 0 at once. The futures may belong to
- * different pools, or be your own.
+ * different pools, or be your own. A call that has to wait leaves a small
+ * record on each future not yet done, released when that future is done
+ * or freed (a timeout of 0 leaves none).
  * Errors: -EINVAL (fs NULL with n > 0, a NULL entry, unknown mode),
  * -ETIMEDOUT (not met in time), -ENOMEM.
  */
@@ -503,8 +505,9 @@ KART_API int kart_future_wait_many(kart_future *const *fs, size_t n, kart_future
 
 /*
  * concurrent.futures.as_completed as an iterator: yields the index (in
- * fs) of each future as it becomes done, those already done first. The
- * futures must outlive the iterator's use of them (free it first).
+ * fs) of each future as it becomes done, those already done first (a
+ * future listed twice is yielded once per entry). The futures must stay
+ * valid while the iterator is in use; freeing it first is allowed.
  * Errors: -EINVAL (out NULL, fs NULL with n > 0, a NULL entry), -ENOMEM.
  */
 KART_API int kart_as_completed_create(kart_future *const *fs, size_t n, kart_as_completed **out);

@@ -220,7 +220,10 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
             /* What kart_pool_failure reports: the item it died on (its
              * last mark, which the sweep uses only if it lies in a chunk
              * it lost) and, for the first death, its pid and status.
-             * Only this thread writes these. */
+             * Only this thread writes these, after the job's setup,
+             * which the busy mark of a worker orders before us (through
+             * a process TSan cannot see). */
+            KART__TSAN_ACQUIRE(j);
             uint64_t item = atomic_load(&me->item);
             if (item < atomic_load(&j->dead_item))
                 atomic_store(&j->dead_item, item);

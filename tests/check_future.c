@@ -331,8 +331,8 @@ START_TEST(map_progress_reports_on_the_calling_thread)
     enum { N = 200 };
     static uint64_t in[N];
     progress_log l = {.thread = pthread_self()};
-    kart_pool_map_options o = {.chunk = 1, .progress = on_progress, .progress_arg = &l,
-                               .progress_interval_ns = 5 * MS};
+    kart_pool_map_options o = {
+        .chunk = 1, .progress = on_progress, .progress_arg = &l, .progress_interval_ns = 5 * MS};
     kart_pool_failure fl;
     ck_assert_int_eq(kart_pool_map(p, t_slow, in, 8, NULL, 0, N, &o, &fl), 0);
     ck_assert_int_eq(fl.err, 0);
@@ -533,8 +533,7 @@ START_TEST(wait_many_modes)
     pthread_join(t, NULL);
     /* ALL_COMPLETED within a timeout: not met */
     int64_t t0 = kart_now_ns();
-    ck_assert_int_eq(kart_future_wait_many(fs, 3, KART_FUTURE_ALL_COMPLETED, 30 * MS),
-                     -ETIMEDOUT);
+    ck_assert_int_eq(kart_future_wait_many(fs, 3, KART_FUTURE_ALL_COMPLETED, 30 * MS), -ETIMEDOUT);
     ck_assert_int_ge(kart_now_ns() - t0, 30 * MS);
     ck_assert_int_eq(kart_future_wait_many(fs, 3, KART_FUTURE_ALL_COMPLETED, 0), -ETIMEDOUT);
     /* FIRST_EXCEPTION: a success does not end it, a failure does */
@@ -708,8 +707,7 @@ START_TEST(callback_on_done_future_not_run_inside)
     ck_assert_int_eq(kart_pool_submit(p, t_return, &e, sizeof(e), &f), 0);
     ck_assert_int_eq(kart_future_add_done_callback(f, count_cb, NULL) >= 0, 1);
     ck_assert_int_eq(kart_future_wait(f, -1), 0);
-    for (int i = 0; i < 2000 && atomic_load(&cb_calls) < 1 && kinds[_i] != KART_POOL_INLINE;
-         i++)
+    for (int i = 0; i < 2000 && atomic_load(&cb_calls) < 1 && kinds[_i] != KART_POOL_INLINE; i++)
         usleep(500);
     int before = atomic_load(&cb_calls);
     ck_assert_int_le(before, 1);

@@ -454,6 +454,8 @@ START_TEST(own_future_set_error_ptr_cancel)
     ck_assert_int_eq(kart_future_result_ptr(f, 0, &ptr, &te), 0);
     ck_assert_ptr_eq(ptr, &te);
     ck_assert_int_eq(kart_future_result(f, 0, NULL, &len, &te), -EINVAL); /* a pointer */
+    ck_assert_int_eq(kart_future_result_ptr(f, 0, &ptr, NULL), -EINVAL);
+    ck_assert_int_eq(kart_future_result_ptr(f, 0, NULL, &te), -EINVAL);
     kart_future_free(f);
     /* cancel before running: set_running says so */
     ck_assert_int_eq(kart_future_create(&f), 0);

@@ -1246,6 +1246,18 @@ START_TEST(futures_complete_on_loop_thread)
     while (atomic_load(&loop_hits) < 20 && kart_now_ns() - t0 < 10000 * MS)
         kart_loop_run(loop, KART_RUN_ONCE);
     ck_assert_int_eq(atomic_load(&loop_hits), 20);
+    /* a future already done: delivered on the loop's next turn, never
+     * inside kart_future_on_loop */
+    kart_future *own;
+    ck_assert_int_eq(kart_future_create(&own), 0);
+    ck_assert_int_eq(kart_future_set_result(own, NULL, 0), 0);
+    ck_assert_int_eq(kart_future_on_loop(own, b, on_loop_cb, loop), 0);
+    ck_assert_int_eq(atomic_load(&loop_hits), 20);
+    t0 = kart_now_ns();
+    while (atomic_load(&loop_hits) < 21 && kart_now_ns() - t0 < 10000 * MS)
+        kart_loop_run(loop, KART_RUN_ONCE);
+    ck_assert_int_eq(atomic_load(&loop_hits), 21);
+    kart_future_free(own);
     for (int i = 0; i < 20; i++)
         kart_future_free(f[i]);
     kart_pool_free(p);

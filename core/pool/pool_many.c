@@ -215,4 +215,3 @@ KART_API void kart_as_completed_free(kart_as_completed *it)
     if (it)
         ac_unref(it);
 }
-

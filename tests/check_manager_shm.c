@@ -500,8 +500,7 @@ static void *work_thread(void *arg)
     return NULL;
 }
 
-static int run_python(const char *addr, const char *d, const char *q, int n, char *out,
-                      size_t cap)
+static int run_python(const char *addr, const char *d, const char *q, int n, char *out, size_t cap)
 {
     char hex[64] = "", num[16];
     for (size_t i = 0; i < strlen(KEY); i++)

@@ -69,9 +69,8 @@ static int attach(kart_proxy *p, mshm **out)
     const char *address = mgr__manager_address(m, &opts, &python);
     if (!kind || python || opts->no_shm)
         return -ENOTSUP;
-    kart_auth auth = {.authkey = opts->authkey,
-                      .authkey_len = opts->authkey_len,
-                      .timeout_ns = opts->timeout_ns};
+    kart_auth auth = {
+        .authkey = opts->authkey, .authkey_len = opts->authkey_len, .timeout_ns = opts->timeout_ns};
     kart_conn *c = NULL;
     int r = kart_conn_connect(&c, address, opts->authkey ? &auth : NULL);
     if (r < 0)
@@ -133,8 +132,7 @@ mshm *mgr__proxy_fast(kart_proxy *p)
         r = attach(p, &s);
     if (r == 0)
         sl->s = s;
-    atomic_store_explicit(&sl->state, r == 0 ? MSLOT_MAPPED : MSLOT_REFUSED,
-                          memory_order_release);
+    atomic_store_explicit(&sl->state, r == 0 ? MSLOT_MAPPED : MSLOT_REFUSED, memory_order_release);
     return r == 0 ? s : NULL;
 }
 

@@ -58,9 +58,9 @@ typedef struct mshm_hdr {
     uint32_t kind;
     uint32_t protocol; /* the pickle protocol values are stored in */
     uint64_t size;
-    uint64_t seed;        /* the dict's hash seed */
-    int32_t server_pid;   /* for waiters: a dead server ends their wait */
-    _Atomic uint32_t closed; /* the object died on the server */
+    uint64_t seed;            /* the dict's hash seed */
+    int32_t server_pid;       /* for waiters: a dead server ends their wait */
+    _Atomic uint32_t closed;  /* the object died on the server */
     _Atomic uint32_t repairs; /* times a dead holder's state was repaired */
     uint32_t pad_;
     kart_lock lock; /* KART_SYNC_SHARED | KART_SYNC_ROBUST */

@@ -69,20 +69,21 @@ static int fail(kart_obj **result, int r, const kart_obj *key)
     kart_obj *t;
     switch (r) {
     case -ENOENT:
-        return raise(result, key ? mgr__exc_obj("builtins", "KeyError", key)
-                                 : mgr__exc("builtins", "KeyError", "popitem(): dictionary is empty"));
+        return raise(result,
+                     key ? mgr__exc_obj("builtins", "KeyError", key)
+                         : mgr__exc("builtins", "KeyError", "popitem(): dictionary is empty"));
     case -EINVAL:
-        return raise(result, key ? mgr__exc("builtins", "TypeError", "unhashable type: '%s'",
-                                            kart_obj_type_name(kart_obj_type_of(key)))
-                                 : mgr__exc("builtins", "ValueError",
-                                            "task_done() called too many times"));
+        return raise(result,
+                     key ? mgr__exc("builtins", "TypeError", "unhashable type: '%s'",
+                                    kart_obj_type_name(kart_obj_type_of(key)))
+                         : mgr__exc("builtins", "ValueError", "task_done() called too many times"));
     case -ENOSPC:
         return raise(result, mgr__exc("builtins", "MemoryError",
                                       "kart: the object's shared segment is full"));
     case -ETIMEDOUT:
         t = mv_tuple(0);
-        return raise(result, t ? mv_error(key ? "queue" : "_queue", key ? "Full" : "Empty", t)
-                               : NULL);
+        return raise(result,
+                     t ? mv_error(key ? "queue" : "_queue", key ? "Full" : "Empty", t) : NULL);
     default:
         return r;
     }
@@ -109,12 +110,12 @@ static int dict_call(mshm *s, mobj *o, const char *m, const kart_obj *args, cons
         if (m[2] == 'g')
             return (r = mgr__shmd_get(s, a[0], &v)) == 0 ? ret(result, v) : fail(result, r, a[0]);
         return (r = mgr__shmd_pop(s, a[0], NULL)) == 0 ? ret(result, mv_none())
-                                                        : fail(result, r, a[0]);
+                                                       : fail(result, r, a[0]);
     }
     if (strcmp(m, "__setitem__") == 0) {
         BIND(m, 2, "key", "value");
         return (r = mgr__shmd_set(s, a[0], a[1], false, NULL)) == 0 ? ret(result, mv_none())
-                                                                     : fail(result, r, a[0]);
+                                                                    : fail(result, r, a[0]);
     }
     if (strcmp(m, "__len__") == 0) {
         NOARGS(m);
@@ -215,8 +216,8 @@ static int dict_call(mshm *s, mobj *o, const char *m, const kart_obj *args, cons
             return r == MCALL_ERROR ? raise(result, err) : r;
         return MCALL_PROXY;
     }
-    return raise(result, mgr__exc("builtins", "AttributeError", "'dict' object has no attribute '%s'",
-                                  m));
+    return raise(result,
+                 mgr__exc("builtins", "AttributeError", "'dict' object has no attribute '%s'", m));
 }
 
 static int queue_call(mshm *s, mobj *o, const char *m, const kart_obj *args, const kart_obj *kwds,
@@ -436,9 +437,9 @@ int mgr__shm_serve_attach(mcx *cx, const void *buf, size_t len)
     kart_obj *req = NULL;
     const char *why = NULL;
     mobj *o = NULL;
-    if (mv_unpickle(buf, len, &req, NULL, 0) < 0 || mv_kind(req) != MV_TUPLE ||
-        mv_len(req) != 4 || !mv_is_str(mv_item(req, 1), ATTACH) ||
-        mv_kind(mv_item(req, 2)) != MV_TUPLE || mv_len(mv_item(req, 2)) != 1)
+    if (mv_unpickle(buf, len, &req, NULL, 0) < 0 || mv_kind(req) != MV_TUPLE || mv_len(req) != 4 ||
+        !mv_is_str(mv_item(req, 1), ATTACH) || mv_kind(mv_item(req, 2)) != MV_TUPLE ||
+        mv_len(mv_item(req, 2)) != 1)
         why = "bad attach request";
     const char *ident = why ? NULL : mv_get_str(mv_item(mv_item(req, 2), 0), NULL);
     if (!why && !ident)

@@ -463,6 +463,75 @@ START_TEST(queue_fast_and_protocol_agree)
 }
 END_TEST
 
+START_TEST(namespace_and_value_fast_and_protocol_agree)
+{
+    fixture f;
+    start(&f);
+    kart_proxy *pn = NULL, *n = NULL;
+    ck_assert_int_eq(kart_manager_namespace(f.pm, &pn), 0);
+    kart_obj *x = I(1), *got = NULL;
+    ck_assert_int_eq(kart_mns_set(pn, "a", x), 0); /* moved at attach */
+    kart_obj_free(x);
+    ck_assert_int_eq(kart_manager_attach(f.m, "Namespace", kart_proxy_ident(pn), &n), 0);
+    ck_assert_int_eq(kart_proxy_shared(n), 1);
+    ck_assert_int_eq(kart_mns_get(n, "a", &got), 0);
+    ck_assert_int_eq(as_int(got), 1);
+    kart_obj_free(got);
+    x = S("bee");
+    ck_assert_int_eq(kart_mns_set(n, "b", x), 0);
+    ck_assert_int_eq(kart_mns_get(pn, "b", &got), 0);
+    ck_assert(kart_obj_equal(got, x));
+    kart_obj_free(got);
+    kart_obj_free(x);
+    ck_assert_int_eq(kart_mns_get(n, "zz", &got), -ENOENT);
+    ck_assert_int_eq(kart_mns_get(pn, "zz", &got), -ENOENT);
+    ck_assert_int_eq(kart_mns_del(pn, "a"), 0);
+    ck_assert_int_eq(kart_mns_del(n, "a"), -ENOENT);
+    ck_assert_int_eq(kart_mns_get(n, "a", &got), -ENOENT);
+    kart_obj *r = call(pn, "__repr__", NULL);
+    const char *txt = NULL;
+    kart_obj_get_str(r, &txt, NULL);
+    ck_assert_str_eq(txt, "Namespace(b='bee')");
+    kart_obj_free(r);
+    kart_obj *e = NULL;
+    ck_assert_int_eq(kart_proxy_call(pn, "__getattribute__", x = T(1, I(3), NULL), NULL, &e),
+                     KART_EREMOTE);
+    kart_obj_free(x);
+    kart_obj_free(e);
+
+    kart_proxy *pv = NULL, *v = NULL;
+    x = I(5);
+    ck_assert_int_eq(kart_manager_value(f.pm, "i", x, &pv), 0);
+    kart_obj_free(x);
+    ck_assert_int_eq(kart_manager_attach(f.m, "Value", kart_proxy_ident(pv), &v), 0);
+    ck_assert_int_eq(kart_proxy_shared(v), 1);
+    ck_assert_int_eq(kart_mvalue_get(v, &got), 0);
+    ck_assert_int_eq(as_int(got), 5);
+    kart_obj_free(got);
+    x = F(2.5);
+    ck_assert_int_eq(kart_mvalue_set(v, x), 0);
+    ck_assert_int_eq(kart_mvalue_get(pv, &got), 0);
+    ck_assert(kart_obj_equal(got, x));
+    kart_obj_free(got);
+    kart_obj_free(x);
+    x = S("seven");
+    ck_assert_int_eq(kart_mvalue_set(pv, x), 0);
+    ck_assert_int_eq(kart_mvalue_get(v, &got), 0);
+    ck_assert(kart_obj_equal(got, x));
+    kart_obj_free(got);
+    kart_obj_free(x);
+    r = call(pv, "__repr__", NULL);
+    kart_obj_get_str(r, &txt, NULL);
+    ck_assert_str_eq(txt, "Value('i', 'seven')");
+    kart_obj_free(r);
+    kart_proxy_free(v);
+    kart_proxy_free(pv);
+    kart_proxy_free(n);
+    kart_proxy_free(pn);
+    stop(&f);
+}
+END_TEST
+
 /* ---- many clients at once ---- */
 
 #define PER 400
@@ -914,6 +983,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, dict_fast_and_protocol_agree);
     tcase_add_test(tc, queue_fast_and_protocol_agree);
+    tcase_add_test(tc, namespace_and_value_fast_and_protocol_agree);
     tcase_add_test(tc, threads_processes_and_python_at_once);
     tcase_add_test(tc, sigkill_mid_operation_leaves_the_object_whole);
     tcase_add_test(tc, segment_full_and_nothing_leaks);

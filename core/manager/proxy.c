@@ -991,7 +991,10 @@ KART_API int kart_mns_get(kart_proxy *ns, const char *name, kart_obj **value)
 {
     NEED(ns && name && value);
     kart_obj *n = mv_strz(name);
-    int r = n ? callv(ns, "__getattribute__", value, 1, n, NULL) : -ENOMEM;
+    mshm *s = n ? FAST(ns) : NULL;
+    int r = !n  ? -ENOMEM
+            : s ? mgr__shmd_get(s, n, value)
+                : callv(ns, "__getattribute__", value, 1, n, NULL);
     mv_free(n);
     return r;
 }
@@ -1000,7 +1003,10 @@ KART_API int kart_mns_set(kart_proxy *ns, const char *name, const kart_obj *valu
 {
     NEED(ns && name && value);
     kart_obj *n = mv_strz(name);
-    int r = n ? callv(ns, "__setattr__", NULL, 2, n, value) : -ENOMEM;
+    mshm *s = n ? FAST(ns) : NULL;
+    int r = !n  ? -ENOMEM
+            : s ? mgr__shmd_set(s, n, value, false, NULL)
+                : callv(ns, "__setattr__", NULL, 2, n, value);
     mv_free(n);
     return r;
 }
@@ -1009,7 +1015,10 @@ KART_API int kart_mns_del(kart_proxy *ns, const char *name)
 {
     NEED(ns && name);
     kart_obj *n = mv_strz(name);
-    int r = n ? callv(ns, "__delattr__", NULL, 1, n, NULL) : -ENOMEM;
+    mshm *s = n ? FAST(ns) : NULL;
+    int r = !n  ? -ENOMEM
+            : s ? mgr__shmd_pop(s, n, NULL)
+                : callv(ns, "__delattr__", NULL, 1, n, NULL);
     mv_free(n);
     return r;
 }
@@ -1017,12 +1026,26 @@ KART_API int kart_mns_del(kart_proxy *ns, const char *name)
 KART_API int kart_mvalue_get(kart_proxy *v, kart_obj **value)
 {
     NEED(v && value);
+    mshm *s = FAST(v);
+    if (s) {
+        kart_obj *one = mv_int(1);
+        int r = one ? mgr__shmd_get(s, one, value) : -ENOMEM;
+        mv_free(one);
+        return r == -ENOENT ? KART_EBADREPLY : r;
+    }
     return callv(v, "get", value, 0, NULL, NULL);
 }
 
 KART_API int kart_mvalue_set(kart_proxy *v, const kart_obj *value)
 {
     NEED(v && value);
+    mshm *s = FAST(v);
+    if (s) {
+        kart_obj *one = mv_int(1);
+        int r = one ? mgr__shmd_set(s, one, value, false, NULL) : -ENOMEM;
+        mv_free(one);
+        return r;
+    }
     return callv(v, "set", NULL, 1, value, NULL);
 }
 

@@ -23,6 +23,10 @@ static int kind_of(const char *typeid)
         return MSHM_DICT;
     if (strcmp(typeid, "Queue") == 0 || strcmp(typeid, "JoinableQueue") == 0)
         return MSHM_QUEUE;
+    if (strcmp(typeid, "Namespace") == 0)
+        return MSHM_NS;
+    if (strcmp(typeid, "Value") == 0)
+        return MSHM_VALUE;
     return 0;
 }
 

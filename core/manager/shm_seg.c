@@ -138,10 +138,10 @@ int mgr__shm_lock(mshm *s)
     int r = kart_lock_acquire(&s->h->lock, -1);
     if (r == -EOWNERDEAD) {
         /* A holder died mid-change: rebuild what is derived. */
-        if (s->h->kind == MSHM_DICT)
-            mgr__shm_dict_repair(s);
-        else
+        if (s->h->kind == MSHM_QUEUE)
             mgr__shm_queue_repair(s);
+        else
+            mgr__shm_dict_repair(s);
         atomic_fetch_add(&s->h->repairs, 1);
         r = kart_lock_consistent(&s->h->lock);
     }

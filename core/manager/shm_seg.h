@@ -34,7 +34,9 @@
 #define MSHM_DEFAULT_SIZE ((size_t)256 << 20)
 #define MSHM_MIN_SIZE ((size_t)64 << 10)
 
-enum { MSHM_DICT = 1, MSHM_QUEUE = 2 };
+/* Namespace and Value use the dict's layout: a Namespace is a dict of
+ * str keys, a Value a dict of two, 0: the typecode, 1: the value. */
+enum { MSHM_DICT = 1, MSHM_QUEUE = 2, MSHM_NS = 3, MSHM_VALUE = 4 };
 
 typedef struct mshm_dict {
     uint64_t table; /* offset of the current dtab */

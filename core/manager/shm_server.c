@@ -220,6 +220,60 @@ static int dict_call(mshm *s, mobj *o, const char *m, const kart_obj *args, cons
                  mgr__exc("builtins", "AttributeError", "'dict' object has no attribute '%s'", m));
 }
 
+static int ns_call(mshm *s, const char *m, const kart_obj *args, const kart_obj *kwds,
+                   kart_obj **result)
+{
+    const kart_obj *a[2];
+    if (strcmp(m, "__setattr__") == 0)
+        BIND(m, 2, "name", "value");
+    else
+        BIND(m, 1, "name");
+    size_t nl;
+    const char *name = mv_get_str(a[0], &nl);
+    if (!name)
+        return raise(result,
+                     mgr__exc("builtins", "TypeError", "attribute name must be string, not '%s'",
+                              kart_obj_type_name(kart_obj_type_of(a[0]))));
+    kart_obj *v = NULL;
+    int r;
+    if (strcmp(m, "__setattr__") == 0)
+        return (r = mgr__shmd_set(s, a[0], a[1], false, NULL)) == 0 ? ret(result, mv_none())
+                                                                    : fail(result, r, a[0]);
+    bool get = strcmp(m, "__getattribute__") == 0;
+    r = get ? mgr__shmd_get(s, a[0], &v) : mgr__shmd_pop(s, a[0], NULL);
+    if (r == 0)
+        return ret(result, get ? v : mv_none());
+    if (r != -ENOENT)
+        return fail(result, r, a[0]);
+    return raise(result, mgr__exc("builtins", "AttributeError",
+                                  get ? "'Namespace' object has no attribute '%.*s'" : "%.*s",
+                                  (int)nl, name));
+}
+
+static int value_call(mshm *s, const char *m, const kart_obj *args, const kart_obj *kwds,
+                      kart_obj **result)
+{
+    const kart_obj *a[1];
+    kart_obj *one = mv_int(1), *v = NULL;
+    if (!one)
+        return -ENOMEM;
+    int r;
+    if (strcmp(m, "get") == 0) {
+        mv_free(one);
+        NOARGS(m);
+        one = mv_int(1);
+        r = one ? mgr__shmd_get(s, one, &v) : -ENOMEM;
+        mv_free(one);
+        return r == 0 ? ret(result, v) : r == -ENOENT ? KART_EBADREPLY : r;
+    }
+    mv_free(one);
+    BIND(m, 1, "value");
+    one = mv_int(1);
+    r = one ? mgr__shmd_set(s, one, a[0], false, NULL) : -ENOMEM;
+    mv_free(one);
+    return r == 0 ? ret(result, mv_none()) : r == -ENOSPC ? fail(result, r, NULL) : r;
+}
+
 static int queue_call(mshm *s, mobj *o, const char *m, const kart_obj *args, const kart_obj *kwds,
                       kart_obj **result)
 {
@@ -281,26 +335,75 @@ int mgr__shm_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const k
 {
     (void)cx;
     mshm *s = seg_of(o);
-    if (s->h->kind == MSHM_DICT)
+    switch (s->h->kind) {
+    case MSHM_DICT:
         return dict_call(s, o, m, args, kwds, result, newobj);
-    return queue_call(s, o, m, args, kwds, result);
+    case MSHM_NS:
+        return ns_call(s, m, args, kwds, result);
+    case MSHM_VALUE:
+        return value_call(s, m, args, kwds, result);
+    default:
+        return queue_call(s, o, m, args, kwds, result);
+    }
 }
 
 int mgr__shm_repr(mobj *o, char *buf, size_t cap)
 {
+    mshm *s = seg_of(o);
     kart_obj *d = NULL;
-    if (mgr__shmd_list(seg_of(o), MSHMD_DICT, &d) != 0) {
-        snprintf(buf, cap, "<dict object>");
+    if (mgr__shmd_list(s, MSHMD_DICT, &d) != 0) {
+        snprintf(buf, cap, "<%s object>", o->type->typeid);
         return 0;
     }
-    mv_repr(d, buf, cap);
+    if (s->h->kind == MSHM_DICT)
+        mv_repr(d, buf, cap);
+    else if (s->h->kind == MSHM_VALUE) {
+        /* Value(typecode, value), as types.c's value_repr */
+        char tc[64] = "?", v[400] = "?";
+        const kart_obj *k, *x;
+        if (mv_dict_entry(d, 0, &k, &x) == 0)
+            mv_repr(x, tc, sizeof tc);
+        if (mv_dict_entry(d, 1, &k, &x) == 0)
+            mv_repr(x, v, sizeof v);
+        snprintf(buf, cap, "Value(%s, %s)", tc, v);
+    } else {
+        /* Namespace(a=1, ...), names starting with '_' left out */
+        size_t n = (size_t)snprintf(buf, cap, "Namespace(");
+        bool first = true;
+        for (size_t i = 0; n < cap && i < mv_len(d); i++) {
+            const kart_obj *k, *x;
+            mv_dict_entry(d, i, &k, &x);
+            const char *ks = mv_get_str(k, NULL);
+            if (!ks || ks[0] == '_')
+                continue;
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s=", first ? "" : ", ", ks);
+            if (n < cap)
+                mv_repr(x, buf + n, cap - n);
+            n = strlen(buf);
+            first = false;
+        }
+        if (n < cap)
+            snprintf(buf + n, cap - n, ")");
+    }
     mv_free(d);
     return 0;
 }
 
 int mgr__shm_getvalue(mobj *o, kart_obj **out)
 {
-    return mgr__shmd_list(seg_of(o), MSHMD_DICT, out);
+    mshm *s = seg_of(o);
+    kart_obj *d = NULL;
+    int r = mgr__shmd_list(s, MSHMD_DICT, &d);
+    if (r || s->h->kind == MSHM_DICT) {
+        if (r == 0)
+            *out = d;
+        return r;
+    }
+    /* a Namespace: multiprocessing.managers.Namespace with its dict */
+    if (kart_obj_instance("multiprocessing.managers", "Namespace", d, out) == 0)
+        return 0;
+    mv_free(d);
+    return -ENOMEM;
 }
 
 void mgr__shm_obj_free(mobj *o)
@@ -324,6 +427,10 @@ static int kind_of(const mobj *o)
         return MSHM_DICT;
     if (strcmp(t, "Queue") == 0 || strcmp(t, "JoinableQueue") == 0)
         return MSHM_QUEUE;
+    if (strcmp(t, "Namespace") == 0)
+        return MSHM_NS;
+    if (strcmp(t, "Value") == 0)
+        return MSHM_VALUE;
     return 0;
 }
 
@@ -345,6 +452,20 @@ static int push_item(void *arg, const kart_obj *item)
     return r;
 }
 
+/* A Value's [typecode, value] as keys 0 and 1. */
+static int value_fill(mshm *s, const kart_obj *l)
+{
+    int r = -ENOMEM;
+    for (int64_t i = 0; i < 2; i++) {
+        kart_obj *k = mv_int(i);
+        r = k ? mgr__shmd_set(s, k, mv_item(l, (size_t)i), false, NULL) : -ENOMEM;
+        mv_free(k);
+        if (r)
+            break;
+    }
+    return r;
+}
+
 /* Moves o into a segment (once). 0, -ENOTSUP (not a type of the fast
  * path), -ENOSPC (the contents do not fit), -ENOMEM, memfd errors. */
 static int promote(mobj *o)
@@ -360,8 +481,10 @@ static int promote(mobj *o)
     }
     mshm *s = NULL;
     int r = mgr__shm_new(&s, kind, opts->shm_size, opts->pickle_protocol);
-    if (r == 0 && kind == MSHM_DICT)
+    if (r == 0 && (kind == MSHM_DICT || kind == MSHM_NS))
         r = mgr__shm_dict_fill(s, o->data);
+    else if (r == 0 && kind == MSHM_VALUE)
+        r = value_fill(s, o->data);
     else if (r == 0) {
         int64_t maxsize = 0;
         uint64_t unfinished = 0;
@@ -371,7 +494,7 @@ static int promote(mobj *o)
             mgr__shmq_setup(s, maxsize, unfinished);
     }
     if (r == 0) {
-        if (kind == MSHM_DICT)
+        if (kind == MSHM_DICT || kind == MSHM_NS)
             kart_obj_clear(o->data);
         __atomic_store_n(&o->shm, s, __ATOMIC_RELEASE);
         /* plain-path waiters re-check and find the segment */

@@ -866,14 +866,33 @@ static int ns_call_locked(mobj *o, const char *m, const kart_obj *args, const ka
                                   (int)nl, name));
 }
 
+/* A promoted object (Namespace, Value, dict) goes to shm_server.c; the
+ * check is under o->mu, which the promotion holds. */
+static int promoted_or_locked(mobj *o, mcx *cx, const char *m, const kart_obj *args,
+                              const kart_obj *kwds, kart_obj **result, mobj **newobj,
+                              int (*fn)(mobj *, const char *, const kart_obj *, const kart_obj *,
+                                        kart_obj **, mobj **))
+{
+    pthread_mutex_lock(&o->mu);
+    if (o->shm) {
+        pthread_mutex_unlock(&o->mu);
+        return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
+    }
+    int r = fn(o, m, args, kwds, result, newobj);
+    pthread_mutex_unlock(&o->mu);
+    return r;
+}
+
 static int ns_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
                    kart_obj **result, mobj **newobj)
 {
-    return locked_call(o, cx, m, args, kwds, result, newobj, ns_call_locked);
+    return promoted_or_locked(o, cx, m, args, kwds, result, newobj, ns_call_locked);
 }
 
 static int ns_repr(mobj *o, char *buf, size_t cap)
 {
+    if (promoted(o))
+        return mgr__shm_repr(o, buf, cap);
     pthread_mutex_lock(&o->mu);
     size_t n = (size_t)snprintf(buf, cap, "Namespace(");
     size_t pos = 0;
@@ -897,6 +916,8 @@ static int ns_repr(mobj *o, char *buf, size_t cap)
 
 static int ns_getvalue(mobj *o, kart_obj **out)
 {
+    if (promoted(o))
+        return mgr__shm_getvalue(o, out);
     pthread_mutex_lock(&o->mu);
     kart_obj *st = mv_copy(o->data);
     pthread_mutex_unlock(&o->mu);
@@ -956,12 +977,14 @@ static int value_call_locked(mobj *o, const char *m, const kart_obj *args, const
 static int value_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
                       kart_obj **result, mobj **newobj)
 {
-    return locked_call(o, cx, m, args, kwds, result, newobj, value_call_locked);
+    return promoted_or_locked(o, cx, m, args, kwds, result, newobj, value_call_locked);
 }
 
 static int value_repr(mobj *o, char *buf, size_t cap)
 {
     char tc[64], v[400];
+    if (promoted(o))
+        return mgr__shm_repr(o, buf, cap);
     pthread_mutex_lock(&o->mu);
     mv_repr(mv_item(o->data, 0), tc, sizeof tc);
     mv_repr(mv_item(o->data, 1), v, sizeof v);

@@ -262,11 +262,12 @@ KART_API int kart_manager_attach(kart_manager *m, const char *typeid, const char
 KART_API void kart_proxy_free(kart_proxy *p);
 
 /*
- * The same-host fast path. A dict, Queue or JoinableQueue proxy of a kart
- * server reached over a unix socket, by a process of the server's user,
- * works on the object in shared memory: the typed calls kart_mdict_get,
- * _set, _del, _contains, _len, _copy and kart_mqueue_put, _get, _qsize
- * then cost no round trip (the segment is mapped on the proxy's first
+ * The same-host fast path. A dict, Queue, JoinableQueue, Namespace or
+ * Value proxy of a kart server reached over a unix socket, by a process of
+ * the server's user, works on the object in shared memory: the typed calls
+ * kart_mdict_get, _set, _del, _contains, _len, _copy, kart_mqueue_put,
+ * _get, _qsize, kart_mns_get, _set, _del and kart_mvalue_get, _set then
+ * cost no round trip (the segment is mapped on the proxy's first
  * typed call; the object lives on in the server, where Python's and
  * remote clients keep using it through the protocol at the same time).
  * kart_proxy_call by name always takes the protocol. The results are the

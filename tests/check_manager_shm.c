@@ -438,6 +438,27 @@ START_TEST(queue_fast_and_protocol_agree)
     kart_proxy_free(q);
     kart_proxy_free(pq);
 
+    /* a protocol getter asleep on a plain queue when it is promoted goes
+     * on in the segment: woken by a fast put */
+    kart_proxy *pq2 = NULL, *q2 = NULL;
+    ck_assert_int_eq(kart_manager_queue(f.pm, 0, &pq2), 0);
+    getter g2 = {.q = pq2};
+    pthread_t th2;
+    ck_assert_int_eq(pthread_create(&th2, NULL, get_forever, &g2), 0);
+    usleep(50000);
+    ck_assert_int_eq(kart_manager_attach(f.m, "Queue", kart_proxy_ident(pq2), &q2), 0);
+    ck_assert_int_eq(kart_proxy_shared(q2), 1);
+    usleep(20000);
+    x = S("after-promotion");
+    ck_assert_int_eq(kart_mqueue_put(q2, x, -1), 0);
+    pthread_join(th2, NULL);
+    ck_assert_int_eq(g2.r, 0);
+    ck_assert(kart_obj_equal(g2.item, x));
+    kart_obj_free(g2.item);
+    kart_obj_free(x);
+    kart_proxy_free(q2);
+    kart_proxy_free(pq2);
+
     /* JoinableQueue: task_done and join across the paths */
     kart_proxy *jq = NULL;
     ck_assert_int_eq(kart_manager_create(f.m, "JoinableQueue", NULL, NULL, &jq, NULL), 0);

@@ -10,6 +10,7 @@
  * TCP, with no_shm on either side, for other types. */
 #include "testutil.h"
 
+#include <kart/conn.h>
 #include <kart/manager.h>
 #include <kart/obj.h>
 
@@ -924,6 +925,50 @@ START_TEST(segment_full_and_nothing_leaks)
 }
 END_TEST
 
+/* A raw first request on a connection of its own: its first reply byte
+ * ('E', 'F'; 0: none, a plain reply frame comes) and the reply. */
+static kart_obj *raw_request(const char *addr, const char *fn, kart_obj *args, kart_obj *kwds,
+                             char want_byte)
+{
+    kart_auth auth = {.authkey = KEY, .authkey_len = strlen(KEY)};
+    kart_conn *c = NULL;
+    ck_assert_int_eq(kart_conn_connect(&c, addr, &auth), 0);
+    kart_obj *none = NULL, *req = NULL;
+    kart_obj_none(&none);
+    if (!kwds)
+        ck_assert_int_eq(kart_obj_dict(&kwds), 0);
+    kart_obj *items[4] = {none, S(fn), args, kwds};
+    ck_assert_int_eq(kart_obj_tuple(items, 4, &req), 0);
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_obj_pickle(req, 4, &buf, &len), 0);
+    kart_obj_free(req);
+    ck_assert_int_eq(kart_conn_send_bytes(c, buf, len), 0);
+    free(buf);
+    if (want_byte) {
+        char byte = 0;
+        ck_assert_int_eq(read(kart_conn_fileno(c), &byte, 1), 1); /* an fd would be dropped */
+        ck_assert_int_eq(byte, want_byte);
+    }
+    ck_assert_int_eq(kart_conn_recv_bytes(c, &buf, &len, 1 << 20), 0);
+    kart_obj *reply = NULL;
+    ck_assert_int_eq(kart_obj_unpickle(buf, len, NULL, &reply, NULL), 0);
+    free(buf);
+    kart_conn_close(c);
+    return reply;
+}
+
+static void expect_refusal(const char *addr, const char *ident, const char *why)
+{
+    kart_obj *reply = raw_request(addr, "kart_shm_attach", T(1, S(ident), NULL), NULL, 'E');
+    const kart_obj *v = NULL;
+    const char *txt = NULL;
+    ck_assert_int_eq(kart_obj_item(reply, 1, &v), 0);
+    ck_assert_int_eq(kart_obj_get_str(v, &txt, NULL), 0);
+    ck_assert_msg(strstr(txt, why), "%s", txt);
+    kart_obj_free(reply);
+}
+
 START_TEST(refused_where_it_must_be)
 {
     ck_assert_int_eq(kart_proxy_shared(NULL), -EINVAL);
@@ -965,7 +1010,28 @@ START_TEST(refused_where_it_must_be)
     ck_assert_int_eq(as_int(got), 1);
     kart_obj_free(got);
     kart_proxy_free(d);
-    /* a raw attach request for an unknown ident, or on TCP: 'E' */
+    /* raw attach requests: an unknown ident, a list; a request that only
+     * holds the word is an ordinary one */
+    ck_assert_int_eq(kart_manager_list(f.m, &l), 0);
+    expect_refusal(f.addr, "nope", "no such object");
+    expect_refusal(f.addr, kart_proxy_ident(l), "not a type of the fast path");
+    kart_obj *kw = NULL;
+    ck_assert_int_eq(kart_obj_dict(&kw), 0);
+    ck_assert_int_eq(kart_obj_dict_set(kw, S("kart_shm_attach"), I(1)), 0);
+    kart_obj *reply = raw_request(f.addr, "create", T(1, S("dict"), NULL), kw, 0);
+    const kart_obj *tag = NULL;
+    const char *txt = NULL;
+    kart_obj_item(reply, 0, &tag);
+    kart_obj_get_str(tag, &txt, NULL);
+    ck_assert_str_eq(txt, "#RETURN");
+    kart_obj_free(reply);
+    kart_proxy_free(l);
+    stop(&f);
+    /* over TCP, for an object that exists */
+    start_opts(&f, "127.0.0.1:0", NULL);
+    ck_assert_int_eq(kart_manager_dict(f.m, &d), 0);
+    expect_refusal(f.addr, kart_proxy_ident(d), "not a unix-socket connection");
+    kart_proxy_free(d);
     stop(&f);
     kart_obj_free(k);
 }

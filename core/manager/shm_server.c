@@ -509,9 +509,27 @@ static int promote(mobj *o)
 
 #define ATTACH "kart_shm_attach"
 
+/* (None, "kart_shm_attach", (ident,), {...}): its ident, else NULL. */
+static const char *attach_ident(const kart_obj *req)
+{
+    if (mv_kind(req) != MV_TUPLE || mv_len(req) != 4 || mv_kind(mv_item(req, 0)) != MV_NONE ||
+        !mv_is_str(mv_item(req, 1), ATTACH) || mv_kind(mv_item(req, 2)) != MV_TUPLE ||
+        mv_len(mv_item(req, 2)) != 1)
+        return NULL;
+    return mv_get_str(mv_item(mv_item(req, 2), 0), NULL);
+}
+
 bool mgr__shm_is_attach(const void *buf, size_t len)
 {
-    return len < 512 && memmem(buf, len, ATTACH, sizeof ATTACH - 1) != NULL;
+    /* a cheap look first: only a frame that names it is decoded here (any
+     * other request, one that merely holds the word included, goes on to
+     * the usual handling) */
+    if (len >= 512 || !memmem(buf, len, ATTACH, sizeof ATTACH - 1))
+        return false;
+    kart_obj *req = NULL;
+    bool yes = mv_unpickle(buf, len, &req, NULL, 0) == 0 && attach_ident(req) != NULL;
+    mv_free(req);
+    return yes;
 }
 
 static int send_byte(int fd, char byte, int passfd)
@@ -560,11 +578,9 @@ int mgr__shm_serve_attach(mcx *cx, const void *buf, size_t len)
     kart_obj *req = NULL;
     const char *why = NULL;
     mobj *o = NULL;
-    if (mv_unpickle(buf, len, &req, NULL, 0) < 0 || mv_kind(req) != MV_TUPLE || mv_len(req) != 4 ||
-        !mv_is_str(mv_item(req, 1), ATTACH) || mv_kind(mv_item(req, 2)) != MV_TUPLE ||
-        mv_len(mv_item(req, 2)) != 1)
+    if (mv_unpickle(buf, len, &req, NULL, 0) < 0)
         why = "bad attach request";
-    const char *ident = why ? NULL : mv_get_str(mv_item(mv_item(req, 2), 0), NULL);
+    const char *ident = why ? NULL : attach_ident(req);
     if (!why && !ident)
         why = "bad attach request";
     if (!why)

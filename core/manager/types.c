@@ -319,6 +319,17 @@ static bool promoted(mobj *o)
     return __atomic_load_n(&o->shm, __ATOMIC_ACQUIRE) != NULL;
 }
 
+/* Locks o->mu for the plain path; false (and unlocked) once o is
+ * promoted: the segment holds the object from then on. */
+static bool lock_plain(mobj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    if (!o->shm)
+        return true;
+    pthread_mutex_unlock(&o->mu);
+    return false;
+}
+
 static int dict_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
                      kart_obj **result, mobj **newobj)
 {
@@ -334,9 +345,8 @@ static int dict_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, cons
 
 static int plain_repr(mobj *o, char *buf, size_t cap)
 {
-    if (promoted(o))
+    if (!lock_plain(o))
         return mgr__shm_repr(o, buf, cap);
-    pthread_mutex_lock(&o->mu);
     repr_locked(o, o->data, "", "", buf, cap);
     pthread_mutex_unlock(&o->mu);
     return 0;
@@ -344,9 +354,8 @@ static int plain_repr(mobj *o, char *buf, size_t cap)
 
 static int plain_getvalue(mobj *o, kart_obj **out)
 {
-    if (promoted(o))
+    if (!lock_plain(o))
         return mgr__shm_getvalue(o, out);
-    pthread_mutex_lock(&o->mu);
     *out = mv_copy(o->data);
     pthread_mutex_unlock(&o->mu);
     return *out ? 0 : -ENOMEM;
@@ -891,9 +900,8 @@ static int ns_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const 
 
 static int ns_repr(mobj *o, char *buf, size_t cap)
 {
-    if (promoted(o))
+    if (!lock_plain(o))
         return mgr__shm_repr(o, buf, cap);
-    pthread_mutex_lock(&o->mu);
     size_t n = (size_t)snprintf(buf, cap, "Namespace(");
     size_t pos = 0;
     const kart_obj *k, *v;
@@ -916,9 +924,8 @@ static int ns_repr(mobj *o, char *buf, size_t cap)
 
 static int ns_getvalue(mobj *o, kart_obj **out)
 {
-    if (promoted(o))
+    if (!lock_plain(o))
         return mgr__shm_getvalue(o, out);
-    pthread_mutex_lock(&o->mu);
     kart_obj *st = mv_copy(o->data);
     pthread_mutex_unlock(&o->mu);
     if (st && kart_obj_instance("multiprocessing.managers", "Namespace", st, out) == 0)
@@ -983,9 +990,8 @@ static int value_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, con
 static int value_repr(mobj *o, char *buf, size_t cap)
 {
     char tc[64], v[400];
-    if (promoted(o))
+    if (!lock_plain(o))
         return mgr__shm_repr(o, buf, cap);
-    pthread_mutex_lock(&o->mu);
     mv_repr(mv_item(o->data, 0), tc, sizeof tc);
     mv_repr(mv_item(o->data, 1), v, sizeof v);
     pthread_mutex_unlock(&o->mu);

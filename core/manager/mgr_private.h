@@ -126,6 +126,9 @@ struct mobj {
     mobj *next;        /* hash chain */
     mobj *all_next, *all_prev;
     void *data;
+    /* the shared segment once a same-host kart client attached (dict,
+     * Queue, JoinableQueue: shm_server.c); set once, under mu */
+    struct mshm *shm;
 };
 
 /* Server-side connection state the types may look at. */

@@ -654,7 +654,7 @@ uint64_t kart_obj_hash(const kart_obj *o)
 
 /* A double with an integral value of at least 2^63 in magnitude as
  * normalised two's complement bytes (at most 130). */
-static size_t float_bigint(double f, uint8_t *out)
+size_t kart__float_bigint(double f, uint8_t *out)
 {
     int e;
     double m = frexp(fabs(f), &e); /* |f| = m * 2^e, 0.5 <= m < 1 */
@@ -725,7 +725,7 @@ static bool num_equal(const kart_obj *a, int ka, const kart_obj *b, int kb)
         if (!isfinite(f) || f != floor(f) || float_is_int64(f, &v))
             return false;
         uint8_t tmp[160];
-        size_t n = float_bigint(f, tmp);
+        size_t n = kart__float_bigint(f, tmp);
         return n == a->u.s.n && memcmp(tmp, a->u.s.p, n) == 0;
     }
     return a->u.f == b->u.f;

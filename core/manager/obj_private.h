@@ -95,6 +95,9 @@ kart_obj *kart__obj_new_bytes(kart_obj_type type, const void *p, size_t n);
 /* Normalises little-endian two's complement: the fewest bytes (at least
  * 1); returns the new length. */
 size_t kart__bigint_trim(const uint8_t *b, size_t n);
+/* A double with an integral value of at least 2^63 in magnitude as
+ * normalised two's complement bytes (out: at least 130 bytes). */
+size_t kart__float_bigint(double f, uint8_t *out);
 /* The minimal two's complement of an int64 in out[8]; returns its length. */
 size_t kart__int_bytes(int64_t v, uint8_t out[8]);
 

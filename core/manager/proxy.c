@@ -6,7 +6,9 @@
  * its handle. A forked child opens its own connections on first use, and
  * takes its own reference for each inherited proxy it uses.
  */
+#include "deadline.h"
 #include "mgr_private.h"
+#include "shm_path.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -69,6 +71,7 @@ struct kart_proxy {
     pid_t pid; /* the process whose session holds our reference */
     char typeid[64];
     char ident[32];
+    mshm_slot fast; /* the same-host fast path (shm_client.c) */
 };
 
 /* ---- wire ---- */
@@ -792,6 +795,7 @@ KART_API void kart_proxy_free(kart_proxy *p)
 {
     if (!p)
         return;
+    mgr__proxy_fast_drop(p, MSLOT_REFUSED);
     if (p->pid == getpid()) {
         kart_obj *res = NULL;
         session_call(p->m, "decref", mv_tuple(1, mv_strz(p->ident)), &res);
@@ -879,39 +883,63 @@ static int call_size(kart_proxy *p, const char *method, size_t *n)
             return -EINVAL;                                                                        \
     } while (0)
 
+/* FAST(p): the proxy's shared segment when the fast path is on, else
+ * NULL (the protocol). */
+#define FAST(p) mgr__proxy_fast(p)
+
 KART_API int kart_mdict_get(kart_proxy *d, const kart_obj *key, kart_obj **value)
 {
     NEED(d && key && value);
+    mshm *s = FAST(d);
+    if (s)
+        return mgr__shmd_get(s, key, value);
     return callv(d, "__getitem__", value, 1, key, NULL);
 }
 
 KART_API int kart_mdict_set(kart_proxy *d, const kart_obj *key, const kart_obj *value)
 {
     NEED(d && key && value);
+    mshm *s = FAST(d);
+    if (s)
+        return mgr__shmd_set(s, key, value, false, NULL);
     return callv(d, "__setitem__", NULL, 2, key, value);
 }
 
 KART_API int kart_mdict_del(kart_proxy *d, const kart_obj *key)
 {
     NEED(d && key);
+    mshm *s = FAST(d);
+    if (s)
+        return mgr__shmd_pop(s, key, NULL);
     return callv(d, "__delitem__", NULL, 1, key, NULL);
 }
 
 KART_API int kart_mdict_contains(kart_proxy *d, const kart_obj *key)
 {
     NEED(d && key);
+    mshm *s = FAST(d);
+    if (s) {
+        int r = mgr__shmd_get(s, key, NULL);
+        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+    }
     return call_bool(d, "__contains__", key);
 }
 
 KART_API int kart_mdict_len(kart_proxy *d, size_t *len)
 {
     NEED(d && len);
+    mshm *s = FAST(d);
+    if (s)
+        return mgr__shmd_len(s, len);
     return call_size(d, "__len__", len);
 }
 
 KART_API int kart_mdict_copy(kart_proxy *d, kart_obj **value)
 {
     NEED(d && value);
+    mshm *s = FAST(d);
+    if (s)
+        return mgr__shmd_list(s, MSHMD_DICT, value);
     return callv(d, "copy", value, 0, NULL, NULL);
 }
 
@@ -963,7 +991,10 @@ KART_API int kart_mns_get(kart_proxy *ns, const char *name, kart_obj **value)
 {
     NEED(ns && name && value);
     kart_obj *n = mv_strz(name);
-    int r = n ? callv(ns, "__getattribute__", value, 1, n, NULL) : -ENOMEM;
+    mshm *s = n ? FAST(ns) : NULL;
+    int r = !n  ? -ENOMEM
+            : s ? mgr__shmd_get(s, n, value)
+                : callv(ns, "__getattribute__", value, 1, n, NULL);
     mv_free(n);
     return r;
 }
@@ -972,7 +1003,10 @@ KART_API int kart_mns_set(kart_proxy *ns, const char *name, const kart_obj *valu
 {
     NEED(ns && name && value);
     kart_obj *n = mv_strz(name);
-    int r = n ? callv(ns, "__setattr__", NULL, 2, n, value) : -ENOMEM;
+    mshm *s = n ? FAST(ns) : NULL;
+    int r = !n  ? -ENOMEM
+            : s ? mgr__shmd_set(s, n, value, false, NULL)
+                : callv(ns, "__setattr__", NULL, 2, n, value);
     mv_free(n);
     return r;
 }
@@ -981,7 +1015,10 @@ KART_API int kart_mns_del(kart_proxy *ns, const char *name)
 {
     NEED(ns && name);
     kart_obj *n = mv_strz(name);
-    int r = n ? callv(ns, "__delattr__", NULL, 1, n, NULL) : -ENOMEM;
+    mshm *s = n ? FAST(ns) : NULL;
+    int r = !n  ? -ENOMEM
+            : s ? mgr__shmd_pop(s, n, NULL)
+                : callv(ns, "__delattr__", NULL, 1, n, NULL);
     mv_free(n);
     return r;
 }
@@ -989,12 +1026,26 @@ KART_API int kart_mns_del(kart_proxy *ns, const char *name)
 KART_API int kart_mvalue_get(kart_proxy *v, kart_obj **value)
 {
     NEED(v && value);
+    mshm *s = FAST(v);
+    if (s) {
+        kart_obj *one = mv_int(1);
+        int r = one ? mgr__shmd_get(s, one, value) : -ENOMEM;
+        mv_free(one);
+        return r == -ENOENT ? KART_EBADREPLY : r;
+    }
     return callv(v, "get", value, 0, NULL, NULL);
 }
 
 KART_API int kart_mvalue_set(kart_proxy *v, const kart_obj *value)
 {
     NEED(v && value);
+    mshm *s = FAST(v);
+    if (s) {
+        kart_obj *one = mv_int(1);
+        int r = one ? mgr__shmd_set(s, one, value, false, NULL) : -ENOMEM;
+        mv_free(one);
+        return r;
+    }
     return callv(v, "set", NULL, 1, value, NULL);
 }
 
@@ -1154,18 +1205,27 @@ static int queue_op(kart_proxy *q, const char *op, const kart_obj *item, int64_t
 KART_API int kart_mqueue_put(kart_proxy *q, const kart_obj *item, int64_t timeout_ns)
 {
     NEED(q && item);
+    mshm *s = FAST(q);
+    if (s)
+        return mgr__shmq_put(s, item, timeout_ns != 0, kart__deadline(timeout_ns), NULL);
     return queue_op(q, "put", item, timeout_ns, NULL);
 }
 
 KART_API int kart_mqueue_get(kart_proxy *q, int64_t timeout_ns, kart_obj **item)
 {
     NEED(q && item);
+    mshm *s = FAST(q);
+    if (s)
+        return mgr__shmq_get(s, timeout_ns != 0, kart__deadline(timeout_ns), NULL, item);
     return queue_op(q, "get", NULL, timeout_ns, item);
 }
 
 KART_API int kart_mqueue_qsize(kart_proxy *q, size_t *n)
 {
     NEED(q && n);
+    mshm *s = FAST(q);
+    if (s)
+        return mgr__shmq_size(s, n, NULL);
     return call_size(q, "qsize", n);
 }
 
@@ -1202,6 +1262,19 @@ void mgr__thread_conn_drop(kart_manager *m)
         pthread_setspecific(m->tls, NULL);
         tconn_destroy(t);
     }
+}
+
+mshm_slot *mgr__proxy_slot(kart_proxy *p)
+{
+    return &p->fast;
+}
+
+const char *mgr__manager_address(const kart_manager *m, const kart_manager_options **opts,
+                                 bool *python)
+{
+    *opts = &m->opts;
+    *python = m->python;
+    return m->address;
 }
 
 void mgr__manager_limits(const kart_manager *m, int *protocol, size_t *max_message)

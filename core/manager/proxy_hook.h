@@ -9,6 +9,7 @@
 #include <kart/conn.h>
 #include <kart/manager.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,6 +27,12 @@ int mgr__thread_conn(kart_manager *m, kart_conn **out);
 void mgr__thread_conn_drop(kart_manager *m);
 /* The handle's pickle protocol and largest message. */
 void mgr__manager_limits(const kart_manager *m, int *protocol, size_t *max_message);
+
+/* The fast path's state in p (shm_client.c). */
+struct mshm_slot *mgr__proxy_slot(kart_proxy *p);
+/* The handle's address, options and whether its server is python3's. */
+const char *mgr__manager_address(const kart_manager *m, const kart_manager_options **opts,
+                                 bool *python);
 
 /* getpid(), cached per process (proxy_pid.c); proxy.c's fork checks use
  * it through a #define. */

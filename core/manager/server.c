@@ -9,6 +9,7 @@
 #include "deadline.h"
 #include "mgr_private.h"
 #include "server_replies.h"
+#include "shm_path.h"
 
 #include <kart/log.h>
 
@@ -228,6 +229,7 @@ int mgr__obj_create(kart_manager_server *s, const mtype *t, const kart_obj *args
 
 static void obj_destroy(mobj *o)
 {
+    mgr__shm_obj_free(o); /* the fast path's segment, if any */
     if (o->type->destroy)
         o->type->destroy(o);
     pthread_cond_destroy(&o->cv);
@@ -271,6 +273,22 @@ static void obj_release(mobj *o)
     pthread_mutex_unlock(&s->table_mu);
     if (free_it)
         obj_destroy(o);
+}
+
+/* For shm_server.c (the fast path's attach). */
+mobj *mgr__obj_hold(kart_manager_server *s, const char *ident)
+{
+    return obj_hold(s, ident);
+}
+
+void mgr__obj_release(mobj *o)
+{
+    obj_release(o);
+}
+
+const kart_manager_options *mgr__server_options(const kart_manager_server *s)
+{
+    return &s->opts;
 }
 
 /* refs += 1 (incref). */
@@ -917,6 +935,12 @@ static int serve_one(mcx *cx, bool accepted, bool *accept)
             kart_log(KART_LOG_WARNING, "manager", "client %s dropped: %s", cx->name,
                      kart_strerror(r));
         return r;
+    }
+    if (!accepted && mgr__shm_is_attach(buf, len)) {
+        /* kart's fast-path attach: answered, then the connection ends */
+        r = mgr__shm_serve_attach(cx, buf, len);
+        free(buf);
+        return r < 0 ? r : 1;
     }
     kart_obj *reply = NULL;
     r = mgr__handle_frame(cx, buf, len, accepted, accept, &reply);

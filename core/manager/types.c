@@ -8,6 +8,7 @@
  */
 #include "deadline.h"
 #include "mgr_private.h"
+#include "shm_path.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -311,15 +312,41 @@ static int locked_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, co
     return r;
 }
 
+/* A dict or queue that a same-host client attached to lives in its shared
+ * segment from then on (shm_server.c); o->shm is set once, under o->mu. */
+static bool promoted(mobj *o)
+{
+    return __atomic_load_n(&o->shm, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* Locks o->mu for the plain path; false (and unlocked) once o is
+ * promoted: the segment holds the object from then on. */
+static bool lock_plain(mobj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    if (!o->shm)
+        return true;
+    pthread_mutex_unlock(&o->mu);
+    return false;
+}
+
 static int dict_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
                      kart_obj **result, mobj **newobj)
 {
-    return locked_call(o, cx, m, args, kwds, result, newobj, dict_call_locked);
+    pthread_mutex_lock(&o->mu);
+    if (o->shm) {
+        pthread_mutex_unlock(&o->mu);
+        return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
+    }
+    int r = dict_call_locked(o, m, args, kwds, result, newobj);
+    pthread_mutex_unlock(&o->mu);
+    return r;
 }
 
 static int plain_repr(mobj *o, char *buf, size_t cap)
 {
-    pthread_mutex_lock(&o->mu);
+    if (!lock_plain(o))
+        return mgr__shm_repr(o, buf, cap);
     repr_locked(o, o->data, "", "", buf, cap);
     pthread_mutex_unlock(&o->mu);
     return 0;
@@ -327,7 +354,8 @@ static int plain_repr(mobj *o, char *buf, size_t cap)
 
 static int plain_getvalue(mobj *o, kart_obj **out)
 {
-    pthread_mutex_lock(&o->mu);
+    if (!lock_plain(o))
+        return mgr__shm_getvalue(o, out);
     *out = mv_copy(o->data);
     pthread_mutex_unlock(&o->mu);
     return *out ? 0 : -ENOMEM;
@@ -847,15 +875,33 @@ static int ns_call_locked(mobj *o, const char *m, const kart_obj *args, const ka
                                   (int)nl, name));
 }
 
+/* A promoted object (Namespace, Value, dict) goes to shm_server.c; the
+ * check is under o->mu, which the promotion holds. */
+static int promoted_or_locked(mobj *o, mcx *cx, const char *m, const kart_obj *args,
+                              const kart_obj *kwds, kart_obj **result, mobj **newobj,
+                              int (*fn)(mobj *, const char *, const kart_obj *, const kart_obj *,
+                                        kart_obj **, mobj **))
+{
+    pthread_mutex_lock(&o->mu);
+    if (o->shm) {
+        pthread_mutex_unlock(&o->mu);
+        return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
+    }
+    int r = fn(o, m, args, kwds, result, newobj);
+    pthread_mutex_unlock(&o->mu);
+    return r;
+}
+
 static int ns_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
                    kart_obj **result, mobj **newobj)
 {
-    return locked_call(o, cx, m, args, kwds, result, newobj, ns_call_locked);
+    return promoted_or_locked(o, cx, m, args, kwds, result, newobj, ns_call_locked);
 }
 
 static int ns_repr(mobj *o, char *buf, size_t cap)
 {
-    pthread_mutex_lock(&o->mu);
+    if (!lock_plain(o))
+        return mgr__shm_repr(o, buf, cap);
     size_t n = (size_t)snprintf(buf, cap, "Namespace(");
     size_t pos = 0;
     const kart_obj *k, *v;
@@ -878,7 +924,8 @@ static int ns_repr(mobj *o, char *buf, size_t cap)
 
 static int ns_getvalue(mobj *o, kart_obj **out)
 {
-    pthread_mutex_lock(&o->mu);
+    if (!lock_plain(o))
+        return mgr__shm_getvalue(o, out);
     kart_obj *st = mv_copy(o->data);
     pthread_mutex_unlock(&o->mu);
     if (st && kart_obj_instance("multiprocessing.managers", "Namespace", st, out) == 0)
@@ -937,13 +984,14 @@ static int value_call_locked(mobj *o, const char *m, const kart_obj *args, const
 static int value_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, const kart_obj *kwds,
                       kart_obj **result, mobj **newobj)
 {
-    return locked_call(o, cx, m, args, kwds, result, newobj, value_call_locked);
+    return promoted_or_locked(o, cx, m, args, kwds, result, newobj, value_call_locked);
 }
 
 static int value_repr(mobj *o, char *buf, size_t cap)
 {
     char tc[64], v[400];
-    pthread_mutex_lock(&o->mu);
+    if (!lock_plain(o))
+        return mgr__shm_repr(o, buf, cap);
     mv_repr(mv_item(o->data, 0), tc, sizeof tc);
     mv_repr(mv_item(o->data, 1), v, sizeof v);
     pthread_mutex_unlock(&o->mu);
@@ -1235,6 +1283,8 @@ static int queue_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, con
     queue_data *q = o->data;
     const kart_obj *a[3];
     int r = 0;
+    if (promoted(o))
+        return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
     if (strcmp(m, "put") == 0 || strcmp(m, "put_nowait") == 0) {
         bool block;
         int64_t dl = KART__NO_DEADLINE;
@@ -1251,8 +1301,13 @@ static int queue_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, con
         if (!item)
             return -ENOMEM;
         pthread_mutex_lock(&o->mu);
-        while (queue_full(q) && r == 0)
+        while (!o->shm && queue_full(q) && r == 0)
             r = block ? mgr__wait(o, dl) : -ETIMEDOUT;
+        if (o->shm) { /* promoted while we waited: go on there */
+            pthread_mutex_unlock(&o->mu);
+            mv_free(item);
+            return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
+        }
         if (r == 0 && q->len == q->cap) {
             size_t cap = q->cap ? q->cap * 2 : 16;
             kart_obj **ring = malloc(cap * sizeof *ring);
@@ -1296,8 +1351,12 @@ static int queue_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, con
         }
         kart_obj *item = NULL;
         pthread_mutex_lock(&o->mu);
-        while (q->len == 0 && r == 0)
+        while (!o->shm && q->len == 0 && r == 0)
             r = block ? mgr__wait(o, dl) : -ETIMEDOUT;
+        if (o->shm) {
+            pthread_mutex_unlock(&o->mu);
+            return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
+        }
         if (r == 0) {
             item = q->ring[q->head];
             q->head = (q->head + 1) % q->cap;
@@ -1314,13 +1373,19 @@ static int queue_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, con
     if (strcmp(m, "join") == 0) {
         NOARGS(m);
         pthread_mutex_lock(&o->mu);
-        while (q->unfinished && r == 0)
+        while (!o->shm && q->unfinished && r == 0)
             r = mgr__wait(o, KART__NO_DEADLINE);
         pthread_mutex_unlock(&o->mu);
+        if (o->shm && r == 0)
+            return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
         return r ? r : ret(result, mv_none());
     }
     NOARGS(m);
     pthread_mutex_lock(&o->mu);
+    if (o->shm) {
+        pthread_mutex_unlock(&o->mu);
+        return mgr__shm_call(o, cx, m, args, kwds, result, newobj);
+    }
     kart_obj *v = NULL;
     bool too_many = false;
     if (strcmp(m, "task_done") == 0) {
@@ -1342,6 +1407,26 @@ static int queue_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, con
                      mgr__exc("builtins", "ValueError", "task_done() called too many times"));
     }
     return ret(result, v);
+}
+
+int mgr__queue_export(mobj *o, int (*push)(void *arg, const kart_obj *item), void *arg,
+                      int64_t *maxsize, uint64_t *unfinished)
+{
+    queue_data *q = o->data;
+    for (size_t i = 0; i < q->len; i++) {
+        int r = push(arg, q->ring[(q->head + i) % q->cap]);
+        if (r)
+            return r;
+    }
+    /* the segment has them all: the plain queue empties, its unfinished
+     * count moves too (join and task_done go there) */
+    *maxsize = q->maxsize;
+    *unfinished = q->unfinished;
+    for (size_t i = 0; i < q->len; i++)
+        mv_free(q->ring[(q->head + i) % q->cap]);
+    q->head = q->len = 0;
+    q->unfinished = 0;
+    return 0;
 }
 
 static const mtype queue_type = {

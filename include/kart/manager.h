@@ -64,6 +64,14 @@ typedef struct kart_manager_options {
     size_t max_message;  /* largest request or reply; 0: 64 MiB */
     int64_t timeout_ns;  /* handshake bound; 0: 10 s */
     int pickle_protocol; /* of what kart sends, 2..5; 0: 4 (python3.11's) */
+    /* The same-host fast path (see kart_proxy_shared): a server with
+     * no_shm never offers it, a client with no_shm never asks. */
+    bool no_shm;
+    /* Server: the bytes reserved for each shared object's segment (sparse:
+     * pages cost only once used); 0: 256 MiB, at least 64 KiB. A dict or
+     * queue that outgrows it refuses the change (-ENOSPC, Python's
+     * MemoryError). */
+    size_t shm_size;
 } kart_manager_options;
 
 /* ---- server ---- */
@@ -252,6 +260,32 @@ KART_API int kart_manager_attach(kart_manager *m, const char *typeid, const char
                                  kart_proxy **out);
 /* Releases the proxy's reference and frees it. NULL ok. */
 KART_API void kart_proxy_free(kart_proxy *p);
+
+/*
+ * The same-host fast path. A dict, Queue, JoinableQueue, Namespace or
+ * Value proxy of a kart server reached over a unix socket, by a process of
+ * the server's user, works on the object in shared memory: the typed calls
+ * kart_mdict_get, _set, _del, _contains, _len, _copy, kart_mqueue_put,
+ * _get, _qsize, kart_mns_get, _set, _del and kart_mvalue_get, _set then
+ * cost no round trip (the segment is mapped on the proxy's first
+ * typed call; the object lives on in the server, where Python's and
+ * remote clients keep using it through the protocol at the same time).
+ * kart_proxy_call by name always takes the protocol. The results are the
+ * protocol's, with one more error: -ENOSPC when the object's segment
+ * (kart_manager_options.shm_size) is full; a blocked queue call whose
+ * server dies returns -ECONNRESET. Not for TCP addresses, python3's
+ * server, or when either side's options say no_shm.
+ *
+ * kart_proxy_shared: 1 if p uses the fast path (attaching now if it has
+ * not tried yet), 0 if it uses the protocol. Errors: -EINVAL (NULL).
+ */
+KART_API int kart_proxy_shared(kart_proxy *p);
+/*
+ * use false: p takes the protocol from now on (its mapping goes); true:
+ * p may try the fast path again. Not while other threads use p.
+ * Errors: -EINVAL (NULL), -EBUSY (another thread is attaching p).
+ */
+KART_API int kart_proxy_set_shared(kart_proxy *p, bool use);
 
 /*
  * Typed calls. Values are passed as borrowed kart_obj; returned ones

@@ -45,18 +45,11 @@
 
 extern char **environ;
 
-/* Python's process identity, which default names show: a child's number
- * among its parent's children after its parent's own identity ("Process-2"
- * is this process's second child, "Process-2:1" that child's first). */
-static char identity[sizeof(((kart_process *)0)->ident)]; /* "" in the first process */
-static _Atomic unsigned name_counter;
-/* This process's own name (Python's current_process().name). */
-static char current_name[sizeof(((kart_process *)0)->name)] = "MainProcess";
-
 /* ---- making and freeing ---- */
 
 static int init_common(kart_process **out, const char *name, bool daemon, kart_process **pp)
 {
+    const char *identity = kart__proc_identity;
     if (!out)
         return -EINVAL;
     if (name && strlen(name) > 255)
@@ -68,7 +61,7 @@ static int init_common(kart_process **out, const char *name, bool daemon, kart_p
     p->sentinel = -1;
     p->fork_gen = kart__fork_gen();
     p->daemon = daemon;
-    unsigned n = atomic_fetch_add(&name_counter, 1) + 1;
+    unsigned n = atomic_fetch_add(&kart__proc_name_counter, 1) + 1;
     /* Past 127 bytes (a chain of dozens of forks) the identity is cut. */
     if (snprintf(p->ident, sizeof(p->ident), "%s%s%u", identity, identity[0] ? ":" : "", n) < 0)
         p->ident[0] = '\0';
@@ -85,12 +78,38 @@ KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *a
 {
     if (!fn)
         return -EINVAL;
+    kart_start_method method = kart_context_start_method(opts ? opts->context : NULL);
+    size_t arg_size = opts ? opts->arg_size : 0;
+    if (arg_size > 0 && !arg)
+        return -EINVAL;
+    /* A pointer means nothing in a fresh exec. */
+    if (method == KART_START_SPAWN && arg_size == 0 && arg)
+        return -EINVAL;
+    const kart_process_entry *entry = NULL;
+    if (method == KART_START_SPAWN) {
+        int err = kart__proc_spawn_lookup(fn, &entry);
+        if (err < 0)
+            return err;
+    }
+    void *copy = NULL;
+    if (arg_size > 0) {
+        copy = malloc(arg_size);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, arg, arg_size);
+    }
     kart_process *p;
     int err = init_common(out, opts ? opts->name : NULL, opts && opts->daemon, &p);
-    if (err < 0)
+    if (err < 0) {
+        free(copy);
         return err;
+    }
     p->fn = fn;
-    p->arg = arg;
+    p->arg = copy ? copy : arg;
+    p->arg_copy = copy;
+    p->arg_size = arg_size;
+    p->method = method;
+    p->entry = entry;
     *out = p;
     return 0;
 }
@@ -124,16 +143,16 @@ static void free_spawn_fields(kart_process *p)
     free(p->fds);
 }
 
-KART_API int kart_process_create_spawn(kart_process **out, const char *path, char *const argv[],
-                                       char *const envp[], const kart_spawn_options *opts)
+KART_API int kart_process_create_program(kart_process **out, const char *path, char *const argv[],
+                                         char *const envp[], const kart_program_options *opts)
 {
     if (!path)
         return -EINVAL;
     if (opts) {
-        if (opts->nfds < 0 || (opts->nfds > 0 && !opts->fds))
+        if (opts->nfds > 0 && !opts->fds)
             return -EINVAL;
-        for (int i = 0; i < opts->nfds; i++)
-            if (opts->fds[i].child_fd < 0 || opts->fds[i].parent_fd < KART_SPAWN_DEVNULL)
+        for (size_t i = 0; i < opts->nfds; i++)
+            if (opts->fds[i].child_fd < 0 || opts->fds[i].parent_fd < KART_PROGRAM_DEVNULL)
                 return -EINVAL;
     }
     kart_process *p;
@@ -146,7 +165,7 @@ KART_API int kart_process_create_spawn(kart_process **out, const char *path, cha
     p->envp = envp ? copy_vector(envp) : NULL;
     p->cwd = opts && opts->cwd ? strdup(opts->cwd) : NULL;
     p->nfds = opts ? opts->nfds : 0;
-    p->fds = p->nfds ? malloc((size_t)p->nfds * sizeof(kart_spawn_fd)) : NULL;
+    p->fds = p->nfds ? calloc(p->nfds, sizeof(kart_program_fd)) : NULL;
     if (!p->path || !p->argv || (envp && !p->envp) || (opts && opts->cwd && !p->cwd) ||
         (p->nfds && !p->fds)) {
         free_spawn_fields(p);
@@ -154,7 +173,7 @@ KART_API int kart_process_create_spawn(kart_process **out, const char *path, cha
         return -ENOMEM;
     }
     if (p->nfds)
-        memcpy(p->fds, opts->fds, (size_t)p->nfds * sizeof(kart_spawn_fd));
+        memcpy(p->fds, opts->fds, p->nfds * sizeof(kart_program_fd));
     p->search_path = opts && opts->search_path;
     p->new_session = opts && opts->new_session;
     *out = p;
@@ -166,27 +185,42 @@ static bool inherited(const kart_process *p)
     return p->fork_gen != kart__fork_gen();
 }
 
-KART_API int kart_process_free(kart_process *p)
+void kart__proc_destroy(kart_process *p)
 {
-    if (!p)
-        return -EINVAL;
-    if (!inherited(p)) {
-        pthread_mutex_lock(&kart__proc_lock);
-        bool busy = p->state == KART_PROC_RUNNING || p->state == KART_PROC_STARTING;
-        if (!busy)
-            kart__proc_list_remove(p);
-        pthread_mutex_unlock(&kart__proc_lock);
-        if (busy)
-            return -EBUSY;
-    }
     if (p->sentinel >= 0)
         close(p->sentinel);
     free_spawn_fields(p);
+    free(p->arg_copy);
     free(p);
-    return 0;
 }
 
-/* ---- getters ---- */
+void kart__proc_release_detached_locked(kart_process *p)
+{
+    if (p->detached)
+        kart__proc_destroy(p);
+}
+
+KART_API void kart_process_free(kart_process *p)
+{
+    if (!p)
+        return;
+    if (!inherited(p)) {
+        pthread_mutex_lock(&kart__proc_lock);
+        /* A running child is left to the registry, which frees the object
+         * when it reaps the child (Python keeps a dropped Process's child
+         * in its list of children the same way). */
+        int state = kart__proc_reap_locked(p);
+        bool running = state == KART_PROC_RUNNING || state == KART_PROC_STARTING;
+        if (running)
+            p->detached = true;
+        else
+            kart__proc_list_remove(p);
+        pthread_mutex_unlock(&kart__proc_lock);
+        if (running)
+            return;
+    }
+    kart__proc_destroy(p);
+}
 
 KART_API pid_t kart_process_pid(const kart_process *p)
 {
@@ -198,12 +232,7 @@ KART_API const char *kart_process_name(const kart_process *p)
     return p ? p->name : "";
 }
 
-KART_API const char *kart_process_current_name(void)
-{
-    return current_name;
-}
-
-KART_API int kart_process_daemon(const kart_process *p)
+KART_API bool kart_process_daemon(const kart_process *p)
 {
     return p && p->daemon;
 }
@@ -264,7 +293,10 @@ static void unclaim(kart_process *p)
 {
     pthread_mutex_lock(&kart__proc_lock);
     p->state = KART_PROC_NEW;
+    bool detached = p->detached; /* freed by another thread meanwhile */
     pthread_mutex_unlock(&kart__proc_lock);
+    if (detached)
+        kart__proc_destroy(p);
 }
 
 /* The child is running and has its sentinel: publish it. */
@@ -279,6 +311,10 @@ static void started(kart_process *p, pid_t pid, int sentinel, bool is_pidfd)
     kart__proc_list_add(p);
     pthread_mutex_unlock(&kart__proc_lock);
 }
+
+/* The name a child's parent had (fork: this process's, copied before the
+ * child takes its own). */
+static char parent_name[256];
 
 /* A child that started but cannot be given a sentinel (no fd left) is
  * killed and reaped: the caller hears the error and nothing is left. */
@@ -313,10 +349,17 @@ __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, 
             raise(SIGKILL);
     }
     kart__proc_child_setup(p->daemon, wfd);
-    memcpy(identity, p->ident, sizeof(identity));
-    memcpy(current_name, p->name, sizeof(current_name));
-    atomic_store_explicit(&name_counter, 0, memory_order_relaxed);
+    snprintf(parent_name, sizeof(parent_name), "%s", kart__proc_current_name());
+    kart__proc_become(p->ident, p->name, parent, parent_name);
     int code = p->fn(p->arg);
+    kart__proc_exit_cleanup();
+    flush(NULL);
+    exit_now(code);
+    _exit(code); /* not reached */
+}
+
+KART_API void kart_process_exit(int code)
+{
     kart__proc_exit_cleanup();
     flush(NULL);
     exit_now(code);
@@ -366,16 +409,16 @@ static int start_fork(kart_process *p)
     return 0;
 }
 
-static int spawn_actions(kart_process *p, posix_spawn_file_actions_t *fa, int wfd)
+static int spawn_actions(kart_process *p, posix_spawn_file_actions_t *fa, int wfd, int keep_fd)
 {
     int err = 0;
     if (p->cwd)
         err = posix_spawn_file_actions_addchdir_np(fa, p->cwd);
-    for (int i = 0; i < p->nfds && !err; i++) {
-        const kart_spawn_fd *f = &p->fds[i];
-        if (f->parent_fd == KART_SPAWN_CLOSE)
+    for (size_t i = 0; i < p->nfds && !err; i++) {
+        const kart_program_fd *f = &p->fds[i];
+        if (f->parent_fd == KART_PROGRAM_CLOSE)
             err = posix_spawn_file_actions_addclose(fa, f->child_fd);
-        else if (f->parent_fd == KART_SPAWN_DEVNULL)
+        else if (f->parent_fd == KART_PROGRAM_DEVNULL)
             err = posix_spawn_file_actions_addopen(fa, f->child_fd, "/dev/null", O_RDWR, 0);
         else
             err = posix_spawn_file_actions_adddup2(fa, f->parent_fd, f->child_fd);
@@ -384,10 +427,13 @@ static int spawn_actions(kart_process *p, posix_spawn_file_actions_t *fa, int wf
      * the sentinel's write end until it ends. */
     if (!err && wfd >= 0)
         err = posix_spawn_file_actions_adddup2(fa, wfd, wfd);
+    if (!err && keep_fd >= 0)
+        err = posix_spawn_file_actions_adddup2(fa, keep_fd, keep_fd);
     return -err;
 }
 
-static int start_spawn(kart_process *p)
+int kart__proc_start_exec(kart_process *p, const char *path, char *const argv[], char *const envp[],
+                          int keep_fd)
 {
     int pipefd[2] = {-1, -1};
     bool pidfd = have_pidfd();
@@ -410,13 +456,12 @@ static int start_spawn(kart_process *p)
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, flags);
-    err = spawn_actions(p, &fa, pipefd[1]);
+    err = spawn_actions(p, &fa, pipefd[1], keep_fd);
     if (err < 0)
         goto out_attr;
     pid_t pid;
-    char *const *envp = p->envp ? p->envp : environ;
-    err = p->search_path ? -kart__sys_posix_spawnp(&pid, p->path, &fa, &attr, p->argv, envp)
-                         : -kart__sys_posix_spawn(&pid, p->path, &fa, &attr, p->argv, envp);
+    err = p->search_path ? -kart__sys_posix_spawnp(&pid, path, &fa, &attr, argv, envp)
+                         : -kart__sys_posix_spawn(&pid, path, &fa, &attr, argv, envp);
     if (err < 0)
         goto out_attr;
     int sentinel = pipefd[0];
@@ -450,7 +495,12 @@ KART_API int kart_process_start(kart_process *p)
     if (err < 0)
         return err;
     kart__proc_atexit_once();
-    err = p->path ? start_spawn(p) : start_fork(p);
+    if (p->path)
+        err = kart__proc_start_exec(p, p->path, p->argv, p->envp ? p->envp : environ, -1);
+    else if (p->method == KART_START_SPAWN)
+        err = kart__proc_start_spawn_fn(p);
+    else
+        err = start_fork(p);
     if (err < 0)
         unclaim(p);
     return err;
@@ -659,12 +709,15 @@ KART_API int kart_process_signal(kart_process *p, int signum)
     return err;
 }
 
+/* Python's terminate() and kill() do nothing to a child that has ended. */
 KART_API int kart_process_terminate(kart_process *p)
 {
-    return kart_process_signal(p, SIGTERM);
+    int err = kart_process_signal(p, SIGTERM);
+    return err == -ESRCH ? 0 : err;
 }
 
 KART_API int kart_process_kill(kart_process *p)
 {
-    return kart_process_signal(p, SIGKILL);
+    int err = kart_process_signal(p, SIGKILL);
+    return err == -ESRCH ? 0 : err;
 }

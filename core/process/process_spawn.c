@@ -240,8 +240,8 @@ static void read_msg(const char *value)
         in.arg = malloc((size_t)in.m.arg_size);
         size_t got = 0;
         while (in.arg && got < in.m.arg_size) {
-            ssize_t n = pread((int)fd, (char *)in.arg + got, (size_t)in.m.arg_size - got,
-                              off + (off_t)got);
+            ssize_t n =
+                pread((int)fd, (char *)in.arg + got, (size_t)in.m.arg_size - got, off + (off_t)got);
             if (n <= 0)
                 break;
             got += (size_t)n;

@@ -50,8 +50,7 @@ typedef struct job {
 static kart_process *start_job(kart_process_fn fn, const job *j, bool daemon)
 {
     kart_process *p;
-    kart_process_options o = {
-        .context = spawn_ctx(), .arg_size = sizeof(*j), .daemon = daemon};
+    kart_process_options o = {.context = spawn_ctx(), .arg_size = sizeof(*j), .daemon = daemon};
     ck_assert_int_eq(kart_process_create(&p, fn, (void *)j, &o), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     return p;

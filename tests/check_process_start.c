@@ -6,6 +6,9 @@
  * and objects freed while their child runs (detached). */
 #include "testutil.h"
 
+#include "fault.h"
+
+#include <dirent.h>
 #include <kart/log.h>
 #include <poll.h>
 #include <pthread.h>
@@ -281,6 +284,84 @@ START_TEST(spawn_daemon)
     ck_assert_int_eq(kart_process_start(p), 0);
     ck_assert_int_eq(join_code(p), 0);
     kart_process_free(p);
+}
+END_TEST
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* The memfd, the sentinel pipe and posix_spawn fail: the error, no fd
+ * left, no child, and the object starts afterwards. */
+START_TEST(spawn_start_failures)
+{
+    kart_process *p;
+    kart_process_options o = {.context = spawn_ctx()};
+    ck_assert_int_eq(kart_process_create(&p, spawn_no_arg, NULL, &o), 0);
+    struct {
+        enum kart__fault_site site;
+        int err;
+        bool no_pidfd;
+    } steps[] = {
+        {KART__SYS_memfd_create, EMFILE, false},
+        {KART__SYS_posix_spawn, ENOMEM, false},
+        {KART__SYS_pipe2, EMFILE, true},
+        {KART__SYS_posix_spawn, EAGAIN, true},
+    };
+    int fds = open_fds();
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        kart__fault_reset();
+        if (steps[i].no_pidfd)
+            kart__fault_fail(KART__SYS_pidfd_open, 1, KART__FAULT_ALWAYS, ENOSYS);
+        ck_assert_int_eq(kart__fault_fail(steps[i].site, 1, 1, steps[i].err), 0);
+        ck_assert_int_eq(kart_process_start(p), -steps[i].err);
+        ck_assert_uint_eq(kart__fault_fired(steps[i].site), 1);
+        ck_assert_int_eq(open_fds(), fds);
+        ck_assert_int_eq(kart_process_active_children(NULL, 0), 0);
+        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+        ck_assert_int_eq(errno, ECHILD);
+    }
+    /* The pipe sentinel (no pidfd_open) works for a spawned child too. */
+    kart__fault_reset();
+    kart__fault_fail(KART__SYS_pidfd_open, 1, KART__FAULT_ALWAYS, ENOSYS);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(join_code(p), 6);
+    kart__fault_reset();
+    kart_process_free(p);
+    ck_assert_int_eq(open_fds(), fds);
+}
+END_TEST
+
+/* A program started with a KART_PROCESS_SPAWN that kart did not write
+ * stops before main() with 70 (EX_SOFTWARE) and a line on stderr. */
+START_TEST(spawn_bad_marker)
+{
+    const char *values[] = {"KART_PROCESS_SPAWN=abc", "KART_PROCESS_SPAWN=900",
+                            "KART_PROCESS_SPAWN=0"};
+    for (size_t i = 0; i < 3; i++) {
+        int err[2];
+        ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+        kart_program_fd fds[] = {{2, err[1]}, {0, KART_PROGRAM_DEVNULL}};
+        kart_program_options o = {.fds = fds, .nfds = 2};
+        char *envp[] = {(char *)values[i], NULL};
+        kart_process *p;
+        ck_assert_int_eq(kart_process_create_program(&p, "/proc/self/exe", NULL, envp, &o), 0);
+        ck_assert_int_eq(kart_process_start(p), 0);
+        close(err[1]);
+        ck_assert_int_eq(join_code(p), 70);
+        char buf[256];
+        read_all(err[0], buf, sizeof(buf));
+        close(err[0]);
+        ck_assert_msg(strstr(buf, "kart: spawned child:"), "stderr: %s", buf);
+        kart_process_free(p);
+    }
 }
 END_TEST
 
@@ -590,6 +671,8 @@ static Suite *start_suite(void)
     tcase_add_test(sp, spawn_exit_codes_and_signals);
     tcase_add_test(sp, spawn_with_a_thread_holding_a_lock);
     tcase_add_test(sp, spawn_daemon);
+    tcase_add_test(sp, spawn_start_failures);
+    tcase_add_test(sp, spawn_bad_marker);
     suite_add_tcase(s, sp);
 
     TCase *end = tcase_create("exit");

@@ -164,6 +164,43 @@ START_TEST(contexts)
 }
 END_TEST
 
+/* Reports the default start method it was given. */
+static int spawn_default_method(void *arg)
+{
+    (void)arg;
+    return 10 + (int)kart_process_start_method();
+}
+KART_PROCESS_FUNCTION(spawn_default_method)
+
+START_TEST(default_start_method)
+{
+    ck_assert_int_eq(kart_process_start_method(), KART_START_FORK);
+    ck_assert_int_eq(kart_process_set_start_method((kart_start_method)2), -EINVAL);
+    ck_assert_int_eq(kart_process_start_method(), KART_START_FORK);
+    ck_assert_int_eq(kart_process_set_start_method(KART_START_SPAWN), 0);
+    ck_assert_int_eq(kart_process_start_method(), KART_START_SPAWN);
+    ck_assert_int_eq(kart_context_start_method(NULL), KART_START_SPAWN);
+    /* A NULL context now means spawn: registration is needed. */
+    kart_process *p;
+    ck_assert_int_eq(kart_process_create(&p, not_registered, NULL, NULL), -ENOENT);
+    ck_assert_int_eq(kart_process_create(&p, spawn_default_method, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(join_code(p), 10 + KART_START_SPAWN); /* passed on */
+    kart_process_free(p);
+    /* An explicit context wins. */
+    const kart_context *fork_ctx;
+    ck_assert_int_eq(kart_context_get(KART_START_FORK, &fork_ctx), 0);
+    kart_process_options o = {.context = fork_ctx};
+    ck_assert_int_eq(kart_process_create(&p, not_registered, NULL, &o), 0);
+    kart_process_free(p);
+    ck_assert_int_eq(kart_process_set_start_method(KART_START_FORK), 0);
+    ck_assert_int_eq(kart_process_create(&p, spawn_default_method, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(join_code(p), 10 + KART_START_FORK);
+    kart_process_free(p);
+}
+END_TEST
+
 START_TEST(create_errors)
 {
     kart_process *p = NULL;
@@ -663,6 +700,7 @@ static Suite *start_suite(void)
     TCase *ctx = tcase_create("contexts");
     tcase_add_test(ctx, contexts);
     tcase_add_test(ctx, create_errors);
+    tcase_add_test(ctx, default_start_method);
     tcase_add_test(ctx, fork_arg_copied);
     suite_add_tcase(s, ctx);
 

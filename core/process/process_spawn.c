@@ -53,9 +53,24 @@ KART_API int kart_context_get(kart_start_method method, const kart_context **out
     return 0;
 }
 
+static _Atomic int default_method = KART_START_FORK;
+
 KART_API kart_start_method kart_context_start_method(const kart_context *ctx)
 {
-    return ctx ? ctx->method : KART_START_FORK;
+    return ctx ? ctx->method : kart_process_start_method();
+}
+
+KART_API int kart_process_set_start_method(kart_start_method method)
+{
+    if ((unsigned)method >= sizeof(contexts) / sizeof(contexts[0]))
+        return -EINVAL;
+    atomic_store(&default_method, (int)method);
+    return 0;
+}
+
+KART_API kart_start_method kart_process_start_method(void)
+{
+    return (kart_start_method)atomic_load(&default_method);
 }
 
 /* ---- the registry ---- */
@@ -106,6 +121,7 @@ struct spawn_msg {
     char magic[8];
     int32_t parent_pid;
     uint32_t daemon;
+    uint32_t start_method; /* the parent's default */
     uint32_t fn_len, name_len, ident_len, pname_len;
     uint64_t arg_size;
 };
@@ -131,6 +147,7 @@ static int write_msg(int fd, const kart_process *p)
     struct spawn_msg m = {
         .parent_pid = (int32_t)getpid(),
         .daemon = p->daemon,
+        .start_method = (uint32_t)kart_process_start_method(),
         .fn_len = (uint32_t)strlen(p->entry->name),
         .name_len = (uint32_t)strlen(p->name),
         .ident_len = (uint32_t)strlen(p->ident),
@@ -278,6 +295,7 @@ KART_API void kart_process_dispatch(void)
             raise(SIGKILL);
     }
     kart__proc_child_setup(in.m.daemon != 0, -1);
+    kart_process_set_start_method((kart_start_method)in.m.start_method);
     kart__proc_become(in.ident, in.name, parent, in.pname);
     int code = e->fn(in.arg);
     kart_process_exit(code);

@@ -21,7 +21,8 @@
  * in the callback; do not use kart_child_start() on its pid.
  *
  * Start methods (Python's get_context()): "fork" runs the function in a
- * forked copy of this process (the default, as in Python 3.13 on Linux);
+ * forked copy of this process (the default, as in Python 3.13 on Linux,
+ * see kart_process_set_start_method());
  * "spawn" runs it in a fresh exec of this program (/proc/self/exe), safe
  * in a threaded program, for functions registered with
  * KART_PROCESS_FUNCTION() and arguments passed as bytes. A fork server is
@@ -75,8 +76,21 @@ typedef struct kart_context kart_context;
  */
 KART_API int kart_context_get(kart_start_method method, const kart_context **out);
 
-/* A context's start method; KART_START_FORK for NULL (the default). */
+/* A context's start method; for NULL, the default start method. */
 KART_API kart_start_method kart_context_start_method(const kart_context *ctx);
+
+/*
+ * Sets the default start method (Python's set_start_method(m,
+ * force=True)): the one a NULL context means, for process objects made
+ * afterwards, and for pools and queues given no context. Process-wide,
+ * thread-safe; inherited by fork children, and passed to spawned ones.
+ * Errors: -EINVAL (method not a kart_start_method; nothing changes).
+ */
+KART_API int kart_process_set_start_method(kart_start_method method);
+
+/* The default start method (Python's get_start_method()):
+ * KART_START_FORK unless set. */
+KART_API kart_start_method kart_process_start_method(void);
 
 typedef struct kart_process_options {
     /* NULL: Python's names: "Process-N" for this process's Nth process
@@ -85,7 +99,7 @@ typedef struct kart_process_options {
     const char *name;
     /* Killed when its parent exits or dies (see kart_process_start()). */
     bool daemon;
-    /* NULL: the fork context. */
+    /* NULL: the default start method's (fork unless set). */
     const kart_context *context;
     /* 0: fn receives arg itself (fork only: a pointer means nothing in a
      * spawned program, so spawn then needs arg NULL). > 0: arg points at

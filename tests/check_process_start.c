@@ -125,6 +125,27 @@ static int spawn_daemon_child(void *arg)
 }
 KART_PROCESS_FUNCTION(spawn_daemon_child)
 
+/* A spawned child may fork children of its own (kart's fork handlers were
+ * registered before it ran, even in this statically linked test). */
+static int return_three(void *arg)
+{
+    (void)arg;
+    return 3;
+}
+
+static int spawn_forks(void *arg)
+{
+    (void)arg;
+    kart_process *c;
+    int code = -1;
+    if (kart_process_create(&c, return_three, NULL, NULL) != 0 || kart_process_start(c) != 0 ||
+        kart_process_join(c, -1) != 0 || kart_process_exitcode(c, &code) != 1)
+        return 1;
+    kart_process_free(c);
+    return 10 + code;
+}
+KART_PROCESS_FUNCTION(spawn_forks)
+
 /* Never registered. */
 static int not_registered(void *arg)
 {
@@ -274,6 +295,10 @@ START_TEST(spawn_exit_codes_and_signals)
     ck_assert_int_eq(kart_process_start(p), 0);
     ck_assert_int_eq(join_code(p), -SIGABRT);
     ck_assert_int_eq(kart_process_kill(p), 0); /* ended: nothing sent */
+    kart_process_free(p);
+    ck_assert_int_eq(kart_process_create(&p, spawn_forks, NULL, &o), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(join_code(p), 13);
     kart_process_free(p);
 }
 END_TEST

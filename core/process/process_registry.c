@@ -161,10 +161,13 @@ static int signal_stage(int stage, int signum, int64_t timeout_ns)
             if (p->exit_stage >= stage)
                 continue;
             p->exit_stage = stage;
-            if (kart__proc_signal_locked(p, signum) == 0) {
-                pid = p->pid;
-                memcpy(name, p->name, sizeof(name));
+            if (kart__proc_signal_locked(p, signum) != 0) {
+                /* ended meanwhile (reaped now), or refused */
+                drop_if_done_locked(p, p->state);
+                continue;
             }
+            pid = p->pid;
+            memcpy(name, p->name, sizeof(name));
             break;
         }
         pthread_mutex_unlock(&kart__proc_lock);

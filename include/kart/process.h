@@ -128,7 +128,9 @@ typedef struct kart_process_entry {
  * before main() (Python's spawn imports the main module without running
  * its __main__ block: constructors are the import, main() is that block).
  * Constructors without a priority placed after that one, and C++ static
- * initializers of later files, do not run in the child.
+ * initializers of later files, do not run in the child (kart's own
+ * constructors all have priorities, so a statically linked kart is
+ * ready).
  */
 #define KART_PROCESS_FUNCTION(fn)                                                                  \
     static kart_process_entry kart__process_entry_##fn = {#fn, fn, NULL};                          \

@@ -693,6 +693,28 @@ START_TEST(free_detaches_a_running_child)
 }
 END_TEST
 
+/* The next start reaps a detached child that has ended. */
+START_TEST(start_reaps_detached_children)
+{
+    kart_process *p, *q;
+    ck_assert_int_eq(kart_process_create(&p, return_three, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    pid_t pid = kart_process_pid(p);
+    kart_process_free(p); /* may still run */
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    /* Wait for its end without reaping it. */
+    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
+    ck_assert_int_eq(info.si_pid, pid);
+    ck_assert_int_eq(kart_process_create(&q, return_three, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_start(q), 0);
+    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    ck_assert_int_eq(join_code(q), 3);
+    kart_process_free(q);
+}
+END_TEST
+
 /* A detached child is still joined at exit. */
 START_TEST(detached_child_joined_at_exit)
 {
@@ -748,6 +770,7 @@ static Suite *start_suite(void)
     tcase_add_test(end, exit_waits_forever_when_asked);
     tcase_add_test(end, free_detaches_a_running_child);
     tcase_add_test(end, detached_child_joined_at_exit);
+    tcase_add_test(end, start_reaps_detached_children);
     suite_add_tcase(s, end);
     return s;
 }

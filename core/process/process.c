@@ -495,6 +495,7 @@ KART_API int kart_process_start(kart_process *p)
     if (err < 0)
         return err;
     kart__proc_atexit_once();
+    kart__proc_reap_detached();
     if (p->path)
         err = kart__proc_start_exec(p, p->path, p->argv, p->envp ? p->envp : environ, -1);
     else if (p->method == KART_START_SPAWN)

@@ -76,6 +76,10 @@ int kart__proc_reap_locked(kart_process *p);
  * it has ended: -ESRCH). */
 int kart__proc_signal_locked(kart_process *p, int signum);
 
+/* Reaps the detached children that have ended (and frees their objects),
+ * as Python's Process.start() reaps finished children first. */
+void kart__proc_reap_detached(void);
+
 /* Registers the at-exit clean-up once per process. */
 void kart__proc_atexit_once(void);
 

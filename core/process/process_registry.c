@@ -96,6 +96,17 @@ KART_API int kart_process_active_children(kart_process **out, size_t max)
     return running;
 }
 
+void kart__proc_reap_detached(void)
+{
+    pthread_mutex_lock(&kart__proc_lock);
+    for (kart_process *p = head, *next; p; p = next) {
+        next = p->next;
+        if (p->detached)
+            drop_if_done_locked(p, kart__proc_reap_locked(p));
+    }
+    pthread_mutex_unlock(&kart__proc_lock);
+}
+
 bool kart__proc_is_daemon(void)
 {
     return is_daemon_child;

@@ -374,9 +374,10 @@ KART_API int kart_process_sentinel(const kart_process *p);
  * Frees the object (NULL: nothing). A child that has ended is reaped, its
  * sentinel closed. A child that still runs is not stopped: it is detached,
  * as a Python Process object dropped while its child runs: kart still
- * reaps it (kart_process_active_children() and the at-exit clean-up do,
- * without listing it) and keeps its sentinel open until then; nothing
- * else can reach it. An object of the parent seen in a fork child is
+ * reaps it once it ends (the next kart_process_start(),
+ * kart_process_active_children() and the at-exit clean-up do, without
+ * listing it) and keeps its sentinel open until then; nothing else can
+ * reach it. An object of the parent seen in a fork child is
  * freed (the child never waits for it).
  */
 KART_API void kart_process_free(kart_process *p);

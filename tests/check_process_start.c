@@ -696,11 +696,16 @@ END_TEST
 /* The next start reaps a detached child that has ended. */
 START_TEST(start_reaps_detached_children)
 {
+    int go[2];
+    ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
     kart_process *p, *q;
-    ck_assert_int_eq(kart_process_create(&p, return_three, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_create(&p, wait_fd, (void *)(intptr_t)go[0], NULL), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     pid_t pid = kart_process_pid(p);
-    kart_process_free(p); /* may still run */
+    kart_process_free(p); /* still runs: detached */
+    kt_write(go[1], "x");
+    close(go[0]);
+    close(go[1]);
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     /* Wait for its end without reaping it. */

@@ -1,7 +1,8 @@
 /*
  * kart/process.h — child processes as Python's multiprocessing.Process
- * gives them: a function run in a forked child (the "fork" start method) or
- * a program spawned with posix_spawn; pid, name, join with a timeout,
+ * gives them: a function run in a child made by a start method (fork, or
+ * spawn: a fresh exec of this program), or a program run with posix_spawn;
+ * the current process and its parent; pid, name, join with a timeout,
  * is_alive, the exit code, terminate and kill, a sentinel fd to wait on,
  * daemon children that die with their parent, clean-up at exit, the list of
  * active children; and a CPU count that respects the affinity mask and the
@@ -36,7 +37,8 @@
  * Thread safety: kart_process is thread-safe: every call may come from any
  * thread, and one object may be joined, polled and signalled by several
  * threads at once; only kart_process_free() must be the last call on an
- * object. Contexts are immutable and thread-safe. The registry of spawn
+ * object. Contexts are immutable and thread-safe; the default start
+ * method and the exit timeout are atomic settings. The registry of spawn
  * functions is filled by constructors before main() runs.
  *
  * Fork: see "What a forked child inherits" below kart_process_start().
@@ -180,7 +182,8 @@ typedef struct kart_program_options {
 
 /*
  * Makes a process object that will run fn(arg) in a child made by the
- * context's start method (opts may be NULL: a fork child). Nothing starts
+ * context's start method (opts may be NULL: every default; a NULL
+ * context: the default start method). Nothing starts
  * until kart_process_start(). *out stays valid until kart_process_free().
  * Errors: -EINVAL (out or fn NULL, a name longer than 255 bytes, arg_size
  * > 0 with arg NULL, spawn with arg_size 0 and arg not NULL), -ENOENT

@@ -43,17 +43,55 @@ static const kart_context *spawn_ctx(void)
     return ctx;
 }
 
+/* The loop tests run once per method that needs no fork of the caller:
+ * _i 0 spawn, 1 fork server. */
+static const kart_context *method_ctx(int i)
+{
+    const kart_context *ctx;
+    ck_assert_int_eq(kart_context_get(i ? KART_START_FORKSERVER : KART_START_SPAWN, &ctx), 0);
+    return ctx;
+}
+
 /* What a spawned test function is told: where to write, what to return. */
 typedef struct job {
-    int fd; /* inherited: opened without O_CLOEXEC */
+    int fd; /* unused when path is set */
     int code;
     char text[32];
+    char path[64]; /* a file to append to: a fork server's child has none
+                    * of the caller's descriptors */
 } job;
 
-static kart_process *start_job(kart_process_fn fn, const job *j, bool daemon)
+/* Where a job's output goes: a new empty file, removed at once. */
+static void job_file(job *j)
+{
+    snprintf(j->path, sizeof(j->path), "/tmp/kart-check-process-XXXXXX");
+    int fd = mkstemp(j->path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+/* What the job wrote; removes the file. */
+static void job_output(const job *j, char *buf, size_t size)
+{
+    int fd = open(j->path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    unlink(j->path);
+    ssize_t n = read(fd, buf, size - 1);
+    ck_assert_int_ge(n, 0);
+    buf[n] = '\0';
+    close(fd);
+}
+
+static int job_fd(const job *j)
+{
+    return j->path[0] ? open(j->path, O_WRONLY | O_APPEND) : j->fd;
+}
+
+static kart_process *start_job(const kart_context *ctx, kart_process_fn fn, const job *j,
+                               bool daemon)
 {
     kart_process *p;
-    kart_process_options o = {.context = spawn_ctx(), .arg_size = sizeof(*j), .daemon = daemon};
+    kart_process_options o = {.context = ctx, .arg_size = sizeof(*j), .daemon = daemon};
     ck_assert_int_eq(kart_process_create(&p, fn, (void *)j, &o), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     return p;
@@ -75,7 +113,7 @@ static int spawn_report(void *arg)
     kart_process *c;
     if (kart_process_create(&c, spawn_report, NULL, NULL) != 0)
         return 91;
-    dprintf(j->fd, "%s|%s|%d|%d|%s|%d|%s|%d", j->text, self.name, (int)self.pid, (int)up.pid,
+    dprintf(job_fd(j), "%s|%s|%d|%d|%s|%d|%s|%d", j->text, self.name, (int)self.pid, (int)up.pid,
             up.name, touched_in_parent, kart_process_name(c), (int)self.daemon);
     kart_process_free(c);
     return j->code;
@@ -196,7 +234,7 @@ KART_PROCESS_FUNCTION(spawn_default_method)
 START_TEST(default_start_method)
 {
     ck_assert_int_eq(kart_process_start_method(), KART_START_FORK);
-    ck_assert_int_eq(kart_process_set_start_method((kart_start_method)2), -EINVAL);
+    ck_assert_int_eq(kart_process_set_start_method((kart_start_method)3), -EINVAL);
     ck_assert_int_eq(kart_process_start_method(), KART_START_FORK);
     ck_assert_int_eq(kart_process_set_start_method(KART_START_SPAWN), 0);
     ck_assert_int_eq(kart_process_start_method(), KART_START_SPAWN);
@@ -251,19 +289,17 @@ END_TEST
 
 START_TEST(spawn_runs_registered_function)
 {
-    int pfd[2];
-    ck_assert_int_eq(pipe(pfd), 0); /* no O_CLOEXEC: the child inherits it */
     touched_in_parent = 1;
-    job j = {.fd = pfd[1], .code = 42};
+    job j = {.code = 42};
+    job_file(&j);
     snprintf(j.text, sizeof(j.text), "hello");
-    kart_process *p = start_job(spawn_report, &j, false);
+    kart_process *p = start_job(method_ctx(_i), spawn_report, &j, false);
+    job saved = j;
     memset(&j, 0, sizeof(j)); /* copied at create */
     ck_assert_int_eq(join_code(p), 42);
-    close(pfd[1]);
     char buf[512], name[300], pname[300], cname[300], text[64];
     int pid, ppid, touched, daemon;
-    read_all(pfd[0], buf, sizeof(buf));
-    close(pfd[0]);
+    job_output(&saved, buf, sizeof(buf));
     ck_assert_int_eq(sscanf(buf, "%63[^|]|%299[^|]|%d|%d|%299[^|]|%d|%299[^|]|%d", text, name, &pid,
                             &ppid, pname, &touched, cname, &daemon),
                      8);
@@ -284,7 +320,7 @@ END_TEST
 START_TEST(spawn_exit_codes_and_signals)
 {
     kart_process *p;
-    kart_process_options o = {.context = spawn_ctx(), .name = "no-arg"};
+    kart_process_options o = {.context = method_ctx(_i), .name = "no-arg"};
     ck_assert_int_eq(kart_process_create(&p, spawn_no_arg, NULL, &o), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     ck_assert_int_eq(join_code(p), 6);
@@ -322,7 +358,7 @@ START_TEST(spawn_with_a_thread_holding_a_lock)
         usleep(1000);
     }
     kart_process *p;
-    kart_process_options o = {.context = spawn_ctx()};
+    kart_process_options o = {.context = method_ctx(_i)};
     ck_assert_int_eq(kart_process_create(&p, spawn_trylock, NULL, &o), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     ck_assert_int_eq(join_code(p), 0);
@@ -340,7 +376,7 @@ END_TEST
 START_TEST(spawn_daemon)
 {
     kart_process *p;
-    kart_process_options o = {.context = spawn_ctx(), .daemon = true};
+    kart_process_options o = {.context = method_ctx(_i), .daemon = true};
     ck_assert_int_eq(kart_process_create(&p, spawn_daemon_child, NULL, &o), 0);
     ck_assert(kart_process_daemon(p));
     ck_assert_int_eq(kart_process_start(p), 0);
@@ -424,6 +460,103 @@ START_TEST(spawn_bad_marker)
         ck_assert_msg(strstr(buf, "kart: spawned child:"), "stderr: %s", buf);
         kart_process_free(p);
     }
+}
+END_TEST
+
+/* ---- the fork server ---- */
+
+static int report_ppid(void *arg)
+{
+    const job *j = arg;
+    return dprintf(job_fd(j), "%d", (int)getppid()) > 0 ? 0 : 1;
+}
+KART_PROCESS_FUNCTION(report_ppid)
+
+__attribute__((noreturn)) static int fs_block(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+}
+KART_PROCESS_FUNCTION(fs_block)
+
+static pid_t server_of_next_child(void)
+{
+    job j = {0};
+    job_file(&j);
+    kart_process *p = start_job(method_ctx(1), report_ppid, &j, false);
+    ck_assert_int_eq(join_code(p), 0);
+    kart_process_free(p);
+    char buf[32];
+    job_output(&j, buf, sizeof(buf));
+    return (pid_t)atoi(buf);
+}
+
+/* One server forks every child; a server that died is replaced. */
+START_TEST(forkserver_one_server)
+{
+    pid_t server = server_of_next_child();
+    ck_assert_int_ne(server, getpid());
+    ck_assert_int_eq(server_of_next_child(), server);
+    ck_assert_int_eq(kill(server, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(server, NULL, 0), server);
+    pid_t again = server_of_next_child();
+    ck_assert_int_ne(again, server);
+    ck_assert_int_eq(server_of_next_child(), again);
+}
+END_TEST
+
+/* A fork server's child is joined, timed out, terminated and killed as
+ * any other. */
+START_TEST(forkserver_join_and_signals)
+{
+    kart_process *p;
+    kart_process_options o = {.context = method_ctx(1)};
+    ck_assert_int_eq(kart_process_create(&p, fs_block, NULL, &o), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(kart_process_is_alive(p), 1);
+    ck_assert_int_eq(kart_process_join(p, 0), -ETIMEDOUT);
+    ck_assert_int_eq(kart_process_join(p, 30 * KT_MS), -ETIMEDOUT);
+    kart_process *list[2];
+    ck_assert_int_eq(kart_process_active_children(list, 2), 1);
+    ck_assert_ptr_eq(list[0], p);
+    ck_assert_int_eq(kart_process_terminate(p), 0);
+    ck_assert_int_eq(join_code(p), -SIGTERM);
+    ck_assert_int_eq(kart_process_is_alive(p), 0);
+    ck_assert_int_eq(kart_process_kill(p), 0);
+    ck_assert_int_eq(kart_process_signal(p, 0), -ESRCH);
+    ck_assert(kart_process_sentinel(p) >= 0);
+    kart_process_free(p);
+    ck_assert_int_eq(kart_process_create(&p, fs_block, NULL, &o), 0);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(kart_process_kill(p), 0);
+    ck_assert_int_eq(kart_process_join(p, -1), 0);
+    int code;
+    ck_assert_int_eq(kart_process_exitcode(p, &code), 1);
+    ck_assert_int_eq(code, -SIGKILL);
+    kart_process_free(p);
+}
+END_TEST
+
+/* The request's memfd and status socket fail: the error, no fd left. */
+START_TEST(forkserver_start_failures)
+{
+    kart_process *p;
+    kart_process_options o = {.context = method_ctx(1)};
+    ck_assert_int_eq(kart_process_create(&p, spawn_no_arg, NULL, &o), 0);
+    ck_assert_int_eq(kart_process_start(p), 0); /* the server starts */
+    ck_assert_int_eq(join_code(p), 6);
+    kart_process_free(p);
+    ck_assert_int_eq(kart_process_create(&p, spawn_no_arg, NULL, &o), 0);
+    int fds = open_fds();
+    kart__fault_reset();
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_memfd_create, 1, 1, EMFILE), 0);
+    ck_assert_int_eq(kart_process_start(p), -EMFILE);
+    ck_assert_int_eq(open_fds(), fds);
+    kart__fault_reset();
+    ck_assert_int_eq(kart_process_start(p), 0);
+    ck_assert_int_eq(join_code(p), 6);
+    kart_process_free(p);
 }
 END_TEST
 
@@ -757,12 +890,15 @@ static Suite *start_suite(void)
     suite_add_tcase(s, ctx);
 
     TCase *sp = tcase_create("spawn");
-    tcase_add_test(sp, spawn_runs_registered_function);
-    tcase_add_test(sp, spawn_exit_codes_and_signals);
-    tcase_add_test(sp, spawn_with_a_thread_holding_a_lock);
-    tcase_add_test(sp, spawn_daemon);
+    tcase_add_loop_test(sp, spawn_runs_registered_function, 0, 2);
+    tcase_add_loop_test(sp, spawn_exit_codes_and_signals, 0, 2);
+    tcase_add_loop_test(sp, spawn_with_a_thread_holding_a_lock, 0, 2);
+    tcase_add_loop_test(sp, spawn_daemon, 0, 2);
     tcase_add_test(sp, spawn_start_failures);
     tcase_add_test(sp, spawn_bad_marker);
+    tcase_add_test(sp, forkserver_one_server);
+    tcase_add_test(sp, forkserver_join_and_signals);
+    tcase_add_test(sp, forkserver_start_failures);
     suite_add_tcase(s, sp);
 
     TCase *end = tcase_create("exit");

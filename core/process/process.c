@@ -83,10 +83,10 @@ KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *a
     if (arg_size > 0 && !arg)
         return -EINVAL;
     /* A pointer means nothing in a fresh exec. */
-    if (method == KART_START_SPAWN && arg_size == 0 && arg)
+    if (method != KART_START_FORK && arg_size == 0 && arg)
         return -EINVAL;
     const kart_process_entry *entry = NULL;
-    if (method == KART_START_SPAWN) {
+    if (method != KART_START_FORK) {
         int err = kart__proc_spawn_lookup(fn, &entry);
         if (err < 0)
             return err;
@@ -500,6 +500,8 @@ KART_API int kart_process_start(kart_process *p)
         err = kart__proc_start_exec(p, p->path, p->argv, p->envp ? p->envp : environ, -1);
     else if (p->method == KART_START_SPAWN)
         err = kart__proc_start_spawn_fn(p);
+    else if (p->method == KART_START_FORKSERVER)
+        err = kart__proc_start_forkserver(p);
     else
         err = start_fork(p);
     if (err < 0)
@@ -513,6 +515,8 @@ int kart__proc_reap_locked(kart_process *p)
 {
     if (p->state != KART_PROC_RUNNING)
         return p->state;
+    if (p->method == KART_START_FORKSERVER && !p->path)
+        return kart__proc_forkserver_reap_locked(p);
     siginfo_t info;
     for (;;) {
         memset(&info, 0, sizeof(info));

@@ -114,6 +114,24 @@ const char *kart__proc_current_name(void);
 int kart__proc_spawn_lookup(kart_process_fn fn, const kart_process_entry **out);
 /* Starts p's function in a fresh exec of this program. */
 int kart__proc_start_spawn_fn(kart_process *p);
+/* The message a spawned or fork-server child reads (spawn's format). */
+int kart__proc_write_msg(int fd, const kart_process *p);
+/* environ without kart's markers, plus var=fd; one allocation to free. */
+#define KART__FORKSERVER_ENV "KART_PROCESS_FORKSERVER"
+char **kart__proc_child_env(const char *var, int fd);
+/* In a fork server's child: reads the message at fd, runs its function,
+ * ends the process. */
+__attribute__((noreturn)) void kart__proc_run_message(int fd);
+
+/* The fork server (process_forkserver.c). */
+/* Starts p's function in a child of the fork server (started first if
+ * need be). */
+int kart__proc_start_forkserver(kart_process *p);
+/* Under kart__proc_lock: p's exit status, if the server sent it. */
+int kart__proc_forkserver_reap_locked(kart_process *p);
+/* In a process started as the fork server: serves, never returns. */
+void kart__proc_forkserver_dispatch(void);
+
 /* Starts a program (process.c); keep_fd >= 0 is inherited by it. */
 int kart__proc_start_exec(kart_process *p, const char *path, char *const argv[], char *const envp[],
                           int keep_fd);

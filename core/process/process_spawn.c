@@ -43,6 +43,7 @@ struct kart_context {
 static const struct kart_context contexts[] = {
     {KART_START_FORK},
     {KART_START_SPAWN},
+    {KART_START_FORKSERVER},
 };
 
 KART_API int kart_context_get(kart_start_method method, const kart_context **out)
@@ -141,7 +142,7 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-static int write_msg(int fd, const kart_process *p)
+int kart__proc_write_msg(int fd, const kart_process *p)
 {
     const char *pname = kart__proc_current_name();
     struct spawn_msg m = {
@@ -169,20 +170,21 @@ static int write_msg(int fd, const kart_process *p)
     return err;
 }
 
-/* environ without any KART_PROCESS_SPAWN, plus ours; one allocation. */
-static char **child_env(int fd)
+char **kart__proc_child_env(const char *var, int fd)
 {
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **env = malloc((n + 2) * sizeof(char *) + sizeof(SPAWN_ENV) + 16);
+    size_t len = strlen(var);
+    char **env = malloc((n + 2) * sizeof(char *) + len + 16);
     if (!env)
         return NULL;
     char *marker = (char *)(env + n + 2);
-    snprintf(marker, sizeof(SPAWN_ENV) + 16, SPAWN_ENV "=%d", fd);
+    snprintf(marker, len + 16, "%s=%d", var, fd);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], SPAWN_ENV "=", sizeof(SPAWN_ENV)) != 0)
+        if (strncmp(environ[i], SPAWN_ENV "=", sizeof(SPAWN_ENV)) != 0 &&
+            strncmp(environ[i], KART__FORKSERVER_ENV "=", sizeof(KART__FORKSERVER_ENV)) != 0)
             env[k++] = environ[i];
     env[k++] = marker;
     env[k] = NULL;
@@ -194,8 +196,8 @@ int kart__proc_start_spawn_fn(kart_process *p)
     int fd = kart__sys_memfd_create("kart-spawn", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int err = write_msg(fd, p);
-    char **env = err ? NULL : child_env(fd);
+    int err = kart__proc_write_msg(fd, p);
+    char **env = err ? NULL : kart__proc_child_env(SPAWN_ENV, fd);
     if (!err && !env)
         err = -ENOMEM;
     if (!err) {
@@ -235,12 +237,8 @@ static char *read_str(int fd, off_t *off, uint32_t len)
     return s;
 }
 
-static void read_msg(const char *value)
+static void read_msg_fd(long fd)
 {
-    char *end;
-    long fd = strtol(value, &end, 10);
-    if (*value == '\0' || *end != '\0' || fd < 0 || fd > INT32_MAX)
-        spawn_failed("bad " SPAWN_ENV " value");
     if (pread((int)fd, &in.m, sizeof(in.m), 0) != (ssize_t)sizeof(in.m) ||
         memcmp(in.m.magic, SPAWN_MAGIC, sizeof(in.m.magic)) != 0)
         spawn_failed("cannot read the parent's message");
@@ -267,27 +265,29 @@ static void read_msg(const char *value)
             spawn_failed("cannot read the argument");
     }
     close((int)fd);
-    /* Programs this child starts must not take themselves for spawned. */
-    unsetenv(SPAWN_ENV);
     in.read = true;
 }
 
-KART_API void kart_process_dispatch(void)
+static void read_msg(const char *value)
 {
-    if (in.done)
-        return;
-    if (!in.read) {
-        const char *value = getenv(SPAWN_ENV);
-        if (!value)
-            return;
-        read_msg(value);
-    }
-    const kart_process_entry *e = find_name(in.fn);
-    if (!e)
-        return; /* registered by a later image's constructors */
+    char *end;
+    long fd = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || fd < 0 || fd > INT32_MAX)
+        spawn_failed("bad " SPAWN_ENV " value");
+    read_msg_fd(fd);
+    /* Programs this child starts must not take themselves for spawned. */
+    unsetenv(SPAWN_ENV);
+}
+
+/* Runs the function the message names, then ends the process. parent_is_
+ * ppid: the message's parent made this process (spawn), so a daemon's
+ * death signal can be tied to it; a fork server's child has the server for
+ * a parent instead. */
+__attribute__((noreturn)) static void run_child(const kart_process_entry *e, bool parent_is_ppid)
+{
     in.done = true;
     pid_t parent = (pid_t)in.m.parent_pid;
-    if (in.m.daemon) {
+    if (in.m.daemon && parent_is_ppid) {
 #if defined(__linux__)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
@@ -299,4 +299,30 @@ KART_API void kart_process_dispatch(void)
     kart__proc_become(in.ident, in.name, parent, in.pname);
     int code = e->fn(in.arg);
     kart_process_exit(code);
+}
+
+void kart__proc_run_message(int fd)
+{
+    read_msg_fd(fd);
+    const kart_process_entry *e = find_name(in.fn);
+    if (!e)
+        spawn_failed("the function is not registered in the fork server");
+    run_child(e, false);
+}
+
+KART_API void kart_process_dispatch(void)
+{
+    if (in.done)
+        return;
+    kart__proc_forkserver_dispatch(); /* returns unless this is the server */
+    if (!in.read) {
+        const char *value = getenv(SPAWN_ENV);
+        if (!value)
+            return;
+        read_msg(value);
+    }
+    const kart_process_entry *e = find_name(in.fn);
+    if (!e)
+        return; /* registered by a later image's constructors */
+    run_child(e, true);
 }

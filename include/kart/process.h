@@ -26,8 +26,12 @@
  * see kart_process_set_start_method());
  * "spawn" runs it in a fresh exec of this program (/proc/self/exe), safe
  * in a threaded program, for functions registered with
- * KART_PROCESS_FUNCTION() and arguments passed as bytes. A fork server is
- * not provided.
+ * KART_PROCESS_FUNCTION() and arguments passed as bytes; "forkserver"
+ * forks it from a server process spawned once (the same rules as spawn,
+ * cheaper per child). A fork server's child is the server's child, not the
+ * caller's: it has the caller's stdio as it was when the server started
+ * and none of its other descriptors, it is signalled by pid, and a daemon
+ * one is killed at the caller's exit but not when the caller is killed.
  *
  * At exit, children still running are joined as Python does, but for at
  * most kart_process_exit_timeout() (30 s unless changed): then they are
@@ -62,8 +66,9 @@ typedef int (*kart_process_fn)(void *arg);
 
 /* How a function's child is made (Python's start methods). */
 typedef enum kart_start_method {
-    KART_START_FORK = 0,  /* fork(): a copy of this process */
-    KART_START_SPAWN = 1, /* a fresh exec of this program */
+    KART_START_FORK = 0,       /* fork(): a copy of this process */
+    KART_START_SPAWN = 1,      /* a fresh exec of this program */
+    KART_START_FORKSERVER = 2, /* forked by a server spawned once */
 } kart_start_method;
 
 /* A start method as an object (Python's context, from get_context()):
@@ -104,7 +109,7 @@ typedef struct kart_process_options {
     /* NULL: the default start method's (fork unless set). */
     const kart_context *context;
     /* 0: fn receives arg itself (fork only: a pointer means nothing in a
-     * spawned program, so spawn then needs arg NULL). > 0: arg points at
+     * spawned program, so spawn and forkserver then need arg NULL). > 0: arg points at
      * arg_size bytes, copied by kart_process_create(), and fn receives a
      * pointer to a copy of them in the child (aligned for any type), under
      * every start method. */
@@ -186,10 +191,11 @@ typedef struct kart_program_options {
  * context: the default start method). Nothing starts
  * until kart_process_start(). *out stays valid until kart_process_free().
  * Errors: -EINVAL (out or fn NULL, a name longer than 255 bytes, arg_size
- * > 0 with arg NULL, spawn with arg_size 0 and arg not NULL), -ENOENT
- * (spawn: fn is not registered with KART_PROCESS_FUNCTION()), -EEXIST
- * (spawn: another registered function has fn's name, so the child could
- * not tell them apart), -ENOMEM.
+ * > 0 with arg NULL, spawn or forkserver with arg_size 0 and arg not
+ * NULL), -ENOENT (spawn, forkserver: fn is not registered with
+ * KART_PROCESS_FUNCTION()), -EEXIST (spawn, forkserver: another registered
+ * function has fn's name, so the child could not tell them apart),
+ * -ENOMEM.
  */
 KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *arg,
                                  const kart_process_options *opts);
@@ -223,7 +229,11 @@ KART_API int kart_process_create_program(kart_process **out, const char *path, c
  * A spawned child starts with the parent's environment, working
  * directory and fds without FD_CLOEXEC, every signal at its default
  * disposition and none blocked, and nothing else of the parent's memory
- * but the bytes of arg. A daemon forked child asks the kernel for SIGKILL when its
+ * but the bytes of arg. A fork server's child starts as a copy of the
+ * server (the program after its constructors, stdio only, the environment
+ * and working directory the caller had when the server started); the
+ * first forkserver start spawns the server, and a server that died is
+ * replaced at the next start. A daemon forked child asks the kernel for SIGKILL when its
  * parent dies (PR_SET_PDEATHSIG, checked against a parent that died during
  * the fork). The kernel sends it when the parent *thread* that forked
  * ends, so fork daemons from a thread that lives as long as the process.
@@ -231,8 +241,9 @@ KART_API int kart_process_create_program(kart_process **out, const char *path, c
  * Errors: -EINVAL (NULL), -EALREADY (started before), -EPERM (in a daemon
  * child forked by kart: as in Python, daemons may not have children),
  * -ECHILD (an object made by the parent, seen in a fork child), -ENOENT,
- * -EACCES, -ENOEXEC… (a program, or cwd, or for the spawn start method
- * /proc/self/exe, could not be used; no child is left behind), -EBADF
+ * -EACCES, -ENOEXEC… (a program, or cwd, or for the spawn and forkserver
+ * methods /proc/self/exe, could not be used; no child is left behind),
+ * -EPROTO (forkserver: the server answered nonsense), -EBADF
  * (a program: an fd action's parent_fd is not
  * open; closing an fd that is not open is not an error), -EAGAIN (no more
  * processes), -EMFILE, -ENOMEM. After an error the object may be freed, or

@@ -127,10 +127,8 @@ static int send_request(int memfd, int status_fd)
         char buf[CMSG_SPACE(2 * sizeof(int))];
     } u;
     memset(&u, 0, sizeof(u));
-    struct msghdr msg = {.msg_iov = &iov,
-                         .msg_iovlen = 1,
-                         .msg_control = u.buf,
-                         .msg_controllen = sizeof(u.buf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -266,10 +264,8 @@ static int serve_one(int listen_fd, int sigfd)
         struct cmsghdr h;
         char buf[CMSG_SPACE(2 * sizeof(int))];
     } u;
-    struct msghdr msg = {.msg_iov = &iov,
-                         .msg_iovlen = 1,
-                         .msg_control = u.buf,
-                         .msg_controllen = sizeof(u.buf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     ssize_t n = recvmsg(listen_fd, &msg, MSG_CMSG_CLOEXEC);
     if (n == 0)
         return 0;
@@ -351,7 +347,8 @@ __attribute__((noreturn)) static void serve(int listen_fd)
     if (sigfd < 0)
         _exit(71);
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = listen_fd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+        struct pollfd pfd[2] = {{.fd = listen_fd, .events = POLLIN},
+                                {.fd = sigfd, .events = POLLIN}};
         if (poll(pfd, 2, -1) < 0)
             continue;
         if (pfd[1].revents) {

@@ -273,8 +273,8 @@ KART_API int kart_process_start(kart_process *p);
  * once. Signals do not end the wait early.
  * Errors: -EINVAL (NULL), KART_ENOTSTARTED, -ETIMEDOUT (still running),
  * -ECHILD (an object of the parent seen in a fork child; or the exit status
- * was taken by another reaper, see above: the child has ended but its exit
- * code is lost).
+ * was taken by another reaper, see above, or a fork server died before it
+ * reported it: the child has ended but its exit code is lost).
  */
 KART_API int kart_process_join(kart_process *p, int64_t timeout_ns);
 

@@ -69,6 +69,9 @@ extern pthread_mutex_t kart__proc_lock;
 void kart__proc_list_add(kart_process *p);
 void kart__proc_list_remove(kart_process *p);
 
+/* Whether p was made by an ancestor (seen in a fork child). */
+bool kart__proc_inherited(const kart_process *p);
+
 /* Under kart__proc_lock: reaps p if it has ended (unlisting it) and
  * returns its state. */
 int kart__proc_reap_locked(kart_process *p);

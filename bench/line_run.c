@@ -1,6 +1,6 @@
 /*
  * bench/line_run.c — the runner of the `line` peer programs
- * (bench/line_run.h): kart_process_create_spawn with the program's
+ * (bench/line_run.h): kart_process_create_program with the program's
  * standard output on a pipe, kart_process_join.
  */
 #include "line_run.h"
@@ -43,10 +43,10 @@ bool line_peer_run(const char *path, const char *const args[], char *out, size_t
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return false;
     fflush(NULL);
-    kart_spawn_fd fds[] = {{1, pfd[1]}};
-    kart_spawn_options o = {.fds = fds, .nfds = 1};
+    kart_program_fd fds[] = {{1, pfd[1]}};
+    kart_program_options o = {.fds = fds, .nfds = 1};
     kart_process *p = NULL;
-    if (kart_process_create_spawn(&p, path, argv, NULL, &o) != 0)
+    if (kart_process_create_program(&p, path, argv, NULL, &o) != 0)
         p = NULL;
     else if (kart_process_start(p) != 0) {
         kart_process_free(p);

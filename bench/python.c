@@ -2,7 +2,7 @@
  * bench/python.c — the runner of the Python peers (bench/python.h). The
  * interpreter is resolved once (the `python3` on $PATH asked for
  * sys.executable), then each run starts that file directly with
- * kart_process_create_spawn (its standard output on a pipe) and reaps it
+ * kart_process_create_program (its standard output on a pipe) and reaps it
  * with kart_process_join.
  */
 #include "python.h"
@@ -48,10 +48,10 @@ static bool run_program(const char *prog, char *const argv[], char *out, size_t 
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return false;
     fflush(NULL); /* nothing buffered here is printed twice */
-    kart_spawn_fd fds[] = {{1, pfd[1]}};
-    kart_spawn_options o = {.fds = fds, .nfds = 1};
+    kart_program_fd fds[] = {{1, pfd[1]}};
+    kart_program_options o = {.fds = fds, .nfds = 1};
     kart_process *p = NULL;
-    if (kart_process_create_spawn(&p, prog, argv, NULL, &o) != 0) {
+    if (kart_process_create_program(&p, prog, argv, NULL, &o) != 0) {
         p = NULL;
     } else if (kart_process_start(p) != 0) {
         kart_process_free(p);

@@ -77,8 +77,8 @@ static void kart_fork_start(int i)
 
 static void kart_spawn_start(int i)
 {
-    check(kart_process_create_spawn(&procs[i], "/bin/true", true_argv, NULL, NULL),
-          "kart_process_create_spawn");
+    check(kart_process_create_program(&procs[i], "/bin/true", true_argv, NULL, NULL),
+          "kart_process_create_program");
     check(kart_process_start(procs[i]), "kart_process_start");
 }
 
@@ -88,7 +88,7 @@ static void kart_finish(int i)
     check(kart_process_join(procs[i], -1), "kart_process_join");
     if (kart_process_exitcode(procs[i], &code) != 1 || code != 0)
         bench_fail("child exited with %d", code);
-    check(kart_process_free(procs[i]), "kart_process_free");
+    kart_process_free(procs[i]);
 }
 
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)

@@ -86,7 +86,9 @@ static void remake_buckets_in_child(void)
         make_buckets();
 }
 
-__attribute__((constructor)) static void register_fork_handler(void)
+/* A priority: a function spawned from a statically linked program runs in
+ * the program's first constructor without one (kart/process.h). */
+__attribute__((constructor(104))) static void register_fork_handler(void)
 {
     pthread_atfork(NULL, NULL, remake_buckets_in_child);
 }

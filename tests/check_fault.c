@@ -879,7 +879,7 @@ START_TEST(process_start_failures)
     kart_process *p, *sp;
     char *argv[] = {"sh", "-c", "exit 7", NULL};
     ck_assert_int_eq(kart_process_create(&p, exit_7, NULL, NULL), 0);
-    ck_assert_int_eq(kart_process_create_spawn(&sp, "/bin/sh", argv, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_create_program(&sp, "/bin/sh", argv, NULL, NULL), 0);
     held before = now_held();
     struct {
         enum kart__fault_site site;

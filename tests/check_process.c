@@ -118,7 +118,7 @@ static int join_code(kart_process *p)
 static void finish(kart_process *p, int expect)
 {
     ck_assert_int_eq(join_code(p), expect);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
 }
 
 static bool readable(int fd, int ms)
@@ -151,7 +151,7 @@ START_TEST(create_errors)
     ck_assert_int_eq(kart_process_create(NULL, return_arg, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_process_create(&p, NULL, NULL, NULL), -EINVAL);
     ck_assert_int_eq(kart_process_create(&p, return_arg, NULL, &o), -EINVAL);
-    ck_assert_int_eq(kart_process_free(NULL), -EINVAL);
+    kart_process_free(NULL); /* does nothing */
     ck_assert_int_eq(kart_process_start(NULL), -EINVAL);
     ck_assert_int_eq(kart_process_join(NULL, 0), -EINVAL);
     ck_assert_int_eq(kart_process_is_alive(NULL), -EINVAL);
@@ -163,7 +163,7 @@ START_TEST(create_errors)
     ck_assert_int_eq(kart_process_sentinel(NULL), -EINVAL);
     ck_assert_int_eq(kart_process_pid(NULL), 0);
     ck_assert_str_eq(kart_process_name(NULL), "");
-    ck_assert_int_eq(kart_process_daemon(NULL), 0);
+    ck_assert(!kart_process_daemon(NULL));
 }
 END_TEST
 
@@ -179,8 +179,8 @@ START_TEST(names_and_state_before_start)
     ck_assert_int_eq(sscanf(kart_process_name(b), "Process-%d", &nb), 1);
     ck_assert_int_eq(nb, na + 1);
     ck_assert_str_eq(kart_process_name(c), "worker");
-    ck_assert_int_eq(kart_process_daemon(a), 0);
-    ck_assert_int_eq(kart_process_daemon(c), 1);
+    ck_assert(!kart_process_daemon(a));
+    ck_assert(kart_process_daemon(c));
     /* Not started: no pid, no sentinel, no exit code, nothing to join. */
     int code = 12345;
     ck_assert_int_eq(kart_process_pid(a), 0);
@@ -194,9 +194,9 @@ START_TEST(names_and_state_before_start)
     ck_assert_int_eq(kart_process_terminate(a), KART_ENOTSTARTED);
     ck_assert_int_eq(kart_process_kill(a), KART_ENOTSTARTED);
     ck_assert_str_eq(kart_strerror(KART_ENOTSTARTED), "process not started");
-    ck_assert_int_eq(kart_process_free(a), 0);
-    ck_assert_int_eq(kart_process_free(b), 0);
-    ck_assert_int_eq(kart_process_free(c), 0);
+    kart_process_free(a);
+    kart_process_free(b);
+    kart_process_free(c);
 }
 END_TEST
 
@@ -211,7 +211,11 @@ static int name_grandchildren(void *arg)
     char want[300];
     snprintf(want, sizeof(want), "%s:1", parent);
     int bad = strcmp(kart_process_name(a), want) != 0;
-    bad |= strcmp(kart_process_current_name(), parent) != 0;
+    kart_process_info self, up;
+    bad |= kart_process_current(&self) != 0 || strcmp(self.name, parent) != 0;
+    bad |= self.pid != getpid() || self.daemon;
+    bad |= kart_process_parent(&up) != 0 || strcmp(up.name, "MainProcess") != 0;
+    bad |= up.pid != getppid();
     snprintf(want, sizeof(want), "%s:2", parent);
     bad |= strcmp(kart_process_name(b), want) != 0;
     kart_process_free(a);
@@ -227,7 +231,14 @@ START_TEST(child_names)
     ck_assert_int_eq(kart_process_create(&p, name_grandchildren, child_name, NULL), 0);
     snprintf(child_name, sizeof(child_name), "%s", kart_process_name(p));
     ck_assert_int_eq(strncmp(child_name, "Process-", 8), 0);
-    ck_assert_str_eq(kart_process_current_name(), "MainProcess");
+    kart_process_info self;
+    ck_assert_int_eq(kart_process_current(&self), 0);
+    ck_assert_str_eq(self.name, "MainProcess");
+    ck_assert_int_eq(self.pid, getpid());
+    ck_assert(!self.daemon);
+    ck_assert_int_eq(kart_process_parent(&self), -ESRCH);
+    ck_assert_int_eq(kart_process_current(NULL), -EINVAL);
+    ck_assert_int_eq(kart_process_parent(NULL), -EINVAL);
     ck_assert_int_eq(kart_process_start(p), 0);
     finish(p, 0);
 }
@@ -261,7 +272,6 @@ START_TEST(start_join_and_pid)
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_process_join(p, 30 * KT_MS), -ETIMEDOUT);
     ck_assert_int_ge(kart_now_ns() - t0, 30 * KT_MS);
-    ck_assert_int_eq(kart_process_free(p), -EBUSY);
     ck_assert_int_eq(kart_process_signal(p, 0), 0);
     kt_write(pfd[1], "A");
     ck_assert_int_eq(join_code(p), 'A');
@@ -270,7 +280,7 @@ START_TEST(start_join_and_pid)
     ck_assert_int_eq(kart_process_join(p, -1), 0);
     ck_assert_int_eq(kart_process_pid(p), pid);
     ck_assert_int_eq(kart_process_start(p), -EALREADY);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     close(pfd[0]);
     close(pfd[1]);
 }
@@ -283,7 +293,7 @@ START_TEST(join_forever)
     int code;
     ck_assert_int_eq(kart_process_exitcode(p, &code), 1);
     ck_assert_int_eq(code, 4);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
 }
 END_TEST
 
@@ -331,11 +341,14 @@ START_TEST(signals)
     kart_process *p = start_sleeper();
     ck_assert_int_eq(kart_process_terminate(p), 0);
     ck_assert_int_eq(join_code(p), -SIGTERM);
-    /* After the end nothing is sent, to a pid that may be someone else's. */
-    ck_assert_int_eq(kart_process_terminate(p), -ESRCH);
-    ck_assert_int_eq(kart_process_kill(p), -ESRCH);
+    /* After the end nothing is sent, to a pid that may be someone else's:
+     * terminate and kill do nothing, as Python's; signal says -ESRCH. */
+    ck_assert_int_eq(kart_process_terminate(p), 0);
+    ck_assert_int_eq(kart_process_kill(p), 0);
     ck_assert_int_eq(kart_process_signal(p, 0), -ESRCH);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    ck_assert_int_eq(kart_process_signal(p, SIGKILL), -ESRCH);
+    ck_assert_int_eq(join_code(p), -SIGTERM);
+    kart_process_free(p);
 
     p = start_fn(sleep_forever, NULL, false);
     ck_assert_int_eq(kart_process_kill(p), 0);
@@ -347,10 +360,18 @@ START_TEST(signals)
     ck_assert_int_eq(kart_process_signal(p, SIGUSR1), 0);
     finish(p, -SIGUSR1);
 
-    /* Ended but not yet reaped (a zombie): still -ESRCH. */
+    /* Ended but not yet reaped (a zombie): nothing sent either. */
     p = start_fn(return_arg, (void *)0, false);
     ck_assert(readable(kart_process_sentinel(p), 10000));
-    ck_assert_int_eq(kart_process_kill(p), -ESRCH);
+    ck_assert_int_eq(kart_process_kill(p), 0);
+    finish(p, 0);
+    p = start_fn(return_arg, (void *)0, false);
+    ck_assert(readable(kart_process_sentinel(p), 10000));
+    ck_assert_int_eq(kart_process_signal(p, SIGKILL), -ESRCH);
+    finish(p, 0);
+    p = start_fn(return_arg, (void *)0, false);
+    ck_assert(readable(kart_process_sentinel(p), 10000));
+    ck_assert_int_eq(kart_process_terminate(p), 0);
     finish(p, 0);
 }
 END_TEST
@@ -388,9 +409,10 @@ START_TEST(status_taken_elsewhere)
     ck_assert_int_eq(kart_process_exitcode(p, &code), -ECHILD);
     ck_assert_int_eq(code, 12345);
     ck_assert_int_eq(kart_process_is_alive(p), 0);
-    ck_assert_int_eq(kart_process_kill(p), -ESRCH);
+    ck_assert_int_eq(kart_process_kill(p), 0);
+    ck_assert_int_eq(kart_process_signal(p, 0), -ESRCH);
     ck_assert_int_eq(kart_process_active_children(NULL, 0), 0);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
 }
 END_TEST
 
@@ -407,7 +429,8 @@ static int use_inherited(void *arg)
         kart_process_start(p) != -ECHILD || kart_process_active_children(NULL, 0) != 0)
         return 1;
     /* It may be freed there (the child's copy only). */
-    return kart_process_free(p) == 0 ? 0 : 2;
+    kart_process_free(p);
+    return 0;
 }
 
 START_TEST(inherited_objects)
@@ -457,7 +480,7 @@ START_TEST(sentinel_poll)
     /* Still readable after the reap, and still the same fd. */
     ck_assert(readable(s, 0));
     ck_assert_int_eq(kart_process_sentinel(p), s);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     close(pfd[0]);
     close(pfd[1]);
 }
@@ -488,7 +511,7 @@ START_TEST(sentinel_in_loop)
     loop_code = -1;
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(loop_code, 42);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     ck_assert_int_eq(kart_loop_free(loop), 0);
 }
 END_TEST
@@ -520,7 +543,7 @@ START_TEST(pipe_sentinel)
     kt_write(pfd[1], "p");
     ck_assert(readable(s, 10000));
     ck_assert_int_eq(join_code(p), 'p');
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
 
     p = start_sleeper();
     ck_assert_int_eq(kart_process_terminate(p), 0);
@@ -541,7 +564,7 @@ START_TEST(pipe_sentinel)
 
     /* A spawned program holds the write end until it ends. */
     char *argv[] = {"sh", "-c", "sleep 0.05; exit 6", NULL};
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/sh", argv, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_create_program(&p, "/bin/sh", argv, NULL, NULL), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     ck_assert(!readable(kart_process_sentinel(p), 10));
     ck_assert(readable(kart_process_sentinel(p), 10000));
@@ -612,28 +635,28 @@ END_TEST
 /* ---- spawn ---- */
 
 static kart_process *spawn(const char *path, char *const argv[], char *const envp[],
-                           const kart_spawn_options *o)
+                           const kart_program_options *o)
 {
     kart_process *p;
-    ck_assert_int_eq(kart_process_create_spawn(&p, path, argv, envp, o), 0);
+    ck_assert_int_eq(kart_process_create_program(&p, path, argv, envp, o), 0);
     ck_assert_int_eq(kart_process_start(p), 0);
     return p;
 }
 
 /* Runs sh -c script with stdout into a pipe (after the given fd actions)
  * and returns what it printed. */
-static void sh_output(const char *script, const kart_spawn_fd *extra, int nextra,
+static void sh_output(const char *script, const kart_program_fd *extra, int nextra,
                       char *const envp[], const char *cwd, bool new_session, char *out, size_t size,
                       pid_t *pid)
 {
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    kart_spawn_fd fds[8];
+    kart_program_fd fds[8];
     int n = 0;
     for (int i = 0; i < nextra; i++)
         fds[n++] = extra[i];
-    fds[n++] = (kart_spawn_fd){1, pfd[1]};
-    kart_spawn_options o = {.fds = fds, .nfds = n, .cwd = cwd, .new_session = new_session};
+    fds[n++] = (kart_program_fd){1, pfd[1]};
+    kart_program_options o = {.fds = fds, .nfds = n, .cwd = cwd, .new_session = new_session};
     char *argv[] = {"sh", "-c", (char *)script, NULL};
     kart_process *p = spawn("/bin/sh", argv, envp, &o);
     if (pid)
@@ -652,7 +675,7 @@ START_TEST(spawn_exit_codes)
     finish(spawn("/bin/sh", argv, NULL, NULL), 5);
     char *kill_self[] = {"sh", "-c", "kill -9 $$", NULL};
     finish(spawn("/bin/sh", kill_self, NULL, NULL), -SIGKILL);
-    kart_spawn_options o = {.search_path = true};
+    kart_program_options o = {.search_path = true};
     finish(spawn("true", NULL, NULL, &o), 0);
 }
 END_TEST
@@ -660,21 +683,21 @@ END_TEST
 START_TEST(spawn_missing_program)
 {
     kart_process *p;
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/nonexistent/kart-program", NULL, NULL, NULL),
+    ck_assert_int_eq(kart_process_create_program(&p, "/nonexistent/kart-program", NULL, NULL, NULL),
                      0);
     ck_assert_int_eq(kart_process_start(p), -ENOENT);
     ck_assert_int_eq(kart_process_pid(p), 0);
     ck_assert_int_eq(kart_process_sentinel(p), KART_ENOTSTARTED);
     ck_assert_int_eq(kart_process_active_children(NULL, 0), 0);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     /* Without search_path a bare name is a path. */
-    ck_assert_int_eq(kart_process_create_spawn(&p, "true", NULL, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_create_program(&p, "true", NULL, NULL, NULL), 0);
     ck_assert_int_eq(kart_process_start(p), -ENOENT);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     /* Not executable. */
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/etc/passwd", NULL, NULL, NULL), 0);
+    ck_assert_int_eq(kart_process_create_program(&p, "/etc/passwd", NULL, NULL, NULL), 0);
     ck_assert_int_eq(kart_process_start(p), -EACCES);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     /* Nothing was left behind to reap. */
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
     ck_assert_int_eq(errno, ECHILD);
@@ -684,28 +707,26 @@ END_TEST
 START_TEST(spawn_errors)
 {
     kart_process *p;
-    kart_spawn_fd bad_child = {-1, 0}, bad_parent = {0, -3};
-    kart_spawn_options o1 = {.fds = &bad_child, .nfds = 1};
-    kart_spawn_options o2 = {.fds = &bad_parent, .nfds = 1};
-    kart_spawn_options o3 = {.nfds = -1};
-    kart_spawn_options o4 = {.fds = NULL, .nfds = 1};
-    ck_assert_int_eq(kart_process_create_spawn(NULL, "/bin/true", NULL, NULL, NULL), -EINVAL);
-    ck_assert_int_eq(kart_process_create_spawn(&p, NULL, NULL, NULL, NULL), -EINVAL);
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/true", NULL, NULL, &o1), -EINVAL);
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/true", NULL, NULL, &o2), -EINVAL);
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/true", NULL, NULL, &o3), -EINVAL);
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/true", NULL, NULL, &o4), -EINVAL);
+    kart_program_fd bad_child = {-1, 0}, bad_parent = {0, -3};
+    kart_program_options o1 = {.fds = &bad_child, .nfds = 1};
+    kart_program_options o2 = {.fds = &bad_parent, .nfds = 1};
+    kart_program_options o4 = {.fds = NULL, .nfds = 1};
+    ck_assert_int_eq(kart_process_create_program(NULL, "/bin/true", NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_process_create_program(&p, NULL, NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(kart_process_create_program(&p, "/bin/true", NULL, NULL, &o1), -EINVAL);
+    ck_assert_int_eq(kart_process_create_program(&p, "/bin/true", NULL, NULL, &o2), -EINVAL);
+    ck_assert_int_eq(kart_process_create_program(&p, "/bin/true", NULL, NULL, &o4), -EINVAL);
     /* A working directory that does not exist fails the start. */
-    kart_spawn_options o5 = {.cwd = "/nonexistent-kart-dir"};
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/true", NULL, NULL, &o5), 0);
+    kart_program_options o5 = {.cwd = "/nonexistent-kart-dir"};
+    ck_assert_int_eq(kart_process_create_program(&p, "/bin/true", NULL, NULL, &o5), 0);
     ck_assert_int_eq(kart_process_start(p), -ENOENT);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
     /* dup2 from an fd that is not open. */
-    kart_spawn_fd dup_bad = {5, 900};
-    kart_spawn_options o6 = {.fds = &dup_bad, .nfds = 1};
-    ck_assert_int_eq(kart_process_create_spawn(&p, "/bin/true", NULL, NULL, &o6), 0);
+    kart_program_fd dup_bad = {5, 900};
+    kart_program_options o6 = {.fds = &dup_bad, .nfds = 1};
+    ck_assert_int_eq(kart_process_create_program(&p, "/bin/true", NULL, NULL, &o6), 0);
     ck_assert_int_eq(kart_process_start(p), -EBADF);
-    ck_assert_int_eq(kart_process_free(p), 0);
+    kart_process_free(p);
 }
 END_TEST
 
@@ -715,7 +736,7 @@ START_TEST(spawn_redirection)
     sh_output("echo hello", NULL, 0, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "hello\n");
     /* stdin from /dev/null: cat sees EOF at once. */
-    kart_spawn_fd devnull = {0, KART_SPAWN_DEVNULL};
+    kart_program_fd devnull = {0, KART_PROGRAM_DEVNULL};
     sh_output("cat; echo done", &devnull, 1, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "done\n");
     /* stdin from a pipe. */
@@ -723,7 +744,7 @@ START_TEST(spawn_redirection)
     ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
     kt_write(in[1], "piped\n");
     close(in[1]);
-    kart_spawn_fd from_pipe = {0, in[0]};
+    kart_program_fd from_pipe = {0, in[0]};
     sh_output("cat", &from_pipe, 1, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "piped\n");
     close(in[0]);
@@ -734,7 +755,7 @@ START_TEST(spawn_redirection)
     snprintf(script, sizeof(script), "[ -e /dev/fd/%d ] && echo open || echo closed", fd);
     sh_output(script, NULL, 0, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "open\n");
-    kart_spawn_fd closed = {fd, KART_SPAWN_CLOSE};
+    kart_program_fd closed = {fd, KART_PROGRAM_CLOSE};
     sh_output(script, &closed, 1, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "closed\n");
     close(fd);
@@ -743,7 +764,7 @@ START_TEST(spawn_redirection)
     snprintf(script, sizeof(script), "[ -e /dev/fd/%d ] && echo open || echo closed", fd);
     sh_output(script, NULL, 0, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "closed\n");
-    kart_spawn_fd keep = {fd, fd};
+    kart_program_fd keep = {fd, fd};
     sh_output(script, &keep, 1, NULL, NULL, false, out, sizeof(out), NULL);
     ck_assert_str_eq(out, "open\n");
     close(fd);
@@ -814,7 +835,6 @@ START_TEST(active_children)
     ck_assert_int_eq(kart_process_active_children(one, 1), 2);
     ck_assert_ptr_eq(one[0], a);
     ck_assert_int_eq(kart_process_active_children(NULL, 1), -EINVAL);
-    ck_assert_int_eq(kart_process_active_children(list, -1), -EINVAL);
     kt_write(pfd[1], "a");
     finish(a, 'a');
     ck_assert_int_eq(kart_process_kill(c), 0);
@@ -1046,7 +1066,7 @@ START_TEST(fork_while_threads_hold_locks)
         int code;
         ck_assert_int_eq(kart_process_exitcode(p, &code), 1);
         ck_assert_int_eq(code, 0);
-        ck_assert_int_eq(kart_process_free(p), 0);
+        kart_process_free(p);
     }
     atomic_store(&stop_churn, true);
     for (int i = 0; i < 2; i++)

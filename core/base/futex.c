@@ -26,7 +26,9 @@ static void forget_tid(void)
     kart__tid_cache = 0;
 }
 
-__attribute__((constructor)) static void register_fork_handler(void)
+/* A priority: a function spawned from a statically linked program runs in
+ * the program's first constructor without one (kart/process.h). */
+__attribute__((constructor(104))) static void register_fork_handler(void)
 {
     pthread_atfork(NULL, NULL, forget_tid);
 }

@@ -185,8 +185,9 @@ KART_API void kart_log_stderr_handler(const kart_log_record *r, void *arg)
     (void)arg;
     char line[KART_LOG_MESSAGE_MAX + 256];
     const char *name = kart_log_level_name(r->level);
-    int n = snprintf(line, sizeof(line), "[%s/%s] %s\n", name ? name : "?",
-                     kart_process_current_name(), r->message);
+    kart_process_info self;
+    kart_process_current(&self);
+    int n = snprintf(line, sizeof(line), "[%s/%s] %s\n", name ? name : "?", self.name, r->message);
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;

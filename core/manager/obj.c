@@ -500,7 +500,9 @@ int kart_obj_remove(kart_obj *seq, size_t i, kart_obj **item)
  * (hash flooding a manager's dict). */
 static uint64_t hash_seed;
 
-__attribute__((constructor)) static void seed_hash(void)
+/* A priority: a function spawned from a statically linked program runs in
+ * the program's first constructor without one (kart/process.h). */
+__attribute__((constructor(104))) static void seed_hash(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,6 +1,6 @@
 /*
- * core/process.c — Process objects: making them, starting them (fork for a
- * function, posix_spawn for a program), joining, polling, signalling.
+ * core/process/process.c — Process objects: making them, freeing them,
+ * starting them (fork for a function, posix_spawn for a program).
  *
  * Every child gets a sentinel fd: a pidfd (pidfd_open right after fork or
  * posix_spawn; the child cannot be reaped, so its pid cannot be reused, in
@@ -15,9 +15,8 @@
  * stdio's locks, kart's registries), without which the child could
  * deadlock.
  *
- * Reaping is waitid(P_PID) for exactly the child's pid, done under
- * kart__proc_lock, and so is signalling: a signal is only ever sent to a
- * child known not to have been reaped, whose pid therefore is still its own.
+ * Reaping, joining and signalling are in process_wait.c; the spawn and
+ * fork server start methods in process_spawn.c and process_forkserver.c.
  */
 #include "deadline.h"
 #include "fault.h"
@@ -45,18 +44,11 @@
 
 extern char **environ;
 
-/* Python's process identity, which default names show: a child's number
- * among its parent's children after its parent's own identity ("Process-2"
- * is this process's second child, "Process-2:1" that child's first). */
-static char identity[sizeof(((kart_process *)0)->ident)]; /* "" in the first process */
-static _Atomic unsigned name_counter;
-/* This process's own name (Python's current_process().name). */
-static char current_name[sizeof(((kart_process *)0)->name)] = "MainProcess";
-
 /* ---- making and freeing ---- */
 
 static int init_common(kart_process **out, const char *name, bool daemon, kart_process **pp)
 {
+    const char *identity = kart__proc_identity;
     if (!out)
         return -EINVAL;
     if (name && strlen(name) > 255)
@@ -68,7 +60,7 @@ static int init_common(kart_process **out, const char *name, bool daemon, kart_p
     p->sentinel = -1;
     p->fork_gen = kart__fork_gen();
     p->daemon = daemon;
-    unsigned n = atomic_fetch_add(&name_counter, 1) + 1;
+    unsigned n = atomic_fetch_add(&kart__proc_name_counter, 1) + 1;
     /* Past 127 bytes (a chain of dozens of forks) the identity is cut. */
     if (snprintf(p->ident, sizeof(p->ident), "%s%s%u", identity, identity[0] ? ":" : "", n) < 0)
         p->ident[0] = '\0';
@@ -85,12 +77,38 @@ KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *a
 {
     if (!fn)
         return -EINVAL;
+    kart_start_method method = kart_context_start_method(opts ? opts->context : NULL);
+    size_t arg_size = opts ? opts->arg_size : 0;
+    if (arg_size > 0 && !arg)
+        return -EINVAL;
+    /* A pointer means nothing in a fresh exec. */
+    if (method != KART_START_FORK && arg_size == 0 && arg)
+        return -EINVAL;
+    const kart_process_entry *entry = NULL;
+    if (method != KART_START_FORK) {
+        int err = kart__proc_spawn_lookup(fn, &entry);
+        if (err < 0)
+            return err;
+    }
+    void *copy = NULL;
+    if (arg_size > 0) {
+        copy = malloc(arg_size);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, arg, arg_size);
+    }
     kart_process *p;
     int err = init_common(out, opts ? opts->name : NULL, opts && opts->daemon, &p);
-    if (err < 0)
+    if (err < 0) {
+        free(copy);
         return err;
+    }
     p->fn = fn;
-    p->arg = arg;
+    p->arg = copy ? copy : arg;
+    p->arg_copy = copy;
+    p->arg_size = arg_size;
+    p->method = method;
+    p->entry = entry;
     *out = p;
     return 0;
 }
@@ -124,16 +142,16 @@ static void free_spawn_fields(kart_process *p)
     free(p->fds);
 }
 
-KART_API int kart_process_create_spawn(kart_process **out, const char *path, char *const argv[],
-                                       char *const envp[], const kart_spawn_options *opts)
+KART_API int kart_process_create_program(kart_process **out, const char *path, char *const argv[],
+                                         char *const envp[], const kart_program_options *opts)
 {
     if (!path)
         return -EINVAL;
     if (opts) {
-        if (opts->nfds < 0 || (opts->nfds > 0 && !opts->fds))
+        if (opts->nfds > 0 && !opts->fds)
             return -EINVAL;
-        for (int i = 0; i < opts->nfds; i++)
-            if (opts->fds[i].child_fd < 0 || opts->fds[i].parent_fd < KART_SPAWN_DEVNULL)
+        for (size_t i = 0; i < opts->nfds; i++)
+            if (opts->fds[i].child_fd < 0 || opts->fds[i].parent_fd < KART_PROGRAM_DEVNULL)
                 return -EINVAL;
     }
     kart_process *p;
@@ -146,7 +164,7 @@ KART_API int kart_process_create_spawn(kart_process **out, const char *path, cha
     p->envp = envp ? copy_vector(envp) : NULL;
     p->cwd = opts && opts->cwd ? strdup(opts->cwd) : NULL;
     p->nfds = opts ? opts->nfds : 0;
-    p->fds = p->nfds ? malloc((size_t)p->nfds * sizeof(kart_spawn_fd)) : NULL;
+    p->fds = p->nfds ? calloc(p->nfds, sizeof(kart_program_fd)) : NULL;
     if (!p->path || !p->argv || (envp && !p->envp) || (opts && opts->cwd && !p->cwd) ||
         (p->nfds && !p->fds)) {
         free_spawn_fields(p);
@@ -154,39 +172,59 @@ KART_API int kart_process_create_spawn(kart_process **out, const char *path, cha
         return -ENOMEM;
     }
     if (p->nfds)
-        memcpy(p->fds, opts->fds, (size_t)p->nfds * sizeof(kart_spawn_fd));
+        memcpy(p->fds, opts->fds, p->nfds * sizeof(kart_program_fd));
     p->search_path = opts && opts->search_path;
     p->new_session = opts && opts->new_session;
     *out = p;
     return 0;
 }
 
-static bool inherited(const kart_process *p)
+bool kart__proc_inherited(const kart_process *p)
 {
     return p->fork_gen != kart__fork_gen();
 }
 
-KART_API int kart_process_free(kart_process *p)
+static bool inherited(const kart_process *p)
 {
-    if (!p)
-        return -EINVAL;
-    if (!inherited(p)) {
-        pthread_mutex_lock(&kart__proc_lock);
-        bool busy = p->state == KART_PROC_RUNNING || p->state == KART_PROC_STARTING;
-        if (!busy)
-            kart__proc_list_remove(p);
-        pthread_mutex_unlock(&kart__proc_lock);
-        if (busy)
-            return -EBUSY;
-    }
+    return kart__proc_inherited(p);
+}
+
+void kart__proc_destroy(kart_process *p)
+{
     if (p->sentinel >= 0)
         close(p->sentinel);
     free_spawn_fields(p);
+    free(p->arg_copy);
     free(p);
-    return 0;
 }
 
-/* ---- getters ---- */
+void kart__proc_release_detached_locked(kart_process *p)
+{
+    if (p->detached)
+        kart__proc_destroy(p);
+}
+
+KART_API void kart_process_free(kart_process *p)
+{
+    if (!p)
+        return;
+    if (!inherited(p)) {
+        pthread_mutex_lock(&kart__proc_lock);
+        /* A running child is left to the registry, which frees the object
+         * when it reaps the child (Python keeps a dropped Process's child
+         * in its list of children the same way). */
+        int state = kart__proc_reap_locked(p);
+        bool running = state == KART_PROC_RUNNING || state == KART_PROC_STARTING;
+        if (running)
+            p->detached = true;
+        else
+            kart__proc_list_remove(p);
+        pthread_mutex_unlock(&kart__proc_lock);
+        if (running)
+            return;
+    }
+    kart__proc_destroy(p);
+}
 
 KART_API pid_t kart_process_pid(const kart_process *p)
 {
@@ -198,12 +236,7 @@ KART_API const char *kart_process_name(const kart_process *p)
     return p ? p->name : "";
 }
 
-KART_API const char *kart_process_current_name(void)
-{
-    return current_name;
-}
-
-KART_API int kart_process_daemon(const kart_process *p)
+KART_API bool kart_process_daemon(const kart_process *p)
 {
     return p && p->daemon;
 }
@@ -264,7 +297,10 @@ static void unclaim(kart_process *p)
 {
     pthread_mutex_lock(&kart__proc_lock);
     p->state = KART_PROC_NEW;
+    bool detached = p->detached; /* freed by another thread meanwhile */
     pthread_mutex_unlock(&kart__proc_lock);
+    if (detached)
+        kart__proc_destroy(p);
 }
 
 /* The child is running and has its sentinel: publish it. */
@@ -279,6 +315,10 @@ static void started(kart_process *p, pid_t pid, int sentinel, bool is_pidfd)
     kart__proc_list_add(p);
     pthread_mutex_unlock(&kart__proc_lock);
 }
+
+/* The name a child's parent had (fork: this process's, copied before the
+ * child takes its own). */
+static char parent_name[256];
 
 /* A child that started but cannot be given a sentinel (no fd left) is
  * killed and reaped: the caller hears the error and nothing is left. */
@@ -313,10 +353,17 @@ __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, 
             raise(SIGKILL);
     }
     kart__proc_child_setup(p->daemon, wfd);
-    memcpy(identity, p->ident, sizeof(identity));
-    memcpy(current_name, p->name, sizeof(current_name));
-    atomic_store_explicit(&name_counter, 0, memory_order_relaxed);
+    snprintf(parent_name, sizeof(parent_name), "%s", kart__proc_current_name());
+    kart__proc_become(p->ident, p->name, parent, parent_name);
     int code = p->fn(p->arg);
+    kart__proc_exit_cleanup();
+    flush(NULL);
+    exit_now(code);
+    _exit(code); /* not reached */
+}
+
+KART_API void kart_process_exit(int code)
+{
     kart__proc_exit_cleanup();
     flush(NULL);
     exit_now(code);
@@ -366,16 +413,16 @@ static int start_fork(kart_process *p)
     return 0;
 }
 
-static int spawn_actions(kart_process *p, posix_spawn_file_actions_t *fa, int wfd)
+static int spawn_actions(kart_process *p, posix_spawn_file_actions_t *fa, int wfd, int keep_fd)
 {
     int err = 0;
     if (p->cwd)
         err = posix_spawn_file_actions_addchdir_np(fa, p->cwd);
-    for (int i = 0; i < p->nfds && !err; i++) {
-        const kart_spawn_fd *f = &p->fds[i];
-        if (f->parent_fd == KART_SPAWN_CLOSE)
+    for (size_t i = 0; i < p->nfds && !err; i++) {
+        const kart_program_fd *f = &p->fds[i];
+        if (f->parent_fd == KART_PROGRAM_CLOSE)
             err = posix_spawn_file_actions_addclose(fa, f->child_fd);
-        else if (f->parent_fd == KART_SPAWN_DEVNULL)
+        else if (f->parent_fd == KART_PROGRAM_DEVNULL)
             err = posix_spawn_file_actions_addopen(fa, f->child_fd, "/dev/null", O_RDWR, 0);
         else
             err = posix_spawn_file_actions_adddup2(fa, f->parent_fd, f->child_fd);
@@ -384,10 +431,13 @@ static int spawn_actions(kart_process *p, posix_spawn_file_actions_t *fa, int wf
      * the sentinel's write end until it ends. */
     if (!err && wfd >= 0)
         err = posix_spawn_file_actions_adddup2(fa, wfd, wfd);
+    if (!err && keep_fd >= 0)
+        err = posix_spawn_file_actions_adddup2(fa, keep_fd, keep_fd);
     return -err;
 }
 
-static int start_spawn(kart_process *p)
+int kart__proc_start_exec(kart_process *p, const char *path, char *const argv[], char *const envp[],
+                          int keep_fd)
 {
     int pipefd[2] = {-1, -1};
     bool pidfd = have_pidfd();
@@ -410,13 +460,12 @@ static int start_spawn(kart_process *p)
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, flags);
-    err = spawn_actions(p, &fa, pipefd[1]);
+    err = spawn_actions(p, &fa, pipefd[1], keep_fd);
     if (err < 0)
         goto out_attr;
     pid_t pid;
-    char *const *envp = p->envp ? p->envp : environ;
-    err = p->search_path ? -kart__sys_posix_spawnp(&pid, p->path, &fa, &attr, p->argv, envp)
-                         : -kart__sys_posix_spawn(&pid, p->path, &fa, &attr, p->argv, envp);
+    err = p->search_path ? -kart__sys_posix_spawnp(&pid, path, &fa, &attr, argv, envp)
+                         : -kart__sys_posix_spawn(&pid, path, &fa, &attr, argv, envp);
     if (err < 0)
         goto out_attr;
     int sentinel = pipefd[0];
@@ -450,221 +499,16 @@ KART_API int kart_process_start(kart_process *p)
     if (err < 0)
         return err;
     kart__proc_atexit_once();
-    err = p->path ? start_spawn(p) : start_fork(p);
+    kart__proc_reap_detached();
+    if (p->path)
+        err = kart__proc_start_exec(p, p->path, p->argv, p->envp ? p->envp : environ, -1);
+    else if (p->method == KART_START_SPAWN)
+        err = kart__proc_start_spawn_fn(p);
+    else if (p->method == KART_START_FORKSERVER)
+        err = kart__proc_start_forkserver(p);
+    else
+        err = start_fork(p);
     if (err < 0)
         unclaim(p);
     return err;
-}
-
-/* ---- reaping, joining, polling ---- */
-
-int kart__proc_reap_locked(kart_process *p)
-{
-    if (p->state != KART_PROC_RUNNING)
-        return p->state;
-    siginfo_t info;
-    for (;;) {
-        memset(&info, 0, sizeof(info));
-        if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG) == 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        /* ECHILD: someone else reaped it (waitpid(-1), SIGCHLD ignored). */
-        p->state = KART_PROC_LOST;
-        kart__proc_list_remove(p);
-        return p->state;
-    }
-    if (info.si_pid == 0)
-        return KART_PROC_RUNNING;
-    p->exitcode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
-    p->state = KART_PROC_ENDED;
-    kart__proc_list_remove(p);
-    return p->state;
-}
-
-/* Reaps if ended; returns the state, or an error for objects that cannot
- * be polled. */
-static int poll_state(kart_process *p)
-{
-    if (!p)
-        return -EINVAL;
-    if (inherited(p))
-        return -ECHILD;
-    pthread_mutex_lock(&kart__proc_lock);
-    int state = kart__proc_reap_locked(p);
-    pthread_mutex_unlock(&kart__proc_lock);
-    return state;
-}
-
-static int state_result(int state)
-{
-    switch (state) {
-    case KART_PROC_ENDED:
-        return 0;
-    case KART_PROC_LOST:
-        return -ECHILD;
-    case KART_PROC_RUNNING:
-        return -ETIMEDOUT;
-    default:
-        return KART_ENOTSTARTED;
-    }
-}
-
-/* Waits for the sentinel at most until deadline (-1: forever): true when
- * it became readable. EINTR does not end the wait. */
-static bool wait_sentinel(int fd, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = kart__time_left(deadline);
-        struct timespec ts = kart__timespec(left);
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int n = kart__sys_ppoll(&pfd, 1, left < 0 ? NULL : &ts, NULL);
-        if (n > 0)
-            return true;
-        if (n == 0 || errno != EINTR)
-            return false;
-    }
-}
-
-/* Without a timeout the kernel's own wait is best: it wakes the joiner
- * as the child ends, whatever the sentinel is. WNOWAIT leaves the child a
- * zombie, so its pid stays its own until it is reaped under the lock (and
- * other threads may join it at the same time). */
-static int join_forever(kart_process *p)
-{
-    for (;;) {
-        siginfo_t info;
-        memset(&info, 0, sizeof(info));
-        int r = waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOWAIT);
-        if (r < 0 && errno == EINTR)
-            continue;
-        /* Ended, or ECHILD: reaped by another thread or another reaper,
-         * which poll_state tells apart. */
-        int state = poll_state(p);
-        if (state != KART_PROC_RUNNING)
-            return state_result(state);
-        if (r < 0)
-            return 1; /* no wait this way: the caller waits on the sentinel */
-    }
-}
-
-KART_API int kart_process_join(kart_process *p, int64_t timeout_ns)
-{
-    int state = poll_state(p);
-    if (state < 0)
-        return state;
-    if (state != KART_PROC_RUNNING || timeout_ns == 0)
-        return state_result(state);
-    if (timeout_ns < 0) {
-        int r = join_forever(p);
-        if (r != 1)
-            return r;
-    }
-    int64_t deadline = kart__deadline(timeout_ns);
-    /* A pipe sentinel can close early, when the child execs (its write end
-     * is close-on-exec): then only polling with a growing pause is left.
-     * It can also close late, when a child another thread forked at the
-     * same moment inherited the write end: so it is waited on in slices,
-     * looking at the child between them. */
-    int64_t pause = 100000; /* ns */
-    for (;;) {
-        pthread_mutex_lock(&kart__proc_lock);
-        bool stale = p->sentinel_stale;
-        pthread_mutex_unlock(&kart__proc_lock);
-        if (!stale) {
-            int64_t until = deadline;
-            if (!p->sentinel_is_pidfd) {
-                int64_t slice = kart__deadline(50 * 1000000);
-                if (until < 0 || slice < until)
-                    until = slice;
-            }
-            bool ready = wait_sentinel(p->sentinel, until);
-            state = poll_state(p);
-            if (state != KART_PROC_RUNNING)
-                return state_result(state);
-            if (ready) {
-                pthread_mutex_lock(&kart__proc_lock);
-                p->sentinel_stale = true;
-                pthread_mutex_unlock(&kart__proc_lock);
-            } else if (kart__time_left(deadline) == 0) {
-                return -ETIMEDOUT;
-            }
-            continue;
-        }
-        int64_t left = kart__time_left(deadline);
-        if (left == 0)
-            return -ETIMEDOUT;
-        int64_t nap = left > 0 && left < pause ? left : pause;
-        struct timespec ts = kart__timespec(nap);
-        nanosleep(&ts, NULL);
-        if (pause < 20 * 1000000)
-            pause *= 2;
-        state = poll_state(p);
-        if (state != KART_PROC_RUNNING)
-            return state_result(state);
-    }
-}
-
-KART_API int kart_process_is_alive(kart_process *p)
-{
-    int state = poll_state(p);
-    if (state < 0)
-        return state;
-    return state == KART_PROC_RUNNING;
-}
-
-KART_API int kart_process_exitcode(kart_process *p, int *code)
-{
-    if (!code)
-        return -EINVAL;
-    int state = poll_state(p);
-    if (state < 0)
-        return state;
-    if (state == KART_PROC_LOST)
-        return -ECHILD;
-    if (state != KART_PROC_ENDED)
-        return 0;
-    *code = p->exitcode;
-    return 1;
-}
-
-/* ---- signals ---- */
-
-int kart__proc_signal_locked(kart_process *p, int signum)
-{
-    int state = kart__proc_reap_locked(p);
-    if (state == KART_PROC_ENDED || state == KART_PROC_LOST)
-        return -ESRCH;
-    if (state != KART_PROC_RUNNING)
-        return KART_ENOTSTARTED;
-    int r;
-#ifdef SYS_pidfd_send_signal
-    if (p->sentinel_is_pidfd)
-        r = (int)syscall(SYS_pidfd_send_signal, p->sentinel, signum, NULL, 0);
-    else
-#endif
-        r = kill(p->pid, signum);
-    return r < 0 ? -errno : 0;
-}
-
-KART_API int kart_process_signal(kart_process *p, int signum)
-{
-    if (!p || signum < 0 || signum >= _NSIG)
-        return -EINVAL;
-    if (inherited(p))
-        return -ECHILD;
-    pthread_mutex_lock(&kart__proc_lock);
-    int err = kart__proc_signal_locked(p, signum);
-    pthread_mutex_unlock(&kart__proc_lock);
-    return err;
-}
-
-KART_API int kart_process_terminate(kart_process *p)
-{
-    return kart_process_signal(p, SIGTERM);
-}
-
-KART_API int kart_process_kill(kart_process *p)
-{
-    return kart_process_signal(p, SIGKILL);
 }

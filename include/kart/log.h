@@ -82,7 +82,7 @@ KART_API int kart_log_enabled(kart_log_level level);
 
 /* Python's log_to_stderr(level): lines at level and above go to standard
  * error, one write(2) each, as "[LEVEL/process-name] message\n" (the
- * process name as kart_process_current_name() says it: "MainProcess", or
+ * process name as kart_process_current() says it: "MainProcess", or
  * the child's name). Replaces any handler. Errors: -EINVAL (bad level). */
 KART_API int kart_log_to_stderr(kart_log_level level);
 

@@ -1,6 +1,6 @@
 # kart — GNU Makefile.
 #
-#   make                 build/libkart.a, build/libkart.so.0, build/kart.pc
+#   make                 build/libkart.a, build/libkart.so.1, build/kart.pc
 #   make check           install missing packages, build, run every suite
 #   make bench           install missing packages, build, run kart-bench --quick
 #   make bench-smoke     the same, kart-bench --smoke: every implementation once
@@ -24,8 +24,8 @@ PKG_CONFIG ?= pkg-config
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-SOVERSION := 0
-VERSION := 0.1.0
+SOVERSION := 1
+VERSION := 0.2.0
 
 comma := ,
 have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo 1 || echo 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Description: the shared library exports exactly the public API. Three
 # lists must agree: the functions (and data) declared with KART_API in
-# include/, the version nodes of libkart.map, and what $OUT/libkart.so.0
+# include/, the version nodes of libkart.map, and what $OUT/libkart.so.1
 # exports (nm -D), each symbol at the version the map gives it. Also: no
 # public header declares a kart_ function without KART_API (a program would
 # compile against it and fail to link). Run by `make check` (through
@@ -21,9 +21,9 @@ if [ -z "${OUT:-}" ]; then
   OUT=$(make --no-print-directory -pq lib ${knobs[@]+"${knobs[@]}"} 2>/dev/null | sed -n 's/^OUT := //p' | head -n 1)
   [ -n "$OUT" ] || { echo "exports_test: cannot find OUT from the Makefile"; exit 1; }
   make --no-print-directory -s lib ${knobs[@]+"${knobs[@]}"} >/dev/null ||
-    { echo "exports_test: building $OUT/libkart.so.0 failed"; exit 1; }
+    { echo "exports_test: building $OUT/libkart.so.1 failed"; exit 1; }
 fi
-so=$OUT/libkart.so.0
+so=$OUT/libkart.so.1
 [ -f "$so" ] || { echo "exports_test: no $so (make lib)"; exit 1; }
 map=libkart.map
 tmp=$(mktemp -d)

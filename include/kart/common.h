@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define KART_VERSION_MAJOR 0
-#define KART_VERSION_MINOR 1
+#define KART_VERSION_MINOR 2
 #define KART_VERSION_PATCH 0
 
 /*

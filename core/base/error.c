@@ -27,8 +27,6 @@ static const struct kart_code kart_codes[] = {
     {KART_EBADFRAME, "KART_EBADFRAME", "malformed message length"},
     {KART_ETOOLONG, "KART_ETOOLONG", "message longer than the receiver's maximum"},
     {KART_EHANDSHAKE, "KART_EHANDSHAKE", "authentication handshake protocol error"},
-    {KART_ECONNABORTED, "KART_ECONNABORTED",
-     "connection aborted by an earlier protocol or I/O error"},
     {KART_EWORKERDIED, "KART_EWORKERDIED", "the pool worker running the task died"},
     {KART_EPOOLCLOSED, "KART_EPOOLCLOSED", "the pool is closed or terminated"},
     {KART_EPOOLRUNNING, "KART_EPOOLRUNNING",

@@ -90,5 +90,8 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
     }
     if (p != stack)
         free(p);
-    return err ? err : ready;
+    if (err)
+        return err;
+    /* Rule 3: a look answers 0; a wait that ran out is -ETIMEDOUT. */
+    return ready || timeout_ns == 0 || n == 0 ? ready : -ETIMEDOUT;
 }

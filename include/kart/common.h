@@ -57,8 +57,7 @@ enum {
     KART_ETOOLONG = -20304,
     /* The handshake broke its protocol (not a challenge, bad digest prefix). */
     KART_EHANDSHAKE = -20305,
-    /* The connection was aborted by an earlier protocol or I/O error. */
-    KART_ECONNABORTED = -20306,
+    /* -20306 was KART_ECONNABORTED (0.1): -ECONNABORTED says it now. */
     /* Pools (-207xx): the worker running the task died (signal, crash,
      * exit). */
     KART_EWORKERDIED = -20700,

@@ -61,6 +61,9 @@ static void end_conn(kart__hs_peer *p, bool close_it)
 {
     kart_conn *c = p->c;
     kart_conn_recv_stop(c);
+    if (close_it) /* the peer sees the end now, whatever the backend does
+                     with the fd until its watcher is gone */
+        kart__conn_abort(c, 0);
     kart_conn_detach(c);
     if (close_it) {
         kart_conn_close(c); /* deferred when inside its own callback */

@@ -91,7 +91,7 @@ KART_API int kart_conn_from_fd(kart_conn **out, int fd, unsigned flags)
     return conn_new(out, fd, flags);
 }
 
-KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags)
+KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, bool duplex, unsigned flags)
 {
     if (!a || !b || (flags & ~KART_CONN_EXACT))
         return -EINVAL;
@@ -294,11 +294,11 @@ KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len)
 #define PACK_BYTES 16384
 #define PACK_IOVS 1024
 
-KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n)
+KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, size_t n)
 {
-    if (!c || n < 0 || (!msgs && n > 0))
+    if (!c || n > INT_MAX || (!msgs && n > 0))
         return -EINVAL;
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (!msgs[i].iov_base && msgs[i].iov_len > 0)
             return -EINVAL;
         if (msgs[i].iov_len > KART_CONN_MAX_MESSAGE)
@@ -314,7 +314,7 @@ KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n)
     err = pack && iov ? 0 : -ENOMEM;
     size_t used = 0;
     int niov = 0;
-    for (int i = 0; i < n && !err; i++) {
+    for (size_t i = 0; i < n && !err; i++) {
         size_t len = msgs[i].iov_len;
         bool small = len <= KART__CONN_COPY_MAX;
         size_t room = small ? 12 + len : 12;

@@ -58,6 +58,7 @@
 #include <kart/common.h>
 #include <kart/loop.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -80,14 +81,14 @@ typedef struct kart_listener kart_listener;
 
 /*
  * A pair of connected connections, like Python's Pipe(duplex).
- * duplex != 0: a socketpair; both ends send and receive.
- * duplex == 0: a pipe(2); *a is the reading end and *b the writing end
+ * duplex true: a socketpair; both ends send and receive.
+ * duplex false: a pipe(2); *a is the reading end and *b the writing end
  * (Python's order: r, w = Pipe(duplex=False)).
  * flags: 0 or KART_CONN_EXACT (applies to both ends).
  * Both fds are close-on-exec. Errors: -EINVAL (NULL out pointer, unknown
  * flag), -EMFILE, -ENFILE, -ENOMEM.
  */
-KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags);
+KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, bool duplex, unsigned flags);
 
 /*
  * Wraps an open fd (a socket, a pipe end, a FIFO, a terminal) in a
@@ -132,11 +133,11 @@ KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len);
  * their headers into one buffer and everything goes out in writevs of up to
  * 1024 parts. The receiver sees n ordinary messages. Blocks until all are
  * in the kernel. Returns 0. Errors: those of kart_conn_send_bytes, and
- * -EINVAL for NULL msgs with n > 0, n < 0, or a NULL base with a length;
+ * -EINVAL for NULL msgs with n > 0, n > INT_MAX, or a NULL base with a length;
  * after an error some of the messages may have been sent (the connection
  * is then aborted).
  */
-KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n);
+KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, size_t n);
 
 /*
  * Receives one whole message into a new malloc()ed buffer (*out; free() it;
@@ -260,7 +261,7 @@ KART_API int kart_conn_recv_stop(kart_conn *c);
  *    the digest the peer chose. Answers follow the challenge received: a
  *    20-byte challenge (a 3.11 server) gets a raw HMAC-MD5, a "{name}"
  *    one a prefixed HMAC of that digest.
- *  require_modern: nonzero refuses a legacy (raw MD5) reply.
+ *  require_modern: true refuses a legacy (raw MD5) reply.
  *  timeout_ns: the longest the whole handshake may take; 0 means the
  *    default of 10 s, negative means no limit. A handshake that runs out
  *    of it fails with KART_EHANDSHAKE (never -ETIMEDOUT, which the
@@ -270,7 +271,7 @@ typedef struct kart_auth {
     const void *authkey;
     size_t authkey_len;
     const char *digest;
-    int require_modern;
+    bool require_modern;
     int64_t timeout_ns;
 } kart_auth;
 
@@ -487,7 +488,7 @@ typedef struct kart_waitable {
         kart_listener *listener;
         int fd;
     } u;
-    int ready; /* out: 1 if ready, else 0 */
+    bool ready; /* out: whether it is ready */
 } kart_waitable;
 
 /*
@@ -497,11 +498,11 @@ typedef struct kart_waitable {
  * look (0 when none is ready); any other timeout that passes with none
  * ready gives -ETIMEDOUT. n 0 returns 0 at once. Restarts after EINTR with
  * the time left. A connection with a message in its read-ahead buffer is
- * ready at once. Errors: -EINVAL (NULL w with n > 0, negative n, a bad
+ * ready at once. Errors: -EINVAL (NULL w with n > 0, n > INT_MAX, a bad
  * kind, a NULL object, a negative fd), -EBADF (a connection that does not
  * receive, or an fd that is not open), -ENOMEM, -ETIMEDOUT as above.
  */
-KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns);
+KART_API int kart_conn_wait(kart_waitable *w, size_t n, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 
 #include "conn_private.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>

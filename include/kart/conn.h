@@ -324,7 +324,7 @@ typedef struct kart_listener_options {
  * a path too long for sockaddr_un, negative backlog), -ENOTSUP (auth
  * requested but built without OpenSSL), -EADDRINUSE, -EACCES,
  * -EADDRNOTAVAIL, -ENOENT (the directory does not exist), -EHOSTUNREACH
- * (a name that does not resolve), -EMFILE, -ENOMEM.
+ * (a name that does not resolve), -EMFILE, -ENFILE, -ENOMEM.
  */
 KART_API int kart_listener_create(kart_listener **out, const char *address,
                                   const kart_listener_options *opts);

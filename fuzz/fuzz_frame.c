@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (err) {
             if (err != KART_EEOF && err != KART_ETRUNCATED && err != KART_EBADFRAME &&
-                err != KART_ETOOLONG)
+                err != -EMSGSIZE)
                 abort();
             break;
         }

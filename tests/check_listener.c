@@ -261,7 +261,7 @@ START_TEST(handshake_garbage_is_refused)
     answer_gets("\0\0\0\5hello", 9, KART_EHANDSHAKE, 0);
     answer_gets("\0\0\0\x0d#CHALLENGE#ab", 17, KART_EHANDSHAKE, 0);
     answer_gets("\0\0\0\x24#CHALLENGE#{sha1}xxxxxxxxxxxxxxxxxxx", 40, KART_EHANDSHAKE, 0);
-    answer_gets("\0\0\x10\0", 4, KART_ETOOLONG, 0);
+    answer_gets("\0\0\x10\0", 4, -EMSGSIZE, 0);
     answer_gets("\xff\xff\0\0", 4, KART_EBADFRAME, 0);
     answer_gets("\0\0\0\x14#CHALL", 10, KART_EHANDSHAKE, 50 * KT_MS);
     /* A right challenge, then a verdict that is not "#WELCOME#". */

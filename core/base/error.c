@@ -25,7 +25,6 @@ static const struct kart_code kart_codes[] = {
     {KART_EEOF, "KART_EEOF", "end of file: the peer closed the connection"},
     {KART_ETRUNCATED, "KART_ETRUNCATED", "end of file in the middle of a message"},
     {KART_EBADFRAME, "KART_EBADFRAME", "malformed message length"},
-    {KART_ETOOLONG, "KART_ETOOLONG", "message longer than the receiver's maximum"},
     {KART_EHANDSHAKE, "KART_EHANDSHAKE", "authentication handshake protocol error"},
     {KART_EWORKERDIED, "KART_EWORKERDIED", "the pool worker running the task died"},
     {KART_EPOOLCLOSED, "KART_EPOOLCLOSED", "the pool is closed or terminated"},

@@ -593,7 +593,7 @@ int kart__conn_recv_dl(kart_conn *c, void **out, size_t *len, size_t maxlen, int
     if (err)
         return err;
     if (c->len > maxlen)
-        return kart__conn_abort(c, KART_ETOOLONG);
+        return kart__conn_abort(c, -EMSGSIZE);
     err = kart__conn_assemble(c, deadline, false);
     if (err)
         return err;

@@ -225,7 +225,7 @@ static void do_recvs(kart_conn *c)
     while (c->receiving && budget-- > 0) {
         int err = kart__conn_need_header(c, KART__NO_DEADLINE, true);
         if (err == 0 && c->len > c->rmax)
-            err = kart__conn_abort(c, KART_ETOOLONG);
+            err = kart__conn_abort(c, -EMSGSIZE);
         if (err == 0 && !c->asm_buf && c->rend - c->rpos >= c->len) {
             /* Whole in the read-ahead buffer: hand it over in place. */
             const uint8_t *m = c->rbuf + c->rpos;

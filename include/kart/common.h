@@ -53,8 +53,7 @@ enum {
     KART_ETRUNCATED = -20302,
     /* A malformed frame header: a negative length other than -1. */
     KART_EBADFRAME = -20303,
-    /* A message longer than the receiver's maximum. */
-    KART_ETOOLONG = -20304,
+    /* -20304 was KART_ETOOLONG (0.1): -EMSGSIZE says it now. */
     /* The handshake broke its protocol (not a challenge, bad digest prefix). */
     KART_EHANDSHAKE = -20305,
     /* -20306 was KART_ECONNABORTED (0.1): -ECONNABORTED says it now. */

@@ -23,7 +23,8 @@
  * Errors, one meaning each: -ETIMEDOUT, nothing came within the timeout
  * (no message, no peer); -ENOBUFS, the caller's buffer is too small (the
  * size needed goes out, nothing is consumed); -EMSGSIZE, a message that can
- * never be sent (past KART_CONN_MAX_MESSAGE); -ECONNABORTED, unusable after
+ * never fit (a send past KART_CONN_MAX_MESSAGE: nothing is sent; a receive
+ * past its maxlen: the connection is aborted); -ECONNABORTED, unusable after
  * an earlier error; KART_EEOF, the peer closed between messages;
  * KART_EHANDSHAKE, the peer broke the authkey handshake or did not finish
  * it within its timeout; KART_EAUTH, a wrong digest.
@@ -150,10 +151,11 @@ KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, size_t 
  * -EBUSY (a loop receive is active on it), KART_EEOF (the peer closed the
  * connection between messages), KART_ETRUNCATED (it closed in the middle
  * of one), KART_EBADFRAME (a negative length other than -1, or an 8-byte
- * length past INT64_MAX), KART_ETOOLONG (longer than maxlen),
+ * length past INT64_MAX), -EMSGSIZE (longer than maxlen: it can never
+ * fit; nothing is allocated for it),
  * -ECONNABORTED (an earlier error aborted it), -ENOMEM (the message
  * stays queued: retry), -ECONNRESET and other read(2) errors.
- * KART_ETRUNCATED, KART_EBADFRAME, KART_ETOOLONG and read errors leave the
+ * KART_ETRUNCATED, KART_EBADFRAME, -EMSGSIZE and read errors leave the
  * connection aborted; KART_EEOF leaves it at EOF (later calls return
  * KART_EEOF again).
  */
@@ -166,7 +168,7 @@ KART_API int kart_conn_recv_bytes(kart_conn *c, void **out, size_t *len, size_t 
  * consumed): call again with a bigger buffer (Python's BufferTooShort,
  * without losing the message). buf may be NULL when cap is 0 (to learn the
  * next message's length).
- * Errors: those of kart_conn_recv_bytes() except KART_ETOOLONG, plus
+ * Errors: those of kart_conn_recv_bytes() except -EMSGSIZE, plus
  * -ENOBUFS as above.
  */
 KART_API int kart_conn_recv_bytes_into(kart_conn *c, void *buf, size_t cap, size_t *len);
@@ -284,7 +286,7 @@ typedef struct kart_auth {
  * was wrong or of a refused kind), KART_EHANDSHAKE (the reply is not a
  * digest: wrong length, bad prefix, unknown digest name; or the peer did
  * not finish within auth->timeout_ns), and the send/receive errors
- * (KART_ETOOLONG: a reply over 256 bytes).
+ * (-EMSGSIZE: a reply over 256 bytes).
  */
 KART_API int kart_conn_deliver_challenge(kart_conn *c, const kart_auth *auth);
 

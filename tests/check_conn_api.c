@@ -8,6 +8,8 @@
 #define KT_LOOP_HELPERS
 #include "testutil.h"
 
+#include "listener_private.h"
+
 #include <kart/conn.h>
 #include <kart/loop.h>
 
@@ -366,14 +368,22 @@ END_TEST
 typedef struct blocked {
     kart_listener *l;
     atomic_int result;
-    atomic_bool started;
 } blocked;
+
+/* The number of threads inside kart_listener_accept (the private count
+ * that free waits on): free can only wait for accepts that have begun. */
+static int accepts_inside(kart_listener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int n = l->active;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
 
 static void *accept_forever(void *arg)
 {
     blocked *b = arg;
     kart_conn *c = NULL;
-    atomic_store(&b->started, true);
     int r = kart_listener_accept(b->l, &c, -1);
     if (r == 0)
         kart_conn_close(c);
@@ -394,13 +404,21 @@ static void free_against_accepts(const kart_listener_options *o, bool silent_pee
         b[i] = (blocked){.l = l, .result = 1};
         ck_assert_int_eq(pthread_create(&t[i], NULL, accept_forever, &b[i]), 0);
     }
-    for (int i = 0; i < N; i++)
-        while (!atomic_load(&b[i].started))
-            usleep(1000);
+    while (accepts_inside(l) < N)
+        usleep(1000);
     kart_conn *silent = NULL;
-    if (silent_peer) /* one accepter takes it and waits in the handshake */
+    if (silent_peer) { /* one accepter takes it and waits in the handshake */
         ck_assert_int_eq(kart_conn_connect(&silent, addr, NULL), 0);
-    usleep(50000); /* let them block */
+        for (;;) {
+            pthread_mutex_lock(&l->mu);
+            bool in_handshake = l->accepting != NULL;
+            pthread_mutex_unlock(&l->mu);
+            if (in_handshake)
+                break;
+            usleep(1000);
+        }
+    }
+    usleep(20000); /* let them block in poll */
     int64_t t0 = kart_now_ns();
     kart_listener_free(l);
     /* Free returned only after every accept had: all results are in. */
@@ -411,6 +429,50 @@ static void free_against_accepts(const kart_listener_options *o, bool silent_pee
         pthread_join(t[i], NULL);
     kart_conn_close(silent);
 }
+
+static void *accept_briefly(void *arg)
+{
+    blocked *b = arg;
+    kart_conn *c = NULL;
+    int r = kart_listener_accept(b->l, &c, 300 * KT_MS);
+    if (r == 0)
+        kart_conn_close(c);
+    atomic_store(&b->result, r);
+    return NULL;
+}
+
+/* Three accepters wake for one peer: the two that lose the race go back
+ * to waiting and time out, instead of blocking in accept(2) for the next
+ * peer (the listening fd is non-blocking). */
+START_TEST(accepters_that_lose_the_race_still_time_out)
+{
+    kart_listener *l;
+    ck_assert_int_eq(kart_listener_create(&l, "127.0.0.1:0", NULL), 0);
+    char addr[64];
+    ck_assert_int_gt(kart_listener_address(l, addr, sizeof(addr)), 0);
+    blocked b[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = (blocked){.l = l, .result = 1};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, accept_briefly, &b[i]), 0);
+    }
+    while (accepts_inside(l) < 3)
+        usleep(1000);
+    kart_conn *c;
+    ck_assert_int_eq(kart_conn_connect(&c, addr, NULL), 0);
+    int ok = 0, timed_out = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        int r = atomic_load(&b[i].result);
+        ok += r == 0;
+        timed_out += r == -ETIMEDOUT;
+    }
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(timed_out, 2);
+    kart_conn_close(c);
+    kart_listener_free(l);
+}
+END_TEST
 
 START_TEST(free_wakes_blocked_accepts)
 {
@@ -645,6 +707,7 @@ int main(void)
     tc = tcase_create("listener");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, last_accepted_of_each_family);
+    tcase_add_test(tc, accepters_that_lose_the_race_still_time_out);
     tcase_add_test(tc, free_wakes_blocked_accepts);
     tcase_add_test(tc, free_cuts_a_handshake_short);
     tcase_add_loop_test(tc, a_silent_peer_delays_no_one, 0, kt_nbackends());

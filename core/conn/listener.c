@@ -197,7 +197,10 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
             l->auth.digest = l->digest;
         }
     }
-    l->fd = kart__sys_socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: accepters wait in poll(), and when several wake for
+     * one peer the losers' accept4 must say EAGAIN, not block (past their
+     * timeout, and out of free's reach). */
+    l->fd = kart__sys_socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
         err = -errno;
         goto fail;

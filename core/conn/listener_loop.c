@@ -18,7 +18,6 @@
 #include "fault.h"
 #include "listener_private.h"
 
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -281,12 +280,8 @@ KART_API int kart_listener_accept_start(kart_listener *l, kart_loop *loop,
         return -EBUSY;
     int err = 0;
     if (!l->loop) {
-        /* Non-blocking, so that a peer another accepter took, or one that
-         * left, never blocks the loop in accept(2); the blocking accept
-         * waits in poll() first and does not mind. */
-        int fl = fcntl(l->fd, F_GETFL);
-        if (fl < 0 || fcntl(l->fd, F_SETFL, fl | O_NONBLOCK) < 0)
-            return -errno;
+        /* The listening fd is non-blocking from its creation, so a peer
+         * another accepter took never blocks the loop in accept(2). */
         err = kart_io_init(loop, &l->io, l->fd);
         if (err)
             return err;

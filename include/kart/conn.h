@@ -369,11 +369,10 @@ typedef void (*kart_listener_accept_cb)(kart_listener *l, int status, kart_conn 
  * with its own deadline (auth.timeout_ns from its accept; 0: 10 s). A slow
  * or silent peer therefore delays no one: the loop never blocks in it.
  * Each result reaches cb (see kart_listener_accept_cb), never from inside
- * this call. Sets the listening fd non-blocking (blocking accepts from
- * other threads keep working). Loop thread only.
+ * this call. Loop thread only.
  * Errors: -EINVAL (NULL l, loop or cb), -EBUSY (already accepting, or
  * peers of another loop still in their handshake), and those of
- * kart_io_init / kart_io_start and fcntl.
+ * kart_io_init / kart_io_start.
  */
 KART_API int kart_listener_accept_start(kart_listener *l, kart_loop *loop,
                                         kart_listener_accept_cb cb, void *arg);
@@ -388,7 +387,8 @@ KART_API int kart_listener_accept_stop(kart_listener *l);
  * -EINVAL (NULL), -ENOSPC (size too small). */
 KART_API int kart_listener_address(const kart_listener *l, char *buf, size_t size);
 
-/* The listening fd (for kart_conn_wait or a loop watcher); -EINVAL for NULL. */
+/* The listening fd, non-blocking (for kart_conn_wait or a loop watcher);
+ * -EINVAL for NULL. */
 KART_API int kart_listener_fileno(const kart_listener *l);
 
 /* Python's Listener.last_accepted: the address of the peer most recently

@@ -82,12 +82,12 @@ START_TEST(handle_over_a_connection)
     ck_assert(same_file(fd, p[0]));
     close(fd);
     /* The plain-socket form speaks the same wire form both ways. */
-    ck_assert_int_eq(kart_handle_send(kart_conn_fileno(a), p[1]), 0);
+    ck_assert_int_eq(kart_unix_send_fd(kart_conn_fileno(a), p[1]), 0);
     ck_assert_int_eq(kart_conn_recv_handle(b, &fd), 0);
     ck_assert(same_file(fd, p[1]));
     close(fd);
     ck_assert_int_eq(kart_conn_send_handle(b, p[1]), 0);
-    ck_assert_int_eq(kart_handle_recv(kart_conn_fileno(a), &fd), 0);
+    ck_assert_int_eq(kart_unix_recv_fd(kart_conn_fileno(a), &fd), 0);
     ck_assert(same_file(fd, p[1]));
     close(fd);
     kart_conn_close(a);
@@ -209,16 +209,16 @@ START_TEST(plain_socket_handle_errors)
 {
     int sv[2], fd = 7;
     kt_socketpair(sv);
-    ck_assert_int_eq(kart_handle_send(-1, 0), -EBADF);
-    ck_assert_int_eq(kart_handle_send(sv[0], -1), -EBADF);
-    ck_assert_int_eq(kart_handle_recv(-1, &fd), -EBADF);
-    ck_assert_int_eq(kart_handle_recv(sv[0], NULL), -EINVAL);
+    ck_assert_int_eq(kart_unix_send_fd(-1, 0), -EBADF);
+    ck_assert_int_eq(kart_unix_send_fd(sv[0], -1), -EBADF);
+    ck_assert_int_eq(kart_unix_recv_fd(-1, &fd), -EBADF);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[0], NULL), -EINVAL);
     /* Bytes that are not a handle. */
     ck_assert_int_eq(write(sv[0], "x", 1), 1);
-    ck_assert_int_eq(kart_handle_recv(sv[1], &fd), -EPROTO);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), -EPROTO);
     ck_assert_int_eq(fd, 7);
     close(sv[0]);
-    ck_assert_int_eq(kart_handle_recv(sv[1], &fd), KART_EEOF);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), KART_EEOF);
     close(sv[1]);
 }
 END_TEST

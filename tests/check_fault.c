@@ -768,14 +768,14 @@ START_TEST(shm_fd_passing_errors)
     kt_socketpair(sv);
     int fd;
     ck_assert_int_eq(kart__fault_fail(KART__SYS_sendmsg, 1, 1, ENOBUFS), 0);
-    ck_assert_int_eq(kart_handle_send(sv[0], 0), -ENOBUFS);
+    ck_assert_int_eq(kart_unix_send_fd(sv[0], 0), -ENOBUFS);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_sendmsg, 1, 2, EINTR), 0); /* retried */
-    ck_assert_int_eq(kart_handle_send(sv[0], 0), 0);
+    ck_assert_int_eq(kart_unix_send_fd(sv[0], 0), 0);
     held before = now_held();
     ck_assert_int_eq(kart__fault_fail(KART__SYS_recvmsg, 1, 1, ENOMEM), 0);
-    ck_assert_int_eq(kart_handle_recv(sv[1], &fd), -ENOMEM);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), -ENOMEM);
     ASSERT_SAME_HELD(before);
-    ck_assert_int_eq(kart_handle_recv(sv[1], &fd), 0); /* still there */
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), 0); /* still there */
     close(fd);
     close(sv[0]);
     close(sv[1]);

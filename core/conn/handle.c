@@ -55,14 +55,14 @@ static int send_fd(int sock, int fd, bool wait_when_full)
     }
 }
 
-KART_API int kart_handle_send(int sock, int fd)
+KART_API int kart_unix_send_fd(int sock, int fd)
 {
     if (sock < 0 || fd < 0)
         return -EBADF;
     return send_fd(sock, fd, false);
 }
 
-KART_API int kart_handle_recv(int sock, int *fd)
+KART_API int kart_unix_recv_fd(int sock, int *fd)
 {
     if (!fd)
         return -EINVAL;

@@ -275,14 +275,14 @@ KART_API int kart_shm_send(int sock, const kart_shm *shm)
 {
     if (!shm)
         return -EINVAL;
-    return kart_handle_send(sock, shm->fd);
+    return kart_unix_send_fd(sock, shm->fd);
 }
 
 KART_API int kart_shm_recv(int sock, kart_shm **out, unsigned flags)
 {
     if (!out || (flags & ~KART_SHM_RDONLY))
         return -EINVAL;
-    int fd, err = kart_handle_recv(sock, &fd);
+    int fd, err = kart_unix_recv_fd(sock, &fd);
     if (err)
         return err;
     err = kart_shm_from_fd(out, fd, flags);

@@ -454,24 +454,24 @@ KART_API int kart_conn_recv_handle(kart_conn *c, int *fd);
 /*
  * The same over a plain connected AF_UNIX socket, for callers without a
  * kart_conn (Python's sendfds / recvfds with one fd; the same wire form, so
- * either side may be a kart_conn). kart_handle_send sends a duplicate of
+ * either side may be a kart_conn). kart_unix_send_fd sends a duplicate of
  * fd; the caller still owns fd. It never raises SIGPIPE and does not wait
  * on a non-blocking socket (-EAGAIN).
  * Errors: -EBADF (sock or fd negative or not open), -ENOTSOCK, -EPIPE /
  * -ECONNRESET (the peer is gone), -EAGAIN, -ENOMEM / -ENOBUFS,
  * -ETOOMANYREFS.
  */
-KART_API int kart_handle_send(int sock, int fd);
+KART_API int kart_unix_send_fd(int sock, int fd);
 
 /*
- * Receives one fd sent by kart_handle_send (or kart_conn_send_handle, or
+ * Receives one fd sent by kart_unix_send_fd (or kart_conn_send_handle, or
  * Python's send_handle) into *fd (O_CLOEXEC); the caller owns it.
  * Errors: -EINVAL (fd NULL), -EBADF (sock negative or not open),
  * -ENOTSOCK, KART_EEOF (the peer closed: nothing came), -EPROTO (a message
  * that is not one handle; any fds it carried are closed), -EAGAIN
  * (non-blocking socket, nothing there), -EMFILE, -ECONNRESET.
  */
-KART_API int kart_handle_recv(int sock, int *fd);
+KART_API int kart_unix_recv_fd(int sock, int *fd);
 
 /* ---- wait ---- */
 

@@ -118,8 +118,9 @@ KART_API int kart_shm_create_anon(kart_shm **out, size_t size, unsigned flags);
 
 /*
  * Wraps an fd of a shared-memory object or regular file (one received by
- * kart_handle_recv() or kart_conn_recv_handle() of kart/conn.h, say) and maps all of it. On success the handle owns
- * fd (kart_shm_close closes it); on failure the caller still does.
+ * kart_unix_recv_fd() or kart_conn_recv_handle() of kart/conn.h, say) and
+ * maps all of it. On success the handle owns fd (kart_shm_close closes
+ * it); on failure the caller still does.
  * flags: KART_SHM_RDONLY (required when fd is read-only).
  * Errors: -EINVAL (out NULL, unknown flags, size 0), -EBADF (fd not open),
  * -EACCES (fd not writable without KART_SHM_RDONLY, or not mappable),
@@ -179,16 +180,16 @@ KART_API int kart_shm_untrack(const char *name);
  * started (or inherited). Never fails. */
 KART_API pid_t kart_shm_tracker_pid(void);
 
-/* Sends the segment's fd over a connected AF_UNIX socket (kart_handle_send
+/* Sends the segment's fd over a connected AF_UNIX socket (kart_unix_send_fd
  * of kart/conn.h, which passes any fd; over a kart_conn use
  * kart_conn_send_handle(c, kart_shm_fd(shm)) and, on the other side,
  * kart_conn_recv_handle then kart_shm_from_fd). Errors: -EINVAL (shm NULL),
- * then those of kart_handle_send. */
+ * then those of kart_unix_send_fd. */
 KART_API int kart_shm_send(int sock, const kart_shm *shm);
 
 /* Receives a segment sent by kart_shm_send and maps it (all of it) into a
  * new handle. flags: KART_SHM_RDONLY. Errors: -EINVAL (out NULL, unknown
- * flags), those of kart_handle_recv,
+ * flags), those of kart_unix_recv_fd,
  * then those of kart_shm_from_fd (the received fd is closed on failure). */
 KART_API int kart_shm_recv(int sock, kart_shm **out, unsigned flags);
 

@@ -173,7 +173,7 @@ int raw_chan_recv(raw_chan *c, void *p, size_t cap, size_t *len)
     const unsigned char *h = c->rbuf + c->rpos;
     size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
     if (n > cap)
-        return -EMSGSIZE;
+        return -ENOBUFS; /* as kart_conn_recv_bytes_into */
     c->rpos += HDR;
     *len = n;
     if (n < BIG) {

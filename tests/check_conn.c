@@ -10,6 +10,7 @@
 
 #include "conn_private.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -62,7 +63,7 @@ START_TEST(create_rejects_bad_arguments)
     ck_assert_int_eq(kart_conn_from_fd(&a, -1, KART_CONN_READABLE), -EBADF);
     ck_assert_int_eq(kart_conn_from_fd(&a, 1000, KART_CONN_READABLE), -EBADF);
     ck_assert_int_eq(kart_conn_fileno(NULL), -EINVAL);
-    ck_assert_int_eq(kart_conn_close(NULL), 0);
+    kart_conn_close(NULL);
     ck_assert_int_eq(kart_conn_send_bytes(NULL, "", 0), -EINVAL);
     void *m;
     size_t n;
@@ -80,8 +81,8 @@ START_TEST(pipe_fds_are_cloexec_and_owned)
     ck_assert_int_ge(fa, 0);
     ck_assert(fcntl(fa, F_GETFD) & FD_CLOEXEC);
     ck_assert(fcntl(fb, F_GETFD) & FD_CLOEXEC);
-    ck_assert_int_eq(kart_conn_close(a), 0);
-    ck_assert_int_eq(kart_conn_close(b), 0);
+    kart_conn_close(a);
+    kart_conn_close(b);
     ck_assert_int_eq(fcntl(fa, F_GETFD), -1);
     ck_assert_int_eq(fcntl(fb, F_GETFD), -1);
 }
@@ -228,13 +229,13 @@ START_TEST(send_many_rejects_bad_arguments)
     struct iovec ok = {"x", 1}, nul = {NULL, 1}, huge = {"x", SIZE_MAX};
     ck_assert_int_eq(kart_conn_send_many(NULL, &ok, 1), -EINVAL);
     ck_assert_int_eq(kart_conn_send_many(w, NULL, 1), -EINVAL);
-    ck_assert_int_eq(kart_conn_send_many(w, &ok, -1), -EINVAL);
+    ck_assert_int_eq(kart_conn_send_many(w, &ok, (size_t)INT_MAX + 1), -EINVAL);
     ck_assert_int_eq(kart_conn_send_many(w, &nul, 1), -EINVAL);
     ck_assert_int_eq(kart_conn_send_many(w, &huge, 1), -EMSGSIZE);
     ck_assert_int_eq(kart_conn_send_many(r, &ok, 1), -EBADF);
     kart_conn_close(r);
     ck_assert_int_eq(kart_conn_send_many(w, &ok, 1), -EPIPE);
-    ck_assert_int_eq(kart_conn_send_many(w, &ok, 1), KART_ECONNABORTED);
+    ck_assert_int_eq(kart_conn_send_many(w, &ok, 1), -ECONNABORTED);
     kart_conn_close(w);
 }
 END_TEST
@@ -265,10 +266,10 @@ START_TEST(recv_into_short_buffer_keeps_the_message)
     ck_assert_int_eq(kart_conn_send_bytes(a, msg, sizeof(msg)), 0);
     ck_assert_int_eq(kart_conn_send_bytes(a, "next", 4), 0);
     size_t n = 0;
-    ck_assert_int_eq(kart_conn_recv_bytes_into(b, in, 10, &n), -EMSGSIZE);
+    ck_assert_int_eq(kart_conn_recv_bytes_into(b, in, 10, &n), -ENOBUFS);
     ck_assert_uint_eq(n, 100);
     n = 0;
-    ck_assert_int_eq(kart_conn_recv_bytes_into(b, NULL, 0, &n), -EMSGSIZE);
+    ck_assert_int_eq(kart_conn_recv_bytes_into(b, NULL, 0, &n), -ENOBUFS);
     ck_assert_uint_eq(n, 100);
     ck_assert_int_eq(kart_conn_poll(b, 0), 1);
     ck_assert_int_eq(kart_conn_recv_bytes_into(b, in, sizeof(in), &n), 0);
@@ -288,7 +289,7 @@ START_TEST(poll_waits_and_times_out)
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     ck_assert_int_eq(kart_conn_poll(b, 0), 0);
     int64_t t0 = kart_now_ns();
-    ck_assert_int_eq(kart_conn_poll(b, 30 * KT_MS), 0);
+    ck_assert_int_eq(kart_conn_poll(b, 30 * KT_MS), -ETIMEDOUT);
     ck_assert_int_ge(kart_now_ns() - t0, 30 * KT_MS);
     ck_assert_int_eq(kart_conn_send_bytes(a, "x", 1), 0);
     ck_assert_int_eq(kart_conn_poll(b, -1), 1);
@@ -396,13 +397,13 @@ static void expect_bad(const char *raw, size_t n, size_t maxlen, int close_after
     size_t len;
     ck_assert_int_eq(kart_conn_recv_bytes(c, &m, &len, maxlen), want);
     ck_assert_ptr_null(m);
-    ck_assert_int_eq(kart_conn_recv_bytes(c, &m, &len, maxlen), KART_ECONNABORTED);
-    ck_assert_int_eq(kart_conn_recv_bytes_into(c, NULL, 0, &len), KART_ECONNABORTED);
-    ck_assert_int_eq(kart_conn_send_bytes(c, "x", 1), KART_ECONNABORTED);
-    ck_assert_int_eq(kart_conn_poll(c, 0), KART_ECONNABORTED);
+    ck_assert_int_eq(kart_conn_recv_bytes(c, &m, &len, maxlen), -ECONNABORTED);
+    ck_assert_int_eq(kart_conn_recv_bytes_into(c, NULL, 0, &len), -ECONNABORTED);
+    ck_assert_int_eq(kart_conn_send_bytes(c, "x", 1), -ECONNABORTED);
+    ck_assert_int_eq(kart_conn_poll(c, 0), -ECONNABORTED);
     char b;
     ck_assert_int_eq(read(peer, &b, 1), 0); /* shut down: EOF */
-    ck_assert_int_eq(kart_conn_close(c), 0);
+    kart_conn_close(c);
     close(peer);
 }
 
@@ -411,9 +412,9 @@ START_TEST(bad_frames_abort_cleanly)
     expect_bad("\xff\xff\xff\xfe", 4, 100, 0, KART_EBADFRAME);
     expect_bad("\x80\0\0\0", 4, 100, 0, KART_EBADFRAME);
     expect_bad("\xff\xff\xff\xff\x80\0\0\0\0\0\0\0", 12, SIZE_MAX, 0, KART_EBADFRAME);
-    expect_bad("\0\0\0\x65", 4, 100, 0, KART_ETOOLONG);
+    expect_bad("\0\0\0\x65", 4, 100, 0, -EMSGSIZE);
     /* 2^62 bytes announced: refused before any allocation. */
-    expect_bad("\xff\xff\xff\xff\x40\0\0\0\0\0\0\0", 12, 1 << 20, 0, KART_ETOOLONG);
+    expect_bad("\xff\xff\xff\xff\x40\0\0\0\0\0\0\0", 12, 1 << 20, 0, -EMSGSIZE);
     expect_bad("\0\0\0\x0ahello", 9, 100, 1, KART_ETRUNCATED);
     /* 1 GiB announced, 5 bytes sent: held as they come, not allocated. */
     expect_bad("\x40\0\0\0hello", 9, SIZE_MAX, 1, KART_ETRUNCATED);
@@ -429,7 +430,7 @@ START_TEST(too_long_for_recv_into_is_not_fatal)
     write_all(peer, "\0\0\0\x05hello", 9);
     char buf[5];
     size_t n;
-    ck_assert_int_eq(kart_conn_recv_bytes_into(c, buf, 4, &n), -EMSGSIZE);
+    ck_assert_int_eq(kart_conn_recv_bytes_into(c, buf, 4, &n), -ENOBUFS);
     ck_assert_int_eq(kart_conn_recv_bytes_into(c, buf, 5, &n), 0);
     ck_assert_mem_eq(buf, "hello", 5);
     kart_conn_close(c);
@@ -445,7 +446,7 @@ START_TEST(sigpipe_never_raised)
     kart_conn_close(b);
     int r = kart_conn_send_bytes(a, "x", 1);
     ck_assert(r == -EPIPE || r == -ECONNRESET);
-    ck_assert_int_eq(kart_conn_send_bytes(a, "x", 1), KART_ECONNABORTED);
+    ck_assert_int_eq(kart_conn_send_bytes(a, "x", 1), -ECONNABORTED);
     kart_conn_close(a);
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 0, 0), 0);
     kart_conn_close(a); /* the reading end */
@@ -519,7 +520,6 @@ static void on_recv(kart_conn *c, int status, const void *msg, size_t len, void 
     if (status != 0) {
         s->errors++;
         s->last_status = status;
-        ck_assert_int_eq(kart_conn_close(c), -EBUSY);
         return;
     }
     int i = s->received++;
@@ -572,11 +572,11 @@ START_TEST(loop_sends_and_receives_whole_messages)
     s.received = 0;
     ck_assert_int_eq(kart_conn_recv_start(rd, 10, on_recv, &s), 0);
     ck_assert_int_eq(kart_conn_detach(wr), 0);
-    ck_assert_int_eq(kart_conn_close(wr), 0);
+    kart_conn_close(wr);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(s.errors, 1);
     ck_assert_int_eq(s.last_status, KART_EEOF);
-    ck_assert_int_eq(kart_conn_close(rd), 0); /* detaches */
+    kart_conn_close(rd); /* detaches */
     ck_assert_int_eq(kart_loop_free(loop), 0);
     for (int i = 0; i < NLOOP; i++)
         free(s.bufs[i]);
@@ -633,8 +633,8 @@ START_TEST(loop_errors)
     ck_assert_int_eq(kart_conn_recv_start(r, 5, on_recv, &s), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(s.errors, 1);
-    ck_assert_int_eq(s.last_status, KART_ETOOLONG);
-    ck_assert_int_eq(kart_conn_recv_start(r, 5, on_recv, &s), KART_ECONNABORTED);
+    ck_assert_int_eq(s.last_status, -EMSGSIZE);
+    ck_assert_int_eq(kart_conn_recv_start(r, 5, on_recv, &s), -ECONNABORTED);
     kart_conn_close(r);
     kart_conn_close(w);
     kart_conn_close(a);
@@ -670,7 +670,7 @@ START_TEST(loop_send_to_closed_peer_fails)
     ck_assert_int_eq(kart_conn_send_async(w, "abc", 3, on_send_status, NULL), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert(send_status == -EPIPE || send_status == -ECONNRESET);
-    ck_assert_int_eq(kart_conn_send_async(w, "abc", 3, NULL, NULL), KART_ECONNABORTED);
+    ck_assert_int_eq(kart_conn_send_async(w, "abc", 3, NULL, NULL), -ECONNABORTED);
     sigset_t pend;
     sigpending(&pend);
     ck_assert(!sigismember(&pend, SIGPIPE));
@@ -718,7 +718,7 @@ START_TEST(wait_over_conns_and_fds)
     };
     ck_assert_int_eq(kart_conn_wait(w, 3, 0), 0);
     int64_t t0 = kart_now_ns();
-    ck_assert_int_eq(kart_conn_wait(w, 3, 20 * KT_MS), 0);
+    ck_assert_int_eq(kart_conn_wait(w, 3, 20 * KT_MS), -ETIMEDOUT);
     ck_assert_int_ge(kart_now_ns() - t0, 20 * KT_MS);
     ck_assert_int_eq(kart_conn_send_bytes(d, "x", 1), 0);
     kt_write(p[1], "y");
@@ -731,7 +731,7 @@ START_TEST(wait_over_conns_and_fds)
     ck_assert_int_eq(kart_conn_wait(w, 1, -1), 1);
     ck_assert_int_eq(kart_conn_wait(NULL, 0, 0), 0);
     ck_assert_int_eq(kart_conn_wait(NULL, 1, 0), -EINVAL);
-    ck_assert_int_eq(kart_conn_wait(w, -1, 0), -EINVAL);
+    ck_assert_int_eq(kart_conn_wait(w, (size_t)INT_MAX + 1, 0), -EINVAL);
     kart_waitable bad = {.kind = 99};
     ck_assert_int_eq(kart_conn_wait(&bad, 1, 0), -EINVAL);
     bad = (kart_waitable){.kind = KART_WAIT_CONN};
@@ -779,9 +779,7 @@ START_TEST(error_names)
     ck_assert_str_eq(kart_err_name(KART_EEOF), "KART_EEOF");
     ck_assert_str_eq(kart_err_name(KART_ETRUNCATED), "KART_ETRUNCATED");
     ck_assert_str_eq(kart_err_name(KART_EBADFRAME), "KART_EBADFRAME");
-    ck_assert_str_eq(kart_err_name(KART_ETOOLONG), "KART_ETOOLONG");
     ck_assert_str_eq(kart_err_name(KART_EHANDSHAKE), "KART_EHANDSHAKE");
-    ck_assert_str_eq(kart_err_name(KART_ECONNABORTED), "KART_ECONNABORTED");
     ck_assert_str_ne(kart_strerror(KART_EAUTH), "unknown error");
 }
 END_TEST

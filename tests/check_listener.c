@@ -251,7 +251,7 @@ static void answer_gets(const char *raw, size_t n, int want, int64_t timeout)
     ck_assert_int_eq(write(sv[1], raw, n), (ssize_t)n);
     kart_auth a = {.authkey = KEY, .authkey_len = strlen(KEY), .timeout_ns = timeout};
     ck_assert_int_eq(kart_conn_answer_challenge(c, &a), want);
-    ck_assert_int_eq(kart_conn_send_bytes(c, "x", 1), KART_ECONNABORTED);
+    ck_assert_int_eq(kart_conn_send_bytes(c, "x", 1), -ECONNABORTED);
     kart_conn_close(c);
     close(sv[1]);
 }
@@ -261,9 +261,9 @@ START_TEST(handshake_garbage_is_refused)
     answer_gets("\0\0\0\5hello", 9, KART_EHANDSHAKE, 0);
     answer_gets("\0\0\0\x0d#CHALLENGE#ab", 17, KART_EHANDSHAKE, 0);
     answer_gets("\0\0\0\x24#CHALLENGE#{sha1}xxxxxxxxxxxxxxxxxxx", 40, KART_EHANDSHAKE, 0);
-    answer_gets("\0\0\x10\0", 4, KART_ETOOLONG, 0);
+    answer_gets("\0\0\x10\0", 4, -EMSGSIZE, 0);
     answer_gets("\xff\xff\0\0", 4, KART_EBADFRAME, 0);
-    answer_gets("\0\0\0\x14#CHALL", 10, -ETIMEDOUT, 50 * KT_MS);
+    answer_gets("\0\0\0\x14#CHALL", 10, KART_EHANDSHAKE, 50 * KT_MS);
     /* A right challenge, then a verdict that is not "#WELCOME#". */
     int sv[2];
     kt_socketpair(sv);
@@ -285,7 +285,7 @@ START_TEST(handshake_silent_peer_times_out)
     ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
     kart_auth au = {.authkey = KEY, .authkey_len = 3, .timeout_ns = 50 * KT_MS};
     int64_t t0 = kart_now_ns();
-    ck_assert_int_eq(kart_conn_deliver_challenge(a, &au), -ETIMEDOUT);
+    ck_assert_int_eq(kart_conn_deliver_challenge(a, &au), KART_EHANDSHAKE);
     ck_assert_int_ge(kart_now_ns() - t0, 50 * KT_MS);
     ck_assert_int_lt(kart_now_ns() - t0, 5000 * KT_MS);
     kart_conn_close(a);
@@ -363,9 +363,9 @@ START_TEST(listener_unix_path)
     serve_one(l, &o.auth);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(kart_listener_free(l), 0);
+    kart_listener_free(l);
     ck_assert_int_eq(stat(path, &st), -1); /* unlinked */
-    ck_assert_int_eq(kart_listener_free(NULL), 0);
+    kart_listener_free(NULL);
 }
 END_TEST
 
@@ -437,7 +437,8 @@ START_TEST(listener_silent_peer_cannot_hold_it)
     ck_assert_int_eq(kart_conn_connect(&silent, addr, NULL), 0);
     kart_conn *c;
     int64_t t0 = kart_now_ns();
-    ck_assert_int_eq(kart_listener_accept(l, &c, -1), -ETIMEDOUT);
+    ck_assert_int_eq(kart_listener_accept(l, &c, -1),
+                     KART_EHANDSHAKE); /* not -ETIMEDOUT: a peer came */
     ck_assert_int_lt(kart_now_ns() - t0, 5000 * KT_MS);
     /* The silent one was closed: it sees the challenge, then the end. */
     void *m;

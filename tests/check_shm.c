@@ -8,6 +8,7 @@
  * creator's fds. Every name used starts with /kart-test-<pid>. */
 #include "testutil.h"
 
+#include <kart/conn.h>
 #include <kart/shm.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -332,33 +333,33 @@ START_TEST(fd_passing_errors)
 {
     int sv[2], fd;
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    ck_assert_int_eq(kart_shm_send_fd(-1, 0), -EINVAL);
-    ck_assert_int_eq(kart_shm_send_fd(sv[0], -1), -EINVAL);
-    ck_assert_int_eq(kart_shm_recv_fd(-1, &fd), -EINVAL);
-    ck_assert_int_eq(kart_shm_recv_fd(sv[0], NULL), -EINVAL);
+    ck_assert_int_eq(kart_unix_send_fd(-1, 0), -EBADF);
+    ck_assert_int_eq(kart_unix_send_fd(sv[0], -1), -EBADF);
+    ck_assert_int_eq(kart_unix_recv_fd(-1, &fd), -EBADF);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[0], NULL), -EINVAL);
     kart_shm *s;
     ck_assert_int_eq(kart_shm_recv(sv[0], NULL, 0), -EINVAL);
     ck_assert_int_eq(kart_shm_recv(sv[0], &s, 0x80), -EINVAL);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    ck_assert_int_eq(kart_shm_send_fd(p[1], 0), -ENOTSOCK);
-    ck_assert_int_eq(kart_shm_recv_fd(p[0], &fd), -ENOTSOCK);
+    ck_assert_int_eq(kart_unix_send_fd(p[1], 0), -ENOTSOCK);
+    ck_assert_int_eq(kart_unix_recv_fd(p[0], &fd), -ENOTSOCK);
     /* a message without an fd */
     ck_assert_int_eq(write(sv[0], "x", 1), 1);
-    ck_assert_int_eq(kart_shm_recv_fd(sv[1], &fd), -EPROTO);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), -EPROTO);
     /* an fd that cannot be mapped: recv closes it */
-    ck_assert_int_eq(kart_shm_send_fd(sv[0], p[0]), 0);
+    ck_assert_int_eq(kart_unix_send_fd(sv[0], p[0]), 0);
     ck_assert_int_eq(kart_shm_recv(sv[1], &s, 0), -ENODEV);
     /* nothing there on a non-blocking socket */
     ck_assert_int_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
-    ck_assert_int_eq(kart_shm_recv_fd(sv[1], &fd), -EAGAIN);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), -EAGAIN);
     /* the peer closed */
     close(sv[0]);
-    ck_assert_int_eq(kart_shm_recv_fd(sv[1], &fd), -ECONNRESET);
-    ck_assert_int_eq(kart_shm_send_fd(sv[1], p[0]), -EPIPE);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), KART_EEOF);
+    ck_assert_int_eq(kart_unix_send_fd(sv[1], p[0]), -EPIPE);
     close(sv[1]);
-    ck_assert_int_eq(kart_shm_send_fd(sv[1], p[0]), -EBADF);
-    ck_assert_int_eq(kart_shm_recv_fd(sv[1], &fd), -EBADF);
+    ck_assert_int_eq(kart_unix_send_fd(sv[1], p[0]), -EBADF);
+    ck_assert_int_eq(kart_unix_recv_fd(sv[1], &fd), -EBADF);
     close(p[0]);
     close(p[1]);
 }

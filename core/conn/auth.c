@@ -26,13 +26,11 @@
 #endif
 
 #define CHALLENGE "#CHALLENGE#"
-#define WELCOME "#WELCOME#"
-#define FAILURE "#FAILURE#"
 #define NONCE_LEN 40        /* Python 3.12's MESSAGE_LENGTH */
 #define LEGACY_NONCE_LEN 20 /* _MD5ONLY_MESSAGE_LENGTH */
 #define MD5_LEN 16          /* _MD5_DIGEST_LEN */
 #define MAX_DIGEST_NAME 8   /* "sha3_256" */
-#define HANDSHAKE_MAX 256   /* recv_bytes(256) */
+#define HANDSHAKE_MAX KART__AUTH_HANDSHAKE_MAX
 #define DEFAULT_TIMEOUT_NS (10 * KART__NS_PER_SEC)
 
 static const struct {
@@ -162,46 +160,83 @@ static int fill_random(uint8_t *p, size_t n)
     return 0;
 }
 
-int kart__auth_deliver(kart_conn *c, const kart_auth *a, int64_t deadline)
+int kart__auth_challenge(const kart_auth *a, uint8_t msg[KART__AUTH_MAX_CHALLENGE], size_t *len)
 {
     int d = kart__auth_digest_index(a->digest);
     if (d == -EINVAL)
         return d;
-    uint8_t msg[sizeof(CHALLENGE) - 1 + 2 + MAX_DIGEST_NAME + NONCE_LEN];
-    size_t pre = sizeof(CHALLENGE) - 1, n = pre;
-    memcpy(msg, CHALLENGE, pre);
-    if (d == KART__AUTH_LEGACY) {
-        int err = fill_random(msg + n, LEGACY_NONCE_LEN);
-        if (err)
-            return err;
-        n += LEGACY_NONCE_LEN;
-    } else {
+    size_t n = sizeof(CHALLENGE) - 1;
+    memcpy(msg, CHALLENGE, n);
+    size_t nonce = LEGACY_NONCE_LEN;
+    if (d != KART__AUTH_LEGACY) {
         size_t name = strlen(digests[d].name);
         msg[n++] = '{';
         memcpy(msg + n, digests[d].name, name);
         n += name;
         msg[n++] = '}';
-        int err = fill_random(msg + n, NONCE_LEN);
-        if (err)
-            return err;
-        n += NONCE_LEN;
+        nonce = NONCE_LEN;
     }
-    int err = kart__conn_send_dl(c, msg, n, deadline);
+    int err = fill_random(msg + n, nonce);
     if (err)
         return err;
+    *len = n + nonce;
+    return 0;
+}
+
+int kart__auth_check_reply(const kart_auth *a, const uint8_t *chal, size_t n, const uint8_t *resp,
+                           size_t rn)
+{
+    size_t pre = sizeof(CHALLENGE) - 1;
+    return kart__auth_verify(a->authkey, a->authkey_len, chal + pre, n - pre, resp, rn,
+                             a->require_modern);
+}
+
+int kart__auth_reply(const kart_auth *a, const uint8_t *m, size_t n,
+                     uint8_t out[KART__AUTH_MAX_RESPONSE], size_t *outlen)
+{
+    size_t pre = sizeof(CHALLENGE) - 1;
+    if (n < pre || memcmp(m, CHALLENGE, pre) != 0 || n - pre < LEGACY_NONCE_LEN)
+        return KART_EHANDSHAKE;
+    return kart__auth_response(a->authkey, a->authkey_len, m + pre, n - pre, out, outlen);
+}
+
+int kart__auth_verdict(const uint8_t *m, size_t n)
+{
+    return n == sizeof(KART__AUTH_WELCOME) - 1 && memcmp(m, KART__AUTH_WELCOME, n) == 0
+               ? 0
+               : KART_EAUTH;
+}
+
+/* Rule 3: -ETIMEDOUT is "nobody came"; a handshake the peer did not finish
+ * in time is one it broke. */
+static int hs_err(int err)
+{
+    return err == -ETIMEDOUT ? KART_EHANDSHAKE : err;
+}
+
+int kart__auth_deliver(kart_conn *c, const kart_auth *a, int64_t deadline)
+{
+    uint8_t msg[KART__AUTH_MAX_CHALLENGE];
+    size_t n;
+    int err = kart__auth_challenge(a, msg, &n);
+    if (err)
+        return err;
+    err = kart__conn_send_dl(c, msg, n, deadline);
+    if (err)
+        return hs_err(err);
     void *resp;
     size_t rn;
     err = kart__conn_recv_dl(c, &resp, &rn, HANDSHAKE_MAX, deadline);
     if (err)
-        return err;
-    err = kart__auth_verify(a->authkey, a->authkey_len, msg + pre, n - pre, resp, rn,
-                            a->require_modern);
+        return hs_err(err);
+    err = kart__auth_check_reply(a, msg, n, resp, rn);
     free(resp);
     if (err) {
-        kart__conn_send_dl(c, FAILURE, sizeof(FAILURE) - 1, deadline);
+        kart__conn_send_dl(c, KART__AUTH_FAILURE, sizeof(KART__AUTH_FAILURE) - 1, deadline);
         return err;
     }
-    return kart__conn_send_dl(c, WELCOME, sizeof(WELCOME) - 1, deadline);
+    return hs_err(
+        kart__conn_send_dl(c, KART__AUTH_WELCOME, sizeof(KART__AUTH_WELCOME) - 1, deadline));
 }
 
 int kart__auth_answer(kart_conn *c, const kart_auth *a, int64_t deadline)
@@ -210,27 +245,22 @@ int kart__auth_answer(kart_conn *c, const kart_auth *a, int64_t deadline)
     size_t n;
     int err = kart__conn_recv_dl(c, &m, &n, HANDSHAKE_MAX, deadline);
     if (err)
-        return err;
-    size_t pre = sizeof(CHALLENGE) - 1;
+        return hs_err(err);
     uint8_t resp[KART__AUTH_MAX_RESPONSE];
     size_t rn = 0;
-    if (n < pre || memcmp(m, CHALLENGE, pre) != 0 || n - pre < LEGACY_NONCE_LEN)
-        err = KART_EHANDSHAKE;
-    else
-        err =
-            kart__auth_response(a->authkey, a->authkey_len, (uint8_t *)m + pre, n - pre, resp, &rn);
+    err = kart__auth_reply(a, m, n, resp, &rn);
     free(m);
     if (err)
         return err;
     err = kart__conn_send_dl(c, resp, rn, deadline);
     if (err)
-        return err;
+        return hs_err(err);
     err = kart__conn_recv_dl(c, &m, &n, HANDSHAKE_MAX, deadline);
     if (err)
-        return err;
-    bool ok = n == sizeof(WELCOME) - 1 && memcmp(m, WELCOME, n) == 0;
+        return hs_err(err);
+    err = kart__auth_verdict(m, n);
     free(m);
-    return ok ? 0 : KART_EAUTH;
+    return err;
 }
 
 int kart__auth_check(const kart_auth *a)

@@ -14,6 +14,11 @@
 #define KART__AUTH_LEGACY (-1)     /* a digest index: the legacy form */
 #define KART__AUTH_MAX_MAC 64      /* the longest HMAC (room to spare) */
 #define KART__AUTH_MAX_RESPONSE 80 /* "{sha3_384}" + 48 bytes, rounded up */
+/* "#CHALLENGE#" + "{sha3_384}" + 40 random bytes, rounded up. */
+#define KART__AUTH_MAX_CHALLENGE 64
+#define KART__AUTH_HANDSHAKE_MAX 256 /* every handshake message: recv_bytes(256) */
+#define KART__AUTH_WELCOME "#WELCOME#"
+#define KART__AUTH_FAILURE "#FAILURE#"
 
 /* The index of a digest name ("sha256"...; NULL is sha256, "legacy" is
  * KART__AUTH_LEGACY), or -EINVAL. */
@@ -37,8 +42,24 @@ int kart__auth_response(const void *key, size_t keylen, const uint8_t *msg, size
 int kart__auth_verify(const void *key, size_t keylen, const uint8_t *msg, size_t n,
                       const uint8_t *resp, size_t rn, int require_modern);
 
+/* The handshake's steps as messages, for the blocking calls below and the
+ * loop's accept (listener_loop.c). A challenge to deliver (with its
+ * "#CHALLENGE#"): 0 or an error of getrandom. */
+int kart__auth_challenge(const kart_auth *a, uint8_t msg[KART__AUTH_MAX_CHALLENGE], size_t *len);
+/* Checks the reply to our challenge chal (n bytes, as made above):
+ * 0, KART_EAUTH, KART_EHANDSHAKE, -ENOTSUP. */
+int kart__auth_check_reply(const kart_auth *a, const uint8_t *chal, size_t n, const uint8_t *resp,
+                           size_t rn);
+/* The reply to a received "#CHALLENGE#..." message: KART_EHANDSHAKE when
+ * it is not one, -ENOTSUP. */
+int kart__auth_reply(const kart_auth *a, const uint8_t *m, size_t n,
+                     uint8_t out[KART__AUTH_MAX_RESPONSE], size_t *outlen);
+/* The peer's verdict on our reply: 0 for "#WELCOME#", else KART_EAUTH. */
+int kart__auth_verdict(const uint8_t *m, size_t n);
+
 /* The two halves of the handshake, on one deadline; they leave the
- * connection as it is on error (the callers abort or close it). */
+ * connection as it is on error (the callers abort or close it). Running
+ * out of time is KART_EHANDSHAKE (never -ETIMEDOUT). */
 int kart__auth_deliver(kart_conn *c, const kart_auth *a, int64_t deadline);
 int kart__auth_answer(kart_conn *c, const kart_auth *a, int64_t deadline);
 

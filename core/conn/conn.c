@@ -70,6 +70,11 @@ static int conn_new(kart_conn **out, int fd, unsigned flags)
     c->fd = fd;
     c->flags = flags;
     c->is_socket = S_ISSOCK(st.st_mode);
+    if (c->is_socket) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        c->is_unix = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
+    }
     c->nonblock = (fl & O_NONBLOCK) != 0;
     c->orig_nonblock = c->nonblock;
     *out = c;
@@ -86,7 +91,7 @@ KART_API int kart_conn_from_fd(kart_conn **out, int fd, unsigned flags)
     return conn_new(out, fd, flags);
 }
 
-KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags)
+KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, bool duplex, unsigned flags)
 {
     if (!a || !b || (flags & ~KART_CONN_EXACT))
         return -EINVAL;
@@ -115,18 +120,42 @@ KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned f
     return err;
 }
 
-KART_API int kart_conn_close(kart_conn *c)
+static void conn_free(kart_conn *c)
 {
-    if (!c)
-        return 0;
-    if (c->in_cb)
-        return -EBUSY;
+    /* The detach inside may run send callbacks: in_cb keeps a close they
+     * call from freeing c under our feet. */
+    c->in_cb++;
     kart__conn_loop_close(c);
     close(c->fd);
+    for (size_t i = 0; i < c->nhfd; i++)
+        close(c->hfds[i]);
+    free(c->hfds);
     free(c->rbuf);
     free(c->asm_buf);
     free(c);
-    return 0;
+}
+
+KART_API void kart_conn_close(kart_conn *c)
+{
+    if (!c)
+        return;
+    if (c->in_cb) {
+        /* Inside one of its callbacks: stop receiving now, free when the
+         * outermost callback returns (kart__conn_cb_leave). */
+        c->close_pending = true;
+        c->receiving = false;
+        return;
+    }
+    conn_free(c);
+}
+
+bool kart__conn_cb_leave(kart_conn *c)
+{
+    if (--c->in_cb == 0 && c->close_pending) {
+        conn_free(c);
+        return true;
+    }
+    return false;
 }
 
 KART_API int kart_conn_fileno(const kart_conn *c)
@@ -221,7 +250,7 @@ int kart__conn_can_send(const kart_conn *c)
     if (!(c->flags & KART_CONN_WRITABLE))
         return -EBADF;
     if (c->state == KART__CONN_ABORTED)
-        return KART_ECONNABORTED;
+        return -ECONNABORTED;
     return 0;
 }
 
@@ -265,11 +294,11 @@ KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len)
 #define PACK_BYTES 16384
 #define PACK_IOVS 1024
 
-KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n)
+KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, size_t n)
 {
-    if (!c || n < 0 || (!msgs && n > 0))
+    if (!c || n > INT_MAX || (!msgs && n > 0))
         return -EINVAL;
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (!msgs[i].iov_base && msgs[i].iov_len > 0)
             return -EINVAL;
         if (msgs[i].iov_len > KART_CONN_MAX_MESSAGE)
@@ -285,7 +314,7 @@ KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n)
     err = pack && iov ? 0 : -ENOMEM;
     size_t used = 0;
     int niov = 0;
-    for (int i = 0; i < n && !err; i++) {
+    for (size_t i = 0; i < n && !err; i++) {
         size_t len = msgs[i].iov_len;
         bool small = len <= KART__CONN_COPY_MAX;
         size_t room = small ? 12 + len : 12;
@@ -333,6 +362,56 @@ static int ensure_rbuf(kart_conn *c)
     return 0;
 }
 
+/* Keeps the fds a read brought in, for kart_conn_recv_handle. */
+static void keep_fds(kart_conn *c, struct msghdr *m)
+{
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+            if (c->nhfd == c->hcap) {
+                size_t cap = c->hcap ? c->hcap * 2 : 4;
+                int *p = realloc(c->hfds, cap * sizeof(int));
+                if (!p) {
+                    close(fd); /* its token then reads as -EPROTO */
+                    continue;
+                }
+                c->hfds = p;
+                c->hcap = cap;
+            }
+            c->hfds[c->nhfd++] = fd;
+        }
+    }
+}
+
+ssize_t kart__conn_sys_read(kart_conn *c, struct iovec *iov, int n)
+{
+    if (!c->is_unix)
+        return n == 1 ? kart__sys_read(c->fd, iov[0].iov_base, iov[0].iov_len)
+                      : kart__sys_readv(c->fd, iov, n);
+    /* A unix socket may carry handles (kart_conn_send_handle): a plain
+     * read would make the kernel close them, so take them in with the
+     * bytes. The kernel ends a read at the byte an fd came with. */
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {.msg_iov = iov,
+                       .msg_iovlen = (size_t)n,
+                       .msg_control = u.buf,
+                       .msg_controllen = sizeof(u.buf)};
+    ssize_t r = kart__sys_recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
+    if (r >= 0 && m.msg_controllen > 0) {
+        int e = errno;
+        keep_fds(c, &m);
+        errno = e;
+    }
+    return r;
+}
+
 /* One readv, through EINTR; when the fd is not ready: -EAGAIN if nowait,
  * else a wait in poll() until deadline. Returns the count, 0 at EOF. */
 static ssize_t read_iov(kart_conn *c, struct iovec *iov, int n, int64_t deadline, bool nowait)
@@ -343,8 +422,7 @@ static ssize_t read_iov(kart_conn *c, struct iovec *iov, int n, int64_t deadline
             return p;
     }
     for (;;) {
-        ssize_t r = n == 1 ? kart__sys_read(c->fd, iov[0].iov_base, iov[0].iov_len)
-                           : kart__sys_readv(c->fd, iov, n);
+        ssize_t r = kart__conn_sys_read(c, iov, n);
         if (r >= 0)
             return r;
         if (errno == EINTR)
@@ -389,10 +467,18 @@ static bool resumable(int err)
     return err == -EAGAIN || err == -ETIMEDOUT || err == -ENOMEM;
 }
 
+ssize_t kart__conn_fill1(kart_conn *c, bool nowait)
+{
+    int err = ensure_rbuf(c);
+    if (err)
+        return err;
+    return fill(c, 1, KART__NO_DEADLINE, nowait);
+}
+
 int kart__conn_need_header(kart_conn *c, int64_t deadline, bool nowait)
 {
     if (c->state == KART__CONN_ABORTED)
-        return KART_ECONNABORTED;
+        return -ECONNABORTED;
     if (c->have_len)
         return 0;
     if (c->state == KART__CONN_EOF)
@@ -507,7 +593,7 @@ int kart__conn_recv_dl(kart_conn *c, void **out, size_t *len, size_t maxlen, int
     if (err)
         return err;
     if (c->len > maxlen)
-        return kart__conn_abort(c, KART_ETOOLONG);
+        return kart__conn_abort(c, -EMSGSIZE);
     err = kart__conn_assemble(c, deadline, false);
     if (err)
         return err;
@@ -537,7 +623,7 @@ KART_API int kart_conn_recv_bytes_into(kart_conn *c, void *buf, size_t cap, size
         return err;
     if (c->len > cap) {
         *len = (size_t)c->len;
-        return -EMSGSIZE;
+        return -ENOBUFS;
     }
     if (c->asm_buf) {
         /* A loop receive stopped half-way through this message. */
@@ -565,9 +651,10 @@ KART_API int kart_conn_poll(kart_conn *c, int64_t timeout_ns)
     if (!(c->flags & KART_CONN_READABLE))
         return -EBADF;
     if (c->state == KART__CONN_ABORTED)
-        return KART_ECONNABORTED;
+        return -ECONNABORTED;
     if (c->state == KART__CONN_EOF || kart__conn_buffered(c))
         return 1;
     int r = kart__poll_fd(c->fd, POLLIN, kart__deadline(timeout_ns));
-    return r == -ETIMEDOUT ? 0 : r;
+    /* Rule 3: a look answers 0; a wait that ran out is -ETIMEDOUT. */
+    return r == -ETIMEDOUT && timeout_ns == 0 ? 0 : r;
 }

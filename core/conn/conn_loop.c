@@ -78,13 +78,14 @@ KART_API int kart_conn_attach(kart_conn *c, kart_loop *loop)
 }
 
 /* Ends every queued send with err (the queue is emptied first, so that the
- * callbacks may queue again). */
-static void fail_sends(kart_conn *c, int err)
+ * callbacks may queue again). Returns true when a callback closed c (it is
+ * freed now). */
+static bool fail_sends(kart_conn *c, int err)
 {
     kart__send_req *r = c->sq_head;
     c->sq_head = c->sq_tail = NULL;
     if (r && r->done > 0 && r->done < r->hlen + r->len)
-        kart__conn_abort(c, KART_ECONNABORTED); /* a message was cut */
+        kart__conn_abort(c, -ECONNABORTED); /* a message was cut */
     c->in_cb++;
     while (r) {
         kart__send_req *next = r->next;
@@ -93,7 +94,7 @@ static void fail_sends(kart_conn *c, int err)
         free(r);
         r = next;
     }
-    c->in_cb--;
+    return kart__conn_cb_leave(c);
 }
 
 KART_API int kart_conn_detach(kart_conn *c)
@@ -152,7 +153,8 @@ KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len, kar
     return err;
 }
 
-static void do_sends(kart_conn *c)
+/* Writes what the queue holds; true when a callback closed c. */
+static bool do_sends(kart_conn *c)
 {
     struct iovec iov[SEND_IOVS];
     int n = 0;
@@ -166,13 +168,14 @@ static void do_sends(kart_conn *c)
     ssize_t w = kart__conn_do_writev(c, iov, n);
     if (w < 0) {
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
+            return false;
         int err = -errno;
         kart__conn_abort(c, err);
-        fail_sends(c, err);
+        if (fail_sends(c, err))
+            return true;
         if (c->loop)
             update_watch(c);
-        return;
+        return false;
     }
     /* Unlink the completed requests before running any callback. */
     size_t left = (size_t)w;
@@ -187,9 +190,8 @@ static void do_sends(kart_conn *c)
         last = r;
         r = r->next;
     }
-    if (!last) {
-        return;
-    }
+    if (!last)
+        return false;
     c->sq_head = r;
     if (!r)
         c->sq_tail = NULL;
@@ -202,16 +204,19 @@ static void do_sends(kart_conn *c)
         free(done);
         done = next;
     }
-    c->in_cb--;
+    if (kart__conn_cb_leave(c))
+        return true;
     if (c->loop)
         update_watch(c);
+    return false;
 }
 
-static void deliver(kart_conn *c, int status, const void *msg, size_t len)
+/* Runs the receive callback; true when it closed c (freed now). */
+static bool deliver(kart_conn *c, int status, const void *msg, size_t len)
 {
     c->in_cb++;
     c->rcb(c, status, msg, len, c->rarg);
-    c->in_cb--;
+    return kart__conn_cb_leave(c);
 }
 
 static void do_recvs(kart_conn *c)
@@ -220,13 +225,14 @@ static void do_recvs(kart_conn *c)
     while (c->receiving && budget-- > 0) {
         int err = kart__conn_need_header(c, KART__NO_DEADLINE, true);
         if (err == 0 && c->len > c->rmax)
-            err = kart__conn_abort(c, KART_ETOOLONG);
+            err = kart__conn_abort(c, -EMSGSIZE);
         if (err == 0 && !c->asm_buf && c->rend - c->rpos >= c->len) {
             /* Whole in the read-ahead buffer: hand it over in place. */
             const uint8_t *m = c->rbuf + c->rpos;
             c->rpos += (size_t)c->len;
             c->have_len = false;
-            deliver(c, 0, m, (size_t)c->len);
+            if (deliver(c, 0, m, (size_t)c->len))
+                return;
             continue;
         }
         if (err == 0)
@@ -235,14 +241,17 @@ static void do_recvs(kart_conn *c)
             uint8_t *m = c->asm_buf;
             c->asm_buf = NULL;
             c->have_len = false;
-            deliver(c, 0, m, (size_t)c->len);
+            bool gone = deliver(c, 0, m, (size_t)c->len);
             free(m);
+            if (gone)
+                return;
             continue;
         }
         if (err == -EAGAIN)
             break;
         c->receiving = false;
-        deliver(c, err, NULL, 0);
+        if (deliver(c, err, NULL, 0))
+            return;
     }
     if (!c->loop)
         return;
@@ -259,8 +268,8 @@ static void kick_cb(kart_timer *t)
 static void io_cb(kart_io *io, uint32_t events)
 {
     kart_conn *c = of_io(io);
-    if ((events & (KART_WRITABLE | KART_ERROR)) && c->sq_head)
-        do_sends(c);
+    if ((events & (KART_WRITABLE | KART_ERROR)) && c->sq_head && do_sends(c))
+        return;
     if (c->loop && c->receiving &&
         (events & (KART_READABLE | KART_HANGUP | KART_ERROR | KART_RDHUP)))
         do_recvs(c);
@@ -277,7 +286,7 @@ KART_API int kart_conn_recv_start(kart_conn *c, size_t maxlen, kart_conn_recv_cb
     if (c->receiving)
         return -EBUSY;
     if (c->state == KART__CONN_ABORTED)
-        return KART_ECONNABORTED;
+        return -ECONNABORTED;
     c->rcb = cb;
     c->rarg = arg;
     c->rmax = maxlen;

@@ -49,6 +49,7 @@ struct kart_conn {
     int fd;
     unsigned flags;     /* KART_CONN_READABLE | WRITABLE | EXACT */
     bool is_socket;     /* send() with MSG_NOSIGNAL, shutdown() on abort */
+    bool is_unix;       /* AF_UNIX: reads take fds (handles) in as well */
     bool nonblock;      /* O_NONBLOCK is set (attached to a loop) */
     bool orig_nonblock; /* as it was when the connection took the fd */
     int state;          /* enum kart__conn_state */
@@ -74,7 +75,12 @@ struct kart_conn {
     void *rarg;
     size_t rmax;
     bool receiving;
-    int in_cb; /* > 0 while a completion callback of this conn runs */
+    int in_cb;          /* > 0 while a completion callback of this conn runs */
+    bool close_pending; /* kart_conn_close ran inside a callback */
+    /* Handles (fds) that arrived with the bytes read ahead, oldest first:
+     * each belongs to a one-byte handle token in rbuf (handle.c). */
+    int *hfds;
+    size_t nhfd, hcap;
 };
 
 /* Decodes a frame header from the n bytes at p. Returns 4 or 12 (the
@@ -126,8 +132,21 @@ int kart__conn_writev_all(kart_conn *c, struct iovec *iov, int iovcnt, int64_t d
 /* The loop side's clean-up on close (conn_loop.c). */
 void kart__conn_loop_close(kart_conn *c);
 
+/* Leaves a completion callback (in_cb--); when it was the outermost one and
+ * kart_conn_close() ran inside it, closes the connection now and returns
+ * true: the caller must not touch c again. */
+bool kart__conn_cb_leave(kart_conn *c);
+
+/* One read into iov through EINTR (recvmsg on a unix socket, keeping any
+ * fds that came along in c->hfds); the raw result and errno. */
+ssize_t kart__conn_sys_read(kart_conn *c, struct iovec *iov, int n);
+
+/* Reads at least one byte into the read-ahead buffer (blocking, or -EAGAIN
+ * with nowait); 0 at EOF. */
+ssize_t kart__conn_fill1(kart_conn *c, bool nowait);
+
 /* The checks every send makes of the connection itself, in this order:
- * -EBADF (not opened for writing), KART_ECONNABORTED (an earlier error
+ * -EBADF (not opened for writing), -ECONNABORTED (an earlier error
  * ended it); 0 when it may send. */
 int kart__conn_can_send(const kart_conn *c);
 

@@ -11,6 +11,7 @@
 #include "conn_private.h"
 #include "deadline.h"
 #include "fault.h"
+#include "listener_private.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -27,15 +29,6 @@
 
 #define DEFAULT_BACKLOG 128
 
-struct kart_listener {
-    int fd;
-    char *unlink_path; /* the socket file to remove on close, or NULL */
-    kart_auth auth;    /* authkey points at key below */
-    void *key;
-    char digest[16];
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-};
 
 /* "65535" and nothing else after the colon. */
 static int parse_port(const char *s, in_port_t *port)
@@ -186,6 +179,7 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
     if (!l)
         return -ENOMEM;
     l->fd = -1;
+    l->wake_fd = -1;
     err = kart__parse_address(address, &l->addr, &l->addrlen);
     if (err)
         goto fail;
@@ -203,7 +197,10 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
             l->auth.digest = l->digest;
         }
     }
-    l->fd = kart__sys_socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: accepters wait in poll(), and when several wake for
+     * one peer the losers' accept4 must say EAGAIN, not block (past their
+     * timeout, and out of free's reach). */
+    l->fd = kart__sys_socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
         err = -errno;
         goto fail;
@@ -234,27 +231,116 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
         l->addrlen = sizeof(l->addr);
         getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addrlen);
     }
+    /* The fd that free uses to wake blocking accepts: made now, so that
+     * accepting holds no more fds than the listener already does. */
+    l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (l->wake_fd < 0) {
+        err = -errno;
+        if (l->unlink_path)
+            unlink(l->unlink_path);
+        goto fail;
+    }
+    l->wake_pid = getpid();
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->idle, NULL);
     *out = l;
     return 0;
 fail:
     if (l->fd >= 0)
         close(l->fd);
+    free(l->unlink_path);
     free(l->key);
     free(l);
     return err;
 }
 
-KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t timeout_ns)
+void kart__listener_note_peer(kart_listener *l, const struct sockaddr_storage *ss, socklen_t len)
 {
-    if (!l || !out)
-        return -EINVAL;
+    pthread_mutex_lock(&l->mu);
+    memcpy(&l->last, ss, len <= sizeof(l->last) ? len : sizeof(l->last));
+    l->lastlen = len;
+    l->have_last = true;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Enters an accept: the wake fd of this process (a forked child makes its
+ * own: the inherited one is the parent's, which its free would wake).
+ * Returns it, or a negative errno. */
+static int accept_enter(kart_listener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int err = 0;
+    pid_t me = getpid();
+    if (l->wake_fd < 0 || l->wake_pid != me) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+            err = -errno;
+        } else {
+            if (l->wake_fd >= 0)
+                close(l->wake_fd);
+            l->wake_fd = fd;
+            l->wake_pid = me;
+        }
+    }
+    if (err == 0) {
+        l->active++;
+        err = l->wake_fd;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return err;
+}
+
+static void accept_leave(kart_listener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (--l->active == 0 && l->closing)
+        pthread_cond_broadcast(&l->idle);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Waits for a peer on the listening fd or for free on the wake fd:
+ * 1 (a peer may be there), -ECANCELED, -ETIMEDOUT or an errno. */
+static int wait_peer(kart_listener *l, int wake, int64_t deadline)
+{
+    struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        int64_t left = 0;
+        if (deadline != KART__NO_DEADLINE) {
+            left = deadline - kart_now_ns();
+            if (left < 0)
+                left = 0;
+            ts = kart__timespec(left);
+            tsp = &ts;
+        }
+        int r = kart__sys_ppoll(p, 2, tsp, NULL);
+        if (r > 0)
+            return p[1].revents ? -ECANCELED : (p[0].revents & POLLNVAL) ? -EBADF : 1;
+        if (r == 0) {
+            if (left == 0)
+                return -ETIMEDOUT;
+            continue;
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Accepts one peer and runs the handshake; between accept_enter and
+ * accept_leave. */
+static int accept_one(kart_listener *l, int wake, kart_conn **out, int64_t timeout_ns)
+{
     int64_t deadline = kart__deadline(timeout_ns);
     int fd;
+    struct sockaddr_storage peer;
+    socklen_t plen;
     for (;;) {
-        int p = kart__poll_fd(l->fd, POLLIN, deadline);
+        int p = wait_peer(l, wake, deadline);
         if (p < 0)
             return p;
-        fd = kart__sys_accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        plen = sizeof(peer);
+        fd =
+            kart__sys_accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0)
             break;
         /* Another thread or process took it first, or the peer left. */
@@ -262,6 +348,7 @@ KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t tim
             continue;
         return -errno;
     }
+    kart__listener_note_peer(l, &peer, plen);
     /* accept4 made it non-blocking so that the listener's O_NONBLOCK state
      * never matters; connections are blocking. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -272,10 +359,33 @@ KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t tim
         return err;
     }
     if (l->auth.authkey) {
+        kart__accepting me = {.fd = fd};
+        pthread_mutex_lock(&l->mu);
+        bool closing = l->closing;
+        if (!closing) {
+            me.next = l->accepting;
+            l->accepting = &me;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (closing) {
+            kart_conn_close(c);
+            return -ECANCELED;
+        }
         int64_t hd = kart__auth_deadline(&l->auth);
         err = kart__auth_deliver(c, &l->auth, hd);
         if (err == 0)
             err = kart__auth_answer(c, &l->auth, hd);
+        pthread_mutex_lock(&l->mu);
+        for (kart__accepting **pp = &l->accepting; *pp; pp = &(*pp)->next) {
+            if (*pp == &me) {
+                *pp = me.next;
+                break;
+            }
+        }
+        closing = l->closing;
+        pthread_mutex_unlock(&l->mu);
+        if (closing && err)
+            err = -ECANCELED; /* free cut the handshake short */
         if (err) {
             kart_conn_close(c);
             return err;
@@ -283,6 +393,18 @@ KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t tim
     }
     *out = c;
     return 0;
+}
+
+KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t timeout_ns)
+{
+    if (!l || !out)
+        return -EINVAL;
+    int wake = accept_enter(l);
+    if (wake < 0)
+        return wake;
+    int err = accept_one(l, wake, out, timeout_ns);
+    accept_leave(l);
+    return err;
 }
 
 KART_API int kart_listener_address(const kart_listener *l, char *buf, size_t size)
@@ -297,17 +419,51 @@ KART_API int kart_listener_fileno(const kart_listener *l)
     return l ? l->fd : -EINVAL;
 }
 
-KART_API int kart_listener_free(kart_listener *l)
+KART_API int kart_listener_last_accepted(kart_listener *l, char *buf, size_t size)
+{
+    if (!l || (!buf && size > 0))
+        return -EINVAL;
+    pthread_mutex_lock(&l->mu);
+    struct sockaddr_storage ss = l->last;
+    socklen_t len = l->lastlen;
+    bool have = l->have_last;
+    pthread_mutex_unlock(&l->mu);
+    if (!have)
+        return -ENOTCONN;
+    return format_address(&ss, len, buf, size);
+}
+
+KART_API void kart_listener_free(kart_listener *l)
 {
     if (!l)
-        return 0;
+        return;
+    kart__listener_loop_stop(l);
+    /* Blocking accepts in other threads: wake them (the eventfd), cut
+     * their handshakes short, and wait until they have left. */
+    pthread_mutex_lock(&l->mu);
+    l->closing = true;
+    if (l->active > 0) {
+        uint64_t one = 1;
+        if (l->wake_fd >= 0 && write(l->wake_fd, &one, sizeof(one)) < 0) {
+            /* Full (never: one write per free); the accepters still leave
+             * within their timeouts. */
+        }
+        for (kart__accepting *a = l->accepting; a; a = a->next)
+            shutdown(a->fd, SHUT_RDWR);
+        while (l->active > 0)
+            pthread_cond_wait(&l->idle, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->idle);
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
     close(l->fd);
     if (l->unlink_path)
         unlink(l->unlink_path);
     free(l->unlink_path);
     free(l->key);
     free(l);
-    return 0;
 }
 
 /* A unix connect waits (when the listener's backlog is full) for at most

@@ -8,15 +8,16 @@
 #include "deadline.h"
 #include "fault.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <time.h>
 
 #define STACK_FDS 32
 
-KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
+KART_API int kart_conn_wait(kart_waitable *w, size_t n, int64_t timeout_ns)
 {
-    if (n < 0 || (!w && n > 0))
+    if (n > INT_MAX || (!w && n > 0))
         return -EINVAL;
     struct pollfd stack[STACK_FDS], *p = stack;
     if (n > STACK_FDS) {
@@ -25,8 +26,8 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
             return -ENOMEM;
     }
     int ready = 0, err = 0;
-    for (int i = 0; i < n && !err; i++) {
-        w[i].ready = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        w[i].ready = false;
         p[i] = (struct pollfd){.fd = -1, .events = POLLIN};
         switch (w[i].kind) {
         case KART_WAIT_CONN: {
@@ -36,7 +37,7 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
             else if (!(c->flags & KART_CONN_READABLE))
                 err = -EBADF;
             else if (c->state != KART__CONN_OK || kart__conn_buffered(c))
-                w[i].ready = 1, ready++;
+                w[i].ready = true, ready++;
             else
                 p[i].fd = c->fd;
             break;
@@ -75,13 +76,13 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
                 err = -errno;
             continue;
         }
-        for (int i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
             if (p[i].fd >= 0 && p[i].revents) {
                 if (p[i].revents & POLLNVAL) {
                     err = -EBADF;
                     break;
                 }
-                w[i].ready = 1;
+                w[i].ready = true;
                 ready++;
             }
         }
@@ -90,5 +91,8 @@ KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns)
     }
     if (p != stack)
         free(p);
-    return err ? err : ready;
+    if (err)
+        return err;
+    /* Rule 3: a look answers 0; a wait that ran out is -ETIMEDOUT. */
+    return ready || timeout_ns == 0 || n == 0 ? ready : -ETIMEDOUT;
 }

@@ -7,6 +7,8 @@
 #include "fault.h"
 #include "shm_private.h"
 
+#include <kart/conn.h>
+
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -267,81 +269,20 @@ KART_API int kart_shm_unlink(kart_shm *shm)
     return kart_shm_unlink_name(shm->name);
 }
 
-/* ---- fd passing ---- */
-
-KART_API int kart_shm_send_fd(int sock, int fd)
-{
-    if (sock < 0 || fd < 0)
-        return -EINVAL;
-    char byte = 'F';
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t n;
-    while ((n = kart__sys_sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-        ;
-    return n < 0 ? -errno : 0;
-}
-
-KART_API int kart_shm_recv_fd(int sock, int *fd)
-{
-    if (sock < 0 || !fd)
-        return -EINVAL;
-    enum { MAXFD = 8 };
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(MAXFD * sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    ssize_t n;
-    while ((n = kart__sys_recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-        ;
-    if (n < 0)
-        return -errno;
-    int got[MAXFD], ngot = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k && ngot < MAXFD; i++)
-            memcpy(&got[ngot++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    if (n == 0 && ngot == 0)
-        return -ECONNRESET;
-    if (ngot != 1 || (msg.msg_flags & MSG_CTRUNC)) {
-        for (int i = 0; i < ngot; i++)
-            close(got[i]);
-        return -EPROTO;
-    }
-    *fd = got[0];
-    return 0;
-}
+/* ---- passing a segment (the fd passing itself is conn/handle.c) ---- */
 
 KART_API int kart_shm_send(int sock, const kart_shm *shm)
 {
     if (!shm)
         return -EINVAL;
-    return kart_shm_send_fd(sock, shm->fd);
+    return kart_unix_send_fd(sock, shm->fd);
 }
 
 KART_API int kart_shm_recv(int sock, kart_shm **out, unsigned flags)
 {
     if (!out || (flags & ~KART_SHM_RDONLY))
         return -EINVAL;
-    int fd, err = kart_shm_recv_fd(sock, &fd);
+    int fd, err = kart_unix_recv_fd(sock, &fd);
     if (err)
         return err;
     err = kart_shm_from_fd(out, fd, flags);

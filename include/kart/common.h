@@ -53,12 +53,10 @@ enum {
     KART_ETRUNCATED = -20302,
     /* A malformed frame header: a negative length other than -1. */
     KART_EBADFRAME = -20303,
-    /* A message longer than the receiver's maximum. */
-    KART_ETOOLONG = -20304,
+    /* -20304 was KART_ETOOLONG (0.1): -EMSGSIZE says it now. */
     /* The handshake broke its protocol (not a challenge, bad digest prefix). */
     KART_EHANDSHAKE = -20305,
-    /* The connection was aborted by an earlier protocol or I/O error. */
-    KART_ECONNABORTED = -20306,
+    /* -20306 was KART_ECONNABORTED (0.1): -ECONNABORTED says it now. */
     /* Pools (-207xx): the worker process running the task died (signal,
      * crash, exit); kart_pool_failure says which and how. A closed pool
      * answers -ESHUTDOWN, a join of a running one -EBUSY. */

@@ -10,9 +10,24 @@
  * bytes.
  *
  * A connection is opaque; kart_conn_close() closes its fd and frees it.
- * Calls on one connection must not run concurrently in several threads
- * (lock around them, as Python's Queue does); different connections are
- * independent.
+ *
+ * Thread safety: a connection is *one thread at a time* (the caller
+ * serializes; lock around it, as Python's Queue does), and once attached to
+ * a loop, *loop thread* only. Different connections are independent. A
+ * listener is *thread-safe* for kart_listener_accept, _address,
+ * _last_accepted and _fileno; kart_listener_free may run while other
+ * threads block in kart_listener_accept on it (they return -ECANCELED
+ * before free returns); its loop calls (kart_listener_accept_start/_stop)
+ * are *loop thread* only, and free then must run on that thread too.
+ *
+ * Errors, one meaning each: -ETIMEDOUT, nothing came within the timeout
+ * (no message, no peer); -ENOBUFS, the caller's buffer is too small (the
+ * size needed goes out, nothing is consumed); -EMSGSIZE, a message that can
+ * never fit (a send past KART_CONN_MAX_MESSAGE: nothing is sent; a receive
+ * past its maxlen: the connection is aborted); -ECONNABORTED, unusable after
+ * an earlier error; KART_EEOF, the peer closed between messages;
+ * KART_EHANDSHAKE, the peer broke the authkey handshake or did not finish
+ * it within its timeout; KART_EAUTH, a wrong digest.
  *
  * Receiving reads ahead: one read() takes in as many queued messages as fit
  * a 64 KiB buffer, and later receives are served from it without a system
@@ -35,7 +50,7 @@
  * Protocol errors (a bad length, a message longer than the receiver's
  * maximum, a frame cut short by EOF) abort the connection: the socket is
  * shut down so that the peer sees the end, and every later send or receive
- * returns KART_ECONNABORTED. The fd stays open until kart_conn_close(), so
+ * returns -ECONNABORTED. The fd stays open until kart_conn_close(), so
  * a loop watcher on it stays valid until it is stopped.
  */
 #ifndef KART_CONN_H
@@ -44,6 +59,7 @@
 #include <kart/common.h>
 #include <kart/loop.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -66,29 +82,34 @@ typedef struct kart_listener kart_listener;
 
 /*
  * A pair of connected connections, like Python's Pipe(duplex).
- * duplex != 0: a socketpair; both ends send and receive.
- * duplex == 0: a pipe(2); *a is the reading end and *b the writing end
+ * duplex true: a socketpair; both ends send and receive.
+ * duplex false: a pipe(2); *a is the reading end and *b the writing end
  * (Python's order: r, w = Pipe(duplex=False)).
  * flags: 0 or KART_CONN_EXACT (applies to both ends).
  * Both fds are close-on-exec. Errors: -EINVAL (NULL out pointer, unknown
  * flag), -EMFILE, -ENFILE, -ENOMEM.
  */
-KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, int duplex, unsigned flags);
+KART_API int kart_conn_pipe(kart_conn **a, kart_conn **b, bool duplex, unsigned flags);
 
 /*
  * Wraps an open fd (a socket, a pipe end, a FIFO, a terminal) in a
- * connection that owns it from then on (kart_conn_close() closes it).
+ * connection. Ownership (rule 8): the fd is taken on success only, and
+ * kart_conn_close() closes it from then on; on any error it is left open
+ * and is still the caller's to close.
  * flags: KART_CONN_READABLE and/or KART_CONN_WRITABLE (at least one), plus
- * KART_CONN_EXACT. On error the fd is left open and still the caller's.
- * Errors: -EINVAL (NULL out, no direction, unknown flag), -EBADF (fd not
- * open), -ENOMEM.
+ * KART_CONN_EXACT.
+ * Errors: -EINVAL (NULL out, no direction, unknown flag), -EBADF (fd
+ * negative or not open), -ENOMEM.
  */
 KART_API int kart_conn_from_fd(kart_conn **out, int fd, unsigned flags);
 
-/* Closes the fd and frees the connection; pending loop operations end
- * (see kart_conn_attach). NULL returns 0. Errors: -EBUSY (called from a
- * completion callback of this connection: close after it returns). */
-KART_API int kart_conn_close(kart_conn *c);
+/* Closes the fd and frees the connection, always; NULL is a no-op. Loop
+ * operations end first (as kart_conn_detach: pending sends complete with
+ * -ECANCELED, their callbacks running inside this call). Called from a
+ * callback of this connection, it stops receiving at once and frees the
+ * connection when that callback returns: do not use c after the call
+ * either way. Handles received ahead and not taken are closed. */
+KART_API void kart_conn_close(kart_conn *c);
 
 /* The fd (for poll-free uses such as passing it on); -EINVAL for NULL. */
 KART_API int kart_conn_fileno(const kart_conn *c);
@@ -101,8 +122,8 @@ KART_API int kart_conn_fileno(const kart_conn *c);
  * writev.
  * Errors: -EINVAL (NULL c, or NULL buf with len > 0), -EBADF (not a
  * writable connection), -EBUSY (loop sends are pending on it), -EPIPE (the
- * peer closed its end), -ECONNRESET, -EMSGSIZE (len > KART_CONN_MAX_MESSAGE),
- * KART_ECONNABORTED, and other write(2) errors. After an error part of the
+ * peer closed its end), -ECONNRESET, -EMSGSIZE (len > KART_CONN_MAX_MESSAGE:
+ * nothing is sent), -ECONNABORTED, and other write(2) errors. After an error part of the
  * message may have been sent: the connection is then aborted.
  */
 KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len);
@@ -113,11 +134,11 @@ KART_API int kart_conn_send_bytes(kart_conn *c, const void *buf, size_t len);
  * their headers into one buffer and everything goes out in writevs of up to
  * 1024 parts. The receiver sees n ordinary messages. Blocks until all are
  * in the kernel. Returns 0. Errors: those of kart_conn_send_bytes, and
- * -EINVAL for NULL msgs with n > 0, n < 0, or a NULL base with a length;
+ * -EINVAL for NULL msgs with n > 0, n > INT_MAX, or a NULL base with a length;
  * after an error some of the messages may have been sent (the connection
  * is then aborted).
  */
-KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n);
+KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, size_t n);
 
 /*
  * Receives one whole message into a new malloc()ed buffer (*out; free() it;
@@ -130,10 +151,11 @@ KART_API int kart_conn_send_many(kart_conn *c, const struct iovec *msgs, int n);
  * -EBUSY (a loop receive is active on it), KART_EEOF (the peer closed the
  * connection between messages), KART_ETRUNCATED (it closed in the middle
  * of one), KART_EBADFRAME (a negative length other than -1, or an 8-byte
- * length past INT64_MAX), KART_ETOOLONG (longer than maxlen),
- * KART_ECONNABORTED (an earlier error aborted it), -ENOMEM (the message
+ * length past INT64_MAX), -EMSGSIZE (longer than maxlen: it can never
+ * fit; nothing is allocated for it),
+ * -ECONNABORTED (an earlier error aborted it), -ENOMEM (the message
  * stays queued: retry), -ECONNRESET and other read(2) errors.
- * KART_ETRUNCATED, KART_EBADFRAME, KART_ETOOLONG and read errors leave the
+ * KART_ETRUNCATED, KART_EBADFRAME, -EMSGSIZE and read errors leave the
  * connection aborted; KART_EEOF leaves it at EOF (later calls return
  * KART_EEOF again).
  */
@@ -141,22 +163,24 @@ KART_API int kart_conn_recv_bytes(kart_conn *c, void **out, size_t *len, size_t 
 
 /*
  * Receives one whole message into buf (cap bytes) and sets *len to its
- * length. If the message is longer than cap, returns -EMSGSIZE with *len
- * set to the length needed and leaves the message queued: call again with
- * a bigger buffer (Python's BufferTooShort, without losing the message).
- * buf may be NULL when cap is 0 (to learn the next message's length).
- * Errors: those of kart_conn_recv_bytes() except KART_ETOOLONG, plus
- * -EMSGSIZE as above.
+ * length. If the message is longer than cap, returns -ENOBUFS with *len
+ * set to the length needed and leaves the message queued (nothing is
+ * consumed): call again with a bigger buffer (Python's BufferTooShort,
+ * without losing the message). buf may be NULL when cap is 0 (to learn the
+ * next message's length).
+ * Errors: those of kart_conn_recv_bytes() except -EMSGSIZE, plus
+ * -ENOBUFS as above.
  */
 KART_API int kart_conn_recv_bytes_into(kart_conn *c, void *buf, size_t cap, size_t *len);
 
 /*
  * Whether data can be received without blocking: 1 if it can (bytes of a
  * message are buffered or the fd is readable, or the peer closed it, so
- * that a receive returns at once), 0 once timeout_ns passed without
- * (negative: wait forever; 0: just look). Restarted after EINTR with the
- * time left. Errors: -EINVAL (NULL), -EBADF (not readable),
- * KART_ECONNABORTED.
+ * that a receive returns at once). timeout_ns 0 is a pure readiness
+ * question: 1 or 0. Any other timeout is a wait (negative: forever): 1, or
+ * -ETIMEDOUT once timeout_ns passed without data. Restarted after EINTR
+ * with the time left. Errors: -EINVAL (NULL), -EBADF (not readable),
+ * -ECONNABORTED, -ETIMEDOUT as above.
  */
 KART_API int kart_conn_poll(kart_conn *c, int64_t timeout_ns);
 
@@ -171,7 +195,8 @@ typedef void (*kart_conn_send_cb)(kart_conn *c, int status, void *arg);
  * during the call only; copy what you keep); or once with a negative
  * status (the errors of kart_conn_recv_bytes, or -ENOMEM) after which
  * receiving has stopped. The callback may call kart_conn_recv_stop(),
- * kart_conn_send_async() and kart_conn_detach(), not kart_conn_close(). */
+ * kart_conn_send_async(), kart_conn_detach() and kart_conn_close() (the
+ * connection is then freed when the callback returns). */
 typedef void (*kart_conn_recv_cb)(kart_conn *c, int status, const void *msg, size_t len, void *arg);
 
 /*
@@ -202,7 +227,7 @@ KART_API int kart_conn_detach(kart_conn *c);
  * writev when they are queued together. cb is never called from inside
  * this function. cb may be NULL.
  * Errors: -EINVAL (NULL c, NULL buf with len > 0), -EBADF (not writable),
- * -ENOTCONN (not attached), -EMSGSIZE, KART_ECONNABORTED, -ENOMEM.
+ * -ENOTCONN (not attached), -EMSGSIZE, -ECONNABORTED, -ENOMEM.
  */
 KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len, kart_conn_send_cb cb,
                                   void *arg);
@@ -213,7 +238,7 @@ KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len, kar
  * kart_conn_recv_bytes. Messages already in the read-ahead buffer are
  * delivered in the next loop iteration. Errors: -EINVAL (NULL c or cb),
  * -EBADF (not readable), -ENOTCONN (not attached), -EBUSY (already
- * receiving), KART_ECONNABORTED, -ENOMEM, and kart_io_start's.
+ * receiving), -ECONNABORTED, -ENOMEM, and kart_io_start's.
  */
 KART_API int kart_conn_recv_start(kart_conn *c, size_t maxlen, kart_conn_recv_cb cb, void *arg);
 
@@ -238,35 +263,39 @@ KART_API int kart_conn_recv_stop(kart_conn *c);
  *    the digest the peer chose. Answers follow the challenge received: a
  *    20-byte challenge (a 3.11 server) gets a raw HMAC-MD5, a "{name}"
  *    one a prefixed HMAC of that digest.
- *  require_modern: nonzero refuses a legacy (raw MD5) reply.
+ *  require_modern: true refuses a legacy (raw MD5) reply.
  *  timeout_ns: the longest the whole handshake may take; 0 means the
- *    default of 10 s, negative means no limit.
+ *    default of 10 s, negative means no limit. A handshake that runs out
+ *    of it fails with KART_EHANDSHAKE (never -ETIMEDOUT, which the
+ *    listener keeps for "no peer came").
  */
 typedef struct kart_auth {
     const void *authkey;
     size_t authkey_len;
     const char *digest;
-    int require_modern;
+    bool require_modern;
     int64_t timeout_ns;
 } kart_auth;
 
 /*
  * Python's deliver_challenge: sends a challenge, checks the reply, sends
  * "#WELCOME#" or "#FAILURE#". On any error the connection is aborted
- * (KART_ECONNABORTED from then on): an unauthenticated stream is not to be
+ * (-ECONNABORTED from then on): an unauthenticated stream is not to be
  * used. Errors: -EINVAL (NULL c or auth, no authkey,
  * unknown digest), -ENOTSUP (built without OpenSSL), KART_EAUTH (the digest
  * was wrong or of a refused kind), KART_EHANDSHAKE (the reply is not a
- * digest: wrong length, bad prefix, unknown digest name), -ETIMEDOUT, and
- * the send/receive errors (KART_ETOOLONG: a reply over 256 bytes).
+ * digest: wrong length, bad prefix, unknown digest name; or the peer did
+ * not finish within auth->timeout_ns), and the send/receive errors
+ * (-EMSGSIZE: a reply over 256 bytes).
  */
 KART_API int kart_conn_deliver_challenge(kart_conn *c, const kart_auth *auth);
 
 /*
  * Python's answer_challenge: receives a challenge, sends the digest, reads
- * the verdict; on any error the connection is aborted. Errors: -EINVAL, -ENOTSUP as above; KART_EHANDSHAKE (not a
- * "#CHALLENGE#" message, a challenge under 20 bytes, an unknown digest
- * name); KART_EAUTH (the peer refused our digest); -ETIMEDOUT; the
+ * the verdict; on any error the connection is aborted. Errors: -EINVAL,
+ * -ENOTSUP as above; KART_EHANDSHAKE (not a "#CHALLENGE#" message, a
+ * challenge under 20 bytes, an unknown digest name, or not finished within
+ * auth->timeout_ns); KART_EAUTH (the peer refused our digest); the
  * send/receive errors.
  */
 KART_API int kart_conn_answer_challenge(kart_conn *c, const kart_auth *auth);
@@ -297,7 +326,7 @@ typedef struct kart_listener_options {
  * a path too long for sockaddr_un, negative backlog), -ENOTSUP (auth
  * requested but built without OpenSSL), -EADDRINUSE, -EACCES,
  * -EADDRNOTAVAIL, -ENOENT (the directory does not exist), -EHOSTUNREACH
- * (a name that does not resolve), -EMFILE, -ENOMEM.
+ * (a name that does not resolve), -EMFILE, -ENFILE, -ENOMEM.
  */
 KART_API int kart_listener_create(kart_listener **out, const char *address,
                                   const kart_listener_options *opts);
@@ -306,28 +335,78 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
  * Accepts one connection and runs the handshake if the listener has an
  * authkey (deliver_challenge then answer_challenge, as Python's Listener).
  * Several threads (or forked processes) may accept on one listener at
- * once; each peer goes to one of them. From an event loop: watch
- * kart_listener_fileno() for KART_READABLE and accept with timeout 0 (the
- * handshake itself then blocks, within its own timeout).
- * Waits up to timeout_ns for a peer (negative: forever); the handshake has
- * its own timeout. A peer that fails the handshake is closed.
- * Errors: -EINVAL (NULL), -ETIMEDOUT (no peer came), -EMFILE, -ENFILE,
- * -ENOMEM, -ECONNABORTED, and the handshake's errors (KART_EAUTH,
- * KART_EHANDSHAKE, -ETIMEDOUT, KART_EEOF...).
+ * once; each peer goes to one of them. From an event loop use
+ * kart_listener_accept_start, which never blocks the loop.
+ * Waits up to timeout_ns for a peer (negative: forever; 0: only a peer
+ * already waiting); the handshake has its own timeout (auth.timeout_ns). A
+ * peer that fails the handshake is closed. The accepted connection is
+ * blocking.
+ * Errors: -EINVAL (NULL), -ETIMEDOUT (no peer came within timeout_ns),
+ * -ECANCELED (kart_listener_free ran in another thread meanwhile: l is gone
+ * once this returns), -EMFILE, -ENFILE, -ENOMEM, -ENOBUFS, and the
+ * handshake's errors (KART_EAUTH, KART_EHANDSHAKE, KART_EEOF, -ECONNRESET,
+ * -EPIPE...).
  */
 KART_API int kart_listener_accept(kart_listener *l, kart_conn **out, int64_t timeout_ns);
+
+/*
+ * Called on the loop thread for each connection accepted by
+ * kart_listener_accept_start: status 0 and c a new, authenticated,
+ * blocking connection that is the callback's to keep (attach it, close
+ * it...); or status < 0 and c NULL: either one peer failed its handshake
+ * (KART_EAUTH, KART_EHANDSHAKE, KART_EEOF, -ECONNRESET, -EPIPE, ...: that
+ * peer is closed and accepting goes on), or accept(2) ran out of a
+ * resource (-EMFILE, -ENFILE, -ENOBUFS, -ENOMEM: accepting has stopped;
+ * call kart_listener_accept_start again to resume). The callback may call
+ * kart_listener_accept_stop, not kart_listener_free.
+ */
+typedef void (*kart_listener_accept_cb)(kart_listener *l, int status, kart_conn *c, void *arg);
+
+/*
+ * Accepts on loop: every peer that connects is accepted when the listening
+ * fd is readable and, with an authkey, taken through the handshake by the
+ * loop, one message at a time as the peer's socket becomes ready, each peer
+ * with its own deadline (auth.timeout_ns from its accept; 0: 10 s). A slow
+ * or silent peer therefore delays no one: the loop never blocks in it.
+ * Each result reaches cb (see kart_listener_accept_cb), never from inside
+ * this call. Loop thread only.
+ * Errors: -EINVAL (NULL l, loop or cb), -EBUSY (already accepting, or
+ * peers of another loop still in their handshake), and those of
+ * kart_io_init / kart_io_start.
+ */
+KART_API int kart_listener_accept_start(kart_listener *l, kart_loop *loop,
+                                        kart_listener_accept_cb cb, void *arg);
+
+/* Stops accepting on the loop and closes the peers still in their
+ * handshake (no callback for them). Returns 0 (also when not accepting);
+ * -EINVAL for NULL. Loop thread only. */
+KART_API int kart_listener_accept_stop(kart_listener *l);
 
 /* Writes the bound address, in the notation above ("127.0.0.1:41234",
  * "[::1]:5000", "/tmp/s", "@name"), NUL-terminated. Returns its length, or
  * -EINVAL (NULL), -ENOSPC (size too small). */
 KART_API int kart_listener_address(const kart_listener *l, char *buf, size_t size);
 
-/* The listening fd (for kart_conn_wait or a loop watcher); -EINVAL for NULL. */
+/* The listening fd, non-blocking (for kart_conn_wait or a loop watcher);
+ * -EINVAL for NULL. */
 KART_API int kart_listener_fileno(const kart_listener *l);
 
-/* Closes the listening socket, unlinks a unix socket path it created, and
- * frees the listener. NULL returns 0. */
-KART_API int kart_listener_free(kart_listener *l);
+/* Python's Listener.last_accepted: the address of the peer most recently
+ * accepted (by any thread, blocking or on the loop), in the notation above:
+ * "127.0.0.1:41234", "[::1]:5000", "/tmp/client" or "@name" for a unix
+ * peer bound to a name, and "" (length 0) for an unnamed unix peer (a
+ * kart_conn_connect client). Returns its length, or -EINVAL (NULL l, NULL
+ * buf with size > 0), -ENOSPC (size too small), -ENOTCONN (no peer
+ * accepted yet). */
+KART_API int kart_listener_last_accepted(kart_listener *l, char *buf, size_t size);
+
+/* Stops loop accepting (see kart_listener_accept_stop), wakes every
+ * blocking kart_listener_accept on it in other threads and waits until
+ * they have returned (-ECANCELED; a handshake in progress is cut short),
+ * then closes the listening socket, unlinks a unix socket path it created
+ * and frees the listener. NULL is a no-op. Never call it from an accept
+ * callback. */
+KART_API void kart_listener_free(kart_listener *l);
 
 /*
  * Connects to address and, if auth has an authkey, runs the handshake
@@ -336,10 +415,63 @@ KART_API int kart_listener_free(kart_listener *l);
  * A unix listener whose backlog is full makes the connect wait, up to the
  * same deadline.
  * Errors: -EINVAL (NULL out, malformed address), -ENOTSUP (no OpenSSL),
- * -ECONNREFUSED, -ENOENT, -ETIMEDOUT, -EHOSTUNREACH, -EMFILE, -ENOMEM, and
- * the handshake's errors.
+ * -ECONNREFUSED, -ENOENT, -ETIMEDOUT (the connect itself did not complete
+ * in time), -EHOSTUNREACH, -EMFILE, -ENOMEM, and the handshake's errors
+ * (KART_EHANDSHAKE when it did not finish in time).
  */
 KART_API int kart_conn_connect(kart_conn **out, const char *address, const kart_auth *auth);
+
+/* ---- passing fds (Python's send_handle / recv_handle) ---- */
+
+/*
+ * Python's multiprocessing.reduction.send_handle: sends a duplicate of fd
+ * to the process at the other end of a unix-socket connection (a duplex
+ * kart_conn_pipe, a unix Listener/Client connection), between messages, in
+ * Python's wire form (one byte, the fd as SCM_RIGHTS), so a Python peer's
+ * recv_handle takes it. The caller still owns fd. Blocks while the socket
+ * is full. A failure sends nothing and leaves the connection usable.
+ * Errors: -EINVAL (NULL c), -EBADF (fd negative or not open, or c does not
+ * send), -ECONNABORTED, -EOPNOTSUPP (not a unix socket: a pipe, TCP),
+ * -EBUSY (loop sends are pending on c), -EPIPE, -ECONNRESET, -ENOMEM,
+ * -ENOBUFS, -ETOOMANYREFS.
+ */
+KART_API int kart_conn_send_handle(kart_conn *c, int fd);
+
+/*
+ * Python's recv_handle: receives the fd the peer sent next with
+ * kart_conn_send_handle (or Python's send_handle) into *fd, close-on-exec;
+ * the caller owns it. Blocks until it comes. A handle that arrived while
+ * messages were read ahead is kept by the connection for this call.
+ * Errors: -EINVAL (NULL argument), -EBADF (c does not receive),
+ * -EOPNOTSUPP (not a unix socket), -EBUSY (a loop receive is active),
+ * -ECONNABORTED, KART_EEOF (the peer closed first), -EPROTO (a message is
+ * next, not a handle: nothing is consumed when its header was already
+ * read; otherwise the stream is out of step and the connection aborted),
+ * -ENOMEM, and read errors (which abort the connection).
+ */
+KART_API int kart_conn_recv_handle(kart_conn *c, int *fd);
+
+/*
+ * The same over a plain connected AF_UNIX socket, for callers without a
+ * kart_conn (Python's sendfds / recvfds with one fd; the same wire form, so
+ * either side may be a kart_conn). kart_unix_send_fd sends a duplicate of
+ * fd; the caller still owns fd. It never raises SIGPIPE and does not wait
+ * on a non-blocking socket (-EAGAIN).
+ * Errors: -EBADF (sock or fd negative or not open), -ENOTSOCK, -EPIPE /
+ * -ECONNRESET (the peer is gone), -EAGAIN, -ENOMEM / -ENOBUFS,
+ * -ETOOMANYREFS.
+ */
+KART_API int kart_unix_send_fd(int sock, int fd);
+
+/*
+ * Receives one fd sent by kart_unix_send_fd (or kart_conn_send_handle, or
+ * Python's send_handle) into *fd (O_CLOEXEC); the caller owns it.
+ * Errors: -EINVAL (fd NULL), -EBADF (sock negative or not open),
+ * -ENOTSOCK, KART_EEOF (the peer closed: nothing came), -EPROTO (a message
+ * that is not one handle; any fds it carried are closed), -EAGAIN
+ * (non-blocking socket, nothing there), -EMFILE, -ECONNRESET.
+ */
+KART_API int kart_unix_recv_fd(int sock, int *fd);
 
 /* ---- wait ---- */
 
@@ -358,19 +490,21 @@ typedef struct kart_waitable {
         kart_listener *listener;
         int fd;
     } u;
-    int ready; /* out: 1 if ready, else 0 */
+    bool ready; /* out: whether it is ready */
 } kart_waitable;
 
 /*
  * Python's multiprocessing.connection.wait: waits until at least one of the
  * n objects is ready or timeout_ns passes, and marks every ready one.
- * Returns the number ready (0 on timeout). Restarts after EINTR with the
- * time left. A connection with a message in its read-ahead buffer is ready
- * at once. Errors: -EINVAL (NULL w with n > 0, negative n, a bad kind, a
- * NULL object, a negative fd), -EBADF (a connection that does not receive,
- * or an fd that is not open), -ENOMEM.
+ * Returns the number ready. As kart_conn_poll: timeout_ns 0 is a pure
+ * look (0 when none is ready); any other timeout that passes with none
+ * ready gives -ETIMEDOUT. n 0 returns 0 at once. Restarts after EINTR with
+ * the time left. A connection with a message in its read-ahead buffer is
+ * ready at once. Errors: -EINVAL (NULL w with n > 0, n > INT_MAX, a bad
+ * kind, a NULL object, a negative fd), -EBADF (a connection that does not
+ * receive, or an fd that is not open), -ENOMEM, -ETIMEDOUT as above.
  */
-KART_API int kart_conn_wait(kart_waitable *w, int n, int64_t timeout_ns);
+KART_API int kart_conn_wait(kart_waitable *w, size_t n, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

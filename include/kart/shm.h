@@ -118,8 +118,9 @@ KART_API int kart_shm_create_anon(kart_shm **out, size_t size, unsigned flags);
 
 /*
  * Wraps an fd of a shared-memory object or regular file (one received by
- * kart_shm_recv_fd(), say) and maps all of it. On success the handle owns
- * fd (kart_shm_close closes it); on failure the caller still does.
+ * kart_unix_recv_fd() or kart_conn_recv_handle() of kart/conn.h, say) and
+ * maps all of it. On success the handle owns fd (kart_shm_close closes
+ * it); on failure the caller still does.
  * flags: KART_SHM_RDONLY (required when fd is read-only).
  * Errors: -EINVAL (out NULL, unknown flags, size 0), -EBADF (fd not open),
  * -EACCES (fd not writable without KART_SHM_RDONLY, or not mappable),
@@ -179,31 +180,16 @@ KART_API int kart_shm_untrack(const char *name);
  * started (or inherited). Never fails. */
 KART_API pid_t kart_shm_tracker_pid(void);
 
-/*
- * Sends an fd over a connected AF_UNIX socket (SCM_RIGHTS) with one byte
- * of payload. The receiver gets its own fd to the same open file; the
- * caller still owns fd. Blocks while the socket is full (unless it is
- * non-blocking: -EAGAIN). SIGPIPE is never raised.
- * Errors: -EINVAL (sock or fd negative), -EBADF, -ENOTSOCK, -EPIPE /
- * -ECONNRESET (the peer is gone), -EAGAIN, -ENOMEM / -ENOBUFS.
- */
-KART_API int kart_shm_send_fd(int sock, int fd);
-
-/*
- * Receives one fd sent by kart_shm_send_fd() into *fd (O_CLOEXEC); the
- * caller owns it. Errors: -EINVAL (sock negative, fd NULL), -EBADF,
- * -ENOTSOCK, -ECONNRESET (the peer closed: no message), -EPROTO (a message
- * without exactly one fd; any fds it carried are closed), -EAGAIN
- * (non-blocking socket, nothing there), -EMFILE.
- */
-KART_API int kart_shm_recv_fd(int sock, int *fd);
-
-/* Sends the segment's fd (kart_shm_send_fd). Errors: -EINVAL (shm NULL),
- * then those of kart_shm_send_fd. */
+/* Sends the segment's fd over a connected AF_UNIX socket (kart_unix_send_fd
+ * of kart/conn.h, which passes any fd; over a kart_conn use
+ * kart_conn_send_handle(c, kart_shm_fd(shm)) and, on the other side,
+ * kart_conn_recv_handle then kart_shm_from_fd). Errors: -EINVAL (shm NULL),
+ * then those of kart_unix_send_fd. */
 KART_API int kart_shm_send(int sock, const kart_shm *shm);
 
 /* Receives a segment sent by kart_shm_send and maps it (all of it) into a
- * new handle. flags: KART_SHM_RDONLY. Errors: those of kart_shm_recv_fd,
+ * new handle. flags: KART_SHM_RDONLY. Errors: -EINVAL (out NULL, unknown
+ * flags), those of kart_unix_recv_fd,
  * then those of kart_shm_from_fd (the received fd is closed on failure). */
 KART_API int kart_shm_recv(int sock, kart_shm **out, unsigned flags);
 

@@ -6,6 +6,9 @@ Python's own multiprocessing.connection against a kart peer.
   conn_peer.py connect ADDRESS KEY  Client: sends the test messages, checks
                                     each echo, closes
   conn_peer.py fd N                 Connection(N): echoes until EOF
+  conn_peer.py handles N            Connection(N): recv_handle, writes b"py"
+                                    into the fd, send_handle's it back, then
+                                    echoes one message
   conn_peer.py hmac DIGEST KEYHEX MSGHEX [DIGEST KEYHEX MSGHEX...]
                                     prints hmac.new(key, msg, digest) in hex,
                                     one line per triple
@@ -15,9 +18,11 @@ KEY is the authkey as hex, or '-' for none. ADDRESS "host:port" is TCP,
 success, 3 on an AuthenticationError, 1 on anything else wrong.
 """
 import hmac
+import os
 import sys
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.reduction import recv_handle, send_handle
 
 # Empty, small, and over Python's 16 KiB one-send limit.
 MESSAGES = [b"", b"hello", bytes(range(256)) * 80, b"x" * 100000]
@@ -68,6 +73,15 @@ def main():
                         return 1
         elif mode == "fd":
             echo(Connection(int(sys.argv[2])))
+        elif mode == "handles":
+            c = Connection(int(sys.argv[2]))
+            if c.recv_bytes() != b"before":
+                return 1
+            h = recv_handle(c)
+            os.write(h, b"py")
+            send_handle(c, h, os.getppid())
+            os.close(h)
+            c.send_bytes(c.recv_bytes())
         elif mode == "hmac":
             args = sys.argv[2:]
             for i in range(0, len(args), 3):

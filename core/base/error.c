@@ -25,7 +25,7 @@ static const struct kart_code kart_codes[] = {
     {KART_EEOF, "KART_EEOF", "end of file: the peer closed the connection"},
     {KART_ETRUNCATED, "KART_ETRUNCATED", "end of file in the middle of a message"},
     {KART_EBADFRAME, "KART_EBADFRAME", "malformed message length"},
-    {KART_EHANDSHAKE, "KART_EHANDSHAKE", "authentication handshake protocol error"},
+    {KART_EHANDSHAKE, "KART_EHANDSHAKE", "authentication handshake failed (protocol error or timeout)"},
     {KART_EWORKERDIED, "KART_EWORKERDIED", "the pool worker running the task died"},
     {KART_EHISTEVENT, "KART_EHISTEVENT", "history expansion: event not found"},
     {KART_EHISTWORD, "KART_EHISTWORD", "history expansion: bad word specifier"},

@@ -54,7 +54,8 @@ enum {
     /* A malformed frame header: a negative length other than -1. */
     KART_EBADFRAME = -20303,
     /* -20304 was KART_ETOOLONG (0.1): -EMSGSIZE says it now. */
-    /* The handshake broke its protocol (not a challenge, bad digest prefix). */
+    /* The handshake failed: it broke its protocol (not a challenge, a bad
+     * digest prefix) or did not finish within its timeout. */
     KART_EHANDSHAKE = -20305,
     /* -20306 was KART_ECONNABORTED (0.1): -ECONNABORTED says it now. */
     /* Pools (-207xx): the worker process running the task died (signal,

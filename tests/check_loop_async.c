@@ -19,7 +19,8 @@ START_TEST(async_sends_before_the_callback_coalesce)
     rec r = {0};
     kart_async a;
     a.base.data = &r;
-    ck_assert_int_eq(kart_async_init(loop, &a, async_rec_cb), 0);
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    ck_assert_int_eq(kart_async_start(&a, async_rec_cb), 0);
     ck_assert_int_eq(a.base.type, KART_HANDLE_ASYNC);
     ck_assert_int_eq(kart_handle_is_active(&a.base), 1);
     ck_assert_int_eq(kart_loop_active_handles(loop), 1);
@@ -80,7 +81,8 @@ static void threads_cb(kart_async *a)
 START_TEST(async_sends_from_threads)
 {
     LOOP_OR_SKIP(_i);
-    ck_assert_int_eq(kart_async_init(loop, &th_async, threads_cb), 0);
+    ck_assert_int_eq(kart_async_init(loop, &th_async), 0);
+    ck_assert_int_eq(kart_async_start(&th_async, threads_cb), 0);
     pthread_t coord;
     ck_assert_int_eq(pthread_create(&coord, NULL, coordinator_main, NULL), 0);
     /* Runs until the callback has seen every increment; a lost wake-up
@@ -120,7 +122,8 @@ START_TEST(async_send_from_a_signal_handler)
     rec r = {0};
     kart_async a;
     a.base.data = &r;
-    ck_assert_int_eq(kart_async_init(loop, &a, async_rec_cb), 0);
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    ck_assert_int_eq(kart_async_start(&a, async_rec_cb), 0);
     sig_async = &a;
     struct sigaction sa = {.sa_handler = send_from_handler};
     sigemptyset(&sa.sa_mask);
@@ -165,7 +168,8 @@ START_TEST(async_stop)
     rec r = {0};
     kart_async a;
     a.base.data = &r;
-    ck_assert_int_eq(kart_async_init(loop, &a, async_rec_cb), 0);
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    ck_assert_int_eq(kart_async_start(&a, async_rec_cb), 0);
     ck_assert_int_eq(kart_async_stop(&a), 0);
     ck_assert_int_eq(kart_async_stop(&a), 0);
     ck_assert_int_eq(kart_handle_is_active(&a.base), 0);
@@ -178,7 +182,8 @@ START_TEST(async_stop)
     /* Two pending handles: the first to run stops and frees both. */
     for (int k = 0; k < 2; k++) {
         async_pair[k] = malloc(sizeof(kart_async));
-        ck_assert_int_eq(kart_async_init(loop, async_pair[k], async_stop_both_cb), 0);
+        ck_assert_int_eq(kart_async_init(loop, async_pair[k]), 0);
+        ck_assert_int_eq(kart_async_start(async_pair[k], async_stop_both_cb), 0);
     }
     ck_assert_int_eq(kart_async_send(async_pair[0]), 0);
     ck_assert_int_eq(kart_async_send(async_pair[1]), 0);
@@ -198,9 +203,12 @@ START_TEST(async_errors)
 {
     LOOP_OR_SKIP(_i);
     kart_async a;
-    ck_assert_int_eq(kart_async_init(NULL, &a, async_never_cb), -EINVAL);
-    ck_assert_int_eq(kart_async_init(loop, NULL, async_never_cb), -EINVAL);
-    ck_assert_int_eq(kart_async_init(loop, &a, NULL), -EINVAL);
+    ck_assert_int_eq(kart_async_init(NULL, &a), -EINVAL);
+    ck_assert_int_eq(kart_async_init(loop, NULL), -EINVAL);
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    ck_assert_int_eq(kart_async_start(&a, NULL), -EINVAL);
+    ck_assert_int_eq(kart_async_start(NULL, async_never_cb), -EINVAL);
+    ck_assert_int_eq(kart_handle_is_active(&a.base), 0);
     ck_assert_int_eq(kart_async_send(NULL), -EINVAL);
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);

@@ -468,7 +468,7 @@ static int req_begin(kart_req *req, kart_loop *loop, kart_sock *sock, int type, 
         return -ENOMEM;
     req->loop = loop;
     req->sock = sock;
-    req->type = (uint8_t)type;
+    req->type = (kart_req_type)type;
     req->state_ = KR_PENDING;
     req->flags_ = 0;
     req->fd_ = sock ? sock->fd : -1;

@@ -238,6 +238,37 @@ KART_API int kart_backend_probe(const char *name)
     return err;
 }
 
+/* A nested selector's fd must reflect every change at once. */
+static void nested_sync(kart_selector *sel)
+{
+    if (sel->nested && sel->ops->sync)
+        sel->ops->sync(sel);
+}
+
+KART_API int kart_selector_fileno(kart_selector *sel)
+{
+    if (!sel)
+        return -EINVAL;
+    if (!sel->ops->fileno)
+        return -ENOTSUP;
+    sel->nested = true;
+    return sel->ops->fileno(sel);
+}
+
+KART_API int kart_selector_next(const kart_selector *sel, int after, kart_event *out)
+{
+    if (!sel || !out)
+        return -EINVAL;
+    for (int fd = after < 0 ? 0 : after + 1; fd < sel->nregs; fd++) {
+        const kart__reg *r = &sel->regs[fd];
+        if (r->registered && !r->internal) {
+            *out = (kart_event){.fd = fd, .events = r->events, .data = r->data};
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int check_events(const kart_selector *sel, uint32_t events)
 {
     if (events & ~(KART_EVENT_MASK | KART_FLAG_MASK))
@@ -292,6 +323,7 @@ KART_API int kart_selector_register(kart_selector *sel, int fd, uint32_t events,
         return err;
     }
     sel->count++;
+    nested_sync(sel);
     return 0;
 }
 
@@ -317,6 +349,8 @@ KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events, v
     err = sel->ops->mod(sel, fd, old.events, r);
     if (err < 0)
         *r = old;
+    else
+        nested_sync(sel);
     return err;
 }
 
@@ -330,6 +364,7 @@ KART_API int kart_selector_unregister(kart_selector *sel, int fd)
     sel->ops->del(sel, fd, r);
     *r = (kart__reg){.gen = kart__next_gen(r->gen)};
     sel->count--;
+    nested_sync(sel);
     return 0;
 }
 
@@ -430,12 +465,16 @@ int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *g
             }
         }
         /* Native I/O completions (io_uring) are news for the loop too. */
-        if (out > 0 || woken || sel->completions)
+        if (out > 0 || woken || sel->completions) {
+            nested_sync(sel);
             return out;
+        }
         /* Nothing for the user (a timeout, or only stale entries): keep
          * waiting for whatever time is left. */
         timeout_ns = kart__time_left(deadline);
-        if (timeout_ns == 0)
+        if (timeout_ns == 0) {
+            nested_sync(sel);
             return 0;
+        }
     }
 }

@@ -340,7 +340,7 @@ KART_API int kart_future_free(kart_future *f);
  * through the loop's async wake-up (kart_async), batching completions
  * that arrive together. Create and free it on the loop's thread; the
  * bridge must outlive every future registered with it.
- * Errors: -EINVAL (NULL), -ENOMEM, and kart_async_init's.
+ * Errors: -EINVAL (NULL), -ENOMEM, and kart_async_init's and kart_async_start's.
  */
 KART_API int kart_pool_bridge_create(kart_loop *loop, kart_pool_bridge **out);
 KART_API int kart_pool_bridge_free(kart_pool_bridge *bridge);

@@ -32,9 +32,11 @@
  *  - EINTR never surfaces: a wait interrupted by a signal retries with the
  *    time that is left.
  *
- * A selector belongs to one thread at a time; kart_selector_wake() is the
- * one call another thread may make. A selector is not inherited usefully
- * over fork: the child must create its own (io_uring rings are not shared).
+ * Threads: a selector is *one thread at a time* (the caller serializes);
+ * kart_selector_wake() is the exception, safe from any thread and from
+ * signal handlers. kart_poll() and kart_select() keep no state: any thread.
+ * A selector is not inherited usefully over fork: the child must create
+ * its own (io_uring rings are not shared).
  */
 #ifndef KART_SELECTOR_H
 #define KART_SELECTOR_H
@@ -138,6 +140,34 @@ KART_API int kart_selector_get(const kart_selector *sel, int fd, uint32_t *event
 
 /* The number of registered fds. */
 KART_API int kart_selector_count(const kart_selector *sel);
+
+/*
+ * Walks the registrations (Python's get_map(): kart_selector_get() looks
+ * one up by fd, this iterates), in increasing fd order: stores in *out the
+ * registration with the lowest fd above `after` (its fd, the events and
+ * flags it was registered with, its data) and returns 1, or returns 0 when
+ * there is none. Start with after = -1, then pass the last out->fd:
+ *     for (int fd = -1; kart_selector_next(sel, fd, &e) == 1; fd = e.fd)
+ * Registering or unregistering during the walk is allowed: an fd above
+ * the last one returned is seen or not as it stands when reached.
+ * Errors: -EINVAL (sel or out NULL).
+ */
+KART_API int kart_selector_next(const kart_selector *sel, int after, kart_event *out);
+
+/*
+ * The selector's own descriptor, to nest it in another event loop (Python's
+ * selector.fileno()): it is readable while a kart_selector_wait() would
+ * report something (a ready fd, a wake-up); watch it for reading, then
+ * call kart_selector_wait() with a zero timeout. It belongs to the
+ * selector: do not close it. epoll: the epoll fd; kqueue: the kqueue;
+ * io_uring: the ring's fd (from this call on, each register, modify and
+ * wait hands the kernel at once what the next wait would, one more system
+ * call each, and the calling thread enters the ring). It may turn readable
+ * with nothing to report (the wait then returns 0).
+ * Errors: -EINVAL (NULL), -ENOTSUP (poll and select: they have no
+ * descriptor; Python's PollSelector has no fileno either).
+ */
+KART_API int kart_selector_fileno(kart_selector *sel);
 
 /*
  * Waits until at least one registered fd is ready, the timeout passes

@@ -50,7 +50,6 @@ static kart_loop *open_loop(const char *backend, unsigned entries)
 static void close_loop(kart_loop *loop)
 {
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
     kart_loop_free(loop);
 }
 

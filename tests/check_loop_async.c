@@ -1,7 +1,9 @@
 /* Description: the event loop's async handles (kart_async, kart/loop.h):
  * sends coalescing before the callback, sends from many threads with no
  * wake-up lost, a send from a signal handler (also while the loop waits),
- * stop, and the errors. In every check_loop* suite, each case that runs a
+ * stop, a send before the start, and the errors; user events (kart_user,
+ * EVFILT_USER): flags ORed and coalesced, triggers from threads, a trigger
+ * kept across a stop, and the errors. In every check_loop* suite, each case that runs a
  * loop runs once per compiled-in backend (forced through KART_BACKEND,
  * skipped where it cannot start), and every error that the header
  * documents has a case, except those only a failing allocator or kernel
@@ -216,6 +218,157 @@ START_TEST(async_errors)
 }
 END_TEST
 
+/* A send to a handle that is set up but not started is delivered when it
+ * starts; a start of an active handle changes its callback. */
+static void async_other_cb(kart_async *a)
+{
+    rec *r = a->base.data;
+    r->value++;
+}
+
+START_TEST(async_send_before_start_is_delivered_at_start)
+{
+    LOOP_OR_SKIP(_i);
+    rec r = {0};
+    kart_async a;
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    a.base.data = &r;
+    ck_assert_int_eq(kart_handle_is_active(&a.base), 0);
+    ck_assert_int_eq(kart_async_send(&a), 0);
+    /* Not started: the loop has nothing to run, the send waits. */
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(kart_async_start(&a, async_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(kart_async_start(&a, async_other_cb), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 1);
+    ck_assert_int_eq(kart_async_send(&a), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.value, 1);
+    ck_assert_int_eq(kart_async_stop(&a), 0);
+    close_loop(loop);
+}
+END_TEST
+
+/* ---- user events (EVFILT_USER) ---- */
+
+static void user_rec_cb(kart_user *u, unsigned fflags)
+{
+    rec *r = u->base.data;
+    r->calls++;
+    r->value = (int)fflags;
+}
+
+START_TEST(user_triggers_coalesce_and_or_their_flags)
+{
+    LOOP_OR_SKIP(_i);
+    rec r = {0};
+    kart_user u;
+    ck_assert_int_eq(kart_user_init(loop, &u), 0);
+    u.base.data = &r;
+    ck_assert_int_eq(u.base.type, KART_HANDLE_USER);
+    ck_assert_int_eq(kart_user_start(&u, user_rec_cb), 0);
+    ck_assert_int_eq(kart_handle_is_active(&u.base), 1);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(kart_user_trigger(&u, 0x1), 0);
+    ck_assert_int_eq(kart_user_trigger(&u, 0x4), 0);
+    ck_assert_int_eq(kart_user_trigger(&u, 0x80000000u), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq((unsigned)r.value, 0x80000005u);
+    /* The flags were taken: a trigger with none gives 0. */
+    ck_assert_int_eq(kart_user_trigger(&u, 0), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 2);
+    ck_assert_int_eq(r.value, 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 2);
+    /* Stopped: a trigger is kept and delivered at the next start. */
+    ck_assert_int_eq(kart_user_stop(&u), 0);
+    ck_assert_int_eq(kart_user_stop(&u), 0);
+    ck_assert_int_eq(kart_user_trigger(&u, 0x2), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_int_eq(r.calls, 2);
+    ck_assert_int_eq(kart_user_start(&u, user_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 3);
+    ck_assert_int_eq(r.value, 0x2);
+    ck_assert_int_eq(kart_user_stop(&u), 0);
+    close_loop(loop);
+}
+END_TEST
+
+#define TRIGGERERS 4
+#define TRIGGERS 5000
+static kart_user th_user;
+static unsigned th_user_flags;
+static int th_user_calls;
+
+static void *trigger_main(void *arg)
+{
+    unsigned bit = 1u << (uintptr_t)arg;
+    for (int k = 0; k < TRIGGERS; k++)
+        ck_assert_int_eq(kart_user_trigger(&th_user, bit), 0);
+    return NULL;
+}
+
+static void th_user_cb(kart_user *u, unsigned fflags)
+{
+    th_user_flags |= fflags;
+    th_user_calls++;
+    if (th_user_flags == (1u << TRIGGERERS) - 1)
+        kart_user_stop(u);
+}
+
+/* Triggers from several threads: each one's flag reaches the loop, and the
+ * loop wakes for them (the run returns only once every flag was seen). */
+START_TEST(user_triggers_from_threads)
+{
+    LOOP_OR_SKIP(_i);
+    th_user_flags = 0;
+    th_user_calls = 0;
+    ck_assert_int_eq(kart_user_init(loop, &th_user), 0);
+    ck_assert_int_eq(kart_user_start(&th_user, th_user_cb), 0);
+    pthread_t th[TRIGGERERS];
+    for (uintptr_t k = 0; k < TRIGGERERS; k++)
+        ck_assert_int_eq(pthread_create(&th[k], NULL, trigger_main, (void *)k), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    for (int k = 0; k < TRIGGERERS; k++)
+        pthread_join(th[k], NULL);
+    ck_assert_uint_eq(th_user_flags, (1u << TRIGGERERS) - 1);
+    ck_assert_int_ge(th_user_calls, 1);
+    ck_assert_int_le(th_user_calls, TRIGGERERS * TRIGGERS);
+    close_loop(loop);
+}
+END_TEST
+
+static void user_never_cb(kart_user *u, unsigned fflags)
+{
+    (void)u;
+    ck_abort_msg("user callback ran (%#x) after its start failed", fflags);
+}
+
+START_TEST(user_errors)
+{
+    LOOP_OR_SKIP(_i);
+    kart_user u;
+    ck_assert_int_eq(kart_user_init(NULL, &u), -EINVAL);
+    ck_assert_int_eq(kart_user_init(loop, NULL), -EINVAL);
+    ck_assert_int_eq(kart_user_init(loop, &u), 0);
+    ck_assert_int_eq(kart_user_start(&u, NULL), -EINVAL);
+    ck_assert_int_eq(kart_user_start(NULL, user_never_cb), -EINVAL);
+    ck_assert_int_eq(kart_user_trigger(NULL, 1), -EINVAL);
+    ck_assert_int_eq(kart_user_stop(NULL), -EINVAL);
+    ck_assert_int_eq(kart_handle_is_active(&u.base), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    close_loop(loop);
+}
+END_TEST
+
 int main(void)
 {
     kt_print_backends();
@@ -228,6 +381,13 @@ int main(void)
     tcase_add_loop_test(tc, async_send_from_a_signal_handler, 0, nb);
     tcase_add_loop_test(tc, async_stop, 0, nb);
     tcase_add_loop_test(tc, async_errors, 0, nb);
+    tcase_add_loop_test(tc, async_send_before_start_is_delivered_at_start, 0, nb);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("user");
+    tcase_add_loop_test(tc, user_triggers_coalesce_and_or_their_flags, 0, nb);
+    tcase_add_loop_test(tc, user_triggers_from_threads, 0, nb);
+    tcase_add_loop_test(tc, user_errors, 0, nb);
     suite_add_tcase(s, tc);
 
     return kt_run(s);

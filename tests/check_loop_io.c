@@ -676,6 +676,43 @@ START_TEST(io_reports_hangup_and_rdhup)
 }
 END_TEST
 
+/* kart_watch_modify: new events, same callback; the errors. */
+START_TEST(io_modify_changes_events_and_keeps_the_callback)
+{
+    LOOP_OR_SKIP(_i);
+    int sv[2];
+    kt_socketpair(sv);
+    rec r = {0};
+    kart_watch w;
+    ck_assert_int_eq(kart_watch_init(loop, &w, sv[0]), 0);
+    w.base.data = &r;
+    ck_assert_int_eq(kart_watch_modify(&w, KART_READABLE), -ENOENT);
+    ck_assert_int_eq(kart_watch_modify(NULL, KART_READABLE), -EINVAL);
+    ck_assert_int_eq(kart_watch_start(&w, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(kart_watch_modify(&w, KART_WRITABLE), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_uint_eq(r.events, KART_WRITABLE);
+    /* A failed modify keeps the old registration. */
+    ck_assert_int_eq(kart_watch_modify(&w, 0x8000), -EINVAL);
+    ck_assert_int_eq(kart_watch_modify(&w, KART_EDGE), -EINVAL);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 2);
+    ck_assert_uint_eq(r.events, KART_WRITABLE);
+    /* A one-shot watcher, stopped before its callback, is not active:
+     * modify says so (start re-arms it). */
+    ck_assert_int_eq(kart_watch_modify(&w, KART_WRITABLE | KART_ONESHOT), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 0);
+    ck_assert_int_eq(r.calls, 3);
+    ck_assert_int_eq(kart_watch_modify(&w, KART_WRITABLE), -ENOENT);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    close_loop(loop);
+    close2(sv);
+}
+END_TEST
+
 int main(void)
 {
     kt_print_backends();
@@ -696,6 +733,7 @@ int main(void)
     tcase_add_loop_test(tc, io_watchers_set_up_on_one_thread_run_on_another, 0, nb);
     tcase_add_loop_test(tc, io_start_again_changes_events, 0, nb);
     tcase_add_loop_test(tc, io_reports_hangup_and_rdhup, 0, nb);
+    tcase_add_loop_test(tc, io_modify_changes_events_and_keeps_the_callback, 0, nb);
     suite_add_tcase(s, tc);
 
     return kt_run(s);

@@ -618,7 +618,7 @@ static int ur_fileno(kart_selector *sel)
 
 const kart__backend_ops kart__backend_uring = {
     .name = "uring",
-    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT,
+    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT | KART__CAP_EARLY_LEVEL,
     .init = ur_init,
     .fini = ur_fini,
     .add = ur_add,

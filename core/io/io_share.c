@@ -101,8 +101,8 @@ static void rcbuf_sent(kart_req *req, int res)
         cb(sock, res);
 }
 
-KART_API int kart_sock_send_rcbuf(kart_sock *sock, kart_rcbuf *buf, size_t len,
-                                  int64_t timeout_ns, kart_send_buf_cb cb)
+KART_API int kart_sock_send_rcbuf(kart_sock *sock, kart_rcbuf *buf, size_t len, int64_t timeout_ns,
+                                  kart_send_buf_cb cb)
 {
     if (!sock || !buf || len > buf->size)
         return -EINVAL;

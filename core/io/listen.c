@@ -66,11 +66,13 @@ KART_API int kart_listen(const char *host, int port, const kart_listen_options *
     int fd = -1;
     if (!host || !*host) {
         /* Every address: dual-stack IPv6 where there is IPv6, else IPv4. */
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+                                  .sin6_port = htons((uint16_t)port),
                                   .sin6_addr = IN6ADDR_ANY_INIT};
         fd = try_addr((struct sockaddr *)&a6, sizeof(a6), &o);
         if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) {
-            struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+            struct sockaddr_in a4 = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)port),
                                      .sin_addr.s_addr = htonl(INADDR_ANY)};
             fd = try_addr((struct sockaddr *)&a4, sizeof(a4), &o);
         }

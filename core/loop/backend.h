@@ -23,6 +23,9 @@
 /* Internal capability bits, above the public KART_CAP_* ones. */
 #define KART__CAP_NATIVE_ONESHOT 0x100u /* the kernel disarms after one report */
 #define KART__CAP_CHECKS_FD 0x200u      /* add itself fails with EBADF/EPERM */
+/* Nested (ops->sync), level-triggered polls are armed before the wait
+ * that reports them: the core checks the fd is still ready. */
+#define KART__CAP_EARLY_LEVEL 0x400u
 
 /* One registration. `gen` changes on every register and modify, so that a
  * backend whose kernel requests outlive an unregister (io_uring) can tell a

@@ -408,6 +408,19 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
     uint32_t ev = raw & kart__wanted(r->events);
     if (!ev)
         return 0;
+    /* Nested, a backend that arms level-triggered polls ahead of the wait
+     * (io_uring) may hand over readiness that has passed since (the fd
+     * was drained after the last wait): ask the fd itself. */
+    if (sel->nested && (sel->caps & KART__CAP_EARLY_LEVEL) &&
+        !(r->events & (KART_EDGE | KART_ONESHOT))) {
+        struct pollfd p = {.fd = fd, .events = kart__to_poll(r->events)};
+        if (poll(&p, 1, 0) == 1)
+            ev &= kart__wanted(r->events) & kart__from_poll((unsigned)p.revents);
+        else
+            ev = 0;
+    }
+    if (!ev)
+        return 0;
     if ((r->events & KART_ONESHOT) && !(sel->caps & KART__CAP_NATIVE_ONESHOT)) {
         kart__reg disarmed = *r;
         disarmed.events &= ~KART_EVENT_MASK;

@@ -162,8 +162,10 @@ KART_API int kart_selector_next(const kart_selector *sel, int after, kart_event 
  * selector: do not close it. epoll: the epoll fd; kqueue: the kqueue;
  * io_uring: the ring's fd (from this call on, each register, modify and
  * wait hands the kernel at once what the next wait would, one more system
- * call each, and the calling thread enters the ring). It may turn readable
- * with nothing to report (the wait then returns 0).
+ * call each, and the calling thread enters the ring; a level-triggered fd
+ * that a wait reports is checked with a poll(2), since its readiness was
+ * asked for before the wait). It may turn readable with nothing to report
+ * (the wait then returns 0).
  * Errors: -EINVAL (NULL), -ENOTSUP (poll and select: they have no
  * descriptor; Python's PollSelector has no fileno either).
  */

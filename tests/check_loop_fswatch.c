@@ -280,8 +280,7 @@ START_TEST(fswatch_errors)
     ck_assert_int_eq(kart_fswatch_start(&w, path, KART_FS_ALL, NULL), -EINVAL);
     ck_assert_int_eq(kart_fswatch_start(&w, path, 0, fs_cb), -EINVAL);
     ck_assert_int_eq(kart_fswatch_start(&w, path, 0x100, fs_cb), -EINVAL);
-    ck_assert_int_eq(kart_fswatch_start(&w, "/nonexistent/kart/file", KART_FS_ALL, fs_cb),
-                     -ENOENT);
+    ck_assert_int_eq(kart_fswatch_start(&w, "/nonexistent/kart/file", KART_FS_ALL, fs_cb), -ENOENT);
     char notdir[128];
     snprintf(notdir, sizeof(notdir), "%s/x", path);
     ck_assert_int_eq(kart_fswatch_start(&w, notdir, KART_FS_ALL, fs_cb), -ENOTDIR);
@@ -292,8 +291,7 @@ START_TEST(fswatch_errors)
     fsrec r = {0};
     w.base.data = &r;
     ck_assert_int_eq(kart_fswatch_start(&w, path, KART_FS_ALL, fs_cb), 0);
-    ck_assert_int_eq(kart_fswatch_start(&w, "/nonexistent/kart/file", KART_FS_ALL, fs_cb),
-                     -ENOENT);
+    ck_assert_int_eq(kart_fswatch_start(&w, "/nonexistent/kart/file", KART_FS_ALL, fs_cb), -ENOENT);
     ck_assert_int_eq(kart_handle_is_active(&w.base), 0);
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
     close_loop(loop);

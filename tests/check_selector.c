@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -660,7 +661,7 @@ START_TEST(poll_call_reports_each_entry)
     ck_assert_uint_eq(bad.revents, KART_ERROR);
     ck_assert_int_eq(kart_poll(NULL, 0, 0), 0);
     ck_assert_int_eq(kart_poll(NULL, 1, 0), -EINVAL);
-    ck_assert_int_eq(kart_poll(fds, -1, 0), -EINVAL);
+    ck_assert_int_eq(kart_poll(fds, (size_t)INT_MAX + 1, 0), -EINVAL);
     kart_pollfd weird = {sv[0], KART_EDGE, 0};
     ck_assert_int_eq(kart_poll(&weird, 1, 0), -EINVAL);
     int64_t t0 = kart_now_ns();
@@ -679,7 +680,7 @@ START_TEST(select_call_compacts_ready_fds)
     kt_socketpair(a);
     kt_socketpair(b);
     int r[2] = {a[0], b[0]}, w[1] = {a[1]}, x[1] = {b[0]};
-    int nr = 2, nw = 1, nx = 1;
+    size_t nr = 2, nw = 1, nx = 1;
     kt_write(b[1], "x");
     ck_assert_int_eq(kart_select(r, &nr, w, &nw, x, &nx, 1000 * KT_MS), 2);
     ck_assert_int_eq(nr, 1);
@@ -688,21 +689,24 @@ START_TEST(select_call_compacts_ready_fds)
     ck_assert_int_eq(nx, 0);
     /* Nothing ready: all counts drop to 0 after the timeout. */
     kt_drain(b[0]);
-    int r2[1] = {b[0]}, n2 = 1;
+    int r2[1] = {b[0]};
+    size_t n2 = 1;
     ck_assert_int_eq(kart_select(r2, &n2, NULL, NULL, NULL, NULL, 10 * KT_MS), 0);
     ck_assert_int_eq(n2, 0);
     /* Errors leave the arrays untouched. */
     int closed = dup(a[0]);
     close(closed);
-    int r3[2] = {a[0], closed}, n3 = 2;
+    int r3[2] = {a[0], closed};
+    size_t n3 = 2;
     ck_assert_int_eq(kart_select(r3, &n3, NULL, NULL, NULL, NULL, 0), -EBADF);
     ck_assert_int_eq(n3, 2);
     ck_assert_int_eq(r3[1], closed);
-    int r4[1] = {-5}, n4 = 1;
+    int r4[1] = {-5};
+    size_t n4 = 1;
     ck_assert_int_eq(kart_select(r4, &n4, NULL, NULL, NULL, NULL, 0), -EBADF);
-    int neg = -1;
-    ck_assert_int_eq(kart_select(r4, &neg, NULL, NULL, NULL, NULL, 0), -EINVAL);
-    int one = 1;
+    size_t huge = (size_t)INT_MAX / 3 + 1;
+    ck_assert_int_eq(kart_select(r4, &huge, NULL, NULL, NULL, NULL, 0), -EINVAL);
+    size_t one = 1;
     ck_assert_int_eq(kart_select(NULL, &one, NULL, NULL, NULL, NULL, 0), -EINVAL);
     close(a[0]);
     close(a[1]);
@@ -727,7 +731,8 @@ START_TEST(select_call_has_no_fd_setsize_limit)
     int high = FD_SETSIZE + 100;
     ck_assert_int_eq(dup2(sv[0], high), high);
     kt_write(sv[1], "x");
-    int r[1] = {high}, nr = 1;
+    int r[1] = {high};
+    size_t nr = 1;
     ck_assert_int_eq(kart_select(r, &nr, NULL, NULL, NULL, NULL, 1000 * KT_MS), 1);
     ck_assert_int_eq(r[0], high);
     kart_pollfd pf = {high, KART_READABLE, 0};

@@ -14,6 +14,7 @@
 #include "fault.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,9 +432,14 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
     return ev;
 }
 
-KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, int max, int64_t timeout_ns)
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, size_t max,
+                                int64_t timeout_ns)
 {
-    return kart__selector_wait_gens(sel, events, NULL, max, timeout_ns);
+    if (max == 0)
+        return -EINVAL;
+    /* The return is a count: an int; more than INT_MAX at once waits. */
+    return kart__selector_wait_gens(sel, events, NULL, max > INT_MAX ? INT_MAX : (int)max,
+                                    timeout_ns);
 }
 
 int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens, int max,

@@ -174,13 +174,13 @@ KART_API int kart_selector_fileno(kart_selector *sel);
 /*
  * Waits until at least one registered fd is ready, the timeout passes
  * (negative: forever; zero: do not block) or kart_selector_wake() is
- * called, and stores at most max ready fds in events. Returns the number
- * stored (0 on timeout or wake). Readiness beyond max is kept for the next
- * wait, never lost.
- * Errors: -EINVAL (events NULL or max < 1), and the backend's unexpected
+ * called, and stores at most max ready fds in events (at most INT_MAX).
+ * Returns the number stored (0 on timeout or wake). Readiness beyond max
+ * is kept for the next wait, never lost.
+ * Errors: -EINVAL (events NULL or max 0), and the backend's unexpected
  * system call errors (-ENOMEM ...). Never -EINTR.
  */
-KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, int max,
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, size_t max,
                                 int64_t timeout_ns);
 
 /* Makes a blocked (or the next) kart_selector_wait() return; safe from any
@@ -212,10 +212,10 @@ typedef struct kart_pollfd {
  * Waits on an array of fds at once, like select.poll().poll(). Returns the
  * number of entries with non-zero revents. There is no FD_SETSIZE limit.
  * An fd that is not open gets KART_ERROR in revents (poll's POLLNVAL).
- * Errors: -EINVAL (fds NULL with n > 0, n negative, or an entry with
- * unknown event bits), -ENOMEM. Never -EINTR.
+ * Errors: -EINVAL (fds NULL with n > 0, n above INT_MAX, or an entry
+ * with unknown event bits), -ENOMEM. Never -EINTR.
  */
-KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns);
+KART_API int kart_poll(kart_pollfd *fds, size_t n, int64_t timeout_ns);
 
 /*
  * Like select.select(): three arrays of fds to watch for reading, writing
@@ -226,11 +226,11 @@ KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns);
  * for reading on hang-up or error too, as with select(2). No FD_SETSIZE
  * limit.
  * Errors: -EBADF (an fd in the arrays is not open or negative; the arrays
- * are left untouched), -EINVAL (negative counts, or a count > 0 with a NULL
- * array), -ENOMEM. Never -EINTR.
+ * are left untouched), -EINVAL (a count above INT_MAX / 3, or a count > 0
+ * with a NULL array), -ENOMEM. Never -EINTR.
  */
-KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite, int *xfds, int *nexcept,
-                         int64_t timeout_ns);
+KART_API int kart_select(int *rfds, size_t *nread, int *wfds, size_t *nwrite, int *xfds,
+                         size_t *nexcept, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

@@ -264,8 +264,10 @@ START_TEST(free_inside_a_callback_frees_when_run_returns)
 {
     LOOP_OR_SKIP(_i);
     kart_timer t, forever;
+    rec r = {0};
     kart_timer_init(loop, &t);
     kart_timer_init(loop, &forever);
+    forever.base.data = &r;
     ck_assert_int_eq(kart_timer_start(&forever, timer_rec_cb, KT_MS, KT_MS), 0);
     ck_assert_int_eq(kart_timer_start(&t, free_from_cb, 0, 0), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);

@@ -381,6 +381,7 @@ void kart__io_fini(kart_loop *loop)
     if (!io)
         return;
     pool_free(io->pool);
+    kart__rcsends_drop(io);
     if (io->reserve_fd >= 0)
         close(io->reserve_fd);
     free(io);

@@ -83,6 +83,7 @@ typedef struct kart__io {
     uint32_t pool_count, pool_size;
     kart__bufpool *pool;
     kart_io_stats stats;
+    struct kart__rcsend *rcsends; /* kart_sock_send_rcbuf's requests in flight */
 } kart__io;
 
 /* accept(2) of a non-blocking, close-on-exec connection; macOS has no
@@ -105,6 +106,10 @@ static inline int kart__accept_nb(int fd)
     return kart__sys_accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 #endif
+
+/* io_share.c: frees the requests of kart_sock_send_rcbuf still pending
+ * when the loop is freed, and their references. */
+void kart__rcsends_drop(kart__io *io);
 
 /* core/io.c */
 kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */

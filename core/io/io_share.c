@@ -84,21 +84,45 @@ KART_API void kart_rcbuf_free(kart_rcbuf *buf)
         rcbuf_unref(buf);
 }
 
-typedef struct rcsend {
+/* One send of a shared buffer: kart's request, on the loop's list so that
+ * a loop freed with sends pending frees them too. */
+typedef struct kart__rcsend {
     kart_req req; /* first: the callback's req is the struct */
     kart_rcbuf *buf;
     kart_send_buf_cb cb;
+    struct kart__rcsend *prev, *next;
 } rcsend;
+
+static void rcsend_unlink(kart__io *io, rcsend *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        io->rcsends = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+}
 
 static void rcbuf_sent(kart_req *req, int res)
 {
     rcsend *s = (rcsend *)req;
     kart_sock *sock = req->sock;
     kart_send_buf_cb cb = s->cb;
+    rcsend_unlink(req->loop->io, s);
     rcbuf_unref(s->buf);
     free(s);
     if (cb)
         cb(sock, res);
+}
+
+void kart__rcsends_drop(kart__io *io)
+{
+    for (rcsend *s = io->rcsends, *next; s; s = next) {
+        next = s->next;
+        rcbuf_unref(s->buf);
+        free(s);
+    }
+    io->rcsends = NULL;
 }
 
 KART_API int kart_sock_send_rcbuf(kart_sock *sock, kart_rcbuf *buf, size_t len, int64_t timeout_ns,
@@ -116,6 +140,13 @@ KART_API int kart_sock_send_rcbuf(kart_sock *sock, kart_rcbuf *buf, size_t len, 
     if (err < 0) {
         rcbuf_unref(buf);
         free(s);
+        return err;
     }
-    return err;
+    /* The send made the loop's I/O state if it was the first operation. */
+    kart__io *io = sock->base.loop->io;
+    s->next = io->rcsends;
+    if (s->next)
+        s->next->prev = s;
+    io->rcsends = s;
+    return 0;
 }

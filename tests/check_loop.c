@@ -229,6 +229,43 @@ START_TEST(run_in_a_fork_child_is_echild)
 }
 END_TEST
 
+/* A fork child that frees its parent's loop (handles active) closes only
+ * its own copies: the parent's registrations stay (epoll's set and the
+ * io_uring ring are shared with the child). */
+START_TEST(free_in_a_fork_child_leaves_the_parent_s_loop)
+{
+    LOOP_OR_SKIP(_i);
+    rec r = {0}, tr = {0};
+    int p[2];
+    kt_pipe(p);
+    kart_watch w;
+    ck_assert_int_eq(kart_watch_init(loop, &w, p[0]), 0);
+    w.base.data = &r;
+    ck_assert_int_eq(kart_watch_start(&w, KART_READABLE, io_rec_cb), 0);
+    kart_timer t;
+    kart_timer_init(loop, &t);
+    t.base.data = &tr;
+    ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, 3600 * 1000 * KT_MS, 0), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    pid_t pid = kt_fork();
+    if (pid == 0) {
+        kart_loop_free(loop);
+        _exit(kart_handle_is_active(&w.base) ? 1 : 0);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+    ck_assert_int_eq(kart_handle_is_active(&w.base), 1);
+    kt_write(p[1], "x");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(kart_watch_stop(&w), 0);
+    ck_assert_int_eq(kart_timer_stop(&t), 0);
+    close_loop(loop);
+    close2(p);
+}
+END_TEST
+
 static int nested_results[4];
 
 static void nested_run_cb(kart_timer *t)
@@ -510,6 +547,7 @@ int main(void)
     tcase_add_loop_test(tc, create_without_free_fds_is_emfile, 0, nb);
     tcase_add_loop_test(tc, free_stops_active_handles, 0, nb);
     tcase_add_loop_test(tc, free_inside_a_callback_frees_when_run_returns, 0, nb);
+    tcase_add_loop_test(tc, free_in_a_fork_child_leaves_the_parent_s_loop, 0, nb);
     tcase_add_loop_test(tc, run_rejects_bad_mode_and_null, 0, nb);
     tcase_add_loop_test(tc, run_inside_a_callback_is_ebusy, 0, nb);
     tcase_add_loop_test(tc, default_without_handles_returns_at_once, 0, nb);

@@ -375,11 +375,17 @@ void kart__io_flush(kart_loop *loop)
     }
 }
 
-void kart__io_fini(kart_loop *loop)
+void kart__io_fini(kart_loop *loop, bool forked)
 {
     kart__io *io = loop->io;
     if (!io)
         return;
+    /* A fork child must not unregister the buffer ring: the ring is the
+     * parent's too. Its own mapping goes with the memory. */
+    if (forked && io->pool && io->pool->registered) {
+        io->pool->registered = false;
+        kart__sys_munmap(io->pool->br, io->pool->brsz);
+    }
     pool_free(io->pool);
     kart__rcsends_drop(io);
     if (io->reserve_fd >= 0)

@@ -112,8 +112,8 @@ static inline int kart__accept_nb(int fd)
 void kart__rcsends_drop(kart__io *io);
 
 /* core/io.c */
-kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */
-void kart__io_fini(kart_loop *loop);
+kart__io *kart__io_get(kart_loop *loop);               /* lazily created; NULL: -ENOMEM */
+void kart__io_fini(kart_loop *loop, bool forked);      /* forked: touch no kernel object */
 bool kart__io_has_work(const kart_loop *loop);         /* the loop must not block */
 void kart__io_flush(kart_loop *loop);                  /* deliver and resume */
 void kart__io_ready(kart_sock *sock, uint32_t events); /* loop dispatch */

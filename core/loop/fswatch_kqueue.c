@@ -125,7 +125,7 @@ KART_API int kart_fswatch_start(kart_fswatch *w, const char *path, unsigned even
     if (fd < 0)
         return -errno;
     struct kevent kev;
-    EV_SET(&kev, (uintptr_t)fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, notes_for(events), 0, NULL);
+    EV_SET(&kev, (uintptr_t)fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, notes_for(events), 0, 0);
     if (kevent(loop->fsfd, &kev, 1, NULL, 0, NULL) < 0) {
         err = -errno;
         close(fd);

@@ -91,6 +91,44 @@ static void stop_all(kart_loop *loop)
     }
 }
 
+/* A fork child freeing its parent's loop shares the kernel objects with
+ * the parent (the epoll set, the io_uring ring, the kqueue is not
+ * inherited but the rest is): unregistering would change the parent's.
+ * It only closes its own copies of the descriptors handles hold, and
+ * marks the handles stopped. */
+static void forget_all(kart_loop *loop)
+{
+    for (kart_child *c = loop->children; c; c = c->next_) {
+        if (c->fd_ >= 0)
+            close(c->fd_);
+        c->fd_ = -1;
+        c->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    }
+    for (kart_fswatch *w = loop->fswatches; w; w = w->next_) {
+        close(w->fd_);
+        w->fd_ = -1;
+        w->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    }
+    for (kart_signal *s = loop->signals; s; s = s->next_)
+        s->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    for (kart_async *a = loop->asyncs; a; a = a->next_)
+        a->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    for (kart_user *u = loop->users; u; u = u->next_)
+        u->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    for (uint32_t i = 0; i < loop->timers.n; i++)
+        loop->timers.e[i].timer->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    kart_event reg;
+    for (int fd = -1; kart_selector_next(loop->sel, fd, &reg) == 1; fd = reg.fd) {
+        kart_handle *h = reg.data;
+        if (h && h->type == KART_HANDLE_WATCH)
+            h->flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    }
+    if (loop->sigfd >= 0)
+        close(loop->sigfd);
+    if (loop->fsfd >= 0)
+        close(loop->fsfd);
+}
+
 KART_API void kart_loop_free(kart_loop *loop)
 {
     if (!loop)
@@ -101,8 +139,12 @@ KART_API void kart_loop_free(kart_loop *loop)
         loop->stop_requested = true;
         return;
     }
-    stop_all(loop);
-    kart__io_fini(loop); /* before the selector: the buffer ring is the ring's */
+    bool forked = loop->fork_gen != kart__fork_gen();
+    if (forked)
+        forget_all(loop);
+    else
+        stop_all(loop);
+    kart__io_fini(loop, forked); /* before the selector: the buffer ring is the ring's */
     kart_selector_free(loop->sel);
     kart__timers_fini(loop);
     free(loop->events);

@@ -1,6 +1,7 @@
 /*
- * kart/loop.h — the event loop: fd watchers, timers, signals, child exits
- * and a cross-thread wake-up, on top of a selector (kart/selector.h).
+ * kart/loop.h — the event loop: fd watchers, timers, signals, child exits,
+ * a cross-thread wake-up, user events (kqueue's EVFILT_USER) and file
+ * watchers (EVFILT_VNODE), on top of a selector (kart/selector.h).
  *
  * Handles are allocated by the caller (embed them in your own structs) and
  * set up with kart_<handle>_init(). A started handle is "active": it keeps
@@ -16,8 +17,10 @@
  * set up on another thread (created, its watchers started and stopped, any
  * number of them), then run on its own; with the io_uring backend, starting
  * more completion-I/O operations (kart/io.h) than its ring holds before the
- * first run makes the setting-up thread the ring's owner. Fork: the child must not use the
- * parent's loop (io_uring rings are not shared); it creates its own.
+ * first run makes the setting-up thread the ring's owner. Fork: the child
+ * must not use the parent's loop (io_uring rings are not shared); it
+ * creates its own, and may only free the parent's (which then touches none
+ * of the kernel objects the parent still uses).
  */
 #ifndef KART_LOOP_H
 #define KART_LOOP_H

@@ -37,7 +37,7 @@ for variant in KQSTUB_MACOS KQSTUB_FREEBSD; do
     $cc $CF -Wno-missing-prototypes -DKART_BUILDING=1 -fvisibility=hidden -c "$f" -o "$out/obj/$(basename "$f" .c).o"
   done
   rm -f $out/libkart.a && ar rcs $out/libkart.a $out/obj/*.o
-  for t in check_selector check_loop check_loop_io check_loop_timers check_loop_signals check_loop_children check_loop_async check_compat; do
+  for t in check_selector check_loop check_loop_io check_loop_timers check_loop_signals check_loop_children check_loop_async check_loop_fswatch check_compat; do
     $cc $CF -Wno-missing-prototypes -Itests $(pkg-config --cflags check) -o $out/$t tests/$t.c $out/libkart.a $(pkg-config --libs check) -pthread
     echo "$variant $t:"
     $out/$t >$out/$t.log 2>&1 || true

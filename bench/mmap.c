@@ -192,13 +192,14 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
             kart_mmap_seek(m, 0, SEEK_SET);
             size_t total = 0;
             checksum c = {0};
-            int64_t n;
-            while ((n = kart_mmap_read(m, buf, CHUNK)) > 0) {
-                checksum_add(&c, buf, (size_t)n);
-                total += (size_t)n;
+            size_t n;
+            int r;
+            while ((r = kart_mmap_read(m, buf, CHUNK, &n)) == 0 && n > 0) {
+                checksum_add(&c, buf, n);
+                total += n;
             }
-            if (n < 0)
-                bench_fail("kart_mmap_read: %s", kart_strerror((int)n));
+            if (r < 0)
+                bench_fail("kart_mmap_read: %s", kart_strerror(r));
             check_read(ctx, total, &c);
         });
     }

@@ -158,8 +158,11 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         uint64_t *out = calloc(items, sizeof(uint64_t));
         size_t chunk = (size_t)bench_param_get(ctx->c, "chunk");
         t0 = bench_now_ns();
-        kcheck(kart_pool_map(p, kart_item, map_in, 8, out, 8, items, chunk), "kart_pool_map");
+        kart_pool_map_options mo = {.chunk = chunk};
+        kart_pool_failure fl;
+        kcheck(kart_pool_map(p, kart_item, map_in, 8, out, 8, items, &mo, &fl), "kart_pool_map");
         t1 = bench_now_ns();
+        kcheck(fl.err, "a task of kart_pool_map");
         map_check(out, items);
         free(out);
         ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
@@ -172,9 +175,10 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
             for (int j = 0; j < k; j++)
                 kcheck(kart_pool_submit(p, kart_empty, NULL, 0, &f[j]), "kart_pool_submit");
             for (int j = 0; j < k; j++) {
-                kcheck(kart_future_wait(f[j], -1), "kart_future_wait");
-                if (kart_future_error(f[j]) != 0)
-                    bench_fail("task failed: %s", kart_strerror(kart_future_error(f[j])));
+                int te = 0;
+                kcheck(kart_future_error(f[j], -1, &te), "kart_future_error");
+                if (te != 0)
+                    bench_fail("task failed: %s", kart_strerror(te));
                 kart_future_free(f[j]);
             }
         }

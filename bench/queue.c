@@ -38,7 +38,7 @@
  * everything first); a consumer leaves after as many stops as there are
  * producers. A batch could take more than its share of stops, so the
  * batched ones end as a closed channel instead: kart-batch with
- * kart_queue_close() by the last producer (consumers drain to -EPIPE),
+ * kart_queue_shutdown() by the last producer (consumers drain to -ESHUTDOWN),
  * pipe-batch with end of file once every producer has closed its end. The
  * rate is all data messages received over the time from the start to the
  * last consumer's finish. The CPU time is every side's process CPU clock
@@ -329,7 +329,7 @@ static void kart_batch_producer(qb_mem *m, uint32_t id)
     }
     producer_done(m, id, n, cpu0);
     if (atomic_fetch_add(&m->producers_done, 1) + 1 == m->nprod)
-        check(kart_queue_close(m->q), "kart_queue_close");
+        check(kart_queue_shutdown(m->q, false), "kart_queue_shutdown");
     free(buf);
 }
 
@@ -345,7 +345,7 @@ static void kart_batch_consumer(qb_mem *m)
     while ((k = kart_queue_get_many(m->q, buf, cap, v, m->batch, -1)) > 0)
         for (int i = 0; i < k; i++)
             msg_check(&ck, v[i].iov_base, v[i].iov_len);
-    if (k != -EPIPE)
+    if (k != -ESHUTDOWN)
         check(k, "kart_queue_get_many");
     consumer_done(m, &ck, cpu0);
     free(buf);
@@ -507,7 +507,7 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     check(kart_queue_create(&m->q, &o), "kart_queue_create");
     bool batch = strcmp(impl->arg, "batch") == 0;
     drive(ctx, m, &t_kart, batch ? KART_BATCH : ONE_BY_ONE);
-    check(kart_queue_free(m->q), "kart_queue_free");
+    kart_queue_free(m->q);
     sync_unmap(m, sizeof(*m));
     return 0;
 }

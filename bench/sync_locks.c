@@ -302,7 +302,7 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         check(kart_lock_init(&m->pair[k].u.k, flags), "kart_lock_init");
     drive(ctx, m, kart_mutex_side);
     for (int k = 0; k < m->pairs; k++)
-        check(kart_lock_destroy(&m->pair[k].u.k), "kart_lock_destroy");
+        kart_lock_destroy(&m->pair[k].u.k);
     sync_unmap(m, sizeof(*m));
     return 0;
 }

@@ -425,9 +425,9 @@ static int run_kart_barrier(const bench_impl *impl, bench_ctx *ctx)
     sem_mem *m[MAX_PAIRS];
     int pairs = open_mem(ctx, m);
     for (int k = 0; k < pairs; k++)
-        check(
-            kart_barrier_init(&m[k]->u.kb, (int)bench_param_get(ctx->c, "parties"), 0, NULL, NULL),
-            "kart_barrier_init");
+        check(kart_barrier_init(&m[k]->u.kb, (size_t)bench_param_get(ctx->c, "parties"), 0, NULL,
+                                NULL),
+              "kart_barrier_init");
     drive(ctx, m, pairs, kart_barrier_side, NULL);
     check_indices(m, pairs);
     close_mem(m, pairs);

@@ -3,9 +3,9 @@
  * mmap, then mbind(2) through the raw system call (the same in builds
  * with and without libnuma). A refused policy (EPERM in containers
  * without CAP_SYS_NICE, ENOSYS without NUMA, EINVAL for a node with no
- * memory this process may use) leaves ordinary memory and says so with
- * KART_NUMA_UNBOUND; a test topology never applies policies (its nodes
- * are not the machine's).
+ * memory this process may use) leaves ordinary memory and says so through
+ * the calls' `bound` out parameter; a test topology never applies
+ * policies (its nodes are not the machine's).
  */
 #define KART_BUILDING 1
 #include "debug.h"
@@ -91,22 +91,25 @@ KART_API int kart_numa_policy_available(void)
 
 /* ---- placement ---- */
 
-/* Applies mode/mask to [addr, len). 0 when applied, KART_NUMA_UNBOUND when
- * refused (or a test topology), else the negative errno. */
+/* Applies mode/mask to [addr, len). 0 with *bound true when applied, or
+ * false when refused (or a test topology), else the negative errno. */
 static int place(void *addr, size_t len, int mode, const nodemask *mask, unsigned flags,
-                 const char *what)
+                 const char *what, bool *bound)
 {
+    *bound = false;
     if (kart__numa_topo_get()->fake) {
         kart__log(KART_LOG_DEBUG, "numa", "%s: test topology, memory policy not applied", what);
-        return KART_NUMA_UNBOUND;
+        return 0;
     }
     int err = do_mbind(addr, len, mode, mask, flags);
-    if (err == 0)
+    if (err == 0) {
+        *bound = true;
         return 0;
+    }
     if (refused(err)) {
         kart__log(KART_LOG_WARNING, "numa", "%s: mbind refused (%s), memory policy not applied",
                   what, strerror(-err));
-        return KART_NUMA_UNBOUND;
+        return 0;
     }
     return err;
 }
@@ -123,7 +126,8 @@ static int mask_add(nodemask *mask, int node)
     return 0;
 }
 
-static int alloc_with(void **out, size_t size, int mode, const nodemask *mask, const char *what)
+static int alloc_with(void **out, size_t size, int mode, const nodemask *mask, const char *what,
+                      bool *bound)
 {
     size_t len = round_pages(size);
     if (len == 0)
@@ -131,16 +135,19 @@ static int alloc_with(void **out, size_t size, int mode, const nodemask *mask, c
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return -ENOMEM;
-    int rc = place(p, len, mode, mask, 0, what);
+    bool b;
+    int rc = place(p, len, mode, mask, 0, what, &b);
     if (rc < 0) {
         munmap(p, len);
         return rc;
     }
     *out = p;
-    return rc;
+    if (bound)
+        *bound = b;
+    return 0;
 }
 
-KART_API int kart_numa_alloc_onnode(void **out, size_t size, int node)
+KART_API int kart_numa_alloc_onnode(void **out, size_t size, int node, bool *bound)
 {
     if (out)
         *out = NULL;
@@ -150,38 +157,38 @@ KART_API int kart_numa_alloc_onnode(void **out, size_t size, int node)
     int err = mask_add(&mask, node);
     if (err < 0)
         return err;
-    return alloc_with(out, size, MODE_PREFERRED, &mask, "alloc_onnode");
+    return alloc_with(out, size, MODE_PREFERRED, &mask, "alloc_onnode", bound);
 }
 
-KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nodes, int nnodes)
+KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nodes, size_t nnodes,
+                                         bool *bound)
 {
     if (out)
         *out = NULL;
-    if (!out || size == 0 || nnodes < 0 || (!nodes) != (nnodes == 0))
+    if (!out || size == 0 || (!nodes) != (nnodes == 0))
         return -EINVAL;
     nodemask mask = {{0}};
     const kart__numa_topo *t = kart__numa_topo_get();
-    for (int i = 0; i < (nodes ? nnodes : t->n); i++) {
+    for (size_t i = 0; i < (nodes ? nnodes : (size_t)t->n); i++) {
         int err = mask_add(&mask, nodes ? nodes[i] : t->nodes[i].id);
         if (err < 0)
             return err;
     }
-    return alloc_with(out, size, MODE_INTERLEAVE, &mask, "alloc_interleaved");
+    return alloc_with(out, size, MODE_INTERLEAVE, &mask, "alloc_interleaved", bound);
 }
 
-KART_API int kart_numa_free(void *p, size_t size)
+KART_API void kart_numa_free(void *p, size_t size)
 {
-    if (!p)
-        return 0;
-    if (size == 0 || ((uintptr_t)p & (page_size() - 1)) != 0)
-        return -EINVAL;
+    /* Teardown returns nothing (API rule 7): a pointer or size that
+     * kart_numa_alloc_* never gave is ignored rather than unmapping
+     * what is not ours. */
     size_t len = round_pages(size);
-    if (len == 0 || munmap(p, len) != 0)
-        return -EINVAL;
-    return 0;
+    if (!p || len == 0 || ((uintptr_t)p & (page_size() - 1)) != 0)
+        return;
+    munmap(p, len);
 }
 
-KART_API int kart_numa_bind_memory(void *addr, size_t len, int node)
+KART_API int kart_numa_bind_memory(void *addr, size_t len, int node, bool *bound)
 {
     if (!addr || len == 0 || ((uintptr_t)addr & (page_size() - 1)) != 0)
         return -EINVAL;
@@ -197,7 +204,11 @@ KART_API int kart_numa_bind_memory(void *addr, size_t len, int node)
      * nothing else on Linux). */
     if (msync(addr, rlen, MS_ASYNC) != 0)
         return errno == ENOMEM ? -EFAULT : -errno;
-    return place(addr, rlen, MODE_PREFERRED, &mask, FLAG_MOVE, "bind_memory");
+    bool b;
+    int rc = place(addr, rlen, MODE_PREFERRED, &mask, FLAG_MOVE, "bind_memory", &b);
+    if (rc == 0 && bound)
+        *bound = b;
+    return rc;
 }
 
 KART_API int kart_numa_memory_node(const void *addr)

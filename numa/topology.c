@@ -373,12 +373,12 @@ KART_API int kart_numa_node_count(void)
     return kart__numa_topo_get()->n;
 }
 
-KART_API int kart_numa_nodes(int *nodes, int max)
+KART_API int kart_numa_nodes(int *nodes, size_t max)
 {
-    if (max < 0 || (!nodes && max > 0))
+    if (!nodes && max > 0)
         return -EINVAL;
     const kart__numa_topo *t = kart__numa_topo_get();
-    for (int i = 0; i < t->n && i < max; i++)
+    for (int i = 0; i < t->n && (size_t)i < max; i++)
         nodes[i] = t->nodes[i].id;
     return t->n;
 }
@@ -470,9 +470,9 @@ KART_API int kart_numa_distance(int from, int to)
     return t->dist[i * t->n + j];
 }
 
-KART_API int kart_numa_nodes_by_distance(int node, int *nodes, int max)
+KART_API int kart_numa_nodes_by_distance(int node, int *nodes, size_t max)
 {
-    if (max < 0 || (!nodes && max > 0))
+    if (!nodes && max > 0)
         return -EINVAL;
     const kart__numa_topo *t = kart__numa_topo_get();
     int from = kart__numa_index(t, node);
@@ -484,7 +484,7 @@ KART_API int kart_numa_nodes_by_distance(int node, int *nodes, int max)
 #define KEY(j) ((j) == from ? -1 : row[j])
 #define BEFORE(j, k) (KEY(j) < KEY(k) || (KEY(j) == KEY(k) && (j) < (k)))
     int last = -1;
-    for (int k = 0; k < t->n && k < max; k++) {
+    for (int k = 0; k < t->n && (size_t)k < max; k++) {
         int best = -1;
         for (int j = 0; j < t->n; j++)
             if ((last < 0 || BEFORE(last, j)) && (best < 0 || BEFORE(j, best)))

@@ -65,7 +65,7 @@ POOL_DIR=core/pool
 POOL_LAYERS=(
   "pool_mem.c pool_mem.h"
   "pool_job.c pool_job.h"
-  "pool_submit.c pool_future.c pool_imap.c pool_proc.c pool_private.h"
+  "pool_submit.c pool_future.c pool_many.c pool_imap.c pool_proc.c pool_private.h"
   "pool.c"
 )
 # core/base/fault.c, the test builds' system-call table, wraps liburing's

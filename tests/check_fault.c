@@ -340,7 +340,7 @@ START_TEST(reset_and_disarm)
     kart_queue *q;
     ck_assert_int_eq(kart_queue_create(&q, NULL), 0);
     ck_assert_int_eq(kart_queue_put(q, "m", 1, 0), 0); /* not killed */
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
     close(fd);
 }
 END_TEST
@@ -354,7 +354,7 @@ START_TEST(counts_show_the_calls_a_path_makes)
     ck_assert_uint_eq(kart__fault_count(KART__SYS_memfd_create), 1);
     ck_assert_uint_eq(kart__fault_count(KART__SYS_ftruncate), 1);
     ck_assert_uint_eq(kart__fault_count(KART__SYS_mmap), 1);
-    ck_assert_int_eq(kart_mmap_close(m), 0);
+    kart_mmap_close(m);
     ck_assert_uint_eq(kart__fault_count(KART__SYS_munmap), 1);
 
     kart_queue *q;
@@ -370,7 +370,7 @@ START_TEST(counts_show_the_calls_a_path_makes)
     ck_assert_uint_eq(kart__fault_count(KART__FP_queue_put_written), 4); /* per put */
     ck_assert_uint_eq(kart__fault_count(KART__FP_queue_get_locked), 1);
     ck_assert_uint_eq(kart__fault_count(KART__FP_queue_get_half), 0); /* only when armed */
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -799,15 +799,15 @@ START_TEST(mmap_open_and_resize_fail_cleanly)
     /* A resize whose mremap fails leaves the map as it was, its file
      * size too. */
     ck_assert_int_eq(kart_mmap_open(&m, -1, 4096, 0, KART_MMAP_WRITE, 0), 0);
-    ck_assert_int_eq(kart_mmap_write(m, "keep", 4), 4);
+    ck_assert_int_eq(kart_mmap_write(m, "keep", 4), 0);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_mremap, 1, 1, ENOMEM), 0);
     ck_assert_int_eq(kart_mmap_resize(m, 8192), -ENOMEM);
-    ck_assert_int_eq(kart_mmap_len(m), 4096);
+    ck_assert_uint_eq(kart_mmap_len(m), 4096);
     ck_assert_int_eq(memcmp(kart_mmap_addr(m), "keep", 4), 0);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_ftruncate, 1, 1, ENOSPC), 0);
     ck_assert_int_eq(kart_mmap_resize(m, 8192), -ENOSPC);
     ck_assert_int_eq(kart_mmap_resize(m, 8192), 0);
-    ck_assert_int_eq(kart_mmap_len(m), 8192);
+    ck_assert_uint_eq(kart_mmap_len(m), 8192);
     kart_mmap_close(m);
 }
 END_TEST
@@ -934,9 +934,11 @@ static void pool_works(kart_pool_kind kind)
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     uint64_t x = 41, r;
     size_t len = 8;
-    ck_assert_int_eq(kart_pool_apply(p, t_add1, &x, 8, &r, &len), 0);
+    int te = -1;
+    ck_assert_int_eq(kart_pool_apply(p, t_add1, &x, 8, &r, &len, &te), 0);
+    ck_assert_int_eq(te, 0);
     ck_assert_uint_eq(r, 42);
-    ck_assert_int_eq(kart_pool_free(p), 0);
+    kart_pool_free(p);
 }
 
 /* A process pool whose second worker cannot be forked: -EAGAIN, with the

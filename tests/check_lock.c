@@ -87,7 +87,7 @@ START_TEST(lock_calls_reject_null)
 {
     ck_assert_int_eq(kart_lock_acquire(NULL, -1), -EINVAL);
     ck_assert_int_eq(kart_lock_release(NULL), -EINVAL);
-    ck_assert_int_eq(kart_lock_destroy(NULL), -EINVAL);
+    kart_lock_destroy(NULL); /* accepted, does nothing */
     ck_assert_int_eq(kart_lock_consistent(NULL), -EINVAL);
     ck_assert_int_eq(kart_lock_locked(NULL), -EINVAL);
     ck_assert_int_eq(kart_lock_held_by_me(NULL), -EINVAL);
@@ -111,7 +111,7 @@ START_TEST(lock_acquire_release_reports_state)
     ck_assert_int_eq(kart_lock_release(&l), 0);
     ck_assert_int_eq(kart_lock_acquire(&l, 50 * KT_MS), 0);
     ck_assert_int_eq(kart_lock_release(&l), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -123,7 +123,7 @@ START_TEST(lock_release_of_free_lock_is_eperm)
     ck_assert_int_eq(kart_lock_acquire(&l, -1), 0);
     ck_assert_int_eq(kart_lock_release(&l), 0);
     ck_assert_int_eq(kart_lock_release(&l), -EPERM);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -140,14 +140,19 @@ START_TEST(lock_acquire_by_holder_is_edeadlk)
 }
 END_TEST
 
-START_TEST(lock_destroy_of_held_lock_is_ebusy)
+/* Teardown returns nothing and always releases: a lock the caller holds
+ * is let go and destroyed, and the memory can be set up again. */
+START_TEST(lock_destroy_of_held_lock_releases_it)
 {
     kart_lock l;
     ck_assert_int_eq(kart_lock_init(&l, kinds[_i]), 0);
     ck_assert_int_eq(kart_lock_acquire(&l, -1), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), -EBUSY);
+    kart_lock_destroy(&l);
+    ck_assert_int_eq(kart_lock_init(&l, kinds[_i]), 0);
+    ck_assert_int_eq(kart_lock_locked(&l), 0);
+    ck_assert_int_eq(kart_lock_acquire(&l, 0), 0);
     ck_assert_int_eq(kart_lock_release(&l), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -173,13 +178,13 @@ static void *try_acquire(void *p)
     return (void *)(intptr_t)r;
 }
 
-START_TEST(lock_held_elsewhere_is_ebusy_then_etimedout)
+START_TEST(lock_held_elsewhere_is_etimedout_at_0_and_in_time)
 {
     kart_lock l;
     ck_assert_int_eq(kart_lock_init(&l, kinds[_i]), 0);
     ck_assert_int_eq(kart_lock_acquire(&l, -1), 0);
     try_arg a = {.lock = &l, .timeout = 0};
-    ck_assert_int_eq(join(spawn(try_acquire, &a)), -EBUSY);
+    ck_assert_int_eq(join(spawn(try_acquire, &a)), -ETIMEDOUT);
     ck_assert_int_eq(a.held_by_me, 0);
     ck_assert_int_eq(a.locked, 1);
     a.timeout = 100 * KT_MS;
@@ -355,7 +360,6 @@ START_TEST(robust_lock_of_exited_thread_is_eownerdead)
     ck_assert_int_eq(kart_lock_init(&l, KART_SYNC_ROBUST), 0);
     ck_assert_int_eq(join(spawn(acquire_and_exit, &l)), 0);
     ck_assert_int_eq(kart_lock_locked(&l), 1);
-    ck_assert_int_eq(kart_lock_destroy(&l), -EBUSY);
     ck_assert_int_eq(kart_lock_acquire(&l, -1), -EOWNERDEAD);
     ck_assert_int_eq(kart_lock_held_by_me(&l), 1);
     ck_assert_int_eq(join(spawn(consistent_it, &l)), -EPERM);
@@ -364,7 +368,7 @@ START_TEST(robust_lock_of_exited_thread_is_eownerdead)
     ck_assert_int_eq(kart_lock_release(&l), 0);
     ck_assert_int_eq(kart_lock_acquire(&l, -1), 0);
     ck_assert_int_eq(kart_lock_release(&l), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -379,7 +383,7 @@ START_TEST(robust_lock_released_inconsistent_is_unrecoverable)
     ck_assert_int_eq(kart_lock_acquire(&l, 0), -ENOTRECOVERABLE);
     ck_assert_int_eq(kart_lock_acquire(&l, 10 * KT_MS), -ENOTRECOVERABLE);
     ck_assert_int_eq(kart_lock_locked(&l), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -395,7 +399,7 @@ START_TEST(consistent_errors)
     ck_assert_int_eq(kart_lock_acquire(&l, -1), 0);
     ck_assert_int_eq(kart_lock_consistent(&l), -EINVAL); /* not owner-died */
     ck_assert_int_eq(kart_lock_release(&l), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -456,7 +460,7 @@ START_TEST(robust_lock_of_killed_process_is_eownerdead)
     expect_exit(child_acquires(l), 0);
     ck_assert_int_eq(kart_lock_acquire(l, -1), 0);
     ck_assert_int_eq(kart_lock_release(l), 0);
-    ck_assert_int_eq(kart_lock_destroy(l), 0);
+    kart_lock_destroy(l);
 }
 END_TEST
 
@@ -510,7 +514,7 @@ START_TEST(shared_lock_counts_exactly_across_fork)
         expect_exit(pid[i], 0);
     ck_assert_int_eq(c->count, (long)NCHILD * NCHILD_INCR);
     ck_assert_int_eq(kart_lock_locked(&c->lock), 0);
-    ck_assert_int_eq(kart_lock_destroy(&c->lock), 0);
+    kart_lock_destroy(&c->lock);
 }
 END_TEST
 
@@ -543,7 +547,7 @@ START_TEST(shared_lock_in_separately_mapped_file)
     for (int i = 0; i < 2; i++)
         expect_exit(pid[i], 0);
     ck_assert_int_eq(c->count, 3L * NCHILD_INCR);
-    ck_assert_int_eq(kart_lock_destroy(&c->lock), 0);
+    kart_lock_destroy(&c->lock);
     munmap(c, 4096);
     unlink(path);
 }
@@ -556,7 +560,7 @@ START_TEST(rlock_calls_reject_null_and_unknown_flags)
     kart_rlock r;
     ck_assert_int_eq(kart_rlock_init(NULL, 0), -EINVAL);
     ck_assert_int_eq(kart_rlock_init(&r, 0x40), -EINVAL);
-    ck_assert_int_eq(kart_rlock_destroy(NULL), -EINVAL);
+    kart_rlock_destroy(NULL);
     ck_assert_int_eq(kart_rlock_acquire(NULL, -1), -EINVAL);
     ck_assert_int_eq(kart_rlock_release(NULL), -EINVAL);
     ck_assert_int_eq(kart_rlock_consistent(NULL), -EINVAL);
@@ -601,13 +605,12 @@ START_TEST(rlock_depth_and_owner)
     ck_assert_int_eq(a.owner, gettid());
     ck_assert_int_eq(a.depth, 5);
     ck_assert_int_eq(a.release, -EPERM);
-    ck_assert_int_eq(a.acquire, -EBUSY);
+    ck_assert_int_eq(a.acquire, -ETIMEDOUT);
     a.timeout = 50 * KT_MS;
     int64_t t0 = kart_now_ns();
     join(spawn(probe_rlock, &a));
     ck_assert_int_eq(a.acquire, -ETIMEDOUT);
     ck_assert_int_ge(kart_now_ns() - t0, 50 * KT_MS);
-    ck_assert_int_eq(kart_rlock_destroy(&r), -EBUSY);
 
     for (int d = 4; d >= 0; d--)
         ck_assert_int_eq(kart_rlock_release(&r), d);
@@ -619,7 +622,7 @@ START_TEST(rlock_depth_and_owner)
     join(spawn(probe_rlock, &a));
     ck_assert_int_eq(a.acquire, 1);
     ck_assert_int_eq(a.release_after, 0);
-    ck_assert_int_eq(kart_rlock_destroy(&r), 0);
+    kart_rlock_destroy(&r);
 }
 END_TEST
 
@@ -656,14 +659,14 @@ END_TEST
 
 /* The depth limit, reached by setting the private counter: two billion
  * real acquires would take too long. */
-START_TEST(rlock_depth_past_int_max_is_eagain)
+START_TEST(rlock_depth_past_int_max_is_eoverflow)
 {
     kart_rlock r;
     ck_assert_int_eq(kart_rlock_init(&r, 0), 0);
     ck_assert_int_eq(kart_rlock_acquire(&r, -1), 1);
     atomic_store(&r.depth_, INT_MAX - 1);
     ck_assert_int_eq(kart_rlock_acquire(&r, -1), INT_MAX);
-    ck_assert_int_eq(kart_rlock_acquire(&r, -1), -EAGAIN);
+    ck_assert_int_eq(kart_rlock_acquire(&r, -1), -EOVERFLOW);
     ck_assert_int_eq(kart_rlock_depth(&r), INT_MAX);
     ck_assert_int_eq(kart_rlock_release(&r), INT_MAX - 1);
     atomic_store(&r.depth_, 1);
@@ -710,7 +713,6 @@ START_TEST(cond_calls_reject_null_and_bad_n)
     ck_assert_int_eq(kart_cond_notify(NULL, &l, 1), -EINVAL);
     ck_assert_int_eq(kart_cond_notify(&c, NULL, 1), -EINVAL);
     ck_assert_int_eq(kart_cond_notify(&c, &l, 0), -EINVAL);
-    ck_assert_int_eq(kart_cond_notify(&c, &l, -3), -EINVAL);
     ck_assert_int_eq(kart_cond_notify_all(NULL, &l), -EINVAL);
     ck_assert_int_eq(kart_cond_notify_all(&c, NULL), -EINVAL);
     /* Nobody waits: notifying is fine. */
@@ -777,7 +779,7 @@ START_TEST(cond_wait_times_out_with_lock_held_again)
     ck_assert_int_eq(kart_cond_wait(&c, &l, 0), -ETIMEDOUT);
     ck_assert_int_eq(kart_lock_held_by_me(&l), 1);
     ck_assert_int_eq(kart_lock_release(&l), 0);
-    ck_assert_int_eq(kart_lock_destroy(&l), 0);
+    kart_lock_destroy(&l);
 }
 END_TEST
 
@@ -1210,8 +1212,8 @@ int main(void)
     tcase_add_loop_test(tc, lock_acquire_release_reports_state, 0, NKINDS);
     tcase_add_loop_test(tc, lock_release_of_free_lock_is_eperm, 0, NKINDS);
     tcase_add_loop_test(tc, lock_acquire_by_holder_is_edeadlk, 0, NKINDS);
-    tcase_add_loop_test(tc, lock_destroy_of_held_lock_is_ebusy, 0, NKINDS);
-    tcase_add_loop_test(tc, lock_held_elsewhere_is_ebusy_then_etimedout, 0, NKINDS);
+    tcase_add_loop_test(tc, lock_destroy_of_held_lock_releases_it, 0, NKINDS);
+    tcase_add_loop_test(tc, lock_held_elsewhere_is_etimedout_at_0_and_in_time, 0, NKINDS);
     tcase_add_loop_test(tc, lock_blocked_acquirer_gets_it_on_release, 0, NKINDS);
     tcase_add_loop_test(tc, lock_release_from_another_thread, 0, NKINDS);
     tcase_add_loop_test(tc, lock_timed_acquire_survives_signals, 0, NKINDS);
@@ -1236,7 +1238,7 @@ int main(void)
     tcase_add_test(tc, rlock_calls_reject_null_and_unknown_flags);
     tcase_add_loop_test(tc, rlock_depth_and_owner, 0, NKINDS);
     tcase_add_test(tc, robust_rlock_of_exited_thread_is_eownerdead);
-    tcase_add_test(tc, rlock_depth_past_int_max_is_eagain);
+    tcase_add_test(tc, rlock_depth_past_int_max_is_eoverflow);
     tcase_add_loop_test(tc, rlock_stress_with_nesting_counts_exactly, 0, NKINDS);
     suite_add_tcase(s, tc);
 

@@ -1,8 +1,8 @@
 /* Description: Queue, SimpleQueue and JoinableQueue of kart/queue.h: every
  * public function's success path and each documented error; FIFO order
  * across the ring's wrap; put_many/get_many packing and partial counts;
- * exact qsize/empty/full; close draining; timeouts never early; blocked
- * callers woken by put, get, close and task_done; named queues attached by
+ * exact qsize/empty/full; shutdown draining; timeouts never early; blocked
+ * callers woken by put, get, shutdown and task_done; named queues attached by
  * name, and queues in caller memory mapped at two addresses; the 32-bit
  * counts wrapping (set through the private layout); threads and forked
  * processes exchanging checksummed messages, each delivered exactly once.
@@ -20,13 +20,29 @@
 
 /* ---- helpers ---- */
 
-static kart_queue *make(size_t cap, unsigned flags)
+#define JOINABLE true
+
+static kart_queue *make(size_t cap, bool joinable)
 {
     kart_queue *q = NULL;
-    kart_queue_options o = {.capacity = cap, .flags = flags};
+    kart_queue_options o = {.capacity = cap, .joinable = joinable};
     ck_assert_int_eq(kart_queue_create(&q, &o), 0);
     ck_assert_ptr_nonnull(q);
     return q;
+}
+
+static size_t qsize_of(kart_queue *q)
+{
+    size_t n = 12345;
+    ck_assert_int_eq(kart_queue_qsize(q, &n), 0);
+    return n;
+}
+
+static size_t unfinished_of(kart_queue *q)
+{
+    size_t n = 12345;
+    ck_assert_int_eq(kart_queue_unfinished(q, &n), 0);
+    return n;
 }
 
 static void put_str(kart_queue *q, const char *s)
@@ -77,9 +93,6 @@ START_TEST(create_rejects_bad_arguments)
     o.capacity = (size_t)KART_QUEUE_MAX_CAPACITY + 1;
     ck_assert_int_eq(kart_queue_create(&q, &o), -EINVAL);
     o.capacity = 0;
-    o.flags = 0x80;
-    ck_assert_int_eq(kart_queue_create(&q, &o), -EINVAL);
-    o.flags = 0;
     const char *bad[] = {"", "/", "noslash", "/a/b", NULL};
     for (int i = 0; bad[i]; i++) {
         o.name = bad[i];
@@ -101,28 +114,29 @@ START_TEST(create_defaults_and_kinds)
 {
     kart_queue *q;
     ck_assert_int_eq(kart_queue_create(&q, NULL), 0);
-    ck_assert_int_eq(kart_queue_capacity(q), (long)KART_QUEUE_DEFAULT_CAPACITY);
+    ck_assert_uint_eq(kart_queue_capacity(q), KART_QUEUE_DEFAULT_CAPACITY);
     ck_assert_int_eq(kart_queue_task_done(q), -ENOTSUP);
     ck_assert_int_eq(kart_queue_join(q, 0), -ENOTSUP);
-    ck_assert_int_eq(kart_queue_unfinished(q), -ENOTSUP);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    size_t n;
+    ck_assert_int_eq(kart_queue_unfinished(q, &n), -ENOTSUP);
+    kart_queue_free(q);
 
     ck_assert_int_eq(kart_simplequeue_create(&q), 0);
-    ck_assert_int_eq(kart_queue_capacity(q), (long)KART_SIMPLEQUEUE_CAPACITY);
+    ck_assert_uint_eq(kart_queue_capacity(q), KART_SIMPLEQUEUE_CAPACITY);
     ck_assert_int_eq(kart_queue_task_done(q), -ENOTSUP);
     put_str(q, "simple");
     get_str(q, "simple");
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 
     ck_assert_int_eq(kart_joinablequeue_create(&q, 0), 0);
-    ck_assert_int_eq(kart_queue_capacity(q), (long)KART_QUEUE_DEFAULT_CAPACITY);
-    ck_assert_int_eq(kart_queue_unfinished(q), 0);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_uint_eq(kart_queue_capacity(q), KART_QUEUE_DEFAULT_CAPACITY);
+    ck_assert_int_eq(unfinished_of(q), 0);
+    kart_queue_free(q);
 
     /* Capacity is rounded up to a multiple of 8. */
     q = make(21, 0);
-    ck_assert_int_eq(kart_queue_capacity(q), 24);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_uint_eq(kart_queue_capacity(q), 24);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -135,19 +149,28 @@ START_TEST(null_queue_everywhere)
     ck_assert_int_eq(kart_queue_put_many(NULL, &v, 1, 0), -EINVAL);
     ck_assert_int_eq(kart_queue_get(NULL, buf, 8, &len, 0), -EINVAL);
     ck_assert_int_eq(kart_queue_get_many(NULL, buf, 8, &v, 1, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_qsize(NULL), -EINVAL);
+    size_t n;
+    ck_assert_int_eq(kart_queue_qsize(NULL, &n), -EINVAL);
     ck_assert_int_eq(kart_queue_empty(NULL), -EINVAL);
     ck_assert_int_eq(kart_queue_full(NULL), -EINVAL);
-    ck_assert_int_eq(kart_queue_capacity(NULL), -EINVAL);
-    ck_assert_int_eq(kart_queue_close(NULL), -EINVAL);
-    ck_assert_int_eq(kart_queue_closed(NULL), -EINVAL);
+    ck_assert_uint_eq(kart_queue_capacity(NULL), 0);
+    ck_assert_int_eq(kart_queue_shutdown(NULL, false), -EINVAL);
+    ck_assert_int_eq(kart_queue_shutdown(NULL, true), -EINVAL);
+    ck_assert_int_eq(kart_queue_is_shutdown(NULL), -EINVAL);
     ck_assert_int_eq(kart_queue_task_done(NULL), -EINVAL);
     ck_assert_int_eq(kart_queue_join(NULL, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_unfinished(NULL), -EINVAL);
-    ck_assert_int_eq(kart_queue_free(NULL), -EINVAL);
-    /* Not a queue: its magic is missing. */
+    ck_assert_int_eq(kart_queue_unfinished(NULL, &n), -EINVAL);
+    kart_queue_free(NULL); /* ignored */
+    /* Not a queue (its magic is missing): ignored, nothing unmapped. */
     static _Alignas(64) uint64_t junk[64];
-    ck_assert_int_eq(kart_queue_free((kart_queue *)junk), -EINVAL);
+    junk[1] = 64;
+    kart_queue_free((kart_queue *)junk);
+    ck_assert_uint_eq(junk[1], 64);
+    /* NULL out parameters. */
+    kart_queue *q = make(64, JOINABLE);
+    ck_assert_int_eq(kart_queue_qsize(q, NULL), -EINVAL);
+    ck_assert_int_eq(kart_queue_unfinished(q, NULL), -EINVAL);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -155,26 +178,26 @@ START_TEST(named_create_open_unlink)
 {
     const char *name = unique_name("named");
     kart_queue *a, *b;
-    kart_queue_options o = {.capacity = 4096, .name = name, .flags = KART_QUEUE_JOINABLE};
+    kart_queue_options o = {.capacity = 4096, .name = name, .joinable = true};
     ck_assert_int_eq(kart_queue_create(&a, &o), 0);
     ck_assert_int_eq(kart_queue_create(&b, &o), -EEXIST);
     ck_assert_int_eq(kart_queue_open(&b, name), 0);
     ck_assert_ptr_ne(a, b); /* two mappings of one queue */
-    ck_assert_int_eq(kart_queue_capacity(b), 4096);
+    ck_assert_uint_eq(kart_queue_capacity(b), 4096);
     put_str(a, "through a name");
-    ck_assert_int_eq(kart_queue_qsize(b), 1);
+    ck_assert_int_eq(qsize_of(b), 1);
     get_str(b, "through a name");
-    ck_assert_int_eq(kart_queue_unfinished(a), 1);
+    ck_assert_int_eq(unfinished_of(a), 1);
     ck_assert_int_eq(kart_queue_task_done(b), 0);
     ck_assert_int_eq(kart_queue_join(a, 0), 0);
-    ck_assert_int_eq(kart_queue_free(b), 0);
+    kart_queue_free(b);
     ck_assert_int_eq(kart_queue_unlink(name), 0);
     ck_assert_int_eq(kart_queue_unlink(name), -ENOENT);
     ck_assert_int_eq(kart_queue_open(&b, name), -ENOENT);
     /* The creator's mapping outlives the name. */
     put_str(a, "still here");
     get_str(a, "still here");
-    ck_assert_int_eq(kart_queue_free(a), 0);
+    kart_queue_free(a);
 }
 END_TEST
 
@@ -209,37 +232,50 @@ END_TEST
  * addresses, stands for memory shared by other means. */
 START_TEST(init_and_attach_in_caller_memory)
 {
-    long need = kart_queue_footprint(4096);
-    ck_assert_int_gt(need, 4096);
-    ck_assert_int_eq(kart_queue_footprint(0), kart_queue_footprint(KART_QUEUE_DEFAULT_CAPACITY));
-    ck_assert_int_eq(kart_queue_footprint(3), -EINVAL);
+    size_t need = 0, dflt = 0, max = 0;
+    ck_assert_int_eq(kart_queue_footprint(4096, &need), 0);
+    ck_assert_uint_gt(need, 4096);
+    ck_assert_int_eq(kart_queue_footprint(0, &dflt), 0);
+    ck_assert_int_eq(kart_queue_footprint(KART_QUEUE_DEFAULT_CAPACITY, &max), 0);
+    ck_assert_uint_eq(dflt, max);
+    ck_assert_int_eq(kart_queue_footprint(3, &max), -EINVAL);
+    ck_assert_int_eq(kart_queue_footprint(4096, NULL), -EINVAL);
     int fd = memfd_create("kart-queue-test", MFD_CLOEXEC);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(ftruncate(fd, need), 0);
-    char *a = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    char *b = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *a = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *b = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     ck_assert_ptr_ne(a, MAP_FAILED);
     ck_assert_ptr_ne(b, MAP_FAILED);
     ck_assert_ptr_ne(a, b);
 
     kart_queue *qa, *qb;
-    ck_assert_int_eq(kart_queue_attach(&qb, b, (size_t)need), -EAGAIN); /* zeroed */
-    ck_assert_int_eq(kart_queue_init(NULL, a, (size_t)need, 4096, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_init(&qa, NULL, (size_t)need, 4096, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_init(&qa, a + 8, (size_t)need, 4096, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need, 3, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need, 4096, 0x40), -EINVAL);
-    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need - 1, 4096, 0), -ENOSPC);
-    ck_assert_int_eq(kart_queue_init(&qa, a, (size_t)need, 4096, KART_QUEUE_JOINABLE), 0);
+    ck_assert_int_eq(kart_queue_attach(&qb, b, need), -EAGAIN); /* zeroed */
+    kart_queue_options o = {.capacity = 4096};
+    ck_assert_int_eq(kart_queue_init(NULL, a, need, &o), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, NULL, need, &o), -EINVAL);
+    ck_assert_int_eq(kart_queue_init(&qa, a + 8, need, &o), -EINVAL);
+    o.capacity = 3;
+    ck_assert_int_eq(kart_queue_init(&qa, a, need, &o), -EINVAL);
+    o.capacity = 4096;
+    o.name = "/a-name";
+    ck_assert_int_eq(kart_queue_init(&qa, a, need, &o), -EINVAL);
+    o.name = NULL;
+    o.mode = 0600;
+    ck_assert_int_eq(kart_queue_init(&qa, a, need, &o), -EINVAL);
+    o.mode = 0;
+    ck_assert_int_eq(kart_queue_init(&qa, a, need - 1, &o), -ENOSPC);
+    o.joinable = true;
+    ck_assert_int_eq(kart_queue_init(&qa, a, need, &o), 0);
     ck_assert_ptr_eq(qa, (kart_queue *)a);
 
-    ck_assert_int_eq(kart_queue_attach(NULL, b, (size_t)need), -EINVAL);
-    ck_assert_int_eq(kart_queue_attach(&qb, NULL, (size_t)need), -EINVAL);
-    ck_assert_int_eq(kart_queue_attach(&qb, b + 8, (size_t)need), -EINVAL);
+    ck_assert_int_eq(kart_queue_attach(NULL, b, need), -EINVAL);
+    ck_assert_int_eq(kart_queue_attach(&qb, NULL, need), -EINVAL);
+    ck_assert_int_eq(kart_queue_attach(&qb, b + 8, need), -EINVAL);
     ck_assert_int_eq(kart_queue_attach(&qb, b, 64), -ENOSPC);
-    ck_assert_int_eq(kart_queue_attach(&qb, b, (size_t)need - 8), -ENOSPC);
-    ck_assert_int_eq(kart_queue_attach(&qb, b, (size_t)need), 0);
-    ck_assert_int_eq(kart_queue_capacity(qb), 4096);
+    ck_assert_int_eq(kart_queue_attach(&qb, b, need - 8), -ENOSPC);
+    ck_assert_int_eq(kart_queue_attach(&qb, b, need), 0);
+    ck_assert_uint_eq(kart_queue_capacity(qb), 4096);
     put_str(qa, "from a");
     get_str(qb, "from a");
     ck_assert_int_eq(kart_queue_task_done(qb), 0);
@@ -248,9 +284,9 @@ START_TEST(init_and_attach_in_caller_memory)
     /* A process that maps the memfd on its own. */
     pid_t pid = kt_fork();
     if (pid == 0) {
-        char *c = mmap(NULL, (size_t)need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        char *c = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         kart_queue *qc;
-        if (c == MAP_FAILED || kart_queue_attach(&qc, c, (size_t)need) != 0)
+        if (c == MAP_FAILED || kart_queue_attach(&qc, c, need) != 0)
             _exit(1);
         _exit(kart_queue_put(qc, "from c", 6, -1) == 0 ? 0 : 2);
     }
@@ -258,12 +294,12 @@ START_TEST(init_and_attach_in_caller_memory)
     get_str(qa, "from c");
 
     /* free leaves caller memory mapped. */
-    ck_assert_int_eq(kart_queue_free(qa), 0);
-    ck_assert_int_eq(kart_queue_free(qb), 0);
+    kart_queue_free(qa);
+    kart_queue_free(qb);
     put_str(qb, "still mapped");
     get_str(qa, "still mapped");
-    ck_assert_int_eq(munmap(a, (size_t)need), 0);
-    ck_assert_int_eq(munmap(b, (size_t)need), 0);
+    ck_assert_int_eq(munmap(a, need), 0);
+    ck_assert_int_eq(munmap(b, need), 0);
     close(fd);
 
     /* Not a queue; a queue kart_queue_create made (attach it by name). */
@@ -271,8 +307,10 @@ START_TEST(init_and_attach_in_caller_memory)
     memset(junk, 0x5a, sizeof(junk));
     ck_assert_int_eq(kart_queue_attach(&qb, junk, sizeof(junk)), -EINVAL);
     kart_queue *made = make(64, 0);
-    ck_assert_int_eq(kart_queue_attach(&qb, made, (size_t)kart_queue_footprint(64)), -EINVAL);
-    ck_assert_int_eq(kart_queue_free(made), 0);
+    size_t foot;
+    ck_assert_int_eq(kart_queue_footprint(64, &foot), 0);
+    ck_assert_int_eq(kart_queue_attach(&qb, made, foot), -EINVAL);
+    kart_queue_free(made);
 }
 END_TEST
 
@@ -284,7 +322,7 @@ START_TEST(fifo_and_sizes)
     put_str(q, "one");
     put_str(q, "");
     put_str(q, "three");
-    ck_assert_int_eq(kart_queue_qsize(q), 3);
+    ck_assert_int_eq(qsize_of(q), 3);
     get_str(q, "one");
     get_str(q, "");
     get_str(q, "three");
@@ -299,7 +337,7 @@ START_TEST(fifo_and_sizes)
     ck_assert_int_eq(kart_queue_get(q, out, sizeof(out), &len, 0), 0);
     ck_assert_uint_eq(len, sizeof(big));
     ck_assert_int_eq(memcmp(big, out, len), 0);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -323,8 +361,8 @@ START_TEST(wraps_around)
             ck_assert_int_eq(memcmp(msg, out, n), 0);
         }
     }
-    ck_assert_int_eq(kart_queue_qsize(q), 0);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_int_eq(qsize_of(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -336,16 +374,16 @@ START_TEST(put_errors)
     ck_assert_int_eq(kart_queue_put(q, NULL, 0, 0), 0); /* an empty message */
     ck_assert_int_eq(kart_queue_put(q, buf, 61, 0), -EMSGSIZE);
     ck_assert_int_eq(kart_queue_put(q, buf, (size_t)-1, 0), -EMSGSIZE);
-    ck_assert_int_eq(kart_queue_qsize(q), 1);
+    ck_assert_int_eq(qsize_of(q), 1);
     /* 8 + 56 = 64 bytes: full. */
     ck_assert_int_eq(kart_queue_put(q, buf, 52, 0), 0);
     ck_assert_int_eq(kart_queue_full(q), 1);
-    ck_assert_int_eq(kart_queue_put(q, NULL, 0, 0), -EAGAIN);
+    ck_assert_int_eq(kart_queue_put(q, NULL, 0, 0), -ETIMEDOUT);
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_queue_put(q, buf, 1, 30 * KT_MS), -ETIMEDOUT);
     ASSERT_NOT_EARLY(t0, 30 * KT_MS);
-    ck_assert_int_eq(kart_queue_qsize(q), 2);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_int_eq(qsize_of(q), 2);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -359,7 +397,7 @@ START_TEST(get_errors)
     ck_assert_int_eq(kart_queue_get(q, NULL, 4, &len, 0), -EINVAL);
     ck_assert_int_eq(kart_queue_get_many(q, buf, sizeof(buf), NULL, 1, 0), -EINVAL);
     ck_assert_int_eq(kart_queue_get_many(q, buf, sizeof(buf), &v, 0, 0), -EINVAL);
-    ck_assert_int_eq(kart_queue_get(q, buf, sizeof(buf), &len, 0), -EAGAIN);
+    ck_assert_int_eq(kart_queue_get(q, buf, sizeof(buf), &len, 0), -ETIMEDOUT);
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_queue_get(q, buf, sizeof(buf), &len, 30 * KT_MS), -ETIMEDOUT);
     ASSERT_NOT_EARLY(t0, 30 * KT_MS);
@@ -370,13 +408,13 @@ START_TEST(get_errors)
     ck_assert_int_eq(kart_queue_get(q, NULL, 0, &len, -1), -ENOBUFS);
     ck_assert_int_eq(kart_queue_get_many(q, buf, sizeof(buf), &v, 4, 0), -ENOBUFS);
     ck_assert_uint_eq(v.iov_len, 20);
-    ck_assert_int_eq(kart_queue_qsize(q), 1);
+    ck_assert_int_eq(qsize_of(q), 1);
     get_str(q, "twenty bytes exactly");
     /* A zero-length message fits a NULL buffer. */
     ck_assert_int_eq(kart_queue_put(q, NULL, 0, 0), 0);
     ck_assert_int_eq(kart_queue_get(q, NULL, 0, &len, 0), 0);
     ck_assert_uint_eq(len, 0);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -391,9 +429,9 @@ START_TEST(put_many_and_get_many)
     ck_assert_int_eq(kart_queue_put_many(q, bad, 2, 0), -EINVAL);
     struct iovec huge[2] = {{"ok", 2}, {big, sizeof(big)}};
     ck_assert_int_eq(kart_queue_put_many(q, huge, 2, 0), -EMSGSIZE);
-    ck_assert_int_eq(kart_queue_qsize(q), 0); /* nothing put */
+    ck_assert_int_eq(qsize_of(q), 0); /* nothing put */
     ck_assert_int_eq(kart_queue_put_many(q, in, 4, 0), 4);
-    ck_assert_int_eq(kart_queue_qsize(q), 4);
+    ck_assert_int_eq(qsize_of(q), 4);
 
     /* get_many packs them; a too-small buffer stops after what fits. */
     char buf[64];
@@ -410,17 +448,17 @@ START_TEST(put_many_and_get_many)
     ck_assert_int_eq(memcmp(out[0].iov_base, "delta", 5), 0);
     ck_assert_int_eq(kart_queue_get_many(q, buf, sizeof(buf), out, 8, 0), 1);
     ck_assert_int_eq(memcmp(out[0].iov_base, "echo", 4), 0);
-    ck_assert_int_eq(kart_queue_get_many(q, buf, sizeof(buf), out, 8, 0), -EAGAIN);
+    ck_assert_int_eq(kart_queue_get_many(q, buf, sizeof(buf), out, 8, 0), -ETIMEDOUT);
 
     /* put_many stops at the first that does not fit: 128 bytes hold two
      * 60-byte messages (64 each) and not a third. */
     struct iovec three[3] = {{big, 60}, {big, 60}, {big, 60}};
     ck_assert_int_eq(kart_queue_put_many(q, three, 3, 0), 2);
-    ck_assert_int_eq(kart_queue_put_many(q, three, 3, 0), -EAGAIN);
+    ck_assert_int_eq(kart_queue_put_many(q, three, 3, 0), -ETIMEDOUT);
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_queue_put_many(q, three, 1, 20 * KT_MS), -ETIMEDOUT);
     ASSERT_NOT_EARLY(t0, 20 * KT_MS);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -429,11 +467,11 @@ START_TEST(qsize_empty_full_exact)
     kart_queue *q = make(64, 0);
     ck_assert_int_eq(kart_queue_empty(q), 1);
     ck_assert_int_eq(kart_queue_full(q), 0);
-    ck_assert_int_eq(kart_queue_qsize(q), 0);
+    ck_assert_int_eq(qsize_of(q), 0);
     for (int i = 0; i < 8; i++) {
         ck_assert_int_eq(kart_queue_full(q), 0);
         ck_assert_int_eq(kart_queue_put(q, "abcd", 4, 0), 0);
-        ck_assert_int_eq(kart_queue_qsize(q), i + 1);
+        ck_assert_int_eq(qsize_of(q), i + 1);
         ck_assert_int_eq(kart_queue_empty(q), 0);
     }
     ck_assert_int_eq(kart_queue_full(q), 1);
@@ -441,8 +479,8 @@ START_TEST(qsize_empty_full_exact)
     size_t len;
     ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), 0);
     ck_assert_int_eq(kart_queue_full(q), 0);
-    ck_assert_int_eq(kart_queue_qsize(q), 7);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_int_eq(qsize_of(q), 7);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -450,7 +488,7 @@ END_TEST
  * the joinable count must not notice. */
 START_TEST(counts_wrap)
 {
-    kart_queue *q = make(256, KART_QUEUE_JOINABLE);
+    kart_queue *q = make(256, JOINABLE);
     uint64_t start = (uint64_t)0xfffffff0u << 32;
     atomic_store(&q->tail, start);
     atomic_store(&q->head, start);
@@ -462,8 +500,8 @@ START_TEST(counts_wrap)
     for (int i = 0; i < 40; i++) {
         ck_assert_int_eq(kart_queue_put(q, &i, 4, 0), 0);
         ck_assert_int_eq(kart_queue_put(q, &i, 4, 0), 0);
-        ck_assert_int_eq(kart_queue_qsize(q), 2);
-        ck_assert_int_eq(kart_queue_unfinished(q), 2);
+        ck_assert_int_eq(qsize_of(q), 2);
+        ck_assert_int_eq(unfinished_of(q), 2);
         ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), 0);
         ck_assert_int_eq(memcmp(b, &i, 4), 0);
         ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), 0);
@@ -477,33 +515,74 @@ START_TEST(counts_wrap)
     for (int i = 0; i < 32; i++)
         ck_assert_int_eq(kart_queue_put(q, &i, 4, 0), 0);
     ck_assert_int_eq(kart_queue_full(q), 1);
-    ck_assert_int_eq(kart_queue_qsize(q), 32);
-    ck_assert_int_eq(kart_queue_put(q, b, 0, 0), -EAGAIN);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_int_eq(qsize_of(q), 32);
+    ck_assert_int_eq(kart_queue_put(q, b, 0, 0), -ETIMEDOUT);
+    kart_queue_free(q);
 }
 END_TEST
 
-/* ---- close ---- */
+/* ---- shutdown ---- */
 
-START_TEST(close_drains_then_epipe)
+START_TEST(shutdown_drains_then_eshutdown)
 {
     kart_queue *q = make(256, 0);
     put_str(q, "left");
     put_str(q, "over");
-    ck_assert_int_eq(kart_queue_closed(q), 0);
-    ck_assert_int_eq(kart_queue_close(q), 0);
-    ck_assert_int_eq(kart_queue_close(q), 0);
-    ck_assert_int_eq(kart_queue_closed(q), 1);
-    ck_assert_int_eq(kart_queue_put(q, "x", 1, -1), -EPIPE);
+    ck_assert_int_eq(kart_queue_is_shutdown(q), 0);
+    ck_assert_int_eq(kart_queue_shutdown(q, false), 0);
+    ck_assert_int_eq(kart_queue_shutdown(q, false), 0);
+    ck_assert_int_eq(kart_queue_is_shutdown(q), 1);
+    ck_assert_int_eq(kart_queue_put(q, "x", 1, -1), -ESHUTDOWN);
     struct iovec v = {"x", 1};
-    ck_assert_int_eq(kart_queue_put_many(q, &v, 1, 0), -EPIPE);
+    ck_assert_int_eq(kart_queue_put_many(q, &v, 1, 0), -ESHUTDOWN);
     get_str(q, "left");
     get_str(q, "over");
     char b[8];
     size_t len;
-    ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, -1), -EPIPE);
-    ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), -EPIPE);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, -1), -ESHUTDOWN);
+    ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), -ESHUTDOWN);
+    kart_queue_free(q);
+}
+END_TEST
+
+START_TEST(immediate_shutdown_drops_what_is_left)
+{
+    kart_queue *q = make(256, 0);
+    put_str(q, "dropped");
+    put_str(q, "too");
+    ck_assert_int_eq(kart_queue_shutdown(q, true), 0);
+    ck_assert_int_eq(kart_queue_is_shutdown(q), 1);
+    ck_assert_uint_eq(qsize_of(q), 0);
+    char b[16];
+    size_t len;
+    ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, 0), -ESHUTDOWN);
+    ck_assert_int_eq(kart_queue_put(q, "x", 1, 0), -ESHUTDOWN);
+    kart_queue_free(q);
+
+    /* A plain shutdown, then an immediate one: what was left goes. */
+    q = make(256, 0);
+    put_str(q, "kept");
+    put_str(q, "then dropped");
+    ck_assert_int_eq(kart_queue_shutdown(q, false), 0);
+    get_str(q, "kept");
+    ck_assert_int_eq(kart_queue_shutdown(q, true), 0);
+    ck_assert_int_eq(kart_queue_get(q, b, sizeof(b), &len, -1), -ESHUTDOWN);
+    kart_queue_free(q);
+
+    /* JoinableQueue: the dropped ones count as done, the taken one not
+     * until its task_done (Python 3.13's shutdown(immediate=True)). */
+    q = make(256, JOINABLE);
+    put_str(q, "taken");
+    put_str(q, "dropped 1");
+    put_str(q, "dropped 2");
+    get_str(q, "taken");
+    ck_assert_int_eq(kart_queue_shutdown(q, true), 0);
+    ck_assert_uint_eq(unfinished_of(q), 1);
+    ck_assert_int_eq(kart_queue_join(q, 0), -ETIMEDOUT);
+    ck_assert_int_eq(kart_queue_task_done(q), 0);
+    ck_assert_int_eq(kart_queue_join(q, 0), 0);
+    ck_assert_int_eq(kart_queue_task_done(q), KART_ETASKDONE);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -528,27 +607,51 @@ static void *blocked_put(void *arg)
     return NULL;
 }
 
-START_TEST(close_wakes_blocked_callers)
+static void *blocked_join(void *arg)
+{
+    waiter *w = arg;
+    w->r = kart_queue_join(w->q, -1);
+    return NULL;
+}
+
+/* An immediate shutdown wakes a joiner once nothing taken is pending. */
+START_TEST(immediate_shutdown_wakes_join)
+{
+    kart_queue *q = make(256, JOINABLE);
+    put_str(q, "never taken");
+    waiter j = {q, 1, 0, {0}};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, blocked_join, &j), 0);
+    usleep(20000);
+    ck_assert_int_eq(j.r, 1); /* still waiting */
+    ck_assert_int_eq(kart_queue_shutdown(q, true), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(j.r, 0);
+    kart_queue_free(q);
+}
+END_TEST
+
+START_TEST(shutdown_wakes_blocked_callers)
 {
     kart_queue *q = make(16, 0);
     waiter g = {q, 1, 0, {0}}, p = {q, 1, 0, {0}};
     pthread_t tg, tp;
     ck_assert_int_eq(pthread_create(&tg, NULL, blocked_get, &g), 0);
     usleep(20000);
-    ck_assert_int_eq(kart_queue_close(q), 0);
+    ck_assert_int_eq(kart_queue_shutdown(q, false), 0);
     ck_assert_int_eq(pthread_join(tg, NULL), 0);
-    ck_assert_int_eq(g.r, -EPIPE);
+    ck_assert_int_eq(g.r, -ESHUTDOWN);
 
     kart_queue *q2 = make(16, 0);
     ck_assert_int_eq(kart_queue_put(q2, "12345678", 8, 0), 0); /* 16: full */
     p.q = q2;
     ck_assert_int_eq(pthread_create(&tp, NULL, blocked_put, &p), 0);
     usleep(20000);
-    ck_assert_int_eq(kart_queue_close(q2), 0);
+    ck_assert_int_eq(kart_queue_shutdown(q2, false), 0);
     ck_assert_int_eq(pthread_join(tp, NULL), 0);
-    ck_assert_int_eq(p.r, -EPIPE);
-    ck_assert_int_eq(kart_queue_free(q), 0);
-    ck_assert_int_eq(kart_queue_free(q2), 0);
+    ck_assert_int_eq(p.r, -ESHUTDOWN);
+    kart_queue_free(q);
+    kart_queue_free(q2);
 }
 END_TEST
 
@@ -571,7 +674,7 @@ START_TEST(put_and_get_wake_each_other)
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert_int_eq(p.r, 0);
     get_str(q, "late");
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -579,14 +682,14 @@ END_TEST
 
 START_TEST(task_done_past_puts)
 {
-    kart_queue *q = make(256, KART_QUEUE_JOINABLE);
+    kart_queue *q = make(256, JOINABLE);
     ck_assert_int_eq(kart_queue_task_done(q), KART_ETASKDONE);
     ck_assert_str_eq(kart_err_name(KART_ETASKDONE), "KART_ETASKDONE");
     ck_assert_str_ne(kart_strerror(KART_ETASKDONE), "unknown error");
     put_str(q, "a");
     put_str(q, "b");
-    ck_assert_int_eq(kart_queue_unfinished(q), 2);
-    ck_assert_int_eq(kart_queue_join(q, 0), -EAGAIN);
+    ck_assert_int_eq(unfinished_of(q), 2);
+    ck_assert_int_eq(kart_queue_join(q, 0), -ETIMEDOUT);
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_queue_join(q, 30 * KT_MS), -ETIMEDOUT);
     ASSERT_NOT_EARLY(t0, 30 * KT_MS);
@@ -594,10 +697,10 @@ START_TEST(task_done_past_puts)
     ck_assert_int_eq(kart_queue_task_done(q), 0);
     ck_assert_int_eq(kart_queue_task_done(q), 0);
     ck_assert_int_eq(kart_queue_task_done(q), KART_ETASKDONE);
-    ck_assert_int_eq(kart_queue_unfinished(q), 0);
+    ck_assert_int_eq(unfinished_of(q), 0);
     ck_assert_int_eq(kart_queue_join(q, 0), 0);
     ck_assert_int_eq(kart_queue_join(q, -1), 0);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -616,16 +719,16 @@ static void *worker_done(void *arg)
 
 START_TEST(join_waits_for_all)
 {
-    kart_queue *q = make(4096, KART_QUEUE_JOINABLE);
+    kart_queue *q = make(4096, JOINABLE);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, worker_done, q), 0);
     for (int i = 0; i < 100; i++)
         put_str(q, "job");
     ck_assert_int_eq(kart_queue_join(q, -1), 0);
-    ck_assert_int_eq(kart_queue_unfinished(q), 0);
-    ck_assert_int_eq(kart_queue_qsize(q), 0);
+    ck_assert_int_eq(unfinished_of(q), 0);
+    ck_assert_int_eq(qsize_of(q), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
-    ck_assert_int_eq(kart_queue_free(q), 0);
+    kart_queue_free(q);
 }
 END_TEST
 
@@ -698,7 +801,7 @@ static void consume(mpmc *m)
     for (int n = 0;; n++) {
         int k = n % 2 ? kart_queue_get_many(m->q, buf, sizeof(buf), v, 4, -1)
                       : kart_queue_get_many(m->q, buf, 300, v, 1, -1);
-        if (k == -EPIPE)
+        if (k == -ESHUTDOWN)
             return;
         if (k < 1) {
             atomic_store(&m->bad, 2);
@@ -751,11 +854,11 @@ START_TEST(threads_exchange_exactly_once)
     }
     for (int i = 0; i < NPROD; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
-    ck_assert_int_eq(kart_queue_close(m->q), 0);
+    ck_assert_int_eq(kart_queue_shutdown(m->q, false), 0);
     for (int i = NPROD; i < NPROD + NCONS; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     check_all_seen(m);
-    ck_assert_int_eq(kart_queue_free(m->q), 0);
+    kart_queue_free(m->q);
     free(m);
 }
 END_TEST
@@ -777,11 +880,11 @@ START_TEST(processes_exchange_exactly_once)
     }
     for (int i = 0; i < NPROD; i++)
         reap(pid[i]);
-    ck_assert_int_eq(kart_queue_close(m->q), 0);
+    ck_assert_int_eq(kart_queue_shutdown(m->q, false), 0);
     for (int i = NPROD; i < NPROD + NCONS; i++)
         reap(pid[i]);
     check_all_seen(m);
-    ck_assert_int_eq(kart_queue_free(m->q), 0);
+    kart_queue_free(m->q);
     munmap(m, sizeof(*m));
 }
 END_TEST
@@ -801,8 +904,9 @@ START_TEST(process_attached_by_name)
     pid_t pid = kt_fork();
     if (pid == 0) {
         kart_queue *in, *out;
-        if (kart_queue_free(req) || kart_queue_free(rep) || kart_queue_open(&in, req_name) ||
-            kart_queue_open(&out, rep_name))
+        kart_queue_free(req);
+        kart_queue_free(rep);
+        if (kart_queue_open(&in, req_name) || kart_queue_open(&out, rep_name))
             _exit(1);
         char b[64];
         size_t len;
@@ -813,7 +917,9 @@ START_TEST(process_attached_by_name)
             if (kart_queue_put(out, &i, 4, -1) != 0)
                 _exit(3);
         }
-        _exit(kart_queue_free(in) || kart_queue_free(out) ? 4 : 0);
+        kart_queue_free(in);
+        kart_queue_free(out);
+        _exit(0);
     }
     char b[64];
     size_t len;
@@ -825,8 +931,8 @@ START_TEST(process_attached_by_name)
     reap(pid);
     ck_assert_int_eq(kart_queue_unlink(req_name), 0);
     ck_assert_int_eq(kart_queue_unlink(rep_name), 0);
-    ck_assert_int_eq(kart_queue_free(req), 0);
-    ck_assert_int_eq(kart_queue_free(rep), 0);
+    kart_queue_free(req);
+    kart_queue_free(rep);
 }
 END_TEST
 
@@ -848,13 +954,15 @@ int main(void)
     tcase_add_test(tc, put_errors);
     tcase_add_test(tc, get_errors);
     tcase_add_test(tc, put_many_and_get_many);
+    tcase_add_test(tc, immediate_shutdown_drops_what_is_left);
+    tcase_add_test(tc, immediate_shutdown_wakes_join);
     tcase_add_test(tc, qsize_empty_full_exact);
     tcase_add_test(tc, counts_wrap);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("close_and_wake");
-    tcase_add_test(tc, close_drains_then_epipe);
-    tcase_add_test(tc, close_wakes_blocked_callers);
+    tc = tcase_create("shutdown_and_wake");
+    tcase_add_test(tc, shutdown_drains_then_eshutdown);
+    tcase_add_test(tc, shutdown_wakes_blocked_callers);
     tcase_add_test(tc, put_and_get_wake_each_other);
     suite_add_tcase(s, tc);
 

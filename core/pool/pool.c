@@ -99,9 +99,9 @@ static int place(kart_pool *p, const kart_pool_options *o, int **node_of, bool *
     if (o->kind == KART_POOL_INLINE)
         W = 0;
     else if (o->placement == KART_POOL_PLACE_PER_NODE)
-        W = o->per_node * nwc;
+        W = (int)o->per_node * nwc;
     else
-        W = o->workers ? o->workers : usable_cpus();
+        W = o->workers ? (int)o->workers : usable_cpus();
     int *nodes = calloc((size_t)(W ? W : 1), sizeof(int));
     if (!nodes)
         return -ENOMEM;
@@ -119,7 +119,7 @@ static int place(kart_pool *p, const kart_pool_options *o, int **node_of, bool *
             break;
         }
         case KART_POOL_PLACE_PER_NODE:
-            nodes[w] = with_cpus[w / o->per_node];
+            nodes[w] = with_cpus[w / (int)o->per_node];
             break;
         default: /* spread, and unplaced workers on several nodes */
             nodes[w] = with_cpus[w % nwc];
@@ -231,7 +231,7 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
              * ordinary memory. */
             if (N > 1)
                 kart_numa_bind_memory(p->heap + p->heap_next[i], p->heap_end[i] - p->heap_next[i],
-                                      p->node_ids[i]);
+                                      p->node_ids[i], NULL);
         }
     }
     return 0;
@@ -241,8 +241,8 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
 {
     kart_pool_options o = opts ? *opts : (kart_pool_options){0};
     if (!out || (unsigned)o.kind > KART_POOL_INLINE ||
-        (unsigned)o.placement > KART_POOL_PLACE_PER_NODE || o.workers < 0 ||
-        o.max_tasks_per_child < 0 || o.max_jobs < 0 || o.max_jobs > KART__POOL_MAX_JOBS ||
+        (unsigned)o.placement > KART_POOL_PLACE_PER_NODE || o.workers > KART__POOL_MAX_WORKERS ||
+        o.max_jobs > KART__POOL_MAX_JOBS || o.per_node > KART__POOL_MAX_WORKERS ||
         (o.placement == KART_POOL_PLACE_PER_NODE && o.per_node < 1))
         return -EINVAL;
     kart_pool *p = calloc(1, sizeof(*p));
@@ -256,7 +256,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->init = o.initializer;
     p->initarg = o.initarg;
     p->max_tasks = o.max_tasks_per_child;
-    p->result_size = o.result_size ? o.result_size : 64;
+    p->result_size = o.result_size ? o.result_size : KART_POOL_RESULT_SIZE;
     p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
     p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
     p->free_head = p->limbo_head = UINT32_MAX;
@@ -329,13 +329,10 @@ KART_API int kart_pool_close(kart_pool *pool)
     return 0;
 }
 
-KART_API int kart_pool_terminate(kart_pool *pool)
+/* Cancels what is queued, by reference (a slot reused since fails the
+ * generation check), pinned so that no slot is recycled under us. */
+static void cancel_queued(kart_pool *pool)
 {
-    if (!pool)
-        return -EINVAL;
-    set_state(pool, KART__POOL_TERMINATED);
-    /* Cancel what is queued, by reference (a slot reused since fails the
-     * generation check), pinned so that no slot is recycled under us. */
     uint64_t *refs;
     uint32_t k = kart__pool_collect_pushed(pool, &refs);
     int h = kart__pool_pin(pool);
@@ -346,6 +343,14 @@ KART_API int kart_pool_terminate(kart_pool *pool)
     }
     kart__pool_unpin(pool, h);
     free(refs);
+}
+
+KART_API int kart_pool_terminate(kart_pool *pool)
+{
+    if (!pool)
+        return -EINVAL;
+    set_state(pool, KART__POOL_TERMINATED);
+    cancel_queued(pool);
     /* Process workers are killed by the watcher (set_state woke it): only
      * the thread that reaps them may signal them, or a pid reaped and
      * reused meanwhile could be hit. */
@@ -357,7 +362,7 @@ KART_API int kart_pool_join(kart_pool *pool, int64_t timeout_ns)
     if (!pool)
         return -EINVAL;
     if (atomic_load(&pool->sh->state) == KART__POOL_RUNNING)
-        return KART_EPOOLRUNNING;
+        return -EBUSY;
     int64_t deadline = kart__pool_deadline(timeout_ns);
     _Atomic uint32_t *word = pool->kind == KART_POOL_PROCESSES ? &pool->watcher_done : &pool->live;
     uint32_t until = pool->kind == KART_POOL_PROCESSES ? 1 : 0;
@@ -379,10 +384,22 @@ KART_API int kart_pool_join(kart_pool *pool, int64_t timeout_ns)
     return 0;
 }
 
-KART_API int kart_pool_free(kart_pool *pool)
+KART_API int kart_pool_shutdown(kart_pool *pool, bool wait, bool cancel_futures)
 {
     if (!pool)
         return -EINVAL;
+    set_state(pool, KART__POOL_CLOSED);
+    if (cancel_futures)
+        cancel_queued(pool); /* chunks already claimed run to their end */
+    if (wait)
+        kart_pool_join(pool, -1);
+    return 0;
+}
+
+KART_API void kart_pool_free(kart_pool *pool)
+{
+    if (!pool)
+        return;
     if (atomic_load(&pool->sh->state) != KART__POOL_TERMINATED)
         kart_pool_terminate(pool);
     kart_pool_join(pool, -1);
@@ -394,6 +411,8 @@ KART_API int kart_pool_free(kart_pool *pool)
         kart__pool_cb *c = atomic_load(&j->cbs);
         while (c && c != KART__POOL_FIRED) {
             kart__pool_cb *n = c->next;
+            if (c->drop)
+                c->drop(c->arg);
             free(c);
             c = n;
         }
@@ -403,14 +422,16 @@ KART_API int kart_pool_free(kart_pool *pool)
     kart__sys_munmap(pool->arena, pool->arena_size);
     free(pool->busy_snap);
     free(pool);
-    return 0;
 }
 
 /* ---- facts ---- */
 
-KART_API int kart_pool_kind_of(const kart_pool *pool)
+KART_API int kart_pool_kind_of(const kart_pool *pool, kart_pool_kind *kind)
 {
-    return pool ? (int)pool->kind : -EINVAL;
+    if (!pool || !kind)
+        return -EINVAL;
+    *kind = pool->kind;
+    return 0;
 }
 
 KART_API int kart_pool_workers(const kart_pool *pool)
@@ -418,11 +439,11 @@ KART_API int kart_pool_workers(const kart_pool *pool)
     return pool ? pool->nworkers : -EINVAL;
 }
 
-KART_API int kart_pool_worker_info_get(const kart_pool *pool, int i, kart_pool_worker_info *info)
+KART_API int kart_pool_worker_info_get(const kart_pool *pool, size_t i, kart_pool_worker_info *info)
 {
     if (!pool || !info)
         return -EINVAL;
-    if (i < 0 || i >= pool->nworkers)
+    if (i >= (size_t)pool->nworkers)
         return -ENOENT;
     kart__pool_worker *w = &pool->workers[i];
     info->node = pool->node_ids[w->node];
@@ -430,19 +451,19 @@ KART_API int kart_pool_worker_info_get(const kart_pool *pool, int i, kart_pool_w
     info->pid = pool->kind == KART_POOL_PROCESSES ? atomic_load(&w->pid) : getpid();
     info->tid = atomic_load(&w->tid);
     info->tasks = atomic_load(&w->tasks);
-    info->generation = atomic_load(&w->generation);
+    info->generation = (size_t)atomic_load(&w->generation);
     return 0;
 }
 
-KART_API int kart_pool_node_order(const kart_pool *pool, int node, int *order, int max)
+KART_API int kart_pool_node_order(const kart_pool *pool, int node, int *order, size_t max)
 {
-    if (!pool || max < 0 || (!order && max > 0) || node < 0)
+    if (!pool || (!order && max > 0) || node < 0)
         return -EINVAL;
     int i = kart__pool_node_index(pool, node);
     if (i < 0)
         return i;
     const kart__pool_node *q = &pool->nodes[i];
-    for (int k = 0; k < q->norder && k < max; k++)
+    for (int k = 0; k < q->norder && (size_t)k < max; k++)
         order[k] = pool->node_ids[q->order[k]];
     return q->norder;
 }

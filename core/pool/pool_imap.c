@@ -143,7 +143,7 @@ KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source s
     if (!pool || !fn || !src || !out || in_size == 0 || (flags & ~KART_POOL_UNORDERED))
         return -EINVAL;
     if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
-        return KART_EPOOLCLOSED;
+        return -ESHUTDOWN;
     kart_pool_iter *it = calloc(1, sizeof(*it));
     if (!it)
         return -ENOMEM;
@@ -197,12 +197,15 @@ static iter_slot *pick(kart_pool_iter *it, bool *done)
     return best;
 }
 
-KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *result)
+KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *result,
+                                 int *task_err)
 {
-    if (!it || (!result && it->out_size))
+    if (!it || !task_err || (!result && it->out_size))
         return -EINVAL;
-    if (it->ended)
+    if (it->ended) {
+        *task_err = 0;
         return 0;
+    }
     int64_t deadline = kart__pool_deadline(timeout_ns);
     for (;;) {
         bool done;
@@ -212,7 +215,8 @@ KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *r
             it->ended = true;
             if (it->fatal)
                 return it->fatal;
-            return it->src_err;
+            *task_err = it->src_err;
+            return 0;
         }
         if (!done) {
             if (it->flags & KART_POOL_UNORDERED) {
@@ -229,13 +233,14 @@ KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *r
             if (rc)
                 return rc;
         }
-        int rc;
-        if (s->j->err) {
-            rc = s->j->err;
+        /* Items before the chunk's failing one ran; it and the rest
+         * report the chunk's error. */
+        if (s->j->err && s->pos >= atomic_load(&s->j->fail_item)) {
+            *task_err = s->j->err;
         } else {
             if (it->out_size)
                 memcpy(result, s->j->out + s->pos * it->out_size, it->out_size);
-            rc = 1;
+            *task_err = 0;
         }
         if (++s->pos == s->n) {
             drop(it, s);
@@ -246,18 +251,17 @@ KART_API int kart_pool_iter_next(kart_pool_iter *it, int64_t timeout_ns, void *r
                 it->src_end = true;
             }
         }
-        return rc;
+        return 1;
     }
 }
 
-KART_API int kart_pool_iter_free(kart_pool_iter *it)
+KART_API void kart_pool_iter_free(kart_pool_iter *it)
 {
     if (!it)
-        return -EINVAL;
+        return;
     for (int i = 0; i < it->window; i++)
         if (it->slots[i].j)
             drop(it, &it->slots[i]);
     free(it->slots);
     free(it);
-    return 0;
 }

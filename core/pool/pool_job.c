@@ -121,47 +121,83 @@ void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref)
 
 /* ---- running ---- */
 
-void kart__pool_fail_chunk(struct kart_future *j, uint32_t c, int err)
+/* In a worker process: its worker, whose `item` it keeps up to date so
+ * that the watcher can name the item it died on. NULL elsewhere. */
+kart__pool_worker *kart__pool_self;
+
+static inline size_t chunk_end(const struct kart_future *j, uint32_t c)
+{
+    size_t first = (size_t)c * j->chunk;
+    return first + j->chunk < j->n ? first + j->chunk : j->n;
+}
+
+/* Chunk c fails at `item` with err: the first failing chunk (in index
+ * order) sets the job's error, and the lowest failing item its index
+ * (chunks fail at one item at most, so both name the same chunk). The
+ * result bytes of the item and of the rest of its chunk, which did not
+ * run, are zeroed: no stale bytes pass for results. */
+void kart__pool_fail_at(struct kart_future *j, uint32_t c, size_t item, int err)
 {
     uint64_t v = ((uint64_t)c << 32) | (uint32_t)(-err);
     uint64_t cur = atomic_load(&j->fail);
     while (v < cur && !atomic_compare_exchange_weak(&j->fail, &cur, v))
         ;
+    cur = atomic_load(&j->fail_item);
+    while (item < cur && !atomic_compare_exchange_weak(&j->fail_item, &cur, (uint64_t)item))
+        ;
+    size_t last = chunk_end(j, c);
+    if (j->kind == KJ_ITEMS && j->out_size && item < last)
+        memset(j->out + item * j->out_size, 0, (last - item) * j->out_size);
+}
+
+/* Chunk c was lost with a dead worker: it fails from the item that
+ * worker was running, if that item is in c, else from its start. */
+void kart__pool_fail_lost(struct kart_future *j, uint32_t c, int err)
+{
+    size_t first = (size_t)c * j->chunk;
+    uint64_t d = atomic_load(&j->dead_item);
+    kart__pool_fail_at(j, c, d >= first && d < chunk_end(j, c) ? (size_t)d : first, err);
 }
 
 /* Runs chunk c of job j in this thread (or fails it with -ECANCELED once
  * the pool is terminated), and accounts for it. */
 void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
 {
+    if (!atomic_load_explicit(&j->started, memory_order_relaxed))
+        atomic_store_explicit(&j->started, 1, memory_order_relaxed);
+    size_t first = (size_t)c * j->chunk, last = chunk_end(j, c);
     if (atomic_load_explicit(&p->sh->state, memory_order_relaxed) == KART__POOL_TERMINATED) {
-        kart__pool_fail_chunk(j, c, -ECANCELED);
+        kart__pool_fail_at(j, c, first, -ECANCELED);
     } else if (j->kind == KJ_PTR) {
         int rc = j->pfn(j->parg, &j->pres);
         if (rc)
-            kart__pool_fail_chunk(j, c, rc);
+            kart__pool_fail_at(j, c, 0, rc);
     } else {
         /* In locals: the calls below could write anywhere, as far as the
          * compiler knows, so fields would be loaded again per item. */
         kart_task_fn fn = j->fn;
         size_t in_size = j->in_size, out_size = j->out_size;
-        size_t first = (size_t)c * j->chunk;
-        size_t last = first + j->chunk < j->n ? first + j->chunk : j->n;
         const char *in = j->in + first * in_size;
         char *out = j->out + first * out_size;
         size_t len = out_size;
+        kart__pool_worker *self = kart__pool_self;
         for (size_t i = first; i < last; i++, in += in_size, out += out_size) {
             len = out_size;
+            if (self)
+                atomic_store_explicit(&self->item, i, memory_order_relaxed);
             int rc = fn(in, in_size, out, &len);
             if (__builtin_expect(rc == 0 && len > out_size, 0))
                 rc = -EMSGSIZE;
             if (__builtin_expect(rc != 0, 0)) {
-                kart__pool_fail_chunk(j, c, rc);
+                kart__pool_fail_at(j, c, i, rc);
+                len = 0;
                 break;
             }
         }
         if (j->kind == KJ_BYTES)
             j->res_len = len;
     }
+    atomic_fetch_add_explicit(&j->items_done, last - first, memory_order_relaxed);
     if (j->st)
         atomic_store_explicit(&j->st[c], 1, memory_order_release);
 }
@@ -215,6 +251,8 @@ static void account(kart_pool *p, struct kart_future *j, uint32_t done)
 int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w)
 {
     kart__pool_worker *me = w >= 0 ? &p->workers[w] : NULL;
+    if (me && me == kart__pool_self) /* no item of this job begun yet */
+        atomic_store_explicit(&me->item, UINT64_MAX, memory_order_relaxed);
     if (me)
         atomic_store(&me->busy, KART__POOL_BUSY | ref);
     uint32_t g = (uint32_t)ref & 0xffff;
@@ -489,6 +527,7 @@ void kart__pool_publish(kart_pool *p, struct kart_future *j)
     KART__TSAN_ACQUIRE(j);
     uint64_t f = atomic_load(&j->fail);
     j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
+    atomic_store_explicit(&j->items_done, j->n, memory_order_relaxed);
     if (j->copy_out && j->n && j->out_size)
         memcpy(j->copy_out, j->out, j->n * j->out_size);
     void (*notify)(void *) = j->notify;
@@ -530,7 +569,7 @@ static uint32_t claim_rest(struct kart_future *j, uint32_t g, int err)
             if (!atomic_compare_exchange_weak(r, &v, kart__pool_rg(g, hi, hi)))
                 continue;
             for (uint32_t c = lo; c < hi; c++) {
-                kart__pool_fail_chunk(j, c, err);
+                kart__pool_fail_at(j, c, (size_t)c * j->chunk, err);
                 if (j->st)
                     atomic_store_explicit(&j->st[c], 1, memory_order_release);
             }
@@ -576,7 +615,7 @@ void kart__pool_sweep_check(kart_pool *p, struct kart_future *j)
     int err = atomic_load(&p->sh->state) == KART__POOL_TERMINATED ? -ECANCELED : KART_EWORKERDIED;
     for (uint32_t c = 0; c < j->nchunks; c++)
         if (!atomic_load_explicit(&j->st[c], memory_order_acquire)) {
-            kart__pool_fail_chunk(j, c, err);
+            kart__pool_fail_lost(j, c, err);
             atomic_store(&j->st[c], 1);
         }
     kart__pool_finish(p, j);
@@ -607,7 +646,7 @@ int kart__pool_wait_state(struct kart_future *f, int64_t deadline)
 {
     if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
         return 0;
-    if (f->pool->help && deadline != 0)
+    if (f->pool && f->pool->help && deadline != 0)
         help_queued(f->pool, f, deadline);
     for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)
         if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)

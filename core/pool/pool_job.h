@@ -102,7 +102,9 @@ static inline bool kart__pool_retiring(const kart_pool *p, kart__pool_worker *me
 }
 
 /* finishing */
-void kart__pool_fail_chunk(struct kart_future *j, uint32_t c, int err);
+extern kart__pool_worker *kart__pool_self;
+void kart__pool_fail_at(struct kart_future *j, uint32_t c, size_t item, int err);
+void kart__pool_fail_lost(struct kart_future *j, uint32_t c, int err);
 void kart__pool_finish(kart_pool *p, struct kart_future *j);
 void kart__pool_publish(kart_pool *p, struct kart_future *j);
 void kart__pool_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t gen, int err);

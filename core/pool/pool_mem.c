@@ -87,6 +87,12 @@ int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out)
     atomic_store_explicit(&j->pushed, 0, memory_order_relaxed);
     j->err = 0;
     atomic_store_explicit(&j->fail, UINT64_MAX, memory_order_relaxed);
+    atomic_store_explicit(&j->fail_item, UINT64_MAX, memory_order_relaxed);
+    atomic_store_explicit(&j->dead_item, UINT64_MAX, memory_order_relaxed);
+    atomic_store_explicit(&j->started, 0, memory_order_relaxed);
+    atomic_store_explicit(&j->items_done, 0, memory_order_relaxed);
+    j->dead_pid = 0;
+    j->dead_status = 0;
     atomic_store_explicit(&j->finished, 0, memory_order_relaxed);
     atomic_store_explicit(&j->dead_seen, 0, memory_order_relaxed);
     atomic_store_explicit(&j->waiters, 0, memory_order_relaxed);

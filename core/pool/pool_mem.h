@@ -39,6 +39,7 @@
 #define KART__POOL_LINE 64
 #define KART__POOL_INLINE 192 /* argument and result bytes kept in the slot */
 #define KART__POOL_MAX_JOBS (1 << 20)
+#define KART__POOL_MAX_WORKERS 4096
 #define KART__POOL_HELPERS 8 /* waiting threads that may help at once */
 #define KART__POOL_MAX_CHUNKS ((1u << 24) - 1)
 #define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
@@ -94,6 +95,7 @@ typedef struct kart__pool_cb {
     kart_future_cb cb;
     void *arg;
     bool on_error_only;
+    void (*drop)(void *arg); /* called instead when it will never run, or NULL */
 } kart__pool_cb;
 
 struct kart_future {
@@ -109,14 +111,24 @@ struct kart_future {
     const char *in;
     char *out;
     size_t in_size, out_size, n, chunk;
-    void *parg, *pres;          /* pointer tasks */
-    size_t res_len;             /* a submitted task's result length */
-    _Atomic uint8_t *st;        /* process pools: per-chunk 1 = done */
-    _Atomic uint64_t fail;      /* min over failed chunks of chunk << 32 | -err */
-    _Atomic uint32_t pending;   /* chunks not yet accounted */
-    _Atomic uint32_t finished;  /* 0 -> 1 by whoever finishes the job */
-    _Atomic uint32_t dead_seen; /* a worker busy on it died: sweep when idle */
-    _Atomic uint8_t st1;        /* st of a one-chunk job in a process pool */
+    void *parg, *pres;           /* pointer tasks */
+    size_t res_len;              /* a submitted task's result length */
+    _Atomic uint8_t *st;         /* process pools: per-chunk 1 = done */
+    _Atomic uint64_t fail;       /* min over failed chunks of chunk << 32 | -err */
+    _Atomic uint32_t pending;    /* chunks not yet accounted */
+    _Atomic uint32_t finished;   /* 0 -> 1 by whoever finishes the job */
+    _Atomic uint32_t dead_seen;  /* a worker busy on it died: sweep when idle */
+    _Atomic uint8_t st1;         /* st of a one-chunk job in a process pool */
+    _Atomic uint32_t started;    /* a chunk began (kart_future_running) */
+    _Atomic uint64_t items_done; /* items run or failed (map progress) */
+    _Atomic uint64_t fail_item;  /* min over failed items' indices; with one
+                                  * failing item per chunk at most, it is in
+                                  * the chunk that `fail` names */
+    /* process pools, set by the watcher when a worker busy on the job
+     * died: the item it ran, its pid and wait status */
+    _Atomic uint64_t dead_item;
+    int32_t dead_pid;
+    int dead_status;
     /* ---- the parent's side ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
     _Atomic uint32_t waiters;
@@ -166,7 +178,8 @@ typedef struct kart__pool_worker {
      * before it goes down): a worker killed asleep is taken off the count
      * by the watcher */
     _Atomic uint32_t asleep;
-    int node; /* node index */
+    _Atomic uint64_t item; /* process pools: the item it runs now */
+    int node;              /* node index */
     int index;
     kart_pool *pool;
     int *victims; /* worker indices, nearest first, not itself */
@@ -196,7 +209,7 @@ struct kart_pool {
     _Atomic uint32_t helpers_used; /* a bit per helper slot, after the workers' */
     kart_pool_init_fn init;
     void *initarg;
-    int max_tasks;
+    uint64_t max_tasks;
     size_t result_size;
     uint32_t max_jobs;
     /* the arena */

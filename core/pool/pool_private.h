@@ -8,7 +8,9 @@
  *                 engine its hooks (process pools: pool_proc.c's)
  *   clients       pool_submit.c  submit, apply, map, map_async
  *                 pool_future.c  futures: wait, result, cancel, callbacks,
- *                                the loop bridge
+ *                                futures you complete yourself, the loop
+ *                                bridge
+ *                 pool_many.c    wait_many and as_completed
  *                 pool_imap.c    imap iterators (on kart__pool_submit_job)
  *                 pool_proc.c    process workers and the parent's watcher
  *                 (this header)
@@ -28,6 +30,16 @@
 
 /* pool_submit.c */
 int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wake_all);
+
+/* pool_future.c: pushes a done callback (drop: called instead if it
+ * never runs, or NULL); 1 without keeping it when f is already done. */
+int kart__pool_cb_push(struct kart_future *f, kart_future_cb cb, void *arg, bool on_error_only,
+                       void (*drop)(void *));
+
+static inline bool kart__pool_done(const struct kart_future *f)
+{
+    return atomic_load_explicit(&((struct kart_future *)f)->state, memory_order_acquire) == KS_DONE;
+}
 
 /* pool_proc.c */
 extern const kart__pool_hooks kart__pool_proc_hooks;

@@ -75,6 +75,7 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
     if (getppid() != parent)
         _exit(KART__POOL_EXIT_DRAINED);
     kart__pool_worker *me = &p->workers[w];
+    kart__pool_self = me;
     atomic_store(&me->pid, (int32_t)getpid());
     atomic_store(&me->tid, (int32_t)getpid());
     if (atomic_load(&me->bound) && kart_numa_bind_thread_node(0, p->node_ids[me->node]) < 0)
@@ -216,6 +217,20 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
         uint64_t ref = b & ~KART__POOL_BUSY;
         struct kart_future *j = &p->jobs[ref >> 16];
         if ((atomic_load(&j->gen) & 0xffff) == (ref & 0xffff)) {
+            /* What kart_pool_failure reports: the item it died on (its
+             * last mark, which the sweep uses only if it lies in a chunk
+             * it lost) and, for the first death, its pid and status.
+             * Only this thread writes these, after the job's setup,
+             * which the busy mark of a worker orders before us (through
+             * a process TSan cannot see). */
+            KART__TSAN_ACQUIRE(j);
+            uint64_t item = atomic_load(&me->item);
+            if (item < atomic_load(&j->dead_item))
+                atomic_store(&j->dead_item, item);
+            if (!j->dead_pid) {
+                j->dead_pid = atomic_load(&me->pid);
+                j->dead_status = status;
+            }
             atomic_store(&j->dead_seen, 1);
             if (wt->nflagged == wt->cap) {
                 size_t cap = wt->cap ? wt->cap * 2 : 16;
@@ -295,7 +310,7 @@ static void final_sweep(kart_pool *p)
         kart__pool_cancel_rest(p, j, (uint32_t)refs[i], err);
         for (uint32_t c = 0; c < j->nchunks && j->st; c++)
             if (!atomic_load(&j->st[c]))
-                kart__pool_fail_chunk(j, c, err);
+                kart__pool_fail_lost(j, c, err);
         kart__pool_finish(p, j);
     }
     free(refs);

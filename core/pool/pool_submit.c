@@ -37,7 +37,7 @@ int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wa
     uint64_t ref = kart__pool_ref(j->slot, atomic_load(&j->gen));
     if (p->kind == KART_POOL_INLINE) {
         if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
-            return KART_EPOOLCLOSED;
+            return -ESHUTDOWN;
         if (j->nchunks == 1) {
             run_here(p, j);
             return 0;
@@ -63,7 +63,7 @@ int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wa
     kart__pool_lock_take(&p->push[node].lock);
     if (atomic_load(&p->sh->state) != KART__POOL_RUNNING) {
         kart__pool_lock_give(&p->push[node].lock);
-        return KART_EPOOLCLOSED;
+        return -ESHUTDOWN;
     }
     if (j->nchunks == 0) {
         kart__pool_lock_give(&p->push[node].lock);
@@ -95,13 +95,13 @@ static int check_node(const kart_pool *p, int node)
 }
 
 static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart_task_ptr_fn pfn,
-                         const void *arg, size_t arg_len, void *parg, kart_future **out)
+                         const void *arg, size_t arg_len, void *parg, size_t cap, kart_future **out)
 {
     int nd = check_node(p, node);
     if (nd < 0)
         return nd;
     if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
-        return KART_EPOOLCLOSED;
+        return -ESHUTDOWN;
     struct kart_future *j;
     int rc = kart__pool_slot_alloc(p, &j);
     if (rc)
@@ -115,7 +115,7 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart
     j->chunk = 1;
     j->nchunks = 1;
     j->in_size = arg_len;
-    j->out_size = kind == KJ_BYTES ? p->result_size : 0;
+    j->out_size = kind == KJ_BYTES ? cap : 0;
     atomic_store_explicit(&j->range, kart__pool_rg(g, 0, 1), memory_order_relaxed);
     if (p->kind == KART_POOL_PROCESSES) {
         atomic_store_explicit(&j->st1, 0, memory_order_relaxed);
@@ -149,7 +149,8 @@ KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn, c
 {
     if (!pool || !fn || !out || (!arg && arg_len))
         return -EINVAL;
-    return submit_common(pool, node, KJ_BYTES, fn, NULL, arg, arg_len, NULL, out);
+    return submit_common(pool, node, KJ_BYTES, fn, NULL, arg, arg_len, NULL, pool->result_size,
+                         out);
 }
 
 KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,
@@ -165,33 +166,32 @@ KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *ar
         return -EINVAL;
     if (pool->kind == KART_POOL_PROCESSES)
         return -ENOTSUP;
-    return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, out);
+    return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, 0, out);
 }
 
 KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,
-                             void *result, size_t *result_len)
+                             void *result, size_t *result_len, int *task_err)
 {
-    if (!result_len || (!result && *result_len))
+    if (!pool || !fn || !result_len || !task_err || (!result && *result_len) || (!arg && arg_len))
         return -EINVAL;
+    /* The caller's capacity is the task's: a result that does not fit
+     * fails the task (-EMSGSIZE), so -ENOBUFS cannot happen below. */
     kart_future *f;
-    int rc = kart_pool_submit(pool, fn, arg, arg_len, &f);
+    int rc = submit_common(pool, -1, KJ_BYTES, fn, NULL, arg, arg_len, NULL, *result_len, &f);
     if (rc)
         return rc;
-    rc = kart_future_result(f, -1, result, result_len);
+    rc = kart_future_result(f, -1, result, result_len, task_err);
     kart_future_free(f);
     return rc;
 }
 
 /* ---- maps ---- */
 
-KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
-                                 void *out, size_t out_size, size_t n, size_t chunk,
-                                 kart_future **out_future)
+static int map_start(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size, void *out,
+                     size_t out_size, size_t n, size_t chunk, kart_future **out_future)
 {
-    if (!pool || !fn || !out_future || (n && ((!in && in_size) || (!out && out_size))))
-        return -EINVAL;
     if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
-        return KART_EPOOLCLOSED;
+        return -ESHUTDOWN;
     int nw = pool->nworkers > 0 ? pool->nworkers : 1;
     if (chunk == 0) {
         chunk = (n + 4 * (size_t)nw - 1) / (4 * (size_t)nw);
@@ -258,15 +258,41 @@ fail:
     return rc;
 }
 
-KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
-                           void *out, size_t out_size, size_t n, size_t chunk)
+KART_API int kart_pool_map_async(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
+                                 void *out, size_t out_size, size_t n,
+                                 const kart_pool_map_options *opts, kart_future **out_future)
 {
+    if (!pool || !fn || !out_future || (n && ((!in && in_size) || (!out && out_size))) ||
+        (opts && opts->progress))
+        return -EINVAL;
+    return map_start(pool, fn, in, in_size, out, out_size, n, opts ? opts->chunk : 0, out_future);
+}
+
+KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, size_t in_size,
+                           void *out, size_t out_size, size_t n, const kart_pool_map_options *opts,
+                           kart_pool_failure *failure)
+{
+    if (!pool || !fn || !failure || (n && ((!in && in_size) || (!out && out_size))))
+        return -EINVAL;
+    kart_pool_map_options o = opts ? *opts : (kart_pool_map_options){0};
+    if (o.progress_interval_ns <= 0)
+        o.progress_interval_ns = 100 * INT64_C(1000000);
     kart_future *f;
-    int rc = kart_pool_map_async(pool, fn, in, in_size, out, out_size, n, chunk, &f);
+    int rc = map_start(pool, fn, in, in_size, out, out_size, n, o.chunk, &f);
     if (rc)
         return rc;
-    kart_future_wait(f, -1);
-    rc = f->err;
+    if (o.progress && n) {
+        /* Waits in slices, reporting on this thread when items finished
+         * since the last report. */
+        size_t last = 0;
+        while (kart_future_wait(f, o.progress_interval_ns) == -ETIMEDOUT) {
+            size_t d = (size_t)atomic_load_explicit(&f->items_done, memory_order_relaxed);
+            if (d != last && d < n)
+                o.progress(o.progress_arg, last = d, n);
+        }
+        o.progress(o.progress_arg, n, n);
+    }
+    kart_future_failure(f, -1, failure);
     kart_future_free(f);
-    return rc;
+    return 0;
 }

@@ -253,29 +253,32 @@ static int put_locked(kart_queue *q, const struct iovec *m, int n)
     return k;
 }
 
-KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, int n, int64_t timeout_ns)
+KART_API int kart_queue_put_many(kart_queue *q, const struct iovec *msgs, size_t count,
+                                 int64_t timeout_ns)
 {
-    if (!q || !msgs || n < 1)
+    if (!q || !msgs || count == 0)
         return -EINVAL;
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < count; i++) {
         if (!msgs[i].iov_base && msgs[i].iov_len)
             return -EINVAL;
         if (msgs[i].iov_len > q->cap - KART__QUEUE_HDR)
             return -EMSGSIZE;
     }
+    /* The count goes back as an int: one call puts at most INT_MAX. */
+    int n = count > INT_MAX ? INT_MAX : (int)count;
     int64_t deadline = -1;
     bool waited = false;
     for (;;) {
         int r = take(q, &q->plock);
         if (r)
             return r;
-        r = atomic_load_explicit(&q->closed, memory_order_relaxed) ? -EPIPE
+        r = atomic_load_explicit(&q->closed, memory_order_relaxed) ? -ESHUTDOWN
                                                                    : put_locked(q, msgs, n);
         give(&q->plock);
         if (r)
             return r;
         if (timeout_ns == 0)
-            return -EAGAIN;
+            return -ETIMEDOUT;
         if (!waited)
             deadline = kart__deadline(timeout_ns);
         waited = true;
@@ -348,11 +351,12 @@ static int get_locked(kart_queue *q, char *buf, size_t cap, struct iovec *out, i
     return k;
 }
 
-KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs, int max,
-                                 int64_t timeout_ns)
+KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct iovec *msgs,
+                                 size_t count, int64_t timeout_ns)
 {
-    if (!q || !msgs || max < 1 || (!buf && cap))
+    if (!q || !msgs || count == 0 || (!buf && cap))
         return -EINVAL;
+    int max = count > INT_MAX ? INT_MAX : (int)count;
     int64_t deadline = -1;
     bool waited = false;
     for (;;) {
@@ -374,9 +378,9 @@ KART_API int kart_queue_get_many(kart_queue *q, void *buf, size_t cap, struct io
         if (r)
             return r;
         if (closed)
-            return -EPIPE;
+            return -ESHUTDOWN;
         if (timeout_ns == 0)
-            return -EAGAIN;
+            return -ETIMEDOUT;
         if (!waited)
             deadline = kart__deadline(timeout_ns);
         waited = true;
@@ -399,9 +403,9 @@ KART_API int kart_queue_get(kart_queue *q, void *buf, size_t cap, size_t *len, i
 
 /* ---- state ---- */
 
-KART_API long kart_queue_qsize(kart_queue *q)
+KART_API int kart_queue_qsize(kart_queue *q, size_t *out)
 {
-    if (!q)
+    if (!q || !out)
         return -EINVAL;
     int r = take(q, &q->clock);
     if (r)
@@ -410,13 +414,15 @@ KART_API long kart_queue_qsize(kart_queue *q)
      * instant tail is read. */
     uint32_t n = seq_of(atomic_load(&q->tail)) - seq_of(atomic_load(&q->head));
     give(&q->clock);
-    return (long)n;
+    *out = n;
+    return 0;
 }
 
 KART_API int kart_queue_empty(kart_queue *q)
 {
-    long n = kart_queue_qsize(q);
-    return n < 0 ? (int)n : n == 0;
+    size_t n;
+    int r = kart_queue_qsize(q, &n);
+    return r < 0 ? r : n == 0;
 }
 
 KART_API int kart_queue_full(kart_queue *q)
@@ -432,12 +438,28 @@ KART_API int kart_queue_full(kart_queue *q)
     return q->cap - used(q, t, h) < msg_size(0);
 }
 
-KART_API long kart_queue_capacity(kart_queue *q)
+KART_API size_t kart_queue_capacity(const kart_queue *q)
 {
-    return q ? (long)q->cap : -EINVAL;
+    return q ? q->cap : 0;
 }
 
-KART_API int kart_queue_close(kart_queue *q)
+/* Under clock: drops every message queued with one store of head (a crash
+ * before it drops none, after it all), then counts them done. */
+static void drop_all(kart_queue *q)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    uint64_t t = atomic_load(&q->tail); /* fixed: closed is set under plock */
+    uint32_t dropped = seq_of(t) - seq_of(h);
+    if (!dropped)
+        return;
+    /* tail_seen (the consumers' hint) must never be behind head. */
+    atomic_store_explicit(&q->tail_seen, t, memory_order_relaxed);
+    atomic_store(&q->head, t);
+    if (q->flags & KART__QUEUE_JOINABLE)
+        atomic_fetch_add(&q->dones, dropped);
+}
+
+KART_API int kart_queue_shutdown(kart_queue *q, bool immediate)
 {
     if (!q)
         return -EINVAL;
@@ -447,11 +469,17 @@ KART_API int kart_queue_close(kart_queue *q)
         return r;
     atomic_store(&q->closed, 1);
     give(&q->plock);
+    if (immediate) {
+        if ((r = take(q, &q->clock)) != 0)
+            return r;
+        drop_all(q);
+        give(&q->clock);
+    }
     wake_everyone(q);
     return 0;
 }
 
-KART_API int kart_queue_closed(kart_queue *q)
+KART_API int kart_queue_is_shutdown(const kart_queue *q)
 {
     return q ? (int)atomic_load(&q->closed) : -EINVAL;
 }
@@ -462,7 +490,7 @@ static int joinable(const kart_queue *q)
 {
     if (!q)
         return -EINVAL;
-    return (q->flags & KART_QUEUE_JOINABLE) ? 0 : -ENOTSUP;
+    return (q->flags & KART__QUEUE_JOINABLE) ? 0 : -ENOTSUP;
 }
 
 KART_API int kart_queue_task_done(kart_queue *q)
@@ -480,11 +508,13 @@ KART_API int kart_queue_task_done(kart_queue *q)
     return 0;
 }
 
-KART_API long kart_queue_unfinished(kart_queue *q)
+KART_API int kart_queue_unfinished(kart_queue *q, size_t *out)
 {
     int r = joinable(q);
     if (r)
         return r;
+    if (!out)
+        return -EINVAL;
     uint32_t d1 = atomic_load(&q->dones), d2, p;
     for (;;) {
         p = seq_of(atomic_load(&q->tail));
@@ -493,7 +523,8 @@ KART_API long kart_queue_unfinished(kart_queue *q)
             break;
         d1 = d2;
     }
-    return (long)(uint32_t)(p - d1);
+    *out = (uint32_t)(p - d1);
+    return 0;
 }
 
 KART_API int kart_queue_join(kart_queue *q, int64_t timeout_ns)
@@ -504,7 +535,7 @@ KART_API int kart_queue_join(kart_queue *q, int64_t timeout_ns)
     if (all_done(q, 0))
         return 0;
     if (timeout_ns == 0)
-        return -EAGAIN;
+        return -ETIMEDOUT;
     return await(q, all_done, 0, &q->j_wait, &q->dones, kart__deadline(timeout_ns));
 }
 
@@ -539,7 +570,8 @@ KART_API int kart_queue_create(kart_queue **out, const kart_queue_options *opts)
 {
     kart_queue_options o = opts ? *opts : (kart_queue_options){0};
     size_t cap = ring_bytes(o.capacity);
-    if (!out || !cap || (o.flags & ~KART_QUEUE_JOINABLE))
+    unsigned flags = o.joinable ? KART__QUEUE_JOINABLE : 0;
+    if (!out || !cap)
         return -EINVAL;
     if (o.name && kart__queue_name_check(o.name))
         return -EINVAL;
@@ -548,7 +580,7 @@ KART_API int kart_queue_create(kart_queue **out, const kart_queue_options *opts)
     int r = kart__queue_map_new(o.name, o.mode, size, &p);
     if (r)
         return r;
-    r = setup(p, size, cap, o.flags);
+    r = setup(p, size, cap, flags);
     if (r) {
         kart__queue_unmap(p, size);
         if (o.name)
@@ -559,21 +591,25 @@ KART_API int kart_queue_create(kart_queue **out, const kart_queue_options *opts)
     return 0;
 }
 
-KART_API long kart_queue_footprint(size_t capacity)
+KART_API int kart_queue_footprint(size_t capacity, size_t *bytes)
 {
     size_t cap = ring_bytes(capacity);
-    return cap ? (long)(sizeof(kart_queue) + cap) : -EINVAL;
+    if (!cap || !bytes)
+        return -EINVAL;
+    *bytes = sizeof(kart_queue) + cap;
+    return 0;
 }
 
-KART_API int kart_queue_init(kart_queue **out, void *mem, size_t size, size_t capacity,
-                             unsigned flags)
+KART_API int kart_queue_init(kart_queue **out, void *mem, size_t size,
+                             const kart_queue_options *opts)
 {
-    size_t cap = ring_bytes(capacity);
-    if (!out || !mem || ((uintptr_t)mem & 63) || !cap || (flags & ~KART_QUEUE_JOINABLE))
+    kart_queue_options o = opts ? *opts : (kart_queue_options){0};
+    size_t cap = ring_bytes(o.capacity);
+    if (!out || !mem || ((uintptr_t)mem & 63) || !cap || o.name || o.mode)
         return -EINVAL;
     if (size < sizeof(kart_queue) + cap)
         return -ENOSPC;
-    int r = setup(mem, 0, cap, flags);
+    int r = setup(mem, 0, cap, o.joinable ? KART__QUEUE_JOINABLE : 0);
     if (r)
         return r;
     *out = mem;
@@ -606,7 +642,7 @@ KART_API int kart_simplequeue_create(kart_queue **q)
 
 KART_API int kart_joinablequeue_create(kart_queue **q, size_t capacity)
 {
-    kart_queue_options o = {.capacity = capacity, .flags = KART_QUEUE_JOINABLE};
+    kart_queue_options o = {.capacity = capacity, .joinable = true};
     return kart_queue_create(q, &o);
 }
 
@@ -640,11 +676,12 @@ KART_API int kart_queue_unlink(const char *name)
     return kart__queue_name_unlink(name);
 }
 
-KART_API int kart_queue_free(kart_queue *q)
+KART_API void kart_queue_free(kart_queue *q)
 {
     if (!q || atomic_load_explicit(&q->magic, memory_order_relaxed) != KART__QUEUE_MAGIC)
-        return -EINVAL;
+        return;
     /* The locks are not destroyed: other processes may still map the
      * queue, and a glibc robust mutex holds nothing outside it. */
-    return q->map_size ? kart__queue_unmap(q, q->map_size) : 0;
+    if (q->map_size)
+        kart__queue_unmap(q, q->map_size);
 }

@@ -42,6 +42,7 @@
 
 #define KART__QUEUE_MAGIC UINT64_C(0x6b61727471756532) /* "kartque2" */
 #define KART__QUEUE_HDR 4u                             /* the length before each message */
+#define KART__QUEUE_JOINABLE 0x1u                      /* kart_queue.flags: options.joinable */
 #define KART__QUEUE_NAP_NS (100 * INT64_C(1000000))
 
 /* A side's lock: the C library's robust, process-shared mutex, used
@@ -60,7 +61,7 @@ struct kart_queue {
     _Atomic uint64_t magic; /* stored last when set up: attachers check it */
     uint64_t map_size;      /* bytes mapped, this header included */
     uint32_t cap;           /* ring bytes, a multiple of 8 */
-    uint32_t flags;         /* KART_QUEUE_* */
+    uint32_t flags;         /* KART__QUEUE_* */
 
     /* The producers' side. */
     _Alignas(64) kart__qlock plock;

@@ -25,7 +25,7 @@ struct kart_mmap {
     int fd; /* our duplicate of the file, the anonymous memfd, or -1 */
     bool anon;
     int64_t offset;
-    int access;
+    kart_mmap_mode access;
     unsigned flags;
 };
 
@@ -37,9 +37,25 @@ static size_t page_size(void)
     return ps;
 }
 
-KART_API int64_t kart_mmap_granularity(void)
+KART_API size_t kart_mmap_granularity(void)
 {
-    return (int64_t)page_size();
+    return page_size();
+}
+
+#define ALL_FLAGS (KART_MMAP_HUGE | KART_MMAP_POPULATE | KART_MMAP_EXEC | KART_MMAP_NORESERVE)
+
+/* The protection the access mode and flags ask for. */
+static int prot_of(const kart_mmap *m)
+{
+    int prot = m->access == KART_MMAP_READ ? PROT_READ : PROT_READ | PROT_WRITE;
+    return prot | ((m->flags & KART_MMAP_EXEC) ? PROT_EXEC : 0);
+}
+
+/* The mmap flags the kart flags add (MAP_SHARED/PRIVATE aside). */
+static int extra_of(const kart_mmap *m)
+{
+    return ((m->flags & KART_MMAP_POPULATE) ? MAP_POPULATE : 0) |
+           ((m->flags & KART_MMAP_NORESERVE) ? MAP_NORESERVE : 0);
 }
 
 /* The default huge page size from /proc/meminfo (2 MiB if unreadable). */
@@ -81,8 +97,8 @@ static int check_file(int fd, size_t *length, int64_t offset)
 
 static int map_anon(kart_mmap *m, size_t length)
 {
-    int prot = m->access == KART_MMAP_READ ? PROT_READ : PROT_READ | PROT_WRITE;
-    int pop = (m->flags & KART_MMAP_POPULATE) ? MAP_POPULATE : 0;
+    int prot = prot_of(m);
+    int pop = extra_of(m);
     void *p;
     m->map_len = length;
     if (m->flags & KART_MMAP_HUGE) {
@@ -114,10 +130,9 @@ static int map_file(kart_mmap *m, int fd, size_t length)
     m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (m->fd < 0)
         return -errno;
-    int prot = m->access == KART_MMAP_READ ? PROT_READ : PROT_READ | PROT_WRITE;
     int share = m->access == KART_MMAP_COPY ? MAP_PRIVATE : MAP_SHARED;
-    int pop = (m->flags & KART_MMAP_POPULATE) ? MAP_POPULATE : 0;
-    void *p = kart__sys_mmap(NULL, length, prot, share | pop, m->fd, (off_t)m->offset);
+    void *p =
+        kart__sys_mmap(NULL, length, prot_of(m), share | extra_of(m), m->fd, (off_t)m->offset);
     if (p == MAP_FAILED)
         return -errno;
     m->addr = p;
@@ -127,15 +142,14 @@ static int map_file(kart_mmap *m, int fd, size_t length)
     return 0;
 }
 
-KART_API int kart_mmap_open(kart_mmap **out, int fd, size_t length, int64_t offset, int access,
-                            unsigned flags)
+KART_API int kart_mmap_open(kart_mmap **out, int fd, size_t length, int64_t offset,
+                            kart_mmap_mode access, unsigned flags)
 {
-    if (!out || access < KART_MMAP_READ || access > KART_MMAP_COPY ||
-        (flags & ~(KART_MMAP_HUGE | KART_MMAP_POPULATE)))
+    if (!out || access < KART_MMAP_READ || access > KART_MMAP_COPY || (flags & ~ALL_FLAGS))
         return -EINVAL;
     if (fd < 0 && fd != -1)
         return -EBADF;
-    if (offset < 0 || offset % kart_mmap_granularity() != 0)
+    if (offset < 0 || (uint64_t)offset % page_size() != 0)
         return -EINVAL;
     if (fd == -1 && (length == 0 || offset != 0))
         return -EINVAL;
@@ -166,15 +180,14 @@ KART_API int kart_mmap_open(kart_mmap **out, int fd, size_t length, int64_t offs
     return 0;
 }
 
-KART_API int kart_mmap_close(kart_mmap *m)
+KART_API void kart_mmap_close(kart_mmap *m)
 {
     if (!m)
-        return -EINVAL;
+        return;
     kart__sys_munmap(m->addr, m->map_len);
     if (m->fd >= 0)
         close(m->fd);
     free(m);
-    return 0;
 }
 
 KART_API void *kart_mmap_addr(const kart_mmap *m)
@@ -182,31 +195,32 @@ KART_API void *kart_mmap_addr(const kart_mmap *m)
     return m ? m->addr : NULL;
 }
 
-KART_API int64_t kart_mmap_len(const kart_mmap *m)
+KART_API size_t kart_mmap_len(const kart_mmap *m)
 {
-    return m ? (int64_t)m->len : -EINVAL;
+    return m ? m->len : 0;
 }
 
-KART_API int kart_mmap_access(const kart_mmap *m)
+KART_API kart_mmap_mode kart_mmap_access(const kart_mmap *m)
 {
-    return m ? m->access : -EINVAL;
+    return m ? m->access : (kart_mmap_mode)0;
 }
 
-KART_API int64_t kart_mmap_file_size(const kart_mmap *m)
+KART_API int kart_mmap_file_size(const kart_mmap *m, int64_t *size)
 {
-    if (!m)
+    if (!m || !size)
         return -EINVAL;
     if (m->anon)
         return -EBADF;
     struct stat st;
     if (fstat(m->fd, &st) != 0)
         return -errno;
-    return st.st_size;
+    *size = st.st_size;
+    return 0;
 }
 
-KART_API int64_t kart_mmap_read(kart_mmap *m, void *buf, size_t n)
+KART_API int kart_mmap_read(kart_mmap *m, void *buf, size_t n, size_t *got)
 {
-    if (!m || (!buf && n))
+    if (!m || !got || (!buf && n))
         return -EINVAL;
     size_t left = m->len - m->pos;
     if (n > left)
@@ -214,7 +228,8 @@ KART_API int64_t kart_mmap_read(kart_mmap *m, void *buf, size_t n)
     if (n)
         memcpy(buf, m->addr + m->pos, n);
     m->pos += n;
-    return (int64_t)n;
+    *got = n;
+    return 0;
 }
 
 KART_API int kart_mmap_read_byte(kart_mmap *m)
@@ -226,9 +241,9 @@ KART_API int kart_mmap_read_byte(kart_mmap *m)
     return m->addr[m->pos++];
 }
 
-KART_API int64_t kart_mmap_readline(kart_mmap *m, void *buf, size_t cap)
+KART_API int kart_mmap_readline(kart_mmap *m, void *buf, size_t cap, size_t *got)
 {
-    if (!m || (!buf && cap))
+    if (!m || !got || (!buf && cap))
         return -EINVAL;
     size_t left = m->len - m->pos;
     const unsigned char *start = m->addr + m->pos;
@@ -239,10 +254,11 @@ KART_API int64_t kart_mmap_readline(kart_mmap *m, void *buf, size_t cap)
     if (n)
         memcpy(buf, start, n);
     m->pos += n;
-    return (int64_t)n;
+    *got = n;
+    return 0;
 }
 
-KART_API int64_t kart_mmap_write(kart_mmap *m, const void *buf, size_t n)
+KART_API int kart_mmap_write(kart_mmap *m, const void *buf, size_t n)
 {
     if (!m || (!buf && n))
         return -EINVAL;
@@ -253,7 +269,7 @@ KART_API int64_t kart_mmap_write(kart_mmap *m, const void *buf, size_t n)
     if (n)
         memcpy(m->addr + m->pos, buf, n);
     m->pos += n;
-    return (int64_t)n;
+    return 0;
 }
 
 KART_API int kart_mmap_write_byte(kart_mmap *m, uint8_t byte)

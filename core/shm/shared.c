@@ -1,7 +1,10 @@
 /*
  * core/shared.c — Value and Array (kart/shared.h): a header and the
  * elements in an anonymous shared mapping or a named segment, each access
- * optionally under a process-shared kart_lock.
+ * optionally under a process-shared kart_lock (the header's own, or one
+ * the caller gives). Handles made by synchronized() share the mapping of
+ * the handle they wrap through a reference count (struct backing), so
+ * either may be freed first.
  */
 #include "fault.h"
 
@@ -28,14 +31,24 @@ struct hdr {
 
 #define DATA_OFF ((sizeof(struct hdr) + 63) & ~(size_t)63)
 
+/* The memory a handle maps, shared by the handles synchronized() makes
+ * over it (process-local: each process frees its own handles). */
+struct backing {
+    _Atomic unsigned refs;
+    kart_shm *seg;  /* named: the segment; anonymous: NULL */
+    void *base;     /* anonymous: the mapping */
+    size_t map_len; /* anonymous: the mapping's length */
+};
+
 struct kart_array {
+    struct backing *b;
     struct hdr *h;
     unsigned char *data;
-    kart_shm *seg;  /* named: the segment; anonymous: NULL */
-    size_t map_len; /* anonymous: the mapping's length */
     kart_ctype type;
     size_t esize, count;
-    kart_lock *lock; /* NULL when raw */
+    kart_lock *lock;     /* NULL when raw */
+    kart_lock *own_lock; /* synchronized() with no lock: the one it made,
+                          * alone in a shared page this handle unmaps */
 };
 
 struct kart_value {
@@ -117,8 +130,45 @@ static int check_create(kart_ctype type, size_t elem_size, size_t count, unsigne
     return 0;
 }
 
+/* A handle and its backing, both zeroed; NULL when out of memory. */
+static kart_array *handle_new(void)
+{
+    kart_array *a = calloc(1, sizeof(struct kart_value));
+    if (!a)
+        return NULL;
+    a->b = calloc(1, sizeof(*a->b));
+    if (!a->b) {
+        free(a);
+        return NULL;
+    }
+    atomic_init(&a->b->refs, 1);
+    return a;
+}
+
+/* Drops a handle's reference to its backing, unmapping it with the last. */
+static void backing_put(struct backing *b)
+{
+    if (atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    if (b->seg)
+        kart_shm_close(b->seg);
+    else if (b->base)
+        kart__sys_munmap(b->base, b->map_len);
+    free(b);
+}
+
+static void handle_free(kart_array *a)
+{
+    if (a->own_lock)
+        kart__sys_munmap(a->own_lock, sizeof(kart_lock));
+    backing_put(a->b);
+    free(a);
+}
+
+/* An anonymous array; lock: a lock of the caller's to guard it with
+ * (flags then 0), or NULL. */
 static int array_create(kart_array **out, kart_ctype type, size_t elem_size, size_t count,
-                        unsigned flags)
+                        unsigned flags, kart_lock *lock)
 {
     size_t esize, bytes;
     if (!out)
@@ -127,21 +177,23 @@ static int array_create(kart_array **out, kart_ctype type, size_t elem_size, siz
                            &esize, &bytes);
     if (err)
         return err;
-    kart_array *a = calloc(1, sizeof(struct kart_value));
+    kart_array *a = handle_new();
     if (!a)
         return -ENOMEM;
     void *p =
         kart__sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-        free(a);
+        handle_free(a);
         return -ENOMEM;
     }
-    a->map_len = bytes;
+    a->b->base = p;
+    a->b->map_len = bytes;
     if ((err = setup(a, p, type, esize, count, flags)) != 0) {
-        kart__sys_munmap(p, bytes);
-        free(a);
+        handle_free(a);
         return err;
     }
+    if (lock)
+        a->lock = lock;
     *out = a;
     return 0;
 }
@@ -157,16 +209,15 @@ static int array_create_named(kart_array **out, const char *name, kart_ctype typ
                      KART_SHARED_LOCK | KART_SHARED_ROBUST | KART_SHARED_TRACK, &esize, &bytes);
     if (err)
         return err;
-    kart_array *a = calloc(1, sizeof(struct kart_value));
+    kart_array *a = handle_new();
     if (!a)
         return -ENOMEM;
-    err = kart_shm_create(&a->seg, name, bytes, (flags & KART_SHARED_TRACK) ? KART_SHM_TRACK : 0);
-    if (!err && (err = setup(a, kart_shm_addr(a->seg), type, esize, count, flags)) != 0) {
-        kart_shm_unlink(a->seg);
-        kart_shm_close(a->seg);
-    }
+    err =
+        kart_shm_create(&a->b->seg, name, bytes, (flags & KART_SHARED_TRACK) ? KART_SHM_TRACK : 0);
+    if (!err && (err = setup(a, kart_shm_addr(a->b->seg), type, esize, count, flags)) != 0)
+        kart_shm_unlink(a->b->seg);
     if (err) {
-        free(a);
+        handle_free(a);
         return err;
     }
     *out = a;
@@ -177,16 +228,16 @@ static int array_attach(kart_array **out, const char *name, unsigned flags, bool
 {
     if (!out || flags)
         return -EINVAL;
-    kart_array *a = calloc(1, sizeof(struct kart_value));
+    kart_array *a = handle_new();
     if (!a)
         return -ENOMEM;
-    int err = kart_shm_attach(&a->seg, name, 0);
+    int err = kart_shm_attach(&a->b->seg, name, 0);
     if (err) {
-        free(a);
+        handle_free(a);
         return err;
     }
-    size_t size = kart_shm_size(a->seg);
-    struct hdr *h = kart_shm_addr(a->seg);
+    size_t size = kart_shm_size(a->b->seg);
+    struct hdr *h = kart_shm_addr(a->b->seg);
     size_t esize, bytes;
     if (size < DATA_OFF) {
         err = -EPROTO;
@@ -201,8 +252,7 @@ static int array_attach(kart_array **out, const char *name, unsigned flags, bool
             err = -EPROTO;
     }
     if (err) {
-        kart_shm_close(a->seg);
-        free(a);
+        handle_free(a);
         return err;
     }
     a->h = h;
@@ -215,28 +265,18 @@ static int array_attach(kart_array **out, const char *name, unsigned flags, bool
     return 0;
 }
 
-static int array_free(kart_array *a)
+static void array_free(kart_array *a)
 {
-    if (!a)
-        return -EINVAL;
-    if (a->seg)
-        kart_shm_close(a->seg);
-    else
-        kart__sys_munmap(a->h, a->map_len);
-    free(a);
-    return 0;
+    if (a)
+        handle_free(a);
 }
 
 /* Takes the lock for one get or set. A robust lock whose holder died is
- * taken over: the bytes are all the state there is. */
+ * not taken over silently: -EOWNERDEAD goes back to the caller, who now
+ * holds the lock and decides what the bytes should be (kart/shared.h). */
 static int guard(kart_array *a)
 {
-    if (!a->lock)
-        return 0;
-    int err = kart_lock_acquire(a->lock, -1);
-    if (err == -EOWNERDEAD)
-        err = kart_lock_consistent(a->lock);
-    return err;
+    return a->lock ? kart_lock_acquire(a->lock, -1) : 0;
 }
 
 static void unguard(kart_array *a)
@@ -400,12 +440,74 @@ static int unlock_it(kart_array *a)
     return kart_lock_release(a->lock);
 }
 
+static int consistent_it(kart_array *a)
+{
+    if (!a || !a->lock)
+        return -EINVAL;
+    return kart_lock_consistent(a->lock);
+}
+
+/* A new handle over raw's bytes, guarded by lock, or by a new shared lock
+ * in a page of its own when lock is NULL (Python's synchronized()). */
+static int synchronized(kart_array **out, kart_array *raw, kart_lock *lock)
+{
+    if (!out || !raw || raw->lock)
+        return -EINVAL;
+    kart_array *a = calloc(1, sizeof(struct kart_value));
+    if (!a)
+        return -ENOMEM;
+    if (!lock) {
+        void *p = kart__sys_mmap(NULL, sizeof(kart_lock), PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            free(a);
+            return -ENOMEM;
+        }
+        int err = kart_lock_init(p, KART_SYNC_SHARED);
+        if (err) {
+            kart__sys_munmap(p, sizeof(kart_lock));
+            free(a);
+            return err;
+        }
+        lock = a->own_lock = p;
+    }
+    *a = (kart_array){raw->b,     raw->h,     raw->data, raw->type,
+                      raw->esize, raw->count, lock,      a->own_lock};
+    atomic_fetch_add(&raw->b->refs, 1);
+    *out = a;
+    return 0;
+}
+
+/* A new raw anonymous array holding src's elements, read under src's lock
+ * (Python's sharedctypes.copy()). */
+static int copy_array(kart_array **out, kart_array *src)
+{
+    if (!out || !src)
+        return -EINVAL;
+    kart_array *a;
+    int err = array_create(&a, src->type, src->esize, src->count, 0, NULL);
+    if (err)
+        return err;
+    if ((err = copy_out(src, 0, src->count, a->data)) != 0) {
+        handle_free(a);
+        return err;
+    }
+    *out = a;
+    return 0;
+}
+
 /* ---- Array ---- */
 
 KART_API int kart_array_create(kart_array **out, kart_ctype type, size_t elem_size, size_t count,
                                unsigned flags)
 {
-    return array_create(out, type, elem_size, count, flags);
+    return array_create(out, type, elem_size, count, flags, NULL);
+}
+
+KART_API int kart_array_create_with_lock(kart_array **out, kart_ctype type, size_t elem_size,
+                                         size_t count, kart_lock *lock)
+{
+    return lock ? array_create(out, type, elem_size, count, 0, lock) : -EINVAL;
 }
 
 KART_API int kart_array_create_named(kart_array **out, const char *name, kart_ctype type,
@@ -419,19 +521,19 @@ KART_API int kart_array_attach(kart_array **out, const char *name, unsigned flag
     return array_attach(out, name, flags, false);
 }
 
-KART_API int kart_array_free(kart_array *a)
+KART_API void kart_array_free(kart_array *a)
 {
-    return array_free(a);
+    array_free(a);
 }
 
 KART_API int kart_array_unlink(kart_array *a)
 {
-    return a && a->seg ? kart_shm_unlink(a->seg) : -EINVAL;
+    return a && a->b->seg ? kart_shm_unlink(a->b->seg) : -EINVAL;
 }
 
 KART_API const char *kart_array_name(const kart_array *a)
 {
-    return a && a->seg ? kart_shm_name(a->seg) : NULL;
+    return a && a->b->seg ? kart_shm_name(a->b->seg) : NULL;
 }
 
 KART_API size_t kart_array_len(const kart_array *a)
@@ -508,6 +610,21 @@ KART_API int kart_array_unlock(kart_array *a)
     return unlock_it(a);
 }
 
+KART_API int kart_array_consistent(kart_array *a)
+{
+    return consistent_it(a);
+}
+
+KART_API int kart_array_synchronized(kart_array **out, kart_array *raw, kart_lock *lock)
+{
+    return synchronized(out, raw, lock);
+}
+
+KART_API int kart_array_copy(kart_array **out, kart_array *src)
+{
+    return copy_array(out, src);
+}
+
 /* ---- Value ---- */
 
 #define AV(v) ((v) ? &(v)->a : NULL)
@@ -515,10 +632,43 @@ KART_API int kart_array_unlock(kart_array *a)
 KART_API int kart_value_create(kart_value **out, kart_ctype type, size_t elem_size, unsigned flags)
 {
     kart_array *a = NULL;
-    int err = out ? array_create(&a, type, elem_size, 1, flags) : -EINVAL;
+    int err = out ? array_create(&a, type, elem_size, 1, flags, NULL) : -EINVAL;
     if (!err)
         *out = (kart_value *)a;
     return err;
+}
+
+KART_API int kart_value_create_with_lock(kart_value **out, kart_ctype type, size_t elem_size,
+                                         kart_lock *lock)
+{
+    kart_array *a = NULL;
+    int err = out && lock ? array_create(&a, type, elem_size, 1, 0, lock) : -EINVAL;
+    if (!err)
+        *out = (kart_value *)a;
+    return err;
+}
+
+KART_API int kart_value_synchronized(kart_value **out, kart_value *raw, kart_lock *lock)
+{
+    kart_array *a = NULL;
+    int err = out ? synchronized(&a, AV(raw), lock) : -EINVAL;
+    if (!err)
+        *out = (kart_value *)a;
+    return err;
+}
+
+KART_API int kart_value_copy(kart_value **out, kart_value *src)
+{
+    kart_array *a = NULL;
+    int err = out ? copy_array(&a, AV(src)) : -EINVAL;
+    if (!err)
+        *out = (kart_value *)a;
+    return err;
+}
+
+KART_API int kart_value_consistent(kart_value *v)
+{
+    return consistent_it(AV(v));
 }
 
 KART_API int kart_value_create_named(kart_value **out, const char *name, kart_ctype type,
@@ -540,9 +690,9 @@ KART_API int kart_value_attach(kart_value **out, const char *name, unsigned flag
     return err;
 }
 
-KART_API int kart_value_free(kart_value *v)
+KART_API void kart_value_free(kart_value *v)
 {
-    return array_free(AV(v));
+    array_free(AV(v));
 }
 KART_API int kart_value_unlink(kart_value *v)
 {

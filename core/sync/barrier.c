@@ -32,7 +32,7 @@ static bool is_shared(const kart_barrier *b)
     return b->flags_ & KART_SYNC_SHARED;
 }
 
-KART_API int kart_barrier_init(kart_barrier *b, int parties, unsigned flags,
+KART_API int kart_barrier_init(kart_barrier *b, size_t parties, unsigned flags,
                                kart_barrier_action action, void *arg)
 {
     if (!b || parties < 1 || parties > KART_BARRIER_MAX_PARTIES || (flags & ~KART_SYNC_SHARED))

@@ -1,5 +1,6 @@
 /*
- * core/cond.c — Condition (threading.Condition) over a kart_lock.
+ * core/cond.c — Condition (threading.Condition) over a kart_lock or, as
+ * Python's default Condition, over a kart_rlock.
  *
  * The condition is a sequence number. A waiter reads it while it still
  * holds the lock, releases the lock, and sleeps only while the number is
@@ -75,41 +76,90 @@ KART_API int kart_cond_wait(kart_cond *cond, kart_lock *lock, int64_t timeout_ns
     return timed_out ? -ETIMEDOUT : 0;
 }
 
-KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock, bool (*pred)(void *arg),
-                                void *arg, int64_t timeout_ns)
+/* Python's Condition over an RLock: the wait releases every level of the
+ * caller's hold (RLock._release_save) and restores the depth once the
+ * lock is held again. depth_ is written only by the holder, so it is
+ * zeroed before the release and set back after the re-acquire. */
+KART_API int kart_cond_wait_rlock(kart_cond *cond, kart_rlock *rlock, int64_t timeout_ns)
 {
-    if (!cond || !lock || !pred)
+    if (!cond || !rlock)
         return -EINVAL;
-    if (kart_lock_held_by_me(lock) != 1)
+    if (kart_lock_held_by_me(&rlock->lock_) != 1)
+        return -EPERM;
+    uint32_t depth = atomic_load_explicit(&rlock->depth_, memory_order_relaxed);
+    atomic_store_explicit(&rlock->depth_, 0, memory_order_relaxed);
+    int r = kart_cond_wait(cond, &rlock->lock_, timeout_ns);
+    if (kart_lock_held_by_me(&rlock->lock_) == 1)
+        atomic_store_explicit(&rlock->depth_, depth, memory_order_relaxed);
+    return r;
+}
+
+/* The predicate loop of both wait_for forms: exactly one of lock and
+ * rlock is set. */
+static int wait_for(kart_cond *cond, kart_lock *lock, kart_rlock *rlock, bool (*pred)(void *arg),
+                    void *arg, int64_t timeout_ns)
+{
+    if (kart_lock_held_by_me(lock ? lock : &rlock->lock_) != 1)
         return -EPERM;
     int64_t deadline = kart__deadline(timeout_ns);
     while (!pred(arg)) {
         int64_t left = kart__time_left(deadline);
         if (left == 0)
             return -ETIMEDOUT;
-        int r = kart_cond_wait(cond, lock, left);
+        int r = lock ? kart_cond_wait(cond, lock, left) : kart_cond_wait_rlock(cond, rlock, left);
         if (r && r != -ETIMEDOUT)
             return r;
     }
     return 0;
 }
 
-static int notify(kart_cond *cond, kart_lock *lock, int n)
+KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock, bool (*pred)(void *arg),
+                                void *arg, int64_t timeout_ns)
+{
+    if (!cond || !lock || !pred)
+        return -EINVAL;
+    return wait_for(cond, lock, NULL, pred, arg, timeout_ns);
+}
+
+KART_API int kart_cond_wait_for_rlock(kart_cond *cond, kart_rlock *rlock, bool (*pred)(void *arg),
+                                      void *arg, int64_t timeout_ns)
+{
+    if (!cond || !rlock || !pred)
+        return -EINVAL;
+    return wait_for(cond, NULL, rlock, pred, arg, timeout_ns);
+}
+
+static int notify(kart_cond *cond, kart_lock *lock, size_t n)
 {
     if (kart_lock_held_by_me(lock) != 1)
         return -EPERM;
     KART__TSAN_RELEASE(cond);
     atomic_fetch_add_explicit(&cond->seq_, 1, memory_order_relaxed);
     if (atomic_load_explicit(&cond->waiters_, memory_order_relaxed))
-        kart__futex_wake(&cond->seq_, n, cond->flags_ & KART_SYNC_SHARED);
+        kart__futex_wake(&cond->seq_, n > INT32_MAX ? INT32_MAX : (int)n,
+                         cond->flags_ & KART_SYNC_SHARED);
     return 0;
 }
 
-KART_API int kart_cond_notify(kart_cond *cond, kart_lock *lock, int n)
+KART_API int kart_cond_notify(kart_cond *cond, kart_lock *lock, size_t n)
 {
     if (!cond || !lock || n < 1)
         return -EINVAL;
     return notify(cond, lock, n);
+}
+
+KART_API int kart_cond_notify_rlock(kart_cond *cond, kart_rlock *rlock, size_t n)
+{
+    if (!cond || !rlock || n < 1)
+        return -EINVAL;
+    return notify(cond, &rlock->lock_, n);
+}
+
+KART_API int kart_cond_notify_all_rlock(kart_cond *cond, kart_rlock *rlock)
+{
+    if (!cond || !rlock)
+        return -EINVAL;
+    return notify(cond, &rlock->lock_, INT32_MAX);
 }
 
 KART_API int kart_cond_notify_all(kart_cond *cond, kart_lock *lock)

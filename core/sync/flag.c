@@ -63,7 +63,7 @@ KART_API int kart_flag_wait(kart_flag *flag, int64_t timeout_ns)
     uint32_t seen = atomic_load_explicit(&flag->word_, memory_order_acquire);
     if (!(seen & FLAG_SET)) {
         if (timeout_ns == 0)
-            return -EBUSY;
+            return -ETIMEDOUT;
         int64_t deadline = kart__deadline(timeout_ns);
         bool shared = flag->flags_ & KART_SYNC_SHARED;
         /* seen is clear, and clearing a clear word leaves it as it is:

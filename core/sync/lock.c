@@ -77,15 +77,20 @@ KART_API int kart_lock_init(kart_lock *lock, unsigned flags)
     return (flags & KART_SYNC_ROBUST) ? robust_init(lock, flags) : 0;
 }
 
-KART_API int kart_lock_destroy(kart_lock *lock)
+KART_API void kart_lock_destroy(kart_lock *lock)
 {
-    if (!lock)
-        return -EINVAL;
-    /* glibc's pthread_mutex_destroy does not refuse a held robust mutex,
-     * so the check is ours for both kinds. */
-    if (atomic_load_explicit(&lock->word_, memory_order_relaxed))
-        return -EBUSY;
-    return is_robust(lock) ? -pthread_mutex_destroy(&lock->robust_) : 0;
+    if (!lock || !is_robust(lock))
+        return;
+    /* A hold of the caller's is let go first: destroying a locked mutex
+     * is undefined. Another thread's hold cannot be (glibc does not refuse
+     * the destroy of a held robust mutex; it only marks it unusable). */
+    if (atomic_load_explicit(&lock->owner_, memory_order_relaxed) == kart__tid()) {
+        atomic_store_explicit(&lock->owner_, 0, memory_order_relaxed);
+        atomic_store_explicit(&lock->word_, 0, memory_order_relaxed);
+        KART__TSAN_RELEASE(lock);
+        pthread_mutex_unlock(&lock->robust_);
+    }
+    pthread_mutex_destroy(&lock->robust_);
 }
 
 /* The holder records itself, and tells ThreadSanitizer about the ordering
@@ -115,7 +120,7 @@ static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
     ts = kart__timespec(kart__timespec_ns(now) + kart__time_left(deadline));
     int r = pthread_mutex_timedlock(m, &ts);
 #endif
-    return r == ETIMEDOUT && timeout_ns == 0 ? EBUSY : r;
+    return r;
 }
 #else
 /* ThreadSanitizer's runtimes miss what pthread_mutex_clocklock does (gcc
@@ -131,7 +136,7 @@ static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
         if (r != EBUSY)
             return r;
         if (kart_now_ns() >= deadline)
-            return timeout_ns ? ETIMEDOUT : EBUSY;
+            return ETIMEDOUT;
         struct timespec nap = {.tv_nsec = 50000};
         nanosleep(&nap, NULL);
     }
@@ -164,7 +169,7 @@ static int acquire_slow(kart_lock *lock, int64_t timeout_ns)
     if (atomic_load_explicit(&lock->owner_, memory_order_relaxed) == kart__tid())
         return -EDEADLK;
     if (timeout_ns == 0)
-        return -EBUSY;
+        return -ETIMEDOUT;
     int64_t deadline = kart__deadline(timeout_ns);
     for (kart__spin sp = {0, 0}; kart__spin_next(&sp);) {
         uint32_t c = atomic_load_explicit(&lock->word_, memory_order_relaxed);
@@ -243,11 +248,11 @@ KART_API int kart_lock_consistent(kart_lock *lock)
     return -r;
 }
 
-KART_API int kart_lock_locked(kart_lock *lock)
+KART_API int kart_lock_locked(const kart_lock *lock)
 {
     if (!lock)
         return -EINVAL;
-    return atomic_load_explicit(&lock->word_, memory_order_relaxed) != 0;
+    return atomic_load_explicit((_Atomic uint32_t *)&lock->word_, memory_order_relaxed) != 0;
 }
 
 KART_API int kart_lock_held_by_me(const kart_lock *lock)
@@ -270,9 +275,10 @@ KART_API int kart_rlock_init(kart_rlock *rlock, unsigned flags)
     return kart_lock_init(&rlock->lock_, flags);
 }
 
-KART_API int kart_rlock_destroy(kart_rlock *rlock)
+KART_API void kart_rlock_destroy(kart_rlock *rlock)
 {
-    return rlock ? kart_lock_destroy(&rlock->lock_) : -EINVAL;
+    if (rlock)
+        kart_lock_destroy(&rlock->lock_);
 }
 
 KART_API int kart_rlock_acquire(kart_rlock *rlock, int64_t timeout_ns)
@@ -282,7 +288,7 @@ KART_API int kart_rlock_acquire(kart_rlock *rlock, int64_t timeout_ns)
     if (kart_lock_held_by_me(&rlock->lock_) == 1) {
         uint32_t depth = atomic_load_explicit(&rlock->depth_, memory_order_relaxed);
         if (depth >= INT_MAX)
-            return -EAGAIN;
+            return -EOVERFLOW;
         atomic_store_explicit(&rlock->depth_, depth + 1, memory_order_relaxed);
         return (int)depth + 1;
     }
@@ -313,12 +319,12 @@ KART_API int kart_rlock_consistent(kart_rlock *rlock)
     return rlock ? kart_lock_consistent(&rlock->lock_) : -EINVAL;
 }
 
-KART_API int kart_rlock_owner(const kart_rlock *rlock)
+KART_API pid_t kart_rlock_owner(const kart_rlock *rlock)
 {
     if (!rlock)
         return -EINVAL;
-    return (int)atomic_load_explicit((_Atomic uint32_t *)&rlock->lock_.owner_,
-                                     memory_order_relaxed);
+    return (pid_t)atomic_load_explicit((_Atomic uint32_t *)&rlock->lock_.owner_,
+                                       memory_order_relaxed);
 }
 
 KART_API int kart_rlock_depth(const kart_rlock *rlock)

@@ -58,7 +58,7 @@ static void wake_writer(kart_rwlock *rw)
     }
 }
 
-/* 1: took a read hold; 0: a writer holds or waits; -EAGAIN: full. */
+/* 1: took a read hold; 0: a writer holds or waits; -EOVERFLOW: full. */
 static int try_read(kart_rwlock *rw)
 {
     uint32_t s = atomic_load(&rw->state_); /* seq_cst: see the top */
@@ -66,7 +66,7 @@ static int try_read(kart_rwlock *rw)
         if (s & (WRITER | WWAIT))
             return 0;
         if ((s & READERS) == READERS)
-            return -EAGAIN;
+            return -EOVERFLOW;
         if (atomic_compare_exchange_weak_explicit(&rw->state_, &s, s + 1, memory_order_acquire,
                                                   memory_order_relaxed))
             return 1;
@@ -80,7 +80,7 @@ KART_API int kart_rwlock_rdlock(kart_rwlock *rw, int64_t timeout_ns)
     int r = try_read(rw);
     if (r == 0) {
         if (timeout_ns == 0)
-            return -EBUSY;
+            return -ETIMEDOUT;
         int64_t deadline = kart__deadline(timeout_ns);
         for (kart__spin sp = {0, 0}; r == 0 && kart__spin_next(&sp);)
             r = try_read(rw);
@@ -136,7 +136,7 @@ KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns)
         return -EINVAL;
     if (!try_write(rw)) {
         if (timeout_ns == 0)
-            return -EBUSY;
+            return -ETIMEDOUT;
         int64_t deadline = kart__deadline(timeout_ns);
         atomic_fetch_add(&rw->wwait_, 1);
         kart__spin sp = {0, 0};

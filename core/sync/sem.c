@@ -18,9 +18,9 @@ static bool is_shared(const kart_sem *sem)
     return sem->flags_ & KART_SYNC_SHARED;
 }
 
-static int sem_setup(kart_sem *sem, int value, unsigned flags, uint32_t bound)
+static int sem_setup(kart_sem *sem, size_t value, unsigned flags, uint32_t bound)
 {
-    if (!sem || value < 0 || (flags & ~KART_SYNC_SHARED))
+    if (!sem || value > KART_SEM_VALUE_MAX || (flags & ~KART_SYNC_SHARED))
         return -EINVAL;
     atomic_init(&sem->value_, (uint32_t)value);
     atomic_init(&sem->waiters_, 0);
@@ -29,12 +29,12 @@ static int sem_setup(kart_sem *sem, int value, unsigned flags, uint32_t bound)
     return 0;
 }
 
-KART_API int kart_sem_init(kart_sem *sem, int value, unsigned flags)
+KART_API int kart_sem_init(kart_sem *sem, size_t value, unsigned flags)
 {
     return sem_setup(sem, value, flags, INT32_MAX);
 }
 
-KART_API int kart_sem_init_bounded(kart_sem *sem, int value, unsigned flags)
+KART_API int kart_sem_init_bounded(kart_sem *sem, size_t value, unsigned flags)
 {
     return sem_setup(sem, value, flags, (uint32_t)value);
 }
@@ -55,7 +55,7 @@ KART_API int kart_sem_acquire(kart_sem *sem, int64_t timeout_ns)
         return -EINVAL;
     if (!try_take(sem)) {
         if (timeout_ns == 0)
-            return -EBUSY;
+            return -ETIMEDOUT;
         int64_t deadline = kart__deadline(timeout_ns);
         for (kart__spin sp = {0, 0}; kart__spin_next(&sp);) {
             if (try_take(sem))
@@ -78,10 +78,13 @@ taken:
     return 0;
 }
 
-KART_API int kart_sem_release(kart_sem *sem, int n)
+KART_API int kart_sem_release(kart_sem *sem, size_t n)
 {
     if (!sem || n < 1)
         return -EINVAL;
+    /* Past the largest bound, n overflows whatever the value. */
+    if (n > KART_SEM_VALUE_MAX)
+        return -EOVERFLOW;
     /* Before the value rises: an acquirer may take the unit at once. */
     KART__TSAN_RELEASE(sem);
     uint32_t v = atomic_load_explicit(&sem->value_, memory_order_relaxed);
@@ -93,7 +96,7 @@ KART_API int kart_sem_release(kart_sem *sem, int n)
      * just sleeps again: someone took the unit, so no wake-up is lost. */
     uint32_t w = atomic_load(&sem->waiters_);
     if (w)
-        kart__futex_wake(&sem->value_, (uint32_t)n < w ? n : (int)w, is_shared(sem));
+        kart__futex_wake(&sem->value_, (uint32_t)n < w ? (int)n : (int)w, is_shared(sem));
     return 0;
 }
 

@@ -32,6 +32,8 @@ static kart_alarm **heap;
 static uint32_t heap_len, heap_cap;
 static uint64_t next_seq;
 static kart_alarm *running; /* the alarm whose fn runs now */
+/* Its fn destroyed it: the timer thread must not touch it afterwards. */
+static bool running_destroyed;
 
 /* The timer thread is started outside `lock`, under its own mutex, so that
  * `lock` is never held while waiting for another thread (which would
@@ -162,8 +164,11 @@ static int timer_main(void *unused)
         fn(arg);
         pthread_mutex_lock(&lock);
         /* Nothing changes a running alarm (start says -EBUSY, cancel
-         * -EALREADY), so it is still RUNNING here. */
-        atomic_store_explicit(&a->state_, DONE, memory_order_relaxed);
+         * -EALREADY) but its own fn's kart_alarm_destroy(), after which
+         * its memory may be gone. */
+        if (!running_destroyed)
+            atomic_store_explicit(&a->state_, DONE, memory_order_relaxed);
+        running_destroyed = false;
         running = NULL;
         pthread_cond_broadcast(&finished);
     }
@@ -236,6 +241,40 @@ KART_API int kart_alarm_cancel(kart_alarm *alarm)
     return err;
 }
 
+KART_API int kart_alarm_init(kart_alarm *alarm)
+{
+    if (!alarm)
+        return -EINVAL;
+    *alarm = (kart_alarm)KART_ALARM_INIT;
+    return 0;
+}
+
+KART_API void kart_alarm_destroy(kart_alarm *alarm)
+{
+    if (!alarm)
+        return;
+    pthread_mutex_lock(&lock);
+    switch (atomic_load_explicit(&alarm->state_, memory_order_relaxed)) {
+    case WAITING:
+        heap_remove(alarm);
+        atomic_store_explicit(&alarm->state_, CANCELLED, memory_order_relaxed);
+        pthread_cond_broadcast(&finished);
+        break;
+    case RUNNING:
+        if (on_timer_thread) {
+            /* Only one alarm runs, on this thread: the caller is its fn. */
+            running_destroyed = true;
+            break;
+        }
+        while (atomic_load_explicit(&alarm->state_, memory_order_relaxed) == RUNNING)
+            pthread_cond_wait(&finished, &lock);
+        break;
+    default:
+        break;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 static bool finished_state(const kart_alarm *alarm)
 {
     uint32_t s = atomic_load_explicit(&((kart_alarm *)alarm)->state_, memory_order_relaxed);
@@ -299,9 +338,10 @@ static void after_fork_child(void)
     for (uint32_t i = 0; i < heap_len; i++)
         atomic_store_explicit(&heap[i]->state_, CANCELLED, memory_order_relaxed);
     heap_len = 0;
-    if (running)
+    if (running && !running_destroyed)
         atomic_store_explicit(&running->state_, DONE, memory_order_relaxed);
     running = NULL;
+    running_destroyed = false;
     atomic_store_explicit(&thread_started, false, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
     pthread_mutex_unlock(&start_lock);

@@ -1,7 +1,8 @@
 /*
  * core/thread.c — kart's threads: start with options, join with a
- * timeout, identity, the registry of live threads, adoption of threads
- * kart did not start, and the excepthook.
+ * timeout, identity and names, the registry of live threads, adoption of
+ * threads kart did not start. The process-wide hooks and settings they
+ * call are in thread_hooks.c.
  *
  * The clever idea: a starting thread registers itself and publishes its
  * kernel id before kart_thread_start() returns (the creator waits on a
@@ -15,6 +16,7 @@
 #include "deadline.h"
 #include "fault.h"
 #include "futex.h"
+#include "thread_hooks.h"
 
 #include <kart/numa.h>
 #include <kart/thread.h>
@@ -31,7 +33,7 @@ struct kart_thread {
     void *arg;
     uint64_t ident;
     _Atomic pid_t native_id;
-    char name[16];
+    char name[KART_THREAD_NAME_MAX]; /* guarded by reg_lock once started */
     bool detached;
     bool adopted;
     bool orphan; /* a thread of the parent, seen in a fork child */
@@ -62,11 +64,6 @@ static _Atomic uint64_t next_ident = 1;
 static _Thread_local kart_thread *self;
 static pthread_once_t adopt_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t adopt_key;
-
-static void default_hook(const kart_thread_failure *failure, void *arg);
-static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
-static kart_thread_excepthook hook_fn = default_hook;
-static void *hook_arg;
 
 /* Not kart__tid(): this file's fork child handler (constructor 101) runs
  * before futex.c's forgets the cached id, and must see the new one. */
@@ -113,33 +110,13 @@ static void snapshot(const kart_thread *t, kart_thread_info *info)
     info->daemon = t->detached;
 }
 
-static void default_hook(const kart_thread_failure *failure, void *arg)
-{
-    (void)arg;
-    fprintf(stderr, "kart: thread %s (ident %llu) failed with %d\n", failure->thread->name,
-            (unsigned long long)failure->thread->ident, failure->result);
-}
-
-KART_API kart_thread_excepthook kart_thread_set_excepthook(kart_thread_excepthook hook, void *arg)
-{
-    pthread_mutex_lock(&hook_lock);
-    kart_thread_excepthook prev = hook_fn;
-    hook_fn = hook ? hook : default_hook;
-    hook_arg = hook ? arg : NULL;
-    pthread_mutex_unlock(&hook_lock);
-    return prev;
-}
-
 static void report_failure(const kart_thread *t, int result)
 {
-    pthread_mutex_lock(&hook_lock);
-    kart_thread_excepthook fn = hook_fn;
-    void *arg = hook_arg;
-    pthread_mutex_unlock(&hook_lock);
     kart_thread_info info;
+    pthread_mutex_lock(&reg_lock); /* the name may change */
     snapshot(t, &info);
-    kart_thread_failure failure = {.thread = &info, .result = result};
-    fn(&failure, arg);
+    pthread_mutex_unlock(&reg_lock);
+    kart__thread_report_failure(&info, result);
 }
 
 static void *trampoline(void *p)
@@ -156,10 +133,12 @@ static void *trampoline(void *p)
     atomic_store_explicit(&b->ready, 1, memory_order_release);
     kart__futex_wake(&b->ready, 1, false);
 
+    kart__thread_run_hook(t, KART_THREAD_STARTED);
     int result = t->fn(t->arg);
     atomic_store_explicit(&t->alive, 0, memory_order_release);
     if (result != 0)
         report_failure(t, result);
+    kart__thread_run_hook(t, KART_THREAD_ENDED);
     registry_remove(t);
     if (t->detached) {
         self = NULL;
@@ -228,8 +207,9 @@ KART_API int kart_thread_start(kart_thread **out, kart_thread_fn fn, void *arg,
         free(t);
         return -err;
     }
-    if (opts->stack_size)
-        err = pthread_attr_setstacksize(&attr, opts->stack_size);
+    size_t stack = opts->stack_size ? opts->stack_size : kart__thread_default_stack();
+    if (stack)
+        err = pthread_attr_setstacksize(&attr, stack);
     if (!err && cpus)
         err = pthread_attr_setaffinity_np(&attr, sizeof(cpu_set_t), cpus);
     if (!err && opts->detached)
@@ -296,9 +276,52 @@ KART_API pid_t kart_thread_native_id(const kart_thread *t)
     return t ? atomic_load_explicit(&((kart_thread *)t)->native_id, memory_order_relaxed) : 0;
 }
 
-KART_API const char *kart_thread_name(const kart_thread *t)
+KART_API int kart_thread_name(const kart_thread *t, char *buf, size_t size)
 {
-    return t ? t->name : NULL;
+    if (!t || !buf)
+        return -EINVAL;
+    pthread_mutex_lock(&reg_lock);
+    size_t len = strlen(t->name);
+    if (len < size)
+        memcpy(buf, t->name, len + 1);
+    pthread_mutex_unlock(&reg_lock);
+    return len < size ? (int)len : -ENOBUFS;
+}
+
+/* Sets a live thread's kernel name (what top and /proc show): its own
+ * through pthread, another's through /proc, as glibc does. */
+static int set_comm(pid_t tid, const char *name)
+{
+    if (tid == gettid_now())
+        return -pthread_setname_np(pthread_self(), name);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return -errno;
+    int err = fputs(name, f) < 0 ? -EIO : 0;
+    if (fclose(f) != 0 && !err)
+        err = -errno;
+    return err;
+}
+
+KART_API int kart_thread_set_name(kart_thread *t, const char *name)
+{
+    if (!t || !name)
+        return -EINVAL;
+    char copy[KART_THREAD_NAME_MAX];
+    snprintf(copy, sizeof(copy), "%s", name);
+    /* Under reg_lock a registered thread cannot leave, so its kernel id
+     * names it still; the kernel's name is set first, so that a failure
+     * changes nothing. */
+    pthread_mutex_lock(&reg_lock);
+    int err = 0;
+    if (t->registered)
+        err = set_comm(atomic_load_explicit(&t->native_id, memory_order_relaxed), copy);
+    if (!err)
+        memcpy(t->name, copy, sizeof(copy));
+    pthread_mutex_unlock(&reg_lock);
+    return err;
 }
 
 /* ---- adoption ---- */
@@ -336,14 +359,14 @@ static kart_thread *new_adopted(pid_t tid)
 }
 
 /* Reads a thread's name from /proc when the caller is another thread. */
-static void read_comm(pid_t tid, char name[16])
+static void read_comm(pid_t tid, char name[KART_THREAD_NAME_MAX])
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
     FILE *f = fopen(path, "re");
     name[0] = '\0';
     if (f) {
-        if (fgets(name, 16, f))
+        if (fgets(name, KART_THREAD_NAME_MAX, f))
             name[strcspn(name, "\n")] = '\0';
         fclose(f);
     }
@@ -411,20 +434,20 @@ KART_API kart_thread *kart_thread_main(void)
 
 /* ---- the registry seen from outside ---- */
 
-KART_API int kart_thread_count(void)
+KART_API size_t kart_thread_count(void)
 {
     pthread_mutex_lock(&reg_lock);
-    int n = reg_count;
+    size_t n = (size_t)reg_count;
     pthread_mutex_unlock(&reg_lock);
     return n;
 }
 
-KART_API int kart_thread_list(kart_thread_info *out, int max)
+KART_API int kart_thread_list(kart_thread_info *out, size_t max)
 {
-    if (max < 0 || (!out && max > 0))
+    if (!out && max > 0)
         return -EINVAL;
     pthread_mutex_lock(&reg_lock);
-    int i = 0;
+    size_t i = 0;
     for (kart_thread *t = reg_head.next; t != &reg_head && i < max; t = t->next)
         snapshot(t, &out[i++]);
     int n = reg_count;
@@ -436,14 +459,12 @@ KART_API int kart_thread_list(kart_thread_info *out, int max)
 
 static void before_fork(void)
 {
-    pthread_mutex_lock(&hook_lock);
     pthread_mutex_lock(&reg_lock);
 }
 
 static void after_fork_parent(void)
 {
     pthread_mutex_unlock(&reg_lock);
-    pthread_mutex_unlock(&hook_lock);
 }
 
 /* The child has one thread, the one that forked, and it is the child's
@@ -464,9 +485,8 @@ static void after_fork_child(void)
     main_thread = self;
     if (self)
         atomic_store_explicit(&self->native_id, gettid_now(), memory_order_relaxed);
-    /* The forking thread took both in before_fork, so it owns them here. */
+    /* The forking thread took it in before_fork, so it owns it here. */
     pthread_mutex_unlock(&reg_lock);
-    pthread_mutex_unlock(&hook_lock);
 }
 
 /* Priority 101, before core/alarm.c's 102: fork handlers that prepare run

@@ -16,23 +16,25 @@
 
 enum { ONCE_NEW = 0, ONCE_RUNNING = 1, ONCE_DONE = 2, ONCE_SLEEPERS = 3 };
 
-KART_API int kart_tls_create(kart_tls *tls, void (*destructor)(void *))
+KART_API int kart_tls_init(kart_tls *tls, void (*destructor)(void *))
 {
     if (!tls)
         return -EINVAL;
     int err = pthread_key_create(&tls->key_, destructor);
-    if (err)
+    if (err) {
+        tls->valid_ = false;
         return -err;
+    }
     tls->valid_ = true;
     return 0;
 }
 
-KART_API int kart_tls_delete(kart_tls *tls)
+KART_API void kart_tls_destroy(kart_tls *tls)
 {
     if (!tls || !tls->valid_)
-        return -EINVAL;
+        return;
     tls->valid_ = false;
-    return -pthread_key_delete(tls->key_);
+    pthread_key_delete(tls->key_);
 }
 
 KART_API int kart_tls_set(kart_tls *tls, void *value)

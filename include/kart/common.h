@@ -59,13 +59,10 @@ enum {
     KART_EHANDSHAKE = -20305,
     /* The connection was aborted by an earlier protocol or I/O error. */
     KART_ECONNABORTED = -20306,
-    /* Pools (-207xx): the worker running the task died (signal, crash,
-     * exit). */
+    /* Pools (-207xx): the worker process running the task died (signal,
+     * crash, exit); kart_pool_failure says which and how. A closed pool
+     * answers -ESHUTDOWN, a join of a running one -EBUSY. */
     KART_EWORKERDIED = -20700,
-    /* The pool is closed or terminated: it takes no new work. */
-    KART_EPOOLCLOSED = -20701,
-    /* kart_pool_join() on a pool that is neither closed nor terminated. */
-    KART_EPOOLRUNNING = -20702,
     /* History expansion (kart/history.h), -209xx; the call's message names
      * the text. An event (!foo, !?foo?, !12) matches no entry. */
     KART_EHISTEVENT = -20900,

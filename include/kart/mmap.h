@@ -19,17 +19,24 @@
  * Fork: the child inherits the mapping (shared or private as above) and
  * its own copy of the handle, with the position as it was; each process
  * calls kart_mmap_close() on its copy.
- * Threads: a handle is NOT thread-safe: read, write, seek and the other
+ *
+ * Thread safety: one thread at a time. read, write, seek and the other
  * calls that move the position, and resize (which may move the mapping),
- * must not run concurrently on one handle — lock around them, or give each
- * thread its own handle (the bytes may still be shared). The pointer from
- * kart_mmap_addr() can be used from any thread until a resize or close.
+ * must not run concurrently on one handle: lock around them, or give each
+ * thread its own handle (the bytes may still be shared). Exceptions: the
+ * calls on a const handle (addr, len, access, tell, find, rfind,
+ * file_size) may run together from any threads while no call that changes
+ * the handle runs; the pointer from kart_mmap_addr() can be used from any
+ * thread until a resize or close.
  *
- * Sizes and positions are int64_t: calls that return a count or a
- * position return it (≥ 0), or a negative errno.
+ * Types: sizes and byte counts are size_t (counts go out through an out
+ * parameter, the return value being 0 or a negative errno); positions and
+ * file offsets are int64_t, and calls that return a position return it
+ * (≥ 0) or a negative errno.
  *
- * NUMA: binding a map's pages to a node (mbind) is a later issue; for now
- * pages land where the first touch happens (see kart/numa.h).
+ * NUMA: pages land where the first touch happens; to place them on a node,
+ * pass kart_mmap_addr() and kart_mmap_len() to kart_numa_bind_memory()
+ * (kart/numa.h) before touching them.
  */
 #ifndef KART_MMAP_H
 #define KART_MMAP_H
@@ -42,19 +49,31 @@ extern "C" {
 
 typedef struct kart_mmap kart_mmap;
 
-/* Access modes (kart_mmap_open's access argument). */
-#define KART_MMAP_READ 1
-#define KART_MMAP_WRITE 2
-#define KART_MMAP_COPY 3
+/* Access modes (kart_mmap_open's access argument; Python's ACCESS_*). */
+typedef enum kart_mmap_mode {
+    KART_MMAP_READ = 1, /* PROT_READ: writes are -EACCES */
+    KART_MMAP_WRITE,    /* MAP_SHARED, read-write: write-through */
+    KART_MMAP_COPY,     /* MAP_PRIVATE, read-write: copy-on-write */
+} kart_mmap_mode;
 
-/* Flags. KART_MMAP_HUGE: huge pages — MAP_HUGETLB for anonymous maps
- * (needs pages reserved in /proc/sys/vm/nr_hugepages; the length is
- * rounded up to the huge page size in memory, not in kart_mmap_len),
- * MADV_HUGEPAGE (transparent huge pages) for file maps. */
+/* Flags (Python's prot= and flags= beyond what access implies).
+ * KART_MMAP_HUGE: huge pages — MAP_HUGETLB for anonymous maps (needs
+ * pages reserved in /proc/sys/vm/nr_hugepages; the length is rounded up
+ * to the huge page size in memory, not in kart_mmap_len), MADV_HUGEPAGE
+ * (transparent huge pages) for file maps. */
 #define KART_MMAP_HUGE 0x1u
 /* KART_MMAP_POPULATE: fault every page in at open (MAP_POPULATE), so that
  * the first accesses do not pay for page faults. */
 #define KART_MMAP_POPULATE 0x2u
+/* KART_MMAP_EXEC: the pages may also be executed (PROT_EXEC), for code
+ * generated into the map or loaded from a file: a file map needs an fd on
+ * a file system not mounted noexec (else -EPERM). */
+#define KART_MMAP_EXEC 0x4u
+/* KART_MMAP_NORESERVE: reserve no swap for the map (MAP_NORESERVE): a
+ * large map costs only the pages touched, and a write may then meet
+ * SIGSEGV when memory runs out (with vm.overcommit_memory 2 the kernel
+ * ignores it). */
+#define KART_MMAP_NORESERVE 0x8u
 
 /* For find/rfind's end: up to the end of the map. */
 #define KART_MMAP_END INT64_MAX
@@ -66,46 +85,50 @@ typedef struct kart_mmap kart_mmap;
  *    file. The handle keeps its own duplicate of fd (the caller may close
  *    theirs). access: KART_MMAP_READ, _WRITE or _COPY.
  *  - Anonymous: length > 0, offset 0.
+ * flags: KART_MMAP_HUGE, _POPULATE, _EXEC, _NORESERVE (any together).
  * Errors: -EINVAL (out NULL, unknown access or flags, offset negative or
  * not a multiple of the granularity, an empty file with length 0, offset
  * past the end of the file, length past the end of the file, anonymous
  * with length 0 or an offset), -EBADF (fd not open), -EACCES (fd not open
  * for what access needs: reading, and writing for KART_MMAP_WRITE),
- * -ENODEV (fd cannot be mapped), -ENOMEM (also: no huge pages reserved),
+ * -ENODEV (fd cannot be mapped), -EPERM (KART_MMAP_EXEC on a file from a
+ * noexec mount, or where policy forbids executable maps), -ENOMEM (also:
+ * no huge pages reserved),
  * -EMFILE, and with KART_MMAP_HUGE on a file -EINVAL when the kernel has
  * no transparent huge pages. Nothing is left mapped or open on failure.
  */
-KART_API int kart_mmap_open(kart_mmap **out, int fd, size_t length, int64_t offset, int access,
-                            unsigned flags);
+KART_API int kart_mmap_open(kart_mmap **out, int fd, size_t length, int64_t offset,
+                            kart_mmap_mode access, unsigned flags);
 
 /* Unmaps, closes the handle's fd and frees it (writes through a
  * KART_MMAP_WRITE map are in the page cache; kart_mmap_flush() forces them
- * to disk). Errors: -EINVAL (NULL). */
-KART_API int kart_mmap_close(kart_mmap *m);
+ * to disk, and is the call to make first where that must be known to
+ * have worked). NULL is ignored. */
+KART_API void kart_mmap_close(kart_mmap *m);
 
 /* The allocation granularity: offsets must be multiples of it (the page
  * size on Linux). */
-KART_API int64_t kart_mmap_granularity(void);
+KART_API size_t kart_mmap_granularity(void);
 
 /* The first mapped byte, or NULL for NULL. Changes after a resize. */
 KART_API void *kart_mmap_addr(const kart_mmap *m);
 
-/* The map's length in bytes (Python's len(m)); -EINVAL for NULL. */
-KART_API int64_t kart_mmap_len(const kart_mmap *m);
+/* The map's length in bytes (Python's len(m)); 0 for NULL. */
+KART_API size_t kart_mmap_len(const kart_mmap *m);
 
-/* The access mode; -EINVAL for NULL. */
-KART_API int kart_mmap_access(const kart_mmap *m);
+/* The access mode; 0 (no mode) for NULL. */
+KART_API kart_mmap_mode kart_mmap_access(const kart_mmap *m);
 
-/* The size of the mapped file now (fstat; Python's m.size()).
- * Errors: -EINVAL (NULL), -EBADF (an anonymous map). */
-KART_API int64_t kart_mmap_file_size(const kart_mmap *m);
+/* *size gets the size of the mapped file now (fstat; Python's m.size()).
+ * Errors: -EINVAL (m or size NULL), -EBADF (an anonymous map). */
+KART_API int kart_mmap_file_size(const kart_mmap *m, int64_t *size);
 
 /*
- * Copies up to n bytes from the position into buf and advances it.
- * Returns the count: less than n near the end, 0 at the end.
- * Errors: -EINVAL (m NULL, or buf NULL with n > 0).
+ * Copies up to n bytes from the position into buf and advances it; *got
+ * gets the count: less than n near the end, 0 at the end. Returns 0.
+ * Errors: -EINVAL (m or got NULL, or buf NULL with n > 0).
  */
-KART_API int64_t kart_mmap_read(kart_mmap *m, void *buf, size_t n);
+KART_API int kart_mmap_read(kart_mmap *m, void *buf, size_t n, size_t *got);
 
 /* The byte at the position (0..255), advancing it. Errors: -EINVAL (NULL),
  * -ERANGE (at the end). */
@@ -113,16 +136,17 @@ KART_API int kart_mmap_read_byte(kart_mmap *m);
 
 /*
  * Copies a line — up to and including the next '\n', or to the end of the
- * map — into buf and advances past it. A line longer than cap is cut at
- * cap bytes; the rest comes with the next call. Returns the count, 0 at
- * the end. Errors: -EINVAL (m NULL, or buf NULL with cap > 0).
+ * map — into buf and advances past it; *got gets its length, 0 at the
+ * end. A line longer than cap is cut at cap bytes (Python's readline has
+ * no cap); the rest comes with the next call. Returns 0. Errors: -EINVAL
+ * (m or got NULL, or buf NULL with cap > 0).
  */
-KART_API int64_t kart_mmap_readline(kart_mmap *m, void *buf, size_t cap);
+KART_API int kart_mmap_readline(kart_mmap *m, void *buf, size_t cap, size_t *got);
 
 /* Copies n bytes at the position, all or nothing, and advances it.
- * Returns n. Errors: -EINVAL (m NULL, buf NULL with n > 0), -EACCES
+ * Returns 0. Errors: -EINVAL (m NULL, buf NULL with n > 0), -EACCES
  * (KART_MMAP_READ), -ERANGE (past the end: nothing written). */
-KART_API int64_t kart_mmap_write(kart_mmap *m, const void *buf, size_t n);
+KART_API int kart_mmap_write(kart_mmap *m, const void *buf, size_t n);
 
 /* Stores one byte at the position and advances it. Errors: -EINVAL
  * (NULL), -EACCES (KART_MMAP_READ), -ERANGE (at the end). */

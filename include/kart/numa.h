@@ -30,12 +30,13 @@
  * mbind(2) system call directly, in every build. Where the kernel refuses
  * memory policies — containers deny mbind without CAP_SYS_NICE (EPERM), a
  * kernel without NUMA (ENOSYS) — or under a "test" topology (its nodes are
- * not the machine's), the memory is still given and the call returns
- * KART_NUMA_UNBOUND instead of 0; with KART_DEBUG set, a line on stderr
- * says why. Memory is never the worse for it: it is ordinary memory,
+ * not the machine's), the memory is still given, the call returns 0 and
+ * its `bound` out parameter (which may be NULL) says false; with
+ * KART_DEBUG set, a line on stderr says why. Memory is never the worse for it: it is ordinary memory,
  * placed where the kernel's default policy (first touch) puts it.
  *
- * Threads: every function is thread-safe. Fork: the child inherits the
+ * Threads (API rule 10): every function is thread-safe; the first call
+ * reads the topology under a lock, later ones only read it. Fork: the child inherits the
  * topology read so far, CPU bindings (the calling thread's) and the memory
  * policy of inherited mappings; memory from kart_numa_alloc_* is private
  * (copy-on-write) like malloc's.
@@ -45,6 +46,7 @@
 
 #include <kart/common.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,10 +54,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Returned (a success) by the placement calls when the memory is there
- * but the node policy could not be applied; see above. */
-#define KART_NUMA_UNBOUND 1
 
 /* The distance of a node to itself, as ACPI SLIT and the kernel report it;
  * other nodes are farther (typically 12–40). */
@@ -77,9 +75,9 @@ KART_API const char *kart_numa_source(void);
  * Stores the ids of the nodes, ascending, in nodes[0 .. min(max, count)),
  * and returns count, the number of nodes (so a short array can be sized
  * and called again, as with snprintf).
- * Errors: -EINVAL (max negative, or nodes NULL with max > 0).
+ * Errors: -EINVAL (nodes NULL with max > 0).
  */
-KART_API int kart_numa_nodes(int *nodes, int max);
+KART_API int kart_numa_nodes(int *nodes, size_t max);
 
 /*
  * Stores in *cpus the CPUs of node `node` (on a machine without NUMA
@@ -113,10 +111,10 @@ KART_API int kart_numa_distance(int from, int to);
  * leads; ties in ascending id), in nodes[0 .. min(max, count)) and returns
  * count, the number of nodes. The order in which a worker of `node` should
  * look for work or memory elsewhere.
- * Errors: -EINVAL (node negative, max negative, or nodes NULL with
- * max > 0), -ENOENT (no such node).
+ * Errors: -EINVAL (node negative, or nodes NULL with max > 0), -ENOENT
+ * (no such node).
  */
-KART_API int kart_numa_nodes_by_distance(int node, int *nodes, int max);
+KART_API int kart_numa_nodes_by_distance(int node, int *nodes, size_t max);
 
 /*
  * The node that CPU `cpu` belongs to.
@@ -173,47 +171,46 @@ KART_API int kart_numa_thread_cpus(pid_t tid, cpu_set_t *cpus);
  * of the page size is used) whose pages are to come from node `node`
  * (mbind MPOL_PREFERRED: from that node while it has free memory, else
  * from the nearest that has). Pages are placed when first touched. Sets
- * *out, to be given back with kart_numa_free(*out, size).
- * Returns 0, or KART_NUMA_UNBOUND when the memory is there but the policy
- * was not applied (see the top of this file).
+ * *out, to be given back with kart_numa_free(*out, size), and *bound (if
+ * bound is not NULL): true when the node policy was applied, false when
+ * the memory is ordinary memory (see the top of this file).
  * Errors (*out is then NULL and nothing is left mapped): -EINVAL (out
  * NULL, size 0, node negative), -ENOENT (no such node), -ENOMEM (mmap
  * failed).
  */
-KART_API int kart_numa_alloc_onnode(void **out, size_t size, int node);
+KART_API int kart_numa_alloc_onnode(void **out, size_t size, int node, bool *bound);
 
 /*
  * As kart_numa_alloc_onnode, but pages are spread page by page over the
  * `nnodes` nodes in `nodes` (MPOL_INTERLEAVE); nodes NULL and nnodes 0
- * mean every node that has memory.
- * Returns 0 or KART_NUMA_UNBOUND, as above.
- * Errors (*out is then NULL): -EINVAL (out NULL, size 0, nnodes negative,
- * nodes NULL with nnodes > 0, nodes not NULL with nnodes 0, a node
- * negative), -ENOENT (a node that does not exist), -ENOMEM.
+ * mean every node that has memory. *bound as above.
+ * Errors (*out is then NULL): -EINVAL (out NULL, size 0, nodes NULL with
+ * nnodes > 0, nodes not NULL with nnodes 0, a node negative), -ENOENT (a
+ * node that does not exist), -ENOMEM.
  */
-KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nodes, int nnodes);
+KART_API int kart_numa_alloc_interleaved(void **out, size_t size, const int *nodes, size_t nnodes,
+                                         bool *bound);
 
 /*
- * Unmaps memory from kart_numa_alloc_*; size as given there. NULL is a
- * no-op (returns 0).
- * Errors: -EINVAL (p not page-aligned, size 0 with p not NULL, or a
- * range munmap refuses, such as one past the end of the address space).
+ * Unmaps memory from kart_numa_alloc_*; size as given there. NULL, size
+ * 0 and a pointer that is not page-aligned (none that kart_numa_alloc_*
+ * gave) do nothing.
  */
-KART_API int kart_numa_free(void *p, size_t size);
+KART_API void kart_numa_free(void *p, size_t size);
 
 /*
  * Makes node `node` the preferred node of the existing mapped range
  * [addr, addr + len) (len rounded up to whole pages) — for shared memory,
  * files mapped by kart's mmap, pool buffers — and moves the pages already
  * touched there when the kernel allows (MPOL_MF_MOVE: pages this process
- * alone maps).
- * Returns 0, or KART_NUMA_UNBOUND when the policy was not applied.
+ * alone maps). *bound (if not NULL): true when the policy was applied,
+ * false when it was refused here (the pages stay where they are).
  * Errors: -EINVAL (addr NULL or not page-aligned, len 0 or past the end
  * of the address space, node negative), -ENOENT (no such node), -EFAULT
  * (part of the range is not mapped),
  * -ENOMEM (the kernel ran out of memory).
  */
-KART_API int kart_numa_bind_memory(void *addr, size_t len, int node);
+KART_API int kart_numa_bind_memory(void *addr, size_t len, int node, bool *bound);
 
 /*
  * The node that holds the page at addr now (move_pages(2) in query mode;
@@ -228,8 +225,8 @@ KART_API int kart_numa_bind_memory(void *addr, size_t len, int node);
 KART_API int kart_numa_memory_node(const void *addr);
 
 /* 1 if this process may set memory policies (mbind works here), 0 if the
- * kernel or a container refuses them, so that the placement calls return
- * KART_NUMA_UNBOUND. Probed once. Under a "test" topology: 0. */
+ * kernel or a container refuses them, so that the placement calls report
+ * *bound false. Probed once. Under a "test" topology: 0. */
 KART_API int kart_numa_policy_available(void);
 
 #ifdef __cplusplus

@@ -20,13 +20,20 @@
  * processes a sleeper re-checks every millisecond.
  *
  * Timeouts are int64_t nanoseconds on CLOCK_MONOTONIC: negative waits
- * forever, 0 does not block. Blocking calls spin briefly, then sleep in
- * the kernel, and are correct under spurious wake-ups. A wait interrupted
- * by a signal goes on with the time left (EINTR never surfaces).
+ * forever, 0 does not block. A wait that is not satisfied in time returns
+ * -ETIMEDOUT, whatever the timeout, 0 included (a try is a wait with no
+ * time). Blocking calls spin briefly, then sleep in the kernel, and are
+ * correct under spurious wake-ups. A wait interrupted by a signal goes on
+ * with the time left (EINTR never surfaces).
  *
- * Objects need no _destroy beyond kart_lock_destroy() for robust locks,
- * which hold kernel-visible state; the others may simply be freed when no
- * thread uses them.
+ * Thread safety: every object here is thread-safe (any call from any
+ * thread, and, with KART_SYNC_SHARED, from any process that maps it),
+ * except _init and _destroy, which must not run while any other call on
+ * the same object does. Counts (units, waiters, parties) are size_t.
+ *
+ * Objects need no _destroy beyond kart_lock_destroy() / kart_rlock_destroy()
+ * for robust locks, which hold the C library's state; the others may simply
+ * be freed when no thread uses them.
  */
 #ifndef KART_SYNC_H
 #define KART_SYNC_H
@@ -35,6 +42,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,16 +73,17 @@ typedef struct kart_lock {
  * are missing). */
 KART_API int kart_lock_init(kart_lock *lock, unsigned flags);
 
-/* Releases what a robust lock holds. Errors: -EINVAL (NULL), -EBUSY (the
- * lock is held, or its holder died and nobody has acquired it since). A
- * non-robust lock needs no destroy, but accepts it. */
-KART_API int kart_lock_destroy(kart_lock *lock);
+/* Releases what a robust lock holds (the C library's mutex); accepts NULL
+ * and a non-robust lock, which need nothing. A lock the caller holds is
+ * let go first; destroying one that another thread holds, or whose holder
+ * died, is the caller's mistake, and is released all the same. */
+KART_API void kart_lock_destroy(kart_lock *lock);
 
 /*
  * Acquires the lock: timeout < 0 blocks, 0 tries once, > 0 waits at most
  * that long. Returns 0 when acquired.
- * Errors: -EINVAL (NULL), -EBUSY (timeout 0 and the lock is held),
- * -ETIMEDOUT, -EDEADLK (the caller already holds this lock, whatever the
+ * Errors: -EINVAL (NULL), -ETIMEDOUT (not acquired in time, or at once
+ * for timeout 0), -EDEADLK (the caller already holds this lock, whatever the
  * timeout: it could only wait in vain), and for robust locks -EOWNERDEAD
  * (acquired, but the previous holder died: repair, then
  * kart_lock_consistent()) and -ENOTRECOVERABLE (not acquired).
@@ -93,7 +104,7 @@ KART_API int kart_lock_consistent(kart_lock *lock);
 
 /* 1 if held (robust: also when its holder died and nobody has acquired
  * it since), 0 if not. Errors: -EINVAL (NULL). */
-KART_API int kart_lock_locked(kart_lock *lock);
+KART_API int kart_lock_locked(const kart_lock *lock);
 
 /* 1 if the calling thread holds it, 0 if not. Errors: -EINVAL (NULL). */
 KART_API int kart_lock_held_by_me(const kart_lock *lock);
@@ -107,12 +118,13 @@ typedef struct kart_rlock {
 
 /* Errors: as kart_lock_init. */
 KART_API int kart_rlock_init(kart_rlock *rlock, unsigned flags);
-/* Errors: as kart_lock_destroy. */
-KART_API int kart_rlock_destroy(kart_rlock *rlock);
+/* As kart_lock_destroy. */
+KART_API void kart_rlock_destroy(kart_rlock *rlock);
 
 /* Acquires, or deepens the caller's hold. Returns the new depth (>= 1).
- * Errors: as kart_lock_acquire, less -EDEADLK, plus -EAGAIN (the depth
- * would pass INT_MAX). After -EOWNERDEAD the caller holds it at depth 1. */
+ * Errors: as kart_lock_acquire, less -EDEADLK, plus -EOVERFLOW (the depth
+ * would pass INT_MAX; the hold is unchanged). After -EOWNERDEAD the caller
+ * holds it at depth 1. */
 KART_API int kart_rlock_acquire(kart_rlock *rlock, int64_t timeout_ns);
 
 /* Returns the depth left (0: released). Errors: -EINVAL (NULL), -EPERM
@@ -122,12 +134,12 @@ KART_API int kart_rlock_release(kart_rlock *rlock);
 /* After -EOWNERDEAD from a robust RLock. Errors: as kart_lock_consistent. */
 KART_API int kart_rlock_consistent(kart_rlock *rlock);
 
-/* The holder's native thread id (0 if free) and the holder's depth (0 if
+/* The holder's kernel thread id (0 if free) and the holder's depth (0 if
  * free). Errors: -EINVAL (NULL). */
-KART_API int kart_rlock_owner(const kart_rlock *rlock);
+KART_API pid_t kart_rlock_owner(const kart_rlock *rlock);
 KART_API int kart_rlock_depth(const kart_rlock *rlock);
 
-/* ---- Condition (threading.Condition) over a kart_lock ---- */
+/* ---- Condition (threading.Condition) over a kart_lock or a kart_rlock ---- */
 
 typedef struct kart_cond {
     _Atomic uint32_t seq_;     /* bumped by every notify */
@@ -163,8 +175,25 @@ KART_API int kart_cond_wait_for(kart_cond *cond, kart_lock *lock, bool (*pred)(v
  * a KART_SYNC_SHARED condition may release more than n: every waiter
  * re-checks its predicate, as with any condition variable.)
  * Errors: -EINVAL (NULL, n < 1), -EPERM (lock not held by the caller). */
-KART_API int kart_cond_notify(kart_cond *cond, kart_lock *lock, int n);
+KART_API int kart_cond_notify(kart_cond *cond, kart_lock *lock, size_t n);
 KART_API int kart_cond_notify_all(kart_cond *cond, kart_lock *lock);
+
+/*
+ * The same over an RLock, Python's default Condition: the caller holds
+ * rlock at any depth; the wait releases every level (other threads can
+ * take it) and, once it has the lock again, restores the caller's depth.
+ * Returns and errors as kart_cond_wait / kart_cond_wait_for /
+ * kart_cond_notify / kart_cond_notify_all, with -EPERM when the caller
+ * does not hold rlock. After -EOWNERDEAD (a robust RLock whose holder
+ * died during the wait) the caller holds it again at its depth. A
+ * condition is used with one lock only: do not mix the two forms on one
+ * condition.
+ */
+KART_API int kart_cond_wait_rlock(kart_cond *cond, kart_rlock *rlock, int64_t timeout_ns);
+KART_API int kart_cond_wait_for_rlock(kart_cond *cond, kart_rlock *rlock, bool (*pred)(void *arg),
+                                      void *arg, int64_t timeout_ns);
+KART_API int kart_cond_notify_rlock(kart_cond *cond, kart_rlock *rlock, size_t n);
+KART_API int kart_cond_notify_all_rlock(kart_cond *cond, kart_rlock *rlock);
 
 /* ---- Semaphore and BoundedSemaphore ---- */
 
@@ -175,22 +204,25 @@ typedef struct kart_sem {
     uint32_t bound_; /* INT32_MAX when unbounded */
 } kart_sem;
 
+/* The most units a semaphore holds. */
+#define KART_SEM_VALUE_MAX ((size_t)INT32_MAX)
+
 /* A counting semaphore holding value units; flags: KART_SYNC_SHARED.
- * Errors: -EINVAL (NULL, other flags, value < 0). */
-KART_API int kart_sem_init(kart_sem *sem, int value, unsigned flags);
+ * Errors: -EINVAL (NULL, other flags, value > KART_SEM_VALUE_MAX). */
+KART_API int kart_sem_init(kart_sem *sem, size_t value, unsigned flags);
 /* A BoundedSemaphore: release past the initial value fails. Errors: as
  * kart_sem_init. */
-KART_API int kart_sem_init_bounded(kart_sem *sem, int value, unsigned flags);
+KART_API int kart_sem_init_bounded(kart_sem *sem, size_t value, unsigned flags);
 
 /* Takes one unit: timeout < 0 blocks, 0 tries once, > 0 waits at most
- * that long. Errors: -EINVAL (NULL), -EBUSY (timeout 0, none left),
- * -ETIMEDOUT. */
+ * that long. Errors: -EINVAL (NULL), -ETIMEDOUT (none left in time, or at
+ * once for timeout 0). */
 KART_API int kart_sem_acquire(kart_sem *sem, int64_t timeout_ns);
 
 /* Gives back n units (n >= 1), waking up to n waiters. Errors: -EINVAL
- * (NULL, n < 1), -EOVERFLOW (the value would pass its bound, or INT32_MAX
- * for an unbounded semaphore; nothing is released). */
-KART_API int kart_sem_release(kart_sem *sem, int n);
+ * (NULL, n < 1), -EOVERFLOW (the value would pass its bound, or
+ * KART_SEM_VALUE_MAX for an unbounded semaphore; nothing is released). */
+KART_API int kart_sem_release(kart_sem *sem, size_t n);
 
 /* The current value (>= 0). Errors: -EINVAL (NULL). */
 KART_API int kart_sem_value(const kart_sem *sem);
@@ -215,8 +247,8 @@ KART_API int kart_flag_clear(kart_flag *flag);
 KART_API int kart_flag_is_set(const kart_flag *flag);
 /* Waits until set: returns 0 at once if it is set, or when a set happens
  * while waiting (even if it is cleared again before this waiter runs, as
- * with Python's Event). Errors: -EINVAL (NULL), -EBUSY (timeout 0 and
- * clear), -ETIMEDOUT (still clear). */
+ * with Python's Event). Errors: -EINVAL (NULL), -ETIMEDOUT (still clear
+ * when the time ran out, or at once for timeout 0). */
 KART_API int kart_flag_wait(kart_flag *flag, int64_t timeout_ns);
 
 /* ---- Barrier (threading.Barrier) ---- */
@@ -246,7 +278,7 @@ typedef struct kart_barrier {
  * once every party of the previous one has left kart_barrier_wait(), so
  * more threads than parties may use a barrier (they pass in groups).
  */
-KART_API int kart_barrier_init(kart_barrier *b, int parties, unsigned flags,
+KART_API int kart_barrier_init(kart_barrier *b, size_t parties, unsigned flags,
                                kart_barrier_action action, void *arg);
 
 /*
@@ -298,12 +330,12 @@ typedef struct kart_rwlock {
  * writer waits deadlocks. flags: KART_SYNC_SHARED.
  * Errors: -EINVAL (NULL, other flags). */
 KART_API int kart_rwlock_init(kart_rwlock *rw, unsigned flags);
-/* Takes a read hold. Errors: -EINVAL (NULL), -EBUSY (timeout 0 and a
- * writer holds or waits), -ETIMEDOUT, -EAGAIN (KART_RWLOCK_MAX_READERS
- * holds already). */
+/* Takes a read hold. Errors: -EINVAL (NULL), -ETIMEDOUT (a writer held or
+ * waited until the time ran out, or at once for timeout 0), -EOVERFLOW
+ * (KART_RWLOCK_MAX_READERS holds already). */
 KART_API int kart_rwlock_rdlock(kart_rwlock *rw, int64_t timeout_ns);
-/* Takes the write hold. Errors: -EINVAL (NULL), -EBUSY (timeout 0 and
- * held), -ETIMEDOUT. */
+/* Takes the write hold. Errors: -EINVAL (NULL), -ETIMEDOUT (held until the
+ * time ran out, or at once for timeout 0). */
 KART_API int kart_rwlock_wrlock(kart_rwlock *rw, int64_t timeout_ns);
 /* Releases the write hold if a writer holds the lock, else one read hold.
  * Ownership is not tracked (as with Python's Lock): any thread may release,

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -116,8 +117,10 @@ static void alloc_on(int node)
     pin_to_cpu(1 - node);
     long pg = sysconf(_SC_PAGESIZE);
     void *p = NULL;
-    int rc = kart_numa_alloc_onnode(&p, (size_t)(PAGES * pg), node);
-    CHECK(rc == 0 && p, "alloc_onnode(%d) from CPU %d: rc %d", node, 1 - node, rc);
+    bool bound = false;
+    int rc = kart_numa_alloc_onnode(&p, (size_t)(PAGES * pg), node, &bound);
+    CHECK(rc == 0 && p && bound, "alloc_onnode(%d) from CPU %d: rc %d, bound %d", node, 1 - node,
+          rc, bound);
     if (!p)
         return;
     memset(p, 0x5a, (size_t)(PAGES * pg));
@@ -133,8 +136,9 @@ static void interleave(void)
     pin_to_cpu(0);
     long pg = sysconf(_SC_PAGESIZE);
     void *p = NULL;
-    int rc = kart_numa_alloc_interleaved(&p, (size_t)(PAGES * pg), NULL, 0);
-    CHECK(rc == 0 && p, "alloc_interleaved over both nodes: rc %d", rc);
+    bool bound = false;
+    int rc = kart_numa_alloc_interleaved(&p, (size_t)(PAGES * pg), NULL, 0, &bound);
+    CHECK(rc == 0 && p && bound, "alloc_interleaved over both nodes: rc %d, bound %d", rc, bound);
     if (!p)
         return;
     memset(p, 1, (size_t)(PAGES * pg));
@@ -158,10 +162,11 @@ static void bind_range(void)
     memset(p, 2, len);
     int other, on0 = pages_on(p, 0, &other);
     CHECK(on0 == PAGES, "first touch on CPU 0 puts the range on node 0 (%d of %d)", on0, PAGES);
-    int rc = kart_numa_bind_memory(p, len, 1);
+    bool bound = false;
+    int rc = kart_numa_bind_memory(p, len, 1, &bound);
     int on1 = pages_on(p, 1, &other);
-    CHECK(rc == 0 && on1 == PAGES, "bind_memory(node 1) moved it: rc %d, %d pages on node 1", rc,
-          on1);
+    CHECK(rc == 0 && bound && on1 == PAGES,
+          "bind_memory(node 1) moved it: rc %d, bound %d, %d pages on node 1", rc, bound, on1);
     int intact = 1;
     for (size_t i = 0; i < len; i++)
         intact &= p[i] == 2;

@@ -14,12 +14,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* A non-blocking, close-on-exec stream socket; macOS has no SOCK_NONBLOCK. */
+static int stream_socket(int family)
+{
+#ifdef SOCK_NONBLOCK
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+#endif
+    return fd < 0 ? -errno : fd;
+}
+
 /* One candidate address: a socket bound and listening, or a negative errno. */
 static int try_addr(const struct sockaddr *sa, socklen_t len, const kart_listen_options *o)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = stream_socket(sa->sa_family);
     if (fd < 0)
-        return -errno;
+        return fd;
     int one = 1, err = 0;
     if (!o->no_reuse_addr && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         err = -errno;

@@ -82,8 +82,8 @@ endif
 # Sources: the portable ones by folder, the platform ones named per OS (as
 # libuv's build does) instead of files wrapped whole in #ifdef.
 UNAME_S ?= $(shell uname -s)
-LINUX_SRC := compat/epoll.c core/loop/signal_signalfd.c
-BSD_SRC := compat/kqueue.c core/loop/signal_kqueue.c compat/futex_parking.c
+LINUX_SRC := compat/epoll.c core/loop/signal_signalfd.c core/loop/fswatch_inotify.c
+BSD_SRC := compat/kqueue.c core/loop/signal_kqueue.c core/loop/fswatch_kqueue.c compat/futex_parking.c
 # core/base/fault.c is the test build's alone (see FAULT_OBJ below).
 FAULT_SRC := core/base/fault.c
 PORTABLE_SRC := $(filter-out $(LINUX_SRC) $(BSD_SRC) $(FAULT_SRC),$(wildcard core/*/*.c) $(wildcard compat/*.c))

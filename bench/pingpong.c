@@ -5,7 +5,7 @@
  *
  * This is the cost of the loop itself: one wait, one dispatch and two
  * syscalls per wake-up, nothing else. kart runs it on every backend through
- * kart_io watchers. The peers are grouped by the kernel interface they
+ * kart_watch watchers. The peers are grouped by the kernel interface they
  * wait on, and each row's ratio is to its group's hand-written loop:
  *
  *  - poll(2): raw-poll (here), libevent-poll, libev-poll; kart-poll, and
@@ -72,12 +72,12 @@ void pp_finish(pp_run *r, bench_ctx *ctx)
 /* ---- kart ---- */
 
 typedef struct kart_end {
-    kart_io io; /* first, so that the callback's kart_io * is the end */
+    kart_watch io; /* first, so that the callback's kart_watch * is the end */
     pp_run *r;
     int pair;
 } kart_end;
 
-static void kart_ping_cb(kart_io *io, uint32_t events)
+static void kart_ping_cb(kart_watch *io, uint32_t events)
 {
     kart_end *e = (kart_end *)io;
     if (events != KART_READABLE)
@@ -86,7 +86,7 @@ static void kart_ping_cb(kart_io *io, uint32_t events)
         kart_loop_stop(io->base.loop);
 }
 
-static void kart_pong_cb(kart_io *io, uint32_t events)
+static void kart_pong_cb(kart_watch *io, uint32_t events)
 {
     kart_end *e = (kart_end *)io;
     if (events != KART_READABLE)
@@ -112,9 +112,9 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         kart_end *e = &ends[i];
         e->r = &r;
         e->pair = i / 2;
-        err = kart_io_init(loop, &e->io, r.fd[i / 2][i % 2]);
+        err = kart_watch_init(loop, &e->io, r.fd[i / 2][i % 2]);
         if (err == 0)
-            err = kart_io_start(&e->io, events, i % 2 ? kart_pong_cb : kart_ping_cb);
+            err = kart_watch_start(&e->io, events, i % 2 ? kart_pong_cb : kart_ping_cb);
     }
     if (err == 0) {
         pp_begin(&r, ctx->seconds);
@@ -124,14 +124,14 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         pp_finish(&r, ctx);
         err = 0;
     } else if (err != -ENOTSUP) {
-        bench_fail("kart_io_start: %s", kart_strerror(err));
+        bench_fail("kart_watch_start: %s", kart_strerror(err));
     }
     for (int i = 0; i < npairs * 2; i++)
         if (ends[i].r)
-            kart_io_stop(&ends[i].io);
-    int ferr = kart_loop_free(loop);
-    if (ferr < 0)
-        bench_fail("kart_loop_free: %s", kart_strerror(ferr));
+            kart_watch_stop(&ends[i].io);
+    if (kart_loop_active_handles(loop) != 0)
+        bench_fail("kart_loop_free: %d handles still active", kart_loop_active_handles(loop));
+    kart_loop_free(loop);
     free(ends);
     pp_close(&r);
     return err;

@@ -147,8 +147,9 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     }
     int64_t t3 = bench_now_ns();
     tm_result(ctx, impl->name, passes, t0, t1, t2, t3);
-    if ((err = kart_loop_free(loop)) < 0)
-        bench_fail("kart_loop_free: %s", kart_strerror(err));
+    if (kart_loop_active_handles(loop) != 0)
+        bench_fail("kart_loop_free: %d handles still active", kart_loop_active_handles(loop));
+    kart_loop_free(loop);
     free(kart_timers);
     return 0;
 }

@@ -133,6 +133,13 @@ static int ep_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeou
     return n;
 }
 
+/* The epoll fd is readable while any fd in it is ready (the wake-up fd
+ * among them). */
+static int ep_fileno(kart_selector *sel)
+{
+    return ((epoll_state *)sel->backend_state)->epfd;
+}
+
 const kart__backend_ops kart__backend_epoll = {
     .name = "epoll",
     .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT | KART__CAP_CHECKS_FD,
@@ -142,4 +149,5 @@ const kart__backend_ops kart__backend_epoll = {
     .mod = ep_mod,
     .del = ep_del,
     .wait = ep_wait,
+    .fileno = ep_fileno,
 };

@@ -545,6 +545,20 @@ static int kq_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeou
     }
 }
 
+/* The queued changes cannot fail on an open fd (queue()): applying them
+ * early changes nothing but when. */
+static void kq_sync(kart_selector *sel)
+{
+    apply_now(sel->backend_state);
+}
+
+/* A kqueue is readable while any of its knotes is triggered. */
+static int kq_fileno(kart_selector *sel)
+{
+    kq_sync(sel);
+    return ((kq_state *)sel->backend_state)->kq;
+}
+
 const kart__backend_ops kart__backend_kqueue = {
     .name = "kqueue",
     .caps = KART_CAP_EDGE | KART__CAP_CHECKS_FD,
@@ -554,4 +568,6 @@ const kart__backend_ops kart__backend_kqueue = {
     .mod = kq_mod,
     .del = kq_del,
     .wait = kq_wait,
+    .fileno = kq_fileno,
+    .sync = kq_sync,
 };

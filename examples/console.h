@@ -93,7 +93,7 @@ typedef struct console_server {
     size_t keylen;
     srv_worker *w; /* worker 0: its loop is the console's */
     kart_listener *listener;
-    kart_io lio;
+    kart_watch lio;
     kart_timer reaper; /* frees sessions outside their own callbacks */
     console_session head;
     console_session *reap;
@@ -800,7 +800,7 @@ static void console_describe_peer(console_session *s, int fd)
     }
 }
 
-static void console_accept_cb(kart_io *io, uint32_t events)
+static void console_accept_cb(kart_watch *io, uint32_t events)
 {
     (void)io;
     (void)events;
@@ -883,9 +883,9 @@ static int console_worker_init(srv_worker *w)
         exit(1);
     }
     kart_timer_init(w->loop, &console_srv.reaper);
-    if ((err = kart_io_init(w->loop, &console_srv.lio,
-                            kart_listener_fileno(console_srv.listener))) < 0 ||
-        (err = kart_io_start(&console_srv.lio, KART_READABLE, console_accept_cb)) < 0) {
+    if ((err = kart_watch_init(w->loop, &console_srv.lio,
+                               kart_listener_fileno(console_srv.listener))) < 0 ||
+        (err = kart_watch_start(&console_srv.lio, KART_READABLE, console_accept_cb)) < 0) {
         fprintf(stderr, "%s: console: %s\n", name, kart_strerror(err));
         kart_listener_free(console_srv.listener);
         exit(1);
@@ -906,7 +906,7 @@ static void console_worker_stop(srv_worker *w)
     if (w->index != 0 || !console_srv.listener || console_srv.stopping)
         return;
     console_srv.stopping = 1;
-    kart_io_stop(&console_srv.lio);
+    kart_watch_stop(&console_srv.lio);
     kart_listener_free(console_srv.listener);
     console_srv.listener = NULL;
     for (console_session *s = console_srv.head.next; s != &console_srv.head; s = s->next)

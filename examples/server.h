@@ -225,7 +225,9 @@ static int srv_worker_setup(srv_worker *w)
     if ((err = kart_sock_accept(&w->listener, &w->accept_req, srv_accept_cb)) < 0)
         return err;
     w->stop.base.data = w;
-    return kart_async_init(w->loop, &w->stop, srv_stop_cb);
+    if ((err = kart_async_init(w->loop, &w->stop)) < 0)
+        return err;
+    return kart_async_start(&w->stop, srv_stop_cb);
 }
 
 static int srv_run(srv_worker *w)
@@ -236,7 +238,8 @@ static int srv_run(srv_worker *w)
         return err;
     }
     kart_loop_io_stats(w->loop, &w->stats);
-    return kart_loop_free(w->loop);
+    kart_loop_free(w->loop);
+    return 0;
 }
 
 /* --stats: the loops' I/O counters summed, one line on stderr at a clean

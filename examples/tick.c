@@ -10,20 +10,20 @@
 #include <stdio.h>
 #include <unistd.h>
 
-static kart_io input;
+static kart_watch input;
 static kart_timer heartbeat;
 static kart_signal sigint, sigterm;
 
 static void stop_all(kart_loop *loop)
 {
-    kart_io_stop(&input);
+    kart_watch_stop(&input);
     kart_timer_stop(&heartbeat);
     kart_signal_stop(&sigint);
     kart_signal_stop(&sigterm);
     (void)loop;
 }
 
-static void on_input(kart_io *io, uint32_t events)
+static void on_input(kart_watch *io, uint32_t events)
 {
     char buf[4096];
     ssize_t n = read(io->fd, buf, sizeof(buf));
@@ -56,8 +56,8 @@ int main(void)
         fprintf(stderr, "tick: %s\n", kart_strerror(err));
         return 1;
     }
-    kart_io_init(loop, &input, STDIN_FILENO);
-    err = kart_io_start(&input, KART_READABLE, on_input);
+    kart_watch_init(loop, &input, STDIN_FILENO);
+    err = kart_watch_start(&input, KART_READABLE, on_input);
     if (err < 0) /* -EPERM: stdin is a regular file, which cannot be waited on */
         fprintf(stderr, "tick: cannot watch stdin: %s\n", kart_strerror(err));
     kart_timer_init(loop, &heartbeat);
@@ -67,5 +67,6 @@ int main(void)
     kart_signal_start(&sigint, on_signal, SIGINT);
     kart_signal_start(&sigterm, on_signal, SIGTERM);
     kart_loop_run(loop, KART_RUN_DEFAULT);
-    return kart_loop_free(loop) == 0 ? 0 : 1;
+    kart_loop_free(loop);
+    return 0;
 }

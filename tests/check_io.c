@@ -50,7 +50,7 @@ static kart_loop *open_loop(const char *backend, unsigned entries)
 static void close_loop(kart_loop *loop)
 {
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    ck_assert_int_eq(kart_loop_free(loop), 0);
+    kart_loop_free(loop);
 }
 
 /* Runs the loop until *flag reaches want, failing after 5 s. A heartbeat
@@ -1106,7 +1106,6 @@ START_TEST(starved_receives_resume_when_buffers_come_back)
     ck_assert_int_eq(st.bufs_lent, 2);
     ck_assert_int_eq(st.bufs_total, 2);
     ck_assert_int_eq(kart_loop_set_bufpool(loop, 4, 64), -EBUSY);
-    ck_assert_int_eq(kart_loop_free(loop), -EBUSY);
     c.hold = false;
     kart_buf_release(c.held[0]);
     kart_buf_release(c.held[0]); /* twice: no-op */
@@ -1204,7 +1203,6 @@ START_TEST(pending_operations_keep_the_loop_running)
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
     ck_assert_int_eq(kart_sock_recv_start(&c.sock, on_recv), 0);
     ck_assert_int_eq(kart_loop_active_handles(loop), 1);
-    ck_assert_int_eq(kart_loop_free(loop), -EBUSY);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
     ck_assert_int_eq(kart_sock_recv_stop(&c.sock), 0);
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);

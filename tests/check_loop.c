@@ -61,7 +61,7 @@ START_TEST(create_rejects_bad_arguments)
     ck_assert_int_eq(kart_loop_create(&loop, &o), -EINVAL);
     setenv("KART_BACKEND", "bogus", 1);
     ck_assert_int_eq(kart_loop_create(&loop, NULL), KART_EUNKNOWNBACKEND);
-    ck_assert_int_eq(kart_loop_free(NULL), 0);
+    kart_loop_free(NULL);
 }
 END_TEST
 
@@ -99,7 +99,23 @@ START_TEST(create_without_free_fds_is_emfile)
 }
 END_TEST
 
-START_TEST(free_with_active_handles_is_ebusy)
+static void signal_rec_cb(kart_signal *s, int signum)
+{
+    rec *r = s->base.data;
+    r->calls++;
+    r->value = signum;
+}
+
+static void user_rec_cb(kart_user *u, unsigned fflags)
+{
+    rec *r = u->base.data;
+    r->calls++;
+    r->value = (int)fflags;
+}
+
+/* kart_loop_free() stops whatever is still active, without callbacks, and
+ * leaves every handle inactive (rule 7: teardown always releases). */
+START_TEST(free_stops_active_handles)
 {
     LOOP_OR_SKIP(_i);
     rec r = {0};
@@ -107,26 +123,51 @@ START_TEST(free_with_active_handles_is_ebusy)
     ck_assert_int_eq(kart_timer_init(loop, &t), 0);
     t.base.data = &r;
     ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, KT_MS, 0), 0);
-    ck_assert_int_eq(kart_loop_free(loop), -EBUSY);
-    /* The loop is intact: the timer still fires. */
-    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
-    ck_assert_int_eq(r.calls, 1);
-
-    /* An unreferenced active handle counts too. */
     int p[2];
     kt_pipe(p);
-    kart_io io;
-    ck_assert_int_eq(kart_io_init(loop, &io, p[0]), 0);
-    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(write(p[1], "x", 1), 1); /* ready: its callback must not run */
+    kart_watch io;
+    ck_assert_int_eq(kart_watch_init(loop, &io, p[0]), 0);
+    io.base.data = &r;
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, io_rec_cb), 0);
     kart_handle_unref(&io.base);
-    ck_assert_int_eq(kart_loop_free(loop), -EBUSY);
     kart_async a;
-    ck_assert_int_eq(kart_async_init(loop, &a, async_rec_cb), 0);
-    ck_assert_int_eq(kart_io_stop(&io), 0);
-    ck_assert_int_eq(kart_loop_free(loop), -EBUSY);
-    ck_assert_int_eq(kart_async_stop(&a), 0);
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    a.base.data = &r;
+    ck_assert_int_eq(kart_async_start(&a, async_rec_cb), 0);
+    ck_assert_int_eq(kart_async_send(&a), 0);
+    kart_signal s;
+    ck_assert_int_eq(kart_signal_init(loop, &s), 0);
+    s.base.data = &r;
+    sigset_t before, after;
+    pthread_sigmask(SIG_SETMASK, NULL, &before);
+    ck_assert_int_eq(kart_signal_start(&s, signal_rec_cb, SIGUSR2), 0);
+    kart_user u;
+    ck_assert_int_eq(kart_user_init(loop, &u), 0);
+    u.base.data = &r;
+    ck_assert_int_eq(kart_user_start(&u, user_rec_cb), 0);
+    ck_assert_int_eq(kart_user_trigger(&u, 1), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 5);
+    kart_loop_free(loop);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert(!kart_handle_is_active(&t.base));
+    ck_assert(!kart_handle_is_active(&io.base));
+    ck_assert(!kart_handle_is_active(&a.base));
+    ck_assert(!kart_handle_is_active(&s.base));
+    ck_assert(!kart_handle_is_active(&u.base));
+    /* The thread's signal mask is as it was before the watcher. */
+    pthread_sigmask(SIG_SETMASK, NULL, &after);
+    ck_assert_int_eq(sigismember(&after, SIGUSR2), sigismember(&before, SIGUSR2));
+    /* The fd is the caller's, still open and watchable by a new loop. */
+    loop = open_loop(backend);
+    ck_assert_int_eq(kart_watch_init(loop, &io, p[0]), 0);
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(kart_watch_stop(&io), 0);
     close_loop(loop);
     close2(p);
+    kart_loop_free(NULL);
 }
 END_TEST
 
@@ -175,8 +216,7 @@ START_TEST(run_in_a_fork_child_is_echild)
         kart_timer_start(&ct, timer_rec_cb, 0, 0);
         if (kart_loop_run(own, KART_RUN_DEFAULT) != 0 || cr.calls != 1)
             code |= 4;
-        if (kart_loop_free(own) != 0)
-            code |= 8;
+        kart_loop_free(own);
         _exit(code);
     }
     int st;
@@ -189,6 +229,43 @@ START_TEST(run_in_a_fork_child_is_echild)
 }
 END_TEST
 
+/* A fork child that frees its parent's loop (handles active) closes only
+ * its own copies: the parent's registrations stay (epoll's set and the
+ * io_uring ring are shared with the child). */
+START_TEST(free_in_a_fork_child_leaves_the_parent_s_loop)
+{
+    LOOP_OR_SKIP(_i);
+    rec r = {0}, tr = {0};
+    int p[2];
+    kt_pipe(p);
+    kart_watch w;
+    ck_assert_int_eq(kart_watch_init(loop, &w, p[0]), 0);
+    w.base.data = &r;
+    ck_assert_int_eq(kart_watch_start(&w, KART_READABLE, io_rec_cb), 0);
+    kart_timer t;
+    kart_timer_init(loop, &t);
+    t.base.data = &tr;
+    ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, 3600 * 1000 * KT_MS, 0), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 1);
+    pid_t pid = kt_fork();
+    if (pid == 0) {
+        kart_loop_free(loop);
+        _exit(kart_handle_is_active(&w.base) ? 1 : 0);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+    ck_assert_int_eq(kart_handle_is_active(&w.base), 1);
+    kt_write(p[1], "x");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_ONCE), 1);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(kart_watch_stop(&w), 0);
+    ck_assert_int_eq(kart_timer_stop(&t), 0);
+    close_loop(loop);
+    close2(p);
+}
+END_TEST
+
 static int nested_results[4];
 
 static void nested_run_cb(kart_timer *t)
@@ -197,9 +274,6 @@ static void nested_run_cb(kart_timer *t)
     nested_results[0] = kart_loop_run(loop, KART_RUN_DEFAULT);
     nested_results[1] = kart_loop_run(loop, KART_RUN_ONCE);
     nested_results[2] = kart_loop_run(loop, KART_RUN_NOWAIT);
-    /* No handle is active here (a one-shot timer is stopped before its
-     * callback), but the loop is running. */
-    nested_results[3] = kart_loop_free(loop);
 }
 
 START_TEST(run_inside_a_callback_is_ebusy)
@@ -209,9 +283,32 @@ START_TEST(run_inside_a_callback_is_ebusy)
     kart_timer_init(loop, &t);
     ck_assert_int_eq(kart_timer_start(&t, nested_run_cb, 0, 0), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 3; k++)
         ck_assert_int_eq(nested_results[k], -EBUSY);
     close_loop(loop);
+}
+END_TEST
+
+static void free_from_cb(kart_timer *t)
+{
+    kart_loop_free(t->base.loop);
+}
+
+/* A free from inside a callback waits for kart_loop_run() to return: the
+ * run stops after this iteration (a repeating timer would keep it going)
+ * and frees the loop on its way out (ASan: no leak, no use after free). */
+START_TEST(free_inside_a_callback_frees_when_run_returns)
+{
+    LOOP_OR_SKIP(_i);
+    kart_timer t, forever;
+    rec r = {0};
+    kart_timer_init(loop, &t);
+    kart_timer_init(loop, &forever);
+    forever.base.data = &r;
+    ck_assert_int_eq(kart_timer_start(&forever, timer_rec_cb, KT_MS, KT_MS), 0);
+    ck_assert_int_eq(kart_timer_start(&t, free_from_cb, 0, 0), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert(!kart_handle_is_active(&forever.base));
 }
 END_TEST
 
@@ -223,11 +320,11 @@ START_TEST(default_without_handles_returns_at_once)
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
     /* Initialized but never started handles are not active. */
     kart_timer t;
-    kart_io io;
+    kart_watch io;
     kart_signal s;
     kart_child c;
     kart_timer_init(loop, &t);
-    kart_io_init(loop, &io, 0);
+    kart_watch_init(loop, &io, 0);
     kart_signal_init(loop, &s);
     kart_child_init(loop, &c);
     ck_assert_int_eq(kart_handle_is_active(&t.base), 0);
@@ -243,13 +340,13 @@ START_TEST(nowait_never_blocks)
     int p[2];
     kt_pipe(p);
     rec ri = {0}, rt = {0};
-    kart_io io;
+    kart_watch io;
     kart_timer t;
-    kart_io_init(loop, &io, p[0]);
+    kart_watch_init(loop, &io, p[0]);
     io.base.data = &ri;
     kart_timer_init(loop, &t);
     t.base.data = &rt;
-    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, io_rec_cb), 0);
     ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, 3600 * INT64_C(1000000000), 0), 0);
     /* If NOWAIT blocked, the delayed write would end the wait and the io
      * callback would run. */
@@ -260,7 +357,7 @@ START_TEST(nowait_never_blocks)
     delayed_finish(&d);
     ck_assert_int_eq(ri.calls, 0);
     ck_assert_int_eq(rt.calls, 0);
-    kart_io_stop(&io);
+    kart_watch_stop(&io);
     kart_timer_stop(&t);
     close_loop(loop);
     close2(p);
@@ -273,10 +370,10 @@ START_TEST(once_blocks_until_an_event)
     int p[2];
     kt_pipe(p);
     rec ri = {0}, rt = {0};
-    kart_io io;
-    kart_io_init(loop, &io, p[0]);
+    kart_watch io;
+    kart_watch_init(loop, &io, p[0]);
     io.base.data = &ri;
-    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, io_rec_cb), 0);
 
     /* An fd that becomes readable later. */
     delayed d;
@@ -300,7 +397,7 @@ START_TEST(once_blocks_until_an_event)
     ck_assert_int_eq(rt.calls, 1);
     ck_assert_int_ge(kart_now_ns() - start, 20 * KT_MS);
     ck_assert_int_eq(ri.calls, 1);
-    kart_io_stop(&io);
+    kart_watch_stop(&io);
     close_loop(loop);
     close2(p);
 }
@@ -312,13 +409,13 @@ START_TEST(once_returns_after_a_timer_that_was_already_due)
     int p[2];
     kt_pipe(p);
     rec ri = {0}, rt = {0};
-    kart_io io;
+    kart_watch io;
     kart_timer t;
-    kart_io_init(loop, &io, p[0]);
+    kart_watch_init(loop, &io, p[0]);
     io.base.data = &ri;
     kart_timer_init(loop, &t);
     t.base.data = &rt;
-    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, io_rec_cb), 0);
     for (int k = 1; k <= 3; k++) {
         ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, 0, 0), 0);
         /* The timer is due when ONCE starts: firing it is the iteration's
@@ -332,7 +429,7 @@ START_TEST(once_returns_after_a_timer_that_was_already_due)
         ck_assert_int_eq(rt.calls, k);
         ck_assert_int_eq(ri.calls, 0);
     }
-    kart_io_stop(&io);
+    kart_watch_stop(&io);
     close_loop(loop);
     close2(p);
 }
@@ -344,16 +441,16 @@ START_TEST(unreferenced_handles_do_not_keep_default_running)
     int p[2];
     kt_pipe(p);
     rec ri = {0}, rt = {0}, ru = {0};
-    kart_io io;
+    kart_watch io;
     kart_timer t, u;
-    kart_io_init(loop, &io, p[0]);
+    kart_watch_init(loop, &io, p[0]);
     io.base.data = &ri;
     kart_timer_init(loop, &t);
     t.base.data = &rt;
     kart_timer_init(loop, &u);
     u.base.data = &ru;
 
-    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, io_rec_cb), 0);
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, io_rec_cb), 0);
     kart_handle_unref(&io.base);
     kart_handle_unref(&io.base); /* idempotent */
     ck_assert_int_eq(kart_timer_start(&t, timer_rec_cb, KT_MS, 0), 0);
@@ -378,7 +475,7 @@ START_TEST(unreferenced_handles_do_not_keep_default_running)
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(ru.calls, 0);
     ck_assert_int_eq(ri.calls, 0);
-    kart_io_stop(&io);
+    kart_watch_stop(&io);
     kart_timer_stop(&u);
     close_loop(loop);
     close2(p);
@@ -448,7 +545,9 @@ int main(void)
     tcase_add_loop_test(tc, run_in_a_fork_child_is_echild, 0, nb);
     tcase_add_loop_test(tc, create_runs_the_backend_asked_for, 0, nb);
     tcase_add_loop_test(tc, create_without_free_fds_is_emfile, 0, nb);
-    tcase_add_loop_test(tc, free_with_active_handles_is_ebusy, 0, nb);
+    tcase_add_loop_test(tc, free_stops_active_handles, 0, nb);
+    tcase_add_loop_test(tc, free_inside_a_callback_frees_when_run_returns, 0, nb);
+    tcase_add_loop_test(tc, free_in_a_fork_child_leaves_the_parent_s_loop, 0, nb);
     tcase_add_loop_test(tc, run_rejects_bad_mode_and_null, 0, nb);
     tcase_add_loop_test(tc, run_inside_a_callback_is_ebusy, 0, nb);
     tcase_add_loop_test(tc, default_without_handles_returns_at_once, 0, nb);

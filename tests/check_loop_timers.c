@@ -322,14 +322,14 @@ END_TEST
 /* A timer that restarts itself with timeout 0, and an fd that is always
  * ready: both must make progress. */
 static kart_timer spin_timer;
-static kart_io spin_io;
+static kart_watch spin_io;
 static int spin_timer_calls, spin_io_calls;
 
 static void spin_maybe_done(void)
 {
     if (spin_timer_calls >= 50 && spin_io_calls >= 50) {
         kart_timer_stop(&spin_timer);
-        kart_io_stop(&spin_io);
+        kart_watch_stop(&spin_io);
     }
 }
 
@@ -340,7 +340,7 @@ static void spin_timer_cb(kart_timer *t)
     spin_maybe_done();
 }
 
-static void spin_io_cb(kart_io *io, uint32_t events)
+static void spin_io_cb(kart_watch *io, uint32_t events)
 {
     (void)io;
     (void)events;
@@ -354,9 +354,9 @@ START_TEST(timer_restarting_at_zero_does_not_starve_io)
     int sv[2];
     kt_socketpair(sv);
     kart_timer_init(loop, &spin_timer);
-    kart_io_init(loop, &spin_io, sv[0]);
+    kart_watch_init(loop, &spin_io, sv[0]);
     ck_assert_int_eq(kart_timer_start(&spin_timer, spin_timer_cb, 0, 0), 0);
-    ck_assert_int_eq(kart_io_start(&spin_io, KART_WRITABLE, spin_io_cb), 0);
+    ck_assert_int_eq(kart_watch_start(&spin_io, KART_WRITABLE, spin_io_cb), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_ge(spin_timer_calls, 50);
     ck_assert_int_ge(spin_io_calls, 50);

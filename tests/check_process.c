@@ -488,13 +488,13 @@ END_TEST
 
 static int loop_code;
 
-static void on_sentinel(kart_io *io, uint32_t events)
+static void on_sentinel(kart_watch *io, uint32_t events)
 {
     kart_process *p = io->base.data;
     ck_assert(events & KART_READABLE);
     ck_assert_int_eq(kart_process_join(p, 0), 0);
     ck_assert_int_eq(kart_process_exitcode(p, &loop_code), 1);
-    kart_io_stop(io);
+    kart_watch_stop(io);
 }
 
 START_TEST(sentinel_in_loop)
@@ -504,15 +504,16 @@ START_TEST(sentinel_in_loop)
     ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
     ck_assert_str_eq(kart_loop_backend_name(loop), backend);
     kart_process *p = start_fn(return_arg, (void *)42, false);
-    kart_io io;
-    ck_assert_int_eq(kart_io_init(loop, &io, kart_process_sentinel(p)), 0);
+    kart_watch io;
+    ck_assert_int_eq(kart_watch_init(loop, &io, kart_process_sentinel(p)), 0);
     io.base.data = p;
-    ck_assert_int_eq(kart_io_start(&io, KART_READABLE, on_sentinel), 0);
+    ck_assert_int_eq(kart_watch_start(&io, KART_READABLE, on_sentinel), 0);
     loop_code = -1;
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(loop_code, 42);
     kart_process_free(p);
-    ck_assert_int_eq(kart_loop_free(loop), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    kart_loop_free(loop);
 }
 END_TEST
 

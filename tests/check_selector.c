@@ -1,12 +1,16 @@
 /* Description: the selector conformance suite. Every case runs on every
  * backend this host starts (io_uring, epoll, poll, select), and a
  * randomized sequence of operations must produce the same events on all
- * of them. Also covers kart_poll() and kart_select(). */
+ * of them. Also covers the registration map (kart_selector_next), the
+ * selector's own fd nested in another loop (kart_selector_fileno),
+ * kart_poll() and kart_select(). */
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -657,7 +661,7 @@ START_TEST(poll_call_reports_each_entry)
     ck_assert_uint_eq(bad.revents, KART_ERROR);
     ck_assert_int_eq(kart_poll(NULL, 0, 0), 0);
     ck_assert_int_eq(kart_poll(NULL, 1, 0), -EINVAL);
-    ck_assert_int_eq(kart_poll(fds, -1, 0), -EINVAL);
+    ck_assert_int_eq(kart_poll(fds, (size_t)INT_MAX + 1, 0), -EINVAL);
     kart_pollfd weird = {sv[0], KART_EDGE, 0};
     ck_assert_int_eq(kart_poll(&weird, 1, 0), -EINVAL);
     int64_t t0 = kart_now_ns();
@@ -676,7 +680,7 @@ START_TEST(select_call_compacts_ready_fds)
     kt_socketpair(a);
     kt_socketpair(b);
     int r[2] = {a[0], b[0]}, w[1] = {a[1]}, x[1] = {b[0]};
-    int nr = 2, nw = 1, nx = 1;
+    size_t nr = 2, nw = 1, nx = 1;
     kt_write(b[1], "x");
     ck_assert_int_eq(kart_select(r, &nr, w, &nw, x, &nx, 1000 * KT_MS), 2);
     ck_assert_int_eq(nr, 1);
@@ -685,21 +689,24 @@ START_TEST(select_call_compacts_ready_fds)
     ck_assert_int_eq(nx, 0);
     /* Nothing ready: all counts drop to 0 after the timeout. */
     kt_drain(b[0]);
-    int r2[1] = {b[0]}, n2 = 1;
+    int r2[1] = {b[0]};
+    size_t n2 = 1;
     ck_assert_int_eq(kart_select(r2, &n2, NULL, NULL, NULL, NULL, 10 * KT_MS), 0);
     ck_assert_int_eq(n2, 0);
     /* Errors leave the arrays untouched. */
     int closed = dup(a[0]);
     close(closed);
-    int r3[2] = {a[0], closed}, n3 = 2;
+    int r3[2] = {a[0], closed};
+    size_t n3 = 2;
     ck_assert_int_eq(kart_select(r3, &n3, NULL, NULL, NULL, NULL, 0), -EBADF);
     ck_assert_int_eq(n3, 2);
     ck_assert_int_eq(r3[1], closed);
-    int r4[1] = {-5}, n4 = 1;
+    int r4[1] = {-5};
+    size_t n4 = 1;
     ck_assert_int_eq(kart_select(r4, &n4, NULL, NULL, NULL, NULL, 0), -EBADF);
-    int neg = -1;
-    ck_assert_int_eq(kart_select(r4, &neg, NULL, NULL, NULL, NULL, 0), -EINVAL);
-    int one = 1;
+    size_t huge = (size_t)INT_MAX / 3 + 1;
+    ck_assert_int_eq(kart_select(r4, &huge, NULL, NULL, NULL, NULL, 0), -EINVAL);
+    size_t one = 1;
     ck_assert_int_eq(kart_select(NULL, &one, NULL, NULL, NULL, NULL, 0), -EINVAL);
     close(a[0]);
     close(a[1]);
@@ -724,12 +731,160 @@ START_TEST(select_call_has_no_fd_setsize_limit)
     int high = FD_SETSIZE + 100;
     ck_assert_int_eq(dup2(sv[0], high), high);
     kt_write(sv[1], "x");
-    int r[1] = {high}, nr = 1;
+    int r[1] = {high};
+    size_t nr = 1;
     ck_assert_int_eq(kart_select(r, &nr, NULL, NULL, NULL, NULL, 1000 * KT_MS), 1);
     ck_assert_int_eq(r[0], high);
     kart_pollfd pf = {high, KART_READABLE, 0};
     ck_assert_int_eq(kart_poll(&pf, 1, 0), 1);
     close(high);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
+/* ---- the registration map and the selector's own fd ---- */
+
+START_TEST(registration_map_walks_in_fd_order)
+{
+    KT_BACKEND_OR_SKIP(_i);
+    kart_selector *s = open_sel(backend);
+    int sv[2], p[2], tags[3];
+    kt_socketpair(sv);
+    kt_pipe(p);
+    kart_event e;
+    ck_assert_int_eq(kart_selector_next(s, -1, &e), 0);
+    ck_assert_int_eq(kart_selector_register(s, p[1], KART_WRITABLE, &tags[2]), 0);
+    ck_assert_int_eq(kart_selector_register(s, sv[0], KART_READABLE, &tags[0]), 0);
+    ck_assert_int_eq(kart_selector_register(s, sv[1], KART_READABLE | KART_WRITABLE, &tags[1]), 0);
+    int seen[3], n = 0;
+    for (int fd = -1; kart_selector_next(s, fd, &e) == 1; fd = e.fd) {
+        ck_assert_int_lt(n, 3);
+        seen[n++] = e.fd;
+        if (e.fd == sv[0]) {
+            ck_assert_uint_eq(e.events, KART_READABLE);
+            ck_assert_ptr_eq(e.data, &tags[0]);
+        } else if (e.fd == sv[1]) {
+            ck_assert_uint_eq(e.events, KART_READABLE | KART_WRITABLE);
+            ck_assert_ptr_eq(e.data, &tags[1]);
+        } else {
+            ck_assert_int_eq(e.fd, p[1]);
+            ck_assert_uint_eq(e.events, KART_WRITABLE);
+            ck_assert_ptr_eq(e.data, &tags[2]);
+        }
+    }
+    /* Every registration once, in increasing order; the selector's own
+     * wake-up fd is not among them. */
+    ck_assert_int_eq(n, kart_selector_count(s));
+    ck_assert_int_lt(seen[0], seen[1]);
+    ck_assert_int_lt(seen[1], seen[2]);
+    /* Unregistered during the walk: not seen when reached. */
+    ck_assert_int_eq(kart_selector_next(s, -1, &e), 1);
+    ck_assert_int_eq(kart_selector_unregister(s, seen[1]), 0);
+    ck_assert_int_eq(kart_selector_next(s, e.fd, &e), 1);
+    ck_assert_int_eq(e.fd, seen[2]);
+    ck_assert_int_eq(kart_selector_next(s, e.fd, &e), 0);
+    ck_assert_int_eq(kart_selector_next(s, 1 << 20, &e), 0);
+    ck_assert_int_eq(kart_selector_next(NULL, -1, &e), -EINVAL);
+    ck_assert_int_eq(kart_selector_next(s, -1, NULL), -EINVAL);
+    kart_selector_free(s);
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+/* Whether fd is readable within ms, by poll(2): the outer loop's view. */
+static bool outer_readable(int fd, int ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+    while ((n = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+        ;
+    ck_assert_int_ge(n, 0);
+    return n == 1 && (pfd.revents & POLLIN);
+}
+
+START_TEST(fileno_nests_the_selector_in_another_loop)
+{
+    KT_BACKEND_OR_SKIP(_i);
+    kart_selector *s = open_sel(backend);
+    int fd = kart_selector_fileno(s);
+    if (strcmp(backend, "poll") == 0 || strcmp(backend, "select") == 0) {
+        ck_assert_int_eq(fd, -ENOTSUP);
+        kart_selector_free(s);
+        return;
+    }
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(kart_selector_fileno(s), fd);
+    int sv[2], tag;
+    kt_socketpair(sv);
+    ck_assert_int_eq(kart_selector_register(s, sv[0], KART_READABLE, &tag), 0);
+    ck_assert(!outer_readable(fd, 20));
+    kt_write(sv[1], "ping");
+    ck_assert(outer_readable(fd, 1000));
+    ck_assert_uint_eq(events_for(s, sv[0], 0), KART_READABLE);
+    /* Level-triggered: still ready, still readable for the outer loop. */
+    ck_assert(outer_readable(fd, 1000));
+    ck_assert_uint_eq(events_for(s, sv[0], 0), KART_READABLE);
+    ck_assert_int_eq(kt_drain(sv[0]), 4);
+    ck_assert_uint_eq(events_for(s, sv[0], 0), 0);
+    ck_assert(!outer_readable(fd, 20));
+    /* A wake-up makes it readable too; the wait then reports nothing. */
+    ck_assert_int_eq(kart_selector_wake(s), 0);
+    ck_assert(outer_readable(fd, 1000));
+    ck_assert_uint_eq(events_for(s, sv[0], 0), 0);
+    /* A registration of an fd that is ready already shows at once. */
+    int p[2], tag2;
+    kt_pipe(p);
+    kt_write(p[1], "x");
+    ck_assert_int_eq(kart_selector_register(s, p[0], KART_READABLE, &tag2), 0);
+    ck_assert(outer_readable(fd, 1000));
+    ck_assert_uint_eq(events_for(s, p[0], 0), KART_READABLE);
+    ck_assert_int_eq(kart_selector_unregister(s, p[0]), 0);
+    ck_assert_int_eq(kart_selector_fileno(NULL), -EINVAL);
+    kart_selector_free(s);
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+static void nested_cb(kart_watch *w, uint32_t events)
+{
+    kart_selector *inner = w->base.data;
+    (void)events;
+    kart_event ev[4];
+    int n = kart_selector_wait(inner, ev, 4, 0);
+    if (n > 0)
+        kart_watch_stop(w); /* the inner selector reported: done */
+}
+
+/* Nested in a kart loop (epoll), as Python nests a
+ * selector in asyncio through its fileno(). */
+START_TEST(fileno_in_a_kart_loop)
+{
+    KT_BACKEND_OR_SKIP(_i);
+    if (strcmp(backend, "poll") == 0 || strcmp(backend, "select") == 0)
+        return;
+    kart_selector *s = open_sel(backend);
+    int sv[2], tag;
+    kt_socketpair(sv);
+    ck_assert_int_eq(kart_selector_register(s, sv[0], KART_READABLE, &tag), 0);
+    kart_loop *loop;
+    kart_loop_options lo = {.selector = {.backend = "epoll"}};
+    ck_assert_int_eq(kart_loop_create(&loop, &lo), 0);
+    kart_watch w;
+    ck_assert_int_eq(kart_watch_init(loop, &w, kart_selector_fileno(s)), 0);
+    w.base.data = s;
+    ck_assert_int_eq(kart_watch_start(&w, KART_READABLE, nested_cb), 0);
+    kt_write(sv[1], "ping");
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(kart_handle_is_active(&w.base), 0);
+    kart_loop_free(loop);
+    kart_selector_free(s);
     close(sv[0]);
     close(sv[1]);
 }
@@ -765,6 +920,9 @@ int main(void)
     tcase_add_loop_test(tc, eintr_never_surfaces, 0, nb);
     tcase_add_loop_test(tc, wake_from_another_thread, 0, nb);
     tcase_add_test(tc, random_sequences_agree_across_backends);
+    tcase_add_loop_test(tc, registration_map_walks_in_fd_order, 0, nb);
+    tcase_add_loop_test(tc, fileno_nests_the_selector_in_another_loop, 0, nb);
+    tcase_add_loop_test(tc, fileno_in_a_kart_loop, 0, nb);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("calls");

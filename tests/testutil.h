@@ -219,7 +219,8 @@ static inline kart_loop *open_loop(const char *backend)
 static inline void close_loop(kart_loop *loop)
 {
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    ck_assert_int_eq(kart_loop_free(loop), 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    kart_loop_free(loop);
 }
 
 /* Sleeps ns nanoseconds, going on after a signal interrupts it. */
@@ -247,7 +248,7 @@ typedef struct rec {
 } rec;
 
 /* An fd watcher's callback that records into the rec in its data. */
-static inline void io_rec_cb(kart_io *io, uint32_t events)
+static inline void io_rec_cb(kart_watch *io, uint32_t events)
 {
     rec *r = io->base.data;
     r->calls++;

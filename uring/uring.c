@@ -596,9 +596,29 @@ static const struct kart__io_mode *ur_io_mode(kart_selector *sel)
     return ((uring_state *)sel->backend_state)->native_io ? &kart__uring_io_mode : NULL;
 }
 
+/* Nested (kart_selector_fileno): the ring fd is readable while completions
+ * wait in it, so every poll the next wait would submit (an add, a re-arm
+ * of a level-triggered fd) is submitted now instead. The calling thread
+ * enters the ring, and so owns a single-issuer one. */
+static void ur_sync(kart_selector *sel)
+{
+    uring_state *st = sel->backend_state;
+    if (enable(st) < 0)
+        return;
+    flush_todo(sel, st);
+    if (io_uring_sq_ready(&st->ring))
+        kart__ur_submit(st);
+}
+
+static int ur_fileno(kart_selector *sel)
+{
+    ur_sync(sel);
+    return ((uring_state *)sel->backend_state)->ring.ring_fd;
+}
+
 const kart__backend_ops kart__backend_uring = {
     .name = "uring",
-    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT,
+    .caps = KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART__CAP_NATIVE_ONESHOT | KART__CAP_EARLY_LEVEL,
     .init = ur_init,
     .fini = ur_fini,
     .add = ur_add,
@@ -606,4 +626,6 @@ const kart__backend_ops kart__backend_uring = {
     .del = ur_del,
     .wait = ur_wait,
     .io_mode = ur_io_mode,
+    .fileno = ur_fileno,
+    .sync = ur_sync,
 };

@@ -286,7 +286,9 @@ static int run_sessions(size_t n, size_t keys)
     pthread_t th;
     int err = kart_loop_create(&loop, NULL);
     if (!err)
-        err = kart_async_init(loop, &async, on_async);
+        err = kart_async_init(loop, &async);
+    if (!err)
+        err = kart_async_start(&async, on_async);
     if (err || pthread_create(&th, NULL, loop_thread, NULL) != 0) {
         fprintf(stderr, "line peer: loop: %s\n", kart_strerror(err));
         return 1;

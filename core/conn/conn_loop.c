@@ -1,6 +1,6 @@
 /*
  * core/conn_loop.c — a connection on the event loop: whole-message send
- * and receive completions, over one kart_io watcher on the connection's fd
+ * and receive completions, over one kart_watch watcher on the connection's fd
  * (non-blocking while attached) and the receive state machine of conn.c.
  *
  * Sends are queued (the caller's buffer, no copy) and written when the fd
@@ -22,7 +22,7 @@
 #define SEND_IOVS 64
 #define RECV_BUDGET 64 /* messages per callback before yielding to the loop */
 
-static kart_conn *of_io(kart_io *io)
+static kart_conn *of_io(kart_watch *io)
 {
     return (kart_conn *)(void *)((char *)io - offsetof(kart_conn, io));
 }
@@ -32,14 +32,14 @@ static kart_conn *of_timer(kart_timer *t)
     return (kart_conn *)(void *)((char *)t - offsetof(kart_conn, kick));
 }
 
-static void io_cb(kart_io *io, uint32_t events);
+static void io_cb(kart_watch *io, uint32_t events);
 
 static int update_watch(kart_conn *c)
 {
     uint32_t want = (c->receiving ? KART_READABLE : 0) | (c->sq_head ? KART_WRITABLE : 0);
     if (want == c->watching)
         return 0;
-    int err = want ? kart_io_start(&c->io, want, io_cb) : kart_io_stop(&c->io);
+    int err = want ? kart_watch_start(&c->io, want, io_cb) : kart_watch_stop(&c->io);
     if (err == 0)
         c->watching = want;
     return err;
@@ -64,7 +64,7 @@ KART_API int kart_conn_attach(kart_conn *c, kart_loop *loop)
         return -EINVAL;
     if (c->loop)
         return -EBUSY;
-    int err = kart_io_init(loop, &c->io, c->fd);
+    int err = kart_watch_init(loop, &c->io, c->fd);
     if (err == 0)
         err = kart_timer_init(loop, &c->kick);
     if (err == 0)
@@ -103,7 +103,7 @@ KART_API int kart_conn_detach(kart_conn *c)
         return -EINVAL;
     c->receiving = false;
     kart_timer_stop(&c->kick);
-    kart_io_stop(&c->io);
+    kart_watch_stop(&c->io);
     c->watching = 0;
     c->loop = NULL;
     if (!c->orig_nonblock && set_nonblock(c->fd, false) == 0)
@@ -265,7 +265,7 @@ static void kick_cb(kart_timer *t)
     do_recvs(of_timer(t));
 }
 
-static void io_cb(kart_io *io, uint32_t events)
+static void io_cb(kart_watch *io, uint32_t events)
 {
     kart_conn *c = of_io(io);
     if ((events & (KART_WRITABLE | KART_ERROR)) && c->sq_head && do_sends(c))

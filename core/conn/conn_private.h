@@ -67,7 +67,7 @@ struct kart_conn {
     size_t asm_got, asm_cap;
     /* Loop state (conn_loop.c). */
     kart_loop *loop;
-    kart_io io;
+    kart_watch io;
     kart_timer kick; /* delivers buffered messages after recv_start */
     uint32_t watching;
     kart__send_req *sq_head, *sq_tail;

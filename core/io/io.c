@@ -375,12 +375,19 @@ void kart__io_flush(kart_loop *loop)
     }
 }
 
-void kart__io_fini(kart_loop *loop)
+void kart__io_fini(kart_loop *loop, bool forked)
 {
     kart__io *io = loop->io;
     if (!io)
         return;
+    /* A fork child must not unregister the buffer ring: the ring is the
+     * parent's too. Its own mapping goes with the memory. */
+    if (forked && io->pool && io->pool->registered) {
+        io->pool->registered = false;
+        kart__sys_munmap(io->pool->br, io->pool->brsz);
+    }
     pool_free(io->pool);
+    kart__rcsends_drop(io);
     if (io->reserve_fd >= 0)
         close(io->reserve_fd);
     free(io);
@@ -468,7 +475,7 @@ static int req_begin(kart_req *req, kart_loop *loop, kart_sock *sock, int type, 
         return -ENOMEM;
     req->loop = loop;
     req->sock = sock;
-    req->type = (uint8_t)type;
+    req->type = (kart_req_type)type;
     req->state_ = KR_PENDING;
     req->flags_ = 0;
     req->fd_ = sock ? sock->fd : -1;

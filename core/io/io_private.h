@@ -83,6 +83,7 @@ typedef struct kart__io {
     uint32_t pool_count, pool_size;
     kart__bufpool *pool;
     kart_io_stats stats;
+    struct kart__rcsend *rcsends; /* kart_sock_send_rcbuf's requests in flight */
 } kart__io;
 
 /* accept(2) of a non-blocking, close-on-exec connection; macOS has no
@@ -106,9 +107,13 @@ static inline int kart__accept_nb(int fd)
 }
 #endif
 
+/* io_share.c: frees the requests of kart_sock_send_rcbuf still pending
+ * when the loop is freed, and their references. */
+void kart__rcsends_drop(kart__io *io);
+
 /* core/io.c */
-kart__io *kart__io_get(kart_loop *loop); /* lazily created; NULL: -ENOMEM */
-void kart__io_fini(kart_loop *loop);
+kart__io *kart__io_get(kart_loop *loop);               /* lazily created; NULL: -ENOMEM */
+void kart__io_fini(kart_loop *loop, bool forked);      /* forked: touch no kernel object */
 bool kart__io_has_work(const kart_loop *loop);         /* the loop must not block */
 void kart__io_flush(kart_loop *loop);                  /* deliver and resume */
 void kart__io_ready(kart_sock *sock, uint32_t events); /* loop dispatch */

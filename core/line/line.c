@@ -1043,7 +1043,7 @@ static void on_timer(kart_timer *t)
     after_run(ed);
 }
 
-static void on_output(kart_io *io, uint32_t events)
+static void on_output(kart_watch *io, uint32_t events)
 {
     kart_line *ed = io->base.data;
     (void)events;
@@ -1051,7 +1051,7 @@ static void on_output(kart_io *io, uint32_t events)
     loop_arm(ed);
 }
 
-static void on_input(kart_io *io, uint32_t events)
+static void on_input(kart_watch *io, uint32_t events)
 {
     kart_line *ed = io->base.data;
     if ((events & KART_WRITABLE) && ed->outq.len > 0)
@@ -1066,8 +1066,8 @@ static void on_input(kart_io *io, uint32_t events)
         /* An error that the descriptor does not have: the io_uring
          * backend reports one, and watches no more, when the process was
          * stopped and continued (SIGTSTP, then fg): watch it anew. */
-        kart_io_stop(&ed->io);
-        ed->io_on = kart_io_start(&ed->io, ed->io_events, on_input) == 0;
+        kart_watch_stop(&ed->io);
+        ed->io_on = kart_watch_start(&ed->io, ed->io_events, on_input) == 0;
     }
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
         loop_arm(ed);
@@ -1110,15 +1110,15 @@ static void loop_arm(kart_line *ed)
     bool want_out = ed->outq.len > 0 && !ed->write_fn && ed->out_fd >= 0;
     if (ed->out_fd == ed->in_fd) {
         uint32_t ev = KART_READABLE | (want_out ? KART_WRITABLE : 0);
-        if (ed->io_on && ev != ed->io_events && kart_io_start(&ed->io, ev, on_input) == 0)
+        if (ed->io_on && ev != ed->io_events && kart_watch_start(&ed->io, ev, on_input) == 0)
             ed->io_events = ev;
     } else if (want_out && !ed->out_io_on) {
-        if (kart_io_init(ed->loop, &ed->out_io, ed->out_fd) == 0) {
+        if (kart_watch_init(ed->loop, &ed->out_io, ed->out_fd) == 0) {
             ed->out_io.base.data = ed;
-            ed->out_io_on = kart_io_start(&ed->out_io, KART_WRITABLE, on_output) == 0;
+            ed->out_io_on = kart_watch_start(&ed->out_io, KART_WRITABLE, on_output) == 0;
         }
     } else if (!want_out && ed->out_io_on) {
-        kart_io_stop(&ed->out_io);
+        kart_watch_stop(&ed->out_io);
         ed->out_io_on = false;
     }
 }
@@ -1146,11 +1146,11 @@ static void on_signal(kart_signal *s, int signum)
 static void stop_watchers(kart_line *ed)
 {
     if (ed->io_on) {
-        kart_io_stop(&ed->io);
+        kart_watch_stop(&ed->io);
         ed->io_on = false;
     }
     if (ed->out_io_on) {
-        kart_io_stop(&ed->out_io);
+        kart_watch_stop(&ed->out_io);
         ed->out_io_on = false;
     }
     if (ed->timer_on) {
@@ -1172,11 +1172,11 @@ KART_API int kart_line_attach(kart_line *ed, kart_loop *loop, kart_line_cb cb, v
         return -EINVAL;
     if (ed->started || ed->drive != KART__DRIVE_NONE)
         return -EBUSY;
-    int r = kart_io_init(loop, &ed->io, ed->in_fd);
+    int r = kart_watch_init(loop, &ed->io, ed->in_fd);
     if (r < 0)
         return r;
     ed->io.base.data = ed;
-    r = kart_io_start(&ed->io, KART_READABLE, on_input);
+    r = kart_watch_start(&ed->io, KART_READABLE, on_input);
     if (r < 0)
         return r;
     ed->io_on = true;

@@ -326,10 +326,10 @@ struct kart_line {
 
     /* loop mode */
     kart_loop *loop;
-    kart_io io;
+    kart_watch io;
     kart_timer timer;
     kart_signal sig_winch, sig_cont, sig_tstp;
-    kart_io out_io;
+    kart_watch out_io;
     bool io_on, timer_on, sigs_on, out_io_on;
     uint32_t io_events;
     int cmd_depth;

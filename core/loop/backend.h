@@ -23,6 +23,9 @@
 /* Internal capability bits, above the public KART_CAP_* ones. */
 #define KART__CAP_NATIVE_ONESHOT 0x100u /* the kernel disarms after one report */
 #define KART__CAP_CHECKS_FD 0x200u      /* add itself fails with EBADF/EPERM */
+/* Nested (ops->sync), level-triggered polls are armed before the wait
+ * that reports them: the core checks the fd is still ready. */
+#define KART__CAP_EARLY_LEVEL 0x400u
 
 /* One registration. `gen` changes on every register and modify, so that a
  * backend whose kernel requests outlive an unregister (io_uring) can tell a
@@ -77,6 +80,13 @@ typedef struct kart__backend_ops {
      * allows it; NULL (or a NULL op): the loop emulates it over readiness.
      * The table's type is core/io/io_private.h's. */
     const struct kart__io_mode *(*io_mode)(kart_selector *sel);
+    /* The descriptor that is readable while a wait would report something
+     * (kart_selector_fileno), from now on; NULL: the backend has none. */
+    int (*fileno)(kart_selector *sel);
+    /* Hands the kernel what the backend queued for the next wait, so that
+     * the fileno reflects every registration now; called after each
+     * change and wait once fileno was asked for. NULL: nothing queued. */
+    void (*sync)(kart_selector *sel);
 } kart__backend_ops;
 
 struct kart_selector {
@@ -98,6 +108,9 @@ struct kart_selector {
     /* Set by a wait that collected completions of native I/O operations
      * for the loop (io_uring): news even when no fd is ready. */
     bool completions;
+    /* kart_selector_fileno() was called: the selector is nested in another
+     * loop, and ops->sync runs after each change and wait. */
+    bool nested;
 };
 
 /* kart_selector_create() for a loop (one_thread) or for a bare selector. */

@@ -54,6 +54,8 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
         return err;
     }
     loop->sigfd = -1;
+    loop->fsfd = -1;
+    kart__handle_init(&loop->fs_tag, loop, KART_HANDLE_FSWATCH);
     sigemptyset(&loop->sigmask);
     kart__handle_init(&loop->sig_tag, loop, KART_HANDLE_SIGNAL);
     loop->now = kart_now_ns();
@@ -62,19 +64,92 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts)
     return 0;
 }
 
-KART_API int kart_loop_free(kart_loop *loop)
+/* Stops every handle still active, without callbacks: the user's structs
+ * are left inactive (free to be freed or set up again), the thread's
+ * signal mask restored, pidfds closed. Pending completion I/O is dropped
+ * with the loop's I/O state (kart__io_fini) and the ring. */
+static void stop_all(kart_loop *loop)
+{
+    while (loop->signals)
+        kart_signal_stop(loop->signals);
+    while (loop->children)
+        kart_child_stop(loop->children);
+    while (loop->asyncs)
+        kart_async_stop(loop->asyncs);
+    while (loop->users)
+        kart_user_stop(loop->users);
+    while (loop->fswatches)
+        kart_fswatch_stop(loop->fswatches);
+    kart__fswatch_fini(loop);
+    while (loop->timers.n > 0)
+        kart_timer_stop(loop->timers.e[0].timer);
+    kart_event reg;
+    for (int fd = -1; kart_selector_next(loop->sel, fd, &reg) == 1; fd = reg.fd) {
+        kart_handle *h = reg.data;
+        if (h && h->type == KART_HANDLE_WATCH)
+            kart_watch_stop((kart_watch *)h);
+    }
+}
+
+/* A fork child freeing its parent's loop shares the kernel objects with
+ * the parent (the epoll set, the io_uring ring, the kqueue is not
+ * inherited but the rest is): unregistering would change the parent's.
+ * It only closes its own copies of the descriptors handles hold, and
+ * marks the handles stopped. */
+static void forget_all(kart_loop *loop)
+{
+    for (kart_child *c = loop->children; c; c = c->next_) {
+        if (c->fd_ >= 0)
+            close(c->fd_);
+        c->fd_ = -1;
+        c->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    }
+    for (kart_fswatch *w = loop->fswatches; w; w = w->next_) {
+        close(w->fd_);
+        w->fd_ = -1;
+        w->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    }
+    for (kart_signal *s = loop->signals; s; s = s->next_)
+        s->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    for (kart_async *a = loop->asyncs; a; a = a->next_)
+        a->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    for (kart_user *u = loop->users; u; u = u->next_)
+        u->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    for (uint32_t i = 0; i < loop->timers.n; i++)
+        loop->timers.e[i].timer->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    kart_event reg;
+    for (int fd = -1; kart_selector_next(loop->sel, fd, &reg) == 1; fd = reg.fd) {
+        kart_handle *h = reg.data;
+        if (h && h->type == KART_HANDLE_WATCH)
+            h->flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    }
+    if (loop->sigfd >= 0)
+        close(loop->sigfd);
+    if (loop->fsfd >= 0)
+        close(loop->fsfd);
+}
+
+KART_API void kart_loop_free(kart_loop *loop)
 {
     if (!loop)
-        return 0;
-    if (loop->active > 0 || loop->running || kart__io_busy(loop))
-        return -EBUSY;
-    kart__io_fini(loop); /* before the selector: the buffer ring is the ring's */
+        return;
+    if (loop->running) {
+        /* From a callback: kart_loop_run() frees it on its way out. */
+        loop->free_requested = true;
+        loop->stop_requested = true;
+        return;
+    }
+    bool forked = loop->fork_gen != kart__fork_gen();
+    if (forked)
+        forget_all(loop);
+    else
+        stop_all(loop);
+    kart__io_fini(loop, forked); /* before the selector: the buffer ring is the ring's */
     kart_selector_free(loop->sel);
     kart__timers_fini(loop);
     free(loop->events);
     free(loop->event_gens);
     free(loop);
-    return 0;
 }
 
 KART_API void kart_loop_stop(kart_loop *loop)
@@ -127,20 +202,20 @@ KART_API int kart_handle_is_active(const kart_handle *h)
 
 /* ---- fd watchers ---- */
 
-KART_API int kart_io_init(kart_loop *loop, kart_io *io, int fd)
+KART_API int kart_watch_init(kart_loop *loop, kart_watch *io, int fd)
 {
     if (!loop || !io)
         return -EINVAL;
     if (fd < 0)
         return -EBADF;
-    kart__handle_init(&io->base, loop, KART_HANDLE_IO);
+    kart__handle_init(&io->base, loop, KART_HANDLE_WATCH);
     io->fd = fd;
     io->events_ = 0;
     io->cb_ = NULL;
     return 0;
 }
 
-KART_API int kart_io_start(kart_io *io, uint32_t events, kart_io_cb cb)
+KART_API int kart_watch_start(kart_watch *io, uint32_t events, kart_watch_cb cb)
 {
     if (!io || !cb)
         return -EINVAL;
@@ -156,7 +231,20 @@ KART_API int kart_io_start(kart_io *io, uint32_t events, kart_io_cb cb)
     return 0;
 }
 
-KART_API int kart_io_stop(kart_io *io)
+KART_API int kart_watch_modify(kart_watch *w, uint32_t events)
+{
+    if (!w)
+        return -EINVAL;
+    if (!kart__handle_active(&w->base))
+        return -ENOENT;
+    int err = kart_selector_modify(w->base.loop->sel, w->fd, events, &w->base);
+    if (err < 0)
+        return err;
+    w->events_ = events;
+    return 0;
+}
+
+KART_API int kart_watch_stop(kart_watch *io)
 {
     if (!io)
         return -EINVAL;
@@ -199,19 +287,22 @@ static void dispatch(kart_loop *loop, int n)
             continue;
         kart_handle *h = ev->data;
         switch (h->type) {
-        case KART_HANDLE_IO: {
-            kart_io *io = (kart_io *)h;
+        case KART_HANDLE_WATCH: {
+            kart_watch *io = (kart_watch *)h;
             uint32_t mask = (io->events_ & KART_EVENT_MASK) | KART_HANGUP | KART_ERROR | KART_RDHUP;
             /* A one-shot watcher is stopped before its callback, as a child
              * watcher is: the fd is then free to be closed or watched anew. */
             if (io->events_ & KART_ONESHOT)
-                kart_io_stop(io);
+                kart_watch_stop(io);
             if (ev->events & mask)
                 io->cb_(io, ev->events & mask);
             break;
         }
         case KART_HANDLE_SIGNAL:
             kart__signals_dispatch(loop);
+            break;
+        case KART_HANDLE_FSWATCH:
+            kart__fswatch_dispatch(loop);
             break;
         case KART_HANDLE_CHILD:
             kart__child_dispatch((kart_child *)h);
@@ -291,6 +382,10 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
     }
     loop->running = false;
     loop->stop_requested = false;
+    if (loop->free_requested) {
+        kart_loop_free(loop);
+        return err < 0 ? err : 0;
+    }
     if (err < 0)
         return err;
     return loop->active_ref > 0;

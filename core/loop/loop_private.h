@@ -54,9 +54,10 @@ struct kart_loop {
     int64_t now;
     bool stop_requested;
     bool running;
-    unsigned fork_gen; /* kart__fork_gen() of the process that made it */
-    int active;        /* active handles */
-    int active_ref;    /* active handles that keep the loop alive */
+    bool free_requested; /* kart_loop_free() from a callback */
+    unsigned fork_gen;   /* kart__fork_gen() of the process that made it */
+    int active;          /* active handles */
+    int active_ref;      /* active handles that keep the loop alive */
 
     kart_event *events;
     uint32_t *event_gens; /* each event's registration generation */
@@ -85,6 +86,17 @@ struct kart_loop {
     kart_async *asyncs;
     kart_async *async_cursor;
     _Atomic uint32_t async_signalled;
+    /* User events (kart_user), dispatched with the async handles: a
+     * trigger sets async_signalled too. */
+    kart_user *users;
+    kart_user *user_cursor;
+
+    /* File watchers: one inotify fd (Linux) or kqueue (BSD) per loop,
+     * opened by the first start, registered with fs_tag as its data. */
+    int fsfd;
+    kart_handle fs_tag;
+    kart_fswatch *fswatches;
+    kart_fswatch *fs_cursor;
 
     /* Completion-based I/O (kart/io.h, core/io_private.h), created by the
      * first operation. */
@@ -133,7 +145,7 @@ static inline void kart__op_end(kart_loop *loop)
 static inline void kart__handle_init(kart_handle *h, kart_loop *loop, kart_handle_type type)
 {
     void *data = h->data;
-    *h = (kart_handle){.data = data, .loop = loop, .type = (uint8_t)type};
+    *h = (kart_handle){.data = data, .loop = loop, .type = type};
 }
 
 /* timer.c */
@@ -162,7 +174,11 @@ void kart__sigsource_kick(int signum);
 void kart__child_dispatch(kart_child *child);
 void kart__children_reap(kart_loop *loop); /* on SIGCHLD */
 
-/* async.c */
+/* async.c: async handles and user events */
 void kart__asyncs_dispatch(kart_loop *loop);
+
+/* fswatch.c */
+void kart__fswatch_dispatch(kart_loop *loop);
+void kart__fswatch_fini(kart_loop *loop);
 
 #endif

@@ -10,6 +10,7 @@
 #include "fault.h"
 #include "backend.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -35,10 +36,12 @@ static int ppoll_all(struct pollfd *p, int n, int64_t timeout_ns)
     }
 }
 
-KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns)
+KART_API int kart_poll(kart_pollfd *fds, size_t nfds, int64_t timeout_ns)
 {
-    if (n < 0 || (n > 0 && !fds))
+    /* The return is a count of entries: an int. */
+    if (nfds > INT_MAX || (nfds > 0 && !fds))
         return -EINVAL;
+    int n = (int)nfds;
     for (int i = 0; i < n; i++)
         if (fds[i].events & ~(uint32_t)KART_EVENT_MASK)
             return -EINVAL;
@@ -62,13 +65,14 @@ KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns)
     return r;
 }
 
-static int count_of(const int *arr, const int *count)
+static int count_of(const int *arr, const size_t *count)
 {
     if (!count)
         return 0;
-    if (*count < 0 || (*count > 0 && !arr))
+    /* A third of INT_MAX: the three counts add up to the int returned. */
+    if (*count > INT_MAX / 3 || (*count > 0 && !arr))
         return -1;
-    return *count;
+    return (int)*count;
 }
 
 /* Keeps the entries of arr[0..n) whose pollfd (from p[base]) is ready in
@@ -82,8 +86,8 @@ static int compact(int *arr, int n, const struct pollfd *p, short mask)
     return kept;
 }
 
-KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite, int *xfds, int *nexcept,
-                         int64_t timeout_ns)
+KART_API int kart_select(int *rfds, size_t *nread, int *wfds, size_t *nwrite, int *xfds,
+                         size_t *nexcept, int64_t timeout_ns)
 {
     int nr = count_of(rfds, nread), nw = count_of(wfds, nwrite), nx = count_of(xfds, nexcept);
     if (nr < 0 || nw < 0 || nx < 0)
@@ -115,11 +119,11 @@ KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite, int *xfd
         nw = compact(wfds, nw, pw, POLLOUT | POLLERR);
         nx = compact(xfds, nx, px, POLLPRI);
         if (nread)
-            *nread = nr;
+            *nread = (size_t)nr;
         if (nwrite)
-            *nwrite = nw;
+            *nwrite = (size_t)nw;
         if (nexcept)
-            *nexcept = nx;
+            *nexcept = (size_t)nx;
         r = nr + nw + nx;
     }
     if (p != stack)

@@ -14,6 +14,7 @@
 #include "fault.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,37 @@ KART_API int kart_backend_probe(const char *name)
     return err;
 }
 
+/* A nested selector's fd must reflect every change at once. */
+static void nested_sync(kart_selector *sel)
+{
+    if (sel->nested && sel->ops->sync)
+        sel->ops->sync(sel);
+}
+
+KART_API int kart_selector_fileno(kart_selector *sel)
+{
+    if (!sel)
+        return -EINVAL;
+    if (!sel->ops->fileno)
+        return -ENOTSUP;
+    sel->nested = true;
+    return sel->ops->fileno(sel);
+}
+
+KART_API int kart_selector_next(const kart_selector *sel, int after, kart_event *out)
+{
+    if (!sel || !out)
+        return -EINVAL;
+    for (int fd = after < 0 ? 0 : after + 1; fd < sel->nregs; fd++) {
+        const kart__reg *r = &sel->regs[fd];
+        if (r->registered && !r->internal) {
+            *out = (kart_event){.fd = fd, .events = r->events, .data = r->data};
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int check_events(const kart_selector *sel, uint32_t events)
 {
     if (events & ~(KART_EVENT_MASK | KART_FLAG_MASK))
@@ -292,6 +324,7 @@ KART_API int kart_selector_register(kart_selector *sel, int fd, uint32_t events,
         return err;
     }
     sel->count++;
+    nested_sync(sel);
     return 0;
 }
 
@@ -317,6 +350,8 @@ KART_API int kart_selector_modify(kart_selector *sel, int fd, uint32_t events, v
     err = sel->ops->mod(sel, fd, old.events, r);
     if (err < 0)
         *r = old;
+    else
+        nested_sync(sel);
     return err;
 }
 
@@ -330,6 +365,7 @@ KART_API int kart_selector_unregister(kart_selector *sel, int fd)
     sel->ops->del(sel, fd, r);
     *r = (kart__reg){.gen = kart__next_gen(r->gen)};
     sel->count--;
+    nested_sync(sel);
     return 0;
 }
 
@@ -373,6 +409,19 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
     uint32_t ev = raw & kart__wanted(r->events);
     if (!ev)
         return 0;
+    /* Nested, a backend that arms level-triggered polls ahead of the wait
+     * (io_uring) may hand over readiness that has passed since (the fd
+     * was drained after the last wait): ask the fd itself. */
+    if (sel->nested && (sel->caps & KART__CAP_EARLY_LEVEL) &&
+        !(r->events & (KART_EDGE | KART_ONESHOT))) {
+        struct pollfd p = {.fd = fd, .events = kart__to_poll(r->events)};
+        if (poll(&p, 1, 0) == 1)
+            ev &= kart__wanted(r->events) & kart__from_poll((unsigned)p.revents);
+        else
+            ev = 0;
+    }
+    if (!ev)
+        return 0;
     if ((r->events & KART_ONESHOT) && !(sel->caps & KART__CAP_NATIVE_ONESHOT)) {
         kart__reg disarmed = *r;
         disarmed.events &= ~KART_EVENT_MASK;
@@ -383,9 +432,14 @@ static uint32_t filter(kart_selector *sel, kart__reg *r, int fd, uint32_t raw)
     return ev;
 }
 
-KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, int max, int64_t timeout_ns)
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, size_t max,
+                                int64_t timeout_ns)
 {
-    return kart__selector_wait_gens(sel, events, NULL, max, timeout_ns);
+    if (max == 0)
+        return -EINVAL;
+    /* The return is a count: an int; more than INT_MAX at once waits. */
+    return kart__selector_wait_gens(sel, events, NULL, max > INT_MAX ? INT_MAX : (int)max,
+                                    timeout_ns);
 }
 
 int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *gens, int max,
@@ -430,12 +484,16 @@ int kart__selector_wait_gens(kart_selector *sel, kart_event *events, uint32_t *g
             }
         }
         /* Native I/O completions (io_uring) are news for the loop too. */
-        if (out > 0 || woken || sel->completions)
+        if (out > 0 || woken || sel->completions) {
+            nested_sync(sel);
             return out;
+        }
         /* Nothing for the user (a timeout, or only stale entries): keep
          * waiting for whatever time is left. */
         timeout_ns = kart__time_left(deadline);
-        if (timeout_ns == 0)
+        if (timeout_ns == 0) {
+            nested_sync(sel);
             return 0;
+        }
     }
 }

@@ -386,7 +386,9 @@ KART_API int kart_pool_bridge_create(kart_loop *loop, kart_pool_bridge **out)
         return -ENOMEM;
     atomic_flag_clear(&b->lock);
     b->tail = &b->head;
-    int rc = kart_async_init(loop, &b->async, bridge_run);
+    int rc = kart_async_init(loop, &b->async);
+    if (!rc)
+        rc = kart_async_start(&b->async, bridge_run);
     if (rc) {
         free(b);
         return rc;

@@ -201,7 +201,7 @@ typedef void (*kart_conn_recv_cb)(kart_conn *c, int status, const void *msg, siz
 
 /*
  * Attaches the connection to a loop: from then on its fd is non-blocking
- * and watched by a kart_io of that loop whenever a send is queued or a
+ * and watched by a kart_watch of that loop whenever a send is queued or a
  * receive is active. The blocking calls keep working (they wait in poll()
  * when the fd is not ready), but not while loop operations on the same
  * direction are pending (-EBUSY). Loop thread only. Detach (or close) the
@@ -238,7 +238,7 @@ KART_API int kart_conn_send_async(kart_conn *c, const void *buf, size_t len, kar
  * kart_conn_recv_bytes. Messages already in the read-ahead buffer are
  * delivered in the next loop iteration. Errors: -EINVAL (NULL c or cb),
  * -EBADF (not readable), -ENOTCONN (not attached), -EBUSY (already
- * receiving), -ECONNABORTED, -ENOMEM, and kart_io_start's.
+ * receiving), -ECONNABORTED, -ENOMEM, and kart_watch_start's.
  */
 KART_API int kart_conn_recv_start(kart_conn *c, size_t maxlen, kart_conn_recv_cb cb, void *arg);
 

@@ -39,8 +39,11 @@
  *  - Errors are negative errnos (or KART_E* codes), never left in errno.
  *    SIGPIPE is never raised by a send (MSG_NOSIGNAL).
  *
- * Threads: everything here is for the loop's own thread; buffers too must
- * be released on it. On io_uring (Linux 6.0 and later) a loop's ring is
+ * Threads: kart_sock, kart_req and kart_buf are *loop thread* objects:
+ * every call on them is for the loop's own thread; buffers too must be
+ * released on it. kart_rcbuf is thread-safe (its references are atomic):
+ * one may be sent on several loops' sockets at once. kart_listen() keeps
+ * no state: any thread. On io_uring (Linux 6.0 and later) a loop's ring is
  * single-issuer: the first thread that runs the loop (or enters its ring)
  * owns it for good. Fork: a child must not touch the parent's loop, its
  * sockets or its buffers.
@@ -50,14 +53,12 @@
 
 #include <kart/common.h>
 #include <kart/loop.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* kart_sock's handle type (kart_handle.type), next to loop.h's. */
-#define KART_HANDLE_SOCK 16
 
 typedef struct kart_sock kart_sock;
 typedef struct kart_req kart_req;
@@ -159,13 +160,14 @@ typedef enum kart_req_type {
 } kart_req_type;
 
 /* One operation. Public: data. Read-only: loop, sock (NULL for file
- * operations), type. The rest is private. Zero it before its first start
- * (no _init is needed); a start fills everything but data. */
+ * operations), type. The rest is private. Set it up once with
+ * kart_req_init() (an all-zero request is set up too); a start fills
+ * everything but data. */
 struct kart_req {
     void *data;
     kart_loop *loop;
     kart_sock *sock;
-    uint8_t type;
+    kart_req_type type;
     uint8_t state_;    /* private */
     uint16_t flags_;   /* private */
     int32_t fd_;       /* private */
@@ -182,6 +184,12 @@ struct kart_req {
         kart_timer timer_; /* private: the emulation's timeout */
     } t_;
 };
+
+/* Sets up a request for its first start: zeroes it, keeping data. A
+ * request owns nothing: when it is not pending (never started, or its
+ * final callback has run) its memory may be freed or reused as is, so
+ * there is no _destroy. Errors: -EINVAL (NULL). */
+KART_API int kart_req_init(kart_req *req);
 
 /*
  * Accepts connections on listening socket `listener`, until cancelled or
@@ -232,7 +240,7 @@ KART_API int kart_sock_connect(kart_sock *sock, kart_req *req, const struct sock
  * Starting an active receive changes its callback.
  * Errors: -EINVAL (NULL sock or cb), -EPIPE (the socket is being closed),
  * -ENOMEM (the default pool could not be allocated), and the selector's
- * register errors on readiness backends (-EEXIST when a kart_io watcher
+ * register errors on readiness backends (-EEXIST when a kart_watch watcher
  * watches the same fd).
  */
 KART_API int kart_sock_recv_start(kart_sock *sock, kart_recv_cb cb);
@@ -296,6 +304,79 @@ KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_re
  */
 KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb);
 
+/*
+ * The bytes waiting to leave a socket, to push back on a slow peer (asyncio's
+ * transport.get_write_buffer_size()): *queued (if not NULL) gets the bytes
+ * of sends started on it whose callbacks have not run yet (what kart still
+ * holds, in flight included); *kernel (if not NULL) the bytes in the
+ * socket's kernel send buffer that the peer has not acknowledged yet
+ * (SIOCOUTQ; 0 for a socket type that has no such count).
+ * Errors: -EINVAL (NULL sock), -EBADF (its fd is closed); on an error
+ * nothing is written.
+ */
+KART_API int kart_sock_queued(const kart_sock *sock, size_t *queued, size_t *kernel);
+
+/* ---- one buffer, many sockets ---- */
+
+/* A reference-counted send buffer: filled once, sent to any number of
+ * sockets without a copy; freed when its creator has dropped it and the
+ * last send of it has completed. base and size are read-only. */
+typedef struct kart_rcbuf {
+    char *base;
+    size_t size;
+    _Atomic size_t refs_; /* private */
+} kart_rcbuf;
+
+/* Allocates a buffer of size bytes (uninitialised: fill base before
+ * sending), holding the creator's reference.
+ * Errors: -EINVAL (out NULL, size 0 or above INT32_MAX), -ENOMEM. */
+KART_API int kart_rcbuf_create(kart_rcbuf **out, size_t size);
+
+/* Drops the creator's reference: the memory goes once the sends still
+ * pending have completed. Do not touch the buffer afterwards. NULL is a
+ * no-op. */
+KART_API void kart_rcbuf_free(kart_rcbuf *buf);
+
+/*
+ * Sends the first len bytes of buf on sock, ordered with the socket's
+ * other sends as kart_sock_send() is, holding a reference until it is
+ * done: the broadcast of one message to many peers (call it once per
+ * socket; the request each send needs is kart's, allocated here). cb
+ * (NULL for none) runs once with len or a negative error, as
+ * kart_sock_send's callback; the buffer must not be changed until every
+ * send of it has completed. timeout_ns < 0: none.
+ * Errors: -EINVAL (NULL sock or buf, len larger than buf->size), -EPIPE
+ * (the socket is being closed or was shut down for writing), -ENOMEM.
+ */
+KART_API int kart_sock_send_rcbuf(kart_sock *sock, kart_rcbuf *buf, size_t len, int64_t timeout_ns,
+                                  kart_send_buf_cb cb);
+
+/* ---- listening sockets ---- */
+
+typedef struct kart_listen_options {
+    int backlog;        /* listen(2)'s backlog; 0: SOMAXCONN */
+    bool no_reuse_addr; /* do not set SO_REUSEADDR (set by default) */
+    bool reuse_port;    /* set SO_REUSEPORT: several sockets share the port */
+    bool v6only;        /* an IPv6 socket takes no IPv4 connections */
+} kart_listen_options;
+
+/*
+ * Creates a listening TCP socket bound to host:port, non-blocking and
+ * close-on-exec, ready for kart_sock_init() and kart_sock_accept() (or
+ * any other use): asyncio's create_server() socket. host: a numeric IPv4
+ * or IPv6 address or a name (resolved with getaddrinfo, the first address
+ * that binds wins); NULL or "" listens on every address, IPv6 and IPv4
+ * both where the system allows ("::" with IPV6_V6ONLY off), else IPv4.
+ * port 0 picks a free port: *port_out (if not NULL) gets the one bound.
+ * opts may be NULL.
+ * Errors: -EINVAL (fd_out NULL, port above 65535 or negative, backlog
+ * negative), -ENOENT (host does not resolve), -EADDRINUSE, -EADDRNOTAVAIL
+ * (no such local address), -EACCES (a privileged port), -EMFILE, -ENFILE,
+ * -ENOMEM. On an error no descriptor is left open.
+ */
+KART_API int kart_listen(const char *host, int port, const kart_listen_options *opts, int *fd_out,
+                         int *port_out);
+
 /* ---- files ---- */
 
 /*
@@ -338,9 +419,9 @@ KART_API int kart_req_is_active(const kart_req *req);
 /* ---- introspection ---- */
 
 typedef struct kart_io_stats {
-    /* 1 when operations go through io_uring, 0 when they are emulated
-     * over readiness. */
-    int native;
+    /* true when operations go through io_uring, false when they are
+     * emulated over readiness. */
+    bool native;
     /* Times the completion ring overflowed into the kernel's overflow list
      * (io_uring). Nothing is lost: the completions are flushed and handled
      * in order at the next enter. */

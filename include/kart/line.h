@@ -247,10 +247,10 @@ KART_API int kart_line_tick(kart_line *ed);
 KART_API void kart_line_stop(kart_line *ed);
 
 /*
- * Loop mode: watches in_fd on loop (a kart_io watcher, so no other watcher
+ * Loop mode: watches in_fd on loop (a kart_watch watcher, so no other watcher
  * of that fd may be on that loop), starts a line, and reports through cb.
  * Errors: -EINVAL (NULL arguments, no input descriptor), -EBUSY (started
- * or attached), -EEXIST and the other errors of kart_io_start, -ENOMEM.
+ * or attached), -EEXIST and the other errors of kart_watch_start, -ENOMEM.
  */
 KART_API int kart_line_attach(kart_line *ed, kart_loop *loop, kart_line_cb cb, void *arg);
 

@@ -1,6 +1,7 @@
 /*
- * kart/loop.h — the event loop: fd watchers, timers, signals, child exits
- * and a cross-thread wake-up, on top of a selector (kart/selector.h).
+ * kart/loop.h — the event loop: fd watchers, timers, signals, child exits,
+ * a cross-thread wake-up, user events (kqueue's EVFILT_USER) and file
+ * watchers (EVFILT_VNODE), on top of a selector (kart/selector.h).
  *
  * Handles are allocated by the caller (embed them in your own structs) and
  * set up with kart_<handle>_init(). A started handle is "active": it keeps
@@ -9,13 +10,17 @@
  * its own included — is always safe; once kart_<handle>_stop() returns, its
  * callback will not run again and its memory may be freed.
  *
- * Threads: a loop belongs to the thread that runs it. The only call another
- * thread may make is kart_async_send(). Before its first run a loop may be
+ * Threads: a loop and every handle on it are *loop thread* objects: only
+ * the thread that runs the loop may call into them. The exceptions, safe
+ * from any thread (and from signal handlers): kart_async_send() and
+ * kart_user_trigger(). Before its first run a loop may be
  * set up on another thread (created, its watchers started and stopped, any
  * number of them), then run on its own; with the io_uring backend, starting
  * more completion-I/O operations (kart/io.h) than its ring holds before the
- * first run makes the setting-up thread the ring's owner. Fork: the child must not use the
- * parent's loop (io_uring rings are not shared); it creates its own.
+ * first run makes the setting-up thread the ring's owner. Fork: the child
+ * must not use the parent's loop (io_uring rings are not shared); it
+ * creates its own, and may only free the parent's (which then touches none
+ * of the kernel objects the parent still uses).
  */
 #ifndef KART_LOOP_H
 #define KART_LOOP_H
@@ -23,6 +28,7 @@
 #include <kart/common.h>
 #include <kart/selector.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -38,11 +44,14 @@ typedef enum kart_run_mode {
 } kart_run_mode;
 
 typedef enum kart_handle_type {
-    KART_HANDLE_IO = 1,
+    KART_HANDLE_WATCH = 1,
     KART_HANDLE_TIMER,
     KART_HANDLE_SIGNAL,
     KART_HANDLE_CHILD,
     KART_HANDLE_ASYNC,
+    KART_HANDLE_USER,
+    KART_HANDLE_FSWATCH,
+    KART_HANDLE_SOCK = 16, /* kart_sock of kart/io.h */
 } kart_handle_type;
 
 /* The part every handle starts with. Public: data. Read-only: loop, type.
@@ -50,7 +59,7 @@ typedef enum kart_handle_type {
 typedef struct kart_handle {
     void *data;
     kart_loop *loop;
-    uint8_t type;
+    kart_handle_type type;
     uint8_t flags_; /* private: active, unreferenced */
 } kart_handle;
 
@@ -67,15 +76,27 @@ typedef struct kart_loop_options {
 KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts);
 
 /*
- * Frees a loop. Errors: -EBUSY (handles are still active: stop them first;
- * the loop is left intact). NULL returns 0.
+ * Frees a loop and everything it holds; NULL is a no-op. Handles still
+ * active are stopped first, without their callbacks: fd watchers, timers,
+ * signal watchers (the thread's signal mask and dispositions are restored
+ * as by kart_signal_stop), child watchers (the children are not reaped),
+ * async, user and file watchers; after this call their memory may be
+ * freed or set up again with their _init. Completion I/O still pending
+ * (kart/io.h) is dropped: its callbacks never run, the kernel's requests
+ * are cancelled with the ring, sockets' fds stay open (close them with
+ * close(2)), requests and sockets may be freed, and buffers still lent
+ * are gone (do not release them). To end I/O cleanly, close the sockets
+ * and run the loop until their close callbacks have run, before this call.
+ * Called from inside a callback of the loop, the free waits until
+ * kart_loop_run() returns (it stops the loop as kart_loop_stop() does);
+ * the loop must not be used after kart_loop_run() returns then.
  * On the io_uring backend the kernel finishes closing the ring with work it
  * queues to the thread that ran the loop, and that work interrupts the
  * thread's next blocking system call once: an epoll_wait, a read of a pipe
  * or socket may return EINTR shortly after this call, as after a signal
  * (retry it). Creating a loop interrupts nothing.
  */
-KART_API int kart_loop_free(kart_loop *loop);
+KART_API void kart_loop_free(kart_loop *loop);
 
 /*
  * Runs the loop. KART_RUN_DEFAULT runs until no active referenced handle
@@ -116,36 +137,43 @@ KART_API int kart_handle_is_active(const kart_handle *h);
 
 /* ---- fd watchers ---- */
 
-typedef struct kart_io kart_io;
+typedef struct kart_watch kart_watch;
 /* events: KART_READABLE ... KART_RDHUP as reported by the selector. */
-typedef void (*kart_io_cb)(kart_io *io, uint32_t events);
+typedef void (*kart_watch_cb)(kart_watch *w, uint32_t events);
 
-struct kart_io {
+struct kart_watch {
     kart_handle base;
-    int fd;           /* read-only */
-    uint32_t events_; /* private */
-    kart_io_cb cb_;   /* private */
+    int fd;            /* read-only */
+    uint32_t events_;  /* private */
+    kart_watch_cb cb_; /* private */
 };
 
-/* Prepares a watcher for fd. Errors: -EINVAL (NULL loop or io), -EBADF
- * (fd negative). */
-KART_API int kart_io_init(kart_loop *loop, kart_io *io, int fd);
+/* Prepares a watcher for fd (the loop's readiness watcher: Python's
+ * loop.add_reader/add_writer; kart/io.h is completion I/O instead).
+ * Errors: -EINVAL (NULL loop or watcher), -EBADF (fd negative). */
+KART_API int kart_watch_init(kart_loop *loop, kart_watch *w, int fd);
 
 /*
- * Starts (or changes) watching for events, which take the selector's bits
- * and flags (KART_EDGE, KART_ONESHOT, ...). One watcher per fd per loop.
- * A KART_ONESHOT watcher is stopped just before its callback runs; start
- * it again to re-arm it. Stop a watcher before closing its fd.
- * A failed change of an active watcher keeps its old registration.
- * Errors: -EINVAL (NULL io or cb, bad events), -EEXIST (another watcher
- * watches this fd), and the selector's register errors (-EBADF, -EPERM,
- * -ENOTSUP, -ERANGE, -ENOMEM).
+ * Starts watching for events, which take the selector's bits and flags
+ * (KART_EDGE, KART_ONESHOT, ...). One watcher per fd per loop. A
+ * KART_ONESHOT watcher is stopped just before its callback runs; start it
+ * again to re-arm it. Stop a watcher before closing its fd. Starting an
+ * active watcher changes it as kart_watch_modify() does (and takes cb).
+ * Errors: -EINVAL (NULL watcher or cb, bad events), -EEXIST (another
+ * watcher watches this fd), and the selector's register errors (-EBADF,
+ * -EPERM, -ENOTSUP, -ERANGE, -ENOMEM).
  */
-KART_API int kart_io_start(kart_io *io, uint32_t events, kart_io_cb cb);
+KART_API int kart_watch_start(kart_watch *w, uint32_t events, kart_watch_cb cb);
+
+/* Changes the events an active watcher waits for (and re-arms a
+ * KART_ONESHOT one), keeping its callback. A failed change keeps the old
+ * registration. Errors: -EINVAL (NULL, bad events), -ENOENT (the watcher
+ * is not active), and the selector's modify errors (-ENOTSUP, -ENOMEM). */
+KART_API int kart_watch_modify(kart_watch *w, uint32_t events);
 
 /* Stops watching. Stopping a stopped watcher is a no-op returning 0.
  * Errors: -EINVAL (NULL). */
-KART_API int kart_io_stop(kart_io *io);
+KART_API int kart_watch_stop(kart_watch *w);
 
 /* ---- timers ---- */
 
@@ -290,22 +318,115 @@ struct kart_async {
     kart_async *next_;         /* private */
 };
 
-/* Starts an async handle: from then on, kart_async_send() from any thread
- * makes cb run on the loop thread. Errors: -EINVAL (NULL argument). */
-KART_API int kart_async_init(kart_loop *loop, kart_async *async, kart_async_cb cb);
+/* Prepares an async handle (stopped). Errors: -EINVAL (NULL argument). */
+KART_API int kart_async_init(kart_loop *loop, kart_async *async);
+
+/* Starts it: from then on, kart_async_send() from any thread makes cb run
+ * on the loop thread. Starting an active handle changes its callback.
+ * Loop thread (or before the loop's first run). Errors: -EINVAL (NULL
+ * async or cb). */
+KART_API int kart_async_start(kart_async *async, kart_async_cb cb);
 
 /*
  * Makes the handle's callback run soon on the loop's thread. Safe from any
  * thread and from signal handlers. Sends before the callback runs coalesce
- * into one call. Returns 0, or -EINVAL (NULL) or the error of writing the
- * loop's wake-up fd.
+ * into one call. A send to a handle that is initialised but not active
+ * is kept and delivered once it starts. Returns 0, or -EINVAL (NULL) or
+ * the error of writing the loop's wake-up fd.
  */
 KART_API int kart_async_send(kart_async *async);
 
 /* Stops the handle; a no-op returning 0 if not active; -EINVAL for NULL.
- * Must not race with
- * a kart_async_send() on another thread that may still touch it. */
+ * Loop thread. Must not race with a kart_async_send() on another thread
+ * that may still touch it. */
 KART_API int kart_async_stop(kart_async *async);
+
+/* ---- user-triggered events (kqueue's EVFILT_USER) ---- */
+
+typedef struct kart_user kart_user;
+/* fflags: the OR of the flags given to every kart_user_trigger() since the
+ * callback last ran (0 if they were all 0). */
+typedef void (*kart_user_cb)(kart_user *user, unsigned fflags);
+
+struct kart_user {
+    kart_handle base;
+    _Atomic uint64_t state_; /* private: pending bit and flags */
+    kart_user_cb cb_;        /* private */
+    kart_user *next_;        /* private */
+};
+
+/* Prepares a user event (stopped). Errors: -EINVAL (NULL argument). */
+KART_API int kart_user_init(kart_loop *loop, kart_user *user);
+
+/* Starts it: each kart_user_trigger() makes cb run on the loop thread.
+ * Starting an active one changes its callback. Loop thread.
+ * Errors: -EINVAL (NULL user or cb). */
+KART_API int kart_user_start(kart_user *user, kart_user_cb cb);
+
+/*
+ * Triggers the event, ORing fflags into what its callback will be given
+ * (EVFILT_USER's NOTE_TRIGGER with NOTE_FFOR): the callback runs once for
+ * any number of triggers before it. Thread-safe, and safe from signal
+ * handlers (the loop's wake-up fd, an eventfd on Linux, carries it on
+ * every backend). A trigger of a stopped event is kept and delivered when
+ * it starts. Errors: -EINVAL (NULL), or the error of writing the loop's
+ * wake-up fd.
+ */
+KART_API int kart_user_trigger(kart_user *user, unsigned fflags);
+
+/* Stops it; a trigger not yet delivered is kept for the next start. A
+ * no-op returning 0 if not active. Loop thread; must not race with a
+ * trigger on another thread that may still touch it.
+ * Errors: -EINVAL (NULL). */
+KART_API int kart_user_stop(kart_user *user);
+
+/* ---- file changes (kqueue's EVFILT_VNODE; inotify on Linux) ---- */
+
+/* What changed (kqueue's NOTE_* names). */
+#define KART_FS_WRITE 0x01u  /* contents written (a directory: an entry added or removed) */
+#define KART_FS_DELETE 0x02u /* its last link was removed */
+#define KART_FS_RENAME 0x04u /* the file itself was renamed or moved */
+#define KART_FS_ATTRIB 0x08u /* attributes changed (mode, owner, times, links) */
+#define KART_FS_EXTEND 0x10u /* it grew */
+#define KART_FS_ALL 0x1fu
+
+typedef struct kart_fswatch kart_fswatch;
+/* events: the KART_FS_* bits that happened and were asked for. */
+typedef void (*kart_fswatch_cb)(kart_fswatch *w, unsigned events);
+
+struct kart_fswatch {
+    kart_handle base;
+    int wd_;             /* private: inotify watch, or the kqueue's fd */
+    int fd_;             /* private: the file, held open */
+    unsigned events_;    /* private */
+    int64_t size_;       /* private: to tell KART_FS_EXTEND */
+    bool deleted_;       /* private */
+    kart_fswatch_cb cb_; /* private */
+    kart_fswatch *next_; /* private */
+};
+
+/* Prepares a file watcher (stopped). Errors: -EINVAL (NULL argument). */
+KART_API int kart_fswatch_init(kart_loop *loop, kart_fswatch *w);
+
+/*
+ * Watches the file or directory at path for the KART_FS_* events asked
+ * for: cb runs on the loop thread with those that happened (several may
+ * come in one call). The file itself is watched, not its name: it is held
+ * open (one descriptor per watcher) and followed through renames; a
+ * deleted file's watcher stays active (its file can change no more) until
+ * stopped. Works on every backend (on Linux one inotify descriptor per
+ * loop, registered in the loop's selector). Starting an active watcher
+ * stops it first; if the start then fails, it stays stopped.
+ * Errors: -EINVAL (NULL w, path or cb; events 0 or with unknown bits),
+ * -ENOENT, -EACCES, -ENOTDIR, -ENAMETOOLONG, -ELOOP (path cannot be
+ * opened), -ENOSPC (the inotify watch limit), -EMFILE, -ENFILE, -ENOMEM.
+ */
+KART_API int kart_fswatch_start(kart_fswatch *w, const char *path, unsigned events,
+                                kart_fswatch_cb cb);
+
+/* Stops watching and closes the file; a no-op returning 0 if not active.
+ * Errors: -EINVAL (NULL). */
+KART_API int kart_fswatch_stop(kart_fswatch *w);
 
 #ifdef __cplusplus
 }

@@ -528,7 +528,7 @@ KART_API void kart_as_completed_free(kart_as_completed *it);
  * through the loop's async wake-up (kart_async), batching completions
  * that arrive together. Create and free it on the loop's thread; the
  * bridge must outlive every future registered with it.
- * Errors: -EINVAL (NULL), -ENOMEM, and kart_async_init's.
+ * Errors: -EINVAL (NULL), -ENOMEM, and kart_async_init's and kart_async_start's.
  */
 KART_API int kart_pool_bridge_create(kart_loop *loop, kart_pool_bridge **out);
 /* Frees the bridge; callbacks not yet run are dropped. NULL: nothing. */

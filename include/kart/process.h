@@ -18,7 +18,7 @@
  * elsewhere that reaps every child (waitpid(-1), SIGCHLD set to SIG_IGN, or
  * a kart_child watcher on the same pid) takes the exit status away: kart
  * then reports -ECHILD. To hear a child's exit in a kart_loop, watch its
- * sentinel fd with kart_io (KART_READABLE) and call kart_process_join(p, 0)
+ * sentinel fd with kart_watch (KART_READABLE) and call kart_process_join(p, 0)
  * in the callback; do not use kart_child_start() on its pid.
  *
  * Start methods (Python's get_context()): "fork" runs the function in a
@@ -377,7 +377,7 @@ KART_API int64_t kart_process_exit_timeout(void);
  * late (a spawned program's own children, a process another thread forked
  * at the same moment, or one the child made without fork(), inherit the
  * write end); kart_process_join() does not depend on it. For poll, select,
- * kart_io and wait;
+ * kart_watch and wait;
  * the fd belongs to the object: do not read or close it. Valid from start
  * until free.
  * Errors: -EINVAL (NULL), KART_ENOTSTARTED.

@@ -32,9 +32,11 @@
  *  - EINTR never surfaces: a wait interrupted by a signal retries with the
  *    time that is left.
  *
- * A selector belongs to one thread at a time; kart_selector_wake() is the
- * one call another thread may make. A selector is not inherited usefully
- * over fork: the child must create its own (io_uring rings are not shared).
+ * Threads: a selector is *one thread at a time* (the caller serializes);
+ * kart_selector_wake() is the exception, safe from any thread and from
+ * signal handlers. kart_poll() and kart_select() keep no state: any thread.
+ * A selector is not inherited usefully over fork: the child must create
+ * its own (io_uring rings are not shared).
  */
 #ifndef KART_SELECTOR_H
 #define KART_SELECTOR_H
@@ -140,15 +142,45 @@ KART_API int kart_selector_get(const kart_selector *sel, int fd, uint32_t *event
 KART_API int kart_selector_count(const kart_selector *sel);
 
 /*
+ * Walks the registrations (Python's get_map(): kart_selector_get() looks
+ * one up by fd, this iterates), in increasing fd order: stores in *out the
+ * registration with the lowest fd above `after` (its fd, the events and
+ * flags it was registered with, its data) and returns 1, or returns 0 when
+ * there is none. Start with after = -1, then pass the last out->fd:
+ *     for (int fd = -1; kart_selector_next(sel, fd, &e) == 1; fd = e.fd)
+ * Registering or unregistering during the walk is allowed: an fd above
+ * the last one returned is seen or not as it stands when reached.
+ * Errors: -EINVAL (sel or out NULL).
+ */
+KART_API int kart_selector_next(const kart_selector *sel, int after, kart_event *out);
+
+/*
+ * The selector's own descriptor, to nest it in another event loop (Python's
+ * selector.fileno()): it is readable while a kart_selector_wait() would
+ * report something (a ready fd, a wake-up); watch it for reading, then
+ * call kart_selector_wait() with a zero timeout. It belongs to the
+ * selector: do not close it. epoll: the epoll fd; kqueue: the kqueue;
+ * io_uring: the ring's fd (from this call on, each register, modify and
+ * wait hands the kernel at once what the next wait would, one more system
+ * call each, and the calling thread enters the ring; a level-triggered fd
+ * that a wait reports is checked with a poll(2), since its readiness was
+ * asked for before the wait). It may turn readable with nothing to report
+ * (the wait then returns 0).
+ * Errors: -EINVAL (NULL), -ENOTSUP (poll and select: they have no
+ * descriptor; Python's PollSelector has no fileno either).
+ */
+KART_API int kart_selector_fileno(kart_selector *sel);
+
+/*
  * Waits until at least one registered fd is ready, the timeout passes
  * (negative: forever; zero: do not block) or kart_selector_wake() is
- * called, and stores at most max ready fds in events. Returns the number
- * stored (0 on timeout or wake). Readiness beyond max is kept for the next
- * wait, never lost.
- * Errors: -EINVAL (events NULL or max < 1), and the backend's unexpected
+ * called, and stores at most max ready fds in events (at most INT_MAX).
+ * Returns the number stored (0 on timeout or wake). Readiness beyond max
+ * is kept for the next wait, never lost.
+ * Errors: -EINVAL (events NULL or max 0), and the backend's unexpected
  * system call errors (-ENOMEM ...). Never -EINTR.
  */
-KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, int max,
+KART_API int kart_selector_wait(kart_selector *sel, kart_event *events, size_t max,
                                 int64_t timeout_ns);
 
 /* Makes a blocked (or the next) kart_selector_wait() return; safe from any
@@ -180,10 +212,10 @@ typedef struct kart_pollfd {
  * Waits on an array of fds at once, like select.poll().poll(). Returns the
  * number of entries with non-zero revents. There is no FD_SETSIZE limit.
  * An fd that is not open gets KART_ERROR in revents (poll's POLLNVAL).
- * Errors: -EINVAL (fds NULL with n > 0, n negative, or an entry with
- * unknown event bits), -ENOMEM. Never -EINTR.
+ * Errors: -EINVAL (fds NULL with n > 0, n above INT_MAX, or an entry
+ * with unknown event bits), -ENOMEM. Never -EINTR.
  */
-KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns);
+KART_API int kart_poll(kart_pollfd *fds, size_t n, int64_t timeout_ns);
 
 /*
  * Like select.select(): three arrays of fds to watch for reading, writing
@@ -194,11 +226,11 @@ KART_API int kart_poll(kart_pollfd *fds, int n, int64_t timeout_ns);
  * for reading on hang-up or error too, as with select(2). No FD_SETSIZE
  * limit.
  * Errors: -EBADF (an fd in the arrays is not open or negative; the arrays
- * are left untouched), -EINVAL (negative counts, or a count > 0 with a NULL
- * array), -ENOMEM. Never -EINTR.
+ * are left untouched), -EINVAL (a count above INT_MAX / 3, or a count > 0
+ * with a NULL array), -ENOMEM. Never -EINTR.
  */
-KART_API int kart_select(int *rfds, int *nread, int *wfds, int *nwrite, int *xfds, int *nexcept,
-                         int64_t timeout_ns);
+KART_API int kart_select(int *rfds, size_t *nread, int *wfds, size_t *nwrite, int *xfds,
+                         size_t *nexcept, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

@@ -13,12 +13,12 @@ static void on_timer(kart_timer *t)
     fired++;
 }
 
-static void on_readable(kart_io *io, uint32_t events)
+static void on_readable(kart_watch *io, uint32_t events)
 {
     char buf[8];
     if ((events & KART_READABLE) && read(io->fd, buf, sizeof(buf)) > 0)
         fired++;
-    kart_io_stop(io);
+    kart_watch_stop(io);
 }
 
 int main(void)
@@ -33,11 +33,11 @@ int main(void)
     if (pipe(p) < 0 || write(p[1], "hi", 2) != 2)
         return 1;
     kart_timer t;
-    kart_io io;
+    kart_watch io;
     kart_timer_init(loop, &t);
     kart_timer_start(&t, on_timer, 1000000, 0);
-    kart_io_init(loop, &io, p[0]);
-    kart_io_start(&io, KART_READABLE, on_readable);
+    kart_watch_init(loop, &io, p[0]);
+    kart_watch_start(&io, KART_READABLE, on_readable);
     kart_loop_run(loop, KART_RUN_DEFAULT);
     printf("kart %s on %s: %d callbacks\n", kart_version_string(), kart_loop_backend_name(loop),
            fired);

@@ -18,12 +18,12 @@ cc=${KQ_CC:-clang}
 W="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter"
 for os in __APPLE__ __FreeBSD__ __NetBSD__ __OpenBSD__ __DragonFly__; do
   for v in "" KQSTUB_MACOS KQSTUB_NETBSD KQSTUB_OLD; do
-    for f in compat/kqueue.c core/loop/signal_kqueue.c; do
+    for f in compat/kqueue.c core/loop/signal_kqueue.c core/loop/fswatch_kqueue.c; do
       $cc $W -D$os -DKART_SIGNAL_KQUEUE ${v:+-D$v} -I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done) -fsyntax-only $f
     done
   done
 done
-echo "kqueue.c, signal_kqueue.c: compile for 5 OS macros x 4 header variants"
+echo "kqueue.c, signal_kqueue.c, fswatch_kqueue.c: compile for 5 OS macros x 4 header variants"
 
 out=build/kqemu
 mkdir -p $out/obj
@@ -33,11 +33,11 @@ for variant in KQSTUB_MACOS KQSTUB_FREEBSD; do
   # Signals come from kqueue as on a BSD (signalfd's file out); the host is
   # still Linux, so epoll stays among the backends and futex(2) is used
   # (the parking-lot fallback out).
-  for f in $(ls core/*/*.c compat/*.c | grep -v -e '^core/loop/signal_signalfd.c$' -e '^compat/futex_parking.c$') numa/topology.c $stub/kqemu.c; do
+  for f in $(ls core/*/*.c compat/*.c | grep -v -e '^core/loop/signal_signalfd.c$' -e '^core/loop/fswatch_kqueue.c$' -e '^compat/futex_parking.c$') numa/topology.c $stub/kqemu.c; do
     $cc $CF -Wno-missing-prototypes -DKART_BUILDING=1 -fvisibility=hidden -c "$f" -o "$out/obj/$(basename "$f" .c).o"
   done
   rm -f $out/libkart.a && ar rcs $out/libkart.a $out/obj/*.o
-  for t in check_selector check_loop check_loop_io check_loop_timers check_loop_signals check_loop_children check_loop_async check_compat; do
+  for t in check_selector check_loop check_loop_io check_loop_timers check_loop_signals check_loop_children check_loop_async check_loop_fswatch check_compat; do
     $cc $CF -Wno-missing-prototypes -Itests $(pkg-config --cflags check) -o $out/$t tests/$t.c $out/libkart.a $(pkg-config --libs check) -pthread
     echo "$variant $t:"
     $out/$t >$out/$t.log 2>&1 || true

@@ -14,6 +14,7 @@
 #define EVFILT_READ 0U
 #define EVFILT_WRITE 1U
 #define EVFILT_SIGNAL 5U
+#define EVFILT_VNODE 3U
 typedef uint32_t kqstub_filter_t;
 typedef uint32_t kqstub_flags_t;
 typedef size_t kqstub_count_t;
@@ -21,10 +22,18 @@ typedef size_t kqstub_count_t;
 #define EVFILT_READ (-1)
 #define EVFILT_WRITE (-2)
 #define EVFILT_SIGNAL (-6)
+#define EVFILT_VNODE (-4)
 typedef short kqstub_filter_t;
 typedef unsigned short kqstub_flags_t;
 typedef int kqstub_count_t;
 #endif
+/* EVFILT_VNODE's notes: the same values on every BSD and macOS. */
+#define NOTE_DELETE 0x0001
+#define NOTE_WRITE 0x0002
+#define NOTE_EXTEND 0x0004
+#define NOTE_ATTRIB 0x0008
+#define NOTE_LINK 0x0010
+#define NOTE_RENAME 0x0020
 #if defined(KQSTUB_MACOS)
 #define EVFILT_EXCEPT (-15)
 #define NOTE_OOB 0x00000002

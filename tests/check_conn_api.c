@@ -181,7 +181,7 @@ START_TEST(handle_busy_on_a_loop)
     ck_assert_int_eq(kart_conn_recv_handle(b, &fd), -EBUSY);
     kart_conn_close(a);
     kart_conn_close(b);
-    ck_assert_int_eq(kart_loop_free(loop), 0);
+    kart_loop_free(loop);
 }
 END_TEST
 
@@ -264,7 +264,7 @@ START_TEST(close_inside_a_callback_is_deferred)
     ck_assert_int_eq(kart_conn_send_async(a, "y", 1, close_in_send, NULL), 0);
     ck_assert_int_ge(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(sent_calls, 2); /* both closed it: freed once, after the last */
-    ck_assert_int_eq(kart_loop_free(loop), 0);
+    kart_loop_free(loop);
 }
 END_TEST
 
@@ -672,7 +672,7 @@ START_TEST(loop_accept_results)
     kart_conn_close(cl);
     kart_listener_free(plain);
     kart_listener_free(l);
-    ck_assert_int_eq(kart_loop_free(loop), 0);
+    kart_loop_free(loop);
 }
 END_TEST
 

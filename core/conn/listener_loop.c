@@ -227,11 +227,11 @@ static bool fatal(int err)
 
 static void stop_io(kart_listener *l)
 {
-    kart_io_stop(&l->io);
+    kart_watch_stop(&l->io);
     l->acb = NULL;
 }
 
-static void on_listen(kart_io *io, uint32_t events)
+static void on_listen(kart_watch *io, uint32_t events)
 {
     (void)events;
     kart_listener *l = (kart_listener *)(void *)((char *)io - offsetof(kart_listener, io));
@@ -282,14 +282,14 @@ KART_API int kart_listener_accept_start(kart_listener *l, kart_loop *loop,
     if (!l->loop) {
         /* The listening fd is non-blocking from its creation, so a peer
          * another accepter took never blocks the loop in accept(2). */
-        err = kart_io_init(loop, &l->io, l->fd);
+        err = kart_watch_init(loop, &l->io, l->fd);
         if (err)
             return err;
         l->loop = loop;
     }
     l->acb = cb;
     l->aarg = arg;
-    err = kart_io_start(&l->io, KART_READABLE, on_listen);
+    err = kart_watch_start(&l->io, KART_READABLE, on_listen);
     if (err)
         l->acb = NULL;
     return err;

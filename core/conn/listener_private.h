@@ -46,7 +46,7 @@ struct kart_listener {
     bool have_last;
     /* Loop accepting (listener_loop.c); loop thread only. */
     kart_loop *loop;
-    kart_io io;
+    kart_watch io;
     kart_listener_accept_cb acb;
     void *aarg;
     kart__hs_peer *peers; /* handshakes in progress */

@@ -372,7 +372,7 @@ typedef void (*kart_listener_accept_cb)(kart_listener *l, int status, kart_conn 
  * this call. Loop thread only.
  * Errors: -EINVAL (NULL l, loop or cb), -EBUSY (already accepting, or
  * peers of another loop still in their handshake), and those of
- * kart_io_init / kart_io_start.
+ * kart_watch_init / kart_watch_start.
  */
 KART_API int kart_listener_accept_start(kart_listener *l, kart_loop *loop,
                                         kart_listener_accept_cb cb, void *arg);

@@ -239,6 +239,32 @@ START_TEST(lock_release_from_another_thread)
 }
 END_TEST
 
+/* A thread's first kart call is an uncontended acquire: the id it has not
+ * looked up yet (the fast path's out-of-line case) is still recorded. */
+static void *first_acquire(void *p)
+{
+    kart_lock *l = p;
+    intptr_t r = kart_lock_acquire(l, -1);
+    if (r == 0 && kart_lock_held_by_me(l) != 1)
+        r = 1001;
+    if (r == 0 && kart_lock_acquire(l, 0) != -EDEADLK)
+        r = 1002;
+    if (r == 0)
+        r = kart_lock_release(l);
+    return (void *)r;
+}
+
+START_TEST(lock_first_acquire_of_a_new_thread_records_it)
+{
+    kart_lock l;
+    ck_assert_int_eq(kart_lock_init(&l, kinds[_i]), 0);
+    ck_assert_int_eq(join(spawn(first_acquire, &l)), 0);
+    ck_assert_int_eq(kart_lock_locked(&l), 0);
+    ck_assert_int_eq(kart_lock_held_by_me(&l), 0);
+    kart_lock_destroy(&l);
+}
+END_TEST
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -1216,6 +1242,7 @@ int main(void)
     tcase_add_loop_test(tc, lock_held_elsewhere_is_etimedout_at_0_and_in_time, 0, NKINDS);
     tcase_add_loop_test(tc, lock_blocked_acquirer_gets_it_on_release, 0, NKINDS);
     tcase_add_loop_test(tc, lock_release_from_another_thread, 0, NKINDS);
+    tcase_add_loop_test(tc, lock_first_acquire_of_a_new_thread_records_it, 0, NKINDS);
     tcase_add_loop_test(tc, lock_timed_acquire_survives_signals, 0, NKINDS);
     tcase_add_loop_test(tc, lock_stress_counts_exactly, 0, NKINDS);
     suite_add_tcase(s, tc);

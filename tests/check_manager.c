@@ -902,6 +902,38 @@ START_TEST(a_killed_client_releases_its_lock)
 }
 END_TEST
 
+/* A Condition waiter whose notifier is SIGKILLed while holding the lock:
+ * the waiter takes the lock back and is told (-EOWNERDEAD), once; it holds
+ * the lock as before its wait. */
+START_TEST(a_condition_waiter_is_told_of_a_killed_holder)
+{
+    fixture f;
+    start_forked(&f);
+    kart_proxy *c = NULL;
+    ck_assert_int_eq(kart_manager_condition(f.m, &c), 0);
+    ck_assert_int_eq(kart_mlock_acquire(c, -1), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        /* acquires once our wait has let the lock go, then dies holding it */
+        if (kart_mlock_acquire(c, -1) == 0 && kart_mcond_notify(c, 1) == 0)
+            kill(getpid(), SIGKILL);
+        _exit(3);
+    }
+    ck_assert_int_eq(kart_mcond_wait(c, 5000 * KT_MS), -EOWNERDEAD);
+    int st = 0;
+    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    ck_assert_int_eq(kart_mcond_notify_all(c), 0); /* held again */
+    ck_assert_int_eq(kart_mlock_release(c), 0);
+    ck_assert_int_eq(kart_mlock_release(c), -EPERM);
+    ck_assert_int_eq(kart_mlock_acquire(c, 0), 0); /* told once */
+    ck_assert_int_eq(kart_mcond_wait(c, 10 * KT_MS), -ETIMEDOUT);
+    ck_assert_int_eq(kart_mlock_release(c), 0);
+    kart_proxy_free(c);
+    stop_forked(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad input */
 
 static kart_conn *raw_client(const char *addr, const char *first)
@@ -1814,6 +1846,7 @@ int main(void)
     tcase_add_test(tc, many_threads_and_processes);
     tcase_add_test(tc, references_and_disconnects);
     tcase_add_test(tc, a_killed_client_releases_its_lock);
+    tcase_add_test(tc, a_condition_waiter_is_told_of_a_killed_holder);
     tcase_add_test(tc, a_python_client_is_not_told);
     tcase_add_test(tc, bad_input_hurts_only_its_client);
     tcase_add_test(tc, public_functions);

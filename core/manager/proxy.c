@@ -1064,10 +1064,16 @@ KART_API int kart_mlock_release(kart_proxy *l)
 KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns)
 {
     NEED(c);
-    kart_obj *t = timeout_obj(timeout_ns);
-    int r = t ? call_bool(c, "wait", t) : -ENOMEM;
+    kart_obj *t = timeout_obj(timeout_ns), *res = NULL;
+    int r = t ? callv(c, "wait", &res, 1, t, NULL) : -ENOMEM;
     mv_free(t);
-    return r == 1 ? 0 : r == 0 ? -ETIMEDOUT : r;
+    if (r < 0)
+        return r;
+    r = mv_kind(res) == MV_BOOL       ? (mv_get_bool(res) ? 0 : -ETIMEDOUT)
+        : mv_is_str(res, "ownerdead") ? -EOWNERDEAD
+                                      : KART_EBADREPLY;
+    mv_free(res);
+    return r;
 }
 
 KART_API int kart_mcond_notify(kart_proxy *c, size_t n)

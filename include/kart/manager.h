@@ -296,8 +296,11 @@ KART_API int kart_mevent_wait(kart_proxy *e, int64_t timeout_ns);
 KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns);
 KART_API int kart_mlock_release(kart_proxy *l);
 /* Condition: wait returns 0 when notified, -ETIMEDOUT; -EPERM when the
- * calling thread does not hold it. notify wakes up to n waiters (-EPERM as
- * wait). */
+ * calling thread does not hold it; -EOWNERDEAD when, taking the lock back
+ * (it always does, notified or timed out), it found that the last holder's
+ * connection had ended while holding it (the server released it; the state
+ * it guarded may need repair; Python clients get their bool). notify wakes
+ * up to n waiters (-EPERM as wait). */
 KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns);
 KART_API int kart_mcond_notify(kart_proxy *c, size_t n);
 KART_API int kart_mcond_notify_all(kart_proxy *c);

@@ -13,6 +13,12 @@
 
 #include <stddef.h>
 
+/* The texts of the '#TRACEBACK' replies a connection gets when the server
+ * refuses it (its max_connections reached) or closes it for idleness
+ * (idle_timeout_ns); proxy.c recognizes them. */
+#define MGR_REFUSED_TEXT "kart: connection refused: too many connections"
+#define MGR_IDLE_TEXT "kart: idle connection closed"
+
 /* Sends the pickled reply buf (len bytes, taken: freed here), or keeps it
  * while more requests are buffered on c (at most 64 replies or 64 KiB).
  * 0, or kart_conn_send_many's errors (the replies kept are dropped). */

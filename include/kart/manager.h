@@ -64,6 +64,21 @@ typedef struct kart_manager_options {
     size_t max_message;  /* largest request or reply; 0: 64 MiB */
     int64_t timeout_ns;  /* handshake bound; 0: 10 s */
     int pickle_protocol; /* of what kart sends, 2..5; 0: 4 (python3.11's) */
+    /* The server's (a client ignores them): */
+    /* Connections served at once; 0: no cap (Python's). A client over the
+     * cap is refused: after the handshake its first request is answered
+     * with the error "kart: connection refused: too many connections"
+     * (kart clients: -EUSERS; Python's: a RemoteError) and closed. */
+    size_t max_connections;
+    /* A connection that sends no request for this long is closed (a
+     * request sent half-way counts as none); <= 0: never (Python's). It
+     * ends as any connection does: the locks it holds are released, the
+     * next acquirer told. Not a kart client's session connection while it
+     * holds references. A kart client whose thread connection was closed
+     * so reconnects and sends its call again on a new one (the server
+     * tells it, with "kart: idle connection closed", that the call was
+     * not run); a Python client's next call raises that RemoteError. */
+    int64_t idle_timeout_ns;
 } kart_manager_options;
 
 /* ---- server ---- */

@@ -47,8 +47,11 @@ struct kart__send_req {
 
 struct kart_conn {
     int fd;
-    unsigned flags;     /* KART_CONN_READABLE | WRITABLE | EXACT */
-    bool is_socket;     /* send() with MSG_NOSIGNAL, shutdown() on abort */
+    unsigned flags; /* KART_CONN_READABLE | WRITABLE | EXACT */
+    bool is_socket; /* send() with MSG_NOSIGNAL, shutdown() on abort */
+    /* A unix stream socket: a blocking receive waits in poll(), not in
+     * read() (see read_iov in conn.c). */
+    bool wait_in_poll;
     bool nonblock;      /* O_NONBLOCK is set (attached to a loop) */
     bool orig_nonblock; /* as it was when the connection took the fd */
     int state;          /* enum kart__conn_state */

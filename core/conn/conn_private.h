@@ -134,6 +134,14 @@ void kart__conn_loop_close(kart_conn *c);
  * ended it); 0 when it may send. */
 int kart__conn_can_send(const kart_conn *c);
 
+/* Sends one message as kart__conn_send_dl(c, buf, len, no deadline) does
+ * (same results, same errors) and, where it can, waits in the same system
+ * call until the next message's first bytes are in c's read-ahead buffer
+ * (conn_prefetch.c: io_uring), so that the receive which follows reads
+ * nothing more for a small reply. For a request/reply round trip only: it
+ * blocks until the peer sends something or closes. */
+int kart__conn_send_prefetch(kart_conn *c, const void *buf, size_t len);
+
 /* Waits in poll() for events on fd until deadline: 1 ready, -ETIMEDOUT, or
  * a negative errno. */
 int kart__poll_fd(int fd, short events, int64_t deadline);

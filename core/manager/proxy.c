@@ -6,6 +6,7 @@
  * its handle. A forked child opens its own connections on first use, and
  * takes its own reference for each inherited proxy it uses.
  */
+#include "conn_private.h"
 #include "mgr_private.h"
 #include "server_replies.h"
 
@@ -166,7 +167,9 @@ static int roundtrip(kart_manager *m, kart_conn **cp, const char *ident, const c
     size_t req_len = len;
     kart_obj *reply = NULL;
     for (int tries = 0;; tries++) {
-        r = kart_conn_send_bytes(*cp, req_buf, req_len);
+        /* the send, and the wait for the reply's first bytes, in one
+         * system call where io_uring allows (conn_prefetch.c) */
+        r = kart__conn_send_prefetch(*cp, req_buf, req_len);
         bool again = false;
         if (r == -EPIPE || r == -ECONNRESET) {
             /* the server had closed it (for idleness, say): the request

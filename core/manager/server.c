@@ -383,7 +383,8 @@ static void session_end(mcx *cx)
 
 /* ---- replies ---- */
 
-static int send_obj(mcx *cx, kart_obj *msg)
+/* then_wait: the thread's next step is a receive with no deadline. */
+static int send_obj(mcx *cx, kart_obj *msg, bool then_wait)
 {
     if (!msg)
         return -ENOMEM;
@@ -394,7 +395,7 @@ static int send_obj(mcx *cx, kart_obj *msg)
     if (r < 0)
         return r;
     /* mgrbench hook: replies to pipelined requests go out together */
-    return mgr__reply_send(cx->conn, buf, len);
+    return mgr__reply_send(cx->conn, buf, len, then_wait);
 }
 
 static kart_obj *exposed_tuple(const mtype *t)
@@ -934,8 +935,10 @@ static int serve_one(mcx *cx, bool accepted, bool *accept)
                  idle / 1000000);
         /* told, so that its next request (unread: never run) can be sent
          * again on a new connection */
-        send_obj(cx, mv_tuple(2, mv_strz("#TRACEBACK"),
-                              mv_strz("Traceback (most recent call last):\n" MGR_IDLE_TEXT "\n")));
+        send_obj(cx,
+                 mv_tuple(2, mv_strz("#TRACEBACK"),
+                          mv_strz("Traceback (most recent call last):\n" MGR_IDLE_TEXT "\n")),
+                 false);
         return r;
     }
     if (r < 0) {
@@ -949,7 +952,9 @@ static int serve_one(mcx *cx, bool accepted, bool *accept)
     free(buf);
     if (r < 0)
         return r;
-    r = send_obj(cx, reply);
+    /* an accepted connection's thread reads the next request at once
+     * (with no idle deadline: the prefetch's wait has none) */
+    r = send_obj(cx, reply, accepted && cx->srv->opts.idle_timeout_ns <= 0);
     if (r < 0)
         kart_log(KART_LOG_INFO, "manager", "client %s: reply not sent: %s", cx->name,
                  kart_strerror(r));
@@ -1029,7 +1034,7 @@ static void *refuse_thread(void *arg)
                  "Traceback (most recent call last):\n" MGR_REFUSED_TEXT
                  " (the manager serves %zu at most)\n",
                  s->opts.max_connections);
-        send_obj(cx, mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb)));
+        send_obj(cx, mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb)), false);
         mgr__reply_flush(cx->conn);
     }
     cx_leave(cx, false);

@@ -11,6 +11,7 @@
 
 #include <kart/conn.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The texts of the '#TRACEBACK' replies a connection gets when the server
@@ -21,8 +22,11 @@
 
 /* Sends the pickled reply buf (len bytes, taken: freed here), or keeps it
  * while more requests are buffered on c (at most 64 replies or 64 KiB).
- * 0, or kart_conn_send_many's errors (the replies kept are dropped). */
-int mgr__reply_send(kart_conn *c, void *buf, size_t len);
+ * then_wait: the caller's next step is a blocking receive on c (no
+ * deadline); a reply sent alone then also waits for the next request's
+ * first bytes (kart__conn_send_prefetch). 0, or the send's errors (the
+ * replies kept are dropped). */
+int mgr__reply_send(kart_conn *c, void *buf, size_t len, bool then_wait);
 /* Sends the replies kept for c, if any. 0 or send errors. */
 int mgr__reply_flush(kart_conn *c);
 

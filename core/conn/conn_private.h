@@ -142,6 +142,23 @@ int kart__conn_can_send(const kart_conn *c);
  * blocks until the peer sends something or closes. */
 int kart__conn_send_prefetch(kart_conn *c, const void *buf, size_t len);
 
+/* A backend's send-and-receive in one system call (uring/uring_sendrecv.c;
+ * core reaches it only through this table). send_recv sends out (all of
+ * it, MSG_NOSIGNAL) and, if that worked, receives once into in: 0 with
+ * *sent (0, or the send's negative error: then nothing was received) and
+ * *got (the receive's count, 0 at EOF, or its negative error); it returns
+ * only when both are over. -ENOTSUP: not done (unavailable on this
+ * thread); the caller does it the plain way. */
+typedef struct kart__sendrecv_ops {
+    const char *name;
+    int (*send_recv)(int fd, const void *out, size_t outlen, void *in, size_t incap, int *sent,
+                     ssize_t *got);
+} kart__sendrecv_ops;
+
+#ifdef KART_HAVE_URING
+extern const kart__sendrecv_ops kart__sendrecv_uring;
+#endif
+
 /* Waits in poll() for events on fd until deadline: 1 ready, -ETIMEDOUT, or
  * a negative errno. */
 int kart__poll_fd(int fd, short events, int64_t deadline);

@@ -1909,9 +1909,9 @@ START_TEST(a_connection_cap_refuses_clearly)
 END_TEST
 
 /* idle_timeout_ns: a connection that sends nothing, or half a request, is
- * told and closed; a kart client's thread connection so closed is
- * replaced and the call sent again; its session, holding references, is
- * kept (the dict lives on). */
+ * told and closed; a kart client's session or thread connection so closed
+ * is replaced and the call sent again; its session, once it holds
+ * references, is kept (the dict lives on). */
 START_TEST(an_idle_connection_is_closed)
 {
     kart_manager_options o = key_opts();
@@ -1919,6 +1919,7 @@ START_TEST(an_idle_connection_is_closed)
     fixture f;
     start_opts(&f, &o);
     kart_proxy *d = NULL;
+    nap(300 * KT_MS); /* the session, holding nothing yet, is closed */
     ck_assert_int_eq(kart_manager_dict(f.m, &d), 0);
     kart_obj *k = S("k"), *v = I(11), *out = NULL;
     ck_assert_int_eq(kart_mdict_set(d, k, v), 0);

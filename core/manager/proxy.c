@@ -173,8 +173,13 @@ static int roundtrip(kart_manager *m, kart_conn **cp, const char *ident, const c
         bool again = false;
         if (r == -EPIPE || r == -ECONNRESET) {
             /* the server had closed it (for idleness, say): the request
-             * never reached it; a new connection, where one can be made */
-            again = tries == 0;
+             * never reached it; a new connection, where one can be made.
+             * Not a session's decref: a new session holds nothing to drop
+             * (a session closed for idleness held nothing), and a plain
+             * decref could take a reference that another client counts
+             * on. Not to a Python server (no idle timeout; its public
+             * calls go on fresh connections, never accepted ones). */
+            again = tries == 0 && !m->python && (ident || strcmp(method, "decref") != 0);
         } else if (r == 0) {
             r = kart_conn_recv_bytes(*cp, &buf, &len, m->opts.max_message);
             if (r < 0)

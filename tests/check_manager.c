@@ -902,6 +902,38 @@ START_TEST(a_killed_client_releases_its_lock)
 }
 END_TEST
 
+/* A Condition waiter whose notifier is SIGKILLed while holding the lock:
+ * the waiter takes the lock back and is told (-EOWNERDEAD), once; it holds
+ * the lock as before its wait. */
+START_TEST(a_condition_waiter_is_told_of_a_killed_holder)
+{
+    fixture f;
+    start_forked(&f);
+    kart_proxy *c = NULL;
+    ck_assert_int_eq(kart_manager_condition(f.m, &c), 0);
+    ck_assert_int_eq(kart_mlock_acquire(c, -1), 0);
+    pid_t kid = kt_fork();
+    if (kid == 0) {
+        /* acquires once our wait has let the lock go, then dies holding it */
+        if (kart_mlock_acquire(c, -1) == 0 && kart_mcond_notify(c, 1) == 0)
+            kill(getpid(), SIGKILL);
+        _exit(3);
+    }
+    ck_assert_int_eq(kart_mcond_wait(c, 5000 * KT_MS), -EOWNERDEAD);
+    int st = 0;
+    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    ck_assert_int_eq(kart_mcond_notify_all(c), 0); /* held again */
+    ck_assert_int_eq(kart_mlock_release(c), 0);
+    ck_assert_int_eq(kart_mlock_release(c), -EPERM);
+    ck_assert_int_eq(kart_mlock_acquire(c, 0), 0); /* told once */
+    ck_assert_int_eq(kart_mcond_wait(c, 10 * KT_MS), -ETIMEDOUT);
+    ck_assert_int_eq(kart_mlock_release(c), 0);
+    kart_proxy_free(c);
+    stop_forked(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad input */
 
 static kart_conn *raw_client(const char *addr, const char *first)
@@ -1796,6 +1828,136 @@ START_TEST(the_manager_server_tool)
 }
 END_TEST
 
+/* ------------------------------------------- connection cap, idle timeout */
+
+static void start_opts(fixture *f, kart_manager_options *o)
+{
+    static _Atomic int seq;
+    char address[64];
+    snprintf(address, sizeof address, "@kart-mgr-opts-%d-%d", (int)getpid(),
+             atomic_fetch_add(&seq, 1));
+    ck_assert_int_eq(kart_manager_server_create(&f->srv, address, o), 0);
+    ck_assert_int_gt(kart_manager_server_address(f->srv, f->addr, sizeof f->addr), 0);
+    ck_assert_int_eq(kart_manager_server_start(f->srv), 0);
+    ck_assert_int_eq(kart_manager_connect(&f->m, f->addr, o), 0);
+}
+
+/* The next reply on c: a '#TRACEBACK' whose text contains want. */
+static void expect_traceback(kart_conn *c, const char *want)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_conn_recv_bytes(c, &buf, &len, 1 << 20), 0);
+    kart_obj_unpickle_options uo = {.managers = true};
+    kart_obj *r = NULL;
+    ck_assert_int_eq(kart_obj_unpickle(buf, len, &uo, &r, NULL), 0);
+    free(buf);
+    const kart_obj *k = NULL, *t = NULL;
+    const char *s = NULL;
+    ck_assert_int_eq(kart_obj_item(r, 0, &k), 0);
+    ck_assert_int_eq(kart_obj_get_str(k, &s, NULL), 0);
+    ck_assert_str_eq(s, "#TRACEBACK");
+    ck_assert_int_eq(kart_obj_item(r, 1, &t), 0);
+    ck_assert_int_eq(kart_obj_get_str(t, &s, NULL), 0);
+    ck_assert_msg(strstr(s, want), "%s", s);
+    kart_obj_free(r);
+}
+
+/* max_connections: a client over the cap is refused (-EUSERS; a raw,
+ * Python-like client gets the traceback), and served once a connection
+ * has ended. */
+START_TEST(a_connection_cap_refuses_clearly)
+{
+    kart_manager_options o = key_opts();
+    o.max_connections = 2;
+    fixture f;
+    start_opts(&f, &o); /* f.m's session: 1 */
+    kart_proxy *d = NULL;
+    ck_assert_int_eq(kart_manager_dict(f.m, &d), 0);
+    kart_obj *k = S("k"), *v = I(7), *out = NULL;
+    ck_assert_int_eq(kart_mdict_set(d, k, v), 0); /* this thread's: 2 */
+    kart_manager *m2 = NULL;
+    ck_assert_int_eq(kart_manager_connect(&m2, f.addr, &o), -EUSERS);
+    ck_assert_ptr_null(m2);
+    kart_conn *raw = raw_client(f.addr, NULL);
+    send_obj(raw, request(NULL, "dummy", NULL));
+    expect_traceback(raw, "too many connections");
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_conn_recv_bytes(raw, &buf, &len, 1 << 20), KART_EEOF);
+    kart_conn_close(raw);
+    /* the served are served on */
+    ck_assert_int_eq(kart_mdict_get(d, k, &out), 0);
+    ck_assert_int_eq(int_of(out), 7);
+    /* a connection ends: there is room again */
+    kart_proxy_free(d);
+    kart_manager_free(f.m);
+    int r = -1;
+    for (int i = 0; i < 200 && r != 0; i++) {
+        r = kart_manager_connect(&m2, f.addr, &o);
+        if (r != 0) {
+            ck_assert_int_eq(r, -EUSERS);
+            nap(10 * KT_MS);
+        }
+    }
+    ck_assert_int_eq(r, 0);
+    f.m = m2;
+    kart_obj_free(k);
+    kart_obj_free(v);
+    stop(&f);
+}
+END_TEST
+
+/* idle_timeout_ns: a connection that sends nothing, or half a request, is
+ * told and closed; a kart client's session or thread connection so closed
+ * is replaced and the call sent again; its session, once it holds
+ * references, is kept (the dict lives on). */
+START_TEST(an_idle_connection_is_closed)
+{
+    kart_manager_options o = key_opts();
+    o.idle_timeout_ns = 100 * KT_MS;
+    fixture f;
+    start_opts(&f, &o);
+    kart_proxy *d = NULL;
+    nap(300 * KT_MS); /* the session, holding nothing yet, is closed */
+    ck_assert_int_eq(kart_manager_dict(f.m, &d), 0);
+    kart_obj *k = S("k"), *v = I(11), *out = NULL;
+    ck_assert_int_eq(kart_mdict_set(d, k, v), 0);
+    nap(300 * KT_MS); /* the thread's connection is closed meanwhile */
+    ck_assert_int_eq(kart_mdict_get(d, k, &out), 0);
+    ck_assert_int_eq(int_of(out), 11);
+    ck_assert_int_eq(kart_manager_objects(f.m), 1);
+
+    /* a raw client that sends nothing after its first request */
+    kart_conn *raw = raw_client(f.addr, NULL);
+    kart_obj *name = S("raw"), *args = NULL;
+    ck_assert_int_eq(kart_obj_tuple(&name, 1, &args), 0);
+    send_obj(raw, request(NULL, "accept_connection", args));
+    expect_reply_kind(raw, "#RETURN");
+    nap(300 * KT_MS);
+    expect_traceback(raw, "idle connection closed");
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(kart_conn_recv_bytes(raw, &buf, &len, 1 << 20), KART_EEOF);
+    kart_conn_close(raw);
+    /* one that sends half a request and stops */
+    raw = raw_client(f.addr, NULL);
+    const uint8_t half[] = {0, 0, 0, 40, 0x80, 4};
+    ck_assert_int_eq(write(kart_conn_fileno(raw), half, sizeof half), (ssize_t)sizeof half);
+    nap(300 * KT_MS);
+    expect_traceback(raw, "idle connection closed");
+    ck_assert_int_eq(kart_conn_recv_bytes(raw, &buf, &len, 1 << 20), KART_EEOF);
+    kart_conn_close(raw);
+    /* every client alike: the kart one still works */
+    ck_assert_int_eq(kart_mdict_get(d, k, &out), 0);
+    ck_assert_int_eq(int_of(out), 11);
+    kart_proxy_free(d);
+    kart_obj_free(k);
+    kart_obj_free(v);
+    stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("manager");
@@ -1814,6 +1976,9 @@ int main(void)
     tcase_add_test(tc, many_threads_and_processes);
     tcase_add_test(tc, references_and_disconnects);
     tcase_add_test(tc, a_killed_client_releases_its_lock);
+    tcase_add_test(tc, a_condition_waiter_is_told_of_a_killed_holder);
+    tcase_add_test(tc, a_connection_cap_refuses_clearly);
+    tcase_add_test(tc, an_idle_connection_is_closed);
     tcase_add_test(tc, a_python_client_is_not_told);
     tcase_add_test(tc, bad_input_hurts_only_its_client);
     tcase_add_test(tc, public_functions);

@@ -73,7 +73,11 @@ static int conn_new(kart_conn **out, int fd, unsigned flags)
     if (c->is_socket) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
+        int type = 0;
+        socklen_t tl = sizeof type;
         c->is_unix = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
+        c->wait_in_poll = c->is_unix && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+                          type == SOCK_STREAM;
     }
     c->nonblock = (fl & O_NONBLOCK) != 0;
     c->orig_nonblock = c->nonblock;
@@ -413,10 +417,20 @@ ssize_t kart__conn_sys_read(kart_conn *c, struct iovec *iov, int n)
 }
 
 /* One readv, through EINTR; when the fd is not ready: -EAGAIN if nowait,
- * else a wait in poll() until deadline. Returns the count, 0 at EOF. */
+ * else a wait in poll() until deadline. Returns the count, 0 at EOF.
+ *
+ * On a unix stream socket a blocking receive waits in poll() first, not in
+ * read(): Linux wakes every sleeper on a unix socket's wait queue when the
+ * peer reads what this end sent (unix_write_space, an EPOLLOUT wakeup),
+ * and a thread asleep in read() takes that wakeup, finds nothing and
+ * sleeps again, while a poll() waiter is woken by POLLIN only. In a round
+ * trip (send a request, wait for the reply) the peer always reads the
+ * request while we wait, so read() costs a spurious context switch per
+ * message: 3 switches per round trip instead of 2 (a C client's manager
+ * dict set/get, both processes on 2 CPUs: 7-10% less CPU per call). */
 static ssize_t read_iov(kart_conn *c, struct iovec *iov, int n, int64_t deadline, bool nowait)
 {
-    if (!nowait && deadline != KART__NO_DEADLINE && !c->nonblock) {
+    if (!nowait && !c->nonblock && (deadline != KART__NO_DEADLINE || c->wait_in_poll)) {
         int p = kart__poll_fd(c->fd, POLLIN, deadline);
         if (p < 0)
             return p;

@@ -50,6 +50,9 @@ struct kart_conn {
     unsigned flags;     /* KART_CONN_READABLE | WRITABLE | EXACT */
     bool is_socket;     /* send() with MSG_NOSIGNAL, shutdown() on abort */
     bool is_unix;       /* AF_UNIX: reads take fds (handles) in as well */
+    /* A unix stream socket: a blocking receive waits in poll(), not in
+     * read() (see read_iov in conn.c). */
+    bool wait_in_poll;
     bool nonblock;      /* O_NONBLOCK is set (attached to a loop) */
     bool orig_nonblock; /* as it was when the connection took the fd */
     int state;          /* enum kart__conn_state */
@@ -149,6 +152,31 @@ ssize_t kart__conn_fill1(kart_conn *c, bool nowait);
  * -EBADF (not opened for writing), -ECONNABORTED (an earlier error
  * ended it); 0 when it may send. */
 int kart__conn_can_send(const kart_conn *c);
+
+/* Sends one message as kart__conn_send_dl(c, buf, len, no deadline) does
+ * (same results, same errors) and, where it can, waits in the same system
+ * call until the next message's first bytes are in c's read-ahead buffer
+ * (conn_prefetch.c: io_uring), so that the receive which follows reads
+ * nothing more for a small reply. For a request/reply round trip only: it
+ * blocks until the peer sends something or closes. */
+int kart__conn_send_prefetch(kart_conn *c, const void *buf, size_t len);
+
+/* A backend's send-and-receive in one system call (uring/uring_sendrecv.c;
+ * core reaches it only through this table). send_recv sends out (all of
+ * it, MSG_NOSIGNAL) and, if that worked, receives once into in: 0 with
+ * *sent (0, or the send's negative error: then nothing was received) and
+ * *got (the receive's count, 0 at EOF, or its negative error); it returns
+ * only when both are over. -ENOTSUP: not done (unavailable on this
+ * thread); the caller does it the plain way. */
+typedef struct kart__sendrecv_ops {
+    const char *name;
+    int (*send_recv)(int fd, const void *out, size_t outlen, void *in, size_t incap, int *sent,
+                     ssize_t *got);
+} kart__sendrecv_ops;
+
+#ifdef KART_HAVE_URING
+extern const kart__sendrecv_ops kart__sendrecv_uring;
+#endif
 
 /* Waits in poll() for events on fd until deadline: 1 ready, -ETIMEDOUT, or
  * a negative errno. */

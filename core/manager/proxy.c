@@ -6,8 +6,10 @@
  * its handle. A forked child opens its own connections on first use, and
  * takes its own reference for each inherited proxy it uses.
  */
+#include "conn_private.h"
 #include "deadline.h"
 #include "mgr_private.h"
+#include "server_replies.h"
 #include "shm_path.h"
 
 #include <errno.h>
@@ -76,6 +78,15 @@ struct kart_proxy {
 
 /* ---- wire ---- */
 
+/* Whether v is a str that contains text (the server's refusal and idle
+ * notices, server_replies.h). */
+static bool says(const kart_obj *v, const char *text)
+{
+    size_t n = 0;
+    const char *p = mv_kind(v) == MV_STR ? mv_get_str(v, &n) : NULL;
+    return p && memmem(p, n, text, strlen(text)) != NULL;
+}
+
 static int open_conn(kart_manager *m, kart_conn **out)
 {
     kart_auth auth = {.authkey = m->opts.authkey,
@@ -116,7 +127,7 @@ static int open_conn(kart_manager *m, kart_conn **out)
                     mv_is_str(mv_item(reply, 0), "#RETURN")))
         r = mv_kind(reply) == MV_TUPLE && mv_len(reply) == 2 &&
                     mv_is_str(mv_item(reply, 0), "#TRACEBACK")
-                ? KART_EREMOTE
+                ? (says(mv_item(reply, 1), MGR_REFUSED_TEXT) ? -EUSERS : KART_EREMOTE)
                 : KART_EBADREPLY;
     mv_free(reply);
     if (r < 0) {
@@ -127,10 +138,15 @@ static int open_conn(kart_manager *m, kart_conn **out)
     return 0;
 }
 
-/* Sends (ident, method, args, kwds) on c and reads the reply. args and
+/* Sends (ident, method, args, kwds) on *cp and reads the reply. args and
  * kwds are taken (NULL: empty). Returns 0 with the value, KART_EREMOTE
- * with the exception or text, 1 with (exposed, token) for '#PROXY'. */
-static int roundtrip(kart_manager *m, kart_conn *c, const char *ident, const char *method,
+ * with the exception or text, 1 with (exposed, token) for '#PROXY'. When
+ * the request did not reach the server (it had closed *cp: the send fails
+ * with -EPIPE or -ECONNRESET, or the reply is its notice that it closed
+ * *cp for idleness, idle_timeout_ns, without running the call), *cp is
+ * replaced by a new connection and the call sent again, once; if none
+ * can be made, the error is returned and *cp left as it was. */
+static int roundtrip(kart_manager *m, kart_conn **cp, const char *ident, const char *method,
                      kart_obj *args, kart_obj *kwds, kart_obj **result)
 {
     if (!args)
@@ -150,18 +166,55 @@ static int roundtrip(kart_manager *m, kart_conn *c, const char *ident, const cha
         free(buf);
         return -EMSGSIZE;
     }
-    r = kart_conn_send_bytes(c, buf, len);
-    free(buf);
-    if (r < 0)
-        return r;
-    r = kart_conn_recv_bytes(c, &buf, &len, m->opts.max_message);
-    if (r < 0)
-        return r;
+    void *req_buf = buf;
+    size_t req_len = len;
     kart_obj *reply = NULL;
-    r = mv_unpickle(buf, len, &reply, NULL, 0);
-    free(buf);
+    for (int tries = 0;; tries++) {
+        /* the send, and the wait for the reply's first bytes, in one
+         * system call where io_uring allows (conn_prefetch.c) */
+        r = kart__conn_send_prefetch(*cp, req_buf, req_len);
+        bool again = false;
+        if (r == -EPIPE || r == -ECONNRESET) {
+            /* the server had closed it (for idleness, say): the request
+             * never reached it; a new connection, where one can be made.
+             * Not a session's decref: a new session holds nothing to drop
+             * (a session closed for idleness held nothing), and a plain
+             * decref could take a reference that another client counts
+             * on. Not to a Python server (no idle timeout; its public
+             * calls go on fresh connections, never accepted ones). */
+            again = tries == 0 && !m->python && (ident || strcmp(method, "decref") != 0);
+        } else if (r == 0) {
+            r = kart_conn_recv_bytes(*cp, &buf, &len, m->opts.max_message);
+            if (r < 0)
+                break;
+            r = mv_unpickle(buf, len, &reply, NULL, 0);
+            free(buf);
+            if (r < 0) {
+                r = r == -ENOMEM ? r : KART_EBADREPLY;
+                break;
+            }
+            again = tries == 0 && mv_kind(reply) == MV_TUPLE && mv_len(reply) == 2 &&
+                    mv_is_str(mv_item(reply, 0), "#TRACEBACK") &&
+                    says(mv_item(reply, 1), MGR_IDLE_TEXT);
+            if (again) {
+                mv_free(reply);
+                reply = NULL;
+            }
+        }
+        if (!again)
+            break;
+        kart_conn *fresh = NULL;
+        int e = open_conn(m, &fresh);
+        if (e < 0) {
+            r = r < 0 ? r : e; /* a send's error stays the call's */
+            break;
+        }
+        kart_conn_close(*cp);
+        *cp = fresh;
+    }
+    free(req_buf);
     if (r < 0)
-        return r == -ENOMEM ? r : KART_EBADREPLY;
+        return r;
     const char *kind = mv_kind(reply) == MV_TUPLE && mv_len(reply) == 2
                            ? mv_get_str(mv_item(reply, 0), NULL)
                            : NULL;
@@ -237,7 +290,7 @@ static int session_call_kw(kart_manager *m, const char *fn, kart_obj *args, kart
     kart_conn *c = NULL;
     int r = session_locked(m, &c);
     if (r == 0) {
-        r = roundtrip(m, c, NULL, fn, args, kwds, result);
+        r = roundtrip(m, &m->sess, NULL, fn, args, kwds, result);
         args = kwds = NULL;
         if (r < 0 && r != KART_EREMOTE && r != -ENOMEM) {
             kart_conn_close(m->sess);
@@ -258,7 +311,7 @@ static int session_call(kart_manager *m, const char *fn, kart_obj *args, kart_ob
     kart_conn *c = NULL;
     int r = session_locked(m, &c);
     if (r == 0) {
-        r = roundtrip(m, c, NULL, fn, args, NULL, result);
+        r = roundtrip(m, &m->sess, NULL, fn, args, NULL, result);
         args = NULL;
         if (r < 0 && r != KART_EREMOTE && r != -ENOMEM) {
             /* the session is unusable: the server dropped what it held */
@@ -425,8 +478,13 @@ static int fresh_call(kart_manager *m, const char *fn, kart_obj *args, kart_obj 
         mv_free(kwds);
         return r;
     }
-    r = roundtrip(m, c, NULL, fn, args, kwds, res);
+    r = roundtrip(m, &c, NULL, fn, args, kwds, res);
     kart_conn_close(c);
+    if (r == KART_EREMOTE && says(*res, MGR_REFUSED_TEXT)) {
+        mv_free(*res);
+        *res = NULL;
+        r = -EUSERS;
+    }
     return r;
 }
 
@@ -652,7 +710,7 @@ static void proxy_drop_extra(kart_manager *m, tconn *t, const kart_obj *res)
         return;
     kart_obj *ign = NULL;
     int r = m->python ? fresh_call(m, "decref", mv_tuple(1, mv_strz(id)), NULL, &ign)
-                      : roundtrip(m, t->c, NULL, "decref", mv_tuple(1, mv_strz(id)), NULL, &ign);
+                      : roundtrip(m, &t->c, NULL, "decref", mv_tuple(1, mv_strz(id)), NULL, &ign);
     if (r == 0 || r == 1 || r == KART_EREMOTE)
         mv_free(ign);
 }
@@ -679,7 +737,7 @@ static int call_on_thread(kart_proxy *p, const char *method, const kart_obj *arg
         return -ENOMEM;
     }
     kart_obj *res = NULL;
-    r = roundtrip(p->m, t->c, p->ident, method, a, k, &res);
+    r = roundtrip(p->m, &t->c, p->ident, method, a, k, &res);
     if (r == 0 || r == 1 || r == KART_EREMOTE) {
         *result = res;
         *tp = t;
@@ -1115,10 +1173,16 @@ KART_API int kart_mlock_release(kart_proxy *l)
 KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns)
 {
     NEED(c);
-    kart_obj *t = timeout_obj(timeout_ns);
-    int r = t ? call_bool(c, "wait", t) : -ENOMEM;
+    kart_obj *t = timeout_obj(timeout_ns), *res = NULL;
+    int r = t ? callv(c, "wait", &res, 1, t, NULL) : -ENOMEM;
     mv_free(t);
-    return r == 1 ? 0 : r == 0 ? -ETIMEDOUT : r;
+    if (r < 0)
+        return r;
+    r = mv_kind(res) == MV_BOOL       ? (mv_get_bool(res) ? 0 : -ETIMEDOUT)
+        : mv_is_str(res, "ownerdead") ? -EOWNERDEAD
+                                      : KART_EBADREPLY;
+    mv_free(res);
+    return r;
 }
 
 KART_API int kart_mcond_notify(kart_proxy *c, size_t n)

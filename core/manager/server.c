@@ -6,6 +6,7 @@
  * Bad input (a frame that is not a request, an unknown id or method, a
  * client that stops mid-frame) is answered or ends that client alone.
  */
+#include "conn_private.h"
 #include "deadline.h"
 #include "mgr_private.h"
 #include "server_replies.h"
@@ -30,6 +31,11 @@
 #define NBUCKETS 1024
 #define DEFAULT_MAX_MESSAGE (64u << 20)
 #define ACCEPT_SLICE_NS (100 * INT64_C(1000000))
+/* Refused connections answered at once (each on a short-lived thread, for
+ * the handshake and the reply); past this many the rest are just closed. */
+#define REFUSING_MAX 16
+/* How long a refused client has to send its first request. */
+#define REFUSE_WAIT_NS (10 * INT64_C(1000000000))
 
 struct kart_manager_server {
     kart_listener *listener;
@@ -44,8 +50,10 @@ struct kart_manager_server {
     /* connections */
     pthread_mutex_t cx_mu;
     pthread_cond_t cx_cv;
-    mcx cxs; /* list head */
-    size_t ncx;
+    mcx cxs;        /* list head: every connection's thread, refused ones too */
+    size_t ncx;     /* threads in cxs */
+    size_t nserved; /* of those, served (max_connections counts these) */
+    size_t nrefusing;
     uint64_t next_serial;
     _Atomic int stopping;
     _Atomic int serving;
@@ -393,7 +401,8 @@ static void session_end(mcx *cx)
 
 /* ---- replies ---- */
 
-static int send_obj(mcx *cx, kart_obj *msg)
+/* then_wait: the thread's next step is a receive with no deadline. */
+static int send_obj(mcx *cx, kart_obj *msg, bool then_wait)
 {
     if (!msg)
         return -ENOMEM;
@@ -404,7 +413,7 @@ static int send_obj(mcx *cx, kart_obj *msg)
     if (r < 0)
         return r;
     /* mgrbench hook: replies to pipelined requests go out together */
-    return mgr__reply_send(cx->conn, buf, len);
+    return mgr__reply_send(cx->conn, buf, len, then_wait);
 }
 
 static kart_obj *exposed_tuple(const mtype *t)
@@ -929,7 +938,27 @@ static int serve_one(mcx *cx, bool accepted, bool *accept)
 {
     void *buf = NULL;
     size_t len = 0;
-    int r = kart_conn_recv_bytes(cx->conn, &buf, &len, cx->srv->opts.max_message);
+    int64_t idle = cx->srv->opts.idle_timeout_ns;
+    int r;
+    for (;;) {
+        int64_t dl = idle > 0 ? kart__deadline(idle) : KART__NO_DEADLINE;
+        r = kart__conn_recv_dl(cx->conn, &buf, &len, cx->srv->opts.max_message, dl);
+        /* a kart client's session holding references stays: closing it
+         * would free objects that its live proxies name */
+        if (r != -ETIMEDOUT || cx->nrefs == 0 || mgr__stopping(cx->srv))
+            break;
+    }
+    if (r == -ETIMEDOUT) {
+        kart_log(KART_LOG_INFO, "manager", "client %s idle for %" PRId64 " ms: closed", cx->name,
+                 idle / 1000000);
+        /* told, so that its next request (unread: never run) can be sent
+         * again on a new connection */
+        send_obj(cx,
+                 mv_tuple(2, mv_strz("#TRACEBACK"),
+                          mv_strz("Traceback (most recent call last):\n" MGR_IDLE_TEXT "\n")),
+                 false);
+        return r;
+    }
     if (r < 0) {
         if (r != KART_EEOF && !mgr__stopping(cx->srv))
             kart_log(KART_LOG_WARNING, "manager", "client %s dropped: %s", cx->name,
@@ -947,11 +976,32 @@ static int serve_one(mcx *cx, bool accepted, bool *accept)
     free(buf);
     if (r < 0)
         return r;
-    r = send_obj(cx, reply);
+    /* an accepted connection's thread reads the next request at once
+     * (with no idle deadline: the prefetch's wait has none) */
+    r = send_obj(cx, reply, accepted && cx->srv->opts.idle_timeout_ns <= 0);
     if (r < 0)
         kart_log(KART_LOG_INFO, "manager", "client %s: reply not sent: %s", cx->name,
                  kart_strerror(r));
     return r;
+}
+
+/* A connection's thread ends: out of the list, closed, freed. */
+static void cx_leave(mcx *cx, bool served)
+{
+    kart_manager_server *s = cx->srv;
+    pthread_mutex_lock(&s->cx_mu);
+    cx->prev->next = cx->next;
+    cx->next->prev = cx->prev;
+    kart_conn_close(cx->conn);
+    s->ncx--;
+    if (served)
+        s->nserved--;
+    else
+        s->nrefusing--;
+    pthread_cond_broadcast(&s->cx_cv);
+    pthread_mutex_unlock(&s->cx_mu);
+    free(cx->refs);
+    free(cx);
 }
 
 static void *client_thread(void *arg)
@@ -976,15 +1026,42 @@ static void *client_thread(void *arg)
             ;
     mgr__reply_flush(cx->conn); /* replies the batching still keeps (server_replies.c) */
     session_end(cx);
-    pthread_mutex_lock(&s->cx_mu);
-    cx->prev->next = cx->next;
-    cx->next->prev = cx->prev;
-    kart_conn_close(cx->conn);
-    s->ncx--;
-    pthread_cond_broadcast(&s->cx_cv);
-    pthread_mutex_unlock(&s->cx_mu);
-    free(cx->refs);
-    free(cx);
+    cx_leave(cx, true);
+    return NULL;
+}
+
+/* A connection over max_connections: the handshake (so that the client
+ * can read a reply), then its first request, whatever it is, answered
+ * with the refusal; Python's client raises it as a RemoteError. */
+static void *refuse_thread(void *arg)
+{
+    mcx *cx = arg;
+    kart_manager_server *s = cx->srv;
+    int r = 0;
+    if (s->opts.authkey) {
+        kart_auth auth = {.authkey = s->opts.authkey,
+                          .authkey_len = s->opts.authkey_len,
+                          .timeout_ns = s->opts.timeout_ns};
+        r = kart_conn_deliver_challenge(cx->conn, &auth);
+        if (r == 0)
+            r = kart_conn_answer_challenge(cx->conn, &auth);
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    if (r == 0)
+        r = kart__conn_recv_dl(cx->conn, &buf, &len, s->opts.max_message,
+                               kart__deadline(REFUSE_WAIT_NS));
+    if (r == 0) {
+        free(buf);
+        char tb[200];
+        snprintf(tb, sizeof tb,
+                 "Traceback (most recent call last):\n" MGR_REFUSED_TEXT
+                 " (the manager serves %zu at most)\n",
+                 s->opts.max_connections);
+        send_obj(cx, mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb)), false);
+        mgr__reply_flush(cx->conn);
+    }
+    cx_leave(cx, false);
     return NULL;
 }
 
@@ -1122,28 +1199,39 @@ KART_API int kart_manager_server_serve(kart_manager_server *s)
             free(cx);
             break;
         }
+        bool served = s->opts.max_connections == 0 || s->nserved < s->opts.max_connections;
+        if (!served && s->nrefusing >= REFUSING_MAX) {
+            pthread_mutex_unlock(&s->cx_mu);
+            kart_log(KART_LOG_WARNING, "manager",
+                     "client %s refused (max_connections %zu), unanswered: %d refusals pending",
+                     cx->name, s->opts.max_connections, REFUSING_MAX);
+            kart_conn_close(c);
+            free(cx);
+            continue;
+        }
+        if (!served)
+            kart_log(KART_LOG_WARNING, "manager", "client %s refused: max_connections %zu reached",
+                     cx->name, s->opts.max_connections);
         cx->next = s->cxs.next;
         cx->prev = &s->cxs;
         s->cxs.next->prev = cx;
         s->cxs.next = cx;
         s->ncx++;
+        if (served)
+            s->nserved++;
+        else
+            s->nrefusing++;
         pthread_mutex_unlock(&s->cx_mu);
         pthread_t t;
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&at, 256 * 1024);
-        int e = pthread_create(&t, &at, client_thread, cx);
+        int e = pthread_create(&t, &at, served ? client_thread : refuse_thread, cx);
         pthread_attr_destroy(&at);
         if (e != 0) {
             kart_log(KART_LOG_WARNING, "manager", "no thread for a client: %s", strerror(e));
-            pthread_mutex_lock(&s->cx_mu);
-            cx->prev->next = cx->next;
-            cx->next->prev = cx->prev;
-            s->ncx--;
-            pthread_mutex_unlock(&s->cx_mu);
-            kart_conn_close(c);
-            free(cx);
+            cx_leave(cx, served);
         }
     }
     /* stop every client: their threads see EOF or the stop flag */

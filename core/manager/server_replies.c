@@ -30,8 +30,15 @@ int mgr__reply_flush(kart_conn *c)
     return r;
 }
 
-int mgr__reply_send(kart_conn *c, void *buf, size_t len)
+int mgr__reply_send(kart_conn *c, void *buf, size_t len, bool then_wait)
 {
+    if (then_wait && kept.n == 0 && !kart__conn_buffered(c)) {
+        /* a synchronous client: the reply, and the wait for its next
+         * request, in one system call where io_uring allows */
+        int r = kart__conn_send_prefetch(c, buf, len);
+        free(buf);
+        return r;
+    }
     kept.iov[kept.n].iov_base = buf;
     kept.iov[kept.n].iov_len = len;
     kept.n++;

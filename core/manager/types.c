@@ -1713,20 +1713,28 @@ static int cond_call(mobj *o, mcx *cx, const char *m, const kart_obj *args, cons
                 c->tail = prev;
         }
     }
-    /* take the lock back, whatever happened (Python's wait does) */
+    /* take the lock back, whatever happened (Python's wait does); if its
+     * last holder's connection ended while holding it (cond_client_gone),
+     * this waiter is the next acquirer and is told, as acquire tells */
     int r2 = 0;
     while (c->lock.count != 0 && c->lock.owner != cx->serial && r2 == 0)
         r2 = mgr__wait(o, KART__NO_DEADLINE);
+    kart_obj *v = NULL;
     if (r2 == 0) {
         c->lock.count = saved;
         c->lock.owner = cx->serial;
-        c->lock.owner_died = false; /* re-taken by a waiter: nobody to tell */
+        /* a kart client: the str "ownerdead" (notified or not); a Python
+         * client: whether notified, as Python's (acquired_value's rule) */
+        bool told = c->lock.owner_died && cx->kart;
+        c->lock.owner_died = false;
+        v = told ? mv_strz("ownerdead") : mv_bool(w.notified);
     }
-    bool notified = w.notified;
     pthread_mutex_unlock(&o->mu);
-    if (r == -ECANCELED || r2 == -ECANCELED)
+    if (r == -ECANCELED || r2 == -ECANCELED) {
+        mv_free(v);
         return -ECANCELED;
-    return ret(result, mv_bool(notified));
+    }
+    return ret(result, v);
 }
 
 static void cond_client_gone(mobj *o, mcx *cx)

@@ -72,6 +72,21 @@ typedef struct kart_manager_options {
      * queue that outgrows it refuses the change (-ENOSPC, Python's
      * MemoryError). */
     size_t shm_size;
+    /* The server's (a client ignores them): */
+    /* Connections served at once; 0: no cap (Python's). A client over the
+     * cap is refused: after the handshake its first request is answered
+     * with the error "kart: connection refused: too many connections"
+     * (kart clients: -EUSERS; Python's: a RemoteError) and closed. */
+    size_t max_connections;
+    /* A connection that sends no request for this long is closed (a
+     * request sent half-way counts as none); <= 0: never (Python's). It
+     * ends as any connection does: the locks it holds are released, the
+     * next acquirer told. Not a kart client's session connection while it
+     * holds references. A kart client whose thread connection was closed
+     * so reconnects and sends its call again on a new one (the server
+     * tells it, with "kart: idle connection closed", that the call was
+     * not run); a Python client's next call raises that RemoteError. */
+    int64_t idle_timeout_ns;
 } kart_manager_options;
 
 /* ---- server ---- */
@@ -330,8 +345,11 @@ KART_API int kart_mevent_wait(kart_proxy *e, int64_t timeout_ns);
 KART_API int kart_mlock_acquire(kart_proxy *l, int64_t timeout_ns);
 KART_API int kart_mlock_release(kart_proxy *l);
 /* Condition: wait returns 0 when notified, -ETIMEDOUT; -EPERM when the
- * calling thread does not hold it. notify wakes up to n waiters (-EPERM as
- * wait). */
+ * calling thread does not hold it; -EOWNERDEAD when, taking the lock back
+ * (it always does, notified or timed out), it found that the last holder's
+ * connection had ended while holding it (the server released it; the state
+ * it guarded may need repair; Python clients get their bool). notify wakes
+ * up to n waiters (-EPERM as wait). */
 KART_API int kart_mcond_wait(kart_proxy *c, int64_t timeout_ns);
 KART_API int kart_mcond_notify(kart_proxy *c, size_t n);
 KART_API int kart_mcond_notify_all(kart_proxy *c);

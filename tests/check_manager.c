@@ -1870,6 +1870,7 @@ START_TEST(a_connection_cap_refuses_clearly)
 {
     kart_manager_options o = key_opts();
     o.max_connections = 2;
+    o.no_shm = true; /* the connections counted are the protocol's */
     fixture f;
     start_opts(&f, &o); /* f.m's session: 1 */
     kart_proxy *d = NULL;

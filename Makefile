@@ -233,7 +233,7 @@ $(OUT)/libkart-faults.a: $(FAULT_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-# libkart.map versions the exports (KART_0.1 ...) and hides the rest;
+# libkart.map versions the exports (KART_0.2 ...) and hides the rest;
 # --no-undefined-version fails the link when it lists a name that is not
 # defined (tests/exports_test.sh checks it against include/).
 $(OUT)/libkart.so.$(SOVERSION): $(LIB_OBJ) Makefile libkart.map

@@ -47,9 +47,9 @@ struct kart__send_req {
 
 struct kart_conn {
     int fd;
-    unsigned flags;     /* KART_CONN_READABLE | WRITABLE | EXACT */
-    bool is_socket;     /* send() with MSG_NOSIGNAL, shutdown() on abort */
-    bool is_unix;       /* AF_UNIX: reads take fds (handles) in as well */
+    unsigned flags; /* KART_CONN_READABLE | WRITABLE | EXACT */
+    bool is_socket; /* send() with MSG_NOSIGNAL, shutdown() on abort */
+    bool is_unix;   /* AF_UNIX: reads take fds (handles) in as well */
     /* A unix stream socket: a blocking receive waits in poll(), not in
      * read() (see read_iov in conn.c). */
     bool wait_in_poll;

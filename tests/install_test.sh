@@ -24,6 +24,6 @@ so="$prefix/lib/libkart.so.1"
 if nm -D --defined-only "$so" | awk '$2 != "A" {print $3}' | grep -v '^kart_[a-z]' | grep -q .; then
   echo "unexpected exported symbols:"; nm -D --defined-only "$so" | grep -v ' kart_[a-z]'; exit 1
 fi
-nm -D --defined-only "$so" | grep -q ' kart_loop_run@@KART_0\.1$'
+nm -D --defined-only "$so" | grep -q ' kart_loop_run@@KART_0\.2$'
 readelf -d "$so" | grep -q 'SONAME.*libkart.so.1'
 echo "install test passed"

@@ -3,7 +3,8 @@
  * documented error; Python's wire format byte for byte; bad input (bad
  * lengths, too long, truncated, EOF) aborting cleanly; SIGPIPE never
  * raised; read-ahead and KART_CONN_EXACT; the loop completions
- * (attach/send_async/recv_start); and kart_conn_wait. Listener, Client and
+ * (attach/send_async/recv_start), blocking sends refused with -EBUSY while
+ * loop sends are queued; and kart_conn_wait. Listener, Client and
  * the handshake are in check_listener.c, Python interop in
  * check_conn_interop.c. */
 #include "testutil.h"

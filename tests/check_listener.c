@@ -1,7 +1,8 @@
 /* Description: the authkey handshake of kart/conn.h (deliver_challenge,
  * answer_challenge: the 3.12+ form with every digest, the legacy form,
- * wrong keys, refused legacy replies, garbage and oversize messages, a
- * silent peer) checked against HMACs computed by python3's hmac module;
+ * wrong keys, refused legacy replies, garbage and oversize messages,
+ * replies cut short, padded or empty from a raw peer, a silent peer)
+ * checked against HMACs computed by python3's hmac module;
  * Listener and Client over unix paths, the abstract namespace, TCP over
  * IPv4 and IPv6, with their documented errors; and kart_conn_wait over a
  * listener. Python's own multiprocessing against kart is check_conn_interop.c. */

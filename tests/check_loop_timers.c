@@ -1,5 +1,6 @@
 /* Description: the event loop's timers (kart_timer, kart/loop.h): firing
- * order (deadline, then start order, also for 100,000 random deadlines),
+ * order (deadline, then start order, also for 100,000 random deadlines,
+ * and after stops from the middle of a 20,000-timer heap),
  * repeat, again, due_in, restart, stopping itself or other due timers from
  * a callback, a timer restarting at 0 that must not starve I/O, and the
  * errors. In every check_loop* suite, each case that runs a loop runs once

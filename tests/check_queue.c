@@ -1,6 +1,8 @@
 /* Description: Queue, SimpleQueue and JoinableQueue of kart/queue.h: every
  * public function's success path and each documented error; FIFO order
- * across the ring's wrap; put_many/get_many packing and partial counts;
+ * across the ring's wrap, and a queue that never writes past its memory (a
+ * guard page, every length from every offset); put_many/get_many packing
+ * and partial counts;
  * exact qsize/empty/full; shutdown draining; timeouts never early; blocked
  * callers woken by put, get, shutdown and task_done; named queues attached by
  * name, and queues in caller memory mapped at two addresses; the 32-bit

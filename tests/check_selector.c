@@ -3,7 +3,8 @@
  * randomized sequence of operations must produce the same events on all
  * of them. Also covers the registration map (kart_selector_next), the
  * selector's own fd nested in another loop (kart_selector_fileno),
- * kart_poll() and kart_select(). */
+ * kart_poll() and kart_select() (also interrupted by signals every 3 ms:
+ * they keep their deadline). */
 #include "testutil.h"
 
 #include <arpa/inet.h>

@@ -3,7 +3,8 @@
  * documented error; Python's wire format byte for byte; bad input (bad
  * lengths, too long, truncated, EOF) aborting cleanly; SIGPIPE never
  * raised; read-ahead and KART_CONN_EXACT; the loop completions
- * (attach/send_async/recv_start); and kart_conn_wait. Listener, Client and
+ * (attach/send_async/recv_start), blocking sends refused with -EBUSY while
+ * loop sends are queued; and kart_conn_wait. Listener, Client and
  * the handshake are in check_listener.c, Python interop in
  * check_conn_interop.c. */
 #include "testutil.h"
@@ -645,6 +646,58 @@ START_TEST(loop_errors)
 }
 END_TEST
 
+/* send_many while loop sends are queued: -EBUSY, as send_bytes (its
+ * header: "those of kart_conn_send_bytes"), nothing written between the
+ * queued messages and the connection still usable: the queued sends
+ * complete in order, and send_many works once they have. */
+static int queued_ok, queued_bad;
+static void on_queued(kart_conn *c, int status, void *arg)
+{
+    (void)c, (void)arg;
+    if (status == 0)
+        queued_ok++;
+    else
+        queued_bad++;
+}
+
+START_TEST(send_many_busy_while_loop_sends_pending)
+{
+    if (!kt_use_backend(_i))
+        return;
+    kart_loop *loop;
+    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);
+    kart_conn *a, *b;
+    ck_assert_int_eq(kart_conn_pipe(&a, &b, 1, 0), 0);
+    ck_assert_int_eq(kart_conn_attach(a, loop), 0);
+    queued_ok = queued_bad = 0;
+    static const char *const words[] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(kart_conn_send_async(a, words[i], strlen(words[i]), on_queued, NULL), 0);
+    struct iovec m[2] = {{"four", 4}, {"five", 4}};
+    ck_assert_int_eq(kart_conn_send_many(a, m, 2), -EBUSY);
+    ck_assert_int_eq(kart_conn_send_many(a, m, 0), -EBUSY);
+    ck_assert_int_eq(kart_conn_send_bytes(a, "x", 1), -EBUSY);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(queued_ok, 3);
+    ck_assert_int_eq(queued_bad, 0);
+    /* Not aborted: the sends still go, and nothing came between them. */
+    ck_assert_int_eq(kart_conn_send_many(a, m, 2), 0);
+    static const char *const want[] = {"one", "two", "three", "four", "five"};
+    for (int i = 0; i < 5; i++) {
+        char buf[8];
+        size_t n = 0;
+        ck_assert_int_eq(kart_conn_recv_bytes_into(b, buf, sizeof(buf), &n), 0);
+        ck_assert_uint_eq(n, strlen(want[i]));
+        ck_assert_mem_eq(buf, want[i], n);
+    }
+    ck_assert_int_eq(kart_conn_poll(b, 0), 0); /* nothing more */
+    kart_conn_close(a);
+    kart_conn_close(b);
+    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
+    kart_loop_free(loop);
+}
+END_TEST
+
 static void count_recv(kart_conn *c, int status, const void *msg, size_t len, void *arg)
 {
     int *n = arg;
@@ -820,6 +873,7 @@ int main(void)
     tc = tcase_create("loop");
     tcase_add_loop_test(tc, loop_sends_and_receives_whole_messages, 0, 3 * kt_nbackends());
     tcase_add_test(tc, loop_errors);
+    tcase_add_loop_test(tc, send_many_busy_while_loop_sends_pending, 0, kt_nbackends());
     tcase_add_test(tc, loop_delivers_what_is_already_buffered);
     tcase_add_loop_test(tc, loop_send_to_closed_peer_fails, 0, 2);
     suite_add_tcase(s, tc);

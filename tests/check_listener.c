@@ -1,7 +1,8 @@
 /* Description: the authkey handshake of kart/conn.h (deliver_challenge,
  * answer_challenge: the 3.12+ form with every digest, the legacy form,
- * wrong keys, refused legacy replies, garbage and oversize messages, a
- * silent peer) checked against HMACs computed by python3's hmac module;
+ * wrong keys, refused legacy replies, garbage and oversize messages,
+ * replies cut short, padded or empty from a raw peer, a silent peer)
+ * checked against HMACs computed by python3's hmac module;
  * Listener and Client over unix paths, the abstract namespace, TCP over
  * IPv4 and IPv6, with their documented errors; and kart_conn_wait over a
  * listener. Python's own multiprocessing against kart is check_conn_interop.c. */
@@ -290,6 +291,99 @@ START_TEST(handshake_silent_peer_times_out)
     ck_assert_int_lt(kart_now_ns() - t0, 5000 * KT_MS);
     kart_conn_close(a);
     kart_conn_close(b);
+}
+END_TEST
+
+/* ---- replies cut short, padded or empty (a raw peer) ---- */
+
+/* How the raw peer spoils the right reply ("{sha256}" + 32-byte HMAC). */
+typedef struct spoil {
+    const char *what;
+    size_t keep;       /* bytes of the right reply sent (then extra) */
+    const char *extra; /* appended after them */
+    size_t extra_len;
+    int want; /* deliver_challenge's result */
+} spoil;
+
+typedef struct raw_peer {
+    int fd;
+    const spoil *s;
+    int ok; /* 1: it read the challenge and wrote its reply */
+} raw_peer;
+
+static void *raw_peer_run(void *arg)
+{
+    raw_peer *p = arg;
+    uint8_t hdr[4], chal[KART__AUTH_MAX_CHALLENGE], resp[KART__AUTH_MAX_RESPONSE + 300];
+    if (recv(p->fd, hdr, 4, MSG_WAITALL) != 4)
+        return NULL;
+    uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    if (n > sizeof(chal) || recv(p->fd, chal, n, MSG_WAITALL) != (ssize_t)n)
+        return NULL;
+    kart_auth a = {.authkey = KEY, .authkey_len = strlen(KEY)};
+    size_t rn = 0;
+    if (kart__auth_reply(&a, chal, n, resp, &rn) != 0 || p->s->keep > rn)
+        return NULL;
+    size_t len = p->s->keep;
+    memcpy(resp + len, p->s->extra, p->s->extra_len);
+    len += p->s->extra_len;
+    uint8_t out[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                      (uint8_t)len};
+    /* A refused reply may meet a connection already aborted (the one over
+     * 256 bytes is refused from its header): EPIPE then, and no SIGPIPE. */
+    bool sent = send(p->fd, out, 4, MSG_NOSIGNAL) == 4 &&
+                send(p->fd, resp, len, MSG_NOSIGNAL) == (ssize_t)len;
+    p->ok = sent || p->s->want != 0;
+    return NULL;
+}
+
+/* Sends one spoiled reply to deliver_challenge (sha256, the default) and
+ * checks its result, and that the connection is aborted after a refusal. */
+static void deliver_to_raw_peer(const spoil *s)
+{
+    int sv[2];
+    kt_socketpair(sv);
+    kart_conn *c;
+    ck_assert_int_eq(kart_conn_from_fd(&c, sv[0], KART_CONN_READABLE | KART_CONN_WRITABLE), 0);
+    ck_assert_int_eq(fcntl(sv[1], F_SETFL, 0), 0); /* the raw peer blocks */
+    raw_peer p = {.fd = sv[1], .s = s};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, raw_peer_run, &p), 0);
+    kart_auth a = {.authkey = KEY, .authkey_len = strlen(KEY), .timeout_ns = 5000 * KT_MS};
+    int r = kart_conn_deliver_challenge(c, &a);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_msg(p.ok, "%s: the raw peer failed", s->what);
+    ck_assert_msg(r == s->want, "%s: deliver_challenge returned %d (%s), want %d (%s)", s->what, r,
+                  kart_err_name(r), s->want, kart_err_name(s->want));
+    if (s->want != 0)
+        ck_assert_int_eq(kart_conn_send_bytes(c, "x", 1), -ECONNABORTED);
+    kart_conn_close(c);
+    close(sv[1]);
+}
+
+START_TEST(replies_cut_short_are_refused)
+{
+    static char big[300];
+    memset(big, 'x', sizeof(big));
+    const size_t full = 8 + 32; /* "{sha256}" + HMAC-SHA256 */
+    const spoil cases[] = {
+        {"the right reply", full, "", 0, 0},
+        {"an empty reply", 0, "", 0, KART_EHANDSHAKE},
+        {"a brace alone", 1, "", 0, KART_EHANDSHAKE},
+        {"a digest name cut short", 5, "", 0, KART_EHANDSHAKE},
+        {"a name without its closing brace", 7, "", 0, KART_EHANDSHAKE},
+        {"the prefix alone", 8, "", 0, KART_EHANDSHAKE},
+        {"the prefix and one byte", 9, "", 0, KART_EHANDSHAKE},
+        {"the prefix and half the HMAC", 8 + 16, "", 0, KART_EHANDSHAKE},
+        {"the HMAC one byte short", full - 1, "", 0, KART_EHANDSHAKE},
+        {"the HMAC one byte long", full, "x", 1, KART_EHANDSHAKE},
+        {"the HMAC doubled", full, "0123456789abcdef0123456789abcdef", 32, KART_EHANDSHAKE},
+        /* 16 bytes: the legacy form, a raw HMAC-MD5, and this one is wrong. */
+        {"16 bytes of the reply", 16, "", 0, KART_EAUTH},
+        {"a reply over 256 bytes", 0, big, 257, -EMSGSIZE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        deliver_to_raw_peer(&cases[i]);
 }
 END_TEST
 
@@ -586,6 +680,7 @@ int main(void)
     tcase_add_test(tc, handshake_rejects_bad_arguments);
     tcase_add_test(tc, handshake_garbage_is_refused);
     tcase_add_test(tc, handshake_silent_peer_times_out);
+    tcase_add_test(tc, replies_cut_short_are_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("listener");

@@ -1,5 +1,6 @@
 /* Description: the event loop's timers (kart_timer, kart/loop.h): firing
- * order (deadline, then start order, also for 100,000 random deadlines),
+ * order (deadline, then start order, also for 100,000 random deadlines,
+ * and after stops from the middle of a 20,000-timer heap),
  * repeat, again, due_in, restart, stopping itself or other due timers from
  * a callback, a timer restarting at 0 that must not starve I/O, and the
  * errors. In every check_loop* suite, each case that runs a loop runs once
@@ -420,6 +421,97 @@ START_TEST(timer_100k_random_deadlines_fire_once_in_order)
 }
 END_TEST
 
+/* Stopping timers from the middle of a large heap: the last entry moves
+ * into the hole and may belong above it (sift up) or below it (sift
+ * down). 20,000 timers with random deadlines, a random half stopped in
+ * random order (a third of those restarted with a new deadline); every
+ * timer still running fires once, in (deadline, start) order, never early
+ * and within a bound late, and no stopped timer fires. */
+#define NMID 20000
+typedef struct mid_timer {
+    kart_timer t;
+    int64_t deadline;
+    uint64_t order; /* start order: ties fire in it */
+    int fired;
+    bool stopped;
+} mid_timer;
+static mid_timer *mid;
+static int64_t mid_last_deadline;
+static uint64_t mid_last_order;
+static int mid_count, mid_bad_order, mid_early, mid_late, mid_stopped_fired;
+
+static void mid_cb(kart_timer *t)
+{
+    mid_timer *m = (mid_timer *)t;
+    int64_t now = kart_loop_now(t->base.loop);
+    m->fired++;
+    mid_stopped_fired += m->stopped;
+    mid_early += now < m->deadline;
+    mid_late += now > m->deadline + 2000 * KT_MS;
+    if (mid_count && (m->deadline < mid_last_deadline ||
+                      (m->deadline == mid_last_deadline && m->order < mid_last_order)))
+        mid_bad_order++;
+    mid_last_deadline = m->deadline;
+    mid_last_order = m->order;
+    mid_count++;
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+START_TEST(timer_stops_from_the_middle_keep_the_order)
+{
+    LOOP_OR_SKIP(_i);
+    mid = calloc(NMID, sizeof(*mid));
+    ck_assert_ptr_nonnull(mid);
+    mid_count = mid_bad_order = mid_early = mid_late = mid_stopped_fired = 0;
+    uint64_t x = 0x2545f4914f6cdd1du, order = 0;
+    int started = 0;
+    for (int k = 0; k < NMID; k++) {
+        /* Coarse steps: ties too. [5 ms, 45 ms) */
+        int64_t timeout = 5 * KT_MS + (int64_t)(xorshift(&x) % 4000) * 10000;
+        ck_assert_int_eq(kart_timer_init(loop, &mid[k].t), 0);
+        mid[k].deadline = kart_loop_now(loop) + timeout;
+        mid[k].order = order++;
+        started += kart_timer_start(&mid[k].t, mid_cb, timeout, 0) == 0;
+    }
+    ck_assert_int_eq(started, NMID);
+    int running = NMID, bad_stop = 0;
+    for (int s = 0; s < NMID / 2; s++) {
+        int k = (int)(xorshift(&x) % NMID);
+        if (mid[k].stopped)
+            continue;
+        bad_stop += kart_timer_stop(&mid[k].t) != 0;
+        bad_stop += kart_timer_due_in(&mid[k].t) != -1;
+        if (s % 3 == 0) { /* restarted: it moves to a new place */
+            int64_t timeout = 5 * KT_MS + (int64_t)(xorshift(&x) % 4000) * 10000;
+            mid[k].deadline = kart_loop_now(loop) + timeout;
+            mid[k].order = order++;
+            bad_stop += kart_timer_start(&mid[k].t, mid_cb, timeout, 0) != 0;
+        } else {
+            mid[k].stopped = true;
+            running--;
+        }
+    }
+    ck_assert_int_eq(bad_stop, 0);
+    ck_assert_int_eq(kart_loop_active_handles(loop), running);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(mid_stopped_fired, 0);
+    ck_assert_int_eq(mid_count, running);
+    ck_assert_int_eq(mid_bad_order, 0);
+    ck_assert_int_eq(mid_early, 0);
+    ck_assert_int_eq(mid_late, 0);
+    KT_ASSERT_EACH(k, NMID, mid[k].fired == (mid[k].stopped ? 0 : 1));
+    close_loop(loop);
+    free(mid);
+}
+END_TEST
+
 START_TEST(timer_errors)
 {
     LOOP_OR_SKIP(_i);
@@ -475,6 +567,7 @@ int main(void)
     tcase_add_loop_test(tc, timer_restart_while_active, 0, nb);
     tcase_add_loop_test(tc, timer_restarting_at_zero_does_not_starve_io, 0, nb);
     tcase_add_loop_test(tc, timer_100k_random_deadlines_fire_once_in_order, 0, nb);
+    tcase_add_loop_test(tc, timer_stops_from_the_middle_keep_the_order, 0, nb);
     tcase_add_loop_test(tc, timer_errors, 0, nb);
     suite_add_tcase(s, tc);
 

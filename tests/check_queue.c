@@ -1,6 +1,8 @@
 /* Description: Queue, SimpleQueue and JoinableQueue of kart/queue.h: every
  * public function's success path and each documented error; FIFO order
- * across the ring's wrap; put_many/get_many packing and partial counts;
+ * across the ring's wrap, and a queue that never writes past its memory (a
+ * guard page, every length from every offset); put_many/get_many packing
+ * and partial counts;
  * exact qsize/empty/full; shutdown draining; timeouts never early; blocked
  * callers woken by put, get, shutdown and task_done; named queues attached by
  * name, and queues in caller memory mapped at two addresses; the 32-bit
@@ -363,6 +365,109 @@ START_TEST(wraps_around)
     }
     ck_assert_int_eq(qsize_of(q), 0);
     kart_queue_free(q);
+}
+END_TEST
+
+/* The ring never writes outside its memory: a queue in caller memory with
+ * a PROT_NONE page right after its last ring byte (capacities that are a
+ * multiple of 64, so the queue can end on the page boundary) and guard
+ * bytes after it otherwise. Messages of every length a capacity takes are
+ * put and got with one or two others in flight, so the offset lands on
+ * every position and reaches the ring's end exactly, by a header and by
+ * data; each message is checked byte for byte. An offset that wrapped one
+ * byte late would write the next header at ring + cap: into the guard
+ * page (SIGSEGV) or the guard bytes (checked at the end). */
+#define GUARD_BYTES 256
+
+static void fill_msg(unsigned char *m, size_t len, unsigned i)
+{
+    for (size_t k = 0; k < len; k++)
+        m[k] = (unsigned char)(i * 31u + k * 7u + 1u);
+}
+
+/* Messages put and not yet got: their lengths and numbers, oldest first. */
+typedef struct inflight {
+    size_t len[2];
+    unsigned id[2];
+    size_t n;
+} inflight;
+
+/* Gets the oldest message and compares it with what was put; returns 0
+ * when it is intact (one Check assertion per churn, not per message:
+ * see KT_ASSERT_EACH). */
+static unsigned take_oldest(kart_queue *q, inflight *f, unsigned char *in, unsigned char *out)
+{
+    size_t got = 0;
+    int r = kart_queue_get(q, out, 4096, &got, 0);
+    fill_msg(in, f->len[0], f->id[0]);
+    unsigned bad = r != 0 || got != f->len[0] || memcmp(in, out, got) != 0;
+    f->len[0] = f->len[1];
+    f->id[0] = f->id[1];
+    f->n--;
+    return bad;
+}
+
+static void churn(kart_queue *q, size_t cap)
+{
+    size_t maxlen = cap - KART__QUEUE_HDR;
+    unsigned char in[4096], out[4096];
+    ck_assert_uint_le(maxlen, sizeof(in));
+    unsigned bad = 0, puts = 0;
+    inflight f = {.n = 0};
+    /* Every length, from cap / 8 + 1 starting offsets (each round ends
+     * 8 bytes further on), with a message in flight most of the time. */
+    for (size_t round = 0; round < cap / 8 + 1; round++) {
+        for (size_t len = 0; len <= maxlen; len++) {
+            fill_msg(in, len, puts);
+            int r = kart_queue_put(q, in, len, 0);
+            if (r == -ETIMEDOUT && f.n) { /* full: take the oldest out first */
+                bad += take_oldest(q, &f, in, out);
+                fill_msg(in, len, puts);
+                r = kart_queue_put(q, in, len, 0);
+            }
+            bad += r != 0;
+            f.len[f.n] = len;
+            f.id[f.n++] = puts++;
+            while (f.n > 1 || (f.n && (len + puts) % 3 == 0))
+                bad += take_oldest(q, &f, in, out);
+        }
+        while (f.n)
+            bad += take_oldest(q, &f, in, out);
+        size_t got = 1;
+        bad += kart_queue_put(q, in, 0, 0) != 0;
+        bad += kart_queue_get(q, out, sizeof(out), &got, 0) != 0 || got != 0;
+        puts++;
+    }
+    ck_assert_msg(bad == 0, "%u of %u messages lost or damaged at capacity %zu", bad, puts, cap);
+    ck_assert_int_eq(kart_queue_empty(q), 1);
+}
+
+START_TEST(stays_inside_its_memory)
+{
+    static const size_t caps[] = {16, 24, 40, 64, 72, 128, 200, 256, 1000, 1024};
+    long pg = sysconf(_SC_PAGESIZE);
+    for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+        size_t need = 0;
+        ck_assert_int_eq(kart_queue_footprint(caps[c], &need), 0);
+        size_t span = (need + GUARD_BYTES + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+        unsigned char *base = mmap(NULL, span + (size_t)pg, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ck_assert_ptr_ne(base, MAP_FAILED);
+        ck_assert_int_eq(mprotect(base + span, (size_t)pg, PROT_NONE), 0);
+        /* Ending on the guard page where alignment allows, else guard bytes. */
+        bool paged = (span - need) % 64 == 0;
+        unsigned char *mem = paged ? base + span - need : base;
+        size_t after = (size_t)(base + span - (mem + need));
+        memset(mem + need, 0xA5, after);
+        kart_queue *q = NULL;
+        kart_queue_options o = {.capacity = caps[c]};
+        ck_assert_int_eq(kart_queue_init(&q, mem, need, &o), 0);
+        ck_assert_uint_eq(kart_queue_capacity(q), caps[c]);
+        churn(q, caps[c]);
+        KT_ASSERT_EACH(i, after, mem[need + i] == 0xA5);
+        kart_queue_free(q);
+        ck_assert_int_eq(munmap(base, span + (size_t)pg), 0);
+    }
 }
 END_TEST
 
@@ -951,6 +1056,7 @@ int main(void)
     tc = tcase_create("put_get");
     tcase_add_test(tc, fifo_and_sizes);
     tcase_add_test(tc, wraps_around);
+    tcase_add_test(tc, stays_inside_its_memory);
     tcase_add_test(tc, put_errors);
     tcase_add_test(tc, get_errors);
     tcase_add_test(tc, put_many_and_get_many);

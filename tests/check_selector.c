@@ -3,7 +3,8 @@
  * randomized sequence of operations must produce the same events on all
  * of them. Also covers the registration map (kart_selector_next), the
  * selector's own fd nested in another loop (kart_selector_fileno),
- * kart_poll() and kart_select(). */
+ * kart_poll() and kart_select() (also interrupted by signals every 3 ms:
+ * they keep their deadline). */
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -743,6 +744,109 @@ START_TEST(select_call_has_no_fd_setsize_limit)
 }
 END_TEST
 
+/* ---- kart_poll/kart_select interrupted by signals ---- */
+
+/* A thread sends SIGUSR1 to the waiting thread every 3 ms until told to
+ * stop (or 2.5 s have passed); the handler is installed without SA_RESTART,
+ * so each signal interrupts ppoll with EINTR. */
+static _Atomic int sig_hits;
+static _Atomic int sig_stop;
+static pthread_t sig_target;
+
+static void count_sig(int sig)
+{
+    (void)sig;
+    sig_hits++;
+}
+
+static void *sig_pelter(void *arg)
+{
+    (void)arg;
+    int64_t end = kart_now_ns() + 2500 * KT_MS;
+    while (!sig_stop && kart_now_ns() < end) {
+        pthread_kill(sig_target, SIGUSR1);
+        struct timespec ts = {0, 3 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void pelt_start(pthread_t *t, struct sigaction *old)
+{
+    struct sigaction sa = {.sa_handler = count_sig}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, old), 0);
+    sig_hits = 0;
+    sig_stop = 0;
+    sig_target = pthread_self();
+    ck_assert_int_eq(pthread_create(t, NULL, sig_pelter, NULL), 0);
+}
+
+static void pelt_stop(pthread_t t, const struct sigaction *old)
+{
+    sig_stop = 1;
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGUSR1, old, NULL), 0);
+}
+
+/* A 200 ms wait interrupted every few ms: restarted with the time left, it
+ * ends after 200 ms (plus scheduling); restarted with the full timeout it
+ * would run until the signals stop (2.5 s). */
+#define PELT_TIMEOUT (200 * KT_MS)
+#define PELT_BOUND (1500 * KT_MS)
+
+START_TEST(poll_call_keeps_its_deadline_under_signals)
+{
+    int p[2];
+    kt_pipe(p);
+    kart_pollfd fds[2] = {{p[0], KART_READABLE, 99}, {-1, KART_READABLE, 7}};
+    pthread_t t;
+    struct sigaction old;
+    pelt_start(&t, &old);
+    int64_t t0 = kart_now_ns();
+    int r = kart_poll(fds, 2, PELT_TIMEOUT);
+    int64_t took = kart_now_ns() - t0;
+    int hits = sig_hits;
+    pelt_stop(t, &old);
+    ck_assert_int_eq(r, 0); /* the timeout: nothing ready, never -EINTR */
+    ck_assert_uint_eq(fds[0].revents, 0);
+    ck_assert_uint_eq(fds[1].revents, 0);
+    ck_assert_int_ge(took, PELT_TIMEOUT);
+    ck_assert_msg(took < PELT_BOUND, "a 200 ms kart_poll took %lld ms under %d signals",
+                  (long long)(took / KT_MS), hits);
+    ck_assert_int_ge(hits, 5); /* it was interrupted, several times */
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+START_TEST(select_call_keeps_its_deadline_under_signals)
+{
+    int p[2];
+    kt_pipe(p);
+    int r[1] = {p[0]}, x[1] = {p[0]};
+    size_t nr = 1, nw = 0, nx = 1;
+    pthread_t t;
+    struct sigaction old;
+    pelt_start(&t, &old);
+    int64_t t0 = kart_now_ns();
+    int n = kart_select(r, &nr, NULL, &nw, x, &nx, PELT_TIMEOUT);
+    int64_t took = kart_now_ns() - t0;
+    int hits = sig_hits;
+    pelt_stop(t, &old);
+    ck_assert_int_eq(n, 0); /* the timeout: every count 0, never -EINTR */
+    ck_assert_uint_eq(nr, 0);
+    ck_assert_uint_eq(nw, 0);
+    ck_assert_uint_eq(nx, 0);
+    ck_assert_int_ge(took, PELT_TIMEOUT);
+    ck_assert_msg(took < PELT_BOUND, "a 200 ms kart_select took %lld ms under %d signals",
+                  (long long)(took / KT_MS), hits);
+    ck_assert_int_ge(hits, 5);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 /* ---- the registration map and the selector's own fd ---- */
 
 START_TEST(registration_map_walks_in_fd_order)
@@ -929,6 +1033,8 @@ int main(void)
     tcase_add_test(tc, poll_call_reports_each_entry);
     tcase_add_test(tc, select_call_compacts_ready_fds);
     tcase_add_test(tc, select_call_has_no_fd_setsize_limit);
+    tcase_add_test(tc, poll_call_keeps_its_deadline_under_signals);
+    tcase_add_test(tc, select_call_keeps_its_deadline_under_signals);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

@@ -131,8 +131,12 @@ int kart__auth_verify(const void *key, size_t keylen, const uint8_t *msg, size_t
     int err = kart__auth_hmac(d, key, keylen, msg, n, expected, &elen);
     if (err)
         return err;
+    /* A digest of the wrong length is no digest: KART_EHANDSHAKE, as
+     * conn.h documents ("wrong length"), the same refusal as a reply with
+     * no prefix; KART_EAUTH is kept for a digest that is the right size
+     * and wrong. */
     if (rn - off != elen)
-        return KART_EAUTH;
+        return KART_EHANDSHAKE;
 #ifdef KART_HAVE_OPENSSL
     return CRYPTO_memcmp(expected, resp + off, elen) == 0 ? 0 : KART_EAUTH;
 #else

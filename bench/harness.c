@@ -120,7 +120,8 @@ static int run_one(const bench_scenario *s, const bench_impl *impl, bench_ctx *c
     }
     for (int m = 0; m < s->nmetrics; m++)
         if (!(isnan(ctx->value[m]) && ctx->error[0]) &&
-            (!isfinite(ctx->value[m]) || ctx->value[m] <= 0))
+            (!isfinite(ctx->value[m]) || ctx->value[m] < 0 ||
+             (ctx->value[m] == 0 && !(s->may_be_zero >> m & 1))))
             bench_fail("run returned no valid %s", s->metrics[m].name);
     return 0;
 }

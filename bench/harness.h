@@ -141,6 +141,10 @@ typedef struct bench_scenario {
      * how evenly threads shared a lock) rather than scoring it: the table
      * and the JSON give its value and no ratio. */
     unsigned descriptive;
+    /* Bit m: 0 is a true reading of metrics[m], not a failed run (the
+     * manager's server CPU under kart-shm: the server may run nothing at
+     * all while its clients work in shared memory). */
+    unsigned may_be_zero;
     /* A median of metrics[m] above flag_above[m] (when that is > 0) earns
      * the word flag[m] beside it in the table and "flag" in the JSON
      * ("unfair"). */

@@ -434,7 +434,10 @@ static void *accept_briefly(void *arg)
 {
     blocked *b = arg;
     kart_conn *c = NULL;
-    int r = kart_listener_accept(b->l, &c, 300 * KT_MS);
+    /* Long enough that the winner, which may have waited inside for a
+     * while before the peer connects (a loaded sanitizer run), still takes
+     * it; the losers' bug this catches would block them forever. */
+    int r = kart_listener_accept(b->l, &c, 1500 * KT_MS);
     if (r == 0)
         kart_conn_close(c);
     atomic_store(&b->result, r);

@@ -183,6 +183,26 @@ kart_obj *mgr__exc_obj(const char *module, const char *name, const kart_obj *arg
 int mgr__args(const char *fname, const kart_obj *args, const kart_obj *kwds,
               const char *const *names, size_t nreq, size_t nnames, const kart_obj **out,
               kart_obj **err);
+
+/* A method body's argument binding, for types.c and shm_server.c: BIND
+ * fills a[] (declared by the caller) or returns the TypeError; NOARGS
+ * refuses any argument. Both need args, kwds and result in scope. */
+#define NAMES(...) ((const char *const[]){__VA_ARGS__})
+#define NNAMES(...) (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define BIND(fname, nreq, ...)                                                                     \
+    do {                                                                                           \
+        int br_ = mgr__args(fname, args, kwds, NAMES(__VA_ARGS__), nreq, NNAMES(__VA_ARGS__), a,   \
+                            result);                                                               \
+        if (br_)                                                                                   \
+            return br_;                                                                            \
+    } while (0)
+#define NOARGS(fname)                                                                              \
+    do {                                                                                           \
+        if (mv_len(args) || mv_len(kwds)) {                                                        \
+            *result = mgr__exc("builtins", "TypeError", "%s() takes no arguments", fname);         \
+            return *result ? MCALL_ERROR : -ENOMEM;                                                \
+        }                                                                                          \
+    } while (0)
 /* A timeout argument (None or a number, seconds) as a deadline; Python's
  * rules: None forever; negative is an error where neg_ok is false. */
 int mgr__timeout(const kart_obj *t, int64_t *deadline, bool neg_ok, kart_obj **err);

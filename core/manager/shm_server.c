@@ -29,22 +29,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NAMES(...) ((const char *const[]){__VA_ARGS__})
-#define NNAMES(...) (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-#define BIND(fname, nreq, ...)                                                                     \
-    do {                                                                                           \
-        int br_ = mgr__args(fname, args, kwds, NAMES(__VA_ARGS__), nreq, NNAMES(__VA_ARGS__), a,   \
-                            result);                                                               \
-        if (br_)                                                                                   \
-            return br_;                                                                            \
-    } while (0)
-#define NOARGS(fname)                                                                              \
-    do {                                                                                           \
-        if (mv_len(args) || mv_len(kwds)) {                                                        \
-            *result = mgr__exc("builtins", "TypeError", "%s() takes no arguments", fname);         \
-            return *result ? MCALL_ERROR : -ENOMEM;                                                \
-        }                                                                                          \
-    } while (0)
 
 static mshm *seg_of(mobj *o)
 {

@@ -11,11 +11,10 @@
  * fed mode writing through a callback, one history, one timer that runs
  * only while `watch stats` is on. No thread, no descriptor but the socket.
  *
- * The handshake is kart_listener_accept's, which blocks the loop while a
- * peer answers the challenge: a local client answers within microseconds;
- * a peer that stalls holds the loop up to CONSOLE_HANDSHAKE_NS and is
- * dropped. (kart's challenge calls block; an asynchronous handshake would
- * need the HMAC outside the library.)
+ * Peers are accepted with kart_listener_accept_start: the loop runs each
+ * peer's authkey handshake a message at a time as its socket is ready, so
+ * a peer that stalls delays no one and is dropped after
+ * CONSOLE_HANDSHAKE_NS.
  *
  * Header-only, public headers only, like server.h: include it after
  * server.h, give srv_program console_parse_option, CONSOLE_USAGE and
@@ -93,7 +92,7 @@ typedef struct console_server {
     size_t keylen;
     srv_worker *w; /* worker 0: its loop is the console's */
     kart_listener *listener;
-    kart_watch lio;
+    kart_timer retry;  /* accepting again after a descriptor shortage */
     kart_timer reaper; /* frees sessions outside their own callbacks */
     console_session head;
     console_session *reap;
@@ -800,17 +799,36 @@ static void console_describe_peer(console_session *s, int fd)
     }
 }
 
-static void console_accept_cb(kart_watch *io, uint32_t events)
+static void console_accept_cb(kart_listener *l, int status, kart_conn *c, void *arg);
+
+/* Accepting again, CONSOLE_RETRY_NS after accept(2) ran out of descriptors
+ * or memory (kart stops accepting then, so that the loop does not spin). */
+#define CONSOLE_RETRY_NS (INT64_C(100) * 1000000)
+
+static void console_retry_cb(kart_timer *t)
 {
-    (void)io;
-    (void)events;
-    kart_conn *c = NULL;
-    int err = kart_listener_accept(console_srv.listener, &c, 0);
+    (void)t;
+    if (console_srv.stopping || !console_srv.listener)
+        return;
+    int err = kart_listener_accept_start(console_srv.listener, console_srv.w->loop,
+                                         console_accept_cb, NULL);
     if (err < 0) {
-        if (err != -ETIMEDOUT)
-            kart_log(KART_LOG_WARNING, "console", "accept: %s", kart_strerror(err));
+        kart_log(KART_LOG_WARNING, "console", "accept: %s", kart_strerror(err));
+        kart_timer_start(&console_srv.retry, console_retry_cb, CONSOLE_RETRY_NS, 0);
+    }
+}
+
+static void console_accept_cb(kart_listener *l, int status, kart_conn *c, void *arg)
+{
+    (void)l;
+    (void)arg;
+    if (status < 0) {
+        kart_log(KART_LOG_WARNING, "console", "accept: %s", kart_strerror(status));
+        if (status == -EMFILE || status == -ENFILE || status == -ENOBUFS || status == -ENOMEM)
+            kart_timer_start(&console_srv.retry, console_retry_cb, CONSOLE_RETRY_NS, 0);
         return;
     }
+    int err;
     console_session *s = calloc(1, sizeof(*s));
     if (!s) {
         kart_conn_close(c);
@@ -883,9 +901,9 @@ static int console_worker_init(srv_worker *w)
         exit(1);
     }
     kart_timer_init(w->loop, &console_srv.reaper);
-    if ((err = kart_watch_init(w->loop, &console_srv.lio,
-                               kart_listener_fileno(console_srv.listener))) < 0 ||
-        (err = kart_watch_start(&console_srv.lio, KART_READABLE, console_accept_cb)) < 0) {
+    kart_timer_init(w->loop, &console_srv.retry);
+    if ((err = kart_listener_accept_start(console_srv.listener, w->loop, console_accept_cb, NULL)) <
+        0) {
         fprintf(stderr, "%s: console: %s\n", name, kart_strerror(err));
         kart_listener_free(console_srv.listener);
         exit(1);
@@ -906,7 +924,8 @@ static void console_worker_stop(srv_worker *w)
     if (w->index != 0 || !console_srv.listener || console_srv.stopping)
         return;
     console_srv.stopping = 1;
-    kart_watch_stop(&console_srv.lio);
+    kart_timer_stop(&console_srv.retry);
+    kart_listener_accept_stop(console_srv.listener);
     kart_listener_free(console_srv.listener);
     console_srv.listener = NULL;
     for (console_session *s = console_srv.head.next; s != &console_srv.head; s = s->next)

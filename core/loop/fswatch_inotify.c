@@ -60,22 +60,7 @@ static int open_fsfd(kart_loop *loop)
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int err = kart_selector_register(loop->sel, fd, KART_READABLE, &loop->fs_tag);
-    if (err < 0) {
-        close(fd);
-        return err;
-    }
-    loop->fsfd = fd;
-    return 0;
-}
-
-void kart__fswatch_fini(kart_loop *loop)
-{
-    if (loop->fsfd < 0)
-        return;
-    kart_selector_unregister(loop->sel, loop->fsfd);
-    close(loop->fsfd);
-    loop->fsfd = -1;
+    return kart__fswatch_attach(loop, fd);
 }
 
 KART_API int kart_fswatch_stop(kart_fswatch *w)

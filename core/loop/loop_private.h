@@ -177,8 +177,10 @@ void kart__children_reap(kart_loop *loop); /* on SIGCHLD */
 /* async.c: async handles and user events */
 void kart__asyncs_dispatch(kart_loop *loop);
 
-/* fswatch.c */
-void kart__fswatch_dispatch(kart_loop *loop);
+/* fswatch.c: the loop's notification fd, shared by the backends */
+int kart__fswatch_attach(kart_loop *loop, int fd); /* registers fd, or closes it */
 void kart__fswatch_fini(kart_loop *loop);
+/* fswatch_inotify.c / fswatch_kqueue.c */
+void kart__fswatch_dispatch(kart_loop *loop);
 
 #endif

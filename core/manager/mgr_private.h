@@ -145,6 +145,13 @@ struct mcx {
     } * refs;
     size_t nrefs, caprefs;
     char name[64];
+    /* The thread serving it, joined by the serve loop once the session has
+     * ended (cx_leave puts it on the server's `ended` list): so that no
+     * thread of a server still runs (its exit path, TLS destructors) after
+     * kart_manager_server_serve returns. */
+    pthread_t thread;
+    bool has_thread;
+    mcx *ended_next;
 };
 
 const mtype *mgr__find_type(const char *typeid);

@@ -54,6 +54,7 @@ struct kart_manager_server {
     size_t ncx;     /* threads in cxs */
     size_t nserved; /* of those, served (max_connections counts these) */
     size_t nrefusing;
+    mcx *ended; /* sessions over, their threads still to be joined */
     uint64_t next_serial;
     _Atomic int stopping;
     _Atomic int serving;
@@ -998,10 +999,29 @@ static void cx_leave(mcx *cx, bool served)
         s->nserved--;
     else
         s->nrefusing--;
+    free(cx->refs);
+    cx->refs = NULL;
+    cx->ended_next = s->ended;
+    s->ended = cx; /* freed by reap_ended, after its thread is joined */
     pthread_cond_broadcast(&s->cx_cv);
     pthread_mutex_unlock(&s->cx_mu);
-    free(cx->refs);
-    free(cx);
+}
+
+/* Joins the threads of the sessions that have ended (each is past
+ * cx_leave, on its way out) and frees their sessions. Serve loop only. */
+static void reap_ended(kart_manager_server *s)
+{
+    pthread_mutex_lock(&s->cx_mu);
+    mcx *cx = s->ended;
+    s->ended = NULL;
+    pthread_mutex_unlock(&s->cx_mu);
+    while (cx) {
+        mcx *next = cx->ended_next;
+        if (cx->has_thread)
+            pthread_join(cx->thread, NULL);
+        free(cx);
+        cx = next;
+    }
 }
 
 static void *client_thread(void *arg)
@@ -1173,6 +1193,7 @@ KART_API int kart_manager_server_serve(kart_manager_server *s)
     if (!atomic_compare_exchange_strong(&s->serving, &expect, 1))
         return -EALREADY;
     while (!mgr__stopping(s)) {
+        reap_ended(s);
         kart_conn *c = NULL;
         int r = kart_listener_accept(s->listener, &c, ACCEPT_SLICE_NS);
         if (r == -ETIMEDOUT || r == -ECONNABORTED || r == -EINTR)
@@ -1222,14 +1243,16 @@ KART_API int kart_manager_server_serve(kart_manager_server *s)
         else
             s->nrefusing++;
         pthread_mutex_unlock(&s->cx_mu);
-        pthread_t t;
         pthread_attr_t at;
         pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&at, 256 * 1024);
-        int e = pthread_create(&t, &at, served ? client_thread : refuse_thread, cx);
+        /* The thread may end (and cx go on the ended list) before
+         * pthread_create returns; only this thread reaps, after it. */
+        cx->has_thread = true;
+        int e = pthread_create(&cx->thread, &at, served ? client_thread : refuse_thread, cx);
         pthread_attr_destroy(&at);
         if (e != 0) {
+            cx->has_thread = false;
             kart_log(KART_LOG_WARNING, "manager", "no thread for a client: %s", strerror(e));
             cx_leave(cx, served);
         }
@@ -1250,6 +1273,7 @@ KART_API int kart_manager_server_serve(kart_manager_server *s)
     while (s->ncx > 0)
         pthread_cond_wait(&s->cx_cv, &s->cx_mu);
     pthread_mutex_unlock(&s->cx_mu);
+    reap_ended(s);
     return 0;
 }
 

@@ -663,8 +663,18 @@ START_TEST(barrier_every_method)
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, barrier_thread, &args[i]);
-    nap(100 * KT_MS);
-    expect_repr(call(b, "__getattribute__", T(1, S("n_waiting"), NULL), 0), "2");
+    /* Both threads in the wait: polled, since on a loaded machine (or
+     * under a sanitizer) they may take far longer than a nap to get there;
+     * the count never goes past 2 while this thread stays out. */
+    char n_waiting[512] = "";
+    for (int64_t end = kart_now_ns() + 20000 * KT_MS; kart_now_ns() < end; nap(10 * KT_MS)) {
+        kart_obj *o = call(b, "__getattribute__", T(1, S("n_waiting"), NULL), 0);
+        ck_assert_int_ge(kart_obj_repr(o, n_waiting, sizeof n_waiting, NULL), 0);
+        kart_obj_free(o);
+        if (strcmp(n_waiting, "2") == 0)
+            break;
+    }
+    ck_assert_str_eq(n_waiting, "2");
     int me = kart_mbarrier_wait(b, -1);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);

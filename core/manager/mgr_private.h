@@ -7,6 +7,8 @@
 #ifndef KART_MGR_PRIVATE_H
 #define KART_MGR_PRIVATE_H
 
+#include "server_replies.h"
+
 #include <kart/conn.h>
 #include <kart/manager.h>
 #include <kart/obj.h>
@@ -145,6 +147,7 @@ struct mcx {
     } * refs;
     size_t nrefs, caprefs;
     char name[64];
+    mgr_replies replies; /* kept while pipelined requests wait (server_replies.h) */
     /* The thread serving it, joined by the serve loop once the session has
      * ended (cx_leave puts it on the server's `ended` list): so that no
      * thread of a server still runs (its exit path, TLS destructors) after

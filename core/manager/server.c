@@ -414,7 +414,7 @@ static int send_obj(mcx *cx, kart_obj *msg, bool then_wait)
     if (r < 0)
         return r;
     /* mgrbench hook: replies to pipelined requests go out together */
-    return mgr__reply_send(cx->conn, buf, len, then_wait);
+    return mgr__reply_send(&cx->replies, cx->conn, buf, len, then_wait);
 }
 
 static kart_obj *exposed_tuple(const mtype *t)
@@ -1044,7 +1044,8 @@ static void *client_thread(void *arg)
     if (r == 0 && serve_one(cx, false, &accept) == 0 && accept)
         while (!mgr__stopping(s) && serve_one(cx, true, NULL) == 0)
             ;
-    mgr__reply_flush(cx->conn); /* replies the batching still keeps (server_replies.c) */
+    mgr__reply_flush(&cx->replies,
+                     cx->conn); /* replies the batching still keeps (server_replies.c) */
     session_end(cx);
     cx_leave(cx, true);
     return NULL;
@@ -1079,7 +1080,7 @@ static void *refuse_thread(void *arg)
                  " (the manager serves %zu at most)\n",
                  s->opts.max_connections);
         send_obj(cx, mv_tuple(2, mv_strz("#TRACEBACK"), mv_strz(tb)), false);
-        mgr__reply_flush(cx->conn);
+        mgr__reply_flush(&cx->replies, cx->conn);
     }
     cx_leave(cx, false);
     return NULL;

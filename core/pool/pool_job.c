@@ -680,8 +680,10 @@ int kart__pool_wait_state(struct kart_future *f, int64_t deadline)
 {
     if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
         return 0;
+    /* As help_queued, nothing is run once the deadline has passed: a poll
+     * (timeout 0) only looks. */
     if (f->pool && f->pool->help && deadline != 0 && f->nchunks == 1 &&
-        kart__pool_nranges(f) == 1) {
+        kart__pool_nranges(f) == 1 && (deadline < 0 || kart_now_ns() < deadline)) {
         run_own(f->pool, f);
         if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
             return 0;

@@ -527,7 +527,8 @@ void kart__pool_finish(kart_pool *p, struct kart_future *j)
     h->finished(p, j);
 }
 
-void kart__pool_publish(kart_pool *p, struct kart_future *j)
+/* Publishes j: everything but dropping the pool's reference. */
+static void publish_held(struct kart_future *j)
 {
     KART__TSAN_ACQUIRE(j);
     uint64_t f = atomic_load(&j->fail);
@@ -556,6 +557,11 @@ void kart__pool_publish(kart_pool *p, struct kart_future *j)
     }
     if (notify)
         notify(notify_arg);
+}
+
+void kart__pool_publish(kart_pool *p, struct kart_future *j)
+{
+    publish_held(j);
     kart__pool_job_unref(p, j);
 }
 
@@ -673,7 +679,11 @@ static void run_own(kart_pool *p, struct kart_future *f)
     /* The only chunk was ours to claim, so no one else accounts for it
      * (a cancel claims nothing now): a store, not a locked subtraction. */
     atomic_store_explicit(&f->pending, 0, memory_order_relaxed);
-    kart__pool_finish(p, f); /* publishes f, and drops the pool's reference */
+    /* A thread pool has no hooks: finishing is publishing, here. The
+     * pool's reference is dropped with a store: the only other holder is
+     * this waiter, who cannot drop its own meanwhile. */
+    publish_held(f);
+    atomic_store_explicit(&f->refs, 1, memory_order_release);
 }
 
 int kart__pool_wait_state(struct kart_future *f, int64_t deadline)

@@ -3,12 +3,15 @@
  * a plain pthread pool and Python's multiprocessing.
  *
  * Cases:
- *  - tasks: N empty tasks submitted one by one from one thread and waited
- *    for in batches of POOL_BATCH (1024): tiny-task submit-and-wait (kart:
- *    a future each, waited for and freed; OpenMP: `omp task` from a single
- *    thread, then taskwait; oneTBB: task_group run, then wait; pthread: a
- *    mutex + condition variable queue and a completion count; Python:
- *    apply_async and get). Rate: tasks per second.
+ *  - tasks: N empty tasks submitted one by one from one thread, in bursts
+ *    of `burst` each waited for before the next: 1 (submit, wait, next:
+ *    what a server that hands each request to a pool does) and POOL_BURST
+ *    (1,000). Tiny-task submit-and-wait (kart: a future each, waited for
+ *    and freed; OpenMP: `omp task` from a single thread, then taskwait;
+ *    oneTBB: task_group run, then wait; pthread: a mutex + condition
+ *    variable queue and a completion count, and pthread-spin, the same
+ *    queue whose workers and waiter spin before they sleep as kart's do;
+ *    Python: apply_async and get). Rate: tasks per second.
  *  - map: 1,000,000 items (--quick: 250,000) of 8 bytes, each run through ~100 dependent
  *    multiply-xor-shift steps (a few hundred ns), every result checked
  *    against a serial run; with chunk 1 and with the default chunk
@@ -31,6 +34,11 @@
  * with it. Each runs with the runtime's default wait policy, its fastest;
  * OMP_WAIT_POLICY and GOMP_SPINCOUNT set in kart-bench's environment
  * reach the child.
+ *
+ * Every case also reports the CPU time per task or item (cpu_ns): all
+ * the threads of the process over the timed window (getrusage), and for
+ * process pools their workers' too (/proc/PID/schedstat). A pool that
+ * spins buys rate with CPU; this column shows the price.
  *
  * kart's ratios, and every row's, are to the best of the thread-pool peers
  * in each case ("best:" baseline: the table names which); kart-processes
@@ -56,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -120,6 +129,47 @@ static size_t map_items(const bench_ctx *ctx)
     return (size_t)scaled(ctx, bench_param_get(ctx->c, "items"));
 }
 
+/* ---- CPU time ---- */
+
+/* The CPU time a process has run, in ns (the first field of
+ * /proc/PID/schedstat: the main thread's, which is a process worker's
+ * only thread); 0 if it cannot be read. */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    long long v = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lld", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+/* CPU ns per task or item over a window; NaN with a reason when the clock
+ * did not move. */
+static void report_cpu(bench_ctx *ctx, int64_t cpu, long n)
+{
+    if (cpu <= 0 || n <= 0)
+        bench_metric_error(ctx, 1, "the CPU clock read %lld ns over %ld tasks", (long long)cpu, n);
+    else
+        ctx->value[1] = (double)cpu / (double)n;
+}
+
+/* The CPU time of this process and, for a process pool, of its workers. */
+static int64_t kart_cpu_ns(kart_pool *p, bool procs)
+{
+    int64_t t = pool_cpu_ns();
+    for (int i = 0; procs && i < kart_pool_workers(p); i++) {
+        kart_pool_worker_info wi;
+        if (kart_pool_worker_info_get(p, (size_t)i, &wi) == 0)
+            t += proc_cpu_ns(wi.pid);
+    }
+    return t;
+}
+
 /* ---- kart ---- */
 
 static int kart_item(const void *in, size_t in_len, void *out, size_t *out_len)
@@ -146,12 +196,13 @@ static void kcheck(int rc, const char *what)
 
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
 {
-    kart_pool_options o = {.kind = strcmp(impl->arg, "processes") == 0 ? KART_POOL_PROCESSES
-                                                                       : KART_POOL_THREADS,
+    bool procs = strcmp(impl->arg, "processes") == 0;
+    kart_pool_options o = {.kind = procs ? KART_POOL_PROCESSES : KART_POOL_THREADS,
                            .workers = nworkers()};
     kart_pool *p;
     kcheck(kart_pool_create(&p, &o), "kart_pool_create");
-    int64_t t0, t1;
+    int64_t t0, t1, c0, c1;
+    long count;
     if (is_map(ctx->c)) {
         map_data();
         size_t items = map_items(ctx);
@@ -160,18 +211,23 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         t0 = bench_now_ns();
         kart_pool_map_options mo = {.chunk = chunk};
         kart_pool_failure fl;
+        c0 = kart_cpu_ns(p, procs);
         kcheck(kart_pool_map(p, kart_item, map_in, 8, out, 8, items, &mo, &fl), "kart_pool_map");
         t1 = bench_now_ns();
+        c1 = kart_cpu_ns(p, procs);
+        count = (long)items;
         kcheck(fl.err, "a task of kart_pool_map");
         map_check(out, items);
         free(out);
         ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
     } else {
         long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
-        kart_future *f[POOL_BATCH];
+        long burst = bench_param_get(ctx->c, "burst");
+        kart_future *f[POOL_BURST];
+        c0 = kart_cpu_ns(p, procs);
         t0 = bench_now_ns();
-        for (long i = 0; i < n; i += POOL_BATCH) {
-            int k = n - i < POOL_BATCH ? (int)(n - i) : POOL_BATCH;
+        for (long i = 0; i < n; i += burst) {
+            int k = n - i < burst ? (int)(n - i) : (int)burst;
             for (int j = 0; j < k; j++)
                 kcheck(kart_pool_submit(p, kart_empty, NULL, 0, &f[j]), "kart_pool_submit");
             for (int j = 0; j < k; j++) {
@@ -183,8 +239,11 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
             }
         }
         t1 = bench_now_ns();
+        c1 = kart_cpu_ns(p, procs);
+        count = n;
         ctx->value[0] = (double)n * 1e9 / (double)(t1 - t0);
     }
+    report_cpu(ctx, c1 - c0, count);
     kcheck(kart_pool_close(p), "kart_pool_close");
     kcheck(kart_pool_join(p, -1), "kart_pool_join");
     kart_pool_free(p);
@@ -255,6 +314,7 @@ static int run_forked(const bench_impl *impl, bench_ctx *ctx)
             r.chunk = default_chunk(r.n, w);
     } else {
         r.n = (size_t)scaled(ctx, bench_param_get(ctx->c, "tasks"));
+        r.burst = (size_t)bench_param_get(ctx->c, "burst");
     }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
@@ -290,10 +350,21 @@ static int run_forked(const bench_impl *impl, bench_ctx *ctx)
     if (back.ns <= 0)
         bench_fail("the child round timed %lld ns", (long long)back.ns);
     ctx->value[0] = (double)r.n * 1e9 / (double)back.ns;
+    report_cpu(ctx, back.cpu_ns, (long)r.n);
     return 0;
 }
 
-/* ---- a plain mutex + condition variable pool ---- */
+/* ---- a plain mutex + condition variable pool ----
+ *
+ * pthread: workers sleep on a condition variable as soon as the queue is
+ * empty, and the waiter as soon as tasks are pending. pthread-spin: the
+ * same queue, but its idle workers poll the queue before they sleep, as
+ * kart's do (KART__POOL_IDLE_ROUNDS in core/pool/pool_job.c: 300 rounds
+ * of 32 pauses, a yield every 8th), and its waiter polls the pending
+ * count with kart's waiters' back-off (core/base/futex.h's kart__spin:
+ * doubling pauses, yields past 4, 4,096 pauses in all) before it sleeps:
+ * like for like with kart's spinning. The counts are atomics so that the
+ * polls may read them without the lock; they change under it. */
 
 typedef struct pt_task {
     void (*fn)(size_t a, size_t b, void *arg);
@@ -305,17 +376,49 @@ typedef struct pt_pool {
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     pt_task *q;
-    size_t head, tail, cap, pending;
-    bool stop;
+    _Atomic size_t head, tail, pending;
+    size_t cap;
+    _Atomic bool stop;
+    bool spin;
     int n;
     pthread_t th[256];
 } pt_pool;
+
+static inline void pt_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* pthread-spin's idle poll: whether work came (or the pool stopped). */
+static bool pt_poll_work(pt_pool *p)
+{
+    for (int i = 0; i < 300; i++) {
+        if (atomic_load_explicit(&p->head, memory_order_relaxed) !=
+                atomic_load_explicit(&p->tail, memory_order_relaxed) ||
+            atomic_load_explicit(&p->stop, memory_order_relaxed))
+            return true;
+        for (int k = 0; k < 32; k++)
+            pt_relax();
+        if (i % 8 == 7)
+            sched_yield();
+    }
+    return false;
+}
 
 static void *pt_main(void *arg)
 {
     pt_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
+        if (p->spin && p->head == p->tail && !p->stop) {
+            pthread_mutex_unlock(&p->mu);
+            pt_poll_work(p);
+            pthread_mutex_lock(&p->mu);
+        }
         while (p->head == p->tail && !p->stop)
             pthread_cond_wait(&p->work, &p->mu);
         if (p->head == p->tail)
@@ -331,9 +434,10 @@ static void *pt_main(void *arg)
     return NULL;
 }
 
-static void pt_start(pt_pool *p, int n, size_t cap)
+static void pt_start(pt_pool *p, int n, size_t cap, bool spin)
 {
     memset(p, 0, sizeof(*p));
+    p->spin = spin;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -356,6 +460,15 @@ static void pt_submit(pt_pool *p, pt_task t)
 
 static void pt_wait(pt_pool *p)
 {
+    /* pthread-spin: kart__spin's back-off, 4,096 pauses in all. */
+    for (uint32_t n = 1, spent = 0; p->spin && spent < 4096; spent += n, n *= 2) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
+            return;
+        for (uint32_t i = 0; i < n; i++)
+            pt_relax();
+        if (n >= 4)
+            sched_yield();
+    }
     pthread_mutex_lock(&p->mu);
     while (p->pending)
         pthread_cond_wait(&p->done, &p->mu);
@@ -387,10 +500,10 @@ static void pt_chunk(size_t a, size_t b, void *arg)
 
 static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
 {
-    (void)impl;
+    bool spin = strcmp(impl->arg, "spin") == 0;
     int w = nworkers();
     pt_pool p;
-    int64_t t0, t1;
+    int64_t t0, t1, c0, c1;
     if (is_map(ctx->c)) {
         map_data();
         size_t items = map_items(ctx);
@@ -398,27 +511,34 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
         size_t chunk = (size_t)bench_param_get(ctx->c, "chunk");
         if (!chunk)
             chunk = default_chunk(items, w);
-        pt_start(&p, w, (items + chunk - 1) / chunk);
+        pt_start(&p, w, (items + chunk - 1) / chunk, spin);
+        c0 = pool_cpu_ns();
         t0 = bench_now_ns();
         for (size_t a = 0; a < items; a += chunk)
             pt_submit(&p, (pt_task){pt_chunk, a, a + chunk < items ? a + chunk : items, out});
         pt_wait(&p);
         t1 = bench_now_ns();
+        c1 = pool_cpu_ns();
+        report_cpu(ctx, c1 - c0, (long)items);
         pt_stop(&p);
         map_check(out, items);
         free(out);
         ctx->value[0] = (double)items * 1e9 / (double)(t1 - t0);
     } else {
         long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
-        pt_start(&p, w, (size_t)n);
+        long burst = bench_param_get(ctx->c, "burst");
+        pt_start(&p, w, (size_t)n, spin);
+        c0 = pool_cpu_ns();
         t0 = bench_now_ns();
-        for (long i = 0; i < n; i += POOL_BATCH) {
-            long k = n - i < POOL_BATCH ? n - i : POOL_BATCH;
+        for (long i = 0; i < n; i += burst) {
+            long k = n - i < burst ? n - i : burst;
             for (long j = 0; j < k; j++)
                 pt_submit(&p, (pt_task){pt_empty, 0, 0, NULL});
             pt_wait(&p);
         }
         t1 = bench_now_ns();
+        c1 = pool_cpu_ns();
+        report_cpu(ctx, c1 - c0, n);
         pt_stop(&p);
         ctx->value[0] = (double)n * 1e9 / (double)(t1 - t0);
     }
@@ -427,8 +547,9 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
 
 /* ---- Python ---- */
 
-/* Its tasks case waits in batches of 1024: POOL_BATCH, as the others. */
-_Static_assert(POOL_BATCH == 1024, "py_script's batch");
+/* Its tasks cases wait every `burst` tasks, as the others. Its CPU time:
+ * the process's (every thread), and for a process pool its workers'
+ * (/proc/PID/schedstat, as kart-processes'). */
 static const char py_script[] =
     "import sys, time\n"
     "from multiprocessing import Pool\n"
@@ -437,26 +558,37 @@ static const char py_script[] =
     "    return (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF\n"
     "def empty():\n"
     "    return None\n"
+    "def cpu(pool):\n"
+    "    t = time.process_time_ns()\n"
+    "    for p in getattr(pool, '_pool', []):\n"
+    "        pid = getattr(p, 'pid', None)\n"
+    "        if pid:\n"
+    "            with open('/proc/%d/schedstat' % pid) as s: t += int(s.read().split()[0])\n"
+    "    return t\n"
     "if __name__ == '__main__':\n"
-    "    kind, case, n, chunk, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), "
-    "int(sys.argv[5])\n"
+    "    kind, case, n, chunk, w, burst = sys.argv[1], sys.argv[2], int(sys.argv[3]), "
+    "int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])\n"
     "    P = Pool if kind == 'processes' else ThreadPool\n"
     "    with P(w) as pool:\n"
     "        pool.map(f, range(w * 4))\n"
     "        if case == 'map':\n"
     "            data = list(range(n))\n"
     "            c = chunk if chunk else None\n"
+    "            c0 = cpu(pool)\n"
     "            t0 = time.perf_counter()\n"
     "            out = pool.map(f, data, chunksize=c) if c else pool.map(f, data)\n"
     "            t1 = time.perf_counter()\n"
+    "            c1 = cpu(pool)\n"
     "            assert out == [f(x) for x in data]\n"
     "        else:\n"
+    "            c0 = cpu(pool)\n"
     "            t0 = time.perf_counter()\n"
-    "            for i in range(0, n, 1024):\n"
-    "                rs = [pool.apply_async(empty) for _ in range(min(1024, n - i))]\n"
+    "            for i in range(0, n, burst):\n"
+    "                rs = [pool.apply_async(empty) for _ in range(min(burst, n - i))]\n"
     "                for r in rs: r.get()\n"
     "            t1 = time.perf_counter()\n"
-    "    print('rate %f' % (n / (t1 - t0)))\n";
+    "            c1 = cpu(pool)\n"
+    "    print('rate %f cpu %f' % (n / (t1 - t0), (c1 - c0) / n))\n";
 
 static int run_python(const bench_impl *impl, bench_ctx *ctx)
 {
@@ -465,11 +597,14 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
     long n = scaled(ctx, !map ? PY_TASKS : chunk == 1 ? PY_MAP1 : PY_MAPD);
     if (ctx->quick)
         n /= 4;
-    char items[32], chunks[32], workers[32], out[256];
+    long burst = map ? 1 : bench_param_get(ctx->c, "burst");
+    char items[32], chunks[32], workers[32], bursts[32], out[256];
     snprintf(items, sizeof(items), "%ld", n);
     snprintf(chunks, sizeof(chunks), "%ld", chunk);
     snprintf(workers, sizeof(workers), "%d", nworkers());
-    const char *const args[] = {impl->arg, map ? "map" : "tasks", items, chunks, workers, NULL};
+    snprintf(bursts, sizeof(bursts), "%ld", burst);
+    const char *const args[] = {impl->arg, map ? "map" : "tasks", items, chunks, workers, bursts,
+                                NULL};
     if (!bench_python_run(py_script, args, out, sizeof(out)))
         bench_fail("python3 failed: %s", out);
     const char *line = strstr(out, "rate ");
@@ -477,22 +612,33 @@ static int run_python(const bench_impl *impl, bench_ctx *ctx)
     if (rate <= 0)
         bench_fail("python3 printed %s", out);
     ctx->value[0] = rate;
+    const char *c = strstr(out, " cpu ");
+    double cpu = c ? strtod(c + 5, NULL) : 0;
+    if (cpu <= 0)
+        bench_metric_error(ctx, 1, "python3 printed %s", out);
+    else
+        ctx->value[1] = cpu;
     return 0;
 }
 
 /* ---- the scenario ---- */
 
 static const bench_metric metrics[] = {
-    {"per_s", "op/s", true}, /* tasks or items per second */
+    {"per_s", "op/s", true},    /* tasks or items per second */
+    {"cpu_ns", "ns/op", false}, /* CPU time per task or item, every thread */
 };
 
 static int cases(bench_case *out, bool quick)
 {
-    out[0] = (bench_case){2, {{"tasks", quick ? 100000 : 200000}, {"items", 0}}};
+    /* One at a time: a quarter of the tasks, since a pool whose workers
+     * sleep pays a wake-up per task (tens of microseconds on a loaded VM). */
+    long tasks = quick ? 100000 : 200000;
+    out[0] = (bench_case){3, {{"tasks", tasks / 4}, {"burst", 1}, {"items", 0}}};
+    out[1] = (bench_case){3, {{"tasks", tasks}, {"burst", POOL_BURST}, {"items", 0}}};
     long items = quick ? MAP_ITEMS / 4 : MAP_ITEMS;
-    out[1] = (bench_case){2, {{"items", items}, {"chunk", 1}}};
-    out[2] = (bench_case){2, {{"items", items}, {"chunk", 0}}}; /* 0: the default */
-    return 3;
+    out[2] = (bench_case){2, {{"items", items}, {"chunk", 1}}};
+    out[3] = (bench_case){2, {{"items", items}, {"chunk", 0}}}; /* 0: the default */
+    return 4;
 }
 
 /* The OpenMP loop schedules run the maps, openmp-tasks the tasks case. */
@@ -516,7 +662,8 @@ static bool runs(const bench_case *c, const bench_impl *impl)
 
 /* The thread-pool peers kart-threads is measured against: the best of
  * them in each case. */
-#define BEST_PEER "best:openmp-dynamic,openmp-nonmonotonic,openmp-guided,openmp-static,tbb,pthread"
+#define BEST_PEER                                                                                  \
+    "best:openmp-dynamic,openmp-nonmonotonic,openmp-guided,openmp-static,tbb,pthread,pthread-spin"
 
 static int impls(bench_impl *out)
 {
@@ -532,6 +679,7 @@ static int impls(bench_impl *out)
     }
     out[n++] = (bench_impl){.name = "tbb", .run = run_forked, .arg = "auto", .skip = TBB_SKIP};
     out[n++] = (bench_impl){.name = "pthread", .run = run_pthread, .arg = ""};
+    out[n++] = (bench_impl){.name = "pthread-spin", .run = run_pthread, .arg = "spin"};
     out[n++] = (bench_impl){.name = "python",
                             .run = run_python,
                             .arg = "processes",
@@ -544,11 +692,12 @@ static int impls(bench_impl *out)
 
 const bench_scenario bench_pool = {
     .name = "pool",
-    .summary = "worker pools: empty tasks/s submitted and waited for, and items/s of a 1M-item "
-               "map at chunk 1 and the default chunk, against OpenMP, oneTBB, a pthread pool "
+    .summary = "worker pools: empty tasks/s submitted and waited for one at a time and in "
+               "bursts of 1,000, and items/s of a 1M-item map at chunk 1 and the default "
+               "chunk, with CPU ns per task or item, against OpenMP, oneTBB, pthread pools "
                "and Python; ratios to the best thread-pool peer of each case",
     .baseline = BEST_PEER,
-    .nmetrics = 1,
+    .nmetrics = 2,
     .metrics = metrics,
     .cases = cases,
     .impls = impls,

@@ -15,8 +15,8 @@
  *  - static: no claims at all: schedule(static, 1) deals the items out
  *    round-robin at chunk 1, schedule(static) one block per thread at the
  *    default chunk.
- * openmp-tasks, the tasks case: `omp task` from a single thread, a
- * taskwait every POOL_BATCH tasks.
+ * openmp-tasks, the tasks cases: `omp task` from a single thread, a
+ * taskwait every `burst` tasks (1: after each).
  */
 #include "harness.h"
 #include "pool_peers.h"
@@ -53,14 +53,14 @@ static void map(const char *v, const uint64_t *in, uint64_t *out, long n, long c
     }
 }
 
-static long tasks(long n)
+static long tasks(long n, long burst)
 {
     _Atomic long ran = 0;
 #pragma omp parallel
 #pragma omp single
     {
-        for (long i = 0; i < n; i += POOL_BATCH) {
-            long k = n - i < POOL_BATCH ? n - i : POOL_BATCH;
+        for (long i = 0; i < n; i += burst) {
+            long k = n - i < burst ? n - i : burst;
             for (long j = 0; j < k; j++) {
 #pragma omp task
                 atomic_fetch_add_explicit(&ran, 1, memory_order_relaxed);
@@ -83,12 +83,13 @@ int pool_omp_round(pool_round *r)
                  r->workers);
         return -1;
     }
-    int64_t t0 = bench_now_ns();
+    int64_t c0 = pool_cpu_ns(), t0 = bench_now_ns();
     if (r->in)
         map(r->variant, r->in, r->out, (long)r->n, (long)r->chunk);
     else
-        r->ran = tasks((long)r->n);
+        r->ran = tasks((long)r->n, (long)r->burst);
     r->ns = bench_now_ns() - t0;
+    r->cpu_ns = pool_cpu_ns() - c0;
     return 0;
 }
 #endif

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,9 +23,10 @@ extern "C" {
 
 /* Steps of the per-item work: a few hundred ns of dependent arithmetic. */
 #define POOL_WORK_STEPS 100
-/* The tasks case waits for its tasks in batches of this many (kart: a
- * future each, waited for and freed; the peers: a wait for the batch). */
-#define POOL_BATCH 1024
+/* The tasks cases submit bursts of `burst` tasks and wait for each burst
+ * (kart: a future each, waited for and freed; the peers: a wait for the
+ * burst): 1 (submit, wait, next) and POOL_BURST. */
+#define POOL_BURST 1000
 
 static inline uint64_t pool_work(uint64_t x)
 {
@@ -33,10 +35,22 @@ static inline uint64_t pool_work(uint64_t x)
     return x;
 }
 
+/* The CPU time of this process so far, every thread of it, user and
+ * system, in ns (getrusage's microseconds): the tasks cases report CPU
+ * per task, since a pool that sleeps and wakes pays in CPU what a
+ * spinning one pays in latency, and the other way round. */
+static inline int64_t pool_cpu_ns(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return ((int64_t)u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1000;
+}
+
 /* One round of a peer. A map when in is not NULL: out[i] = pool_work(in[i])
  * for i < n, in chunks of `chunk` items as the peer understands a chunk
  * (docs/bench.md, "pool"). Otherwise n empty tasks (each counts itself in
- * `ran`), waited for every POOL_BATCH. The runtime starts `workers`
+ * `ran`), waited for every `burst`. The runtime starts `workers`
  * threads, caller included, and runs once before the clock starts. */
 typedef struct pool_round {
     const char *variant; /* the peer's schedule: "dynamic", "guided", ... */
@@ -45,7 +59,9 @@ typedef struct pool_round {
     uint64_t *out;
     size_t n;
     size_t chunk;
+    size_t burst;    /* tasks: how many are submitted before a wait */
     int64_t ns;      /* out: the time of the work alone */
+    int64_t cpu_ns;  /* out: the CPU time of the process (every thread) over it */
     long ran;        /* out: tasks that ran (tasks only) */
     char error[160]; /* out: why the round failed */
 } pool_round;

@@ -9,8 +9,8 @@
  * adaptively (more splits when threads steal), so at chunk 1 a task holds
  * many items, as kart's claims do. (simple_partitioner at grainsize 1
  * would make a task of each item.)
- * The tasks case: a tbb::task_group, g.run() per task, g.wait() every
- * POOL_BATCH tasks: issue 17's tiny-task submit-and-wait peer.
+ * The tasks cases: a tbb::task_group, g.run() per task, g.wait() every
+ * `burst` tasks (1: after each): issue 17's tiny-task submit-and-wait peer.
  * Both run in a task_arena of `workers` slots (the caller takes one).
  */
 #include "pool_peers.h"
@@ -40,12 +40,12 @@ static void map(const uint64_t *in, uint64_t *out, size_t n, size_t chunk)
                       });
 }
 
-static long tasks(size_t n)
+static long tasks(size_t n, size_t burst)
 {
     std::atomic<long> ran{0};
     tbb::task_group g;
-    for (size_t i = 0; i < n; i += POOL_BATCH) {
-        size_t k = n - i < POOL_BATCH ? n - i : POOL_BATCH;
+    for (size_t i = 0; i < n; i += burst) {
+        size_t k = n - i < burst ? n - i : burst;
         for (size_t j = 0; j < k; j++)
             g.run([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
         g.wait();
@@ -61,12 +61,13 @@ extern "C" int pool_tbb_round(pool_round *r)
             /* Start the workers before the clock. */
             std::atomic<long> warm{0};
             tbb::parallel_for(0, 64 * r->workers, [&warm](int) { warm++; });
-            int64_t t0 = now_ns();
+            int64_t c0 = pool_cpu_ns(), t0 = now_ns();
             if (r->in)
                 map(r->in, r->out, r->n, r->chunk);
             else
-                r->ran = tasks(r->n);
+                r->ran = tasks(r->n, r->burst);
             r->ns = now_ns() - t0;
+            r->cpu_ns = pool_cpu_ns() - c0;
         });
     } catch (const std::exception &e) {
         snprintf(r->error, sizeof(r->error), "oneTBB: %s", e.what());

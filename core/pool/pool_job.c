@@ -197,7 +197,12 @@ void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
         if (j->kind == KJ_BYTES)
             j->res_len = len;
     }
-    atomic_fetch_add_explicit(&j->items_done, last - first, memory_order_relaxed);
+    /* A one-chunk job has one runner (whoever claimed its chunk): a plain
+     * store, not a locked add, on every submitted task's path. */
+    if (j->nchunks == 1)
+        atomic_store_explicit(&j->items_done, last - first, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&j->items_done, last - first, memory_order_relaxed);
     if (j->st)
         atomic_store_explicit(&j->st[c], 1, memory_order_release);
 }
@@ -522,7 +527,8 @@ void kart__pool_finish(kart_pool *p, struct kart_future *j)
     h->finished(p, j);
 }
 
-void kart__pool_publish(kart_pool *p, struct kart_future *j)
+/* Publishes j: everything but dropping the pool's reference. */
+static void publish_held(struct kart_future *j)
 {
     KART__TSAN_ACQUIRE(j);
     uint64_t f = atomic_load(&j->fail);
@@ -551,6 +557,11 @@ void kart__pool_publish(kart_pool *p, struct kart_future *j)
     }
     if (notify)
         notify(notify_arg);
+}
+
+void kart__pool_publish(kart_pool *p, struct kart_future *j)
+{
+    publish_held(j);
     kart__pool_job_unref(p, j);
 }
 
@@ -642,10 +653,51 @@ static void help_queued(kart_pool *p, struct kart_future *f, int64_t deadline)
     atomic_fetch_and(&p->helpers_used, ~(1u << h));
 }
 
+/* A thread waiting on a one-chunk job (a submitted task) of a thread pool
+ * claims it itself, straight from the job's range, before anything else
+ * (maps stay the workers', as in help_queued): what
+ * help_queued would reach through the ring, a helper slot and a busy
+ * mark, in one compare-and-swap. No busy mark is needed: the
+ * waiter holds a reference to f, so its slot cannot be recycled under it.
+ * A task submitted and then waited for (the one-at-a-time case) runs
+ * here unless a worker took it first; its ring entry, if still at the
+ * head, is stepped past, so that the ring does not fill with spent
+ * entries while the workers sleep. */
+static void run_own(kart_pool *p, struct kart_future *f)
+{
+    uint32_t g = atomic_load_explicit(&f->gen, memory_order_relaxed) & 0xffff, c, k;
+    if (!take_front(f->ranges, g, 1, &c, &k))
+        return;
+    kart__pool_run_chunk(p, f, c);
+    kart__pool_node *q = &p->nodes[f->node];
+    uint64_t ref = kart__pool_ref(f->slot, g), h = atomic_load(&q->head);
+    /* While the head is still h, its entry was not overwritten (see
+     * kart__pool_work_once): a stale read makes the exchange fail. */
+    if (h < atomic_load(&q->tail) &&
+        atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed) == ref)
+        atomic_compare_exchange_strong(&q->head, &h, h + 1);
+    /* The only chunk was ours to claim, so no one else accounts for it
+     * (a cancel claims nothing now): a store, not a locked subtraction. */
+    atomic_store_explicit(&f->pending, 0, memory_order_relaxed);
+    /* A thread pool has no hooks: finishing is publishing, here. The
+     * pool's reference is dropped with a store: the only other holder is
+     * this waiter, who cannot drop its own meanwhile. */
+    publish_held(f);
+    atomic_store_explicit(&f->refs, 1, memory_order_release);
+}
+
 int kart__pool_wait_state(struct kart_future *f, int64_t deadline)
 {
     if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
         return 0;
+    /* As help_queued, nothing is run once the deadline has passed: a poll
+     * (timeout 0) only looks. */
+    if (f->pool && f->pool->help && deadline != 0 && f->nchunks == 1 &&
+        kart__pool_nranges(f) == 1 && (deadline < 0 || kart_now_ns() < deadline)) {
+        run_own(f->pool, f);
+        if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
+            return 0;
+    }
     if (f->pool && f->pool->help && deadline != 0)
         help_queued(f->pool, f, deadline);
     for (kart__spin sp = {0, 0}; kart__spin_next(&sp);)

@@ -123,7 +123,13 @@ static void slot_release(kart_pool *p, struct kart_future *j)
 
 void kart__pool_job_unref(kart_pool *p, struct kart_future *j)
 {
-    if (atomic_fetch_sub(&j->refs, 1) == 1)
+    /* References are only ever dropped (a slot starts with its holds), so
+     * a count of 1 is this caller's alone: no one can race to drop it, and
+     * a load replaces the locked subtraction (the common case of a future
+     * freed after its publication). The acquire pairs with the other
+     * holder's release in its subtraction. */
+    if (atomic_load_explicit(&j->refs, memory_order_acquire) == 1 ||
+        atomic_fetch_sub(&j->refs, 1) == 1)
         slot_release(p, j);
 }
 

@@ -224,9 +224,9 @@ static int run_hostile(const bench_impl *impl, bench_ctx *ctx)
     if (bench_raise_nofile(NSLOW + NIDLE + conns + 1024) < NSLOW + NIDLE + conns + 256)
         bench_fail("RLIMIT_NOFILE cannot be raised to %d", NSLOW + NIDLE + conns + 256);
     static const char *const kart_flags[] = {"--header-timeout", "2", NULL};
-    const bench_server *s =
-        impl->arg ? bench_http_start_kart(key, impl->arg, kart_flags)
-                  : bench_http_start_nginx(key, "  client_header_timeout 2s;\n");
+    const bench_server *s = impl->arg
+                                ? bench_http_start_kart(key, impl->arg, kart_flags)
+                                : bench_http_start_nginx(key, "  client_header_timeout 2s;\n");
     int seconds = ctx->seconds < 1 ? 1 : (int)(ctx->seconds + 0.5);
     double clean, rps;
     uint64_t requests;
@@ -255,8 +255,7 @@ static int run_hostile(const bench_impl *impl, bench_ctx *ctx)
     if (!a->ready) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        bench_fail("%s: the attacker's %d idle connections were not answered in 30 s", key,
-                   nidle);
+        bench_fail("%s: the attacker's %d idle connections were not answered in 30 s", key, nidle);
     }
     /* Let the slow ones all get in before wrk starts. */
     usleep(300000);
@@ -295,7 +294,8 @@ static int run_hostile(const bench_impl *impl, bench_ctx *ctx)
         bench_fail("%s: %ld of %d idle connections answered, %ld attacker errors", key, r.idle_ok,
                    nidle, r.errors);
     if (getenv("KART_BENCH_DEBUG"))
-        fprintf(stderr, "%s: clean %.0f attacked %.0f closed %ld late %.0f ms fds %ld -> %ld\n", key, clean, rps, r.slow_closed, (double)r.late_max_ns / 1e6, fds0, fds);
+        fprintf(stderr, "%s: clean %.0f attacked %.0f closed %ld late %.0f ms fds %ld -> %ld\n",
+                key, clean, rps, r.slow_closed, (double)r.late_max_ns / 1e6, fds0, fds);
     ctx->value[0] = rps;
     ctx->value[1] = clean > 0 ? rps / clean : 0;
     ctx->value[2] = r.late_max_ns > 0 ? (double)r.late_max_ns / 1e6 : 0;

@@ -51,7 +51,8 @@ static size_t opt_max_head = 8192;                          /* large_client_head
 static uint64_t opt_max_body = 1u << 20;                    /* client_max_body_size */
 static long opt_max_conns = -1; /* -1: the descriptor limit less a reserve (main) */
 /* How long a closing connection (after 400, 413, 431, 503) may take to
- * read its last response and close (nginx's lingering_timeout). */
+ * read its last response and close, from its last response on, whatever
+ * it sends meanwhile (nginx's lingering_time, shorter). */
 #define LINGER_NS (INT64_C(5) * 1000000000)
 /* Refusals being sent at once; past this a connection is closed at once,
  * without its 503 (a flood must not hold descriptors through refusals). */
@@ -79,7 +80,7 @@ typedef struct http_conn {
     size_t in_len, in_cap;
     int refused;       /* over --max-conns: a 503, then closed */
     int tmode;         /* the deadline armed now (T_*) */
-    int64_t head_from; /* loop time the request head being read began */
+    int64_t head_from; /* loop time the head being read (or the linger) began */
 } http_conn;
 
 /* The deadline a connection has, by what it waits for. */
@@ -230,10 +231,12 @@ static void arm(http_conn *c, int mode)
         return;
     int64_t ns;
     kart_loop *loop = c->base.sock.base.loop;
-    if (mode == T_HEADER) {
-        if (c->tmode != T_HEADER)
+    if (mode == T_HEADER || mode == T_LINGER) {
+        /* Absolute: a peer sending garbage after its 400 cannot hold the
+         * connection by sending, any more than a trickled head can. */
+        if (c->tmode != mode)
             c->head_from = kart_loop_now(loop);
-        ns = opt_header_ns - (kart_loop_now(loop) - c->head_from);
+        ns = (mode == T_HEADER ? opt_header_ns : LINGER_NS) - (kart_loop_now(loop) - c->head_from);
         if (ns <= 0) {
             srv_conn_close(&c->base);
             return;
@@ -241,7 +244,7 @@ static void arm(http_conn *c, int mode)
     } else if (mode == c->tmode) {
         return;
     } else {
-        ns = mode == T_KEEPALIVE ? opt_keepalive_ns : mode == T_BODY ? opt_header_ns : LINGER_NS;
+        ns = mode == T_KEEPALIVE ? opt_keepalive_ns : opt_header_ns;
     }
     c->tmode = mode;
     if (kart_sock_set_idle_timeout(&c->base.sock, ns, on_idle) < 0)
@@ -315,6 +318,7 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
     }
     if (c->finishing) { /* after the last response: discard until EOF */
         kart_buf_release(buf);
+        arm(c, T_LINGER);
         return;
     }
     refresh(c->base.w->data, sock->base.loop);

@@ -299,8 +299,9 @@ static int run_hostile(const bench_impl *impl, bench_ctx *ctx)
     ctx->value[0] = rps;
     ctx->value[1] = clean > 0 ? rps / clean : 0;
     ctx->value[2] = r.late_max_ns > 0 ? (double)r.late_max_ns / 1e6 : 0;
-    if (r.slow_closed == 0)
-        bench_fail("%s closed none of the slow connections", key);
+    /* None closed is a figure, not a failure: on a starved machine the
+     * attacker may not get its half heads out before the attack ends; a
+     * server that never closes one fails on r.never above. */
     ctx->value[3] = (double)r.slow_closed;
     ctx->value[4] = fds > fds0 ? (double)(fds - fds0) : 0; /* fewer: wrk's last ones went too */
     ctx->value[5] = (double)r.early;
@@ -359,5 +360,5 @@ const bench_scenario bench_hostile = {
     .quick_rounds = 3,
     .client_capped = 1u << 0,
     .descriptive = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5),
-    .may_be_zero = (1u << 1) | (1u << 2) | (1u << 4) | (1u << 5),
+    .may_be_zero = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5),
 };

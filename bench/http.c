@@ -19,6 +19,7 @@
  * its pid file, error log and temp paths there; it runs as the current
  * user. Missing wrk or nginx skips the implementations that need it.
  */
+#include "http.h"
 #include "servers.h"
 
 #include <arpa/inet.h>
@@ -38,7 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static char nginx_dir[64];
+/* Each nginx started (the http and hostile scenarios have one each) gets a
+ * directory of its own, all removed at exit. */
+static char nginx_dirs[4][64];
+static int nginx_ndirs;
 
 static int connect_local(int port)
 {
@@ -55,7 +59,7 @@ static int connect_local(int port)
 
 /* Asks GET / once and checks the answer: a server that answers wrong must
  * not get a number. */
-static void check_hello(const char *who, int port)
+void bench_http_check_hello(const char *who, int port)
 {
     int fd = connect_local(port);
     if (fd < 0)
@@ -86,10 +90,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return 0;
 }
 
-static void remove_nginx_dir(void)
+static void remove_nginx_dirs(void)
 {
-    if (nginx_dir[0])
-        nftw(nginx_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    for (int i = 0; i < nginx_ndirs; i++)
+        nftw(nginx_dirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A port free right now (nginx needs one in its configuration). */
@@ -121,7 +125,7 @@ static pid_t nginx_worker(pid_t master)
     return (pid_t)atoi(buf);
 }
 
-static const bench_server *start_nginx(const char *key)
+const bench_server *bench_http_start_nginx(const char *key, const char *extra_conf)
 {
     bench_server *s = bench_server_find(key);
     if (s)
@@ -129,10 +133,14 @@ static const bench_server *start_nginx(const char *key)
     char nginx[512];
     if (!bench_find_program("nginx", nginx, sizeof(nginx)))
         bench_fail("nginx is gone");
-    snprintf(nginx_dir, sizeof(nginx_dir), "/tmp/kart-bench-nginx-XXXXXX");
+    if (nginx_ndirs == 4)
+        bench_fail("more than 4 nginx instances");
+    char *nginx_dir = nginx_dirs[nginx_ndirs];
+    snprintf(nginx_dir, sizeof(nginx_dirs[0]), "/tmp/kart-bench-nginx-XXXXXX");
     if (!mkdtemp(nginx_dir))
         bench_fail("mkdtemp: %s", strerror(errno));
-    atexit(remove_nginx_dir);
+    if (nginx_ndirs++ == 0)
+        atexit(remove_nginx_dirs);
     int port = free_port();
     /* As root, nginx would hand its worker to "nobody": name ourselves. */
     char user[300] = "";
@@ -157,7 +165,7 @@ static const bench_server *start_nginx(const char *key)
             "http {\n"
             "  access_log off;\n"
             "  keepalive_requests 1000000000;\n"
-            "  keepalive_timeout 600s;\n"
+            "%s"
             "  client_body_temp_path %s/body;\n"
             "  proxy_temp_path %s/proxy;\n"
             "  fastcgi_temp_path %s/fastcgi;\n"
@@ -168,8 +176,8 @@ static const bench_server *start_nginx(const char *key)
             "    location / { default_type text/plain; return 200 \"Hello, World!\"; }\n"
             "  }\n"
             "}\n",
-            user, nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir,
-            port);
+            user, nginx_dir, nginx_dir, extra_conf ? extra_conf : "  keepalive_timeout 600s;\n",
+            nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir, port);
     fclose(f);
     fflush(NULL);
     pid_t pid = fork();
@@ -206,11 +214,12 @@ static const bench_server *start_nginx(const char *key)
         bench_fail("nginx did not start listening on port %d", port);
     }
     s = bench_server_adopt(key, -pid, worker, port);
-    check_hello("nginx", port);
+    bench_http_check_hello("nginx", port);
     return s;
 }
 
-static const bench_server *start_kart(const char *key, const char *backend)
+const bench_server *bench_http_start_kart(const char *key, const char *backend,
+                                          const char *const *extra)
 {
     bench_server *s = bench_server_find(key);
     if (s)
@@ -219,9 +228,11 @@ static const bench_server *start_kart(const char *key, const char *backend)
     if (!bench_sibling_path("examples/http-server", path, sizeof(path)))
         bench_fail("build/examples/http-server is not built (make)");
     snprintf(b, sizeof(b), "%s", backend);
-    char *argv[] = {path, "--port", "0", "--threads", "1", "--backend", b, "--stats", NULL};
+    char *argv[24] = {path, "--port", "0", "--threads", "1", "--backend", b, "--stats"};
+    for (int i = 0; extra && extra[i] && i < 15; i++)
+        argv[8 + i] = (char *)extra[i];
     s = bench_server_exec(key, argv);
-    check_hello(key, s->port);
+    bench_http_check_hello(key, s->port);
     return s;
 }
 
@@ -256,7 +267,7 @@ static void mark(http_mark *m, pid_t server, pid_t wrk)
 
 /* Runs wrk pinned to CPU 1 and parses its report; reads the steady-state
  * window's CPU figures on the way (w, all but requests). */
-static void run_wrk(int port, int conns, int seconds, pid_t server, double *rps, uint64_t *requests,
+void bench_http_wrk(int port, int conns, int seconds, pid_t server, double *rps, uint64_t *requests,
                     bench_window *w)
 {
     char wrk[512];
@@ -331,13 +342,14 @@ static int run_http(const bench_impl *impl, bench_ctx *ctx)
     char key[64];
     snprintf(key, sizeof(key), "http/%s", impl->name);
     bench_raise_nofile(conns + 256);
-    const bench_server *s = impl->arg ? start_kart(key, impl->arg) : start_nginx(key);
+    const bench_server *s =
+        impl->arg ? bench_http_start_kart(key, impl->arg, NULL) : bench_http_start_nginx(key, NULL);
     /* wrk counts in whole seconds. */
     int seconds = ctx->seconds < 1 ? 1 : (int)(ctx->seconds + 0.5);
     double rps;
     uint64_t requests;
     bench_window w;
-    run_wrk(s->port, conns, seconds, s->pid, &rps, &requests, &w);
+    bench_http_wrk(s->port, conns, seconds, s->pid, &rps, &requests, &w);
     if (requests == 0 || !(rps > 0))
         bench_fail("wrk completed no request");
     ctx->value[0] = rps;

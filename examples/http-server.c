@@ -3,6 +3,8 @@
  * completion I/O (kart/io.h): `GET /` answers 200 "Hello, World!".
  *
  *   build/examples/http-server --port P [--host H] [--threads N] [--backend B]
+ *                              [--header-timeout S] [--keepalive-timeout S]
+ *                              [--max-conns N] [--max-header B] [--max-body B]
  *                              [--console ADDRESS --console-authkey-file F]
  *
  * The frame (loops per thread, SO_REUSEPORT, pinning, signals) is
@@ -13,10 +15,19 @@
  *    for HTTP/1.0; "Connection: close" is honoured.
  *  - Pipelined requests are answered in order, and every response a
  *    received buffer produces goes out in one send.
- *  - A malformed request gets 400, a head over 8 KiB gets 431; both close
- *    the connection once the response is out. Request bodies
- *    (Content-Length) are read and discarded; chunked bodies are refused
- *    (400).
+ *  - A malformed request gets 400, a head over --max-header (8 KiB) gets
+ *    431, a body over --max-body (1 MiB) gets 413; each closes the
+ *    connection once the response is out. Request bodies (Content-Length)
+ *    are read and discarded; chunked bodies are refused (400).
+ *  - It defends itself as nginx does by default (docs/servers.md, "Hostile
+ *    peers"): a request head must arrive whole within --header-timeout
+ *    (60 s, client_header_timeout), an idle keep-alive connection is closed
+ *    after --keepalive-timeout (75 s), a body being discarded must keep
+ *    moving (the header timeout, between reads), and past --max-conns open
+ *    connections a new one gets 503 and is closed. The deadlines are one
+ *    kart_sock_set_idle_timeout() per connection, changed only when the
+ *    connection changes state: a keep-alive client that sends whole
+ *    requests costs no timer operation per request.
  *
  * The data path: requests are parsed straight from the buffer the receive
  * lends (only a request split across two receives is copied, into the
@@ -30,9 +41,22 @@
 #include "http_parse.h"
 #include "server.h"
 
+#include <sys/resource.h>
 #include <time.h>
 
-#define MAX_HEAD 8192
+/* The defences, and their defaults (nginx's where it has one). */
+static int64_t opt_header_ns = INT64_C(60) * 1000000000;    /* client_header_timeout */
+static int64_t opt_keepalive_ns = INT64_C(75) * 1000000000; /* keepalive_timeout */
+static size_t opt_max_head = 8192;                          /* large_client_header_buffers */
+static uint64_t opt_max_body = 1u << 20;                    /* client_max_body_size */
+static long opt_max_conns = -1; /* -1: the descriptor limit less a reserve (main) */
+/* How long a closing connection (after 400, 413, 431, 503) may take to
+ * read its last response and close, from its last response on, whatever
+ * it sends meanwhile (nginx's lingering_time, shorter). */
+#define LINGER_NS (INT64_C(5) * 1000000000)
+/* Refusals being sent at once; past this a connection is closed at once,
+ * without its 503 (a flood must not hold descriptors through refusals). */
+#define MAX_REFUSING 256
 /* Output held back before the connection stops reading: a client that
  * pipelines without reading its responses cannot grow it without bound. */
 #define MAX_OUT (256 * 1024)
@@ -54,7 +78,17 @@ typedef struct http_conn {
     uint64_t skip; /* body bytes still to discard */
     char *in;      /* a request split across receives */
     size_t in_len, in_cap;
+    int refused;       /* over --max-conns: a 503, then closed */
+    int tmode;         /* the deadline armed now (T_*) */
+    int64_t head_from; /* loop time the head being read (or the linger) began */
 } http_conn;
+
+/* The deadline a connection has, by what it waits for. */
+enum { T_NONE, T_HEADER, T_KEEPALIVE, T_BODY, T_LINGER };
+
+/* Connections open (not counting refusals) and refusals in progress, over
+ * every worker thread. */
+static long http_open, http_refusing;
 
 /* Per worker: the prebuilt responses, redone when the second changes
  * (the Date header). */
@@ -179,6 +213,44 @@ static void on_sent(kart_req *req, int result)
     }
 }
 
+static void on_idle(kart_sock *sock)
+{
+    srv_conn_close((srv_conn *)sock);
+}
+
+/* Arms the deadline for what the connection waits for now. The header's
+ * is absolute (the whole head within --header-timeout of its first byte,
+ * or of the accept): re-armed for the time left at each piece of a head,
+ * so a client trickling a byte at a time cannot stretch it. The others are
+ * idle deadlines that move with each byte, and are left alone while the
+ * mode stays the same: nothing per request on a busy keep-alive
+ * connection. */
+static void arm(http_conn *c, int mode)
+{
+    if (c->base.closing)
+        return;
+    int64_t ns;
+    kart_loop *loop = c->base.sock.base.loop;
+    if (mode == T_HEADER || mode == T_LINGER) {
+        /* Absolute: a peer sending garbage after its 400 cannot hold the
+         * connection by sending, any more than a trickled head can. */
+        if (c->tmode != mode)
+            c->head_from = kart_loop_now(loop);
+        ns = (mode == T_HEADER ? opt_header_ns : LINGER_NS) - (kart_loop_now(loop) - c->head_from);
+        if (ns <= 0) {
+            srv_conn_close(&c->base);
+            return;
+        }
+    } else if (mode == c->tmode) {
+        return;
+    } else {
+        ns = mode == T_KEEPALIVE ? opt_keepalive_ns : opt_header_ns;
+    }
+    c->tmode = mode;
+    if (kart_sock_set_idle_timeout(&c->base.sock, ns, on_idle) < 0)
+        srv_conn_close(&c->base); /* -ENOMEM: a connection without a deadline is not kept */
+}
+
 /* Answers the requests in data[0, len); returns the bytes consumed (the
  * rest is the start of a request not complete yet), or -1 to close. */
 static long process(http_conn *c, const char *data, size_t len)
@@ -192,7 +264,7 @@ static long process(http_conn *c, const char *data, size_t len)
             continue;
         }
         http_request r;
-        int n = http_parse_request(data + off, len - off, MAX_HEAD, &r);
+        int n = http_parse_request(data + off, len - off, opt_max_head, &r);
         if (n == HTTP_INCOMPLETE)
             break;
         if (n < 0) {
@@ -205,12 +277,20 @@ static long process(http_conn *c, const char *data, size_t len)
                 return -1;
             break;
         }
+        if (r.content_length > opt_max_body) {
+            /* Refused before a byte of it is read: 413, and close. */
+            c->finishing = 1;
+            off = len;
+            if (respond(c, 413, "Content Too Large", "Connection: close\r\n", false))
+                return -1;
+            break;
+        }
         off += (size_t)n;
         c->skip = r.content_length;
         bool get = r.method_len == 3 && memcmp(r.method, "GET", 3) == 0;
         bool head = r.method_len == 4 && memcmp(r.method, "HEAD", 4) == 0;
         const char *extra = NULL;
-        if (!r.keep_alive) {
+        if (!r.keep_alive || opt_keepalive_ns == 0) {
             c->finishing = 1;
             extra = "Connection: close\r\n";
         } else if (r.minor == 0) {
@@ -238,6 +318,7 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
     }
     if (c->finishing) { /* after the last response: discard until EOF */
         kart_buf_release(buf);
+        arm(c, T_LINGER);
         return;
     }
     refresh(c->base.w->data, sock->base.loop);
@@ -270,17 +351,18 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
     }
     size_t rest = len - (size_t)used;
     if (rest > 0 && !c->finishing) {
-        /* Less than MAX_HEAD: a longer head got its 431 in process(). */
+        /* Less than --max-header: a longer head got its 431 in
+         * process(), so c->in never holds more than that. */
         if (buf) {
             if (rest > c->in_cap) {
-                char *q = realloc(c->in, MAX_HEAD);
+                char *q = realloc(c->in, opt_max_head);
                 if (!q) {
                     kart_buf_release(buf);
                     srv_conn_close(&c->base);
                     return;
                 }
                 c->in = q;
-                c->in_cap = MAX_HEAD;
+                c->in_cap = opt_max_head;
             }
             memcpy(c->in, data + used, rest);
         } else {
@@ -289,6 +371,7 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
     }
     c->in_len = c->finishing ? 0 : rest;
     kart_buf_release(buf);
+    arm(c, c->finishing ? T_LINGER : c->skip ? T_BODY : c->in_len ? T_HEADER : T_KEEPALIVE);
     flush(c);
     if (!c->base.closing && c->out[c->filling].len >= MAX_OUT) {
         c->paused = 1;
@@ -298,22 +381,52 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
 
 static srv_conn *conn_new(srv_worker *w, int fd)
 {
+    /* Over the cap: a refusal (503, then close), unless too many are
+     * being refused already. */
+    int refused = 0;
+    if (opt_max_conns >= 0 && __atomic_load_n(&http_open, __ATOMIC_RELAXED) >= opt_max_conns) {
+        if (__atomic_fetch_add(&http_refusing, 1, __ATOMIC_RELAXED) >= MAX_REFUSING) {
+            __atomic_fetch_sub(&http_refusing, 1, __ATOMIC_RELAXED);
+            close(fd);
+            return NULL;
+        }
+        refused = 1;
+    } else {
+        __atomic_fetch_add(&http_open, 1, __ATOMIC_RELAXED);
+    }
     http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        __atomic_fetch_sub(refused ? &http_refusing : &http_open, 1, __ATOMIC_RELAXED);
         close(fd);
         return NULL;
     }
     srv_conn_link(w, &c->base);
     c->shut_req.data = c;
+    c->refused = refused;
     if (kart_sock_init(w->loop, &c->base.sock, fd) < 0 ||
-        kart_sock_recv_start(&c->base.sock, on_recv) < 0)
+        kart_sock_recv_start(&c->base.sock, on_recv) < 0) {
         srv_conn_close(&c->base);
+        return &c->base;
+    }
+    if (refused) {
+        refresh(w->data, w->loop);
+        c->finishing = 1;
+        if (respond(c, 503, "Service Unavailable", "Connection: close\r\n", false) < 0) {
+            srv_conn_close(&c->base);
+            return &c->base;
+        }
+        arm(c, T_LINGER);
+        flush(c);
+    } else {
+        arm(c, T_HEADER);
+    }
     return &c->base;
 }
 
 static void conn_free(srv_conn *base)
 {
     http_conn *c = (http_conn *)base;
+    __atomic_fetch_sub(c->refused ? &http_refusing : &http_open, 1, __ATOMIC_RELAXED);
     free(c->out[0].p);
     free(c->out[1].p);
     free(c->in);
@@ -331,15 +444,75 @@ static int worker_init(srv_worker *w)
     return console_worker_init(w);
 }
 
+/* Seconds (a decimal: "2", "0.5") to nanoseconds; -1 when not one. */
+static int64_t parse_seconds(const char *v)
+{
+    char *end = NULL;
+    double d = v ? strtod(v, &end) : -1;
+    if (!v || end == v || *end || !(d >= 0) || d > 1e6)
+        return -1;
+    return (int64_t)(d * 1e9);
+}
+
+static int parse_option(const char *flag, const char *value)
+{
+    char *end = NULL;
+    if (strcmp(flag, "--header-timeout") == 0 || strcmp(flag, "--keepalive-timeout") == 0) {
+        int64_t ns = parse_seconds(value);
+        bool header = flag[2] == 'h';
+        if (ns < 0 || (header && ns == 0)) {
+            fprintf(stderr, "http-server: bad value for %s: %s (seconds%s)\n", flag,
+                    value ? value : "(none)", header ? ", above 0" : "");
+            return -1;
+        }
+        *(header ? &opt_header_ns : &opt_keepalive_ns) = ns;
+        return 1;
+    }
+    if (strcmp(flag, "--max-conns") == 0 || strcmp(flag, "--max-header") == 0 ||
+        strcmp(flag, "--max-body") == 0) {
+        unsigned long long n = value && *value != '-' ? strtoull(value, &end, 10) : 0;
+        bool conns = flag[6] == 'c', head = flag[6] == 'h';
+        if (!value || !end || *end || end == value || (conns && n > 10000000) ||
+            (head && (n < 64 || n > (16u << 20)))) {
+            fprintf(stderr, "http-server: bad value for %s: %s\n", flag, value ? value : "(none)");
+            return -1;
+        }
+        if (conns)
+            opt_max_conns = (long)n;
+        else if (head)
+            opt_max_head = (size_t)n;
+        else
+            opt_max_body = n;
+        return 1;
+    }
+    return console_parse_option(flag, value);
+}
+
+#define HTTP_USAGE                                                                                 \
+    "  --header-timeout S            a request head must arrive whole within S seconds (60)\n"     \
+    "  --keepalive-timeout S         close a keep-alive connection idle for S seconds (75;\n"      \
+    "                                0: no keep-alive)\n"                                          \
+    "  --max-conns N                 past N open connections, answer 503 and close (the\n"         \
+    "                                descriptor limit less 64)\n"                                  \
+    "  --max-header B                a request head over B bytes gets 431 (8192)\n"                \
+    "  --max-body B                  a request body over B bytes gets 413 "                        \
+    "(1048576)\n" CONSOLE_USAGE
+
 int main(int argc, char **argv)
 {
     static const srv_program prog = {.name = "http-server",
                                      .conn_new = conn_new,
                                      .conn_free = conn_free,
                                      .worker_init = worker_init,
-                                     .parse_option = console_parse_option,
-                                     .usage_extra = CONSOLE_USAGE,
+                                     .parse_option = parse_option,
+                                     .usage_extra = HTTP_USAGE,
                                      .worker_stop = console_worker_stop};
+    /* The default cap: refuse cleanly (503) before the descriptor limit
+     * makes the kernel refuse rudely; 64 are kept for listeners, the
+     * console, the loops' own descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        opt_max_conns = rl.rlim_cur > 128 ? (long)rl.rlim_cur - 64 : 64;
     int status = srv_main(&prog, argc, argv);
     for (int i = 0; i < srv_nworkers; i++)
         free(srv_workers[i].data);

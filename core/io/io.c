@@ -258,6 +258,8 @@ void kart__req_finish(kart_req *req, int res)
     kart__op_end(loop);
     if (sock && !closing)
         sock->nops_--;
+    if (sock && sock->idle_ && req->type == KART_REQ_SEND && res > 0)
+        kart__idle_touch(sock); /* io_deadline.c */
     req->cb_(req, res);
     /* The close callback may have freed sock; any other left it alive,
      * and may have been the last operation a close waited for. */
@@ -300,6 +302,8 @@ void kart__sendq_pop(kart_sock *sock)
 
 void kart__recv_deliver(kart_sock *sock, int n, kart_buf *buf)
 {
+    if (sock->idle_)
+        kart__idle_touch(sock); /* io_deadline.c: a store, no system call */
     /* Data that arrives while older data waits in the stash, or after a
      * stop, joins the stash: order is kept. */
     if (sock->stash_ || !(sock->flags_ & KS_RECV)) {
@@ -701,6 +705,7 @@ KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb)
     req->fd_ = sock->fd;
     sock->flags_ |= KS_CLOSING;
     sock->close_ = req;
+    kart__idle_drop(sock); /* io_deadline.c: no idle callback after a close */
     unlist(loop, sock);
     if (sock->flags_ & KS_RECV) {
         sock->flags_ &= ~KS_RECV;

@@ -132,6 +132,11 @@ void kart__sendq_pop(kart_sock *sock);         /* the head is done */
 int kart__accept_fd_limit(kart_req *req);      /* EMFILE/ENFILE: drain, back off */
 void kart__accept_backoff(kart_req *req);      /* pause accepting a while */
 
+/* io_deadline.c: the idle deadline (kart_sock_set_idle_timeout). touch:
+ * activity now (sock->idle_ set); drop: remove it, if any. */
+void kart__idle_touch(kart_sock *sock);
+void kart__idle_drop(kart_sock *sock);
+
 /* Arms a request's timeout on a loop timer (KR_TIMER), and stops it: the
  * way every queued request times out in both modes (natively the head of a
  * send queue, or a request in flight, uses a linked timeout instead). On

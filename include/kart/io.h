@@ -63,6 +63,7 @@ extern "C" {
 typedef struct kart_sock kart_sock;
 typedef struct kart_req kart_req;
 typedef struct kart_buf kart_buf;
+typedef struct kart__idle kart__idle; /* private: an idle deadline */
 
 /* ---- the buffer pool ---- */
 
@@ -127,6 +128,7 @@ struct kart_sock {
     kart_req *close_;      /* private: the pending close */
     kart_buf *stash_;      /* private: received after a stop, delivered first */
     kart_sock *next_;      /* private: the loop's list of paused receives */
+    kart__idle *idle_;     /* private: kart_sock_set_idle_timeout's deadline */
 };
 
 /*
@@ -451,6 +453,40 @@ typedef struct kart_io_stats {
  * variable KART_URING_NATIVE_IO=0 before a loop is created makes an
  * io_uring loop emulate the operations too (native is then 0). */
 KART_API int kart_loop_io_stats(const kart_loop *loop, kart_io_stats *out);
+
+/* ---- idle deadlines (per connection) ---- */
+
+/* The callback of kart_sock_set_idle_timeout(): the socket has been idle
+ * for its timeout. It runs once, from the loop, with the deadline already
+ * removed: close the socket, set a new deadline, or do nothing. */
+typedef void (*kart_sock_idle_cb)(kart_sock *sock);
+
+/*
+ * Sets the socket's idle deadline, the one call a server needs against
+ * peers that connect and then stall (half a request header, a keep-alive
+ * connection never used): cb runs once, from the loop, when nothing has
+ * happened on the socket for timeout_ns. What counts as activity: bytes
+ * received (delivered to the receive callback, or held after a stop) and
+ * each send that completes with bytes sent. Nothing else does: a receive
+ * that is started but gets no bytes, a send the peer does not read (its
+ * slowness is what the deadline is for), the passing of time. Bytes moved
+ * re-arm the deadline without a system call or a timer operation (a store
+ * of the loop's cached time); one loop timer per socket re-checks when it
+ * fires, so a busy socket costs one timer restart per timeout period.
+ * Calling it again replaces cb and timeout_ns and restarts the clock from
+ * now (a header timeout, then a keep-alive timeout on the same socket).
+ * timeout_ns < 0 removes the deadline (a no-op returning 0 when none);
+ * 0 fires at the next loop turn whatever happens. The clock starts at
+ * the call (not at the loop's cached time). An armed deadline counts in
+ * kart_loop_active_handles() but does not keep the loop running by
+ * itself, and kart_sock_close() removes it (no idle callback runs after a
+ * close was started): a socket given a deadline must be ended with
+ * kart_sock_close(), not dropped, since the deadline holds a small
+ * allocation. Same on every backend. Loop thread.
+ * Errors: -EINVAL (NULL sock; cb NULL with timeout_ns >= 0), -EPIPE (the
+ * socket is being closed), -ENOMEM (the old deadline, if any, is removed).
+ */
+KART_API int kart_sock_set_idle_timeout(kart_sock *sock, int64_t timeout_ns, kart_sock_idle_cb cb);
 
 #ifdef __cplusplus
 }

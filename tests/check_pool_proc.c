@@ -682,6 +682,50 @@ START_TEST(proc_random_kills_never_hang)
 }
 END_TEST
 
+
+/* Issue 16: workers that exit with a non-zero status after close (as
+ * valgrind's --error-exitcode makes them) are not replaced once nothing
+ * is left to run: the join returns, each worker died once. A worker that
+ * dies that way while a task is still queued is replaced, and the task
+ * runs. */
+START_TEST(proc_closed_pool_replaces_nobody)
+{
+    map_shared();
+    kart__pool_drained_exit = 3;
+    kart_pool *p = make(2);
+    uint64_t x = 5, r = 0;
+    size_t len = 8;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(pool_apply(p, t_square, &x, 8, &r, &len), 0);
+        ck_assert_int_eq(r, 25);
+    }
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    ck_assert_int_lt(kart_now_ns() - t0, 5000 * MS);
+    ck_assert_int_eq(atomic_load(&p->sh->deaths), 2);
+    kart_pool_free(p);
+
+    /* Work left: the second task waits behind the first on one worker. */
+    p = make(1);
+    kart_future *run, *q;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &run), 0);
+    await_started(1);
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &q), 0);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    kill(atomic_load(&p->workers[0].pid), SIGKILL);
+    ck_assert_int_eq(kart_future_wait(q, 10000 * MS), 0);
+    ck_assert_int_eq(fut_error(q), 0);
+    ck_assert_int_eq(fut_error(run), KART_EWORKERDIED);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    ck_assert_int_eq(atomic_load(&p->sh->deaths), 2);
+    kart_future_free(run);
+    kart_future_free(q);
+    kart_pool_free(p);
+    kart__pool_drained_exit = 0;
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool_proc");
@@ -703,6 +747,7 @@ int main(void)
     tcase_add_test(tc, proc_worker_killed_asleep_leaves_the_count);
     tcase_add_test(tc, proc_terminate_kills_running);
     tcase_add_test(tc, proc_cancel_and_join_timeout);
+    tcase_add_test(tc, proc_closed_pool_replaces_nobody);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("kills");

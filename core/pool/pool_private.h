@@ -47,6 +47,9 @@ int kart__pool_proc_start(kart_pool *p);
 int kart__pool_proc_spawn(kart_pool *p, int w);
 void kart__pool_proc_kill_all(kart_pool *p);
 void kart__pool_proc_notify(kart_pool *p);
+/* The exit status of a worker that drained its queues (0; tests change
+ * it, before creating the pool, to check a closed pool's joins). */
+extern int kart__pool_drained_exit;
 
 static inline uint32_t kart__pool_chunks(size_t n, size_t chunk)
 {

@@ -31,6 +31,10 @@
 #define KART__POOL_EXIT_DRAINED 0
 #define KART__POOL_EXIT_RETIRED 3
 
+/* The status a drained worker exits with (tests set it to make workers
+ * end as valgrind's --error-exitcode makes them: non-zero after close). */
+int kart__pool_drained_exit = KART__POOL_EXIT_DRAINED;
+
 static int open_pidfd(pid_t pid)
 {
     int fd = kart__sys_pidfd_open(pid, 0);
@@ -84,7 +88,7 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
         p->init(p->initarg);
     kart__pool_worker_loop(p, w);
     bool retired = p->max_tasks && atomic_load(&me->tasks) >= (uint64_t)p->max_tasks;
-    _exit(retired ? KART__POOL_EXIT_RETIRED : KART__POOL_EXIT_DRAINED);
+    _exit(retired ? KART__POOL_EXIT_RETIRED : kart__pool_drained_exit);
 }
 
 /* Forks the worker of slot w (from the watcher thread). */
@@ -204,6 +208,18 @@ static void recheck_flagged(kart_pool *p, watch *wt)
     wt->nflagged = k;
 }
 
+/* Whether a job is still queued and unfinished (watcher only). */
+static bool work_left(kart_pool *p)
+{
+    uint64_t *refs;
+    uint32_t n = kart__pool_collect_pushed(p, &refs);
+    bool left = false;
+    for (uint32_t i = 0; i < n && !left; i++)
+        left = !atomic_load(&p->jobs[refs[i] >> 16].finished);
+    free(refs);
+    return left || !refs; /* out of memory: assume there is */
+}
+
 static void on_death(kart_pool *p, watch *wt, int w, int status)
 {
     kart__pool_worker *me = &p->workers[w];
@@ -260,7 +276,12 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     kart__pool_repush_worker(p, w);
     uint32_t state = atomic_load(&p->sh->state);
     bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KART__POOL_EXIT_DRAINED;
-    if (state == KART__POOL_RUNNING || (state == KART__POOL_CLOSED && !normal)) {
+    /* A closed pool replaces a worker only while work is left for it: a
+     * worker whose exit path ends with a non-zero status after draining
+     * (valgrind's --error-exitcode, an exit path that fails) must not be
+     * replaced by one that drains, exits the same way, and so on for ever
+     * (issue 16: kart_pool_join never returned). */
+    if (state == KART__POOL_RUNNING || (state == KART__POOL_CLOSED && !normal && work_left(p))) {
         atomic_fetch_add(&me->generation, 1);
         wt->respawn[w] = true;
         if (WIFSIGNALED(status))

@@ -108,6 +108,9 @@ extern _Atomic unsigned kart__proc_name_counter;
  * parent's pid and name. */
 void kart__proc_become(const char *ident, const char *name, pid_t parent_pid,
                        const char *parent_name);
+/* In a fork server's child: the pidfd of the caller, which it sent with
+ * the request (-1: none); the parent's sentinel. */
+extern int kart__proc_parent_pidfd;
 /* The current name, valid for the life of the process (the log). */
 const char *kart__proc_current_name(void);
 

@@ -11,8 +11,7 @@
 
 static const kart_context *ctx_of(int i)
 {
-    static const kart_start_method m[] = {KART_START_FORK, KART_START_SPAWN,
-                                          KART_START_FORKSERVER};
+    static const kart_start_method m[] = {KART_START_FORK, KART_START_SPAWN, KART_START_FORKSERVER};
     const kart_context *ctx;
     ck_assert_int_eq(kart_context_get(m[i], &ctx), 0);
     return ctx;
@@ -87,8 +86,7 @@ START_TEST(fds_reach_the_child)
     ck_assert_int_ge(wfd, 200);
     close(pfd[1]);
     msg m = {.fd = wfd};
-    kart_process_options o = {
-        .context = ctx_of(_i), .arg_size = sizeof(m), .fds = &wfd, .nfds = 1};
+    kart_process_options o = {.context = ctx_of(_i), .arg_size = sizeof(m), .fds = &wfd, .nfds = 1};
     kart_process *p;
     ck_assert_int_eq(kart_process_create(&p, write_fd, &m, &o), 0);
     ck_assert_int_eq(kart_process_start(p), 0);

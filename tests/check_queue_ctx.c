@@ -10,8 +10,7 @@
 
 static const kart_context *ctx_of(int i)
 {
-    static const kart_start_method m[] = {KART_START_FORK, KART_START_SPAWN,
-                                          KART_START_FORKSERVER};
+    static const kart_start_method m[] = {KART_START_FORK, KART_START_SPAWN, KART_START_FORKSERVER};
     const kart_context *ctx;
     ck_assert_int_eq(kart_context_get(m[i], &ctx), 0);
     return ctx;
@@ -148,7 +147,8 @@ START_TEST(fd_errors)
     close(pfd[1]);
     ck_assert_ptr_null(q);
     /* A named queue and a fork-context one have no fd to hand out. */
-    kart_queue_options o = {.capacity = 4096, .name = "/kart-check-queue-ctx", .context = ctx_of(1)};
+    kart_queue_options o = {
+        .capacity = 4096, .name = "/kart-check-queue-ctx", .context = ctx_of(1)};
     kart_queue_unlink(o.name);
     ck_assert_int_eq(kart_queue_create(&q, &o), 0);
     ck_assert_int_eq(kart_queue_fd(q), -ENOTSUP);

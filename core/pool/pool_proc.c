@@ -69,6 +69,7 @@ static void proc_finished(kart_pool *p, struct kart_future *j)
 const kart__pool_hooks kart__pool_proc_hooks = {
     .finished = proc_finished,
     .dead_seen = kart__pool_proc_notify,
+    .local_fn = kart__pool_task_local,
 };
 
 /* ---- workers ---- */
@@ -78,6 +79,11 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(KART__POOL_EXIT_DRAINED);
+    kart__pool_worker_run(p, w);
+}
+
+void kart__pool_worker_run(kart_pool *p, int w)
+{
     kart__pool_worker *me = &p->workers[w];
     kart__pool_self = me;
     atomic_store(&me->pid, (int32_t)getpid());
@@ -100,6 +106,12 @@ int kart__pool_proc_spawn(kart_pool *p, int w)
     atomic_store(&me->asleep, 0);
     atomic_store(&me->pid, 0);
     atomic_store(&me->alive, 1); /* before the child can become busy */
+    if (p->procs) {
+        int rc = kart__pool_ctx_spawn(p, w);
+        if (rc < 0)
+            atomic_store(&me->alive, 0);
+        return rc;
+    }
     pid_t parent = getpid();
     pid_t pid = kart__sys_fork();
     if (pid < 0) {
@@ -121,7 +133,9 @@ void kart__pool_proc_kill_all(kart_pool *p)
 {
     for (int w = 0; w < p->nworkers; w++) {
         pid_t pid = atomic_load(&p->workers[w].pid);
-        if (pid > 0 && atomic_load(&p->workers[w].alive))
+        if (p->procs && atomic_load(&p->workers[w].alive))
+            kart__pool_ctx_kill(p, w);
+        else if (pid > 0 && atomic_load(&p->workers[w].alive))
             kill(pid, SIGKILL);
     }
 }
@@ -224,7 +238,9 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
 {
     kart__pool_worker *me = &p->workers[w];
     atomic_store(&me->alive, 0);
-    if (me->pidfd >= 0)
+    if (p->procs)
+        kart__pool_ctx_reaped(p, w); /* its sentinel goes with it */
+    else if (me->pidfd >= 0)
         close(me->pidfd);
     me->pidfd = -1;
     me->reaped = true;
@@ -298,6 +314,8 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
 static bool ended(kart_pool *p, int w, int *status)
 {
     kart__pool_worker *me = &p->workers[w];
+    if (p->procs)
+        return kart__pool_ctx_ended(p, w, status);
     pid_t pid = atomic_load(&me->pid);
     if (pid <= 0)
         return false;

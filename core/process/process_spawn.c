@@ -108,6 +108,11 @@ int kart__proc_spawn_lookup(kart_process_fn fn, const kart_process_entry **out)
     return 0;
 }
 
+kart_process_entry *kart__proc_registry_head(void)
+{
+    return atomic_load(&registry);
+}
+
 static const kart_process_entry *find_name(const char *name)
 {
     for (kart_process_entry *e = atomic_load(&registry); e; e = e->next_)

@@ -48,8 +48,8 @@ void kart__queue_fd_release(kart_queue *q)
 
 KART_API int kart_queue_fd(const kart_queue *q)
 {
-    if (!q || atomic_load_explicit(&((kart_queue *)q)->magic, memory_order_acquire) !=
-                  KART__QUEUE_MAGIC)
+    if (!q ||
+        atomic_load_explicit(&((kart_queue *)q)->magic, memory_order_acquire) != KART__QUEUE_MAGIC)
         return -EINVAL;
     if (!(q->flags & KART__QUEUE_MEMFD))
         return -ENOTSUP;

@@ -105,6 +105,7 @@
 
 #include <kart/common.h>
 #include <kart/loop.h>
+#include <kart/process.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -184,7 +185,40 @@ typedef struct kart_pool_options {
     size_t per_node; /* workers per node for PLACE_PER_NODE (1 .. 4096) */
     bool no_help;    /* thread pools: waiters do not run tasks
                       * (see "Helping" above) */
+    /* Process pools: the start method of the workers (Python's
+     * get_context(m).Pool()); NULL: the default start method's (fork
+     * unless kart_process_set_start_method() changed it). Under spawn and
+     * forkserver, tasks and the initializer must be registered with
+     * KART_POOL_TASK(), and initarg is passed as initarg_size bytes (see
+     * "Start methods" below). Ignored by thread and inline pools. */
+    const struct kart_context *context;
+    /* Spawn and forkserver process pools: initarg points at initarg_size
+     * bytes, copied at create; each worker's initializer receives a
+     * pointer to its own copy. 0: initarg must be NULL there. */
+    size_t initarg_size;
 } kart_pool_options;
+
+/*
+ * Registers a task function (or an initializer) so that process pools
+ * whose workers a spawn or forkserver context starts can run it: write
+ * KART_POOL_TASK(fn) at file scope of the program, as
+ * KART_PROCESS_FUNCTION() (kart/process.h), whose registry it shares:
+ * names must be unique among both. A worker of such a pool is a fresh
+ * program image (another load address): it runs its own function of the
+ * same name. Submitting an unregistered function to such a pool fails
+ * with -ENOENT.
+ */
+#define KART_POOL_TASK(fn)                                                                         \
+    static kart_process_entry kart__pool_task_entry_##fn = {                                       \
+        #fn, (kart_process_fn)(void (*)(void))(fn), NULL};                                         \
+    __attribute__((constructor(101))) static void kart__pool_task_register_##fn(void)              \
+    {                                                                                              \
+        kart_process_register(&kart__pool_task_entry_##fn);                                        \
+    }                                                                                              \
+    __attribute__((constructor)) static void kart__pool_task_dispatch_##fn(void)                   \
+    {                                                                                              \
+        kart_process_dispatch();                                                                   \
+    }
 
 /*
  * What failed a task or a map: the first failing item's error and index,

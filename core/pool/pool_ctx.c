@@ -130,7 +130,7 @@ void kart__pool_ctx_free(kart_pool *p)
 typedef struct ctx_msg {
     uint64_t arena, arena_size;
     int32_t arena_fd, w;
-    uint64_t init;      /* the caller's address of the initializer, or 0 */
+    uint64_t init; /* the caller's address of the initializer, or 0 */
     uint64_t initarg_size;
     uint32_t nfn;       /* (address, name) pairs after the initarg */
     uint32_t pool_size; /* sizeof(kart_pool): the same program */
@@ -199,12 +199,8 @@ int kart__pool_ctx_spawn(kart_pool *p, int w)
     /* The arena, and the watcher's eventfd, which a worker that finishes
      * a job writes (pool_proc.c), at the same numbers. */
     int fds[2] = {p->arena_fd, p->sh->mgr_efd};
-    kart_process_options o = {.name = name,
-                              .daemon = true,
-                              .context = ctx,
-                              .arg_size = len,
-                              .fds = fds,
-                              .nfds = 2};
+    kart_process_options o = {
+        .name = name, .daemon = true, .context = ctx, .arg_size = len, .fds = fds, .nfds = 2};
     kart_process *proc;
     int rc = kart_process_create(&proc, worker_entry.fn, msg, &o);
     free(msg);

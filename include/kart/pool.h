@@ -99,6 +99,13 @@
  * (the C library's malloc and stdio locks are reset by fork; a test
  * framework's, say, are not). The initializer runs again in every
  * replacement. A pool is not usable in a child forked by the user.
+ *
+ * Start methods (process pools, options.context): under spawn and
+ * forkserver a worker is a kart process of that method, not a fork of
+ * the caller: it shares the arena (a memfd mapped at the caller's
+ * address) and nothing else; tasks and the initializer run by name
+ * (KART_POOL_TASK()), initarg as initarg_size bytes. Dead workers fail
+ * their task with KART_EWORKERDIED and are replaced as under fork.
  */
 #ifndef KART_POOL_H
 #define KART_POOL_H
@@ -241,8 +248,12 @@ typedef struct kart_pool_failure {
  * Creates a pool and starts its workers (NULL opts: a thread pool with a
  * worker per usable CPU). Errors: -EINVAL (out NULL, unknown kind or
  * placement, workers or per_node above 4096, per_node 0 with
- * PLACE_PER_NODE, max_jobs above 2^20), -ENOMEM, -EAGAIN (no more threads
- * or processes).
+ * PLACE_PER_NODE, max_jobs above 2^20; initarg_size > 0 with initarg NULL;
+ * a spawn or forkserver process pool given an initarg without
+ * initarg_size), -ENOENT (a spawn or forkserver process pool: the
+ * initializer is not registered with KART_POOL_TASK()), -ENOMEM, -EAGAIN
+ * (no more threads or processes), and those of starting a process for a
+ * spawn or forkserver pool (kart_process_start()).
  */
 KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts);
 
@@ -265,7 +276,9 @@ KART_API int kart_pool_workers(const kart_pool *pool);
  * (kart_pool_submit): the caller's node. Inline pools run the task before
  * returning.
  * Errors: -EINVAL (NULL pool, fn or out; arg NULL with arg_len > 0; node
- * below -1), -ENOENT (no such node), -ESHUTDOWN (closed or terminated),
+ * below -1), -ENOENT (no such node; a spawn or forkserver pool: fn is not
+ * registered with KART_POOL_TASK(), and the same for map and imap),
+ * -ESHUTDOWN (closed or terminated),
  * -EAGAIN (max_jobs futures and maps in flight), -ENOMEM (process pools:
  * the arena is full).
  */

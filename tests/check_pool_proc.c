@@ -19,22 +19,67 @@
 
 #define MS KT_MS
 
-/* Shared with the workers: mapped before the pool forks them. */
+/* The start method of the workers: the tests that apply run once per
+ * method (_i: 0 fork, 1 spawn, 2 forkserver). */
+static int g_method;
+
+static const kart_context *ctx(void)
+{
+    static const kart_start_method m[] = {KART_START_FORK, KART_START_SPAWN, KART_START_FORKSERVER};
+    const kart_context *c;
+    ck_assert_int_eq(kart_context_get(m[g_method], &c), 0);
+    return c;
+}
+
+/* Shared with the workers: a named segment, mapped before the pool
+ * starts them; spawned workers (fresh execs, which inherit no mapping)
+ * open it by the name this process puts in the environment. */
 typedef struct shared {
     _Atomic int gate, started, inits;
 } shared;
 static shared *sh;
+static char sh_name[64];
+#define SH_ENV "KART_CHECK_POOL_PROC_SHARED"
+
+static void unlink_shared(void)
+{
+    shm_unlink(sh_name);
+}
 
 static void map_shared(void)
 {
-    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    snprintf(sh_name, sizeof(sh_name), "/kart-check-pool-proc-%d", (int)getpid());
+    shm_unlink(sh_name);
+    int fd = shm_open(sh_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, sizeof(*sh)), 0);
+    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     ck_assert_ptr_ne(sh, MAP_FAILED);
+    close(fd);
+    ck_assert_int_eq(setenv(SH_ENV, sh_name, 1), 0);
+    atexit(unlink_shared);
+}
+
+/* The shared state, in a task (a spawned worker opens it first). */
+static shared *S(void)
+{
+    if (!sh) {
+        const char *name = getenv(SH_ENV);
+        int fd = name ? shm_open(name, O_RDWR | O_CLOEXEC, 0) : -1;
+        if (fd < 0)
+            _exit(99);
+        sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (sh == MAP_FAILED)
+            _exit(99);
+    }
+    return sh;
 }
 
 static kart_pool *make(int workers)
 {
     kart_pool *p;
-    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = workers};
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = workers, .context = ctx()};
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     return p;
 }
@@ -57,6 +102,7 @@ static int t_square(const void *arg, size_t len, void *res, size_t *res_len)
     *res_len = 8;
     return 0;
 }
+KART_POOL_TASK(t_square)
 
 static int t_pid(const void *arg, size_t len, void *res, size_t *res_len)
 {
@@ -65,12 +111,14 @@ static int t_pid(const void *arg, size_t len, void *res, size_t *res_len)
     *res_len = sizeof(p);
     return 0;
 }
+KART_POOL_TASK(t_pid)
 
 static int t_fail(const void *arg, size_t len, void *res, size_t *res_len)
 {
     *res_len = 0;
     return -EIO;
 }
+KART_POOL_TASK(t_fail)
 
 /* How a task leaves: 0 SIGKILL, 1 SIGSEGV, 2 _exit(3). */
 static int t_die(const void *arg, size_t len, void *res, size_t *res_len)
@@ -85,15 +133,17 @@ static int t_die(const void *arg, size_t len, void *res, size_t *res_len)
     }
     _exit(3);
 }
+KART_POOL_TASK(t_die)
 
 static int t_block(const void *arg, size_t len, void *res, size_t *res_len)
 {
-    atomic_fetch_add(&sh->started, 1);
-    while (!atomic_load(&sh->gate))
+    atomic_fetch_add(&S()->started, 1);
+    while (!atomic_load(&S()->gate))
         usleep(200);
     *res_len = 0;
     return 0;
 }
+KART_POOL_TASK(t_block)
 
 /* Reverses its argument bytes into the result (large payloads). */
 static int t_reverse(const void *arg, size_t len, void *res, size_t *res_len)
@@ -105,6 +155,7 @@ static int t_reverse(const void *arg, size_t len, void *res, size_t *res_len)
     *res_len = len;
     return 0;
 }
+KART_POOL_TASK(t_reverse)
 
 static int t_item(const void *arg, size_t len, void *res, size_t *res_len)
 {
@@ -114,6 +165,7 @@ static int t_item(const void *arg, size_t len, void *res, size_t *res_len)
     memcpy(res, &x, 8);
     return 0;
 }
+KART_POOL_TASK(t_item)
 
 /* Some microseconds of work: the killer finds workers busy. */
 static int t_heavy(const void *arg, size_t len, void *res, size_t *res_len)
@@ -124,6 +176,7 @@ static int t_heavy(const void *arg, size_t len, void *res, size_t *res_len)
     memcpy(res, &x, 8);
     return 0;
 }
+KART_POOL_TASK(t_heavy)
 
 static void await_started(int n)
 {
@@ -136,6 +189,7 @@ static void await_started(int n)
 
 START_TEST(proc_submit_apply_map)
 {
+    g_method = _i;
     kart_pool *p = make(2);
     ck_assert_int_eq(pool_kind(p), KART_POOL_PROCESSES);
     uint64_t x = 11, y = 0;
@@ -177,6 +231,7 @@ static int t_ptr(void *arg, void **res)
 
 START_TEST(proc_pointer_tasks_unsupported)
 {
+    g_method = _i;
     kart_pool *p = make(1);
     kart_future *f;
     ck_assert_int_eq(kart_pool_submit_ptr(p, t_ptr, NULL, &f), -ENOTSUP);
@@ -186,8 +241,10 @@ END_TEST
 
 START_TEST(proc_large_arguments_and_results)
 {
+    g_method = _i;
     kart_pool *p;
-    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = 2, .result_size = 200000};
+    kart_pool_options o = {
+        .kind = KART_POOL_PROCESSES, .workers = 2, .result_size = 200000, .context = ctx()};
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     size_t n = 150000;
     unsigned char *a = malloc(n), *r = malloc(n);
@@ -207,8 +264,10 @@ END_TEST
 
 START_TEST(proc_arena_full_is_enomem)
 {
+    g_method = _i;
     kart_pool *p;
-    kart_pool_options o = {.kind = KART_POOL_PROCESSES, .workers = 1, .arena_size = 1 << 20};
+    kart_pool_options o = {
+        .kind = KART_POOL_PROCESSES, .workers = 1, .arena_size = 1 << 20, .context = ctx()};
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     size_t n = 1 << 20;
     uint64_t *in = calloc(n, 8), *out = calloc(n, 8);
@@ -239,6 +298,7 @@ static int src_fn(void *ctx, void *item)
 
 START_TEST(proc_imap_both_orders)
 {
+    g_method = _i;
     kart_pool *p = make(2);
     for (unsigned flags = 0; flags < 2; flags++) {
         src_state s = {0, 2000};
@@ -268,18 +328,22 @@ END_TEST
  * thread may hold Check's locks: no ck_assert here (see pool.h on fork). */
 static void init_fn(void *arg)
 {
-    if (arg == sh)
-        atomic_fetch_add(&sh->inits, 1);
+    if (arg && memcmp(arg, "init", 4) == 0)
+        atomic_fetch_add(&S()->inits, 1);
 }
+KART_POOL_TASK(init_fn)
 
 START_TEST(proc_initializer_and_max_tasks)
 {
+    g_method = _i;
     map_shared();
     kart_pool *p;
     kart_pool_options o = {.kind = KART_POOL_PROCESSES,
                            .workers = 2,
                            .initializer = init_fn,
-                           .initarg = sh,
+                           .initarg = "init",
+                           .initarg_size = 4,
+                           .context = ctx(),
                            .max_tasks_per_child = 3};
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     pid_t pids[30];
@@ -504,6 +568,7 @@ END_TEST
 
 START_TEST(proc_dead_worker_fails_its_task)
 {
+    g_method = _i;
     kart_pool *p = make(2);
     for (int how = 0; how < 3; how++) {
         kart_pool_worker_info before[2];
@@ -535,6 +600,7 @@ END_TEST
 
 START_TEST(proc_terminate_kills_running)
 {
+    g_method = _i;
     map_shared();
     kart_pool *p = make(2);
     kart_future *run, *queued[4];
@@ -563,6 +629,7 @@ END_TEST
 
 START_TEST(proc_cancel_and_join_timeout)
 {
+    g_method = _i;
     map_shared();
     kart_pool *p = make(1);
     kart_future *run, *q;
@@ -600,7 +667,11 @@ static void *killer_main(void *arg)
 {
     killer *k = arg;
     while (!atomic_load(&k->stop)) {
-        usleep(1000 + rand_r(&k->seed) % 4000);
+        /* A spawned worker takes an exec (and, under a sanitizer, its
+         * set-up) to start: killed every few milliseconds, none would
+         * live to run a task, so that method gets fifty times the pause. */
+        useconds_t pace = g_method == 1 ? 50 : 1;
+        usleep(pace * (1000 + rand_r(&k->seed) % 4000));
         int w = (int)(rand_r(&k->seed) % (unsigned)kart_pool_workers(k->p));
         kart_pool_worker_info info;
         if (kart_pool_worker_info_get(k->p, w, &info) == 0 && info.pid > 0 &&
@@ -612,6 +683,7 @@ static void *killer_main(void *arg)
 
 START_TEST(proc_random_kills_never_hang)
 {
+    g_method = _i;
     kart_pool *p = make(3);
     killer k = {.p = p, .seed = 12345u + (unsigned)getpid()};
     pthread_t t;
@@ -682,32 +754,139 @@ START_TEST(proc_random_kills_never_hang)
 }
 END_TEST
 
+
+/* Issue 16: workers that exit with a non-zero status after close (as
+ * valgrind's --error-exitcode makes them) are not replaced once nothing
+ * is left to run: the join returns, each worker died once. A worker that
+ * dies that way while a task is still queued is replaced, and the task
+ * runs. */
+START_TEST(proc_closed_pool_replaces_nobody)
+{
+    map_shared();
+    kart__pool_drained_exit = 3;
+    kart_pool *p = make(2);
+    uint64_t x = 5, r = 0;
+    size_t len = 8;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(pool_apply(p, t_square, &x, 8, &r, &len), 0);
+        ck_assert_int_eq(r, 25);
+    }
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    ck_assert_int_lt(kart_now_ns() - t0, 5000 * MS);
+    ck_assert_int_eq(atomic_load(&p->sh->deaths), 2);
+    kart_pool_free(p);
+
+    /* Work left: the second task waits behind the first on one worker. */
+    p = make(1);
+    kart_future *run, *q;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &run), 0);
+    await_started(1);
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &q), 0);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    kill(atomic_load(&p->workers[0].pid), SIGKILL);
+    ck_assert_int_eq(kart_future_wait(q, 10000 * MS), 0);
+    ck_assert_int_eq(fut_error(q), 0);
+    ck_assert_int_eq(fut_error(run), KART_EWORKERDIED);
+    ck_assert_int_eq(kart_pool_join(p, 10000 * MS), 0);
+    ck_assert_int_eq(atomic_load(&p->sh->deaths), 2);
+    kart_future_free(run);
+    kart_future_free(q);
+    kart_pool_free(p);
+    kart__pool_drained_exit = 0;
+}
+END_TEST
+
+/* Not registered with KART_POOL_TASK: only forked workers can run it. */
+static int t_unregistered(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    memcpy(res, arg, 8);
+    *res_len = 8;
+    return 0;
+}
+
+static void init_unregistered(void *arg)
+{
+    (void)arg;
+}
+
+/* Spawned workers run tasks by name: an unregistered function is refused
+ * by every call before anything is queued (fork runs it), and so is an
+ * unregistered initializer, and an initarg that is a pointer. */
+START_TEST(proc_unregistered_task_refused)
+{
+    g_method = _i;
+    kart_pool *p = make(1);
+    uint64_t x = 2, y = 0;
+    size_t len = 8;
+    int te = 1, want = _i == 0 ? 0 : -ENOENT;
+    kart_future *f = NULL;
+    ck_assert_int_eq(kart_pool_submit(p, t_unregistered, &x, 8, &f), want);
+    if (f) {
+        ck_assert_int_eq(fut_result(f, 10000 * MS, &y, &len), 0);
+        ck_assert_uint_eq(y, 2);
+        kart_future_free(f);
+    }
+    ck_assert_int_eq(kart_pool_apply(p, t_unregistered, &x, 8, &y, &len, &te), want);
+    kart_pool_failure fl;
+    ck_assert_int_eq(kart_pool_map(p, t_unregistered, &x, 8, &y, 8, 1, NULL, &fl), want);
+    src_state st = {0, 10};
+    kart_pool_iter *it = NULL;
+    ck_assert_int_eq(kart_pool_imap(p, t_unregistered, src_fn, &st, 8, 8, 1, 0, &it), want);
+    if (it)
+        kart_pool_iter_free(it);
+    len = 8;
+    ck_assert_int_eq(pool_apply(p, t_square, &x, 8, &y, &len), 0);
+    ck_assert_uint_eq(y, 4);
+    kart_pool_free(p);
+
+    kart_pool_options o = {.kind = KART_POOL_PROCESSES,
+                           .workers = 1,
+                           .context = ctx(),
+                           .initializer = init_unregistered};
+    p = NULL;
+    ck_assert_int_eq(kart_pool_create(&p, &o), _i == 0 ? 0 : -ENOENT);
+    kart_pool_free(p);
+    o.initializer = init_fn;
+    o.initarg = "init"; /* a pointer, no size */
+    p = NULL;
+    ck_assert_int_eq(kart_pool_create(&p, &o), _i == 0 ? 0 : -EINVAL);
+    kart_pool_free(p);
+    o.initarg = NULL;
+    o.initarg_size = 4; /* a size, no bytes */
+    ck_assert_int_eq(kart_pool_create(&p, &o), -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool_proc");
     TCase *tc = tcase_create("basics");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, proc_submit_apply_map);
-    tcase_add_test(tc, proc_pointer_tasks_unsupported);
-    tcase_add_test(tc, proc_large_arguments_and_results);
-    tcase_add_test(tc, proc_arena_full_is_enomem);
-    tcase_add_test(tc, proc_imap_both_orders);
+    tcase_add_loop_test(tc, proc_submit_apply_map, 0, 3);
+    tcase_add_loop_test(tc, proc_pointer_tasks_unsupported, 0, 3);
+    tcase_add_loop_test(tc, proc_large_arguments_and_results, 0, 3);
+    tcase_add_loop_test(tc, proc_arena_full_is_enomem, 0, 3);
+    tcase_add_loop_test(tc, proc_imap_both_orders, 0, 3);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("workers");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, proc_initializer_and_max_tasks);
-    tcase_add_test(tc, proc_dead_worker_fails_its_task);
+    tcase_add_loop_test(tc, proc_initializer_and_max_tasks, 0, 3);
+    tcase_add_loop_test(tc, proc_dead_worker_fails_its_task, 0, 3);
     tcase_add_test(tc, proc_finisher_killed_before_done_bit);
     tcase_add_test(tc, proc_wakeup_flag_never_left_set);
     tcase_add_test(tc, proc_worker_killed_asleep_leaves_the_count);
-    tcase_add_test(tc, proc_terminate_kills_running);
-    tcase_add_test(tc, proc_cancel_and_join_timeout);
+    tcase_add_loop_test(tc, proc_terminate_kills_running, 0, 3);
+    tcase_add_loop_test(tc, proc_cancel_and_join_timeout, 0, 3);
+    tcase_add_test(tc, proc_closed_pool_replaces_nobody);
+    tcase_add_loop_test(tc, proc_unregistered_task_refused, 0, 3);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("kills");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, proc_random_kills_never_hang);
+    tcase_add_loop_test(tc, proc_random_kills_never_hang, 0, 3);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);

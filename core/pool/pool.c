@@ -163,9 +163,15 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
     p->arena_size = off;
     int flags =
         (p->kind == KART_POOL_PROCESSES ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE;
-    void *a = kart__sys_mmap(NULL, off, PROT_READ | PROT_WRITE, flags, -1, 0);
-    if (a == MAP_FAILED)
+    void *a;
+    if (p->procs) { /* spawned workers map it from a memfd */
+        int rc = kart__pool_ctx_map(p, off, &a);
+        if (rc < 0)
+            return rc;
+    } else if ((a = kart__sys_mmap(NULL, off, PROT_READ | PROT_WRITE, flags, -1, 0)) ==
+               MAP_FAILED) {
         return -ENOMEM;
+    }
     p->arena = a;
     p->sh = a;
     p->sh->mgr_efd = -1;
@@ -260,6 +266,12 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
     p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
     p->free_head = p->limbo_head = UINT32_MAX;
+    p->arena_fd = -1;
+    int crc = kart__pool_ctx_setup(p, &o);
+    if (crc < 0) {
+        free(p);
+        return crc;
+    }
     kart_lock_init(&p->life_lock, 0);
     int n = kart_numa_nodes(p->node_ids, 64);
     p->nnodes = n < 1 ? 1 : n > 64 ? 64 : n;
@@ -269,15 +281,20 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     bool bind = false;
     int W = place(p, &o, &node_of, &bind);
     if (W < 0) {
+        kart__pool_ctx_free(p);
         free(p);
         return W;
     }
     p->nworkers = W;
     int rc = -ENOMEM;
     p->busy_snap = calloc((size_t)(W + KART__POOL_HELPERS), sizeof(uint32_t));
-    if (!p->busy_snap || (rc = build_arena(p, &o, node_of, bind)) < 0) {
+    /* Workers started by spawn or forkserver are kart processes. */
+    bool spawned = p->kind == KART_POOL_PROCESSES && p->method != KART_START_FORK;
+    if (!p->busy_snap || (spawned && !(p->procs = calloc((size_t)W + 1, sizeof(*p->procs)))) ||
+        (rc = build_arena(p, &o, node_of, bind)) < 0) {
         free(node_of);
         free(p->busy_snap);
+        kart__pool_ctx_free(p);
         free(p);
         return rc;
     }
@@ -420,6 +437,7 @@ KART_API void kart_pool_free(kart_pool *pool)
     if (pool->sh->mgr_efd >= 0)
         close(pool->sh->mgr_efd);
     kart__sys_munmap(pool->arena, pool->arena_size);
+    kart__pool_ctx_free(pool);
     free(pool->busy_snap);
     free(pool);
 }

@@ -144,6 +144,8 @@ KART_API int kart_pool_imap(kart_pool *pool, kart_task_fn fn, kart_pool_source s
         return -EINVAL;
     if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
         return -ESHUTDOWN;
+    if (!kart__pool_task_ok(pool, fn)) /* spawned workers: by name */
+        return -ENOENT;
     kart_pool_iter *it = calloc(1, sizeof(*it));
     if (!it)
         return -ENOMEM;

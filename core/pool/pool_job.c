@@ -176,12 +176,17 @@ void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
         /* In locals: the calls below could write anywhere, as far as the
          * compiler knows, so fields would be loaded again per item. */
         kart_task_fn fn = j->fn;
+        /* A worker of a spawn or forkserver pool runs its own copy of a
+         * registered task; an address it cannot map fails the chunk. */
+        if (__builtin_expect(p->fnmap != NULL, 0) && !(fn = p->hooks->local_fn(p, fn)))
+            kart__pool_fail_at(j, c, first, -ENOENT);
+        size_t stop = fn ? last : first;
         size_t in_size = j->in_size, out_size = j->out_size;
         const char *in = j->in + first * in_size;
         char *out = j->out + first * out_size;
         size_t len = out_size;
         kart__pool_worker *self = kart__pool_self;
-        for (size_t i = first; i < last; i++, in += in_size, out += out_size) {
+        for (size_t i = first; i < stop; i++, in += in_size, out += out_size) {
             len = out_size;
             if (self)
                 atomic_store_explicit(&self->item, i, memory_order_relaxed);

@@ -83,6 +83,10 @@ typedef struct kart__pool_hooks {
     /* A worker let go of a job that a dead worker was busy on
      * (j->dead_seen): the job may be ready for the sweep. */
     void (*dead_seen)(kart_pool *p);
+    /* In a worker of another program image (spawn, forkserver: a pool
+     * with fnmap): its own function for the caller's address of a task,
+     * or NULL (the item then fails with -ENOENT). */
+    kart_task_fn (*local_fn)(const kart_pool *p, kart_task_fn theirs);
 } kart__pool_hooks;
 
 /* A job's done callbacks, which the engine runs at publication in the
@@ -244,6 +248,15 @@ struct kart_pool {
     _Atomic uint32_t watcher_done;
     kart_lock life_lock; /* close/terminate/join */
     int node_ids[64];
+    /* process workers started by spawn or forkserver (pool_ctx.c) */
+    int method;                     /* kart_start_method of the workers */
+    int arena_fd;                   /* the arena's memfd, or -1 (fork) */
+    struct kart_process **procs;    /* each worker's process, or NULL */
+    struct kart__pool_fnmap *fnmap; /* in such a worker: the parent's task
+                                   * addresses and ours, or NULL */
+    size_t nfnmap;
+    void *initarg_copy; /* the initializer's argument bytes, or NULL */
+    size_t initarg_size;
 };
 
 /* A worker's busy mark: KART__POOL_BUSY | the reference (pool_job.h) of

@@ -41,12 +41,32 @@ static inline bool kart__pool_done(const struct kart_future *f)
     return atomic_load_explicit(&((struct kart_future *)f)->state, memory_order_acquire) == KS_DONE;
 }
 
+/* pool_ctx.c: process workers started by spawn or forkserver */
+int kart__pool_ctx_setup(kart_pool *p, const kart_pool_options *o);
+int kart__pool_ctx_map(kart_pool *p, size_t size, void **out);
+int kart__pool_ctx_spawn(kart_pool *p, int w);
+bool kart__pool_ctx_ended(kart_pool *p, int w, int *status);
+void kart__pool_ctx_reaped(kart_pool *p, int w);
+void kart__pool_ctx_kill(kart_pool *p, int w);
+void kart__pool_ctx_free(kart_pool *p);
+/* Whether fn may be given to p: registered (KART_POOL_TASK) when p's
+ * workers are spawned. */
+bool kart__pool_task_ok(const kart_pool *p, kart_task_fn fn);
+/* In a spawned worker: this process's function for the caller's address
+ * of a registered task; NULL when there is none. */
+kart_task_fn kart__pool_task_local(const kart_pool *p, kart_task_fn theirs);
+
 /* pool_proc.c */
+/* A worker's life after it started (any start method): never returns. */
+__attribute__((noreturn)) void kart__pool_worker_run(kart_pool *p, int w);
 extern const kart__pool_hooks kart__pool_proc_hooks;
 int kart__pool_proc_start(kart_pool *p);
 int kart__pool_proc_spawn(kart_pool *p, int w);
 void kart__pool_proc_kill_all(kart_pool *p);
 void kart__pool_proc_notify(kart_pool *p);
+/* The exit status of a worker that drained its queues (0; tests change
+ * it, before creating the pool, to check a closed pool's joins). */
+extern int kart__pool_drained_exit;
 
 static inline uint32_t kart__pool_chunks(size_t n, size_t chunk)
 {

@@ -31,6 +31,10 @@
 #define KART__POOL_EXIT_DRAINED 0
 #define KART__POOL_EXIT_RETIRED 3
 
+/* The status a drained worker exits with (tests set it to make workers
+ * end as valgrind's --error-exitcode makes them: non-zero after close). */
+int kart__pool_drained_exit = KART__POOL_EXIT_DRAINED;
+
 static int open_pidfd(pid_t pid)
 {
     int fd = kart__sys_pidfd_open(pid, 0);
@@ -65,6 +69,7 @@ static void proc_finished(kart_pool *p, struct kart_future *j)
 const kart__pool_hooks kart__pool_proc_hooks = {
     .finished = proc_finished,
     .dead_seen = kart__pool_proc_notify,
+    .local_fn = kart__pool_task_local,
 };
 
 /* ---- workers ---- */
@@ -74,6 +79,11 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(KART__POOL_EXIT_DRAINED);
+    kart__pool_worker_run(p, w);
+}
+
+void kart__pool_worker_run(kart_pool *p, int w)
+{
     kart__pool_worker *me = &p->workers[w];
     kart__pool_self = me;
     atomic_store(&me->pid, (int32_t)getpid());
@@ -84,7 +94,7 @@ static __attribute__((noreturn)) void child_main(kart_pool *p, int w, pid_t pare
         p->init(p->initarg);
     kart__pool_worker_loop(p, w);
     bool retired = p->max_tasks && atomic_load(&me->tasks) >= (uint64_t)p->max_tasks;
-    _exit(retired ? KART__POOL_EXIT_RETIRED : KART__POOL_EXIT_DRAINED);
+    _exit(retired ? KART__POOL_EXIT_RETIRED : kart__pool_drained_exit);
 }
 
 /* Forks the worker of slot w (from the watcher thread). */
@@ -96,6 +106,12 @@ int kart__pool_proc_spawn(kart_pool *p, int w)
     atomic_store(&me->asleep, 0);
     atomic_store(&me->pid, 0);
     atomic_store(&me->alive, 1); /* before the child can become busy */
+    if (p->procs) {
+        int rc = kart__pool_ctx_spawn(p, w);
+        if (rc < 0)
+            atomic_store(&me->alive, 0);
+        return rc;
+    }
     pid_t parent = getpid();
     pid_t pid = kart__sys_fork();
     if (pid < 0) {
@@ -117,7 +133,9 @@ void kart__pool_proc_kill_all(kart_pool *p)
 {
     for (int w = 0; w < p->nworkers; w++) {
         pid_t pid = atomic_load(&p->workers[w].pid);
-        if (pid > 0 && atomic_load(&p->workers[w].alive))
+        if (p->procs && atomic_load(&p->workers[w].alive))
+            kart__pool_ctx_kill(p, w);
+        else if (pid > 0 && atomic_load(&p->workers[w].alive))
             kill(pid, SIGKILL);
     }
 }
@@ -204,11 +222,25 @@ static void recheck_flagged(kart_pool *p, watch *wt)
     wt->nflagged = k;
 }
 
+/* Whether a job is still queued and unfinished (watcher only). */
+static bool work_left(kart_pool *p)
+{
+    uint64_t *refs;
+    uint32_t n = kart__pool_collect_pushed(p, &refs);
+    bool left = false;
+    for (uint32_t i = 0; i < n && !left; i++)
+        left = !atomic_load(&p->jobs[refs[i] >> 16].finished);
+    free(refs);
+    return left || !refs; /* out of memory: assume there is */
+}
+
 static void on_death(kart_pool *p, watch *wt, int w, int status)
 {
     kart__pool_worker *me = &p->workers[w];
     atomic_store(&me->alive, 0);
-    if (me->pidfd >= 0)
+    if (p->procs)
+        kart__pool_ctx_reaped(p, w); /* its sentinel goes with it */
+    else if (me->pidfd >= 0)
         close(me->pidfd);
     me->pidfd = -1;
     me->reaped = true;
@@ -260,7 +292,12 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
     kart__pool_repush_worker(p, w);
     uint32_t state = atomic_load(&p->sh->state);
     bool normal = WIFEXITED(status) && WEXITSTATUS(status) == KART__POOL_EXIT_DRAINED;
-    if (state == KART__POOL_RUNNING || (state == KART__POOL_CLOSED && !normal)) {
+    /* A closed pool replaces a worker only while work is left for it: a
+     * worker whose exit path ends with a non-zero status after draining
+     * (valgrind's --error-exitcode, an exit path that fails) must not be
+     * replaced by one that drains, exits the same way, and so on for ever
+     * (issue 16: kart_pool_join never returned). */
+    if (state == KART__POOL_RUNNING || (state == KART__POOL_CLOSED && !normal && work_left(p))) {
         atomic_fetch_add(&me->generation, 1);
         wt->respawn[w] = true;
         if (WIFSIGNALED(status))
@@ -277,6 +314,8 @@ static void on_death(kart_pool *p, watch *wt, int w, int status)
 static bool ended(kart_pool *p, int w, int *status)
 {
     kart__pool_worker *me = &p->workers[w];
+    if (p->procs)
+        return kart__pool_ctx_ended(p, w, status);
     pid_t pid = atomic_load(&me->pid);
     if (pid <= 0)
         return false;

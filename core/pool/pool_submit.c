@@ -102,6 +102,8 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart
         return nd;
     if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
         return -ESHUTDOWN;
+    if (fn && !kart__pool_task_ok(p, fn)) /* spawned workers: by name */
+        return -ENOENT;
     struct kart_future *j;
     int rc = kart__pool_slot_alloc(p, &j);
     if (rc)
@@ -192,6 +194,8 @@ static int map_start(kart_pool *pool, kart_task_fn fn, const void *in, size_t in
 {
     if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
         return -ESHUTDOWN;
+    if (!kart__pool_task_ok(pool, fn)) /* spawned workers: by name */
+        return -ENOENT;
     int nw = pool->nworkers > 0 ? pool->nworkers : 1;
     if (chunk == 0) {
         chunk = (n + 4 * (size_t)nw - 1) / (4 * (size_t)nw);

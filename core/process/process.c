@@ -84,6 +84,15 @@ KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *a
     /* A pointer means nothing in a fresh exec. */
     if (method != KART_START_FORK && arg_size == 0 && arg)
         return -EINVAL;
+    size_t nfds = opts ? opts->nfds : 0;
+    if (nfds > KART_PROCESS_MAX_FDS || (nfds && !opts->fds))
+        return -EINVAL;
+    for (size_t i = 0; i < nfds; i++) {
+        if (opts->fds[i] < 0)
+            return -EINVAL;
+        if (fcntl(opts->fds[i], F_GETFD) < 0)
+            return -EBADF;
+    }
     const kart_process_entry *entry = NULL;
     if (method != KART_START_FORK) {
         int err = kart__proc_spawn_lookup(fn, &entry);
@@ -97,12 +106,24 @@ KART_API int kart_process_create(kart_process **out, kart_process_fn fn, void *a
             return -ENOMEM;
         memcpy(copy, arg, arg_size);
     }
+    /* Kept as dup2(fd, fd) actions: spawn's exec applies them as a
+     * program's (clearing FD_CLOEXEC), the fork server sends them. */
+    kart_program_fd *keep = nfds ? calloc(nfds, sizeof(*keep)) : NULL;
+    if (nfds && !keep) {
+        free(copy);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < nfds; i++)
+        keep[i] = (kart_program_fd){opts->fds[i], opts->fds[i]};
     kart_process *p;
     int err = init_common(out, opts ? opts->name : NULL, opts && opts->daemon, &p);
     if (err < 0) {
         free(copy);
+        free(keep);
         return err;
     }
+    p->fds = keep;
+    p->nfds = nfds;
     p->fn = fn;
     p->arg = copy ? copy : arg;
     p->arg_copy = copy;
@@ -353,6 +374,11 @@ __attribute__((noreturn)) static void child_main(kart_process *p, pid_t parent, 
             raise(SIGKILL);
     }
     kart__proc_child_setup(p->daemon, wfd);
+    /* A fork server's child's caller is not this child's parent. */
+    if (kart__proc_parent_pidfd >= 0) {
+        close(kart__proc_parent_pidfd);
+        kart__proc_parent_pidfd = -1;
+    }
     snprintf(parent_name, sizeof(parent_name), "%s", kart__proc_current_name());
     kart__proc_become(p->ident, p->name, parent, parent_name);
     int code = p->fn(p->arg);

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <dirent.h>
 #include <sys/socket.h>
@@ -118,28 +119,49 @@ static void forget_server(void)
         ;
 }
 
-static int send_request(int memfd, int status_fd)
+/* A request: the kind byte ('d' for a daemon child, 'r' otherwise) and
+ * the fd numbers the caller's extra descriptors must have in the child;
+ * SCM_RIGHTS carries the message's memfd, the status socket's end, then
+ * those descriptors. */
+#define MAX_FDS (3 + KART_PROCESS_MAX_FDS)
+
+static int send_request(const kart_process *p, int memfd, int status_fd, int self_pidfd)
 {
-    char byte = 'r';
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char data[1 + 4 * (KART_PROCESS_MAX_FDS + 1)];
+    size_t n = p->nfds;
+    data[0] = p->daemon ? 'd' : 'r';
+    int fds[MAX_FDS] = {memfd, status_fd};
+    for (size_t i = 0; i < n; i++) {
+        int32_t t = p->fds[i].child_fd;
+        memcpy(data + 1 + 4 * i, &t, 4);
+        fds[2 + i] = p->fds[i].parent_fd;
+    }
+    /* The caller's own pidfd, target -1: the child's parent sentinel. */
+    if (self_pidfd >= 0) {
+        int32_t t = -1;
+        memcpy(data + 1 + 4 * n, &t, 4);
+        fds[2 + n++] = self_pidfd;
+    }
+    struct iovec iov = {.iov_base = data, .iov_len = 1 + 4 * n};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
     } u;
     memset(&u, 0, sizeof(u));
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = u.buf,
+                         .msg_controllen = CMSG_SPACE((2 + n) * sizeof(int))};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    int fds[2] = {memfd, status_fd};
-    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    c->cmsg_len = CMSG_LEN((2 + n) * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (2 + n) * sizeof(int));
     for (;;) {
-        if (sendmsg(server_fd, &msg, MSG_NOSIGNAL) == 1)
+        if (sendmsg(server_fd, &msg, MSG_NOSIGNAL) == (ssize_t)iov.iov_len)
             return 0;
         if (errno != EINTR)
-            return -errno;
+            return errno == EBADF ? -EBADF : -errno;
     }
 }
 
@@ -165,13 +187,14 @@ int kart__proc_start_forkserver(kart_process *p)
     if (!err && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, st) < 0)
         err = -errno;
     int32_t pid = 0;
+    int self_pidfd = err ? -1 : kart__pidfd_open(getpid(), 0);
     if (!err) {
         pthread_mutex_lock(&server_lock);
         /* A server that has gone away is replaced, once. */
         for (int tries = 0; tries < 2; tries++) {
             if (server_fd < 0 && (err = start_server()) < 0)
                 break;
-            err = send_request(memfd, st[1]);
+            err = send_request(p, memfd, st[1], self_pidfd);
             if (err != -EPIPE && err != -ECONNRESET)
                 break;
             forget_server();
@@ -179,6 +202,8 @@ int kart__proc_start_forkserver(kart_process *p)
         pthread_mutex_unlock(&server_lock);
     }
     close(memfd);
+    if (self_pidfd >= 0)
+        close(self_pidfd);
     if (st[1] >= 0)
         close(st[1]);
     if (!err)
@@ -225,6 +250,8 @@ int kart__proc_forkserver_reap_locked(kart_process *p)
 typedef struct served {
     pid_t pid;
     int status_fd;
+    bool daemon; /* killed when the caller's end of status_fd closes */
+    bool killed;
 } served;
 
 static served *children;
@@ -255,14 +282,55 @@ static void reap_children(void)
     }
 }
 
+/* A daemon child must die with the process that asked for it, but its
+ * parent is this server: PR_SET_PDEATHSIG would tie it to the server.
+ * The caller (and its fork children) hold the other end of the child's
+ * status socket until the child is reaped, so that end closing while
+ * the child runs means the caller is gone: the server, whose child it is
+ * (its pid cannot be reused before the server reaps it), kills it. */
+static void kill_orphaned_daemon(size_t i)
+{
+    kill(children[i].pid, SIGKILL);
+    children[i].killed = true;
+}
+
+/* In the child: moves the message to a high fd and the caller's extra
+ * descriptors to the numbers it asked for (two steps, so that no target
+ * overwrites a descriptor still to be moved). Returns the message fd. */
+static int place_fds(int *fds, size_t n, const int32_t *targets)
+{
+    int low = 3;
+    for (size_t i = 0; i < n; i++)
+        if (targets[i] + 1 > low)
+            low = targets[i] + 1;
+    int msg = fcntl(fds[0], F_DUPFD_CLOEXEC, low);
+    int tmp[KART_PROCESS_MAX_FDS + 1];
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = fcntl(fds[2 + i], F_DUPFD_CLOEXEC, low);
+    if (msg < 0)
+        _exit(71);
+    close(fds[0]);
+    for (size_t i = 0; i < n; i++) {
+        close(fds[2 + i]);
+        if (tmp[i] >= 0 && targets[i] < 0) { /* the caller's pidfd */
+            kart__proc_parent_pidfd = tmp[i];
+            continue;
+        }
+        if (tmp[i] < 0 || dup2(tmp[i], targets[i]) < 0)
+            _exit(71);
+        close(tmp[i]);
+    }
+    return msg;
+}
+
 /* Receives one request: 1 served, 0 the callers are gone, -1 a bad one. */
 static int serve_one(int listen_fd, int sigfd)
 {
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    char data[1 + 4 * (KART_PROCESS_MAX_FDS + 1)];
+    struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
     } u;
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
@@ -272,25 +340,45 @@ static int serve_one(int listen_fd, int sigfd)
     if (n < 0)
         return errno == EINTR ? 1 : 0;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(2 * sizeof(int)))
         return -1;
-    int fds[2];
-    memcpy(fds, CMSG_DATA(c), sizeof(fds));
+    int fds[MAX_FDS];
+    size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    if (nfds > MAX_FDS)
+        return -1;
+    memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+    if ((size_t)n != 1 + 4 * (nfds - 2) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        return -1;
+    }
+    int32_t targets[KART_PROCESS_MAX_FDS + 1];
+    memcpy(targets, data + 1, 4 * (nfds - 2));
+    bool daemon = data[0] == 'd';
     if (nchildren == cap) {
         size_t ncap = cap ? 2 * cap : 16;
         served *grown = realloc(children, ncap * sizeof(*grown));
         if (!grown) {
             send_code(fds[1], -ENOMEM);
-            close(fds[0]);
-            close(fds[1]);
+            for (size_t i = 0; i < nfds; i++)
+                close(fds[i]);
             return 1;
         }
         children = grown;
         cap = ncap;
     }
+    pid_t self = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        /* The child: none of the server's descriptors but the message. */
+        /* A daemon also dies with the server, which ends only when every
+         * caller has gone (its socket's other ends all closed). */
+        if (daemon) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != self)
+                _exit(0);
+        }
+        /* The child: none of the server's descriptors but the message and
+         * the caller's extra ones. */
         close(listen_fd);
         close(sigfd);
         close(fds[1]);
@@ -299,16 +387,18 @@ static int serve_one(int listen_fd, int sigfd)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        kart__proc_run_message(fds[0]);
+        kart__proc_run_message(place_fds(fds, nfds - 2, targets));
     }
-    close(fds[0]);
+    for (size_t i = 0; i < nfds; i++)
+        if (i != 1)
+            close(fds[i]);
     if (pid < 0) {
         send_code(fds[1], -errno);
         close(fds[1]);
         return 1;
     }
     send_code(fds[1], (int32_t)pid);
-    children[nchildren++] = (served){pid, fds[1]};
+    children[nchildren++] = (served){pid, fds[1], daemon, false};
     return 1;
 }
 
@@ -346,11 +436,34 @@ __attribute__((noreturn)) static void serve(int listen_fd)
     int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd < 0)
         _exit(71);
+    struct pollfd *pfd = NULL;
+    size_t *who = NULL, pcap = 0;
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = listen_fd, .events = POLLIN},
-                                {.fd = sigfd, .events = POLLIN}};
-        if (poll(pfd, 2, -1) < 0)
+        if (pcap < nchildren + 2) {
+            pcap = 2 * (nchildren + 2);
+            struct pollfd *np = realloc(pfd, pcap * sizeof(*pfd));
+            size_t *nw = realloc(who, pcap * sizeof(*who));
+            if (np)
+                pfd = np;
+            if (nw)
+                who = nw;
+            if (!np || !nw)
+                _exit(71);
+        }
+        pfd[0] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+        nfds_t n = 2;
+        for (size_t i = 0; i < nchildren; i++)
+            if (children[i].daemon && !children[i].killed) {
+                /* No events asked: POLLHUP is always reported. */
+                pfd[n] = (struct pollfd){.fd = children[i].status_fd, .events = 0};
+                who[n++] = i;
+            }
+        if (poll(pfd, n, -1) < 0)
             continue;
+        for (nfds_t k = 2; k < n; k++)
+            if (pfd[k].revents & (POLLHUP | POLLERR))
+                kill_orphaned_daemon(who[k]);
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
             while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -358,8 +471,17 @@ __attribute__((noreturn)) static void serve(int listen_fd)
             reap_children();
         }
         if (pfd[0].revents && serve_one(listen_fd, sigfd) == 0)
-            break; /* every caller is gone: the children run on */
+            break; /* every caller is gone */
     }
+    /* Its daemon children die with it (their death signal), but would
+     * stay zombies until some reaper adopted them: kill and reap them
+     * here. The other children run on, as in Python. */
+    for (size_t i = 0; i < nchildren; i++)
+        if (children[i].daemon) {
+            kill(children[i].pid, SIGKILL);
+            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
     _exit(0);
 }
 

@@ -108,6 +108,9 @@ extern _Atomic unsigned kart__proc_name_counter;
  * parent's pid and name. */
 void kart__proc_become(const char *ident, const char *name, pid_t parent_pid,
                        const char *parent_name);
+/* In a fork server's child: the pidfd of the caller, which it sent with
+ * the request (-1: none); the parent's sentinel. */
+extern int kart__proc_parent_pidfd;
 /* The current name, valid for the life of the process (the log). */
 const char *kart__proc_current_name(void);
 
@@ -115,6 +118,8 @@ const char *kart__proc_current_name(void);
 /* Finds fn's registration: 0, -ENOENT (not registered), -EEXIST (its name
  * is registered for another function too). */
 int kart__proc_spawn_lookup(kart_process_fn fn, const kart_process_entry **out);
+/* The registry's first entry (pool workers map tasks by name with it). */
+kart_process_entry *kart__proc_registry_head(void);
 /* Starts p's function in a fresh exec of this program. */
 int kart__proc_start_spawn_fn(kart_process *p);
 /* The message a spawned or fork-server child reads (spawn's format). */

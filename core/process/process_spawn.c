@@ -31,7 +31,7 @@
 extern char **environ;
 
 #define SPAWN_ENV "KART_PROCESS_SPAWN"
-#define SPAWN_MAGIC "KARTSPW1"
+#define SPAWN_MAGIC "KARTSPW2"
 #define NAME_MAX_ 4096 /* a registered function's name, in the message */
 
 /* ---- contexts ---- */
@@ -108,6 +108,11 @@ int kart__proc_spawn_lookup(kart_process_fn fn, const kart_process_entry **out)
     return 0;
 }
 
+kart_process_entry *kart__proc_registry_head(void)
+{
+    return atomic_load(&registry);
+}
+
 static const kart_process_entry *find_name(const char *name)
 {
     for (kart_process_entry *e = atomic_load(&registry); e; e = e->next_)
@@ -125,6 +130,8 @@ struct spawn_msg {
     uint32_t start_method; /* the parent's default */
     uint32_t fn_len, name_len, ident_len, pname_len;
     uint64_t arg_size;
+    uint32_t key_len; /* the authentication key, after the argument */
+    uint32_t pad_;
 };
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -145,6 +152,10 @@ static int write_all(int fd, const void *buf, size_t len)
 int kart__proc_write_msg(int fd, const kart_process *p)
 {
     const char *pname = kart__proc_current_name();
+    unsigned char key[KART_PROCESS_AUTHKEY_MAX];
+    size_t key_len = sizeof(key);
+    if (kart_process_authkey(key, &key_len) < 0)
+        key_len = 0;
     struct spawn_msg m = {
         .parent_pid = (int32_t)getpid(),
         .daemon = p->daemon,
@@ -154,6 +165,7 @@ int kart__proc_write_msg(int fd, const kart_process *p)
         .ident_len = (uint32_t)strlen(p->ident),
         .pname_len = (uint32_t)strlen(pname),
         .arg_size = p->arg_size,
+        .key_len = (uint32_t)key_len,
     };
     memcpy(m.magic, SPAWN_MAGIC, sizeof(m.magic));
     int err = write_all(fd, &m, sizeof(m));
@@ -167,6 +179,9 @@ int kart__proc_write_msg(int fd, const kart_process *p)
         err = write_all(fd, pname, m.pname_len);
     if (!err && p->arg_size)
         err = write_all(fd, p->arg_copy, p->arg_size);
+    if (!err && key_len)
+        err = write_all(fd, key, key_len);
+    explicit_bzero(key, sizeof(key));
     return err;
 }
 
@@ -243,7 +258,8 @@ static void read_msg_fd(long fd)
         memcmp(in.m.magic, SPAWN_MAGIC, sizeof(in.m.magic)) != 0)
         spawn_failed("cannot read the parent's message");
     if (in.m.fn_len > NAME_MAX_ || in.m.name_len > 255 || in.m.ident_len > 127 ||
-        in.m.pname_len > 255 || in.m.arg_size > SIZE_MAX / 2)
+        in.m.pname_len > 255 || in.m.arg_size > SIZE_MAX / 2 ||
+        in.m.key_len > KART_PROCESS_AUTHKEY_MAX)
         spawn_failed("malformed message from the parent");
     off_t off = sizeof(in.m);
     in.fn = read_str((int)fd, &off, in.m.fn_len);
@@ -263,6 +279,13 @@ static void read_msg_fd(long fd)
         }
         if (!in.arg || got != in.m.arg_size)
             spawn_failed("cannot read the argument");
+    }
+    if (in.m.key_len) {
+        unsigned char key[KART_PROCESS_AUTHKEY_MAX];
+        if (pread((int)fd, key, in.m.key_len, off + (off_t)in.m.arg_size) != (ssize_t)in.m.key_len)
+            spawn_failed("cannot read the authentication key");
+        kart_process_set_authkey(key, in.m.key_len);
+        explicit_bzero(key, sizeof(key));
     }
     close((int)fd);
     in.read = true;

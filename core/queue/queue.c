@@ -9,6 +9,7 @@
 #include "queue_private.h"
 #include "robust_mutex.h"
 
+#include <kart/process.h>
 #include <limits.h>
 #include <string.h>
 
@@ -577,14 +578,23 @@ KART_API int kart_queue_create(kart_queue **out, const kart_queue_options *opts)
         return -EINVAL;
     size_t size = sizeof(kart_queue) + cap;
     void *p;
-    int r = kart__queue_map_new(o.name, o.mode, size, &p);
+    /* Under spawn and forkserver an anonymous queue lives in a memfd,
+     * which a child is handed (kart_queue_fd, queue_fd.c). */
+    int fd = -1;
+    bool memfd = !o.name && kart_context_start_method(o.context) != KART_START_FORK;
+    int r = memfd ? kart__queue_map_memfd(size, &p, &fd)
+                  : kart__queue_map_new(o.name, o.mode, size, &p);
     if (r)
         return r;
     r = setup(p, size, cap, flags);
+    if (!r && memfd)
+        r = kart__queue_fd_record(p, fd);
     if (r) {
         kart__queue_unmap(p, size);
         if (o.name)
             kart__queue_name_unlink(o.name);
+        if (fd >= 0)
+            close(fd);
         return r;
     }
     *out = p;
@@ -682,6 +692,8 @@ KART_API void kart_queue_free(kart_queue *q)
         return;
     /* The locks are not destroyed: other processes may still map the
      * queue, and a glibc robust mutex holds nothing outside it. */
+    if (q->flags & KART__QUEUE_MEMFD)
+        kart__queue_fd_release(q);
     if (q->map_size)
         kart__queue_unmap(q, q->map_size);
 }

@@ -47,6 +47,20 @@ int kart__queue_map_new(const char *name, mode_t mode, size_t size, void **out)
     return r;
 }
 
+int kart__queue_map_memfd(size_t size, void **out, int *fdp)
+{
+    int fd = kart__sys_memfd_create("kart-queue", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = kart__sys_ftruncate(fd, (off_t)size) == 0 ? map_fd(fd, size, out) : -errno;
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    *fdp = fd;
+    return 0;
+}
+
 int kart__queue_map_open(const char *name, void **out, size_t *size)
 {
     int fd = kart__sys_shm_open(name, O_RDWR | O_CLOEXEC, 0);

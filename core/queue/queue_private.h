@@ -43,6 +43,7 @@
 #define KART__QUEUE_MAGIC UINT64_C(0x6b61727471756532) /* "kartque2" */
 #define KART__QUEUE_HDR 4u                             /* the length before each message */
 #define KART__QUEUE_JOINABLE 0x1u                      /* kart_queue.flags: options.joinable */
+#define KART__QUEUE_MEMFD 0x2u /* kart_queue.flags: in a memfd (spawn, forkserver contexts) */
 #define KART__QUEUE_NAP_NS (100 * INT64_C(1000000))
 
 /* A side's lock: the C library's robust, process-shared mutex, used
@@ -62,6 +63,13 @@ struct kart_queue {
     uint64_t map_size;      /* bytes mapped, this header included */
     uint32_t cap;           /* ring bytes, a multiple of 8 */
     uint32_t flags;         /* KART__QUEUE_* */
+    /* KART__QUEUE_MEMFD: the memfd's number in its creator (and in the
+     * children it was handed to through kart_process_options.fds, which
+     * keep the number), and its identity, so that a process tells its own
+     * copy from an unrelated fd of that number. */
+    int32_t fd;
+    uint32_t pad_;
+    uint64_t fd_dev, fd_ino;
 
     /* The producers' side. */
     _Alignas(64) kart__qlock plock;
@@ -93,6 +101,12 @@ int kart__queue_map_new(const char *name, mode_t mode, size_t size, void **out);
 /* Maps the whole of an existing named segment: *out and *size. */
 int kart__queue_map_open(const char *name, void **out, size_t *size);
 int kart__queue_unmap(void *p, size_t size);
+/* Maps size zeroed bytes of a new memfd: *out, and the fd (close-on-exec). */
+int kart__queue_map_memfd(size_t size, void **out, int *fd);
+/* queue_fd.c: records the memfd in a new queue's header; closes this
+ * process's copy of it (kart_queue_free). */
+int kart__queue_fd_record(kart_queue *q, int fd);
+void kart__queue_fd_release(kart_queue *q);
 int kart__queue_name_unlink(const char *name);
 /* -EINVAL unless name is "/x..." with no other slash and at most 250 bytes. */
 int kart__queue_name_check(const char *name);

@@ -99,12 +99,20 @@
  * (the C library's malloc and stdio locks are reset by fork; a test
  * framework's, say, are not). The initializer runs again in every
  * replacement. A pool is not usable in a child forked by the user.
+ *
+ * Start methods (process pools, options.context): under spawn and
+ * forkserver a worker is a kart process of that method, not a fork of
+ * the caller: it shares the arena (a memfd mapped at the caller's
+ * address) and nothing else; tasks and the initializer run by name
+ * (KART_POOL_TASK()), initarg as initarg_size bytes. Dead workers fail
+ * their task with KART_EWORKERDIED and are replaced as under fork.
  */
 #ifndef KART_POOL_H
 #define KART_POOL_H
 
 #include <kart/common.h>
 #include <kart/loop.h>
+#include <kart/process.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -184,7 +192,40 @@ typedef struct kart_pool_options {
     size_t per_node; /* workers per node for PLACE_PER_NODE (1 .. 4096) */
     bool no_help;    /* thread pools: waiters do not run tasks
                       * (see "Helping" above) */
+    /* Process pools: the start method of the workers (Python's
+     * get_context(m).Pool()); NULL: the default start method's (fork
+     * unless kart_process_set_start_method() changed it). Under spawn and
+     * forkserver, tasks and the initializer must be registered with
+     * KART_POOL_TASK(), and initarg is passed as initarg_size bytes (see
+     * "Start methods" below). Ignored by thread and inline pools. */
+    const struct kart_context *context;
+    /* Spawn and forkserver process pools: initarg points at initarg_size
+     * bytes, copied at create; each worker's initializer receives a
+     * pointer to its own copy. 0: initarg must be NULL there. */
+    size_t initarg_size;
 } kart_pool_options;
+
+/*
+ * Registers a task function (or an initializer) so that process pools
+ * whose workers a spawn or forkserver context starts can run it: write
+ * KART_POOL_TASK(fn) at file scope of the program, as
+ * KART_PROCESS_FUNCTION() (kart/process.h), whose registry it shares:
+ * names must be unique among both. A worker of such a pool is a fresh
+ * program image (another load address): it runs its own function of the
+ * same name. Submitting an unregistered function to such a pool fails
+ * with -ENOENT.
+ */
+#define KART_POOL_TASK(fn)                                                                         \
+    static kart_process_entry kart__pool_task_entry_##fn = {                                       \
+        #fn, (kart_process_fn)(void (*)(void))(fn), NULL};                                         \
+    __attribute__((constructor(101))) static void kart__pool_task_register_##fn(void)              \
+    {                                                                                              \
+        kart_process_register(&kart__pool_task_entry_##fn);                                        \
+    }                                                                                              \
+    __attribute__((constructor)) static void kart__pool_task_dispatch_##fn(void)                   \
+    {                                                                                              \
+        kart_process_dispatch();                                                                   \
+    }
 
 /*
  * What failed a task or a map: the first failing item's error and index,
@@ -207,8 +248,12 @@ typedef struct kart_pool_failure {
  * Creates a pool and starts its workers (NULL opts: a thread pool with a
  * worker per usable CPU). Errors: -EINVAL (out NULL, unknown kind or
  * placement, workers or per_node above 4096, per_node 0 with
- * PLACE_PER_NODE, max_jobs above 2^20), -ENOMEM, -EAGAIN (no more threads
- * or processes).
+ * PLACE_PER_NODE, max_jobs above 2^20; initarg_size > 0 with initarg NULL;
+ * a spawn or forkserver process pool given an initarg without
+ * initarg_size), -ENOENT (a spawn or forkserver process pool: the
+ * initializer is not registered with KART_POOL_TASK()), -ENOMEM, -EAGAIN
+ * (no more threads or processes), and those of starting a process for a
+ * spawn or forkserver pool (kart_process_start()).
  */
 KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts);
 
@@ -231,7 +276,9 @@ KART_API int kart_pool_workers(const kart_pool *pool);
  * (kart_pool_submit): the caller's node. Inline pools run the task before
  * returning.
  * Errors: -EINVAL (NULL pool, fn or out; arg NULL with arg_len > 0; node
- * below -1), -ENOENT (no such node), -ESHUTDOWN (closed or terminated),
+ * below -1), -ENOENT (no such node; a spawn or forkserver pool: fn is not
+ * registered with KART_POOL_TASK(), and the same for map and imap),
+ * -ESHUTDOWN (closed or terminated),
  * -EAGAIN (max_jobs futures and maps in flight), -ENOMEM (process pools:
  * the arena is full).
  */

@@ -30,8 +30,9 @@
  * forks it from a server process spawned once (the same rules as spawn,
  * cheaper per child). A fork server's child is the server's child, not the
  * caller's: it has the caller's stdio as it was when the server started
- * and none of its other descriptors, it is signalled by pid, and a daemon
- * one is killed at the caller's exit but not when the caller is killed.
+ * and none of its other descriptors (but those of options.fds), it is
+ * signalled by pid, and a daemon one dies with its caller (the server
+ * kills it when the caller's end of its status socket closes).
  *
  * At exit, children still running are joined as Python does, but for at
  * most kart_process_exit_timeout() (30 s unless changed): then they are
@@ -114,7 +115,19 @@ typedef struct kart_process_options {
      * pointer to a copy of them in the child (aligned for any type), under
      * every start method. */
     size_t arg_size;
+    /* Descriptors the child must have, at the same numbers, under every
+     * start method (how a queue, a pool's arena or a socket reaches a
+     * spawned child: name the fd in arg). fork: inherited anyway; spawn:
+     * kept across the exec (their FD_CLOEXEC cleared in the child only);
+     * forkserver: sent to the server with the request and put at those
+     * numbers in the child. At most KART_PROCESS_MAX_FDS; the caller
+     * keeps its own copies. */
+    const int *fds;
+    size_t nfds;
 } kart_process_options;
+
+/* The most descriptors kart_process_options.fds may name. */
+#define KART_PROCESS_MAX_FDS 16
 
 /* A spawn function's registration, filled in by KART_PROCESS_FUNCTION(). */
 typedef struct kart_process_entry {
@@ -192,7 +205,8 @@ typedef struct kart_program_options {
  * until kart_process_start(). *out stays valid until kart_process_free().
  * Errors: -EINVAL (out or fn NULL, a name longer than 255 bytes, arg_size
  * > 0 with arg NULL, spawn or forkserver with arg_size 0 and arg not
- * NULL), -ENOENT (spawn, forkserver: fn is not registered with
+ * NULL; fds NULL with nfds > 0, nfds above KART_PROCESS_MAX_FDS, a
+ * negative fd), -EBADF (an fd in fds is not open), -ENOENT (spawn, forkserver: fn is not registered with
  * KART_PROCESS_FUNCTION()), -EEXIST (spawn, forkserver: another registered
  * function has fn's name, so the child could not tell them apart),
  * -ENOMEM.
@@ -244,8 +258,8 @@ KART_API int kart_process_create_program(kart_process **out, const char *path, c
  * -EACCES, -ENOEXEC… (a program, or cwd, or for the spawn and forkserver
  * methods /proc/self/exe, could not be used; no child is left behind),
  * -EPROTO (forkserver: the server answered nonsense), -EBADF
- * (a program: an fd action's parent_fd is not
- * open; closing an fd that is not open is not an error), -EAGAIN (no more
+ * (a program: an fd action's parent_fd is not open; a function's
+ * options.fds names an fd closed since create; closing an fd that is not open is not an error), -EAGAIN (no more
  * processes), -EMFILE, -ENOMEM. After an error the object may be freed, or
  * started again.
  *
@@ -338,12 +352,57 @@ KART_API int kart_process_current(kart_process_info *out);
 /*
  * The process that started the caller (Python's parent_process()), as it
  * was when it started the caller: pid and name (daemon is always false:
- * daemons have no children). To know whether it still runs, look at
- * getppid(), which changes when it ends.
+ * daemons have no children). Whether it still runs:
+ * kart_process_parent_alive(), kart_process_parent_sentinel().
  * Errors: -EINVAL (out NULL), -ESRCH (the caller is not a child kart
  * started with a function: Python's None).
  */
 KART_API int kart_process_parent(kart_process_info *out);
+
+/*
+ * The parent's sentinel (Python's parent_process().sentinel): an fd that
+ * becomes readable when the process that started the caller ends, and
+ * stays readable. A pidfd of the parent, opened on the first call (a fork
+ * server's child is given its caller's pidfd with its start request: its
+ * own parent is the server); an fd readable at once when the parent had
+ * already gone. The fd belongs to kart, valid for the life of the
+ * process: do not read or close it. Thread-safe.
+ * Errors: -ESRCH (the caller is not a child kart started with a function),
+ * -ENOSYS (no pidfd_open on this kernel, or refused by seccomp), -EMFILE,
+ * -ENFILE, -ENOMEM.
+ */
+KART_API int kart_process_parent_sentinel(void);
+
+/*
+ * Whether the parent still runs (Python's parent_process().is_alive()):
+ * 1, or 0 once it has ended; never waits.
+ * Errors: those of kart_process_parent_sentinel().
+ */
+KART_API int kart_process_parent_alive(void);
+
+/* The authentication key's default length, and its most. */
+#define KART_PROCESS_AUTHKEY_SIZE 32
+#define KART_PROCESS_AUTHKEY_MAX 256
+
+/*
+ * This process's authentication key (Python's current_process().authkey):
+ * KART_PROCESS_AUTHKEY_SIZE random bytes drawn when the main process
+ * loads kart, and inherited by every child (fork copies it; spawn and
+ * fork-server children are sent it), unless set. Copies it into out,
+ * whose capacity *len holds on entry; *len is set to the key's length.
+ * It is secret: kart never logs it.
+ * Errors: -EINVAL (len NULL; out NULL with *len > 0), -ENOBUFS (*len below
+ * the key's length: *len holds that length, nothing copied).
+ */
+KART_API int kart_process_authkey(void *out, size_t *len);
+
+/*
+ * Sets this process's authentication key (copied; len bytes): children
+ * started afterwards inherit it. Thread-safe.
+ * Errors: -EINVAL (key NULL, len 0 or above KART_PROCESS_AUTHKEY_MAX;
+ * nothing changes).
+ */
+KART_API int kart_process_set_authkey(const void *key, size_t len);
 
 /*
  * Ends the calling process now with code (its low 8 bits), as a

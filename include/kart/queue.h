@@ -74,7 +74,38 @@ typedef struct kart_queue_options {
                        * "/name" (one leading slash, no other, at most 250
                        * bytes): a named queue others may kart_queue_open() */
     mode_t mode;      /* named queues: permission bits; 0: 0600 */
+    /* The start method of the children that will use the queue (Python's
+     * ctx.Queue()); NULL: the default start method's. Under spawn and
+     * forkserver an anonymous queue lives in a memfd (a fresh exec
+     * inherits no mapping): name kart_queue_fd(q) in the child's
+     * kart_process_options.fds and its number in the argument, and the
+     * child calls kart_queue_from_fd(). Under fork it is an anonymous
+     * mapping, inherited. Ignored for named queues. */
+    const struct kart_context *context;
 } kart_queue_options;
+
+/*
+ * The descriptor that carries a queue made under a spawn or forkserver
+ * context to a child: name it in kart_process_options.fds (the child
+ * gets it at this number) and pass the number in the argument. It
+ * belongs to the queue: kart_queue_free() closes it.
+ * Errors: -EINVAL (q NULL or not a queue), -ENOTSUP (the queue has no
+ * descriptor: made under fork, named (use its name), or placed with
+ * kart_queue_init), -EBADF (this process does not have it at that number:
+ * it mapped the queue from an fd of another number).
+ */
+KART_API int kart_queue_fd(const kart_queue *q);
+
+/*
+ * In a child: maps the queue behind fd (from kart_queue_fd() in the
+ * parent). Takes fd on success (API rule 8): kart_queue_free() closes it
+ * (or it is closed at once when its number is not the creator's); on
+ * error the caller keeps it.
+ * Errors: -EINVAL (q NULL, fd negative, fd is not the memfd of a kart
+ * queue), -EBADF (fd not open), -EAGAIN (its creator has not finished
+ * setting it up), -ENOMEM.
+ */
+KART_API int kart_queue_from_fd(kart_queue **q, int fd);
 
 /* Creates a queue (opts NULL: anonymous, default capacity, plain).
  * Errors: -EINVAL (q NULL, capacity outside [KART_QUEUE_MIN_CAPACITY,

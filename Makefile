@@ -408,6 +408,27 @@ bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --smoke $(BENCH_ARGS)
 	bench/selftest.sh $(OUT)
 
+# make soak (the soak helper's part; not in `make check`): tests/soak/
+# runs the example servers on every backend under clients, a process pool
+# whose workers are killed at random, queues and connections between
+# processes and shared segments churned, for SOAK_S seconds, sampling
+# memory, descriptors and /dev/shm every second into $(OUT)/soak.csv; it
+# fails on growth, on any error or lost message (docs/bench.md, "Soak").
+# scripts/soak-plot draws the CSV as SOAK_PLOT (an SVG; gnuplot). CI runs
+# SOAK_S=60; docs/bench/soak.* are a 30-minute run.
+SOAK_S ?= 600
+SOAK_RATE ?= 1000
+SOAK_PLOT ?= $(OUT)/soak.svg
+.PHONY: soak
+$(OUT)/soak: $(wildcard tests/soak/*.c) tests/soak/soak.h $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Itests/soak -o $@ $(wildcard tests/soak/*.c) $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
+
+soak: lib $(OUT)/soak $(OUT)/examples/echo-server $(OUT)/examples/http-server
+	@$(OUT)/soak --seconds $(SOAK_S) --rate $(SOAK_RATE) --examples $(OUT)/examples --csv $(OUT)/soak.csv; \
+	  st=$$?; scripts/soak-plot $(OUT)/soak.csv $(SOAK_PLOT) || st=1; exit $$st
+
 # One SVG chart per scenario from a kart-bench JSON (scripts/bench-plot,
 # drawn by gnuplot, which only this target installs), and the JSON beside
 # them as DIR/bench.json. The charts docs/bench.md shows are committed in

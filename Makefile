@@ -413,7 +413,7 @@ bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 # whose workers are killed at random, queues and connections between
 # processes and shared segments churned, for SOAK_S seconds, sampling
 # memory, descriptors and /dev/shm every second into $(OUT)/soak.csv; it
-# fails on growth, on any error or lost message (docs/bench.md, "Soak").
+# fails on growth, on any error or lost message (docs/bench/soak.md).
 # scripts/soak-plot draws the CSV as SOAK_PLOT (an SVG; gnuplot). CI runs
 # SOAK_S=60; docs/bench/soak.* are a 30-minute run.
 SOAK_S ?= 600
@@ -428,6 +428,15 @@ $(OUT)/soak: $(wildcard tests/soak/*.c) tests/soak/soak.h $(OUT)/libkart.a
 soak: lib $(OUT)/soak $(OUT)/examples/echo-server $(OUT)/examples/http-server
 	@$(OUT)/soak --seconds $(SOAK_S) --rate $(SOAK_RATE) --examples $(OUT)/examples --csv $(OUT)/soak.csv; \
 	  st=$$?; scripts/soak-plot $(OUT)/soak.csv $(SOAK_PLOT) || st=1; exit $$st
+
+# make mutate (the soak helper's part; not in CI): plants each mutation of
+# scripts/mutate_catalogue.py in a scratch copy of the tree (never this
+# one), rebuilds the one object and the suites that should catch it, runs
+# them, and reports killed/survived and the score in build/mutate.txt
+# (docs/ARCHITECTURE.md, "Testing"). MUTATE_ARGS: --only ID,... --list.
+.PHONY: mutate
+mutate:
+	@scripts/mutate $(MUTATE_ARGS)
 
 # One SVG chart per scenario from a kart-bench JSON (scripts/bench-plot,
 # drawn by gnuplot, which only this target installs), and the JSON beside

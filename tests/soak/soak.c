@@ -153,7 +153,8 @@ static double mean(const int64_t *v, int from, int to)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: soak --seconds S --examples DIR [--csv FILE] [--rate N] [--warmup W]\n");
+    fprintf(stderr,
+            "usage: soak --seconds S --examples DIR [--csv FILE] [--rate N] [--warmup W]\n");
     return 2;
 }
 
@@ -239,13 +240,13 @@ int main(int argc, char **argv)
             srv_fds += soak_fd_count(srv[i].pid);
         }
         shm_count(&shm_all, &shm_ours);
-        uint64_t cur[7] = {sum_ops(srv, nsrv, false), sum_ops(srv, nsrv, true),
-                           atomic_load(&soak_pool_comp.ops), atomic_load(&soak_pool_comp.events),
+        uint64_t cur[7] = {sum_ops(srv, nsrv, false),         sum_ops(srv, nsrv, true),
+                           atomic_load(&soak_pool_comp.ops),  atomic_load(&soak_pool_comp.events),
                            atomic_load(&soak_queue_comp.ops), atomic_load(&soak_conn_comp.ops),
                            atomic_load(&soak_shm_comp.ops)};
         if (csv) {
-            fprintf(csv, "%d,%lld,%lld,%ld,%ld,%ld,%ld", t + 1, (long long)rss[t], (long long)srv_rss,
-                    soak_fd_count(soak.self) - 1, srv_fds, shm_ours, shm_all);
+            fprintf(csv, "%d,%lld,%lld,%ld,%ld,%ld,%ld", t + 1, (long long)rss[t],
+                    (long long)srv_rss, soak_fd_count(soak.self) - 1, srv_fds, shm_ours, shm_all);
             for (int k = 0; k < 7; k++)
                 fprintf(csv, ",%llu", (unsigned long long)(cur[k] - prev[k]));
             fputc('\n', csv);

@@ -265,7 +265,8 @@ static const char authkey[] = "soak-secret-key";
 static int conn_child(void *arg)
 {
     const char *addr = arg;
-    kart_auth auth = {.authkey = authkey, .authkey_len = sizeof(authkey) - 1, .timeout_ns = 20 * SEC};
+    kart_auth auth = {
+        .authkey = authkey, .authkey_len = sizeof(authkey) - 1, .timeout_ns = 20 * SEC};
     kart_conn *cn;
     if (kart_conn_connect(&cn, addr, &auth) < 0)
         return 2;
@@ -291,7 +292,8 @@ static int conn_child(void *arg)
 static void *conn_main(void *arg)
 {
     soak_comp *c = &soak_conn_comp;
-    kart_auth auth = {.authkey = authkey, .authkey_len = sizeof(authkey) - 1, .timeout_ns = 20 * SEC};
+    kart_auth auth = {
+        .authkey = authkey, .authkey_len = sizeof(authkey) - 1, .timeout_ns = 20 * SEC};
     kart_listener_options lo = {.auth = auth};
     kart_listener *l[2] = {NULL, NULL};
     char addr[2][128];

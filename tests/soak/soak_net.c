@@ -48,8 +48,8 @@ static int server_exec(soak_server *s)
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(p[1], 1);
-        char *argv[] = {path, "--port", "0", "--host", "127.0.0.1", "--threads", "1",
-                        "--backend", (char *)s->backend, NULL};
+        char *argv[] = {path,        "--port", "0",         "--host",           "127.0.0.1",
+                        "--threads", "1",      "--backend", (char *)s->backend, NULL};
         execv(path, argv);
         _exit(127);
     }
@@ -174,8 +174,8 @@ static int echo_once(soak_server *s, int fd, uint64_t *off, uint64_t seed, size_
         return rc;
     }
     if (memcmp(in, out, len) != 0) {
-        soak_error(&s->comp, "%s: echo of %zu bytes at offset %llu came back different",
-                   s->name, len, (unsigned long long)*off);
+        soak_error(&s->comp, "%s: echo of %zu bytes at offset %llu came back different", s->name,
+                   len, (unsigned long long)*off);
         return -EPROTO;
     }
     *off += len;

@@ -89,7 +89,14 @@ void soak_ipc_join(void);
 
 /* ---- sampling (soak.c) ---- */
 
-int64_t soak_rss_kib(pid_t pid);
+/* Resident memory of a process in KiB, from /proc/PID/status: all of it
+ * (VmRSS) and its anonymous (RssAnon) and shared (RssShmem) parts. */
+typedef struct soak_mem_kib {
+    int64_t rss, anon, shmem;
+} soak_mem_kib;
+
+/* 0, or -1 when the process is gone. */
+int soak_mem(pid_t pid, soak_mem_kib *m);
 long soak_fd_count(pid_t pid);
 
 #endif

@@ -34,11 +34,11 @@ MUTATIONS = [
          orig="        r = atomic_load_explicit(&q->closed, memory_order_relaxed) ? -ESHUTDOWN",
          mut="        r = atomic_load_explicit(&q->closed, memory_order_relaxed) ? -EPIPE"),
     dict(id="queue-put-wakes-nobody", kind="wake-up",
-         file="core/queue/queue.c", suites=["check_queue"],
+         file="core/queue/queue.c", suites=["check_queue", "check_queue_prompt"],
          orig="    wake(&q->c_wait, &q->data_seq, true);\n    KART__FAULT_POINT(queue_put_woken);",
          mut="    KART__FAULT_POINT(queue_put_woken);"),
     dict(id="queue-wait-overshoots-deadline", kind="timeout",
-         file="core/queue/queue.c", suites=["check_queue"],
+         file="core/queue/queue.c", suites=["check_queue", "check_queue_prompt"],
          orig="        if (deadline >= 0 && deadline < until)\n            until = deadline;",
          mut=""),
     # ---- connections and authentication ----
@@ -140,6 +140,10 @@ MUTATIONS = [
          mut="    if (atomic_load_explicit(&lock->owner_, memory_order_relaxed) == kart__tid())\n        return -EBUSY;\n    if (timeout_ns == 0)"),
     dict(id="robust-release-stays-recoverable", kind="logic",
          file="core/sync/lock.c", suites=["check_lock", "check_sync"],
+         note=("equivalent in effect: glibc's pthread_mutex_unlock of an inconsistent robust "
+               "mutex makes it unrecoverable by itself (check_lock's *_unrecoverable* cases "
+               "see -ENOTRECOVERABLE either way); kart's own mark only closes the window "
+               "between its word store and that unlock, a race no test can pin down"),
          orig="    if (atomic_load_explicit(&lock->state_, memory_order_relaxed) == INCONSISTENT)\n        atomic_store_explicit(&lock->state_, UNRECOVERABLE, memory_order_release);",
          mut=""),
     dict(id="rlock-releases-one-level-early", kind="logic",

@@ -30,6 +30,7 @@
 #include "soak.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -217,7 +218,8 @@ int main(int argc, char **argv)
     int seconds = 60, warmup = -1;
     const char *csv_path = NULL;
     soak.rate = 1000;
-    for (int i = 1; i < argc; i++) {
+    /* Options come in pairs: --name value. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return usage();
@@ -233,7 +235,6 @@ int main(int argc, char **argv)
             warmup = atoi(v);
         else
             return usage();
-        i++;
     }
     if (warmup < 0) /* a quarter of the run, 20 s to 5 min */
         warmup = seconds / 4 < 20 ? 20 : seconds / 4 > 300 ? 300 : seconds / 4;
@@ -273,7 +274,7 @@ int main(int argc, char **argv)
         fprintf(csv,
                 "t,rss_kib,anon_kib,shmem_kib,servers_rss_kib,servers_anon_kib,fds,servers_fds,"
                 "shm_ours,shm_all,echo_ops,http_ops,pool_ops,pool_kills,queue_ops,conn_ops,"
-                "shm_ops\n");
+                "shm_ops,heap_inuse_kib\n");
 
     soak_mem_kib *mem[SOAK_MAX_SERVERS + 1]; /* [0]: the soak process; [1 + i]: server i */
     for (int i = 0; i <= nsrv; i++)
@@ -317,7 +318,10 @@ int main(int argc, char **argv)
                     shm_ours, shm_all);
             for (int k = 0; k < 7; k++)
                 fprintf(csv, ",%llu", (unsigned long long)(cur[k] - prev[k]));
-            fputc('\n', csv);
+            /* The C library's heap in use, all arenas: tells a leak (it
+             * grows) from fragmentation (anonymous memory grows, it does
+             * not). */
+            fprintf(csv, ",%zu\n", mallinfo2().uordblks / 1024);
             fflush(csv);
         }
         memcpy(prev, cur, sizeof(prev));

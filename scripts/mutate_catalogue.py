@@ -85,7 +85,7 @@ MUTATIONS = [
          orig="    if (l != -1)\n        return KART_EBADFRAME;",
          mut=""),
     dict(id="handle-marker-byte-unchecked", kind="logic",
-         file="core/conn/handle.c", suites=["check_conn", "check_conn_api"],
+         file="core/conn/handle.c", suites=["check_conn", "check_conn_api", "check_handle_bytes"],
          orig="    if (ngot != 1 || n != 1 || byte != HANDLE_BYTE || (msg.msg_flags & MSG_CTRUNC)) {",
          mut="    if (ngot != 1 || n != 1 || (msg.msg_flags & MSG_CTRUNC)) {"),
     # ---- loop: timers, poll, select ----
@@ -104,7 +104,7 @@ MUTATIONS = [
     dict(id="timer-started-in-callback-runs-now", kind="logic",
          file="core/loop/timer.c", suites=["check_loop_timers", "check_loop"],
          orig="    while (h->n && h->e[0].deadline <= loop->now && h->e[0].seq < batch_end) {",
-         mut="    while (h->n && h->e[0].deadline <= loop->now) {"),
+         mut="    while (h->n && h->e[0].deadline <= loop->now && (h->e[0].seq < batch_end || batch_end)) {"),
     dict(id="poll-eintr-restarts-full-timeout", kind="timeout", issue16=True,
          file="core/loop/select_calls.c", suites=["check_selector"],
          orig="        timeout_ns = kart__time_left(deadline);\n",

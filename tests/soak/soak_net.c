@@ -275,7 +275,12 @@ static void *client_main(void *arg)
             atomic_fetch_add(&s->comp.ops, 1);
         }
         n++;
-        if (rc < 0 || soak_rand(&rnd) % RECONNECT_EVERY == 0) {
+        /* The warm-up reconnects ten times as often: a server's memory
+         * for connections (its allocator's free lists, the http server's
+         * reply buffers) reaches its steady state by the number of
+         * connections it has served, not by the time. */
+        bool warm = soak_now_ns() < soak.warm_until;
+        if (rc < 0 || soak_rand(&rnd) % (warm ? RECONNECT_EVERY / 10 : RECONNECT_EVERY) == 0) {
             close(fd[i]);
             fd[i] = -1;
             atomic_fetch_add(&s->comp.events, 1);

@@ -414,7 +414,8 @@ bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 # processes and shared segments churned, for SOAK_S seconds, sampling
 # memory, descriptors and /dev/shm every second into $(OUT)/soak.csv; it
 # fails on growth, on any error or lost message (docs/bench/soak.md).
-# scripts/soak-plot draws the CSV as SOAK_PLOT (an SVG; gnuplot). CI runs
+# scripts/soak-plot draws the CSV as SOAK_PLOT (an SVG; gnuplot, which
+# scripts/deps.sh --plot installs, as for bench-plot). CI runs
 # SOAK_S=60; docs/bench/soak.* are a 30-minute run.
 SOAK_S ?= 600
 SOAK_RATE ?= 1000
@@ -426,6 +427,7 @@ $(OUT)/soak: $(wildcard tests/soak/*.c) tests/soak/soak.h $(OUT)/libkart.a
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Itests/soak -o $@ $(wildcard tests/soak/*.c) $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 
 soak: lib $(OUT)/soak $(OUT)/examples/echo-server $(OUT)/examples/http-server
+	@scripts/deps.sh --plot
 	@$(OUT)/soak --seconds $(SOAK_S) --rate $(SOAK_RATE) --examples $(OUT)/examples --csv $(OUT)/soak.csv; \
 	  st=$$?; scripts/soak-plot $(OUT)/soak.csv $(SOAK_PLOT) || st=1; exit $$st
 

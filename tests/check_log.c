@@ -91,6 +91,9 @@ START_TEST(lines_below_the_level_are_dropped)
     ck_assert_int_eq(kart_log(KART_LOG_CRITICAL, NULL, "c"), 1);
     ck_assert_int_eq(s.n, 2);
     ck_assert_int_eq(kart_log_enabled(KART_LOG_INFO), 0);
+    /* The level itself is enabled, as kart_log wrote "w" above (make
+     * mutate: a '>' for '>=' in kart_log_enabled survived without it). */
+    ck_assert_int_eq(kart_log_enabled(KART_LOG_WARNING), 1);
     ck_assert_int_eq(kart_log_enabled(KART_LOG_ERROR), 1);
     ck_assert_int_eq(kart_log_set_level(KART_LOG_DEBUG), 0);
     ck_assert_int_eq(kart_log_get_level(), KART_LOG_DEBUG);

@@ -795,7 +795,7 @@ __attribute__((constructor)) static void env_start(void)
         return;
     env_root = getpid();
     env_report = report && *report ? report : NULL;
-    for (const char *p = spec; p && *p;) {
+    for (const char *p = spec && *spec ? spec : NULL; p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (env_parse_one(p, len) != 0) {

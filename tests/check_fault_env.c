@@ -5,7 +5,8 @@
  * from what the tests before it consumed; short=N cuts reads and writes; a
  * malformed rule stops the suite with exit status 2 and says why, before
  * any test runs; KART_FAULT_REPORT lists the calls per site, the rules
- * that fired and each process's open descriptors.
+ * that fired and each process's open descriptors. And short rules leave
+ * alone what a kernel never cuts short (datagrams, eventfd records).
  *
  * The suite runs itself (/proc/self/exe) with those variables and with
  * KT_FAULT_ENV_PROBE set, which adds the "probe" case that the child runs
@@ -17,6 +18,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -165,6 +168,41 @@ START_TEST(bad_rules_stop_the_suite)
 }
 END_TEST
 
+/* ---- short transfers that a kernel never makes ---- */
+
+START_TEST(short_rules_leave_whole_messages_whole)
+{
+    kart__fault_reset();
+    /* A stream moves what the rule allows... */
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(kart__fault_short(KART__SYS_send, 1, 1, 1), 0);
+    ck_assert_int_eq(kart__sys_send(sv[0], "abcdef", 6, 0), 1);
+    close(sv[0]);
+    close(sv[1]);
+    /* ...a datagram or an eventfd record goes whole or not at all. */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+    ck_assert_int_eq(kart__fault_short(KART__SYS_send, 1, 1, 1), 0);
+    ck_assert_int_eq(kart__sys_send(sv[0], "abcdef", 6, 0), 6);
+    char buf[8];
+    ck_assert_int_eq(kart__fault_short(KART__SYS_recv, 1, 1, 1), 0);
+    ck_assert_int_eq(kart__sys_recv(sv[1], buf, sizeof(buf), 0), 6);
+    close(sv[0]);
+    close(sv[1]);
+    int efd = eventfd(0, EFD_CLOEXEC);
+    ck_assert_int_ge(efd, 0);
+    uint64_t v = 1;
+    ck_assert_int_eq(kart__fault_short(KART__SYS_write, 1, 1, 1), 0);
+    ck_assert_int_eq(kart__sys_write(efd, &v, sizeof(v)), 8);
+    ck_assert_int_eq(kart__fault_short(KART__SYS_read, 1, 1, 1), 0);
+    ck_assert_int_eq(kart__sys_read(efd, &v, sizeof(v)), 8);
+    ck_assert_int_eq(v, 1);
+    ck_assert_int_eq(kart__fault_fired(KART__SYS_write), 1);
+    close(efd);
+    kart__fault_reset();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fault_env");
@@ -188,6 +226,7 @@ int main(void)
     tcase_add_test(tc, each_test_starts_from_the_armed_state);
     tcase_add_test(tc, rules_combine_and_short_cuts_writes);
     tcase_add_test(tc, bad_rules_stop_the_suite);
+    tcase_add_test(tc, short_rules_leave_whole_messages_whole);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

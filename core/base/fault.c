@@ -237,14 +237,26 @@ bool kart__fault_armed(enum kart__fault_site site)
             return sign e_;                                                                        \
     } while (0)
 
-/* Whether fd moves whole messages (a datagram or seqpacket socket): a
- * kernel never cuts one of those short, it truncates or refuses it, so a
- * SHORT rule leaves their transfers whole rather than invent a loss. */
+/* Whether fd moves whole messages: a datagram or seqpacket socket, or an
+ * anonymous inode (eventfd, signalfd, timerfd, inotify: fixed records, an
+ * eventfd write of fewer than 8 bytes is EINVAL). A kernel never cuts one
+ * of those short, it truncates or refuses it, so a SHORT rule leaves their
+ * transfers whole rather than invent a loss. Async-signal-safe. */
 static bool whole_messages(int fd)
 {
     int type = 0;
     socklen_t len = sizeof(type);
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type != SOCK_STREAM;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        return type != SOCK_STREAM;
+    char path[32] = "/proc/self/fd/", digits[12], target[16];
+    size_t at = strlen(path), nd = 0;
+    for (unsigned v = (unsigned)fd; v || nd == 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+        path[at++] = digits[--nd];
+    path[at] = '\0';
+    ssize_t n = readlink(path, target, sizeof(target));
+    return n >= 11 && memcmp(target, "anon_inode:", 11) == 0;
 }
 
 /* For the reads and writes, which may also be cut short: *max. */

@@ -322,6 +322,20 @@ CHECK_LIST := $(if $(SUITES),$(addprefix $(OUT)/tests/,$(SUITES)),$(CHECK_ALL))
 check-run: lib $(if $(SUITES),$(filter $(OUT)/tests/%,$(CHECK_LIST)) $(TEST_HELPERS),tests)
 	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) TEST_JOBS=$(TEST_JOBS) scripts/run-tests.sh $(CHECK_LIST)
 
+# check-faults: the suites again with one routed system call failed at a
+# time (scripts/check-faults; docs/ARCHITECTURE.md, "Testing"), against the
+# ASan+UBSan fault build so that leaks show.
+# FAULT_BUDGET_S: the wall time for the runs (sampled, seeded); FAULT_SEED:
+# the seed to replay a sample; FAULT_ARGS: more (--suites, --sites, --all).
+FAULT_BUDGET_S ?= 1200
+FAULT_SEED ?=
+FAULT_JOBS ?= 2
+.PHONY: check-faults
+check-faults: deps
+	@$(MAKE) --no-print-directory SAN=address,undefined tests
+	@scripts/check-faults --out build/san-address-undefined --budget-s $(FAULT_BUDGET_S) \
+	  --jobs $(FAULT_JOBS) $(if $(FAULT_SEED),--seed $(FAULT_SEED)) $(FAULT_ARGS)
+
 # The dependency rules of DESIGN.md (core/ names no backend, no backend
 # names another, numa/ stands alone, bench/ and examples/ use only public
 # headers) and of core/pool's layers (docs/ARCHITECTURE.md), checked over

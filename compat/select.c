@@ -205,7 +205,7 @@ static int sl_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeou
      * that every ready fd gets its turn when more are ready than fit. n
      * counts set bits, not fds. */
     int span = st->maxfd + 1, got = 0;
-    int fd = st->cursor < span ? st->cursor : 0;
+    int fd = st->cursor < span ? st->cursor : 0, next = st->cursor;
     for (int k = 0; k < span && got < max && n > 0; k++, fd = fd + 1 < span ? fd + 1 : 0) {
         uint32_t bits = (FD_ISSET(fd, &st->rrd) ? KART_READABLE : 0) |
                         (FD_ISSET(fd, &st->rwr) ? KART_WRITABLE : 0) |
@@ -215,14 +215,15 @@ static int sl_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeou
         n -= __builtin_popcount(bits);
         st->pfds[got] = (struct pollfd){.fd = fd, .events = kart__to_poll(watched(st, fd))};
         st->bits[got++] = bits;
-        st->cursor = fd + 1;
+        next = fd + 1;
     }
 
     /* The classification poll (see the top of the file). Its timeout is 0:
      * select(2) has already waited. */
     int r = kart__sys_poll(st->pfds, (nfds_t)got, 0);
     if (r < 0 && errno == EINTR)
-        return -EINTR;
+        return -EINTR; /* the cursor stays: these fds get their turn again */
+    st->cursor = next;
     int w = 0;
     for (int i = 0; i < got; i++) {
         struct pollfd *p = &st->pfds[i];

@@ -986,7 +986,7 @@ static double best_ns(kart_completer *c, const char *text, int rounds, int want)
         int bad = 0;
         int64_t t0 = cpu_ns();
         for (int r = 0; r < rounds; r++) {
-            kart_completions *m;
+            kart_completions *m = NULL; /* written only on success */
             bad += kart_completer_complete(c, text, strlen(text), &m) != want;
             kart_completions_free(m);
         }

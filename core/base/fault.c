@@ -54,6 +54,10 @@ static const char *const site_names[KART__FAULT_NSITES] = {KART__FAULT_SYSCALLS(
 #define IO_SYS(name, io) io,
 static const unsigned char site_io[KART__FAULT_NSYS] = {KART__FAULT_SYSCALLS(IO_SYS)};
 
+/* The environment's report (the end of this file). */
+static const char *env_report;
+static void env_fired(enum kart__fault_site site);
+
 static site_state *site_at(enum kart__fault_site site)
 {
     return &atomic_load_explicit(&state, memory_order_acquire)->site[site];
@@ -83,6 +87,8 @@ static int enter(enum kart__fault_site site, size_t *max)
     if (n < first || n > atomic_load_explicit(&s->last, memory_order_relaxed))
         return 0;
     atomic_fetch_add_explicit(&s->fired, 1, memory_order_relaxed);
+    if (env_report)
+        env_fired(site);
     int64_t arg = atomic_load_explicit(&s->arg, memory_order_relaxed);
     switch (atomic_load_explicit(&s->action, memory_order_relaxed)) {
     case KART__FAULT_FAIL:
@@ -231,14 +237,39 @@ bool kart__fault_armed(enum kart__fault_site site)
             return sign e_;                                                                        \
     } while (0)
 
+/* Whether fd moves whole messages: a datagram or seqpacket socket, or an
+ * anonymous inode (eventfd, signalfd, timerfd, inotify: fixed records, an
+ * eventfd write of fewer than 8 bytes is EINVAL). A kernel never cuts one
+ * of those short, it truncates or refuses it, so a SHORT rule leaves their
+ * transfers whole rather than invent a loss. Async-signal-safe. */
+static bool whole_messages(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        return type != SOCK_STREAM;
+    char path[32] = "/proc/self/fd/", digits[12], target[16];
+    size_t at = strlen(path), nd = 0;
+    for (unsigned v = (unsigned)fd; v || nd == 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+        path[at++] = digits[--nd];
+    path[at] = '\0';
+    ssize_t n = readlink(path, target, sizeof(target));
+    return n >= 11 && memcmp(target, "anon_inode:", 11) == 0;
+}
+
 /* For the reads and writes, which may also be cut short: *max. */
-#define ROUTE_IO(name, max)                                                                        \
+#define ROUTE_IO(name, fd, max)                                                                    \
     do {                                                                                           \
+        size_t was_ = *(max);                                                                      \
         int e_ = enter(KART__SYS_##name, (max));                                                   \
         if (e_) {                                                                                  \
             errno = e_;                                                                            \
             return -1;                                                                             \
         }                                                                                          \
+        if (*(max) != was_ && whole_messages(fd))                                                  \
+            *(max) = was_;                                                                         \
     } while (0)
 
 /* Copies the first max bytes of iov[0..n) into out[0..cap); returns the
@@ -294,32 +325,32 @@ int kart__sys_connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 ssize_t kart__sys_read(int fd, void *buf, size_t n)
 {
-    ROUTE_IO(read, &n);
+    ROUTE_IO(read, fd, &n);
     return read(fd, buf, n);
 }
 
 ssize_t kart__sys_write(int fd, const void *buf, size_t n)
 {
-    ROUTE_IO(write, &n);
+    ROUTE_IO(write, fd, &n);
     return write(fd, buf, n);
 }
 
 ssize_t kart__sys_pread(int fd, void *buf, size_t n, off_t off)
 {
-    ROUTE_IO(read, &n);
+    ROUTE_IO(read, fd, &n);
     return pread(fd, buf, n, off);
 }
 
 ssize_t kart__sys_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    ROUTE_IO(write, &n);
+    ROUTE_IO(write, fd, &n);
     return pwrite(fd, buf, n, off);
 }
 
 ssize_t kart__sys_readv(int fd, const struct iovec *iov, int n)
 {
     size_t max = SIZE_MAX;
-    ROUTE_IO(readv, &max);
+    ROUTE_IO(readv, fd, &max);
     if (max == SIZE_MAX)
         return readv(fd, iov, n);
     struct iovec c[CLIP_CAP];
@@ -329,7 +360,7 @@ ssize_t kart__sys_readv(int fd, const struct iovec *iov, int n)
 ssize_t kart__sys_writev(int fd, const struct iovec *iov, int n)
 {
     size_t max = SIZE_MAX;
-    ROUTE_IO(writev, &max);
+    ROUTE_IO(writev, fd, &max);
     if (max == SIZE_MAX)
         return writev(fd, iov, n);
     struct iovec c[CLIP_CAP];
@@ -338,20 +369,20 @@ ssize_t kart__sys_writev(int fd, const struct iovec *iov, int n)
 
 ssize_t kart__sys_send(int fd, const void *buf, size_t n, int flags)
 {
-    ROUTE_IO(send, &n);
+    ROUTE_IO(send, fd, &n);
     return send(fd, buf, n, flags);
 }
 
 ssize_t kart__sys_recv(int fd, void *buf, size_t n, int flags)
 {
-    ROUTE_IO(recv, &n);
+    ROUTE_IO(recv, fd, &n);
     return recv(fd, buf, n, flags);
 }
 
 ssize_t kart__sys_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     size_t max = SIZE_MAX;
-    ROUTE_IO(sendmsg, &max);
+    ROUTE_IO(sendmsg, fd, &max);
     if (max == SIZE_MAX)
         return sendmsg(fd, msg, flags);
     struct iovec c[CLIP_CAP];
@@ -364,7 +395,7 @@ ssize_t kart__sys_sendmsg(int fd, const struct msghdr *msg, int flags)
 ssize_t kart__sys_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     size_t max = SIZE_MAX;
-    ROUTE_IO(recvmsg, &max);
+    ROUTE_IO(recvmsg, fd, &max);
     if (max == SIZE_MAX)
         return recvmsg(fd, msg, flags);
     struct iovec c[CLIP_CAP];
@@ -596,4 +627,197 @@ void *kart__sys_realloc(void *p, size_t n)
 {
     ROUTE(malloc, NULL);
     return realloc(p, n);
+}
+
+/* ---- arming from the environment (scripts/check-faults) ----
+ *
+ * An unmodified suite runs with faults injected when KART_FAULT is set:
+ * "site:nth:errno[:times]" fails the nth call of site (and the times-1
+ * after it; times 0 is every call from the nth on) with errno, given by
+ * name (EINTR) or number; "site:nth:short=N[:times]" cuts a read or write
+ * to at most N bytes. Several rules are separated by commas. The rules
+ * are armed before main, in the process that the suite starts as (the
+ * "root"), and each process that the root forks starts from that armed
+ * state again with counts of 0: Check runs each test in a child forked
+ * from the root, so each test sees the nth call of its own fail, whatever
+ * the tests before it did. Processes that a test forks inherit the test's
+ * counts, so "the nth call" spans the test and its children.
+ *
+ * KART_FAULT_REPORT=path: each process appends what it saw to path, one
+ * line per record, so that the driver learns the range of nth to try and
+ * whether the fault was reached: "F pid site" when a rule fires (written
+ * at once, so that it survives a crash), and at a normal exit "C pid site
+ * count" for each site called and "D pid fds" with the process's open
+ * descriptors (a test that leaks one on an error path has more than the
+ * same test without the fault). Nothing of this runs unless one of the
+ * two variables is set. */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+
+static pid_t env_root; /* the process that armed from env */
+static kart__fault_rule env_rule[KART__FAULT_NSITES];
+static bool env_armed[KART__FAULT_NSITES];
+
+#define ERRNO_NAME(e) {#e, e},
+static const struct {
+    const char *name;
+    int err;
+} errno_names[] = {
+    /* The errors that the routed calls can return (their man pages). */
+    ERRNO_NAME(EPERM) ERRNO_NAME(ENOENT) ERRNO_NAME(ESRCH) ERRNO_NAME(EINTR) ERRNO_NAME(EIO)
+        ERRNO_NAME(EBADF) ERRNO_NAME(EAGAIN) ERRNO_NAME(ENOMEM) ERRNO_NAME(EACCES) ERRNO_NAME(EBUSY)
+            ERRNO_NAME(EEXIST) ERRNO_NAME(ENODEV) ERRNO_NAME(EINVAL) ERRNO_NAME(ENFILE)
+                ERRNO_NAME(EMFILE) ERRNO_NAME(EFBIG) ERRNO_NAME(ENOSPC) ERRNO_NAME(EPIPE)
+                    ERRNO_NAME(ENAMETOOLONG) ERRNO_NAME(ENOSYS) ERRNO_NAME(ETIME) ERRNO_NAME(EPROTO)
+                        ERRNO_NAME(EOPNOTSUPP) ERRNO_NAME(EAFNOSUPPORT) ERRNO_NAME(EADDRINUSE)
+                            ERRNO_NAME(EADDRNOTAVAIL) ERRNO_NAME(ENETUNREACH)
+                                ERRNO_NAME(ECONNABORTED) ERRNO_NAME(ECONNRESET) ERRNO_NAME(ENOBUFS)
+                                    ERRNO_NAME(ETIMEDOUT) ERRNO_NAME(ECONNREFUSED)
+                                        ERRNO_NAME(EINPROGRESS)};
+
+static int errno_of(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
+        if (strlen(errno_names[i].name) == len && strncmp(errno_names[i].name, s, len) == 0)
+            return errno_names[i].err;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end == s + len && v > 0 && v < 4096 ? (int)v : -1;
+}
+
+/* Parses one "site:nth:what[:times]" of KART_FAULT into its site's rule;
+ * returns -1 on a malformed one. */
+static int env_parse_one(const char *s, size_t len)
+{
+    char buf[128];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *save = NULL;
+    char *name = strtok_r(buf, ":", &save), *nth = strtok_r(NULL, ":", &save);
+    char *what = strtok_r(NULL, ":", &save), *times = strtok_r(NULL, ":", &save);
+    if (!name || !nth || !what || strtok_r(NULL, ":", &save))
+        return -1;
+    int site = kart__fault_site_of(name);
+    char *end;
+    unsigned long n = strtoul(nth, &end, 10);
+    if (site < 0 || *end || n == 0 || n > UINT32_MAX)
+        return -1;
+    kart__fault_rule r = {.nth = (unsigned)n, .times = 1};
+    if (times) {
+        unsigned long t = strtoul(times, &end, 10);
+        if (*end || t > UINT32_MAX)
+            return -1;
+        r.times = (unsigned)t;
+    }
+    if (strncmp(what, "short=", 6) == 0) {
+        long long max = strtoll(what + 6, &end, 10);
+        if (*end || max < 1)
+            return -1;
+        r.action = KART__FAULT_SHORT;
+        r.arg = max;
+    } else {
+        r.action = KART__FAULT_FAIL;
+        r.err = errno_of(what, strlen(what));
+    }
+    if (kart__fault_arm((enum kart__fault_site)site, &r) != 0)
+        return -1;
+    env_rule[site] = r;
+    env_armed[site] = true;
+    return 0;
+}
+
+/* Appends one line to the report; async-signal-safe (open, write). */
+static void env_say(const char *line, size_t len)
+{
+    int fd = open(env_report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    ssize_t r = write(fd, line, len);
+    (void)r;
+    close(fd);
+}
+
+/* Formats "F pid site\n" without stdio (a rule fires in handlers and in
+ * children that must not take stdio's locks). */
+static void env_fired(enum kart__fault_site site)
+{
+    char line[96], digits[16];
+    size_t len = 0, nd = 0;
+    line[len++] = 'F';
+    line[len++] = ' ';
+    for (unsigned v = (unsigned)getpid(); v || nd == 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+        line[len++] = digits[--nd];
+    line[len++] = ' ';
+    for (const char *p = site_names[site]; *p && len < sizeof(line) - 1; p++)
+        line[len++] = *p;
+    line[len++] = '\n';
+    env_say(line, len);
+}
+
+/* A process forked by the root starts from the armed state again. */
+static void env_after_fork(void)
+{
+    if (getppid() != env_root || atomic_load(&state) != &local_state)
+        return;
+    kart__fault_reset();
+    for (int i = 0; i < KART__FAULT_NSITES; i++)
+        if (env_armed[i])
+            (void)kart__fault_arm((enum kart__fault_site)i, &env_rule[i]);
+}
+
+static int env_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* not the directory's own */
+}
+
+__attribute__((destructor)) static void env_exit(void)
+{
+    if (!env_report)
+        return;
+    char buf[8192];
+    int len = 0, pid = (int)getpid();
+    for (int i = 0; i < KART__FAULT_NSITES; i++) {
+        uint64_t c = kart__fault_count((enum kart__fault_site)i);
+        if (c && len < (int)sizeof(buf) - 128)
+            len += snprintf(buf + len, sizeof(buf) - (size_t)len, "C %d %s %llu\n", pid,
+                            site_names[i], (unsigned long long)c);
+    }
+    len += snprintf(buf + len, sizeof(buf) - (size_t)len, "D %d %d\n", pid, env_open_fds());
+    env_say(buf, (size_t)len);
+}
+
+__attribute__((constructor)) static void env_start(void)
+{
+    const char *spec = getenv("KART_FAULT"), *report = getenv("KART_FAULT_REPORT");
+    if ((!spec || !*spec) && (!report || !*report))
+        return;
+    env_root = getpid();
+    env_report = report && *report ? report : NULL;
+    for (const char *p = spec && *spec ? spec : NULL; p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (env_parse_one(p, len) != 0) {
+            fprintf(stderr,
+                    "KART_FAULT: bad rule \"%.*s\" (site:nth:ERRNO[:times] or "
+                    "site:nth:short=N[:times])\n",
+                    (int)len, p);
+            exit(2);
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    pthread_atfork(NULL, NULL, env_after_fork);
 }

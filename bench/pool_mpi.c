@@ -144,7 +144,8 @@ static bool runs(const bench_case *c, const bench_impl *impl)
 static int impls(bench_impl *out)
 {
     int n = 0;
-    out[n++] = (bench_impl){.name = "kart-mpi", .run = run_mpi, .arg = "kart-mpi", .skip = MPI_SKIP};
+    out[n++] =
+        (bench_impl){.name = "kart-mpi", .run = run_mpi, .arg = "kart-mpi", .skip = MPI_SKIP};
     out[n++] = (bench_impl){
         .name = "mpi-master-worker", .run = run_mpi, .arg = "master-worker", .skip = MPI_SKIP};
     out[n++] = (bench_impl){

@@ -21,7 +21,7 @@ enum { TAG_WORK = 1, TAG_RESULT = 2, TAG_STOP = 3 };
  * bytes), or a submitted task (n 1, in_size its argument's length,
  * out_size its result capacity). The items follow the header. */
 typedef struct wire_work {
-    uint64_t id;    /* the root's chunk record, echoed back */
+    uint64_t id; /* the root's chunk record, echoed back */
     uint64_t n, in_size, out_size;
     uint64_t chunk;  /* the map's own chunk (0: the local pool's default):
                       * the rank's local map uses it, so that a failing
@@ -51,9 +51,9 @@ struct kart_mpi_future {
 struct kart__mpi_job {
     int kind;
     uint32_t task;
-    kart__mpi_job *next;    /* in the pool's queue */
-    const char *in;         /* map items, or the submitted argument */
-    char *out;              /* map results */
+    kart__mpi_job *next; /* in the pool's queue */
+    const char *in;      /* map items, or the submitted argument */
+    char *out;           /* map results */
     size_t in_size, out_size, n;
     size_t chunk;           /* 0: guided */
     size_t next_item;       /* the first item not yet sent */
@@ -84,8 +84,8 @@ typedef struct kart__mpi_send {
 } kart__mpi_send;
 
 typedef struct kart__mpi_rank {
-    int workers;       /* its local pool's workers */
-    size_t credit;     /* chunks it may have in flight */
+    int workers;   /* its local pool's workers */
+    size_t credit; /* chunks it may have in flight */
     size_t outstanding;
     bool alive;
     kart__mpi_chunk *chunks;
@@ -106,8 +106,8 @@ struct kart_mpi_pool {
     pthread_t thread;
     bool thread_started, joined;
     pthread_mutex_t mu;
-    pthread_cond_t cond;      /* the owners of jobs: something finished */
-    pthread_cond_t wake;      /* the progress thread: work queued, closing */
+    pthread_cond_t cond; /* the owners of jobs: something finished */
+    pthread_cond_t wake; /* the progress thread: work queued, closing */
     kart__mpi_job *head, *tail;
     bool closed, terminated, stopped;
     int alive_ranks;
@@ -122,7 +122,6 @@ int kart__mpi_deadline_wait(kart_mpi_pool *pool, int64_t deadline);
 int kart__mpi_future_new(kart_mpi_future **out);
 void kart__mpi_future_unref(kart_mpi_future *f);
 void kart__mpi_send_reap(kart__mpi_send **list, bool wait);
-int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf,
-                    size_t len);
+int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf, size_t len);
 
 #endif

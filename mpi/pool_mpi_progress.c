@@ -13,8 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf,
-                    size_t len)
+int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf, size_t len)
 {
     kart__mpi_send *s = malloc(sizeof(*s));
     if (!s)
@@ -276,8 +275,7 @@ static bool dispatch(kart_mpi_pool *p)
                 memcpy(msg, &h, sizeof(h));
                 if (bytes)
                     memcpy(msg + sizeof(h), j->in + c->first * j->in_size, bytes);
-                rc = kart__mpi_isend(&p->sends, p->comm, rank, TAG_WORK, msg,
-                                     sizeof(h) + bytes);
+                rc = kart__mpi_isend(&p->sends, p->comm, rank, TAG_WORK, msg, sizeof(h) + bytes);
             }
             if (rc == -EIO) {
                 free(msg);

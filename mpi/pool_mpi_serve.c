@@ -14,10 +14,10 @@
 
 typedef struct running {
     wire_work h;
-    char *msg;   /* the received message: header, then the items */
-    char *out;   /* map results */
+    char *msg; /* the received message: header, then the items */
+    char *out; /* map results */
     kart_future *f;
-    int err;     /* starting it failed: reported as the chunk's error */
+    int err; /* starting it failed: reported as the chunk's error */
     struct running *next;
 } running;
 
@@ -52,8 +52,8 @@ static running *start(kart_mpi_pool *p, char *msg, size_t len)
         return r;
     }
     kart_pool_map_options mo = {.chunk = r->h.chunk};
-    r->err = kart_pool_map_async(p->local, fn, in, r->h.in_size, r->out, r->h.out_size, r->h.n,
-                                 &mo, &r->f);
+    r->err = kart_pool_map_async(p->local, fn, in, r->h.in_size, r->out, r->h.out_size, r->h.n, &mo,
+                                 &r->f);
     return r;
 }
 

@@ -315,16 +315,15 @@ START_TEST(map_async_and_progress)
     ck_assert_int_eq(kart_future_done(kart_mpi_future_get(f)), 1);
     kart_mpi_future_free(f);
     /* Progress: called with done == n at the end. */
-    kart_pool_map_options mo = {.chunk = 50, .progress = on_progress,
-                                .progress_interval_ns = KT_MS};
+    kart_pool_map_options mo = {
+        .chunk = 50, .progress = on_progress, .progress_interval_ns = KT_MS};
     kart_pool_failure fl;
     ck_assert_int_eq(
         kart_mpi_pool_map(g_pool, "square", in, sizeof(*in), out, sizeof(*out), n, &mo, &fl), 0);
     ck_assert_uint_eq(progress_last, n);
     ck_assert_uint_ge(progress_calls, 1);
     /* Errors. */
-    ck_assert_int_eq(
-        kart_mpi_pool_map_async(g_pool, "square", in, 8, out, 8, n, &mo, &f), -EINVAL);
+    ck_assert_int_eq(kart_mpi_pool_map_async(g_pool, "square", in, 8, out, 8, n, &mo, &f), -EINVAL);
     ck_assert_int_eq(kart_mpi_pool_map_async(g_pool, "square", in, 8, out, 8, n, NULL, NULL),
                      -EINVAL);
     ck_assert_int_eq(kart_mpi_pool_map(g_pool, "square", in, 8, out, 8, n, NULL, NULL), -EINVAL);
@@ -424,15 +423,13 @@ START_TEST(imap_source_error_and_errors)
     kart_mpi_pool_iter_free(it);
     kart_mpi_pool_iter_free(NULL);
     it = NULL;
-    ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "square", count_src, &c, 0, 8, 1, 0, &it),
-                     -EINVAL);
+    ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "square", count_src, &c, 0, 8, 1, 0, &it), -EINVAL);
     ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "square", count_src, &c, 8, 8, 1, 0x4, &it),
                      -EINVAL);
     ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "square", NULL, &c, 8, 8, 1, 0, &it), -EINVAL);
     ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "square", count_src, &c, 8, 8, 1, 0, NULL),
                      -EINVAL);
-    ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "nosuch", count_src, &c, 8, 8, 1, 0, &it),
-                     -ENOENT);
+    ck_assert_int_eq(kart_mpi_pool_imap(g_pool, "nosuch", count_src, &c, 8, 8, 1, 0, &it), -ENOENT);
     ck_assert_ptr_null(it);
     /* A timeout: the item sleeps longer than we wait. */
     uint32_t ms = 300;
@@ -600,7 +597,7 @@ static int bad; /* checks failed on this serving rank */
 #define SERVER_CHECK(cond)                                                                         \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "rank %d: %s:%d: %s\n", g_rank, __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, "rank %d: %s:%d: %s\n", g_rank, __FILE__, __LINE__, #cond);            \
             bad++;                                                                                 \
         }                                                                                          \
     } while (0)

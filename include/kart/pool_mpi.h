@@ -82,9 +82,9 @@ typedef struct kart_mpi_task {
 } kart_mpi_task;
 
 typedef struct kart_mpi_pool_options {
-    const MPI_Comm *comm; /* NULL: MPI_COMM_WORLD (the pool works on a
+    const MPI_Comm *comm;       /* NULL: MPI_COMM_WORLD (the pool works on a
                            * duplicate of it) */
-    int root;             /* the rank that submits; others serve */
+    int root;                   /* the rank that submits; others serve */
     const kart_mpi_task *tasks; /* ntasks entries, distinct names */
     size_t ntasks;              /* 1 .. 4096 */
     kart_pool_options local;    /* each serving rank's own pool (kind,

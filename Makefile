@@ -255,7 +255,7 @@ check-mpi: $(OUT)/tests/check_pool_mpi
 # Two "hosts": network namespaces joined by a veth pair, Open MPI's TCP
 # transport between them, launched through scripts/mpi-netns-agent (root).
 check-mpi-netns: $(OUT)/tests/check_pool_mpi
-	@scripts/mpi-netns.sh $(OUT)/tests/check_pool_mpi
+	@scripts/mpi-netns.sh 4 $(OUT)/tests/check_pool_mpi
 else
 mpi check-mpi check-mpi-netns:
 	@echo "  MPI     skipped: no $(MPICC) (apt-get install openmpi-bin libopenmpi-dev)"

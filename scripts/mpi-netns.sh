@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# scripts/mpi-netns.sh SUITE [RANKS] — runs an MPI program (make
-# check-mpi-netns: the MPI pool's suite) across two "hosts": network
+# scripts/mpi-netns.sh RANKS PROGRAM [ARGS...] — runs an MPI program (make
+# check-mpi-netns: the MPI pool's suite; the pool_mpi bench's peer for
+# docs/pool_mpi.md) across two "hosts": network
 # namespaces kmpi-a (10.77.0.1) and kmpi-b (10.77.0.2) joined by a veth
 # pair, each with a host name of its own (a UTS namespace), Open MPI
 # launching the remote ranks through scripts/mpi-netns-agent instead of
 # ssh, and only its TCP transport between ranks (btl self,tcp on the veth
 # addresses), so that every message crosses the veth pair or loopback as
-# TCP. Needs root (ip netns, unshare). Prints the time it took; exit
-# status: the program's, or 77 when namespaces cannot be made here.
+# TCP. Needs root (ip netns, unshare). Prints the time it took, and the
+# program's output with MPI_NETNS_LOG=1; exit status: the program's, or 77
+# when namespaces cannot be made here.
 set -u
-suite=$(readlink -f "$1")
-ranks=${2:-4}
+ranks=$1
+suite=$(readlink -f "$2")
+shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(id -u)" -ne 0 ] || ! ip netns add kmpi-probe 2>/dev/null; then
   echo "  SKIP    mpi-netns: network namespaces need root here" >&2
@@ -53,10 +56,11 @@ ip netns exec kmpi-a unshare --uts sh -c 'hostname kmpi-a; exec "$@"' sh \
   --mca plm_rsh_agent "$here/mpi-netns-agent" -x KART_MPI_NETNS_HOSTS \
   --mca btl self,tcp --mca btl_tcp_if_include 10.77.0.0/24 \
   --mca oob_tcp_if_include 10.77.0.0/24 --mca orte_keep_fqdn_hostnames 1 \
-  "${@:3}" "$suite" > "$tmp/log" 2>&1
+  "$suite" "$@" > "$tmp/log" 2>&1
 status=$?
 end=$(date +%s.%N)
 if [ $status -eq 0 ]; then
+  [ -n "${MPI_NETNS_LOG:-}" ] && cat "$tmp/log"
   echo "  PASS    $(basename "$suite") across two namespaces, $ranks ranks ($(echo "$end - $start" | bc) s)"
 else
   echo "  FAIL    $(basename "$suite") across two namespaces, $ranks ranks (status $status)"

@@ -396,9 +396,9 @@ static void imap_run(unsigned flags, size_t chunk, uint64_t n)
 
 START_TEST(imap_ordered_and_unordered)
 {
-    imap_run(0, 1, 1500);
+    imap_run(0, 1, 900);
     imap_run(0, 16, 3000);
-    imap_run(KART_POOL_UNORDERED, 1, 1500);
+    imap_run(KART_POOL_UNORDERED, 1, 900);
     imap_run(KART_POOL_UNORDERED, 9, 3000);
 }
 END_TEST

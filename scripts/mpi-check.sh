@@ -14,7 +14,26 @@ suite=$1
 export OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader,tcp}
 export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
 export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
+root=$(cd "$(dirname "$0")/.." && pwd)
+so=$(dirname "$(dirname "$suite")")/libkart-mpi.so.1
 status=0
+hdr=$(grep -o 'KART_API [^(]*(' "$root/include/kart/pool_mpi.h" | grep -o 'kart_[a-z_]*(' | tr -d '(' | sort)
+map=$(grep -o '^ *kart_[a-z_]*;' "$root/mpi/libkart-mpi.map" | tr -d ' ;' | sort)
+if [ -f "$so" ]; then
+  exp=$(nm -D --defined-only "$so" | awk '$3 ~ /^kart_mpi_/ { print $3 }' | grep '@@KART_MPI_0.2$' |
+    sed 's/@.*//' | sort)
+else
+  exp=$map
+fi
+if [ "$hdr" = "$map" ] && [ "$map" = "$exp" ]; then
+  echo "  PASS    libkart-mpi exports: $(echo "$map" | wc -l) symbols at KART_MPI_0.2"
+else
+  echo "  FAIL    libkart-mpi exports: header, map and $so differ"
+  diff <(echo "$hdr") <(echo "$map")
+  diff <(echo "$map") <(echo "$exp")
+  status=1
+fi
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/mpi/lsan.supp:print_suppressions=0}
 for n in $MPI_RANKS; do
   start=$(date +%s)
   if timeout -k 10 "$MPI_TIMEOUT" $MPIRUN -n "$n" "$suite" > "$suite.$n.log" 2>&1; then

@@ -64,6 +64,8 @@ struct kart__mpi_job {
     bool finished;          /* sync map and imap chunks: the owner waits for it */
     bool owned;             /* the owner frees it (sync map, imap) */
     bool started;           /* set_running done */
+    bool queued;            /* on the pool's queue (mu): taken off once its
+                             * last item is sent, or before it completes */
     void *arg_copy;         /* submit: the argument, freed with the job */
 };
 

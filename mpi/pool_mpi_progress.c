@@ -66,7 +66,30 @@ static void complete(kart_mpi_pool *p, kart__mpi_job *j, const void *res, size_t
     free(j);
 }
 
-/* Records a chunk's outcome (mu held). True when its job is complete. */
+/* Takes a job off the queue (mu held). A job must be off the queue before
+ * it completes: the owner of a map's job (on its stack) returns then. */
+static void dequeue(kart_mpi_pool *p, kart__mpi_job *j)
+{
+    if (!j->queued)
+        return;
+    kart__mpi_job *prev = NULL;
+    for (kart__mpi_job *q = p->head; q; prev = q, q = q->next) {
+        if (q != j)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            p->head = q->next;
+        if (p->tail == q)
+            p->tail = prev;
+        break;
+    }
+    j->queued = false;
+    j->next = NULL;
+}
+
+/* Records a chunk's outcome (mu held). True when its job is complete
+ * (then it is off the queue). */
 static bool chunk_done(kart__mpi_chunk *c, int err, size_t item)
 {
     kart__mpi_job *j = c->job;
@@ -80,6 +103,14 @@ static bool chunk_done(kart__mpi_chunk *c, int err, size_t item)
         j->fail.signal = 0;
     }
     return j->done == j->n && j->next_item == j->n;
+}
+
+static bool chunk_done_dequeue(kart_mpi_pool *p, kart__mpi_chunk *c, int err, size_t item)
+{
+    bool fin = chunk_done(c, err, item);
+    if (fin)
+        dequeue(p, c->job);
+    return fin;
 }
 
 static void unlink_chunk(kart_mpi_pool *p, kart__mpi_chunk *c)
@@ -131,7 +162,7 @@ static void rank_lost(kart_mpi_pool *p, int rank)
         unlink_chunk(p, c);
         if (j->out && j->out_size)
             memset(j->out + c->first * j->out_size, 0, c->n * j->out_size);
-        if (chunk_done(c, -EHOSTDOWN, 0))
+        if (chunk_done_dequeue(p, c, -EHOSTDOWN, 0))
             finished[nf++] = j;
         free(c);
     }
@@ -174,7 +205,7 @@ static bool receive(kart_mpi_pool *p)
     }
     pthread_mutex_lock(&p->mu);
     unlink_chunk(p, c);
-    bool fin = chunk_done(c, (int)h.err, (size_t)h.item);
+    bool fin = chunk_done_dequeue(p, c, (int)h.err, (size_t)h.item);
     pthread_mutex_unlock(&p->mu);
     free(c);
     if (fin)
@@ -188,20 +219,12 @@ static bool receive(kart_mpi_pool *p)
 static size_t sweep(kart_mpi_pool *p, kart__mpi_job **out, size_t max)
 {
     size_t n = 0;
-    kart__mpi_job *prev = NULL;
-    for (kart__mpi_job *j = p->head; j;) {
+    for (kart__mpi_job *j = p->head; j && n < max;) {
         kart__mpi_job *next = j->next;
-        if (j->next_item == j->n && n < max) {
-            if (prev)
-                prev->next = next;
-            else
-                p->head = next;
-            if (p->tail == j)
-                p->tail = prev;
+        if (j->next_item == j->n) {
+            dequeue(p, j);
             if (j->done == j->n)
                 out[n++] = j;
-        } else {
-            prev = j;
         }
         j = next;
     }
@@ -264,6 +287,8 @@ static bool dispatch(kart_mpi_pool *p)
             r->outstanding++;
             j->outstanding++;
             j->next_item += k;
+            if (j->next_item == j->n)
+                dequeue(p, j); /* all sent: it completes off the queue */
             pthread_mutex_unlock(&p->mu);
 
             size_t bytes = k * j->in_size;
@@ -286,7 +311,7 @@ static bool dispatch(kart_mpi_pool *p)
                 free(msg);
                 pthread_mutex_lock(&p->mu);
                 unlink_chunk(p, c);
-                bool fin = chunk_done(c, -ENOMEM, 0);
+                bool fin = chunk_done_dequeue(p, c, -ENOMEM, 0);
                 pthread_mutex_unlock(&p->mu);
                 free(c);
                 if (fin)

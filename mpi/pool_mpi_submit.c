@@ -17,6 +17,7 @@ int kart__mpi_enqueue(kart_mpi_pool *pool, kart__mpi_job *job)
         return -ESHUTDOWN;
     }
     job->next = NULL;
+    job->queued = true;
     if (pool->tail)
         pool->tail->next = job;
     else

@@ -34,6 +34,9 @@ else
   status=1
 fi
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/mpi/lsan.supp:print_suppressions=0}
+# Full stacks for the leak reports, so that the suppressions (by library)
+# match allocations made deep inside Open MPI.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
 for n in $MPI_RANKS; do
   start=$(date +%s)
   if timeout -k 10 "$MPI_TIMEOUT" $MPIRUN -n "$n" "$suite" > "$suite.$n.log" 2>&1; then

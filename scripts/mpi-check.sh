@@ -37,6 +37,9 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/mpi/lsan.supp:print
 # Full stacks for the leak reports, so that the suppressions (by library)
 # match allocations made deep inside Open MPI.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
+# Under ThreadSanitizer, Open MPI's own lock order is not reported
+# (tests/mpi/tsan.supp).
+export TSAN_OPTIONS=${TSAN_OPTIONS:-suppressions=$root/tests/mpi/tsan.supp}
 for n in $MPI_RANKS; do
   start=$(date +%s)
   if timeout -k 10 "$MPI_TIMEOUT" $MPIRUN -n "$n" "$suite" > "$suite.$n.log" 2>&1; then

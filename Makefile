@@ -220,8 +220,11 @@ MPI_LIBS = $(shell $(MPICC) -showme:link 2>/dev/null || $(MPICC) -link_info 2>/d
 MPI_BIN := $(OUT)/libkart-mpi.a $(OUT)/libkart-mpi.so.$(SOVERSION) $(OUT)/tests/check_pool_mpi $(OUT)/bench/pool-mpi-peer
 # mpirun as root needs its consent; --oversubscribe: more ranks than cores.
 MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
-BENCH_CFLAGS += -DKART_BENCH_HAVE_MPI=$(MPI) -DKART_BENCH_MPIRUN='"$(MPIRUN) $(MPIRUN_FLAGS)"' \
+BENCH_CFLAGS += -DKART_BENCH_HAVE_MPI=$(MPI)
+ifeq ($(MPI),1)
+BENCH_ENV += -DKART_BENCH_MPIRUN='"$(MPIRUN) $(MPIRUN_FLAGS)"' \
   -DKART_BENCH_MPI_PEER='"$(abspath $(OUT))/bench/pool-mpi-peer"'
+endif
 .PHONY: mpi check-mpi check-mpi-netns
 ifeq ($(MPI),1)
 all: mpi

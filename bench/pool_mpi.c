@@ -43,8 +43,12 @@
 #define MPI_SKIP NULL
 #else
 #define MPI_SKIP "built without MPI (make MPI=1; openmpi-bin, libopenmpi-dev)"
-#define KART_BENCH_MPIRUN ""
-#define KART_BENCH_MPI_PEER ""
+#endif
+#ifndef KART_BENCH_MPIRUN
+#define KART_BENCH_MPIRUN "mpirun"
+#endif
+#ifndef KART_BENCH_MPI_PEER
+#define KART_BENCH_MPI_PEER "pool-mpi-peer"
 #endif
 
 static int workers(void)

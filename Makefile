@@ -127,6 +127,7 @@ TEST_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null) -lutil
 # Programs the suites run: tests/line_demo.c, the line editor under tmux.
 TEST_HELPERS := $(OUT)/tests/line_demo
 
+
 # examples/kart-console.c is the admin console's client, a tool more than
 # an example: it is built as $(OUT)/kart-console (below).
 EXAMPLE_SRC := $(filter-out examples/kart-console.c,$(wildcard examples/*.c))
@@ -200,6 +201,69 @@ BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
   $(if $(filter 1,$(URING)),-DKART_BENCH_LIBURING_VERSION=$(call cstr,BENCH_URING_VERSION)) \
   -DKART_BENCH_READLINE_VERSION=$(call cstr,BENCH_READLINE_VERSION) \
   -DKART_BENCH_LIBEDIT_VERSION=$(call cstr,BENCH_LIBEDIT_VERSION)
+
+# ---- MPI pool (mpi/, include/kart/pool_mpi.h; docs/pool_mpi.md) ----
+# An optional library of its own, $(OUT)/libkart-mpi.a and .so, never a
+# part of libkart: MPI=1 builds it (the default when mpicc is found),
+# MPI=0 leaves it out. Its suite runs under mpirun (make check-mpi;
+# `make check` runs it where MPI is built), and kart-bench's pool_mpi
+# scenario runs its MPI peer program through mpirun.
+MPICC ?= mpicc
+MPIRUN ?= mpirun
+MPI ?= $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1 || echo 0)
+TEST_SRC := $(filter-out tests/check_pool_mpi.c,$(TEST_SRC))
+TEST_BIN := $(filter-out $(OUT)/tests/check_pool_mpi,$(TEST_BIN))
+MPI_SRC := $(wildcard mpi/*.c)
+MPI_OBJ := $(patsubst %.c,$(OUT)/mpiobj/%.o,$(MPI_SRC))
+MPI_CFLAGS = $(shell $(MPICC) -showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | sed 's/^[^ ]* //;s/ -c / /')
+MPI_LIBS = $(shell $(MPICC) -showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | sed 's/^[^ ]* //')
+MPI_BIN := $(OUT)/libkart-mpi.a $(OUT)/libkart-mpi.so.$(SOVERSION) $(OUT)/tests/check_pool_mpi $(OUT)/bench/pool-mpi-peer
+# mpirun as root needs its consent; --oversubscribe: more ranks than cores.
+MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+BENCH_CFLAGS += -DKART_BENCH_HAVE_MPI=$(MPI)
+ifeq ($(MPI),1)
+BENCH_ENV += -DKART_BENCH_MPIRUN='"$(MPIRUN) $(MPIRUN_FLAGS)"' \
+  -DKART_BENCH_MPI_PEER='"$(abspath $(OUT))/bench/pool-mpi-peer"'
+endif
+.PHONY: mpi check-mpi check-mpi-netns
+ifeq ($(MPI),1)
+all: mpi
+mpi: $(MPI_BIN)
+$(OUT)/mpiobj/%.o: %.c mpi/pool_mpi_private.h include/kart/pool_mpi.h $(OUT)/.flags
+	@mkdir -p $(@D)
+	$(call say,MPICC,$<)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(LIB_CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+$(OUT)/libkart-mpi.a: $(MPI_OBJ)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+$(OUT)/libkart-mpi.so.$(SOVERSION): $(MPI_OBJ) mpi/libkart-mpi.map $(OUT)/libkart.so.$(SOVERSION)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared $(LDDEFS) -Wl,-soname,libkart-mpi.so.$(SOVERSION) -Wl,--version-script=mpi/libkart-mpi.map \
+	  $(LDSAN) -o $@ $(MPI_OBJ) -L$(OUT) -l:libkart.so.$(SOVERSION) $(MPI_LIBS) $(LIBS) $(LDFLAGS)
+	$(Q)ln -sf libkart-mpi.so.$(SOVERSION) $(OUT)/libkart-mpi.so
+$(OUT)/tests/check_pool_mpi: tests/check_pool_mpi.c tests/testutil.h $(OUT)/libkart-mpi.a $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< \
+	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+$(OUT)/bench/pool-mpi-peer: bench/pool_mpi.c bench/pool_peers.h bench/harness.h $(OUT)/libkart-mpi.a $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) -DKART_BENCH_MPI_PEER_MAIN=1 -Ibench -o $@ $< \
+	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
+$(OUT)/kart-bench: $(OUT)/bench/pool-mpi-peer
+# The suite under 2, 3 and 4 ranks on this machine (scripts/mpi-check.sh).
+check-mpi: $(OUT)/tests/check_pool_mpi
+	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-check.sh $(OUT)/tests/check_pool_mpi
+# Two "hosts": network namespaces joined by a veth pair, Open MPI's TCP
+# transport between them, launched through scripts/mpi-netns-agent (root).
+check-mpi-netns: $(OUT)/tests/check_pool_mpi
+	@scripts/mpi-netns.sh 4 $(OUT)/tests/check_pool_mpi
+else
+mpi check-mpi check-mpi-netns:
+	@echo "  MPI     skipped: no $(MPICC) (apt-get install openmpi-bin libopenmpi-dev)"
+endif
+# ---- end of the MPI pool ----
 
 .DEFAULT_GOAL := all
 examples: $(EXAMPLE_BIN)
@@ -321,6 +385,7 @@ CHECK_ALL := $(TEST_BIN) tests/install_test.sh tests/exports_test.sh tests/bench
 CHECK_LIST := $(if $(SUITES),$(addprefix $(OUT)/tests/,$(SUITES)),$(CHECK_ALL))
 check-run: lib $(if $(SUITES),$(filter $(OUT)/tests/%,$(CHECK_LIST)) $(TEST_HELPERS),tests)
 	@OUT=$(OUT) CC="$(CC)" SAN="$(SAN)" URING=$(URING) NUMA=$(NUMA) TEST_JOBS=$(TEST_JOBS) scripts/run-tests.sh $(CHECK_LIST)
+	@$(if $(and $(filter 1,$(MPI)),$(if $(SUITES),,1)),$(MAKE) --no-print-directory check-mpi) # the MPI pool's suite, where MPI is built
 
 # check-faults: the suites again with one routed system call failed at a
 # time (scripts/check-faults; docs/ARCHITECTURE.md, "Testing"), against the

@@ -33,6 +33,7 @@ optional=(
   "nginx-light:command -v nginx || test -x /usr/sbin/nginx"
   "libreadline-dev:test -f /usr/include/readline/readline.h"
   "libedit-dev:pkg-config --exists libedit"
+  "openmpi-bin:command -v mpirun" "libopenmpi-dev:command -v mpicc" # the MPI pool (make MPI=1, check-mpi)
 )
 # `make check-numa` only (scripts/deps.sh --qemu): QEMU, and a kernel to
 # boot as a two-node NUMA guest (Debian's, in /boot; not booted on the host).

@@ -1,0 +1,129 @@
+/*
+ * mpi/pool_mpi_private.h — what the MPI pool's files share: the wire
+ * format between the root and the serving ranks, the pool, its jobs.
+ */
+#ifndef KART_POOL_MPI_PRIVATE_H
+#define KART_POOL_MPI_PRIVATE_H
+
+#include <kart/pool_mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Message tags on the pool's own communicator (a duplicate: no clash
+ * with the program's traffic). */
+enum { TAG_WORK = 1, TAG_RESULT = 2, TAG_STOP = 3 };
+
+#define KART__MPI_NAME_MAX 64
+#define KART__MPI_MAX_TASKS 4096
+
+/* Root -> rank: a chunk (n items of in_size bytes, results of out_size
+ * bytes), or a submitted task (n 1, in_size its argument's length,
+ * out_size its result capacity). The items follow the header. */
+typedef struct wire_work {
+    uint64_t id; /* the root's chunk record, echoed back */
+    uint64_t n, in_size, out_size;
+    uint64_t chunk;  /* the map's own chunk (0: the local pool's default):
+                      * the rank's local map uses it, so that a failing
+                      * item stops the same items as kart_pool_map would */
+    uint32_t task;   /* index into the registry */
+    uint32_t submit; /* 1: a submitted task, else a map chunk */
+} wire_work;
+
+/* Rank -> root: the results of a chunk (n x out_size bytes, the failing
+ * item's and the rest of its chunk zeroed) or a task's result (len bytes). */
+typedef struct wire_result {
+    uint64_t id;
+    uint64_t len;  /* payload bytes */
+    int64_t err;   /* 0, or the first failing item's error */
+    uint64_t item; /* that item's index in the chunk */
+} wire_result;
+
+enum { JOB_SUBMIT = 0, JOB_MAP = 1 };
+
+typedef struct kart__mpi_job kart__mpi_job;
+
+struct kart_mpi_future {
+    kart_future *f;
+    atomic_int refs; /* the caller's hold and the pool's */
+};
+
+struct kart__mpi_job {
+    int kind;
+    uint32_t task;
+    kart__mpi_job *next; /* in the pool's queue */
+    const char *in;      /* map items, or the submitted argument */
+    char *out;           /* map results */
+    size_t in_size, out_size, n;
+    size_t chunk;           /* 0: guided */
+    size_t next_item;       /* the first item not yet sent */
+    size_t done;            /* items returned (ran, failed or cancelled) */
+    size_t outstanding;     /* chunks at the ranks */
+    kart_pool_failure fail; /* the first failing item by index */
+    kart_mpi_future *fut;   /* submit and map_async: completed, then released */
+    bool finished;          /* sync map and imap chunks: the owner waits for it */
+    bool owned;             /* the owner frees it (sync map, imap) */
+    bool started;           /* set_running done */
+    bool queued;            /* on the pool's queue (mu): taken off once its
+                             * last item is sent, or before it completes */
+    void *arg_copy;         /* submit: the argument, freed with the job */
+};
+
+/* A chunk at a rank. */
+typedef struct kart__mpi_chunk {
+    kart__mpi_job *job;
+    size_t first, n;
+    int rank;
+    struct kart__mpi_chunk *prev, *next; /* the rank's list */
+} kart__mpi_chunk;
+
+/* A send in flight and its buffer. */
+typedef struct kart__mpi_send {
+    MPI_Request req;
+    void *buf;
+    int rank;
+    struct kart__mpi_send *next;
+} kart__mpi_send;
+
+typedef struct kart__mpi_rank {
+    int workers;   /* its local pool's workers */
+    size_t credit; /* chunks it may have in flight */
+    size_t outstanding;
+    bool alive;
+    kart__mpi_chunk *chunks;
+} kart__mpi_rank;
+
+struct kart_mpi_pool {
+    MPI_Comm comm;
+    int rank, size, root;
+    size_t ntasks;
+    kart_mpi_task *tasks; /* names copied */
+    int total_workers;
+    size_t depth;
+    size_t result_size;
+    /* serving ranks */
+    kart_pool *local;
+    bool served;
+    /* the root */
+    pthread_t thread;
+    bool thread_started, joined;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* the owners of jobs: something finished */
+    pthread_cond_t wake; /* the progress thread: work queued, closing */
+    kart__mpi_job *head, *tail;
+    bool closed, terminated, stopped;
+    int alive_ranks;
+    kart__mpi_rank *ranks;
+    kart__mpi_send *sends;
+};
+
+int kart__mpi_task_index(const kart_mpi_pool *pool, const char *name);
+int kart__mpi_enqueue(kart_mpi_pool *pool, kart__mpi_job *job);
+void *kart__mpi_progress(void *arg);
+int kart__mpi_deadline_wait(kart_mpi_pool *pool, int64_t deadline);
+int kart__mpi_future_new(kart_mpi_future **out);
+void kart__mpi_future_unref(kart_mpi_future *f);
+void kart__mpi_send_reap(kart__mpi_send **list, bool wait);
+int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf, size_t len);
+
+#endif

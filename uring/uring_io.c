@@ -332,6 +332,13 @@ static void send_kick(kart_sock *s)
     kart__io *io = s->base.loop->io;
     while (s->sendq_ && !(s->flags_ & (KS_SEND_INFLIGHT | KS_CLOSING))) {
         kart_req *r = s->sendq_;
+        /* A head whose time ran out while it waited (its timer has not run
+         * yet: completions come first in a turn) must not go out now. */
+        if (r->deadline_ >= 0 && r->done_ < r->len_ && kart_now_ns() >= r->deadline_) {
+            kart__sendq_pop(s);
+            kart__req_defer(r, (r->flags_ & KR_CANCEL) ? -ECANCELED : -ETIMEDOUT);
+            continue;
+        }
         int err = -EBUSY;
         struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
         if (!sqe) {
@@ -426,6 +433,7 @@ static void on_send(kart_req *h, int res)
     kart_req *done = NULL, **tail = &done, *prev = NULL, *r = s->sendq_;
     for (uint32_t k = 0; k < n && r; k++) {
         kart_req *next = r->next_;
+
         r->flags_ &= ~KR_INFLIGHT;
         bool end = true;
         int out = res;
@@ -433,7 +441,8 @@ static void on_send(kart_req *h, int res)
             size_t want = r->len_ - r->done_, take = left < want ? left : want;
             r->done_ += take;
             left -= take;
-            if (r->done_ >= r->len_) {
+            /* (A zero-length send behind one still unfinished waits.) */
+            if (r->done_ >= r->len_ && !prev) {
                 out = (int)r->len_;
             } else if (closing || (r->flags_ & (KR_CANCEL | KR_TIMEDOUT))) {
                 out = ended_result(r, closing);

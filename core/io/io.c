@@ -330,6 +330,13 @@ void kart__recv_end(kart_sock *sock, int res)
 {
     if (!(sock->flags_ & KS_RECV))
         return;
+    /* EOF behind stashed data must wait for it: delivered now it would
+     * come first, and an echo that closes at EOF dropped the stash (on
+     * io_uring, a multishot receive that ran on during a stop). EOF stays
+     * on the socket: the receive armed once the stash is delivered sees
+     * it again. */
+    if (res == 0 && sock->stash_)
+        return;
     sock->flags_ &= ~KS_RECV;
     kart_loop *loop = sock->base.loop;
     loop->io->nrecv--;

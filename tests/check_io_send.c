@@ -77,7 +77,7 @@ typedef struct reader {
     size_t want; /* stop after this many bytes (or at EOF) */
     size_t got, bad;
     bool eof;
-    int64_t start_after_ns; /* sleep first: the sender's queue fills */
+    int64_t start_after_ns;      /* sleep first: the sender's queue fills */
     const unsigned char *expect; /* NULL: pattern() */
     atomic_int done;
 } reader;
@@ -272,9 +272,8 @@ START_TEST(cancel_and_timeout_inside_a_gathered_send)
         data[k] = (unsigned char)(k / EACH * 13 + k);
     for (int k = 0; k < N; k++) {
         int64_t timeout = k == 250 ? 50 * KT_MS : -1;
-        ck_assert_int_eq(kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH,
-                                        timeout, on_sent),
-                         0);
+        ck_assert_int_eq(
+            kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH, timeout, on_sent), 0);
     }
     for (int t = 0; t < 3; t++)
         ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);

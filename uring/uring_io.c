@@ -291,6 +291,8 @@ static kart__sendv *sendv_get(kart__io *io, uint32_t n)
         return NULL;
     v->cap = sendv_caps[c];
     v->cls = c;
+    v->all = io->sendv_all;
+    io->sendv_all = v;
     return v;
 }
 

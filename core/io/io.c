@@ -407,12 +407,11 @@ void kart__io_fini(kart_loop *loop, bool forked)
     }
     pool_free(io->pool);
     kart__rcsends_drop(io);
-    for (int c = 0; c < KART__SENDV_CLASSES; c++)
-        while (io->sendv_free[c]) {
-            kart__sendv *v = io->sendv_free[c];
-            io->sendv_free[c] = v->next;
-            free(v);
-        }
+    while (io->sendv_all) {
+        kart__sendv *v = io->sendv_all;
+        io->sendv_all = v->all;
+        free(v);
+    }
     if (io->reserve_fd >= 0)
         close(io->reserve_fd);
     free(io);

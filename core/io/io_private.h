@@ -84,6 +84,7 @@ typedef struct kart__bufpool {
 typedef struct kart__sendv {
     struct msghdr msg;
     struct kart__sendv *next; /* the free list */
+    struct kart__sendv *all;  /* every block of the loop, in flight or not */
     uint32_t n;               /* requests gathered */
     uint32_t cap;             /* iov's length */
     uint8_t cls;              /* its free list */
@@ -104,6 +105,7 @@ typedef struct kart__io {
     kart_io_stats stats;
     struct kart__rcsend *rcsends;                 /* kart_sock_send_rcbuf's requests in flight */
     kart__sendv *sendv_free[KART__SENDV_CLASSES]; /* io_uring's gathered sends, idle */
+    kart__sendv *sendv_all; /* ... all of them: freed with the loop, in flight or not */
 } kart__io;
 
 /* accept(2) of a non-blocking, close-on-exec connection; macOS has no

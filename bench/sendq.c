@@ -165,7 +165,7 @@ static int cases(bench_case *out, bool quick)
     for (int i = 0; i < 4; i++) {
         long sends = depths[i] == 1 ? 20000 : depths[i] < 100000 ? 200000 : 200000;
         if (quick)
-            sends = depths[i] == 1 ? 5000 : depths[i] < 100000 ? 50000 : 100000;
+            sends = depths[i] == 1 ? 2000 : depths[i] < 100000 ? 20000 : 100000;
         out[n++] = (bench_case){2, {{"depth", depths[i]}, {"sends", sends}}};
     }
     return n;
@@ -194,6 +194,7 @@ const bench_scenario bench_sendq = {
     .impls = impls,
     .seconds = 0,
     .quick_seconds = 0,
+    .quick_rounds = 3, /* make bench's budget: about 40 s on two cores */
     .descriptive = 0x6,
     .may_be_zero = 0x4, /* no ring, no enters */
 };

@@ -58,8 +58,15 @@ static void on_sent(kart_req *req, int result)
 static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
 {
     echo_conn *c = (echo_conn *)sock;
-    if (nread <= 0) { /* EOF or an error: the receive has stopped */
+    if (nread == 0) {
+        /* EOF: the client is done sending, not necessarily reading. The
+         * close is graceful: what is still queued goes back first (an
+         * abortive close here lost the tail of a large echo on io_uring). */
         srv_conn_close(&c->base);
+        return;
+    }
+    if (nread < 0) { /* an error: nobody will read the rest */
+        srv_conn_abort(&c->base);
         return;
     }
     /* A free slot exists: the receive stops while all are busy. */

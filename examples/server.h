@@ -12,8 +12,9 @@
  *
  * A program defines a connection struct that begins with srv_conn, and
  * passes srv_main() the function that makes one for an accepted fd. It
- * closes connections with srv_conn_close(), and frees them in the free
- * callback it gave, which runs once kart has closed the socket.
+ * closes connections with srv_conn_close() (gracefully: what it queued
+ * still goes out) or srv_conn_abort(), and frees them in the free callback
+ * it gave, which runs once kart has closed the socket.
  */
 #ifndef KART_EXAMPLES_SERVER_H
 #define KART_EXAMPLES_SERVER_H
@@ -106,17 +107,42 @@ static void srv_close_cb(kart_req *req, int result)
     c->w->prog->conn_free(c);
 }
 
-/* Closes a connection (once); its free callback runs when kart is done
- * with it. */
+/* How long a closing connection may take to send what it queued: a peer
+ * that stops reading must not hold it (and its descriptor) for good. */
+#define SRV_CLOSE_TIMEOUT_NS (5 * 1000000000LL)
+
+/* Closes a connection (once), gracefully: the sends already queued go out
+ * first (an echo that closes at the client's EOF must still send back
+ * what it received), within SRV_CLOSE_TIMEOUT_NS. Its free callback runs
+ * when kart is done with it. */
 static inline void srv_conn_close(srv_conn *c)
 {
     if (c->closing)
         return;
     c->closing = 1;
     c->close_req.data = c;
-    if (kart_sock_close(&c->sock, &c->close_req, srv_close_cb) < 0) {
+    if (kart_sock_close_graceful(&c->sock, &c->close_req, SRV_CLOSE_TIMEOUT_NS, srv_close_cb) < 0) {
         /* Only a request misuse fails here; there is none, but never
          * leave the connection half-done: free it now. */
+        close(c->sock.fd);
+        c->prev->next = c->next;
+        c->next->prev = c->prev;
+        __atomic_fetch_sub(&c->w->open, 1, __ATOMIC_RELAXED);
+        c->w->prog->conn_free(c);
+    }
+}
+
+/* Closes a connection at once, dropping what it still had to send (a stop,
+ * or a graceful close that must not wait any longer). */
+static inline void srv_conn_abort(srv_conn *c)
+{
+    if (c->closing) {
+        kart_req_cancel(&c->close_req); /* -EALREADY: the fd is going anyway */
+        return;
+    }
+    c->closing = 1;
+    c->close_req.data = c;
+    if (kart_sock_close(&c->sock, &c->close_req, srv_close_cb) < 0) {
         close(c->sock.fd);
         c->prev->next = c->next;
         c->next->prev = c->prev;
@@ -172,7 +198,7 @@ static void srv_worker_stop(srv_worker *w)
     kart_sock_close(&w->listener, &w->listener_close_req, srv_listener_closed);
     for (srv_conn *c = w->head.next; c != &w->head;) {
         srv_conn *next = c->next;
-        srv_conn_close(c);
+        srv_conn_abort(c);
         c = next;
     }
     kart_async_stop(&w->stop);

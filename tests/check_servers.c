@@ -214,6 +214,45 @@ START_TEST(test_echo_sizes)
 }
 END_TEST
 
+/* A client that sends a megabyte at once and then shuts down its writing
+ * side gets all of it back: the server's close at EOF is graceful (on
+ * io_uring an abortive one cancelled the sends still queued, and 65,536 of
+ * 1,000,000 bytes came back). The client reads while it writes. */
+START_TEST(test_echo_half_close_large)
+{
+    BACKEND_OR_SKIP(_i);
+    server s;
+    ck_assert_int_eq(start(&s, "echo-server", backend, "1", "0"), -1);
+    enum { LEN = 1000000 };
+    static char out[LEN], in[LEN + 1];
+    for (size_t k = 0; k < LEN; k++)
+        out[k] = (char)(k * 7 + k / 251);
+    int fd = dial(&s);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    size_t sent = 0, got = 0;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN | (sent < LEN ? POLLOUT : 0), 0};
+        ck_assert_int_eq(poll(&p, 1, 10000), 1);
+        if (sent < LEN && (p.revents & POLLOUT)) {
+            ssize_t k = send(fd, out + sent, LEN - sent, MSG_NOSIGNAL);
+            ck_assert_msg(k > 0 || errno == EAGAIN, "send: %s", strerror(errno));
+            sent += k > 0 ? (size_t)k : 0;
+            if (sent == LEN)
+                ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+        }
+        ssize_t k = recv(fd, in + got, LEN + 1 - got, 0);
+        if (k == 0)
+            break;
+        ck_assert_msg(k > 0 || errno == EAGAIN, "recv: %s", strerror(errno));
+        got += k > 0 ? (size_t)k : 0;
+    }
+    ck_assert_msg(got == LEN, "%s: %zu of %d bytes came back", backend, got, LEN);
+    ck_assert(memcmp(in, out, LEN) == 0);
+    close(fd);
+    stop(&s, SIGTERM);
+}
+END_TEST
+
 START_TEST(test_echo_threads)
 {
     BACKEND_OR_SKIP(_i);
@@ -689,6 +728,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("echo");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_echo_sizes, 0, NBACKENDS);
+    tcase_add_loop_test(tc, test_echo_half_close_large, 0, NBACKENDS);
     tcase_add_loop_test(tc, test_echo_threads, 0, NBACKENDS);
     suite_add_tcase(s, tc);
     tc = tcase_create("http");

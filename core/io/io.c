@@ -42,6 +42,9 @@
 #define POOL_COUNT_MAX 32768
 #define POOL_SIZE_MAX (16u << 20)
 
+static void drain_abort(kart_req *req, int res);
+static void drain_check(kart_sock *sock);
+
 const kart__io_mode *kart__io_mode_for(kart_selector *sel)
 {
     const kart__io_mode *mode = sel->ops->io_mode ? sel->ops->io_mode(sel) : NULL;
@@ -262,7 +265,10 @@ void kart__req_finish(kart_req *req, int res)
         kart__idle_touch(sock); /* io_deadline.c */
     req->cb_(req, res);
     /* The close callback may have freed sock; any other left it alive,
-     * and may have been the last operation a close waited for. */
+     * and may have been the last send a graceful close waited for, or the
+     * last operation a close waited for. */
+    if (sock && !closing && (sock->flags_ & KS_DRAINING))
+        drain_check(sock);
     if (sock && !closing && (sock->flags_ & KS_CLOSING))
         kart__sock_maybe_closed(sock);
 }
@@ -287,7 +293,8 @@ void kart__sock_maybe_closed(kart_sock *sock)
     kart_req *c = sock->close_;
     if (!c || c->state_ != KR_PENDING || !(sock->flags_ & KS_CLOSE_DONE) || sock->nops_ > 0)
         return;
-    kart__req_defer(c, c->res_);
+    /* An aborted graceful close reports why (off_), not close(2)'s 0. */
+    kart__req_defer(c, c->off_ ? (int)c->off_ : c->res_);
 }
 
 void kart__sendq_pop(kart_sock *sock)
@@ -302,6 +309,11 @@ void kart__sendq_pop(kart_sock *sock)
 
 void kart__recv_deliver(kart_sock *sock, int n, kart_buf *buf)
 {
+    /* A graceful close no longer receives: nobody will read it. */
+    if (sock->flags_ & KS_DRAINING) {
+        kart_buf_release(buf);
+        return;
+    }
     if (sock->idle_)
         kart__idle_touch(sock); /* io_deadline.c: a store, no system call */
     /* Data that arrives while older data waits in the stash, or after a
@@ -321,6 +333,13 @@ void kart__recv_deliver(kart_sock *sock, int n, kart_buf *buf)
 void kart__recv_end(kart_sock *sock, int res)
 {
     if (!(sock->flags_ & KS_RECV))
+        return;
+    /* EOF behind stashed data must wait for it: delivered now it would
+     * come first, and an echo that closes at EOF dropped the stash (on
+     * io_uring, a multishot receive that ran on during a stop). EOF stays
+     * on the socket: the receive armed once the stash is delivered sees
+     * it again. */
+    if (res == 0 && sock->stash_)
         return;
     sock->flags_ &= ~KS_RECV;
     kart_loop *loop = sock->base.loop;
@@ -392,6 +411,11 @@ void kart__io_fini(kart_loop *loop, bool forked)
     }
     pool_free(io->pool);
     kart__rcsends_drop(io);
+    while (io->sendv_all) {
+        kart__sendv *v = io->sendv_all;
+        io->sendv_all = v->all;
+        free(v);
+    }
     if (io->reserve_fd >= 0)
         close(io->reserve_fd);
     free(io);
@@ -421,6 +445,10 @@ static void req_timed_out(kart_timer *t)
 {
     kart_req *r = (kart_req *)((char *)t - offsetof(kart_req, t_.timer_));
     r->flags_ &= ~KR_TIMER;
+    if (r->type == KART_REQ_CLOSE) {
+        drain_abort(r, -ETIMEDOUT); /* a graceful close waited too long */
+        return;
+    }
     r->flags_ |= KR_TIMEDOUT;
     r->loop->io->mode->cancel(r);
 }
@@ -517,7 +545,7 @@ KART_API int kart_sock_accept(kart_sock *listener, kart_req *req, kart_req_cb cb
 {
     if (!listener || !req || !cb || req->state_ != KR_IDLE)
         return -EINVAL;
-    if (listener->flags_ & KS_CLOSING)
+    if (listener->flags_ & KS_ENDING)
         return -EPIPE;
     if (listener->accept_)
         return -EBUSY;
@@ -548,7 +576,7 @@ KART_API int kart_sock_connect(kart_sock *sock, kart_req *req, const struct sock
     if (!sock || !req || !addr || !cb || req->state_ != KR_IDLE || addrlen == 0 ||
         addrlen > sizeof(struct sockaddr_storage))
         return -EINVAL;
-    if (sock->flags_ & KS_CLOSING)
+    if (sock->flags_ & KS_ENDING)
         return -EPIPE;
     if (sock->connect_)
         return -EBUSY;
@@ -569,7 +597,7 @@ KART_API int kart_sock_recv_start(kart_sock *sock, kart_recv_cb cb)
 {
     if (!sock || !cb)
         return -EINVAL;
-    if (sock->flags_ & KS_CLOSING)
+    if (sock->flags_ & KS_ENDING)
         return -EPIPE;
     if (sock->flags_ & KS_RECV) {
         sock->recv_cb_ = cb;
@@ -622,10 +650,11 @@ static void sendq_push(kart_sock *sock, kart_req *req)
     else
         sock->sendq_ = req;
     sock->sendq_tail_ = req;
-    /* A timeout runs on a loop timer while the request waits; natively the
-     * head's timeout is a linked one instead (the kick stops the timer). */
+    /* A send's timeout runs on a loop timer in both modes: natively the
+     * requests at the front of the queue go out together in one gathered
+     * send, which one linked timeout could not time out one by one. */
     const kart__io_mode *mode = mode_of(sock->base.loop);
-    if (req->deadline_ >= 0 && (!mode->native || !idle))
+    if (req->deadline_ >= 0)
         kart__req_timer_start(req);
     if (idle)
         mode->send_kick(sock);
@@ -636,7 +665,7 @@ KART_API int kart_sock_send(kart_sock *sock, kart_req *req, const void *buf, siz
 {
     if (!sock || !req || !cb || (!buf && len > 0) || req->state_ != KR_IDLE || len > INT32_MAX)
         return -EINVAL;
-    if (sock->flags_ & (KS_CLOSING | KS_WR_SHUT))
+    if (sock->flags_ & (KS_ENDING | KS_WR_SHUT))
         return -EPIPE;
     int err = req_begin(req, sock->base.loop, sock, KART_REQ_SEND, cb, timeout_ns);
     if (err < 0)
@@ -675,7 +704,7 @@ KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_re
     if (!sock || !req || !cb || req->state_ != KR_IDLE ||
         (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR))
         return -EINVAL;
-    if ((sock->flags_ & (KS_CLOSING | KS_WR_SHUT)))
+    if ((sock->flags_ & (KS_ENDING | KS_WR_SHUT)))
         return -EPIPE;
     int err = req_begin(req, sock->base.loop, sock, KART_REQ_SHUTDOWN, cb, -1);
     if (err < 0)
@@ -687,25 +716,38 @@ KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_re
     return 0;
 }
 
-KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb)
+/* Books a close request (graceful or not) on sock. */
+static int close_begin(kart_sock *sock, kart_req *req, int64_t timeout_ns, kart_req_cb cb)
 {
     if (!sock || !req || !cb || req->state_ != KR_IDLE)
         return -EINVAL;
-    if (sock->flags_ & KS_CLOSING)
+    if (sock->flags_ & KS_ENDING)
         return -EALREADY;
     kart_loop *loop = sock->base.loop;
     if (!kart__io_get(loop))
         return -ENOMEM;
     /* The close itself is not one of the socket's operations (nops_): it
      * is what waits for them. */
-    int err = req_begin(req, loop, NULL, KART_REQ_CLOSE, cb, -1);
+    int err = req_begin(req, loop, NULL, KART_REQ_CLOSE, cb, timeout_ns);
     if (err < 0)
         return err;
     req->sock = sock;
     req->fd_ = sock->fd;
-    sock->flags_ |= KS_CLOSING;
+    req->off_ = 0; /* a graceful close's abort: the result cb gets */
     sock->close_ = req;
-    kart__idle_drop(sock); /* io_deadline.c: no idle callback after a close */
+    kart__idle_drop(sock); /* io_deadline.c: no idle callback once closing */
+    return 0;
+}
+
+/* The abortive close: everything pending is cancelled, the fd closed. */
+static void close_now(kart_sock *sock)
+{
+    kart_loop *loop = sock->base.loop;
+    kart_req *req = sock->close_;
+    if (req->flags_ & KR_TIMER)
+        kart__req_timer_stop(req);
+    sock->flags_ &= ~KS_DRAINING;
+    sock->flags_ |= KS_CLOSING;
     unlist(loop, sock);
     if (sock->flags_ & KS_RECV) {
         sock->flags_ &= ~KS_RECV;
@@ -724,6 +766,56 @@ KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb)
         sock->flags_ |= KS_CLOSE_DONE;
     }
     kart__sock_maybe_closed(sock);
+}
+
+KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb)
+{
+    int err = close_begin(sock, req, -1, cb);
+    if (err < 0)
+        return err;
+    close_now(sock);
+    return 0;
+}
+
+/* A graceful close gives up waiting (timeout or cancel): the rest is
+ * cancelled, and cb gets res whatever close(2) says. */
+static void drain_abort(kart_req *req, int res)
+{
+    kart_sock *sock = req->sock;
+    if (!(sock->flags_ & KS_DRAINING))
+        return;
+    req->off_ = res;
+    close_now(sock);
+}
+
+/* The send queue of a draining socket may just have emptied. */
+static void drain_check(kart_sock *sock)
+{
+    if ((sock->flags_ & KS_DRAINING) && !sock->sendq_)
+        close_now(sock);
+}
+
+KART_API int kart_sock_close_graceful(kart_sock *sock, kart_req *req, int64_t timeout_ns,
+                                      kart_req_cb cb)
+{
+    int err = close_begin(sock, req, timeout_ns, cb);
+    if (err < 0)
+        return err;
+    sock->flags_ |= KS_DRAINING;
+    kart_sock_recv_stop(sock);
+    /* An accept or a connect has no bytes to finish: it ends now. */
+    if (sock->accept_)
+        kart_req_cancel(sock->accept_);
+    if (sock->connect_)
+        kart_req_cancel(sock->connect_);
+    if (!sock->sendq_ || timeout_ns == 0) {
+        if (sock->sendq_)
+            req->off_ = -ETIMEDOUT;
+        close_now(sock);
+        return 0;
+    }
+    if (req->deadline_ >= 0)
+        kart__req_timer_start(req);
     return 0;
 }
 
@@ -769,8 +861,14 @@ KART_API int kart_req_cancel(kart_req *req)
         return -EINVAL;
     if ((req->flags_ & KR_CANCEL) && req->state_ != KR_IDLE)
         return 0; /* asked already */
-    if (req->state_ != KR_PENDING || req->type == KART_REQ_CLOSE)
+    if (req->state_ != KR_PENDING)
         return -EALREADY;
+    if (req->type == KART_REQ_CLOSE) {
+        if (!(req->sock->flags_ & KS_DRAINING))
+            return -EALREADY;
+        drain_abort(req, -ECANCELED);
+        return 0;
+    }
     req->flags_ |= KR_CANCEL;
     return mode_of(req->loop)->cancel(req);
 }

@@ -31,6 +31,9 @@
 #define KS_SEND_WAIT 0x080u     /* emulation: the head waits for writable */
 #define KS_CLOSE_DONE 0x100u    /* the close's own result is known */
 #define KS_STARVED 0x200u       /* the receive waits for a free buffer */
+#define KS_DRAINING 0x400u      /* a graceful close waits for the send queue */
+/* A close of either kind was asked for: no new operation starts. */
+#define KS_ENDING (KS_CLOSING | KS_DRAINING)
 
 /* kart_req.state_ */
 #define KR_IDLE 0
@@ -71,6 +74,23 @@ typedef struct kart__bufpool {
     bool registered;
 } kart__bufpool;
 
+/* io_uring's gathered send: the iovec of the requests at the front of a
+ * socket's send queue, sent as one IORING_OP_SENDMSG (uring_io.c). Kept
+ * in per-size free lists on the loop, so a busy socket allocates nothing
+ * once the lists hold what its queue depth needs; sized to what is queued
+ * (8, 64 or 1024 requests), so an idle or lightly loaded connection holds
+ * none. */
+#define KART__SENDV_CLASSES 3
+typedef struct kart__sendv {
+    struct msghdr msg;
+    struct kart__sendv *next; /* the free list */
+    struct kart__sendv *all;  /* every block of the loop, in flight or not */
+    uint32_t n;               /* requests gathered */
+    uint32_t cap;             /* iov's length */
+    uint8_t cls;              /* its free list */
+    struct iovec iov[];
+} kart__sendv;
+
 typedef struct kart__io {
     const struct kart__io_mode *mode;
     bool native;                /* mode->native */
@@ -83,7 +103,9 @@ typedef struct kart__io {
     uint32_t pool_count, pool_size;
     kart__bufpool *pool;
     kart_io_stats stats;
-    struct kart__rcsend *rcsends; /* kart_sock_send_rcbuf's requests in flight */
+    struct kart__rcsend *rcsends;                 /* kart_sock_send_rcbuf's requests in flight */
+    kart__sendv *sendv_free[KART__SENDV_CLASSES]; /* io_uring's gathered sends, idle */
+    kart__sendv *sendv_all; /* ... all of them: freed with the loop, in flight or not */
 } kart__io;
 
 /* accept(2) of a non-blocking, close-on-exec connection; macOS has no
@@ -138,8 +160,8 @@ void kart__idle_touch(kart_sock *sock);
 void kart__idle_drop(kart_sock *sock);
 
 /* Arms a request's timeout on a loop timer (KR_TIMER), and stops it: the
- * way every queued request times out in both modes (natively the head of a
- * send queue, or a request in flight, uses a linked timeout instead). On
+ * way every send and shutdown times out in both modes (natively a connect
+ * or a file operation in flight uses a linked timeout instead). On
  * expiry the request is cancelled through its mode with KR_TIMEDOUT set. */
 void kart__req_timer_start(kart_req *req);
 void kart__req_timer_stop(kart_req *req);
@@ -153,7 +175,7 @@ void kart__req_timer_stop(kart_req *req);
  */
 typedef struct kart__io_mode {
     const char *name;
-    bool native; /* io_uring: pools are rings, queued sends' heads time out themselves */
+    bool native;                  /* io_uring: pools are rings */
     int (*accept)(kart_req *req); /* also resumes an accept after a back-off */
     int (*connect)(kart_req *req, const struct sockaddr *addr, socklen_t len);
     int (*recv_arm)(kart_sock *sock);   /* receive (again), unless already armed */

@@ -294,17 +294,43 @@ KART_API int kart_sock_send_buf(kart_sock *sock, kart_buf *buf, size_t len, kart
 KART_API int kart_sock_shutdown(kart_sock *sock, kart_req *req, int how, kart_req_cb cb);
 
 /*
- * Closes the socket: stops the receive, cancels every pending operation on
- * it (their callbacks run with -ECANCELED, or with their result if they
- * completed first), closes the fd, and finally runs cb with 0 (or the
- * error of close(2), the fd being closed all the same). Once cb has run,
- * no callback for this socket or its requests will run again, and its
- * memory may be freed: cb is the place to free a connection struct.
- * Buffers lent earlier stay valid until released.
- * Errors: -EINVAL (NULL sock, req or cb; req pending), -EALREADY (a close
- * is already pending).
+ * Closes the socket at once, abortively: stops the receive, cancels every
+ * pending operation on it, queued sends included (their callbacks run
+ * with -ECANCELED, or with their result if they completed first: bytes
+ * still queued in kart never reach the peer), closes the fd, and finally
+ * runs cb with 0 (or the error of close(2), the fd being closed all the
+ * same). Once cb has run, no callback for this socket or its requests
+ * will run again, and its memory may be freed: cb is the place to free a
+ * connection struct. Buffers lent earlier stay valid until released.
+ * To let queued sends finish first, use kart_sock_close_graceful().
+ * Errors: -EINVAL (NULL sock, req or cb; req pending), -EALREADY (a close,
+ * graceful or not, is already pending).
  */
 KART_API int kart_sock_close(kart_sock *sock, kart_req *req, kart_req_cb cb);
+
+/*
+ * Closes the socket once its queued sends are done: libuv's uv_shutdown
+ * followed by uv_close, asyncio's transport.close(). At once the receive
+ * stops (data arriving later is dropped), a pending accept or connect is
+ * cancelled, and new sends, shutdowns and receives are refused (-EPIPE);
+ * the sends and shutdowns already queued go out in order, each callback
+ * running with its own result as usual. When the queue is empty the fd is
+ * closed and cb runs with 0 (or the error of close(2)), with the same
+ * guarantees as kart_sock_close()'s cb: the last callback of the socket,
+ * the place to free it. The kernel then delivers what it holds, as
+ * close(2) does (data the peer sent that was never read makes Linux reset
+ * the connection instead).
+ * Bounded: when the queue is not empty within timeout_ns (< 0: no limit;
+ * 0: do not wait), the close turns abortive: what is still queued is
+ * cancelled (-ECANCELED) as kart_sock_close() does, the fd is closed, and
+ * cb runs with -ETIMEDOUT. kart_req_cancel(req) turns it abortive at once
+ * in the same way (cb then runs with -ECANCELED); once the fd is being
+ * closed it returns -EALREADY. The fd is closed whatever cb's result.
+ * Errors: -EINVAL (NULL sock, req or cb; req pending), -EALREADY (a close,
+ * graceful or not, is already pending).
+ */
+KART_API int kart_sock_close_graceful(kart_sock *sock, kart_req *req, int64_t timeout_ns,
+                                      kart_req_cb cb);
 
 /*
  * The bytes waiting to leave a socket, to push back on a slow peer (asyncio's
@@ -408,9 +434,11 @@ KART_API int kart_file_write(kart_loop *loop, kart_req *req, int fd, const void 
  * Asks for a pending request to end: its callback runs once more, from
  * the loop, with -ECANCELED, or with its real result if that won the race
  * (then it was done anyway). A multishot accept ends with -ECANCELED. A
- * close cannot be cancelled.
+ * close cannot be cancelled, except a graceful close still waiting for its
+ * sends, which turns abortive (see kart_sock_close_graceful()).
  * Errors: -EINVAL (NULL), -EALREADY (not pending: never started, or its
- * final callback has run or is already being delivered; or a close).
+ * final callback has run or is already being delivered; or a close whose
+ * fd is being closed).
  */
 KART_API int kart_req_cancel(kart_req *req);
 

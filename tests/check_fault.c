@@ -1144,7 +1144,7 @@ START_TEST(io_uring_setup_fails_at_loop_create)
 {
 #ifdef KART_HAVE_URING
     if (kart_backend_probe("uring") != 0)
-        return; /* io_uring is off here */
+        KART_SKIP("io_uring is off here");
     unsetenv("KART_BACKEND");
     kart_loop *loop;
     kart_loop_options forced = {.selector.backend = "uring"};
@@ -1277,7 +1277,7 @@ START_TEST(multishot_probe_failure_is_not_the_answer)
 #ifdef KART_HAVE_URING
     int edge = fresh_uring_has_edge();
     if (edge < 0)
-        return; /* io_uring is off here */
+        KART_SKIP("io_uring is off here");
     /* The selector's ring and wake-up eventfd come first: the probe's are
      * the second calls. */
     enum kart__fault_site site = _i == 0 ? KART__SYS_io_uring_setup : KART__SYS_eventfd;
@@ -1287,7 +1287,7 @@ START_TEST(multishot_probe_failure_is_not_the_answer)
     ck_assert_int_eq(kart__fault_fail(site, 2, 1, err), 0);
     ck_assert_int_eq(kart_selector_create(&sel, &o), 0);
     if (kart__fault_fired(site) == 0) {
-        printf("skipped: the probe ran earlier in this process (CK_FORK=no)\n");
+        kt_skip_print_(__func__, "the probe ran earlier in this process (CK_FORK=no)");
         kart_selector_free(sel);
         return;
     }
@@ -1362,9 +1362,9 @@ START_TEST(loop_accept_emfile_then_works)
     bool native = _i == 2;
     kart_loop *loop = loop_on(backend, native);
     if (!loop)
-        return;
+        KART_SKIP("backend %s cannot start here", backend);
     if (loop_native(loop) != native) {
-        printf("skipped: io_uring's native operations are off here\n");
+        kt_skip_print_(__func__, "io_uring's native operations are off here");
         ck_assert_int_eq(kart_loop_active_handles(loop), 0);
         kart_loop_free(loop);
         return;
@@ -1445,9 +1445,9 @@ START_TEST(recv_start_pool_cannot_be_mapped)
     bool native = _i == 1;
     kart_loop *loop = loop_on(backend, native);
     if (!loop)
-        return;
+        KART_SKIP("backend %s cannot start here", backend);
     if (loop_native(loop) != native) {
-        printf("skipped: io_uring's native operations are off here\n");
+        kt_skip_print_(__func__, "io_uring's native operations are off here");
         ck_assert_int_eq(kart_loop_active_handles(loop), 0);
         kart_loop_free(loop);
         return;

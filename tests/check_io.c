@@ -44,7 +44,7 @@ static kart_loop *open_loop(const char *backend, unsigned entries)
 #define IO_LOOP_OR_SKIP(i, entries)                                                                \
     const char *backend = io_backend(i);                                                           \
     if (!backend)                                                                                  \
-        return;                                                                                    \
+        KART_SKIP("backend %d (uring without native io past the last) cannot start here", i);      \
     kart_loop *loop = open_loop(backend, entries)
 
 static void close_loop(kart_loop *loop)

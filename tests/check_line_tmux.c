@@ -447,7 +447,7 @@ int main(void)
     if (stat(demo, &st) != 0)
         have_tmux = false;
     if (!have_tmux)
-        printf("skipped: tmux or %s missing\n", demo);
+        KART_SKIP_GROUP("the tmux cases: tmux or %s missing", demo);
     Suite *s = suite_create("line_tmux");
     TCase *tc = tcase_create("screen");
     tcase_set_timeout(tc, 60);

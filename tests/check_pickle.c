@@ -805,7 +805,7 @@ int main(void)
         tcase_add_test(tc, random_and_mutated_bytes);
         suite_add_tcase(s, tc);
     } else {
-        printf("skipped: python3 interop, truncations and mutations of its pickles (%s)\n", py_why);
+        KART_SKIP_GROUP("python3 interop, truncations and mutations of its pickles (%s)", py_why);
     }
     fflush(stdout);
     return kt_run(s);

@@ -320,7 +320,7 @@ START_TEST(priority_data_reported)
     kt_tcp_pair(sv);
     int err = kart_selector_register(s, sv[1], KART_PRIORITY, NULL);
     if (err == -ENOTSUP && strcmp(backend, "kqueue") == 0) {
-        printf("skipped: priority data on this kqueue (no EVFILT_EXCEPT)\n");
+        kt_skip_print_(__func__, "priority data on this kqueue (no EVFILT_EXCEPT)");
         kart_selector_free(s);
         close(sv[0]);
         close(sv[1]);
@@ -721,9 +721,7 @@ START_TEST(select_call_has_no_fd_setsize_limit)
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_max < 2 * FD_SETSIZE) {
-        printf("skipped: select_call_has_no_fd_setsize_limit (RLIMIT_NOFILE max %lu)\n",
-               (unsigned long)rl.rlim_max);
-        return;
+        KART_SKIP("RLIMIT_NOFILE max %lu is under 2 * FD_SETSIZE", (unsigned long)rl.rlim_max);
     }
     rl.rlim_cur = 2 * FD_SETSIZE;
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);

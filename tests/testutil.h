@@ -8,6 +8,7 @@
 #define KART_TESTUTIL_H
 
 #include <check.h>
+#include "skip.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <kart.h>
@@ -84,7 +85,8 @@ static inline const char *kt_use_backend(int i)
 #define KT_BACKEND_OR_SKIP(i)                                                                      \
     const char *backend = kt_use_backend(i);                                                       \
     if (!backend)                                                                                  \
-        return;
+        KART_SKIP("backend %s cannot start here (%s)", kt_backend(i),                              \
+                  kart_strerror(kart_backend_probe(kt_backend(i))));
 
 /* Prints which backends run and which are skipped, and why; run-tests.sh
  * shows these lines. */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -209,15 +210,24 @@ KART_API int kart_listener_create(kart_listener **out, const char *address,
         int one = 1;
         setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
+    /* A unix path is made 0600 (docs/SECURITY.md): Linux gives the path
+     * the socket's own mode less the umask, so the mode is set on the
+     * socket before the bind and the path never exists more open. Where
+     * fchmod on a socket is refused (BSD), the path is narrowed after the
+     * bind, still before the listen, so nobody can connect in between.
+     * The bind itself never follows a planted symlink (-EADDRINUSE). */
+    const struct sockaddr_un *su = (const struct sockaddr_un *)&l->addr;
+    bool made_path = l->addr.ss_family == AF_UNIX && su->sun_path[0];
+    bool narrowed = made_path && fchmod(l->fd, 0600) == 0;
     if (kart__sys_bind(l->fd, (struct sockaddr *)&l->addr, l->addrlen) != 0) {
         err = -errno;
         goto fail;
     }
     /* From here on a unix path exists, made by the bind: a failure must
      * remove it, or the address stays taken (-EADDRINUSE) for good. */
-    const struct sockaddr_un *su = (const struct sockaddr_un *)&l->addr;
-    bool made_path = l->addr.ss_family == AF_UNIX && su->sun_path[0];
-    if (kart__sys_listen(l->fd, opts->backlog ? opts->backlog : DEFAULT_BACKLOG) != 0)
+    if (made_path && !narrowed && chmod(su->sun_path, 0600) != 0)
+        err = -errno;
+    else if (kart__sys_listen(l->fd, opts->backlog ? opts->backlog : DEFAULT_BACKLOG) != 0)
         err = -errno;
     else if (made_path && !(l->unlink_path = strdup(su->sun_path)))
         err = -ENOMEM;

@@ -321,7 +321,10 @@ typedef struct kart_listener_options {
 
 /*
  * Binds and listens at address. opts may be NULL. TCP listeners set
- * SO_REUSEADDR, as Python's do. A unix path must not exist yet (-EADDRINUSE).
+ * SO_REUSEADDR, as Python's do. A unix path must not exist yet (-EADDRINUSE;
+ * a symlink there is never followed) and is created with mode 0600, so
+ * only its owner can connect (chmod it afterwards to open it to others;
+ * docs/SECURITY.md).
  * Errors: -EINVAL (NULL, empty or malformed address, a port past 65535,
  * a path too long for sockaddr_un, negative backlog), -ENOTSUP (auth
  * requested but built without OpenSSL), -EADDRINUSE, -EACCES,

@@ -72,6 +72,28 @@ START_TEST(default_backend_is_the_best_that_starts)
 }
 END_TEST
 
+/* A probe leaves the calling thread as it was: on io_uring, closing a ring
+ * queues task work to the thread that made it, which interrupted that
+ * thread's next recv with SO_RCVTIMEO (EINTR, in a program with no signal
+ * handler) before the probe moved to a thread of its own. */
+START_TEST(probe_does_not_interrupt_the_caller)
+{
+    for (const char *const *b = kart_backends(); *b; b++) {
+        kart_backend_probe(*b);
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct timeval tv = {.tv_usec = 200000};
+        ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        char c;
+        errno = 0;
+        ck_assert_int_eq(recv(sv[0], &c, 1, 0), -1);
+        ck_assert_msg(errno == EAGAIN, "%s: recv after the probe: %s", *b, strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+END_TEST
+
 START_TEST(env_forces_backend)
 {
     KT_BACKEND_OR_SKIP(_i);
@@ -1006,6 +1028,7 @@ int main(void)
     TCase *tc = tcase_create("create");
     tcase_add_test(tc, create_rejects_bad_arguments);
     tcase_add_test(tc, default_backend_is_the_best_that_starts);
+    tcase_add_test(tc, probe_does_not_interrupt_the_caller);
     tcase_add_loop_test(tc, env_forces_backend, 0, nb);
     suite_add_tcase(s, tc);
 

@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,16 +228,39 @@ KART_API int kart_selector_count(const kart_selector *sel)
     return sel->count;
 }
 
+typedef struct probe_job {
+    const char *name;
+    int err;
+} probe_job;
+
+static void *probe_backend(void *arg)
+{
+    probe_job *job = arg;
+    kart_selector *sel;
+    kart_selector_options o = {.backend = job->name};
+    job->err = kart_selector_create(&sel, &o);
+    if (job->err == 0)
+        kart_selector_free(sel);
+    return NULL;
+}
+
+/* The backend is made and freed on a thread of its own: closing an
+ * io_uring makes the kernel queue task work to the thread that created it
+ * (Linux 6.x), and that work interrupts the thread's next interruptible
+ * call: an epoll_wait, or a recv with SO_RCVTIMEO, just after the probe
+ * returned EINTR in a program with no signal handler. A thread that exits
+ * takes it with it. Without a thread, the probe runs here. */
 KART_API int kart_backend_probe(const char *name)
 {
     if (!name || !*name)
         return -EINVAL;
-    kart_selector *sel;
-    kart_selector_options o = {.backend = name};
-    int err = kart_selector_create(&sel, &o);
-    if (err == 0)
-        kart_selector_free(sel);
-    return err;
+    probe_job job = {.name = name};
+    pthread_t t;
+    if (pthread_create(&t, NULL, probe_backend, &job) == 0)
+        pthread_join(t, NULL);
+    else
+        probe_backend(&job);
+    return job.err;
 }
 
 /* A nested selector's fd must reflect every change at once. */

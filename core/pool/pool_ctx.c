@@ -123,6 +123,8 @@ void kart__pool_ctx_free(kart_pool *p)
     p->arena_fd = -1;
     free(p->initarg_copy);
     p->initarg_copy = NULL;
+    free(p->image);
+    p->image = NULL;
 }
 
 /* ---- the worker's start message ---- */
@@ -168,7 +170,7 @@ static void *build_msg(kart_pool *p, int w, size_t *len)
     char *at = buf;
     memcpy(at, &m, sizeof(m));
     at += sizeof(m);
-    memcpy(at, p, sizeof(kart_pool));
+    memcpy(at, p->image, sizeof(kart_pool)); /* set before the watcher started */
     at += sizeof(kart_pool);
     if (p->initarg_size)
         memcpy(at, p->initarg_copy, p->initarg_size);
@@ -292,6 +294,7 @@ static int worker_main(void *arg)
     p->arena_fd = -1;
     p->initarg = NULL;
     p->initarg_copy = NULL;
+    p->image = NULL;
     if (m.initarg_size) {
         p->initarg = malloc(m.initarg_size);
         if (!p->initarg)

@@ -257,6 +257,11 @@ struct kart_pool {
     size_t nfnmap;
     void *initarg_copy; /* the initializer's argument bytes, or NULL */
     size_t initarg_size;
+    /* The pool's bytes as they were before the watcher started: what a
+     * spawned worker is sent (pool_ctx.c). Not the live struct, whose
+     * counters and locks other threads change meanwhile (reading it whole
+     * would race with them); a worker resets what is the parent's alone. */
+    void *image;
 };
 
 /* A worker's busy mark: KART__POOL_BUSY | the reference (pool_job.h) of

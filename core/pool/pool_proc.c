@@ -444,6 +444,14 @@ int kart__pool_proc_start(kart_pool *p)
         rc = errno == ENOMEM ? -ENOMEM : -EMFILE;
     } else {
         p->sh->mgr_efd = efd;
+        if (p->procs && !(p->image = malloc(sizeof(*p)))) {
+            close(efd);
+            p->sh->mgr_efd = -1;
+            atomic_store(&p->watcher_done, 1);
+            return -ENOMEM;
+        }
+        if (p->image)
+            memcpy(p->image, p, sizeof(*p)); /* no other thread yet */
         kart_thread_options o = {.name = "kart-pool-watch"};
         rc = kart_thread_start(&p->watcher, watcher_main, p, &o);
     }

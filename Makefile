@@ -467,7 +467,7 @@ check-numa-run: $(QEMU_OUT)/numa/qemu_init $(QEMU_BIN)
 $(QEMU_OUT)/%: tests/%.c tests/testutil.h $(OUT)/libkart-faults.a
 	@mkdir -p $(@D)
 	$(call say,CCSTATIC,$@)
-	$(Q)$(CC) -static $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(QEMU_LIBS) $(LDFLAGS)
+	$(Q)$(CC) -static -DKART_TEST_STATIC=1 $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(QEMU_LIBS) $(LDFLAGS)
 
 # libFuzzer targets: fuzz/fuzz_<name>.c, each defining
 # LLVMFuzzerTestOneInput, linked with a clang ASan+UBSan build of the library

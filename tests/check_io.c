@@ -5,6 +5,7 @@
  * and every documented error. Every case runs once per compiled-in backend
  * and once more on io_uring with its native operations turned off
  * (KART_URING_NATIVE_IO=0: the emulation over io_uring's polls). */
+#include "io_backends.h"
 #include "testutil.h"
 
 #include <poll.h>
@@ -13,24 +14,6 @@
 #include <sys/stat.h>
 
 /* ---- backends ---- */
-
-static int nb_io(void)
-{
-    return kt_nbackends() + 1;
-}
-
-/* Backend i, or for the extra index io_uring with emulated operations. */
-static const char *io_backend(int i)
-{
-    if (i < kt_nbackends())
-        return kt_use_backend(i);
-    for (int k = 0; k < kt_nbackends(); k++)
-        if (strcmp(kt_backend(k), "uring") == 0) {
-            setenv("KART_URING_NATIVE_IO", "0", 1);
-            return kt_use_backend(k);
-        }
-    return NULL;
-}
 
 static kart_loop *open_loop(const char *backend, unsigned entries)
 {

@@ -6,6 +6,7 @@
  * on EOF with sends still queued), a peer that never reads, and every
  * documented error. Every case runs once per compiled-in backend and once
  * more on io_uring with its native operations turned off. */
+#include "io_backends.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -14,24 +15,6 @@
 #include <stdatomic.h>
 
 /* ---- backends and loops ---- */
-
-static int nb_io(void)
-{
-    return kt_nbackends() + 1;
-}
-
-/* Backend i, or for the extra index io_uring with emulated operations. */
-static const char *io_backend(int i)
-{
-    if (i < kt_nbackends())
-        return kt_use_backend(i);
-    for (int k = 0; k < kt_nbackends(); k++)
-        if (strcmp(kt_backend(k), "uring") == 0) {
-            setenv("KART_URING_NATIVE_IO", "0", 1);
-            return kt_use_backend(k);
-        }
-    return NULL;
-}
 
 #define IO_LOOP_OR_SKIP(i)                                                                         \
     const char *backend = io_backend(i);                                                           \

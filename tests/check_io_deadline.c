@@ -5,28 +5,12 @@
  * does not keep the loop running, holds for many sockets at once, and
  * every documented error. Every case runs once per compiled-in backend and
  * once more on io_uring with its native operations turned off. */
+#include "io_backends.h"
 #include "testutil.h"
 
 #include "fault.h"
 
 /* ---- backends and loops (as in check_io.c) ---- */
-
-static int nb_io(void)
-{
-    return kt_nbackends() + 1;
-}
-
-static const char *io_backend(int i)
-{
-    if (i < kt_nbackends())
-        return kt_use_backend(i);
-    for (int k = 0; k < kt_nbackends(); k++)
-        if (strcmp(kt_backend(k), "uring") == 0) {
-            setenv("KART_URING_NATIVE_IO", "0", 1);
-            return kt_use_backend(k);
-        }
-    return NULL;
-}
 
 #define LOOP_OR_SKIP(i)                                                                            \
     const char *backend = io_backend(i);                                                           \

@@ -6,27 +6,11 @@
  * MB through a socket with SO_SNDBUF 4096 to a reader that keeps up (native
  * io_uring stalled there once). Every case runs once per compiled-in
  * backend and once more on io_uring with its native operations off. */
+#include "io_backends.h"
 #include "testutil.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-
-static int nb_io(void)
-{
-    return kt_nbackends() + 1;
-}
-
-static const char *io_backend(int i)
-{
-    if (i < kt_nbackends())
-        return kt_use_backend(i);
-    for (int k = 0; k < kt_nbackends(); k++)
-        if (strcmp(kt_backend(k), "uring") == 0) {
-            setenv("KART_URING_NATIVE_IO", "0", 1);
-            return kt_use_backend(k);
-        }
-    return NULL;
-}
 
 #define IO_LOOP_OR_SKIP(i)                                                                         \
     const char *backend = io_backend(i);                                                           \

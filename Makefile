@@ -315,7 +315,7 @@ $(OUT)/kart.pc: kart.pc.in Makefile $(OUT)/.flags
 	$(call say,GEN,$@)
 	$(Q)$(gen_pc) > $@
 
-$(OUT)/tests/%: tests/%.c tests/testutil.h $(OUT)/libkart-faults.a
+$(OUT)/tests/%: tests/%.c tests/testutil.h $(wildcard tests/*.h) $(OUT)/libkart-faults.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)

@@ -213,22 +213,10 @@ static void *spin_rw_side(void *arg)
 
 /* ---- one timed run ---- */
 
-/* The case's parameters: threads per pair, pairs (default 1), and the
- * CPUs they are confined to (default 0: anywhere). */
-static int case_pairs(const bench_case *c)
-{
-    return sync_case_has(c, "pairs") ? (int)bench_param_get(c, "pairs") : 1;
-}
-
-static int case_cpus(const bench_case *c)
-{
-    return sync_case_has(c, "cpus") ? (int)bench_param_get(c, "cpus") : 0;
-}
-
 static locks_mem *open_mem(bench_ctx *ctx)
 {
     int threads = (int)bench_param_get(ctx->c, "threads");
-    int pairs = case_pairs(ctx->c);
+    int pairs = sync_case_pairs(ctx->c);
     if (threads < 1 || threads > 2 || pairs < 1 || pairs > MAX_PAIRS)
         bench_fail("threads=%d pairs=%d: this scenario runs 1 or 2 threads, in 1 to %d pairs",
                    threads, pairs, MAX_PAIRS);
@@ -257,7 +245,7 @@ static void drive(bench_ctx *ctx, locks_mem *m, void *(*side)(void *))
     void *arg[2 * MAX_PAIRS];
     for (int i = 0; i < n; i++)
         arg[i] = &m->side[i];
-    sync_threads(n, side, arg, case_cpus(ctx->c));
+    sync_threads(n, side, arg, sync_case_cpus(ctx->c));
     bool rw = side == kart_rw_side || side == pthread_rw_side || side == spin_rw_side;
     uint64_t ops = 0;
     int64_t cpu = 0;

@@ -274,22 +274,10 @@ static int spin_as_child(void *arg)
     return 0;
 }
 
-/* The case's pairs (default 1) and the CPUs they are confined to
- * (default 0: anywhere). */
-static int case_pairs(const bench_case *c)
-{
-    return sync_case_has(c, "pairs") ? (int)bench_param_get(c, "pairs") : 1;
-}
-
-static int case_cpus(const bench_case *c)
-{
-    return sync_case_has(c, "cpus") ? (int)bench_param_get(c, "cpus") : 0;
-}
-
 /* One sem_mem per pair, each in its own mapping. */
 static int open_mem(bench_ctx *ctx, sem_mem **m)
 {
-    int pairs = case_pairs(ctx->c);
+    int pairs = sync_case_pairs(ctx->c);
     if (pairs < 1 || pairs > MAX_PAIRS)
         bench_fail("pairs=%d: this scenario runs 1 to %d", pairs, MAX_PAIRS);
     for (int k = 0; k < pairs; k++) {
@@ -322,7 +310,7 @@ static void drive(bench_ctx *ctx, sem_mem **m, int pairs, void (*side)(sem_mem *
             a[i] = (side_arg){m[i / 2], i % 2, side};
             arg[i] = &a[i];
         }
-        sync_threads(2 * pairs, as_thread, arg, case_cpus(ctx->c));
+        sync_threads(2 * pairs, as_thread, arg, sync_case_cpus(ctx->c));
     }
     double rate = 0, cpu_ns = 0, busy[2] = {0, 0};
     uint64_t trips = 0;

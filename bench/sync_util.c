@@ -123,6 +123,16 @@ bool sync_case_has(const bench_case *c, const char *key)
     return false;
 }
 
+int sync_case_pairs(const bench_case *c)
+{
+    return sync_case_has(c, "pairs") ? (int)bench_param_get(c, "pairs") : 1;
+}
+
+int sync_case_cpus(const bench_case *c)
+{
+    return sync_case_has(c, "cpus") ? (int)bench_param_get(c, "cpus") : 0;
+}
+
 void sync_clock_start(sync_clock *k, int parties)
 {
     if (atomic_fetch_add(&k->arrived, 1) + 1 == parties) {

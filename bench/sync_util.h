@@ -46,6 +46,11 @@ int64_t sync_cpu_ns(void);
 /* Whether the case has this parameter. */
 bool sync_case_has(const bench_case *c, const char *key);
 
+/* The case's pairs (default 1) and the CPUs its sides are confined to
+ * (default 0: anywhere). */
+int sync_case_pairs(const bench_case *c);
+int sync_case_cpus(const bench_case *c);
+
 /* The sides of a timed run meet at the start (so that none is timed while
  * the other is still being created) and stop together once one of them
  * sees the deadline. Lives in shared memory when a side is a child. */

@@ -326,22 +326,7 @@ static int cases(bench_case *out, bool quick)
 
 static int impls(bench_impl *out)
 {
-    char buf[512];
-    const char *no_wrk = bench_find_program("wrk", buf, sizeof(buf))
-                             ? NULL
-                             : "wrk not installed (apt-get install wrk)";
-    int n = bench_add_kart_backends(out, run_hostile, false);
-    bench_skip_select(out, n);
-    for (int i = 0; i < n; i++)
-        if (!out[i].skip && no_wrk)
-            out[i].skip = no_wrk;
-    out[n++] = (bench_impl){.name = "nginx",
-                            .run = run_hostile,
-                            .skip = no_wrk ? no_wrk
-                                    : bench_find_program("nginx", buf, sizeof(buf))
-                                        ? NULL
-                                        : "nginx not installed (apt-get install nginx-light)"};
-    return n;
+    return bench_http_impls(out, run_hostile);
 }
 
 const bench_scenario bench_hostile = {

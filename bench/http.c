@@ -374,24 +374,29 @@ static int cases(bench_case *out, bool quick)
     return 2;
 }
 
-static int impls(bench_impl *out)
+int bench_http_impls(bench_impl *out, int (*run)(const bench_impl *, bench_ctx *))
 {
     char buf[512];
     const char *no_wrk = bench_find_program("wrk", buf, sizeof(buf))
                              ? NULL
                              : "wrk not installed (apt-get install wrk)";
-    int n = bench_add_kart_backends(out, run_http, false);
+    int n = bench_add_kart_backends(out, run, false);
     bench_skip_select(out, n);
     for (int i = 0; i < n; i++)
         if (!out[i].skip && no_wrk)
             out[i].skip = no_wrk;
     out[n++] = (bench_impl){.name = "nginx",
-                            .run = run_http,
+                            .run = run,
                             .skip = no_wrk ? no_wrk
                                     : bench_find_program("nginx", buf, sizeof(buf))
                                         ? NULL
                                         : "nginx not installed (apt-get install nginx-light)"};
     return n;
+}
+
+static int impls(bench_impl *out)
+{
+    return bench_http_impls(out, run_http);
 }
 
 

@@ -26,4 +26,9 @@ void bench_http_check_hello(const char *who, int port);
 void bench_http_wrk(int port, int conns, int seconds, pid_t server, double *rps, uint64_t *requests,
                     bench_window *w);
 
+/* The implementations of an HTTP scenario: every kart backend but select
+ * (its 1,024-descriptor limit), then nginx, each running run; wrk or
+ * nginx missing skips those that need it, with the reason. */
+int bench_http_impls(bench_impl *out, int (*run)(const bench_impl *, bench_ctx *));
+
 #endif

@@ -15,34 +15,7 @@
 
 /* ---- backends ---- */
 
-static kart_loop *open_loop(const char *backend, unsigned entries)
-{
-    kart_loop *loop = NULL;
-    kart_loop_options o = {.selector.uring_entries = entries};
-    ck_assert_int_eq(kart_loop_create(&loop, &o), 0);
-    ck_assert_str_eq(kart_loop_backend_name(loop), backend);
-    return loop;
-}
-
-#define IO_LOOP_OR_SKIP(i, entries)                                                                \
-    const char *backend = io_backend(i);                                                           \
-    if (!backend)                                                                                  \
-        KART_SKIP("backend %d (uring without native io past the last) cannot start here", i);      \
-    kart_loop *loop = open_loop(backend, entries)
-
-static void close_loop(kart_loop *loop)
-{
-    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    kart_loop_free(loop);
-}
-
-/* Runs the loop until *flag reaches want, failing after 5 s. A heartbeat
- * timer keeps KART_RUN_ONCE from blocking for good. */
-static void hb_cb(kart_timer *t)
-{
-    (void)t;
-}
-
+/* Runs the loop until *flag reaches want, failing after 5 s. */
 static void run_until(kart_loop *loop, const int *flag, int want)
 {
     kart_timer hb;

@@ -16,39 +16,6 @@
 
 /* ---- backends and loops ---- */
 
-#define IO_LOOP_OR_SKIP(i)                                                                         \
-    const char *backend = io_backend(i);                                                           \
-    if (!backend)                                                                                  \
-        return;                                                                                    \
-    kart_loop *loop = NULL;                                                                        \
-    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);                                            \
-    ck_assert_str_eq(kart_loop_backend_name(loop), backend)
-
-static void close_loop(kart_loop *loop)
-{
-    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    kart_loop_free(loop);
-}
-
-static void hb_cb(kart_timer *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *flag reaches want, failing after limit_ms. */
-static void run_until(kart_loop *loop, const atomic_int *flag, int want, int limit_ms)
-{
-    kart_timer hb;
-    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
-    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
-    int64_t end = kart_now_ns() + limit_ms * KT_MS;
-    while (atomic_load(flag) < want) {
-        ck_assert_msg(kart_now_ns() < end, "timed out: %d of %d", atomic_load(flag), want);
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-    }
-    kart_timer_stop(&hb);
-}
-
 static int open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -248,7 +215,7 @@ static void half_close_echo(int i, size_t len, bool graceful, bool slots)
 {
     if (getenv("KT_ABORTIVE_ECHO")) /* to show the loss the graceful close fixes */
         graceful = false;
-    IO_LOOP_OR_SKIP(i);
+    IO_LOOP_OR_SKIP(i, 0);
     echo_srv srv = {.graceful = graceful, .slots = slots};
     client cl = {.len = len};
     int lfd = tcp_listener(&cl.addr);
@@ -257,8 +224,8 @@ static void half_close_echo(int i, size_t len, bool graceful, bool slots)
     ck_assert_int_eq(kart_sock_accept(&srv.listener, &srv.accept_req, echo_accept), 0);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, client_main, &cl), 0);
-    run_until(loop, &cl.done, 1, 20000);
-    run_until(loop, &srv.closed, 1, 5000);
+    io_run_until(loop, &cl.done, 1, 20000);
+    io_run_until(loop, &srv.closed, 1, 5000);
     pthread_join(th, NULL);
     ck_assert_int_eq(kart_sock_close(&srv.listener, &srv.listener_close, listener_closed), 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
@@ -368,7 +335,7 @@ static void *reader_main(void *arg)
 
 START_TEST(graceful_close_finishes_the_queued_sends_first)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     pair p;
     pair_open(loop, &p, 4096);
     static char buf[65536];
@@ -384,9 +351,9 @@ START_TEST(graceful_close_finishes_the_queued_sends_first)
     reader rd = {.fd = p.peer};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
-    run_until(loop, &p.closed, 1, 20000);
+    io_run_until(loop, &p.closed, 1, 20000);
     ck_assert_int_eq(atomic_load(&q.calls), NSEND);
-    run_until(loop, &rd.done, 1, 5000);
+    io_run_until(loop, &rd.done, 1, 5000);
     pthread_join(th, NULL);
     ck_assert_int_eq(p.close_res, 0);
     ck_assert_uint_eq(rd.got, (size_t)NSEND * sizeof(buf));
@@ -400,7 +367,7 @@ END_TEST
  * descriptor goes all the same. */
 START_TEST(graceful_close_times_out_on_a_peer_that_never_reads)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     int fds = open_fds();
     pair p;
     pair_open(loop, &p, 4096);
@@ -414,7 +381,7 @@ START_TEST(graceful_close_times_out_on_a_peer_that_never_reads)
     kart_req_init(&other);
     ck_assert_int_eq(kart_sock_close(&p.sock, &other, pair_closed), -EALREADY);
     ck_assert_int_eq(kart_sock_close_graceful(&p.sock, &other, -1, pair_closed), -EALREADY);
-    run_until(loop, &p.closed, 1, 5000);
+    io_run_until(loop, &p.closed, 1, 5000);
     int64_t took = kart_now_ns() - t0;
     ck_assert_int_eq(p.close_res, -ETIMEDOUT);
     ck_assert_msg(took >= 190 * KT_MS && took < 3000 * KT_MS, "took %lld ms",
@@ -435,7 +402,7 @@ END_TEST
 
 START_TEST(graceful_close_cancelled_turns_abortive)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     int fds = open_fds();
     pair p;
     pair_open(loop, &p, 4096);
@@ -448,7 +415,7 @@ START_TEST(graceful_close_cancelled_turns_abortive)
     ck_assert_int_eq(atomic_load(&p.closed), 0);
     ck_assert_int_eq(kart_req_cancel(&p.close), 0);
     ck_assert_int_eq(kart_req_cancel(&p.close), -EALREADY); /* the fd is being closed */
-    run_until(loop, &p.closed, 1, 5000);
+    io_run_until(loop, &p.closed, 1, 5000);
     ck_assert_int_eq(p.close_res, -ECANCELED);
     ck_assert_int_eq(atomic_load(&q.calls), NSEND);
     ck_assert_int_eq(q.res[NSEND - 1], -ECANCELED);
@@ -462,14 +429,14 @@ END_TEST
  * plain close when none are. */
 START_TEST(graceful_close_with_zero_timeout_does_not_wait)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     pair p;
     pair_open(loop, &p, 4096);
     static char buf[65536];
     sends q;
     queue_sends(&p, &q, buf, sizeof(buf));
     ck_assert_int_eq(kart_sock_close_graceful(&p.sock, &p.close, 0, pair_closed), 0);
-    run_until(loop, &p.closed, 1, 5000);
+    io_run_until(loop, &p.closed, 1, 5000);
     ck_assert_int_eq(p.close_res, -ETIMEDOUT);
     ck_assert_int_eq(atomic_load(&q.calls), NSEND);
     ck_assert_int_eq(q.res[NSEND - 1], -ECANCELED);
@@ -478,7 +445,7 @@ START_TEST(graceful_close_with_zero_timeout_does_not_wait)
     pair_open(loop, &p, 0);
     ck_assert_int_eq(kart_sock_close_graceful(&p.sock, &p.close, 0, pair_closed), 0);
     ck_assert_int_eq(atomic_load(&p.closed), 0); /* never inside the call */
-    run_until(loop, &p.closed, 1, 5000);
+    io_run_until(loop, &p.closed, 1, 5000);
     ck_assert_int_eq(p.close_res, 0);
     char c;
     ck_assert_int_eq(read(p.peer, &c, 1), 0); /* EOF: the fd is closed */
@@ -502,7 +469,7 @@ static void on_recv_never(kart_sock *s, int n, kart_buf *b)
 
 START_TEST(graceful_close_errors_and_what_it_refuses)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     pair p;
     pair_open(loop, &p, 0);
     kart_req r;
@@ -518,7 +485,7 @@ START_TEST(graceful_close_errors_and_what_it_refuses)
     ck_assert_int_eq(kart_sock_send(&p.sock, &r, "x", 1, -1, never_cb), -EPIPE);
     ck_assert_int_eq(kart_sock_close_graceful(&p.sock, &r, -1, never_cb), -EALREADY);
     ck_assert_int_eq(kart_sock_close(&p.sock, &r, never_cb), -EALREADY);
-    run_until(loop, &p.closed, 1, 5000);
+    io_run_until(loop, &p.closed, 1, 5000);
     ck_assert_int_eq(p.close_res, 0);
     ck_assert_int_eq(kart_req_cancel(&p.close), -EALREADY);
     close(p.peer);
@@ -535,7 +502,7 @@ static void on_connect(kart_req *r, int res)
 
 START_TEST(graceful_close_cancels_a_pending_connect)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     pair p;
     memset(&p, 0, sizeof(p));
     p.close.data = &p;
@@ -551,7 +518,7 @@ START_TEST(graceful_close_cancels_a_pending_connect)
     ck_assert_int_eq(
         kart_sock_connect(&p.sock, &c, (struct sockaddr *)&a, sizeof(a), -1, on_connect), 0);
     ck_assert_int_eq(kart_sock_close_graceful(&p.sock, &p.close, -1, pair_closed), 0);
-    run_until(loop, &p.closed, 1, 5000);
+    io_run_until(loop, &p.closed, 1, 5000);
     ck_assert(res == -ECANCELED || res == -ENETUNREACH || res == -EHOSTUNREACH);
     ck_assert_int_eq(p.close_res, 0);
     close_loop(loop);

@@ -12,19 +12,6 @@
 
 /* ---- backends and loops (as in check_io.c) ---- */
 
-#define LOOP_OR_SKIP(i)                                                                            \
-    const char *backend = io_backend(i);                                                           \
-    if (!backend)                                                                                  \
-        return;                                                                                    \
-    kart_loop *loop = NULL;                                                                        \
-    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);                                            \
-    ck_assert_str_eq(kart_loop_backend_name(loop), backend)
-
-static void hb_cb(kart_timer *t)
-{
-    (void)t;
-}
-
 /* The largest gap between two turns of the last run_for: on a loaded
  * machine (eight jobs on two cores) the process can be off the CPU for
  * longer than a short timeout, and then "traffic kept the deadline away"
@@ -142,12 +129,6 @@ static void conn_close(kart_loop *loop, conn *c)
     close(c->peer);
 }
 
-static void close_loop(kart_loop *loop)
-{
-    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    kart_loop_free(loop);
-}
-
 /* Late by more than this under a loaded machine is a bug, not load. */
 #define SLACK_MS 1000
 
@@ -155,7 +136,7 @@ static void close_loop(kart_loop *loop)
 
 START_TEST(fires_once_on_a_silent_peer)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_recv_start(&c.sock, on_recv), 0);
@@ -186,7 +167,7 @@ static void peer_trickles(void *arg)
 
 START_TEST(received_bytes_move_the_deadline)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     bool decided = false;
     for (int t = 0; t < TRIES && !decided; t++) {
         conn c;
@@ -231,7 +212,7 @@ static void kart_trickles(void *arg)
 
 START_TEST(completed_sends_move_the_deadline_a_stalled_one_does_not)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     for (int t = 0;; t++) {
         ck_assert_msg(t < TRIES, "the machine never ran the loop smoothly enough to decide");
@@ -265,7 +246,7 @@ END_TEST
 
 START_TEST(setting_again_replaces_the_timeout_and_the_callback)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_set_idle_timeout(&c.sock, 30 * KT_MS, on_idle), 0);
@@ -283,7 +264,7 @@ END_TEST
 
 START_TEST(a_negative_timeout_removes_the_deadline)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_set_idle_timeout(&c.sock, -1, NULL), 0); /* none: no-op */
@@ -298,7 +279,7 @@ END_TEST
 
 START_TEST(zero_fires_at_the_next_turn)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_set_idle_timeout(&c.sock, 0, on_idle), 0);
@@ -311,7 +292,7 @@ END_TEST
 
 START_TEST(the_callback_may_set_a_new_deadline)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     c.rearm = 2;
@@ -326,7 +307,7 @@ END_TEST
 
 START_TEST(a_close_removes_the_deadline)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_recv_start(&c.sock, on_recv), 0);
@@ -344,7 +325,7 @@ END_TEST
 
 START_TEST(the_deadline_does_not_keep_the_loop_running)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_set_idle_timeout(&c.sock, 5000 * KT_MS, on_idle), 0);
@@ -375,7 +356,7 @@ static void half_talks(void *arg)
 
 START_TEST(many_sockets_each_keep_their_own_deadline)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     bool decided = false;
     for (int t = 0; t < TRIES && !decided; t++) {
         for (int k = 0; k < MANY; k++) {
@@ -403,7 +384,7 @@ END_TEST
 
 START_TEST(documented_errors)
 {
-    LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     conn c;
     conn_open(loop, &c);
     ck_assert_int_eq(kart_sock_set_idle_timeout(NULL, 10 * KT_MS, on_idle), -EINVAL);

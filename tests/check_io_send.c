@@ -12,43 +12,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define IO_LOOP_OR_SKIP(i)                                                                         \
-    const char *backend = io_backend(i);                                                           \
-    if (!backend)                                                                                  \
-        return;                                                                                    \
-    kart_loop *loop = NULL;                                                                        \
-    ck_assert_int_eq(kart_loop_create(&loop, NULL), 0);                                            \
-    ck_assert_str_eq(kart_loop_backend_name(loop), backend)
-
-static void close_loop(kart_loop *loop)
-{
-    ck_assert_int_eq(kart_loop_active_handles(loop), 0);
-    kart_loop_free(loop);
-}
-
-static void hb_cb(kart_timer *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *flag reaches want, failing after limit_ms; returns
- * the loop turns it took. */
-static long run_until(kart_loop *loop, const atomic_int *flag, int want, int limit_ms)
-{
-    kart_timer hb;
-    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
-    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
-    int64_t end = kart_now_ns() + limit_ms * KT_MS;
-    long turns = 0;
-    while (atomic_load(flag) < want) {
-        ck_assert_msg(kart_now_ns() < end, "timed out: %d of %d", atomic_load(flag), want);
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-        turns++;
-    }
-    kart_timer_stop(&hb);
-    return turns;
-}
-
 static unsigned char pattern(size_t i)
 {
     return (unsigned char)(i * 7 + i / 251);
@@ -146,7 +109,7 @@ static void sender_open(kart_loop *loop, sender *s, int n, int sndbuf)
 static void sender_close(sender *s)
 {
     ck_assert_int_eq(kart_sock_close(&s->sock, &s->close, on_closed), 0);
-    run_until(s->loop, &s->closed, 1, 5000);
+    io_run_until(s->loop, &s->closed, 1, 5000);
     close(s->peer);
     free(s->req);
     free(s->res);
@@ -172,7 +135,7 @@ static uint64_t enters(kart_loop *loop)
  * bounded (one send per turn took 20,000 on native io_uring). */
 START_TEST(deep_queue_of_small_sends_goes_out_together_in_order)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     enum { N = 20000, EACH = 64 };
     sender s;
     sender_open(loop, &s, N, 0);
@@ -186,9 +149,9 @@ START_TEST(deep_queue_of_small_sends_goes_out_together_in_order)
         ck_assert_int_eq(
             kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH, -1, on_sent), 0);
     uint64_t e0 = enters(loop);
-    long turns = run_until(loop, &s.calls, N, 20000);
+    long turns = io_run_until(loop, &s.calls, N, 20000);
     uint64_t e = enters(loop) - e0;
-    run_until(loop, &rd.done, 1, 10000);
+    io_run_until(loop, &rd.done, 1, 10000);
     pthread_join(th, NULL);
     ck_assert_uint_eq(rd.got, sizeof(data));
     ck_assert_uint_eq(rd.bad, SIZE_MAX);
@@ -208,7 +171,7 @@ END_TEST
  * right byte, with zero-length sends among them. */
 START_TEST(short_gathered_sends_resume_at_the_right_byte)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     enum { N = 3000 };
     sender s;
     sender_open(loop, &s, N, 4096);
@@ -229,8 +192,8 @@ START_TEST(short_gathered_sends_resume_at_the_right_byte)
         ck_assert_int_eq(kart_sock_send(&s.sock, &s.req[k], data + off, len[k], -1, on_sent), 0);
         off += len[k];
     }
-    run_until(loop, &s.calls, N, 20000);
-    run_until(loop, &rd.done, 1, 10000);
+    io_run_until(loop, &s.calls, N, 20000);
+    io_run_until(loop, &rd.done, 1, 10000);
     pthread_join(th, NULL);
     ck_assert_uint_eq(rd.got, total);
     ck_assert_uint_eq(rd.bad, SIZE_MAX);
@@ -247,7 +210,7 @@ END_TEST
  * that reported their length, in order. */
 START_TEST(cancel_and_timeout_inside_a_gathered_send)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     enum { N = 400, EACH = 1000 };
     sender s;
     sender_open(loop, &s, N, 4096);
@@ -280,8 +243,8 @@ START_TEST(cancel_and_timeout_inside_a_gathered_send)
     rd.expect = expect;
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
-    run_until(loop, &s.calls, N, 20000);
-    run_until(loop, &rd.done, 1, 10000);
+    io_run_until(loop, &s.calls, N, 20000);
+    io_run_until(loop, &rd.done, 1, 10000);
     pthread_join(th, NULL);
     ck_assert_uint_eq(rd.got, n);
     ck_assert_uint_eq(rd.bad, SIZE_MAX);
@@ -308,7 +271,7 @@ static void on_shut(kart_req *r, int res)
 /* A shutdown queued behind many sends: they go out first, then EOF. */
 START_TEST(shutdown_behind_a_deep_queue)
 {
-    IO_LOOP_OR_SKIP(_i);
+    IO_LOOP_OR_SKIP(_i, 0);
     enum { N = 2000, EACH = 100 };
     sender s;
     sender_open(loop, &s, N, 4096);
@@ -326,8 +289,8 @@ START_TEST(shutdown_behind_a_deep_queue)
     reader rd = {.fd = s.peer, .want = SIZE_MAX};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
-    run_until(loop, &s.calls, N, 20000);
-    run_until(loop, &rd.done, 1, 10000);
+    io_run_until(loop, &s.calls, N, 20000);
+    io_run_until(loop, &rd.done, 1, 10000);
     pthread_join(th, NULL);
     ck_assert_int_eq(shut_res, 0);
     ck_assert(rd.eof);
@@ -342,7 +305,7 @@ END_TEST
  * 64 KiB with 16 in flight (an application's window), and as one send. */
 static void sndbuf_4096_32mb(int i, bool one_send)
 {
-    IO_LOOP_OR_SKIP(i);
+    IO_LOOP_OR_SKIP(i, 0);
     enum { EACH = 65536, N = 512, WINDOW = 16 };
     sender s;
     sender_open(loop, &s, N, 4096);
@@ -355,7 +318,7 @@ static void sndbuf_4096_32mb(int i, bool one_send)
     int64_t t0 = kart_now_ns();
     if (one_send) {
         ck_assert_int_eq(kart_sock_send(&s.sock, &s.req[0], data, sizeof(data), -1, on_sent), 0);
-        run_until(loop, &s.calls, 1, 60000);
+        io_run_until(loop, &s.calls, 1, 60000);
         ck_assert_int_eq(s.res[0], (int)sizeof(data));
     } else {
         int started = 0;
@@ -366,11 +329,11 @@ static void sndbuf_4096_32mb(int i, bool one_send)
                                  0);
                 started++;
             }
-            run_until(loop, &s.calls, atomic_load(&s.calls) + 1, 60000);
+            io_run_until(loop, &s.calls, atomic_load(&s.calls) + 1, 60000);
         }
         KT_ASSERT_EACH(k, N, s.res[k] == EACH && s.order[k] == (int)k);
     }
-    run_until(loop, &rd.done, 1, 10000);
+    io_run_until(loop, &rd.done, 1, 10000);
     pthread_join(th, NULL);
     ck_assert_uint_eq(rd.got, sizeof(data));
     ck_assert_uint_eq(rd.bad, SIZE_MAX);

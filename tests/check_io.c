@@ -186,7 +186,7 @@ START_TEST(echo_round_trips)
     ck_assert_uint_eq(st.bufs_total, st.native ? 256 : 512);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -258,7 +258,7 @@ START_TEST(zero_copy_echo_with_send_buf)
     ck_assert_int_eq(kart_sock_send_buf(&c.sock, b, 1, echo_sent), -EINVAL);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -307,7 +307,7 @@ START_TEST(sends_complete_whole_and_in_order)
     free(back);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -324,7 +324,7 @@ START_TEST(zero_length_send_completes_with_zero)
     ck_assert_int_eq(s.res, 0);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -351,7 +351,7 @@ START_TEST(recv_stop_and_restart_lose_nothing)
     ck_assert_mem_eq(c.got, "abcdefghi", 9);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -379,7 +379,7 @@ START_TEST(recv_reports_eof_after_half_close_and_can_still_send)
     ck_assert_str_eq(b, "bye");
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -406,7 +406,7 @@ START_TEST(recv_reports_a_reset)
     }
     ck_assert_int_eq(c.err, -ECONNRESET);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -434,7 +434,7 @@ START_TEST(send_to_a_reset_peer_fails_cleanly)
     ck_assert_msg(s2.res == -ECONNRESET || s2.res == -EPIPE, "res %d", s2.res);
     free(data);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -459,7 +459,7 @@ START_TEST(send_times_out)
     free(data);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -484,7 +484,7 @@ START_TEST(shutdown_follows_the_sends)
     ck_assert_int_eq(late.calls, 0);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -525,7 +525,7 @@ START_TEST(connect_succeeds_and_is_refused)
     run_until(loop, &r.calls, 1);
     ck_assert_int_eq(r.res, -ECONNREFUSED);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -553,7 +553,7 @@ START_TEST(connect_can_be_cancelled)
     ck_assert_int_eq(kart_req_cancel(&o.req), -EALREADY);
     conn_close(loop, &c);
     close(l);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -584,7 +584,7 @@ START_TEST(connect_times_out)
     for (int k = 0; k < nf; k++)
         close(filler[k]);
     close(l);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -659,7 +659,7 @@ START_TEST(accept_takes_many_connections_until_cancelled)
     run_until(loop, &lc.closed, 1);
     ck_assert_int_eq(acc.final_calls, 2);
     ck_assert_int_eq(acc.final, -ECANCELED);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -674,7 +674,7 @@ START_TEST(accept_on_a_socket_that_does_not_listen_fails)
     run_until(loop, &acc.final_calls, 1);
     ck_assert_int_eq(acc.final, -EINVAL);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -762,7 +762,7 @@ START_TEST(accept_survives_the_descriptor_limit)
     ck_assert_int_eq(kart_sock_close(&lc.sock, &lc.close_req, on_close), 0);
     run_until(loop, &lc.closed, 1);
     ck_assert_int_eq(acc.final_calls, 1);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -803,7 +803,7 @@ START_TEST(close_cancels_pending_operations_first)
     ck_assert_int_lt(fcntl(sv[1], F_GETFD), 0); /* the fd is closed */
     free(data);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -854,7 +854,7 @@ START_TEST(cancel_races_yield_exactly_one_completion)
     free(b);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -984,7 +984,7 @@ START_TEST(random_operations_and_closes)
     kart_io_stats st;
     kart_loop_io_stats(loop, &st);
     ck_assert_int_eq(st.bufs_lent, 0);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -1034,7 +1034,7 @@ START_TEST(file_write_and_read_at_offsets)
     ck_assert_int_eq(kart_file_read(loop, &bad.req, fd, buf, 4, 0, -1, on_op), 0);
     run_until(loop, &bad.calls, 1);
     ck_assert_int_eq(bad.res, -EBADF);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -1074,7 +1074,7 @@ START_TEST(starved_receives_resume_when_buffers_come_back)
     ck_assert_int_eq(st.bufs_lent, 0);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -1105,7 +1105,7 @@ START_TEST(bufpool_is_busy_until_a_stopped_receive_is_gone)
     ck_assert_mem_eq(c.got, "new pool", 8);
     conn_close(loop, &c);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -1143,7 +1143,7 @@ START_TEST(many_connections_through_a_tiny_ring)
         close(sv[k][0]);
     }
     free(c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -1171,7 +1171,7 @@ START_TEST(pending_operations_keep_the_loop_running)
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(c.closed, 1);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -1308,7 +1308,7 @@ START_TEST(documented_errors)
     ck_assert_int_eq(pend.res, -ECANCELED);
     free(big);
     close(sv[0]);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 

@@ -233,7 +233,7 @@ static void half_close_echo(int i, size_t len, bool graceful, bool slots)
     ck_assert_msg(cl.got == len, "%s: %zu of %zu bytes came back", backend, cl.got, len);
     ck_assert_uint_eq(cl.bad, len);
     ck_assert_int_eq(srv.close_res, 0);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 
 START_TEST(half_close_echo_100k_comes_back_whole)
@@ -359,7 +359,7 @@ START_TEST(graceful_close_finishes_the_queued_sends_first)
     ck_assert_uint_eq(rd.got, (size_t)NSEND * sizeof(buf));
     KT_ASSERT_EACH(k, NSEND, q.res[k] == (int)sizeof(buf) && q.order[k] == (int)k);
     close(p.peer);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -396,7 +396,7 @@ START_TEST(graceful_close_times_out_on_a_peer_that_never_reads)
     ck_assert_int_eq(kart_req_cancel(&p.close), -EALREADY);
     close(p.peer);
     ck_assert_int_eq(open_fds(), fds);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -421,7 +421,7 @@ START_TEST(graceful_close_cancelled_turns_abortive)
     ck_assert_int_eq(q.res[NSEND - 1], -ECANCELED);
     close(p.peer);
     ck_assert_int_eq(open_fds(), fds);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -450,7 +450,7 @@ START_TEST(graceful_close_with_zero_timeout_does_not_wait)
     char c;
     ck_assert_int_eq(read(p.peer, &c, 1), 0); /* EOF: the fd is closed */
     close(p.peer);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -489,7 +489,7 @@ START_TEST(graceful_close_errors_and_what_it_refuses)
     ck_assert_int_eq(p.close_res, 0);
     ck_assert_int_eq(kart_req_cancel(&p.close), -EALREADY);
     close(p.peer);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -521,7 +521,7 @@ START_TEST(graceful_close_cancels_a_pending_connect)
     io_run_until(loop, &p.closed, 1, 5000);
     ck_assert(res == -ECANCELED || res == -ENETUNREACH || res == -EHOSTUNREACH);
     ck_assert_int_eq(p.close_res, 0);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 

@@ -149,7 +149,7 @@ START_TEST(fires_once_on_a_silent_peer)
     run_for(loop, 150, NULL, NULL);
     ck_assert_int_eq(c.fired, 1); /* once */
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -190,7 +190,7 @@ START_TEST(received_bytes_move_the_deadline)
         conn_close(loop, &c);
     }
     ck_assert_msg(decided, "the machine never ran the loop smoothly enough to decide");
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -240,7 +240,7 @@ START_TEST(completed_sends_move_the_deadline_a_stalled_one_does_not)
     conn_close(loop, &c);
     ck_assert_int_eq(c.send_res, -ECANCELED);
     free(mem);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -258,7 +258,7 @@ START_TEST(setting_again_replaces_the_timeout_and_the_callback)
     run_for(loop, 50, NULL, NULL);
     ck_assert_int_eq(c.fired, 100); /* once */
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -273,7 +273,7 @@ START_TEST(a_negative_timeout_removes_the_deadline)
     run_for(loop, 120, NULL, NULL);
     ck_assert_int_eq(c.fired, 0);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -286,7 +286,7 @@ START_TEST(zero_fires_at_the_next_turn)
     ck_assert_int_eq(c.fired, 0); /* never inside the call */
     run_until(loop, &c.fired, 1);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -301,7 +301,7 @@ START_TEST(the_callback_may_set_a_new_deadline)
     run_for(loop, 100, NULL, NULL);
     ck_assert_int_eq(c.fired, 3);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -319,7 +319,7 @@ START_TEST(a_close_removes_the_deadline)
     run_for(loop, 60, NULL, NULL);
     ck_assert_int_eq(c.fired, 0);
     close(c.peer);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -334,7 +334,7 @@ START_TEST(the_deadline_does_not_keep_the_loop_running)
     ck_assert_int_lt(kart_now_ns() - t0, 1000 * KT_MS);
     ck_assert_int_eq(c.fired, 0);
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -378,7 +378,7 @@ START_TEST(many_sockets_each_keep_their_own_deadline)
         }
     }
     ck_assert_msg(decided, "the machine never ran the loop smoothly enough to decide");
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -400,7 +400,7 @@ START_TEST(documented_errors)
     run_until(loop, &c.fired, 1);
     /* -EPIPE: covered with a close in a_close_removes_the_deadline. */
     conn_close(loop, &c);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 

@@ -162,7 +162,7 @@ START_TEST(deep_queue_of_small_sends_goes_out_together_in_order)
     if (native_uring(loop))
         ck_assert_msg(e <= 400, "%llu enters for %d sends", (unsigned long long)e, N);
     sender_close(&s);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -200,7 +200,7 @@ START_TEST(short_gathered_sends_resume_at_the_right_byte)
     KT_ASSERT_EACH(k, N, s.res[k] == (int)len[k] && s.order[k] == (int)k);
     free(data);
     sender_close(&s);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -258,7 +258,7 @@ START_TEST(cancel_and_timeout_inside_a_gathered_send)
         prev = i;
     }
     sender_close(&s);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -297,7 +297,7 @@ START_TEST(shutdown_behind_a_deep_queue)
     ck_assert_uint_eq(rd.got, sizeof(data));
     ck_assert_uint_eq(rd.bad, SIZE_MAX);
     sender_close(&s);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 END_TEST
 
@@ -341,7 +341,7 @@ static void sndbuf_4096_32mb(int i, bool one_send)
            native_uring(loop) ? "" : " (emulated)", one_send ? "one send" : "64 KiB sends",
            (long long)((kart_now_ns() - t0) / KT_MS));
     sender_close(&s);
-    close_loop(loop);
+    io_close_loop(loop);
 }
 
 START_TEST(sndbuf_4096_carries_32mb_in_64k_sends)

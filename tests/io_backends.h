@@ -35,7 +35,7 @@ static const char *io_backend(int i)
 
 /* A loop on backend (uring_entries 0: the default size), checked to be
  * that backend. */
-__attribute__((unused)) static kart_loop *open_loop(const char *backend, unsigned entries)
+__attribute__((unused)) static kart_loop *io_open_loop(const char *backend, unsigned entries)
 {
     kart_loop *loop = NULL;
     kart_loop_options o = {.selector.uring_entries = entries};
@@ -50,10 +50,10 @@ __attribute__((unused)) static kart_loop *open_loop(const char *backend, unsigne
     const char *backend = io_backend(i);                                                           \
     if (!backend)                                                                                  \
         KART_SKIP("backend %d (uring without native io past the last) cannot start here", i);      \
-    kart_loop *loop = open_loop(backend, entries)
+    kart_loop *loop = io_open_loop(backend, entries)
 
 /* Frees a loop that must have nothing left active. */
-__attribute__((unused)) static void close_loop(kart_loop *loop)
+__attribute__((unused)) static void io_close_loop(kart_loop *loop)
 {
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
     kart_loop_free(loop);

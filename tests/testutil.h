@@ -188,7 +188,7 @@ static inline int kt_run(Suite *s)
 /* ---- event-loop helpers, for the check_loop* suites ----
  * Opt-in: a suite defines KT_LOOP_HELPERS before including this header.
  * Their short names would clash with suites that keep private copies
- * (check_io.c has its own open_loop and close_loop). */
+ * (the completion-I/O suites have io_open_loop and io_close_loop in io_backends.h). */
 #ifdef KT_LOOP_HELPERS
 
 #include <errno.h>

@@ -30,7 +30,6 @@
 #include "soak.h"
 
 #include <dirent.h>
-#include <malloc.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -253,6 +252,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "soak: %s: %s\n", csv_path, strerror(errno));
         return 1;
     }
+    if (csv)
+        setvbuf(csv, NULL, _IONBF, 0);
     long fds_base = soak_fd_count(soak.self) - (csv ? 1 : 0), shm_all, shm_base;
     shm_count(&shm_all, &shm_base);
 
@@ -274,7 +275,8 @@ int main(int argc, char **argv)
         fprintf(csv,
                 "t,rss_kib,anon_kib,shmem_kib,servers_rss_kib,servers_anon_kib,fds,servers_fds,"
                 "shm_ours,shm_all,echo_ops,http_ops,pool_ops,pool_kills,queue_ops,conn_ops,"
-                "shm_ops,heap_inuse_kib\n");
+                "shm_ops,heap_inuse_kib,anon_heap_kib,anon_arena_kib,anon_stack_kib,anon_other_kib,"
+                "malloc_system_kib,malloc_free_kib,malloc_mmap_kib,arenas,threads\n");
 
     soak_mem_kib *mem[SOAK_MAX_SERVERS + 1]; /* [0]: the soak process; [1 + i]: server i */
     for (int i = 0; i <= nsrv; i++)
@@ -283,6 +285,14 @@ int main(int argc, char **argv)
             return 1;
         }
     uint64_t prev[7] = {0};
+    /* The soak process's mappings after the warm-up and at the end. */
+    enum { MAPS_MAX = 2048 };
+    static soak_mapping maps_warm[MAPS_MAX], maps_last[MAPS_MAX];
+    int nmaps_warm = 0, nmaps_end = 0;
+    /* Touched now, so that filling them later adds no resident page of
+     * this program's own to what is measured (392 KiB of .bss). */
+    memset(maps_warm, 0xff, sizeof(maps_warm));
+    memset(maps_last, 0xff, sizeof(maps_last));
     int64_t t0 = soak_now_ns();
     for (int t = 0; t < seconds; t++) {
         int64_t due = t0 + (int64_t)(t + 1) * 1000000000ll, now = soak_now_ns();
@@ -311,18 +321,41 @@ int main(int argc, char **argv)
                            atomic_load(&soak_pool_comp.ops),  atomic_load(&soak_pool_comp.events),
                            atomic_load(&soak_queue_comp.ops), atomic_load(&soak_conn_comp.ops),
                            atomic_load(&soak_shm_comp.ops)};
+        /* Where the anonymous memory is, by kind of mapping, and what
+         * malloc holds: every second into the CSV, the mappings themselves
+         * after the warm-up and at the end. */
+        soak_smaps_sample sm;
+        soak_mapping *snap = t == warmup ? maps_warm : t == seconds - 1 ? maps_last : NULL;
+        static soak_mapping scratch[1];
+        int nm = soak_smaps(&sm, snap ? snap : scratch, snap ? MAPS_MAX : 0);
+        if (snap == maps_warm)
+            nmaps_warm = nm;
+        else if (snap == maps_last)
+            nmaps_end = nm;
         if (csv) {
-            fprintf(csv, "%d,%lld,%lld,%lld,%lld,%lld,%ld,%ld,%ld,%ld", t + 1,
-                    (long long)mem[0][t].rss, (long long)mem[0][t].anon, (long long)mem[0][t].shmem,
-                    (long long)srv_rss, (long long)srv_anon, soak_fd_count(soak.self) - 1, srv_fds,
-                    shm_ours, shm_all);
+            soak_malloc_sample ms;
+            soak_malloc_stats(&ms);
+            /* One line, one write (csv is unbuffered): a child forked by
+             * another thread finds no half line to flush at its exit. */
+            char line[512];
+            int n = snprintf(line, sizeof(line), "%d,%lld,%lld,%lld,%lld,%lld,%ld,%ld,%ld,%ld",
+                             t + 1, (long long)mem[0][t].rss, (long long)mem[0][t].anon,
+                             (long long)mem[0][t].shmem, (long long)srv_rss, (long long)srv_anon,
+                             soak_fd_count(soak.self) - 1, srv_fds, shm_ours, shm_all);
             for (int k = 0; k < 7; k++)
-                fprintf(csv, ",%llu", (unsigned long long)(cur[k] - prev[k]));
-            /* The C library's heap in use, all arenas: tells a leak (it
-             * grows) from fragmentation (anonymous memory grows, it does
-             * not). */
-            fprintf(csv, ",%zu\n", mallinfo2().uordblks / 1024);
-            fflush(csv);
+                n += snprintf(line + n, sizeof(line) - (size_t)n, ",%llu",
+                              (unsigned long long)(cur[k] - prev[k]));
+            /* The C library's heap in use (all arenas; tells a leak, where
+             * it grows, from the allocator's own growth, where it does
+             * not), then anonymous memory by kind of mapping and the rest
+             * of malloc's view. */
+            snprintf(line + n, sizeof(line) - (size_t)n,
+                     ",%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%d,%d\n", (long long)ms.inuse_kib,
+                     (long long)sm.anon_kib[SOAK_MAP_HEAP], (long long)sm.anon_kib[SOAK_MAP_ARENA],
+                     (long long)sm.anon_kib[SOAK_MAP_STACK], (long long)sm.anon_kib[SOAK_MAP_ANON],
+                     (long long)ms.system_kib, (long long)ms.free_kib, (long long)ms.mmap_kib,
+                     ms.arenas, ms.threads);
+            fputs(line, csv);
         }
         memcpy(prev, cur, sizeof(prev));
         if ((t + 1) % 60 == 0)
@@ -366,6 +399,9 @@ int main(int argc, char **argv)
         ok &= mem_check(who, "anonymous (mean)", mean_anon(v, w0, w0 + window),
                         mean_anon(v, w1, seconds));
     }
+
+    if (nmaps_warm > 0 && nmaps_end > 0)
+        soak_smaps_diff(maps_warm, nmaps_warm, maps_last, nmaps_end);
 
     /* Descriptors and segments: back to where they were. */
     long maps_end = shm_mappings();

@@ -29,7 +29,6 @@
  */
 #include "soak.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -96,16 +95,18 @@ void soak_pattern(unsigned char *buf, size_t len, uint64_t seed, uint64_t off)
     }
 }
 
+/* The readers below run every second on the main thread: they allocate
+ * nothing (soak_proc.c says why). */
 int soak_mem(pid_t pid, soak_mem_kib *m)
 {
-    char path[64], line[256];
+    char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    if (soak_read(path, buf, sizeof(buf)) < 0)
         return -1;
     int found = 0;
     *m = (soak_mem_kib){0};
-    while (fgets(line, sizeof(line), f)) {
+    for (char *line = buf; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         long long v;
         if (sscanf(line, "VmRSS: %lld", &v) == 1)
             m->rss = v, found++;
@@ -114,7 +115,6 @@ int soak_mem(pid_t pid, soak_mem_kib *m)
         else if (sscanf(line, "RssShmem: %lld", &v) == 1)
             m->shmem = v, found++;
     }
-    fclose(f);
     return found == 3 ? 0 : -1;
 }
 
@@ -122,16 +122,8 @@ long soak_fd_count(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return pid == soak.self ? n - 1 : n; /* less the directory's own */
+    long n = soak_dir_count(path, NULL, NULL, NULL);
+    return n < 0 ? -1 : pid == soak.self ? n - 1 : n; /* less the directory's own */
 }
 
 /* /dev/shm entries: all of them, and those this run made (named
@@ -141,19 +133,9 @@ static void shm_count(long *all, long *ours)
     char p1[64], p2[64];
     snprintf(p1, sizeof(p1), "kart-soak-%d-", (int)soak.self);
     snprintf(p2, sizeof(p2), "kart-%d-", (int)soak.self);
-    *all = *ours = 0;
-    DIR *d = opendir("/dev/shm");
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        (*all)++;
-        if (strncmp(e->d_name, p1, strlen(p1)) == 0 || strncmp(e->d_name, p2, strlen(p2)) == 0)
-            (*ours)++;
-    }
-    closedir(d);
+    *all = soak_dir_count("/dev/shm", p1, p2, ours);
+    if (*all < 0)
+        *all = *ours = 0;
 }
 
 static uint64_t sum_ops(soak_server *s, int n, bool http)
@@ -335,7 +317,7 @@ int main(int argc, char **argv)
         if (csv) {
             soak_malloc_sample ms;
             soak_malloc_stats(&ms);
-            /* One line, one write (csv is unbuffered): a child forked by
+            /* One line, one write(2), no stdio buffer: a child forked by
              * another thread finds no half line to flush at its exit. */
             char line[512];
             int n = snprintf(line, sizeof(line), "%d,%lld,%lld,%lld,%lld,%lld,%ld,%ld,%ld,%ld",
@@ -355,7 +337,8 @@ int main(int argc, char **argv)
                      (long long)sm.anon_kib[SOAK_MAP_STACK], (long long)sm.anon_kib[SOAK_MAP_ANON],
                      (long long)ms.system_kib, (long long)ms.free_kib, (long long)ms.mmap_kib,
                      ms.arenas, ms.threads);
-            fputs(line, csv);
+            if (write(fileno(csv), line, strlen(line)) < 0)
+                fprintf(stderr, "soak: writing the CSV: %s\n", strerror(errno));
         }
         memcpy(prev, cur, sizeof(prev));
         if ((t + 1) % 60 == 0)

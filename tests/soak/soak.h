@@ -100,6 +100,26 @@ int soak_mem(pid_t pid, soak_mem_kib *m);
 long soak_fd_count(pid_t pid);
 
 
+/* ---- reading /proc without malloc (soak_proc.c) ---- */
+
+/* Reads path into buf (at most cap - 1 bytes, NUL-terminated); its length
+ * or -1. */
+ssize_t soak_read(const char *path, char *buf, size_t cap);
+
+/* A file read line by line through a buffer of its own. */
+typedef struct soak_lines {
+    int fd;
+    size_t len, pos;
+    char buf[8192];
+} soak_lines;
+int soak_lines_open(soak_lines *l, const char *path); /* 0 or -1 */
+char *soak_lines_next(soak_lines *l);                 /* the next line, or NULL */
+void soak_lines_close(soak_lines *l);
+
+/* Entries of a directory (not . or ..), -1 when it cannot be read; in
+ * *ours (when not NULL) those whose names begin with p1 or p2. */
+long soak_dir_count(const char *path, const char *p1, const char *p2, long *ours);
+
 /* ---- where the soak process's memory is (soak_mem.c) ---- */
 
 /* Kinds of mapping: the main heap, a malloc arena of another thread, a

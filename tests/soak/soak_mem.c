@@ -48,22 +48,20 @@ static int classify(unsigned long long start, const char *perms, const char *nam
 
 int soak_smaps(soak_smaps_sample *s, soak_mapping *maps, int max)
 {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
+    static soak_lines l; /* 8 KiB: not on the stack */
+    if (soak_lines_open(&l, "/proc/self/smaps") < 0)
         return -1;
-    char line[512];
     int n = 0, cur = -1, kind = SOAK_MAP_OTHER;
     unsigned long long prev_end = 0;
     bool prev_none = false;
     memset(s, 0, sizeof(*s));
-    while (fgets(line, sizeof(line), f)) {
+    for (char *line; (line = soak_lines_next(&l));) {
         unsigned long long a, b, kib;
         char perms[8];
         int name_at = 0;
         if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &a, &b, perms, &name_at) == 3 &&
             name_at > 0) {
             char *name = line + name_at;
-            name[strcspn(name, "\n")] = '\0';
             int k = classify(a, perms, name, prev_none && prev_end == a);
             prev_none = strcmp(perms, "---p") == 0 && name[0] == '\0';
             prev_end = b;
@@ -82,7 +80,7 @@ int soak_smaps(soak_smaps_sample *s, soak_mapping *maps, int max)
                 maps[cur].anon_kib = (int64_t)kib;
         }
     }
-    fclose(f);
+    soak_lines_close(&l);
     return n;
 }
 
@@ -94,25 +92,23 @@ void soak_malloc_stats(soak_malloc_sample *m)
     m->free_kib = (int64_t)(mi.fordblks / 1024);
     m->mmap_kib = (int64_t)(mi.hblkhd / 1024);
     m->arenas = 0;
-    /* malloc_info writes one <heap nr="..."> per arena. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
+    /* malloc_info writes one <heap nr="..."> per arena; into a static
+     * buffer (fmemopen's own FILE is a small block, the same each time). */
+    static char xml[1 << 16];
+    FILE *f = fmemopen(xml, sizeof(xml), "w");
     if (f) {
         malloc_info(0, f);
         fclose(f);
-        for (char *p = buf; p && (p = strstr(p, "<heap nr=")); p++)
+        xml[sizeof(xml) - 1] = '\0';
+        for (char *p = xml; (p = strstr(p, "<heap nr=")); p++)
             m->arenas++;
-        free(buf);
     }
     m->threads = 0;
-    FILE *st = fopen("/proc/self/status", "r");
-    if (st) {
-        char line[256];
-        while (fgets(line, sizeof(line), st))
-            if (sscanf(line, "Threads: %d", &m->threads) == 1)
-                break;
-        fclose(st);
+    char buf[4096];
+    if (soak_read("/proc/self/status", buf, sizeof(buf)) >= 0) {
+        char *t = strstr(buf, "\nThreads:");
+        if (t)
+            sscanf(t + 1, "Threads: %d", &m->threads);
     }
 }
 

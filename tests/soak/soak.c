@@ -271,6 +271,7 @@ int main(int argc, char **argv)
     enum { MAPS_MAX = 2048 };
     static soak_mapping maps_warm[MAPS_MAX], maps_last[MAPS_MAX];
     int nmaps_warm = 0, nmaps_end = 0;
+    long sampler_allocs = 0;
     /* Touched now, so that filling them later adds no resident page of
      * this program's own to what is measured (392 KiB of .bss). */
     memset(maps_warm, 0xff, sizeof(maps_warm));
@@ -283,6 +284,7 @@ int main(int argc, char **argv)
                                   .tv_nsec = (due - now) % 1000000000ll};
             nanosleep(&ts, NULL);
         }
+        long allocs_before = soak_thread_mallocs();
         if (soak_mem(soak.self, &mem[0][t]) < 0) {
             fprintf(stderr, "soak: cannot read /proc/self/status\n");
             return 1;
@@ -340,6 +342,10 @@ int main(int argc, char **argv)
             if (write(fileno(csv), line, strlen(line)) < 0)
                 fprintf(stderr, "soak: writing the CSV: %s\n", strerror(errno));
         }
+        /* The sampler allocates nothing once its first sample opened its
+         * streams: the main heap it would churn is measured. */
+        if (t > 0 && allocs_before >= 0)
+            sampler_allocs += soak_thread_mallocs() - allocs_before;
         memcpy(prev, cur, sizeof(prev));
         if ((t + 1) % 60 == 0)
             printf("soak: %d s: rss %lld KiB, servers %lld KiB, %llu echoes, %llu http requests\n",
@@ -383,6 +389,14 @@ int main(int argc, char **argv)
                         mean_anon(v, w1, seconds));
     }
 
+    if (soak_thread_mallocs() < 0)
+        printf("sampler: allocations not counted (a sanitizer build)\n");
+    else if (sampler_allocs != 0) {
+        fprintf(stderr, "soak: FAIL the sampler allocated %ld blocks after its first sample\n",
+                sampler_allocs);
+        ok = false;
+    } else
+        printf("sampler: no allocation after its first sample\n");
     if (nmaps_warm > 0 && nmaps_end > 0)
         soak_smaps_diff(maps_warm, nmaps_warm, maps_last, nmaps_end);
 

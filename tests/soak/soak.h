@@ -120,6 +120,11 @@ void soak_lines_close(soak_lines *l);
  * *ours (when not NULL) those whose names begin with p1 or p2. */
 long soak_dir_count(const char *path, const char *p1, const char *p2, long *ours);
 
+/* Allocations (malloc, calloc, realloc, aligned) made so far by the
+ * calling thread; -1 in a sanitizer build, where they are not counted
+ * (soak_alloc.c). */
+long soak_thread_mallocs(void);
+
 /* ---- where the soak process's memory is (soak_mem.c) ---- */
 
 /* Kinds of mapping: the main heap, a malloc arena of another thread, a

@@ -93,13 +93,18 @@ void soak_malloc_stats(soak_malloc_sample *m)
     m->mmap_kib = (int64_t)(mi.hblkhd / 1024);
     m->arenas = 0;
     /* malloc_info writes one <heap nr="..."> per arena; into a static
-     * buffer (fmemopen's own FILE is a small block, the same each time). */
+     * buffer, through one stream opened once (its FILE and stdio buffer
+     * are allocated at the first sample, never again). */
     static char xml[1 << 16];
-    FILE *f = fmemopen(xml, sizeof(xml), "w");
+    static FILE *f;
+    if (!f)
+        f = fmemopen(xml, sizeof(xml), "w");
     if (f) {
+        rewind(f);
         malloc_info(0, f);
-        fclose(f);
-        xml[sizeof(xml) - 1] = '\0';
+        fflush(f);
+        long len = ftell(f);
+        xml[len > 0 && len < (long)sizeof(xml) ? len : (long)sizeof(xml) - 1] = '\0';
         for (char *p = xml; (p = strstr(p, "<heap nr=")); p++)
             m->arenas++;
     }

@@ -99,4 +99,74 @@ typedef struct soak_mem_kib {
 int soak_mem(pid_t pid, soak_mem_kib *m);
 long soak_fd_count(pid_t pid);
 
+
+/* ---- reading /proc without malloc (soak_proc.c) ---- */
+
+/* Reads path into buf (at most cap - 1 bytes, NUL-terminated); its length
+ * or -1. */
+ssize_t soak_read(const char *path, char *buf, size_t cap);
+
+/* A file read line by line through a buffer of its own. */
+typedef struct soak_lines {
+    int fd;
+    size_t len, pos;
+    char buf[8192];
+} soak_lines;
+int soak_lines_open(soak_lines *l, const char *path); /* 0 or -1 */
+char *soak_lines_next(soak_lines *l);                 /* the next line, or NULL */
+void soak_lines_close(soak_lines *l);
+
+/* Entries of a directory (not . or ..), -1 when it cannot be read; in
+ * *ours (when not NULL) those whose names begin with p1 or p2. */
+long soak_dir_count(const char *path, const char *p1, const char *p2, long *ours);
+
+/* Allocations (malloc, calloc, realloc, aligned) made so far by the
+ * calling thread; -1 in a sanitizer build, where they are not counted
+ * (soak_alloc.c). */
+long soak_thread_mallocs(void);
+
+/* ---- where the soak process's memory is (soak_mem.c) ---- */
+
+/* Kinds of mapping: the main heap, a malloc arena of another thread, a
+ * thread stack (the main one or one under a guard page), other anonymous
+ * read-write memory (an io_uring ring, a large malloc block), shared
+ * (/dev/shm, memfd), everything else (files, code). */
+enum {
+    SOAK_MAP_HEAP,
+    SOAK_MAP_ARENA,
+    SOAK_MAP_STACK,
+    SOAK_MAP_ANON,
+    SOAK_MAP_SHM,
+    SOAK_MAP_OTHER,
+    SOAK_MAP_KINDS
+};
+
+typedef struct soak_smaps_sample {
+    int64_t anon_kib[SOAK_MAP_KINDS]; /* smaps' Anonymous: summed by kind */
+} soak_smaps_sample;
+
+typedef struct soak_mapping {
+    unsigned long long start;
+    int64_t size_kib, anon_kib;
+    int kind;
+    char name[64];
+} soak_mapping;
+
+typedef struct soak_malloc_sample {
+    int64_t system_kib; /* mallinfo2 arena: bytes the heaps took from the system */
+    int64_t inuse_kib;  /* uordblks: live allocations */
+    int64_t free_kib;   /* fordblks: held free by the allocator */
+    int64_t mmap_kib;   /* hblkhd: blocks mmapped on their own */
+    int arenas;         /* malloc_info's heaps */
+    int threads;        /* of the process, /proc/self/status */
+} soak_malloc_sample;
+
+const char *soak_map_kind_name(int kind);
+/* Reads /proc/self/smaps: sums into s, and the first max mappings into
+ * maps. Returns how many mappings were stored, or -1. */
+int soak_smaps(soak_smaps_sample *s, soak_mapping *maps, int max);
+void soak_malloc_stats(soak_malloc_sample *m);
+/* Prints the mappings whose anonymous memory differs from a to b. */
+void soak_smaps_diff(const soak_mapping *a, int na, const soak_mapping *b, int nb);
+
 #endif

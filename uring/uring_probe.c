@@ -36,12 +36,12 @@ static const struct {
 
 typedef struct answer {
     bool answered;
-    unsigned features;  /* params.features */
-    unsigned kernel;    /* bit f: the kernel has feature f */
+    unsigned features; /* params.features */
+    unsigned kernel;   /* bit f: the kernel has feature f */
 } answer;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic int known;   /* 1 once kernel_bits and allowed are set */
+static _Atomic int known; /* 1 once kernel_bits and allowed are set */
 static unsigned kernel_bits, allowed, features;
 static _Atomic unsigned forced_off; /* kart__ur_features_off */
 

@@ -78,8 +78,8 @@ void kart__ur_waitid_stop(kart_selector *sel, struct kart_child *child)
             int err;
             struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
             if (sqe) {
-                io_uring_prep_cancel64(
-                    sqe, KART__UD_OP | (uint64_t)(uintptr_t)w | KART__UDK_WAITID, 0);
+                io_uring_prep_cancel64(sqe, KART__UD_OP | (uint64_t)(uintptr_t)w | KART__UDK_WAITID,
+                                       0);
                 io_uring_sqe_set_data64(sqe, 0);
             }
         }

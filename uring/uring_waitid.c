@@ -38,10 +38,18 @@ static uring_state *ring_of(kart_selector *sel)
     return sel->backend_state;
 }
 
+/* Whether an SQE can be had without entering the ring: one not yet
+ * enabled belongs to the first thread that enters it (uring.c's enable),
+ * which must be the loop's, not one that sets watchers up. */
+static bool room(uring_state *st)
+{
+    return st->enabled || io_uring_sq_space_left(&st->ring) > 0;
+}
+
 int kart__ur_waitid_start(kart_selector *sel, struct kart_child *child)
 {
     uring_state *st = ring_of(sel);
-    if (!st || !kart__ur_has(KART__UR_WAITID))
+    if (!st || !kart__ur_has(KART__UR_WAITID) || !room(st))
         return -ENOTSUP;
     kart__ur_waitid *w = calloc(1, sizeof(*w));
     if (!w)
@@ -72,9 +80,10 @@ void kart__ur_waitid_stop(kart_selector *sel, struct kart_child *child)
         if (w->child != child)
             continue;
         w->child = NULL;
-        if (!w->done) {
+        if (!w->done && room(st)) {
             /* Without room for the cancel the request stays until the
-             * child exits or the ring closes: the record is freed then. */
+             * child exits or the ring closes (WNOWAIT: it reaps nothing);
+             * the record is freed then. */
             int err;
             struct io_uring_sqe *sqe = kart__ur_sqe(st, &err);
             if (sqe) {
@@ -102,7 +111,7 @@ struct kart_child *kart__ur_waitid_next(kart_selector *sel, int *res)
         return NULL;
     for (kart__ur_waitid **p = &st->waitids; *p;) {
         kart__ur_waitid *w = *p;
-        if (!w->done) {
+        if (!w->done && room(st)) {
             p = &w->next;
             continue;
         }

@@ -6,6 +6,7 @@
  * (.gitattributes: merge=union).
  */
 BENCH_SCENARIO(pingpong)
+BENCH_SCENARIO(pingpong_async)
 BENCH_SCENARIO(timers)
 BENCH_SCENARIO(locks)
 BENCH_SCENARIO(cond)

@@ -13,6 +13,9 @@
 #include "testutil.h"
 
 #include "fault.h"
+#if KART_HAVE_URING
+#include "../uring/uring_probe.h"
+#endif
 
 #include <limits.h>
 #include <poll.h>
@@ -24,12 +27,16 @@
 #include <sys/wait.h>
 
 /* Forces the child watchers' SIGCHLD path, as on kernels without
- * pidfd_open: every pidfd_open fails with ENOSYS (core/base/fault.h). */
+ * pidfd_open: every pidfd_open fails with ENOSYS (core/base/fault.h), and
+ * io_uring's WAITID (6.7, so absent there too) is off. */
 static bool no_pidfd;
 
 static void set_no_pidfd(bool on)
 {
     no_pidfd = on;
+#if KART_HAVE_URING
+    kart__ur_features_off(on ? 1u << KART__UR_WAITID : 0);
+#endif
     if (on)
         ck_assert_int_eq(kart__fault_fail(KART__SYS_pidfd_open, 1, KART__FAULT_ALWAYS, ENOSYS), 0);
     else

@@ -85,6 +85,7 @@ static int enable(uring_state *st)
             kart__log(KART_LOG_DEBUG, "uring", "the ring fd could not be registered");
     }
     st->enabled = true;
+    atomic_store_explicit(&st->msg_ok, true, memory_order_release);
     return 0;
 }
 
@@ -336,6 +337,7 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
     }
     st->native_io = native_io_ok();
     st->enabled = !st->single_issuer;
+    atomic_init(&st->msg_ok, st->enabled);
     return 0;
 }
 
@@ -343,6 +345,7 @@ static void ur_fini(kart_selector *sel)
 {
     uring_state *st = sel->backend_state;
     io_uring_queue_exit(&st->ring);
+    kart__ur_waitid_fini(st);
     free(st->cqes);
     free(st->fds);
     free(st->todo);
@@ -466,6 +469,16 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n, in
     }
     io_uring_for_each_cqe(&st->ring, head, c)
     {
+        /* Kernel features' completions (uring_msgring.c, uring_waitid.c). */
+        if (c->user_data == KART__UD_WAKE ||
+            (c->user_data & (KART__UD_OP | KART__UDK_MASK)) == (KART__UD_OP | KART__UDK_WAITID)) {
+            if (c->user_data == KART__UD_WAKE)
+                st->woken = true;
+            else
+                kart__ur_waitid_done(st, c->user_data, c->res);
+            seen++;
+            continue;
+        }
         if (c->user_data & KART__UD_OP) {
             /* A native I/O operation's: handed to the loop as it is. */
             if (st->ncqes == st->cqe_cap) {
@@ -555,7 +568,7 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
      * (re-arms that may complete at once, new operations) and flushes
      * overflowed completions, or none at all when there is nothing to do. */
     int n = reap(sel, st, out, 0, max);
-    if (n != 0 || st->ncqes) {
+    if (n != 0 || st->ncqes || st->woken) {
         if (n < 0 || n == max ||
             (!io_uring_sq_ready(&st->ring) && !io_uring_cq_has_overflow(&st->ring)))
             return n;
@@ -572,7 +585,7 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
     int ret = kart__sys_io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1,
                                                          timeout_ns < 0 ? NULL : &ts, NULL);
     n = reap(sel, st, out, 0, max);
-    if (n != 0 || st->ncqes)
+    if (n != 0 || st->ncqes || st->woken)
         return n;
     /* -ETIME is a timeout. -EBUSY (5.x kernels: the overflow list could
      * not be flushed into a full ring) and -EAGAIN (no memory for requests)
@@ -584,8 +597,11 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
 
 static int ur_wait(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
+    uring_state *st = sel->backend_state;
+    st->woken = false;
     int n = wait_once(sel, out, max, timeout_ns);
-    sel->completions = ((uring_state *)sel->backend_state)->ncqes > 0;
+    /* A MSG_RING wake-up or a child's exit is news as a completion is. */
+    sel->completions = st->ncqes > 0 || st->woken;
     return n;
 }
 
@@ -628,4 +644,8 @@ const kart__backend_ops kart__backend_uring = {
     .io_mode = ur_io_mode,
     .fileno = ur_fileno,
     .sync = ur_sync,
+    .wake_from = kart__ur_msg_wake,
+    .child_start = kart__ur_waitid_start,
+    .child_stop = kart__ur_waitid_stop,
+    .child_next = kart__ur_waitid_next,
 };

@@ -21,6 +21,16 @@ typedef struct kart__cqe {
  * (8-aligned, so its low 3 bits carry a kind). Poll requests keep bit 63
  * clear. */
 #define KART__UD_OP (UINT64_C(1) << 63)
+/* The kinds of native operations that uring.c's reap keeps from the loop's
+ * completion list (uring_io.c uses kinds 1 and 2): a child's WAITID
+ * (uring_waitid.c). */
+#define KART__UDK_MASK UINT64_C(7)
+#define KART__UDK_WAITID UINT64_C(3)
+/* A wake-up posted by another loop's thread with MSG_RING
+ * (uring_msgring.c): sequence 0 with fd 2, which no poll has. */
+#define KART__UD_WAKE UINT64_C(2)
+
+typedef struct kart__ur_waitid kart__ur_waitid;
 
 typedef struct ur_fd {
     uint32_t seq; /* the poll request the kernel may hold, 0: none */
@@ -56,6 +66,13 @@ typedef struct uring_state {
     /* Native I/O completions collected by the waits, for the loop. */
     kart__cqe *cqes;
     int ncqes, cqe_cap;
+    /* Kernel features (uring_msgring.c, uring_waitid.c): the ring is
+     * enabled, so other threads' MSG_RINGs reach it; the last wait reaped
+     * a wake-up or a child's exit, news for the loop; the WAITID requests
+     * the kernel holds or has completed. */
+    _Atomic bool msg_ok;
+    bool woken;
+    kart__ur_waitid *waitids;
 } uring_state;
 
 
@@ -69,5 +86,30 @@ int kart__ur_submit(uring_state *st);
 /* uring_io.c: completion-based I/O as io_uring requests (the completion
  * mode of core/io/io_private.h). */
 extern const struct kart__io_mode kart__uring_io_mode;
+
+/* uring_msgring.c: posts a wake-up to the loop selector `to` from `from`,
+ * the selector of the loop this thread is running, with IORING_OP_MSG_RING:
+ * to's next (or current) wait returns with sel->completions set, as if
+ * its wake-up fd had been written. 0 when posted; -ENOTSUP when either is
+ * not an io_uring loop (from's owned by this thread, to's enabled), they
+ * are the same, or MSG_RING is off; or the submission's error. The caller
+ * then writes the wake-up fd (kart_selector_wake). */
+int kart__ur_msg_wake(kart_selector *from, kart_selector *to);
+
+/* uring_waitid.c: child-exit watching with IORING_OP_WAITID (WEXITED |
+ * WNOWAIT, so the kernel never reaps: child.c does, as on its other
+ * paths). start queues the request for child (pid set) on the loop's
+ * ring: 0, -ENOTSUP, or -ENOMEM. stop cancels it; its completion is then
+ * dropped. next hands over a child whose request completed (its result in
+ * *res: 0, the child exited; -ECHILD, it is gone; another error, the ring
+ * could not watch it), or NULL when none is left. */
+int kart__ur_waitid_start(kart_selector *sel, struct kart_child *child);
+void kart__ur_waitid_stop(kart_selector *sel, struct kart_child *child);
+struct kart_child *kart__ur_waitid_next(kart_selector *sel, int *res);
+
+/* uring_waitid.c: a WAITID completion (reap), and the records left when
+ * the ring is closed (after io_uring_queue_exit). */
+void kart__ur_waitid_done(uring_state *st, uint64_t ud, int res);
+void kart__ur_waitid_fini(uring_state *st);
 
 #endif

@@ -11,12 +11,25 @@
  */
 #include "loop_private.h"
 
+/* Wakes the loop's selector. From a thread running an io_uring loop, to
+ * another io_uring loop, the wake-up is a completion posted into the
+ * target's ring (io_uring's MSG_RING: the backend's wake_from): no eventfd to write,
+ * read and re-arm. Everyone else writes the wake-up fd. */
+static int wake(kart_loop *loop)
+{
+    kart_loop *mine = kart__running_loop;
+    if (mine && mine != loop && mine->sel->ops->wake_from &&
+        mine->sel->ops->wake_from(mine->sel, loop->sel) == 0)
+        return 0;
+    return kart_selector_wake(loop->sel);
+}
+
 /* Makes the loop look at its async handles: from any thread. */
 static int signal_loop(kart_loop *loop)
 {
     if (atomic_exchange_explicit(&loop->async_signalled, 1, memory_order_acq_rel))
         return 0;
-    return kart_selector_wake(loop->sel);
+    return wake(loop);
 }
 
 /* A start finds a send made while the handle was stopped: it is delivered
@@ -25,7 +38,7 @@ static int signal_loop(kart_loop *loop)
 static void resignal(kart_loop *loop, bool pending)
 {
     if (pending && !atomic_exchange_explicit(&loop->async_signalled, 1, memory_order_acq_rel))
-        kart_selector_wake(loop->sel);
+        wake(loop);
 }
 
 /* A user event's state word: the pending bit above the 32 bits of flags,

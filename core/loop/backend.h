@@ -55,6 +55,8 @@ static inline uint32_t kart__next_gen(uint32_t gen)
     return gen + 1 ? gen + 1 : 1;
 }
 
+struct kart_child; /* kart/loop.h: the child-exit hooks below */
+
 typedef struct kart__backend_ops {
     const char *name;
     unsigned caps; /* KART_CAP_* | KART__CAP_* */
@@ -87,6 +89,23 @@ typedef struct kart__backend_ops {
      * the fileno reflects every registration now; called after each
      * change and wait once fileno was asked for. NULL: nothing queued. */
     void (*sync)(kart_selector *sel);
+    /* Kernel features a backend may offer a loop's selector (NULL, or
+     * -ENOTSUP from a call: the core takes its portable path; io_uring's
+     * are in uring/uring_msgring.c and uring/uring_waitid.c).
+     * wake_from wakes `to`, another loop's selector, from sel, the
+     * selector of the loop this thread is running: 0 when posted, or a
+     * negative errno, and the caller writes to's wake-up fd. The wait it
+     * ends sets sel->completions. */
+    int (*wake_from)(kart_selector *sel, kart_selector *to);
+    /* Child-exit watching: child_start watches child->pid (0 or a
+     * negative errno); child_stop ends that; child_next hands over a
+     * watcher whose child exited (*res 0), is gone (*res -ECHILD) or
+     * could not be watched (another negative errno), or NULL when none is
+     * left. A wait that finds one sets sel->completions. The child is
+     * reaped by the core, never by the backend. */
+    int (*child_start)(kart_selector *sel, struct kart_child *child);
+    void (*child_stop)(kart_selector *sel, struct kart_child *child);
+    struct kart_child *(*child_next)(kart_selector *sel, int *res);
 } kart__backend_ops;
 
 struct kart_selector {

@@ -335,6 +335,11 @@ static int64_t poll_timeout(const kart_loop *loop, kart_run_mode mode, int fired
     return next > loop->now ? next - loop->now : 0;
 }
 
+/* The loop this thread is running: another loop's wake-up may be posted
+ * from its io_uring ring (uring/uring_msgring.c). Initial-exec: one load,
+ * no __tls_get_addr call, on every send. */
+_Thread_local kart_loop *kart__running_loop __attribute__((tls_model("initial-exec")));
+
 KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
 {
     if (!loop || (mode != KART_RUN_DEFAULT && mode != KART_RUN_ONCE && mode != KART_RUN_NOWAIT))
@@ -347,6 +352,8 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
         return -ECHILD;
     loop->running = true;
     loop->stop_requested = false;
+    kart_loop *outer = kart__running_loop; /* a run nested in a callback */
+    kart__running_loop = loop;
     int err = 0;
     loop->now = kart_now_ns();
     for (;;) {
@@ -365,6 +372,8 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
             break;
         }
         dispatch(loop, n);
+        if (loop->ring_children)
+            kart__children_ring_dispatch(loop);
         if (loop->io) {
             kart__io_complete(loop);
             kart__io_flush(loop);
@@ -380,6 +389,7 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
             break;
         }
     }
+    kart__running_loop = outer;
     loop->running = false;
     loop->stop_requested = false;
     if (loop->free_requested) {

@@ -80,6 +80,7 @@ struct kart_loop {
     kart_child *children;
     kart_child *child_cursor;
     int sigchld_users; /* children watched through SIGCHLD, not a pidfd */
+    int ring_children; /* children watched by io_uring's WAITID */
 
     /* Async handles; async_signalled is set by any thread before it wakes
      * the selector, so that an iteration without it skips the scan. */
@@ -173,6 +174,10 @@ void kart__sigsource_kick(int signum);
 /* child.c */
 void kart__child_dispatch(kart_child *child);
 void kart__children_reap(kart_loop *loop); /* on SIGCHLD */
+/* The children whose io_uring WAITID completed (loop->ring_children). */
+void kart__children_ring_dispatch(kart_loop *loop);
+/* The loop this thread is running (kart_loop_run), or NULL. */
+extern _Thread_local kart_loop *kart__running_loop __attribute__((tls_model("initial-exec")));
 
 /* async.c: async handles and user events */
 void kart__asyncs_dispatch(kart_loop *loop);

@@ -428,7 +428,8 @@ KART_API void kart_pool_free(kart_pool *pool)
             if (j->bufs[k] && pool->kind != KART_POOL_PROCESSES)
                 free(j->bufs[k]);
         kart__pool_cb *c = atomic_load(&j->cbs);
-        while (c && c != KART__POOL_FIRED) {
+        c = c == KART__POOL_FIRED ? NULL : kart__pool_cb_list(c);
+        while (c) {
             kart__pool_cb *n = c->next;
             if (c->drop)
                 c->drop(c->arg);

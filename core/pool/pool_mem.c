@@ -328,7 +328,6 @@ got:;
     j->dead_status = 0;
     atomic_store_explicit(&j->finished, 0, memory_order_relaxed);
     atomic_store_explicit(&j->dead_seen, 0, memory_order_relaxed);
-    atomic_store_explicit(&j->waiters, 0, memory_order_relaxed);
     atomic_store_explicit(&j->cancelled, 0, memory_order_relaxed);
     atomic_store_explicit(&j->refs, 2, memory_order_relaxed);
     atomic_store_explicit(&j->state, KS_QUEUED, memory_order_relaxed);

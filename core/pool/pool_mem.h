@@ -99,6 +99,16 @@ typedef struct kart__pool_hooks {
  * order they were added (kart_future_add_done_callback, pool_future.c,
  * pushes them). */
 #define KART__POOL_FIRED ((kart__pool_cb *)1)
+/* Set in a job's cbs word (beside the list, never with FIRED) by a thread
+ * about to sleep on its state: publication's one exchange of cbs takes
+ * the callbacks and learns whether to wake anyone, so the state itself is
+ * stored without a full fence. */
+#define KART__POOL_WAITING ((uintptr_t)2)
+
+static inline struct kart__pool_cb *kart__pool_cb_list(struct kart__pool_cb *w)
+{
+    return (struct kart__pool_cb *)((uintptr_t)w & ~KART__POOL_WAITING);
+}
 
 typedef struct kart__pool_cb {
     struct kart__pool_cb *next;
@@ -141,14 +151,15 @@ struct kart_future {
     int dead_status;
     /* ---- the parent's side ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
-    _Atomic uint32_t waiters;
     _Atomic uint32_t refs; /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
     _Atomic uint32_t pushed; /* in a ring (set under the push lock): scans may touch it */
     int err;                 /* set at publication */
     uint32_t slot;
-    uint32_t node;                /* index of the node queue it went to */
-    _Atomic(kart__pool_cb *) cbs; /* pushed newest first; KART__POOL_FIRED once published */
+    uint32_t node; /* index of the node queue it went to */
+    /* pushed newest first, | KART__POOL_WAITING once someone sleeps on
+     * state; KART__POOL_FIRED once published */
+    _Atomic(kart__pool_cb *) cbs;
     kart_pool *pool;
     char *copy_out; /* process maps: the caller's out array */
     void *bufs[3];  /* heap blocks to release with the slot */

@@ -426,13 +426,20 @@ void kart__pool_worker_loop(kart_pool *p, int w)
 {
     kart__pool_worker *me = &p->workers[w];
     kart__pool_node *q = &p->nodes[me->node];
+    /* A worker that has neither run anything nor slept yet (just
+     * started, the queues empty) sleeps at once: polling then would only
+     * burn a few hundred microseconds of CPU per worker at every pool's
+     * creation, with nothing submitted to find. */
+    bool fresh = true;
     for (;;) {
         if (kart__pool_retiring(p, me))
             return;
-        if (kart__pool_work_once(p, w, me->node))
+        if (kart__pool_work_once(p, w, me->node)) {
+            fresh = false;
             continue;
+        }
         bool found = false;
-        for (int i = 0; i < KART__POOL_IDLE_ROUNDS && !found; i++) {
+        for (int i = 0; i < (fresh ? 0 : KART__POOL_IDLE_ROUNDS) && !found; i++) {
             for (int k = 0; k < 32; k++)
                 kart__cpu_relax();
             if (i % 8 == 7)
@@ -465,6 +472,7 @@ void kart__pool_worker_loop(kart_pool *p, int w)
         atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
         atomic_fetch_sub(&q->sleepers, 1);
         atomic_store(&q->waking, 0);
+        fresh = false;
     }
 }
 

@@ -7,7 +7,8 @@
  *    of `burst` each waited for before the next: 1 (submit, wait, next:
  *    what a server that hands each request to a pool does) and POOL_BURST
  *    (1,000). Tiny-task submit-and-wait (kart: a future each, waited for
- *    and freed; OpenMP: `omp task` from a single thread, then taskwait;
+ *    and freed; kart-threads-many: each burst in one kart_pool_submit_many
+ *    call; OpenMP: `omp task` from a single thread, then taskwait;
  *    oneTBB: task_group run, then wait; pthread: a mutex + condition
  *    variable queue and a completion count, and pthread-spin, the same
  *    queue whose workers and waiter spin before they sleep as kart's do;
@@ -197,6 +198,7 @@ static void kcheck(int rc, const char *what)
 static int run_kart(const bench_impl *impl, bench_ctx *ctx)
 {
     bool procs = strcmp(impl->arg, "processes") == 0;
+    bool many = strcmp(impl->arg, "threads-many") == 0;
     kart_pool_options o = {.kind = procs ? KART_POOL_PROCESSES : KART_POOL_THREADS,
                            .workers = nworkers()};
     kart_pool *p;
@@ -228,8 +230,12 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         t0 = bench_now_ns();
         for (long i = 0; i < n; i += burst) {
             int k = n - i < burst ? (int)(n - i) : (int)burst;
-            for (int j = 0; j < k; j++)
-                kcheck(kart_pool_submit(p, kart_empty, NULL, 0, &f[j]), "kart_pool_submit");
+            if (many)
+                kcheck(kart_pool_submit_many(p, kart_empty, NULL, 0, (size_t)k, f),
+                       "kart_pool_submit_many");
+            else
+                for (int j = 0; j < k; j++)
+                    kcheck(kart_pool_submit(p, kart_empty, NULL, 0, &f[j]), "kart_pool_submit");
             for (int j = 0; j < k; j++) {
                 int te = 0;
                 kcheck(kart_future_error(f[j], -1, &te), "kart_future_error");
@@ -644,6 +650,8 @@ static int cases(bench_case *out, bool quick)
 /* The OpenMP loop schedules run the maps, openmp-tasks the tasks case. */
 static bool runs(const bench_case *c, const bench_impl *impl)
 {
+    if (strcmp(impl->name, "kart-threads-many") == 0)
+        return !is_map(c);
     if (strncmp(impl->name, "openmp-", 7) != 0)
         return true;
     return is_map(c) == (strcmp(impl->name, "openmp-tasks") != 0);
@@ -669,6 +677,8 @@ static int impls(bench_impl *out)
 {
     int n = 0;
     out[n++] = (bench_impl){.name = "kart-threads", .run = run_kart, .arg = "threads"};
+    /* The tasks cases with kart_pool_submit_many: each burst in one call. */
+    out[n++] = (bench_impl){.name = "kart-threads-many", .run = run_kart, .arg = "threads-many"};
     out[n++] = (bench_impl){
         .name = "kart-processes", .run = run_kart, .arg = "processes", .peer = "python"};
     static const char *const omp[] = {"dynamic", "nonmonotonic", "guided", "static", "tasks"};

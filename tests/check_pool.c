@@ -551,6 +551,155 @@ START_TEST(too_many_jobs_is_eagain)
 }
 END_TEST
 
+/* kart_pool_submit_many: n tasks, all queued, each with its own
+ * argument and result, under every kind of pool. */
+START_TEST(submit_many_runs_every_task)
+{
+    enum { N = 300 };
+    kart_pool_kind kinds[] = {KART_POOL_THREADS, KART_POOL_INLINE, KART_POOL_PROCESSES};
+    kart_pool *p = make(kinds[_i], 2);
+    uint64_t x[N];
+    for (int i = 0; i < N; i++)
+        x[i] = (uint64_t)i + 1;
+    static kart_future *f[N];
+    for (int round = 0; round < 3; round++) { /* slots come back and go out again */
+        ck_assert_int_eq(kart_pool_submit_many(p, t_square, x, 8, N, f), 0);
+        for (int i = 0; i < N; i++) {
+            uint64_t y = 0;
+            size_t len = sizeof(y);
+            ck_assert_int_eq(fut_result(f[i], -1, &y, &len), 0);
+            ck_assert_uint_eq(len, 8);
+            ck_assert_uint_eq(y, x[i] * x[i]);
+            kart_future_free(f[i]);
+        }
+    }
+    /* n == 0: nothing queued, nothing written */
+    f[0] = (kart_future *)&x[0];
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, NULL, 0, 0, NULL), 0);
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, x, 8, 0, f), 0);
+    ck_assert_ptr_eq(f[0], (kart_future *)&x[0]);
+    kart_pool_free(p);
+}
+END_TEST
+
+START_TEST(submit_many_errors)
+{
+    kart_pool *p = make(KART_POOL_THREADS, 1);
+    uint64_t x[4] = {1, 2, 3, 4};
+    kart_future *f[5];
+    ck_assert_int_eq(kart_pool_submit_many(NULL, t_square, x, 8, 4, f), -EINVAL);
+    ck_assert_ptr_null(f[0]); /* out is cleared on an error */
+    ck_assert_int_eq(kart_pool_submit_many(p, NULL, x, 8, 4, f), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, x, 8, 4, NULL), -EINVAL);
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, NULL, 8, 4, f), -EINVAL);
+    kart_pool_free(p);
+
+    /* More than max_jobs allows: none queued, every slot back. */
+    gate_close();
+    kart_pool_options o = {.workers = 1, .max_jobs = 4, .no_help = true};
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &f[4]), 0);
+    f[0] = f[1] = f[2] = f[3] = (kart_future *)&x[0];
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, x, 8, 4, f), -EAGAIN);
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_null(f[i]);
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, x, 8, 3, f), 0);
+    atomic_store(&gate, 1);
+    for (int i = 0; i < 3; i++) {
+        uint64_t y = 0;
+        size_t len = sizeof(y);
+        ck_assert_int_eq(fut_result(f[i], -1, &y, &len), 0);
+        ck_assert_uint_eq(y, x[i] * x[i]);
+        kart_future_free(f[i]);
+    }
+    ck_assert_int_eq(kart_future_wait(f[4], -1), 0);
+    kart_future_free(f[4]);
+
+    /* Closed: -ESHUTDOWN, nothing queued. */
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    f[0] = (kart_future *)&x[0];
+    ck_assert_int_eq(kart_pool_submit_many(p, t_square, x, 8, 2, f), -ESHUTDOWN);
+    ck_assert_ptr_null(f[0]);
+    ck_assert_int_eq(kart_pool_join(p, -1), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* Per-thread slot caches (pool_mem.c): threads that keep slots in their
+ * caches never make another thread's submit fail before max_jobs futures
+ * are in flight, and a thread that ends gives its cache back. */
+typedef struct cache_arg {
+    kart_pool *p;
+    pthread_barrier_t *hold;
+    int bad;
+} cache_arg;
+
+static void *cache_user(void *arg)
+{
+    cache_arg *a = arg;
+    for (int i = 0; i < 40; i++) {
+        kart_future *f;
+        uint64_t x = 3, y = 0;
+        size_t len = sizeof(y);
+        if (kart_pool_submit(a->p, t_square, &x, 8, &f) || fut_result(f, -1, &y, &len) || y != 9)
+            a->bad++;
+        kart_future_free(f);
+    }
+    pthread_barrier_wait(a->hold); /* caches filled */
+    pthread_barrier_wait(a->hold); /* main is done counting */
+    return NULL;
+}
+
+START_TEST(cached_slots_never_refuse_early)
+{
+    enum { T = 4, MAX = 1024 };
+    gate_close();
+    kart_pool_options o = {.workers = 1, .max_jobs = MAX, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    pthread_barrier_t hold;
+    pthread_barrier_init(&hold, NULL, T + 1);
+    pthread_t th[T];
+    cache_arg a[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (cache_arg){p, &hold, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, cache_user, &a[i]), 0);
+    }
+    pthread_barrier_wait(&hold);
+    int owned = 0;
+    for (int i = 0; i < KART__POOL_CACHES; i++)
+        owned += atomic_load(&p->caches[i].owner) != 0;
+    ck_assert_int_eq(owned, T);
+    /* Their cached slots notwithstanding, max_jobs futures go in. */
+    static kart_future *f[MAX + KART__POOL_CACHE_RESERVE + 1];
+    size_t n = 0;
+    int rc;
+    while ((rc = kart_pool_submit(p, t_block, NULL, 0, &f[n])) == 0)
+        n++;
+    ck_assert_int_eq(rc, -EAGAIN);
+    ck_assert_uint_ge(n, MAX);
+    ck_assert_uint_le(n, MAX + KART__POOL_CACHE_RESERVE);
+    atomic_store(&gate, 1);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(kart_future_wait(f[i], -1), 0);
+        kart_future_free(f[i]);
+    }
+    pthread_barrier_wait(&hold);
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(a[i].bad, 0);
+    }
+    pthread_barrier_destroy(&hold);
+    /* The threads ended: their caches are free for others to claim; this
+     * thread's stays its own. */
+    owned = 0;
+    for (int i = 0; i < KART__POOL_CACHES; i++)
+        owned += atomic_load(&p->caches[i].owner) != 0;
+    ck_assert_int_eq(owned, 1);
+    kart_pool_free(p);
+}
+END_TEST
+
 typedef struct stress_arg {
     kart_pool *p;
     int base, bad;
@@ -1470,6 +1619,9 @@ int main(void)
     tcase_add_test(tc, cancel_queued_task);
     tcase_add_test(tc, callbacks_run_in_order);
     tcase_add_test(tc, too_many_jobs_is_eagain);
+    tcase_add_test(tc, cached_slots_never_refuse_early);
+    tcase_add_loop_test(tc, submit_many_runs_every_task, 0, 3);
+    tcase_add_test(tc, submit_many_errors);
     tcase_add_test(tc, stress_4_submitters);
     tcase_add_test(tc, waiter_helps_unless_told_not_to);
     tcase_add_test(tc, submit_runs_inline_when_queue_is_deep);

@@ -264,6 +264,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->max_tasks = o.max_tasks_per_child;
     p->result_size = o.result_size ? o.result_size : KART_POOL_RESULT_SIZE;
     p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
+    kart__pool_mem_size(p); /* room for the per-thread slot caches */
     p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
     p->free_head = p->limbo_head = UINT32_MAX;
     p->arena_fd = -1;
@@ -299,6 +300,7 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
         return rc;
     }
     free(node_of);
+    kart__pool_mem_init(p); /* per-thread slot caches */
     if (p->kind == KART_POOL_THREADS) {
         for (int w = 0; w < W; w++) {
             atomic_fetch_add(&p->live, 1);
@@ -426,7 +428,8 @@ KART_API void kart_pool_free(kart_pool *pool)
             if (j->bufs[k] && pool->kind != KART_POOL_PROCESSES)
                 free(j->bufs[k]);
         kart__pool_cb *c = atomic_load(&j->cbs);
-        while (c && c != KART__POOL_FIRED) {
+        c = c == KART__POOL_FIRED ? NULL : kart__pool_cb_list(c);
+        while (c) {
             kart__pool_cb *n = c->next;
             if (c->drop)
                 c->drop(c->arg);
@@ -436,6 +439,7 @@ KART_API void kart_pool_free(kart_pool *pool)
     }
     if (pool->sh->mgr_efd >= 0)
         close(pool->sh->mgr_efd);
+    kart__pool_mem_fini(pool); /* before the caches' memory goes */
     kart__sys_munmap(pool->arena, pool->arena_size);
     kart__pool_ctx_free(pool);
     free(pool->busy_snap);

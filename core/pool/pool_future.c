@@ -150,8 +150,9 @@ int kart__pool_cb_push(kart_future *f, kart_future_cb cb, void *arg, bool on_err
     *c = (kart__pool_cb){NULL, cb, arg, on_error_only, drop};
     kart__pool_cb *head = atomic_load(&f->cbs);
     while (head != KART__POOL_FIRED) {
-        c->next = head;
-        if (atomic_compare_exchange_weak(&f->cbs, &head, c))
+        c->next = kart__pool_cb_list(head);
+        kart__pool_cb *w = (kart__pool_cb *)((uintptr_t)c | ((uintptr_t)head & KART__POOL_WAITING));
+        if (atomic_compare_exchange_weak(&f->cbs, &head, w))
             return 0;
     }
     free(c);
@@ -175,6 +176,7 @@ KART_API int kart_future_add_error_callback(kart_future *f, kart_future_cb cb, v
 /* Discards callbacks that will never run, telling their owners. */
 static void drop_cbs(kart__pool_cb *c)
 {
+    c = kart__pool_cb_list(c);
     while (c && c != KART__POOL_FIRED) {
         kart__pool_cb *n = c->next;
         if (c->drop)
@@ -219,10 +221,11 @@ KART_API int kart_future_create(kart_future **out)
 /* Done: wake the waiters, run the callbacks here, once. */
 static void user_publish(kart_future *f)
 {
-    atomic_store(&f->state, KS_DONE);
-    if (atomic_load(&f->waiters))
-        kart__futex_wake(&f->state, INT32_MAX, false);
+    atomic_store_explicit(&f->state, KS_DONE, memory_order_release);
     kart__pool_cb *list = NULL, *stack = atomic_exchange(&f->cbs, KART__POOL_FIRED);
+    if ((uintptr_t)stack & KART__POOL_WAITING)
+        kart__futex_wake(&f->state, INT32_MAX, false);
+    stack = kart__pool_cb_list(stack);
     while (stack) {
         kart__pool_cb *n = stack->next;
         stack->next = list;

@@ -426,13 +426,20 @@ void kart__pool_worker_loop(kart_pool *p, int w)
 {
     kart__pool_worker *me = &p->workers[w];
     kart__pool_node *q = &p->nodes[me->node];
+    /* A worker that has neither run anything nor slept yet (just
+     * started, the queues empty) sleeps at once: polling then would only
+     * burn a few hundred microseconds of CPU per worker at every pool's
+     * creation, with nothing submitted to find. */
+    bool fresh = true;
     for (;;) {
         if (kart__pool_retiring(p, me))
             return;
-        if (kart__pool_work_once(p, w, me->node))
+        if (kart__pool_work_once(p, w, me->node)) {
+            fresh = false;
             continue;
+        }
         bool found = false;
-        for (int i = 0; i < KART__POOL_IDLE_ROUNDS && !found; i++) {
+        for (int i = 0; i < (fresh ? 0 : KART__POOL_IDLE_ROUNDS) && !found; i++) {
             for (int k = 0; k < 32; k++)
                 kart__cpu_relax();
             if (i % 8 == 7)
@@ -465,6 +472,7 @@ void kart__pool_worker_loop(kart_pool *p, int w)
         atomic_store_explicit(&me->asleep, 0, memory_order_relaxed);
         atomic_fetch_sub(&q->sleepers, 1);
         atomic_store(&q->waking, 0);
+        fresh = false;
     }
 }
 
@@ -543,10 +551,14 @@ static void publish_held(struct kart_future *j)
         memcpy(j->copy_out, j->out, j->n * j->out_size);
     void (*notify)(void *) = j->notify;
     void *notify_arg = j->notify_arg;
-    atomic_store(&j->state, KS_DONE);
-    if (atomic_load(&j->waiters))
-        kart__futex_wake(&j->state, INT32_MAX, false);
+    /* A release store: the exchange below orders it before the look at
+     * the waiting bit (a waiter sets the bit, then sleeps while the state
+     * is still queued). */
+    atomic_store_explicit(&j->state, KS_DONE, memory_order_release);
     kart__pool_cb *list = NULL, *stack = atomic_exchange(&j->cbs, KART__POOL_FIRED);
+    if ((uintptr_t)stack & KART__POOL_WAITING)
+        kart__futex_wake(&j->state, INT32_MAX, false);
+    stack = kart__pool_cb_list(stack);
     while (stack) { /* newest first: reverse into the order of adding */
         kart__pool_cb *n = stack->next;
         stack->next = list;
@@ -709,7 +721,13 @@ int kart__pool_wait_state(struct kart_future *f, int64_t deadline)
         if (atomic_load_explicit(&f->state, memory_order_acquire) == KS_DONE)
             return 0;
     for (;;) {
-        atomic_store(&f->waiters, 1);
+        /* The waiting bit, unless published (FIRED): the publisher's
+         * exchange then sees it and wakes us. */
+        kart__pool_cb *w = atomic_load(&f->cbs);
+        while (w != KART__POOL_FIRED && !((uintptr_t)w & KART__POOL_WAITING) &&
+               !atomic_compare_exchange_weak(&f->cbs, &w,
+                                             (kart__pool_cb *)((uintptr_t)w | KART__POOL_WAITING)))
+            ;
         if (atomic_load(&f->state) == KS_DONE)
             return 0;
         int rc = kart__futex_wait(&f->state, KS_QUEUED, deadline, false);

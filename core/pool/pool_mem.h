@@ -43,6 +43,12 @@
 #define KART__POOL_HELPERS 8 /* waiting threads that may help at once */
 #define KART__POOL_MAX_CHUNKS ((1u << 24) - 1)
 #define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
+#define KART__POOL_CACHES 8       /* submitting threads with a slot cache of their own */
+#define KART__POOL_CACHE_SLOTS 16 /* free slots, and as many released ones, per cache */
+#define KART__POOL_CACHE_MIN 1024 /* max_jobs from which slots are cached */
+/* The slots the caches may hold, added to max_jobs: with every cache
+ * full, the lists still hold max_jobs slots less those in flight. */
+#define KART__POOL_CACHE_RESERVE (KART__POOL_CACHES * 2 * KART__POOL_CACHE_SLOTS)
 
 /* The parent's short critical sections (slot lists, the heap, appending
  * to a ring): a test-and-test-and-set lock, one exchange to take and one
@@ -93,6 +99,16 @@ typedef struct kart__pool_hooks {
  * order they were added (kart_future_add_done_callback, pool_future.c,
  * pushes them). */
 #define KART__POOL_FIRED ((kart__pool_cb *)1)
+/* Set in a job's cbs word (beside the list, never with FIRED) by a thread
+ * about to sleep on its state: publication's one exchange of cbs takes
+ * the callbacks and learns whether to wake anyone, so the state itself is
+ * stored without a full fence. */
+#define KART__POOL_WAITING ((uintptr_t)2)
+
+static inline struct kart__pool_cb *kart__pool_cb_list(struct kart__pool_cb *w)
+{
+    return (struct kart__pool_cb *)((uintptr_t)w & ~KART__POOL_WAITING);
+}
 
 typedef struct kart__pool_cb {
     struct kart__pool_cb *next;
@@ -135,14 +151,15 @@ struct kart_future {
     int dead_status;
     /* ---- the parent's side ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
-    _Atomic uint32_t waiters;
     _Atomic uint32_t refs; /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
     _Atomic uint32_t pushed; /* in a ring (set under the push lock): scans may touch it */
     int err;                 /* set at publication */
     uint32_t slot;
-    uint32_t node;                /* index of the node queue it went to */
-    _Atomic(kart__pool_cb *) cbs; /* pushed newest first; KART__POOL_FIRED once published */
+    uint32_t node; /* index of the node queue it went to */
+    /* pushed newest first, | KART__POOL_WAITING once someone sleeps on
+     * state; KART__POOL_FIRED once published */
+    _Atomic(kart__pool_cb *) cbs;
     kart_pool *pool;
     char *copy_out; /* process maps: the caller's out array */
     void *bufs[3];  /* heap blocks to release with the slot */
@@ -166,6 +183,18 @@ typedef struct kart__pool_node {
     int order[64]; /* node indices, nearest first (itself first) */
     int norder;
 } kart__pool_node;
+
+/* A submitting thread's slots (pool_mem.c): free ones it takes without
+ * the slot lock, and released ones waiting, as the pool's limbo does,
+ * for no worker to be busy on them. Only its owner touches the arrays
+ * (and its thread-end destructor), so the one-at-a-time path takes and
+ * gives back a slot without a locked instruction. */
+typedef struct kart__pool_cache {
+    _Alignas(KART__POOL_LINE) _Atomic uintptr_t owner; /* the owner's token, or 0 */
+    uint32_t nfree, nlimbo;
+    uint32_t free[KART__POOL_CACHE_SLOTS];
+    uint32_t limbo[KART__POOL_CACHE_SLOTS];
+} kart__pool_cache;
 
 typedef struct kart__pool_worker {
     _Alignas(KART__POOL_LINE) _Atomic uint64_t busy; /* KART__POOL_BUSY | ref, or 0 */
@@ -229,6 +258,13 @@ struct kart_pool {
     _Alignas(KART__POOL_LINE) kart__pool_lock slot_lock;
     uint32_t free_head, bump, limbo_head, nlimbo;
     uint32_t *busy_snap; /* nworkers entries, for recycle_limbo */
+    /* per-thread slot caches (pool_mem.c), when max_jobs is at least
+     * KART__POOL_CACHE_MIN (max_jobs then counts their reserve); serial
+     * tells this pool from an earlier one at the same address */
+    bool cache_on;
+    uint64_t serial;
+    struct kart_pool *cache_next; /* the list of pools with caches */
+    kart__pool_cache caches[KART__POOL_CACHES];
     /* the arena heap (process pools): power-of-two blocks, parent only */
     _Alignas(KART__POOL_LINE) kart__pool_lock heap_lock;
     char *heap;
@@ -268,7 +304,13 @@ struct kart_pool {
  * the job it works on. */
 #define KART__POOL_BUSY (UINT64_C(1) << 63)
 
-/* pool_mem.c: slots */
+/* pool_mem.c: slots. kart__pool_mem_size, with max_jobs as asked,
+ * before the arena is laid out (it adds the caches' reserve);
+ * kart__pool_mem_init before the first allocation, kart__pool_mem_fini
+ * before the pool's memory goes. */
+void kart__pool_mem_size(kart_pool *p);
+void kart__pool_mem_init(kart_pool *p);
+void kart__pool_mem_fini(kart_pool *p);
 int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out);
 void kart__pool_job_unref(kart_pool *p, struct kart_future *j);
 

@@ -94,16 +94,12 @@ static int check_node(const kart_pool *p, int node)
     return kart__pool_node_index(p, node);
 }
 
-static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart_task_ptr_fn pfn,
-                         const void *arg, size_t arg_len, void *parg, size_t cap, kart_future **out)
+/* A slot set up for one task, not yet submitted (job_abort gives it
+ * back). */
+static int prepare(kart_pool *p, int nd, int kind, kart_task_fn fn, kart_task_ptr_fn pfn,
+                   const void *arg, size_t arg_len, void *parg, size_t cap,
+                   struct kart_future **out)
 {
-    int nd = check_node(p, node);
-    if (nd < 0)
-        return nd;
-    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
-        return -ESHUTDOWN;
-    if (fn && !kart__pool_task_ok(p, fn)) /* spawned workers: by name */
-        return -ENOENT;
     struct kart_future *j;
     int rc = kart__pool_slot_alloc(p, &j);
     if (rc)
@@ -137,6 +133,24 @@ static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart
         j->in = buf;
         j->out = buf + in_room;
     }
+    *out = j;
+    return 0;
+}
+
+static int submit_common(kart_pool *p, int node, int kind, kart_task_fn fn, kart_task_ptr_fn pfn,
+                         const void *arg, size_t arg_len, void *parg, size_t cap, kart_future **out)
+{
+    int nd = check_node(p, node);
+    if (nd < 0)
+        return nd;
+    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
+        return -ESHUTDOWN;
+    if (fn && !kart__pool_task_ok(p, fn)) /* spawned workers: by name */
+        return -ENOENT;
+    struct kart_future *j;
+    int rc = prepare(p, nd, kind, fn, pfn, arg, arg_len, parg, cap, &j);
+    if (rc)
+        return rc;
     rc = kart__pool_submit_job(p, j, nd, false);
     if (rc) {
         job_abort(p, j);
@@ -169,6 +183,90 @@ KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *ar
     if (pool->kind == KART_POOL_PROCESSES)
         return -ENOTSUP;
     return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, 0, out);
+}
+
+/* Pushes n prepared one-chunk jobs to the node's ring under one lock,
+ * with one wake-up call: what a burst of submits would do n times. */
+static int submit_batch(kart_pool *p, struct kart_future **js, size_t n, int nd)
+{
+    if (p->kind == KART_POOL_INLINE) {
+        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
+            return -ESHUTDOWN;
+        for (size_t i = 0; i < n; i++)
+            kart__pool_submit_job(p, js[i], nd, false); /* runs it here */
+        return 0;
+    }
+    kart__pool_node *q = &p->nodes[nd];
+    /* Task throttling, as kart__pool_submit_job's: what would queue past
+     * 64 entries per worker runs here instead, after the rest is queued
+     * (a waiting caller would run it anyway, at more cost). */
+    size_t queue = n;
+    if (p->help) {
+        uint64_t cap = 64 * (uint64_t)p->nworkers,
+                 now = atomic_load_explicit(&q->tail, memory_order_relaxed) -
+                       atomic_load_explicit(&q->head, memory_order_relaxed);
+        queue = now >= cap ? 0 : cap - now < n ? (size_t)(cap - now) : n;
+    }
+    kart__pool_lock_take(&p->push[nd].lock);
+    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING) {
+        kart__pool_lock_give(&p->push[nd].lock);
+        return -ESHUTDOWN;
+    }
+    for (size_t i = 0; i < queue; i++) {
+        struct kart_future *j = js[i];
+        j->node = (uint32_t)nd;
+        atomic_store_explicit(&j->pending, 1, memory_order_relaxed);
+        KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
+        kart__pool_push_ref(p, q, kart__pool_ref(j->slot, atomic_load(&j->gen)));
+        atomic_store_explicit(&j->pushed, 1, memory_order_release);
+    }
+    kart__pool_lock_give(&p->push[nd].lock);
+    if (queue)
+        kart__pool_wake_node(p, nd, queue > 1);
+    for (size_t i = queue; i < n; i++) {
+        js[i]->node = (uint32_t)nd;
+        run_here(p, js[i]);
+    }
+    return 0;
+}
+
+KART_API int kart_pool_submit_many(kart_pool *pool, kart_task_fn fn, const void *args,
+                                   size_t arg_len, size_t n, kart_future **out)
+{
+    int rc = 0;
+    if (!pool || !fn || (n && !out) || (n && !args && arg_len))
+        rc = -EINVAL;
+    else if (atomic_load(&pool->sh->state) != KART__POOL_RUNNING)
+        rc = -ESHUTDOWN;
+    else if (!kart__pool_task_ok(pool, fn)) /* spawned workers: by name */
+        rc = -ENOENT;
+    if (rc) {
+        for (size_t i = 0; out && i < n; i++)
+            out[i] = NULL;
+        return rc;
+    }
+    if (n == 0)
+        return 0;
+    int nd = kart__pool_caller_node(pool);
+    const char *a = args;
+    size_t i = 0;
+    /* The futures are prepared in out itself (no allocation on this
+     * path); on failure every slot goes back and out's entries are NULL,
+     * as the header says. */
+    for (; i < n; i++)
+        if ((rc = prepare(pool, nd, KJ_BYTES, fn, NULL, arg_len ? a + i * arg_len : NULL, arg_len,
+                          NULL, pool->result_size, (struct kart_future **)&out[i])))
+            break;
+    if (!rc)
+        rc = submit_batch(pool, (struct kart_future **)out, n, nd);
+    if (rc) {
+        while (i--)
+            job_abort(pool, out[i]);
+        for (i = 0; i < n; i++)
+            out[i] = NULL;
+        return rc;
+    }
+    return 0;
 }
 
 KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg, size_t arg_len,

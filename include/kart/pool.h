@@ -287,6 +287,24 @@ KART_API int kart_pool_submit(kart_pool *pool, kart_task_fn fn, const void *arg,
 KART_API int kart_pool_submit_node(kart_pool *pool, int node, kart_task_fn fn, const void *arg,
                                    size_t arg_len, kart_future **out);
 
+/*
+ * Queues n tasks fn(args + i * arg_len) (n arguments of arg_len bytes
+ * each, copied before this returns) and stores their futures in out[0..n),
+ * all or none: a burst of submits with one lock on the queue and one
+ * wake-up, where n kart_pool_submit calls take one each. Each future is
+ * waited for and freed as one of kart_pool_submit's. The tasks go to the
+ * caller's node; inline pools run them before returning. n == 0 returns 0
+ * and writes nothing.
+ * Errors: -EINVAL (NULL pool or fn; out NULL with n > 0; args NULL with
+ * arg_len > 0 and n > 0), -ENOENT (a spawn or forkserver pool: fn is not
+ * registered with KART_POOL_TASK()), -ESHUTDOWN (closed or terminated),
+ * -EAGAIN (fewer than n more futures fit under max_jobs), -ENOMEM
+ * (process pools: the arena is full). On an error nothing is queued, and
+ * when n > 0 and out is not NULL, out[0..n) are set to NULL.
+ */
+KART_API int kart_pool_submit_many(kart_pool *pool, kart_task_fn fn, const void *args,
+                                   size_t arg_len, size_t n, kart_future **out);
+
 /* The pointer form: fn(arg, &result). Errors: those of kart_pool_submit,
  * and -ENOTSUP for process pools. */
 KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *arg,

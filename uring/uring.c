@@ -98,11 +98,29 @@ int kart__ur_submit(uring_state *st)
     return kart__sys_io_uring_submit(&st->ring);
 }
 
+/* On an SQPOLL ring a submission only hands the SQEs to the kernel's
+ * thread, which may not have taken them yet: room is waited for
+ * (IORING_ENTER_SQ_WAIT, 5.10) until there are n free entries. */
+static int sqpoll_room(uring_state *st, unsigned n)
+{
+    while (st->sqpoll && io_uring_sq_space_left(&st->ring) < n) {
+        st->enters++;
+        int err = io_uring_sqring_wait(&st->ring);
+        if (err < 0 && err != -EINTR)
+            return err;
+    }
+    return 0;
+}
+
 struct io_uring_sqe *kart__ur_sqe(uring_state *st, int *err)
 {
     struct io_uring_sqe *sqe;
     while (!(sqe = io_uring_get_sqe(&st->ring))) {
         int n = kart__ur_submit(st);
+        if (n >= 0 && st->sqpoll) {
+            int e = sqpoll_room(st, 1);
+            n = e < 0 ? e : 1;
+        }
         if (n <= 0) {
             *err = n < 0 ? n : -EBUSY;
             return NULL;
@@ -116,6 +134,9 @@ int kart__ur_reserve(uring_state *st, unsigned n)
     if (io_uring_sq_space_left(&st->ring) >= n)
         return 0;
     int err = kart__ur_submit(st);
+    if (err < 0)
+        return err;
+    err = sqpoll_room(st, n);
     if (err < 0)
         return err;
     return io_uring_sq_space_left(&st->ring) >= n ? 0 : -EBUSY;
@@ -287,6 +308,18 @@ static bool native_io_ok(void)
     return major > 6 || (major == 6 && minor >= 0);
 }
 
+/* The SQPOLL thread's idle time asked for, capped at a minute: the
+ * option, else KART_URING_SQPOLL_MS from the environment (for tests and
+ * comparisons: a program's loops all get it without a rebuild). */
+static unsigned sqpoll_ms(const kart_selector_options *opts)
+{
+    unsigned long ms = opts->uring_sqpoll_ms;
+    const char *env = getenv("KART_URING_SQPOLL_MS");
+    if (!ms && env && *env)
+        ms = strtoul(env, NULL, 10);
+    return ms > 60000 ? 60000 : (unsigned)ms;
+}
+
 static int ur_init(kart_selector *sel, const kart_selector_options *opts)
 {
     uring_state *st = calloc(1, sizeof(*st));
@@ -312,7 +345,30 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
     };
     struct io_uring_params p;
     int err = -EINVAL;
-    for (size_t i = sel->one_thread ? 0 : 1; i < KART__ARRAY_LEN(tries) && err == -EINVAL; i++) {
+    /* SQPOLL (opt-in): a kernel thread takes the SQEs as they are queued.
+     * The kernel refuses it with DEFER_TASKRUN and COOP_TASKRUN (-EINVAL),
+     * so it is tried alone (with SUBMIT_ALL, then without); any refusal
+     * (-EINVAL before 5.x, -EPERM for an unprivileged caller before 5.11,
+     * -ENOMEM ...) falls back to the ordinary ring below. */
+    bool sqpoll = false;
+    unsigned idle = sqpoll_ms(opts);
+    if (idle) {
+        static const unsigned sq_tries[] = {IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL,
+                                            IORING_SETUP_SQPOLL};
+        for (size_t i = 0; i < KART__ARRAY_LEN(sq_tries) && !sqpoll; i++) {
+            p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | sq_tries[i],
+                                         .cq_entries = 2 * entries,
+                                         .sq_thread_idle = idle};
+            err = kart__sys_io_uring_queue_init_params(entries, &st->ring, &p);
+            sqpoll = err == 0;
+        }
+        if (!sqpoll)
+            kart__log(KART_LOG_INFO, "uring", "SQPOLL refused (%s), the ring goes without it",
+                      strerror(-err));
+        err = sqpoll ? 0 : -EINVAL;
+    }
+    for (size_t i = sel->one_thread ? 0 : 1;
+         !sqpoll && i < KART__ARRAY_LEN(tries) && err == -EINVAL; i++) {
         p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | tries[i],
                                      .cq_entries = 2 * entries};
         err = kart__sys_io_uring_queue_init_params(entries, &st->ring, &p);
@@ -335,6 +391,9 @@ static int ur_init(kart_selector *sel, const kart_selector_options *opts)
         kart__log(KART_LOG_INFO, "uring", "no multishot poll, KART_EDGE unavailable");
         sel->caps &= ~KART_CAP_EDGE;
     }
+    st->sqpoll = sqpoll;
+    if (sqpoll)
+        sel->caps |= KART_CAP_SQPOLL;
     st->native_io = native_io_ok();
     st->enabled = !st->single_issuer;
     atomic_init(&st->msg_ok, st->enabled);

@@ -59,6 +59,7 @@ typedef struct uring_state {
      * then owns it (and registers the ring fd). */
     bool enabled;
     bool single_issuer;
+    bool sqpoll;        /* a kernel thread takes the SQEs (IORING_SETUP_SQPOLL) */
     bool native_io;     /* completion-based operations go through the ring */
     uint64_t enters;    /* io_uring_enter calls made */
     uint64_t overflows; /* times the completion ring was seen overflowed */

@@ -172,6 +172,11 @@ KART_API const char *kart_loop_backend_name(const kart_loop *loop)
     return kart_selector_backend(loop->sel);
 }
 
+KART_API unsigned kart_loop_caps(const kart_loop *loop)
+{
+    return kart_selector_caps(loop->sel);
+}
+
 KART_API int kart_loop_active_handles(const kart_loop *loop)
 {
     return loop->active;

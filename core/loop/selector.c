@@ -220,7 +220,8 @@ KART_API const char *kart_selector_backend(const kart_selector *sel)
 
 KART_API unsigned kart_selector_caps(const kart_selector *sel)
 {
-    return sel->caps & (KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART_CAP_FDSET_LIMIT);
+    return sel->caps &
+           (KART_CAP_EDGE | KART_CAP_EXCLUSIVE | KART_CAP_FDSET_LIMIT | KART_CAP_SQPOLL);
 }
 
 KART_API int kart_selector_count(const kart_selector *sel)

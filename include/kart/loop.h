@@ -64,7 +64,9 @@ typedef struct kart_handle {
 } kart_handle;
 
 typedef struct kart_loop_options {
-    kart_selector_options selector; /* backend choice and ring size */
+    /* Backend choice, the io_uring ring's size, and SQPOLL (opt-in:
+     * selector.uring_sqpoll_ms, see kart/selector.h). */
+    kart_selector_options selector;
 } kart_loop_options;
 
 /*
@@ -125,6 +127,10 @@ KART_API void kart_loop_update_time(kart_loop *loop);
 
 /* The selector backend the loop runs ("uring", "epoll", ...). */
 KART_API const char *kart_loop_backend_name(const kart_loop *loop);
+
+/* The KART_CAP_* bits of the loop's selector (kart_selector_caps()): which
+ * of what was asked for the backend granted, KART_CAP_SQPOLL among them. */
+KART_API unsigned kart_loop_caps(const kart_loop *loop);
 
 /* Counts the active handles (referenced or not). */
 KART_API int kart_loop_active_handles(const kart_loop *loop);

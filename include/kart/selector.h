@@ -67,6 +67,7 @@ extern "C" {
 #define KART_CAP_EDGE 0x1u        /* KART_EDGE is honoured */
 #define KART_CAP_EXCLUSIVE 0x2u   /* KART_EXCLUSIVE wakes one waiter */
 #define KART_CAP_FDSET_LIMIT 0x4u /* fds >= FD_SETSIZE are refused (-ERANGE) */
+#define KART_CAP_SQPOLL 0x8u      /* io_uring: a kernel thread polls the ring (uring_sqpoll_ms) */
 
 /* One ready fd, as reported by kart_selector_wait(). */
 typedef struct kart_event {
@@ -85,6 +86,19 @@ typedef struct kart_selector_options {
     /* Size hint for the io_uring submission queue (0: the default, 256);
      * the completion queue is twice as large. */
     unsigned uring_entries;
+    /* Opt-in, io_uring only: 0 (the default) is off. N > 0 asks for a
+     * kernel thread that polls the submission ring (IORING_SETUP_SQPOLL,
+     * unprivileged since Linux 5.11) and sleeps after N ms without work,
+     * so a busy loop submits without io_uring_enter; it still enters to
+     * wait. For latency-critical servers that can spare a core: the thread
+     * spins on its CPU while there is traffic (its CPU counts as the
+     * process's). Where the kernel refuses it (older kernels, limits), the
+     * ring is set up as without it, and KART_CAP_SQPOLL is not reported:
+     * kart_selector_caps() (kart_loop_caps() for a loop) says which. Such
+     * a ring runs without SINGLE_ISSUER and DEFER_TASKRUN, which the
+     * kernel does not combine with SQPOLL. Values over 60000 are taken
+     * as 60000. */
+    unsigned uring_sqpoll_ms;
 } kart_selector_options;
 
 /*

@@ -164,7 +164,8 @@ static void rank_lost(kart_mpi_pool *p, int rank)
             memset(j->out + c->first * j->out_size, 0, c->n * j->out_size);
         if (chunk_done_dequeue(p, c, -EHOSTDOWN, 0))
             finished[nf++] = j;
-        free(c);
+        c->next = p->spare; /* chunk_put */
+        p->spare = c;
     }
     if (p->alive_ranks == 0)
         fail_queued(p, -EHOSTDOWN);
@@ -175,21 +176,54 @@ static void rank_lost(kart_mpi_pool *p, int rank)
         rank_lost(p, rank);
 }
 
-static bool receive(kart_mpi_pool *p)
+/* Chunk records are reused (the progress thread alone takes and gives
+ * them): chunk 1 makes one per item. */
+static kart__mpi_chunk *chunk_get(kart_mpi_pool *p)
 {
-    int flag = 0;
+    kart__mpi_chunk *c = p->spare;
+    if (!c)
+        return calloc(1, sizeof(*c));
+    p->spare = c->next;
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void chunk_put(kart_mpi_pool *p, kart__mpi_chunk *c)
+{
+    c->next = p->spare;
+    p->spare = c;
+}
+
+/* Takes one result, if one is there (or, with `block`, once one comes).
+ * A matched probe matches the message once; the buffer is the pool's,
+ * grown as needed and kept. */
+static bool receive(kart_mpi_pool *p, bool block)
+{
+    int flag = 1;
     MPI_Status st;
-    if (MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &flag, &st) != MPI_SUCCESS || !flag)
+    MPI_Message m;
+    int prc = block ? MPI_Mprobe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &m, &st)
+                    : MPI_Improbe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &flag, &m, &st);
+    if (prc != MPI_SUCCESS || !flag)
         return false;
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
-    char *buf = malloc(count > 0 ? (size_t)count : 1);
-    if (!buf)
-        return false; /* try again on the next turn */
-    if (MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, p->comm, MPI_STATUS_IGNORE) !=
-            MPI_SUCCESS ||
-        (size_t)count < sizeof(wire_result)) {
-        free(buf);
+    size_t got = count > 0 ? (size_t)count : 0;
+    if (got > p->rcap || !p->rbuf) {
+        char *b = realloc(p->rbuf, got ? got : 1);
+        if (!b) {
+            /* The message is matched: take it into nothing, and fail the
+             * rank's work rather than lose track of it. */
+            MPI_Mrecv(NULL, 0, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+            rank_lost(p, st.MPI_SOURCE);
+            return true;
+        }
+        p->rbuf = b;
+        p->rcap = got ? got : 1;
+    }
+    char *buf = p->rbuf;
+    if (MPI_Mrecv(buf, count, MPI_BYTE, &m, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+        got < sizeof(wire_result)) {
         rank_lost(p, st.MPI_SOURCE);
         return true;
     }
@@ -198,7 +232,7 @@ static bool receive(kart_mpi_pool *p)
     kart__mpi_chunk *c = (kart__mpi_chunk *)(uintptr_t)h.id;
     kart__mpi_job *j = c->job;
     const char *payload = buf + sizeof(h);
-    size_t len = (size_t)count - sizeof(h);
+    size_t len = got - sizeof(h);
     if (j->kind == JOB_MAP && j->out_size) {
         size_t want = c->n * j->out_size;
         memcpy(j->out + c->first * j->out_size, payload, len < want ? len : want);
@@ -207,10 +241,9 @@ static bool receive(kart_mpi_pool *p)
     unlink_chunk(p, c);
     bool fin = chunk_done_dequeue(p, c, (int)h.err, (size_t)h.item);
     pthread_mutex_unlock(&p->mu);
-    free(c);
+    chunk_put(p, c);
     if (fin)
         complete(p, j, payload, len);
-    free(buf);
     return true;
 }
 
@@ -263,7 +296,7 @@ static bool dispatch(kart_mpi_pool *p)
                     continue;
                 }
             }
-            kart__mpi_chunk *c = calloc(1, sizeof(*c));
+            kart__mpi_chunk *c = chunk_get(p);
             if (!c) {
                 pthread_mutex_unlock(&p->mu);
                 return sent;
@@ -313,7 +346,7 @@ static bool dispatch(kart_mpi_pool *p)
                 unlink_chunk(p, c);
                 bool fin = chunk_done_dequeue(p, c, -ENOMEM, 0);
                 pthread_mutex_unlock(&p->mu);
-                free(c);
+                chunk_put(p, c);
                 if (fin)
                     complete(p, j, NULL, 0);
             }
@@ -336,7 +369,7 @@ void *kart__mpi_progress(void *arg)
     unsigned idle = 0;
     for (;;) {
         bool did = false;
-        while (receive(p))
+        while (receive(p, false))
             did = true;
         did |= dispatch(p);
         kart__mpi_send_reap(&p->sends, false);
@@ -344,8 +377,13 @@ void *kart__mpi_progress(void *arg)
         pthread_mutex_lock(&p->mu);
         size_t nf = sweep(p, fin, 64);
         size_t outstanding = 0;
-        for (int r = 0; r < p->size; r++)
-            outstanding += p->ranks[r].outstanding;
+        bool saturated = p->alive_ranks > 0;
+        for (int r = 0; r < p->size; r++) {
+            kart__mpi_rank *rk = &p->ranks[r];
+            outstanding += rk->outstanding;
+            if (rk->alive && rk->outstanding < rk->credit)
+                saturated = false;
+        }
         bool drained = !p->head && !outstanding;
         if (p->closed && drained && !nf) {
             pthread_mutex_unlock(&p->mu);
@@ -360,6 +398,13 @@ void *kart__mpi_progress(void *arg)
         for (size_t i = 0; i < nf; i++)
             complete(p, fin[i], NULL, 0);
         if (did || nf) {
+            idle = 0;
+        } else if (saturated) {
+            /* Every rank holds all it may: nothing can be sent, and no
+             * submit can change that, before a result comes back. Wait in
+             * MPI for it, as a hand-written master blocks in MPI_Recv (no
+             * sleep, no wake-up to pay for when it comes). */
+            receive(p, true);
             idle = 0;
         } else if (++idle > 64) {
             /* Results are due: poll, giving the CPU away (a rank may

@@ -19,7 +19,10 @@ log=$prog.log
 start=$(date +%s)
 timeout -k 10 "$MPI_DEAD_LIMIT" $MPIRUN -n 3 "$prog" 20000 > "$log" 2>&1
 rc=$?
+end=$(date +%s.%N)
 took=$(($(date +%s) - start))
+killed=$(sed -n 's/^killing rank [0-9]* at \([0-9.]*\)$/\1/p' "$log")
+after=${killed:+$(echo "$end - $killed" | bc | xargs printf '%.1f')}
 fail() {
   echo "  FAIL    mpi-deadrank: $1 ($log)"
   tail -20 "$log"
@@ -43,4 +46,4 @@ if [ "$rc" -eq 124 ] || [ "$took" -ge "$MPI_DEAD_LIMIT" ]; then
 fi
 grep -q "done err=" "$log" && fail "rank 0's future completed, yet the job failed (status $rc)"
 grep -q "rank 2 .*exited on signal 9" "$log" || fail "mpirun did not name the dead rank (status $rc)"
-echo "  PASS    mpi-deadrank: mpirun ended the job (status $rc, rank 2 killed by signal 9, $took s)"
+echo "  PASS    mpi-deadrank: mpirun ended the job (status $rc, rank 2 killed by signal 9, ${after:-?} s after the kill, $took s in all)"

@@ -25,8 +25,15 @@ static int g_rank, g_size, g_ran;
 
 static int t_item(const void *arg, size_t len, void *res, size_t *res_len)
 {
-    if (g_rank == g_size - 1 && ++g_ran == 50)
+    if (g_rank == g_size - 1 && ++g_ran == 50) {
+        /* The wall-clock time of the kill, for the script's timing. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        printf("killing rank %d at %lld.%03ld\n", g_rank, (long long)now.tv_sec,
+               now.tv_nsec / 1000000);
+        fflush(stdout);
         raise(SIGKILL);
+    }
     /* A little work, so that the map is still running when it dies. */
     struct timespec ts = {0, 200000};
     nanosleep(&ts, NULL);

@@ -194,17 +194,15 @@ static void chunk_put(kart_mpi_pool *p, kart__mpi_chunk *c)
     p->spare = c;
 }
 
-/* Takes one result, if one is there (or, with `block`, once one comes).
- * A matched probe matches the message once; the buffer is the pool's,
- * grown as needed and kept. */
-static bool receive(kart_mpi_pool *p, bool block)
+/* Takes one result, if one is there. A matched probe matches the
+ * message once (Iprobe then Recv match it twice); the buffer is the
+ * pool's, grown as needed and kept. */
+static bool receive(kart_mpi_pool *p)
 {
-    int flag = 1;
+    int flag = 0;
     MPI_Status st;
     MPI_Message m;
-    int prc = block ? MPI_Mprobe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &m, &st)
-                    : MPI_Improbe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &flag, &m, &st);
-    if (prc != MPI_SUCCESS || !flag)
+    if (MPI_Improbe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &flag, &m, &st) != MPI_SUCCESS || !flag)
         return false;
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
@@ -369,7 +367,7 @@ void *kart__mpi_progress(void *arg)
     unsigned idle = 0;
     for (;;) {
         bool did = false;
-        while (receive(p, false))
+        while (receive(p))
             did = true;
         did |= dispatch(p);
         kart__mpi_send_reap(&p->sends, false);
@@ -377,13 +375,8 @@ void *kart__mpi_progress(void *arg)
         pthread_mutex_lock(&p->mu);
         size_t nf = sweep(p, fin, 64);
         size_t outstanding = 0;
-        bool saturated = p->alive_ranks > 0;
-        for (int r = 0; r < p->size; r++) {
-            kart__mpi_rank *rk = &p->ranks[r];
-            outstanding += rk->outstanding;
-            if (rk->alive && rk->outstanding < rk->credit)
-                saturated = false;
-        }
+        for (int r = 0; r < p->size; r++)
+            outstanding += p->ranks[r].outstanding;
         bool drained = !p->head && !outstanding;
         if (p->closed && drained && !nf) {
             pthread_mutex_unlock(&p->mu);
@@ -399,16 +392,14 @@ void *kart__mpi_progress(void *arg)
             complete(p, fin[i], NULL, 0);
         if (did || nf) {
             idle = 0;
-        } else if (saturated) {
-            /* Every rank holds all it may: nothing can be sent, and no
-             * submit can change that, before a result comes back. Wait in
-             * MPI for it, as a hand-written master blocks in MPI_Recv (no
-             * sleep, no wake-up to pay for when it comes). */
-            receive(p, true);
-            idle = 0;
         } else if (++idle > 64) {
             /* Results are due: poll, giving the CPU away (a rank may
-             * share it), then nap briefly once it has been quiet long. */
+             * share it), then nap briefly once it has been quiet long.
+             * Not a blocking MPI_Mprobe: Open MPI spins in it without
+             * bound, and with the ranks sharing cores (the bench's case:
+             * W ranks on W cores, plus this thread) a spinning root takes
+             * the CPU its own ranks need; on an idle core a result comes
+             * within the first few thousand turns, before any nap. */
             if (idle < 4096)
                 sched_yield();
             else

@@ -194,15 +194,15 @@ static void chunk_put(kart_mpi_pool *p, kart__mpi_chunk *c)
     p->spare = c;
 }
 
-/* Takes one result, if one is there. A matched probe matches the
- * message once (Iprobe then Recv match it twice); the buffer is the
- * pool's, grown as needed and kept. */
+/* Takes one result, if one is there, into the pool's buffer (grown as
+ * needed and kept). Iprobe then Recv, not the matched MPI_Improbe and
+ * MPI_Mrecv: with those, Open MPI 4.1.4 hung check_pool_mpi's 2-rank run
+ * (polling with MPI_Improbe), where Iprobe never has. */
 static bool receive(kart_mpi_pool *p)
 {
     int flag = 0;
     MPI_Status st;
-    MPI_Message m;
-    if (MPI_Improbe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &flag, &m, &st) != MPI_SUCCESS || !flag)
+    if (MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, p->comm, &flag, &st) != MPI_SUCCESS || !flag)
         return false;
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
@@ -210,17 +210,14 @@ static bool receive(kart_mpi_pool *p)
     if (got > p->rcap || !p->rbuf) {
         char *b = realloc(p->rbuf, got ? got : 1);
         if (!b) {
-            /* The message is matched: take it into nothing, and fail the
-             * rank's work rather than lose track of it. */
-            MPI_Mrecv(NULL, 0, MPI_BYTE, &m, MPI_STATUS_IGNORE);
-            rank_lost(p, st.MPI_SOURCE);
-            return true;
+            return false; /* try again on the next turn */
         }
         p->rbuf = b;
         p->rcap = got ? got : 1;
     }
     char *buf = p->rbuf;
-    if (MPI_Mrecv(buf, count, MPI_BYTE, &m, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+    if (MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, p->comm, MPI_STATUS_IGNORE) !=
+            MPI_SUCCESS ||
         got < sizeof(wire_result)) {
         rank_lost(p, st.MPI_SOURCE);
         return true;

@@ -192,13 +192,12 @@ KART_API int kart_mpi_pool_serve(kart_mpi_pool *pool)
         bool did = false;
         int flag = 0;
         MPI_Status st;
-        MPI_Message m;
         /* With nothing running, a blocking probe: nothing else can
-         * happen until the root speaks. A matched probe (Mprobe/Mrecv)
-         * matches the message once, not twice as Probe then Recv do. */
+         * happen until the root speaks. (Not the matched MPI_Mprobe and
+         * MPI_Mrecv: see receive() in pool_mpi_progress.c.) */
         int prc = !list && !sends && !stop
-                      ? (flag = 1, MPI_Mprobe(pool->root, MPI_ANY_TAG, pool->comm, &m, &st))
-                      : MPI_Improbe(pool->root, MPI_ANY_TAG, pool->comm, &flag, &m, &st);
+                      ? (flag = 1, MPI_Probe(pool->root, MPI_ANY_TAG, pool->comm, &st))
+                      : MPI_Iprobe(pool->root, MPI_ANY_TAG, pool->comm, &flag, &st);
         if (prc != MPI_SUCCESS) {
             rc = -EIO;
             break;
@@ -217,7 +216,8 @@ KART_API int kart_mpi_pool_serve(kart_mpi_pool *pool)
                 pool->rcap = len ? len : 1;
             }
             char *msg = pool->rbuf;
-            if (MPI_Mrecv(msg, count, MPI_BYTE, &m, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+            if (MPI_Recv(msg, count, MPI_BYTE, pool->root, st.MPI_TAG, pool->comm,
+                         MPI_STATUS_IGNORE) != MPI_SUCCESS) {
                 rc = -EIO;
                 break;
             }

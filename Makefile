@@ -217,7 +217,8 @@ MPI_SRC := $(wildcard mpi/*.c)
 MPI_OBJ := $(patsubst %.c,$(OUT)/mpiobj/%.o,$(MPI_SRC))
 MPI_CFLAGS = $(shell $(MPICC) -showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | sed 's/^[^ ]* //;s/ -c / /')
 MPI_LIBS = $(shell $(MPICC) -showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | sed 's/^[^ ]* //')
-MPI_BIN := $(OUT)/libkart-mpi.a $(OUT)/libkart-mpi.so.$(SOVERSION) $(OUT)/tests/check_pool_mpi $(OUT)/bench/pool-mpi-peer
+MPI_BIN := $(OUT)/libkart-mpi.a $(OUT)/libkart-mpi.so.$(SOVERSION) $(OUT)/tests/check_pool_mpi $(OUT)/bench/pool-mpi-peer \
+  $(OUT)/tests/mpi-deadrank
 # mpirun as root needs its consent; --oversubscribe: more ranks than cores.
 MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
 BENCH_CFLAGS += -DKART_BENCH_HAVE_MPI=$(MPI)
@@ -252,9 +253,17 @@ $(OUT)/bench/pool-mpi-peer: bench/pool_mpi.c bench/pool_peers.h bench/harness.h 
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) -DKART_BENCH_MPI_PEER_MAIN=1 -Ibench -o $@ $< \
 	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
 $(OUT)/kart-bench: $(OUT)/bench/pool-mpi-peer
-# The suite under 2, 3 and 4 ranks on this machine (scripts/mpi-check.sh).
-check-mpi: $(OUT)/tests/check_pool_mpi
+# A serving rank killed mid-map (scripts/mpi-deadrank.sh checks what follows).
+$(OUT)/tests/mpi-deadrank: tests/mpi/deadrank.c $(OUT)/libkart-mpi.a $(OUT)/libkart.a
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) -o $@ $< \
+	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
+# The suite under 2, 3 and 4 ranks on this machine (scripts/mpi-check.sh),
+# then a rank that dies (scripts/mpi-deadrank.sh).
+check-mpi: $(OUT)/tests/check_pool_mpi $(OUT)/tests/mpi-deadrank
 	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-check.sh $(OUT)/tests/check_pool_mpi
+	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-deadrank.sh $(OUT)/tests/mpi-deadrank
 # Two "hosts": network namespaces joined by a veth pair, Open MPI's TCP
 # transport between them, launched through scripts/mpi-netns-agent (root).
 check-mpi-netns: $(OUT)/tests/check_pool_mpi

@@ -89,6 +89,12 @@ static int check_options(const kart_mpi_pool_options *o)
 static void pool_release(kart_mpi_pool *p)
 {
     kart_pool_free(p->local);
+    while (p->spare) {
+        kart__mpi_chunk *c = p->spare;
+        p->spare = c->next;
+        free(c);
+    }
+    free(p->rbuf);
     free(p->tasks);
     free(p->ranks);
     if (p->comm != MPI_COMM_NULL)
@@ -169,6 +175,7 @@ KART_API int kart_mpi_pool_create(kart_mpi_pool **out, const kart_mpi_pool_optio
         kart_pool_options lo = opts->local;
         lo.result_size = p->result_size;
         rc = kart_pool_create(&p->local, &lo);
+        p->local_inline = lo.kind == KART_POOL_INLINE;
         if (!rc) {
             workers = kart_pool_workers(p->local);
             if (workers <= 0)

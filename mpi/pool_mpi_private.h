@@ -104,6 +104,7 @@ struct kart_mpi_pool {
     /* serving ranks */
     kart_pool *local;
     bool served;
+    bool local_inline; /* map chunks run in the serving thread itself */
     /* the root */
     pthread_t thread;
     bool thread_started, joined;
@@ -115,6 +116,9 @@ struct kart_mpi_pool {
     int alive_ranks;
     kart__mpi_rank *ranks;
     kart__mpi_send *sends;
+    kart__mpi_chunk *spare; /* freed chunk records, for reuse */
+    char *rbuf;             /* the received message (reused) */
+    size_t rcap;
 };
 
 int kart__mpi_task_index(const kart_mpi_pool *pool, const char *name);

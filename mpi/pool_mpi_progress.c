@@ -164,7 +164,8 @@ static void rank_lost(kart_mpi_pool *p, int rank)
             memset(j->out + c->first * j->out_size, 0, c->n * j->out_size);
         if (chunk_done_dequeue(p, c, -EHOSTDOWN, 0))
             finished[nf++] = j;
-        free(c);
+        c->next = p->spare; /* chunk_put */
+        p->spare = c;
     }
     if (p->alive_ranks == 0)
         fail_queued(p, -EHOSTDOWN);
@@ -175,6 +176,28 @@ static void rank_lost(kart_mpi_pool *p, int rank)
         rank_lost(p, rank);
 }
 
+/* Chunk records are reused (the progress thread alone takes and gives
+ * them): chunk 1 makes one per item. */
+static kart__mpi_chunk *chunk_get(kart_mpi_pool *p)
+{
+    kart__mpi_chunk *c = p->spare;
+    if (!c)
+        return calloc(1, sizeof(*c));
+    p->spare = c->next;
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void chunk_put(kart_mpi_pool *p, kart__mpi_chunk *c)
+{
+    c->next = p->spare;
+    p->spare = c;
+}
+
+/* Takes one result, if one is there, into the pool's buffer (grown as
+ * needed and kept). Iprobe then Recv, not the matched MPI_Improbe and
+ * MPI_Mrecv: with those, Open MPI 4.1.4 hung check_pool_mpi's 2-rank run
+ * (polling with MPI_Improbe), where Iprobe never has. */
 static bool receive(kart_mpi_pool *p)
 {
     int flag = 0;
@@ -183,13 +206,19 @@ static bool receive(kart_mpi_pool *p)
         return false;
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);
-    char *buf = malloc(count > 0 ? (size_t)count : 1);
-    if (!buf)
-        return false; /* try again on the next turn */
+    size_t got = count > 0 ? (size_t)count : 0;
+    if (got > p->rcap || !p->rbuf) {
+        char *b = realloc(p->rbuf, got ? got : 1);
+        if (!b) {
+            return false; /* try again on the next turn */
+        }
+        p->rbuf = b;
+        p->rcap = got ? got : 1;
+    }
+    char *buf = p->rbuf;
     if (MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, p->comm, MPI_STATUS_IGNORE) !=
             MPI_SUCCESS ||
-        (size_t)count < sizeof(wire_result)) {
-        free(buf);
+        got < sizeof(wire_result)) {
         rank_lost(p, st.MPI_SOURCE);
         return true;
     }
@@ -198,7 +227,7 @@ static bool receive(kart_mpi_pool *p)
     kart__mpi_chunk *c = (kart__mpi_chunk *)(uintptr_t)h.id;
     kart__mpi_job *j = c->job;
     const char *payload = buf + sizeof(h);
-    size_t len = (size_t)count - sizeof(h);
+    size_t len = got - sizeof(h);
     if (j->kind == JOB_MAP && j->out_size) {
         size_t want = c->n * j->out_size;
         memcpy(j->out + c->first * j->out_size, payload, len < want ? len : want);
@@ -207,10 +236,9 @@ static bool receive(kart_mpi_pool *p)
     unlink_chunk(p, c);
     bool fin = chunk_done_dequeue(p, c, (int)h.err, (size_t)h.item);
     pthread_mutex_unlock(&p->mu);
-    free(c);
+    chunk_put(p, c);
     if (fin)
         complete(p, j, payload, len);
-    free(buf);
     return true;
 }
 
@@ -263,7 +291,7 @@ static bool dispatch(kart_mpi_pool *p)
                     continue;
                 }
             }
-            kart__mpi_chunk *c = calloc(1, sizeof(*c));
+            kart__mpi_chunk *c = chunk_get(p);
             if (!c) {
                 pthread_mutex_unlock(&p->mu);
                 return sent;
@@ -313,7 +341,7 @@ static bool dispatch(kart_mpi_pool *p)
                 unlink_chunk(p, c);
                 bool fin = chunk_done_dequeue(p, c, -ENOMEM, 0);
                 pthread_mutex_unlock(&p->mu);
-                free(c);
+                chunk_put(p, c);
                 if (fin)
                     complete(p, j, NULL, 0);
             }
@@ -363,7 +391,12 @@ void *kart__mpi_progress(void *arg)
             idle = 0;
         } else if (++idle > 64) {
             /* Results are due: poll, giving the CPU away (a rank may
-             * share it), then nap briefly once it has been quiet long. */
+             * share it), then nap briefly once it has been quiet long.
+             * Not a blocking MPI_Mprobe: Open MPI spins in it without
+             * bound, and with the ranks sharing cores (the bench's case:
+             * W ranks on W cores, plus this thread) a spinning root takes
+             * the CPU its own ranks need; on an idle core a result comes
+             * within the first few thousand turns, before any nap. */
             if (idle < 4096)
                 sched_yield();
             else

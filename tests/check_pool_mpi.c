@@ -580,6 +580,40 @@ static Suite *threads_suite(void)
     return s;
 }
 
+/* Inline local pools: the serving ranks run map chunks in their serving
+ * thread (pool_mpi_serve.c's inline path), which must give what the
+ * local pool would: the same results, failures and zeroed items. */
+START_TEST(inline_map_result_too_long)
+{
+    char in[4][16], out[4][8];
+    memset(in, 'a', sizeof(in));
+    memset(out, 'z', sizeof(out));
+    kart_pool_failure fl;
+    kart_pool_map_options mo = {.chunk = 2};
+    ck_assert_int_eq(kart_mpi_pool_map(g_pool, "echo", in, 16, out, 8, 4, &mo, &fl), 0);
+    ck_assert_int_eq(fl.err, -EMSGSIZE);
+    ck_assert_uint_eq(fl.item, 0);
+    /* Item 0 failed: it and the rest of its chunk (item 1) are zero. */
+    static const char zero[16];
+    ck_assert_mem_eq(out, zero, 16);
+}
+END_TEST
+
+static Suite *inline_suite(void)
+{
+    Suite *s = suite_create("pool_mpi inline");
+    TCase *tc = tcase_create("inline");
+    tcase_add_test(tc, submit_and_result);
+    tcase_add_test(tc, apply);
+    tcase_add_test(tc, map_matches_local);
+    tcase_add_test(tc, map_failure);
+    tcase_add_test(tc, map_async_and_progress);
+    tcase_add_test(tc, imap_ordered_and_unordered);
+    tcase_add_test(tc, inline_map_result_too_long);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 static Suite *procs_suite(void)
 {
     Suite *s = suite_create("pool_mpi processes");
@@ -664,6 +698,21 @@ int main(int argc, char **argv)
     g_kind = KART_POOL_PROCESSES;
     if (g_rank == 0)
         failed += run_suite(procs_suite());
+    else
+        SERVER_CHECK(kart_mpi_pool_serve(g_pool) == 0);
+    kart_mpi_pool_free(g_pool);
+
+    /* Round 4: inline pools in the ranks (the serving thread runs maps). */
+    o = options(KART_POOL_INLINE);
+    o.local.workers = 0;
+    rc = kart_mpi_pool_create(&g_pool, &o);
+    if (rc) {
+        fprintf(stderr, "rank %d: create: %s\n", g_rank, kart_strerror(rc));
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    g_kind = KART_POOL_INLINE;
+    if (g_rank == 0)
+        failed += run_suite(inline_suite());
     else
         SERVER_CHECK(kart_mpi_pool_serve(g_pool) == 0);
     kart_mpi_pool_free(g_pool);

@@ -43,6 +43,10 @@ typedef struct lg_result {
     int64_t server_rss_kib; /* server resident memory with every connection
                              * open and primed (one echo each), before the
                              * window */
+    int64_t kernel_kib;     /* growth of the kernel's socket-related slab
+                             * caches (/proc/slabinfo) over connecting and
+                             * priming, machine-wide: both ends' sockets,
+                             * files, epoll and io_uring items; -1: unknown */
 } lg_result;
 
 /* Runs one round in a forked child pinned to CPU 1: connects, primes each

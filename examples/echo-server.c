@@ -15,7 +15,8 @@
  * provided-buffer ring and one send per received buffer, all submitted in
  * the loop's one io_uring_enter per turn; on epoll, poll and select kart
  * emulates the same calls over readiness. Nothing is allocated per
- * request; a connection is one allocation. A connection that has
+ * request; a connection is one allocation of 320 bytes (the send requests
+ * are the pool's, one per buffer: kart_sock_send_buf). A connection that has
  * SEND_SLOTS buffers still being sent stops receiving until one is done,
  * so a client that sends without reading cannot make the server hoard
  * buffers: the kernel's socket buffers hold the rest.
@@ -25,25 +26,25 @@
 #include "console.h"
 #include "server.h"
 
+/* Sends in flight per connection before its receive pauses. */
 #define SEND_SLOTS 4
 
+/* What a connection holds: the frame's part and two counters. The sends
+ * use kart_sock_send_buf(), whose requests belong to the loop's pool (one
+ * per buffer), so an idle connection carries no send request of its own:
+ * four kart_req here made a connection 1,024 bytes against 320. */
 typedef struct echo_conn {
-    srv_conn base; /* first: a kart_sock * is an echo_conn * */
-    unsigned busy; /* bit i: send[i] is in flight with buf[i] */
-    int paused;    /* receiving stopped: every slot busy */
-    kart_req send[SEND_SLOTS];
-    kart_buf *buf[SEND_SLOTS];
+    srv_conn base;    /* first: a kart_sock * is an echo_conn * */
+    uint8_t inflight; /* buffers being sent back */
+    uint8_t paused;   /* receiving stopped: SEND_SLOTS in flight */
 } echo_conn;
 
 static void on_recv(kart_sock *sock, int nread, kart_buf *buf);
 
-static void on_sent(kart_req *req, int result)
+static void on_sent(kart_sock *sock, int result)
 {
-    echo_conn *c = (echo_conn *)req->sock;
-    int slot = (int)(req - c->send);
-    kart_buf_release(c->buf[slot]);
-    c->buf[slot] = NULL;
-    c->busy &= ~(1u << slot);
+    echo_conn *c = (echo_conn *)sock;
+    c->inflight--; /* the pool has taken the buffer back */
     if (result < 0) {
         srv_conn_close(&c->base);
         return;
@@ -69,19 +70,12 @@ static void on_recv(kart_sock *sock, int nread, kart_buf *buf)
         srv_conn_abort(&c->base);
         return;
     }
-    /* A free slot exists: the receive stops while all are busy. */
-    int slot = __builtin_ctz(~c->busy);
-    c->buf[slot] = buf;
-    c->busy |= 1u << slot;
-    int err = kart_sock_send(sock, &c->send[slot], buf->base, (size_t)nread, -1, on_sent);
-    if (err < 0) {
-        kart_buf_release(buf);
-        c->buf[slot] = NULL;
-        c->busy &= ~(1u << slot);
+    if (kart_sock_send_buf(sock, buf, (size_t)nread, on_sent) < 0) {
+        kart_buf_release(buf); /* on an error the buffer stays ours */
         srv_conn_close(&c->base);
         return;
     }
-    if (c->busy == (1u << SEND_SLOTS) - 1) {
+    if (++c->inflight == SEND_SLOTS) {
         c->paused = 1;
         kart_sock_recv_stop(sock);
     }

@@ -370,11 +370,11 @@ bool kart__io_has_work(const kart_loop *loop)
     return io && (io->done || io->resume);
 }
 
-void kart__io_flush(kart_loop *loop)
+/* Delivers the results queued so far. Only what is queued now: results
+ * queued by these callbacks wait for the next turn, so a callback that
+ * restarts at once cannot spin here. */
+static void deliver_queued(kart__io *io)
 {
-    kart__io *io = loop->io;
-    /* Only what is queued now: results queued by these callbacks wait for
-     * the next turn, so a callback that restarts at once cannot spin here. */
     kart_req *last = io->done_tail;
     while (io->done) {
         kart_req *r = io->done;
@@ -387,6 +387,12 @@ void kart__io_flush(kart_loop *loop)
         if (end)
             break;
     }
+}
+
+void kart__io_flush(kart_loop *loop)
+{
+    kart__io *io = loop->io;
+    deliver_queued(io);
     kart_sock *s = io->resume;
     io->resume = NULL;
     while (s) {
@@ -429,7 +435,16 @@ bool kart__io_busy(const kart_loop *loop)
 
 void kart__io_ready(kart_sock *sock, uint32_t events)
 {
-    sock->base.loop->io->mode->ready(sock, events);
+    kart__io *io = sock->base.loop->io;
+    io->mode->ready(sock, events);
+    /* What this socket's callbacks finished inside their starts (the echo's
+     * send, done by send(2) at once) is delivered now, not after the whole
+     * batch: a send's callback is where a received buffer goes back to the
+     * pool, and waiting for the batch's end held one buffer per ready
+     * socket (2,000 idle echo connections primed at once touched 2,000
+     * buffers, 4 KiB per connection; now one is reused). */
+    if (io->done)
+        deliver_queued(io);
 }
 
 void kart__io_complete(kart_loop *loop)

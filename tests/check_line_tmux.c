@@ -32,6 +32,10 @@ static int tmux(const char *fmt, ...)
     return system(cmd);
 }
 
+/* Whether the last tmux_out's command succeeded: it fails once the
+ * server is gone (the demo ended, its session and the server with it). */
+static bool tmux_ok;
+
 /* The output of a tmux command (static buffer). */
 static const char *tmux_out(const char *args)
 {
@@ -40,8 +44,7 @@ static const char *tmux_out(const char *args)
     snprintf(cmd, sizeof(cmd), "tmux -L %s %s 2>/dev/null", sock, args);
     FILE *f = popen(cmd, "r");
     size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
-    if (f)
-        pclose(f);
+    tmux_ok = f && pclose(f) == 0;
     out[n] = '\0';
     return out;
 }
@@ -86,15 +89,25 @@ static void msleep(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Waits until the screen shows text (5 s at most). */
+static int64_t now_ms(void)
+{
+    return kart_now_ns() / 1000000;
+}
+
+/* Waits until the screen shows text: 5 s at most by the clock, not by a
+ * count of polls (each starts a shell and tmux, which a loaded machine
+ * made take 200 ms: "250 polls" was a minute per wait), and not at all
+ * once the server is gone (the demo ended: the text can never come). */
 static bool wait_for(const char *text)
 {
-    for (int i = 0; i < 250; i++) {
+    int64_t until = now_ms() + 5000;
+    for (;;) {
         if (strstr(screen(), text))
             return true;
+        if (!tmux_ok || now_ms() >= until)
+            return false;
         msleep(20);
     }
-    return false;
 }
 
 #define SHOWS(text) ck_assert_msg(wait_for(text), "screen lacks \"%s\":\n%s", text, screen())
@@ -102,8 +115,8 @@ static bool wait_for(const char *text)
 /* Waits until the cursor is at x, y. */
 #define CURSOR_AT(cx, cy)                                                                          \
     do {                                                                                           \
-        int x_, y_, k_;                                                                            \
-        for (k_ = 0; k_ < 100; k_++) {                                                             \
+        int x_, y_;                                                                                \
+        for (int64_t until_ = now_ms() + 5000; now_ms() < until_;) {                               \
             cursor(&x_, &y_);                                                                      \
             if (x_ == (cx) && y_ == (cy))                                                          \
                 break;                                                                             \
@@ -152,7 +165,8 @@ static void stop(void)
     sock[0] = '\0';
 }
 
-static void start(int w, int h, const char *args)
+/* Starts the demo with args, and env (VAR=value ...) in its environment. */
+static void start_env(int w, int h, const char *env, const char *args)
 {
     static int n;
     static bool registered;
@@ -163,11 +177,17 @@ static void start(int w, int h, const char *args)
     }
     snprintf(sock, sizeof(sock), "kart-test-%d-%d", (int)getpid(), n++);
     /* the demo ends by itself after a minute, and the server with it */
-    ck_assert_int_eq(tmux("-f /dev/null new-session -d -x %d -y %d "
-                          "\"env TERM=xterm LANG=C.UTF-8 timeout --foreground 60 %s %s; sleep 3\"",
-                          w, h, demo, args),
-                     0);
+    ck_assert_int_eq(
+        tmux("-f /dev/null new-session -d -x %d -y %d "
+             "\"env TERM=xterm LANG=C.UTF-8 %s timeout --foreground 60 %s %s; sleep 3\"",
+             w, h, env, demo, args),
+        0);
     ck_assert_msg(wait_for(">"), "no prompt:\n%s", screen());
+}
+
+static void start(int w, int h, const char *args)
+{
+    start_env(w, h, "", args);
 }
 
 #define NEED_TMUX                                                                                  \
@@ -434,6 +454,36 @@ START_TEST(tmux_long_line_taller_than_screen)
 }
 END_TEST
 
+/* A terminal write that fails (ECONNRESET, injected into the demo) ends
+ * the edit with that error, in the blocking and in the loop mode; and a
+ * wait for a screen that can no longer come (the demo ended, its server
+ * with it) returns at once: check-faults' write:6:ECONNRESET in this case
+ * waited a minute per test, polling a dead server 250 times. */
+START_TEST(tmux_write_error_ends_line)
+{
+    NEED_TMUX;
+    for (int loop = 0; loop < 2; loop++) {
+        /* write 1 is the prompt, 2 the first echo: 3 fails, at the
+         * latest on Enter's line */
+        start_env(40, 10, "KART_FAULT=write:3:ECONNRESET", loop ? "-l" : "");
+        text("a");
+        text("b");
+        text("c");
+        keys("Enter");
+        SHOWS("error Connection reset by peer");
+        /* The demo ends, and its session 3 s later. */
+        int64_t until = now_ms() + 20000;
+        while (tmux("has-session") == 0 && now_ms() < until)
+            msleep(50);
+        ck_assert_msg(tmux("has-session") != 0, "the demo did not end:\n%s", screen());
+        int64_t t0 = now_ms();
+        ck_assert(!wait_for("never shown"));
+        ck_assert_int_lt(now_ms() - t0, 1000);
+        stop();
+    }
+}
+END_TEST
+
 int main(void)
 {
     have_tmux = system("command -v tmux >/dev/null 2>&1") == 0;
@@ -450,6 +500,7 @@ int main(void)
         KART_SKIP_GROUP("the tmux cases: tmux or %s missing", demo);
     Suite *s = suite_create("line_tmux");
     TCase *tc = tcase_create("screen");
+    tcase_add_test(tc, tmux_write_error_ends_line);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, tmux_types_and_accepts);
     tcase_add_test(tc, tmux_wraps_wide_characters);

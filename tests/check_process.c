@@ -12,6 +12,7 @@
 #include "futex.h"
 #include "process_private.h"
 
+#include <dirent.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -518,14 +519,20 @@ START_TEST(sentinel_in_loop)
 END_TEST
 
 /* The pipe sentinel, where pidfd_open is missing or refused. */
+/* Writes the grandchild's pid to arg, or the start's negative error: the
+ * test reads one or the other, never waits for a pid that cannot come
+ * (make check-faults fails this child's pipe2, say). */
 static int start_grandchild(void *arg)
 {
     kart_process *g;
-    if (kart_process_create(&g, sleep_forever, NULL, NULL) != 0 || kart_process_start(g) != 0)
-        return 1;
-    pid_t pid = kart_process_pid(g);
+    int err = kart_process_create(&g, sleep_forever, NULL, NULL);
+    if (err == 0 && (err = kart_process_start(g)) != 0)
+        kart_process_free(g);
+    pid_t pid = err ? (pid_t)err : kart_process_pid(g);
     if (write((int)(intptr_t)arg, &pid, sizeof(pid)) != sizeof(pid))
         return 2;
+    if (err)
+        return 1;
     /* Ends without the clean-up: the grandchild lives on, holding every fd
      * it inherited. */
     _exit(0);
@@ -556,6 +563,7 @@ START_TEST(pipe_sentinel)
     p = start_fn(start_grandchild, (void *)(intptr_t)pfd[1], false);
     pid_t g = 0;
     ck_assert_int_eq(read(pfd[0], &g, sizeof(g)), (ssize_t)sizeof(g));
+    ck_assert_msg(g > 0, "the child's kart_process_start: %s", kart_strerror(g));
     ck_assert(readable(kart_process_sentinel(p), 10000));
     finish(p, 0);
     ck_assert_int_eq(kill(g, SIGKILL), 0);
@@ -572,6 +580,60 @@ START_TEST(pipe_sentinel)
     finish(p, 6);
     close(pfd[0]);
     close(pfd[1]);
+    no_pidfd(false);
+}
+END_TEST
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* The pipe sentinel's pipe2 fails (no pidfd_open, and no descriptor
+ * left): kart_process_start returns the error at once, with no fd and no
+ * child left, and the object starts afterwards. In a fork child that
+ * starts one of its own (the calls counted across the fork, as make
+ * check-faults arms them) the error comes back to that child, which says
+ * so: make check-faults' pipe2:4:ENFILE in pipe_sentinel, where the test
+ * then waited for ever for a pid that could not come. */
+START_TEST(pipe_sentinel_pipe2_fails)
+{
+    no_pidfd(true);
+    int fds = count_fds();
+    kart_process *p;
+    ck_assert_int_eq(kart_process_create(&p, return_arg, (void *)5, NULL), 0);
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_pipe2, 1, 1, ENFILE), 0);
+    ck_assert_int_eq(kart_process_start(p), -ENFILE);
+    ck_assert_uint_eq(kart__fault_fired(KART__SYS_pipe2), 1);
+    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(kart_process_sentinel(p), KART_ENOTSTARTED);
+    ck_assert_int_eq(kart_process_active_children(NULL, 0), 0);
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    ck_assert_int_eq(kart_process_start(p), 0);
+    finish(p, 5);
+
+    int pfd[2];
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    /* call 1: this start; call 2: the child's start of its own */
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_pipe2, 1 + 1, 1, EMFILE), 0);
+    p = start_fn(start_grandchild, (void *)(intptr_t)pfd[1], false);
+    ck_assert(readable(pfd[0], 10000));
+    pid_t g = 0;
+    ck_assert_int_eq(read(pfd[0], &g, sizeof(g)), (ssize_t)sizeof(g));
+    ck_assert_int_eq(g, -EMFILE);
+    finish(p, 1);
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    close(pfd[0]);
+    close(pfd[1]);
+    ck_assert_int_eq(count_fds(), fds);
     no_pidfd(false);
 }
 END_TEST
@@ -1313,6 +1375,7 @@ static Suite *process_suite(void)
     tcase_add_test(sentinel, sentinel_poll);
     tcase_add_loop_test(sentinel, sentinel_in_loop, 0, kt_nbackends());
     tcase_add_test(sentinel, pipe_sentinel);
+    tcase_add_test(sentinel, pipe_sentinel_pipe2_fails);
     tcase_add_test(sentinel, pipe_sentinel_exec);
     tcase_add_test(sentinel, pipe_sentinel_held_open);
     suite_add_tcase(s, sentinel);

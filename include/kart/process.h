@@ -260,7 +260,8 @@ KART_API int kart_process_create_program(kart_process **out, const char *path, c
  * -EPROTO (forkserver: the server answered nonsense), -EBADF
  * (a program: an fd action's parent_fd is not open; a function's
  * options.fds names an fd closed since create; closing an fd that is not open is not an error), -EAGAIN (no more
- * processes), -EMFILE, -ENOMEM. After an error the object may be freed, or
+ * processes), -EMFILE, -ENFILE (no descriptor left: the pipe sentinel where
+ * pidfd_open is missing), -ENOMEM. After an error the object may be freed, or
  * started again.
  *
  * What a forked child inherits: the memory of the parent as it was (copy on

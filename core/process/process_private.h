@@ -83,6 +83,10 @@ int kart__proc_signal_locked(kart_process *p, int signum);
  * as Python's Process.start() reaps finished children first. */
 void kart__proc_reap_detached(void);
 
+/* The write end of this child's pipe sentinel (held until it ends, so its
+ * parent sees the end: the sentinel where pidfd_open is missing), or -1. */
+int kart__proc_sentinel_wfd(void);
+
 /* Registers the at-exit clean-up once per process. */
 void kart__proc_atexit_once(void);
 

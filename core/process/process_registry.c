@@ -107,6 +107,11 @@ void kart__proc_reap_detached(void)
     pthread_mutex_unlock(&kart__proc_lock);
 }
 
+int kart__proc_sentinel_wfd(void)
+{
+    return child_sentinel_wfd;
+}
+
 bool kart__proc_is_daemon(void)
 {
     return is_daemon_child;

@@ -909,11 +909,15 @@ START_TEST(active_children)
 }
 END_TEST
 
-/* Reads one pid from fd. */
+/* Reads one pid from fd, the read end of a pipe whose write end only the
+ * forked parent holds: a parent whose own start failed (make check-faults
+ * fails its pidfd_open, say) ends without writing, and the read sees the
+ * end instead of waiting forever. */
 static pid_t read_pid(int fd)
 {
     pid_t pid = 0;
-    ck_assert_int_eq(read(fd, &pid, sizeof(pid)), (ssize_t)sizeof(pid));
+    ssize_t n = read(fd, &pid, sizeof(pid));
+    ck_assert_msg(n == (ssize_t)sizeof(pid), "the forked parent ended without a pid (read %zd)", n);
     return pid;
 }
 
@@ -945,6 +949,7 @@ static void daemon_dies_with(bool killed)
             sleep_forever(NULL);
         _exit(0);
     }
+    close(pfd[1]);
     pid_t daemon = read_pid(pfd[0]);
     if (killed)
         kill(parent, SIGKILL);
@@ -952,7 +957,6 @@ static void daemon_dies_with(bool killed)
     ck_assert_int_eq(waitpid(parent, &status, 0), parent);
     ck_assert_int_eq(wait_orphan(daemon), -SIGKILL);
     close(pfd[0]);
-    close(pfd[1]);
 }
 
 START_TEST(daemon_dies_with_parent_exit)
@@ -985,6 +989,7 @@ START_TEST(non_daemon_outlives_parent)
             _exit(2);
         _exit(0);
     }
+    close(pfd[1]);
     pid_t child = read_pid(pfd[0]);
     int status;
     ck_assert_int_eq(waitpid(parent, &status, 0), parent);
@@ -992,7 +997,6 @@ START_TEST(non_daemon_outlives_parent)
     kt_write(go[1], "g");
     ck_assert_int_eq(wait_orphan(child), 'g');
     close(pfd[0]);
-    close(pfd[1]);
     close(go[0]);
     close(go[1]);
 }
@@ -1027,6 +1031,7 @@ START_TEST(at_exit_cleanup)
         exit(0); /* atexit: kill d, join w */
     }
     close(out[1]);
+    close(pids[1]);
     pid_t daemon = read_pid(pids[0]);
     int status;
     ck_assert_int_eq(waitpid(parent, &status, 0), parent);
@@ -1041,7 +1046,6 @@ START_TEST(at_exit_cleanup)
     ck_assert_int_eq(errno, ESRCH);
     close(out[0]);
     close(pids[0]);
-    close(pids[1]);
 }
 END_TEST
 

@@ -55,7 +55,8 @@ static int64_t slab_kib(void)
             continue;
         for (size_t i = 0; i < sizeof(caches) / sizeof(caches[0]); i++)
             if (strcmp(name, caches[i]) == 0)
-                bytes += num * size;
+                bytes += active * size; /* not num: the slabs keep the
+                                         * freed objects of earlier rounds */
     }
     fclose(f);
     return bytes / 1024;

@@ -41,6 +41,7 @@
 #include "deadline.h"
 #include "debug.h"
 #include "fault.h"
+#include "futex.h"
 #include "uring_private.h"
 
 #include <pthread.h>
@@ -531,9 +532,10 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n, in
         /* Kernel features' completions (uring_msgring.c, uring_waitid.c). */
         if (c->user_data == KART__UD_WAKE ||
             (c->user_data & (KART__UD_OP | KART__UDK_MASK)) == (KART__UD_OP | KART__UDK_WAITID)) {
-            if (c->user_data == KART__UD_WAKE)
+            if (c->user_data == KART__UD_WAKE) {
+                KART__TSAN_ACQUIRE(st); /* uring_msgring.c's release */
                 st->woken = true;
-            else
+            } else
                 kart__ur_waitid_done(st, c->user_data, c->res);
             seen++;
             continue;

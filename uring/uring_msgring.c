@@ -18,6 +18,7 @@
  */
 #include "uring_private.h"
 #include "uring_probe.h"
+#include "futex.h"
 
 #include <stdatomic.h>
 
@@ -36,6 +37,10 @@ int kart__ur_msg_wake(kart_selector *from, kart_selector *to)
     if (!sqe)
         return err;
     io_uring_prep_msg_ring(sqe, dst->ring.ring_fd, 0, KART__UD_WAKE, 0);
+    /* The target sees this wake-up only after the submit below, as after an
+     * eventfd write; ThreadSanitizer models the eventfd's ordering but not
+     * the ring's, so say it (the target acquires in uring.c's reap). */
+    KART__TSAN_RELEASE(dst);
     io_uring_sqe_set_data64(sqe, 0);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     err = kart__ur_submit(src);

@@ -114,7 +114,12 @@ static void caches_key_init(void)
 void kart__pool_mem_size(kart_pool *p)
 {
     pthread_once(&caches_once, caches_key_init);
-    p->cache_on = caches_key_ok && p->max_jobs >= KART__POOL_CACHE_MIN;
+    /* The per-thread slot caches are off: ThreadSanitizer (CI, check_pool's
+     * stress_4_submitters) saw a cached slot handed to a new submit while a
+     * worker still read the job it held, with no happens-before between
+     * them. The locked free list below has one (slot_lock); the caches come
+     * back when their reuse waits for the workers as the limbo list does. */
+    p->cache_on = false && caches_key_ok && p->max_jobs >= KART__POOL_CACHE_MIN;
     if (p->cache_on)
         p->max_jobs += KART__POOL_CACHE_RESERVE;
 }

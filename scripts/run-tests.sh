@@ -28,7 +28,7 @@ trap 'rm -rf "$logs"' EXIT
 
 # Runs one suite or script, leaving its output and exit status in $logs.
 run_one() {
-  local t=$1 name
+  local t=$1 name t0=$SECONDS
   name=$(basename "$t")
   # TEST_WRAP runs the suites (not the scripts) under a tool: valgrind.
   if [ -n "${TEST_WRAP:-}" ] && [ "${t%.sh}" = "$t" ]; then
@@ -38,6 +38,7 @@ run_one() {
     "$t" >"$logs/$name.log" 2>&1
   fi
   echo $? >"$logs/$name.rc"
+  echo $((SECONDS - t0)) >"$logs/$name.s"
 }
 
 passed=0 failed=0 skipped=0
@@ -50,6 +51,7 @@ report() {
   name=$(basename "$t")
   log=$logs/$name.log
   rc=$(cat "$logs/$name.rc")
+  echo "$(cat "$logs/$name.s") $name" >>"$logs/times"
   # A shell script is one test: its exit status decides.
   if [ "${t%.sh}" != "$t" ]; then
     if [ "$rc" -eq 0 ]; then
@@ -91,7 +93,7 @@ report() {
     grep -vE '^[0-9]+%: Checks' "$log" | grep -E ':[EF]:|error|Error|ERROR|SUMMARY: |WARNING: ThreadSanitizer' | head -n 40
     [ "$bad" -gt 0 ] || { failed=$((failed + 1)); cat "$log"; }
   else
-    echo "ok   $name: $line"
+    echo "ok   $name: $line ($(cat "$logs/$name.s") s)"
   fi
   # Notes the suites print themselves (backends run and skipped), and
   # the first skips with their reasons.
@@ -127,6 +129,10 @@ if [ -s "$skips" ]; then
   echo "skipped, by reason:"
   sed -E 's/^SKIP: ([^:]+): (\(not run\) |[^:]+: )?/\1: /' "$skips" |
     sort | uniq -c | sort -rn
+fi
+# Where a run's time goes (CI's budget is tight): the slowest suites.
+if [ -s "$logs/times" ]; then
+  echo "slowest suites (wall seconds): $(sort -rn "$logs/times" | head -n 8 | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')"
 fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

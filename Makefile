@@ -203,73 +203,87 @@ BENCH_ENV = -DKART_BENCH_CC_VERSION=$(call cstr,BENCH_CC_VERSION) \
   -DKART_BENCH_LIBEDIT_VERSION=$(call cstr,BENCH_LIBEDIT_VERSION)
 
 # ---- MPI pool (mpi/, include/kart/pool_mpi.h; docs/pool_mpi.md) ----
-# An optional library of its own, $(OUT)/libkart-mpi.a and .so, never a
+# An optional library of its own, $(MPI_OUT)/libkart-mpi.a and .so, never a
 # part of libkart: MPI=1 builds it (the default when mpicc is found),
 # MPI=0 leaves it out. Its suite runs under mpirun (make check-mpi;
 # `make check` runs it where MPI is built), and kart-bench's pool_mpi
 # scenario runs its MPI peer program through mpirun.
+# MPI_IMPL=mpich builds and runs it against MPICH instead of Open MPI
+# (Debian's mpich and libmpich-dev install beside Open MPI, whose mpicc and
+# mpirun stay the defaults; make check-mpich), in $(OUT)/mpich/.
+MPI_IMPL ?= openmpi
+MPI_OUT := $(OUT)$(if $(filter mpich,$(MPI_IMPL)),/mpich)
+ifeq ($(MPI_IMPL),mpich)
+MPICC ?= mpicc.mpich
+MPIRUN ?= mpirun.mpich
+MPIRUN_FLAGS ?=
+endif
 MPICC ?= mpicc
 MPIRUN ?= mpirun
 MPI ?= $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1 || echo 0)
 TEST_SRC := $(filter-out tests/check_pool_mpi.c,$(TEST_SRC))
 TEST_BIN := $(filter-out $(OUT)/tests/check_pool_mpi,$(TEST_BIN))
 MPI_SRC := $(wildcard mpi/*.c)
-MPI_OBJ := $(patsubst %.c,$(OUT)/mpiobj/%.o,$(MPI_SRC))
+MPI_OBJ := $(patsubst %.c,$(MPI_OUT)/mpiobj/%.o,$(MPI_SRC))
 MPI_CFLAGS = $(shell $(MPICC) -showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | sed 's/^[^ ]* //;s/ -c / /')
 MPI_LIBS = $(shell $(MPICC) -showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | sed 's/^[^ ]* //')
-MPI_BIN := $(OUT)/libkart-mpi.a $(OUT)/libkart-mpi.so.$(SOVERSION) $(OUT)/tests/check_pool_mpi $(OUT)/bench/pool-mpi-peer \
-  $(OUT)/tests/mpi-deadrank
+MPI_BIN := $(MPI_OUT)/libkart-mpi.a $(MPI_OUT)/libkart-mpi.so.$(SOVERSION) $(MPI_OUT)/tests/check_pool_mpi $(MPI_OUT)/bench/pool-mpi-peer \
+  $(MPI_OUT)/tests/mpi-deadrank
 # mpirun as root needs its consent; --oversubscribe: more ranks than cores.
 MPIRUN_FLAGS ?= --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
 BENCH_CFLAGS += -DKART_BENCH_HAVE_MPI=$(MPI)
 ifeq ($(MPI),1)
 BENCH_ENV += -DKART_BENCH_MPIRUN='"$(MPIRUN) $(MPIRUN_FLAGS)"' \
-  -DKART_BENCH_MPI_PEER='"$(abspath $(OUT))/bench/pool-mpi-peer"'
+  -DKART_BENCH_MPI_PEER='"$(abspath $(MPI_OUT))/bench/pool-mpi-peer"'
 endif
-.PHONY: mpi check-mpi check-mpi-netns
+.PHONY: mpi check-mpi check-mpi-netns check-mpich
 ifeq ($(MPI),1)
 all: mpi
 mpi: $(MPI_BIN)
-$(OUT)/mpiobj/%.o: %.c mpi/pool_mpi_private.h include/kart/pool_mpi.h $(OUT)/.flags
+$(MPI_OUT)/mpiobj/%.o: %.c mpi/pool_mpi_private.h include/kart/pool_mpi.h $(OUT)/.flags
 	@mkdir -p $(@D)
 	$(call say,MPICC,$<)
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(LIB_CFLAGS) $(MPI_CFLAGS) -c $< -o $@
-$(OUT)/libkart-mpi.a: $(MPI_OBJ)
+$(MPI_OUT)/libkart-mpi.a: $(MPI_OBJ)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
-$(OUT)/libkart-mpi.so.$(SOVERSION): $(MPI_OBJ) mpi/libkart-mpi.map $(OUT)/libkart.so.$(SOVERSION)
+$(MPI_OUT)/libkart-mpi.so.$(SOVERSION): $(MPI_OBJ) mpi/libkart-mpi.map $(OUT)/libkart.so.$(SOVERSION)
 	$(call say,LD,$@)
 	$(Q)$(CC) -shared $(LDDEFS) -Wl,-soname,libkart-mpi.so.$(SOVERSION) -Wl,--version-script=mpi/libkart-mpi.map \
 	  $(LDSAN) -o $@ $(MPI_OBJ) -L$(OUT) -l:libkart.so.$(SOVERSION) $(MPI_LIBS) $(LIBS) $(LDFLAGS)
-	$(Q)ln -sf libkart-mpi.so.$(SOVERSION) $(OUT)/libkart-mpi.so
-$(OUT)/tests/check_pool_mpi: tests/check_pool_mpi.c tests/testutil.h $(OUT)/libkart-mpi.a $(OUT)/libkart.a
+	$(Q)ln -sf libkart-mpi.so.$(SOVERSION) $(MPI_OUT)/libkart-mpi.so
+$(MPI_OUT)/tests/check_pool_mpi: tests/check_pool_mpi.c tests/testutil.h $(MPI_OUT)/libkart-mpi.a $(OUT)/libkart.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< \
-	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
-$(OUT)/bench/pool-mpi-peer: bench/pool_mpi.c bench/pool_peers.h bench/harness.h $(OUT)/libkart-mpi.a $(OUT)/libkart.a
+	  $(MPI_OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+$(MPI_OUT)/bench/pool-mpi-peer: bench/pool_mpi.c bench/pool_peers.h bench/harness.h $(MPI_OUT)/libkart-mpi.a $(OUT)/libkart.a
 	@mkdir -p $(@D)
 	$(call say,CC,$@)
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) -DKART_BENCH_MPI_PEER_MAIN=1 -Ibench -o $@ $< \
-	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
-$(OUT)/kart-bench: $(OUT)/bench/pool-mpi-peer
+	  $(MPI_OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
+$(OUT)/kart-bench: $(MPI_OUT)/bench/pool-mpi-peer
 # A serving rank killed mid-map (scripts/mpi-deadrank.sh checks what follows).
-$(OUT)/tests/mpi-deadrank: tests/mpi/deadrank.c $(OUT)/libkart-mpi.a $(OUT)/libkart.a
+$(MPI_OUT)/tests/mpi-deadrank: tests/mpi/deadrank.c $(MPI_OUT)/libkart-mpi.a $(OUT)/libkart.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) $(MPI_CFLAGS) -o $@ $< \
-	  $(OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
+	  $(MPI_OUT)/libkart-mpi.a $(OUT)/libkart.a $(MPI_LIBS) $(LIBS) $(LDSAN) $(LDFLAGS)
 # The suite under 2, 3 and 4 ranks on this machine (scripts/mpi-check.sh),
 # then a rank that dies (scripts/mpi-deadrank.sh).
-check-mpi: $(OUT)/tests/check_pool_mpi $(OUT)/tests/mpi-deadrank
-	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-check.sh $(OUT)/tests/check_pool_mpi
-	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-deadrank.sh $(OUT)/tests/mpi-deadrank
+check-mpi: $(MPI_OUT)/tests/check_pool_mpi $(MPI_OUT)/tests/mpi-deadrank
+	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-check.sh $(MPI_OUT)/tests/check_pool_mpi
+	@MPIRUN="$(MPIRUN) $(MPIRUN_FLAGS)" scripts/mpi-deadrank.sh $(MPI_OUT)/tests/mpi-deadrank
 # Two "hosts": network namespaces joined by a veth pair, Open MPI's TCP
 # transport between them, launched through scripts/mpi-netns-agent (root).
-check-mpi-netns: $(OUT)/tests/check_pool_mpi
-	@scripts/mpi-netns.sh 4 $(OUT)/tests/check_pool_mpi
+check-mpi-netns: $(MPI_OUT)/tests/check_pool_mpi
+	@scripts/mpi-netns.sh 4 $(MPI_OUT)/tests/check_pool_mpi
+# The same suite and dead rank against MPICH (apt-get install mpich libmpich-dev).
+check-mpich:
+	@if command -v mpicc.mpich >/dev/null; then $(MAKE) --no-print-directory MPI_IMPL=mpich check-mpi; \
+	else echo "  MPICH   skipped: no mpicc.mpich (apt-get install mpich libmpich-dev)"; fi
 else
-mpi check-mpi check-mpi-netns:
+mpi check-mpi check-mpi-netns check-mpich:
 	@echo "  MPI     skipped: no $(MPICC) (apt-get install openmpi-bin libopenmpi-dev)"
 endif
 # ---- end of the MPI pool ----

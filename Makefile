@@ -397,8 +397,10 @@ deps:
 
 # check and bench first make sure the packages are there (installing them
 # when they are not), then build and run in a fresh make that sees them.
-# TEST_JOBS=N: suites run N at a time (scripts/run-tests.sh; CI uses 2).
-TEST_JOBS ?= 1
+# TEST_JOBS=N: suites run N at a time (scripts/run-tests.sh). Two by
+# default: the suites mostly wait (timeouts, children, terminals), and two
+# at a time is what every sanitizer run in CI has always used.
+TEST_JOBS ?= 2
 check: deps
 	@$(MAKE) --no-print-directory check-run
 

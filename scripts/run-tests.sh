@@ -11,7 +11,7 @@
 # TEST_WRAP="valgrind ..." runs each suite under that command
 # (make check-valgrind).
 #
-# TEST_JOBS=N runs N suites at a time (default 1). The suites spend most of
+# TEST_JOBS=N runs N suites at a time (default 1 here; make check passes 2). The suites spend most of
 # their time waiting (timeouts, child processes, terminals), not computing:
 # a plain run takes about 60 s of CPU in 150 s, so two at a time on two
 # cores shortens CI's five runs by minutes. Each suite's report is printed

@@ -327,7 +327,12 @@ $(OUT)/kart.pc: kart.pc.in Makefile $(OUT)/.flags
 $(OUT)/tests/%: tests/%.c tests/testutil.h $(wildcard tests/*.h) $(OUT)/libkart-faults.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $(filter %.c,$^) $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+
+# tidy: the helpers the suites share (tests/kt_*.c, each with its .h), linked
+# into every suite that uses one (the rule above compiles each .c it is given).
+$(OUT)/tests/check_process $(OUT)/tests/check_process_start $(OUT)/tests/check_io_close \
+  $(OUT)/tests/check_queue_ctx: tests/kt_fds.c
 
 tests: $(TEST_BIN) $(TEST_HELPERS)
 $(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo

@@ -333,6 +333,8 @@ $(OUT)/tests/%: tests/%.c tests/testutil.h $(wildcard tests/*.h) $(OUT)/libkart-
 # into every suite that uses one (the rule above compiles each .c it is given).
 $(OUT)/tests/check_process $(OUT)/tests/check_process_start $(OUT)/tests/check_io_close \
   $(OUT)/tests/check_queue_ctx: tests/kt_fds.c
+$(OUT)/tests/check_thread $(OUT)/tests/check_thread_hooks $(OUT)/tests/check_uring_sqpoll: \
+  tests/kt_threads.c
 
 tests: $(TEST_BIN) $(TEST_HELPERS)
 $(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo

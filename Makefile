@@ -335,6 +335,9 @@ $(OUT)/tests/check_process $(OUT)/tests/check_process_start $(OUT)/tests/check_i
   $(OUT)/tests/check_queue_ctx: tests/kt_fds.c
 $(OUT)/tests/check_thread $(OUT)/tests/check_thread_hooks $(OUT)/tests/check_uring_sqpoll: \
   tests/kt_threads.c
+$(OUT)/tests/check_io $(OUT)/tests/check_io_close $(OUT)/tests/check_io_deadline \
+  $(OUT)/tests/check_io_send $(OUT)/tests/check_io_share $(OUT)/tests/check_fault \
+  $(OUT)/tests/check_async_race: tests/kt_loop.c
 
 tests: $(TEST_BIN) $(TEST_HELPERS)
 $(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo

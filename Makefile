@@ -338,6 +338,8 @@ $(OUT)/tests/check_thread $(OUT)/tests/check_thread_hooks $(OUT)/tests/check_uri
 $(OUT)/tests/check_io $(OUT)/tests/check_io_close $(OUT)/tests/check_io_deadline \
   $(OUT)/tests/check_io_send $(OUT)/tests/check_io_share $(OUT)/tests/check_fault \
   $(OUT)/tests/check_async_race: tests/kt_loop.c
+$(OUT)/tests/check_pool: tests/kt_alloc.c
+$(OUT)/soak: tests/kt_alloc.c tests/kt_alloc.h
 
 tests: $(TEST_BIN) $(TEST_HELPERS)
 $(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo
@@ -552,7 +554,7 @@ SOAK_PLOT ?= $(OUT)/soak.svg
 $(OUT)/soak: $(wildcard tests/soak/*.c) tests/soak/soak.h $(OUT)/libkart.a
 	@mkdir -p $(@D)
 	$(call say,CC,$@)
-	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Itests/soak -o $@ $(wildcard tests/soak/*.c) $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Itests/soak -o $@ $(wildcard tests/soak/*.c) tests/kt_alloc.c $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 
 soak: lib $(OUT)/soak $(OUT)/examples/echo-server $(OUT)/examples/http-server
 	@scripts/deps.sh --plot

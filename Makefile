@@ -340,6 +340,7 @@ $(OUT)/tests/check_io $(OUT)/tests/check_io_close $(OUT)/tests/check_io_deadline
   $(OUT)/tests/check_async_race: tests/kt_loop.c
 $(OUT)/tests/check_pool: tests/kt_alloc.c
 $(OUT)/soak: tests/kt_alloc.c tests/kt_alloc.h
+$(OUT)/tests/check_servers $(OUT)/tests/check_console: tests/kt_net.c
 
 tests: $(TEST_BIN) $(TEST_HELPERS)
 $(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo

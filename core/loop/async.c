@@ -72,30 +72,15 @@ static void resignal(kart_loop *loop, bool pending)
 #define USER_BUSY_SHIFT 40
 #define USER_BUSY (UINT64_C(1) << USER_BUSY_SHIFT)
 
-/* Waits until no sender is inside (the count above `shift` is zero):
- * spins a while (a send is a few atomic operations and at most one write),
- * then yields, for a sender preempted while counted. Acquire: what the
- * senders did while counted happens-before the caller's next step. */
-static void wait_senders32(_Atomic uint32_t *word, unsigned shift)
+/* One more wait for the senders still inside a handle (its BUSY count):
+ * spins a while (a send is a few atomic operations and at most one
+ * write), then yields, for a sender preempted while counted. */
+static void backoff(unsigned *spins)
 {
-    for (unsigned spins = 0; atomic_load_explicit(word, memory_order_acquire) >> shift != 0;
-         spins++) {
-        if (spins < 1000)
-            kart__cpu_relax();
-        else
-            sched_yield();
-    }
-}
-
-static void wait_senders64(_Atomic uint64_t *word, unsigned shift)
-{
-    for (unsigned spins = 0; atomic_load_explicit(word, memory_order_acquire) >> shift != 0;
-         spins++) {
-        if (spins < 1000)
-            kart__cpu_relax();
-        else
-            sched_yield();
-    }
+    if ((*spins)++ < 1000)
+        kart__cpu_relax();
+    else
+        sched_yield();
 }
 
 KART_API int kart_async_init(kart_loop *loop, kart_async *async)
@@ -148,7 +133,10 @@ KART_API int kart_async_stop(kart_async *async)
     if (!async)
         return -EINVAL;
     atomic_fetch_and_explicit(&async->pending_, ~ASYNC_LIVE, memory_order_acq_rel);
-    wait_senders32(&async->pending_, ASYNC_BUSY_SHIFT);
+    /* Acquire: what the senders did while counted happens-before our next step. */
+    for (unsigned n = 0;
+         atomic_load_explicit(&async->pending_, memory_order_acquire) >> ASYNC_BUSY_SHIFT;)
+        backoff(&n);
     if (!kart__handle_active(&async->base))
         return 0;
     kart_loop *loop = async->base.loop;
@@ -215,7 +203,9 @@ KART_API int kart_user_stop(kart_user *user)
     if (!user)
         return -EINVAL;
     atomic_fetch_and_explicit(&user->state_, ~USER_LIVE, memory_order_acq_rel);
-    wait_senders64(&user->state_, USER_BUSY_SHIFT);
+    for (unsigned n = 0;
+         atomic_load_explicit(&user->state_, memory_order_acquire) >> USER_BUSY_SHIFT;)
+        backoff(&n);
     if (!kart__handle_active(&user->base))
         return 0;
     kart_loop *loop = user->base.loop;

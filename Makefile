@@ -341,7 +341,20 @@ $(OUT)/kart.pc: kart.pc.in Makefile $(OUT)/.flags
 $(OUT)/tests/%: tests/%.c tests/testutil.h $(wildcard tests/*.h) $(OUT)/libkart-faults.a
 	@mkdir -p $(@D)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $< $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS_ALL) $(FAULT_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -Itests -o $@ $(filter %.c,$^) $(OUT)/libkart-faults.a $(LIBS) $(TEST_LIBS) $(LDSAN) $(LDFLAGS)
+
+# tidy: the helpers the suites share (tests/kt_*.c, each with its .h), linked
+# into every suite that uses one (the rule above compiles each .c it is given).
+$(OUT)/tests/check_process $(OUT)/tests/check_process_start $(OUT)/tests/check_io_close \
+  $(OUT)/tests/check_queue_ctx: tests/kt_fds.c
+$(OUT)/tests/check_thread $(OUT)/tests/check_thread_hooks $(OUT)/tests/check_uring_sqpoll: \
+  tests/kt_threads.c
+$(OUT)/tests/check_io $(OUT)/tests/check_io_close $(OUT)/tests/check_io_deadline \
+  $(OUT)/tests/check_io_send $(OUT)/tests/check_io_share $(OUT)/tests/check_fault \
+  $(OUT)/tests/check_async_race: tests/kt_loop.c
+$(OUT)/tests/check_pool: tests/kt_alloc.c
+$(OUT)/soak: tests/kt_alloc.c tests/kt_alloc.h
+$(OUT)/tests/check_servers $(OUT)/tests/check_console: tests/kt_net.c
 
 tests: $(TEST_BIN) $(TEST_HELPERS)
 $(OUT)/tests/check_line_tmux: $(OUT)/tests/line_demo
@@ -558,7 +571,7 @@ SOAK_PLOT ?= $(OUT)/soak.svg
 $(OUT)/soak: $(wildcard tests/soak/*.c) tests/soak/soak.h $(OUT)/libkart.a
 	@mkdir -p $(@D)
 	$(call say,CC,$@)
-	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Itests/soak -o $@ $(wildcard tests/soak/*.c) $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
+	$(Q)$(CC) $(filter-out $(PRIVATE_INC),$(CFLAGS_ALL)) -Itests/soak -o $@ $(wildcard tests/soak/*.c) tests/kt_alloc.c $(OUT)/libkart.a $(LIBS) $(LDSAN) $(LDFLAGS)
 
 soak: lib $(OUT)/soak $(OUT)/examples/echo-server $(OUT)/examples/http-server
 	@scripts/deps.sh --plot

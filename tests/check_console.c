@@ -12,6 +12,7 @@
  * no descriptor leaked over 20 sessions; the wire abused directly (a bad
  * hello, a frame cut short); the command lines' errors. */
 #include "testutil.h"
+#include "kt_net.h"
 
 #include <kart/conn.h>
 
@@ -190,14 +191,7 @@ static void unix_addr(char *buf, size_t cap)
 /* Echoes a few bytes through the server's TCP port. */
 static void check_echo(const server *s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)s->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int fd = kt_dial_loopback(s->port, 5);
     ck_assert_int_eq(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
     char b[8];
     size_t got = 0;

@@ -26,6 +26,7 @@
  * (-ENOMEM, nothing kept, the waiting data received later), and the
  * emulation's sends cut short and interrupted (still whole). */
 #include "testutil.h"
+#include "kt_loop.h"
 
 #include "fault.h"
 
@@ -1059,24 +1060,11 @@ END_TEST
 
 /* ---- the loop: creation, its wake-up, accept, the buffer pool ---- */
 
-static void hb_cb(kart_timer *t)
-{
-    (void)t;
-}
-
 /* Runs the loop until *flag reaches want, failing after 5 s; a heartbeat
  * timer keeps KART_RUN_ONCE from blocking for good. */
 static void run_until(kart_loop *loop, const int *flag, int want)
 {
-    kart_timer hb;
-    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
-    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 2 * KT_MS, 2 * KT_MS), 0);
-    int64_t end = kart_now_ns() + 5000 * KT_MS;
-    while (*flag < want) {
-        ck_assert_msg(kart_now_ns() < end, "timed out: %d of %d", *flag, want);
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-    }
-    kart_timer_stop(&hb);
+    kt_run_until(loop, flag, want, 2, 5000);
 }
 
 static void count_cb(kart_timer *t)

@@ -6,6 +6,7 @@
  * and once more on io_uring with its native operations turned off
  * (KART_URING_NATIVE_IO=0: the emulation over io_uring's polls). */
 #include "io_backends.h"
+#include "kt_loop.h"
 #include "testutil.h"
 
 #include <poll.h>
@@ -18,15 +19,7 @@
 /* Runs the loop until *flag reaches want, failing after 5 s. */
 static void run_until(kart_loop *loop, const int *flag, int want)
 {
-    kart_timer hb;
-    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
-    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
-    int64_t end = kart_now_ns() + 5000 * KT_MS;
-    while (*flag < want) {
-        ck_assert_msg(kart_now_ns() < end, "timed out: %d of %d", *flag, want);
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-    }
-    kart_timer_stop(&hb);
+    kt_run_until(loop, flag, want, 5, 5000);
 }
 
 /* Runs a few turns without waiting for anything in particular. */

@@ -7,25 +7,14 @@
  * documented error. Every case runs once per compiled-in backend and once
  * more on io_uring with its native operations turned off. */
 #include "io_backends.h"
+#include "kt_fds.h"
 #include "testutil.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 /* ---- backends and loops ---- */
-
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 static int tcp_listener(struct sockaddr_in *a)
 {
@@ -368,7 +357,7 @@ END_TEST
 START_TEST(graceful_close_times_out_on_a_peer_that_never_reads)
 {
     IO_LOOP_OR_SKIP(_i, 0);
-    int fds = open_fds();
+    int fds = kt_open_fds();
     pair p;
     pair_open(loop, &p, 4096);
     static char buf[65536];
@@ -395,7 +384,7 @@ START_TEST(graceful_close_times_out_on_a_peer_that_never_reads)
     ck_assert_int_gt(cancelled, 0);
     ck_assert_int_eq(kart_req_cancel(&p.close), -EALREADY);
     close(p.peer);
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(kt_open_fds(), fds);
     io_close_loop(loop);
 }
 END_TEST
@@ -403,7 +392,7 @@ END_TEST
 START_TEST(graceful_close_cancelled_turns_abortive)
 {
     IO_LOOP_OR_SKIP(_i, 0);
-    int fds = open_fds();
+    int fds = kt_open_fds();
     pair p;
     pair_open(loop, &p, 4096);
     static char buf[65536];
@@ -420,7 +409,7 @@ START_TEST(graceful_close_cancelled_turns_abortive)
     ck_assert_int_eq(atomic_load(&q.calls), NSEND);
     ck_assert_int_eq(q.res[NSEND - 1], -ECANCELED);
     close(p.peer);
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(kt_open_fds(), fds);
     io_close_loop(loop);
 }
 END_TEST

@@ -7,6 +7,7 @@
  * per compiled-in backend. */
 #define KT_LOOP_HELPERS
 #include "testutil.h"
+#include "kt_loop.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,23 +15,10 @@
 #include <poll.h>
 #include <signal.h>
 
-static void hb_cb(kart_timer *t)
-{
-    (void)t;
-}
-
 /* Runs the loop until *flag reaches want, failing after 5 s. */
 static void run_until(kart_loop *loop, const int *flag, int want)
 {
-    kart_timer hb;
-    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
-    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
-    int64_t end = kart_now_ns() + 5000 * KT_MS;
-    while (*flag < want) {
-        ck_assert_msg(kart_now_ns() < end, "timed out: %d of %d", *flag, want);
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-    }
-    kart_timer_stop(&hb);
+    kt_run_until(loop, flag, want, 5, 5000);
 }
 
 static int connect_to(int family, const char *addr, int port)

@@ -10,6 +10,7 @@
  * Some cases peek at core/pool_private.h to see placement and queues. */
 #include "testutil.h"
 #include "pool_testutil.h"
+#include "kt_alloc.h"
 
 #include "numa_private.h"
 #include "pool_private.h"
@@ -75,80 +76,7 @@ static int t_tid(const void *arg, size_t len, void *res, size_t *res_len)
 /* ---- counting allocations ----
  *
  * The submit path of a pool must not allocate in steady state (issue 17):
- * this binary replaces glibc's malloc family (the documented way: an
- * executable that defines malloc, free, calloc and realloc; glibc then
- * calls them too) with wrappers that count calls while `counting` is set
- * and hand each to glibc's own. Not under AddressSanitizer or
- * ThreadSanitizer, which replace the allocator themselves, nor in a static
- * link (the QEMU NUMA guest's: KART_TEST_STATIC), where libc.a's malloc.o
- * defines the same names. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(KART_TEST_STATIC)
-#define COUNT_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
-    __has_feature(memory_sanitizer)
-#define COUNT_MALLOC 0
-#endif
-#endif
-#ifndef COUNT_MALLOC
-#define COUNT_MALLOC 1
-#endif
-
-#if COUNT_MALLOC
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t count, size_t n);
-extern void *__libc_realloc(void *ptr, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-extern void __libc_free(void *ptr);
-
-static _Atomic int counting;
-static _Atomic long mallocs;
-
-static inline void count_one(void)
-{
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
-        atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
-}
-
-void *malloc(size_t n)
-{
-    count_one();
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t count, size_t n)
-{
-    count_one();
-    return __libc_calloc(count, n);
-}
-
-void *realloc(void *ptr, size_t n)
-{
-    count_one();
-    return __libc_realloc(ptr, n);
-}
-
-void *aligned_alloc(size_t align, size_t n)
-{
-    count_one();
-    return __libc_memalign(align, n);
-}
-
-int posix_memalign(void **out, size_t align, size_t n)
-{
-    count_one();
-    void *r = __libc_memalign(align, n);
-    if (!r)
-        return ENOMEM;
-    *out = r;
-    return 0;
-}
-
-void free(void *ptr)
-{
-    __libc_free(ptr);
-}
-#endif
+ * kt_alloc.h counts this binary's allocations, where it can. */
 
 static _Atomic int gate, started;
 
@@ -815,7 +743,7 @@ START_TEST(waiter_runs_own_task_and_steps_the_ring)
 }
 END_TEST
 
-#if COUNT_MALLOC
+#if KT_COUNT_MALLOC
 /* One pass of submit, wait, read and free: one at a time, then in bursts
  * of 1,000. Returns how many results were wrong. No ck_assert inside:
  * check's bookkeeping may allocate. */
@@ -856,18 +784,18 @@ START_TEST(steady_submit_allocates_nothing)
     kart_pool *p = make(kind_of_loop(_i), 2);
     /* The counter sees this binary's allocations (else the test could not
      * fail). */
-    atomic_store(&mallocs, 0);
-    atomic_store(&counting, 1);
+    kt_mallocs_take();
+    kt_mallocs_count(true);
     void *volatile x = malloc(16);
-    atomic_store(&counting, 0);
+    kt_mallocs_count(false);
     free(x);
-    ck_assert_int_eq(atomic_exchange(&mallocs, 0), 1);
+    ck_assert_int_eq(kt_mallocs_take(), 1);
     ck_assert_int_eq(submit_pass(p), 0);
-    atomic_store(&counting, 1);
+    kt_mallocs_count(true);
     int bad = submit_pass(p);
-    atomic_store(&counting, 0);
+    kt_mallocs_count(false);
     ck_assert_int_eq(bad, 0);
-    ck_assert_int_eq(atomic_load(&mallocs), 0);
+    ck_assert_int_eq(kt_mallocs_take(), 0);
     kart_pool_free(p);
 }
 END_TEST
@@ -1626,7 +1554,7 @@ int main(void)
     tcase_add_test(tc, waiter_helps_unless_told_not_to);
     tcase_add_test(tc, submit_runs_inline_when_queue_is_deep);
     tcase_add_test(tc, waiter_runs_own_task_and_steps_the_ring);
-#if COUNT_MALLOC
+#if KT_COUNT_MALLOC
     tcase_add_loop_test(tc, steady_submit_allocates_nothing, 0, 2);
 #endif
     suite_add_tcase(s, tc);

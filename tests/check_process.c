@@ -7,12 +7,12 @@
  * while other threads hold kart's locks, and the CPU count against fake
  * cgroup files. */
 #include "testutil.h"
+#include "kt_fds.h"
 
 #include "fault.h"
 #include "futex.h"
 #include "process_private.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -584,17 +584,6 @@ START_TEST(pipe_sentinel)
 }
 END_TEST
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* The pipe sentinel's pipe2 fails (no pidfd_open, and no descriptor
  * left): kart_process_start returns the error at once, with no fd and no
  * child left, and the object starts afterwards. In a fork child that
@@ -605,13 +594,13 @@ static int count_fds(void)
 START_TEST(pipe_sentinel_pipe2_fails)
 {
     no_pidfd(true);
-    int fds = count_fds();
+    int fds = kt_open_fds();
     kart_process *p;
     ck_assert_int_eq(kart_process_create(&p, return_arg, (void *)5, NULL), 0);
     ck_assert_int_eq(kart__fault_fail(KART__SYS_pipe2, 1, 1, ENFILE), 0);
     ck_assert_int_eq(kart_process_start(p), -ENFILE);
     ck_assert_uint_eq(kart__fault_fired(KART__SYS_pipe2), 1);
-    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(kt_open_fds(), fds);
     ck_assert_int_eq(kart_process_sentinel(p), KART_ENOTSTARTED);
     ck_assert_int_eq(kart_process_active_children(NULL, 0), 0);
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
@@ -633,7 +622,7 @@ START_TEST(pipe_sentinel_pipe2_fails)
     ck_assert_int_eq(errno, ECHILD);
     close(pfd[0]);
     close(pfd[1]);
-    ck_assert_int_eq(count_fds(), fds);
+    ck_assert_int_eq(kt_open_fds(), fds);
     no_pidfd(false);
 }
 END_TEST

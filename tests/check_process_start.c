@@ -5,10 +5,10 @@
  * bounded join at exit (the log line, SIGTERM then SIGKILL, the option),
  * and objects freed while their child runs (detached). */
 #include "testutil.h"
+#include "kt_fds.h"
 
 #include "fault.h"
 
-#include <dirent.h>
 #include <kart/log.h>
 #include <poll.h>
 #include <pthread.h>
@@ -385,17 +385,6 @@ START_TEST(spawn_daemon)
 }
 END_TEST
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* The memfd, the sentinel pipe and posix_spawn fail: the error, no fd
  * left, no child, and the object starts afterwards. */
 START_TEST(spawn_start_failures)
@@ -413,7 +402,7 @@ START_TEST(spawn_start_failures)
         {KART__SYS_pipe2, EMFILE, true},
         {KART__SYS_posix_spawn, EAGAIN, true},
     };
-    int fds = open_fds();
+    int fds = kt_open_fds();
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         kart__fault_reset();
         if (steps[i].no_pidfd)
@@ -421,7 +410,7 @@ START_TEST(spawn_start_failures)
         ck_assert_int_eq(kart__fault_fail(steps[i].site, 1, 1, steps[i].err), 0);
         ck_assert_int_eq(kart_process_start(p), -steps[i].err);
         ck_assert_uint_eq(kart__fault_fired(steps[i].site), 1);
-        ck_assert_int_eq(open_fds(), fds);
+        ck_assert_int_eq(kt_open_fds(), fds);
         ck_assert_int_eq(kart_process_active_children(NULL, 0), 0);
         ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
         ck_assert_int_eq(errno, ECHILD);
@@ -433,7 +422,7 @@ START_TEST(spawn_start_failures)
     ck_assert_int_eq(join_code(p), 6);
     kart__fault_reset();
     kart_process_free(p);
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(kt_open_fds(), fds);
 }
 END_TEST
 
@@ -548,11 +537,11 @@ START_TEST(forkserver_start_failures)
     ck_assert_int_eq(join_code(p), 6);
     kart_process_free(p);
     ck_assert_int_eq(kart_process_create(&p, spawn_no_arg, NULL, &o), 0);
-    int fds = open_fds();
+    int fds = kt_open_fds();
     kart__fault_reset();
     ck_assert_int_eq(kart__fault_fail(KART__SYS_memfd_create, 1, 1, EMFILE), 0);
     ck_assert_int_eq(kart_process_start(p), -EMFILE);
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(kt_open_fds(), fds);
     kart__fault_reset();
     ck_assert_int_eq(kart_process_start(p), 0);
     ck_assert_int_eq(join_code(p), 6);

@@ -4,8 +4,8 @@
  * with kart_queue_from_fd; messages both ways, the fd's ownership, and
  * the errors. */
 #include "testutil.h"
+#include "kt_fds.h"
 
-#include <dirent.h>
 #include <sys/mman.h>
 
 static const kart_context *ctx_of(int i)
@@ -14,17 +14,6 @@ static const kart_context *ctx_of(int i)
     const kart_context *ctx;
     ck_assert_int_eq(kart_context_get(m[i], &ctx), 0);
     return ctx;
-}
-
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 /* Echoes the parent's message back with a prefix, through the queues
@@ -51,7 +40,7 @@ KART_PROCESS_FUNCTION(echo_child)
 
 START_TEST(queue_shared_with_a_child)
 {
-    int before = open_fds();
+    int before = kt_open_fds();
     kart_queue *q;
     kart_queue_options o = {.capacity = 4096, .context = ctx_of(_i)};
     ck_assert_int_eq(kart_queue_create(&q, &o), 0);
@@ -78,9 +67,9 @@ START_TEST(queue_shared_with_a_child)
     ck_assert_int_eq(kart_queue_get(q, buf, sizeof(buf), &len, 1000 * KT_MS), 0);
     ck_assert_uint_eq(len, 10);
     ck_assert_mem_eq(buf, "child:ping", 10);
-    int held = open_fds(); /* (the fork server's socket stays) */
+    int held = kt_open_fds(); /* (the fork server's socket stays) */
     kart_queue_free(q);
-    ck_assert_int_eq(open_fds(), held - 1); /* free closed the memfd */
+    ck_assert_int_eq(kt_open_fds(), held - 1); /* free closed the memfd */
     if (_i == 1)
         ck_assert_int_eq(held - 1, before);
 }
@@ -109,9 +98,9 @@ START_TEST(from_fd_in_the_same_process)
     /* Another number: taken and closed at once; the mapping is enough. */
     int other = dup(kart_queue_fd(q));
     ck_assert_int_ge(other, 0);
-    int before = open_fds();
+    int before = kt_open_fds();
     ck_assert_int_eq(kart_queue_from_fd(&q2, other), 0);
-    ck_assert_int_eq(open_fds(), before - 1);
+    ck_assert_int_eq(kt_open_fds(), before - 1);
     ck_assert_int_eq(kart_queue_put(q2, "x", 1, 0), 0);
     char c;
     size_t len;

@@ -9,6 +9,7 @@
  * close), binary garbage, and a server still whole afterwards. The
  * command line: bad flags exit 2, a port taken exits 1. */
 #include "testutil.h"
+#include "kt_net.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -109,15 +110,7 @@ static void stop(server *s, int sig)
 
 static int dial(const server *s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)s->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
+    return kt_dial_loopback(s->port, 10);
 }
 
 static void send_all(int fd, const void *p, size_t n)

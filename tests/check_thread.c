@@ -3,6 +3,7 @@
  * thread-local storage, run-once, and alarms on the shared timer thread,
  * including in a fork child. */
 #include "testutil.h"
+#include "kt_threads.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -260,14 +261,7 @@ static int record(void *arg)
 {
     struct seen *s = arg;
     s->tid = my_tid();
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)s->tid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fgets(s->comm, sizeof(s->comm), f))
-            s->comm[strcspn(s->comm, "\n")] = '\0';
-        fclose(f);
-    }
+    kt_thread_comm(s->tid, s->comm, sizeof(s->comm));
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstacksize(&attr, &s->stack);

@@ -6,6 +6,7 @@
  * (kart_alarm_init/_destroy, from other threads and from their own
  * function). Cases after CPython's test_threading where they apply. */
 #include "testutil.h"
+#include "kt_threads.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -25,20 +26,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-/* The kernel's name of one of our threads. */
-static void comm_of(pid_t tid, char *buf, size_t size)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
-    FILE *f = fopen(path, "r");
-    buf[0] = '\0';
-    if (f) {
-        if (fgets(buf, (int)size, f))
-            buf[strcspn(buf, "\n")] = '\0';
-        fclose(f);
-    }
 }
 
 static int return_arg(void *arg)
@@ -90,7 +77,7 @@ static int read_own_comm(void *arg)
     struct renamed *r = arg;
     while (!atomic_load(&r->go))
         sleep_ms(1);
-    comm_of(my_tid(), r->comm, sizeof(r->comm));
+    kt_thread_comm(my_tid(), r->comm, sizeof(r->comm));
     atomic_store(&r->done, 1);
     return 0;
 }
@@ -125,7 +112,7 @@ static int rename_self(void *arg)
     if (kart_thread_set_name(kart_thread_current(), "self-named") != 0)
         return 1;
     char comm[32];
-    comm_of(my_tid(), comm, sizeof(comm));
+    kt_thread_comm(my_tid(), comm, sizeof(comm));
     return strcmp(comm, "self-named") ? 2 : 0;
 }
 
@@ -164,7 +151,7 @@ START_TEST(rename_the_main_thread_from_another)
     ck_assert_int_eq(kart_thread_join(t, -1, &result), 0);
     ck_assert_int_eq(result, 0);
     char comm[32], buf[KART_THREAD_NAME_MAX];
-    comm_of(getpid(), comm, sizeof(comm));
+    kt_thread_comm(getpid(), comm, sizeof(comm));
     ck_assert_str_eq(comm, "main-renamed");
     ck_assert_int_eq(kart_thread_name(kart_thread_current(), buf, sizeof(buf)), 12);
     ck_assert_str_eq(buf, "main-renamed");
@@ -363,7 +350,7 @@ static int own_comm_is_hooked(void *arg)
 {
     (void)arg;
     char comm[32];
-    comm_of(my_tid(), comm, sizeof(comm));
+    kt_thread_comm(my_tid(), comm, sizeof(comm));
     return strcmp(comm, "hooked") ? 1 : 0;
 }
 

@@ -7,6 +7,7 @@
  * not start. */
 #include "fault.h"
 #include "testutil.h"
+#include "kt_threads.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -25,30 +26,6 @@ static bool kernel_grants_sqpoll(void)
     return major > 5 || (major == 5 && minor >= 11) || geteuid() == 0;
 }
 
-/* Threads of this process whose name starts with "iou-sqp-": the kernel's
- * SQPOLL threads. */
-static int sqpoll_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[64] = "";
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fgets(comm, sizeof(comm), f) && strncmp(comm, "iou-sqp-", 8) == 0)
-            n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
 /* The SQPOLL thread names itself "iou-sqp-<pid>" when it first runs,
  * which on a loaded machine can be a while after io_uring_setup returned:
  * waits up to 5 s for it to show. */
@@ -56,7 +33,7 @@ static int sqpoll_threads_soon(void)
 {
     int64_t end = kart_now_ns() + 5000 * KT_MS;
     int n;
-    while ((n = sqpoll_threads()) == 0 && kart_now_ns() < end)
+    while ((n = kt_threads_named("iou-sqp-")) == 0 && kart_now_ns() < end)
         usleep(1000);
     return n;
 }
@@ -165,7 +142,7 @@ START_TEST(default_loop_has_no_sqpoll)
 {
     kart_loop *loop = sqpoll_loop(0);
     ck_assert(!(kart_loop_caps(loop) & KART_CAP_SQPOLL));
-    ck_assert_int_eq(sqpoll_threads(), 0);
+    ck_assert_int_eq(kt_threads_named("iou-sqp-"), 0);
     echo_through(loop, 50);
     kart_loop_free(loop);
 }
@@ -179,7 +156,7 @@ START_TEST(refused_sqpoll_falls_back_to_the_ordinary_ring)
     kart_loop *loop = sqpoll_loop(20);
     ck_assert_int_ge(kart__fault_count(KART__SYS_io_uring_setup), 3);
     ck_assert(!(kart_loop_caps(loop) & KART_CAP_SQPOLL));
-    ck_assert_int_eq(sqpoll_threads(), 0);
+    ck_assert_int_eq(kt_threads_named("iou-sqp-"), 0);
     echo_through(loop, 50);
     kart_loop_free(loop);
     kart__fault_reset();

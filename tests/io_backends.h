@@ -8,6 +8,7 @@
 #ifndef KART_TESTS_IO_BACKENDS_H
 #define KART_TESTS_IO_BACKENDS_H
 
+#include "kt_loop.h"
 #include "testutil.h"
 
 #include <stdatomic.h>
@@ -71,18 +72,7 @@ __attribute__((unused)) static void hb_cb(kart_timer *t)
 __attribute__((unused)) static long io_run_until(kart_loop *loop, const atomic_int *flag, int want,
                                                  int limit_ms)
 {
-    kart_timer hb;
-    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
-    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
-    int64_t end = kart_now_ns() + limit_ms * KT_MS;
-    long turns = 0;
-    while (atomic_load(flag) < want) {
-        ck_assert_msg(kart_now_ns() < end, "timed out: %d of %d", atomic_load(flag), want);
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-        turns++;
-    }
-    kart_timer_stop(&hb);
-    return turns;
+    return kt_run_until_atomic(loop, flag, want, 5, limit_ms);
 }
 
 #endif

@@ -8,8 +8,24 @@
  * wake-up fd, and an iteration in which nobody sent skips the scan of
  * async handles. A user event is an async handle that also carries flags:
  * its pending bit and flags share one word (USER_PENDING).
+ *
+ * Stopping (and so freeing the loop) against senders on other threads, as
+ * libuv's uv__async_spin does it: each handle's word also holds a LIVE bit
+ * (the handle is started: a send must wake the loop) and a BUSY count, the
+ * senders inside kart_async_send() / kart_user_trigger() right now. A
+ * sender raises BUSY in the same atomic step that sets the pending bit, so
+ * the loop can never see a send whose sender is not yet counted; it reads
+ * the loop pointer and wakes the loop only while counted, and drops the
+ * count with a release. A stop clears LIVE first (a send that comes later
+ * only marks the handle pending and never touches the loop), then waits
+ * with acquire loads until BUSY is zero: every send that had begun is over,
+ * and happens-before whatever the stopping thread does next (free the
+ * handle, free the loop).
  */
+#include "futex.h"
 #include "loop_private.h"
+
+#include <sched.h>
 
 /* Wakes the loop's selector. From a thread running an io_uring loop, to
  * another io_uring loop, the wake-up is a completion posted into the
@@ -41,10 +57,31 @@ static void resignal(kart_loop *loop, bool pending)
         wake(loop);
 }
 
+/* An async handle's word: pending, live, and the count of senders inside. */
+#define ASYNC_PENDING UINT32_C(1)
+#define ASYNC_LIVE UINT32_C(2)
+#define ASYNC_BUSY_SHIFT 8
+#define ASYNC_BUSY (UINT32_C(1) << ASYNC_BUSY_SHIFT)
+
 /* A user event's state word: the pending bit above the 32 bits of flags,
  * set and taken in one atomic operation, so no trigger's flags are lost
- * or delivered twice. */
+ * or delivered twice; then the live bit and the senders inside. */
 #define USER_PENDING (UINT64_C(1) << 32)
+#define USER_LIVE (UINT64_C(1) << 33)
+#define USER_FLAGS UINT64_C(0xffffffff)
+#define USER_BUSY_SHIFT 40
+#define USER_BUSY (UINT64_C(1) << USER_BUSY_SHIFT)
+
+/* One more wait for the senders still inside a handle (its BUSY count):
+ * spins a while (a send is a few atomic operations and at most one
+ * write), then yields, for a sender preempted while counted. */
+static void backoff(unsigned *spins)
+{
+    if ((*spins)++ < 1000)
+        kart__cpu_relax();
+    else
+        sched_yield();
+}
 
 KART_API int kart_async_init(kart_loop *loop, kart_async *async)
 {
@@ -68,7 +105,8 @@ KART_API int kart_async_start(kart_async *async, kart_async_cb cb)
     async->next_ = loop->asyncs;
     loop->asyncs = async;
     kart__handle_start(&async->base);
-    resignal(loop, atomic_load_explicit(&async->pending_, memory_order_acquire) != 0);
+    uint32_t old = atomic_fetch_or_explicit(&async->pending_, ASYNC_LIVE, memory_order_acq_rel);
+    resignal(loop, (old & ASYNC_PENDING) != 0);
     return 0;
 }
 
@@ -76,15 +114,29 @@ KART_API int kart_async_send(kart_async *async)
 {
     if (!async)
         return -EINVAL;
-    if (atomic_exchange_explicit(&async->pending_, 1, memory_order_acq_rel))
-        return 0; /* coalesced into the send that is still pending */
-    return signal_loop(async->base.loop);
+    /* Counted and pending in one step: see the top of the file. */
+    uint32_t old = atomic_load_explicit(&async->pending_, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&async->pending_, &old,
+                                                  (old | ASYNC_PENDING) + ASYNC_BUSY,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
+    int err = 0;
+    /* Coalesced into a send still pending, or stopped: the start delivers it. */
+    if (!(old & ASYNC_PENDING) && (old & ASYNC_LIVE))
+        err = signal_loop(async->base.loop);
+    atomic_fetch_sub_explicit(&async->pending_, ASYNC_BUSY, memory_order_release);
+    return err;
 }
 
 KART_API int kart_async_stop(kart_async *async)
 {
     if (!async)
         return -EINVAL;
+    atomic_fetch_and_explicit(&async->pending_, ~ASYNC_LIVE, memory_order_acq_rel);
+    /* Acquire: what the senders did while counted happens-before our next step. */
+    for (unsigned n = 0;
+         atomic_load_explicit(&async->pending_, memory_order_acquire) >> ASYNC_BUSY_SHIFT;)
+        backoff(&n);
     if (!kart__handle_active(&async->base))
         return 0;
     kart_loop *loop = async->base.loop;
@@ -123,7 +175,8 @@ KART_API int kart_user_start(kart_user *user, kart_user_cb cb)
     user->next_ = loop->users;
     loop->users = user;
     kart__handle_start(&user->base);
-    resignal(loop, (atomic_load_explicit(&user->state_, memory_order_acquire) & USER_PENDING) != 0);
+    uint64_t old = atomic_fetch_or_explicit(&user->state_, USER_LIVE, memory_order_acq_rel);
+    resignal(loop, (old & USER_PENDING) != 0);
     return 0;
 }
 
@@ -131,17 +184,28 @@ KART_API int kart_user_trigger(kart_user *user, unsigned fflags)
 {
     if (!user)
         return -EINVAL;
-    uint64_t old =
-        atomic_fetch_or_explicit(&user->state_, USER_PENDING | fflags, memory_order_acq_rel);
-    if (old & USER_PENDING)
-        return 0; /* coalesced into the trigger that is still pending */
-    return signal_loop(user->base.loop);
+    /* Counted, pending and flagged in one step: see the top of the file. */
+    uint64_t old = atomic_load_explicit(&user->state_, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&user->state_, &old,
+                                                  (old | USER_PENDING | fflags) + USER_BUSY,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
+    int err = 0;
+    /* Coalesced into a trigger still pending, or stopped: the start delivers it. */
+    if (!(old & USER_PENDING) && (old & USER_LIVE))
+        err = signal_loop(user->base.loop);
+    atomic_fetch_sub_explicit(&user->state_, USER_BUSY, memory_order_release);
+    return err;
 }
 
 KART_API int kart_user_stop(kart_user *user)
 {
     if (!user)
         return -EINVAL;
+    atomic_fetch_and_explicit(&user->state_, ~USER_LIVE, memory_order_acq_rel);
+    for (unsigned n = 0;
+         atomic_load_explicit(&user->state_, memory_order_acquire) >> USER_BUSY_SHIFT;)
+        backoff(&n);
     if (!kart__handle_active(&user->base))
         return 0;
     kart_loop *loop = user->base.loop;
@@ -160,13 +224,15 @@ void kart__asyncs_dispatch(kart_loop *loop)
 {
     for (kart_async *a = loop->asyncs; a; a = loop->async_cursor) {
         loop->async_cursor = a->next_;
-        if (atomic_exchange_explicit(&a->pending_, 0, memory_order_acq_rel))
+        if (atomic_fetch_and_explicit(&a->pending_, ~ASYNC_PENDING, memory_order_acq_rel) &
+            ASYNC_PENDING)
             a->cb_(a);
     }
     loop->async_cursor = NULL;
     for (kart_user *u = loop->users; u; u = loop->user_cursor) {
         loop->user_cursor = u->next_;
-        uint64_t st = atomic_exchange_explicit(&u->state_, 0, memory_order_acq_rel);
+        uint64_t st = atomic_fetch_and_explicit(&u->state_, ~(USER_PENDING | USER_FLAGS),
+                                                memory_order_acq_rel);
         if (st & USER_PENDING)
             u->cb_(u, (unsigned)st);
     }

@@ -111,10 +111,11 @@ static void forget_all(kart_loop *loop)
     }
     for (kart_signal *s = loop->signals; s; s = s->next_)
         s->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
-    for (kart_async *a = loop->asyncs; a; a = a->next_)
-        a->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
-    for (kart_user *u = loop->users; u; u = u->next_)
-        u->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
+    /* Memory only: a later send to them must no longer wake this loop. */
+    while (loop->asyncs)
+        kart_async_stop(loop->asyncs);
+    while (loop->users)
+        kart_user_stop(loop->users);
     for (uint32_t i = 0; i < loop->timers.n; i++)
         loop->timers.e[i].timer->base.flags_ &= (uint8_t)~KART__HANDLE_ACTIVE;
     kart_event reg;

@@ -13,7 +13,8 @@
  * Threads: a loop and every handle on it are *loop thread* objects: only
  * the thread that runs the loop may call into them. The exceptions, safe
  * from any thread (and from signal handlers): kart_async_send() and
- * kart_user_trigger(). Before its first run a loop may be
+ * kart_user_trigger(), also while the loop thread stops the handle or
+ * frees the loop (what that allows: kart_async_send()). Before its first run a loop may be
  * set up on another thread (created, its watchers started and stopped, any
  * number of them), then run on its own; with the io_uring backend, starting
  * more completion-I/O operations (kart/io.h) than its ring holds before the
@@ -83,7 +84,10 @@ KART_API int kart_loop_create(kart_loop **out, const kart_loop_options *opts);
  * signal watchers (the thread's signal mask and dispositions are restored
  * as by kart_signal_stop), child watchers (the children are not reaped),
  * async, user and file watchers; after this call their memory may be
- * freed or set up again with their _init. Completion I/O still pending
+ * freed or set up again with their _init. Async handles and user events
+ * are stopped as kart_async_stop() does it: sends already under way on
+ * other threads are waited for, and later ones do not touch the freed
+ * loop (kart_async_send()). Completion I/O still pending
  * (kart/io.h) is dropped: its callbacks never run, the kernel's requests
  * are cancelled with the ring, sockets' fds stay open (close them with
  * close(2)), requests and sockets may be freed, and buffers still lent
@@ -335,16 +339,36 @@ KART_API int kart_async_start(kart_async *async, kart_async_cb cb);
 
 /*
  * Makes the handle's callback run soon on the loop's thread. Safe from any
- * thread and from signal handlers. Sends before the callback runs coalesce
- * into one call. A send to a handle that is initialised but not active
- * is kept and delivered once it starts. Returns 0, or -EINVAL (NULL) or
- * the error of writing the loop's wake-up fd.
+ * thread and from signal handlers, lock-free. Sends before the callback
+ * runs coalesce into one call. A send to a handle that is initialised but
+ * not active is kept and delivered once it starts; it does not touch the
+ * loop. Returns 0, or -EINVAL (NULL) or the error of writing the loop's
+ * wake-up fd.
+ *
+ * Stopping and freeing while other threads send (libuv's uv_close rule):
+ * kart_async_stop() waits until every send that has already begun on the
+ * handle has returned; kart_loop_free() stops every active async handle
+ * that way. So:
+ *  - Once kart_async_stop() (or kart_loop_free()) has returned, no send
+ *    touches the loop any more, even sends made later: the loop may be
+ *    freed while other threads go on sending to a handle whose memory is
+ *    still there.
+ *  - A send whose callback the loop has run (the callback that runs after
+ *    it) cannot still be inside the handle once the callback stops it: a
+ *    callback may stop its handle and free it, as for a one-shot
+ *    completion.
+ *  - The handle's memory may be freed after the stop only if no thread
+ *    can still *begin* a send on it: the stop cannot wait for a send that
+ *    starts later (join the senders, or have them agree to stop, first).
  */
 KART_API int kart_async_send(kart_async *async);
 
-/* Stops the handle; a no-op returning 0 if not active; -EINVAL for NULL.
- * Loop thread. Must not race with a kart_async_send() on another thread
- * that may still touch it. */
+/* Stops the handle; a send not yet delivered is kept for the next start.
+ * First waits (spinning briefly, then yielding) until no
+ * kart_async_send() on another thread is still inside the handle, also
+ * when the handle is not active (then it returns 0 and changes nothing
+ * else); see kart_async_send(). Loop thread; not from a signal handler.
+ * Errors: -EINVAL (NULL). */
 KART_API int kart_async_stop(kart_async *async);
 
 /* ---- user-triggered events (kqueue's EVFILT_USER) ---- */
@@ -372,18 +396,20 @@ KART_API int kart_user_start(kart_user *user, kart_user_cb cb);
 /*
  * Triggers the event, ORing fflags into what its callback will be given
  * (EVFILT_USER's NOTE_TRIGGER with NOTE_FFOR): the callback runs once for
- * any number of triggers before it. Thread-safe, and safe from signal
- * handlers (the loop's wake-up fd, an eventfd on Linux, carries it on
- * every backend). A trigger of a stopped event is kept and delivered when
- * it starts. Errors: -EINVAL (NULL), or the error of writing the loop's
- * wake-up fd.
+ * any number of triggers before it. Thread-safe, lock-free, and safe from
+ * signal handlers (the loop's wake-up fd, an eventfd on Linux, carries it
+ * on every backend). A trigger of a stopped event is kept and delivered
+ * when it starts; it does not touch the loop. Stopping or freeing the
+ * loop while other threads trigger follows kart_async_send()'s rules.
+ * Errors: -EINVAL (NULL), or the error of writing the loop's wake-up fd.
  */
 KART_API int kart_user_trigger(kart_user *user, unsigned fflags);
 
-/* Stops it; a trigger not yet delivered is kept for the next start. A
- * no-op returning 0 if not active. Loop thread; must not race with a
- * trigger on another thread that may still touch it.
- * Errors: -EINVAL (NULL). */
+/* Stops it; a trigger not yet delivered is kept for the next start. First
+ * waits until no kart_user_trigger() on another thread is still inside
+ * it, also when it is not active (then it returns 0 and changes nothing
+ * else), as kart_async_stop() does. Loop thread; not from a signal
+ * handler. Errors: -EINVAL (NULL). */
 KART_API int kart_user_stop(kart_user *user);
 
 /* ---- file changes (kqueue's EVFILT_VNODE; inotify on Linux) ---- */

@@ -274,7 +274,18 @@ START_TEST(proc_arena_full_is_enomem)
     ck_assert_int_eq(pool_map(p, t_item, in, 8, out, 8, n, 0), -ENOMEM);
     kart_future *f;
     ck_assert_int_eq(kart_pool_submit(p, t_reverse, in, 2 << 20, &f), -ENOMEM);
+    /* kart_pool_submit_many: four arguments of 512 KiB do not all fit (the
+     * arena has 1 MiB): nothing queued, every entry of out cleared, and
+     * the slots and blocks of the ones that did fit given back. */
+    kart_future *fs[4] = {f, f, f, f};
+    ck_assert_int_eq(kart_pool_submit_many(p, t_reverse, in, 512 << 10, 4, fs), -ENOMEM);
+    KT_ASSERT_EACH(i, 4, fs[i] == NULL);
     /* and it still works within bounds */
+    ck_assert_int_eq(kart_pool_submit_many(p, t_reverse, in, 8, 4, fs), 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(kart_future_wait(fs[i], 10000 * MS), 0);
+        kart_future_free(fs[i]);
+    }
     ck_assert_int_eq(pool_map(p, t_item, in, 8, out, 8, 1000, 0), 0);
     free(in);
     free(out);
@@ -829,6 +840,20 @@ START_TEST(proc_unregistered_task_refused)
         kart_future_free(f);
     }
     ck_assert_int_eq(kart_pool_apply(p, t_unregistered, &x, 8, &y, &len, &te), want);
+    /* kart_pool_submit_many: -ENOENT with out cleared (fork runs them) */
+    kart_future *fs[2] = {(kart_future *)&x, (kart_future *)&x};
+    uint64_t xs[2] = {5, 6};
+    ck_assert_int_eq(kart_pool_submit_many(p, t_unregistered, xs, 8, 2, fs), want);
+    for (int i = 0; i < 2; i++) {
+        if (want) {
+            ck_assert_ptr_null(fs[i]);
+            continue;
+        }
+        len = 8;
+        ck_assert_int_eq(fut_result(fs[i], 10000 * MS, &y, &len), 0);
+        ck_assert_uint_eq(y, xs[i]);
+        kart_future_free(fs[i]);
+    }
     kart_pool_failure fl;
     ck_assert_int_eq(kart_pool_map(p, t_unregistered, &x, 8, &y, 8, 1, NULL, &fl), want);
     src_state st = {0, 10};

@@ -114,12 +114,10 @@ static void caches_key_init(void)
 void kart__pool_mem_size(kart_pool *p)
 {
     pthread_once(&caches_once, caches_key_init);
-    /* The per-thread slot caches are off: ThreadSanitizer (CI, check_pool's
-     * stress_4_submitters) saw a cached slot handed to a new submit while a
-     * worker still read the job it held, with no happens-before between
-     * them. The locked free list below has one (slot_lock); the caches come
-     * back when their reuse waits for the workers as the limbo list does. */
-    p->cache_on = false && caches_key_ok && p->max_jobs >= KART__POOL_CACHE_MIN;
+    /* The caches were off for a while: their recycle read the workers'
+     * busy marks relaxed, with no happens-before to a worker's last read
+     * of a job (ThreadSanitizer, CI). It reads them with acquire now. */
+    p->cache_on = caches_key_ok && p->max_jobs >= KART__POOL_CACHE_MIN;
     if (p->cache_on)
         p->max_jobs += KART__POOL_CACHE_RESERVE;
 }
@@ -180,13 +178,22 @@ static kart__pool_cache *my_cache(kart_pool *p, bool claim)
 /* Moves the cache's released slots that no worker is busy on to its free
  * array. The fence orders the generations' bumps (release stores, in
  * cache_release) before the look at the busy marks, as slot_release's
- * sequentially consistent store does for the pool's limbo. */
+ * sequentially consistent store does for the pool's limbo.
+ *
+ * Each busy mark is read with an acquire: a worker clears its mark with a
+ * release store after its last read of the job (kart__pool_job_work), so
+ * a slot seen free here is one whose readers are done, and the new
+ * submit's writes to it come after their reads (a happens-before, not
+ * just a fact of x86's memory order). With relaxed loads ThreadSanitizer
+ * saw slot_alloc's setup race with a worker's read of j->ranges
+ * (check_pool's stress_cache_recycle); the acquire costs nothing on x86
+ * and one barrier per batch of KART__POOL_CACHE_SLOTS slots elsewhere. */
 static void cache_recycle(kart_pool *p, kart__pool_cache *c)
 {
     atomic_thread_fence(memory_order_seq_cst);
     bool held[KART__POOL_CACHE_SLOTS] = {false};
     for (int w = 0; w < p->nworkers + KART__POOL_HELPERS; w++) {
-        uint64_t b = atomic_load_explicit(&p->workers[w].busy, memory_order_relaxed);
+        uint64_t b = atomic_load_explicit(&p->workers[w].busy, memory_order_acquire);
         if (!b)
             continue;
         uint32_t bs = (uint32_t)((b & ~KART__POOL_BUSY) >> 16);

@@ -20,18 +20,18 @@
 typedef struct side {
     kart_sock sock;
     kart_req close_req;
-    int peer;        /* the test's end of the pair */
-    size_t got;      /* bytes received */
-    int check;       /* the stream's pattern: byte k is pat(k, check) */
-    bool bad;        /* a byte differed */
-    bool hold;       /* keep what arrives lent */
+    int peer;   /* the test's end of the pair */
+    size_t got; /* bytes received */
+    int check;  /* the stream's pattern: byte k is pat(k, check) */
+    bool bad;   /* a byte differed */
+    bool hold;  /* keep what arrives lent */
     kart_buf *held[8];
     int nheld;
 } side;
 
 static side sides[MAXS];
 static int nclosed;
-static uint32_t max_id;     /* the highest buffer id a receive lent */
+static uint32_t max_id; /* the highest buffer id a receive lent */
 
 static unsigned char pat(size_t k, int j)
 {

@@ -105,8 +105,10 @@ static void conn_free(srv_conn *c)
  * sent back, so the pool must outnumber the buffers in flight at once, or
  * receives pause until one comes back (kart_loop_io_stats(): enobufs).
  *  - io_uring: the kernel hands buffers out in ring order, so every buffer
- *    of the pool cycles through the caches and becomes resident: keep it
- *    small. 256 x 16 KiB (4 MiB): 512 (8 MiB) cost about a fifth of the
+ *    in the ring cycles through the caches and becomes resident (the ring
+ *    holds only part of the pool since 2026-12-07, grown as receives find
+ *    it empty: uring/uring_io.c); these figures are from when it held the
+ *    whole pool. 256 x 16 KiB (4 MiB): 512 (8 MiB) cost about a fifth of the
  *    16 KiB echo's throughput in kart-bench echo (98k-118k req/s against
  *    128k-139k with 128 buffers, interleaved runs); 128 ran dry 392 times
  *    with 10,000 busy connections, 256 never (a receive only takes a buffer

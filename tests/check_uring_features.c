@@ -25,6 +25,7 @@ int main(void)
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #define URING_OR_SKIP()                                                                            \
@@ -101,6 +102,50 @@ START_TEST(probe_matches_the_kernel)
     sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
     res = try_op(&a, sqe);
     ck_assert_int_eq(res, kart__ur_kernel_has(KART__UR_FUTEX_WAKE) ? 0 : -EINVAL);
+
+    /* PBUF_INC: a buffer ring registered with IOU_PBUF_RING_INC consumes
+     * its one buffer by parts (two receives into it, the first flagged
+     * IORING_CQE_F_BUF_MORE, the second at the next offset); a kernel
+     * without it refuses the registration. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    struct io_uring_buf_ring *br =
+        mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(br, MAP_FAILED);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = 1, .bgid = 3};
+    reg.pad = IOU_PBUF_RING_INC;
+    res = io_uring_register_buf_ring(&a, &reg, 0);
+    if (kart__ur_kernel_has(KART__UR_PBUF_INC)) {
+        ck_assert_int_eq(res, 0);
+        static char mem[64];
+        io_uring_buf_ring_init(br);
+        io_uring_buf_ring_add(br, mem, sizeof(mem), 9, io_uring_buf_ring_mask(1), 0);
+        io_uring_buf_ring_advance(br, 1);
+        int sv[2];
+        kt_socketpair(sv);
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(write(sv[0], k ? "bb" : "aaa", k ? 2 : 3), k ? 2 : 3);
+            sqe = io_uring_get_sqe(&a);
+            io_uring_prep_recv(sqe, sv[1], NULL, 0, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = 3;
+            io_uring_sqe_set_data64(sqe, 77);
+            ck_assert_int_eq(io_uring_submit(&a), 1);
+            ck_assert_int_eq(io_uring_wait_cqe(&a, &cqe), 0);
+            ck_assert_int_eq(cqe->res, k ? 2 : 3);
+            ck_assert(cqe->flags & IORING_CQE_F_BUFFER);
+            ck_assert_int_eq(cqe->flags >> IORING_CQE_BUFFER_SHIFT, 9);
+            ck_assert(cqe->flags & IORING_CQE_F_BUF_MORE);
+            io_uring_cqe_seen(&a, cqe);
+        }
+        ck_assert_mem_eq(mem, "aaabb", 5); /* the second took up after the first */
+        close(sv[0]);
+        close(sv[1]);
+        ck_assert_int_eq(io_uring_unregister_buf_ring(&a, 3), 0);
+    } else {
+        ck_assert_int_eq(res, -EINVAL);
+    }
+    munmap(br, page);
 
     /* A feature bit is the kernel's params.features. */
     ck_assert_int_eq(kart__ur_kernel_has(KART__UR_BUNDLE),

@@ -11,11 +11,23 @@
  *  - accept: one multishot accept per listener, re-armed when the kernel
  *    ends it (a completion without IORING_CQE_F_MORE).
  *  - recv: one multishot recv per socket, the kernel picking buffers from a
- *    provided-buffer ring (group 0) that mirrors the loop's pool: a buffer
+ *    provided-buffer ring (group 0) filled from the loop's pool: a buffer
  *    id in the completion names the kart_buf lent to the callback, and a
- *    release puts it back in the ring with two stores, no system call. When
- *    the ring runs dry the recv ends with -ENOBUFS; the socket then waits on
- *    the loop's starved list and is re-armed after the next release. The
+ *    release puts it back in the ring with two stores, no system call.
+ *    The kernel takes a ring's buffers in ring order, so every buffer that
+ *    enters the ring is soon written and stays resident: the ring holds
+ *    only br_fill of them (32 at first), the others wait on the pool's
+ *    stack of free ids, untouched, and the fill grows to twice the
+ *    buffers lent each time a receive finds the ring empty while the stack
+ *    is not (one doubling per empty ring ran a 2,000-connection burst's
+ *    fill up to the whole pool: every socket's -ENOBUFS of one batch
+ *    doubled it). A server that
+ *    holds thousands of mostly idle connections touches the buffers its
+ *    busiest turn needs, not the whole pool (256 x 16 KiB in the echo
+ *    server: a page of each, 1 MiB, became resident with 2,000 idle
+ *    connections). When every buffer is lent the recv ends with -ENOBUFS;
+ *    the socket then waits on the loop's starved list and is re-armed
+ *    after the next release. The
  *    kernel bounds how much one multishot takes per wake-up, and every
  *    completion is handled in ring order, so one busy socket cannot starve
  *    the others.
@@ -87,6 +99,29 @@ static void stats(kart_selector *sel, kart_io_stats *out)
 
 /* ---- the provided-buffer ring ---- */
 
+/* The fill a new ring starts with: enough for a few dozen sockets' data in
+ * one turn; a busier loop grows it at its first empty ring. */
+#define BR_FILL_START 32u
+
+/* Buffers in the ring (or taken by the kernel and not yet reaped): those
+ * neither lent nor on the stack. */
+static inline uint32_t br_held(const kart__bufpool *p)
+{
+    return p->count - p->lent - p->nfree;
+}
+
+/* Moves buffers from the stack into the ring until it holds the fill. */
+static void br_top_up(kart__bufpool *p, uint32_t fill)
+{
+    int mask = io_uring_buf_ring_mask(p->count), n = 0;
+    for (uint32_t held = br_held(p); held < fill && p->nfree > 0; held++, n++) {
+        uint32_t id = p->free[--p->nfree];
+        io_uring_buf_ring_add(p->br, p->bufs[id].base, p->size, (unsigned short)id, mask, n);
+    }
+    if (n > 0)
+        io_uring_buf_ring_advance(p->br, n);
+}
+
 static int pool_register(kart__bufpool *p)
 {
     uring_state *st = state_of(p->loop);
@@ -104,11 +139,10 @@ static int pool_register(kart__bufpool *p)
     }
     p->br = br;
     io_uring_buf_ring_init(br);
-    int mask = io_uring_buf_ring_mask(p->count);
-    for (uint32_t i = 0; i < p->count; i++)
-        io_uring_buf_ring_add(br, p->bufs[i].base, p->size, (unsigned short)i, mask, (int)i);
-    io_uring_buf_ring_advance(br, (int)p->count);
-    p->nfree = 0; /* the ring, not the stack, holds the free buffers */
+    /* The ring has an entry for every buffer, so a fill grown to the whole
+     * pool fits; the stack hands out low ids first. */
+    st->br_fill = p->count < BR_FILL_START ? p->count : BR_FILL_START;
+    br_top_up(p, st->br_fill);
     p->registered = true;
     return 0;
 }
@@ -121,11 +155,31 @@ static void pool_unregister(kart__bufpool *p)
     p->registered = false;
 }
 
+/* A released buffer goes back to the ring while the ring is below its
+ * fill, else onto the stack (core/io.c has taken it off lent already). */
 static void buf_return(kart__bufpool *p, kart_buf *b)
 {
-    io_uring_buf_ring_add(p->br, b->base, p->size, (unsigned short)b->id_,
-                          io_uring_buf_ring_mask(p->count), 0);
-    io_uring_buf_ring_advance(p->br, 1);
+    if (br_held(p) - 1 < state_of(p->loop)->br_fill) {
+        io_uring_buf_ring_add(p->br, b->base, p->size, (unsigned short)b->id_,
+                              io_uring_buf_ring_mask(p->count), 0);
+        io_uring_buf_ring_advance(p->br, 1);
+    } else {
+        p->free[p->nfree++] = b->id_;
+    }
+}
+
+/* The kernel found the ring empty while buffers waited on the stack: the
+ * fill grows to twice what is lent (up to the pool; never shrinks, since
+ * what was touched stays resident), and the ring is topped up to it. */
+static void br_grow(kart__bufpool *p)
+{
+    uring_state *st = state_of(p->loop);
+    if (p->nfree == 0)
+        return;
+    uint32_t want = 2 * p->lent;
+    if (want > st->br_fill)
+        st->br_fill = want < p->count ? want : p->count;
+    br_top_up(p, st->br_fill);
 }
 
 /* ---- starting ---- */
@@ -649,6 +703,7 @@ static void on_recv(kart_sock *s, int res, uint32_t flags)
         kart_buf *b = &pool->bufs[flags >> IORING_CQE_BUFFER_SHIFT];
         b->flags_ = KB_LENT;
         pool->lent++;
+        br_top_up(pool, state_of(loop)->br_fill); /* the kernel took b from the ring */
         if (closing)
             kart_buf_release(b);
         else
@@ -663,6 +718,7 @@ static void on_recv(kart_sock *s, int res, uint32_t flags)
                 kart__sock_starve(s);
                 return;
             }
+            br_grow(pool);
             loop->io->stats.enobufs++;
         }
     } else if (res != -ECANCELED) {

@@ -74,6 +74,11 @@ typedef struct uring_state {
     _Atomic bool msg_ok;
     bool woken;
     kart__ur_waitid *waitids;
+    /* The provided-buffer ring (uring_io.c): how many of the pool's
+     * buffers it is kept filled with, besides those lent. The rest wait on
+     * the pool's stack of free ids, untouched; the fill grows when a
+     * receive finds the ring empty while the stack is not. */
+    uint32_t br_fill;
 } uring_state;
 
 

@@ -3,7 +3,8 @@
  *
  * Opcodes are asked with IORING_REGISTER_PROBE, which lists every opcode
  * the kernel knows; feature bits come from the params a ring setup fills
- * in. Both are asked on a two-entry ring made for the question, from a
+ * in; a buffer-ring flag by registering a one-entry ring with it (a kernel
+ * without the flag refuses it with -EINVAL). All are asked on a two-entry ring made for the question, from a
  * thread of its own: closing a ring queues task work to the threads that
  * used it, and that work interrupts the thread's next blocking call (see
  * probe_multishot in uring.c), so the caller's thread never touches it.
@@ -17,22 +18,45 @@
 #include "fault.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct {
     const char *name;
-    int opcode;        /* -1: a feature bit instead */
+    int opcode;        /* -1: a feature bit or a buffer-ring flag instead */
     unsigned feat_bit; /* params.features bit, when opcode is -1 */
+    unsigned pbuf;     /* a buffer ring's registration flag, when both are 0 */
 } table[KART__UR_NFEATURES] = {
-    [KART__UR_MSG_RING] = {"msg_ring", IORING_OP_MSG_RING, 0},
-    [KART__UR_WAITID] = {"waitid", IORING_OP_WAITID, 0},
-    [KART__UR_FUTEX_WAIT] = {"futex_wait", IORING_OP_FUTEX_WAIT, 0},
-    [KART__UR_FUTEX_WAKE] = {"futex_wake", IORING_OP_FUTEX_WAKE, 0},
-    [KART__UR_SEND_ZC] = {"send_zc", IORING_OP_SEND_ZC, 0},
-    [KART__UR_BUNDLE] = {"bundle", -1, IORING_FEAT_RECVSEND_BUNDLE},
+    [KART__UR_MSG_RING] = {"msg_ring", IORING_OP_MSG_RING, 0, 0},
+    [KART__UR_WAITID] = {"waitid", IORING_OP_WAITID, 0, 0},
+    [KART__UR_FUTEX_WAIT] = {"futex_wait", IORING_OP_FUTEX_WAIT, 0, 0},
+    [KART__UR_FUTEX_WAKE] = {"futex_wake", IORING_OP_FUTEX_WAKE, 0, 0},
+    [KART__UR_SEND_ZC] = {"send_zc", IORING_OP_SEND_ZC, 0, 0},
+    [KART__UR_BUNDLE] = {"bundle", -1, IORING_FEAT_RECVSEND_BUNDLE, 0},
+    [KART__UR_PBUF_INC] = {"pbuf_inc", -1, 0, IOU_PBUF_RING_INC},
 };
+
+/* Whether the kernel registers a one-entry buffer ring with flags (group
+ * 0 of the probe's own ring, unregistered at once). */
+static bool pbuf_flag_ok(struct io_uring *ring, unsigned flags)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem =
+        mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return false;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = 1, .bgid = 0};
+    reg.pad = (uint16_t)flags; /* `flags` in headers since 6.4 */
+    bool ok = io_uring_register_buf_ring(ring, &reg, 0) == 0;
+    if (ok)
+        io_uring_unregister_buf_ring(ring, 0);
+    munmap(mem, (size_t)page);
+    return ok;
+}
 
 typedef struct answer {
     bool answered;
@@ -58,7 +82,8 @@ static void *ask(void *arg)
         a->features = p.features;
         for (int f = 0; f < KART__UR_NFEATURES; f++) {
             bool has = table[f].opcode >= 0 ? io_uring_opcode_supported(pr, table[f].opcode)
-                                            : (p.features & table[f].feat_bit) != 0;
+                       : table[f].feat_bit  ? (p.features & table[f].feat_bit) != 0
+                                            : pbuf_flag_ok(&ring, table[f].pbuf);
             if (has)
                 a->kernel |= 1u << f;
         }

@@ -31,6 +31,17 @@
 #ifndef IORING_FEAT_MIN_TIMEOUT
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15) /* 6.12 */
 #endif
+/* Flags of a provided-buffer ring's registration (struct io_uring_buf_reg's
+ * 16-bit field after bgid: `pad` in the 6.1 headers, `flags` since 6.4). */
+#ifndef IOU_PBUF_RING_MMAP
+#define IOU_PBUF_RING_MMAP 1 /* 6.4 */
+#endif
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2 /* 6.12: incremental consumption */
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4) /* 6.12: the buffer has room left */
+#endif
 /* futex2 flags for IORING_OP_FUTEX_* (linux/futex.h of 6.7). */
 #ifndef FUTEX2_SIZE_U32
 #define FUTEX2_SIZE_U32 0x02
@@ -51,6 +62,7 @@ typedef enum kart__ur_feature {
     KART__UR_FUTEX_WAKE, /* IORING_OP_FUTEX_WAKE, 6.7 */
     KART__UR_SEND_ZC,    /* IORING_OP_SEND_ZC, 6.0 */
     KART__UR_BUNDLE,     /* IORING_FEAT_RECVSEND_BUNDLE, 6.10 */
+    KART__UR_PBUF_INC,   /* IOU_PBUF_RING_INC, 6.12: a buffer ring it registers */
     KART__UR_NFEATURES
 } kart__ur_feature;
 

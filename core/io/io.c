@@ -32,8 +32,10 @@
 
 /* The default pool: 512 buffers on the emulation, whose free buffers are
  * a stack (only the peak in use is ever touched); 256 on io_uring, which
- * hands buffers out in ring order, so that every buffer of the pool cycles
- * through the caches: 512 x 16 KiB (8 MiB) there cost a fifth of the
+ * hands buffers out in ring order, so that every buffer in the ring cycles
+ * through the caches (the ring holds part of the pool, its fill, since
+ * 2026-12-07: uring_io.c); with the whole pool in the ring, 512 x 16 KiB
+ * (8 MiB) cost a fifth of the
  * 16 KiB echo's throughput against 128 or 256, and 256 is the smallest
  * that 10,000 busy echo connections never ran dry (docs/io.md). */
 #define POOL_COUNT_DEFAULT 512

@@ -65,7 +65,7 @@ typedef struct kart__bufpool {
     uint32_t count, size;
     kart_buf *bufs;
     kart__bufsend *sends; /* one per buffer, for kart_sock_send_buf() */
-    uint32_t *free;       /* emulation: a stack of free buffer ids */
+    uint32_t *free;       /* a stack of free buffer ids (io_uring: those outside the ring) */
     uint32_t nfree;
     uint32_t lent;
     /* io_uring's provided-buffer ring, when native. */

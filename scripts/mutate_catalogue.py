@@ -270,7 +270,7 @@ MUTATIONS = [
          orig="                               .gen = (uint32_t)(d >> 32)};",
          mut="                               .gen = 0};"),
     dict(id="select-fd-setsize-off-by-one", kind="bounds",
-         file="compat/select.c", suites=["check_selector"],
+         file="compat/select.c", suites=["check_compat"],
          orig="    if (fd >= FD_SETSIZE)\n        return -ERANGE;\n    unwatch(st, fd);",
          mut="    if (fd > FD_SETSIZE)\n        return -ERANGE;\n    unwatch(st, fd);"),
     # ---- uring ----

@@ -163,10 +163,13 @@ MUTATIONS = [
          mut="    if (atomic_load_explicit(&lock->owner_, memory_order_relaxed) == kart__tid())\n        return -EBUSY;\n    if (timeout_ns == 0)"),
     dict(id="robust-release-stays-recoverable", kind="logic",
          file="core/sync/lock.c", suites=["check_lock", "check_sync"],
-         note=("equivalent in effect: glibc's pthread_mutex_unlock of an inconsistent robust "
-               "mutex makes it unrecoverable by itself (check_lock's *_unrecoverable* cases "
-               "see -ENOTRECOVERABLE either way); kart's own mark only closes the window "
-               "between its word store and that unlock, a race no test can pin down"),
+         note=("equivalent in this build: glibc's pthread_mutex_unlock of an inconsistent robust "
+               "mutex makes it unrecoverable by itself, and every later acquire (lock or "
+               "clocklock) hears ENOTRECOVERABLE from glibc, so check_lock's *_unrecoverable* "
+               "cases see -ENOTRECOVERABLE either way; kart's own mark closes the window "
+               "between its word store and that unlock (a race no test can pin down) and keeps "
+               "the TSan build, whose timed acquire polls pthread_mutex_trylock, off glibc's "
+               "trylock bug (it leaves an unrecoverable mutex locked); mutants run the plain build"),
          orig="    if (atomic_load_explicit(&lock->state_, memory_order_relaxed) == INCONSISTENT)\n        atomic_store_explicit(&lock->state_, UNRECOVERABLE, memory_order_release);",
          mut=""),
     dict(id="rlock-releases-one-level-early", kind="logic",
@@ -266,7 +269,7 @@ MUTATIONS = [
          orig="        st->slot[st->fd_at[i]] = i;\n",
          mut=""),
     dict(id="epoll-event-generation-dropped", kind="wrap-around",
-         file="compat/epoll.c", suites=["check_selector", "check_loop"],
+         file="compat/epoll.c", suites=["check_compat_mut", "check_selector", "check_loop"],
          orig="                               .gen = (uint32_t)(d >> 32)};",
          mut="                               .gen = 0};"),
     dict(id="select-fd-setsize-off-by-one", kind="bounds",

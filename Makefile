@@ -578,11 +578,13 @@ soak: lib $(OUT)/soak $(OUT)/examples/echo-server $(OUT)/examples/http-server
 	@$(OUT)/soak --seconds $(SOAK_S) --rate $(SOAK_RATE) --examples $(OUT)/examples --csv $(OUT)/soak.csv; \
 	  st=$$?; scripts/soak-plot $(OUT)/soak.csv $(SOAK_PLOT) || st=1; exit $$st
 
-# make mutate (the soak helper's part; not in CI): plants each mutation of
-# scripts/mutate_catalogue.py in a scratch copy of the tree (never this
-# one), rebuilds the one object and the suites that should catch it, runs
-# them, and reports killed/survived and the score in build/mutate.txt
-# (docs/ARCHITECTURE.md, "Testing"). MUTATE_ARGS: --only ID,... --list.
+# make mutate (the mutate helper's part; not in CI): plants each mutation of
+# scripts/mutate_catalogue.py in one scratch copy of the tree (never this
+# one), rebuilds the one object and the suites that should catch it (-j2),
+# runs them (niced, each stopped at its first failing test or at its time
+# limit, a hang counted as killed), and reports killed/survived, the score
+# and mutations per minute in build/mutate.txt (docs/bench/mutate.md).
+# MUTATE_ARGS: --only ID,... --list --timeout S.
 .PHONY: mutate
 mutate:
 	@scripts/mutate $(MUTATE_ARGS)

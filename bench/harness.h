@@ -38,7 +38,7 @@
 #include <stdio.h>
 
 #define BENCH_MAX_PARAMS 4
-#define BENCH_MAX_METRICS 6
+#define BENCH_MAX_METRICS 10
 #define BENCH_MAX_MODES 3
 #define BENCH_MAX_CASES 8
 #define BENCH_MAX_IMPLS 16

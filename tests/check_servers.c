@@ -454,6 +454,53 @@ START_TEST(test_http_bad)
 }
 END_TEST
 
+/* Heads split across receives, of sizes that cross the steps of the
+ * buffer holding a partial head (256 bytes, then powers of two): each
+ * served whole on one keep-alive connection; one that grows past
+ * --max-header in pieces gets 431. */
+START_TEST(test_http_split_heads)
+{
+    BACKEND_OR_SKIP(_i);
+    server s;
+    ck_assert_int_eq(start(&s, "http-server", backend, "1", "0"), -1);
+    int fd = dial(&s);
+    static const size_t firsts[] = {1, 255, 256, 257, 1000, 4097, 6000};
+    char head[7000], body[256];
+    size_t len = (size_t)snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nX-Pad: ");
+    memset(head + len, 'p', sizeof(head) - len - 4);
+    memcpy(head + sizeof(head) - 4, "\r\n\r\n", 4);
+    for (size_t i = 0; i < sizeof(firsts) / sizeof(*firsts); i++) {
+        size_t a = firsts[i], b = a + (sizeof(head) - a) / 2;
+        send_all(fd, head, a);
+        usleep(20000); /* a receive of its own */
+        send_all(fd, head + a, b - a);
+        usleep(20000);
+        send_all(fd, head + b, sizeof(head) - b);
+        ck_assert_int_eq(read_response(fd, body, sizeof(body), NULL), 200);
+        ck_assert_str_eq(body, "Hello, World!");
+    }
+    /* A short one after the long ones: the buffer is reused. */
+    send_all(fd, GET, 5);
+    usleep(20000);
+    send_all(fd, GET + 5, strlen(GET) - 5);
+    ck_assert_int_eq(read_response(fd, body, sizeof(body), NULL), 200);
+    close(fd);
+    /* Past 8 KiB in pieces of 3,000: 431, then the close. */
+    fd = dial(&s);
+    char big[3000], buf[4096];
+    memset(big, 'b', sizeof(big));
+    send_all(fd, "GET / HTTP/1.1\r\nX-Big: ", 23);
+    for (int k = 0; k < 3; k++) {
+        usleep(20000);
+        send(fd, big, sizeof(big), MSG_NOSIGNAL);
+    }
+    recv_to_eof(fd, buf, sizeof(buf));
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 431 ", 13) == 0, "%s", buf);
+    close(fd);
+    stop(&s, SIGTERM);
+}
+END_TEST
+
 /* ---- the defences (docs/servers.md, "Hostile peers") ---- */
 
 /* Late by more than this is a bug. It is wide because on a machine loaded
@@ -729,6 +776,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_http_basic, 0, NBACKENDS);
     tcase_add_loop_test(tc, test_http_pipelined, 0, NBACKENDS);
     tcase_add_loop_test(tc, test_http_bad, 0, NBACKENDS);
+    tcase_add_loop_test(tc, test_http_split_heads, 0, NBACKENDS);
     suite_add_tcase(s, tc);
     tc = tcase_create("hostile");
     tcase_set_timeout(tc, 60);

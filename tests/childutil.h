@@ -108,7 +108,8 @@ static inline pid_t kt_waitpid_for(pid_t pid, int *status, int ms)
         ssize_t kt_got_ = kt_read_for((fd), (buf), kt_n_, KT_CHILD_MS);                            \
         ck_assert_msg(kt_got_ == (ssize_t)kt_n_,                                                   \
                       "child failed: read %zd of %zu bytes from it (%s)", kt_got_, kt_n_,          \
-                      kt_got_ < 0 ? strerror((int)-kt_got_) : "its end or the deadline came first"); \
+                      kt_got_ < 0 ? strerror((int)-kt_got_)                                        \
+                                  : "its end or the deadline came first");                         \
     } while (0)
 
 /* Waits for child pid within KT_CHILD_MS and stores its status in *st, or

@@ -144,7 +144,7 @@ START_TEST(duplex_sizes_both_ways)
     }
     kart_conn_close(a);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     free(buf);
     free(in);
@@ -217,7 +217,7 @@ START_TEST(send_many_packs_messages)
     ck_assert_int_eq(kart_conn_send_many(w, msgs, 0), 0);
     kart_conn_close(w);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st));
     ck_assert_int_eq(WEXITSTATUS(st), 0);
 }
@@ -376,7 +376,7 @@ START_TEST(eintr_is_retried)
     ck_assert(pattern_ok(m, n, 3));
     free(m);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     kart_conn_close(a);
 }
@@ -484,7 +484,7 @@ START_TEST(readahead_and_exact)
             _exit(ok ? 0 : 1);
         }
         int st;
-        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        kt_wait_child(pid, &st);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     } else {
         ck_assert_int_eq(kart_conn_recv_bytes_into(b, buf, 4, &n), 0);
@@ -816,7 +816,7 @@ START_TEST(wait_over_conns_and_fds)
         ck_assert_int_eq(sw[0].ready, 1);
         close(pidfd);
     }
-    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    kt_wait_child(pid, NULL);
     /* Many at once (past the on-stack array). */
     kart_waitable many[40];
     for (int i = 0; i < 40; i++)

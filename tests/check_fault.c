@@ -993,6 +993,35 @@ START_TEST(process_pool_watcher_cannot_start)
 }
 END_TEST
 
+/* A worker's wake-up of the watcher (a write to its eventfd) that fails
+ * once (EIO here; EINTR in general): the watcher is still woken and the
+ * result published. It was lost: the worker had cleared the watcher's
+ * "armed" flag before the write, so no later finish wrote again, and a
+ * wait without a timeout never returned (check-faults seed 2026120713:
+ * KART_FAULT=write:1:EIO CK_RUN_CASE=submit check_pool hung). The fault
+ * is armed before the worker is forked: it inherits the count. */
+START_TEST(process_pool_wakeup_write_fails)
+{
+    kart_pool *p;
+    kart_pool_options po = {.kind = KART_POOL_PROCESSES, .workers = 1};
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 1, EIO), 0);
+    ck_assert_int_eq(kart_pool_create(&p, &po), 0);
+    for (uint64_t i = 0; i < 3; i++) {
+        uint64_t x = 41 + i, r = 0;
+        size_t len = 8;
+        int te = -1;
+        kart_future *f;
+        ck_assert_int_eq(kart_pool_submit(p, t_add1, &x, 8, &f), 0);
+        ck_assert_int_eq(kart_future_result(f, 10000 * KT_MS, &r, &len, &te), 0);
+        ck_assert_int_eq(te, 0);
+        ck_assert_uint_eq(r, 42 + i);
+        kart_future_free(f);
+    }
+    kart__fault_reset();
+    kart_pool_free(p);
+}
+END_TEST
+
 static int t_zero(void *arg)
 {
     (void)arg;
@@ -1578,6 +1607,7 @@ int main(void)
     tcase_add_test(tc, process_start_failures);
     tcase_add_test(tc, pool_create_fails_cleanly);
     tcase_add_test(tc, process_pool_watcher_cannot_start);
+    tcase_add_test(tc, process_pool_wakeup_write_fails);
     tcase_add_test(tc, thread_start_eagain);
     tcase_add_test(tc, selector_register_enomem_changes_nothing);
     tcase_add_loop_test(tc, selector_wait_never_eintr, 0, 3);

@@ -156,7 +156,7 @@ static int handshake(side_fn here, const kart_auth *ha, side_fn there, const kar
     int r = here(a, ha);
     kart_conn_close(a);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st));
     *child_rc = WEXITSTATUS(st);
     return r;
@@ -413,7 +413,7 @@ static pid_t client_child(const char *addr, const kart_auth *auth)
 static int child_status(pid_t pid)
 {
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st));
     return WEXITSTATUS(st);
 }

@@ -59,7 +59,7 @@ static void sleep_ms(int ms)
 static void expect_exit(pid_t pid, int code)
 {
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert_msg(WIFEXITED(st), "child did not exit (status 0x%x)", st);
     ck_assert_int_eq(WEXITSTATUS(st), code);
 }
@@ -454,7 +454,7 @@ static void kill_child(pid_t pid)
 {
     int st;
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 

@@ -60,7 +60,7 @@ static void stop_forked(fixture *f)
     ck_assert_int_eq(kart_manager_shutdown(f->m), 0);
     kart_manager_free(f->m);
     int st;
-    ck_assert_int_eq(waitpid(f->pid, &st, 0), f->pid);
+    kt_wait_child(f->pid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
@@ -798,7 +798,7 @@ START_TEST(many_threads_and_processes)
         pthread_join(t[i], NULL);
     for (int i = 0; i < 4; i++) {
         int st;
-        ck_assert_int_eq(waitpid(kids[i], &st, 0), kids[i]);
+        kt_wait_child(kids[i], &st);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     ck_assert_int_eq(atomic_load(&a.fails), 0);
@@ -931,7 +931,7 @@ START_TEST(a_condition_waiter_is_told_of_a_killed_holder)
     }
     ck_assert_int_eq(kart_mcond_wait(c, 5000 * KT_MS), -EOWNERDEAD);
     int st = 0;
-    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    kt_wait_child(kid, &st);
     ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     ck_assert_int_eq(kart_mcond_notify_all(c), 0); /* held again */
     ck_assert_int_eq(kart_mlock_release(c), 0);
@@ -1301,7 +1301,7 @@ START_TEST(forked_server)
     ck_assert_int_eq(kart_manager_shutdown(m), 0);
     kart_manager_free(m);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 END_TEST
@@ -1405,7 +1405,7 @@ static void python_server_stop(kart_manager *m, pid_t kid)
     ck_assert_int_eq(kart_manager_shutdown(m), 0);
     kart_manager_free(m);
     int st;
-    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    kt_wait_child(kid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
@@ -1822,7 +1822,7 @@ START_TEST(the_manager_server_tool)
     ck_assert_int_eq(kart_manager_shutdown(m), 0);
     kart_manager_free(m);
     int st;
-    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    kt_wait_child(kid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     unlink(keyfile);
     /* usage errors */
@@ -1833,7 +1833,7 @@ START_TEST(the_manager_server_tool)
         execl(tool, tool, "--address", "127.0.0.1:0", (char *)NULL);
         _exit(127);
     }
-    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    kt_wait_child(kid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 END_TEST

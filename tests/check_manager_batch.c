@@ -380,7 +380,7 @@ START_TEST(batch_against_a_dead_server)
     kart_mbatch_reset(b);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     for (int i = 0; i < 100; i++)
         add(b, d, "__getitem__", T(1, I(1), NULL));
     int r = kart_mbatch_run(b);
@@ -441,7 +441,7 @@ START_TEST(batch_in_a_forked_child)
         _exit(bad ? 1 : 0);
     }
     int st = 0;
-    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    kt_wait_child(child, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* the parent's connection and reference are untouched */
     add(b, d, "__getitem__", T(1, S("child"), NULL));
@@ -454,7 +454,7 @@ START_TEST(batch_in_a_forked_child)
     kart_proxy_free(d);
     ck_assert_int_eq(kart_manager_shutdown(m), 0);
     kart_manager_free(m);
-    ck_assert_int_eq(waitpid(srv, &st, 0), srv);
+    kt_wait_child(srv, &st);
 }
 END_TEST
 

@@ -434,7 +434,7 @@ START_TEST(queue_fast_and_protocol_agree)
     ck_assert_int_eq(kart_mqueue_put(pq, x, 5000 * KT_MS), 0); /* woken by the child's fast get */
     kart_obj_free(x);
     int st;
-    ck_assert_int_eq(waitpid(kid, &st, 0), kid);
+    kt_wait_child(kid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     kart_proxy_free(q);
     kart_proxy_free(pq);
@@ -691,7 +691,7 @@ START_TEST(threads_processes_and_python_at_once)
     }
     for (int i = 0; i < NP; i++) {
         int st;
-        ck_assert_int_eq(waitpid(kids[i], &st, 0), kids[i]);
+        kt_wait_child(kids[i], &st);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     pthread_join(pth, NULL);

@@ -100,10 +100,12 @@ static kart_process *start_sleeper(void)
     int pfd[2];
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
     kart_process *p = start_fn(sleep_ready, (void *)(intptr_t)pfd[1], false);
-    char c;
-    ck_assert_int_eq(read(pfd[0], &c, 1), 1);
-    close(pfd[0]);
+    /* Our write end closed first, so that a child that ended before
+     * writing (a fault in its start) ends the read too. */
     close(pfd[1]);
+    char c;
+    kt_read_child(pfd[0], &c, 1);
+    close(pfd[0]);
     return p;
 }
 
@@ -404,7 +406,7 @@ START_TEST(status_taken_elsewhere)
 {
     kart_process *p = start_fn(return_arg, (void *)3, false);
     int status;
-    ck_assert_int_eq(waitpid(kart_process_pid(p), &status, 0), kart_process_pid(p));
+    kt_wait_child(kart_process_pid(p), &status);
     ck_assert_int_eq(kart_process_join(p, 1000 * KT_MS), -ECHILD);
     int code = 12345;
     ck_assert_int_eq(kart_process_exitcode(p, &code), -ECHILD);
@@ -568,7 +570,7 @@ START_TEST(pipe_sentinel)
     finish(p, 0);
     ck_assert_int_eq(kill(g, SIGKILL), 0);
     int status;
-    ck_assert_int_eq(waitpid(g, &status, 0), g);
+    kt_wait_child(g, &status);
     ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
     /* A spawned program holds the write end until it ends. */
@@ -914,7 +916,7 @@ static pid_t read_pid(int fd)
 static int wait_orphan(pid_t pid)
 {
     int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    kt_wait_child(pid, &status);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
@@ -943,7 +945,7 @@ static void daemon_dies_with(bool killed)
     if (killed)
         kill(parent, SIGKILL);
     int status;
-    ck_assert_int_eq(waitpid(parent, &status, 0), parent);
+    kt_wait_child(parent, &status);
     ck_assert_int_eq(wait_orphan(daemon), -SIGKILL);
     close(pfd[0]);
 }
@@ -981,7 +983,7 @@ START_TEST(non_daemon_outlives_parent)
     close(pfd[1]);
     pid_t child = read_pid(pfd[0]);
     int status;
-    ck_assert_int_eq(waitpid(parent, &status, 0), parent);
+    kt_wait_child(parent, &status);
     ck_assert_int_eq(kill(child, 0), 0);
     kt_write(go[1], "g");
     ck_assert_int_eq(wait_orphan(child), 'g');
@@ -1023,7 +1025,7 @@ START_TEST(at_exit_cleanup)
     close(pids[1]);
     pid_t daemon = read_pid(pids[0]);
     int status;
-    ck_assert_int_eq(waitpid(parent, &status, 0), parent);
+    kt_wait_child(parent, &status);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     /* The writer finished before its parent ended. */
     char buf[16];

@@ -71,7 +71,7 @@ static void *shared_map(size_t len)
 static void reap(pid_t pid)
 {
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (status %#x)", st);
 }
 

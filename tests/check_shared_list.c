@@ -243,7 +243,7 @@ START_TEST(attach_by_name_and_fork)
         _exit(ok ? 0 : 1);
     }
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     ck_assert(get(l, 1, NULL, 0).f == 9.5);
     ck_assert_int_eq(kart_shlist_unlink(l), 0);
@@ -341,7 +341,7 @@ START_TEST(get_racing_set_stays_inside_the_slot)
     }
     atomic_store(&flags[1], 1);
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     munmap(flags, 4096);
     printf("racing gets: str %d, int %d, None %d, bytes %d, torn (-EPROTO) %d\n",

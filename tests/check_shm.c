@@ -50,7 +50,7 @@ static bool gone_soon(const char *name)
 static void reap_ok(pid_t pid)
 {
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
 }
 
@@ -424,7 +424,7 @@ START_TEST(tracker_unlinks_after_sigkill)
     for (int c = 0; c < CREATORS; c++) {
         ck_assert_int_eq(kill(pids[c], SIGKILL), 0);
         int st;
-        ck_assert_int_eq(waitpid(pids[c], &st, 0), pids[c]);
+        kt_wait_child(pids[c], &st);
         ck_assert(WIFSIGNALED(st));
     }
     for (int c = 0; c < CREATORS; c++)
@@ -584,7 +584,7 @@ START_TEST(tracker_survives_kills_at_random_instants)
         usleep(1000 + rand_r(&seed) % 15000);
         ck_assert_int_eq(kill(pids[k], SIGKILL), 0);
         int st;
-        ck_assert_int_eq(waitpid(pids[k], &st, 0), pids[k]);
+        kt_wait_child(pids[k], &st);
         ck_assert_msg(WIFSIGNALED(st), "creator %d failed before the kill", k);
     }
     int64_t end = kart_now_ns() + 10000 * KT_MS;

@@ -25,7 +25,7 @@ static const char *tname(const char *tag)
 static void reap_ok(pid_t pid)
 {
     int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    kt_wait_child(pid, &st);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
 }
 

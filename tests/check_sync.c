@@ -58,7 +58,7 @@ static void reap(pid_t *pids, int n)
 {
     for (int i = 0; i < n; i++) {
         int st;
-        ck_assert_int_eq(waitpid(pids[i], &st, 0), pids[i]);
+        kt_wait_child(pids[i], &st);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (status %#x)", i, st);
     }
 }

@@ -9,6 +9,7 @@
 
 #include <check.h>
 #include "skip.h"
+#include "childutil.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <kart.h>
@@ -17,7 +18,10 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define KT_MS (INT64_C(1000000))
@@ -166,11 +170,23 @@ static inline ssize_t kt_drain(int fd)
  * leaves a torn record that makes Check abort the whole suite with "Bad
  * message type" (seen once in CI, in check_queue_crash's random kills).
  * So children killed at random instants call no ck_* function at all. */
+/* A child forked from the test's main thread also dies with the test
+ * process (PR_SET_DEATHSIG): a child left blocked when a fault ended the
+ * test early would otherwise outlive it, hold the suite's output open and
+ * turn a failure into a hang under make check-faults. (Not from another
+ * thread: the signal follows the forking thread's exit, not the process's.) */
 static inline pid_t kt_fork(void)
 {
+    pid_t parent = getpid();
+    int main_thread = (pid_t)syscall(SYS_gettid) == parent;
     pid_t pid = fork();
     if (pid < 0)
         ck_abort_msg("fork: %s", strerror(errno));
+    if (pid == 0 && main_thread) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test ended before the line above */
+            _exit(99);
+    }
     return pid;
 }
 

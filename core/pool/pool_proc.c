@@ -47,8 +47,16 @@ void kart__pool_proc_notify(kart_pool *p)
         return;
     if (atomic_load(&p->sh->mgr_armed) && atomic_exchange(&p->sh->mgr_armed, 0)) {
         uint64_t one = 1;
-        ssize_t r = kart__sys_write(p->sh->mgr_efd, &one, sizeof(one));
-        (void)r; /* EAGAIN: the counter is already non-zero, the watcher wakes */
+        /* EAGAIN: the counter is already non-zero, the watcher wakes. Any
+         * other failure (EINTR) is tried again: the flag is cleared, so no
+         * later finish would write and the watcher would sleep on (a lost
+         * result). Still failing: the flag is set back for the next one. */
+        ssize_t r = -1;
+        for (int tries = 0; tries < 8 && r < 0; tries++)
+            if ((r = kart__sys_write(p->sh->mgr_efd, &one, sizeof(one))) < 0 && errno == EAGAIN)
+                r = 0;
+        if (r < 0)
+            atomic_store(&p->sh->mgr_armed, 1);
     }
 }
 

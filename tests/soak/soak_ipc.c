@@ -161,6 +161,20 @@ static void *pool_main(void *arg)
 
 /* ---- queues between processes ---- */
 
+/* Joins a started child within 10 s; one still running then (a join that
+ * timed out or failed) is killed and joined again, so that freeing it never
+ * detaches a live child that would outlive the soak (and hold its queues'
+ * or connections' ends). Returns the first join's result. */
+static int join_or_kill(kart_process *p)
+{
+    int rc = kart_process_join(p, 10 * SEC);
+    if (rc < 0 || kart_process_is_alive(p) == 1) {
+        kart_process_kill(p);
+        kart_process_join(p, 10 * SEC);
+    }
+    return rc;
+}
+
 typedef struct qpair {
     kart_queue *to, *back;
 } qpair;
@@ -243,9 +257,12 @@ static void *queue_main(void *arg)
                 soak_pace(start, n);
             }
             int code = -1;
-            if ((rc = kart_queue_put(qp.to, "", 0, 10 * SEC)) < 0 ||
-                (rc = kart_process_join(p, 10 * SEC)) < 0 || kart_process_exitcode(p, &code) != 1 ||
-                code != 0)
+            /* The child is joined (or killed) even when the closing put fails. */
+            int put = kart_queue_put(qp.to, "", 0, 10 * SEC);
+            rc = join_or_kill(p);
+            if (put < 0)
+                rc = put;
+            if (rc < 0 || kart_process_exitcode(p, &code) != 1 || code != 0)
                 soak_error(c, "queue: child's end: %s, exit code %d", kart_strerror(rc), code);
         }
         kart_process_free(p);
@@ -365,8 +382,7 @@ static void *conn_main(void *arg)
             kart_conn_close(cn);
         }
         int code = -1;
-        if ((rc = kart_process_join(p, 10 * SEC)) < 0 || kart_process_exitcode(p, &code) != 1 ||
-            code != 0)
+        if ((rc = join_or_kill(p)) < 0 || kart_process_exitcode(p, &code) != 1 || code != 0)
             soak_error(c, "conn: child's end: %s, exit code %d", kart_strerror(rc), code);
         kart_process_free(p);
         atomic_fetch_add(&c->events, 1);

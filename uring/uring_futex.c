@@ -50,6 +50,8 @@ int kart__ur_futex_start(kart_selector *sel, const _Atomic uint32_t *word, uint3
     if (!st || !kart__ur_has(KART__UR_FUTEX_WAIT) ||
         (!st->enabled && io_uring_sq_space_left(&st->ring) == 0))
         return -ENOTSUP;
+    if (!word)
+        return 0; /* the question only */
     kart__ur_futex *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;

@@ -28,6 +28,7 @@
 
 #include <kart/pool.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 typedef struct kart__await kart__await;
@@ -45,6 +46,7 @@ struct kart__awaits {
     kart__await *head, **tail; /* delivered, for the loop (lock) */
     size_t refs;               /* the loop's + callbacks registered (lock) */
     bool dead;                 /* the loop was freed (lock) */
+    _Atomic int sending;       /* completing threads in kart_async_send */
     kart__await *ring;         /* waiting on the ring (loop thread) */
 };
 
@@ -76,11 +78,17 @@ static void box_push(kart__await *a)
     a->next = NULL;
     *b->tail = a;
     b->tail = &a->next;
-    /* Under the lock: a loop's free marks the inbox dead under it, and
-     * stops the async handle only after. */
+    /* The send is made outside the lock (the loop, woken by it, takes the
+     * lock at once), counted: a loop's free marks the inbox dead under
+     * the lock, then waits for the sends in flight before it stops the
+     * async handle. Only the first await of a batch sends. */
     if (first)
-        kart_async_send(&b->async);
+        atomic_fetch_add_explicit(&b->sending, 1, memory_order_relaxed);
     pthread_mutex_unlock(&b->lock);
+    if (first) {
+        kart_async_send(&b->async);
+        atomic_fetch_sub_explicit(&b->sending, 1, memory_order_release);
+    }
 }
 
 static void on_done(kart_future *f, void *arg)
@@ -172,7 +180,9 @@ static bool arm(kart_future *f)
 static int ring_start(kart_loop *loop, kart__await *a)
 {
     const kart__backend_ops *ops = loop->sel->ops;
-    if (!ops->futex_start)
+    /* Asked first (a NULL word): a waiting bit set for nothing would cost
+     * the completing thread a futex_wake for each future. */
+    if (!ops->futex_start || ops->futex_start(loop->sel, NULL, 0, NULL))
         return -ENOTSUP;
     if (!arm(a->f))
         return 1;
@@ -315,6 +325,8 @@ void kart__awaits_fini(kart_loop *loop, bool forked)
     for (kart__await *a = list; a; a = a->next)
         n++;
     pthread_mutex_unlock(&b->lock);
+    while (atomic_load_explicit(&b->sending, memory_order_acquire))
+        sched_yield();
     stop_async(b);
     while (list) {
         kart__await *next = list->next;

@@ -406,6 +406,7 @@ static void ur_fini(kart_selector *sel)
     uring_state *st = sel->backend_state;
     io_uring_queue_exit(&st->ring);
     kart__ur_waitid_fini(st);
+    kart__ur_futex_fini(st);
     free(st->cqes);
     free(st->fds);
     free(st->todo);
@@ -529,13 +530,17 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n, in
     }
     io_uring_for_each_cqe(&st->ring, head, c)
     {
-        /* Kernel features' completions (uring_msgring.c, uring_waitid.c). */
-        if (c->user_data == KART__UD_WAKE ||
-            (c->user_data & (KART__UD_OP | KART__UDK_MASK)) == (KART__UD_OP | KART__UDK_WAITID)) {
+        /* Kernel features' completions (uring_msgring.c, uring_waitid.c,
+         * uring_futex.c). */
+        uint64_t kind = c->user_data & (KART__UD_OP | KART__UDK_MASK);
+        if (c->user_data == KART__UD_WAKE || kind == (KART__UD_OP | KART__UDK_WAITID) ||
+            kind == (KART__UD_OP | KART__UDK_FUTEX)) {
             if (c->user_data == KART__UD_WAKE) {
                 KART__TSAN_ACQUIRE(st); /* uring_msgring.c's release */
                 st->woken = true;
-            } else
+            } else if (kind == (KART__UD_OP | KART__UDK_FUTEX))
+                kart__ur_futex_done(st, c->user_data, c->res);
+            else
                 kart__ur_waitid_done(st, c->user_data, c->res);
             seen++;
             continue;
@@ -709,4 +714,7 @@ const kart__backend_ops kart__backend_uring = {
     .child_start = kart__ur_waitid_start,
     .child_stop = kart__ur_waitid_stop,
     .child_next = kart__ur_waitid_next,
+    .futex_start = kart__ur_futex_start,
+    .futex_stop = kart__ur_futex_stop,
+    .futex_next = kart__ur_futex_next,
 };

@@ -26,11 +26,14 @@ typedef struct kart__cqe {
  * (uring_waitid.c). */
 #define KART__UDK_MASK UINT64_C(7)
 #define KART__UDK_WAITID UINT64_C(3)
+/* A futex wait (uring_futex.c). */
+#define KART__UDK_FUTEX UINT64_C(4)
 /* A wake-up posted by another loop's thread with MSG_RING
  * (uring_msgring.c): sequence 0 with fd 2, which no poll has. */
 #define KART__UD_WAKE UINT64_C(2)
 
 typedef struct kart__ur_waitid kart__ur_waitid;
+typedef struct kart__ur_futex kart__ur_futex;
 
 typedef struct ur_fd {
     uint32_t seq; /* the poll request the kernel may hold, 0: none */
@@ -79,6 +82,8 @@ typedef struct uring_state {
      * the pool's stack of free ids, untouched; the fill grows when a
      * receive finds the ring empty while the stack is not. */
     uint32_t br_fill;
+    kart__ur_futex *futexes;    /* uring_futex.c's requests the kernel holds */
+    kart__ur_futex *futex_done; /* and those completed, for futex_next */
 } uring_state;
 
 
@@ -117,5 +122,15 @@ struct kart_child *kart__ur_waitid_next(kart_selector *sel, int *res);
  * the ring is closed (after io_uring_queue_exit). */
 void kart__ur_waitid_done(uring_state *st, uint64_t ud, int res);
 void kart__ur_waitid_fini(uring_state *st);
+
+/* uring_futex.c: futex waits on the ring (IORING_OP_FUTEX_WAIT, 6.7), the
+ * backend's futex_start, futex_stop and futex_next (core/loop/backend.h);
+ * a FUTEX_WAIT completion (reap); the records left when the ring is
+ * closed (after io_uring_queue_exit). */
+int kart__ur_futex_start(kart_selector *sel, const _Atomic uint32_t *word, uint32_t val, void *tag);
+void kart__ur_futex_stop(kart_selector *sel, void *tag);
+void *kart__ur_futex_next(kart_selector *sel, int *res);
+void kart__ur_futex_done(uring_state *st, uint64_t ud, int res);
+void kart__ur_futex_fini(uring_state *st);
 
 #endif

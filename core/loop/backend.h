@@ -106,6 +106,18 @@ typedef struct kart__backend_ops {
     int (*child_start)(kart_selector *sel, struct kart_child *child);
     void (*child_stop)(kart_selector *sel, struct kart_child *child);
     struct kart_child *(*child_next)(kart_selector *sel, int *res);
+    /* Futex waits on the ring (kart_future_await, core/loop/loop_future.c):
+     * futex_start queues a wait on the private 32-bit word while it holds
+     * val, for tag (0 or a negative errno: -ENOTSUP, the core's portable
+     * path then; a NULL word only asks whether a wait could be queued
+     * now, and queues nothing); futex_stop forgets tag's wait, or every wait for a NULL
+     * tag (its completion is then dropped; the ring's close cancels it); futex_next hands over a tag whose wait completed (*res 0:
+     * woken; -EAGAIN: the word did not hold val; another errno: the wait
+     * failed), or NULL when none is left. A wait that finds one sets
+     * sel->completions. The word is only read by the kernel. */
+    int (*futex_start)(kart_selector *sel, const _Atomic uint32_t *word, uint32_t val, void *tag);
+    void (*futex_stop)(kart_selector *sel, void *tag);
+    void *(*futex_next)(kart_selector *sel, int *res);
 } kart__backend_ops;
 
 struct kart_selector {

@@ -141,6 +141,7 @@ KART_API void kart_loop_free(kart_loop *loop)
         return;
     }
     bool forked = loop->fork_gen != kart__fork_gen();
+    kart__awaits_fini(loop, forked); /* before its async handle is stopped */
     if (forked)
         forget_all(loop);
     else
@@ -380,6 +381,8 @@ KART_API int kart_loop_run(kart_loop *loop, kart_run_mode mode)
         dispatch(loop, n);
         if (loop->ring_children)
             kart__children_ring_dispatch(loop);
+        if (loop->ring_awaits)
+            kart__awaits_ring_dispatch(loop);
         if (loop->io) {
             kart__io_complete(loop);
             kart__io_flush(loop);

@@ -102,6 +102,11 @@ struct kart_loop {
     /* Completion-based I/O (kart/io.h, core/io_private.h), created by the
      * first operation. */
     struct kart__io *io;
+
+    /* kart_future_await (loop_future.c): the inbox, created by the first
+     * await; the awaits waiting on the backend's futex_start. */
+    struct kart__awaits *awaits;
+    int ring_awaits;
 };
 
 static inline bool kart__handle_active(const kart_handle *h)
@@ -178,6 +183,11 @@ void kart__children_reap(kart_loop *loop); /* on SIGCHLD */
 void kart__children_ring_dispatch(kart_loop *loop);
 /* The loop this thread is running (kart_loop_run), or NULL. */
 extern _Thread_local kart_loop *kart__running_loop __attribute__((tls_model("initial-exec")));
+
+/* loop_future.c: the awaits whose ring wait completed (after each wait,
+ * while loop->ring_awaits), and the loop's free (callbacks never run). */
+void kart__awaits_ring_dispatch(kart_loop *loop);
+void kart__awaits_fini(kart_loop *loop, bool forked);
 
 /* async.c: async handles and user events */
 void kart__asyncs_dispatch(kart_loop *loop);

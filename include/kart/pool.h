@@ -605,6 +605,34 @@ KART_API void kart_pool_bridge_free(kart_pool_bridge *bridge);
 KART_API int kart_future_on_loop(kart_future *f, kart_pool_bridge *bridge, kart_future_cb cb,
                                  void *arg);
 
+/*
+ * Runs cb(f, arg) on the thread that runs `loop` once f is done: no
+ * bridge, no helper thread, nothing to free. A future already done (and
+ * one done before the loop runs again) is delivered on the loop's next
+ * turn, never inside this call (API rule 9). A failed or cancelled future
+ * is delivered the same way: cb reads its error (kart_future_error with
+ * timeout 0). Any number of awaits may be pending on one loop, several on
+ * one future. A pending await keeps kart_loop_run(KART_RUN_DEFAULT) going
+ * as a pending I/O operation does.
+ * How: on an io_uring loop whose kernel has IORING_OP_FUTEX_WAIT (Linux
+ * 6.7; KART_URING_FEATURES=-futex_wait turns it off), the ring waits on
+ * the future's state word, which the future's completion already wakes;
+ * elsewhere (epoll, poll, select, kqueue, older kernels) the completing
+ * thread hands the await to the loop through an async handle the loop
+ * keeps for all its awaits. The callback runs on the loop's thread either
+ * way, after the wait of the turn that saw the future done.
+ * f must stay allocated (kart_future_free not called) until cb has run or
+ * the loop is freed (a future of your own freed unset loses its awaits
+ * without a leak on the portable path only; on the ring the await would
+ * read freed memory). kart_loop_free drops the awaits not yet delivered: their
+ * callbacks never run, and nothing is leaked (the kernel's requests are
+ * cancelled with the ring; a future that completes later finds the
+ * await gone). Loop thread only (or before the loop's first run).
+ * Errors: -EINVAL (NULL f, loop or cb), -ECHILD (the loop was made by the
+ * parent of this forked process), -ENOMEM.
+ */
+KART_API int kart_future_await(kart_future *f, kart_loop *loop, kart_future_cb cb, void *arg);
+
 /* ---- workers and placement ---- */
 
 typedef struct kart_pool_worker_info {

@@ -6,9 +6,9 @@
  * turn, not inside the call), failed and cancelled futures (their error
  * reaches the callback), a spurious futex wake-up (the await stays), a
  * future of your own freed unset, the loop freed with awaits pending
- * (no callback, no leak: ASan), 1000 futures at once, callbacks in the
- * order the futures were done, the ring path taken where the kernel has
- * it, and each documented error. */
+ * (no callback, no leak: ASan), 1000 futures at once (a few on the ring,
+ * the rest in the inbox), callbacks in the order the futures were done,
+ * the ring path taken where the kernel has it, and each documented error. */
 #define KT_LOOP_HELPERS
 
 #include "testutil.h"
@@ -155,6 +155,10 @@ START_TEST(await_a_future_of_your_own)
     arec r = {0}, r2 = {0};
     ck_assert_int_eq(kart_future_await(f, loop, arec_cb, &r), 0);
     ck_assert_int_eq(kart_future_await(f, loop, arec_cb, &r2), 0); /* two on one future */
+    /* The waiting bit (a futex_wake for the completing thread) only for
+     * the ring. */
+    bool waiting = (uintptr_t)atomic_load(&f->cbs) & KART__POOL_WAITING;
+    ck_assert_int_eq(waiting, on_ring(backend));
     later l;
     later_start(&l, f, 20 * KT_MS, 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
@@ -357,7 +361,11 @@ START_TEST(await_1000_futures)
         kart_future *f;
         ck_assert_int_eq(kart_pool_submit(pool, t_slow, &(int){0}, sizeof(int), &f), 0);
         ck_assert_int_eq(kart_future_await(f, loop, many_cb, (void *)(intptr_t)k), 0);
+        /* A few on the ring, the rest in the inbox. */
+        ck_assert_int_le(loop->ring_awaits, KART__AWAIT_RING_MAX);
     }
+    if (on_ring(backend))
+        ck_assert_int_gt(loop->ring_awaits, 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(many_calls, MANY);
     for (int k = 0; k < MANY; k++)

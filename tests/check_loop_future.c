@@ -6,8 +6,9 @@
  * turn, not inside the call), failed and cancelled futures (their error
  * reaches the callback), a spurious futex wake-up (the await stays), a
  * future of your own freed unset, the loop freed with awaits pending
- * (no callback, no leak: ASan), 1000 futures at once, the ring path taken
- * where the kernel has it, and each documented error. */
+ * (no callback, no leak: ASan), 1000 futures at once (a few on the ring,
+ * the rest in the inbox), callbacks in the order the futures were done,
+ * the ring path taken where the kernel has it, and each documented error. */
 #define KT_LOOP_HELPERS
 
 #include "testutil.h"
@@ -154,6 +155,10 @@ START_TEST(await_a_future_of_your_own)
     arec r = {0}, r2 = {0};
     ck_assert_int_eq(kart_future_await(f, loop, arec_cb, &r), 0);
     ck_assert_int_eq(kart_future_await(f, loop, arec_cb, &r2), 0); /* two on one future */
+    /* The waiting bit (a futex_wake for the completing thread) only for
+     * the ring. */
+    bool waiting = (uintptr_t)atomic_load(&f->cbs) & KART__POOL_WAITING;
+    ck_assert_int_eq(waiting, on_ring(backend));
     later l;
     later_start(&l, f, 20 * KT_MS, 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
@@ -356,12 +361,52 @@ START_TEST(await_1000_futures)
         kart_future *f;
         ck_assert_int_eq(kart_pool_submit(pool, t_slow, &(int){0}, sizeof(int), &f), 0);
         ck_assert_int_eq(kart_future_await(f, loop, many_cb, (void *)(intptr_t)k), 0);
+        /* A few on the ring, the rest in the inbox. */
+        ck_assert_int_le(loop->ring_awaits, KART__AWAIT_RING_MAX);
     }
+    if (on_ring(backend))
+        ck_assert_int_gt(loop->ring_awaits, 0);
     ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
     ck_assert_int_eq(many_calls, MANY);
     for (int k = 0; k < MANY; k++)
         ck_assert_int_eq(many_seen[k], 1);
     kart_pool_free(pool);
+    close_loop(loop);
+}
+END_TEST
+
+/* The order the callbacks ran in (order_cb's arg, the future's index). */
+static int order_seen[4], order_n;
+
+static void order_cb(kart_future *f, void *arg)
+{
+    (void)f;
+    order_seen[order_n++] = (int)(intptr_t)arg;
+}
+
+START_TEST(await_delivers_in_the_order_done)
+{
+    AWAIT_LOOP_OR_SKIP(_i);
+    enum { N = 3 }; /* at most KART__AWAIT_RING_MAX: all on the ring there */
+    kart_future *f[N];
+    order_n = 0;
+    for (int k = 0; k < N; k++) {
+        ck_assert_int_eq(kart_future_create(&f[k]), 0);
+        ck_assert_int_eq(kart_future_await(f[k], loop, order_cb, (void *)(intptr_t)k), 0);
+    }
+    ck_assert_int_eq(loop->ring_awaits, on_ring(backend) ? N : 0);
+    /* Done in this order before the loop waits: the ring's requests all
+     * complete in its first wait, the inbox gets them one by one; either
+     * way the loop calls back in the order they were done (the ring's
+     * completions were once handed over reversed). */
+    for (int k = 0; k < N; k++)
+        ck_assert_int_eq(kart_future_set_result(f[k], &k, sizeof(k)), 0);
+    ck_assert_int_eq(kart_loop_run(loop, KART_RUN_DEFAULT), 0);
+    ck_assert_int_eq(order_n, N);
+    for (int k = 0; k < N; k++) {
+        ck_assert_int_eq(order_seen[k], k);
+        kart_future_free(f[k]);
+    }
     close_loop(loop);
 }
 END_TEST
@@ -406,6 +451,7 @@ int main(void)
     tcase_add_loop_test(tc, loop_freed_with_awaits_pending, 0, nb);
     tcase_add_loop_test(tc, loop_freed_from_an_await_callback, 0, nb);
     tcase_add_loop_test(tc, await_1000_futures, 0, nb);
+    tcase_add_loop_test(tc, await_delivers_in_the_order_done, 0, nb);
     tcase_add_loop_test(tc, await_errors, 0, nb);
     suite_add_tcase(s, tc);
     return kt_run(s);

@@ -98,8 +98,14 @@ void kart__ur_futex_done(uring_state *st, uint64_t ud, int res)
         free(r);
         return;
     }
-    r->done_next = st->futex_done;
-    st->futex_done = r;
+    /* In completion order: the loop then delivers the futures done first
+     * first (a stack reversed each reap's batch). */
+    r->done_next = NULL;
+    if (st->futex_done)
+        st->futex_done_last->done_next = r;
+    else
+        st->futex_done = r;
+    st->futex_done_last = r;
     st->woken = true;
 }
 

@@ -82,8 +82,9 @@ typedef struct uring_state {
      * the pool's stack of free ids, untouched; the fill grows when a
      * receive finds the ring empty while the stack is not. */
     uint32_t br_fill;
-    kart__ur_futex *futexes;    /* uring_futex.c's requests the kernel holds */
-    kart__ur_futex *futex_done; /* and those completed, for futex_next */
+    kart__ur_futex *futexes;         /* uring_futex.c's requests the kernel holds */
+    kart__ur_futex *futex_done;      /* and those completed, for futex_next */
+    kart__ur_futex *futex_done_last; /* its tail (stale while it is empty) */
 } uring_state;
 
 

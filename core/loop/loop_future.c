@@ -181,8 +181,10 @@ static int ring_start(kart_loop *loop, kart__await *a)
 {
     const kart__backend_ops *ops = loop->sel->ops;
     /* Asked first (a NULL word): a waiting bit set for nothing would cost
-     * the completing thread a futex_wake for each future. */
-    if (!ops->futex_start || ops->futex_start(loop->sel, NULL, 0, NULL))
+     * the completing thread a futex_wake for each future. Past
+     * KART__AWAIT_RING_MAX on the ring, the inbox (why: loop_private.h). */
+    if (!ops->futex_start || loop->ring_awaits >= KART__AWAIT_RING_MAX ||
+        ops->futex_start(loop->sel, NULL, 0, NULL))
         return -ENOTSUP;
     if (!arm(a->f))
         return 1;
@@ -313,9 +315,9 @@ void kart__awaits_fini(kart_loop *loop, bool forked)
         stop_async(b);
         return;
     }
-    /* Dead first, under the lock: a completing thread sends the async
-     * handle only under it, so none touches the handle once it is
-     * stopped. */
+    /* Dead first, under the lock: a completing thread that found the
+     * inbox alive counted itself in `sending` before it unlocked, and is
+     * waited for below, so none touches the handle once it is stopped. */
     pthread_mutex_lock(&b->lock);
     b->dead = true;
     kart__await *list = b->head;

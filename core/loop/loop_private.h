@@ -109,6 +109,21 @@ struct kart_loop {
     int ring_awaits;
 };
 
+/* The ring serves a loop waiting for a few futures at a time; past this
+ * many awaits on the ring, new ones take the inbox. Each ring wait costs
+ * the completing thread a futex_wake and the loop a request re-armed per
+ * future, where the inbox's wake-ups coalesce (one async send a batch).
+ * kart-bench loop_future (one worker, 9 interleaved rounds): with one
+ * future in flight the ring's CPU per future is 0.34x the bridge's (the
+ * inbox 0.99x); with 8 or 64 in flight and no cap it is 1.69x and 2.12x,
+ * with this cap 1.23x and 1.22x, the inbox's 1.07x and 1.23x. A cap of
+ * 16 cost what no cap did with 8 in flight (1.69x); 1 and 2 were within
+ * the rounds' spread of 4 (docs/io.md). A build may set it
+ * (-DKART__AWAIT_RING_MAX=N), as the measurements did. */
+#ifndef KART__AWAIT_RING_MAX
+#define KART__AWAIT_RING_MAX 4
+#endif
+
 static inline bool kart__handle_active(const kart_handle *h)
 {
     return h->flags_ & KART__HANDLE_ACTIVE;

@@ -616,7 +616,8 @@ KART_API int kart_future_on_loop(kart_future *f, kart_pool_bridge *bridge, kart_
  * as a pending I/O operation does.
  * How: on an io_uring loop whose kernel has IORING_OP_FUTEX_WAIT (Linux
  * 6.7; KART_URING_FEATURES=-futex_wait turns it off), the ring waits on
- * the future's state word, which the future's completion already wakes;
+ * the future's state word, which the future's completion already wakes
+ * (for a few awaits of a loop at a time, the others as below: docs/io.md);
  * elsewhere (epoll, poll, select, kqueue, older kernels) the completing
  * thread hands the await to the loop through an async handle the loop
  * keeps for all its awaits. The callback runs on the loop's thread either

@@ -91,6 +91,35 @@ START_TEST(async_send_write_fails_then_the_retry_wakes)
 }
 END_TEST
 
+/* EAGAIN on the wake-up's eventfd means its counter is full, so the loop
+ * is woken: the send succeeds. An injected EAGAIN writes first, as that
+ * state would be (core/base/fault.c): before, it lost the wake-up behind
+ * the success (check-faults: write:1:EAGAIN in check_pool hung). */
+START_TEST(async_send_write_eagain_still_wakes)
+{
+    kart_loop *loop = loop_on(backends[_i]);
+    if (!loop)
+        KART_SKIP("no %s here", backends[_i]);
+    kart_async a;
+    int got = 0, fired = 0;
+    ck_assert_int_eq(kart_async_init(loop, &a), 0);
+    a.base.data = &got;
+    ck_assert_int_eq(kart_async_start(&a, count_async), 0);
+    kart_timer guard;
+    start_guard(loop, &guard, &fired);
+    ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 1, EAGAIN), 0);
+    ck_assert_int_eq(kart_async_send(&a), 0);
+    ck_assert_uint_eq(kart__fault_fired(KART__SYS_write), 1);
+    kart__fault_reset();
+    one_turn(loop);
+    ck_assert_int_eq(got, 1);
+    ck_assert_int_eq(fired, 0);
+    kart_async_stop(&a);
+    kart_loop_free(loop);
+}
+END_TEST
+
 static void count_user(kart_user *u, unsigned fflags)
 {
     *(unsigned *)u->base.data |= fflags | 0x100u;
@@ -209,6 +238,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     int nb = (int)(sizeof(backends) / sizeof(backends[0]));
     tcase_add_loop_test(tc, async_send_write_fails_then_the_retry_wakes, 0, nb);
+    tcase_add_loop_test(tc, async_send_write_eagain_still_wakes, 0, nb);
     tcase_add_loop_test(tc, user_trigger_write_fails_then_the_retry_wakes_with_both_flags, 0, nb);
     tcase_add_loop_test(tc, future_await_wakeup_write_fails, 0, nb);
     tcase_add_loop_test(tc, pool_bridge_wakeup_write_fails, 0, nb);

@@ -268,7 +268,12 @@ START_TEST(await_a_future_freed_unset)
     AWAIT_LOOP_OR_SKIP(_i);
     kart_future *f;
     ck_assert_int_eq(kart_future_create(&f), 0);
-    if (on_ring(backend)) /* the ring cannot see a free: portable path */
+    /* The ring cannot see a free: the portable path. Turned off on every
+     * uring loop, not only where on_ring() says so now: a probe that
+     * failed once (check-faults: io_uring_setup:3:ENFILE) answers no,
+     * and the await's own probe then yes, and the loop waited on the
+     * ring for a future freed. */
+    if (strcmp(backend, "uring") == 0)
         kart__ur_features_off(1u << KART__UR_FUTEX_WAIT);
     ck_assert_int_eq(kart_future_await(f, loop, never_cb, NULL), 0);
     ck_assert_int_eq(kart_loop_active_handles(loop), 1);

@@ -309,11 +309,16 @@ typedef struct side {
     int count;
     int wake_from_result; /* the backend's wake_from, asked in a callback */
     bool asked;
+    atomic_bool peer_failed; /* the peer's run returned an error */
 } side;
 
 static void on_ping(kart_async *a)
 {
     side *s = a->base.data;
+    if (atomic_load(&s->peer_failed)) {
+        kart_async_stop(&s->in);
+        return;
+    }
     if (!s->asked) {
         s->asked = true;
         kart_selector *mine = s->loop->sel, *theirs = s->peer->loop->sel;
@@ -334,6 +339,13 @@ static void *run_side(void *arg)
 {
     side *s = arg;
     intptr_t r = kart_loop_run(s->loop, KART_RUN_DEFAULT);
+    /* A run that failed (a backend error, e.g. under check-faults) sends
+     * no more pings: the peer is told to stop instead of waiting for one
+     * without end, and the test fails on this side's error. */
+    if (r != 0) {
+        atomic_store(&s->peer->peer_failed, true);
+        kart_async_send(&s->peer->in);
+    }
     return (void *)r;
 }
 

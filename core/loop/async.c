@@ -40,12 +40,18 @@ static int wake(kart_loop *loop)
     return kart_selector_wake(loop->sel);
 }
 
-/* Makes the loop look at its async handles: from any thread. */
+/* Makes the loop look at its async handles: from any thread. A wake-up
+ * that failed clears the loop's flag again: left set, it would make every
+ * later send skip the wake-up, and the loop would sleep on with sends
+ * pending (check-faults: an EIO on the eventfd's write). */
 static int signal_loop(kart_loop *loop)
 {
     if (atomic_exchange_explicit(&loop->async_signalled, 1, memory_order_acq_rel))
         return 0;
-    return wake(loop);
+    int err = wake(loop);
+    if (err < 0)
+        atomic_store_explicit(&loop->async_signalled, 0, memory_order_release);
+    return err;
 }
 
 /* A start finds a send made while the handle was stopped: it is delivered
@@ -124,6 +130,10 @@ KART_API int kart_async_send(kart_async *async)
     /* Coalesced into a send still pending, or stopped: the start delivers it. */
     if (!(old & ASYNC_PENDING) && (old & ASYNC_LIVE))
         err = signal_loop(async->base.loop);
+    /* Not woken: the send is taken back, so that the caller's retry writes
+     * again (sends coalesced into it meanwhile go with the retry). */
+    if (err < 0)
+        atomic_fetch_and_explicit(&async->pending_, ~ASYNC_PENDING, memory_order_relaxed);
     atomic_fetch_sub_explicit(&async->pending_, ASYNC_BUSY, memory_order_release);
     return err;
 }
@@ -194,6 +204,8 @@ KART_API int kart_user_trigger(kart_user *user, unsigned fflags)
     /* Coalesced into a trigger still pending, or stopped: the start delivers it. */
     if (!(old & USER_PENDING) && (old & USER_LIVE))
         err = signal_loop(user->base.loop);
+    if (err < 0) /* as in kart_async_send; the flags stay for the retry */
+        atomic_fetch_and_explicit(&user->state_, ~USER_PENDING, memory_order_relaxed);
     atomic_fetch_sub_explicit(&user->state_, USER_BUSY, memory_order_release);
     return err;
 }

@@ -86,7 +86,11 @@ static void box_push(kart__await *a)
         atomic_fetch_add_explicit(&b->sending, 1, memory_order_relaxed);
     pthread_mutex_unlock(&b->lock);
     if (first) {
-        kart_async_send(&b->async);
+        /* A send that fails (its eventfd write: EIO under check-faults)
+         * is taken back: tried again, or the loop would never hear of
+         * this batch (no later await of it sends). */
+        for (int i = 0; i < 3 && kart_async_send(&b->async) < 0; i++)
+            ;
         atomic_fetch_sub_explicit(&b->sending, 1, memory_order_release);
     }
 }

@@ -377,7 +377,9 @@ static void bridge_push(kart_future *f, void *arg)
     *b->tail = it;
     b->tail = &it->next;
     atomic_flag_clear_explicit(&b->lock, memory_order_release);
-    kart_async_send(&b->async);
+    /* A failed send is taken back (kart_async_send): tried again. */
+    for (int i = 0; i < 3 && kart_async_send(&b->async) < 0; i++)
+        ;
 }
 
 KART_API int kart_pool_bridge_create(kart_loop *loop, kart_pool_bridge **out)

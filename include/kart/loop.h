@@ -343,7 +343,8 @@ KART_API int kart_async_start(kart_async *async, kart_async_cb cb);
  * runs coalesce into one call. A send to a handle that is initialised but
  * not active is kept and delivered once it starts; it does not touch the
  * loop. Returns 0, or -EINVAL (NULL) or the error of writing the loop's
- * wake-up fd.
+ * wake-up fd: then the send is not made (the loop may not wake): call
+ * again; sends coalesced into it meanwhile are delivered with the retry.
  *
  * Stopping and freeing while other threads send (libuv's uv_close rule):
  * kart_async_stop() waits until every send that has already begun on the
@@ -401,7 +402,8 @@ KART_API int kart_user_start(kart_user *user, kart_user_cb cb);
  * on every backend). A trigger of a stopped event is kept and delivered
  * when it starts; it does not touch the loop. Stopping or freeing the
  * loop while other threads trigger follows kart_async_send()'s rules.
- * Errors: -EINVAL (NULL), or the error of writing the loop's wake-up fd.
+ * Errors: -EINVAL (NULL), or the error of writing the loop's wake-up fd
+ * (then, as for kart_async_send, call again: the flags are kept).
  */
 KART_API int kart_user_trigger(kart_user *user, unsigned fflags);
 

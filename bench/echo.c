@@ -43,7 +43,15 @@ static void run_round(const bench_server *srv, bench_ctx *ctx, int conns, int si
                    .seconds = ctx->seconds,
                    .server = srv->pid};
     lg_result r;
-    lg_run(&p, &r);
+    /* The kernel's figure is machine-wide: a shrink means another process
+     * freed slab objects while this one connected (seen in CI beside a
+     * build), so the round is run again, up to twice, and fails only if
+     * the figure still cannot be read. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        lg_run(&p, &r);
+        if (r.kernel_kib >= 0 || r.kernel_kib == LG_KERNEL_UNKNOWN)
+            break;
+    }
     if (r.requests == 0)
         bench_fail("no request completed");
     ctx->value[0] = (double)r.requests * 1e9 / (double)r.ns;
@@ -58,9 +66,13 @@ static void run_round(const bench_server *srv, bench_ctx *ctx, int conns, int si
     ctx->value[4] = r.kernel_kib >= 0 ? (double)r.kernel_kib / conns : NAN;
     if (!(ctx->value[4] >= 0)) {
         ctx->value[4] = NAN;
-        snprintf(ctx->error, sizeof(ctx->error),
-                 "the kernel's memory: /proc/slabinfo unreadable (root only) or shrank (%lld KiB)",
-                 (long long)r.kernel_kib);
+        snprintf(
+            ctx->error, sizeof(ctx->error),
+            r.kernel_kib == LG_KERNEL_UNKNOWN
+                ? "the kernel's memory: /proc/slabinfo unreadable (root only)"
+                : "the kernel's memory: the slab caches shrank in 3 tries (%lld KiB the last): "
+                  "another process freeing sockets or files meanwhile",
+            (long long)r.kernel_kib);
     }
 }
 

@@ -278,7 +278,7 @@ static void child(const lg_params *p, int out)
     drive(&s, 0);
     lg_result r = {.server_rss_kib = bench_proc_rss_kib(p->server)};
     int64_t slab1 = slab_kib();
-    r.kernel_kib = slab0 >= 0 && slab1 >= 0 ? slab1 - slab0 : -1;
+    r.kernel_kib = slab0 >= 0 && slab1 >= 0 ? slab1 - slab0 : LG_KERNEL_UNKNOWN;
 
     s.stopping = false;
     s.requests = 0;

@@ -46,8 +46,14 @@ typedef struct lg_result {
     int64_t kernel_kib;     /* growth of the kernel's socket-related slab
                              * caches (/proc/slabinfo) over connecting and
                              * priming, machine-wide: both ends' sockets,
-                             * files, epoll and io_uring items; -1: unknown */
+                             * files, epoll and io_uring items. Machine-wide,
+                             * so another process freeing such objects
+                             * meanwhile can make it negative: a figure to
+                             * measure again. LG_KERNEL_UNKNOWN: no
+                             * /proc/slabinfo (root only) */
 } lg_result;
+
+#define LG_KERNEL_UNKNOWN INT64_MIN
 
 /* Runs one round in a forked child pinned to CPU 1: connects, primes each
  * connection with one checked echo, then measures. bench_fail() on any

@@ -80,8 +80,10 @@ typedef struct kart__mpi_chunk {
 /* A send in flight and its buffer. */
 typedef struct kart__mpi_send {
     MPI_Request req;
-    void *buf;
+    void *buf; /* a copied message, freed when the send is done */
     int rank;
+    const kart__mpi_job *job; /* a chunk sent from its job's input */
+    wire_work hdr;            /* that chunk's header */
     struct kart__mpi_send *next;
 } kart__mpi_send;
 
@@ -128,6 +130,13 @@ int kart__mpi_deadline_wait(kart_mpi_pool *pool, int64_t deadline);
 int kart__mpi_future_new(kart_mpi_future **out);
 void kart__mpi_future_unref(kart_mpi_future *f);
 void kart__mpi_send_reap(kart__mpi_send **list, bool wait);
+/* mpi/pool_mpi_send.c. kart__mpi_isend sends buf (freed once sent);
+ * kart__mpi_isend_work a chunk's header and its items, large items from
+ * where they are (the job must then wait for its sends before its input
+ * may go: kart__mpi_send_wait_job). 0, -ENOMEM, -EMSGSIZE or -EIO. */
 int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf, size_t len);
+int kart__mpi_isend_work(kart__mpi_send **list, MPI_Comm comm, int rank, const wire_work *h,
+                         const void *items, size_t len, const kart__mpi_job *job);
+void kart__mpi_send_wait_job(kart__mpi_send **list, const kart__mpi_job *job);
 
 #endif

@@ -13,43 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-int kart__mpi_isend(kart__mpi_send **list, MPI_Comm comm, int rank, int tag, void *buf, size_t len)
-{
-    kart__mpi_send *s = malloc(sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    if (MPI_Isend(buf, (int)len, MPI_BYTE, rank, tag, comm, &s->req) != MPI_SUCCESS) {
-        free(s);
-        return -EIO;
-    }
-    s->buf = buf;
-    s->rank = rank;
-    s->next = *list;
-    *list = s;
-    return 0;
-}
-
-void kart__mpi_send_reap(kart__mpi_send **list, bool wait)
-{
-    for (kart__mpi_send **pp = list; *pp;) {
-        kart__mpi_send *s = *pp;
-        int done = 0;
-        int rc = wait ? MPI_Wait(&s->req, MPI_STATUS_IGNORE)
-                      : MPI_Test(&s->req, &done, MPI_STATUS_IGNORE);
-        if (wait || done || rc != MPI_SUCCESS) {
-            *pp = s->next;
-            free(s->buf);
-            free(s);
-        } else {
-            pp = &s->next;
-        }
-    }
-}
-
 /* A job completed with nothing more to come: its owner is told, or its
  * future set and the job freed. Called without mu (callbacks run here). */
 static void complete(kart_mpi_pool *p, kart__mpi_job *j, const void *res, size_t len)
 {
+    kart__mpi_send_wait_job(&p->sends, j); /* its input may go now */
     if (j->owned) {
         pthread_mutex_lock(&p->mu);
         j->finished = true;
@@ -319,27 +287,19 @@ static bool dispatch(kart_mpi_pool *p)
                 dequeue(p, j); /* all sent: it completes off the queue */
             pthread_mutex_unlock(&p->mu);
 
-            size_t bytes = k * j->in_size;
-            char *msg = malloc(sizeof(wire_work) + bytes);
             wire_work h = {(uint64_t)(uintptr_t)c, k, j->in_size, j->out_size, j->chunk, j->task,
                            j->kind == JOB_SUBMIT};
-            int rc = msg ? 0 : -ENOMEM;
-            if (msg) {
-                memcpy(msg, &h, sizeof(h));
-                if (bytes)
-                    memcpy(msg + sizeof(h), j->in + c->first * j->in_size, bytes);
-                rc = kart__mpi_isend(&p->sends, p->comm, rank, TAG_WORK, msg, sizeof(h) + bytes);
-            }
+            int rc = kart__mpi_isend_work(&p->sends, p->comm, rank, &h,
+                                          j->in + c->first * j->in_size, k * j->in_size, j);
             if (rc == -EIO) {
-                free(msg);
                 rank_lost(p, rank);
             } else if (rc) {
-                /* No memory for the message: the chunk fails, nothing is
-                 * lost (its items report -ENOMEM). */
-                free(msg);
+                /* No memory for the message (or a chunk too large for
+                 * one): the chunk fails, nothing is lost (its items
+                 * report the error). */
                 pthread_mutex_lock(&p->mu);
                 unlink_chunk(p, c);
-                bool fin = chunk_done_dequeue(p, c, -ENOMEM, 0);
+                bool fin = chunk_done_dequeue(p, c, rc, 0);
                 pthread_mutex_unlock(&p->mu);
                 chunk_put(p, c);
                 if (fin)

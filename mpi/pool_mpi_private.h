@@ -74,6 +74,8 @@ typedef struct kart__mpi_chunk {
     kart__mpi_job *job;
     size_t first, n;
     int rank;
+    size_t prefault_done;                /* bytes of its output populated so far */
+    bool prefaulted;                     /* all of it (mpi/pool_mpi_prefault.c) */
     struct kart__mpi_chunk *prev, *next; /* the rank's list */
 } kart__mpi_chunk;
 
@@ -122,6 +124,44 @@ struct kart_mpi_pool {
     char *rbuf;             /* the received message (reused) */
     size_t rcap;
 };
+
+/* A serving rank's link to the root on the inline path
+ * (mpi/pool_mpi_inline.c): the next message, its receive posted while a
+ * chunk runs, and two result buffers, one on its way while the next
+ * fills. */
+typedef struct kart__mpi_link {
+    MPI_Request pre_req;
+    MPI_Status pre_status; /* once pre_done */
+    bool pre_posted, pre_done, pre_stop;
+    char *pre_buf;
+    size_t pre_cap;
+    struct {
+        char *buf;
+        size_t cap;
+        MPI_Request req;
+        bool busy;
+    } out[2];
+    int next_out;
+} kart__mpi_link;
+
+/* Progress: result sends tested, the next message's receive posted once
+ * the root has sent one. 1 while a message is on its way, 0 when none
+ * is, -EIO. */
+int kart__mpi_link_poll(kart_mpi_pool *p, kart__mpi_link *l);
+/* The next message from the root into p->rbuf (the posted one first):
+ * 1 with *msg, *len, *tag set; 0 when none is there (block false);
+ * -EIO, -ENOMEM. */
+int kart__mpi_link_take(kart_mpi_pool *p, kart__mpi_link *l, bool block, char **msg, size_t *len,
+                        int *tag);
+/* Runs a well-formed map chunk here, polling the link as it goes, and
+ * sends its result without waiting. 0, -EIO, -ENOMEM. */
+int kart__mpi_run_inline(kart_mpi_pool *p, kart__mpi_link *l, const wire_work *h, const char *in);
+/* Waits for the sends and the posted receive, frees the buffers. */
+int kart__mpi_link_close(kart__mpi_link *l);
+
+/* The root, idle while results are due: populates a slice of the
+ * output pages of the chunks in flight. Whether it did any. */
+bool kart__mpi_prefault_some(kart_mpi_pool *p);
 
 int kart__mpi_task_index(const kart_mpi_pool *pool, const char *name);
 int kart__mpi_enqueue(kart_mpi_pool *pool, kart__mpi_job *job);

@@ -324,10 +324,16 @@ void *kart__mpi_progress(void *arg)
     unsigned idle = 0;
     for (;;) {
         bool did = false;
-        while (receive(p))
+        /* A rank whose result came back gets its next chunk before the
+         * next result is taken (each copy into place takes a while). */
+        while (receive(p)) {
             did = true;
+            dispatch(p);
+        }
         did |= dispatch(p);
         kart__mpi_send_reap(&p->sends, false);
+        if (!did)
+            did = kart__mpi_prefault_some(p);
         kart__mpi_job *fin[64];
         pthread_mutex_lock(&p->mu);
         size_t nf = sweep(p, fin, 64);

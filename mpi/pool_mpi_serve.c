@@ -3,7 +3,9 @@
  * the root, runs them on its local kart pool (several at once: the root
  * keeps `depth` per local worker in flight here, so the next is already
  * here when one finishes), and sends each result back as soon as it is
- * done, which is also this rank's request for more.
+ * done, which is also this rank's request for more. Map chunks on an
+ * inline local pool run in this thread, overlapped with the transfers
+ * (mpi/pool_mpi_inline.c).
  */
 #include "pool_mpi_private.h"
 
@@ -64,68 +66,6 @@ static running *start(kart_mpi_pool *p, char *msg, size_t len)
     return r;
 }
 
-/* kart_pool_map's most chunks per map (core/pool/pool_mem.h): the inline
- * path below splits a chunk into the same sub-chunks as the local pool. */
-#define LOCAL_MAX_CHUNKS ((1u << 24) - 1)
-
-/* A map chunk on an inline local pool runs right here, as kart_pool_map
- * would run it on that pool (the same sub-chunks: a failing item stops
- * the rest of its sub-chunk and nothing else), but with no job, no
- * future and, once the buffers have grown, no allocation; its result
- * goes back in one blocking send, which is also this rank's request for
- * more. Blocking is safe: the root's progress thread takes every result
- * as it comes and never waits on this rank to send. This is the per-item
- * path of chunk 1, the cost the hand-written master-worker sets. */
-static int run_inline(kart_mpi_pool *p, const wire_work *h, const char *in, char **sbuf,
-                      size_t *scap)
-{
-    wire_result r = {h->id, 0, 0, 0};
-    size_t in_size = h->in_size, out_size = h->out_size, n = h->n;
-    size_t bytes = n * out_size, need = sizeof(r) + bytes;
-    if (out_size && n > (SIZE_MAX - sizeof(r)) / out_size)
-        need = SIZE_MAX;
-    if (need > *scap) {
-        char *b = need == SIZE_MAX ? NULL : realloc(*sbuf, need);
-        if (!b) {
-            /* The chunk fails whole, nothing is lost: the header alone. */
-            r.err = -ENOMEM;
-            return MPI_Send(&r, sizeof(r), MPI_BYTE, p->root, TAG_RESULT, p->comm) == MPI_SUCCESS
-                       ? 0
-                       : -EIO;
-        }
-        *sbuf = b;
-        *scap = need;
-    }
-    char *out = *sbuf + sizeof(r);
-    kart_task_fn fn = p->tasks[h->task].fn;
-    size_t chunk = h->chunk ? h->chunk : (n + 3) / 4;
-    if (!chunk)
-        chunk = 1;
-    if (n / chunk >= LOCAL_MAX_CHUNKS)
-        chunk = (n + LOCAL_MAX_CHUNKS - 1) / LOCAL_MAX_CHUNKS;
-    for (size_t first = 0; first < n; first += chunk) {
-        size_t last = n - first > chunk ? first + chunk : n;
-        for (size_t i = first; i < last; i++) {
-            size_t len = out_size;
-            int rc = fn(in + i * in_size, in_size, out + i * out_size, &len);
-            if (rc == 0 && len > out_size)
-                rc = -EMSGSIZE;
-            if (rc) {
-                /* Items run in index order: the first failure is the
-                 * lowest failing item of the lowest failing sub-chunk. */
-                if (!r.err)
-                    r.err = rc, r.item = i;
-                memset(out + i * out_size, 0, (last - i) * out_size);
-                break;
-            }
-        }
-    }
-    r.len = bytes;
-    memcpy(*sbuf, &r, sizeof(r));
-    return MPI_Send(*sbuf, (int)need, MPI_BYTE, p->root, TAG_RESULT, p->comm) == MPI_SUCCESS ? 0
-                                                                                             : -EIO;
-}
-
 /* Sends the outcome of a finished (or failed to start) chunk. */
 static int reply(kart_mpi_pool *p, kart__mpi_send **sends, running *r)
 {
@@ -183,50 +123,33 @@ KART_API int kart_mpi_pool_serve(kart_mpi_pool *pool)
     pool->served = true;
     running *list = NULL, **tail = &list;
     kart__mpi_send *sends = NULL;
-    char *sbuf = NULL; /* the inline path's reply (reused) */
-    size_t scap = 0;
+    kart__mpi_link link;
+    memset(&link, 0, sizeof(link));
     bool stop = false;
     unsigned idle = 0;
     int rc = 0;
     while (!stop || list) {
         bool did = false;
-        int flag = 0;
-        MPI_Status st;
-        /* With nothing running, a blocking probe: nothing else can
-         * happen until the root speaks. (Not the matched MPI_Mprobe and
-         * MPI_Mrecv: see receive() in pool_mpi_progress.c.) */
-        int prc = !list && !sends && !stop
-                      ? (flag = 1, MPI_Probe(pool->root, MPI_ANY_TAG, pool->comm, &st))
-                      : MPI_Iprobe(pool->root, MPI_ANY_TAG, pool->comm, &flag, &st);
-        if (prc != MPI_SUCCESS) {
-            rc = -EIO;
+        char *msg;
+        size_t len;
+        int tag;
+        int got = kart__mpi_link_take(pool, &link, !list && !sends && !stop, &msg, &len, &tag);
+        if (got < 0) {
+            rc = got;
             break;
         }
-        if (flag) {
-            int count = 0;
-            MPI_Get_count(&st, MPI_BYTE, &count);
-            size_t len = count > 0 ? (size_t)count : 0;
-            if (len > pool->rcap || !pool->rbuf) {
-                char *b = realloc(pool->rbuf, len ? len : 1);
-                if (!b) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                pool->rbuf = b;
-                pool->rcap = len ? len : 1;
-            }
-            char *msg = pool->rbuf;
-            if (MPI_Recv(msg, count, MPI_BYTE, pool->root, st.MPI_TAG, pool->comm,
-                         MPI_STATUS_IGNORE) != MPI_SUCCESS) {
-                rc = -EIO;
-                break;
-            }
+        if (got) {
             wire_work h;
-            if (st.MPI_TAG == TAG_STOP) {
+            if (tag == TAG_STOP) {
                 stop = true;
             } else if (pool->local_inline && len >= sizeof(h) &&
                        (memcpy(&h, msg, sizeof(h)), !h.submit && well_formed(pool, &h, len))) {
-                if ((rc = run_inline(pool, &h, msg + sizeof(h), &sbuf, &scap)) != 0)
+                /* A map chunk on an inline local pool runs right here, as
+                 * kart_pool_map would run it on that pool, with no job,
+                 * no future and, once the buffers have grown, no
+                 * allocation: the per-item path of chunk 1, the cost the
+                 * hand-written master-worker sets. */
+                if ((rc = kart__mpi_run_inline(pool, &link, &h, msg + sizeof(h))) != 0)
                     break;
             } else {
                 /* The local pool's job reads the items in place: the
@@ -265,7 +188,8 @@ KART_API int kart_mpi_pool_serve(kart_mpi_pool *pool)
         }
     }
     kart__mpi_send_reap(&sends, true);
-    free(sbuf);
+    int lrc = kart__mpi_link_close(&link);
+    rc = rc ? rc : lrc;
     while (list) {
         running *r = list;
         list = r->next;

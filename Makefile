@@ -414,8 +414,14 @@ deps:
 # default: the suites mostly wait (timeouts, children, terminals), and two
 # at a time is what every sanitizer run in CI has always used.
 TEST_JOBS ?= 2
+# The builds behind check, bench and the other wrappers run one compiler
+# per CPU unless make was given -j itself: compiled one at a time, the
+# builds were half of CI's time on two cores (each sanitizer, the fault
+# build, the clang build). BUILD_JOBS=1 builds serially.
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+SUBMAKE = $(MAKE) --no-print-directory $(if $(findstring -j,$(MAKEFLAGS)),,-j$(BUILD_JOBS))
 check: deps
-	@$(MAKE) --no-print-directory check-run
+	@$(SUBMAKE) check-run
 
 # SUITES="check_lock check_sync": only those suites (built and run), for the
 # CI runs that vary one layer (URING=0: the backends; FUTEX=parking: the
@@ -436,7 +442,7 @@ FAULT_SEED ?=
 FAULT_JOBS ?= 2
 .PHONY: check-faults
 check-faults: deps
-	@$(MAKE) --no-print-directory SAN=address,undefined tests
+	@$(SUBMAKE) SAN=address,undefined tests
 	@scripts/check-faults --out build/san-address-undefined --budget-s $(FAULT_BUDGET_S) \
 	  --jobs $(FAULT_JOBS) $(if $(FAULT_SEED),--seed $(FAULT_SEED)) $(FAULT_ARGS)
 
@@ -497,7 +503,7 @@ QEMU_LIBS := $(LIBS) $(shell $(PKG_CONFIG) --static --libs check 2>/dev/null)
 
 check-numa:
 	@scripts/deps.sh --qemu
-	@$(MAKE) --no-print-directory check-numa-run
+	@$(SUBMAKE) check-numa-run
 
 check-numa-run: $(QEMU_OUT)/numa/qemu_init $(QEMU_BIN)
 	@tests/numa/qemu-run.sh $(QEMU_OUT) $^
@@ -529,7 +535,7 @@ fuzz: fuzz-build
 
 fuzz-build:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
-	@$(MAKE) --no-print-directory CC=clang OUT=$(FUZZ_OUT) SAN= \
+	@$(SUBMAKE) CC=clang OUT=$(FUZZ_OUT) SAN= \
 	  CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link -fno-omit-frame-pointer" $(FUZZ_OUT)/libkart.a $(FUZZ_BIN)
 
 $(FUZZ_OUT)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OUT)/libkart.a
@@ -537,7 +543,7 @@ $(FUZZ_OUT)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OUT)/libkart.a
 	$(Q)clang $(CFLAGS_ALL) -fsanitize=fuzzer -Ifuzz -o $@ $< $(FUZZ_OUT)/libkart.a $(LIBS) $(LDFLAGS)
 
 bench: deps
-	@$(MAKE) --no-print-directory bench-run
+	@$(SUBMAKE) bench-run
 
 # The bench runs the example servers too (echo, http): build them first.
 bench-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
@@ -549,7 +555,7 @@ bench-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 # own checks (bench/selftest.sh: --list, the Python shim, the peers'
 # versions, skipped cases in the JSON; seconds). CI runs it.
 bench-smoke: deps
-	@$(MAKE) --no-print-directory bench-smoke-run
+	@$(SUBMAKE) bench-smoke-run
 
 bench-smoke-run: lib $(OUT)/kart-bench $(LINE_PEERS) $(EXAMPLE_BIN)
 	$(OUT)/kart-bench --smoke $(BENCH_ARGS)

@@ -105,8 +105,7 @@ int kart__mpi_link_take(kart_mpi_pool *p, kart__mpi_link *l, bool block, char **
         if (l->pre_done) /* a poll completed it: MPI_Test must not be asked again */
             flag = 1, st = l->pre_status;
         else
-            rc = block ? (flag = 1, MPI_Wait(&l->pre_req, &st))
-                       : MPI_Test(&l->pre_req, &flag, &st);
+            rc = block ? (flag = 1, MPI_Wait(&l->pre_req, &st)) : MPI_Test(&l->pre_req, &flag, &st);
         if (rc != MPI_SUCCESS)
             return -EIO;
         if (!flag)

@@ -225,6 +225,92 @@ START_TEST(pool_bridge_wakeup_write_fails)
 }
 END_TEST
 
+/* Completes f on another thread, whose wake-up writes all fail (the
+ * sender's three tries). Returns the writes that failed. */
+static unsigned complete_elsewhere_all_fail(kart_future *f)
+{
+    pthread_t t;
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 3, EIO), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, set_result, f), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    unsigned n = kart__fault_fired(KART__SYS_write);
+    kart__fault_reset();
+    return n;
+}
+
+/* Every try of a wake-up fails: the next completion's wake-up delivers
+ * both (before, kart_future_await's inbox sent only for the first await
+ * of a batch, and a batch whose sends all failed was never delivered). */
+START_TEST(future_await_every_try_fails_the_next_delivers_both)
+{
+    kart_loop *loop = loop_on(backends[_i]);
+    if (!loop)
+        KART_SKIP("no %s here", backends[_i]);
+    int got = 0, fired = 0;
+    kart_timer guard;
+    start_guard(loop, &guard, &fired);
+    kart_future *f[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(kart_future_create(&f[i]), 0);
+        ck_assert_int_eq(kart_future_await(f[i], loop, count_future, &got), 0);
+    }
+    ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    unsigned failed = complete_elsewhere_all_fail(f[0]);
+    if (failed == 0) {
+        /* io_uring waits on the futures' words: nothing to fail. */
+        ck_assert_str_eq(backends[_i], "uring");
+    } else {
+        ck_assert_uint_eq(failed, 3);
+        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+        ck_assert_int_eq(got, 0); /* not woken: nothing delivered yet */
+    }
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, set_result, f[1]), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    while (got < 2 && !fired)
+        one_turn(loop);
+    ck_assert_int_eq(got, 2);
+    ck_assert_int_eq(fired, 0);
+    for (int i = 0; i < 2; i++)
+        kart_future_free(f[i]);
+    kart_loop_free(loop);
+}
+END_TEST
+
+/* The same for kart_pool_bridge, which sends for every completion. */
+START_TEST(pool_bridge_every_try_fails_the_next_delivers_both)
+{
+    kart_loop *loop = loop_on(backends[_i]);
+    if (!loop)
+        KART_SKIP("no %s here", backends[_i]);
+    int got = 0, fired = 0;
+    kart_timer guard;
+    start_guard(loop, &guard, &fired);
+    kart_pool_bridge *b;
+    ck_assert_int_eq(kart_pool_bridge_create(loop, &b), 0);
+    kart_future *f[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(kart_future_create(&f[i]), 0);
+        ck_assert_int_eq(kart_future_on_loop(f[i], b, count_future, &got), 0);
+    }
+    ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_uint_eq(complete_elsewhere_all_fail(f[0]), 3);
+    ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
+    ck_assert_int_eq(got, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, set_result, f[1]), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    while (got < 2 && !fired)
+        one_turn(loop);
+    ck_assert_int_eq(got, 2);
+    ck_assert_int_eq(fired, 0);
+    kart_pool_bridge_free(b);
+    for (int i = 0; i < 2; i++)
+        kart_future_free(f[i]);
+    kart_loop_free(loop);
+}
+END_TEST
+
 static void setup(void)
 {
     kart__fault_reset();
@@ -242,6 +328,8 @@ int main(void)
     tcase_add_loop_test(tc, user_trigger_write_fails_then_the_retry_wakes_with_both_flags, 0, nb);
     tcase_add_loop_test(tc, future_await_wakeup_write_fails, 0, nb);
     tcase_add_loop_test(tc, pool_bridge_wakeup_write_fails, 0, nb);
+    tcase_add_loop_test(tc, future_await_every_try_fails_the_next_delivers_both, 0, nb);
+    tcase_add_loop_test(tc, pool_bridge_every_try_fails_the_next_delivers_both, 0, nb);
     suite_add_tcase(s, tc);
     return kt_run(s);
 }

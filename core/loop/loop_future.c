@@ -46,6 +46,7 @@ struct kart__awaits {
     kart__await *head, **tail; /* delivered, for the loop (lock) */
     size_t refs;               /* the loop's + callbacks registered (lock) */
     bool dead;                 /* the loop was freed (lock) */
+    bool signalled;            /* a send is made or on its way for head (lock) */
     _Atomic int sending;       /* completing threads in kart_async_send */
     kart__await *ring;         /* waiting on the ring (loop thread) */
 };
@@ -74,7 +75,7 @@ static void box_push(kart__await *a)
         box_unref(b, 1);
         return;
     }
-    bool first = !b->head;
+    bool first = !b->signalled;
     a->next = NULL;
     *b->tail = a;
     b->tail = &a->next;
@@ -82,15 +83,25 @@ static void box_push(kart__await *a)
      * lock at once), counted: a loop's free marks the inbox dead under
      * the lock, then waits for the sends in flight before it stops the
      * async handle. Only the first await of a batch sends. */
-    if (first)
+    if (first) {
+        b->signalled = true;
         atomic_fetch_add_explicit(&b->sending, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&b->lock);
     if (first) {
         /* A send that fails (its eventfd write: EIO under check-faults)
-         * is taken back: tried again, or the loop would never hear of
-         * this batch (no later await of it sends). */
-        for (int i = 0; i < 3 && kart_async_send(&b->async) < 0; i++)
+         * is taken back: tried again; if every try fails, the batch is
+         * marked unsignalled, so that the next await sends for it (before,
+         * "first" meant an empty inbox, and a batch whose sends all failed
+         * waited for ever: no later await of it sent). */
+        int rc = 0;
+        for (int i = 0; i < 3 && (rc = kart_async_send(&b->async)) < 0; i++)
             ;
+        if (rc < 0) {
+            pthread_mutex_lock(&b->lock);
+            b->signalled = false;
+            pthread_mutex_unlock(&b->lock);
+        }
         atomic_fetch_sub_explicit(&b->sending, 1, memory_order_release);
     }
 }
@@ -127,6 +138,7 @@ static void box_run(kart_async *async)
     kart__await *list = b->head;
     b->head = NULL;
     b->tail = &b->head;
+    b->signalled = false;
     size_t n = 0;
     for (kart__await *a = list; a; a = a->next)
         n++;
@@ -327,6 +339,7 @@ void kart__awaits_fini(kart_loop *loop, bool forked)
     kart__await *list = b->head;
     b->head = NULL;
     b->tail = &b->head;
+    b->signalled = false;
     size_t n = 1; /* the loop's reference */
     for (kart__await *a = list; a; a = a->next)
         n++;

@@ -194,11 +194,11 @@ static void pool_unregister(kart__bufpool *p)
  * fill, else onto the stack (core/io.c has taken it off lent already). A
  * released slice frees its buffer only when it was the last one out and
  * the kernel is done with the buffer. */
-static void buf_return(kart__bufpool *p, kart_buf *b)
+static bool buf_return(kart__bufpool *p, kart_buf *b)
 {
     if (b->flags_ & KB_SLICE) {
         if (!kart__pbuf_release(p, b))
-            return;
+            return false;
         b = &p->bufs[b->id_];
     }
     /* (br_held counts a whole buffer lent as held: it is neither lent,
@@ -213,6 +213,7 @@ static void buf_return(kart__bufpool *p, kart_buf *b)
     } else {
         p->free[p->nfree++] = b->id_;
     }
+    return true;
 }
 
 /* The kernel found the ring empty while buffers waited on the stack: the

@@ -26,6 +26,7 @@
  * receives, so the bound is bytes, not buffers: a fixed table would either
  * be large or run out.
  */
+#include "fault.h" /* kart__sys_calloc: tests make it fail */
 #include "uring_private.h"
 
 #include "io_private.h"
@@ -58,10 +59,10 @@ static void pbuf_free(kart__bufpool *p)
 
 int kart__pbuf_init(kart__bufpool *p)
 {
-    kart__pbuf *pb = calloc(1, sizeof(*pb));
+    kart__pbuf *pb = kart__sys_calloc(1, sizeof(*pb));
     if (!pb)
         return -ENOMEM;
-    pb->per = calloc(p->count, sizeof(*pb->per));
+    pb->per = kart__sys_calloc(p->count, sizeof(*pb->per));
     if (!pb->per) {
         free(pb);
         return -ENOMEM;
@@ -82,7 +83,7 @@ static kart__slice *slice_get(kart__pbuf *pb)
     }
     if (!pb->blocks || pb->block_used == SLICE_BLOCK) {
         /* calloc: the send requests must start idle (state_ 0) */
-        slice_block *b = calloc(1, sizeof(*b));
+        slice_block *b = kart__sys_calloc(1, sizeof(*b));
         if (!b)
             return NULL;
         b->next = pb->blocks;

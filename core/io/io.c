@@ -193,10 +193,10 @@ KART_API void kart_buf_release(kart_buf *buf)
     kart__bufpool *pool = buf->pool_;
     buf->flags_ &= ~KB_LENT; /* KB_SLICE stays: buf_return tells slices apart */
     pool->lent--;
-    if (pool->registered)
-        pool->loop->io->mode->buf_return(pool, buf);
-    else
+    if (!pool->registered)
         pool->free[pool->nfree++] = buf->id_;
+    else if (!pool->loop->io->mode->buf_return(pool, buf))
+        return; /* a slice whose buffer is not free yet: no starved wakes */
     /* Receives that starved wait for this: they are re-armed by the loop,
      * not here, so that a release never runs a callback. */
     kart__io *io = pool->loop->io;

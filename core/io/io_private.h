@@ -210,7 +210,9 @@ typedef struct kart__io_mode {
      * stack of free ids in core/io.c). */
     int (*pool_register)(kart__bufpool *pool);
     void (*pool_unregister)(kart__bufpool *pool);
-    void (*buf_return)(kart__bufpool *pool, kart_buf *buf);
+    /* A released buffer: true when a buffer is free again (false: a
+     * slice whose buffer still has others out, or the kernel's). */
+    bool (*buf_return)(kart__bufpool *pool, kart_buf *buf);
     void (*stats)(kart_selector *sel, kart_io_stats *out); /* NULL: none */
 } kart__io_mode;
 

@@ -4,9 +4,13 @@
  * the ring runs dry while buffers wait outside it, and keeps what it
  * grew to; and data stays whole and in order through large transfers on
  * many sockets whose receives keep running the ring dry (-ENOBUFS, the
- * re-arm, the starved sockets' resumption). Every case skips, with a
+ * re-arm, the starved sockets' resumption). The fill's cases lend whole
+ * buffers: they turn incremental consumption (check_uring_pbufinc) off;
+ * the large transfers run with it on too. Every case skips, with a
  * message, where io_uring does not start or its native operations are off. */
 #include "testutil.h"
+
+#include "../uring/uring_probe.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -62,11 +66,14 @@ static void on_closed(kart_req *req, int res)
     nclosed++;
 }
 
-/* A loop on io_uring with native operations, or NULL (the caller skips). */
-static kart_loop *uring_loop(void)
+/* A loop on io_uring with native operations, or NULL (the caller skips);
+ * its pool's ring consumes buffers incrementally only if inc (and the
+ * kernel can). */
+static kart_loop *uring_loop(bool inc)
 {
     if (kart_backend_probe("uring") != 0)
         return NULL;
+    kart__ur_features_off(inc ? 0 : 1u << KART__UR_PBUF_INC);
     kart_loop *loop;
     kart_loop_options o = {.selector.backend = "uring"};
     ck_assert_int_eq(kart_loop_create(&loop, &o), 0);
@@ -79,10 +86,11 @@ static kart_loop *uring_loop(void)
     return loop;
 }
 
-#define LOOP_OR_SKIP_NATIVE()                                                                      \
-    kart_loop *loop = uring_loop();                                                                \
+#define LOOP_OR_SKIP_NATIVE_INC(inc)                                                               \
+    kart_loop *loop = uring_loop(inc);                                                             \
     if (!loop)                                                                                     \
         KART_SKIP("io_uring with native operations cannot start here");
+#define LOOP_OR_SKIP_NATIVE() LOOP_OR_SKIP_NATIVE_INC(false)
 
 static void open_sides(kart_loop *loop, int n)
 {
@@ -118,6 +126,7 @@ static void close_sides(kart_loop *loop, int n)
         close(sides[j].peer);
     ck_assert_int_eq(kart_loop_active_handles(loop), 0);
     kart_loop_free(loop);
+    kart__ur_features_off(0);
 }
 
 /* Runs the loop until side j has `want` bytes, failing after 10 s. */
@@ -255,7 +264,7 @@ static void release_tick(kart_timer *t)
  * to the whole pool) and every byte arrives, whole and in order. */
 START_TEST(large_transfers_stay_whole_through_dry_rings)
 {
-    LOOP_OR_SKIP_NATIVE();
+    LOOP_OR_SKIP_NATIVE_INC(_i == 1);
     ck_assert_int_eq(kart_loop_set_bufpool(loop, 64, 4096), 0);
     int n = 16;
     size_t bytes = 2u << 20;
@@ -322,7 +331,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, ring_lends_only_its_fill);
     tcase_add_test(tc, fill_grows_when_the_ring_runs_dry_and_stays);
-    tcase_add_test(tc, large_transfers_stay_whole_through_dry_rings);
+    /* 0: whole buffers; 1: incremental consumption where the kernel has it */
+    tcase_add_loop_test(tc, large_transfers_stay_whole_through_dry_rings, 0, 2);
     tcase_add_test(tc, a_new_pool_starts_a_new_fill);
     suite_add_tcase(s, tc);
     return kt_run(s);

@@ -54,6 +54,7 @@
 #include "deadline.h"
 #include "fault.h"
 #include "uring_private.h"
+#include "uring_probe.h"
 
 #include "io_private.h"
 
@@ -102,12 +103,29 @@ static void stats(kart_selector *sel, kart_io_stats *out)
 /* The fill a new ring starts with: enough for a few dozen sockets' data in
  * one turn; a busier loop grows it at its first empty ring. */
 #define BR_FILL_START 32u
+/* With incremental consumption (uring_pbuf.c) a buffer serves receives
+ * until it is full, so a few hold a turn of small messages, and the
+ * kernel touches a buffer behind the head only once the head is full: a
+ * small fill, grown as the other's. */
+#define BR_FILL_START_INC 4u
 
 /* Buffers in the ring (or taken by the kernel and not yet reaped): those
- * neither lent nor on the stack. */
+ * neither lent nor on the stack. With incremental consumption, lent
+ * counts slices: the ring's count is kept instead. */
 static inline uint32_t br_held(const kart__bufpool *p)
 {
+    if (p->ext)
+        return ((const kart__pbuf *)p->ext)->in_ring;
     return p->count - p->lent - p->nfree;
+}
+
+/* Buffers out of both the ring and the stack: lent whole, or (with
+ * incremental consumption) filled by the kernel with slices still lent. */
+static inline uint32_t br_taken(const kart__bufpool *p)
+{
+    if (p->ext)
+        return p->count - br_held(p) - p->nfree;
+    return p->lent;
 }
 
 /* Moves buffers from the stack into the ring until it holds the fill. */
@@ -118,8 +136,11 @@ static void br_top_up(kart__bufpool *p, uint32_t fill)
         uint32_t id = p->free[--p->nfree];
         io_uring_buf_ring_add(p->br, p->bufs[id].base, p->size, (unsigned short)id, mask, n);
     }
-    if (n > 0)
+    if (n > 0) {
         io_uring_buf_ring_advance(p->br, n);
+        if (p->ext)
+            ((kart__pbuf *)p->ext)->in_ring += (uint32_t)n;
+    }
 }
 
 static int pool_register(kart__bufpool *p)
@@ -132,8 +153,21 @@ static int pool_register(kart__bufpool *p)
         return -ENOMEM;
     struct io_uring_buf_reg reg = {
         .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = p->count, .bgid = BGID};
+    /* Incremental consumption where the kernel has it (uring_pbuf.c):
+     * the flags field is `pad` in the 6.1 headers. */
+    bool inc = kart__ur_has(KART__UR_PBUF_INC);
+    if (inc) {
+        int e = kart__pbuf_init(p);
+        if (e < 0) {
+            kart__sys_munmap(br, p->brsz);
+            return e;
+        }
+        reg.pad = IOU_PBUF_RING_INC;
+    }
     int err = kart__sys_io_uring_register_buf_ring(&st->ring, &reg, 0);
     if (err < 0) {
+        if (p->ext_free)
+            p->ext_free(p);
         kart__sys_munmap(br, p->brsz);
         return err;
     }
@@ -141,7 +175,8 @@ static int pool_register(kart__bufpool *p)
     io_uring_buf_ring_init(br);
     /* The ring has an entry for every buffer, so a fill grown to the whole
      * pool fits; the stack hands out low ids first. */
-    st->br_fill = p->count < BR_FILL_START ? p->count : BR_FILL_START;
+    uint32_t start = inc ? BR_FILL_START_INC : BR_FILL_START;
+    st->br_fill = p->count < start ? p->count : start;
     br_top_up(p, st->br_fill);
     p->registered = true;
     return 0;
@@ -156,16 +191,29 @@ static void pool_unregister(kart__bufpool *p)
 }
 
 /* A released buffer goes back to the ring while the ring is below its
- * fill, else onto the stack (core/io.c has taken it off lent already). */
-static void buf_return(kart__bufpool *p, kart_buf *b)
+ * fill, else onto the stack (core/io.c has taken it off lent already). A
+ * released slice frees its buffer only when it was the last one out and
+ * the kernel is done with the buffer. */
+static bool buf_return(kart__bufpool *p, kart_buf *b)
 {
-    if (br_held(p) - 1 < state_of(p->loop)->br_fill) {
+    if (b->flags_ & KB_SLICE) {
+        if (!kart__pbuf_release(p, b))
+            return false;
+        b = &p->bufs[b->id_];
+    }
+    /* (br_held counts a whole buffer lent as held: it is neither lent,
+     * core/io.c took it off, nor on the stack; a retired buffer is not.) */
+    uint32_t held = p->ext ? br_held(p) : br_held(p) - 1;
+    if (held < state_of(p->loop)->br_fill) {
         io_uring_buf_ring_add(p->br, b->base, p->size, (unsigned short)b->id_,
                               io_uring_buf_ring_mask(p->count), 0);
         io_uring_buf_ring_advance(p->br, 1);
+        if (p->ext)
+            ((kart__pbuf *)p->ext)->in_ring++;
     } else {
         p->free[p->nfree++] = b->id_;
     }
+    return true;
 }
 
 /* The kernel found the ring empty while buffers waited on the stack: the
@@ -176,7 +224,7 @@ static void br_grow(kart__bufpool *p)
     uring_state *st = state_of(p->loop);
     if (p->nfree == 0)
         return;
-    uint32_t want = 2 * p->lent;
+    uint32_t want = 2 * br_taken(p);
     if (want > st->br_fill)
         st->br_fill = want < p->count ? want : p->count;
     br_top_up(p, st->br_fill);
@@ -688,6 +736,35 @@ static void on_accept(kart_req *r, int res, bool more)
     }
 }
 
+/* A completion of res bytes with incremental consumption: its slice of
+ * the buffer is lent (uring_pbuf.c). A buffer the kernel has moved past
+ * leaves the ring, which is topped up. When no slice can be allocated the
+ * bytes are lost: the receive ends with -ENOMEM, and the multishot is
+ * cancelled. */
+static void recv_slice(kart_sock *s, int res, uint32_t flags, bool closing)
+{
+    kart_loop *loop = s->base.loop;
+    kart__bufpool *pool = loop->io->pool;
+    uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
+    bool more = flags & IORING_CQE_F_BUF_MORE, retired;
+    kart_buf *b = kart__pbuf_take(pool, id, (uint32_t)res, more, &retired);
+    if (retired)
+        buf_return(pool, &pool->bufs[id]);
+    if (!more)
+        br_top_up(pool, state_of(loop)->br_fill);
+    if (!b) {
+        if (!closing) {
+            kart__recv_end(s, -ENOMEM);
+            recv_cancel(s);
+        }
+        return;
+    }
+    if (closing)
+        kart_buf_release(b);
+    else
+        kart__recv_deliver(s, res, b);
+}
+
 static void on_recv(kart_sock *s, int res, uint32_t flags)
 {
     kart_loop *loop = s->base.loop;
@@ -698,7 +775,9 @@ static void on_recv(kart_sock *s, int res, uint32_t flags)
         loop->io->nrecv_held--;
     }
     bool closing = s->flags_ & KS_CLOSING;
-    if (res > 0) {
+    if (res > 0 && loop->io->pool->ext) {
+        recv_slice(s, res, flags, closing);
+    } else if (res > 0) {
         kart__bufpool *pool = loop->io->pool;
         kart_buf *b = &pool->bufs[flags >> IORING_CQE_BUFFER_SHIFT];
         b->flags_ = KB_LENT;
@@ -714,7 +793,8 @@ static void on_recv(kart_sock *s, int res, uint32_t flags)
     } else if (res == -ENOBUFS) {
         if (!more && (s->flags_ & KS_RECV) && !closing) {
             kart__bufpool *pool = loop->io->pool;
-            if (pool->lent == pool->count) {
+            /* nothing to put in the ring until a release */
+            if (pool->ext ? br_held(pool) == 0 && pool->nfree == 0 : pool->lent == pool->count) {
                 kart__sock_starve(s);
                 return;
             }

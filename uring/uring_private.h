@@ -134,4 +134,37 @@ void *kart__ur_futex_next(kart_selector *sel, int *res);
 void kart__ur_futex_done(uring_state *st, uint64_t ud, int res);
 void kart__ur_futex_fini(uring_state *st);
 
+/* uring_pbuf.c: the receive ring's incremental consumption
+ * (IOU_PBUF_RING_INC): per buffer, the bytes the kernel has filled, the
+ * slices of it lent, and whether the kernel has moved past it (a
+ * completion without IORING_CQE_F_BUF_MORE); the buffers in the ring
+ * (the one being filled included); the slices, free and in blocks. The
+ * pool's ext when the ring was registered with the flag. */
+typedef struct kart__pbuf_per {
+    uint32_t off;
+    uint32_t out;
+    bool done;
+} kart__pbuf_per;
+
+typedef struct kart__pbuf {
+    kart__pbuf_per *per;
+    uint32_t in_ring;
+    struct kart__slice *free;
+    void *blocks;        /* the newest block of slices (each links the one before) */
+    uint32_t block_used; /* slices of the newest block handed out so far */
+} kart__pbuf;
+
+struct kart__bufpool;
+struct kart_buf;
+/* init: the pool's ext (0 or -ENOMEM); freed with the pool. take: the
+ * slice of a completion (n bytes from buffer id; more: BUF_MORE), lent
+ * (the pool's lent counts it); NULL when no slice could be allocated, the
+ * bytes then lost. release: a released slice back to the free list; true
+ * when that was the buffer's last and the kernel is done with it: the
+ * buffer is free again. *retired of take says the same for a lost one. */
+int kart__pbuf_init(struct kart__bufpool *p);
+struct kart_buf *kart__pbuf_take(struct kart__bufpool *p, uint32_t id, uint32_t n, bool more,
+                                 bool *retired);
+bool kart__pbuf_release(struct kart__bufpool *p, struct kart_buf *buf);
+
 #endif

@@ -80,6 +80,8 @@ static void pool_free(kart__bufpool *pool)
         return;
     if (pool->registered)
         pool->loop->io->mode->pool_unregister(pool);
+    if (pool->ext_free)
+        pool->ext_free(pool);
     if (pool->mem)
         kart__sys_munmap(pool->mem, pool->memsz);
     free(pool->bufs);
@@ -189,12 +191,12 @@ KART_API void kart_buf_release(kart_buf *buf)
     if (!buf || !(buf->flags_ & KB_LENT))
         return;
     kart__bufpool *pool = buf->pool_;
-    buf->flags_ = 0;
+    buf->flags_ &= ~KB_LENT; /* KB_SLICE stays: buf_return tells slices apart */
     pool->lent--;
-    if (pool->registered)
-        pool->loop->io->mode->buf_return(pool, buf);
-    else
+    if (!pool->registered)
         pool->free[pool->nfree++] = buf->id_;
+    else if (!pool->loop->io->mode->buf_return(pool, buf))
+        return; /* a slice whose buffer is not free yet: no starved wakes */
     /* Receives that starved wait for this: they are re-armed by the loop,
      * not here, so that a release never runs a callback. */
     kart__io *io = pool->loop->io;
@@ -708,7 +710,8 @@ KART_API int kart_sock_send_buf(kart_sock *sock, kart_buf *buf, size_t len, kart
     if (!sock || !buf || !(buf->flags_ & KB_LENT) || len > buf->size)
         return -EINVAL;
     kart__bufpool *pool = buf->pool_;
-    kart__bufsend *bs = &pool->sends[buf->id_];
+    kart__bufsend *bs =
+        (buf->flags_ & KB_SLICE) ? &((kart__slice *)buf)->send : &pool->sends[buf->id_];
     if (bs->req.state_ != KR_IDLE)
         return -EINVAL;
     bs->cb = cb;

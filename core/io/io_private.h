@@ -50,6 +50,7 @@
 
 /* kart_buf.flags_ */
 #define KB_LENT 0x1u
+#define KB_SLICE 0x2u /* a kart__slice: part of a pool buffer (io_uring, uring_pbuf.c) */
 
 /* The request kart_sock_send_buf() uses for one buffer. */
 typedef struct kart__bufsend {
@@ -57,6 +58,16 @@ typedef struct kart__bufsend {
     kart_send_buf_cb cb;
     kart_buf *buf;
 } kart__bufsend;
+
+/* A slice of a pool buffer, lent by io_uring's incremental consumption
+ * (uring/uring_pbuf.c): several receives share one buffer, so each needs
+ * its own kart_buf (base and size name the slice; id_ is the buffer's)
+ * and its own kart_sock_send_buf() request. The backend owns them. */
+typedef struct kart__slice {
+    kart_buf buf; /* first: a kart_buf * with KB_SLICE is a kart__slice * */
+    kart__bufsend send;
+    struct kart__slice *next; /* the backend's free list */
+} kart__slice;
 
 typedef struct kart__bufpool {
     kart_loop *loop;
@@ -72,6 +83,10 @@ typedef struct kart__bufpool {
     void *br;
     size_t brsz;
     bool registered;
+    /* The backend's own state of the pool (io_uring's slices), freed by
+     * ext_free with the pool, registered or not (a forked child). */
+    void *ext;
+    void (*ext_free)(struct kart__bufpool *pool);
 } kart__bufpool;
 
 /* io_uring's gathered send: the iovec of the requests at the front of a
@@ -195,7 +210,9 @@ typedef struct kart__io_mode {
      * stack of free ids in core/io.c). */
     int (*pool_register)(kart__bufpool *pool);
     void (*pool_unregister)(kart__bufpool *pool);
-    void (*buf_return)(kart__bufpool *pool, kart_buf *buf);
+    /* A released buffer: true when a buffer is free again (false: a
+     * slice whose buffer still has others out, or the kernel's). */
+    bool (*buf_return)(kart__bufpool *pool, kart_buf *buf);
     void (*stats)(kart_selector *sel, kart_io_stats *out); /* NULL: none */
 } kart__io_mode;
 

@@ -67,12 +67,15 @@ typedef struct kart__idle kart__idle; /* private: an idle deadline */
 
 /* ---- the buffer pool ---- */
 
-/* One buffer of the loop's pool. base and size are read-only; the rest is
- * private. The struct itself belongs to the pool: do not copy it to
- * release it. */
+/* One buffer of the loop's pool, or a slice of one. base and size are
+ * read-only; the rest is private. The struct itself belongs to the pool:
+ * do not copy it to release it. On io_uring with incremental buffer
+ * consumption (Linux 6.12; docs/io.md) receives share pool buffers: each
+ * is lent a slice, whose size is the bytes it received, and which you
+ * release (or send with kart_sock_send_buf) like a whole buffer. */
 struct kart_buf {
     char *base;      /* the memory: size bytes */
-    uint32_t size;   /* the pool's buffer size */
+    uint32_t size;   /* the pool's buffer size, or the slice's bytes */
     uint32_t id_;    /* private */
     uint32_t len_;   /* private: bytes held back after a receive stop */
     uint32_t flags_; /* private */
@@ -85,8 +88,12 @@ struct kart_buf {
  * Without this call a loop gets buffers of 16 KiB the first time a
  * receive starts: 256 of them with native io_uring completions, 512 on
  * the readiness backends. The pool's memory is allocated here, once; receives
- * never allocate. When every buffer is lent out, receives pause (no data is
- * lost, the kernel keeps it) and resume as soon as a buffer is released.
+ * never allocate, except on io_uring with incremental consumption, where
+ * the slices' descriptors (232 bytes each) are allocated in blocks
+ * as the most slices lent at once grows, and kept with the pool (without
+ * memory for one, that receive ends with -ENOMEM). When every buffer is
+ * lent out, receives pause (no data is lost, the kernel keeps it) and
+ * resume as soon as a buffer is released.
  * Errors: -EINVAL (NULL loop; count not a power of two in [1, 32768]; size
  * 0, above 16 MiB or not a multiple of 64), -EBUSY (a receive is active, a
  * stopped one is still being cancelled in the kernel, or a buffer is lent:
@@ -472,7 +479,9 @@ typedef struct kart_io_stats {
     uint64_t accept_dropped;
     /* System calls that entered the ring (submit and wait). */
     uint64_t enters;
-    /* Buffers now lent to callbacks, and the pool's size. */
+    /* Buffers now lent to callbacks (slices, each counted, with io_uring's
+     * incremental consumption: it may exceed the pool's size), and the
+     * pool's size. */
     uint32_t bufs_lent;
     uint32_t bufs_total;
 } kart_io_stats;

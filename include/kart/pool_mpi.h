@@ -21,9 +21,10 @@
  * in flight; each result it returns is its request for more, so ranks
  * that run dry get work and a slow host gets less. A map's chunk is
  * opts->chunk items when given; 0 means guided sizes: each chunk is
- * ceil(remaining / (2 x workers)) items (workers: the local workers of
- * every serving rank together), large while much is left, one item at the
- * end. Results land in place (map) or in input order (imap), or as their
+ * ceil(remaining / (2 x depth x workers)) items (workers: the local
+ * workers of every serving rank together; the chunks in flight then hold
+ * at most half of what is left), large while much is left, one item at
+ * the end. Results land in place (map) or in input order (imap), or as their
  * chunks come back (imap with KART_POOL_UNORDERED).
  *
  * Futures. kart_mpi_pool_submit and kart_mpi_pool_map_async return a

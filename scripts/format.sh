@@ -20,12 +20,12 @@ if [ "$major" != 14 ]; then
 fi
 mapfile -t files < <(git ls-files '*.c' '*.h')
 if [ "${1:-}" = --check ]; then
-    bad=()
-    for f in "${files[@]}"; do
-        "$fmt" --style=file "$f" | cmp -s - "$f" || bad+=("$f")
-    done
-    if [ ${#bad[@]} -gt 0 ]; then
-        echo "format: not formatted (run make format): ${bad[*]}" >&2
+    # One clang-format per CPU (one at a time took 41 s of CI).
+    bad=$(printf '%s\n' "${files[@]}" |
+        xargs -P "$(nproc)" -I{} sh -c '"$0" --style=file "$1" | cmp -s - "$1" || echo "$1"' "$fmt" {} |
+        sort | tr '\n' ' ')
+    if [ -n "$bad" ]; then
+        echo "format: not formatted (run make format): $bad" >&2
         exit 1
     fi
     echo "format: ${#files[@]} files formatted"

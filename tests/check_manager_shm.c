@@ -924,7 +924,12 @@ START_TEST(segment_full_and_nothing_leaks)
         kart_proxy_free(p);
         kart_proxy_free(q);
     }
-    ck_assert_int_eq(count_fds(), fds);
+    /* No growth. One fewer is not a leak (seen twice in 2026-12-07's full
+     * runs, 16 against 17, never more; not explained yet: the likely one
+     * is a thread of the server that served the proxies freed above,
+     * still holding its round-trip ring at the baseline and exiting
+     * during the loop). */
+    ck_assert_int_le(count_fds(), fds);
     ck_assert_int_eq(count_lines("/proc/self/maps", "kart-manager"), maps);
     ck_assert_int_eq(kart_manager_server_objects(f.srv), 0);
     stop(&f);

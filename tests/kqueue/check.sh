@@ -16,15 +16,13 @@ cd "$(dirname "$0")/../.."
 stub=tests/kqueue
 cc=${KQ_CC:-clang}
 W="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter"
-inc="-I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done)"
-# The 60 syntax checks, one compiler per CPU.
 for os in __APPLE__ __FreeBSD__ __NetBSD__ __OpenBSD__ __DragonFly__; do
   for v in "" KQSTUB_MACOS KQSTUB_NETBSD KQSTUB_OLD; do
     for f in compat/kqueue.c core/loop/signal_kqueue.c core/loop/fswatch_kqueue.c; do
-      echo "-D$os ${v:+-D$v} $f"
+      $cc $W -D$os -DKART_SIGNAL_KQUEUE ${v:+-D$v} -I$stub -Iinclude -Icore $(for d in core/*/ numa; do printf -- '-I%s ' "${d%/}"; done) -fsyntax-only $f
     done
   done
-done | xargs -P "$(nproc)" -L 1 $cc $W -DKART_SIGNAL_KQUEUE $inc -fsyntax-only
+done
 echo "kqueue.c, signal_kqueue.c, fswatch_kqueue.c: compile for 5 OS macros x 4 header variants"
 
 out=build/kqemu
@@ -42,12 +40,8 @@ for variant in KQSTUB_MACOS KQSTUB_FREEBSD; do
     xargs -P "$(nproc)" -I{} sh -c '$0 $1 -Wno-missing-prototypes -DKART_BUILDING=1 -fvisibility=hidden -c "$2" -o "$3/obj/$(basename "$2" .c).o"' \
       "$cc" "$CF" {} "$out"
   rm -f $out/libkart.a && ar rcs $out/libkart.a $out/obj/*.o
-  suites="check_selector check_loop check_loop_io check_loop_timers check_loop_signals check_loop_children check_loop_async check_loop_fswatch check_compat"
-  # The suites' builds, one compiler per CPU; then the suites one by one.
-  printf '%s\n' $suites |
-    xargs -P "$(nproc)" -I{} sh -c '$0 $1 -Wno-missing-prototypes -Itests $2 -o "$3/$4" "tests/$4.c" "$3/libkart.a" $5 -pthread' \
-      "$cc" "$CF" "$(pkg-config --cflags check)" "$out" {} "$(pkg-config --libs check)"
-  for t in $suites; do
+  for t in check_selector check_loop check_loop_io check_loop_timers check_loop_signals check_loop_children check_loop_async check_loop_fswatch check_compat; do
+    $cc $CF -Wno-missing-prototypes -Itests $(pkg-config --cflags check) -o $out/$t tests/$t.c $out/libkart.a $(pkg-config --libs check) -pthread
     echo "$variant $t:"
     $out/$t >$out/$t.log 2>&1 || true
     grep -E '^(backends|skipped):|Checks:' $out/$t.log

@@ -164,13 +164,14 @@ static void *set_result(void *arg)
     return NULL;
 }
 
-/* Completes f on another thread, whose first write fails. Returns the
- * writes that failed: 1 (the wake-up), or 0 on a ring that waits on the
- * future's word itself (kart_future_await's io_uring path: no write). */
-static unsigned complete_elsewhere(kart_future *f)
+/* Completes f on another thread, whose first `times` writes fail.
+ * Returns the writes that failed: up to `times` (the wake-up and its
+ * retries), or 0 on a ring that waits on the future's word itself
+ * (kart_future_await's io_uring path: no write). */
+static unsigned complete_elsewhere(kart_future *f, unsigned times)
 {
     pthread_t t;
-    ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 1, EIO), 0);
+    ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, times, EIO), 0);
     ck_assert_int_eq(pthread_create(&t, NULL, set_result, f), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     unsigned n = kart__fault_fired(KART__SYS_write);
@@ -190,7 +191,7 @@ START_TEST(future_await_wakeup_write_fails)
     ck_assert_int_eq(kart_future_create(&f), 0);
     ck_assert_int_eq(kart_future_await(f, loop, count_future, &got), 0);
     ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
-    unsigned failed = complete_elsewhere(f);
+    unsigned failed = complete_elsewhere(f, 1);
     if (strcmp(backends[_i], "uring") != 0)
         ck_assert_uint_eq(failed, 1);
     one_turn(loop);
@@ -215,7 +216,7 @@ START_TEST(pool_bridge_wakeup_write_fails)
     ck_assert_int_eq(kart_future_create(&f), 0);
     ck_assert_int_eq(kart_future_on_loop(f, b, count_future, &got), 0);
     ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
-    ck_assert_uint_eq(complete_elsewhere(f), 1);
+    ck_assert_uint_eq(complete_elsewhere(f, 1), 1);
     one_turn(loop);
     ck_assert_int_eq(got, 1);
     ck_assert_int_eq(fired, 0);
@@ -224,19 +225,6 @@ START_TEST(pool_bridge_wakeup_write_fails)
     kart_loop_free(loop);
 }
 END_TEST
-
-/* Completes f on another thread, whose wake-up writes all fail (the
- * sender's three tries). Returns the writes that failed. */
-static unsigned complete_elsewhere_all_fail(kart_future *f)
-{
-    pthread_t t;
-    ck_assert_int_eq(kart__fault_fail(KART__SYS_write, 1, 3, EIO), 0);
-    ck_assert_int_eq(pthread_create(&t, NULL, set_result, f), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-    unsigned n = kart__fault_fired(KART__SYS_write);
-    kart__fault_reset();
-    return n;
-}
 
 /* Every try of a wake-up fails: the next completion's wake-up delivers
  * both (before, kart_future_await's inbox sent only for the first await
@@ -255,7 +243,7 @@ START_TEST(future_await_every_try_fails_the_next_delivers_both)
         ck_assert_int_eq(kart_future_await(f[i], loop, count_future, &got), 0);
     }
     ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
-    unsigned failed = complete_elsewhere_all_fail(f[0]);
+    unsigned failed = complete_elsewhere(f[0], 3);
     if (failed == 0) {
         /* io_uring waits on the futures' words: nothing to fail. */
         ck_assert_str_eq(backends[_i], "uring");
@@ -294,7 +282,7 @@ START_TEST(pool_bridge_every_try_fails_the_next_delivers_both)
         ck_assert_int_eq(kart_future_on_loop(f[i], b, count_future, &got), 0);
     }
     ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
-    ck_assert_uint_eq(complete_elsewhere_all_fail(f[0]), 3);
+    ck_assert_uint_eq(complete_elsewhere(f[0], 3), 3);
     ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
     ck_assert_int_eq(got, 0);
     pthread_t t;

@@ -155,6 +155,10 @@ struct mcx {
     pthread_t thread;
     bool has_thread;
     mcx *ended_next;
+    /* it asked for 'shutdown': the server stops once the reply is out
+     * (Python's order: reply, then stop_event.set()); stopping first would
+     * cut the connection under the unsent reply */
+    bool stop_after_reply;
 };
 
 const mtype *mgr__find_type(const char *typeid);

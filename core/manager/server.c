@@ -676,7 +676,7 @@ static kart_obj *run_public(mcx *cx, const char *fn, const kart_obj *args, const
         return r;
     }
     if (strcmp(fn, "shutdown") == 0) {
-        kart_manager_server_shutdown(s);
+        cx->stop_after_reply = true;
         return mv_tuple(2, mv_strz("#RETURN"), mv_none());
     }
     if (strcmp(fn, "create") == 0) {
@@ -1046,6 +1046,8 @@ static void *client_thread(void *arg)
             ;
     mgr__reply_flush(&cx->replies,
                      cx->conn); /* replies the batching still keeps (server_replies.c) */
+    if (cx->stop_after_reply)
+        kart_manager_server_shutdown(s);
     session_end(cx);
     cx_leave(cx, true);
     return NULL;
@@ -1151,6 +1153,8 @@ void mgr__cx_end(mcx *cx)
 {
     if (!cx)
         return;
+    if (cx->stop_after_reply)
+        kart_manager_server_shutdown(cx->srv);
     session_end(cx);
     free(cx->refs);
     free(cx);

@@ -24,10 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-/* kart_pool_map's most chunks per map (core/pool/pool_mem.h): a chunk is
- * split into the same sub-chunks as the local pool would. */
-#define LOCAL_MAX_CHUNKS ((1u << 24) - 1)
-
 /* Work between two polls of MPI. While a message is on its way, a poll
  * moves a fragment or a few (shared memory without single-copy: 32 KiB;
  * TCP: up to 128 KiB), so the sender's polls pace the transfer: every
@@ -190,8 +186,8 @@ int kart__mpi_run_inline(kart_mpi_pool *p, kart__mpi_link *l, const wire_work *h
     size_t chunk = h->chunk ? h->chunk : (n + 3) / 4;
     if (!chunk)
         chunk = 1;
-    if (n / chunk >= LOCAL_MAX_CHUNKS)
-        chunk = (n + LOCAL_MAX_CHUNKS - 1) / LOCAL_MAX_CHUNKS;
+    if (n / chunk >= KART_POOL_MAX_CHUNKS) /* as kart_pool_map would split it */
+        chunk = (n + KART_POOL_MAX_CHUNKS - 1) / KART_POOL_MAX_CHUNKS;
     /* Items between polls: grown while polls come too often, shrunk
      * when they come too seldom (the work per item is unknown). */
     size_t stride = 64, since = 0;

@@ -110,23 +110,8 @@ if [ "$TEST_JOBS" -le 1 ]; then
     report "$t"
   done
 else
-  # The slowest suites start first (CI's "slowest suites" lines: the plain,
-  # ASan and TSan runs), so that none of them starts late and ends the run
-  # alone; the reports keep the order given.
-  slow=" check_io_send check_io_deadline check_pool_proc check_manager check_servers check_io \
-check_loop_timers check_history check_console check_line_tmux check_async_race check_pool \
-check_conn_interop "
-  order=()
-  for s in $slow; do
-    for t in "$@"; do
-      [ "$(basename "$t")" != "$s" ] || order+=("$t")
-    done
-  done
-  for t in "$@"; do
-    case "$slow" in *" $(basename "$t") "*) ;; *) order+=("$t") ;; esac
-  done
   running=0
-  for t in "${order[@]}"; do
+  for t in "$@"; do
     if [ "$running" -ge "$TEST_JOBS" ]; then
       wait -n
       running=$((running - 1))

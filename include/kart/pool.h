@@ -328,9 +328,13 @@ KART_API int kart_pool_apply(kart_pool *pool, kart_task_fn fn, const void *arg, 
  * that called kart_pool_map. */
 typedef void (*kart_pool_progress_fn)(void *arg, size_t done, size_t total);
 
+/* The most chunks a map is split into (a chunk's index has 24 bits): a
+ * smaller chunk is raised to ceil(n / KART_POOL_MAX_CHUNKS). */
+#define KART_POOL_MAX_CHUNKS ((1u << 24) - 1)
+
 typedef struct kart_pool_map_options {
     size_t chunk;                   /* items per chunk; 0: ceil(n / (4 x workers)), at least
-                   * 1; raised as needed to keep under 2^24 chunks */
+                   * 1; raised as needed to stay within KART_POOL_MAX_CHUNKS */
     kart_pool_progress_fn progress; /* kart_pool_map only; may be NULL */
     void *progress_arg;
     int64_t progress_interval_ns; /* at most this long between two calls

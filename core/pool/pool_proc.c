@@ -180,9 +180,13 @@ static bool any_done(kart_pool *p)
     return false;
 }
 
-static bool done_bit(kart_pool *p, const struct kart_future *j)
+/* Whether the done bit of the job in slot `slot` is set. Taken from the
+ * reference, not from the job: a job already published may be released
+ * and its slot set up again for a new job meanwhile (TSan caught a read
+ * of j->slot here racing with kart__pool_slot_alloc's write). */
+static bool done_bit(kart_pool *p, uint32_t slot)
 {
-    return atomic_load(&p->sh->donemap[j->slot / 64]) & (UINT64_C(1) << (j->slot % 64));
+    return atomic_load(&p->sh->donemap[slot / 64]) & (UINT64_C(1) << (slot % 64));
 }
 
 /* A worker that wins the race to finish a job (finished 0 -> 1) sets the
@@ -200,7 +204,7 @@ static bool rescue_finished(kart_pool *p, struct kart_future *j, uint64_t ref)
 {
     if (kart__pool_live_worker_busy_on(p, ref))
         return false;
-    if (done_bit(p, j) || atomic_load(&j->state) != KS_QUEUED ||
+    if (done_bit(p, (uint32_t)(ref >> 16)) || atomic_load(&j->state) != KS_QUEUED ||
         (atomic_load(&j->gen) & 0xffff) != (ref & 0xffff))
         return true;
     kart__pool_publish(p, j);

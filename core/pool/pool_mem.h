@@ -40,7 +40,7 @@
 #define KART__POOL_INLINE 192 /* argument and result bytes kept in the slot */
 #define KART__POOL_MAX_JOBS (1 << 20)
 #define KART__POOL_MAX_WORKERS 4096
-#define KART__POOL_HELPERS 8 /* waiting threads that may help at once */
+#define KART__POOL_HELPERS 8                       /* waiting threads that may help at once */
 #define KART__POOL_MAX_CHUNKS KART_POOL_MAX_CHUNKS /* kart/pool.h */
 #define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
 #define KART__POOL_CACHES 8       /* submitting threads with a slot cache of their own */

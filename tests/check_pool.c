@@ -773,6 +773,46 @@ START_TEST(waiter_helps_unless_told_not_to)
 }
 END_TEST
 
+/* At most half of a thread pool's workers spin idle, and while one does,
+ * a submit wakes nobody: the spinner must stop counting itself once it
+ * claims a task, or a second task queued behind a long first one would
+ * wait for it beside a sleeping worker. Two workers (one may spin), a
+ * waiter that does not help: the second task runs while the first still
+ * blocks, whether the workers were awake (a task just before) or asleep
+ * (past the idle spin), and whether it is queued at once or once the
+ * first has started. */
+START_TEST(second_task_runs_beside_a_blocked_one)
+{
+    kart_pool_options o = {.workers = 2, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    for (int round = 0; round < 40; round++) {
+        gate_close();
+        if (round % 4 < 2) { /* a worker spinning */
+            kart_future *w;
+            ck_assert_int_eq(kart_pool_submit(p, t_tid, NULL, 0, &w), 0);
+            ck_assert_int_eq(kart_future_wait(w, 2000 * MS), 0);
+            kart_future_free(w);
+        } else {
+            usleep(20000); /* past the idle spin: both asleep */
+        }
+        kart_future *block, *f;
+        ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+        if (round % 2)
+            await_started(1);
+        ck_assert_int_eq(kart_pool_submit(p, t_tid, NULL, 0, &f), 0);
+        ck_assert_msg(kart_future_wait(f, 5000 * MS) == 0,
+                      "round %d: the second task waited for the blocked first", round);
+        ck_assert_int_eq(atomic_load(&gate), 0);
+        atomic_store(&gate, 1);
+        ck_assert_int_eq(kart_future_wait(block, -1), 0);
+        kart_future_free(f);
+        kart_future_free(block);
+    }
+    kart_pool_free(p);
+}
+END_TEST
+
 /* A waiter runs its own queued task (the one-at-a-time case) and steps
  * the ring's head past its entry: a thousand submit-wait-free turns behind
  * a busy worker leave nothing queued, each task run by the waiter. */
@@ -1619,6 +1659,7 @@ int main(void)
     tcase_add_test(tc, stress_4_submitters);
     tcase_add_loop_test(tc, stress_cache_recycle, 0, 2);
     tcase_add_test(tc, waiter_helps_unless_told_not_to);
+    tcase_add_test(tc, second_task_runs_beside_a_blocked_one);
     tcase_add_test(tc, submit_runs_inline_when_queue_is_deep);
     tcase_add_test(tc, waiter_runs_own_task_and_steps_the_ring);
 #if KT_COUNT_MALLOC

@@ -43,12 +43,18 @@ static void wake_one_node(kart_pool *p, kart__pool_node *q, int n)
 }
 
 /* Wakes a sleeper of `node`, or of the nearest node that has one; every
- * sleeper with all. */
+ * sleeper with all. Without all, nobody is woken while a worker of the
+ * node (or of a nearer one) spins idle: it will find the work, and if
+ * there is more than it takes, it passes the wake-up on. A submit that
+ * reads a spinner after its push is safe: that spinner (or the last of
+ * them) looks at the queues after it stops counting itself. */
 void kart__pool_wake_node(kart_pool *p, int node, bool all)
 {
     kart__pool_node *home = &p->nodes[node];
     for (int i = 0; i < home->norder; i++) {
         kart__pool_node *q = &p->nodes[home->order[i]];
+        if (!all && atomic_load(&q->spinners) > 0)
+            return;
         if (atomic_load(&q->sleepers) > 0) {
             KART__FAULT_POINT(pool_wake_sleeper);
             wake_one_node(p, q, all ? INT32_MAX : 1);
@@ -56,6 +62,35 @@ void kart__pool_wake_node(kart_pool *p, int node, bool all)
                 return;
         }
     }
+}
+
+/* Whether any queue a worker of `home` looks at holds an entry (perhaps
+ * one already spent). Reads only. */
+static bool anything_queued(kart_pool *p, const kart__pool_node *home)
+{
+    for (int oi = 0; oi < home->norder; oi++) {
+        kart__pool_node *q = &p->nodes[home->order[oi]];
+        if (atomic_load(&q->head) < atomic_load(&q->tail))
+            return true;
+    }
+    return false;
+}
+
+/* A spinning worker about to run something stops counting itself among
+ * its node's spinners (see spin_join): while it runs, a submit must wake
+ * a sleeper. A submit that read the count just before the decrement woke
+ * nobody, so what is queued now gets the wake-up that submit did not
+ * send (its push is seen here: the decrement and the submit's read of
+ * the count are both sequentially consistent). */
+static void spin_stop(kart_pool *p, kart__pool_worker *me)
+{
+    if (!me->spinning)
+        return;
+    me->spinning = false;
+    kart__pool_node *q = &p->nodes[me->node];
+    atomic_fetch_sub(&q->spinners, 1);
+    if (anything_queued(p, q))
+        kart__pool_wake_node(p, me->node, false);
 }
 
 /* Whether a job still has chunks nobody claimed. */
@@ -310,6 +345,8 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
             }
             k = 1;
         }
+        if (me)
+            spin_stop(p, me);
         for (uint32_t i = 0; i < k; i++)
             kart__pool_run_chunk(p, j, c + i);
         done += k;
@@ -397,8 +434,11 @@ bool kart__pool_work_once(kart_pool *p, int w, int node)
              * only to this node's sleepers: when this worker was its
              * node's only one, the second submit's wake-up was swallowed
              * by the first's, and a sleeper of the next node must steal. */
-            if (t > h + k)
+            if (t > h + k) {
+                if (w >= 0)
+                    spin_stop(p, &p->workers[w]); /* else its own count stops the wake-up */
                 kart__pool_wake_node(p, home->order[oi], false);
+            }
             bool ran = false;
             for (uint64_t i = 0; i < k; i++)
                 ran |= kart__pool_job_work(p, kart__pool_slot_of(p, refs[i]), refs[i], w) > 0;
@@ -419,6 +459,28 @@ bool kart__pool_work_once(kart_pool *p, int w, int node)
  * threads spin before sleeping too). */
 #define KART__POOL_IDLE_ROUNDS 300
 
+/* At most half of a node's workers (rounded up) spin idle; the others
+ * sleep at once. One spinner is enough to catch a stream of submits (it
+ * wakes the others when more is queued than it takes), and every
+ * further one only takes a CPU from the threads that do work: a caller
+ * that runs its own tasks while it waits (help) needs its CPU back, as
+ * oneTBB's arena counts the waiting thread in its slots. Go's scheduler
+ * keeps at most half of its busy processors spinning for the same
+ * reason. Thread pools only: a process worker killed while counted
+ * would leave the count high forever, and submits would wake nobody. */
+static void spin_join(kart_pool *p, kart__pool_worker *me)
+{
+    if (p->kind != KART_POOL_THREADS)
+        return;
+    kart__pool_node *q = &p->nodes[me->node];
+    uint32_t cap = ((uint32_t)q->nworkers + 1) / 2, n = atomic_load(&q->spinners);
+    do
+        if (n >= cap)
+            return;
+    while (!atomic_compare_exchange_weak(&q->spinners, &n, n + 1));
+    me->spinning = true;
+}
+
 /* Runs work until the pool is closed and drained or terminated, or until
  * this worker has run max_tasks_per_child chunks: the loop of thread
  * workers (pool.c) and of process workers (pool_proc.c). */
@@ -438,13 +500,24 @@ void kart__pool_worker_loop(kart_pool *p, int w)
             fresh = false;
             continue;
         }
+        /* A thread worker over its node's spinning cap sleeps at once;
+         * a spinner stops counting itself as soon as it claims work
+         * (spin_stop), so a caller that runs its own tasks (or a task
+         * that ends before a worker claims it) leaves the count as it is
+         * and its submits wake nobody. */
         bool found = false;
-        for (int i = 0; i < (fresh ? 0 : KART__POOL_IDLE_ROUNDS) && !found; i++) {
-            for (int k = 0; k < 32; k++)
-                kart__cpu_relax();
-            if (i % 8 == 7)
-                sched_yield();
-            found = kart__pool_work_once(p, w, me->node);
+        if (!fresh) {
+            spin_join(p, me);
+            for (int i = 0; i < KART__POOL_IDLE_ROUNDS && !found &&
+                            (me->spinning || p->kind != KART_POOL_THREADS);
+                 i++) {
+                for (int k = 0; k < 32; k++)
+                    kart__cpu_relax();
+                if (i % 8 == 7)
+                    sched_yield();
+                found = kart__pool_work_once(p, w, me->node);
+            }
+            spin_stop(p, me);
         }
         if (found)
             continue;

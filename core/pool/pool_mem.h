@@ -175,6 +175,10 @@ typedef struct kart__pool_node {
     _Alignas(KART__POOL_LINE) _Atomic uint64_t tail;
     _Alignas(KART__POOL_LINE) _Atomic uint32_t seq; /* eventcount: sleepers wait on it */
     _Atomic uint32_t sleepers;
+    /* thread pools: idle workers polling the queues (at most half of the
+     * node's, rounded up); while one is, a submit of one task wakes
+     * nobody (pool_job.c: spin_join, kart__pool_wake_node) */
+    _Atomic uint32_t spinners;
     _Atomic uint32_t waking; /* a wake-up is on its way: no need for another */
     _Atomic uint64_t *ring;  /* ring_mask + 1 entries */
     uint64_t ring_mask;
@@ -214,6 +218,7 @@ typedef struct kart__pool_worker {
     _Atomic uint64_t item; /* process pools: the item it runs now */
     int node;              /* node index */
     int index;
+    bool spinning; /* thread pools: counted in its node's spinners (its own thread only) */
     kart_pool *pool;
     int *victims; /* worker indices, nearest first, not itself */
     /* parent only (process pools) */

@@ -351,7 +351,9 @@ typedef struct kart_pool_map_options {
  * item are in out.
  * progress (if set) is called on this thread as items finish, at most
  * progress_interval_ns apart, and once at the end with done == n (not for
- * n == 0). It must not call into this pool's map.
+ * n == 0); a worker counts its finished items every 8 chunks and at the
+ * end of each claim, so done may lag by up to 8 chunks per worker. It
+ * must not call into this pool's map.
  * Returns 0 once every item ran or failed: *failure describes the first
  * item (in index order) that failed (err 0: none did): the task's error,
  * -EMSGSIZE, KART_EWORKERDIED (with the worker's pid and exit status or

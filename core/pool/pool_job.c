@@ -284,9 +284,9 @@ static bool steal_half(_Atomic uint64_t *r, uint32_t g, uint32_t *lo_out, uint32
     }
 }
 
-/* Accounts `done` chunks; the one that brings pending to 0 finishes. */
-/* Counts `done` chunks holding `items` items as finished: the progress
- * count first, so that it is whole when the job finishes. */
+/* Accounts `done` chunks holding `items` items (the progress count
+ * first, so that it is whole when the job finishes); the call that
+ * brings pending to 0 finishes the job. */
 static void account(kart_pool *p, struct kart_future *j, uint32_t done, uint64_t items)
 {
     if (items && j->nchunks != 1)

@@ -211,9 +211,16 @@ KART_API int kart_mpi_pool_create(kart_mpi_pool **out, const kart_mpi_pool_optio
     }
     free(all);
     /* A root that could not start fails every rank: the others would
-     * serve forever. (The progress thread, if it started, sends nothing
-     * before the first submit, so this collective does not race it.) */
-    if ((rc = agree(p->comm, rc)) != 0) {
+     * serve forever. (The progress thread, if it started, waits for
+     * progress_go: no MPI call of its own during this collective.) */
+    rc = agree(p->comm, rc);
+    if (p->thread_started) {
+        pthread_mutex_lock(&p->mu);
+        p->progress_go = true;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (rc != 0) {
         if (p->thread_started) {
             kart_mpi_pool_terminate(p);
             pthread_join(p->thread, NULL);

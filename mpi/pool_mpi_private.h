@@ -112,6 +112,9 @@ struct kart_mpi_pool {
     /* the root */
     pthread_t thread;
     bool thread_started, joined;
+    /* set (under mu, with wake) once kart_mpi_pool_create's collectives
+     * are done: until then the progress thread makes no MPI call */
+    bool progress_go;
     pthread_mutex_t mu;
     pthread_cond_t cond; /* the owners of jobs: something finished */
     pthread_cond_t wake; /* the progress thread: work queued, closing */

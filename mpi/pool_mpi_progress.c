@@ -331,6 +331,14 @@ void *kart__mpi_progress(void *arg)
 {
     kart_mpi_pool *p = arg;
     unsigned idle = 0;
+    /* Not while kart_mpi_pool_create's last collective runs on the
+     * caller's thread: MPI allows it under MPI_THREAD_MULTIPLE, but Open
+     * MPI's blocking wait (its wait_sync handoff, a plain flag) then
+     * races our progress calls in ThreadSanitizer's eyes. */
+    pthread_mutex_lock(&p->mu);
+    while (!p->progress_go)
+        pthread_cond_wait(&p->wake, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     for (;;) {
         bool did = false;
         /* A rank whose result came back gets its next chunk before the

@@ -284,13 +284,20 @@ static bool steal_half(_Atomic uint64_t *r, uint32_t g, uint32_t *lo_out, uint32
     }
 }
 
+/* Adds a map's finished items to its progress count (a one-chunk job's
+ * runner stores it in kart__pool_run_chunk instead). */
+static void count_items(struct kart_future *j, uint64_t items)
+{
+    if (items && j->nchunks != 1)
+        atomic_fetch_add_explicit(&j->items_done, items, memory_order_relaxed);
+}
+
 /* Accounts `done` chunks holding `items` items (the progress count
  * first, so that it is whole when the job finishes); the call that
  * brings pending to 0 finishes the job. */
 static void account(kart_pool *p, struct kart_future *j, uint32_t done, uint64_t items)
 {
-    if (items && j->nchunks != 1)
-        atomic_fetch_add_explicit(&j->items_done, items, memory_order_relaxed);
+    count_items(j, items);
     if (done && atomic_fetch_sub(&j->pending, done) == done)
         kart__pool_finish(p, j);
 }
@@ -358,8 +365,8 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
             kart__pool_run_chunk(p, j, c + i);
             items += chunk_end(j, c + i) - (size_t)(c + i) * j->chunk;
             /* progress every 8 chunks, not only per claim (up to 64) */
-            if ((i & 7) == 7 && j->nchunks != 1) {
-                atomic_fetch_add_explicit(&j->items_done, items, memory_order_relaxed);
+            if ((i & 7) == 7) {
+                count_items(j, items);
                 items = 0;
             }
         }

@@ -166,6 +166,107 @@ START_TEST(deep_queue_of_small_sends_goes_out_together_in_order)
 }
 END_TEST
 
+/* Three sends queued on an idle socket in one turn come back in one turn,
+ * in order, each with its length, the stream whole: on native io_uring
+ * they go out at the turn's end as one gathered send (before 2026-12-07 the
+ * first went alone at once and the others a turn after it, so a receive
+ * split in two completions was echoed by two sends in two turns). */
+START_TEST(sends_queued_in_one_turn_complete_in_one_turn)
+{
+    IO_LOOP_OR_SKIP(_i, 0);
+    enum { N = 3, EACH = 64 };
+    sender s;
+    sender_open(loop, &s, N, 0);
+    unsigned char data[N * EACH];
+    for (size_t k = 0; k < sizeof(data); k++)
+        data[k] = pattern(k);
+    for (int k = 0; k < N; k++)
+        ck_assert_int_eq(
+            kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH, -1, on_sent), 0);
+    kart_timer hb;
+    ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
+    ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
+    int turns = 0;
+    while (atomic_load(&s.calls) == 0 && turns++ < 2000)
+        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
+    ck_assert_msg(atomic_load(&s.calls) == N, "%s: %d of %d sends done in the first turn with any",
+                  backend, atomic_load(&s.calls), N);
+    KT_ASSERT_EACH(k, N, s.res[k] == EACH && s.order[k] == (int)k);
+    unsigned char got[sizeof(data)];
+    ck_assert_int_eq(recv(s.peer, got, sizeof(got), MSG_WAITALL), (int)sizeof(got));
+    ck_assert_mem_eq(got, data, sizeof(data));
+    kart_timer_stop(&hb);
+    sender_close(&s);
+    io_close_loop(loop);
+}
+END_TEST
+
+/* A send and an abortive close of its socket in the same turn, the
+ * socket's memory freed in the close's callback, beside a second socket
+ * whose send is queued in that turn too: the first send ends -ECANCELED
+ * (on native io_uring, where it had not started: nothing reaches the
+ * peer) or with its length (the readiness backends write at once), its
+ * peer sees the end of the stream, and the second socket's send is
+ * unharmed (the turn-end start skips the closed one). */
+typedef struct doomed {
+    kart_sock sock;
+    kart_req send, close;
+} doomed;
+
+static atomic_int doomed_sent, doomed_closed;
+static int doomed_res;
+
+static void doomed_on_sent(kart_req *r, int res)
+{
+    (void)r;
+    doomed_res = res;
+    atomic_fetch_add(&doomed_sent, 1);
+}
+
+static void doomed_on_closed(kart_req *r, int res)
+{
+    ck_assert_int_eq(res, 0);
+    free(r->data);
+    atomic_fetch_add(&doomed_closed, 1);
+}
+
+START_TEST(send_then_close_in_one_turn_frees_cleanly)
+{
+    IO_LOOP_OR_SKIP(_i, 0);
+    atomic_store(&doomed_sent, 0);
+    atomic_store(&doomed_closed, 0);
+    static const char msg[64] = "doomed";
+    int sv[2];
+    kt_tcp_pair(sv);
+    doomed *d = calloc(1, sizeof(*d));
+    ck_assert_ptr_nonnull(d);
+    d->close.data = d;
+    ck_assert_int_eq(kart_sock_init(loop, &d->sock, sv[1]), 0);
+    sender s;
+    sender_open(loop, &s, 1, 0);
+    ck_assert_int_eq(kart_sock_send(&d->sock, &d->send, msg, sizeof(msg), -1, doomed_on_sent), 0);
+    ck_assert_int_eq(kart_sock_send(&s.sock, &s.req[0], msg, sizeof(msg), -1, on_sent), 0);
+    ck_assert_int_eq(kart_sock_close(&d->sock, &d->close, doomed_on_closed), 0);
+    io_run_until(loop, &doomed_closed, 1, 5000);
+    io_run_until(loop, &s.calls, 1, 5000);
+    ck_assert_int_eq(atomic_load(&doomed_sent), 1);
+    kart_io_stats st;
+    ck_assert_int_eq(kart_loop_io_stats(loop, &st), 0);
+    if (st.native)
+        ck_assert_int_eq(doomed_res, -ECANCELED);
+    else
+        ck_assert_msg(doomed_res == (int)sizeof(msg) || doomed_res == -ECANCELED, "%d", doomed_res);
+    char got[sizeof(msg) + 1];
+    ssize_t n = recv(sv[0], got, sizeof(got), MSG_WAITALL);
+    ck_assert_int_eq(n, doomed_res > 0 ? (ssize_t)sizeof(msg) : 0);
+    close(sv[0]);
+    ck_assert_int_eq(s.res[0], (int)sizeof(msg));
+    ck_assert_int_eq(recv(s.peer, got, sizeof(msg), MSG_WAITALL), (int)sizeof(msg));
+    sender_close(&s);
+    io_close_loop(loop);
+}
+END_TEST
+
 /* Sends of mixed sizes through a small send buffer to a reader that
  * starts late: gathered sends come back short and are resumed from the
  * right byte, with zero-length sends among them. */
@@ -362,6 +463,8 @@ int main(void)
     tcase_add_loop_test(tc, short_gathered_sends_resume_at_the_right_byte, 0, nb);
     tcase_add_loop_test(tc, cancel_and_timeout_inside_a_gathered_send, 0, nb);
     tcase_add_loop_test(tc, shutdown_behind_a_deep_queue, 0, nb);
+    tcase_add_loop_test(tc, sends_queued_in_one_turn_complete_in_one_turn, 0, nb);
+    tcase_add_loop_test(tc, send_then_close_in_one_turn_frees_cleanly, 0, nb);
     suite_add_tcase(s, tc);
     tc = tcase_create("sndbuf");
     tcase_set_timeout(tc, 120);

@@ -410,6 +410,7 @@ static void ur_fini(kart_selector *sel)
     free(st->cqes);
     free(st->fds);
     free(st->todo);
+    free(st->kicks);
     free(st);
 }
 

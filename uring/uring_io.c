@@ -476,6 +476,59 @@ static void send_kick(kart_sock *s)
     }
 }
 
+/* The mode's send_kick: a request came to an idle send queue. Its send
+ * starts at the turn's end (turn_end), not now: the ring is entered only
+ * then, so nothing is lost by waiting, and what else the turn's callbacks
+ * queue on the socket goes out with it in one gathered send (a receive
+ * that a buffer boundary split in two completions is echoed by one send,
+ * not two). Without memory for the list, at once. */
+static void send_defer(kart_sock *s)
+{
+    uring_state *st = state_of(s->base.loop);
+    if (s->flags_ & KS_KICK)
+        return;
+    if (st->nkicks == st->kicks_cap) {
+        uint32_t cap = st->kicks_cap ? 2 * st->kicks_cap : 64;
+        kart_sock **k = realloc(st->kicks, cap * sizeof(*k));
+        if (!k) {
+            send_kick(s);
+            return;
+        }
+        st->kicks = k;
+        st->kicks_cap = cap;
+    }
+    st->kicks[st->nkicks++] = s;
+    s->events_ = st->nkicks;
+    s->flags_ |= KS_KICK;
+}
+
+/* A socket leaves the kick list (it is being closed: its memory may be
+ * freed before the turn ends). */
+static void kick_drop(kart_sock *s)
+{
+    if (!(s->flags_ & KS_KICK))
+        return;
+    state_of(s->base.loop)->kicks[s->events_ - 1] = NULL;
+    s->events_ = 0;
+    s->flags_ &= ~KS_KICK;
+}
+
+static void turn_end(kart_loop *loop)
+{
+    uring_state *st = state_of(loop);
+    /* send_kick runs no callback (failures are deferred), so the list
+     * cannot grow while it is walked. */
+    for (uint32_t i = 0; i < st->nkicks; i++) {
+        kart_sock *s = st->kicks[i];
+        if (!s)
+            continue;
+        s->events_ = 0;
+        s->flags_ &= ~KS_KICK;
+        send_kick(s);
+    }
+    st->nkicks = 0;
+}
+
 /* Takes r out of the send queue, wherever it is (prev: the one before). */
 static void sendq_unlink(kart_sock *s, kart_req *prev, kart_req *r)
 {
@@ -613,6 +666,7 @@ static int close_sock(kart_sock *s)
 {
     uring_state *st = state_of(s->base.loop);
     kart_req *a = s->accept_;
+    kick_drop(s);
     if (a && (a->flags_ & KR_BACKOFF)) {
         s->accept_ = NULL;
         kart__req_defer(a, -ECANCELED);
@@ -882,7 +936,8 @@ const kart__io_mode kart__uring_io_mode = {
     .connect = start_connect,
     .recv_arm = recv_rearm,
     .recv_stop = recv_cancel,
-    .send_kick = send_kick,
+    .send_kick = send_defer,
+    .turn_end = turn_end,
     .file = start_file,
     .close = close_sock,
     .cancel = cancel,

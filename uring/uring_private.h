@@ -85,6 +85,11 @@ typedef struct uring_state {
     kart__ur_futex *futexes;         /* uring_futex.c's requests the kernel holds */
     kart__ur_futex *futex_done;      /* and those completed, for futex_next */
     kart__ur_futex *futex_done_last; /* its tail (stale while it is empty) */
+    /* Sockets whose idle send queue got a request this turn: their sends
+     * start at the turn's end (uring_io.c), each socket's place + 1 in its
+     * events_ (which only the emulation uses otherwise). */
+    struct kart_sock **kicks;
+    uint32_t nkicks, kicks_cap;
 } uring_state;
 
 

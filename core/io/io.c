@@ -406,6 +406,8 @@ void kart__io_flush(kart_loop *loop)
         resume_one(s);
         s = next;
     }
+    if (io->mode->turn_end)
+        io->mode->turn_end(loop);
 }
 
 void kart__io_fini(kart_loop *loop, bool forked)

@@ -32,6 +32,7 @@
 #define KS_CLOSE_DONE 0x100u    /* the close's own result is known */
 #define KS_STARVED 0x200u       /* the receive waits for a free buffer */
 #define KS_DRAINING 0x400u      /* a graceful close waits for the send queue */
+#define KS_KICK 0x800u          /* io_uring: the send queue waits for the turn's end */
 /* A close of either kind was asked for: no new operation starts. */
 #define KS_ENDING (KS_CLOSING | KS_DRAINING)
 
@@ -196,7 +197,10 @@ typedef struct kart__io_mode {
     int (*recv_arm)(kart_sock *sock);   /* receive (again), unless already armed */
     void (*recv_stop)(kart_sock *sock); /* KS_RECV was cleared */
     void (*send_kick)(kart_sock *sock); /* the send queue was idle: start its head */
-    int (*file)(kart_req *req);         /* KART_REQ_READ or KART_REQ_WRITE */
+    /* The turn's callbacks are done and the loop is about to wait: start
+     * what the mode put off until then (NULL: nothing). */
+    void (*turn_end)(kart_loop *loop);
+    int (*file)(kart_req *req); /* KART_REQ_READ or KART_REQ_WRITE */
     /* Ends the socket's operations and closes its fd; when it fails the
      * core closes the fd itself. */
     int (*close)(kart_sock *sock);

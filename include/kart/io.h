@@ -125,7 +125,7 @@ struct kart_sock {
     kart_handle base;
     int fd;
     uint32_t flags_;       /* private */
-    uint32_t events_;      /* private: readiness registered (emulation) */
+    uint32_t events_;      /* private: readiness registered (emulation), or io_uring's kick list */
     uint32_t nops_;        /* private: operations not yet delivered */
     kart_recv_cb recv_cb_; /* private */
     kart_req *sendq_;      /* private: head of the ordered send queue */
@@ -267,6 +267,10 @@ KART_API int kart_sock_recv_stop(kart_sock *sock);
  * -ECANCELED (kart_req_cancel(), kart_sock_close()). After an error the
  * bytes sent so far are unknown to the peer's order: close the socket.
  * len 0 completes with 0.
+ * On native io_uring a send to an idle queue starts at the end of the
+ * loop's turn, when the ring is entered anyway, together with whatever
+ * else the turn queues on the socket (one gathered send); the readiness
+ * backends write at once.
  * Errors: -EINVAL (NULL sock, req or cb; buf NULL with len > 0; req
  * pending; len above INT32_MAX), -EPIPE (the socket is being closed or was
  * shut down for writing by kart_sock_shutdown()).

@@ -126,24 +126,32 @@ struct kart_future {
     _Atomic uint32_t nranges; /* atomic: workers peek at ring entries' jobs */
     uint32_t nchunks;
     int kind; /* KJ_* */
+    /* A chunk began (kart_future_running): read before every chunk and
+     * written once, so it is kept with the fields every chunk reads. On
+     * the line of the counters below, whose writes move it between
+     * workers, its load (and then st's) was 70% of run_chunk's time at
+     * chunk 1. */
+    _Atomic uint32_t started;
     kart_task_fn fn;
     kart_task_ptr_fn pfn;
     const char *in;
     char *out;
     size_t in_size, out_size, n, chunk;
-    void *parg, *pres;           /* pointer tasks */
-    size_t res_len;              /* a submitted task's result length */
-    _Atomic uint8_t *st;         /* process pools: per-chunk 1 = done */
-    _Atomic uint64_t fail;       /* min over failed chunks of chunk << 32 | -err */
+    void *parg, *pres;   /* pointer tasks */
+    size_t res_len;      /* a submitted task's result length */
+    _Atomic uint8_t *st; /* process pools: per-chunk 1 = done */
+    /* What workers write as they go, on lines of its own: the fields above
+     * are read before every chunk. fail: the minimum over failed chunks
+     * of chunk << 32 | -err. */
+    _Alignas(KART__POOL_LINE) _Atomic uint64_t fail;
     _Atomic uint32_t pending;    /* chunks not yet accounted */
     _Atomic uint32_t finished;   /* 0 -> 1 by whoever finishes the job */
     _Atomic uint32_t dead_seen;  /* a worker busy on it died: sweep when idle */
     _Atomic uint8_t st1;         /* st of a one-chunk job in a process pool */
-    _Atomic uint32_t started;    /* a chunk began (kart_future_running) */
     _Atomic uint64_t items_done; /* items run or failed (map progress) */
-    _Atomic uint64_t fail_item;  /* min over failed items' indices; with one
-                                  * failing item per chunk at most, it is in
-                                  * the chunk that `fail` names */
+    /* the minimum over failed items' indices; with one failing item per
+     * chunk at most, it is in the chunk that `fail` names */
+    _Atomic uint64_t fail_item;
     /* process pools, set by the watcher when a worker busy on the job
      * died: the item it ran, its pid and wait status */
     _Atomic uint64_t dead_item;

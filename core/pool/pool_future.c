@@ -93,7 +93,7 @@ KART_API int kart_future_progress(const kart_future *f, size_t *done, size_t *to
     if (!f || !f->pool || f->kind != KJ_ITEMS || (!done && !total))
         return -EINVAL;
     if (done)
-        *done = (size_t)atomic_load_explicit(&((kart_future *)f)->items_done, memory_order_relaxed);
+        *done = kart__pool_items_done(f);
     if (total)
         *total = f->n;
     return 0;

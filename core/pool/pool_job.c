@@ -285,19 +285,29 @@ static bool steal_half(_Atomic uint64_t *r, uint32_t g, uint32_t *lo_out, uint32
 }
 
 /* Adds a map's finished items to its progress count (a one-chunk job's
- * runner stores it in kart__pool_run_chunk instead). */
-static void count_items(struct kart_future *j, uint64_t items)
+ * runner stores it in kart__pool_run_chunk instead): a worker with a range
+ * of its own into the word beside it, which no one else writes (a load
+ * and a store); others with a locked add on the job's count. That count
+ * alone, added to by every worker every 8 chunks, kept its line moving
+ * between them: 78% of kart__pool_job_work's samples at chunk 1. */
+static void count_items(struct kart_future *j, _Atomic uint64_t *mine, uint64_t items)
 {
-    if (items && j->nchunks != 1)
+    if (!items || j->nchunks == 1)
+        return;
+    if (mine)
+        atomic_store_explicit(mine, atomic_load_explicit(mine, memory_order_relaxed) + items,
+                              memory_order_relaxed);
+    else
         atomic_fetch_add_explicit(&j->items_done, items, memory_order_relaxed);
 }
 
 /* Accounts `done` chunks holding `items` items (the progress count
  * first, so that it is whole when the job finishes); the call that
  * brings pending to 0 finishes the job. */
-static void account(kart_pool *p, struct kart_future *j, uint32_t done, uint64_t items)
+static void account(kart_pool *p, struct kart_future *j, _Atomic uint64_t *mine, uint32_t done,
+                    uint64_t items)
 {
-    count_items(j, items);
+    count_items(j, mine, items);
     if (done && atomic_fetch_sub(&j->pending, done) == done)
         kart__pool_finish(p, j);
 }
@@ -322,6 +332,7 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
     bool worker = w >= 0 && w < p->nworkers; /* else a helper or the caller */
     bool own_range = worker && nr > 1 && (int)nr == p->nworkers;
     _Atomic uint64_t *own = own_range ? &rs[(uint32_t)w * KART__POOL_RSTRIDE] : &rs[0];
+    _Atomic uint64_t *mine = own_range ? own + KART__POOL_RDONE : NULL;
     uint64_t limit = worker && p->max_tasks ? (uint64_t)p->max_tasks : UINT64_MAX;
     for (;;) {
         uint32_t c, k, lo, hi;
@@ -335,7 +346,7 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
         if (limit - ran_here < most)
             most = limit - ran_here;
         if (!take_front(own, g, (uint32_t)most, &c, &k)) {
-            account(p, j, done, items);
+            account(p, j, mine, done, items);
             done = 0;
             items = 0;
             bool got = false;
@@ -366,7 +377,7 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
             items += chunk_end(j, c + i) - (size_t)(c + i) * j->chunk;
             /* progress every 8 chunks, not only per claim (up to 64) */
             if ((i & 7) == 7) {
-                count_items(j, items);
+                count_items(j, mine, items);
                 items = 0;
             }
         }
@@ -375,7 +386,7 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
         if (worker)
             atomic_store_explicit(&me->tasks, ran_here + k, memory_order_relaxed);
     }
-    account(p, j, done, items);
+    account(p, j, mine, done, items);
 out:
     if (me) {
         atomic_store(&me->busy, 0);
@@ -707,7 +718,7 @@ void kart__pool_cancel_rest(kart_pool *p, struct kart_future *j, uint32_t g, int
     uint32_t n = claim_rest(j, g & 0xffff, err);
     if (n && err == -ECANCELED)
         atomic_store(&j->cancelled, 1);
-    account(p, j, n, 0); /* failed, not run: no progress */
+    account(p, j, NULL, n, 0); /* failed, not run: no progress */
 }
 
 /* Whether a live worker's busy mark is KART__POOL_BUSY | ref (a worker marks the

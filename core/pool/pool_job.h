@@ -79,6 +79,20 @@ static inline uint32_t kart__pool_nranges(const struct kart_future *j)
     return atomic_load_explicit(&((struct kart_future *)j)->nranges, memory_order_relaxed);
 }
 
+/* A map's progress: the items counted in the job and beside its range
+ * words, at most n (publication stores n in items_done, on top of what
+ * the ranges hold). Each count only grows, so neither does this. */
+static inline size_t kart__pool_items_done(const struct kart_future *j)
+{
+    struct kart_future *m = (struct kart_future *)j;
+    uint64_t d = atomic_load_explicit(&m->items_done, memory_order_relaxed);
+    uint32_t nr = kart__pool_nranges(j);
+    for (uint32_t i = 0; nr > 1 && i < nr; i++)
+        d += atomic_load_explicit(&m->ranges[i * KART__POOL_RSTRIDE + KART__POOL_RDONE],
+                                  memory_order_relaxed);
+    return d < j->n ? (size_t)d : j->n;
+}
+
 /* nodes and rings */
 int kart__pool_node_index(const kart_pool *p, int node_id);
 int kart__pool_caller_node(const kart_pool *p);

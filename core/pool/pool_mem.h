@@ -43,6 +43,10 @@
 #define KART__POOL_HELPERS 8                       /* waiting threads that may help at once */
 #define KART__POOL_MAX_CHUNKS KART_POOL_MAX_CHUNKS /* kart/pool.h */
 #define KART__POOL_RSTRIDE (KART__POOL_LINE / sizeof(uint64_t)) /* range words one line apart */
+/* The word after a range word, on its line: the items its owner ran
+ * (stolen ones too), a map's progress counted without a line that every
+ * worker writes (pool_job.c: count_items). */
+#define KART__POOL_RDONE 1
 #define KART__POOL_CACHES 8       /* submitting threads with a slot cache of their own */
 #define KART__POOL_CACHE_SLOTS 16 /* free slots, and as many released ones, per cache */
 #define KART__POOL_CACHE_MIN 1024 /* max_jobs from which slots are cached */
@@ -144,11 +148,14 @@ struct kart_future {
      * are read before every chunk. fail: the minimum over failed chunks
      * of chunk << 32 | -err. */
     _Alignas(KART__POOL_LINE) _Atomic uint64_t fail;
-    _Atomic uint32_t pending;    /* chunks not yet accounted */
-    _Atomic uint32_t finished;   /* 0 -> 1 by whoever finishes the job */
-    _Atomic uint32_t dead_seen;  /* a worker busy on it died: sweep when idle */
-    _Atomic uint8_t st1;         /* st of a one-chunk job in a process pool */
-    _Atomic uint64_t items_done; /* items run or failed (map progress) */
+    _Atomic uint32_t pending;   /* chunks not yet accounted */
+    _Atomic uint32_t finished;  /* 0 -> 1 by whoever finishes the job */
+    _Atomic uint32_t dead_seen; /* a worker busy on it died: sweep when idle */
+    _Atomic uint8_t st1;        /* st of a one-chunk job in a process pool */
+    /* items run or failed by those without a range of their own (map
+     * progress; the ranges' owners count theirs beside their range words:
+     * kart__pool_items_done sums both) */
+    _Atomic uint64_t items_done;
     /* the minimum over failed items' indices; with one failing item per
      * chunk at most, it is in the chunk that `fail` names */
     _Atomic uint64_t fail_item;

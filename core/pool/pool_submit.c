@@ -330,11 +330,16 @@ static int map_start(kart_pool *pool, kart_task_fn fn, const void *in, size_t in
         j->ranges = r;
     }
     atomic_store_explicit(&j->nranges, nr, memory_order_relaxed);
-    for (uint32_t i = 0; i < nr; i++)
+    for (uint32_t i = 0; i < nr; i++) {
         atomic_store_explicit(&j->ranges[i * KART__POOL_RSTRIDE],
                               kart__pool_rg(g, (uint32_t)((uint64_t)i * nc / nr),
                                             (uint32_t)((uint64_t)(i + 1) * nc / nr)),
                               memory_order_relaxed);
+        /* (a one-range job's range is the job's own word: nothing beside it) */
+        if (nr > 1)
+            atomic_store_explicit(&j->ranges[i * KART__POOL_RSTRIDE + KART__POOL_RDONE], 0,
+                                  memory_order_relaxed);
+    }
     if (pool->kind == KART_POOL_PROCESSES && n) {
         /* One block for the chunk marks, the input and the output. */
         size_t st_room = (nc + 63) & ~(size_t)63;
@@ -388,7 +393,7 @@ KART_API int kart_pool_map(kart_pool *pool, kart_task_fn fn, const void *in, siz
          * since the last report. */
         size_t last = 0;
         while (kart_future_wait(f, o.progress_interval_ns) == -ETIMEDOUT) {
-            size_t d = (size_t)atomic_load_explicit(&f->items_done, memory_order_relaxed);
+            size_t d = kart__pool_items_done(f);
             if (d != last && d < n)
                 o.progress(o.progress_arg, last = d, n);
         }

@@ -4,15 +4,13 @@
  * turns and ring enters), short sends resumed inside a gathered send, a
  * cancel and a timeout inside one, a shutdown behind queued sends, and 32
  * MB through a socket with SO_SNDBUF 4096 to a reader that keeps up (native
- * io_uring stalled there once), and runs that must not wait do not sleep.
- * Every case runs once per compiled-in
+ * io_uring stalled there once). Every case runs once per compiled-in
  * backend and once more on io_uring with its native operations off. */
 #include "io_backends.h"
 #include "testutil.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 
 static unsigned char pattern(size_t i)
 {
@@ -269,67 +267,6 @@ START_TEST(send_then_close_in_one_turn_frees_cleanly)
 }
 END_TEST
 
-/* Runs that must not wait do not sleep. An io_uring enter told to wait
- * for a completion with a zero timeout could sleep all the same when none
- * was there: in a driver that sends one message per KART_RUN_ONCE run on
- * the emulation (its result comes before the wait, which then has a zero
- * timeout), 40 us and one voluntary context switch per send, where epoll
- * took 1 us (kart-bench sendq, depth 1: 0.02x kart-epoll). Such a wait
- * now only enters to get events. This case counts the sleeps of the same
- * pattern (and of NOWAIT runs with nothing to do) on every backend; under
- * this harness the old code did not sleep here either (why the driver's
- * process slept and this one does not is not found), so it guards the
- * property rather than reproducing the slow case. */
-static long voluntary_switches(void)
-{
-    struct rusage ru;
-    ck_assert_int_eq(getrusage(RUSAGE_THREAD, &ru), 0);
-    return ru.ru_nvcsw;
-}
-
-START_TEST(nowait_runs_do_not_sleep_in_the_ring)
-{
-    IO_LOOP_OR_SKIP(_i, 0);
-    enum { N = 100 };
-    sender s;
-    sender_open(loop, &s, N, 0);
-    static unsigned char data[N * 64];
-    for (size_t k = 0; k < sizeof(data); k++)
-        data[k] = pattern(k);
-    /* a reader that keeps up, as a server's peer does */
-    reader rd = {.fd = s.peer, .want = sizeof(data)};
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
-    /* Sends one at a time, each run with KART_RUN_ONCE until its callback:
-     * on the emulation the send is written at once and its result comes
-     * in the run before the wait, which then must not block (nothing is
-     * active), and did sleep in the ring. */
-    long v0 = voluntary_switches();
-    for (int k = 0; k < N; k++) {
-        ck_assert_int_eq(kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * 64, 64, -1, on_sent),
-                         0);
-        for (int runs = 0; atomic_load(&s.calls) <= k; runs++) {
-            ck_assert_int_lt(runs, 1000);
-            ck_assert_int_ge(kart_loop_run(loop, KART_RUN_ONCE), 0);
-        }
-    }
-    long slept = voluntary_switches() - v0;
-    ck_assert_msg(slept < N / 5, "%s: %d sends, one at a time, slept %ld times", backend, N, slept);
-    KT_ASSERT_EACH(k, N, s.res[k] == 64);
-    /* the same with KART_RUN_NOWAIT runs that have nothing to do */
-    v0 = voluntary_switches();
-    for (int k = 0; k < N; k++)
-        ck_assert_int_ge(kart_loop_run(loop, KART_RUN_NOWAIT), 0);
-    slept = voluntary_switches() - v0;
-    ck_assert_msg(slept < N / 5, "%s: %d NOWAIT runs slept %ld times", backend, N, slept);
-    pthread_join(th, NULL);
-    ck_assert_uint_eq(rd.got, sizeof(data));
-    ck_assert_uint_eq(rd.bad, SIZE_MAX);
-    sender_close(&s);
-    io_close_loop(loop);
-}
-END_TEST
-
 /* Sends of mixed sizes through a small send buffer to a reader that
  * starts late: gathered sends come back short and are resumed from the
  * right byte, with zero-length sends among them. */
@@ -528,7 +465,6 @@ int main(void)
     tcase_add_loop_test(tc, shutdown_behind_a_deep_queue, 0, nb);
     tcase_add_loop_test(tc, sends_queued_in_one_turn_complete_in_one_turn, 0, nb);
     tcase_add_loop_test(tc, send_then_close_in_one_turn_frees_cleanly, 0, nb);
-    tcase_add_loop_test(tc, nowait_runs_do_not_sleep_in_the_ring, 0, nb);
     suite_add_tcase(s, tc);
     tc = tcase_create("sndbuf");
     tcase_set_timeout(tc, 120);

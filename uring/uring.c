@@ -645,12 +645,13 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
     }
     if (timeout_ns == 0) {
         /* A wait that must not block. An enter told to wait for one
-         * completion with a zero timeout sleeps all the same when none is
-         * there, for the timer's slack (50 us by default): 40 us per turn
-         * of a loop whose results come before its wait (the emulated
-         * sends). An enter that only gets events (no completion waited
-         * for) submits, runs the deferred task work that makes completions
-         * and flushes overflowed ones, and never sleeps. */
+         * completion with a zero timeout spent ~40 us in the kernel's
+         * io_cqring_wait when none was there (this 6.18 VM; perf: 94% of
+         * a driver's samples, with and without a context switch): 40 us
+         * per turn of a loop whose results come before its wait (the
+         * emulated sends). An enter that only gets events (no completion
+         * waited for) submits, runs the deferred task work that makes
+         * completions, and flushes overflowed ones, without the timer. */
         st->enters++;
         kart__sys_io_uring_submit_and_get_events(&st->ring);
         return reap(sel, st, out, 0, max);

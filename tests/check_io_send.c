@@ -106,6 +106,21 @@ static void sender_open(kart_loop *loop, sender *s, int n, int sndbuf)
     ck_assert_int_eq(kart_sock_init(loop, &s->sock, sv[1]), 0);
 }
 
+/* data[k] = pattern(k) for its n bytes. */
+static void fill_pattern(unsigned char *data, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        data[k] = pattern(k);
+}
+
+/* Queues s's n requests, request k sending data's k-th `each` bytes. */
+static void send_each(sender *s, const unsigned char *data, int n, size_t each)
+{
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(
+            kart_sock_send(&s->sock, &s->req[k], data + (size_t)k * each, each, -1, on_sent), 0);
+}
+
 static void sender_close(sender *s)
 {
     ck_assert_int_eq(kart_sock_close(&s->sock, &s->close, on_closed), 0);
@@ -140,14 +155,11 @@ START_TEST(deep_queue_of_small_sends_goes_out_together_in_order)
     sender s;
     sender_open(loop, &s, N, 0);
     static unsigned char data[N * EACH];
-    for (size_t k = 0; k < sizeof(data); k++)
-        data[k] = pattern(k);
+    fill_pattern(data, sizeof(data));
     reader rd = {.fd = s.peer, .want = sizeof(data)};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
-    for (int k = 0; k < N; k++)
-        ck_assert_int_eq(
-            kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH, -1, on_sent), 0);
+    send_each(&s, data, N, EACH);
     uint64_t e0 = enters(loop);
     long turns = io_run_until(loop, &s.calls, N, 20000);
     uint64_t e = enters(loop) - e0;
@@ -178,11 +190,8 @@ START_TEST(sends_queued_in_one_turn_complete_in_one_turn)
     sender s;
     sender_open(loop, &s, N, 0);
     unsigned char data[N * EACH];
-    for (size_t k = 0; k < sizeof(data); k++)
-        data[k] = pattern(k);
-    for (int k = 0; k < N; k++)
-        ck_assert_int_eq(
-            kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH, -1, on_sent), 0);
+    fill_pattern(data, sizeof(data));
+    send_each(&s, data, N, EACH);
     kart_timer hb;
     ck_assert_int_eq(kart_timer_init(loop, &hb), 0);
     ck_assert_int_eq(kart_timer_start(&hb, hb_cb, 5 * KT_MS, 5 * KT_MS), 0);
@@ -283,8 +292,7 @@ START_TEST(short_gathered_sends_resume_at_the_right_byte)
     }
     unsigned char *data = malloc(total);
     ck_assert_ptr_nonnull(data);
-    for (size_t k = 0; k < total; k++)
-        data[k] = pattern(k);
+    fill_pattern(data, total);
     reader rd = {.fd = s.peer, .want = total, .start_after_ns = 100 * KT_MS};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
@@ -377,11 +385,8 @@ START_TEST(shutdown_behind_a_deep_queue)
     sender s;
     sender_open(loop, &s, N, 4096);
     static unsigned char data[N * EACH];
-    for (size_t k = 0; k < sizeof(data); k++)
-        data[k] = pattern(k);
-    for (int k = 0; k < N; k++)
-        ck_assert_int_eq(
-            kart_sock_send(&s.sock, &s.req[k], data + (size_t)k * EACH, EACH, -1, on_sent), 0);
+    fill_pattern(data, sizeof(data));
+    send_each(&s, data, N, EACH);
     kart_req shut;
     kart_req_init(&shut);
     int shut_res = 1;
@@ -411,8 +416,7 @@ static void sndbuf_4096_32mb(int i, bool one_send)
     sender s;
     sender_open(loop, &s, N, 4096);
     static unsigned char data[(size_t)N * EACH];
-    for (size_t k = 0; k < sizeof(data); k++)
-        data[k] = pattern(k);
+    fill_pattern(data, sizeof(data));
     reader rd = {.fd = s.peer, .want = sizeof(data)};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);

@@ -239,9 +239,8 @@ void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
     }
     /* A one-chunk job has one runner (whoever claimed its chunk): a plain
      * store, not a locked add, on every submitted task's path. A map's
-     * chunks are counted by kart__pool_job_work, every 8 chunks and at
-     * the end of each claim: a locked add per chunk on a line every
-     * worker writes cost a third of the time of a map at chunk 1. */
+     * chunks are counted by kart__pool_job_work (count_items), every 8
+     * chunks and at the end of each claim. */
     if (j->nchunks == 1)
         atomic_store_explicit(&j->items_done, last - first, memory_order_relaxed);
     if (j->st)

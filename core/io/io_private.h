@@ -196,8 +196,8 @@ typedef struct kart__io_mode {
     int (*connect)(kart_req *req, const struct sockaddr *addr, socklen_t len);
     int (*recv_arm)(kart_sock *sock);   /* receive (again), unless already armed */
     void (*recv_stop)(kart_sock *sock); /* KS_RECV was cleared */
-    void (*send_kick)(
-        kart_sock *sock); /* the send queue was idle: start its head (io_uring: at turn_end) */
+    /* The send queue was idle: start its head (io_uring: at turn_end). */
+    void (*send_kick)(kart_sock *sock);
     /* The turn's callbacks are done and the loop is about to wait: start
      * what the mode put off until then (NULL: nothing). */
     void (*turn_end)(kart_loop *loop);

@@ -266,7 +266,6 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->max_jobs = o.max_jobs ? (uint32_t)o.max_jobs : 4096;
     kart__pool_mem_size(p); /* room for the per-thread slot caches */
     p->help = o.kind == KART_POOL_THREADS && !o.initializer && !o.no_help;
-    p->free_head = p->limbo_head = UINT32_MAX;
     p->arena_fd = -1;
     int crc = kart__pool_ctx_setup(p, &o);
     if (crc < 0) {
@@ -289,12 +288,17 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->nworkers = W;
     int rc = -ENOMEM;
     p->busy_snap = calloc((size_t)(W + KART__POOL_HELPERS), sizeof(uint32_t));
+    p->slot_ids = calloc(2 * (size_t)p->max_jobs, sizeof(uint32_t));
+    p->free_ids = p->slot_ids;
+    p->limbo_ids = p->slot_ids ? p->slot_ids + p->max_jobs : NULL;
     /* Workers started by spawn or forkserver are kart processes. */
     bool spawned = p->kind == KART_POOL_PROCESSES && p->method != KART_START_FORK;
-    if (!p->busy_snap || (spawned && !(p->procs = calloc((size_t)W + 1, sizeof(*p->procs)))) ||
+    if (!p->busy_snap || !p->slot_ids ||
+        (spawned && !(p->procs = calloc((size_t)W + 1, sizeof(*p->procs)))) ||
         (rc = build_arena(p, &o, node_of, bind)) < 0) {
         free(node_of);
         free(p->busy_snap);
+        free(p->slot_ids);
         kart__pool_ctx_free(p);
         free(p);
         return rc;
@@ -443,6 +447,7 @@ KART_API void kart_pool_free(kart_pool *pool)
     kart__sys_munmap(pool->arena, pool->arena_size);
     kart__pool_ctx_free(pool);
     free(pool->busy_snap);
+    free(pool->slot_ids);
     free(pool);
 }
 

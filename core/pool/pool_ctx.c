@@ -290,6 +290,7 @@ static int worker_main(void *arg)
     p->hooks = &kart__pool_proc_hooks;
     p->procs = NULL;
     p->busy_snap = NULL;
+    p->slot_ids = p->free_ids = p->limbo_ids = NULL;
     p->watcher = NULL;
     p->arena_fd = -1;
     p->initarg = NULL;

@@ -654,7 +654,7 @@ static void publish_held(struct kart_future *j)
     if (j->copy_out && j->n && j->out_size)
         memcpy(j->copy_out, j->out, j->n * j->out_size);
     void (*notify)(void *) = j->notify;
-    void *notify_arg = j->notify_arg;
+    void *notify_arg = notify ? j->notify_arg : NULL; /* its line is the parent's */
     /* A release store: the exchange below orders it before the look at
      * the waiting bit (a waiter sets the bit, then sleeps while the state
      * is still queued). */

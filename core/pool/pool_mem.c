@@ -36,24 +36,20 @@ static void recycle_limbo(kart_pool *p)
         if (b)
             busy[nb++] = (uint32_t)((b & ~KART__POOL_BUSY) >> 16);
     }
-    uint32_t *prev = &p->limbo_head;
-    for (uint32_t s = p->limbo_head; s != UINT32_MAX;) {
-        struct kart_future *j = &p->jobs[s];
-        uint32_t next = j->next_free;
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < p->nlimbo; i++) {
+        uint32_t s = p->limbo_ids[i];
         bool held = false;
-        for (int i = 0; i < nb && !held; i++)
-            held = busy[i] == s;
+        for (int k = 0; k < nb && !held; k++)
+            held = busy[k] == s;
         if (held) {
-            prev = &j->next_free;
+            p->limbo_ids[keep++] = s;
         } else {
-            *prev = next;
-            p->nlimbo--;
-            release_bufs(p, j);
-            j->next_free = p->free_head;
-            p->free_head = s;
+            release_bufs(p, &p->jobs[s]);
+            p->free_ids[p->nfree++] = s;
         }
-        s = next;
     }
+    p->nlimbo = keep;
 }
 
 /* ---- per-thread slot caches ----
@@ -217,11 +213,8 @@ static void cache_recycle(kart_pool *p, kart__pool_cache *c)
 static void cache_flush(kart_pool *p, kart__pool_cache *c)
 {
     kart__pool_lock_take(&p->slot_lock);
-    while (c->nfree) {
-        uint32_t s = c->free[--c->nfree];
-        p->jobs[s].next_free = p->free_head;
-        p->free_head = s;
-    }
+    while (c->nfree)
+        p->free_ids[p->nfree++] = c->free[--c->nfree];
     kart__pool_lock_give(&p->slot_lock);
     cache_spill(p, c);
 }
@@ -230,12 +223,8 @@ static void cache_flush(kart_pool *p, kart__pool_cache *c)
 static void cache_spill(kart_pool *p, kart__pool_cache *c)
 {
     kart__pool_lock_take(&p->slot_lock);
-    while (c->nlimbo) {
-        uint32_t s = c->limbo[--c->nlimbo];
-        p->jobs[s].next_free = p->limbo_head;
-        p->limbo_head = s;
-        p->nlimbo++;
-    }
+    while (c->nlimbo)
+        p->limbo_ids[p->nlimbo++] = c->limbo[--c->nlimbo];
     if (p->nlimbo >= 64)
         recycle_limbo(p);
     kart__pool_lock_give(&p->slot_lock);
@@ -245,13 +234,11 @@ static void cache_spill(kart_pool *p, kart__pool_cache *c)
 static void cache_refill(kart_pool *p, kart__pool_cache *c)
 {
     kart__pool_lock_take(&p->slot_lock);
-    if (p->free_head == UINT32_MAX && p->bump == p->max_jobs && p->nlimbo)
+    if (!p->nfree && p->bump == p->max_jobs && p->nlimbo)
         recycle_limbo(p);
     while (c->nfree < KART__POOL_CACHE_SLOTS) {
-        if (p->free_head != UINT32_MAX) {
-            uint32_t s = p->free_head;
-            p->free_head = p->jobs[s].next_free;
-            c->free[c->nfree++] = s;
+        if (p->nfree) {
+            c->free[c->nfree++] = p->free_ids[--p->nfree];
         } else if (p->bump < p->max_jobs) {
             c->free[c->nfree++] = p->bump++;
         } else {
@@ -303,11 +290,10 @@ int kart__pool_slot_alloc(kart_pool *p, struct kart_future **out)
     if (s != UINT32_MAX)
         goto got;
     kart__pool_lock_take(&p->slot_lock);
-    if (p->free_head == UINT32_MAX && p->bump == p->max_jobs && p->nlimbo)
+    if (!p->nfree && p->bump == p->max_jobs && p->nlimbo)
         recycle_limbo(p);
-    if (p->free_head != UINT32_MAX) {
-        s = p->free_head;
-        p->free_head = p->jobs[s].next_free;
+    if (p->nfree) {
+        s = p->free_ids[--p->nfree];
     } else if (p->bump < p->max_jobs) {
         s = p->bump++;
     } else {
@@ -358,9 +344,7 @@ static void slot_release(kart_pool *p, struct kart_future *j)
     atomic_store(&j->gen, atomic_load_explicit(&j->gen, memory_order_relaxed) + 1);
     atomic_store_explicit(&j->state, KS_FREE, memory_order_relaxed);
     kart__pool_lock_take(&p->slot_lock);
-    j->next_free = p->limbo_head;
-    p->limbo_head = j->slot;
-    p->nlimbo++;
+    p->limbo_ids[p->nlimbo++] = j->slot;
     /* Keep the limbo short when the free list still has slots. */
     if (p->nlimbo >= 64)
         recycle_limbo(p);

@@ -33,6 +33,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -123,6 +124,12 @@ typedef struct kart__pool_cb {
 } kart__pool_cb;
 
 struct kart_future {
+    /* The layout keeps a submitted task (one chunk, no progress callback)
+     * on four lines: the two read before every chunk, the one workers
+     * write, the one publication writes. Every line a task touches moves
+     * from the submitter to the worker that runs it and back; with six
+     * lines, that traffic was most of a handed-off task's cost (see the
+     * static assertions below). */
     /* ---- read and written by workers ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint64_t range; /* the range of a one-range job */
     _Atomic uint64_t *ranges;                         /* nranges words KART__POOL_RSTRIDE apart */
@@ -142,7 +149,6 @@ struct kart_future {
     char *out;
     size_t in_size, out_size, n, chunk;
     void *parg, *pres;   /* pointer tasks */
-    size_t res_len;      /* a submitted task's result length */
     _Atomic uint8_t *st; /* process pools: per-chunk 1 = done */
     /* What workers write as they go, on lines of its own: the fields above
      * are read before every chunk. fail: the minimum over failed chunks
@@ -164,7 +170,8 @@ struct kart_future {
     _Atomic uint64_t dead_item;
     int32_t dead_pid;
     int dead_status;
-    /* ---- the parent's side ---- */
+    size_t res_len; /* a submitted task's result length, written by its runner */
+    /* ---- the parent's side, and publication ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
     _Atomic uint32_t refs; /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
@@ -176,14 +183,22 @@ struct kart_future {
      * state; KART__POOL_FIRED once published */
     _Atomic(kart__pool_cb *) cbs;
     kart_pool *pool;
-    char *copy_out; /* process maps: the caller's out array */
-    void *bufs[3];  /* heap blocks to release with the slot */
-    size_t buf_sizes[3];
+    char *copy_out;            /* process maps: the caller's out array */
     void (*notify)(void *arg); /* called at publication (imap's iterators), or NULL */
+    /* ---- the parent's alone (and a task's bytes) ---- */
     void *notify_arg;
-    uint32_t next_free;
+    void *bufs[3]; /* heap blocks to release with the slot */
+    size_t buf_sizes[3];
     unsigned char inl[KART__POOL_INLINE];
 };
+_Static_assert(offsetof(struct kart_future, st) < 2 * KART__POOL_LINE,
+               "a chunk's reads on the first two lines");
+_Static_assert(offsetof(struct kart_future, res_len) / KART__POOL_LINE ==
+                   offsetof(struct kart_future, fail) / KART__POOL_LINE,
+               "a task's result length on the workers' line");
+_Static_assert(offsetof(struct kart_future, notify) / KART__POOL_LINE ==
+                   offsetof(struct kart_future, state) / KART__POOL_LINE,
+               "publication's reads and writes on one line");
 
 typedef struct kart__pool_node {
     _Alignas(KART__POOL_LINE) _Atomic uint64_t head;
@@ -272,11 +287,18 @@ struct kart_pool {
     kart__pool_node *nodes;
     kart__pool_worker *workers;
     struct kart_future *jobs;
-    /* slots: free list, never-used bump, and the released waiting for no
-     * worker to be busy on them (limbo); on lines of their own, away from
-     * what workers read */
+    /* slots: the free ones, the never-used (from bump up), and the
+     * released waiting for no worker to be busy on them (limbo); on lines
+     * of their own, away from what workers read. Free and limbo slots are
+     * stacks of indices (slot_ids: max_jobs each, parent only), not lists
+     * linked through the slots: a batch taken or recycled reads two lines
+     * of indices, not a chain of loads from cold slots, each waiting for
+     * the one before (in a burst of 1,000 tasks, a quarter of the
+     * submitter's time went to that chain). */
     _Alignas(KART__POOL_LINE) kart__pool_lock slot_lock;
-    uint32_t free_head, bump, limbo_head, nlimbo;
+    uint32_t nfree, bump, nlimbo;
+    uint32_t *free_ids, *limbo_ids; /* slot_ids, and slot_ids + max_jobs */
+    uint32_t *slot_ids;
     uint32_t *busy_snap; /* nworkers entries, for recycle_limbo */
     /* per-thread slot caches (pool_mem.c), when max_jobs is at least
      * KART__POOL_CACHE_MIN (max_jobs then counts their reserve); serial

@@ -288,9 +288,10 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
     p->nworkers = W;
     int rc = -ENOMEM;
     p->busy_snap = calloc((size_t)(W + KART__POOL_HELPERS), sizeof(uint32_t));
-    p->slot_ids = calloc(2 * (size_t)p->max_jobs, sizeof(uint32_t));
+    p->slot_ids = calloc((size_t)p->max_jobs, 2 * sizeof(uint32_t) + 1);
     p->free_ids = p->slot_ids;
     p->limbo_ids = p->slot_ids ? p->slot_ids + p->max_jobs : NULL;
+    p->has_bufs = p->slot_ids ? (uint8_t *)(p->slot_ids + 2 * (size_t)p->max_jobs) : NULL;
     /* Workers started by spawn or forkserver are kart processes. */
     bool spawned = p->kind == KART_POOL_PROCESSES && p->method != KART_START_FORK;
     if (!p->busy_snap || !p->slot_ids ||

@@ -291,6 +291,7 @@ static int worker_main(void *arg)
     p->procs = NULL;
     p->busy_snap = NULL;
     p->slot_ids = p->free_ids = p->limbo_ids = NULL;
+    p->has_bufs = NULL;
     p->watcher = NULL;
     p->arena_fd = -1;
     p->initarg = NULL;

@@ -299,6 +299,7 @@ struct kart_pool {
     uint32_t nfree, bump, nlimbo;
     uint32_t *free_ids, *limbo_ids; /* slot_ids, and slot_ids + max_jobs */
     uint32_t *slot_ids;
+    uint8_t *has_bufs;   /* per slot: 1 while it holds heap blocks (after slot_ids) */
     uint32_t *busy_snap; /* nworkers entries, for recycle_limbo */
     /* per-thread slot caches (pool_mem.c), when max_jobs is at least
      * KART__POOL_CACHE_MIN (max_jobs then counts their reserve); serial

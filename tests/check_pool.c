@@ -12,6 +12,7 @@
 #include "pool_testutil.h"
 #include "kt_alloc.h"
 
+#include "fault.h"
 #include "numa_private.h"
 #include "pool_private.h"
 
@@ -1271,6 +1272,35 @@ START_TEST(close_drains_then_join)
 }
 END_TEST
 
+/* A worker that found the queues empty and is about to read the pool's
+ * state (held there by a fault point) while a task is queued and the pool
+ * closed: it must run that task before it leaves, not leave it queued
+ * with nobody to run it (no_help: the waiter runs nothing itself, as a
+ * loop that awaits the future or a done callback would not). */
+START_TEST(close_during_a_workers_last_look_runs_the_queued_task)
+{
+    ck_assert_int_eq(kart__fault_delay(KART__FP_pool_worker_leaving, 1, 300 * MS), 0);
+    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    /* The new worker's first look found nothing: it is held at the point. */
+    for (int i = 0; i < 2000 && kart__fault_fired(KART__FP_pool_worker_leaving) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_worker_leaving), 1);
+    uint64_t x = 7, y = 0;
+    size_t len = 8;
+    kart_future *f;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &f), 0);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_join(p, 5000 * MS), 0);
+    ck_assert_msg(kart_future_done(f) == 1, "the queued task was left with no worker to run it");
+    ck_assert_int_eq(fut_result(f, 0, &y, &len), 0);
+    ck_assert_uint_eq(y, 49);
+    kart_future_free(f);
+    kart_pool_free(p);
+}
+END_TEST
+
 START_TEST(terminate_cancels_queued)
 {
     gate_close();
@@ -1688,6 +1718,7 @@ int main(void)
     tc = tcase_create("life");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, close_drains_then_join);
+    tcase_add_test(tc, close_during_a_workers_last_look_runs_the_queued_task);
     tcase_add_test(tc, terminate_cancels_queued);
     tcase_add_test(tc, initializer_runs_in_every_worker);
     tcase_add_test(tc, max_tasks_recycles_workers);

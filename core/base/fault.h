@@ -84,7 +84,10 @@
     X(pool_finish_claimed)                                                                     \
     /* A submitter that saw a node's sleepers, before it wakes one         \
      * (core/pool/pool_job.c): a delay here widens that race. */           \
-    X(pool_wake_sleeper)
+    X(pool_wake_sleeper)                                                                       \
+    /* A worker that found nothing to run, before it reads the pool's     \
+     * state to learn whether to leave (core/pool/pool_job.c). */          \
+    X(pool_worker_leaving)
 
 /* The sites: KART__SYS_<call> first, then KART__FP_<point>. */
 #define KART__FAULT_SYS_ID(name, io) KART__SYS_##name,

@@ -552,7 +552,16 @@ void kart__pool_worker_loop(kart_pool *p, int w)
         }
         if (found)
             continue;
-        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
+        KART__FAULT_POINT(pool_worker_leaving);
+        uint32_t state = atomic_load(&p->sh->state);
+        /* Closed: one more look before leaving. The look above may have
+         * come before a submit that still saw the pool running (it pushed
+         * under the node's push lock, which set_state takes too), and a
+         * task left queued with every worker gone would never run. The
+         * state seen closed, every such push is seen now. */
+        if (state == KART__POOL_CLOSED && kart__pool_work_once(p, w, me->node))
+            continue;
+        if (state != KART__POOL_RUNNING)
             return; /* closed and nothing left, or terminated */
         uint32_t seq = atomic_load(&q->seq);
         atomic_fetch_add(&q->sleepers, 1);

@@ -177,6 +177,13 @@ void kart__pool_fail_at(struct kart_future *j, uint32_t c, size_t item, int err)
     uint64_t cur = atomic_load(&j->fail);
     while (v < cur && !atomic_compare_exchange_weak(&j->fail, &cur, v))
         ;
+    /* A thread pool's one-chunk job fails once, by the hand of whoever
+     * claimed its chunk: its error goes straight to the publication line,
+     * so that publishing a success reads nothing of the counters' line.
+     * (A process pool's, st set, keeps the minimum: its sweep may fail a
+     * chunk that a dead worker failed first.) */
+    if (j->nchunks == 1 && !j->st)
+        j->err = err;
     cur = atomic_load(&j->fail_item);
     while (item < cur && !atomic_compare_exchange_weak(&j->fail_item, &cur, (uint64_t)item))
         ;
@@ -237,11 +244,11 @@ void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c)
         if (j->kind == KJ_BYTES)
             j->res_len = len;
     }
-    /* A one-chunk job has one runner (whoever claimed its chunk): a plain
-     * store, not a locked add, on every submitted task's path. A map's
-     * chunks are counted by kart__pool_job_work (count_items), every 8
-     * chunks and at the end of each claim. */
-    if (j->nchunks == 1)
+    /* A one-chunk map has one runner (whoever claimed its chunk): a plain
+     * store, not a locked add. A map's chunks are counted by
+     * kart__pool_job_work (count_items), every 8 chunks and at the end of
+     * each claim. Submitted tasks have no progress to count. */
+    if (j->nchunks == 1 && j->kind == KJ_ITEMS)
         atomic_store_explicit(&j->items_done, last - first, memory_order_relaxed);
     if (j->st)
         atomic_store_explicit(&j->st[c], 1, memory_order_release);
@@ -307,7 +314,10 @@ static void account(kart_pool *p, struct kart_future *j, _Atomic uint64_t *mine,
                     uint64_t items)
 {
     count_items(j, mine, items);
-    if (done && atomic_fetch_sub(&j->pending, done) == done)
+    /* A one-chunk job of a thread pool is accounted for once, by whoever
+     * claimed its chunk: no count to bring down (a process pool's sweep
+     * may still race with that claimer, and keeps counting). */
+    if (done && ((j->nchunks == 1 && !p->hooks) || atomic_fetch_sub(&j->pending, done) == done))
         kart__pool_finish(p, j);
 }
 
@@ -389,7 +399,7 @@ int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w
 out:
     if (me) {
         atomic_store(&me->busy, 0);
-        if (atomic_load(&j->dead_seen) && p->hooks)
+        if (p->hooks && atomic_load(&j->dead_seen))
             p->hooks->dead_seen(p);
     }
     return ran > 0;
@@ -657,9 +667,14 @@ void kart__pool_finish(kart_pool *p, struct kart_future *j)
 static void publish_held(struct kart_future *j)
 {
     KART__TSAN_ACQUIRE(j);
-    uint64_t f = atomic_load(&j->fail);
-    j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
-    atomic_store_explicit(&j->items_done, j->n, memory_order_relaxed);
+    /* A thread pool's one-chunk job has its error, if any, in err already
+     * (kart__pool_fail_at); only a map's progress is counted. */
+    if (j->nchunks != 1 || j->st) {
+        uint64_t f = atomic_load(&j->fail);
+        j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
+    }
+    if (j->kind == KJ_ITEMS)
+        atomic_store_explicit(&j->items_done, j->n, memory_order_relaxed);
     if (j->copy_out && j->n && j->out_size)
         memcpy(j->copy_out, j->out, j->n * j->out_size);
     void (*notify)(void *) = j->notify;

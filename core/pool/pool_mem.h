@@ -129,7 +129,12 @@ struct kart_future {
      * write, the one publication writes. Every line a task touches moves
      * from the submitter to the worker that runs it and back; with six
      * lines, that traffic was most of a handed-off task's cost (see the
-     * static assertions below). */
+     * static assertions below). Of the workers' line, a thread pool's
+     * task that succeeds only has its result length written: no count,
+     * no error word read (kart__pool_fail_at, account). The length is not
+     * on the publication line, where a waiter spins on state: a write
+     * there before publication moved that line once more (tried: the
+     * hand-off took 20% longer). */
     /* ---- read and written by workers ---- */
     _Alignas(KART__POOL_LINE) _Atomic uint64_t range; /* the range of a one-range job */
     _Atomic uint64_t *ranges;                         /* nranges words KART__POOL_RSTRIDE apart */

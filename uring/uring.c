@@ -623,6 +623,16 @@ static int reap(kart_selector *sel, uring_state *st, kart__ready *out, int n, in
     return n ? n : err;
 }
 
+/* One io_uring_enter that submits, runs deferred task work and flushes
+ * overflowed completions without waiting for any; then reaps after the n
+ * results already in out. */
+static int enter_nowait(kart_selector *sel, uring_state *st, kart__ready *out, int n, int max)
+{
+    st->enters++;
+    kart__sys_io_uring_submit_and_get_events(&st->ring);
+    return reap(sel, st, out, n, max);
+}
+
 static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t timeout_ns)
 {
     uring_state *st = sel->backend_state;
@@ -639,9 +649,7 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
         if (n < 0 || n == max ||
             (!io_uring_sq_ready(&st->ring) && !io_uring_cq_has_overflow(&st->ring)))
             return n;
-        st->enters++;
-        kart__sys_io_uring_submit_and_get_events(&st->ring);
-        return reap(sel, st, out, n, max);
+        return enter_nowait(sel, st, out, n, max);
     }
     if (timeout_ns == 0) {
         /* A wait that must not block. An enter told to wait for one
@@ -652,9 +660,7 @@ static int wait_once(kart_selector *sel, kart__ready *out, int max, int64_t time
          * emulated sends). An enter that only gets events (no completion
          * waited for) submits, runs the deferred task work that makes
          * completions, and flushes overflowed ones, without the timer. */
-        st->enters++;
-        kart__sys_io_uring_submit_and_get_events(&st->ring);
-        return reap(sel, st, out, 0, max);
+        return enter_nowait(sel, st, out, 0, max);
     }
     struct timespec t = kart__timespec(timeout_ns);
     struct __kernel_timespec ts = {.tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec};

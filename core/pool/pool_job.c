@@ -166,6 +166,16 @@ static inline size_t chunk_end(const struct kart_future *j, uint32_t c)
     return first + j->chunk < j->n ? first + j->chunk : j->n;
 }
 
+/* A thread or inline pool's one-chunk job (no per-chunk marks, which
+ * only process pools keep): whoever claims its chunk is the only one who
+ * runs, fails or accounts for it, so its error goes straight to err and
+ * no pending count is brought down. A process pool's sweep may race with
+ * that claimer (a dead worker's chunk), so its jobs keep both counts. */
+static inline bool sole_claimer(const struct kart_future *j)
+{
+    return j->nchunks == 1 && !j->st;
+}
+
 /* Chunk c fails at `item` with err: the first failing chunk (in index
  * order) sets the job's error, and the lowest failing item its index
  * (chunks fail at one item at most, so both name the same chunk). The
@@ -177,12 +187,9 @@ void kart__pool_fail_at(struct kart_future *j, uint32_t c, size_t item, int err)
     uint64_t cur = atomic_load(&j->fail);
     while (v < cur && !atomic_compare_exchange_weak(&j->fail, &cur, v))
         ;
-    /* A thread pool's one-chunk job fails once, by the hand of whoever
-     * claimed its chunk: its error goes straight to the publication line,
-     * so that publishing a success reads nothing of the counters' line.
-     * (A process pool's, st set, keeps the minimum: its sweep may fail a
-     * chunk that a dead worker failed first.) */
-    if (j->nchunks == 1 && !j->st)
+    /* On the publication line, so that publishing a success reads
+     * nothing of the counters' line. */
+    if (sole_claimer(j))
         j->err = err;
     cur = atomic_load(&j->fail_item);
     while (item < cur && !atomic_compare_exchange_weak(&j->fail_item, &cur, (uint64_t)item))
@@ -314,10 +321,7 @@ static void account(kart_pool *p, struct kart_future *j, _Atomic uint64_t *mine,
                     uint64_t items)
 {
     count_items(j, mine, items);
-    /* A one-chunk job of a thread pool is accounted for once, by whoever
-     * claimed its chunk: no count to bring down (a process pool's sweep
-     * may still race with that claimer, and keeps counting). */
-    if (done && ((j->nchunks == 1 && !p->hooks) || atomic_fetch_sub(&j->pending, done) == done))
+    if (done && (sole_claimer(j) || atomic_fetch_sub(&j->pending, done) == done))
         kart__pool_finish(p, j);
 }
 
@@ -667,9 +671,9 @@ void kart__pool_finish(kart_pool *p, struct kart_future *j)
 static void publish_held(struct kart_future *j)
 {
     KART__TSAN_ACQUIRE(j);
-    /* A thread pool's one-chunk job has its error, if any, in err already
+    /* A sole claimer's error, if any, is in err already
      * (kart__pool_fail_at); only a map's progress is counted. */
-    if (j->nchunks != 1 || j->st) {
+    if (!sole_claimer(j)) {
         uint64_t f = atomic_load(&j->fail);
         j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
     }

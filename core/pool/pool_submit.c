@@ -19,9 +19,7 @@ static void run_here(kart_pool *p, struct kart_future *j)
 {
     uint32_t g = atomic_load_explicit(&j->gen, memory_order_relaxed) & 0xffff;
     atomic_store_explicit(&j->range, kart__pool_rg(g, 1, 1), memory_order_relaxed);
-    kart__pool_run_chunk(p, j, 0);
-    uint64_t f = atomic_load_explicit(&j->fail, memory_order_relaxed);
-    j->err = f == UINT64_MAX ? 0 : -(int)(uint32_t)f;
+    kart__pool_run_chunk(p, j, 0); /* a failure sets j->err (kart__pool_fail_at) */
     atomic_store_explicit(&j->pending, 0, memory_order_relaxed);
     atomic_store_explicit(&j->cbs, KART__POOL_FIRED, memory_order_relaxed);
     atomic_store_explicit(&j->refs, 1, memory_order_relaxed);

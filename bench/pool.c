@@ -118,6 +118,36 @@ static bool is_map(const bench_case *c)
     return bench_param_get(c, "items") > 0;
 }
 
+/* A placed tasks case's CPUs (bench/pool_place.c), or 0 for none. */
+static int placed_cpus(const bench_case *c)
+{
+    for (int i = 0; i < c->nparams; i++)
+        if (strcmp(c->params[i].key, "cpus") == 0)
+            return (int)c->params[i].value;
+    return 0;
+}
+
+/* Threads beside the submitter: one in a placed case, one per CPU else. */
+static int pool_workers(const bench_case *c)
+{
+    return placed_cpus(c) ? 1 : nworkers();
+}
+
+/* Places this process's threads for a placed case (the caller submits). */
+static void place(const bench_case *c)
+{
+    char err[160];
+    if (placed_cpus(c) && pool_place(placed_cpus(c), err, sizeof(err)) < 0)
+        bench_fail("%s", err);
+}
+
+static void unplace(const bench_case *c)
+{
+    char err[160];
+    if (placed_cpus(c) && pool_place_undo(err, sizeof(err)) < 0)
+        bench_fail("%s", err);
+}
+
 /* A warm-up or --smoke run (ctx->light) does a tenth of the work. */
 static long scaled(const bench_ctx *ctx, long n)
 {
@@ -215,7 +245,7 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     bool procs = strcmp(impl->arg, "processes") == 0;
     bool many = strcmp(impl->arg, "threads-many") == 0;
     kart_pool_options o = {.kind = procs ? KART_POOL_PROCESSES : KART_POOL_THREADS,
-                           .workers = nworkers()};
+                           .workers = pool_workers(ctx->c)};
     kart_pool *p;
     kcheck(kart_pool_create(&p, &o), "kart_pool_create");
     int64_t t0, t1, c0, c1;
@@ -243,6 +273,7 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
         long burst = bench_param_get(ctx->c, "burst");
         kart_future *f[POOL_BURST];
         kart_warm(p);
+        place(ctx->c);
         c0 = kart_cpu_ns(p, procs);
         t0 = bench_now_ns();
         for (long i = 0; i < n; i += burst) {
@@ -270,6 +301,7 @@ static int run_kart(const bench_impl *impl, bench_ctx *ctx)
     kcheck(kart_pool_close(p), "kart_pool_close");
     kcheck(kart_pool_join(p, -1), "kart_pool_join");
     kart_pool_free(p);
+    unplace(ctx->c);
     return 0;
 }
 
@@ -327,7 +359,9 @@ static int run_forked(const bench_impl *impl, bench_ctx *ctx)
     if (!round)
         bench_fail("not built in");
     int w = nworkers();
-    pool_round r = {.variant = impl->arg, .workers = w};
+    pool_round r = {.variant = impl->arg, .workers = w, .cpus = placed_cpus(ctx->c)};
+    if (r.cpus)
+        r.workers = 1 + pool_workers(ctx->c); /* their count takes in the caller */
     if (is_map(ctx->c)) {
         map_data();
         r.in = map_in;
@@ -524,7 +558,7 @@ static void pt_chunk(size_t a, size_t b, void *arg)
 static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
 {
     bool spin = strcmp(impl->arg, "spin") == 0;
-    int w = nworkers();
+    int w = pool_workers(ctx->c);
     pt_pool p;
     int64_t t0, t1, c0, c1;
     if (is_map(ctx->c)) {
@@ -551,6 +585,7 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
         long n = scaled(ctx, bench_param_get(ctx->c, "tasks"));
         long burst = bench_param_get(ctx->c, "burst");
         pt_start(&p, w, (size_t)n, spin);
+        place(ctx->c);
         c0 = pool_cpu_ns();
         t0 = bench_now_ns();
         for (long i = 0; i < n; i += burst) {
@@ -563,6 +598,7 @@ static int run_pthread(const bench_impl *impl, bench_ctx *ctx)
         c1 = pool_cpu_ns();
         report_cpu(ctx, c1 - c0, n);
         pt_stop(&p);
+        unplace(ctx->c);
         ctx->value[0] = (double)n * 1e9 / (double)(t1 - t0);
     }
     return 0;
@@ -661,12 +697,25 @@ static int cases(bench_case *out, bool quick)
     long items = quick ? MAP_ITEMS / 4 : MAP_ITEMS;
     out[2] = (bench_case){2, {{"items", items}, {"chunk", 1}}};
     out[3] = (bench_case){2, {{"items", items}, {"chunk", 0}}}; /* 0: the default */
-    return 4;
+    /* The tasks cases placed (bench/pool_place.c): submitter and one
+     * worker on one CPU, then on two. */
+    int n = 4;
+    for (int cpus = 1; cpus <= 2 && cpus <= nworkers(); cpus++) {
+        out[n++] =
+            (bench_case){4, {{"tasks", tasks / 4}, {"burst", 1}, {"items", 0}, {"cpus", cpus}}};
+        out[n++] = (bench_case){
+            4, {{"tasks", tasks}, {"burst", POOL_BURST}, {"items", 0}, {"cpus", cpus}}};
+    }
+    return n;
 }
 
 /* The OpenMP loop schedules run the maps, openmp-tasks the tasks case. */
 static bool runs(const bench_case *c, const bench_impl *impl)
 {
+    /* Placed: thread pools only (the processes and Python are not). */
+    if (placed_cpus(c) &&
+        (strcmp(impl->name, "kart-processes") == 0 || strncmp(impl->name, "python", 6) == 0))
+        return false;
     if (strcmp(impl->name, "kart-threads-many") == 0)
         return !is_map(c);
     if (strncmp(impl->name, "openmp-", 7) != 0)

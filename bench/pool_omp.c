@@ -22,6 +22,7 @@
 #include "pool_peers.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,13 +54,19 @@ static void map(const char *v, const uint64_t *in, uint64_t *out, long n, long c
     }
 }
 
-static long tasks(long n, long burst)
+/* Placed (on_caller), the caller, thread 0, submits: it is the thread
+ * pool_place pinned. Otherwise whichever thread reaches `single` first. */
+static long tasks(long n, long burst, bool on_caller)
 {
     _Atomic long ran = 0;
 #pragma omp parallel
-#pragma omp single
     {
-        for (long i = 0; i < n; i += burst) {
+        bool submitter = on_caller && omp_get_thread_num() == 0;
+        if (!on_caller) {
+#pragma omp single nowait
+            submitter = true;
+        }
+        for (long i = 0; submitter && i < n; i += burst) {
             long k = n - i < burst ? n - i : burst;
             for (long j = 0; j < k; j++) {
 #pragma omp task
@@ -67,7 +74,7 @@ static long tasks(long n, long burst)
             }
 #pragma omp taskwait
         }
-    }
+    } /* the others run tasks at the region's closing barrier */
     return atomic_load(&ran);
 }
 
@@ -83,11 +90,13 @@ int pool_omp_round(pool_round *r)
                  r->workers);
         return -1;
     }
+    if (r->cpus && pool_place(r->cpus, r->error, sizeof(r->error)) < 0)
+        return -1;
     int64_t c0 = pool_cpu_ns(), t0 = bench_now_ns();
     if (r->in)
         map(r->variant, r->in, r->out, (long)r->n, (long)r->chunk);
     else
-        r->ran = tasks((long)r->n, (long)r->burst);
+        r->ran = tasks((long)r->n, (long)r->burst, r->cpus != 0);
     r->ns = bench_now_ns() - t0;
     r->cpu_ns = pool_cpu_ns() - c0;
     return 0;

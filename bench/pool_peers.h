@@ -60,6 +60,7 @@ typedef struct pool_round {
     size_t n;
     size_t chunk;
     size_t burst;    /* tasks: how many are submitted before a wait */
+    int cpus;        /* tasks: 0, or placed on 1 or 2 CPUs after the warm-up (pool_place) */
     int64_t ns;      /* out: the time of the work alone */
     int64_t cpu_ns;  /* out: the CPU time of the process (every thread) over it */
     long ran;        /* out: tasks that ran (tasks only) */
@@ -69,6 +70,14 @@ typedef struct pool_round {
 /* Each returns 0, or -1 with r->error set. */
 int pool_omp_round(pool_round *r);
 int pool_tbb_round(pool_round *r);
+
+/* The placed tasks cases (bench/pool_place.c): called by the submitting
+ * thread once the runtime's threads are started, it pins itself to the
+ * first usable CPU and every other thread of the process to the first
+ * (cpus 1) or the second (cpus 2). pool_place_undo gives every thread the
+ * mask the first call found. Each returns 0, or -1 with err set. */
+int pool_place(int cpus, char *err, size_t errlen);
+int pool_place_undo(char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

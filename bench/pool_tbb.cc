@@ -57,10 +57,15 @@ extern "C" int pool_tbb_round(pool_round *r)
 {
     try {
         tbb::task_arena arena(r->workers);
-        arena.execute([r] {
+        bool placed = true;
+        arena.execute([r, &placed] {
             /* Start the workers before the clock. */
             std::atomic<long> warm{0};
             tbb::parallel_for(0, 64 * r->workers, [&warm](int) { warm++; });
+            if (r->cpus && pool_place(r->cpus, r->error, sizeof(r->error)) < 0) {
+                placed = false;
+                return;
+            }
             int64_t c0 = pool_cpu_ns(), t0 = now_ns();
             if (r->in)
                 map(r->in, r->out, r->n, r->chunk);
@@ -69,6 +74,8 @@ extern "C" int pool_tbb_round(pool_round *r)
             r->ns = now_ns() - t0;
             r->cpu_ns = pool_cpu_ns() - c0;
         });
+        if (!placed)
+            return -1;
     } catch (const std::exception &e) {
         snprintf(r->error, sizeof(r->error), "oneTBB: %s", e.what());
         return -1;

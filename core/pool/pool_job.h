@@ -105,7 +105,7 @@ uint32_t kart__pool_collect_pushed(kart_pool *p, uint64_t **out);
 /* claiming and running */
 void kart__pool_run_chunk(kart_pool *p, struct kart_future *j, uint32_t c);
 int kart__pool_job_work(kart_pool *p, struct kart_future *j, uint64_t ref, int w);
-bool kart__pool_work_once(kart_pool *p, int w, int node);
+bool kart__pool_work_once(kart_pool *p, int w, int node, bool *saw_queued);
 void kart__pool_worker_loop(kart_pool *p, int w);
 
 /* Whether a worker has run its max_tasks_per_child chunks. */

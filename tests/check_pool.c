@@ -660,9 +660,15 @@ static void *stress_submitter(void *arg)
     return NULL;
 }
 
+/* _i: 0 the default ring (8,192 entries), 1 a ring of 512 (max_jobs
+ * 256, every submitter's 64 in flight at once): the ring goes round every
+ * few hundred tasks, concurrent reservations meet its wrap, and a full
+ * ring (spent entries behind a queued one) rotates under them. */
 START_TEST(stress_4_submitters)
 {
-    kart_pool *p = make(KART_POOL_THREADS, 3);
+    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 3, .max_jobs = _i ? 256 : 0};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     pthread_t t[4];
     stress_arg a[4];
     for (int i = 0; i < 4; i++) {
@@ -1301,6 +1307,142 @@ START_TEST(close_during_a_workers_last_look_runs_the_queued_task)
 }
 END_TEST
 
+/* A look at the ring that read the head and was then held (the worker
+ * preempted) while the ring went round several laps: the entry at the
+ * position it holds now belongs to a later lap and will never be written
+ * for it. The look must start again, not wait for that entry (before the
+ * fix the worker waited forever and join timed out). */
+START_TEST(a_stale_look_at_the_ring_starts_again)
+{
+    ck_assert_int_eq(kart__fault_delay(KART__FP_pool_look_head_read, 1, 300 * MS), 0);
+    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .max_jobs = 16};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    ck_assert_uint_eq(p->nodes[0].ring_mask + 1, 32);
+    /* The new worker's first look read the head (0) and is held. */
+    for (int i = 0; i < 2000 && kart__fault_fired(KART__FP_pool_look_head_read) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_look_head_read), 1);
+    /* Submit and wait: this thread runs each task and steps the head,
+     * 200 positions, six laps of the ring. */
+    for (uint64_t i = 0; i < 200; i++) {
+        uint64_t y = 0;
+        size_t len = 8;
+        kart_future *f;
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f), 0);
+        ck_assert_int_eq(fut_result(f, -1, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f);
+    }
+    ck_assert_uint_ge(atomic_load(&p->nodes[0].head), 200);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_join(p, 5000 * MS), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* A submit held between its ring reservation and its write while
+ * another thread closes the pool: the close waits for the entry, and the
+ * submit, seeing the pool closed, writes a hole and fails with
+ * -ESHUTDOWN; the worker steps past the hole, runs what was queued before
+ * and leaves. */
+static void *submit_held(void *arg)
+{
+    kart_pool *p = arg;
+    uint64_t x = 3;
+    kart_future *f = NULL;
+    intptr_t rc = kart_pool_submit(p, t_square, &x, 8, &f);
+    ck_assert_ptr_null(f);
+    return (void *)rc;
+}
+
+START_TEST(close_waits_for_a_reserved_entry_then_the_submit_fails)
+{
+    gate_close();
+    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .no_help = true};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *block, *queued;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    await_started(1);
+    uint64_t x = 5, y = 0;
+    size_t len = 8;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &queued), 0);
+    ck_assert_int_eq(kart__fault_delay(KART__FP_pool_ring_reserved, 1, 300 * MS), 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, submit_held, p), 0);
+    for (int i = 0; i < 2000 && kart__fault_fired(KART__FP_pool_ring_reserved) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(kart__fault_fired(KART__FP_pool_ring_reserved), 1);
+    uint64_t tail = kart__pool_tail(&p->nodes[0]);
+    ck_assert_uint_eq(kart__pool_entry(&p->nodes[0], tail - 1), KART__POOL_UNWRITTEN);
+    int64_t t0 = kart_now_ns();
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_ge(kart_now_ns() - t0, 100 * MS); /* it waited for the entry */
+    ck_assert_uint_eq(kart__pool_entry(&p->nodes[0], tail - 1), KART__POOL_HOLE);
+    void *rc;
+    ck_assert_int_eq(pthread_join(th, &rc), 0);
+    ck_assert_int_eq((intptr_t)rc, -ESHUTDOWN);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(kart_pool_join(p, 5000 * MS), 0);
+    ck_assert_int_eq(fut_result(queued, 0, &y, &len), 0);
+    ck_assert_uint_eq(y, 25);
+    ck_assert_uint_eq(atomic_load(&p->nodes[0].head), kart__pool_tail(&p->nodes[0]));
+    kart_future_free(queued);
+    kart_future_free(block);
+    kart_pool_free(p);
+}
+END_TEST
+
+/* A full ring: a task queued behind a blocked worker stays at the head
+ * while tasks its submitter runs itself leave spent entries behind it
+ * (their waiter cannot step the head past them). Ring of 32 (max_jobs
+ * 16): the 32nd push finds it full and rotates, taking the queued task
+ * off the head and appending it again, then stepping past spent
+ * entries. The queued task is still run, once, when the worker is free. */
+START_TEST(a_full_ring_rotates_and_keeps_the_queued_task)
+{
+    gate_close();
+    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .max_jobs = 16};
+    kart_pool *p;
+    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
+    kart_future *block, *queued;
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    await_started(1);
+    uint64_t x = 9, y = 0;
+    size_t len = 8;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &queued), 0);
+    kart__pool_node *q = &p->nodes[0];
+    uint64_t queued_ref = kart__pool_ref(queued->slot, atomic_load(&queued->gen));
+    for (uint64_t i = 0; i < 100; i++) {
+        kart_future *f;
+        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f), 0);
+        ck_assert_int_eq(fut_result(f, -1, &y, &len), 0);
+        ck_assert_uint_eq(y, i * i);
+        kart_future_free(f);
+        ck_assert_uint_le(kart__pool_tail(q) - atomic_load(&q->head), 32);
+    }
+    /* It went round: the queued task's entry is no longer where it was
+     * pushed (position 1), but still in the ring, and still queued. */
+    ck_assert_uint_gt(atomic_load(&q->head), 1);
+    bool found = false;
+    for (uint64_t pos = atomic_load(&q->head); pos < kart__pool_tail(q); pos++)
+        found |= kart__pool_entry(q, pos) == queued_ref;
+    ck_assert(found);
+    ck_assert_int_eq(kart_future_running(queued), 0);
+    ck_assert_int_eq(kart_future_done(queued), 0);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(fut_result(queued, -1, &y, &len), 0);
+    ck_assert_uint_eq(y, 81);
+    ck_assert_int_eq(kart_future_wait(block, -1), 0);
+    kart_future_free(queued);
+    kart_future_free(block);
+    ck_assert_int_eq(kart_pool_close(p), 0);
+    ck_assert_int_eq(kart_pool_join(p, 5000 * MS), 0);
+    kart_pool_free(p);
+}
+END_TEST
+
 START_TEST(terminate_cancels_queued)
 {
     gate_close();
@@ -1686,7 +1828,7 @@ int main(void)
     tcase_add_test(tc, cached_slots_never_refuse_early);
     tcase_add_loop_test(tc, submit_many_runs_every_task, 0, 3);
     tcase_add_test(tc, submit_many_errors);
-    tcase_add_test(tc, stress_4_submitters);
+    tcase_add_loop_test(tc, stress_4_submitters, 0, 2);
     tcase_add_loop_test(tc, stress_cache_recycle, 0, 2);
     tcase_add_test(tc, waiter_helps_unless_told_not_to);
     tcase_add_test(tc, second_task_runs_beside_a_blocked_one);
@@ -1719,6 +1861,9 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, close_drains_then_join);
     tcase_add_test(tc, close_during_a_workers_last_look_runs_the_queued_task);
+    tcase_add_test(tc, a_stale_look_at_the_ring_starts_again);
+    tcase_add_test(tc, close_waits_for_a_reserved_entry_then_the_submit_fails);
+    tcase_add_test(tc, a_full_ring_rotates_and_keeps_the_queued_task);
     tcase_add_test(tc, terminate_cancels_queued);
     tcase_add_test(tc, initializer_runs_in_every_worker);
     tcase_add_test(tc, max_tasks_recycles_workers);

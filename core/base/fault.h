@@ -87,7 +87,13 @@
     X(pool_wake_sleeper)                                                                       \
     /* A worker that found nothing to run, before it reads the pool's     \
      * state to learn whether to leave (core/pool/pool_job.c). */          \
-    X(pool_worker_leaving)
+    X(pool_worker_leaving)                                                                     \
+    /* A look at a node's ring that read the head, before it reads the     \
+     * tail (core/pool/pool_job.c): a delay makes the head it holds stale. */\
+    X(pool_look_head_read)                                                                     \
+    /* A submit that reserved its ring position, before it reads the       \
+     * pool's state and writes the entry (core/pool/pool_submit.c). */     \
+    X(pool_ring_reserved)
 
 /* The sites: KART__SYS_<call> first, then KART__FP_<point>. */
 #define KART__FAULT_SYS_ID(name, io) KART__SYS_##name,

@@ -184,6 +184,7 @@ static int build_arena(kart_pool *p, const kart_pool_options *o, const int *node
         q->id = p->node_ids[i];
         q->ring = (_Atomic uint64_t *)(p->arena + o_rings) + (size_t)i * ring;
         q->ring_mask = ring - 1;
+        q->ring_shift = (uint32_t)__builtin_ctzll(ring);
         int ids[64];
         int n = kart_numa_nodes_by_distance(q->id, ids, 64);
         q->norder = 0;
@@ -329,14 +330,16 @@ KART_API int kart_pool_create(kart_pool **out, const kart_pool_options *opts)
 
 /* ---- lifetime ---- */
 
+/* A submit reads the state after reserving its ring position: once the
+ * entries reserved before the store are written, every submit that still
+ * saw the pool running has pushed its job (pool_ring.c). */
 static void set_state(kart_pool *p, uint32_t state)
 {
+    uint32_t s = atomic_load(&p->sh->state);
+    while (s < state && !atomic_compare_exchange_weak(&p->sh->state, &s, state))
+        ;
     for (int i = 0; i < p->nnodes; i++)
-        kart__pool_lock_take(&p->push[i].lock);
-    if (atomic_load(&p->sh->state) < state)
-        atomic_store(&p->sh->state, state);
-    for (int i = 0; i < p->nnodes; i++)
-        kart__pool_lock_give(&p->push[i].lock);
+        kart__pool_ring_settle(&p->nodes[i]);
     for (int i = 0; i < p->nnodes; i++) {
         atomic_fetch_add(&p->nodes[i].seq, 1);
         kart__futex_wake(&p->nodes[i].seq, INT32_MAX, p->shared);

@@ -70,7 +70,7 @@ static bool anything_queued(kart_pool *p, const kart__pool_node *home)
 {
     for (int oi = 0; oi < home->norder; oi++) {
         kart__pool_node *q = &p->nodes[home->order[oi]];
-        if (atomic_load(&q->head) < atomic_load(&q->tail))
+        if (atomic_load(&q->head) < kart__pool_tail(q))
             return true;
     }
     return false;
@@ -94,7 +94,7 @@ static void spin_stop(kart_pool *p, kart__pool_worker *me)
 }
 
 /* Whether a job still has chunks nobody claimed. */
-static bool has_work(struct kart_future *j, uint32_t g)
+bool kart__pool_has_work(struct kart_future *j, uint32_t g)
 {
     for (uint32_t i = 0; i < kart__pool_nranges(j); i++) {
         uint64_t v = atomic_load(&j->ranges[i * KART__POOL_RSTRIDE]);
@@ -125,33 +125,6 @@ void kart__pool_unpin(kart_pool *p, int h)
 {
     atomic_store(&p->workers[h].busy, 0);
     atomic_fetch_and(&p->helpers_used, ~(1u << (h - p->nworkers)));
-}
-
-/* Appends a reference to the node's ring. With the ring full (entries of
- * exhausted jobs that no worker has stepped past yet, behind a job that
- * still has work), the head entry is taken off and, if its job still has
- * work, appended again. Called with the node's push lock. */
-void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref)
-{
-    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    while (t - atomic_load(&q->head) > q->ring_mask) {
-        uint64_t h = atomic_load(&q->head);
-        uint64_t old = atomic_load(&q->ring[h & q->ring_mask]);
-        if (!atomic_compare_exchange_strong(&q->head, &h, h + 1))
-            continue;
-        struct kart_future *oj = kart__pool_slot_of(p, old);
-        int pin = kart__pool_pin(p);
-        atomic_store(&p->workers[pin].busy, KART__POOL_BUSY | old);
-        bool live = (atomic_load(&oj->gen) & 0xffff) == (old & 0xffff) &&
-                    has_work(oj, (uint32_t)old & 0xffff);
-        kart__pool_unpin(p, pin);
-        if (live) {
-            atomic_store_explicit(&q->ring[t & q->ring_mask], old, memory_order_relaxed);
-            atomic_store(&q->tail, ++t);
-        }
-    }
-    atomic_store_explicit(&q->ring[t & q->ring_mask], ref, memory_order_relaxed);
-    atomic_store(&q->tail, t + 1);
 }
 
 /* ---- running ---- */
@@ -425,13 +398,23 @@ bool kart__pool_work_once(kart_pool *p, int w, int node, bool *saw_queued)
     for (int oi = 0; oi < home->norder; oi++) {
         kart__pool_node *q = &p->nodes[home->order[oi]];
         for (;;) {
-            uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
+            uint64_t h = atomic_load(&q->head);
+            KART__FAULT_POINT(pool_look_head_read);
+            uint64_t t = kart__pool_tail(q);
             if (h >= t)
                 break;
             if (saw_queued)
                 *saw_queued = true;
             uint64_t refs[16];
-            refs[0] = atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed);
+            /* Reserved, so written soon (pool_ring.c): sleeping now could
+             * miss it, since its submitter may have read the counts. */
+            refs[0] = kart__pool_wait_entry(q, h);
+            if (refs[0] == KART__POOL_UNWRITTEN) /* h was stale */
+                continue;
+            if (refs[0] == KART__POOL_HOLE) {
+                atomic_compare_exchange_strong(&q->head, &h, h + 1);
+                continue;
+            }
             struct kart_future *j = kart__pool_slot_of(p, refs[0]);
             if (kart__pool_nranges(j) > 1) {
                 /* Maps are the workers': a helper (a waiting thread) would
@@ -460,9 +443,9 @@ bool kart__pool_work_once(kart_pool *p, int w, int node, bool *saw_queued)
                     lim = (uint64_t)p->max_tasks - ran;
             }
             while (k < lim) {
-                refs[k] =
-                    atomic_load_explicit(&q->ring[(h + k) & q->ring_mask], memory_order_relaxed);
-                if (kart__pool_nranges(kart__pool_slot_of(p, refs[k])) > 1)
+                refs[k] = kart__pool_entry(q, h + k);
+                if (refs[k] == KART__POOL_UNWRITTEN || refs[k] == KART__POOL_HOLE ||
+                    kart__pool_nranges(kart__pool_slot_of(p, refs[k])) > 1)
                     break;
                 k++;
             }
@@ -593,10 +576,12 @@ void kart__pool_worker_loop(kart_pool *p, int w)
         KART__FAULT_POINT(pool_worker_leaving);
         uint32_t state = atomic_load(&p->sh->state);
         /* Closed: one more look before leaving. The look above may have
-         * come before a submit that still saw the pool running (it pushed
-         * under the node's push lock, which set_state takes too), and a
-         * task left queued with every worker gone would never run. The
-         * state seen closed, every such push is seen now. */
+         * come before a submit that still saw the pool running (it
+         * reserved its ring position before it read the state, and
+         * set_state stores the state before it reads the tail:
+         * pool_ring.c), and a task left queued with every worker gone
+         * would never run. The state seen closed, every such reservation
+         * is seen now, and the look waits for its entry. */
         if (state == KART__POOL_CLOSED && kart__pool_work_once(p, w, me->node, NULL))
             continue;
         if (state != KART__POOL_RUNNING)
@@ -642,12 +627,10 @@ void kart__pool_repush_worker(kart_pool *p, int w)
         atomic_store(&p->workers[h].busy, KART__POOL_BUSY | ref);
         uint32_t g = (uint32_t)ref & 0xffff;
         KART__TSAN_ACQUIRE(j); /* set up before its push, as the dead worker saw */
-        if ((atomic_load(&j->gen) & 0xffff) != g || !has_work(j, g))
+        if ((atomic_load(&j->gen) & 0xffff) != g || !kart__pool_has_work(j, g))
             continue;
         int node = (int)j->node;
-        kart__pool_lock_take(&p->push[node].lock);
         kart__pool_push_ref(p, &p->nodes[node], ref);
-        kart__pool_lock_give(&p->push[node].lock);
         kart__pool_wake_node(p, node, true);
     }
     kart__pool_unpin(p, h);
@@ -792,7 +775,7 @@ void kart__pool_sweep_check(kart_pool *p, struct kart_future *j)
     if (atomic_load(&j->finished))
         return;
     uint32_t g = atomic_load(&j->gen) & 0xffff;
-    if (has_work(j, g))
+    if (kart__pool_has_work(j, g))
         return;
     if (kart__pool_live_worker_busy_on(p, kart__pool_ref(j->slot, g)))
         return;
@@ -846,8 +829,7 @@ static void run_own(kart_pool *p, struct kart_future *f)
     uint64_t ref = kart__pool_ref(f->slot, g), h = atomic_load(&q->head);
     /* While the head is still h, its entry was not overwritten (see
      * kart__pool_work_once): a stale read makes the exchange fail. */
-    if (h < atomic_load(&q->tail) &&
-        atomic_load_explicit(&q->ring[h & q->ring_mask], memory_order_relaxed) == ref)
+    if (h < kart__pool_tail(q) && kart__pool_entry_is(q, h, ref))
         atomic_compare_exchange_strong(&q->head, &h, h + 1);
     /* The only chunk was ours to claim, so no one else accounts for it
      * (a cancel claims nothing now): a store, not a locked subtraction. */

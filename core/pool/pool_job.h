@@ -18,9 +18,11 @@
  * on a recycled slot fails.
  *
  * Each NUMA node has a ring of job references (slot and generation) that
- * submitters append to under a parent-side lock and that workers scan from
- * the head, advancing the head past jobs with nothing left to claim. The
- * ring entries are hints: a job is claimed only through its range words.
+ * submitters append to (pool_ring.c: a compare-and-swap on the tail
+ * reserves positions, then each entry is written) and that workers scan
+ * from the head, advancing the head past jobs with nothing left to claim.
+ * The ring entries are hints: a job is claimed only through its range
+ * words.
  *
  * Completion: each worker counts the chunks it ran and subtracts them from
  * the job's pending count when it runs out of its range; whoever brings it
@@ -93,11 +95,82 @@ static inline size_t kart__pool_items_done(const struct kart_future *j)
     return d < j->n ? (size_t)d : j->n;
 }
 
-/* nodes and rings */
+/* ---- rings (pool_ring.c) ---- */
+
+/* An entry: the reference in the low 48 bits, a tag of its position's
+ * lap above them. */
+#define KART__POOL_REF_BITS 48
+#define KART__POOL_REF_MASK ((UINT64_C(1) << KART__POOL_REF_BITS) - 1)
+/* A reservation written off by a submitter that found the pool closed. */
+#define KART__POOL_HOLE KART__POOL_REF_MASK
+/* kart__pool_entry: its submitter has reserved it and not written it yet. */
+#define KART__POOL_UNWRITTEN UINT64_MAX
+/* In the tail word: a full ring's rotation is under way (pool_ring.c). */
+#define KART__POOL_ROTATING (UINT64_C(1) << 63)
+_Static_assert((uint64_t)KART__POOL_MAX_JOBS << 16 < KART__POOL_HOLE,
+               "every reference fits below the lap tag, and none is a hole");
+
+/* The position past the last reserved one. */
+static inline uint64_t kart__pool_tail(const kart__pool_node *q)
+{
+    return atomic_load(&((kart__pool_node *)q)->tail) & ~KART__POOL_ROTATING;
+}
+
+uint64_t kart__pool_reserve_full(kart_pool *p, kart__pool_node *q, uint64_t n);
+
+/* Reserves n positions (one compare-and-swap; a full ring makes room
+ * first) and returns the first; each must then be written with
+ * kart__pool_put, a reference or KART__POOL_HOLE. Inline: the submit
+ * path's one locked instruction. */
+static inline uint64_t kart__pool_reserve(kart_pool *p, kart__pool_node *q, uint64_t n)
+{
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        if (t & KART__POOL_ROTATING)
+            return kart__pool_reserve_full(p, q, n);
+        uint64_t h = atomic_load(&q->head);
+        if (t + n - h > q->ring_mask + 1) {
+            if (t >= h)
+                return kart__pool_reserve_full(p, q, n);
+            t = atomic_load_explicit(&q->tail, memory_order_relaxed); /* t was stale */
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&q->tail, &t, t + n))
+            return t;
+    }
+}
+
+/* A position's lap tag. Cells start zeroed, so tags count laps from 1: a
+ * zero cell never reads as written for any of the first 65,535 laps, and
+ * by then every cell has been written again. */
+static inline uint64_t kart__pool_tag(const kart__pool_node *q, uint64_t pos)
+{
+    return (((pos >> q->ring_shift) + 1) & 0xffff) << KART__POOL_REF_BITS;
+}
+
+static inline void kart__pool_put(kart__pool_node *q, uint64_t pos, uint64_t ref)
+{
+    atomic_store_explicit(&q->ring[pos & q->ring_mask], kart__pool_tag(q, pos) | ref,
+                          memory_order_release);
+}
+/* Reserves one position and writes ref there. */
+void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref);
+/* The reference at a reserved position, KART__POOL_HOLE, or
+ * KART__POOL_UNWRITTEN; kart__pool_wait_entry waits for it written, and
+ * returns KART__POOL_UNWRITTEN only once the head has passed pos (the
+ * reader's position was stale: look again). */
+uint64_t kart__pool_entry(const kart__pool_node *q, uint64_t pos);
+uint64_t kart__pool_wait_entry(const kart__pool_node *q, uint64_t pos);
+/* Whether pos holds ref (for a reference in hand: one load, no wait). */
+bool kart__pool_entry_is(const kart__pool_node *q, uint64_t pos, uint64_t ref);
+/* Waits until every position reserved so far is written (set_state). */
+void kart__pool_ring_settle(kart__pool_node *q);
+
+/* nodes */
 int kart__pool_node_index(const kart_pool *p, int node_id);
 int kart__pool_caller_node(const kart_pool *p);
 void kart__pool_wake_node(kart_pool *p, int node, bool all);
-void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref);
+bool kart__pool_has_work(struct kart_future *j, uint32_t g);
 int kart__pool_pin(kart_pool *p);
 void kart__pool_unpin(kart_pool *p, int h);
 uint32_t kart__pool_collect_pushed(kart_pool *p, uint64_t **out);

@@ -180,7 +180,7 @@ struct kart_future {
     _Alignas(KART__POOL_LINE) _Atomic uint32_t state; /* KS_*: the futex waiters sleep on */
     _Atomic uint32_t refs; /* the caller's hold and the pool's until published */
     _Atomic uint32_t cancelled;
-    _Atomic uint32_t pushed; /* in a ring (set under the push lock): scans may touch it */
+    _Atomic uint32_t pushed; /* in a ring (set before its entry is written): scans may touch it */
     int err;                 /* set at publication */
     uint32_t slot;
     uint32_t node; /* index of the node queue it went to */
@@ -215,9 +215,10 @@ typedef struct kart__pool_node {
      * nobody (pool_job.c: spin_join, kart__pool_wake_node) */
     _Atomic uint32_t spinners;
     _Atomic uint32_t waking; /* a wake-up is on its way: no need for another */
-    _Atomic uint64_t *ring;  /* ring_mask + 1 entries */
+    _Atomic uint64_t *ring;  /* ring_mask + 1 entries (pool_ring.c) */
     uint64_t ring_mask;
-    int id; /* the NUMA node id */
+    uint32_t ring_shift; /* log2 of the ring's size: a position's lap */
+    int id;              /* the NUMA node id */
     int nworkers;
     int order[64]; /* node indices, nearest first (itself first) */
     int norder;
@@ -322,7 +323,7 @@ struct kart_pool {
     uint64_t heap_free[64][48]; /* per node and size class: offset + 1 of a free block */
     struct {
         _Alignas(KART__POOL_LINE) kart__pool_lock lock;
-    } push[64]; /* per node: appending to its ring */
+    } push[64]; /* per node: making room in its full ring (pool_ring.c) */
     /* workers */
     _Alignas(KART__POOL_LINE) _Atomic uint32_t live; /* thread workers running, a futex word */
     /* process workers (pool_proc.c) */

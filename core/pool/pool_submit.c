@@ -4,6 +4,7 @@
  * inline pools' shortcut of running a lone chunk in the caller (see
  * core/pool/pool_job.h for the design).
  */
+#include "fault.h"
 #include "pool_private.h"
 
 #include <stdlib.h>
@@ -48,8 +49,7 @@ int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wa
     }
     kart__pool_node *q = &p->nodes[node];
     if (p->help && j->nchunks == 1 &&
-        atomic_load_explicit(&q->tail, memory_order_relaxed) -
-                atomic_load_explicit(&q->head, memory_order_relaxed) >
+        kart__pool_tail(q) - atomic_load_explicit(&q->head, memory_order_relaxed) >
             64 * (uint64_t)p->nworkers &&
         atomic_load(&p->sh->state) == KART__POOL_RUNNING) {
         /* Task throttling, as libgomp's: with this much queued, one more
@@ -58,20 +58,22 @@ int kart__pool_submit_job(kart_pool *p, struct kart_future *j, int node, bool wa
         run_here(p, j);
         return 0;
     }
-    kart__pool_lock_take(&p->push[node].lock);
-    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING) {
-        kart__pool_lock_give(&p->push[node].lock);
-        return -ESHUTDOWN;
-    }
     if (j->nchunks == 0) {
-        kart__pool_lock_give(&p->push[node].lock);
+        if (atomic_load(&p->sh->state) != KART__POOL_RUNNING)
+            return -ESHUTDOWN;
         kart__pool_finish(p, j);
         return 0;
     }
+    /* The state is read after the reservation (pool_ring.c says why). */
+    uint64_t pos = kart__pool_reserve(p, q, 1);
+    KART__FAULT_POINT(pool_ring_reserved);
+    if (atomic_load(&p->sh->state) != KART__POOL_RUNNING) {
+        kart__pool_put(q, pos, KART__POOL_HOLE);
+        return -ESHUTDOWN;
+    }
+    atomic_store_explicit(&j->pushed, 1, memory_order_relaxed); /* published by the put */
     KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
-    kart__pool_push_ref(p, q, ref);
-    atomic_store_explicit(&j->pushed, 1, memory_order_release);
-    kart__pool_lock_give(&p->push[node].lock);
+    kart__pool_put(q, pos, ref);
     kart__pool_wake_node(p, node, wake_all);
     return 0;
 }
@@ -183,8 +185,9 @@ KART_API int kart_pool_submit_ptr(kart_pool *pool, kart_task_ptr_fn fn, void *ar
     return submit_common(pool, -1, KJ_PTR, NULL, fn, NULL, 0, arg, 0, out);
 }
 
-/* Pushes n prepared one-chunk jobs to the node's ring under one lock,
- * with one wake-up call: what a burst of submits would do n times. */
+/* Pushes n prepared one-chunk jobs to the node's ring with one
+ * reservation and one wake-up call: what a burst of submits would do n
+ * times. */
 static int submit_batch(kart_pool *p, struct kart_future **js, size_t n, int nd)
 {
     if (p->kind == KART_POOL_INLINE) {
@@ -201,24 +204,23 @@ static int submit_batch(kart_pool *p, struct kart_future **js, size_t n, int nd)
     size_t queue = n;
     if (p->help) {
         uint64_t cap = 64 * (uint64_t)p->nworkers,
-                 now = atomic_load_explicit(&q->tail, memory_order_relaxed) -
-                       atomic_load_explicit(&q->head, memory_order_relaxed);
+                 now = kart__pool_tail(q) - atomic_load_explicit(&q->head, memory_order_relaxed);
         queue = now >= cap ? 0 : cap - now < n ? (size_t)(cap - now) : n;
     }
-    kart__pool_lock_take(&p->push[nd].lock);
+    uint64_t pos = queue ? kart__pool_reserve(p, q, queue) : 0;
     if (atomic_load(&p->sh->state) != KART__POOL_RUNNING) {
-        kart__pool_lock_give(&p->push[nd].lock);
+        for (size_t i = 0; i < queue; i++)
+            kart__pool_put(q, pos + i, KART__POOL_HOLE);
         return -ESHUTDOWN;
     }
     for (size_t i = 0; i < queue; i++) {
         struct kart_future *j = js[i];
         j->node = (uint32_t)nd;
         atomic_store_explicit(&j->pending, 1, memory_order_relaxed);
+        atomic_store_explicit(&j->pushed, 1, memory_order_relaxed); /* published by the put */
         KART__TSAN_RELEASE(j); /* process pools: the workers' side is invisible to TSan */
-        kart__pool_push_ref(p, q, kart__pool_ref(j->slot, atomic_load(&j->gen)));
-        atomic_store_explicit(&j->pushed, 1, memory_order_release);
+        kart__pool_put(q, pos + i, kart__pool_ref(j->slot, atomic_load(&j->gen)));
     }
-    kart__pool_lock_give(&p->push[nd].lock);
     if (queue)
         kart__pool_wake_node(p, nd, queue > 1);
     for (size_t i = queue; i < n; i++) {

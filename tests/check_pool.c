@@ -1356,18 +1356,29 @@ static void *submit_held(void *arg)
     return (void *)rc;
 }
 
-START_TEST(close_waits_for_a_reserved_entry_then_the_submit_fails)
+/* A one-worker thread pool whose worker runs t_block (until the gate
+ * opens), with the square of x queued behind it. */
+static kart_pool *blocked_with_one_queued(kart_pool_options o, kart_future **block, uint64_t x,
+                                          kart_future **queued)
 {
     gate_close();
-    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .no_help = true};
     kart_pool *p;
+    o.kind = KART_POOL_THREADS;
+    o.workers = 1;
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
-    kart_future *block, *queued;
-    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
+    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, block), 0);
     await_started(1);
-    uint64_t x = 5, y = 0;
+    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, queued), 0);
+    return p;
+}
+
+START_TEST(close_waits_for_a_reserved_entry_then_the_submit_fails)
+{
+    kart_future *block, *queued;
+    kart_pool *p =
+        blocked_with_one_queued((kart_pool_options){.no_help = true}, &block, 5, &queued);
+    uint64_t y = 0;
     size_t len = 8;
-    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &queued), 0);
     ck_assert_int_eq(kart__fault_delay(KART__FP_pool_ring_reserved, 1, 300 * MS), 0);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, submit_held, p), 0);
@@ -1402,16 +1413,10 @@ END_TEST
  * entries. The queued task is still run, once, when the worker is free. */
 START_TEST(a_full_ring_rotates_and_keeps_the_queued_task)
 {
-    gate_close();
-    kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .max_jobs = 16};
-    kart_pool *p;
-    ck_assert_int_eq(kart_pool_create(&p, &o), 0);
     kart_future *block, *queued;
-    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, &block), 0);
-    await_started(1);
-    uint64_t x = 9, y = 0;
+    kart_pool *p = blocked_with_one_queued((kart_pool_options){.max_jobs = 16}, &block, 9, &queued);
+    uint64_t y = 0;
     size_t len = 8;
-    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, &queued), 0);
     kart__pool_node *q = &p->nodes[0];
     uint64_t queued_ref = kart__pool_ref(queued->slot, atomic_load(&queued->gen));
     for (uint64_t i = 0; i < 100; i++) {

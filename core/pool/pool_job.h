@@ -107,7 +107,7 @@ static inline size_t kart__pool_items_done(const struct kart_future *j)
 #define KART__POOL_UNWRITTEN UINT64_MAX
 /* In the tail word: a full ring's rotation is under way (pool_ring.c). */
 #define KART__POOL_ROTATING (UINT64_C(1) << 63)
-_Static_assert((uint64_t)KART__POOL_MAX_JOBS << 16 < KART__POOL_HOLE,
+_Static_assert(((uint64_t)KART__POOL_MAX_JOBS + KART__POOL_CACHE_RESERVE) << 16 < KART__POOL_HOLE,
                "every reference fits below the lap tag, and none is a hole");
 
 /* The position past the last reserved one. */

@@ -1307,6 +1307,23 @@ START_TEST(close_during_a_workers_last_look_runs_the_queued_task)
 }
 END_TEST
 
+/* The ring tests submit to the node queue of the pool's one worker (on
+ * a machine with several NUMA nodes a submit otherwise goes to the
+ * caller's node, wherever the thread runs). */
+static kart__pool_node *worker_node(kart_pool *p)
+{
+    for (int i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].nworkers > 0)
+            return &p->nodes[i];
+    ck_abort_msg("no node has a worker");
+    return NULL;
+}
+
+static void submit_square_home(kart_pool *p, uint64_t x, kart_future **f)
+{
+    ck_assert_int_eq(kart_pool_submit_node(p, worker_node(p)->id, t_square, &x, 8, f), 0);
+}
+
 /* A look at the ring that read the head and was then held (the worker
  * preempted) while the ring went round several laps: the entry at the
  * position it holds now belongs to a later lap and will never be written
@@ -1318,7 +1335,8 @@ START_TEST(a_stale_look_at_the_ring_starts_again)
     kart_pool_options o = {.kind = KART_POOL_THREADS, .workers = 1, .max_jobs = 16};
     kart_pool *p;
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
-    ck_assert_uint_eq(p->nodes[0].ring_mask + 1, 32);
+    kart__pool_node *q = worker_node(p);
+    ck_assert_uint_eq(q->ring_mask + 1, 32);
     /* The new worker's first look read the head (0) and is held. */
     for (int i = 0; i < 2000 && kart__fault_fired(KART__FP_pool_look_head_read) == 0; i++)
         usleep(1000);
@@ -1329,12 +1347,12 @@ START_TEST(a_stale_look_at_the_ring_starts_again)
         uint64_t y = 0;
         size_t len = 8;
         kart_future *f;
-        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f), 0);
+        submit_square_home(p, i, &f);
         ck_assert_int_eq(fut_result(f, -1, &y, &len), 0);
         ck_assert_uint_eq(y, i * i);
         kart_future_free(f);
     }
-    ck_assert_uint_ge(atomic_load(&p->nodes[0].head), 200);
+    ck_assert_uint_ge(atomic_load(&q->head), 200);
     ck_assert_int_eq(kart_pool_close(p), 0);
     ck_assert_int_eq(kart_pool_join(p, 5000 * MS), 0);
     kart_pool_free(p);
@@ -1351,7 +1369,7 @@ static void *submit_held(void *arg)
     kart_pool *p = arg;
     uint64_t x = 3;
     kart_future *f = NULL;
-    intptr_t rc = kart_pool_submit(p, t_square, &x, 8, &f);
+    intptr_t rc = kart_pool_submit_node(p, worker_node(p)->id, t_square, &x, 8, &f);
     ck_assert_ptr_null(f);
     return (void *)rc;
 }
@@ -1366,9 +1384,9 @@ static kart_pool *blocked_with_one_queued(kart_pool_options o, kart_future **blo
     o.kind = KART_POOL_THREADS;
     o.workers = 1;
     ck_assert_int_eq(kart_pool_create(&p, &o), 0);
-    ck_assert_int_eq(kart_pool_submit(p, t_block, NULL, 0, block), 0);
+    ck_assert_int_eq(kart_pool_submit_node(p, worker_node(p)->id, t_block, NULL, 0, block), 0);
     await_started(1);
-    ck_assert_int_eq(kart_pool_submit(p, t_square, &x, 8, queued), 0);
+    submit_square_home(p, x, queued);
     return p;
 }
 
@@ -1385,12 +1403,13 @@ START_TEST(close_waits_for_a_reserved_entry_then_the_submit_fails)
     for (int i = 0; i < 2000 && kart__fault_fired(KART__FP_pool_ring_reserved) == 0; i++)
         usleep(1000);
     ck_assert_int_eq(kart__fault_fired(KART__FP_pool_ring_reserved), 1);
-    uint64_t tail = kart__pool_tail(&p->nodes[0]);
-    ck_assert_uint_eq(kart__pool_entry(&p->nodes[0], tail - 1), KART__POOL_UNWRITTEN);
+    kart__pool_node *q = worker_node(p);
+    uint64_t tail = kart__pool_tail(q);
+    ck_assert_uint_eq(kart__pool_entry(q, tail - 1), KART__POOL_UNWRITTEN);
     int64_t t0 = kart_now_ns();
     ck_assert_int_eq(kart_pool_close(p), 0);
     ck_assert_int_ge(kart_now_ns() - t0, 100 * MS); /* it waited for the entry */
-    ck_assert_uint_eq(kart__pool_entry(&p->nodes[0], tail - 1), KART__POOL_HOLE);
+    ck_assert_uint_eq(kart__pool_entry(q, tail - 1), KART__POOL_HOLE);
     void *rc;
     ck_assert_int_eq(pthread_join(th, &rc), 0);
     ck_assert_int_eq((intptr_t)rc, -ESHUTDOWN);
@@ -1398,7 +1417,7 @@ START_TEST(close_waits_for_a_reserved_entry_then_the_submit_fails)
     ck_assert_int_eq(kart_pool_join(p, 5000 * MS), 0);
     ck_assert_int_eq(fut_result(queued, 0, &y, &len), 0);
     ck_assert_uint_eq(y, 25);
-    ck_assert_uint_eq(atomic_load(&p->nodes[0].head), kart__pool_tail(&p->nodes[0]));
+    ck_assert_uint_eq(atomic_load(&q->head), kart__pool_tail(q));
     kart_future_free(queued);
     kart_future_free(block);
     kart_pool_free(p);
@@ -1417,11 +1436,11 @@ START_TEST(a_full_ring_rotates_and_keeps_the_queued_task)
     kart_pool *p = blocked_with_one_queued((kart_pool_options){.max_jobs = 16}, &block, 9, &queued);
     uint64_t y = 0;
     size_t len = 8;
-    kart__pool_node *q = &p->nodes[0];
+    kart__pool_node *q = worker_node(p);
     uint64_t queued_ref = kart__pool_ref(queued->slot, atomic_load(&queued->gen));
     for (uint64_t i = 0; i < 100; i++) {
         kart_future *f;
-        ck_assert_int_eq(kart_pool_submit(p, t_square, &i, 8, &f), 0);
+        submit_square_home(p, i, &f);
         ck_assert_int_eq(fut_result(f, -1, &y, &len), 0);
         ck_assert_uint_eq(y, i * i);
         kart_future_free(f);

@@ -40,16 +40,11 @@
 
 /* ---- entries: the lap tag above the reference ---- */
 
-static inline uint64_t tag_of(const kart__pool_node *q, uint64_t pos)
-{
-    return kart__pool_tag(q, pos);
-}
-
 uint64_t kart__pool_entry(const kart__pool_node *q, uint64_t pos)
 {
     uint64_t e = atomic_load_explicit(&((kart__pool_node *)q)->ring[pos & q->ring_mask],
                                       memory_order_acquire);
-    if ((e & ~KART__POOL_REF_MASK) != tag_of(q, pos))
+    if ((e & ~KART__POOL_REF_MASK) != kart__pool_tag(q, pos))
         return KART__POOL_UNWRITTEN;
     return e & KART__POOL_REF_MASK;
 }
@@ -57,25 +52,24 @@ uint64_t kart__pool_entry(const kart__pool_node *q, uint64_t pos)
 bool kart__pool_entry_is(const kart__pool_node *q, uint64_t pos, uint64_t ref)
 {
     return atomic_load_explicit(&((kart__pool_node *)q)->ring[pos & q->ring_mask],
-                                memory_order_relaxed) == (tag_of(q, pos) | ref);
+                                memory_order_relaxed) == (kart__pool_tag(q, pos) | ref);
 }
 
 /* A submitter between its reservation and its write is a few
- * instructions away, unless it was preempted: pause, then yield. A
+ * instructions away, unless it was preempted: kart__spin's back-off,
+ * then yields (as the pools' lock waits). A
  * reader's position may also be stale (it read the head, then was
  * preempted while the ring went round): once the head is past it, the
  * cell may hold a later lap's entry, and the reader must look again. */
 uint64_t kart__pool_wait_entry(const kart__pool_node *q, uint64_t pos)
 {
-    for (uint32_t n = 0;; n++) {
+    for (kart__spin sp = {0, 0};;) {
         uint64_t ref = kart__pool_entry(q, pos);
         if (ref != KART__POOL_UNWRITTEN)
             return ref;
         if (atomic_load(&((kart__pool_node *)q)->head) > pos)
             return KART__POOL_UNWRITTEN;
-        if (n < 64)
-            kart__cpu_relax();
-        else
+        if (!kart__spin_next(&sp))
             sched_yield();
     }
 }
@@ -127,17 +121,11 @@ void kart__pool_push_ref(kart_pool *p, kart__pool_node *q, uint64_t ref)
 }
 
 /* Waits until every position reserved so far is written, or stepped past
- * (then it was written: readers wait for an entry before they step). */
+ * (then it was written: readers wait for an entry before they step),
+ * which is what kart__pool_wait_entry waits for at each. */
 void kart__pool_ring_settle(kart__pool_node *q)
 {
     uint64_t t = kart__pool_tail(q);
     for (uint64_t pos = atomic_load(&q->head); pos < t; pos++)
-        for (uint32_t n = 0;
-             kart__pool_entry(q, pos) == KART__POOL_UNWRITTEN && atomic_load(&q->head) <= pos;
-             n++) {
-            if (n < 64)
-                kart__cpu_relax();
-            else
-                sched_yield();
-        }
+        kart__pool_wait_entry(q, pos);
 }
